@@ -1,0 +1,35 @@
+/*  crm_keys: every Redis key autocrm uses, in one place.
+ *
+ *  Keys are namespaced "crm:" and the parts that must move together carry a
+ *  hash tag ({...}) so the layout can go to Redis Cluster: a stream's events
+ *  and its sequence counter share the tag of the stream's name.
+ *
+ *  crm:{<stream>}:events   stream; entry ID "<seq>-0", field m = envelope
+ *  crm:{<stream>}:seq      string; last sequence number allocated
+ *  crm:cursor:<consumer>   hash; stream -> last sequence applied
+ *  crm:svc:<service>       hash with a TTL; the running instance's status
+ *  crm:rejects             stream; frames and messages refused, with reason
+ *  crm:timers:<set>        sorted set; timer id scored by due time (ms)
+ *  crm:timers:<set>:frame  hash; timer id -> envelope to emit when due
+ *  crm:timers:<set>:meta   hash; timer id -> "<stream> <seq offset>"
+ *  crm:test:*              used by the test suite only
+ */
+#ifndef CRM_KEYS_H
+#define CRM_KEYS_H
+
+#define CRM_KEY_EVENTS_FMT "crm:{%s}:events"
+#define CRM_KEY_SEQ_FMT "crm:{%s}:seq"
+#define CRM_KEY_CURSOR_FMT "crm:cursor:%s"
+#define CRM_KEY_SVC_FMT "crm:svc:%s"
+#define CRM_KEY_REJECTS "crm:rejects"
+#define CRM_KEY_TIMERS_FMT "crm:timers:%s"
+#define CRM_REJECTS_MAXLEN "100000"
+
+/* The event streams, for heartbeats and `crmctl`. */
+#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(audit) S(notify)
+
+/* The five services, in start order, with their default publish ports. */
+#define CRM_SERVICES(S)                                                                           \
+    S(intake, 7101) S(dispatcher, 7102) S(scheduler, 7103) S(auditor, 7104) S(notifier, 7105)
+
+#endif

@@ -1,0 +1,570 @@
+#include "crm_store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "crm_clock.h"
+#include "crm_keys.h"
+#include "crm_log.h"
+
+struct crm_store_t {
+    char host[256];
+    int port;
+    char path[256];
+    char password[256];
+    int db;
+    int timeout_ms;
+    redisContext *ctx;
+    int64_t next_try_ms;
+    int backoff_ms;
+    char err[800];
+};
+
+/* ------------------------------------------------------------ connection */
+
+static int s_parse_url(crm_store_t *self, const char *url)
+{
+    self->port = 6379;
+    if (!strncmp(url, "unix://", 7)) {
+        snprintf(self->path, sizeof self->path, "%s", url + 7);
+        return self->path[0] ? 0 : -1;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *p = url + 8;
+    const char *at = strchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t) (at - p));
+        const char *pw = colon ? colon + 1 : p;
+        snprintf(self->password, sizeof self->password, "%.*s", (int) (at - pw), pw);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *colon = strchr(p, ':');
+    if (colon && slash && colon > slash)
+        colon = NULL;
+    size_t hostlen = colon ? (size_t) (colon - p) : slash ? (size_t) (slash - p) : strlen(p);
+    if (hostlen == 0 || hostlen >= sizeof self->host)
+        return -1;
+    memcpy(self->host, p, hostlen);
+    self->host[hostlen] = 0;
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (port <= 0 || port > 65535 || (*end && *end != '/'))
+            return -1;
+        self->port = (int) port;
+    }
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (db < 0 || db > 10000 || *end)
+            return -1;
+        self->db = (int) db;
+    }
+    return 0;
+}
+
+static void s_drop(crm_store_t *self, const char *why)
+{
+    if (self->ctx) {
+        snprintf(self->err, sizeof self->err, "%s: %s", why,
+                 self->ctx->errstr[0] ? self->ctx->errstr : "connection lost");
+        redisFree(self->ctx);
+        self->ctx = NULL;
+    }
+    self->backoff_ms = self->backoff_ms ? self->backoff_ms * 2 : 100;
+    if (self->backoff_ms > 5000)
+        self->backoff_ms = 5000;
+    self->next_try_ms = crm_mono_ms() + self->backoff_ms;
+}
+
+static redisReply *s_raw(crm_store_t *self, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(self->ctx, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static int s_setup(crm_store_t *self)
+{
+    redisReply *r;
+    if (self->password[0]) {
+        r = s_raw(self, "AUTH %s", self->password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(self->err, sizeof self->err, "AUTH refused: %s", r ? r->str : "no reply");
+            freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    if (self->db) {
+        r = s_raw(self, "SELECT %d", self->db);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            snprintf(self->err, sizeof self->err, "SELECT %d refused", self->db);
+            freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    r = s_raw(self, "FUNCTION LOAD REPLACE %s", crm_functions_lua);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        snprintf(self->err, sizeof self->err, "FUNCTION LOAD failed (Redis 7 or later needed): %s",
+                 r && r->str ? r->str : "no reply");
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Connects if not connected and the backoff allows it. */
+static int s_ensure(crm_store_t *self)
+{
+    if (self->ctx)
+        return 0;
+    if (crm_mono_ms() < self->next_try_ms)
+        return -1;
+    struct timeval tv = {self->timeout_ms / 1000, (self->timeout_ms % 1000) * 1000};
+    self->ctx = self->path[0] ? redisConnectUnixWithTimeout(self->path, tv)
+                              : redisConnectWithTimeout(self->host, self->port, tv);
+    if (!self->ctx || self->ctx->err) {
+        snprintf(self->err, sizeof self->err, "cannot connect to Redis at %s:%d: %s",
+                 self->path[0] ? self->path : self->host, self->port,
+                 self->ctx ? self->ctx->errstr : "out of memory");
+        if (self->ctx) {
+            redisFree(self->ctx);
+            self->ctx = NULL;
+        }
+        s_drop(self, "connect");
+        return -1;
+    }
+    if (redisSetTimeout(self->ctx, tv) != REDIS_OK || s_setup(self) != 0) {
+        char why[sizeof self->err];
+        memcpy(why, self->err, sizeof why);
+        s_drop(self, "setup");
+        memcpy(self->err, why, sizeof why);
+        return -1;
+    }
+    if (self->backoff_ms)
+        crm_info("redis.reconnected", "redis=%s:%d", self->path[0] ? self->path : self->host,
+                 self->port);
+    self->backoff_ms = 0;
+    return 0;
+}
+
+crm_store_t *crm_store_new(const char *url, int timeout_ms)
+{
+    crm_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+    if (!url || s_parse_url(self, url) != 0) {
+        fprintf(stderr, "bad Redis URL '%s': expected redis://[:password@]host:port[/db] or "
+                        "unix:///path\n", url ? url : "");
+        free(self);
+        return NULL;
+    }
+    if (s_ensure(self) != 0) {
+        fprintf(stderr, "%s\n", self->err);
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void crm_store_destroy(crm_store_t **self_p)
+{
+    if (self_p && *self_p) {
+        if ((*self_p)->ctx)
+            redisFree((*self_p)->ctx);
+        free(*self_p);
+        *self_p = NULL;
+    }
+}
+
+const char *crm_store_error(const crm_store_t *self) { return self->err; }
+
+bool crm_store_connected(const crm_store_t *self) { return self->ctx != NULL; }
+
+static redisReply *s_checked(crm_store_t *self, redisReply *r, const char *what)
+{
+    if (!r) {
+        crm_error("redis.failed", "command=%s error=\"%s\"", what,
+                  self->ctx && self->ctx->errstr[0] ? self->ctx->errstr : "no reply");
+        s_drop(self, what);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        char v[200];
+        crm_error("redis.error", "command=%s reply=\"%s\"", what, crm_log_value(r->str, v, sizeof v));
+        snprintf(self->err, sizeof self->err, "%s: %s", what, r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+redisReply *crm_store_cmd(crm_store_t *self, const char *fmt, ...)
+{
+    if (s_ensure(self) != 0)
+        return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(self->ctx, fmt, ap);
+    va_end(ap);
+    char what[32];
+    snprintf(what, sizeof what, "%.*s", (int) strcspn(fmt, " "), fmt);
+    return s_checked(self, r, what);
+}
+
+redisReply *crm_store_cmdargv(crm_store_t *self, int argc, const char **argv, const size_t *lens)
+{
+    if (s_ensure(self) != 0)
+        return NULL;
+    redisReply *r = redisCommandArgv(self->ctx, argc, argv, lens);
+    char what[32];
+    snprintf(what, sizeof what, "%s", argc > 0 ? argv[0] : "?");
+    return s_checked(self, r, what);
+}
+
+/* ----------------------------------------------------------------- ids */
+
+void crm_new_id(char *out, size_t size)
+{
+    static char prefix[17];
+    static unsigned long long counter;
+    if (!prefix[0]) {
+        unsigned char rnd[8] = {0};
+        FILE *f = fopen("/dev/urandom", "rb");
+        if (!f || fread(rnd, 1, sizeof rnd, f) != sizeof rnd) {
+            /* Without urandom, time and pid still make clashes unlikely. */
+            unsigned long long t = (unsigned long long) crm_mono_us() ^ ((unsigned long long) getpid() << 40);
+            memcpy(rnd, &t, sizeof rnd);
+        }
+        if (f)
+            fclose(f);
+        for (int i = 0; i < 8; i++)
+            snprintf(prefix + 2 * i, 3, "%02x", rnd[i]);
+    }
+    snprintf(out, size, "%s-%llx", prefix, ++counter);
+}
+
+/* ------------------------------------------------------------------ tx */
+
+struct crm_tx_t {
+    char **cmds;
+    size_t *lens;
+    size_t n, cap;
+    crm_emit_t *emits;
+    size_t nemits, emits_cap;
+    char producer[CRM_NAME_MAX];
+    char maxlen[24];
+    bool failed;
+    redisReply *exec;
+};
+
+crm_tx_t *crm_tx_new(const char *producer, long long stream_maxlen)
+{
+    crm_tx_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    snprintf(self->producer, sizeof self->producer, "%s", producer ? producer : "crm");
+    snprintf(self->maxlen, sizeof self->maxlen, "%lld", stream_maxlen > 0 ? stream_maxlen : 1000000);
+    return self;
+}
+
+void crm_tx_reset(crm_tx_t *self)
+{
+    for (size_t i = 0; i < self->n; i++)
+        free(self->cmds[i]);
+    for (size_t i = 0; i < self->nemits; i++)
+        free(self->emits[i].frame);
+    self->n = self->nemits = 0;
+    self->failed = false;
+    if (self->exec) {
+        freeReplyObject(self->exec);
+        self->exec = NULL;
+    }
+}
+
+void crm_tx_destroy(crm_tx_t **self_p)
+{
+    if (self_p && *self_p) {
+        crm_tx_t *self = *self_p;
+        crm_tx_reset(self);
+        free(self->cmds);
+        free(self->lens);
+        free(self->emits);
+        free(self);
+        *self_p = NULL;
+    }
+}
+
+size_t crm_tx_size(const crm_tx_t *self) { return self->n; }
+
+static int s_push(crm_tx_t *self, char *cmd, int len)
+{
+    if (len < 0 || !cmd) {
+        self->failed = true;
+        return -1;
+    }
+    if (self->n == self->cap) {
+        size_t cap = self->cap ? self->cap * 2 : 16;
+        char **cmds = realloc(self->cmds, cap * sizeof *cmds);
+        if (cmds)
+            self->cmds = cmds;
+        size_t *lens = realloc(self->lens, cap * sizeof *lens);
+        if (lens)
+            self->lens = lens;
+        if (!cmds || !lens) {
+            free(cmd);
+            self->failed = true;
+            return -1;
+        }
+        self->cap = cap;
+    }
+    self->cmds[self->n] = cmd;
+    self->lens[self->n] = (size_t) len;
+    return (int) self->n++;
+}
+
+int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    return s_push(self, cmd, len);
+}
+
+int crm_tx_cmdargv(crm_tx_t *self, int argc, const char **argv, const size_t *lens)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    return s_push(self, cmd, len);
+}
+
+/* Encodes `msg` after filling what the producer owns. */
+static int s_encode(crm_tx_t *self, crm_msg_t *msg, msgpack_sbuffer *buf, size_t *off)
+{
+    if (!msg->id[0])
+        crm_new_id(msg->id, sizeof msg->id);
+    if (!msg->ts)
+        msg->ts = crm_now_ms();
+    if (!msg->producer[0])
+        snprintf(msg->producer, sizeof msg->producer, "%s", self->producer);
+    msgpack_sbuffer_init(buf);
+    if (crm_msg_encode(msg, buf, off) != 0 || !msg->stream[0]) {
+        msgpack_sbuffer_destroy(buf);
+        self->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+static int s_add_emit(crm_tx_t *self, const char *stream, char *frame, size_t len, size_t off,
+                      int index)
+{
+    if (self->nemits == self->emits_cap) {
+        size_t cap = self->emits_cap ? self->emits_cap * 2 : 8;
+        crm_emit_t *grown = realloc(self->emits, cap * sizeof *grown);
+        if (!grown) {
+            free(frame);
+            self->failed = true;
+            return -1;
+        }
+        self->emits = grown;
+        self->emits_cap = cap;
+    }
+    crm_emit_t *e = &self->emits[self->nemits];
+    memset(e, 0, sizeof *e);
+    snprintf(e->stream, sizeof e->stream, "%s", stream);
+    e->frame = frame;
+    e->len = len;
+    e->seq_off = off;
+    e->index = index;
+    return (int) self->nemits++;
+}
+
+int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg)
+{
+    msgpack_sbuffer buf;
+    size_t off;
+    if (s_encode(self, msg, &buf, &off) != 0)
+        return -1;
+    char events[96], seqkey[96], offs[24];
+    snprintf(events, sizeof events, CRM_KEY_EVENTS_FMT, msg->stream);
+    snprintf(seqkey, sizeof seqkey, CRM_KEY_SEQ_FMT, msg->stream);
+    snprintf(offs, sizeof offs, "%zu", off);
+    const char *argv[] = {"FCALL", "crm_append", "2", events, seqkey, buf.data, offs, self->maxlen};
+    size_t lens[] = {5, 10, 1, strlen(events), strlen(seqkey), buf.size, strlen(offs),
+                     strlen(self->maxlen)};
+    int index = crm_tx_cmdargv(self, 8, argv, lens);
+    if (index < 0) {
+        msgpack_sbuffer_destroy(&buf);
+        return -1;
+    }
+    /* The sbuffer's data is malloc'ed; the emit takes it. */
+    return s_add_emit(self, msg->stream, buf.data, buf.size, off, index);
+}
+
+int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t due_ms,
+                 crm_msg_t *event)
+{
+    msgpack_sbuffer buf;
+    size_t off;
+    if (!event->ts)
+        event->ts = due_ms;
+    if (s_encode(self, event, &buf, &off) != 0)
+        return -1;
+    char zset[128], frames[140], meta[140], metav[96];
+    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    snprintf(frames, sizeof frames, "%s:frame", zset);
+    snprintf(meta, sizeof meta, "%s:meta", zset);
+    snprintf(metav, sizeof metav, "%s %zu", event->stream, off);
+    int rc = crm_tx_cmd(self, "HSET %s %s %b", frames, timer_id, buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+    if (rc < 0 || crm_tx_cmd(self, "HSET %s %s %s", meta, timer_id, metav) < 0)
+        return -1;
+    return crm_tx_cmd(self, "ZADD %s %lld %s", zset, (long long) due_ms, timer_id);
+}
+
+int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id)
+{
+    char zset[128];
+    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    if (crm_tx_cmd(self, "ZREM %s %s", zset, timer_id) < 0 ||
+        crm_tx_cmd(self, "HDEL %s:frame %s", zset, timer_id) < 0)
+        return -1;
+    return crm_tx_cmd(self, "HDEL %s:meta %s", zset, timer_id);
+}
+
+int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
+{
+    if (tx->failed) {
+        crm_error("tx.refused", "reason=\"could not build the transaction (out of memory or bad event)\"");
+        return -1;
+    }
+    if (tx->n == 0)
+        return 0;
+    if (s_ensure(self) != 0) {
+        crm_warn("tx.not_committed", "reason=redis_unavailable error=\"%s\"", self->err);
+        return -1;
+    }
+    if (tx->exec) {
+        freeReplyObject(tx->exec);
+        tx->exec = NULL;
+    }
+    redisContext *c = self->ctx;
+    int ok = redisAppendCommand(c, "MULTI") == REDIS_OK;
+    for (size_t i = 0; ok && i < tx->n; i++)
+        ok = redisAppendFormattedCommand(c, tx->cmds[i], tx->lens[i]) == REDIS_OK;
+    ok = ok && redisAppendCommand(c, "EXEC") == REDIS_OK;
+    int queued_errors = 0;
+    for (size_t i = 0; ok && i < tx->n + 1; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **) &r) != REDIS_OK || !r) {
+            ok = 0;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            char v[200];
+            crm_error("tx.queue_error", "command=%zu reply=\"%s\"", i,
+                      crm_log_value(r->str, v, sizeof v));
+            queued_errors++;
+        }
+        freeReplyObject(r);
+    }
+    redisReply *exec = NULL;
+    if (ok && (redisGetReply(c, (void **) &exec) != REDIS_OK || !exec))
+        ok = 0;
+    if (!ok) {
+        /* Whether EXEC ran is unknown; the caller decides from Redis. */
+        crm_error("tx.io_error", "error=\"%s\"", c->errstr[0] ? c->errstr : "no reply");
+        s_drop(self, "EXEC");
+        return -1;
+    }
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != tx->n || queued_errors) {
+        char v[200];
+        crm_error("tx.aborted", "reply=\"%s\"",
+                  crm_log_value(exec->type == REDIS_REPLY_ERROR ? exec->str : "not an array", v,
+                                sizeof v));
+        freeReplyObject(exec);
+        return -1;
+    }
+    tx->exec = exec;
+    int rc = 0;
+    for (size_t i = 0; i < exec->elements; i++)
+        if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+            char v[200];
+            crm_error("tx.command_failed", "command=%zu reply=\"%s\"", i,
+                      crm_log_value(exec->element[i]->str, v, sizeof v));
+            rc = -1;
+        }
+    for (size_t i = 0; i < tx->nemits; i++) {
+        crm_emit_t *e = &tx->emits[i];
+        const redisReply *r = exec->element[e->index];
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+            e->seq = (uint64_t) r->integer;
+            /* Same bytes crm_append stored: patch the number in place. */
+            crm_frame_patch_seq(e->frame, e->seq_off, e->seq);
+        }
+    }
+    return rc;
+}
+
+const redisReply *crm_tx_result(const crm_tx_t *self, int index)
+{
+    if (!self->exec || index < 0 || (size_t) index >= self->exec->elements)
+        return NULL;
+    return self->exec->element[index];
+}
+
+size_t crm_tx_emit_count(const crm_tx_t *self) { return self->nemits; }
+
+const crm_emit_t *crm_tx_emit_at(const crm_tx_t *self, size_t i)
+{
+    return i < self->nemits ? &self->emits[i] : NULL;
+}
+
+int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, int limit,
+                           long long maxlen, crm_tx_t *out)
+{
+    char zset[128], frames[140], meta[140];
+    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    snprintf(frames, sizeof frames, "%s:frame", zset);
+    snprintf(meta, sizeof meta, "%s:meta", zset);
+    redisReply *r = crm_store_cmd(self, "FCALL crm_claim 3 %s %s %s %lld %d %lld", zset, frames,
+                                  meta, (long long) now_ms, limit, maxlen > 0 ? maxlen : 1000000);
+    if (!r)
+        return -1;
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+                e->element[1]->type != REDIS_REPLY_INTEGER)
+                continue;
+            char *frame = malloc(e->element[2]->len ? e->element[2]->len : 1);
+            if (!frame)
+                continue;
+            memcpy(frame, e->element[2]->str, e->element[2]->len);
+            int k = s_add_emit(out, e->element[0]->str, frame, e->element[2]->len, 0, -1);
+            if (k >= 0) {
+                out->emits[k].seq = (uint64_t) e->element[1]->integer;
+                n++;
+            }
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}

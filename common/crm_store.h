@@ -1,0 +1,85 @@
+/*  crm_store: the Redis connection every service keeps.
+ *
+ *  Connects by URL, puts a timeout on every call, and after a failure
+ *  reconnects lazily with exponential backoff (100 ms doubling to 5 s), so a
+ *  handler never sleeps waiting for Redis: a call made while Redis is away
+ *  fails at once and the caller carries on or retries from a timer.
+ *
+ *  crm_tx_t collects a handler's state changes and emitted events; one
+ *  crm_store_commit sends them as MULTI ... EXEC. Events are appended by the
+ *  crm_append function, so each gets the next number of its stream inside
+ *  the same transaction. A failed commit is never retried blindly: whether
+ *  it applied is decided from Redis (cursor, idempotency key) by the caller.
+ */
+#ifndef CRM_STORE_H
+#define CRM_STORE_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crm_proto.h"
+
+typedef struct crm_store_t crm_store_t;
+typedef struct crm_tx_t crm_tx_t;
+
+extern const char crm_functions_lua[];
+
+/* Parses the URL and connects; NULL (with a line on stderr) on a bad URL or
+   when no connection could be made. Loads the function library. */
+crm_store_t *crm_store_new(const char *url, int timeout_ms);
+void crm_store_destroy(crm_store_t **self_p);
+const char *crm_store_error(const crm_store_t *self);
+bool crm_store_connected(const crm_store_t *self);
+
+/* One command. Returns the reply (caller frees with freeReplyObject), or
+   NULL on a connection failure or an error reply, both logged with `why`. */
+redisReply *crm_store_cmd(crm_store_t *self, const char *fmt, ...);
+redisReply *crm_store_cmdargv(crm_store_t *self, int argc, const char **argv, const size_t *lens);
+
+/* Transactions. */
+crm_tx_t *crm_tx_new(const char *producer, long long stream_maxlen);
+void crm_tx_destroy(crm_tx_t **self_p);
+void crm_tx_reset(crm_tx_t *self);
+size_t crm_tx_size(const crm_tx_t *self);
+/* Queues a command; returns its index in the EXEC result, or -1. */
+int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...);
+int crm_tx_cmdargv(crm_tx_t *self, int argc, const char **argv, const size_t *lens);
+/* Queues an event: fills id, ts and producer if unset, encodes it and appends
+   it to its stream at commit. The message is not kept (the caller clears
+   it). Returns the emit's index or -1. */
+int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg);
+/* Queues a durable timer: at `due_ms` `event` is appended to its stream by
+   crm_store_claim_timers, exactly once. Re-scheduling an id replaces it. */
+int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t due_ms,
+                 crm_msg_t *event);
+int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
+/* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;
+   -1 otherwise (logged). After success the emits carry their numbers. */
+int crm_store_commit(crm_store_t *self, crm_tx_t *tx);
+/* Result of queued command `index` after a commit, or NULL. */
+const redisReply *crm_tx_result(const crm_tx_t *self, int index);
+
+typedef struct {
+    char stream[CRM_NAME_MAX];
+    uint64_t seq; /* 0 until committed */
+    char *frame;  /* the envelope, seq patched after commit */
+    size_t len;
+    size_t seq_off; /* where the 8-byte seq sits in frame */
+    int index;      /* of its FCALL in the EXEC result */
+} crm_emit_t;
+
+size_t crm_tx_emit_count(const crm_tx_t *self);
+const crm_emit_t *crm_tx_emit_at(const crm_tx_t *self, size_t i);
+
+/* Claims up to `limit` timers of `set` due at `now_ms`, appending their
+   events; returns how many (their frames in `out`, which the caller resets),
+   or -1. */
+int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, int limit,
+                           long long maxlen, crm_tx_t *out);
+
+/* A fresh message id: a per-process random prefix and a counter. */
+void crm_new_id(char *out, size_t size);
+
+#endif

@@ -1,0 +1,137 @@
+/*  crm_proto: every autocrm message, derived from proto/messages.def.
+ *
+ *  A message on the wire is one msgpack map, the envelope:
+ *      v, type, id, stream, seq, ts, producer, corr (optional), body
+ *  where body is a map of the message's own fields. Nothing here does I/O,
+ *  so the codec can be fuzzed and tested alone.
+ */
+#ifndef CRM_PROTO_H
+#define CRM_PROTO_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "messages.def"
+
+/* Limits for hostile input; a frame over CRM_FRAME_MAX is refused unread. */
+#define CRM_FRAME_MAX (256 * 1024)
+#define CRM_STR_MAX (64 * 1024)
+#define CRM_STRS_MAX 1024
+#define CRM_ID_MAX 64   /* message and correlation ids, including the NUL */
+#define CRM_NAME_MAX 48 /* stream and producer names, including the NUL */
+
+typedef struct {
+    size_t n;
+    char **v;
+} crm_strs_t;
+
+#define CRM_CTYPE_STR char *
+#define CRM_CTYPE_I64 int64_t
+#define CRM_CTYPE_BOOL bool
+#define CRM_CTYPE_STRS crm_strs_t
+
+typedef enum {
+    CRM_T_NONE = 0,
+#define CRM__M_ENUM(ident, wire, stream, doc) CRM_T_##ident,
+    CRM_MESSAGES(CRM__M_ENUM)
+#undef CRM__M_ENUM
+    CRM_T__COUNT
+} crm_type_t;
+
+#define CRM__F_MEMBER(msg, field, type, req, doc) CRM_CTYPE_##type field;
+#define CRM__F_HAS(msg, field, type, req, doc) bool field;
+#define CRM__M_STRUCT(ident, wire, stream, doc)                                                    \
+    typedef struct {                                                                               \
+        struct {                                                                                   \
+            bool _none;                                                                            \
+            CRM_FIELDS_##ident(CRM__F_HAS)                                                         \
+        } has;                                                                                     \
+        CRM_FIELDS_##ident(CRM__F_MEMBER)                                                          \
+    } crm_body_##ident##_t;
+CRM_MESSAGES(CRM__M_STRUCT)
+#undef CRM__M_STRUCT
+#undef CRM__F_HAS
+#undef CRM__F_MEMBER
+
+typedef struct {
+    uint32_t v;
+    crm_type_t type;
+    char id[CRM_ID_MAX];
+    char stream[CRM_NAME_MAX];
+    uint64_t seq;
+    int64_t ts;
+    char producer[CRM_NAME_MAX];
+    char corr[CRM_ID_MAX];
+    union {
+#define CRM__M_UNION(ident, wire, stream, doc) crm_body_##ident##_t ident;
+        CRM_MESSAGES(CRM__M_UNION)
+#undef CRM__M_UNION
+    } body;
+} crm_msg_t;
+
+/* Error codes of the decoder; the field names where it went wrong. */
+typedef enum {
+    CRM_E_OK = 0,
+    CRM_E_SIZE,      /* frame empty or over CRM_FRAME_MAX */
+    CRM_E_MALFORMED, /* not msgpack, truncated, or counts beyond the frame */
+    CRM_E_TYPE,      /* a field of the wrong type */
+    CRM_E_MISSING,   /* a required field is absent */
+    CRM_E_UNKNOWN,   /* a message type this build does not know */
+    CRM_E_VERSION,   /* a schema version newer than this build */
+    CRM_E_TOOLONG    /* a string or list over its limit */
+} crm_errcode_t;
+
+typedef struct {
+    crm_errcode_t code;
+    char field[64];
+    char text[192];
+} crm_err_t;
+
+const char *crm_errcode_name(crm_errcode_t code);
+
+/* The message table. */
+const char *crm_type_name(crm_type_t type);
+const char *crm_type_stream(crm_type_t type);
+const char *crm_type_doc(crm_type_t type);
+crm_type_t crm_type_from_name(const char *name, size_t len);
+
+/* Prepares `msg` for `type`: zeroed, schema version and stream set. */
+void crm_msg_init(crm_msg_t *msg, crm_type_t type);
+/* Frees the strings a decoder or a setter allocated; the message can be
+   reused after crm_msg_init. Safe to call twice. */
+void crm_msg_clear(crm_msg_t *msg);
+
+/* Copies `value` into a body string field (NULL clears it). 0 or -1. */
+int crm_strdup_into(char **field, const char *value);
+int crm_strs_push(crm_strs_t *list, const char *value);
+#define CRM_SET_STR(msg, ident, field, value)                                                      \
+    (crm_strdup_into(&(msg)->body.ident.field, (value)) == 0                                       \
+         ? ((msg)->body.ident.has.field = (value) != NULL, 0)                                      \
+         : -1)
+#define CRM_SET_I64(msg, ident, field, value)                                                      \
+    ((msg)->body.ident.field = (value), (msg)->body.ident.has.field = true)
+#define CRM_SET_BOOL CRM_SET_I64
+
+/* Appends the encoded envelope to `out`. The sequence number is always
+   written as a fixed 8-byte integer, and its offset is stored in *seq_off
+   (if not NULL) so that the store can patch it when it allocates the
+   number. Returns 0 or -1 (allocation failure). */
+int crm_msg_encode(const crm_msg_t *msg, msgpack_sbuffer *out, size_t *seq_off);
+/* Writes `seq` big-endian at `off` in an encoded frame. */
+void crm_frame_patch_seq(void *frame, size_t off, uint64_t seq);
+
+/* Decodes one frame into `msg` (which it initialises). On failure returns -1,
+   fills `err` and leaves nothing allocated. Unknown fields are ignored. */
+int crm_msg_decode(const void *data, size_t len, crm_msg_t *msg, crm_err_t *err);
+
+/* One line of JSON for people and tools (crmctl, logs). Strings are escaped;
+   the caller frees the result. NULL on allocation failure. */
+char *crm_msg_to_json(const crm_msg_t *msg);
+
+/* Writes the Markdown reference of every message (proto/README.md). */
+void crm_proto_write_reference(FILE *out);
+
+#endif

@@ -1,0 +1,177 @@
+/*  crmctl: the command-line tool of autocrm.
+ *
+ *    crmctl status               each service's state; exit 0 only if all five are up
+ *    crmctl streams              the latest sequence number of every stream
+ *    crmctl events STREAM [--from N] [--count K]
+ *                                the stream's events as JSON lines
+ *    crmctl rejects [--count K]  frames and messages refused, newest first
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_service.h"
+
+static const char *s_summary =
+    "autocrm command-line tool.\n\n"
+    "Commands:\n"
+    "  status                      each service's state; exit 0 only when all five are up\n"
+    "  streams                     latest sequence number of every event stream\n"
+    "  events STREAM [--from N] [--count K]\n"
+    "                              the stream's events, one JSON object per line\n"
+    "  rejects [--count K]         refused frames and messages kept for review, newest first\n\n"
+    "Exit codes: 0 success, 1 the answer is 'no' (a service is down), 2 usage error,\n"
+    "3 Redis unreachable.";
+
+static const char *s_field(const redisReply *hash, const char *name)
+{
+    for (size_t i = 0; hash && hash->type == REDIS_REPLY_ARRAY && i + 1 < hash->elements; i += 2)
+        if (!strcmp(hash->element[i]->str, name))
+            return hash->element[i + 1]->str;
+    return NULL;
+}
+
+static int s_status(crm_store_t *store)
+{
+    static const char *names[] = {
+#define S_NAME(name, port) #name,
+        CRM_SERVICES(S_NAME)
+#undef S_NAME
+    };
+    int up = 0, total = (int) (sizeof names / sizeof names[0]);
+    printf("%-11s %-8s %-8s %-24s %-10s %s\n", "SERVICE", "STATE", "PID", "PUBLISHES", "APPLIED",
+           "LAST SEEN");
+    for (int i = 0; i < total; i++) {
+        redisReply *r = crm_store_cmd(store, "HGETALL " CRM_KEY_SVC_FMT, names[i]);
+        if (!r)
+            return 3;
+        const char *state = s_field(r, "state");
+        const char *seen = s_field(r, "seen_ms");
+        long long age = seen ? (long long) (crm_now_ms() - atoll(seen)) : -1;
+        bool running = state && !strcmp(state, "running") && age >= 0 && age < 3500;
+        up += running;
+        char ago[32] = "-";
+        if (seen)
+            snprintf(ago, sizeof ago, "%.1fs ago", (double) age / 1000.0);
+        printf("%-11s %-8s %-8s %-24s %-10s %s\n", names[i],
+               running ? "up" : state && strcmp(state, "running") ? state : "down",
+               s_field(r, "pid") ? s_field(r, "pid") : "-",
+               s_field(r, "pub") ? s_field(r, "pub") : "-",
+               s_field(r, "applied") ? s_field(r, "applied") : "-", ago);
+        freeReplyObject(r);
+    }
+    printf("%d of %d services up\n", up, total);
+    return up == total ? 0 : 1;
+}
+
+static int s_streams(crm_store_t *store)
+{
+    static const char *names[] = {
+#define S_NAME(s) #s,
+        CRM_STREAMS(S_NAME)
+#undef S_NAME
+    };
+    printf("%-10s %s\n", "STREAM", "LATEST");
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        redisReply *r = crm_store_cmd(store, "GET " CRM_KEY_SEQ_FMT, names[i]);
+        if (!r)
+            return 3;
+        printf("%-10s %s\n", names[i], r->type == REDIS_REPLY_STRING ? r->str : "0");
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+static int s_events(crm_store_t *store, const char *stream, long long from, long long count)
+{
+    redisReply *r = crm_store_cmd(store, "XRANGE " CRM_KEY_EVENTS_FMT " %lld-0 + COUNT %lld", stream,
+                                  from, count);
+    if (!r)
+        return 3;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (e->elements != 2 || e->element[1]->elements < 2)
+            continue;
+        const redisReply *frame = e->element[1]->element[1];
+        crm_msg_t msg;
+        crm_err_t err;
+        if (crm_msg_decode(frame->str, frame->len, &msg, &err) != 0) {
+            printf("{\"entry\":\"%s\",\"error\":{\"field\":\"%s\",\"code\":\"%s\"}}\n",
+                   e->element[0]->str, err.field, crm_errcode_name(err.code));
+            continue;
+        }
+        char *json = crm_msg_to_json(&msg);
+        if (json)
+            printf("%s\n", json);
+        free(json);
+        crm_msg_clear(&msg);
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int s_rejects(crm_store_t *store, long long count)
+{
+    redisReply *r = crm_store_cmd(store, "XREVRANGE " CRM_KEY_REJECTS " + - COUNT %lld", count);
+    if (!r)
+        return 3;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        printf("%s", e->element[0]->str);
+        const redisReply *f = e->element[1];
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (!strcmp(f->element[k]->str, "frame"))
+                continue;
+            char v[256];
+            printf(" %s=\"%s\"", f->element[k]->str, crm_log_value(f->element[k + 1]->str, v, sizeof v));
+        }
+        printf("\n");
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    crm_opt_t opts[] = {
+        {"redis-url", "CRM_REDIS_URL", "redis://127.0.0.1:6390/0", "Redis that autocrm keeps its state in", NULL},
+        {"from", NULL, "1", "events: first sequence number", NULL},
+        {"count", NULL, "100", "events, rejects: how many at most", NULL},
+        CRM_OPT_END,
+    };
+    int npos = 0;
+    int rc = crm_config_parse(opts, argc, argv, "crmctl", s_summary, &npos);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    crm_log_init("crmctl", "warn");
+    if (npos < 1) {
+        fprintf(stderr, "crmctl: a command is needed (try --help)\n");
+        return 2;
+    }
+    int64_t from, count;
+    if (crm_opt_i64(opts, "from", 1, INT64_MAX, &from) != 0 ||
+        crm_opt_i64(opts, "count", 1, 1000000, &count) != 0)
+        return 2;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "status") && strcmp(cmd, "streams") && strcmp(cmd, "events") &&
+        strcmp(cmd, "rejects")) {
+        fprintf(stderr, "crmctl: unknown command '%s' (try --help)\n", cmd);
+        return 2;
+    }
+    if (!strcmp(cmd, "events") && npos < 2) {
+        fprintf(stderr, "crmctl events: name the stream (lead, customer, testdrive, followup, audit, notify)\n");
+        return 2;
+    }
+    crm_store_t *store = crm_store_new(crm_opt(opts, "redis-url"), 2000);
+    if (!store)
+        return 3;
+    if (!strcmp(cmd, "status"))
+        rc = s_status(store);
+    else if (!strcmp(cmd, "streams"))
+        rc = s_streams(store);
+    else if (!strcmp(cmd, "events"))
+        rc = s_events(store, argv[2], (long long) from, (long long) count);
+    else
+        rc = s_rejects(store, (long long) count);
+    crm_store_destroy(&store);
+    return rc;
+}
