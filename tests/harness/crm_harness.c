@@ -1,0 +1,217 @@
+#include "crm_harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crm_clock.h"
+
+int crm_h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void s_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long) (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->dir, sizeof r->dir, "/tmp/crm-test-XXXXXX");
+    if (!mkdtemp(r->dir))
+        return -1;
+    r->port = crm_h_free_port();
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d/0", r->port);
+    char port[16], log[300];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    r->pid = fork();
+    if (r->pid == 0) {
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+               r->dir, "--save", "", "--appendonly", appendonly ? "yes" : "no", "--appendfsync",
+               "everysec", "--logfile", log, "--daemonize", "no", (char *) NULL);
+        _exit(127);
+    }
+    if (r->pid < 0)
+        return -1;
+    for (int i = 0; i < 250; i++) {
+        /* Wait for the port to answer before a client (which would say
+           "connection refused" on stderr) tries it. */
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t) r->port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int up = fd >= 0 && connect(fd, (struct sockaddr *) &a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        crm_store_t *s = up ? crm_store_new(r->url, 500) : NULL;
+        if (s) {
+            crm_store_destroy(&s);
+            return 0;
+        }
+        s_sleep_ms(20);
+    }
+    return -1;
+}
+
+void crm_h_redis_stop(crm_h_redis_t *r)
+{
+    if (r->pid > 0)
+        crm_h_stop(r->pid, SIGTERM, 5000);
+    r->pid = 0;
+    if (r->dir[0] && !getenv("CRM_TEST_KEEP")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", r->dir);
+    }
+}
+
+crm_store_t *crm_h_store(const crm_h_redis_t *r)
+{
+    crm_store_t *s = crm_store_new(r->url, 5000);
+    assert_non_null(s);
+    return s;
+}
+
+pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *env, const char *log)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", CRM_BIN_DIR, bin);
+    const char *argv[32] = {path};
+    int n = 1;
+    for (const char *const *a = args; a && *a && n < 31; a++)
+        argv[n++] = *a;
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (const char *const *e = env; e && *e; e++)
+            putenv((char *) *e);
+        int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execv(path, (char *const *) argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+bool crm_h_alive(pid_t pid)
+{
+    int status;
+    return pid > 0 && waitpid(pid, &status, WNOHANG) == 0;
+}
+
+int crm_h_stop(pid_t pid, int sig, int timeout_ms)
+{
+    int status;
+    kill(pid, sig);
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            return status;
+        if (got < 0)
+            return -1;
+        s_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+bool crm_h_wait(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    int64_t deadline = crm_mono_ms() + timeout_ms;
+    do {
+        if (cond(arg))
+            return true;
+        s_sleep_ms(20);
+    } while (crm_mono_ms() < deadline);
+    return cond(arg);
+}
+
+static long long s_vint(crm_store_t *s, const char *fmt, va_list ap)
+{
+    char cmd[512];
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    /* Split on spaces: test commands have no spaces inside arguments. */
+    const char *argv[16];
+    size_t lens[16];
+    int argc = 0;
+    for (char *save = NULL, *p = strtok_r(cmd, " ", &save); p && argc < 16; p = strtok_r(NULL, " ", &save)) {
+        argv[argc] = p;
+        lens[argc++] = strlen(p);
+    }
+    redisReply *r = crm_store_cmdargv(s, argc, argv, lens);
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r && r->type == REDIS_REPLY_STRING)
+        v = atoll(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
+long long crm_h_int(crm_store_t *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    long long v = s_vint(s, fmt, ap);
+    va_end(ap);
+    return v;
+}
+
+long long crm_h_wait_int(crm_store_t *s, long long want, int timeout_ms, const char *fmt, ...)
+{
+    int64_t deadline = crm_mono_ms() + timeout_ms;
+    long long v;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        v = s_vint(s, fmt, ap);
+        va_end(ap);
+        if (v >= want || crm_mono_ms() >= deadline)
+            return v;
+        s_sleep_ms(20);
+    }
+}
+
+bool crm_h_file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+void crm_h_path(const crm_h_redis_t *r, const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s/%s", r->dir, name);
+}
