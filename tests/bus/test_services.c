@@ -1,0 +1,188 @@
+/*  The five services and crmctl as ops meet them: --help and --version,
+ *  a clear message when Redis is not there, all five up in `crmctl status`,
+ *  a clean exit 0 on SIGTERM, and the event log readable with crmctl.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crm_harness.h"
+
+static const char *s_services[] = {"intake", "dispatcher", "scheduler", "auditor", "notifier"};
+
+typedef struct {
+    crm_h_redis_t redis;
+    crm_store_t *store;
+    char env[8][400];
+    pid_t pids[5];
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_redis_start(&f->redis, true) != 0)
+        return -1;
+    f->store = crm_h_store(&f->redis);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 5; i++)
+        if (f->pids[i] > 0)
+            crm_h_stop(f->pids[i], SIGTERM, 5000);
+    crm_store_destroy(&f->store);
+    crm_h_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+/* Runs a binary to completion; returns its exit code, output in `log`. */
+static int run(const char *bin, const char *const *args, const char *const *env, const char *log)
+{
+    pid_t pid = crm_h_spawn(bin, args, env, log);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_every_binary_answers_help_and_version(void **state)
+{
+    fx_t *f = *state;
+    char log[300], bin[64];
+    crm_h_path(&f->redis, "out.txt", log, sizeof log);
+    for (int i = 0; i < 6; i++) {
+        if (i < 5)
+            snprintf(bin, sizeof bin, "crm-%s", s_services[i]);
+        else
+            snprintf(bin, sizeof bin, "crmctl");
+        const char *help[] = {"--help", NULL};
+        assert_int_equal(run(bin, help, NULL, log), 0);
+        assert_true(crm_h_file_contains(log, "--redis-url"));
+        assert_true(crm_h_file_contains(log, "CRM_REDIS_URL"));
+        const char *version[] = {"--version", NULL};
+        assert_int_equal(run(bin, version, NULL, log), 0);
+        assert_true(crm_h_file_contains(log, " 0."));
+        const char *bad[] = {"--no-such-flag", NULL};
+        assert_int_equal(run(bin, bad, NULL, log), 2);
+        assert_true(crm_h_file_contains(log, "unknown option --no-such-flag"));
+    }
+}
+
+static void test_a_service_without_redis_exits_1_with_a_clear_message(void **state)
+{
+    fx_t *f = *state;
+    char log[300], url[64];
+    crm_h_path(&f->redis, "out.txt", log, sizeof log);
+    snprintf(url, sizeof url, "CRM_REDIS_URL=redis://127.0.0.1:%d/0", crm_h_free_port());
+    const char *env[] = {url, "CRM_REDIS_WAIT_MS=0", NULL};
+    assert_int_equal(run("crm-intake", NULL, env, log), 1);
+    assert_true(crm_h_file_contains(log, "cannot start: Redis at redis://127.0.0.1:"));
+    const char *bad[] = {"CRM_REDIS_URL=mysql://x", NULL};
+    assert_int_equal(run("crm-intake", NULL, bad, log), 1);
+    assert_true(crm_h_file_contains(log, "bad Redis URL 'mysql://x'"));
+}
+
+static void start_all(fx_t *f)
+{
+    int ports[5];
+    for (int i = 0; i < 5; i++)
+        ports[i] = crm_h_free_port();
+    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
+    snprintf(f->env[1], sizeof f->env[1],
+             "CRM_PEERS=tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,"
+             "tcp://127.0.0.1:%d",
+             ports[0], ports[1], ports[2], ports[3], ports[4]);
+    for (int i = 0; i < 5; i++) {
+        char bin[64], log[300], name[64];
+        snprintf(f->env[2 + i], sizeof f->env[0], "CRM_PUB=tcp://127.0.0.1:%d", ports[i]);
+        const char *env[] = {f->env[0], f->env[1], f->env[2 + i], NULL};
+        snprintf(bin, sizeof bin, "crm-%s", s_services[i]);
+        snprintf(name, sizeof name, "%s.log", s_services[i]);
+        crm_h_path(&f->redis, name, log, sizeof log);
+        f->pids[i] = crm_h_spawn(bin, NULL, env, log);
+    }
+}
+
+static void test_crmctl_status_is_0_only_when_all_five_are_up(void **state)
+{
+    fx_t *f = *state;
+    char out[300];
+    crm_h_path(&f->redis, "status.txt", out, sizeof out);
+    const char *args[] = {"status", NULL};
+    const char *env[] = {f->env[0], NULL};
+    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
+    assert_int_equal(run("crmctl", args, env, out), 1); /* nothing running yet */
+    assert_true(crm_h_file_contains(out, "0 of 5 services up"));
+    start_all(f);
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) {
+        usleep(50 * 1000);
+        up = run("crmctl", args, env, out) == 0;
+    }
+    assert_true(up);
+    assert_true(crm_h_file_contains(out, "5 of 5 services up"));
+    /* One stops cleanly: exit 0, and status says so. */
+    int status = crm_h_stop(f->pids[1], SIGTERM, 5000);
+    f->pids[1] = 0;
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(run("crmctl", args, env, out), 1);
+    assert_true(crm_h_file_contains(out, "dispatcher  stopped"));
+    assert_true(crm_h_file_contains(out, "4 of 5 services up"));
+    for (int i = 0; i < 5; i++) {
+        if (f->pids[i] <= 0)
+            continue;
+        status = crm_h_stop(f->pids[i], SIGINT, 5000);
+        f->pids[i] = 0;
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
+static void test_a_service_catches_up_on_events_committed_while_it_was_down(void **state)
+{
+    fx_t *f = *state;
+    /* Events on the testdrive stream before the dispatcher ever ran. */
+    crm_tx_t *tx = crm_tx_new("test", 100000);
+    for (int i = 0; i < 25; i++) {
+        crm_msg_t m;
+        char id[16];
+        snprintf(id, sizeof id, "T%d", i);
+        crm_msg_init(&m, CRM_T_testdrive_requested);
+        CRM_SET_STR(&m, testdrive_requested, testdrive_id, id);
+        CRM_SET_STR(&m, testdrive_requested, lead_id, "L");
+        CRM_SET_STR(&m, testdrive_requested, customer_id, "C");
+        CRM_SET_I64(&m, testdrive_requested, at, 1800000000000LL);
+        crm_tx_emit(tx, &m);
+        crm_msg_clear(&m);
+    }
+    assert_int_equal(crm_store_commit(f->store, tx), 0);
+    crm_tx_destroy(&tx);
+    start_all(f);
+    assert_int_equal(crm_h_wait_int(f->store, 25, 10000, "HGET crm:cursor:dispatcher testdrive"), 25);
+    /* crmctl events shows the log as JSON lines. */
+    char out[300];
+    crm_h_path(&f->redis, "events.txt", out, sizeof out);
+    const char *args[] = {"events", "testdrive", "--from", "25", NULL};
+    const char *env[] = {f->env[0], NULL};
+    assert_int_equal(run("crmctl", args, env, out), 0);
+    assert_true(crm_h_file_contains(out, "\"type\":\"testdrive.requested\""));
+    assert_true(crm_h_file_contains(out, "\"seq\":25,"));
+    assert_true(crm_h_file_contains(out, "\"testdrive_id\":\"T24\""));
+    assert_false(crm_h_file_contains(out, "\"seq\":24,"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_every_binary_answers_help_and_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_without_redis_exits_1_with_a_clear_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crmctl_status_is_0_only_when_all_five_are_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_catches_up_on_events_committed_while_it_was_down, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
