@@ -72,7 +72,7 @@ const char *crm_norm_code_str(crm_norm_code_t code);
    whitespace at both ends (inner whitespace is kept). Writes into out
    (outsz bytes including the NUL). Returns 0, or -1 on NULL arguments,
    invalid UTF-8, input over CRM_NORM_TEXT_MAX bytes or a result that does
-   not fit; out is "" on failure. */
+   not fit; out is "" on failure. in and out must not overlap. */
 int crm_norm_text(const char *in, char *out, size_t outsz);
 
 /* Normalise a mobile number to its 11 national digits. Strips +86, 0086,
@@ -176,8 +176,9 @@ crm_norm_code_t crm_norm_plate(const char *in, char out[CRM_NORM_PLATE_SZ],
                                crm_plate_kind_t *kind);
 
 /* Validate an e-mail address: WHATWG "valid e-mail address" syntax, domain
-   with a dot and an alphabetic TLD, local part <= 64 and whole address
-   <= 254 octets. The domain is lower-cased in out. Returns PLACEHOLDER for
+   with a dot and an alphabetic TLD (INVALID otherwise); local part <= 64
+   and whole address <= 254 octets (TOO_LONG otherwise). The domain is
+   lower-cased in out. Returns PLACEHOLDER for
    无 / null / none / n/a and similar (an error: the address is missing),
    INVALID for bad syntax, or SUSPECTED_TYPO (a warning, out still filled,
    never auto-corrected) when the domain is within edit distance 2 of a

@@ -14,6 +14,7 @@ typedef struct {
     uint64_t cursor;   /* last applied (or skipped) number */
     uint64_t flushed;  /* what Redis holds for this consumer */
     bool stale;        /* a gap or a failure: ask Redis soon */
+    bool reload;       /* a commit failed: Redis holds the truth of the cursor */
 } s_stream_t;
 
 typedef struct {
@@ -39,6 +40,10 @@ struct crm_service_t {
     void *state;
     int tick_ids[8];
     int nticks;
+    /* Batch of messages for handlers marked .batch, applied in one commit. */
+    crm_tx_t *batch_tx;
+    s_stream_t *batch_stream;
+    int batch_n;
     /* test hooks */
     long drop_every; /* 0: none, 1: every send, k: every k-th */
     long die_after;  /* raise SIGKILL after this many commits, before sending */
@@ -139,8 +144,12 @@ static const crm_handler_t *s_handler(crm_service_t *svc, crm_type_t type)
     return NULL;
 }
 
+static int s_flush_batch(crm_service_t *svc);
+
 static void s_flush_cursors(crm_service_t *svc)
 {
+    if (s_flush_batch(svc) != 0)
+        return;
     for (int i = 0; i < svc->nstreams; i++) {
         s_stream_t *s = &svc->streams[i];
         if (s->cursor == s->flushed)
@@ -160,6 +169,36 @@ static void s_flush_cursors(crm_service_t *svc)
 
 /* ---------------------------------------------------------------- apply */
 
+/* A commit whose outcome is unknown: take the cursor from Redis again
+   before going on, so nothing is applied twice. */
+static void s_commit_failed(s_stream_t *st)
+{
+    st->stale = true;
+    st->reload = true;
+}
+
+/* Commits the open batch: the handlers' effects and the cursor together. */
+static int s_flush_batch(crm_service_t *svc)
+{
+    s_stream_t *st = svc->batch_stream;
+    if (!st)
+        return 0;
+    crm_tx_t *tx = svc->batch_tx;
+    int n = svc->batch_n;
+    svc->batch_stream = NULL;
+    svc->batch_n = 0;
+    crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) st->cursor);
+    int rc = crm_service_commit(svc, tx);
+    crm_tx_reset(tx);
+    if (rc != 0) {
+        s_commit_failed(st);
+        return -1;
+    }
+    st->flushed = st->cursor;
+    svc->stats.applied += (uint64_t) n;
+    return 0;
+}
+
 /* Applies one in-order message (seq == cursor + 1). 0 when the cursor
    moved, -1 when it must be retried later (the stream is marked stale). */
 static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const void *frame,
@@ -172,6 +211,33 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         return 0;
     }
     crm_log_context(msg->id);
+    if (h->batch) {
+        /* Write-only handlers share one transaction per batch. */
+        if (svc->batch_stream && (svc->batch_stream != st || svc->batch_n >= 512) &&
+            s_flush_batch(svc) != 0) {
+            crm_log_context(NULL);
+            return -1;
+        }
+        crm_handled_t rc = h->fn(svc, msg, svc->batch_tx);
+        if (rc == CRM_RETRY) {
+            /* Drop the whole batch: nothing of it is committed. */
+            crm_tx_reset(svc->batch_tx);
+            svc->batch_stream = NULL;
+            svc->batch_n = 0;
+            s_commit_failed(st);
+            crm_log_context(NULL);
+            return -1;
+        }
+        svc->batch_stream = st;
+        svc->batch_n++;
+        st->cursor = msg->seq;
+        crm_log_context(NULL);
+        return 0;
+    }
+    if (s_flush_batch(svc) != 0) {
+        crm_log_context(NULL);
+        return -1;
+    }
     crm_tx_t *tx = crm_service_tx(svc);
     crm_handled_t rc = h->fn(svc, msg, tx);
     if (rc == CRM_RETRY) {
@@ -192,7 +258,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     }
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
-        st->stale = true;
+        s_commit_failed(st);
         crm_log_context(NULL);
         return -1;
     }
@@ -263,6 +329,8 @@ static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int bud
         }
         bool short_read = r->elements < (size_t) count;
         freeReplyObject(r);
+        if (s_flush_batch(svc) != 0)
+            return -1;
         if (short_read && st->cursor < upto) {
             /* The range ends before `upto`: the newest numbers were trimmed
                or never written. Say so once and move on. */
@@ -279,6 +347,16 @@ static void s_poll_redis(crm_service_t *svc, int budget)
 {
     for (int i = 0; i < svc->nstreams; i++) {
         s_stream_t *st = &svc->streams[i];
+        if (st->reload) {
+            redisReply *c = crm_store_cmd(svc->store, "HGET %s %s", svc->cursor_key, st->name);
+            if (!c)
+                continue;
+            st->cursor = st->flushed = c->type == REDIS_REPLY_STRING ? strtoull(c->str, NULL, 10) : 0;
+            st->reload = false;
+            freeReplyObject(c);
+            crm_info("bus.cursor_reloaded", "stream=%s cursor=%llu", st->name,
+                     (unsigned long long) st->cursor);
+        }
         redisReply *r = crm_store_cmd(svc->store, "GET " CRM_KEY_SEQ_FMT, st->name);
         if (!r) {
             st->stale = true;
@@ -297,6 +375,8 @@ static void s_offer(crm_service_t *svc, crm_msg_t *msg, const void *frame, size_
     s_stream_t *st = s_stream(svc, msg->stream);
     if (!st)
         return; /* a stream we did not subscribe to (shared prefix) */
+    if (st->reload)
+        return; /* the cursor is unknown until Redis is asked; the tick does it */
     if (msg->seq <= st->cursor) {
         svc->stats.duplicates++;
         crm_debug("bus.duplicate", "stream=%s seq=%llu cursor=%llu", st->name,
@@ -326,7 +406,9 @@ static void s_on_heartbeat(crm_service_t *svc, const crm_msg_t *msg)
         snprintf(name, sizeof name, "%.*s", (int) (eq - list->v[i]), list->v[i]);
         s_stream_t *st = s_stream(svc, name);
         uint64_t latest = strtoull(eq + 1, NULL, 10);
-        if (st && latest > st->cursor) {
+        if (st && !st->reload && latest > st->cursor) {
+            if (s_flush_batch(svc) != 0)
+                return;
             crm_debug("bus.behind", "stream=%s cursor=%llu latest=%llu", name,
                       (unsigned long long) st->cursor, (unsigned long long) latest);
             st->stale = s_catch_up(svc, st, latest, 20000) != 0;
@@ -376,6 +458,7 @@ static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
         crm_msg_clear(&msg);
         zmsg_destroy(&zm);
     }
+    s_flush_batch(svc);
     return 0;
 }
 
@@ -536,7 +619,8 @@ static int s_start(crm_service_t *svc)
         }
         zclock_sleep(200);
     }
-    if (!(svc->tx = crm_tx_new(def->name, svc->maxlen)) || !(svc->loop = zloop_new()))
+    if (!(svc->tx = crm_tx_new(def->name, svc->maxlen)) ||
+        !(svc->batch_tx = crm_tx_new(def->name, svc->maxlen)) || !(svc->loop = zloop_new()))
         return 1;
 
     svc->pub = zsock_new(ZMQ_PUB);
@@ -646,6 +730,7 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
                  crm_opt(opts, "pub"), svc->consumer, svc->nstreams, (int) getpid(), CRM_VERSION);
         s_write_status(svc, "running");
         zloop_start(svc->loop);
+        s_flush_batch(svc);
         crm_info("service.stopping", "reason=%s", zsys_interrupted ? "signal" : "loop_ended");
         s_flush_cursors(svc);
         if (def->on_stop)
@@ -659,6 +744,7 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
     zsock_destroy(&svc->sub);
     zsock_destroy(&svc->pub);
     crm_tx_destroy(&svc->tx);
+    crm_tx_destroy(&svc->batch_tx);
     crm_store_destroy(&svc->store);
     free(opts);
     return rc;

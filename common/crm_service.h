@@ -42,6 +42,11 @@ typedef crm_handled_t (*crm_handler_fn)(crm_service_t *svc, const crm_msg_t *msg
 typedef struct {
     const char *type; /* wire type, e.g. "lead.created" */
     crm_handler_fn fn;
+    /* true for a handler that only writes (never reads state it or an
+       earlier message changed): consecutive messages then share one
+       transaction, up to 512, for throughput. Such a handler must not
+       return CRM_RETRY for a reason that outlives the batch. */
+    bool batch;
 } crm_handler_t;
 
 typedef void (*crm_tick_fn)(crm_service_t *svc);

@@ -14,8 +14,8 @@ static crm_handled_t auditor_on_customer(crm_service_t *svc, const crm_msg_t *ms
 }
 
 static const crm_handler_t auditor_handlers[] = {
-    {"customer.updated", auditor_on_customer},
-    {NULL, NULL},
+    {"customer.updated", auditor_on_customer, false},
+    {NULL, NULL, false},
 };
 
 static const crm_service_def_t auditor_def = {

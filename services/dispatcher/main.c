@@ -16,8 +16,8 @@ static crm_handled_t dispatcher_on_requested(crm_service_t *svc, const crm_msg_t
 }
 
 static const crm_handler_t dispatcher_handlers[] = {
-    {"testdrive.requested", dispatcher_on_requested},
-    {NULL, NULL},
+    {"testdrive.requested", dispatcher_on_requested, false},
+    {NULL, NULL, false},
 };
 
 static const char *const dispatcher_timers[] = {"dispatch", NULL};

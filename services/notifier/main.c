@@ -14,8 +14,8 @@ static crm_handled_t notifier_on_request(crm_service_t *svc, const crm_msg_t *ms
 }
 
 static const crm_handler_t notifier_handlers[] = {
-    {"notify.request", notifier_on_request},
-    {NULL, NULL},
+    {"notify.request", notifier_on_request, false},
+    {NULL, NULL, false},
 };
 
 static const crm_service_def_t notifier_def = {

@@ -14,8 +14,8 @@ static crm_handled_t scheduler_on_lead(crm_service_t *svc, const crm_msg_t *msg,
 }
 
 static const crm_handler_t scheduler_handlers[] = {
-    {"lead.created", scheduler_on_lead},
-    {NULL, NULL},
+    {"lead.created", scheduler_on_lead, false},
+    {NULL, NULL, false},
 };
 
 static const char *const scheduler_timers[] = {"followup", NULL};

@@ -93,8 +93,8 @@ static const crm_opt_t testpeer_opts[] = {
 };
 
 static const crm_handler_t testpeer_handlers[] = {
-    {"audit.finding", testpeer_on_finding},
-    {NULL, NULL},
+    {"audit.finding", testpeer_on_finding, true},
+    {NULL, NULL, false},
 };
 
 static const crm_tick_t testpeer_ticks[] = {
