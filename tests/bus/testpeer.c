@@ -3,7 +3,8 @@
  *  CRM_TEST_ROLE=pub  publishes audit.finding events numbered 1..--emit
  *                     (customer_id = the number), --batch per transaction,
  *                     at --rate per second (0: as fast as it can); after a
- *                     restart it goes on from the stream's latest number.
+ *                     restart it goes on from the stream's latest number;
+ *                     --delay-ms lets subscribers connect first.
  *  CRM_TEST_ROLE=sub  applies them: RPUSH crm:test:applied <number> in the
  *                     same transaction as its cursor, and, with --latency,
  *                     RPUSH crm:test:latency_us <publish-to-apply µs>.
@@ -14,7 +15,7 @@
 
 #include "crm_service.h"
 
-static int64_t s_emit, s_batch, s_rate, s_emitted, s_started_us, s_base;
+static int64_t s_emit, s_batch, s_rate, s_emitted, s_started_us, s_base, s_delay_us;
 static bool s_latency;
 
 static int64_t s_wall_us(void)
@@ -37,6 +38,8 @@ static crm_handled_t testpeer_on_finding(crm_service_t *svc, const crm_msg_t *ms
 
 static void testpeer_tick(crm_service_t *svc)
 {
+    if (crm_mono_us() < s_started_us)
+        return;
     int64_t allowed = s_rate ? (crm_mono_us() - s_started_us) * s_rate / 1000000 - (s_emitted - s_base)
                              : 200 * s_batch;
     while (s_emitted < s_emit && allowed > 0) {
@@ -80,7 +83,8 @@ static int testpeer_start(crm_service_t *svc)
     redisReply *seq = crm_store_cmd(crm_service_store(svc), "GET " CRM_KEY_SEQ_FMT, "audit");
     s_base = s_emitted = seq && seq->type == REDIS_REPLY_STRING ? atoll(seq->str) : 0;
     freeReplyObject(seq);
-    s_started_us = crm_mono_us();
+    s_delay_us = atoll(crm_service_opt(svc, "delay-ms")) * 1000;
+    s_started_us = crm_mono_us() + s_delay_us;
     return 0;
 }
 
@@ -89,6 +93,7 @@ static const crm_opt_t testpeer_opts[] = {
     {"batch", "CRM_TEST_BATCH", "1", "pub: events per transaction", NULL},
     {"rate", "CRM_TEST_RATE", "0", "pub: events per second, 0 for as fast as possible", NULL},
     {"latency", "CRM_TEST_LATENCY", "0", "sub: record publish-to-apply latency", NULL},
+    {"delay-ms", "CRM_TEST_DELAY_MS", "0", "pub: wait this long before publishing (subscribers connect)", NULL},
     CRM_OPT_END,
 };
 
