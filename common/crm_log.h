@@ -28,7 +28,8 @@ void crm_log(crm_level_t level, const char *event, const char *fmt, ...)
 /* Copies `in` into `out` (of `size` bytes) for a log value: quotes, spaces,
    control bytes and '=' become '_', and it is cut at size-1. Returns out. */
 const char *crm_log_value(const char *in, char *out, size_t size);
-/* 13812345678 -> 138****5678; landlines keep the area code and last four. */
+/* 13812345678 -> 138****5678: the first three and the last four characters
+   stay (for a landline, the start of its area code). */
 const char *crm_mask_phone(const char *in, char *out, size_t size);
 /* 11010519491231002X -> 110105********002X (address code and last four). */
 const char *crm_mask_id(const char *in, char *out, size_t size);

@@ -595,8 +595,10 @@ char *crm_msg_to_json(const crm_msg_t *msg)
     s_json_str(&b, msg->id);
     s_put(&b, ",\"stream\":", 10);
     s_json_str(&b, msg->stream);
-    s_putf(&b, ",\"seq\":%llu,\"ts\":%lld,\"producer\":", (unsigned long long) msg->seq,
-           (long long) msg->ts);
+    /* Separate calls: together the widest seq and ts overflow s_putf's buffer. */
+    s_putf(&b, ",\"seq\":%llu", (unsigned long long) msg->seq);
+    s_putf(&b, ",\"ts\":%lld", (long long) msg->ts);
+    s_put(&b, ",\"producer\":", 12);
     s_json_str(&b, msg->producer);
     if (msg->corr[0]) {
         s_put(&b, ",\"corr\":", 8);

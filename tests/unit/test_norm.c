@@ -286,6 +286,7 @@ static void test_malformed_mobile_is_invalid(void **state)
         {"138 1234 5678 转 1", CRM_NORM_INVALID, ""},
         {"tel:13812345678", CRM_NORM_INVALID, ""},
         {"1+3812345678", CRM_NORM_INVALID, ""},
+        {"+13812345678", CRM_NORM_INVALID, ""},   /* +1: not China */
         {"1381234567812345678901234567890123456789", CRM_NORM_INVALID, ""},
         {"", CRM_NORM_EMPTY, ""},
         {" \xe3\x80\x80 ", CRM_NORM_EMPTY, ""},
@@ -426,6 +427,7 @@ static void test_province_is_found_by_name_suffixless_name_or_abbreviation(void 
         {"新疆", 65, "新疆维吾尔自治区"},
         {"新疆维吾尔自治区", 65, "新疆维吾尔自治区"},
         {"新疆自治区", 65, "新疆维吾尔自治区"},
+        {"新疆维吾尔族自治区", 65, "新疆维吾尔自治区"},
         {"香港", 81, "香港特别行政区"},
         {"香港特别行政区", 81, "香港特别行政区"},
         {"港", 81, "香港特别行政区"},
@@ -465,7 +467,7 @@ static void test_unknown_province_is_rejected(void **state)
 {
     (void) state;
     static const char *const rows[] = {
-        "火星", "广", "广东广东", "海南藏族自治州", "加州", "", "   ", "省", "自治区", "新疆汉",
+        "火星", "广", "广东广东", "海南藏族自治州", "加州", "", "   ", "省", "自治区", "新疆汉", "新疆汉自治区",
         "\xff\xfe",
     };
     for (size_t i = 0; i < N_ROWS(rows); i++) {
@@ -586,7 +588,7 @@ static void test_idcard_valid_numbers_yield_birth_date_and_sex(void **state)
         {"110105 19491231 002X", CRM_NORM_OK, "11010519491231002X", "1949-12-31", 'F', 0},
         {"440524188001010014", CRM_NORM_OK, "440524188001010014", "1880-01-01", 'M', 0},
         {"110105200002290013", CRM_NORM_OK, "110105200002290013", "2000-02-29", 'M', 0},
-        {"810000199001011230", CRM_NORM_OK, "810000199001011230", "1990-01-01", 'F', 0},
+        {"810000199001011230", CRM_NORM_OK, "810000199001011230", "1990-01-01", 'M', 0},
         {"830000198506150024", CRM_NORM_OK, "830000198506150024", "1985-06-15", 'F', 0},
         {"820000200002290048", CRM_NORM_OK, "820000200002290048", "2000-02-29", 'F', 0},
     };
@@ -607,7 +609,7 @@ static void test_idcard_15_digits_is_converted_to_18(void **state)
     (void) state;
     static const id_row_t rows[] = {
         {"110105491231002", CRM_NORM_OK, "11010519491231002X", "1949-12-31", 'F', 1},
-        {"440524800101001", CRM_NORM_OK, "44052419800101001X", "1980-01-01", 'M', 1},
+        {"440524800101001", CRM_NORM_OK, "440524198001010013", "1980-01-01", 'M', 1},
     };
     for (size_t i = 0; i < N_ROWS(rows); i++) {
         crm_idcard_t out;
@@ -751,7 +753,7 @@ static void test_plate_ordinary_and_new_energy_shapes(void **state)
         {"京A1234学", CRM_NORM_OK, "京A1234学", CRM_PLATE_ORDINARY},
         {"粤Z1234港", CRM_NORM_OK, "粤Z1234港", CRM_PLATE_ORDINARY},
         {"粤B·D12345", CRM_NORM_OK, "粤BD12345", CRM_PLATE_NEW_ENERGY},
-        {"粤BF1A234", CRM_NORM_OK, "粤BF1A234", CRM_PLATE_NEW_ENERGY},
+        {"粤BFA2345", CRM_NORM_OK, "粤BFA2345", CRM_PLATE_NEW_ENERGY},
         {"沪A12345D", CRM_NORM_OK, "沪A12345D", CRM_PLATE_NEW_ENERGY},
         {"ｊ", CRM_NORM_INVALID, "", CRM_PLATE_NONE},
         {"京I12345", CRM_NORM_INVALID, "", CRM_PLATE_NONE},     /* I never used */
@@ -816,8 +818,10 @@ static void test_valid_email_is_normalised(void **state)
         {"x@sina.com.cn", CRM_NORM_OK, "x@sina.com.cn", ""},
         {"x@163.net", CRM_NORM_OK, "x@163.net", ""},
         {"x@mail.com", CRM_NORM_OK, "x@mail.com", ""},
+        {"x@email.com", CRM_NORM_OK, "x@email.com", ""},
         {"x@aa.com", CRM_NORM_OK, "x@aa.com", ""}, /* two edits from qq.com */
         {"x@example.org", CRM_NORM_OK, "x@example.org", ""},
+        {"x@q.cn", CRM_NORM_OK, "x@q.cn", ""}, /* "q" is not the provider "qq" */
     };
     run_email_rows(rows, N_ROWS(rows));
 }
