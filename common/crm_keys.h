@@ -12,6 +12,22 @@
  *  crm:timers:<set>        sorted set; timer id scored by due time (ms)
  *  crm:timers:<set>:frame  hash; timer id -> envelope to emit when due
  *  crm:timers:<set>:meta   hash; timer id -> "<stream> <seq offset>"
+ *
+ *  Intake (leads and customers):
+ *  crm:intake:sub:<submission id>  string; the answer first given (idempotency)
+ *  crm:quarantine          stream; rejected submissions, entry ID "<n>-0" = Q<n>
+ *  crm:quarantine:state    hash; Q<n> -> open | retried:<lead id> | rejected-again:Q<m>
+ *  crm:ids:customer|lead|quarantine  counters for new ids (C<n>, L<n>, Q<n>)
+ *  crm:cust:{<C>}          hash; the customer record: the current value of each field,
+ *                          created_ms, updated_ms, first_channel
+ *  crm:cust:{<C>}:history  stream; every field change: field, old, new, channel, lead, ts
+ *  crm:cust:{<C>}:leads    list; the customer's lead ids, oldest first
+ *  crm:cust:{<C>}:findings hash; "<field>:<code>" -> "<severity>|<message>" for the
+ *                          record as it stands
+ *  crm:lead:<L>            hash; one lead: customer_id, channel, source, model, ...
+ *  crm:idx:mobile:<mobile> string; customer id (match key)
+ *  crm:idx:id:<id number>  string; customer id (match key)
+ *  crm:idx:name:<name>     set; customer ids (for crmctl customer find --name)
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H
@@ -24,6 +40,14 @@
 #define CRM_KEY_REJECTS "crm:rejects"
 #define CRM_KEY_TIMERS_FMT "crm:timers:%s"
 #define CRM_REJECTS_MAXLEN "100000"
+#define CRM_KEY_SUBMISSION_FMT "crm:intake:sub:%s"
+#define CRM_KEY_QUARANTINE "crm:quarantine"
+#define CRM_KEY_QUARANTINE_STATE "crm:quarantine:state"
+#define CRM_KEY_CUST_FMT "crm:cust:{%s}"
+#define CRM_KEY_LEAD_FMT "crm:lead:%s"
+#define CRM_KEY_IDX_MOBILE_FMT "crm:idx:mobile:%s"
+#define CRM_KEY_IDX_ID_FMT "crm:idx:id:%s"
+#define CRM_KEY_IDX_NAME_FMT "crm:idx:name:%s"
 
 /* The event streams, for heartbeats and `crmctl`. */
 #define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(audit) S(notify)

@@ -493,6 +493,11 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         s_drop(self, "EXEC");
         return -1;
     }
+    if (exec->type == REDIS_REPLY_NIL) {
+        /* A WATCHed key changed: nothing was applied. */
+        freeReplyObject(exec);
+        return CRM_TX_CONFLICT;
+    }
     if (exec->type != REDIS_REPLY_ARRAY || exec->elements != tx->n || queued_errors) {
         char v[200];
         crm_error("tx.aborted", "reply=\"%s\"",

@@ -56,7 +56,10 @@ int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t 
                  crm_msg_t *event);
 int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
 /* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;
-   -1 otherwise (logged). After success the emits carry their numbers. */
+   CRM_TX_CONFLICT when a key WATCHed before (crm_store_cmd "WATCH ...")
+   changed, so nothing was applied and the caller may redo its reads; -1
+   otherwise (logged). After success the emits carry their numbers. */
+#define CRM_TX_CONFLICT (-2)
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx);
 /* Result of queued command `index` after a commit, or NULL. */
 const redisReply *crm_tx_result(const crm_tx_t *self, int index);

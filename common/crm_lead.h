@@ -1,0 +1,79 @@
+/*  crm_lead: the carmaker's rules for what a lead and a customer record may
+ *  hold, in one place (intake applies them to leads; the auditor to
+ *  records).
+ *
+ *  crm_lead_check normalises every field of a lead.submit (NFKC, phones,
+ *  ID numbers, VINs, plates, provinces, postcodes, e-mail) and sorts what is
+ *  wrong into hard errors, which reject the lead (no name; no phone of any
+ *  kind; a test drive without a date or with a date in the past), and
+ *  findings, which are stored with the customer (DOMAIN.md, "Data-quality
+ *  audit"). Each issue names its field and carries a stable machine code.
+ */
+#ifndef CRM_LEAD_H
+#define CRM_LEAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crm_proto.h"
+
+/* The customer-record fields a lead can carry, in display order. */
+#define CRM_CUSTOMER_FIELDS(X)                                                                     \
+    X(name) X(gender) X(birthday) X(mobile) X(home_phone) X(office_phone) X(usual_phone)           \
+    X(email) X(id_number) X(address) X(postcode) X(city) X(province) X(vin) X(plate)
+
+typedef enum {
+#define CRM__CF_ENUM(f) CRM_CF_##f,
+    CRM_CUSTOMER_FIELDS(CRM__CF_ENUM)
+#undef CRM__CF_ENUM
+    CRM_CF_COUNT
+} crm_cf_t;
+
+const char *crm_cf_name(crm_cf_t field);
+/* -1 when `name` is not a customer field. */
+int crm_cf_from_name(const char *name);
+
+typedef struct {
+    char *v[CRM_CF_COUNT]; /* normalised values; NULL when absent */
+    bool indexable_mobile; /* the mobile is a real number to match on */
+    bool indexable_id;     /* the ID number passed its check */
+} crm_fields_t;
+
+void crm_fields_clear(crm_fields_t *fields);
+
+typedef enum { CRM_SEV_WARNING = 0, CRM_SEV_ERROR = 1, CRM_SEV_REJECT = 2 } crm_severity_t;
+
+typedef struct {
+    char field[32];
+    char code[32];
+    char message[200];
+    crm_severity_t severity; /* REJECT: the lead is refused; ERROR: counts in the audit rate */
+} crm_issue_t;
+
+#define CRM_ISSUES_MAX 48
+typedef struct {
+    crm_issue_t v[CRM_ISSUES_MAX];
+    int n;
+    int rejects;
+} crm_issues_t;
+
+void crm_issue_add(crm_issues_t *issues, crm_severity_t severity, const char *field,
+                   const char *code, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* "field|code|message", the form used in lead.accepted / lead.rejected. */
+void crm_issue_format(const crm_issue_t *issue, char *out, size_t size);
+const char *crm_severity_name(crm_severity_t severity);
+
+/* Normalises the lead's customer fields into `out` and reports issues.
+   Returns the number of rejecting issues (0: the lead may be accepted).
+   `now_ms` decides whether a test-drive date is in the past. */
+int crm_lead_check(const crm_body_lead_submit_t *lead, int64_t now_ms, crm_fields_t *out,
+                   crm_issues_t *issues);
+
+/* The record-level audit rules (DOMAIN.md, part one: contact data) over a
+   stored record's fields; used by crm_lead_check and by the auditor. */
+void crm_record_audit(const crm_fields_t *fields, crm_issues_t *issues);
+
+/* "2026-12-05 10:00 CST" for messages to people. */
+void crm_format_cst(int64_t ms, char *out, size_t size);
+
+#endif
