@@ -537,7 +537,8 @@ crm_norm_code_t crm_norm_landline(const char *in, crm_landline_t *out)
         s_copy(e, d + last_start, tail);
         crm_landline_t noext;
         crm_norm_code_t rc_no = s_landline_parse(d, last_start, e, &noext);
-        if (rc_no == CRM_NORM_OK || (rc_all != CRM_NORM_OK && rc_no != CRM_NORM_INVALID)) {
+        if (rc_no == CRM_NORM_OK || (rc_all != CRM_NORM_OK && rc_all != CRM_NORM_BUSINESS_NUMBER &&
+                                     rc_no != CRM_NORM_INVALID)) {
             *out = noext;
             return rc_no;
         }

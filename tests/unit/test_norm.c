@@ -400,6 +400,7 @@ static void test_business_400_800_numbers_are_flagged(void **state)
     static const landline_row_t rows[] = {
         {"400-123-4567", CRM_NORM_BUSINESS_NUMBER, "", "4001234567", "", "400-123-4567"},
         {"4001234567", CRM_NORM_BUSINESS_NUMBER, "", "4001234567", "", "400-123-4567"},
+        {"400-1234-567", CRM_NORM_BUSINESS_NUMBER, "", "4001234567", "", "400-123-4567"},
         {"800 820 8820", CRM_NORM_BUSINESS_NUMBER, "", "8008208820", "", "800-820-8820"},
         {"400-123-456", CRM_NORM_INVALID, "", "", "", ""},
     };
