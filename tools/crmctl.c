@@ -1,15 +1,10 @@
-/*  crmctl: the command-line tool of autocrm.
- *
- *    crmctl status               each service's state; exit 0 only if all five are up
- *    crmctl streams              the latest sequence number of every stream
- *    crmctl events STREAM [--from N] [--count K]
- *                                the stream's events as JSON lines
- *    crmctl rejects [--count K]  frames and messages refused, newest first
- */
+/*  crmctl: the command-line tool of autocrm (see s_summary for the
+ *  commands). Lead, customer and quarantine commands are in their own
+ *  files; this one holds the system-wide views and the dispatch. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "crm_service.h"
+#include "crmctl.h"
 
 static const char *s_summary =
     "autocrm command-line tool.\n\n"
@@ -18,9 +13,20 @@ static const char *s_summary =
     "  streams                     latest sequence number of every event stream\n"
     "  events STREAM [--from N] [--count K]\n"
     "                              the stream's events, one JSON object per line\n"
-    "  rejects [--count K]         refused frames and messages kept for review, newest first\n\n"
-    "Exit codes: 0 success, 1 the answer is 'no' (a service is down), 2 usage error,\n"
-    "3 Redis unreachable.";
+    "  rejects [--count K]         refused frames and messages kept for review, newest first\n"
+    "  lead submit [FILE|-]        submit a JSON lead or an ADF document (told apart by content);\n"
+    "                              prints intake's answer as JSON; retries with the same id\n"
+    "  lead import FILE.csv [--encoding utf-8|gbk|gb18030] [--source NAME]\n"
+    "                              import an auto-show spreadsheet (UTF-8 or GBK, Chinese or\n"
+    "                              English headers); rejected rows go to FILE.csv.rejects.csv\n"
+    "  customer show ID            the record, its findings, its leads and every field change\n"
+    "  customer find --mobile M | --id-number N | --name NAME\n"
+    "  quarantine list             rejected submissions kept for review\n"
+    "  quarantine show ID          one of them, as submitted, with its errors\n"
+    "  quarantine retry ID [FILE|-]  submit it again, corrected from FILE or as it was\n\n"
+    "Exit codes: 0 success (lead accepted, also when a resend returns the first answer),\n"
+    "1 the answer is 'no' (a service is down, a lead rejected, nothing found), 2 usage error or\n"
+    "crm-intake unreachable, 3 Redis unreachable.";
 
 static const char *s_field(const redisReply *hash, const char *name)
 {
@@ -130,12 +136,33 @@ static int s_rejects(crm_store_t *store, long long count)
     return 0;
 }
 
+crm_store_t *crmctl_store(crmctl_t *ctl)
+{
+    if (!ctl->store)
+        ctl->store = crm_store_new(crm_opt(ctl->opts, "redis-url"), 2000);
+    return ctl->store;
+}
+
+int64_t crmctl_i64(crmctl_t *ctl, const char *opt)
+{
+    const char *v = crm_opt(ctl->opts, opt);
+    return v ? atoll(v) : 0;
+}
+
 int main(int argc, char **argv)
 {
     crm_opt_t opts[] = {
         {"redis-url", "CRM_REDIS_URL", "redis://127.0.0.1:6390/0", "Redis that autocrm keeps its state in", NULL},
+        {"intake", "CRM_INTAKE_ENDPOINT", "tcp://127.0.0.1:7201", "crm-intake's endpoint for leads", NULL},
+        {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead: how long to wait for intake's answer", NULL},
+        {"tries", NULL, "3", "lead: how many times to send before giving up", NULL},
+        {"encoding", NULL, NULL, "lead import: utf-8, gbk or gb18030 (default: detect)", NULL},
+        {"source", NULL, NULL, "lead import: the source (default: the file name)", NULL},
+        {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
+        {"id-number", NULL, NULL, "customer find: by ID number", NULL},
+        {"name", NULL, NULL, "customer find: by name", NULL},
         {"from", NULL, "1", "events: first sequence number", NULL},
-        {"count", NULL, "100", "events, rejects: how many at most", NULL},
+        {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},
         CRM_OPT_END,
     };
     int npos = 0;
@@ -143,35 +170,47 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? 0 : 2;
     crm_log_init("crmctl", "warn");
+    zsys_init();
+    zsys_set_logstream(NULL);
     if (npos < 1) {
         fprintf(stderr, "crmctl: a command is needed (try --help)\n");
         return 2;
     }
-    int64_t from, count;
+    int64_t from, count, n;
     if (crm_opt_i64(opts, "from", 1, INT64_MAX, &from) != 0 ||
-        crm_opt_i64(opts, "count", 1, 1000000, &count) != 0)
+        crm_opt_i64(opts, "count", 1, 1000000, &count) != 0 ||
+        crm_opt_i64(opts, "timeout-ms", 10, 3600000, &n) != 0 ||
+        crm_opt_i64(opts, "tries", 1, 100, &n) != 0)
         return 2;
+    crmctl_t ctl = {.opts = opts, .argc = npos, .argv = argv + 1};
     const char *cmd = argv[1];
-    if (strcmp(cmd, "status") && strcmp(cmd, "streams") && strcmp(cmd, "events") &&
-        strcmp(cmd, "rejects")) {
+    if (!strcmp(cmd, "lead"))
+        rc = crmctl_lead(&ctl);
+    else if (!strcmp(cmd, "customer"))
+        rc = crmctl_customer(&ctl);
+    else if (!strcmp(cmd, "quarantine"))
+        rc = crmctl_quarantine(&ctl);
+    else if (!strcmp(cmd, "status") || !strcmp(cmd, "streams") || !strcmp(cmd, "events") ||
+             !strcmp(cmd, "rejects")) {
+        if (!strcmp(cmd, "events") && npos < 2) {
+            fprintf(stderr, "crmctl events: name the stream (lead, customer, testdrive, followup, audit, notify)\n");
+            return 2;
+        }
+        crm_store_t *store = crmctl_store(&ctl);
+        if (!store)
+            return 3;
+        if (!strcmp(cmd, "status"))
+            rc = s_status(store);
+        else if (!strcmp(cmd, "streams"))
+            rc = s_streams(store);
+        else if (!strcmp(cmd, "events"))
+            rc = s_events(store, argv[2], (long long) from, (long long) count);
+        else
+            rc = s_rejects(store, (long long) count);
+    } else {
         fprintf(stderr, "crmctl: unknown command '%s' (try --help)\n", cmd);
-        return 2;
+        rc = 2;
     }
-    if (!strcmp(cmd, "events") && npos < 2) {
-        fprintf(stderr, "crmctl events: name the stream (lead, customer, testdrive, followup, audit, notify)\n");
-        return 2;
-    }
-    crm_store_t *store = crm_store_new(crm_opt(opts, "redis-url"), 2000);
-    if (!store)
-        return 3;
-    if (!strcmp(cmd, "status"))
-        rc = s_status(store);
-    else if (!strcmp(cmd, "streams"))
-        rc = s_streams(store);
-    else if (!strcmp(cmd, "events"))
-        rc = s_events(store, argv[2], (long long) from, (long long) count);
-    else
-        rc = s_rejects(store, (long long) count);
-    crm_store_destroy(&store);
+    crm_store_destroy(&ctl.store);
     return rc;
 }

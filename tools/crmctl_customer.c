@@ -1,0 +1,142 @@
+/*  crmctl customer show|find, quarantine list|show. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_lead.h"
+#include "crm_norm.h"
+#include "crmctl.h"
+
+static const char *s_hfield(const redisReply *h, const char *name)
+{
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+        if (!strcmp(h->element[i]->str, name))
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static void s_when(const char *ms, char *out, size_t size)
+{
+    if (!ms) {
+        snprintf(out, size, "-");
+        return;
+    }
+    crm_format_cst(atoll(ms), out, size);
+}
+
+static int s_show(crm_store_t *store, const char *cid)
+{
+    redisReply *c = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT, cid);
+    if (!c)
+        return CRMCTL_REDIS;
+    if (c->elements == 0) {
+        fprintf(stderr, "crmctl: no customer %s\n", cid);
+        freeReplyObject(c);
+        return CRMCTL_NO;
+    }
+    char when[40], when2[40];
+    s_when(s_hfield(c, "created_ms"), when, sizeof when);
+    s_when(s_hfield(c, "updated_ms"), when2, sizeof when2);
+    printf("customer %s   first seen %s via %s   updated %s\n", cid, when,
+           s_hfield(c, "first_channel") ? s_hfield(c, "first_channel") : "-", when2);
+    for (int i = 0; i < CRM_CF_COUNT; i++) {
+        const char *v = s_hfield(c, crm_cf_name((crm_cf_t) i));
+        if (v)
+            printf("  %-13s %s\n", crm_cf_name((crm_cf_t) i), v);
+    }
+    freeReplyObject(c);
+
+    redisReply *f = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT ":findings", cid);
+    if (f && f->elements) {
+        printf("findings:\n");
+        for (size_t i = 0; i + 1 < f->elements; i += 2)
+            printf("  %-28s %s\n", f->element[i]->str, f->element[i + 1]->str);
+    }
+    freeReplyObject(f);
+
+    redisReply *l = crm_store_cmd(store, "LRANGE " CRM_KEY_CUST_FMT ":leads 0 -1", cid);
+    printf("leads:\n");
+    for (size_t i = 0; l && i < l->elements; i++) {
+        redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_LEAD_FMT, l->element[i]->str);
+        s_when(s_hfield(h, "created_ms"), when, sizeof when);
+        const char *td = s_hfield(h, "testdrive_at");
+        if (td)
+            s_when(td, when2, sizeof when2);
+        printf("  %-8s %s  %-9s %-18s model=%s grade=%s dealer=%s%s%s  [%s]\n", l->element[i]->str,
+               when, s_hfield(h, "channel") ? s_hfield(h, "channel") : "-",
+               s_hfield(h, "source") ? s_hfield(h, "source") : "-",
+               s_hfield(h, "model") ? s_hfield(h, "model") : "-",
+               s_hfield(h, "intent_grade") ? s_hfield(h, "intent_grade") : "-",
+               s_hfield(h, "dealer_id") ? s_hfield(h, "dealer_id") : "-", td ? " test drive " : "",
+               td ? when2 : "", s_hfield(h, "submission_id") ? s_hfield(h, "submission_id") : "");
+        freeReplyObject(h);
+    }
+    freeReplyObject(l);
+
+    redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_CUST_FMT ":history - +", cid);
+    printf("history (every field change, oldest first):\n");
+    for (size_t i = 0; hist && i < hist->elements; i++) {
+        const redisReply *kv = hist->element[i]->element[1];
+        s_when(s_hfield(kv, "ts"), when, sizeof when);
+        const char *old = s_hfield(kv, "old");
+        printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, s_hfield(kv, "field"),
+               old && *old ? old : "", old && *old ? " -> " : "", s_hfield(kv, "new"),
+               s_hfield(kv, "channel"), s_hfield(kv, "lead"));
+    }
+    freeReplyObject(hist);
+    return CRMCTL_OK;
+}
+
+static int s_find(crmctl_t *ctl, crm_store_t *store)
+{
+    const char *mobile = crm_opt(ctl->opts, "mobile"), *idn = crm_opt(ctl->opts, "id-number"),
+               *name = crm_opt(ctl->opts, "name");
+    redisReply *r = NULL;
+    char norm[64];
+    if (mobile) {
+        if (crm_norm_mobile(mobile, norm) != CRM_NORM_OK) {
+            fprintf(stderr, "crmctl: --mobile %s is not a mobile number\n", mobile);
+            return CRMCTL_USAGE;
+        }
+        r = crm_store_cmd(store, "GET " CRM_KEY_IDX_MOBILE_FMT, norm);
+    } else if (idn) {
+        crm_idcard_t id;
+        if (crm_norm_idcard(idn, &id) != CRM_NORM_OK) {
+            fprintf(stderr, "crmctl: --id-number is not a valid ID number\n");
+            return CRMCTL_USAGE;
+        }
+        r = crm_store_cmd(store, "GET " CRM_KEY_IDX_ID_FMT, id.id);
+    } else if (name) {
+        r = crm_store_cmd(store, "SMEMBERS " CRM_KEY_IDX_NAME_FMT, name);
+    } else {
+        fprintf(stderr, "crmctl customer find: give --mobile, --id-number or --name\n");
+        return CRMCTL_USAGE;
+    }
+    if (!r)
+        return CRMCTL_REDIS;
+    int found = 0;
+    if (r->type == REDIS_REPLY_STRING) {
+        printf("%s\n", r->str);
+        found = 1;
+    }
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++, found++)
+        printf("%s\n", r->element[i]->str);
+    freeReplyObject(r);
+    return found ? CRMCTL_OK : CRMCTL_NO;
+}
+
+int crmctl_customer(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    if (strcmp(sub, "show") && strcmp(sub, "find")) {
+        fprintf(stderr, "crmctl customer: show ID | find --mobile M | --id-number N | --name NAME\n");
+        return CRMCTL_USAGE;
+    }
+    if (!strcmp(sub, "show") && ctl->argc < 3) {
+        fprintf(stderr, "crmctl customer show: name the customer (e.g. C12)\n");
+        return CRMCTL_USAGE;
+    }
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    return !strcmp(sub, "show") ? s_show(store, ctl->argv[2]) : s_find(ctl, store);
+}

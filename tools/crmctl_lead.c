@@ -1,0 +1,594 @@
+/*  crmctl lead submit|import, quarantine list|show|retry: the client side of
+ *  crm-intake. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crm_lead.h"
+#include "crm_leadin.h"
+#include "crmctl.h"
+
+int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_ms, int tries,
+               zframe_t **answer)
+{
+    for (int attempt = 1; attempt <= tries; attempt++) {
+        zsock_t *req = zsock_new(ZMQ_REQ);
+        if (!req)
+            return -1;
+        zsock_set_linger(req, 0);
+        if (zsock_connect(req, "%s", endpoint) < 0) {
+            fprintf(stderr, "crmctl: bad intake endpoint %s\n", endpoint);
+            zsock_destroy(&req);
+            return -1;
+        }
+        zframe_t *f = zframe_new(frame, len);
+        zframe_send(&f, req, 0);
+        zpoller_t *poller = zpoller_new(req, NULL);
+        void *ready = zpoller_wait(poller, timeout_ms);
+        zpoller_destroy(&poller);
+        if (ready == req) {
+            *answer = zframe_recv(req);
+            zsock_destroy(&req);
+            if (*answer)
+                return 0;
+        } else {
+            zsock_destroy(&req);
+        }
+        if (attempt < tries)
+            fprintf(stderr, "crmctl: no answer from %s in %d ms, retrying (%d/%d)\n", endpoint,
+                    timeout_ms, attempt + 1, tries);
+    }
+    return -1;
+}
+
+static char *s_read_all(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            if (cap >= CRM_FRAME_MAX * 4u)
+                break; /* a lead is small; refuse to read a huge file */
+            char *grown = realloc(buf, cap * 2 + 1);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf)
+        buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* Prints the answer as JSON and maps it to the exit code. */
+static int s_print_answer(const zframe_t *answer)
+{
+    crm_msg_t a;
+    crm_err_t err;
+    if (crm_msg_decode(zframe_data((zframe_t *) answer), zframe_size((zframe_t *) answer), &a, &err) != 0) {
+        fprintf(stderr, "crmctl: intake's answer cannot be read (%s: %s)\n", err.field, err.text);
+        return CRMCTL_UNREACHABLE;
+    }
+    char *json = crm_msg_to_json(&a);
+    printf("%s\n", json ? json : "{}");
+    free(json);
+    int rc = a.type == CRM_T_lead_accepted ? CRMCTL_OK : CRMCTL_NO;
+    crm_msg_clear(&a);
+    return rc;
+}
+
+static int s_encode_submit(crm_msg_t *m, msgpack_sbuffer *buf)
+{
+    crm_new_id(m->id, sizeof m->id);
+    m->ts = crm_now_ms();
+    snprintf(m->producer, sizeof m->producer, "crmctl");
+    msgpack_sbuffer_init(buf);
+    return crm_msg_encode(m, buf, NULL);
+}
+
+/* Reads a JSON lead or an ADF document into `m`. */
+static int s_parse_lead(const char *path, crm_msg_t *m)
+{
+    size_t len;
+    char *text = s_read_all(path, &len);
+    if (!text) {
+        fprintf(stderr, "crmctl: cannot read %s\n", path);
+        return -1;
+    }
+    char err[512];
+    int rc = -1, prospects = 0;
+    switch (crm_leadin_detect(text, len)) {
+    case CRM_LEADIN_JSON: rc = crm_leadin_json(text, len, crm_now_ms(), m, err, sizeof err); break;
+    case CRM_LEADIN_ADF:
+        rc = crm_leadin_adf(text, len, crm_now_ms(), m, &prospects, err, sizeof err);
+        if (rc == 0 && prospects > 1)
+            fprintf(stderr, "crmctl: %s holds %d prospects; only the first was submitted\n", path,
+                    prospects);
+        break;
+    default: snprintf(err, sizeof err, "neither a JSON lead nor an ADF document"); break;
+    }
+    free(text);
+    if (rc != 0)
+        fprintf(stderr, "crmctl: %s: %s\n", path, err);
+    return rc;
+}
+
+static int s_submit(crmctl_t *ctl, const char *path)
+{
+    crm_msg_t m;
+    if (s_parse_lead(path, &m) != 0)
+        return CRMCTL_NO;
+    msgpack_sbuffer buf;
+    s_encode_submit(&m, &buf);
+    crm_msg_clear(&m);
+    zframe_t *answer = NULL;
+    const char *endpoint = crm_opt(ctl->opts, "intake");
+    int rc = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
+                        (int) crmctl_i64(ctl, "tries"), &answer);
+    msgpack_sbuffer_destroy(&buf);
+    if (rc != 0) {
+        fprintf(stderr, "crmctl: crm-intake at %s did not answer\n", endpoint);
+        return CRMCTL_UNREACHABLE;
+    }
+    rc = s_print_answer(answer);
+    zframe_destroy(&answer);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- import */
+
+typedef struct {
+    long row;
+    char *sid;
+    char *frame;
+    size_t len;
+    int64_t sent_us;
+    int tries;
+    char **cells; /* for the rejects file */
+    size_t ncells;
+} s_pending_t;
+
+typedef struct {
+    long accepted, merged, rejected, duplicates, unreadable, unanswered;
+    FILE *rejects;
+    char rejects_path[1024];
+    const char *const *header;
+    int shown;
+} s_summary_t;
+
+static void s_csv_cell(FILE *f, const char *v)
+{
+    bool quote = strpbrk(v, ",\"\r\n") != NULL;
+    if (!quote) {
+        fputs(v, f);
+        return;
+    }
+    fputc('"', f);
+    for (const char *p = v; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void s_reject_row(s_summary_t *s, long row, char **cells, size_t n, const char *why)
+{
+    if (s->shown++ < 20)
+        printf("  row %ld: %s\n", row, why);
+    else if (s->shown == 21)
+        printf("  ... (all in %s)\n", s->rejects_path);
+    if (!s->rejects) {
+        s->rejects = fopen(s->rejects_path, "w");
+        if (!s->rejects) {
+            fprintf(stderr, "crmctl: cannot write %s\n", s->rejects_path);
+            return;
+        }
+        for (size_t i = 0; s->header[i]; i++) {
+            s_csv_cell(s->rejects, s->header[i]);
+            fputc(',', s->rejects);
+        }
+        fputs("error\n", s->rejects);
+    }
+    size_t cols = 0;
+    while (s->header[cols])
+        cols++;
+    for (size_t i = 0; i < cols; i++) {
+        s_csv_cell(s->rejects, i < n && cells[i] ? cells[i] : "");
+        fputc(',', s->rejects);
+    }
+    s_csv_cell(s->rejects, why);
+    fputc('\n', s->rejects);
+}
+
+static char **s_copy_cells(const char *const *cells, size_t n)
+{
+    char **copy = calloc(n ? n : 1, sizeof *copy);
+    for (size_t i = 0; copy && i < n; i++)
+        copy[i] = strdup(cells[i] ? cells[i] : "");
+    return copy;
+}
+
+/* zhashx destructors take the address of the item. */
+static void s_free_pending(void **item)
+{
+    s_pending_t *p = *item;
+    *item = NULL;
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->ncells; i++)
+        free(p->cells[i]);
+    free(p->cells);
+    free(p->sid);
+    free(p->frame);
+    free(p);
+}
+
+static void s_free_str(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void s_progress(double share, long rows, bool tty, int *last_decile)
+{
+    if (tty) {
+        int width = 30, done = (int) (share * width);
+        fprintf(stderr, "\rimporting [%.*s%*s] %3d%%  %ld rows", done, "##############################",
+                width - done, "", (int) (share * 100), rows);
+    } else if ((int) (share * 10) > *last_decile) {
+        *last_decile = (int) (share * 10);
+        fprintf(stderr, "importing: %d%% (%ld rows)\n", *last_decile * 10, rows);
+    }
+}
+
+static void s_on_answer(zhashx_t *pending, zframe_t *fr, s_summary_t *sum)
+{
+    crm_msg_t a;
+    crm_err_t err;
+    if (crm_msg_decode(zframe_data(fr), zframe_size(fr), &a, &err) != 0)
+        return;
+    const char *sid = a.type == CRM_T_lead_accepted ? a.body.lead_accepted.submission_id
+                      : a.type == CRM_T_lead_rejected ? a.body.lead_rejected.submission_id
+                                                      : NULL;
+    s_pending_t *p = sid ? zhashx_lookup(pending, sid) : NULL;
+    if (!p) {
+        crm_msg_clear(&a);
+        return; /* a late answer to a resend already counted */
+    }
+    if (a.type == CRM_T_lead_accepted) {
+        sum->accepted++;
+        sum->merged += a.body.lead_accepted.merged;
+    } else {
+        const crm_strs_t *e = &a.body.lead_rejected.errors;
+        /* "service|unavailable" is intake saying "not stored, retry". */
+        if (e->n && !strncmp(e->v[0], "service|", 8)) {
+            p->sent_us = 0; /* resend on the next pass */
+            crm_msg_clear(&a);
+            return;
+        }
+        char why[1024] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < e->n && used < sizeof why - 1; i++)
+            used += (size_t) snprintf(why + used, sizeof why - used, "%s%s", i ? "; " : "", e->v[i]);
+        sum->rejected++;
+        s_reject_row(sum, p->row, p->cells, p->ncells, why);
+    }
+    zhashx_delete(pending, sid);
+    crm_msg_clear(&a);
+}
+
+static int s_import(crmctl_t *ctl, const char *path)
+{
+    char err[512];
+    const char *enc = crm_opt(ctl->opts, "encoding");
+    crm_csv_reader_t *r = crm_csv_open(path, enc && *enc ? enc : NULL, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "crmctl: %s: %s\n", path, err);
+        return CRMCTL_NO;
+    }
+    const char *source = crm_opt(ctl->opts, "source");
+    if (source && *source)
+        crm_csv_set_source(r, source);
+    for (const char *const *u = crm_csv_unknown_columns(r); u && *u; u++)
+        fprintf(stderr, "crmctl: column '%s' is not a lead field and is not imported\n", *u);
+    const char *endpoint = crm_opt(ctl->opts, "intake");
+    int timeout_ms = (int) crmctl_i64(ctl, "timeout-ms"), tries = (int) crmctl_i64(ctl, "tries");
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(dealer, 0);
+    zsock_set_sndhwm(dealer, 0);
+    zsock_set_rcvhwm(dealer, 0);
+    if (zsock_connect(dealer, "%s", endpoint) < 0) {
+        fprintf(stderr, "crmctl: bad intake endpoint %s\n", endpoint);
+        crm_csv_close(&r);
+        zsock_destroy(&dealer);
+        return CRMCTL_USAGE;
+    }
+    s_summary_t sum = {0};
+    sum.header = crm_csv_header(r);
+    snprintf(sum.rejects_path, sizeof sum.rejects_path, "%s.rejects.csv", path);
+    unlink(sum.rejects_path);
+    zhashx_t *pending = zhashx_new();
+    zhashx_set_destructor(pending, s_free_pending);
+    zhashx_t *seen = zhashx_new(); /* sid -> first row, for duplicate rows */
+    zhashx_set_destructor(seen, s_free_str);
+    zhashx_set_duplicator(seen, (zhashx_duplicator_fn *) strdup);
+    bool tty = isatty(2), eof = false;
+    int decile = -1;
+    long rows = 0;
+    const size_t window = 512;
+    printf("importing %s (%s)\n", path, crm_csv_encoding(r));
+    int64_t t0 = crm_mono_us();
+    while (!eof || zhashx_size(pending) > 0) {
+        /* Fill the window. */
+        while (!eof && zhashx_size(pending) < window) {
+            crm_msg_t m;
+            long row = 0;
+            int got = crm_csv_next(r, crm_now_ms(), &m, &row, err, sizeof err);
+            if (got == 0) {
+                eof = true;
+                break;
+            }
+            rows++;
+            size_t n = 0;
+            const char *const *cells = crm_csv_row_fields(r, &n);
+            if (got < 0) {
+                sum.unreadable++;
+                char **copy = s_copy_cells(cells, n);
+                s_reject_row(&sum, row, copy, n, err);
+                for (size_t i = 0; i < n; i++)
+                    free(copy[i]);
+                free(copy);
+                continue;
+            }
+            const char *first = zhashx_lookup(seen, m.body.lead_submit.submission_id);
+            if (first) {
+                sum.duplicates++;
+                crm_msg_clear(&m);
+                continue;
+            }
+            char rowtxt[24];
+            snprintf(rowtxt, sizeof rowtxt, "%ld", row);
+            zhashx_insert(seen, m.body.lead_submit.submission_id, rowtxt);
+            s_pending_t *p = calloc(1, sizeof *p);
+            msgpack_sbuffer buf;
+            s_encode_submit(&m, &buf);
+            p->row = row;
+            p->sid = strdup(m.body.lead_submit.submission_id);
+            p->frame = buf.data;
+            p->len = buf.size;
+            p->cells = s_copy_cells(cells, n);
+            p->ncells = n;
+            crm_msg_clear(&m);
+            zhashx_insert(pending, p->sid, p);
+        }
+        /* Send what is due: new ones, and resends after a timeout. */
+        int64_t now = crm_mono_us();
+        for (s_pending_t *p = zhashx_first(pending); p; p = zhashx_next(pending)) {
+            if (p->sent_us && now - p->sent_us < (int64_t) timeout_ms * 1000)
+                continue;
+            if (p->tries >= tries) {
+                sum.unanswered++;
+                continue;
+            }
+            p->tries++;
+            p->sent_us = now;
+            zsock_send(dealer, "zb", p->frame, p->len);
+        }
+        if (sum.unanswered) {
+            fprintf(stderr, "\ncrmctl: crm-intake at %s stopped answering; %zu rows are not "
+                            "confirmed. Run the same import again: rows already stored are not "
+                            "stored twice.\n",
+                    endpoint, zhashx_size(pending));
+            break;
+        }
+        /* Collect answers for up to 100 ms. */
+        zpoller_t *poller = zpoller_new(dealer, NULL);
+        int64_t until = crm_mono_us() + 100000;
+        while (crm_mono_us() < until && zhashx_size(pending) > 0) {
+            if (zpoller_wait(poller, 20) != dealer)
+                continue;
+            zmsg_t *reply;
+            while ((reply = zmsg_recv_nowait(dealer))) {
+                zframe_t *fr = zmsg_last(reply);
+                if (fr)
+                    s_on_answer(pending, fr, &sum);
+                zmsg_destroy(&reply);
+            }
+            if (!eof && zhashx_size(pending) < window / 2)
+                break;
+        }
+        zpoller_destroy(&poller);
+        s_progress(eof ? 1.0 : crm_csv_progress(r), rows, tty, &decile);
+    }
+    if (tty)
+        fputc('\n', stderr);
+    double secs = (double) (crm_mono_us() - t0) / 1e6;
+    long unanswered = (long) zhashx_size(pending);
+    printf("%ld rows in %.2f s: %ld accepted (%ld merged into known customers), %ld rejected, "
+           "%ld unreadable, %ld duplicate rows, %ld not confirmed\n",
+           rows, secs, sum.accepted, sum.merged, sum.rejected, sum.unreadable, sum.duplicates,
+           unanswered);
+    if (sum.rejects) {
+        fclose(sum.rejects);
+        printf("rejected rows, with the reason in the last column: %s (fix them and import that file)\n",
+               sum.rejects_path);
+    }
+    zhashx_destroy(&pending);
+    zhashx_destroy(&seen);
+    zsock_destroy(&dealer);
+    crm_csv_close(&r);
+    if (unanswered)
+        return CRMCTL_UNREACHABLE;
+    return sum.rejected || sum.unreadable ? CRMCTL_NO : CRMCTL_OK;
+}
+
+int crmctl_lead(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    if (!strcmp(sub, "submit"))
+        return s_submit(ctl, ctl->argc > 2 ? ctl->argv[2] : "-");
+    if (!strcmp(sub, "import") && ctl->argc > 2)
+        return s_import(ctl, ctl->argv[2]);
+    fprintf(stderr, "crmctl lead: submit [FILE|-] | import FILE.csv [--encoding E] [--source S]\n");
+    return CRMCTL_USAGE;
+}
+
+/* ------------------------------------------------------------ quarantine */
+
+static const char *s_field(const redisReply *kv, const char *name)
+{
+    for (size_t k = 0; kv && k + 1 < kv->elements; k += 2)
+        if (!strcmp(kv->element[k]->str, name))
+            return kv->element[k + 1]->str;
+    return NULL;
+}
+
+static const redisReply *s_field_reply(const redisReply *kv, const char *name)
+{
+    for (size_t k = 0; kv && k + 1 < kv->elements; k += 2)
+        if (!strcmp(kv->element[k]->str, name))
+            return kv->element[k + 1];
+    return NULL;
+}
+
+static int s_qlist(crm_store_t *store, long long count)
+{
+    redisReply *r = crm_store_cmd(store, "XREVRANGE " CRM_KEY_QUARANTINE " + - COUNT %lld", count);
+    if (!r)
+        return CRMCTL_REDIS;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *kv = r->element[i]->element[1];
+        const char *qid = s_field(kv, "quarantine_id");
+        redisReply *st = crm_store_cmd(store, "HGET " CRM_KEY_QUARANTINE_STATE " %s", qid);
+        char when[40];
+        crm_format_cst(atoll(s_field(kv, "received_ms") ? s_field(kv, "received_ms") : "0"), when, sizeof when);
+        char errors[512];
+        snprintf(errors, sizeof errors, "%s", s_field(kv, "errors") ? s_field(kv, "errors") : "");
+        for (char *p = errors; *p; p++)
+            if (*p == '\n')
+                *p = ';';
+        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, s_field(kv, "channel"),
+               st && st->type == REDIS_REPLY_STRING ? st->str : "open", s_field(kv, "submission_id"), errors);
+        freeReplyObject(st);
+    }
+    freeReplyObject(r);
+    return CRMCTL_OK;
+}
+
+/* The quarantined submission `qid` ("Q12"): its stream entry (caller frees). */
+static redisReply *s_qentry(crm_store_t *store, const char *qid)
+{
+    if (qid[0] != 'Q' || atoll(qid + 1) <= 0) {
+        fprintf(stderr, "crmctl: %s is not a quarantine id (Q<number>)\n", qid);
+        return NULL;
+    }
+    long long n = atoll(qid + 1);
+    redisReply *r = crm_store_cmd(store, "XRANGE " CRM_KEY_QUARANTINE " %lld-0 %lld-0", n, n);
+    if (r && r->elements == 1)
+        return r;
+    fprintf(stderr, "crmctl: no quarantined submission %s\n", qid);
+    freeReplyObject(r);
+    return NULL;
+}
+
+static int s_qshow(crm_store_t *store, const char *qid)
+{
+    redisReply *r = s_qentry(store, qid);
+    if (!r)
+        return CRMCTL_NO;
+    const redisReply *frame = s_field_reply(r->element[0]->element[1], "frame");
+    crm_msg_t m;
+    crm_err_t err;
+    if (frame && crm_msg_decode(frame->str, frame->len, &m, &err) == 0) {
+        char *json = crm_msg_to_json(&m);
+        printf("%s\n", json ? json : "{}");
+        free(json);
+        crm_msg_clear(&m);
+    }
+    printf("errors:\n  %s\n", s_field(r->element[0]->element[1], "errors"));
+    freeReplyObject(r);
+    return CRMCTL_OK;
+}
+
+/* Submits a corrected lead (FILE) or the original again, under a new
+   submission id derived from the quarantine id, so that the original id's
+   answer (the rejection) does not stand in the way. */
+static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const char *path)
+{
+    redisReply *r = s_qentry(store, qid);
+    if (!r)
+        return CRMCTL_NO;
+    const redisReply *kv = r->element[0]->element[1];
+    crm_msg_t m;
+    crm_err_t err;
+    int parsed = -1;
+    if (path)
+        parsed = s_parse_lead(path, &m);
+    else {
+        const redisReply *frame = s_field_reply(kv, "frame");
+        parsed = frame ? crm_msg_decode(frame->str, frame->len, &m, &err) : -1;
+    }
+    char sid[300];
+    snprintf(sid, sizeof sid, "%s~%s", s_field(kv, "submission_id"), qid);
+    freeReplyObject(r);
+    if (parsed != 0)
+        return CRMCTL_NO;
+    CRM_SET_STR(&m, lead_submit, submission_id, sid);
+    msgpack_sbuffer buf;
+    s_encode_submit(&m, &buf);
+    crm_msg_clear(&m);
+    zframe_t *answer = NULL;
+    int rc = crmctl_ask(crm_opt(ctl->opts, "intake"), buf.data, buf.size,
+                        (int) crmctl_i64(ctl, "timeout-ms"), (int) crmctl_i64(ctl, "tries"), &answer);
+    msgpack_sbuffer_destroy(&buf);
+    if (rc != 0) {
+        fprintf(stderr, "crmctl: crm-intake did not answer\n");
+        return CRMCTL_UNREACHABLE;
+    }
+    crm_msg_t a;
+    if (crm_msg_decode(zframe_data(answer), zframe_size(answer), &a, &err) == 0) {
+        char state[120];
+        if (a.type == CRM_T_lead_accepted)
+            snprintf(state, sizeof state, "retried:%s", a.body.lead_accepted.lead_id);
+        else
+            snprintf(state, sizeof state, "rejected-again:%s",
+                     a.body.lead_rejected.quarantine_id ? a.body.lead_rejected.quarantine_id : "-");
+        redisReply *s = crm_store_cmd(store, "HSET " CRM_KEY_QUARANTINE_STATE " %s %s", qid, state);
+        freeReplyObject(s);
+        crm_msg_clear(&a);
+    }
+    rc = s_print_answer(answer);
+    zframe_destroy(&answer);
+    return rc;
+}
+
+int crmctl_quarantine(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    bool list = !strcmp(sub, "list");
+    if (!list && (ctl->argc < 3 || (strcmp(sub, "show") && strcmp(sub, "retry")))) {
+        fprintf(stderr, "crmctl quarantine: list | show ID | retry ID [CORRECTED_FILE|-]\n");
+        return CRMCTL_USAGE;
+    }
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    if (list)
+        return s_qlist(store, crmctl_i64(ctl, "count"));
+    if (!strcmp(sub, "show"))
+        return s_qshow(store, ctl->argv[2]);
+    return s_qretry(ctl, store, ctl->argv[2], ctl->argc > 3 ? ctl->argv[3] : NULL);
+}
