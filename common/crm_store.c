@@ -269,6 +269,8 @@ struct crm_tx_t {
     char maxlen[24];
     bool failed;
     redisReply *exec;
+    redisReply **pipe; /* replies of crm_store_pipeline */
+    size_t npipe;
 };
 
 crm_tx_t *crm_tx_new(const char *producer, long long stream_maxlen)
@@ -289,6 +291,11 @@ void crm_tx_reset(crm_tx_t *self)
         free(self->emits[i].frame);
     self->n = self->nemits = 0;
     self->failed = false;
+    for (size_t i = 0; i < self->npipe; i++)
+        freeReplyObject(self->pipe[i]);
+    free(self->pipe);
+    self->pipe = NULL;
+    self->npipe = 0;
     if (self->exec) {
         freeReplyObject(self->exec);
         self->exec = NULL;
@@ -529,9 +536,49 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
 
 const redisReply *crm_tx_result(const crm_tx_t *self, int index)
 {
-    if (!self->exec || index < 0 || (size_t) index >= self->exec->elements)
+    if (index < 0)
+        return NULL;
+    if (self->pipe)
+        return (size_t) index < self->npipe ? self->pipe[index] : NULL;
+    if (!self->exec || (size_t) index >= self->exec->elements)
         return NULL;
     return self->exec->element[index];
+}
+
+int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx)
+{
+    if (tx->failed || s_ensure(self) != 0)
+        return -1;
+    if (tx->n == 0)
+        return 0;
+    redisContext *c = self->ctx;
+    for (size_t i = 0; i < tx->n; i++)
+        if (redisAppendFormattedCommand(c, tx->cmds[i], tx->lens[i]) != REDIS_OK) {
+            s_drop(self, "pipeline");
+            return -1;
+        }
+    tx->pipe = calloc(tx->n, sizeof *tx->pipe);
+    if (!tx->pipe) {
+        s_drop(self, "pipeline");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < tx->n; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **) &r) != REDIS_OK || !r) {
+            crm_error("redis.failed", "command=pipeline error=\"%s\"", c->errstr[0] ? c->errstr : "no reply");
+            s_drop(self, "pipeline");
+            return -1;
+        }
+        tx->pipe[tx->npipe++] = r;
+        if (r->type == REDIS_REPLY_ERROR) {
+            char v[200];
+            crm_error("redis.error", "command=pipeline index=%zu reply=\"%s\"", i,
+                      crm_log_value(r->str, v, sizeof v));
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 size_t crm_tx_emit_count(const crm_tx_t *self) { return self->nemits; }

@@ -61,7 +61,11 @@ int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
    otherwise (logged). After success the emits carry their numbers. */
 #define CRM_TX_CONFLICT (-2)
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx);
-/* Result of queued command `index` after a commit, or NULL. */
+/* Sends the queued commands as one pipeline, without a transaction (for
+   batched reads; WATCH may be among them). 0 when every reply arrived and
+   none is an error; the replies stay in `tx` (crm_tx_result) until reset. */
+int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx);
+/* Result of queued command `index` after a commit or a pipeline, or NULL. */
 const redisReply *crm_tx_result(const crm_tx_t *self, int index);
 
 typedef struct {

@@ -8,7 +8,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <limits.h>
-#include <math.h>
+#include <math.h> /* isfinite, a macro: no -lm */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -408,8 +408,8 @@ static int s_json_number_text(const json_t *v, char *out, size_t outsz)
     double d = json_real_value(v);
     if (!isfinite(d))
         return -1;
-    if (d == floor(d) && fabs(d) < 9e15)
-        snprintf(out, outsz, "%.0f", d);
+    if (d > -9e15 && d < 9e15 && (double) (long long) d == d)
+        snprintf(out, outsz, "%lld", (long long) d);
     else
         snprintf(out, outsz, "%.15g", d);
     return 0;
@@ -777,6 +777,27 @@ static int s_adf_prospect(crm_msg_t *out, const xmlNode *pr, int64_t now_ms, cha
     return rc;
 }
 
+/* libxml2 goes on after a well-formedness error and keeps only the last
+   one, which is often a consequence ("premature end of data"); the first
+   is the one to show, so the context's structured-error hook keeps it. */
+typedef struct {
+    int line;
+    char msg[160];
+} s_xml_first_t;
+
+static void s_xml_error(void *data, xmlErrorPtr e)
+{
+    xmlParserCtxtPtr ctxt = data;
+    s_xml_first_t *first = ctxt ? ctxt->_private : NULL;
+    if (!first || !e || first->line > 0 || e->level < XML_ERR_ERROR)
+        return;
+    first->line = e->line > 0 ? e->line : 1;
+    snprintf(first->msg, sizeof first->msg, "%s", e->message ? e->message : "not well-formed");
+    size_t n = strlen(first->msg);
+    while (n && (first->msg[n - 1] == '\n' || first->msg[n - 1] == ' '))
+        first->msg[--n] = '\0';
+}
+
 int crm_leadin_adf(const char *text, size_t len, int64_t now_ms, crm_msg_t *out, int *prospects,
                    char *err, size_t errsz)
 {
@@ -790,36 +811,47 @@ int crm_leadin_adf(const char *text, size_t len, int64_t now_ms, crm_msg_t *out,
     }
     /* A <?adf version="1.0"?> line before the XML declaration is common and
        not XML: skip processing instructions until the declaration or the
-       first element, counting the lines skipped so errors keep real lines. */
+       first element. The lines skipped are put back as blanks (inside the
+       declaration, the one place before it that takes them) so that every
+       line number libxml2 reports is a line of the original text. */
     size_t i = s_skip_bom_ws(text, len, 0);
     while (len - i >= 2 && !memcmp(text + i, "<?", 2) &&
            !(len - i >= 6 && !memcmp(text + i, "<?xml", 5) && strchr(" \t\r\n", text[i + 5])))
         i = s_skip_bom_ws(text, len, s_skip_past(text, len, i, "?>"));
-    int skipped_lines = 0;
+    size_t lines = 0;
     for (size_t k = 0; k < i; k++)
-        skipped_lines += text[k] == '\n';
-    if (len - i > INT_MAX) {
-        s_err(err, errsz, "document too large");
+        lines += text[k] == '\n';
+    s_buf_t src = {0};
+    size_t decl_end = len - i >= 5 && !memcmp(text + i, "<?xml", 5)
+                          ? s_skip_past(text, len, i, "?>") : i;
+    size_t cut = decl_end > i && decl_end < len ? decl_end - 2 : i;
+    int brc = s_buf_add(&src, text + i, cut - i);
+    for (size_t k = 0; k < lines && brc == 0; k++)
+        brc = s_buf_add(&src, "\n", 1);
+    brc |= s_buf_add(&src, text + cut, len - cut);
+    if (brc != 0 || src.n > INT_MAX) {
+        free(src.p);
+        s_err(err, errsz, brc ? "out of memory" : "document too large");
         return -1;
     }
     xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     if (!ctxt) {
+        free(src.p);
         s_err(err, errsz, "out of memory");
         return -1;
     }
-    xmlDocPtr doc = xmlCtxtReadMemory(ctxt, text + i, (int) (len - i), NULL, NULL,
+    s_xml_first_t first_error = {0, ""};
+    ctxt->_private = &first_error;
+    ctxt->sax->serror = s_xml_error;
+    xmlDocPtr doc = xmlCtxtReadMemory(ctxt, src.p, (int) src.n, NULL, NULL,
                                       XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     int rc = 0;
     if (!doc) {
         xmlErrorPtr e = xmlCtxtGetLastError(ctxt);
-        char msg[160] = "not well-formed";
-        if (e && e->message) {
-            snprintf(msg, sizeof msg, "%s", e->message);
-            size_t n = strlen(msg);
-            while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-                msg[--n] = '\0';
-        }
-        s_err(err, errsz, "line %d: %s", (e ? e->line : 1) + skipped_lines, msg);
+        if (first_error.line == 0)
+            s_xml_error(ctxt, e);
+        s_err(err, errsz, "line %d: %s", first_error.line ? first_error.line : 1,
+              first_error.line ? first_error.msg : "not well-formed");
         rc = -1;
     }
     xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
@@ -850,6 +882,7 @@ int crm_leadin_adf(const char *text, size_t len, int64_t now_ms, crm_msg_t *out,
     }
     xmlFreeDoc(doc);
     xmlFreeParserCtxt(ctxt);
+    free(src.p);
     return rc;
 }
 

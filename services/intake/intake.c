@@ -1,4 +1,11 @@
-/*  intake: one submission, from frame to committed answer. */
+/*  intake: a batch of submissions, from frames to committed answers.
+ *
+ *  The batch is read in two pipelined round trips (answers already given,
+ *  match keys; then the matched records and fresh ids), decided in memory
+ *  in arrival order, and written in one MULTI/EXEC with its events. The
+ *  keys read are WATCHed, so a second intake instance writing the same
+ *  customer or submission makes the batch start again from its reads.
+ */
 #include "intake.h"
 
 #include <stdlib.h>
@@ -9,12 +16,53 @@
 #define INTAKE_SID_MAX 256
 #define INTAKE_ATTEMPTS 3
 
+typedef enum { S_NEW = 0, S_DONE, S_REJECT, S_ACCEPT } s_kind_t;
+
+typedef struct {
+    intake_req_t *req;
+    crm_msg_t msg;
+    bool decoded;
+    s_kind_t kind;
+    int dup_of; /* an earlier request of the batch with the same submission id, or -1 */
+    crm_fields_t fields;
+    crm_issues_t issues;
+    int r_sub, r_id, r_mobile; /* indices of the reads */
+} s_item_t;
+
+typedef struct {
+    char cid[32];
+    crm_fields_t rec;
+    bool loaded;
+} s_cust_t;
+
+typedef struct {
+    char key[96]; /* "m:<mobile>" or "i:<id number>" */
+    char cid[32];
+} s_map_t;
+
+typedef struct {
+    crm_service_t *svc;
+    crm_store_t *store;
+    s_item_t *items;
+    int n;
+    s_cust_t *custs; /* records read or created in this batch */
+    int ncusts;
+    s_map_t *maps; /* match keys written in this batch */
+    int nmaps;
+    crm_tx_t *reads;
+    long long lead_base, cust_base, quar_base; /* first fresh ids */
+    int leads_used, custs_used, quars_used;
+} s_batch_t;
+
+/* ---------------------------------------------------------------- answers */
+
 /* Encodes an answer that travels point to point (no stream, no number). */
 static void s_encode_answer(crm_msg_t *msg, msgpack_sbuffer *out)
 {
     char stream[CRM_NAME_MAX];
     memcpy(stream, msg->stream, sizeof stream);
     msg->stream[0] = 0;
+    out->size = 0;
     if (crm_msg_encode(msg, out, NULL) != 0)
         crm_error("intake.encode_failed", "type=%s", crm_type_name(msg->type));
     memcpy(msg->stream, stream, sizeof stream);
@@ -37,44 +85,134 @@ static void s_answer_error(const char *sid, const char *field, const char *code,
     crm_msg_clear(&ans);
 }
 
-static long long s_incr(crm_store_t *store, const char *key)
+/* ------------------------------------------------------------ the batch */
+
+static s_cust_t *s_cust(s_batch_t *b, const char *cid)
 {
-    redisReply *r = crm_store_cmd(store, "INCR %s", key);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return v;
+    for (int i = 0; i < b->ncusts; i++)
+        if (!strcmp(b->custs[i].cid, cid))
+            return &b->custs[i];
+    s_cust_t *c = &b->custs[b->ncusts++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->cid, sizeof c->cid, "%s", cid);
+    return c;
 }
 
-static char *s_get(crm_store_t *store, const char *fmt, const char *arg, bool *failed)
+static const char *s_map_get(s_batch_t *b, char kind, const char *value)
 {
-    redisReply *r = crm_store_cmd(store, fmt, arg);
-    if (!r) {
-        *failed = true;
-        return NULL;
+    char key[96];
+    snprintf(key, sizeof key, "%c:%s", kind, value);
+    for (int i = b->nmaps - 1; i >= 0; i--)
+        if (!strcmp(b->maps[i].key, key))
+            return b->maps[i].cid;
+    return NULL;
+}
+
+static void s_map_set(s_batch_t *b, char kind, const char *value, const char *cid)
+{
+    s_map_t *m = &b->maps[b->nmaps++];
+    snprintf(m->key, sizeof m->key, "%c:%s", kind, value);
+    snprintf(m->cid, sizeof m->cid, "%s", cid);
+}
+
+static const char *s_reply_str(const crm_tx_t *t, int index)
+{
+    const redisReply *r = crm_tx_result(t, index);
+    return r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+}
+
+static void s_release(s_batch_t *b)
+{
+    for (int i = 0; i < b->ncusts; i++)
+        crm_fields_clear(&b->custs[i].rec);
+    b->ncusts = b->nmaps = 0;
+    b->leads_used = b->custs_used = b->quars_used = 0;
+    crm_tx_reset(b->reads);
+}
+
+/* Round 1: WATCH what decides the outcome, then the answers already given
+   and the match keys. Round 2: the matched records, and fresh ids. */
+static int s_read(s_batch_t *b)
+{
+    crm_tx_t *t = b->reads;
+    crm_tx_reset(t);
+    int watched = 0;
+    for (int i = 0; i < b->n; i++) {
+        s_item_t *it = &b->items[i];
+        it->r_sub = it->r_id = it->r_mobile = -1;
+        if (it->kind == S_DONE || it->dup_of >= 0)
+            continue;
+        const crm_body_lead_submit_t *l = &it->msg.body.lead_submit;
+        crm_tx_cmd(t, "WATCH " CRM_KEY_SUBMISSION_FMT, l->submission_id);
+        if (it->fields.indexable_id)
+            crm_tx_cmd(t, "WATCH " CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
+        if (it->fields.indexable_mobile)
+            crm_tx_cmd(t, "WATCH " CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
+        watched++;
     }
-    char *v = r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : NULL;
-    freeReplyObject(r);
-    return v;
-}
-
-/* The stored record of customer `cid` (fields only). */
-static int s_load_customer(crm_store_t *store, const char *cid, crm_fields_t *cur)
-{
-    memset(cur, 0, sizeof *cur);
-    redisReply *r = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT, cid);
-    if (!r)
+    if (!watched)
+        return 0;
+    for (int i = 0; i < b->n; i++) {
+        s_item_t *it = &b->items[i];
+        if (it->kind == S_DONE || it->dup_of >= 0)
+            continue;
+        it->r_sub = crm_tx_cmd(t, "GET " CRM_KEY_SUBMISSION_FMT, it->msg.body.lead_submit.submission_id);
+        if (it->fields.indexable_id)
+            it->r_id = crm_tx_cmd(t, "GET " CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
+        if (it->fields.indexable_mobile)
+            it->r_mobile = crm_tx_cmd(t, "GET " CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
+    }
+    if (crm_store_pipeline(b->store, t) != 0)
         return -1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        int f = crm_cf_from_name(r->element[i]->str);
-        if (f >= 0 && r->element[i + 1]->len)
-            cur->v[f] = strdup(r->element[i + 1]->str);
+    /* Round 2. */
+    crm_tx_t *t2 = crm_tx_new("intake", 0);
+    if (!t2)
+        return -1;
+    int accepts = 0, rejects = 0;
+    for (int i = 0; i < b->n; i++) {
+        s_item_t *it = &b->items[i];
+        if (it->r_sub < 0 || s_reply_str(t, it->r_sub))
+            continue;
+        if (it->kind == S_REJECT) {
+            rejects++;
+            continue;
+        }
+        accepts++;
+        const char *ids[2] = {s_reply_str(t, it->r_id), s_reply_str(t, it->r_mobile)};
+        for (int k = 0; k < 2; k++) {
+            if (!ids[k])
+                continue;
+            s_cust_t *c = s_cust(b, ids[k]);
+            if (!c->loaded) {
+                c->loaded = true;
+                crm_tx_cmd(t2, "HGETALL " CRM_KEY_CUST_FMT, ids[k]);
+            }
+        }
     }
-    freeReplyObject(r);
-    return 0;
+    int base = (int) crm_tx_size(t2);
+    crm_tx_cmd(t2, "INCRBY crm:ids:lead %d", accepts);
+    crm_tx_cmd(t2, "INCRBY crm:ids:customer %d", accepts);
+    crm_tx_cmd(t2, "INCRBY crm:ids:quarantine %d", rejects);
+    int rc = crm_store_pipeline(b->store, t2);
+    if (rc == 0) {
+        int k = 0;
+        for (int i = 0; i < b->ncusts; i++) {
+            const redisReply *h = crm_tx_result(t2, k++);
+            for (size_t e = 0; h && h->type == REDIS_REPLY_ARRAY && e + 1 < h->elements; e += 2) {
+                int f = crm_cf_from_name(h->element[e]->str);
+                if (f >= 0 && h->element[e + 1]->len)
+                    b->custs[i].rec.v[f] = strdup(h->element[e + 1]->str);
+            }
+        }
+        b->lead_base = crm_tx_result(t2, base)->integer - accepts + 1;
+        b->cust_base = crm_tx_result(t2, base + 1)->integer - accepts + 1;
+        b->quar_base = crm_tx_result(t2, base + 2)->integer - rejects + 1;
+    }
+    crm_tx_destroy(&t2);
+    return rc;
 }
 
-/* The record's findings as they stand after this lead: the same rules, run
-   over the merged record. */
+/* The record's findings as it stands: the same rules over the record. */
 static void s_record_findings(const crm_fields_t *rec, crm_issues_t *issues)
 {
     crm_body_lead_submit_t view;
@@ -87,19 +225,13 @@ static void s_record_findings(const crm_fields_t *rec, crm_issues_t *issues)
     crm_fields_clear(&scratch);
 }
 
-static void s_rejected(crm_service_t *svc, const crm_body_lead_submit_t *lead, const crm_issues_t *is,
-                       const void *frame, size_t len, crm_tx_t *tx, msgpack_sbuffer *out)
+static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now)
 {
-    crm_store_t *store = crm_service_store(svc);
-    long long q = s_incr(store, "crm:ids:quarantine");
-    if (q < 0) {
-        s_answer_error(lead->submission_id, "service", "unavailable", "Redis is unavailable; retry", out);
-        return;
-    }
-    char qid[32], entry[32], now[24];
+    const crm_body_lead_submit_t *lead = &it->msg.body.lead_submit;
+    long long q = b->quar_base + b->quars_used++;
+    char qid[32], entry[32];
     snprintf(qid, sizeof qid, "Q%lld", q);
     snprintf(entry, sizeof entry, "%lld-0", q);
-    snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_lead_rejected);
     CRM_SET_STR(&ev, lead_rejected, submission_id, lead->submission_id);
@@ -107,34 +239,26 @@ static void s_rejected(crm_service_t *svc, const crm_body_lead_submit_t *lead, c
     ev.body.lead_rejected.has.errors = true;
     char errors[4096] = "";
     size_t used = 0;
-    for (int i = 0; i < is->n; i++) {
-        if (is->v[i].severity != CRM_SEV_REJECT)
+    for (int i = 0; i < it->issues.n; i++) {
+        if (it->issues.v[i].severity != CRM_SEV_REJECT)
             continue;
         char line[320];
-        crm_issue_format(&is->v[i], line, sizeof line);
+        crm_issue_format(&it->issues.v[i], line, sizeof line);
         crm_strs_push(&ev.body.lead_rejected.errors, line);
-        int n = snprintf(errors + used, sizeof errors - used, "%s%s", used ? "\n" : "", line);
-        if (n > 0 && (size_t) n < sizeof errors - used)
-            used += (size_t) n;
+        int k = snprintf(errors + used, sizeof errors - used, "%s%s", used ? "\n" : "", line);
+        if (k > 0 && (size_t) k < sizeof errors - used)
+            used += (size_t) k;
     }
     snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, lead->submission_id);
     crm_tx_cmd(tx, "XADD " CRM_KEY_QUARANTINE " %s quarantine_id %s submission_id %s channel %s "
                    "received_ms %s errors %s frame %b",
-               entry, qid, lead->submission_id, lead->channel, now, errors, frame, len);
+               entry, qid, lead->submission_id, lead->channel, now, errors, it->req->frame, it->req->len);
     crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_STATE " %s open", qid);
-    crm_tx_emit(tx, &ev); /* fills id, ts, producer */
-    s_encode_answer(&ev, out);
-    crm_tx_cmd(tx, "SET " CRM_KEY_SUBMISSION_FMT " %b", lead->submission_id, out->data, out->size);
+    crm_tx_emit(tx, &ev);
+    s_encode_answer(&ev, &it->req->answer);
+    crm_tx_cmd(tx, "SET " CRM_KEY_SUBMISSION_FMT " %b", lead->submission_id, it->req->answer.data,
+               it->req->answer.size);
     crm_msg_clear(&ev);
-    int rc = crm_service_commit(svc, tx);
-    if (rc != 0) {
-        out->size = 0;
-        s_answer_error(lead->submission_id, "service", "unavailable", "not stored; retry with the same submission_id", out);
-        return;
-    }
-    char sid[80];
-    crm_info("lead.rejected", "submission=%s quarantine=%s errors=%d", crm_log_value(lead->submission_id, sid, sizeof sid),
-             qid, is->rejects);
 }
 
 /* Adds "key value" to an argv when the value is there. */
@@ -148,119 +272,97 @@ static void s_arg(const char **argv, size_t *lens, int *argc, const char *key, c
     lens[(*argc)++] = strlen(value);
 }
 
-/* Accepts a checked lead: match, merge, store, emit. 0, CRM_TX_CONFLICT or -1. */
-static int s_accept(crm_service_t *svc, const crm_msg_t *msg, crm_fields_t *f, const crm_issues_t *is,
-                    crm_tx_t *tx, msgpack_sbuffer *out)
+static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, int64_t now_ms)
 {
-    const crm_body_lead_submit_t *lead = &msg->body.lead_submit;
-    crm_store_t *store = crm_service_store(svc);
+    const crm_body_lead_submit_t *lead = &it->msg.body.lead_submit;
+    crm_fields_t *f = &it->fields;
     const char *mobile = f->indexable_mobile ? f->v[CRM_CF_mobile] : NULL;
     const char *idnum = f->indexable_id ? f->v[CRM_CF_id_number] : NULL;
-    /* Another intake instance may create the same customer meanwhile:
-       watch the match keys, and redo the reads if one changes. */
-    char wm[64] = "crm:idx:none", wi[64] = "crm:idx:none";
-    if (mobile)
-        snprintf(wm, sizeof wm, CRM_KEY_IDX_MOBILE_FMT, mobile);
-    if (idnum)
-        snprintf(wi, sizeof wi, CRM_KEY_IDX_ID_FMT, idnum);
-    redisReply *w = crm_store_cmd(store, "WATCH %s %s", wm, wi);
-    if (!w)
-        return -1;
-    freeReplyObject(w);
-    bool failed = false;
-    char *cid = NULL;
-    const char *match = NULL;
-    if (idnum && (cid = s_get(store, "GET " CRM_KEY_IDX_ID_FMT, idnum, &failed)))
-        match = "id_number";
-    if (!cid && mobile && (cid = s_get(store, "GET " CRM_KEY_IDX_MOBILE_FMT, mobile, &failed)))
-        match = "mobile";
-    long long lnum = failed ? -1 : s_incr(store, "crm:ids:lead");
-    if (lnum < 0) {
-        free(cid);
-        return -1;
-    }
-    bool merged = cid != NULL;
-    if (!merged) {
-        long long c = s_incr(store, "crm:ids:customer");
-        if (c < 0)
-            return -1;
-        if (asprintf(&cid, "C%lld", c) < 0)
-            return -1;
-    }
-    char lid[32], now[24];
-    snprintf(lid, sizeof lid, "L%lld", lnum);
-    int64_t now_ms = crm_now_ms();
-    snprintf(now, sizeof now, "%lld", (long long) now_ms);
-    crm_fields_t cur;
-    if (s_load_customer(store, cid, &cur) != 0) {
-        free(cid);
-        return -1;
-    }
 
-    /* Merge: a known value is never blanked; a different one becomes current
-       and the old one stays in the history. */
+    /* Match: what this batch wrote first, then what Redis holds; the ID
+       number before the mobile (mobiles change hands). */
+    const char *cid = NULL, *match = NULL;
+    if (idnum && ((cid = s_map_get(b, 'i', idnum)) || (cid = s_reply_str(b->reads, it->r_id))))
+        match = "id_number";
+    if (!cid && mobile &&
+        ((cid = s_map_get(b, 'm', mobile)) || (cid = s_reply_str(b->reads, it->r_mobile))))
+        match = "mobile";
+    bool merged = cid != NULL;
+    char newcid[32], lid[32];
+    if (!merged) {
+        snprintf(newcid, sizeof newcid, "C%lld", b->cust_base + b->custs_used++);
+        cid = newcid;
+    }
+    long long lnum = b->lead_base + b->leads_used++;
+    snprintf(lid, sizeof lid, "L%lld", lnum);
+    s_cust_t *c = s_cust(b, cid);
+    c->loaded = true;
+    cid = c->cid;
+
+    /* Merge: a known value is never blanked; a different one becomes
+       current and the old one stays in the history. */
     crm_msg_t upd;
     crm_msg_init(&upd, CRM_T_customer_updated);
     for (int i = 0; i < CRM_CF_COUNT; i++) {
         const char *nv = f->v[i];
-        if (!nv || (cur.v[i] && !strcmp(cur.v[i], nv)))
+        if (!nv || (c->rec.v[i] && !strcmp(c->rec.v[i], nv)))
             continue;
         const char *name = crm_cf_name((crm_cf_t) i);
         crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " %s %s", cid, name, nv);
         crm_tx_cmd(tx, "XADD " CRM_KEY_CUST_FMT ":history * field %s old %s new %s channel %s lead %s ts %s",
-                   cid, name, cur.v[i] ? cur.v[i] : "", nv, lead->channel, lid, now);
+                   cid, name, c->rec.v[i] ? c->rec.v[i] : "", nv, lead->channel, lid, now);
         crm_strs_push(&upd.body.customer_updated.fields, name);
-        free(cur.v[i]);
-        cur.v[i] = strdup(nv);
+        free(c->rec.v[i]);
+        c->rec.v[i] = strdup(nv);
     }
     if (!merged)
         crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " created_ms %s first_channel %s", cid, now, lead->channel);
     crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " updated_ms %s", cid, now);
-    if (mobile)
+    if (mobile) {
         crm_tx_cmd(tx, "SET " CRM_KEY_IDX_MOBILE_FMT " %s", mobile, cid);
-    if (idnum)
+        s_map_set(b, 'm', mobile, cid);
+    }
+    if (idnum) {
         crm_tx_cmd(tx, "SET " CRM_KEY_IDX_ID_FMT " %s", idnum, cid);
+        s_map_set(b, 'i', idnum, cid);
+    }
     if (f->v[CRM_CF_name])
         crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", f->v[CRM_CF_name], cid);
 
-    /* The record's findings as it now stands. */
-    crm_issues_t rec = {0};
-    s_record_findings(&cur, &rec);
-    crm_tx_cmd(tx, "DEL " CRM_KEY_CUST_FMT ":findings", cid);
-    for (int i = 0; i < rec.n; i++) {
-        if (rec.v[i].severity == CRM_SEV_REJECT)
-            continue;
-        char key[80], val[260];
-        snprintf(key, sizeof key, "%s:%s", rec.v[i].field, rec.v[i].code);
-        snprintf(val, sizeof val, "%s|%s", crm_severity_name(rec.v[i].severity), rec.v[i].message);
-        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT ":findings %s %s", cid, key, val);
+    crm_issues_t *rec = calloc(1, sizeof *rec);
+    if (rec) {
+        s_record_findings(&c->rec, rec);
+        crm_tx_cmd(tx, "DEL " CRM_KEY_CUST_FMT ":findings", cid);
+        for (int i = 0; i < rec->n; i++) {
+            if (rec->v[i].severity == CRM_SEV_REJECT)
+                continue;
+            char key[80], val[260];
+            snprintf(key, sizeof key, "%s:%s", rec->v[i].field, rec->v[i].code);
+            snprintf(val, sizeof val, "%s|%s", crm_severity_name(rec->v[i].severity), rec->v[i].message);
+            crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT ":findings %s %s", cid, key, val);
+        }
+        free(rec);
     }
 
-    /* The lead itself. */
-    char tdat[24] = "";
+    char tdat[24] = "", leadkey[64];
     if (lead->has.testdrive_at)
         snprintf(tdat, sizeof tdat, "%lld", (long long) lead->testdrive_at);
-    const char *argv[40];
-    size_t lens[40];
-    int argc = 0;
-    char leadkey[64];
     snprintf(leadkey, sizeof leadkey, CRM_KEY_LEAD_FMT, lid);
-#define S_ARG(k, v) s_arg(argv, lens, &argc, (k), (v))
-    argv[argc] = "HSET", lens[argc++] = 4;
-    argv[argc] = leadkey, lens[argc++] = strlen(leadkey);
-    S_ARG("customer_id", cid);
-    S_ARG("submission_id", lead->submission_id);
-    S_ARG("channel", lead->channel);
-    S_ARG("source", lead->source);
-    S_ARG("model", lead->model);
-    S_ARG("intent_grade", lead->intent_grade);
-    S_ARG("expected_purchase_date", lead->expected_purchase_date);
-    S_ARG("dealer_id", lead->dealer_id);
-    S_ARG("testdrive_at", tdat);
-    S_ARG("remark", lead->remark);
-    S_ARG("created_ms", now);
-    S_ARG("match", match);
-#undef S_ARG
+    const char *argv[40] = {"HSET", leadkey};
+    size_t lens[40] = {4, strlen(leadkey)};
+    int argc = 2;
+    s_arg(argv, lens, &argc, "customer_id", cid);
+    s_arg(argv, lens, &argc, "submission_id", lead->submission_id);
+    s_arg(argv, lens, &argc, "channel", lead->channel);
+    s_arg(argv, lens, &argc, "source", lead->source);
+    s_arg(argv, lens, &argc, "model", lead->model);
+    s_arg(argv, lens, &argc, "intent_grade", lead->intent_grade);
+    s_arg(argv, lens, &argc, "expected_purchase_date", lead->expected_purchase_date);
+    s_arg(argv, lens, &argc, "dealer_id", lead->dealer_id);
+    s_arg(argv, lens, &argc, "testdrive_at", tdat);
+    s_arg(argv, lens, &argc, "remark", lead->remark);
+    s_arg(argv, lens, &argc, "created_ms", now);
+    s_arg(argv, lens, &argc, "match", match);
     crm_tx_cmdargv(tx, argc, argv, lens);
     crm_tx_cmd(tx, "RPUSH " CRM_KEY_CUST_FMT ":leads %s", cid, lid);
 
@@ -318,91 +420,145 @@ static int s_accept(crm_service_t *svc, const crm_msg_t *msg, crm_fields_t *f, c
     CRM_SET_STR(&ans, lead_accepted, lead_id, lid);
     CRM_SET_STR(&ans, lead_accepted, customer_id, cid);
     CRM_SET_BOOL(&ans, lead_accepted, merged, merged);
-    for (int i = 0; i < is->n; i++) {
+    for (int i = 0; i < it->issues.n; i++) {
         char line[320];
-        crm_issue_format(&is->v[i], line, sizeof line);
+        crm_issue_format(&it->issues.v[i], line, sizeof line);
         crm_strs_push(&ans.body.lead_accepted.findings, line);
         ans.body.lead_accepted.has.findings = true;
     }
-    s_encode_answer(&ans, out);
+    s_encode_answer(&ans, &it->req->answer);
     crm_msg_clear(&ans);
-    crm_tx_cmd(tx, "SET " CRM_KEY_SUBMISSION_FMT " %b", lead->submission_id, out->data, out->size);
-
-    int rc = crm_service_commit(svc, tx);
-    if (rc == 0) {
-        char sid[80], m[16];
-        crm_info("lead.accepted", "submission=%s lead=%s customer=%s merged=%s match=%s mobile=%s findings=%d",
-                 crm_log_value(lead->submission_id, sid, sizeof sid), lid, cid, merged ? "yes" : "no",
-                 match ? match : "-", crm_mask_phone(mobile ? mobile : "", m, sizeof m), is->n);
-    }
-    crm_fields_clear(&cur);
-    free(cid);
-    return rc;
+    crm_tx_cmd(tx, "SET " CRM_KEY_SUBMISSION_FMT " %b", lead->submission_id, it->req->answer.data,
+               it->req->answer.size);
+    char sid[80], m[16];
+    crm_info("lead.accepted", "submission=%s lead=%s customer=%s merged=%s match=%s mobile=%s findings=%d",
+             crm_log_value(lead->submission_id, sid, sizeof sid), lid, cid, merged ? "yes" : "no",
+             match ? match : "-", crm_mask_phone(mobile ? mobile : "", m, sizeof m), it->issues.n);
 }
 
-void intake_handle(crm_service_t *svc, const void *frame, size_t len, msgpack_sbuffer *out)
+/* One attempt: reads, decisions, one transaction. 0, CRM_TX_CONFLICT, -1. */
+static int s_attempt(s_batch_t *b)
 {
-    crm_msg_t msg;
+    s_release(b);
+    if (s_read(b) != 0)
+        return -1;
+    crm_tx_t *tx = crm_service_tx(b->svc);
+    int64_t now_ms = crm_now_ms();
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long) now_ms);
+    int writes = 0;
+    for (int i = 0; i < b->n; i++) {
+        s_item_t *it = &b->items[i];
+        if (it->kind == S_DONE || it->dup_of >= 0)
+            continue;
+        const redisReply *given = crm_tx_result(b->reads, it->r_sub);
+        if (given && given->type == REDIS_REPLY_STRING) {
+            /* A resend gets the first answer, byte for byte. */
+            it->req->answer.size = 0;
+            msgpack_sbuffer_write(&it->req->answer, given->str, given->len);
+            char sid[80];
+            crm_info("lead.resend", "submission=%s",
+                     crm_log_value(it->msg.body.lead_submit.submission_id, sid, sizeof sid));
+            continue;
+        }
+        crm_log_context(it->msg.id);
+        if (it->kind == S_REJECT)
+            s_reject(b, it, tx, now);
+        else
+            s_accept(b, it, tx, now, now_ms);
+        crm_log_context(NULL);
+        writes++;
+    }
+    if (!writes) {
+        redisReply *u = crm_store_cmd(b->store, "UNWATCH");
+        freeReplyObject(u);
+        return 0;
+    }
+    return crm_service_commit(b->svc, tx);
+}
+
+/* Decodes and checks each request; what needs no Redis is answered here. */
+static void s_prepare(crm_service_t *svc, s_item_t *it, intake_req_t *req, s_item_t *items, int index)
+{
+    it->req = req;
+    it->dup_of = -1;
     crm_err_t err;
-    if (crm_msg_decode(frame, len, &msg, &err) != 0) {
+    if (crm_msg_decode(req->frame, req->len, &it->msg, &err) != 0) {
         crm_warn("intake.frame_refused", "field=%s code=%s reason=\"%s\"", err.field,
                  crm_errcode_name(err.code), err.text);
-        crm_service_keep_reject(svc, "intake", err.field, err.text, frame, len);
-        s_answer_error(NULL, err.field, crm_errcode_name(err.code), err.text, out);
+        crm_service_keep_reject(svc, "intake", err.field, err.text, req->frame, req->len);
+        s_answer_error(NULL, err.field, crm_errcode_name(err.code), err.text, &req->answer);
+        it->kind = S_DONE;
         return;
     }
-    crm_log_context(msg.id);
-    if (msg.type != CRM_T_lead_submit) {
-        crm_service_keep_reject(svc, "intake", "type", "expected lead.submit", frame, len);
-        s_answer_error(NULL, "type", "unexpected", "crm-intake takes lead.submit only", out);
-        goto done;
+    it->decoded = true;
+    if (it->msg.type != CRM_T_lead_submit) {
+        crm_service_keep_reject(svc, "intake", "type", "expected lead.submit", req->frame, req->len);
+        s_answer_error(NULL, "type", "unexpected", "crm-intake takes lead.submit only", &req->answer);
+        it->kind = S_DONE;
+        return;
     }
-    const crm_body_lead_submit_t *lead = &msg.body.lead_submit;
-    if (!lead->submission_id[0] || strlen(lead->submission_id) > INTAKE_SID_MAX) {
-        s_answer_error(lead->submission_id, "submission_id", "invalid",
-                       "submission_id must be 1 to 256 bytes", out);
-        goto done;
+    const char *sid = it->msg.body.lead_submit.submission_id;
+    if (!sid[0] || strlen(sid) > INTAKE_SID_MAX) {
+        s_answer_error(sid, "submission_id", "invalid", "submission_id must be 1 to 256 bytes",
+                       &req->answer);
+        it->kind = S_DONE;
+        return;
     }
-    crm_store_t *store = crm_service_store(svc);
+    for (int k = 0; k < index; k++)
+        if (items[k].decoded && items[k].msg.type == CRM_T_lead_submit &&
+            !strcmp(items[k].msg.body.lead_submit.submission_id, sid)) {
+            it->dup_of = k; /* answered with the earlier one's answer */
+            return;
+        }
+    it->kind = crm_lead_check(&it->msg.body.lead_submit, crm_now_ms(), &it->fields, &it->issues) > 0
+                   ? S_REJECT
+                   : S_ACCEPT;
+}
+
+void intake_handle(crm_service_t *svc, intake_req_t *reqs, int n)
+{
+    s_batch_t b = {.svc = svc, .store = crm_service_store(svc), .n = n};
+    b.items = calloc((size_t) n, sizeof *b.items);
+    b.custs = calloc((size_t) n * 2 + 1, sizeof *b.custs);
+    b.maps = calloc((size_t) n * 2 + 1, sizeof *b.maps);
+    b.reads = crm_tx_new("intake", 0);
+    if (!b.items || !b.custs || !b.maps || !b.reads) {
+        for (int i = 0; i < n; i++)
+            s_answer_error(NULL, "service", "unavailable", "out of memory; retry", &reqs[i].answer);
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        s_prepare(svc, &b.items[i], &reqs[i], b.items, i);
+    int rc = -1;
     for (int attempt = 0; attempt < INTAKE_ATTEMPTS; attempt++) {
-        /* A resend gets the first answer, byte for byte. */
-        redisReply *r = crm_store_cmd(store, "GET " CRM_KEY_SUBMISSION_FMT, lead->submission_id);
-        if (!r) {
-            s_answer_error(lead->submission_id, "service", "unavailable",
-                           "Redis is unavailable; retry with the same submission_id", out);
-            goto done;
-        }
-        if (r->type == REDIS_REPLY_STRING) {
-            msgpack_sbuffer_write(out, r->str, r->len);
-            freeReplyObject(r);
-            char sid[80];
-            crm_info("lead.resend", "submission=%s", crm_log_value(lead->submission_id, sid, sizeof sid));
-            goto done;
-        }
-        freeReplyObject(r);
-        crm_fields_t f;
-        crm_issues_t is = {0};
-        crm_tx_t *tx = crm_service_tx(svc);
-        out->size = 0;
-        if (crm_lead_check(lead, crm_now_ms(), &f, &is) > 0) {
-            s_rejected(svc, lead, &is, frame, len, tx, out);
-            crm_fields_clear(&f);
-            goto done;
-        }
-        int rc = s_accept(svc, &msg, &f, &is, tx, out);
-        crm_fields_clear(&f);
-        if (rc == 0)
-            goto done;
-        redisReply *u = crm_store_cmd(store, "UNWATCH");
-        freeReplyObject(u);
+        rc = s_attempt(&b);
         if (rc != CRM_TX_CONFLICT)
             break;
-        crm_info("lead.conflict", "attempt=%d", attempt + 1);
+        crm_info("intake.conflict", "attempt=%d batch=%d", attempt + 1, n);
     }
-    out->size = 0;
-    s_answer_error(lead->submission_id, "service", "unavailable",
-                   "the lead was not stored; retry with the same submission_id", out);
-done:
-    crm_log_context(NULL);
-    crm_msg_clear(&msg);
+    for (int i = 0; i < n; i++) {
+        s_item_t *it = &b.items[i];
+        if (it->kind == S_DONE)
+            continue;
+        if (rc != 0 && it->dup_of < 0) {
+            s_answer_error(it->msg.body.lead_submit.submission_id, "service", "unavailable",
+                           "the lead was not stored; retry with the same submission_id", &it->req->answer);
+        } else if (it->dup_of >= 0) {
+            const msgpack_sbuffer *first = &b.items[it->dup_of].req->answer;
+            it->req->answer.size = 0;
+            msgpack_sbuffer_write(&it->req->answer, first->data, first->size);
+        }
+    }
+out:
+    for (int i = 0; b.items && i < n; i++) {
+        crm_fields_clear(&b.items[i].fields);
+        crm_msg_clear(&b.items[i].msg);
+    }
+    if (b.reads)
+        s_release(&b);
+    crm_tx_destroy(&b.reads);
+    free(b.items);
+    free(b.custs);
+    free(b.maps);
 }

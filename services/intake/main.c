@@ -19,8 +19,14 @@ static int intake_on_request(zloop_t *loop, zsock_t *router, void *arg)
 {
     (void) loop;
     crm_service_t *svc = arg;
-    /* A bounded number per wake-up, so timers and heartbeats still run. */
-    for (int k = 0; k < 256; k++) {
+    /* What is waiting is handled together: one pipeline of reads and one
+       transaction for the whole batch. A bounded batch per wake-up, so
+       timers and heartbeats still run. */
+    zmsg_t *msgs[INTAKE_BATCH_MAX];
+    zframe_t *payloads[INTAKE_BATCH_MAX];
+    intake_req_t reqs[INTAKE_BATCH_MAX];
+    int n = 0;
+    while (n < INTAKE_BATCH_MAX) {
         zmsg_t *req = zmsg_recv_nowait(router);
         if (!req)
             break;
@@ -30,16 +36,24 @@ static int intake_on_request(zloop_t *loop, zsock_t *router, void *arg)
             continue;
         }
         zmsg_remove(req, payload);
-        msgpack_sbuffer answer;
-        msgpack_sbuffer_init(&answer);
-        intake_handle(svc, zframe_data(payload), zframe_size(payload), &answer);
-        zframe_destroy(&payload);
-        if (answer.size)
-            zmsg_addmem(req, answer.data, answer.size);
-        msgpack_sbuffer_destroy(&answer);
+        msgs[n] = req;
+        payloads[n] = payload;
+        reqs[n].frame = zframe_data(payload);
+        reqs[n].len = zframe_size(payload);
+        msgpack_sbuffer_init(&reqs[n].answer);
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    intake_handle(svc, reqs, n);
+    for (int i = 0; i < n; i++) {
+        if (reqs[i].answer.size)
+            zmsg_addmem(msgs[i], reqs[i].answer.data, reqs[i].answer.size);
+        msgpack_sbuffer_destroy(&reqs[i].answer);
+        zframe_destroy(&payloads[i]);
         /* The envelope (identity, empty delimiter) goes back as it came. */
-        if (zmsg_send(&req, router) != 0)
-            zmsg_destroy(&req);
+        if (zmsg_send(&msgs[i], router) != 0)
+            zmsg_destroy(&msgs[i]);
     }
     return 0;
 }

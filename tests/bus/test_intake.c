@@ -167,7 +167,7 @@ static void test_a_resent_submission_gets_the_first_answer_and_creates_nothing(v
     submit(f, &b, &second, "submission_id=web-2", "name=李四", "mobile=13912345678", NULL);
     assert_int_equal(first.size, second.size);
     assert_memory_equal(first.data, second.data, first.size);
-    assert_int_equal(crm_h_int(f->store, "GET crm:ids:lead"), 1);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L2"), 0);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 1);
     crm_msg_clear(&a);
     crm_msg_clear(&b);
@@ -225,7 +225,8 @@ static void test_the_same_id_number_in_15_and_18_digits_is_the_same_customer(voi
     assert_true(a.body.lead_accepted.merged);
     assert_string_equal(a.body.lead_accepted.customer_id, "C1");
     crm_msg_clear(&a);
-    assert_int_equal(crm_h_int(f->store, "GET crm:ids:customer"), 1);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:cust:{C2}"), 0); /* ids are unique, not dense */
+    assert_int_equal(crm_h_int(f->store, "LLEN crm:cust:{C1}:leads"), 2);
 }
 
 static void test_a_lead_without_name_or_phone_is_rejected_naming_the_fields(void **state)
@@ -240,7 +241,8 @@ static void test_a_lead_without_name_or_phone_is_rejected_naming_the_fields(void
     crm_msg_clear(&a);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:quarantine"), 1);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 1); /* lead.rejected */
-    assert_int_equal(crm_h_int(f->store, "EXISTS crm:ids:lead"), 0);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L1"), 0);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:cust:{C1}"), 0);
 }
 
 static void test_test_drive_dates_are_required_and_never_in_the_past(void **state)

@@ -1,0 +1,802 @@
+/*  Unit tests for tools/crm_leadin: JSON, ADF and CSV leads to lead.submit.
+    Samples live in tests/data/leads/; autoshow_cn.gbk.csv is made from
+    autoshow_cn.utf8.csv with `iconv -f UTF-8 -t GBK`. Expected times were
+    computed with `date -u -d '2026-12-05T10:00:00+08:00' +%s`. */
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "crm_leadin.h"
+
+#ifndef CRM_SOURCE_DIR
+#define CRM_SOURCE_DIR "/work/main"
+#endif
+#define DATA CRM_SOURCE_DIR "/tests/data/leads/"
+
+/* 2026-12-05 10:00 China Standard Time = 02:00 UTC. */
+#define TD_MS 1796436000000LL
+/* A "now" a couple of weeks before the test drives. */
+#define NOW_MS 1795000000000LL
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t) n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
+    buf[n] = '\0';
+    fclose(f);
+    *len = (size_t) n;
+    return buf;
+}
+
+static void check_has(const char *what, const char *got, const char *want)
+{
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("%s: got \"%s\", want \"%s\"", what, got ? got : "(absent)", want);
+}
+
+static void check_contains(const char *what, const char *got, const char *needle)
+{
+    if (!got || !strstr(got, needle))
+        fail_msg("%s: \"%s\" does not contain \"%s\"", what, got ? got : "(null)", needle);
+}
+
+#define B(m) (&(m).body.lead_submit)
+
+/* ------------------------------------------------------------- dates */
+
+static void test_datetime_without_offset_is_china_standard_time(void **state)
+{
+    (void) state;
+    int64_t ms = 0;
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-05 10:00", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-05T10:00:00", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("2026/12/5 10:00", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("  2026-12-05 10:00:00.250 ", &ms), 0);
+    assert_int_equal(ms, TD_MS + 250);
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-05", &ms), 0);
+    assert_int_equal(ms, TD_MS - 10 * 3600000LL);
+    assert_int_equal(crm_leadin_parse_datetime("1970-01-01 08:00", &ms), 0);
+    assert_int_equal(ms, 0);
+}
+
+static void test_datetime_z_or_offset_overrides_cst(void **state)
+{
+    (void) state;
+    int64_t ms = 0;
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-05T02:00Z", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-05T10:00+08:00", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-04T21:00:00-0500", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("2026-12-05T11:00+09", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+}
+
+static void test_datetime_rejects_impossible_or_malformed_input(void **state)
+{
+    (void) state;
+    static const char *bad[] = {"",           "2026-02-29 10:00", "2026-13-01",
+                                "2026-12-05 24:00", "2026-12-05 10:60", "2026-12-05 10",
+                                "05/12/2026", "2026-12-05 10:00 CST", "2026-12-05T10:00+15:00",
+                                "2026-12/05", "tomorrow"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms;
+        if (crm_leadin_parse_datetime(bad[i], &ms) == 0)
+            fail_msg("\"%s\" was accepted as %lld", bad[i], (long long) ms);
+    }
+    int64_t ms;
+    assert_int_equal(crm_leadin_parse_datetime("2028-02-29 00:00", &ms), 0);
+}
+
+/* Ids must not change between releases: a re-import after an upgrade has to
+   hit the same submission ids. Values computed independently in Python. */
+static void test_digest_is_stable_across_builds(void **state)
+{
+    (void) state;
+    char hex[33];
+    crm_leadin_digest("", 0, hex);
+    check_has("empty", hex, "6c62272e07bb014262b821756295c58d");
+    const char *row = "name=张三\x1fmobile=13812345678\x1f";
+    crm_leadin_digest(row, strlen(row), hex);
+    check_has("row", hex, "c2c2f99bd2ed729de6b597b5d80da758");
+}
+
+/* ------------------------------------------------------------ detect */
+
+static void test_detect_tells_json_from_adf(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *text;
+        crm_leadin_kind_t want;
+    } rows[] = {
+        {"  \n{\"name\":\"x\"}", CRM_LEADIN_JSON},
+        {"\xEF\xBB\xBF{}", CRM_LEADIN_JSON},
+        {"<adf><prospect/></adf>", CRM_LEADIN_ADF},
+        {"<?adf version=\"1.0\"?>\n<?xml version=\"1.0\"?>\n<adf>", CRM_LEADIN_ADF},
+        {"\xEF\xBB\xBF<?xml version=\"1.0\"?><!-- feed --><adf version=\"1.0\">", CRM_LEADIN_ADF},
+        {"<?xml version=\"1.0\"?><adfx/>", CRM_LEADIN_UNKNOWN},
+        {"<html><adf/></html>", CRM_LEADIN_UNKNOWN},
+        {"[1,2]", CRM_LEADIN_UNKNOWN},
+        {"", CRM_LEADIN_UNKNOWN},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (crm_leadin_detect(rows[i].text, strlen(rows[i].text)) != rows[i].want)
+            fail_msg("detect(\"%s\") wrong", rows[i].text);
+}
+
+/* -------------------------------------------------------------- JSON */
+
+static void test_json_lead_maps_fields_and_ignores_unknown_keys(void **state)
+{
+    (void) state;
+    size_t len;
+    char *text = slurp(DATA "website.json", &len);
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(crm_leadin_json(text, len, NOW_MS, &m, err, sizeof err), 0);
+    check_has("submission_id", B(m)->submission_id, "web-20261120-0001");
+    check_has("channel", B(m)->channel, "website");
+    check_has("name", B(m)->name, "张三");
+    check_has("mobile", B(m)->mobile, "138 1234 5678");
+    check_has("vin", B(m)->vin, "LFV3A23C0H3012345");
+    check_has("plate", B(m)->plate, "粤B12345");
+    check_has("remark", B(m)->remark, "A 周末试驾");
+    assert_true(B(m)->has.testdrive && B(m)->testdrive);
+    assert_true(B(m)->has.testdrive_at);
+    assert_int_equal(B(m)->testdrive_at, TD_MS);
+    assert_false(B(m)->has.home_phone);
+    crm_msg_clear(&m);
+    free(text);
+}
+
+static void test_json_malformed_reports_line_and_column(void **state)
+{
+    (void) state;
+    const char *text = "{\n  \"name\": \"x\",\n  \"mobile\": 138 1234\n}";
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(crm_leadin_json(text, strlen(text), NOW_MS, &m, err, sizeof err), -1);
+    check_contains("error", err, "line 3, column");
+    assert_null(B(m)->name);
+
+    const char *dup = "{\"name\":\"a\",\"name\":\"b\"}";
+    assert_int_equal(crm_leadin_json(dup, strlen(dup), NOW_MS, &m, err, sizeof err), -1);
+    check_contains("duplicate key", err, "line 1");
+
+    const char *arr = "[{\"name\":\"a\"}]";
+    assert_int_equal(crm_leadin_json(arr, strlen(arr), NOW_MS, &m, err, sizeof err), -1);
+    check_contains("not an object", err, "expected a JSON object");
+}
+
+static void test_json_wrong_type_names_the_field(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *text, *want;
+    } rows[] = {
+        {"{\"testdrive_at\": true}", "testdrive_at: expected a date-time or ms integer"},
+        {"{\"testdrive_at\": \"next friday\"}", "testdrive_at: expected a date-time or ms integer"},
+        {"{\"mobile\": [\"138\"]}", "mobile: expected a string or number"},
+        {"{\"name\": {\"first\": \"三\"}}", "name: expected a string or number"},
+        {"{\"testdrive\": \"yes\"}", "testdrive: expected true or false"},
+        {"{\"testdrive_at\": 1796436000}", "testdrive_at:"}, /* seconds, not ms */
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        crm_msg_t m;
+        char err[256];
+        if (crm_leadin_json(rows[i].text, strlen(rows[i].text), NOW_MS, &m, err, sizeof err) !=
+            -1)
+            fail_msg("%s was accepted", rows[i].text);
+        check_contains(rows[i].text, err, rows[i].want);
+        assert_null(B(m)->channel); /* nothing left allocated */
+    }
+}
+
+static void test_json_number_as_mobile_becomes_decimal_text(void **state)
+{
+    (void) state;
+    const char *text = "{\"submission_id\": 42, \"mobile\": 13812345678, \"postcode\": 518057.0,"
+                       " \"testdrive_at\": 1796436000000, \"name\": null, \"email\": \"\"}";
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(crm_leadin_json(text, strlen(text), NOW_MS, &m, err, sizeof err), 0);
+    check_has("mobile", B(m)->mobile, "13812345678");
+    check_has("postcode", B(m)->postcode, "518057");
+    check_has("submission_id", B(m)->submission_id, "42");
+    assert_int_equal(B(m)->testdrive_at, TD_MS);
+    assert_true(B(m)->testdrive); /* implied by testdrive_at */
+    assert_false(B(m)->has.name);
+    assert_false(B(m)->has.email);
+    crm_msg_clear(&m);
+}
+
+static void test_json_without_submission_id_gets_a_stable_content_id(void **state)
+{
+    (void) state;
+    const char *a = "{\"name\": \"李四\", \"mobile\": \"13987654321\"}";
+    const char *b = "{\"mobile\": \"13987654321\", \"name\": \"李四\", \"junk\": 1}";
+    const char *c = "{\"name\": \"李四\", \"mobile\": \"13987654322\"}";
+    crm_msg_t ma, mb, mc;
+    char err[256];
+    assert_int_equal(crm_leadin_json(a, strlen(a), NOW_MS, &ma, err, sizeof err), 0);
+    assert_int_equal(crm_leadin_json(b, strlen(b), NOW_MS, &mb, err, sizeof err), 0);
+    assert_int_equal(crm_leadin_json(c, strlen(c), NOW_MS, &mc, err, sizeof err), 0);
+    check_has("channel default", ma.body.lead_submit.channel, "website");
+    assert_int_equal(strlen(ma.body.lead_submit.submission_id), 5 + 32);
+    check_has("same content", mb.body.lead_submit.submission_id,
+              ma.body.lead_submit.submission_id);
+    assert_string_not_equal(mc.body.lead_submit.submission_id,
+                            ma.body.lead_submit.submission_id);
+    crm_msg_clear(&ma);
+    crm_msg_clear(&mb);
+    crm_msg_clear(&mc);
+}
+
+/* --------------------------------------------------------------- ADF */
+
+static int adf_file(const char *name, crm_msg_t *m, int *prospects, char *err, size_t errsz)
+{
+    size_t len;
+    char path[512];
+    snprintf(path, sizeof path, DATA "%s", name);
+    char *text = slurp(path, &len);
+    int rc = crm_leadin_adf(text, len, NOW_MS, m, prospects, err, errsz);
+    free(text);
+    return rc;
+}
+
+static void test_adf_line_before_xml_declaration_is_tolerated(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    int n = 0;
+    if (adf_file("adf_testdrive.xml", &m, &n, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(n, 1);
+    check_has("submission_id", B(m)->submission_id, "adf:autohome:AH-2026-000123");
+    check_has("channel", B(m)->channel, "partner");
+    check_has("source", B(m)->source, "汽车之家");
+    check_has("dealer_id", B(m)->dealer_id, "DL-0451");
+    check_has("model", B(m)->model, "Peugeot 408");
+    check_has("email", B(m)->email, "zhangsan@example.com");
+    check_has("address", B(m)->address, "南山区科技园科苑路15号");
+    check_has("city", B(m)->city, "深圳");
+    check_has("province", B(m)->province, "广东");
+    check_has("postcode", B(m)->postcode, "518057");
+    check_has("remark", B(m)->remark, "希望周末试驾");
+    crm_msg_clear(&m);
+}
+
+static void test_adf_phone_types_map_to_the_four_phones(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(adf_file("adf_testdrive.xml", &m, NULL, err, sizeof err), 0);
+    check_has("cellphone", B(m)->mobile, "13812345678");
+    check_has("home", B(m)->home_phone, "010-62345678");
+    check_has("work", B(m)->office_phone, "021-51234567-8001");
+    check_has("voice landline", B(m)->usual_phone, "0755-86001234");
+    crm_msg_clear(&m);
+
+    assert_int_equal(adf_file("adf_cpo.xml", &m, NULL, err, sizeof err), 0);
+    check_has("untyped mobile-looking", B(m)->mobile, "+86 139-1234-5678");
+    check_has("voice landline", B(m)->usual_phone, "010-87654321");
+    assert_false(B(m)->has.home_phone); /* pager ignored */
+    crm_msg_clear(&m);
+}
+
+static void test_adf_chinese_name_parts_join_without_space(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(adf_file("adf_testdrive.xml", &m, NULL, err, sizeof err), 0);
+    check_has("name", B(m)->name, "张三");
+    crm_msg_clear(&m);
+    assert_int_equal(adf_file("adf_cpo.xml", &m, NULL, err, sizeof err), 0);
+    check_has("latin name", B(m)->name, "Wei Chen");
+    crm_msg_clear(&m);
+}
+
+static void test_adf_test_drive_interest_sets_exact_testdrive_at(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(adf_file("adf_testdrive.xml", &m, NULL, err, sizeof err), 0);
+    assert_true(B(m)->has.testdrive && B(m)->testdrive);
+    assert_true(B(m)->has.testdrive_at);
+    assert_int_equal(B(m)->testdrive_at, 1796436000000LL);
+    crm_msg_clear(&m);
+
+    const char *bad = "<adf><prospect><id source=\"s\">1</id>"
+                      "<vehicle interest=\"test-drive\"><model>408</model></vehicle>"
+                      "<customer><timeframe><earliestdate>soon</earliestdate></timeframe>"
+                      "</customer></prospect></adf>";
+    assert_int_equal(crm_leadin_adf(bad, strlen(bad), NOW_MS, &m, NULL, err, sizeof err), -1);
+    check_contains("error", err, "customer/timeframe/earliestdate");
+}
+
+static void test_adf_resend_has_the_same_submission_id(void **state)
+{
+    (void) state;
+    crm_msg_t a, b;
+    char err[256];
+    assert_int_equal(adf_file("adf_testdrive.xml", &a, NULL, err, sizeof err), 0);
+    assert_int_equal(adf_file("adf_resend.xml", &b, NULL, err, sizeof err), 0);
+    check_has("resend id", b.body.lead_submit.submission_id, a.body.lead_submit.submission_id);
+    crm_msg_clear(&a);
+    crm_msg_clear(&b);
+}
+
+static void test_adf_cpo_vehicle_trade_in_and_first_of_many_prospects(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    int n = 0;
+    assert_int_equal(adf_file("adf_cpo.xml", &m, &n, err, sizeof err), 0);
+    assert_int_equal(n, 2);
+    check_has("submission_id", B(m)->submission_id, "adf:dealerfeed:DF-77");
+    check_has("model only", B(m)->model, "3008");
+    check_has("trade-in vin", B(m)->vin, "LSVAB4187F2012345");
+    check_has("provider id", B(m)->source, "partner-42");
+    assert_false(B(m)->has.testdrive);
+    crm_msg_clear(&m);
+}
+
+static void test_adf_without_vehicle_is_still_a_lead(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(adf_file("adf_novehicle.xml", &m, NULL, err, sizeof err), 0);
+    check_has("name", B(m)->name, "赵六");
+    check_has("voice mobile", B(m)->mobile, "0086 137 0000 1234");
+    check_has("dealer", B(m)->dealer_id, "DL-0100");
+    check_has("source", B(m)->source, "400 hotline");
+    check_has("remark", B(m)->remark, "只要资料，不要电话");
+    check_has("id without sequence", B(m)->submission_id, "adf:hotline:HL-5");
+    assert_false(B(m)->has.model);
+    crm_msg_clear(&m);
+}
+
+static void test_adf_malformed_xml_reports_its_line(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    assert_int_equal(adf_file("adf_malformed.xml", &m, NULL, err, sizeof err), -1);
+    /* </prospect> on line 8 closes <customer> of line 6; the <?adf?> line
+       stripped before parsing still counts. */
+    check_contains("error", err, "line 8:");
+    check_contains("error", err, "mismatch: customer line 6 and prospect");
+}
+
+static void test_adf_other_root_is_not_an_adf_document(void **state)
+{
+    (void) state;
+    crm_msg_t m;
+    char err[256];
+    const char *doc = "<?xml version=\"1.0\"?><lead><name>x</name></lead>";
+    assert_int_equal(crm_leadin_adf(doc, strlen(doc), NOW_MS, &m, NULL, err, sizeof err), -1);
+    check_contains("error", err, "not an ADF document");
+    const char *empty = "<adf></adf>";
+    assert_int_equal(crm_leadin_adf(empty, strlen(empty), NOW_MS, &m, NULL, err, sizeof err),
+                     -1);
+    check_contains("error", err, "prospect");
+}
+
+static void test_adf_entities_are_never_expanded(void **state)
+{
+    (void) state;
+    const char *laughs =
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE adf [\n"
+        " <!ENTITY a \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\">\n"
+        " <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n"
+        " <!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">\n"
+        " <!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">\n"
+        " <!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">\n"
+        " <!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\">\n"
+        " <!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">\n"
+        " <!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\">\n"
+        " <!ENTITY i \"&h;&h;&h;&h;&h;&h;&h;&h;&h;&h;\">\n"
+        " <!ENTITY x SYSTEM \"file:///etc/passwd\">\n"
+        "]>\n<adf><prospect><id source=\"s\">1</id><customer><contact>"
+        "<name part=\"full\">&i;</name></contact><comments>&x;</comments></customer>"
+        "</prospect></adf>";
+    crm_msg_t m;
+    char err[256];
+    clock_t t0 = clock();
+    int rc = crm_leadin_adf(laughs, strlen(laughs), NOW_MS, &m, NULL, err, sizeof err);
+    assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 2.0);
+    if (rc == 0) {
+        assert_false(B(m)->has.name);
+        assert_false(B(m)->has.remark);
+        crm_msg_clear(&m);
+    }
+
+    /* An external entity is neither fetched nor read from disk. */
+    const char *xxe = "<?xml version=\"1.0\"?>\n"
+                      "<!DOCTYPE adf [ <!ENTITY x SYSTEM \"file:///etc/passwd\"> ]>\n"
+                      "<adf><prospect><id source=\"s\">1</id><customer>"
+                      "<comments>&x;B</comments></customer></prospect></adf>";
+    assert_int_equal(crm_leadin_adf(xxe, strlen(xxe), NOW_MS, &m, NULL, err, sizeof err), 0);
+    check_has("remark", B(m)->remark, "B");
+    crm_msg_clear(&m);
+}
+
+/* --------------------------------------------------------------- CSV */
+
+static void test_csv_utf8_english_headers(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(DATA "autoshow_en.csv", NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_has("encoding", crm_csv_encoding(r), "UTF-8");
+    crm_msg_t m;
+    long row = -1;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    assert_int_equal(row, 1);
+    check_has("name", B(m)->name, "Li Lei");
+    check_has("channel", B(m)->channel, "autoshow");
+    check_has("source", B(m)->source, "autoshow_en.csv");
+    check_has("remark", B(m)->remark, "likes red, asks price");
+    assert_true(B(m)->testdrive);
+    assert_int_equal(B(m)->testdrive_at, TD_MS);
+    assert_int_equal(strncmp(B(m)->submission_id, "csv:", 4), 0);
+    assert_int_equal(strlen(B(m)->submission_id), 4 + 32);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("gender", B(m)->gender, "female");
+    assert_false(B(m)->has.testdrive);
+    assert_false(B(m)->has.remark);
+    crm_msg_clear(&m);
+    crm_csv_close(&r);
+    crm_csv_close(&r); /* safe twice */
+    assert_null(r);
+}
+
+static void test_csv_wrong_column_count_is_reported_and_reading_goes_on(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(DATA "autoshow_en.csv", NULL, err, sizeof err);
+    assert_non_null(r);
+    crm_msg_t m;
+    long row = 0;
+    int got[8], n = 0, rc;
+    long rows[8];
+    char errs[8][256];
+    while (n < 8 && (rc = crm_csv_next(r, NOW_MS, &m, &row, errs[n], sizeof errs[n])) != 0) {
+        got[n] = rc, rows[n] = row;
+        n++;
+        crm_msg_clear(&m);
+        if (rc == -1 && row == 3) {
+            size_t nf;
+            const char *const *cells = crm_csv_row_fields(r, &nf);
+            assert_int_equal(nf, 5);
+            check_has("raw cell", cells[0], "Broken Row");
+        }
+    }
+    assert_int_equal(n, 5); /* the blank row 5 is skipped */
+    assert_int_equal(got[2], -1);
+    assert_int_equal(rows[2], 3);
+    check_has("error", errs[2], "row 3: 5 columns, the header has 11");
+    assert_int_equal(got[3], -1);
+    assert_int_equal(rows[3], 4);
+    check_contains("bad date", errs[3], "row 4, column 9 (testdrive_at)");
+    assert_int_equal(got[4], 1);
+    assert_int_equal(rows[4], 6);
+    assert_true(crm_csv_progress(r) == 1.0);
+    crm_csv_close(&r);
+}
+
+static void check_cn_rows(crm_csv_reader_t *r)
+{
+    crm_msg_t m;
+    char err[256];
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("name", B(m)->name, "张三");
+    check_has("gender", B(m)->gender, "male");
+    check_has("mobile", B(m)->mobile, "13812345678");
+    check_has("province", B(m)->province, "广东省");
+    check_has("address", B(m)->address, "深圳市南山区科技园1号");
+    check_has("plate", B(m)->plate, "粤B12345");
+    check_has("remark", B(m)->remark, "A 车展现场登记");
+    assert_int_equal(B(m)->testdrive_at, TD_MS);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("name", B(m)->name, "李四");
+    check_has("gender", B(m)->gender, "female");
+    check_has("quoted address", B(m)->address, "成都市武侯区人民南路四段, 9号");
+    check_has("birthday sentinel kept", B(m)->birthday, "1900-01-01");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("name", B(m)->name, "欧阳娜娜");
+    check_has("女士", B(m)->gender, "female");
+    assert_int_equal(B(m)->testdrive_at, TD_MS + 23 * 3600000LL + 1800000LL);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 0);
+}
+
+static void test_csv_gbk_chinese_headers_are_decoded(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(DATA "autoshow_cn.gbk.csv", NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_has("detected", crm_csv_encoding(r), "GB18030");
+    const char *const *h = crm_csv_header(r);
+    check_has("header 0", h[0], "姓名");
+    check_cn_rows(r);
+    crm_csv_close(&r);
+
+    r = crm_csv_open(DATA "autoshow_cn.gbk.csv", "GBK", err, sizeof err);
+    assert_non_null(r);
+    check_cn_rows(r);
+    crm_csv_close(&r);
+}
+
+static void test_csv_gbk_and_utf8_copies_give_the_same_ids(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *g = crm_csv_open(DATA "autoshow_cn.gbk.csv", NULL, err, sizeof err);
+    crm_csv_reader_t *u = crm_csv_open(DATA "autoshow_cn.utf8.csv", NULL, err, sizeof err);
+    assert_non_null(g);
+    assert_non_null(u);
+    check_has("utf8", crm_csv_encoding(u), "UTF-8");
+    crm_msg_t a, b;
+    long row;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(crm_csv_next(g, NOW_MS, &a, &row, err, sizeof err), 1);
+        assert_int_equal(crm_csv_next(u, NOW_MS, &b, &row, err, sizeof err), 1);
+        check_has("id", b.body.lead_submit.submission_id, a.body.lead_submit.submission_id);
+        crm_msg_clear(&a);
+        crm_msg_clear(&b);
+    }
+    crm_csv_close(&g);
+    crm_csv_close(&u);
+}
+
+static void test_csv_bom_and_full_width_headers(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(DATA "autoshow_bom.csv", NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_has("encoding", crm_csv_encoding(r), "UTF-8");
+    assert_null(crm_csv_unknown_columns(r)[0]);
+    crm_msg_t m;
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("name", B(m)->name, "王五");
+    check_has("ＶＩＮ", B(m)->vin, "LFV3A23C0H3012345");
+    check_has("经销商代码*", B(m)->dealer_id, "DL-0451");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_set_source(r, "2026 广州车展"), 0);
+    crm_csv_close(&r);
+}
+
+static void test_csv_same_row_gets_the_same_id_across_files(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *a = crm_csv_open(DATA "autoshow_en.csv", NULL, err, sizeof err);
+    crm_csv_reader_t *b = crm_csv_open(DATA "autoshow_reordered.csv", NULL, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    crm_msg_t a1, a2, b1, b2;
+    long row;
+    assert_int_equal(crm_csv_next(a, NOW_MS, &a1, &row, err, sizeof err), 1);
+    assert_int_equal(crm_csv_next(a, NOW_MS, &a2, &row, err, sizeof err), 1);
+    assert_int_equal(crm_csv_next(b, NOW_MS, &b1, &row, err, sizeof err), 1);
+    assert_int_equal(crm_csv_next(b, NOW_MS, &b2, &row, err, sizeof err), 1);
+    check_has("same row, other file and column order", b1.body.lead_submit.submission_id,
+              a1.body.lead_submit.submission_id);
+    check_has("mobile corrected", b2.body.lead_submit.mobile, "13912345679");
+    assert_string_not_equal(b2.body.lead_submit.submission_id,
+                            a2.body.lead_submit.submission_id);
+    crm_msg_clear(&a1);
+    crm_msg_clear(&a2);
+    crm_msg_clear(&b1);
+    crm_msg_clear(&b2);
+    crm_csv_close(&a);
+    crm_csv_close(&b);
+}
+
+static void test_csv_unknown_columns_are_listed(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(DATA "autoshow_en.csv", NULL, err, sizeof err);
+    assert_non_null(r);
+    const char *const *u = crm_csv_unknown_columns(r);
+    check_has("unknown", u[0], "Booth");
+    assert_null(u[1]);
+    crm_csv_close(&r);
+    r = crm_csv_open(DATA "autoshow_cn.gbk.csv", NULL, err, sizeof err);
+    assert_non_null(r);
+    u = crm_csv_unknown_columns(r);
+    check_has("unknown", u[0], "展位");
+    assert_null(u[1]);
+    crm_csv_close(&r);
+}
+
+static char *write_tmp(const char *bytes, size_t len)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/test_leadin_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t) len);
+    close(fd);
+    return path;
+}
+
+static void test_csv_header_without_name_or_phone_is_refused(void **state)
+{
+    (void) state;
+    char err[256];
+    const char *csv = "城市,车型\n深圳,408\n";
+    char *path = write_tmp(csv, strlen(csv));
+    assert_null(crm_csv_open(path, NULL, err, sizeof err));
+    check_contains("error", err, "no name column");
+    unlink(path);
+
+    const char *dup = "手机,mobile\n1,2\n";
+    path = write_tmp(dup, strlen(dup));
+    assert_null(crm_csv_open(path, NULL, err, sizeof err));
+    check_contains("error", err, "columns 1 (手机) and 2 (mobile) both mean mobile");
+    unlink(path);
+
+    assert_null(crm_csv_open(DATA "autoshow_en.csv", "big5", err, sizeof err));
+    check_contains("error", err, "encoding");
+    assert_null(crm_csv_open(DATA "no_such_file.csv", NULL, err, sizeof err));
+    check_contains("error", err, "no_such_file.csv");
+}
+
+static void test_csv_undecodable_bytes_name_the_row_and_column(void **state)
+{
+    (void) state;
+    /* "姓名,手机" in GBK, then a row whose name ends in a lone lead byte. */
+    const char csv[] = "\xD0\xD5\xC3\xFB,\xCA\xD6\xBB\xFA\n"
+                       "\xD5\xC5\xC8\xFD,13812345678\n"
+                       "\xC0\xEE\x81,13987654321\n"
+                       "\xCD\xF5\xCE\xE5,13700001111\n";
+    char *path = write_tmp(csv, sizeof csv - 1);
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(path, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    crm_msg_t m;
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("name", B(m)->name, "张三");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    check_has("error", err, "row 2, column 1 (姓名): bytes not valid in GB18030");
+    size_t n;
+    check_has("lossy cell", crm_csv_row_fields(r, &n)[0], "李\xEF\xBF\xBD");
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("name", B(m)->name, "王五");
+    assert_int_equal(row, 3);
+    crm_msg_clear(&m);
+    crm_csv_close(&r);
+
+    /* The same bytes read as UTF-8 on the user's word. */
+    r = crm_csv_open(path, "utf-8", err, sizeof err);
+    assert_null(r);
+    check_contains("header", err, "row 0 (header), column 1");
+    unlink(path);
+}
+
+static void test_csv_100k_rows_import_quickly(void **state)
+{
+    (void) state;
+    char path[] = "/tmp/test_leadin_big_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("姓名,性别,手机号码,城市,意向车型,试驾时间,备注\n", f);
+    for (int i = 0; i < 100000; i++)
+        fprintf(f, "客户%d,男,138%08d,深圳,408,2026-12-05 10:00,\"第 %d 行, 车展\"\n", i, i, i);
+    fclose(f);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(path, NULL, err, sizeof err);
+    assert_non_null(r);
+    crm_msg_t m;
+    long row = 0, ok = 0;
+    int rc;
+    double mid = -1;
+    while ((rc = crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err)) != 0) {
+        if (rc != 1)
+            fail_msg("%s", err);
+        ok++;
+        if (ok == 50000)
+            mid = crm_csv_progress(r);
+        crm_msg_clear(&m);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_int_equal(ok, 100000);
+    assert_int_equal(row, 100000);
+    assert_true(mid > 0.3 && mid < 0.7);
+    assert_true(crm_csv_progress(r) == 1.0);
+    crm_csv_close(&r);
+    unlink(path);
+    if (secs >= 5.0)
+        fail_msg("100k rows took %.2f s", secs);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_datetime_without_offset_is_china_standard_time),
+        cmocka_unit_test(test_datetime_z_or_offset_overrides_cst),
+        cmocka_unit_test(test_datetime_rejects_impossible_or_malformed_input),
+        cmocka_unit_test(test_digest_is_stable_across_builds),
+        cmocka_unit_test(test_detect_tells_json_from_adf),
+        cmocka_unit_test(test_json_lead_maps_fields_and_ignores_unknown_keys),
+        cmocka_unit_test(test_json_malformed_reports_line_and_column),
+        cmocka_unit_test(test_json_wrong_type_names_the_field),
+        cmocka_unit_test(test_json_number_as_mobile_becomes_decimal_text),
+        cmocka_unit_test(test_json_without_submission_id_gets_a_stable_content_id),
+        cmocka_unit_test(test_adf_line_before_xml_declaration_is_tolerated),
+        cmocka_unit_test(test_adf_phone_types_map_to_the_four_phones),
+        cmocka_unit_test(test_adf_chinese_name_parts_join_without_space),
+        cmocka_unit_test(test_adf_test_drive_interest_sets_exact_testdrive_at),
+        cmocka_unit_test(test_adf_resend_has_the_same_submission_id),
+        cmocka_unit_test(test_adf_cpo_vehicle_trade_in_and_first_of_many_prospects),
+        cmocka_unit_test(test_adf_without_vehicle_is_still_a_lead),
+        cmocka_unit_test(test_adf_malformed_xml_reports_its_line),
+        cmocka_unit_test(test_adf_other_root_is_not_an_adf_document),
+        cmocka_unit_test(test_adf_entities_are_never_expanded),
+        cmocka_unit_test(test_csv_utf8_english_headers),
+        cmocka_unit_test(test_csv_wrong_column_count_is_reported_and_reading_goes_on),
+        cmocka_unit_test(test_csv_gbk_chinese_headers_are_decoded),
+        cmocka_unit_test(test_csv_gbk_and_utf8_copies_give_the_same_ids),
+        cmocka_unit_test(test_csv_bom_and_full_width_headers),
+        cmocka_unit_test(test_csv_same_row_gets_the_same_id_across_files),
+        cmocka_unit_test(test_csv_unknown_columns_are_listed),
+        cmocka_unit_test(test_csv_header_without_name_or_phone_is_refused),
+        cmocka_unit_test(test_csv_undecodable_bytes_name_the_row_and_column),
+        cmocka_unit_test(test_csv_100k_rows_import_quickly),
+    };
+    /* `test_leadin PATTERN` runs the tests whose name matches the glob PATTERN
+       (e.g. "*csv*"). */
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
