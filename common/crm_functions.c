@@ -1,10 +1,13 @@
 /*  The Redis Function library "crm", loaded (REPLACE) on every connect.
  *
- *  crm_append allocates the next sequence number of a stream and appends the
- *  envelope under that number in one step, patching the number into the
+ *  crm_append (keys: events, seq; args: maxlen, then frame and seq offset
+ *  for each event) allocates the next sequence numbers of a stream and
+ *  appends the envelopes under them, patching each number into its
  *  envelope's fixed-width seq field, so what Redis keeps is byte for byte
- *  what ZeroMQ carries. Called inside MULTI/EXEC with the handler's state
- *  changes, it makes "state + event" atomic.
+ *  what ZeroMQ carries. It returns the first number. Called inside
+ *  MULTI/EXEC with the handler's state changes, it makes "state + events"
+ *  atomic; one call per stream per transaction keeps the Lua overhead per
+ *  batch, not per event.
  *
  *  crm_claim takes the due timers of a set, removes them and appends their
  *  events, all in one step: two instances can never fire a timer twice, and
@@ -28,8 +31,12 @@ const char crm_functions_lua[] =
     "  return seq, frame\n"
     "end\n"
     "redis.register_function('crm_append', function(keys, args)\n"
-    "  local seq = append(keys[1], keys[2], args[1], tonumber(args[2]), args[3])\n"
-    "  return seq\n"
+    "  local first\n"
+    "  for i = 2, #args, 2 do\n"
+    "    local seq = append(keys[1], keys[2], args[i], tonumber(args[i + 1]), args[1])\n"
+    "    first = first or seq\n"
+    "  end\n"
+    "  return first\n"
     "end)\n"
     "redis.register_function('crm_claim', function(keys, args)\n"
     "  local ids = redis.call('ZRANGE', keys[1], '-inf', args[1], 'BYSCORE', 'LIMIT', 0, "

@@ -29,6 +29,8 @@ int crm_cf_from_name(const char *name)
     return -1;
 }
 
+bool crm_lead_is_record_field(const char *field) { return crm_cf_from_name(field) >= 0; }
+
 void crm_fields_clear(crm_fields_t *fields)
 {
     for (int i = 0; i < CRM_CF_COUNT; i++) {

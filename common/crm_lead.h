@@ -69,6 +69,10 @@ const char *crm_severity_name(crm_severity_t severity);
 int crm_lead_check(const crm_body_lead_submit_t *lead, int64_t now_ms, crm_fields_t *out,
                    crm_issues_t *issues);
 
+/* True for a field of the customer record (findings on the lead itself,
+   such as intent_grade or testdrive_at, are not kept with the record). */
+bool crm_lead_is_record_field(const char *field);
+
 /* The record-level audit rules (DOMAIN.md, part one: contact data) over a
    stored record's fields; used by crm_lead_check and by the auditor. */
 void crm_record_audit(const crm_fields_t *fields, crm_issues_t *issues);

@@ -356,6 +356,7 @@ int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...)
 int crm_tx_cmdargv(crm_tx_t *self, int argc, const char **argv, const size_t *lens)
 {
     char *cmd = NULL;
+    /* lens NULL: C strings. */
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
     return s_push(self, cmd, len);
 }
@@ -408,20 +409,63 @@ int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg)
     size_t off;
     if (s_encode(self, msg, &buf, &off) != 0)
         return -1;
-    char events[96], seqkey[96], offs[24];
-    snprintf(events, sizeof events, CRM_KEY_EVENTS_FMT, msg->stream);
-    snprintf(seqkey, sizeof seqkey, CRM_KEY_SEQ_FMT, msg->stream);
-    snprintf(offs, sizeof offs, "%zu", off);
-    const char *argv[] = {"FCALL", "crm_append", "2", events, seqkey, buf.data, offs, self->maxlen};
-    size_t lens[] = {5, 10, 1, strlen(events), strlen(seqkey), buf.size, strlen(offs),
-                     strlen(self->maxlen)};
-    int index = crm_tx_cmdargv(self, 8, argv, lens);
-    if (index < 0) {
-        msgpack_sbuffer_destroy(&buf);
+    /* Appended at commit, one crm_append per stream. The sbuffer's data is
+       malloc'ed; the emit takes it. */
+    return s_add_emit(self, msg->stream, buf.data, buf.size, off, -1);
+}
+
+/* Queues one crm_append per stream (in order of first emit) after the
+   caller's commands; each emit learns the index of its stream's call and
+   its place in it. */
+static int s_queue_appends(crm_tx_t *self)
+{
+    bool *done = calloc(self->nemits + 1, sizeof *done);
+    if (!done)
         return -1;
+    int rc = 0;
+    for (size_t i = 0; i < self->nemits && rc == 0; i++) {
+        if (done[i] || self->emits[i].index >= 0)
+            continue;
+        const char *stream = self->emits[i].stream;
+        size_t count = 0;
+        for (size_t k = i; k < self->nemits; k++)
+            count += !done[k] && self->emits[k].index < 0 && !strcmp(self->emits[k].stream, stream);
+        size_t argc = 6 + 2 * count;
+        const char **argv = calloc(argc, sizeof *argv);
+        size_t *lens = calloc(argc, sizeof *lens);
+        char (*offs)[24] = calloc(count, sizeof *offs);
+        char events[96], seqkey[96];
+        snprintf(events, sizeof events, CRM_KEY_EVENTS_FMT, stream);
+        snprintf(seqkey, sizeof seqkey, CRM_KEY_SEQ_FMT, stream);
+        if (!argv || !lens || !offs) {
+            rc = -1;
+        } else {
+            argv[0] = "FCALL", argv[1] = "crm_append", argv[2] = "2";
+            argv[3] = events, argv[4] = seqkey, argv[5] = self->maxlen;
+            for (int a = 0; a < 6; a++)
+                lens[a] = strlen(argv[a]);
+            size_t a = 6, place = 0;
+            int index = (int) self->n; /* the call's index in EXEC */
+            for (size_t k = i; k < self->nemits; k++) {
+                crm_emit_t *e = &self->emits[k];
+                if (done[k] || e->index >= 0 || strcmp(e->stream, stream))
+                    continue;
+                snprintf(offs[place], sizeof offs[place], "%zu", e->seq_off);
+                argv[a] = e->frame, lens[a++] = e->len;
+                argv[a] = offs[place], lens[a++] = strlen(offs[place]);
+                e->index = index;
+                e->place = place++;
+                done[k] = true;
+            }
+            if (crm_tx_cmdargv(self, (int) argc, argv, lens) != index)
+                rc = -1;
+        }
+        free(argv);
+        free(lens);
+        free(offs);
     }
-    /* The sbuffer's data is malloc'ed; the emit takes it. */
-    return s_add_emit(self, msg->stream, buf.data, buf.size, off, index);
+    free(done);
+    return rc;
 }
 
 int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t due_ms,
@@ -459,6 +503,10 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
 {
     if (tx->failed) {
         crm_error("tx.refused", "reason=\"could not build the transaction (out of memory or bad event)\"");
+        return -1;
+    }
+    if (s_queue_appends(tx) != 0) {
+        crm_error("tx.refused", "reason=\"out of memory\"");
         return -1;
     }
     if (tx->n == 0)
@@ -524,11 +572,13 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         }
     for (size_t i = 0; i < tx->nemits; i++) {
         crm_emit_t *e = &tx->emits[i];
-        const redisReply *r = exec->element[e->index];
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
-            e->seq = (uint64_t) r->integer;
+        const redisReply *r = e->index >= 0 ? exec->element[e->index] : NULL;
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+            e->seq = (uint64_t) r->integer + e->place;
             /* Same bytes crm_append stored: patch the number in place. */
             crm_frame_patch_seq(e->frame, e->seq_off, e->seq);
+        } else {
+            e->seq = 0;
         }
     }
     return rc;

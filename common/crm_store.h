@@ -43,7 +43,8 @@ crm_tx_t *crm_tx_new(const char *producer, long long stream_maxlen);
 void crm_tx_destroy(crm_tx_t **self_p);
 void crm_tx_reset(crm_tx_t *self);
 size_t crm_tx_size(const crm_tx_t *self);
-/* Queues a command; returns its index in the EXEC result, or -1. */
+/* Queues a command; returns its index in the EXEC result, or -1. For
+   crm_tx_cmdargv, `lens` may be NULL when every argument is a C string. */
 int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...);
 int crm_tx_cmdargv(crm_tx_t *self, int argc, const char **argv, const size_t *lens);
 /* Queues an event: fills id, ts and producer if unset, encodes it and appends
@@ -74,7 +75,8 @@ typedef struct {
     char *frame;  /* the envelope, seq patched after commit */
     size_t len;
     size_t seq_off; /* where the 8-byte seq sits in frame */
-    int index;      /* of its FCALL in the EXEC result */
+    int index;      /* of its stream's crm_append in the EXEC result, -1 until commit */
+    size_t place;   /* its place in that call */
 } crm_emit_t;
 
 size_t crm_tx_emit_count(const crm_tx_t *self);

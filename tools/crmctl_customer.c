@@ -75,12 +75,19 @@ static int s_show(crm_store_t *store, const char *cid)
     redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_CUST_FMT ":history - +", cid);
     printf("history (every field change, oldest first):\n");
     for (size_t i = 0; hist && i < hist->elements; i++) {
+        /* One entry per lead: "<field>" new value, "<field>.old" the one it replaced. */
         const redisReply *kv = hist->element[i]->element[1];
         s_when(s_hfield(kv, "ts"), when, sizeof when);
-        const char *old = s_hfield(kv, "old");
-        printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, s_hfield(kv, "field"),
-               old && *old ? old : "", old && *old ? " -> " : "", s_hfield(kv, "new"),
-               s_hfield(kv, "channel"), s_hfield(kv, "lead"));
+        for (size_t k = 0; k + 1 < kv->elements; k += 2) {
+            const char *name = kv->element[k]->str;
+            if (crm_cf_from_name(name) < 0)
+                continue;
+            char oldname[48];
+            snprintf(oldname, sizeof oldname, "%s.old", name);
+            const char *old = s_hfield(kv, oldname);
+            printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, name, old ? old : "", old ? " -> " : "",
+                   kv->element[k + 1]->str, s_hfield(kv, "channel"), s_hfield(kv, "lead"));
+        }
     }
     freeReplyObject(hist);
     return CRMCTL_OK;

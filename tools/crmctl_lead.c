@@ -254,7 +254,9 @@ static void s_progress(double share, long rows, bool tty, int *last_decile)
     }
 }
 
-static void s_on_answer(zhashx_t *pending, zframe_t *fr, s_summary_t *sum)
+/* pending: submission id -> handle in `order`, the list (in row order)
+   that owns the rows. */
+static void s_on_answer(zhashx_t *pending, zlistx_t *order, zframe_t *fr, s_summary_t *sum)
 {
     crm_msg_t a;
     crm_err_t err;
@@ -263,7 +265,8 @@ static void s_on_answer(zhashx_t *pending, zframe_t *fr, s_summary_t *sum)
     const char *sid = a.type == CRM_T_lead_accepted ? a.body.lead_accepted.submission_id
                       : a.type == CRM_T_lead_rejected ? a.body.lead_rejected.submission_id
                                                       : NULL;
-    s_pending_t *p = sid ? zhashx_lookup(pending, sid) : NULL;
+    void *handle = sid ? zhashx_lookup(pending, sid) : NULL;
+    s_pending_t *p = handle ? zlistx_handle_item(handle) : NULL;
     if (!p) {
         crm_msg_clear(&a);
         return; /* a late answer to a resend already counted */
@@ -287,6 +290,7 @@ static void s_on_answer(zhashx_t *pending, zframe_t *fr, s_summary_t *sum)
         s_reject_row(sum, p->row, p->cells, p->ncells, why);
     }
     zhashx_delete(pending, sid);
+    zlistx_delete(order, handle);
     crm_msg_clear(&a);
 }
 
@@ -321,7 +325,8 @@ static int s_import(crmctl_t *ctl, const char *path)
     snprintf(sum.rejects_path, sizeof sum.rejects_path, "%s.rejects.csv", path);
     unlink(sum.rejects_path);
     zhashx_t *pending = zhashx_new();
-    zhashx_set_destructor(pending, s_free_pending);
+    zlistx_t *order = zlistx_new();
+    zlistx_set_destructor(order, s_free_pending);
     zhashx_t *seen = zhashx_new(); /* sid -> first row, for duplicate rows */
     zhashx_set_destructor(seen, s_free_str);
     zhashx_set_duplicator(seen, (zhashx_duplicator_fn *) strdup);
@@ -372,11 +377,11 @@ static int s_import(crmctl_t *ctl, const char *path)
             p->cells = s_copy_cells(cells, n);
             p->ncells = n;
             crm_msg_clear(&m);
-            zhashx_insert(pending, p->sid, p);
+            zhashx_insert(pending, p->sid, zlistx_add_end(order, p));
         }
         /* Send what is due: new ones, and resends after a timeout. */
         int64_t now = crm_mono_us();
-        for (s_pending_t *p = zhashx_first(pending); p; p = zhashx_next(pending)) {
+        for (s_pending_t *p = zlistx_first(order); p; p = zlistx_next(order)) {
             if (p->sent_us && now - p->sent_us < (int64_t) timeout_ms * 1000)
                 continue;
             if (p->tries >= tries) {
@@ -404,7 +409,7 @@ static int s_import(crmctl_t *ctl, const char *path)
             while ((reply = zmsg_recv_nowait(dealer))) {
                 zframe_t *fr = zmsg_last(reply);
                 if (fr)
-                    s_on_answer(pending, fr, &sum);
+                    s_on_answer(pending, order, fr, &sum);
                 zmsg_destroy(&reply);
             }
             if (!eof && zhashx_size(pending) < window / 2)
@@ -427,6 +432,7 @@ static int s_import(crmctl_t *ctl, const char *path)
                sum.rejects_path);
     }
     zhashx_destroy(&pending);
+    zlistx_destroy(&order);
     zhashx_destroy(&seen);
     zsock_destroy(&dealer);
     crm_csv_close(&r);

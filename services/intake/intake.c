@@ -115,12 +115,6 @@ static void s_map_set(s_batch_t *b, char kind, const char *value, const char *ci
     snprintf(m->cid, sizeof m->cid, "%s", cid);
 }
 
-static const char *s_reply_str(const crm_tx_t *t, int index)
-{
-    const redisReply *r = crm_tx_result(t, index);
-    return r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
-}
-
 static void s_release(s_batch_t *b)
 {
     for (int i = 0; i < b->ncusts; i++)
@@ -130,40 +124,66 @@ static void s_release(s_batch_t *b)
     crm_tx_reset(b->reads);
 }
 
+/* Element `pos` of the MGET at `index` in a pipeline, if a string. */
+static const char *s_mget_str(const crm_tx_t *t, int index, int pos)
+{
+    const redisReply *r = crm_tx_result(t, index);
+    if (pos < 0 || !r || r->type != REDIS_REPLY_ARRAY || (size_t) pos >= r->elements)
+        return NULL;
+    return r->element[pos]->type == REDIS_REPLY_STRING ? r->element[pos]->str : NULL;
+}
+
 /* Round 1: WATCH what decides the outcome, then the answers already given
-   and the match keys. Round 2: the matched records, and fresh ids. */
+   and the match keys, as one WATCH and three MGETs. Round 2: the matched
+   records, and fresh ids. */
 static int s_read(s_batch_t *b)
 {
     crm_tx_t *t = b->reads;
     crm_tx_reset(t);
-    int watched = 0;
-    for (int i = 0; i < b->n; i++) {
+    int n = b->n;
+    const char **watch = calloc((size_t) (3 * n + 1), sizeof *watch);
+    const char **subs = calloc((size_t) (n + 1), sizeof *subs), **ids = calloc((size_t) (n + 1), sizeof *ids),
+               **mobiles = calloc((size_t) (n + 1), sizeof *mobiles);
+    char (*keys)[3][300] = calloc((size_t) n, sizeof *keys);
+    if (!watch || !subs || !ids || !mobiles || !keys) {
+        free(watch), free(subs), free(ids), free(mobiles), free(keys);
+        return -1;
+    }
+    int nw = 1, ns = 1, ni = 1, nm = 1;
+    watch[0] = "WATCH", subs[0] = ids[0] = mobiles[0] = "MGET";
+    for (int i = 0; i < n; i++) {
         s_item_t *it = &b->items[i];
         it->r_sub = it->r_id = it->r_mobile = -1;
         if (it->kind == S_DONE || it->dup_of >= 0)
             continue;
-        const crm_body_lead_submit_t *l = &it->msg.body.lead_submit;
-        crm_tx_cmd(t, "WATCH " CRM_KEY_SUBMISSION_FMT, l->submission_id);
-        if (it->fields.indexable_id)
-            crm_tx_cmd(t, "WATCH " CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
-        if (it->fields.indexable_mobile)
-            crm_tx_cmd(t, "WATCH " CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
-        watched++;
+        snprintf(keys[i][0], sizeof keys[i][0], CRM_KEY_SUBMISSION_FMT, it->msg.body.lead_submit.submission_id);
+        watch[nw++] = keys[i][0];
+        it->r_sub = ns - 1;
+        subs[ns++] = keys[i][0];
+        if (it->fields.indexable_id) {
+            snprintf(keys[i][1], sizeof keys[i][1], CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
+            watch[nw++] = keys[i][1];
+            it->r_id = ni - 1;
+            ids[ni++] = keys[i][1];
+        }
+        if (it->fields.indexable_mobile) {
+            snprintf(keys[i][2], sizeof keys[i][2], CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
+            watch[nw++] = keys[i][2];
+            it->r_mobile = nm - 1;
+            mobiles[nm++] = keys[i][2];
+        }
     }
-    if (!watched)
-        return 0;
-    for (int i = 0; i < b->n; i++) {
-        s_item_t *it = &b->items[i];
-        if (it->kind == S_DONE || it->dup_of >= 0)
-            continue;
-        it->r_sub = crm_tx_cmd(t, "GET " CRM_KEY_SUBMISSION_FMT, it->msg.body.lead_submit.submission_id);
-        if (it->fields.indexable_id)
-            it->r_id = crm_tx_cmd(t, "GET " CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
-        if (it->fields.indexable_mobile)
-            it->r_mobile = crm_tx_cmd(t, "GET " CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
+    int rc = 0;
+    if (ns > 1) {
+        crm_tx_cmdargv(t, nw, watch, NULL);                         /* 0 */
+        crm_tx_cmdargv(t, ns, subs, NULL);                          /* 1 */
+        crm_tx_cmdargv(t, ni > 1 ? ni : 2, ni > 1 ? ids : (const char *[]){"MGET", "crm:idx:none"}, NULL);
+        crm_tx_cmdargv(t, nm > 1 ? nm : 2, nm > 1 ? mobiles : (const char *[]){"MGET", "crm:idx:none"}, NULL);
+        rc = crm_store_pipeline(b->store, t);
     }
-    if (crm_store_pipeline(b->store, t) != 0)
-        return -1;
+    free(watch), free(subs), free(ids), free(mobiles), free(keys);
+    if (rc != 0 || ns == 1)
+        return rc;
     /* Round 2. */
     crm_tx_t *t2 = crm_tx_new("intake", 0);
     if (!t2)
@@ -171,21 +191,21 @@ static int s_read(s_batch_t *b)
     int accepts = 0, rejects = 0;
     for (int i = 0; i < b->n; i++) {
         s_item_t *it = &b->items[i];
-        if (it->r_sub < 0 || s_reply_str(t, it->r_sub))
+        if (it->r_sub < 0 || s_mget_str(t, 1, it->r_sub))
             continue;
         if (it->kind == S_REJECT) {
             rejects++;
             continue;
         }
         accepts++;
-        const char *ids[2] = {s_reply_str(t, it->r_id), s_reply_str(t, it->r_mobile)};
+        const char *found[2] = {s_mget_str(t, 2, it->r_id), s_mget_str(t, 3, it->r_mobile)};
         for (int k = 0; k < 2; k++) {
-            if (!ids[k])
+            if (!found[k])
                 continue;
-            s_cust_t *c = s_cust(b, ids[k]);
+            s_cust_t *c = s_cust(b, found[k]);
             if (!c->loaded) {
                 c->loaded = true;
-                crm_tx_cmd(t2, "HGETALL " CRM_KEY_CUST_FMT, ids[k]);
+                crm_tx_cmd(t2, "HGETALL " CRM_KEY_CUST_FMT, found[k]);
             }
         }
     }
@@ -193,7 +213,7 @@ static int s_read(s_batch_t *b)
     crm_tx_cmd(t2, "INCRBY crm:ids:lead %d", accepts);
     crm_tx_cmd(t2, "INCRBY crm:ids:customer %d", accepts);
     crm_tx_cmd(t2, "INCRBY crm:ids:quarantine %d", rejects);
-    int rc = crm_store_pipeline(b->store, t2);
+    rc = crm_store_pipeline(b->store, t2);
     if (rc == 0) {
         int k = 0;
         for (int i = 0; i < b->ncusts; i++) {
@@ -282,10 +302,10 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     /* Match: what this batch wrote first, then what Redis holds; the ID
        number before the mobile (mobiles change hands). */
     const char *cid = NULL, *match = NULL;
-    if (idnum && ((cid = s_map_get(b, 'i', idnum)) || (cid = s_reply_str(b->reads, it->r_id))))
+    if (idnum && ((cid = s_map_get(b, 'i', idnum)) || (cid = s_mget_str(b->reads, 2, it->r_id))))
         match = "id_number";
     if (!cid && mobile &&
-        ((cid = s_map_get(b, 'm', mobile)) || (cid = s_reply_str(b->reads, it->r_mobile))))
+        ((cid = s_map_get(b, 'm', mobile)) || (cid = s_mget_str(b->reads, 3, it->r_mobile))))
         match = "mobile";
     bool merged = cid != NULL;
     char newcid[32], lid[32];
@@ -300,24 +320,48 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     cid = c->cid;
 
     /* Merge: a known value is never blanked; a different one becomes
-       current and the old one stays in the history. */
+       current and the old one stays in the history. One HSET for the
+       record, one history entry for the lead: "<field>" is the new value,
+       "<field>.old" the one it replaced. */
     crm_msg_t upd;
     crm_msg_init(&upd, CRM_T_customer_updated);
+    const char *hset[2 + 2 * CRM_CF_COUNT + 6] = {"HSET", NULL};
+    const char *hist[10 + 4 * CRM_CF_COUNT] = {"XADD", NULL, "*", "lead", lid, "channel", lead->channel, "ts", now};
+    char ckey[64], hkey[80], oldnames[CRM_CF_COUNT][24];
+    snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
+    snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
+    hset[1] = ckey;
+    hist[1] = hkey;
+    int nh = 2, nx = 9;
+    char *olds[CRM_CF_COUNT] = {0};
     for (int i = 0; i < CRM_CF_COUNT; i++) {
         const char *nv = f->v[i];
         if (!nv || (c->rec.v[i] && !strcmp(c->rec.v[i], nv)))
             continue;
         const char *name = crm_cf_name((crm_cf_t) i);
-        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " %s %s", cid, name, nv);
-        crm_tx_cmd(tx, "XADD " CRM_KEY_CUST_FMT ":history * field %s old %s new %s channel %s lead %s ts %s",
-                   cid, name, c->rec.v[i] ? c->rec.v[i] : "", nv, lead->channel, lid, now);
+        hset[nh++] = name;
+        hset[nh++] = nv;
+        hist[nx++] = name;
+        hist[nx++] = nv;
+        if (c->rec.v[i]) {
+            snprintf(oldnames[i], sizeof oldnames[i], "%s.old", name);
+            hist[nx++] = oldnames[i];
+            hist[nx++] = c->rec.v[i];
+        }
         crm_strs_push(&upd.body.customer_updated.fields, name);
-        free(c->rec.v[i]);
+        olds[i] = c->rec.v[i];
         c->rec.v[i] = strdup(nv);
     }
-    if (!merged)
-        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " created_ms %s first_channel %s", cid, now, lead->channel);
-    crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " updated_ms %s", cid, now);
+    if (!merged) {
+        hset[nh++] = "created_ms", hset[nh++] = now;
+        hset[nh++] = "first_channel", hset[nh++] = lead->channel;
+    }
+    hset[nh++] = "updated_ms", hset[nh++] = now;
+    crm_tx_cmdargv(tx, nh, hset, NULL);
+    if (nx > 9)
+        crm_tx_cmdargv(tx, nx, hist, NULL);
+    for (int i = 0; i < CRM_CF_COUNT; i++)
+        free(olds[i]);
     if (mobile) {
         crm_tx_cmd(tx, "SET " CRM_KEY_IDX_MOBILE_FMT " %s", mobile, cid);
         s_map_set(b, 'm', mobile, cid);
@@ -329,19 +373,30 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     if (f->v[CRM_CF_name])
         crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", f->v[CRM_CF_name], cid);
 
-    crm_issues_t *rec = calloc(1, sizeof *rec);
+    /* The record's findings as it now stands: for a new customer the
+       lead's own, else the rules run again over the merged record. */
+    crm_issues_t *rec = merged ? calloc(1, sizeof *rec) : &it->issues;
     if (rec) {
-        s_record_findings(&c->rec, rec);
-        crm_tx_cmd(tx, "DEL " CRM_KEY_CUST_FMT ":findings", cid);
+        if (merged)
+            s_record_findings(&c->rec, rec);
+        char fkey[80];
+        snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
+        crm_tx_cmd(tx, "DEL %s", fkey);
+        const char *fargv[2 + 2 * CRM_ISSUES_MAX] = {"HSET", fkey};
+        char keys[CRM_ISSUES_MAX][72], vals[CRM_ISSUES_MAX][240];
+        int na = 2;
         for (int i = 0; i < rec->n; i++) {
-            if (rec->v[i].severity == CRM_SEV_REJECT)
+            if (rec->v[i].severity == CRM_SEV_REJECT || !crm_lead_is_record_field(rec->v[i].field))
                 continue;
-            char key[80], val[260];
-            snprintf(key, sizeof key, "%s:%s", rec->v[i].field, rec->v[i].code);
-            snprintf(val, sizeof val, "%s|%s", crm_severity_name(rec->v[i].severity), rec->v[i].message);
-            crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT ":findings %s %s", cid, key, val);
+            snprintf(keys[i], sizeof keys[i], "%s:%s", rec->v[i].field, rec->v[i].code);
+            snprintf(vals[i], sizeof vals[i], "%s|%s", crm_severity_name(rec->v[i].severity), rec->v[i].message);
+            fargv[na++] = keys[i];
+            fargv[na++] = vals[i];
         }
-        free(rec);
+        if (na > 2)
+            crm_tx_cmdargv(tx, na, fargv, NULL);
+        if (merged)
+            free(rec);
     }
 
     char tdat[24] = "", leadkey[64];
@@ -451,7 +506,9 @@ static int s_attempt(s_batch_t *b)
         s_item_t *it = &b->items[i];
         if (it->kind == S_DONE || it->dup_of >= 0)
             continue;
-        const redisReply *given = crm_tx_result(b->reads, it->r_sub);
+        const redisReply *mget = crm_tx_result(b->reads, 1);
+        const redisReply *given = mget && it->r_sub >= 0 && (size_t) it->r_sub < mget->elements
+                                      ? mget->element[it->r_sub] : NULL;
         if (given && given->type == REDIS_REPLY_STRING) {
             /* A resend gets the first answer, byte for byte. */
             it->req->answer.size = 0;
