@@ -202,8 +202,8 @@ static void test_a_known_mobile_attaches_the_lead_and_never_blanks_a_field(void 
         const redisReply *kv = r->element[i]->element[1];
         bool is_email = false, old_ok = false, ch_ok = false;
         for (size_t k = 0; k + 1 < kv->elements; k += 2) {
-            is_email |= !strcmp(kv->element[k]->str, "field") && !strcmp(kv->element[k + 1]->str, "email");
-            old_ok |= !strcmp(kv->element[k]->str, "old") && !strcmp(kv->element[k + 1]->str, "wang@163.com");
+            is_email |= !strcmp(kv->element[k]->str, "email") && !strcmp(kv->element[k + 1]->str, "wang5@126.com");
+            old_ok |= !strcmp(kv->element[k]->str, "email.old") && !strcmp(kv->element[k + 1]->str, "wang@163.com");
             ch_ok |= !strcmp(kv->element[k]->str, "channel") && !strcmp(kv->element[k + 1]->str, "autoshow");
         }
         found |= is_email && old_ok && ch_ok;

@@ -1,0 +1,279 @@
+/*  The lead sources' stories, end to end: crmctl against a real crm-intake
+ *  and a real redis-server. The intake's clock is set to 2026-11-20 00:00
+ *  China time (CRM_CLOCK_FILE) so the sample test-drive dates stay ahead.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crm_harness.h"
+
+#define SAMPLES CRM_SOURCE_DIR "/tests/data/leads/"
+
+typedef struct {
+    crm_h_redis_t redis;
+    crm_store_t *store;
+    char env[6][320];
+    pid_t intake;
+    char log[300], out[300], clock[300];
+} fx_t;
+
+static pid_t start_intake(fx_t *f)
+{
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], NULL};
+    f->intake = crm_h_spawn("crm-intake", NULL, env, f->log);
+    return f->intake;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_redis_start(&f->redis, true) != 0)
+        return -1;
+    f->store = crm_h_store(&f->redis);
+    crm_h_path(&f->redis, "intake.log", f->log, sizeof f->log);
+    crm_h_path(&f->redis, "out.txt", f->out, sizeof f->out);
+    crm_h_path(&f->redis, "clock", f->clock, sizeof f->clock);
+    FILE *c = fopen(f->clock, "w");
+    fprintf(c, "1795104000000\n");
+    fclose(c);
+    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
+    snprintf(f->env[1], sizeof f->env[1], "CRM_INTAKE_ENDPOINT=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[4], sizeof f->env[4], "CRM_CLOCK_FILE=%s", f->clock);
+    start_intake(f);
+    if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:intake") != 1)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    if (f->intake > 0)
+        crm_h_stop(f->intake, SIGTERM, 5000);
+    crm_store_destroy(&f->store);
+    crm_h_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+/* Runs crmctl with `args` (NULL-terminated); output in f->out. */
+static int crmctl(fx_t *f, ...)
+{
+    const char *args[24];
+    int n = 0;
+    va_list ap;
+    va_start(ap, f);
+    for (const char *a; n < 20 && (a = va_arg(ap, const char *));)
+        args[n++] = a;
+    va_end(ap);
+    args[n++] = "--timeout-ms";
+    args[n++] = "1500";
+    args[n] = NULL;
+    const char *env[] = {f->env[0], f->env[1], NULL};
+    pid_t pid = crm_h_spawn("crmctl", args, env, f->out);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void test_a_website_lead_is_accepted_once_and_a_resend_returns_the_first_answer(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"lead.accepted\""));
+    assert_true(crm_h_file_contains(f->out, "\"lead_id\":\"L1\""));
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"lead_id\":\"L1\""));
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L2"), 0);
+    /* its test drive was requested, at 2026-12-05 10:00 China time */
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{testdrive}:events"), 1);
+    assert_int_equal(crmctl(f, "events", "testdrive", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"at\":1796436000000"));
+    assert_true(crm_h_file_contains(f->out, "\"dealer_id\":\"DL-0451\""));
+}
+
+static void test_partner_adf_leads_and_their_resends_make_one_lead(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_testdrive.xml", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"submission_id\":\"adf:autohome:AH-2026-000123\""));
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_resend.xml", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"lead_id\":\"L1\""));
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_novehicle.xml", NULL), 0);
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_cpo.xml", NULL), 0);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L4"), 0);
+}
+
+static void test_malformed_json_and_xml_are_refused_naming_where(void **state)
+{
+    fx_t *f = *state;
+    char bad[300];
+    crm_h_path(&f->redis, "bad.json", bad, sizeof bad);
+    FILE *b = fopen(bad, "w");
+    fputs("{\"name\": \"x\",\n \"mobile\": }\n", b);
+    fclose(b);
+    assert_int_equal(crmctl(f, "lead", "submit", bad, NULL), 1);
+    assert_true(crm_h_file_contains(f->out, "line 2"));
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_malformed.xml", NULL), 1);
+    assert_true(crm_h_file_contains(f->out, "line "));
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:ids:lead"), 0);
+    assert_true(crm_h_alive(f->intake));
+}
+
+static void test_a_gbk_spreadsheet_with_chinese_headers_imports_and_a_second_import_adds_nothing(void **state)
+{
+    fx_t *f = *state;
+    int rc = crmctl(f, "lead", "import", SAMPLES "autoshow_cn.gbk.csv", NULL);
+    assert_true(rc == 0 || rc == 1);
+    assert_true(crm_h_file_contains(f->out, "(GB18030)"));
+    long long leads = crm_h_int(f->store, "XLEN crm:{lead}:events");
+    assert_true(leads >= 3);
+    /* the Chinese name came through GBK intact */
+    assert_int_equal(crmctl(f, "customer", "find", "--name", "欧阳娜娜", NULL), 0);
+    assert_int_equal(crmctl(f, "lead", "import", SAMPLES "autoshow_cn.gbk.csv", NULL), rc);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), leads);
+    /* the same rows in UTF-8 are the same rows */
+    assert_int_equal(crmctl(f, "lead", "import", SAMPLES "autoshow_cn.utf8.csv", NULL), rc);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), leads);
+}
+
+static void test_rejected_rows_go_to_a_rejects_file_that_imports_once_fixed(void **state)
+{
+    fx_t *f = *state;
+    char csv[300], rejects[340];
+    crm_h_path(&f->redis, "show.csv", csv, sizeof csv);
+    snprintf(rejects, sizeof rejects, "%s.rejects.csv", csv);
+    FILE *c = fopen(csv, "w");
+    fputs("name,mobile,city\nAlice,13812340001,Beijing\n,13812340002,Beijing\nCarol,,Beijing\n", c);
+    fclose(c);
+    assert_int_equal(crmctl(f, "lead", "import", csv, NULL), 1);
+    assert_true(crm_h_file_contains(f->out, "row 2: name|required|"));
+    assert_true(crm_h_file_contains(f->out, "row 3: mobile|required|"));
+    assert_true(crm_h_file_contains(rejects, "name,mobile,city,error"));
+    assert_true(crm_h_file_contains(rejects, ",13812340002,Beijing,"));
+    /* the user fixes the file and imports it */
+    c = fopen(rejects, "w");
+    fputs("name,mobile,city,error\nBob,13812340002,Beijing,x\nCarol,13812340003,Beijing,y\n", c);
+    fclose(c);
+    assert_int_equal(crmctl(f, "lead", "import", rejects, NULL), 0);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:idx:mobile:13812340003"), 1);
+    assert_int_equal(crmctl(f, "quarantine", "list", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "Q1 "));
+}
+
+static void test_a_quarantined_lead_is_retried_after_correction(void **state)
+{
+    fx_t *f = *state;
+    char bad[300], good[300];
+    crm_h_path(&f->redis, "bad.json", bad, sizeof bad);
+    crm_h_path(&f->redis, "good.json", good, sizeof good);
+    FILE *b = fopen(bad, "w");
+    fputs("{\"submission_id\": \"web-9\", \"mobile\": \"13812349999\"}", b);
+    fclose(b);
+    b = fopen(good, "w");
+    fputs("{\"submission_id\": \"web-9\", \"name\": \"钱九\", \"mobile\": \"13812349999\"}", b);
+    fclose(b);
+    assert_int_equal(crmctl(f, "lead", "submit", bad, NULL), 1);
+    assert_true(crm_h_file_contains(f->out, "name|required|"));
+    assert_int_equal(crmctl(f, "quarantine", "show", "Q1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "13812349999"));
+    assert_int_equal(crmctl(f, "quarantine", "retry", "Q1", good, NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"submission_id\":\"web-9~Q1\""));
+    assert_int_equal(crmctl(f, "quarantine", "list", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "retried:L1"));
+    assert_int_equal(crmctl(f, "customer", "show", "C1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "钱九"));
+}
+
+static void test_customer_show_and_find_tell_the_record_and_its_history(void **state)
+{
+    fx_t *f = *state;
+    char a[300], b2[300];
+    crm_h_path(&f->redis, "a.json", a, sizeof a);
+    crm_h_path(&f->redis, "b.json", b2, sizeof b2);
+    FILE *x = fopen(a, "w");
+    fputs("{\"name\": \"周一\", \"mobile\": \"13712345678\", \"email\": \"zhou@qq.con\"}", x);
+    fclose(x);
+    x = fopen(b2, "w");
+    fputs("{\"name\": \"周一\", \"mobile\": \"+86 137 1234 5678\", \"email\": \"zhou@qq.com\", \"channel\": \"hotline\"}", x);
+    fclose(x);
+    assert_int_equal(crmctl(f, "lead", "submit", a, NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "email|suspected_typo|"));
+    assert_int_equal(crmctl(f, "lead", "submit", b2, NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"merged\":true"));
+    assert_int_equal(crmctl(f, "customer", "find", "--mobile", "137-1234-5678", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "C1"));
+    assert_int_equal(crmctl(f, "customer", "show", "C1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "zhou@qq.con -> zhou@qq.com   (hotline, L2)"));
+    assert_true(crm_h_file_contains(f->out, "L1 "));
+    assert_true(crm_h_file_contains(f->out, "L2 "));
+    assert_false(crm_h_file_contains(f->out, "suspected_typo")); /* fixed by the second lead */
+    assert_int_equal(crmctl(f, "customer", "find", "--mobile", "13900000001", NULL), 1);
+}
+
+static void test_an_unreachable_intake_is_exit_code_2(void **state)
+{
+    fx_t *f = *state;
+    crm_h_stop(f->intake, SIGTERM, 5000);
+    f->intake = 0;
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", "--tries", "2", NULL), 2);
+    assert_true(crm_h_file_contains(f->out, "did not answer"));
+}
+
+/* An import of 20,000 rows; intake is killed with SIGKILL in the middle
+   and restarted; the import is run again: every row is stored once. */
+static void test_an_import_interrupted_by_an_intake_crash_ends_with_every_row_once(void **state)
+{
+    fx_t *f = *state;
+    char csv[300];
+    crm_h_path(&f->redis, "big.csv", csv, sizeof csv);
+    FILE *c = fopen(csv, "w");
+    fputs("姓名,手机,城市,省份\n", c);
+    for (int i = 0; i < 20000; i++)
+        fprintf(c, "客户%d,139%08d,上海,上海\n", i, i);
+    fclose(c);
+    const char *args[] = {"lead", "import", csv, "--timeout-ms", "1000", "--tries", "2", NULL};
+    const char *env[] = {f->env[0], f->env[1], NULL};
+    pid_t import = crm_h_spawn("crmctl", args, env, f->out);
+    long long seen = crm_h_wait_int(f->store, 3000, 30000, "GET crm:{lead}:seq");
+    assert_true(seen >= 3000);
+    int status = crm_h_stop(f->intake, SIGKILL, 5000);
+    assert_true(WIFSIGNALED(status));
+    waitpid(import, &status, 0);
+    long long at_crash = crm_h_int(f->store, "GET crm:{lead}:seq");
+    assert_true(WIFEXITED(status));
+    assert_true(at_crash < 20000); /* the crash was in the middle of the import */
+    assert_int_equal(WEXITSTATUS(status), 2); /* told the user what was not confirmed */
+    assert_true(crm_h_file_contains(f->out, "Run the same import again"));
+    start_intake(f);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:intake"), 1);
+    assert_int_equal(crmctl(f, "lead", "import", csv, NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "20000 accepted"));
+    /* one lead.created per row, no more: */
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 20000);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L20001"), 0);
+    assert_int_equal(crm_h_int(f->store, "LLEN crm:cust:{C1}:leads"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_website_lead_is_accepted_once_and_a_resend_returns_the_first_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_partner_adf_leads_and_their_resends_make_one_lead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_json_and_xml_are_refused_naming_where, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_gbk_spreadsheet_with_chinese_headers_imports_and_a_second_import_adds_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_rows_go_to_a_rejects_file_that_imports_once_fixed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_quarantined_lead_is_retried_after_correction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_show_and_find_tell_the_record_and_its_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_unreachable_intake_is_exit_code_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_import_interrupted_by_an_intake_crash_ends_with_every_row_once, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
