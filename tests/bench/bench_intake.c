@@ -1,0 +1,154 @@
+/*  crm-bench-intake: acknowledged leads per second, on demand.
+ *
+ *  Against a private redis-server with AOF (everysec) and a real crm-intake:
+ *   1. the yardstick: redis-benchmark -P 16 -t set, from the same run;
+ *   2. acknowledged leads/s with 1 and with 16 concurrent submitters (each
+ *      a REQ socket waiting for every answer, as a website back end does);
+ *   3. the time to import a 100,000-row CSV with crmctl.
+ *  Aims (issue 3): >= 25k leads/s with 16 submitters; 100k rows <= 5 s.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <czmq.h>
+
+#include "crm_clock.h"
+#include "crm_harness.h"
+
+static crm_h_redis_t s_redis;
+static char s_endpoint[64];
+
+typedef struct {
+    int id, count;
+    long ok;
+} s_worker_t;
+
+static void *s_submitter(void *arg)
+{
+    s_worker_t *w = arg;
+    zsock_t *req = zsock_new_req(s_endpoint);
+    zsock_set_rcvtimeo(req, 10000);
+    for (int i = 0; i < w->count; i++) {
+        crm_msg_t m;
+        crm_msg_init(&m, CRM_T_lead_submit);
+        snprintf(m.id, sizeof m.id, "bench-%d-%d", w->id, i);
+        snprintf(m.producer, sizeof m.producer, "bench");
+        m.ts = crm_now_ms();
+        char sid[64], mobile[16], name[32];
+        snprintf(sid, sizeof sid, "bench:%d:%d", w->id, i);
+        snprintf(mobile, sizeof mobile, "13%d%08d", w->id % 10, w->id / 10 * 10000000 + i);
+        snprintf(name, sizeof name, "客户%d-%d", w->id, i);
+        CRM_SET_STR(&m, lead_submit, submission_id, sid);
+        CRM_SET_STR(&m, lead_submit, channel, "website");
+        CRM_SET_STR(&m, lead_submit, name, name);
+        CRM_SET_STR(&m, lead_submit, mobile, mobile);
+        CRM_SET_STR(&m, lead_submit, city, "上海");
+        CRM_SET_STR(&m, lead_submit, province, "上海");
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        crm_msg_encode(&m, &buf, NULL);
+        crm_msg_clear(&m);
+        zsock_send(req, "b", buf.data, buf.size);
+        msgpack_sbuffer_destroy(&buf);
+        zframe_t *ans = zframe_recv(req);
+        if (!ans)
+            break;
+        w->ok++;
+        zframe_destroy(&ans);
+    }
+    zsock_destroy(&req);
+    return NULL;
+}
+
+static double s_run(int workers, int per_worker, int base)
+{
+    pthread_t th[64];
+    s_worker_t w[64];
+    int64_t t0 = crm_mono_us();
+    for (int i = 0; i < workers; i++) {
+        w[i] = (s_worker_t){.id = base + i, .count = per_worker};
+        pthread_create(&th[i], NULL, s_submitter, &w[i]);
+    }
+    long ok = 0;
+    for (int i = 0; i < workers; i++) {
+        pthread_join(th[i], NULL);
+        ok += w[i].ok;
+    }
+    double secs = (double) (crm_mono_us() - t0) / 1e6;
+    return (double) ok / secs;
+}
+
+static double s_yardstick(void)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "redis-benchmark -p %d -P 16 -t set -n 400000 -q 2>/dev/null", s_redis.port);
+    FILE *p = popen(cmd, "r");
+    double rps = 0;
+    char line[512];
+    while (p && fgets(line, sizeof line, p))
+        for (char *s = strstr(line, "SET: "); s; s = strstr(s + 5, "SET: "))
+            rps = atof(s + 5);
+    if (p)
+        pclose(p);
+    return rps;
+}
+
+int main(void)
+{
+    zsys_init();
+    zsys_set_logstream(NULL);
+    if (crm_h_redis_start(&s_redis, true) != 0)
+        return 1;
+    crm_store_t *store = crm_store_new(s_redis.url, 5000);
+    snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", crm_h_free_port());
+    char env[4][200];
+    snprintf(env[0], sizeof env[0], "CRM_REDIS_URL=%s", s_redis.url);
+    snprintf(env[1], sizeof env[1], "CRM_INTAKE_ENDPOINT=%s", s_endpoint);
+    snprintf(env[2], sizeof env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(env[3], sizeof env[3], "CRM_LOG_LEVEL=warn");
+    const char *envp[] = {env[0], env[1], env[2], env[3], NULL};
+    printf("autocrm intake benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", s_yardstick());
+    redisReply *r = crm_store_cmd(store, "FLUSHALL");
+    freeReplyObject(r);
+    pid_t intake = crm_h_spawn("crm-intake", NULL, envp, "/dev/null");
+    crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:intake");
+
+    double one = s_run(1, 5000, 0);
+    printf("submitters  1: %.0f acknowledged leads/s (5000 leads, each answered after commit)\n", one);
+    double many = s_run(16, 2000, 100);
+    printf("submitters 16: %.0f acknowledged leads/s (32000 leads) (aim >= 25000) %s\n", many,
+           many >= 25000 ? "MET" : "MISSED");
+
+    /* 100k-row import. */
+    char csv[300];
+    crm_h_path(&s_redis, "show.csv", csv, sizeof csv);
+    FILE *c = fopen(csv, "w");
+    fputs("姓名,手机,城市,省份,邮编,地址,意向车型\n", c);
+    for (int i = 0; i < 100000; i++)
+        fprintf(c, "车展客户%d,136%08d,成都,四川,610041,成都市武侯区%d号,508L\n", i, i, i);
+    fclose(c);
+    char out[300];
+    crm_h_path(&s_redis, "import.txt", out, sizeof out);
+    const char *args[] = {"lead", "import", csv, NULL};
+    const char *cenv[] = {env[0], env[1], NULL};
+    long long before = crm_h_int(store, "XLEN crm:{lead}:events");
+    int64_t t0 = crm_mono_us();
+    pid_t imp = crm_h_spawn("crmctl", args, cenv, out);
+    int status;
+    waitpid(imp, &status, 0);
+    double secs = (double) (crm_mono_us() - t0) / 1e6;
+    long long created = crm_h_int(store, "XLEN crm:{lead}:events") - before;
+    printf("import      100000-row CSV: %.2f s (%.0f rows/s), exit %d, %lld leads created (aim <= 5 s) %s\n",
+           secs, 100000 / secs, WIFEXITED(status) ? WEXITSTATUS(status) : -1, created,
+           secs <= 5 ? "MET" : "MISSED");
+    crm_h_stop(intake, SIGTERM, 5000);
+    crm_store_destroy(&store);
+    crm_h_redis_stop(&s_redis);
+    return 0;
+}
