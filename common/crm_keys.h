@@ -28,6 +28,19 @@
  *  crm:idx:mobile:<mobile> string; customer id (match key)
  *  crm:idx:id:<id number>  string; customer id (match key)
  *  crm:idx:name:<name>     set; customer ids (for crmctl customer find --name)
+ *
+ *  Dispatcher (dealers and test drives):
+ *  crm:dealer:<D>          hash; name, region, province, city, address, capacity, state
+ *  crm:dealers             set; every dealer id
+ *  crm:dealers:city:<c>, crm:dealers:province:<p>, crm:dealers:region:<r>
+ *                          sets; dealer ids, for routing
+ *  crm:dealer:<D>:open     set; the dealer's open test drives
+ *  crm:dealer:<D>:day:<YYYYMMDD>  counter; test drives booked that day (China time)
+ *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive
+ *  crm:{dealer.<D>}:events, crm:{dealer.<D>}:seq   the dealer's own dispatch stream
+ *  crm:td:<T>              hash; a test drive: lead, customer, dealer, reason, at, status, ...
+ *  crm:td:<T>:history      stream; every status change with its time and who
+ *  crm:tds                 sorted set; test drives by requested time
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H
@@ -48,6 +61,10 @@
 #define CRM_KEY_IDX_MOBILE_FMT "crm:idx:mobile:%s"
 #define CRM_KEY_IDX_ID_FMT "crm:idx:id:%s"
 #define CRM_KEY_IDX_NAME_FMT "crm:idx:name:%s"
+#define CRM_KEY_DEALER_FMT "crm:dealer:%s"
+#define CRM_KEY_DEALERS "crm:dealers"
+#define CRM_KEY_TD_FMT "crm:td:%s"
+#define CRM_KEY_TDS "crm:tds"
 
 /* The event streams, for heartbeats and `crmctl`. */
 #define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(audit) S(notify)

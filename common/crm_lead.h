@@ -77,6 +77,12 @@ bool crm_lead_is_record_field(const char *field);
    stored record's fields; used by crm_lead_check and by the auditor. */
 void crm_record_audit(const crm_fields_t *fields, crm_issues_t *issues);
 
+/* The carmaker's sales region of a province (canonical name, 广东省 ->
+   华南): 华北, 东北, 华东, 华中, 华南, 西南, 西北; NULL when unknown. Our rule,
+   used to route a test drive when no dealer is in the prospect's city or
+   province. */
+const char *crm_sales_region(const char *province);
+
 /* "2026-12-05 10:00 CST" for messages to people. */
 void crm_format_cst(int64_t ms, char *out, size_t size);
 

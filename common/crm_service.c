@@ -40,6 +40,8 @@ struct crm_service_t {
     void *state;
     int tick_ids[8];
     int nticks;
+    crm_publish_hook_fn hook;
+    void *hook_arg;
     /* Batch of messages for handlers marked .batch, applied in one commit. */
     crm_tx_t *batch_tx;
     s_stream_t *batch_stream;
@@ -67,6 +69,12 @@ crm_tx_t *crm_service_tx(crm_service_t *svc)
 
 /* -------------------------------------------------------------- publish */
 
+void crm_service_set_publish_hook(crm_service_t *svc, crm_publish_hook_fn fn, void *arg)
+{
+    svc->hook = fn;
+    svc->hook_arg = arg;
+}
+
 void crm_service_publish(crm_service_t *svc, crm_tx_t *tx)
 {
     void *sock = zsock_resolve(svc->pub);
@@ -74,6 +82,8 @@ void crm_service_publish(crm_service_t *svc, crm_tx_t *tx)
         const crm_emit_t *e = crm_tx_emit_at(tx, i);
         if (!e->seq)
             continue;
+        if (svc->hook)
+            svc->hook(svc->hook_arg, e);
         if (svc->drop_every && (svc->drop_every == 1 || e->seq % (uint64_t) svc->drop_every == 0)) {
             svc->stats.dropped++;
             continue;

@@ -83,6 +83,10 @@ void *crm_service_state(crm_service_t *svc);
 crm_tx_t *crm_service_tx(crm_service_t *svc);
 /* Commits `tx` and publishes its events; 0 or -1 (logged). */
 int crm_service_commit(crm_service_t *svc, crm_tx_t *tx);
+/* Called for every committed event as it is published (after the bus
+   send), e.g. to forward dealer streams to the dealer gateway. */
+typedef void (*crm_publish_hook_fn)(void *arg, const crm_emit_t *emit);
+void crm_service_set_publish_hook(crm_service_t *svc, crm_publish_hook_fn fn, void *arg);
 /* Publishes already-committed emits of `tx` (used after claims). */
 void crm_service_publish(crm_service_t *svc, crm_tx_t *tx);
 /* Keeps a refused frame or message for review in crm:rejects. */

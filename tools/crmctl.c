@@ -23,7 +23,10 @@ static const char *s_summary =
     "  customer find --mobile M | --id-number N | --name NAME\n"
     "  quarantine list             rejected submissions kept for review\n"
     "  quarantine show ID          one of them, as submitted, with its errors\n"
-    "  quarantine retry ID [FILE|-]  submit it again, corrected from FILE or as it was\n\n"
+    "  quarantine retry ID [FILE|-]  submit it again, corrected from FILE or as it was\n"
+    "  dealer add ID --name N --region R --province P --city C [--capacity K] [--address A]\n"
+    "  dealer list | show ID | suspend ID | activate ID\n"
+    "  testdrive list [--dealer D] [--status S] | show ID\n\n"
     "Exit codes: 0 success (lead accepted, also when a resend returns the first answer),\n"
     "1 the answer is 'no' (a service is down, a lead rejected, nothing found), 2 usage error or\n"
     "crm-intake unreachable, 3 Redis unreachable.";
@@ -160,7 +163,14 @@ int main(int argc, char **argv)
         {"source", NULL, NULL, "lead import: the source (default: the file name)", NULL},
         {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
         {"id-number", NULL, NULL, "customer find: by ID number", NULL},
-        {"name", NULL, NULL, "customer find: by name", NULL},
+        {"name", NULL, NULL, "customer find: by name; dealer add: the dealer's name", NULL},
+        {"region", NULL, NULL, "dealer add: sales region (华北 东北 华东 华中 华南 西南 西北)", NULL},
+        {"province", NULL, NULL, "dealer add: province", NULL},
+        {"city", NULL, NULL, "dealer add: city", NULL},
+        {"address", NULL, NULL, "dealer add: address", NULL},
+        {"capacity", NULL, NULL, "dealer add: test drives per day (default 10, 0 no limit)", NULL},
+        {"dealer", NULL, NULL, "testdrive list: only this dealer's", NULL},
+        {"status", NULL, NULL, "testdrive list: only in this status", NULL},
         {"from", NULL, "1", "events: first sequence number", NULL},
         {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},
         CRM_OPT_END,
@@ -190,6 +200,10 @@ int main(int argc, char **argv)
         rc = crmctl_customer(&ctl);
     else if (!strcmp(cmd, "quarantine"))
         rc = crmctl_quarantine(&ctl);
+    else if (!strcmp(cmd, "dealer"))
+        rc = crmctl_dealer(&ctl);
+    else if (!strcmp(cmd, "testdrive"))
+        rc = crmctl_testdrive(&ctl);
     else if (!strcmp(cmd, "status") || !strcmp(cmd, "streams") || !strcmp(cmd, "events") ||
              !strcmp(cmd, "rejects")) {
         if (!strcmp(cmd, "events") && npos < 2) {

@@ -31,5 +31,7 @@ int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_
 int crmctl_lead(crmctl_t *ctl);       /* lead submit | lead import */
 int crmctl_customer(crmctl_t *ctl);   /* customer show | customer find */
 int crmctl_quarantine(crmctl_t *ctl); /* quarantine list | show | retry */
+int crmctl_dealer(crmctl_t *ctl);     /* dealer add | list | show | suspend | activate */
+int crmctl_testdrive(crmctl_t *ctl);  /* testdrive list | show */
 
 #endif

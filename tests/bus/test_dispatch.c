@@ -1,0 +1,291 @@
+/*  The dispatcher's rules with a set clock: when a test drive goes to its
+ *  dealer, which dealer and why, and escalation of a silent dealer. A real
+ *  crm-dispatcher, a real redis-server; test drives arrive as intake sends
+ *  them (testdrive.requested on the testdrive stream). The clock starts at
+ *  2026-11-20 10:00 China time.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crm_harness.h"
+#include "crm_keys.h"
+
+#define NOW 1795140000000LL       /* 2026-11-20 10:00 CST */
+#define AT_DEC5 1796436000000LL   /* 2026-12-05 10:00 CST */
+#define DUE_DEC2 1796173200000LL  /* 2026-12-02 09:00 CST */
+#define AT_NOV22 1795330800000LL  /* 2026-11-22 15:00 CST, two days away */
+#define HOUR 3600000LL
+
+typedef struct {
+    crm_h_redis_t redis;
+    crm_store_t *store;
+    char env[6][320];
+    char clock[300], log[300], out[300];
+    pid_t dispatcher;
+} fx_t;
+
+static void set_clock(fx_t *f, long long ms)
+{
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", f->clock);
+    FILE *c = fopen(tmp, "w");
+    fprintf(c, "%lld\n", ms);
+    fclose(c);
+    rename(tmp, f->clock);
+}
+
+static int crmctl(fx_t *f, ...)
+{
+    const char *args[24];
+    int n = 0;
+    va_list ap;
+    va_start(ap, f);
+    for (const char *a; n < 22 && (a = va_arg(ap, const char *));)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    const char *env[] = {f->env[0], NULL};
+    pid_t pid = crm_h_spawn("crmctl", args, env, f->out);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_redis_start(&f->redis, false) != 0)
+        return -1;
+    f->store = crm_h_store(&f->redis);
+    crm_h_path(&f->redis, "clock", f->clock, sizeof f->clock);
+    crm_h_path(&f->redis, "dispatcher.log", f->log, sizeof f->log);
+    crm_h_path(&f->redis, "out.txt", f->out, sizeof f->out);
+    set_clock(f, NOW);
+    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
+    snprintf(f->env[1], sizeof f->env[1], "CRM_CLOCK_FILE=%s", f->clock);
+    snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
+    /* dealers: two in Shenzhen, one in Guangzhou, one in Hainan (华南) */
+    assert_int_equal(crmctl(f, "dealer", "add", "SZ1", "--name", "深圳一店", "--region", "华南", "--province", "广东",
+                            "--city", "深圳市", NULL), 0);
+    assert_int_equal(crmctl(f, "dealer", "add", "SZ2", "--name", "深圳二店", "--region", "华南", "--province", "广东省",
+                            "--city", "深圳", "--capacity", "1", NULL), 0);
+    assert_int_equal(crmctl(f, "dealer", "add", "GZ1", "--name", "广州店", "--region", "华南", "--province", "粤",
+                            "--city", "广州", NULL), 0);
+    assert_int_equal(crmctl(f, "dealer", "add", "HK1", "--name", "海口店", "--region", "华南", "--province", "海南",
+                            "--city", "海口", NULL), 0);
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], NULL};
+    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
+    if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:dispatcher") != 1)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    if (f->dispatcher > 0)
+        crm_h_stop(f->dispatcher, SIGTERM, 5000);
+    crm_store_destroy(&f->store);
+    crm_h_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+/* A customer in `city`/`province` asks for a test drive at `at`. */
+static void request(fx_t *f, const char *tid, const char *city, const char *province, const char *dealer, long long at)
+{
+    char cid[32];
+    snprintf(cid, sizeof cid, "C-%s", tid);
+    redisReply *r = crm_store_cmd(f->store, "HSET crm:cust:{%s} name 测试 mobile 13812345678 city %s province %s",
+                                  cid, city, province);
+    freeReplyObject(r);
+    crm_tx_t *tx = crm_tx_new("intake", 100000);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_testdrive_requested);
+    CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
+    CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
+    CRM_SET_STR(&m, testdrive_requested, customer_id, cid);
+    CRM_SET_STR(&m, testdrive_requested, dealer_id, dealer);
+    CRM_SET_STR(&m, testdrive_requested, model, "408");
+    CRM_SET_I64(&m, testdrive_requested, at, at);
+    crm_tx_emit(tx, &m);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_store_commit(f->store, tx), 0);
+    crm_tx_destroy(&tx);
+}
+
+static char *td_field(fx_t *f, const char *tid, const char *field)
+{
+    redisReply *r = crm_store_cmd(f->store, "HGET crm:td:%s %s", tid, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : strdup("");
+    freeReplyObject(r);
+    return v;
+}
+
+static void wait_status(fx_t *f, const char *tid, const char *want)
+{
+    for (int i = 0; i < 300; i++) {
+        char *s = td_field(f, tid, "status");
+        bool ok = !strcmp(s, want);
+        free(s);
+        if (ok)
+            return;
+        usleep(20 * 1000);
+    }
+    char *s = td_field(f, tid, "status");
+    fail_msg("test drive %s is '%s', expected '%s'", tid, s, want);
+}
+
+static void test_a_test_drive_is_dispatched_at_t_minus_3_days_0900_china_time(void **state)
+{
+    fx_t *f = *state;
+    request(f, "T1", "深圳", "广东省", "SZ1", AT_DEC5);
+    wait_status(f, "T1", "routed");
+    char *due = td_field(f, "T1", "due_ms");
+    assert_int_equal(atoll(due), DUE_DEC2);
+    free(due);
+    assert_int_equal(crm_h_int(f->store, "ZSCORE crm:timers:dispatch due:T1"), DUE_DEC2);
+    set_clock(f, DUE_DEC2 - 1000); /* a second before: nothing */
+    usleep(600 * 1000);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 0);
+    set_clock(f, DUE_DEC2);
+    wait_status(f, "T1", "dispatched");
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 1);
+    assert_int_equal(crm_h_int(f->store, "HGET crm:td:T1 dispatched_ms"), DUE_DEC2);
+    /* and it shows in crmctl testdrive show */
+    assert_int_equal(crmctl(f, "testdrive", "show", "T1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "dispatch due 2026-12-02 09:00 CST, dispatched 2026-12-02 09:00 CST"));
+    assert_true(crm_h_file_contains(f->out, "chosen by the prospect"));
+}
+
+static void test_a_test_drive_two_days_away_is_dispatched_at_once(void **state)
+{
+    fx_t *f = *state;
+    request(f, "T2", "深圳", "广东省", "SZ1", AT_NOV22);
+    wait_status(f, "T2", "dispatched");
+    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{dealer.SZ1}:events - +");
+    assert_int_equal(r->elements, 1);
+    crm_msg_t d;
+    crm_err_t err;
+    const redisReply *frame = r->element[0]->element[1]->element[1];
+    assert_int_equal(crm_msg_decode(frame->str, frame->len, &d, &err), 0);
+    assert_int_equal(d.type, CRM_T_dealer_dispatch);
+    assert_int_equal(d.seq, 1);
+    assert_string_equal(d.body.dealer_dispatch.testdrive_id, "T2");
+    assert_string_equal(d.body.dealer_dispatch.customer_name, "测试");
+    assert_int_equal(d.body.dealer_dispatch.at, AT_NOV22);
+    crm_msg_clear(&d);
+    freeReplyObject(r);
+    assert_int_equal(crm_h_int(f->store, "HGET crm:td:T2 dealer_seq"), 1);
+}
+
+static void test_routing_goes_city_then_province_then_region_by_fewest_open_and_says_why(void **state)
+{
+    fx_t *f = *state;
+    /* SZ2 gets one open test drive, so the next Shenzhen one goes to SZ1... */
+    request(f, "R0", "深圳", "广东省", "SZ2", AT_DEC5);
+    wait_status(f, "R0", "routed");
+    request(f, "R1", "深圳", "广东省", NULL, AT_DEC5);
+    wait_status(f, "R1", "routed");
+    char *d = td_field(f, "R1", "dealer_id"), *why = td_field(f, "R1", "reason");
+    assert_string_equal(d, "SZ1");
+    assert_non_null(strstr(why, "city 深圳"));
+    assert_non_null(strstr(why, "fewest open test drives"));
+    free(d), free(why);
+    /* Zhuhai has no dealer: the province, Guangdong; GZ1 has none open. */
+    request(f, "R2", "珠海", "广东省", NULL, AT_DEC5);
+    wait_status(f, "R2", "routed");
+    d = td_field(f, "R2", "dealer_id"), why = td_field(f, "R2", "reason");
+    assert_string_equal(d, "GZ1");
+    assert_non_null(strstr(why, "province 广东省"));
+    free(d), free(why);
+    /* Nanning (Guangxi) has none in city or province: the region, 华南. */
+    request(f, "R3", "南宁", "广西壮族自治区", NULL, AT_DEC5);
+    wait_status(f, "R3", "routed");
+    d = td_field(f, "R3", "dealer_id"), why = td_field(f, "R3", "reason");
+    assert_string_equal(d, "HK1"); /* GZ1 and SZ1 have one open each now, HK1 none */
+    assert_non_null(strstr(why, "region 华南"));
+    free(d), free(why);
+    /* Urumqi: no dealer anywhere near: unrouted, and escalated */
+    request(f, "R4", "乌鲁木齐", "新疆维吾尔自治区", NULL, AT_DEC5);
+    wait_status(f, "R4", "unrouted");
+    assert_int_equal(crmctl(f, "events", "testdrive", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"reason\":\"no_dealer\""));
+}
+
+static void test_a_dealer_at_capacity_that_day_is_skipped(void **state)
+{
+    fx_t *f = *state;
+    /* SZ2 takes one a day; SZ1 gets three open ones first, so SZ2 would
+       otherwise be the fewest-open choice. */
+    request(f, "C1", "深圳", "广东省", "SZ1", AT_DEC5);
+    request(f, "C2", "深圳", "广东省", "SZ1", AT_DEC5);
+    request(f, "C3", "深圳", "广东省", "SZ2", AT_DEC5); /* fills SZ2 on Dec 5 */
+    wait_status(f, "C3", "routed");
+    request(f, "C4", "深圳", "广东省", NULL, AT_DEC5);
+    wait_status(f, "C4", "routed");
+    char *d = td_field(f, "C4", "dealer_id");
+    assert_string_equal(d, "SZ1");
+    free(d);
+    /* another day, SZ2 has room again */
+    request(f, "C5", "深圳", "广东省", NULL, AT_DEC5 + 24 * HOUR);
+    wait_status(f, "C5", "routed");
+    d = td_field(f, "C5", "dealer_id");
+    assert_string_equal(d, "SZ2");
+    free(d);
+}
+
+static void test_a_silent_dealer_is_escalated(void **state)
+{
+    fx_t *f = *state;
+    request(f, "E1", "深圳", "广东省", "SZ1", AT_DEC5);
+    wait_status(f, "E1", "routed");
+    set_clock(f, DUE_DEC2);
+    wait_status(f, "E1", "dispatched");
+    set_clock(f, DUE_DEC2 + 23 * HOUR);
+    usleep(600 * 1000);
+    assert_int_equal(crmctl(f, "events", "testdrive", NULL), 0);
+    assert_false(crm_h_file_contains(f->out, "testdrive.escalated"));
+    set_clock(f, DUE_DEC2 + 24 * HOUR);
+    bool escalated = false;
+    for (int i = 0; i < 100 && !escalated; i++) {
+        usleep(20 * 1000);
+        crmctl(f, "events", "testdrive", NULL);
+        escalated = crm_h_file_contains(f->out, "\"type\":\"testdrive.escalated\"");
+    }
+    assert_true(escalated);
+    assert_true(crm_h_file_contains(f->out, "\"reason\":\"no_ack_24h\""));
+}
+
+static void test_dispatch_timers_survive_a_restart(void **state)
+{
+    fx_t *f = *state;
+    request(f, "S1", "深圳", "广东省", "SZ1", AT_DEC5);
+    wait_status(f, "S1", "routed");
+    int status = crm_h_stop(f->dispatcher, SIGKILL, 5000);
+    assert_true(WIFSIGNALED(status));
+    set_clock(f, DUE_DEC2 + HOUR); /* the moment passed while it was down */
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], NULL};
+    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
+    wait_status(f, "S1", "dispatched");
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_test_drive_is_dispatched_at_t_minus_3_days_0900_china_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_test_drive_two_days_away_is_dispatched_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routing_goes_city_then_province_then_region_by_fewest_open_and_says_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dealer_at_capacity_that_day_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_silent_dealer_is_escalated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatch_timers_survive_a_restart, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,240 @@
+/*  crmctl dealer add|list|show|suspend|activate, testdrive list|show. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_lead.h"
+#include "crm_norm.h"
+#include "crmctl.h"
+
+static const char *s_hf(const redisReply *h, const char *name)
+{
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+        if (!strcmp(h->element[i]->str, name))
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static bool s_valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 32)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+              *p == '_'))
+            return false;
+    return true;
+}
+
+static int s_add(crmctl_t *ctl, crm_store_t *store, const char *id)
+{
+    const char *name = crm_opt(ctl->opts, "name"), *region = crm_opt(ctl->opts, "region"),
+               *province = crm_opt(ctl->opts, "province"), *city = crm_opt(ctl->opts, "city"),
+               *address = crm_opt(ctl->opts, "address"), *capacity = crm_opt(ctl->opts, "capacity");
+    if (!s_valid_id(id)) {
+        fprintf(stderr, "crmctl dealer add: the id must be 1-32 letters, digits, '-' or '_'\n");
+        return CRMCTL_USAGE;
+    }
+    if (!name || !region || !province || !city) {
+        fprintf(stderr, "crmctl dealer add ID --name N --region R --province P --city C [--capacity K] [--address A]\n");
+        return CRMCTL_USAGE;
+    }
+    const char *prov;
+    if (crm_norm_province(province, &prov, NULL) != 0) {
+        fprintf(stderr, "crmctl dealer add: --province %s is not one of the 34 provincial-level divisions\n", province);
+        return CRMCTL_USAGE;
+    }
+    char cityn[128];
+    if (crm_norm_city(city, cityn, sizeof cityn) != 0) {
+        fprintf(stderr, "crmctl dealer add: --city %s is not a city name\n", city);
+        return CRMCTL_USAGE;
+    }
+    char *end;
+    long long cap = capacity ? strtoll(capacity, &end, 10) : 10;
+    if (capacity && (*end || cap < 0)) {
+        fprintf(stderr, "crmctl dealer add: --capacity is a whole number of test drives per day (0: no limit)\n");
+        return CRMCTL_USAGE;
+    }
+    /* Re-adding a dealer moves it in the routing sets. */
+    redisReply *old = crm_store_cmd(store, "HGETALL " CRM_KEY_DEALER_FMT, id);
+    if (!old)
+        return CRMCTL_REDIS;
+    crm_tx_t *tx = crm_tx_new("crmctl", 0);
+    if (s_hf(old, "city")) {
+        crm_tx_cmd(tx, "SREM crm:dealers:city:%s %s", s_hf(old, "city"), id);
+        crm_tx_cmd(tx, "SREM crm:dealers:province:%s %s", s_hf(old, "province"), id);
+        crm_tx_cmd(tx, "SREM crm:dealers:region:%s %s", s_hf(old, "region"), id);
+    }
+    const char *state = s_hf(old, "state") ? s_hf(old, "state") : "active";
+    crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " name %s region %s province %s city %s address %s capacity %lld state %s",
+               id, name, region, prov, cityn, address ? address : "", cap, state);
+    crm_tx_cmd(tx, "SADD " CRM_KEY_DEALERS " %s", id);
+    crm_tx_cmd(tx, "SADD crm:dealers:city:%s %s", cityn, id);
+    crm_tx_cmd(tx, "SADD crm:dealers:province:%s %s", prov, id);
+    crm_tx_cmd(tx, "SADD crm:dealers:region:%s %s", region, id);
+    freeReplyObject(old);
+    int rc = crm_store_commit(store, tx);
+    crm_tx_destroy(&tx);
+    if (rc != 0)
+        return CRMCTL_REDIS;
+    printf("dealer %s: %s, %s %s (%s region), capacity %lld/day, %s\n", id, name, prov, cityn, region, cap, state);
+    return CRMCTL_OK;
+}
+
+static int s_state(crm_store_t *store, const char *id, const char *state)
+{
+    redisReply *e = crm_store_cmd(store, "EXISTS " CRM_KEY_DEALER_FMT, id);
+    if (!e)
+        return CRMCTL_REDIS;
+    bool exists = e->integer;
+    freeReplyObject(e);
+    if (!exists) {
+        fprintf(stderr, "crmctl: no dealer %s\n", id);
+        return CRMCTL_NO;
+    }
+    redisReply *r = crm_store_cmd(store, "HSET " CRM_KEY_DEALER_FMT " state %s", id, state);
+    freeReplyObject(r);
+    printf("dealer %s: %s\n", id, state);
+    return r ? CRMCTL_OK : CRMCTL_REDIS;
+}
+
+static void s_print_dealer(crm_store_t *store, const char *id, bool full)
+{
+    redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_DEALER_FMT, id);
+    redisReply *o = crm_store_cmd(store, "SCARD crm:dealer:%s:open", id);
+    redisReply *s = crm_store_cmd(store, "GET crm:{dealer.%s}:seq", id);
+    printf("%-10s %-9s %-6s %-10s %-10s cap %-4s open %-4lld dispatched %-6s acked %-6s %s\n", id,
+           s_hf(h, "state") ? s_hf(h, "state") : "?", s_hf(h, "region") ? s_hf(h, "region") : "-",
+           s_hf(h, "province") ? s_hf(h, "province") : "-", s_hf(h, "city") ? s_hf(h, "city") : "-",
+           s_hf(h, "capacity") ? s_hf(h, "capacity") : "-", o ? o->integer : 0,
+           s && s->type == REDIS_REPLY_STRING ? s->str : "0", s_hf(h, "acked") ? s_hf(h, "acked") : "0",
+           s_hf(h, "name") ? s_hf(h, "name") : "");
+    if (full && s_hf(h, "address") && *s_hf(h, "address"))
+        printf("  address: %s\n", s_hf(h, "address"));
+    freeReplyObject(h);
+    freeReplyObject(o);
+    freeReplyObject(s);
+}
+
+int crmctl_dealer(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    const char *id = ctl->argc > 2 ? ctl->argv[2] : NULL;
+    bool list = !strcmp(sub, "list");
+    if (!list && (!id || (strcmp(sub, "add") && strcmp(sub, "show") && strcmp(sub, "suspend") &&
+                          strcmp(sub, "activate")))) {
+        fprintf(stderr, "crmctl dealer: add ID --name N --region R --province P --city C [--capacity K] | "
+                        "list | show ID | suspend ID | activate ID\n");
+        return CRMCTL_USAGE;
+    }
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    if (!strcmp(sub, "add"))
+        return s_add(ctl, store, id);
+    if (!strcmp(sub, "suspend"))
+        return s_state(store, id, "suspended");
+    if (!strcmp(sub, "activate"))
+        return s_state(store, id, "active");
+    redisReply *ids = list ? crm_store_cmd(store, "SORT " CRM_KEY_DEALERS " ALPHA") : NULL;
+    if (list && !ids)
+        return CRMCTL_REDIS;
+    if (list) {
+        for (size_t i = 0; i < ids->elements; i++)
+            s_print_dealer(store, ids->element[i]->str, false);
+        freeReplyObject(ids);
+        return CRMCTL_OK;
+    }
+    redisReply *e = crm_store_cmd(store, "EXISTS " CRM_KEY_DEALER_FMT, id);
+    bool exists = e && e->integer;
+    freeReplyObject(e);
+    if (!exists) {
+        fprintf(stderr, "crmctl: no dealer %s\n", id);
+        return CRMCTL_NO;
+    }
+    s_print_dealer(store, id, true);
+    return CRMCTL_OK;
+}
+
+/* ------------------------------------------------------------ testdrive */
+
+static void s_when(const char *ms, char *out, size_t size)
+{
+    if (ms && *ms)
+        crm_format_cst(atoll(ms), out, size);
+    else
+        snprintf(out, size, "-");
+}
+
+int crmctl_testdrive(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    if (strcmp(sub, "list") && (strcmp(sub, "show") || ctl->argc < 3)) {
+        fprintf(stderr, "crmctl testdrive: list [--dealer D] [--status S] | show ID\n");
+        return CRMCTL_USAGE;
+    }
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    char at[40], due[40], disp[40], ack[40];
+    if (!strcmp(sub, "list")) {
+        const char *dealer = crm_opt(ctl->opts, "dealer"), *status = crm_opt(ctl->opts, "status");
+        redisReply *ids = crm_store_cmd(store, "ZRANGE " CRM_KEY_TDS " 0 -1");
+        if (!ids)
+            return CRMCTL_REDIS;
+        printf("%-8s %-21s %-10s %-11s %-21s %s\n", "TEST", "AT", "DEALER", "STATUS", "DISPATCH (DUE)", "CUSTOMER");
+        for (size_t i = 0; i < ids->elements; i++) {
+            redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_TD_FMT, ids->element[i]->str);
+            if ((dealer && (!s_hf(h, "dealer_id") || strcmp(dealer, s_hf(h, "dealer_id")))) ||
+                (status && (!s_hf(h, "status") || strcmp(status, s_hf(h, "status"))))) {
+                freeReplyObject(h);
+                continue;
+            }
+            s_when(s_hf(h, "at"), at, sizeof at);
+            s_when(s_hf(h, "dispatched_ms") ? s_hf(h, "dispatched_ms") : s_hf(h, "due_ms"), disp, sizeof disp);
+            printf("%-8s %-21s %-10s %-11s %-21s %s\n", ids->element[i]->str, at,
+                   s_hf(h, "dealer_id") && *s_hf(h, "dealer_id") ? s_hf(h, "dealer_id") : "-",
+                   s_hf(h, "status") ? s_hf(h, "status") : "-", disp,
+                   s_hf(h, "customer_id") ? s_hf(h, "customer_id") : "-");
+            freeReplyObject(h);
+        }
+        freeReplyObject(ids);
+        return CRMCTL_OK;
+    }
+    const char *tid = ctl->argv[2];
+    redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_TD_FMT, tid);
+    if (!h)
+        return CRMCTL_REDIS;
+    if (h->elements == 0) {
+        fprintf(stderr, "crmctl: no test drive %s\n", tid);
+        freeReplyObject(h);
+        return CRMCTL_NO;
+    }
+    s_when(s_hf(h, "at"), at, sizeof at);
+    s_when(s_hf(h, "due_ms"), due, sizeof due);
+    s_when(s_hf(h, "dispatched_ms"), disp, sizeof disp);
+    s_when(s_hf(h, "acked_ms"), ack, sizeof ack);
+    printf("test drive %s  at %s  status %s\n", tid, at, s_hf(h, "status"));
+    printf("  customer %s  lead %s  model %s\n", s_hf(h, "customer_id"), s_hf(h, "lead_id"),
+           s_hf(h, "model") && *s_hf(h, "model") ? s_hf(h, "model") : "-");
+    printf("  dealer %s (chosen by the prospect: %s)\n  why: %s\n",
+           s_hf(h, "dealer_id") && *s_hf(h, "dealer_id") ? s_hf(h, "dealer_id") : "-",
+           s_hf(h, "chosen") && *s_hf(h, "chosen") ? s_hf(h, "chosen") : "none", s_hf(h, "reason"));
+    printf("  dispatch due %s, dispatched %s (dealer number %s), acknowledged %s\n", due, disp,
+           s_hf(h, "dealer_seq") ? s_hf(h, "dealer_seq") : "-", ack);
+    freeReplyObject(h);
+    redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_TD_FMT ":history - +", tid);
+    printf("history:\n");
+    for (size_t i = 0; hist && i < hist->elements; i++) {
+        const redisReply *kv = hist->element[i]->element[1];
+        s_when(s_hf(kv, "ts"), at, sizeof at);
+        const char *note = s_hf(kv, "note"), *reason = s_hf(kv, "reason"), *when = s_hf(kv, "at");
+        char whens[40] = "";
+        if (when && *when)
+            crm_format_cst(atoll(when), whens, sizeof whens);
+        printf("  %s  %-11s by %-10s %s%s%s\n", at, s_hf(kv, "status"), s_hf(kv, "by"), whens,
+               note && *note ? note : "", reason && *reason ? reason : "");
+    }
+    freeReplyObject(hist);
+    return CRMCTL_OK;
+}
