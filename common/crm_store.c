@@ -235,6 +235,20 @@ redisReply *crm_store_cmdargv(crm_store_t *self, int argc, const char **argv, co
     return s_checked(self, r, what);
 }
 
+const redisReply *crm_reply_field_reply(const redisReply *pairs, const char *name)
+{
+    for (size_t i = 0; pairs && pairs->type == REDIS_REPLY_ARRAY && i + 1 < pairs->elements; i += 2)
+        if (pairs->element[i]->type == REDIS_REPLY_STRING && !strcmp(pairs->element[i]->str, name))
+            return pairs->element[i + 1];
+    return NULL;
+}
+
+const char *crm_reply_field(const redisReply *pairs, const char *name)
+{
+    const redisReply *r = crm_reply_field_reply(pairs, name);
+    return r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+}
+
 /* ----------------------------------------------------------------- ids */
 
 void crm_new_id(char *out, size_t size)

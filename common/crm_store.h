@@ -88,6 +88,11 @@ const crm_emit_t *crm_tx_emit_at(const crm_tx_t *self, size_t i);
 int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, int limit,
                            long long maxlen, crm_tx_t *out);
 
+/* The value of `name` in a field/value array reply (HGETALL, a stream
+   entry's fields), or NULL. The pointer lives as long as the reply. */
+const char *crm_reply_field(const redisReply *pairs, const char *name);
+const redisReply *crm_reply_field_reply(const redisReply *pairs, const char *name);
+
 /* A fresh message id: a per-process random prefix and a counter. */
 void crm_new_id(char *out, size_t size);
 

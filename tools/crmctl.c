@@ -31,14 +31,6 @@ static const char *s_summary =
     "1 the answer is 'no' (a service is down, a lead rejected, nothing found), 2 usage error or\n"
     "crm-intake unreachable, 3 Redis unreachable.";
 
-static const char *s_field(const redisReply *hash, const char *name)
-{
-    for (size_t i = 0; hash && hash->type == REDIS_REPLY_ARRAY && i + 1 < hash->elements; i += 2)
-        if (!strcmp(hash->element[i]->str, name))
-            return hash->element[i + 1]->str;
-    return NULL;
-}
-
 static int s_status(crm_store_t *store)
 {
     static const char *names[] = {
@@ -53,8 +45,8 @@ static int s_status(crm_store_t *store)
         redisReply *r = crm_store_cmd(store, "HGETALL " CRM_KEY_SVC_FMT, names[i]);
         if (!r)
             return 3;
-        const char *state = s_field(r, "state");
-        const char *seen = s_field(r, "seen_ms");
+        const char *state = crm_reply_field(r, "state");
+        const char *seen = crm_reply_field(r, "seen_ms");
         long long age = seen ? (long long) (crm_now_ms() - atoll(seen)) : -1;
         bool running = state && !strcmp(state, "running") && age >= 0 && age < 3500;
         up += running;
@@ -63,9 +55,9 @@ static int s_status(crm_store_t *store)
             snprintf(ago, sizeof ago, "%.1fs ago", (double) age / 1000.0);
         printf("%-11s %-8s %-8s %-24s %-10s %s\n", names[i],
                running ? "up" : state && strcmp(state, "running") ? state : "down",
-               s_field(r, "pid") ? s_field(r, "pid") : "-",
-               s_field(r, "pub") ? s_field(r, "pub") : "-",
-               s_field(r, "applied") ? s_field(r, "applied") : "-", ago);
+               crm_reply_field(r, "pid") ? crm_reply_field(r, "pid") : "-",
+               crm_reply_field(r, "pub") ? crm_reply_field(r, "pub") : "-",
+               crm_reply_field(r, "applied") ? crm_reply_field(r, "applied") : "-", ago);
         freeReplyObject(r);
     }
     printf("%d of %d services up\n", up, total);

@@ -6,14 +6,6 @@
 #include "crm_norm.h"
 #include "crmctl.h"
 
-static const char *s_hfield(const redisReply *h, const char *name)
-{
-    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
-        if (!strcmp(h->element[i]->str, name))
-            return h->element[i + 1]->str;
-    return NULL;
-}
-
 static void s_when(const char *ms, char *out, size_t size)
 {
     if (!ms) {
@@ -34,12 +26,12 @@ static int s_show(crm_store_t *store, const char *cid)
         return CRMCTL_NO;
     }
     char when[40], when2[40];
-    s_when(s_hfield(c, "created_ms"), when, sizeof when);
-    s_when(s_hfield(c, "updated_ms"), when2, sizeof when2);
+    s_when(crm_reply_field(c, "created_ms"), when, sizeof when);
+    s_when(crm_reply_field(c, "updated_ms"), when2, sizeof when2);
     printf("customer %s   first seen %s via %s   updated %s\n", cid, when,
-           s_hfield(c, "first_channel") ? s_hfield(c, "first_channel") : "-", when2);
+           crm_reply_field(c, "first_channel") ? crm_reply_field(c, "first_channel") : "-", when2);
     for (int i = 0; i < CRM_CF_COUNT; i++) {
-        const char *v = s_hfield(c, crm_cf_name((crm_cf_t) i));
+        const char *v = crm_reply_field(c, crm_cf_name((crm_cf_t) i));
         if (v)
             printf("  %-13s %s\n", crm_cf_name((crm_cf_t) i), v);
     }
@@ -57,17 +49,17 @@ static int s_show(crm_store_t *store, const char *cid)
     printf("leads:\n");
     for (size_t i = 0; l && i < l->elements; i++) {
         redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_LEAD_FMT, l->element[i]->str);
-        s_when(s_hfield(h, "created_ms"), when, sizeof when);
-        const char *td = s_hfield(h, "testdrive_at");
+        s_when(crm_reply_field(h, "created_ms"), when, sizeof when);
+        const char *td = crm_reply_field(h, "testdrive_at");
         if (td)
             s_when(td, when2, sizeof when2);
         printf("  %-8s %s  %-9s %-18s model=%s grade=%s dealer=%s%s%s  [%s]\n", l->element[i]->str,
-               when, s_hfield(h, "channel") ? s_hfield(h, "channel") : "-",
-               s_hfield(h, "source") ? s_hfield(h, "source") : "-",
-               s_hfield(h, "model") ? s_hfield(h, "model") : "-",
-               s_hfield(h, "intent_grade") ? s_hfield(h, "intent_grade") : "-",
-               s_hfield(h, "dealer_id") ? s_hfield(h, "dealer_id") : "-", td ? " test drive " : "",
-               td ? when2 : "", s_hfield(h, "submission_id") ? s_hfield(h, "submission_id") : "");
+               when, crm_reply_field(h, "channel") ? crm_reply_field(h, "channel") : "-",
+               crm_reply_field(h, "source") ? crm_reply_field(h, "source") : "-",
+               crm_reply_field(h, "model") ? crm_reply_field(h, "model") : "-",
+               crm_reply_field(h, "intent_grade") ? crm_reply_field(h, "intent_grade") : "-",
+               crm_reply_field(h, "dealer_id") ? crm_reply_field(h, "dealer_id") : "-", td ? " test drive " : "",
+               td ? when2 : "", crm_reply_field(h, "submission_id") ? crm_reply_field(h, "submission_id") : "");
         freeReplyObject(h);
     }
     freeReplyObject(l);
@@ -77,16 +69,16 @@ static int s_show(crm_store_t *store, const char *cid)
     for (size_t i = 0; hist && i < hist->elements; i++) {
         /* One entry per lead: "<field>" new value, "<field>.old" the one it replaced. */
         const redisReply *kv = hist->element[i]->element[1];
-        s_when(s_hfield(kv, "ts"), when, sizeof when);
+        s_when(crm_reply_field(kv, "ts"), when, sizeof when);
         for (size_t k = 0; k + 1 < kv->elements; k += 2) {
             const char *name = kv->element[k]->str;
             if (crm_cf_from_name(name) < 0)
                 continue;
             char oldname[48];
             snprintf(oldname, sizeof oldname, "%s.old", name);
-            const char *old = s_hfield(kv, oldname);
+            const char *old = crm_reply_field(kv, oldname);
             printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, name, old ? old : "", old ? " -> " : "",
-                   kv->element[k + 1]->str, s_hfield(kv, "channel"), s_hfield(kv, "lead"));
+                   kv->element[k + 1]->str, crm_reply_field(kv, "channel"), crm_reply_field(kv, "lead"));
         }
     }
     freeReplyObject(hist);

@@ -6,14 +6,6 @@
 #include "crm_norm.h"
 #include "crmctl.h"
 
-static const char *s_hf(const redisReply *h, const char *name)
-{
-    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
-        if (!strcmp(h->element[i]->str, name))
-            return h->element[i + 1]->str;
-    return NULL;
-}
-
 static bool s_valid_id(const char *id)
 {
     size_t n = strlen(id);
@@ -60,12 +52,12 @@ static int s_add(crmctl_t *ctl, crm_store_t *store, const char *id)
     if (!old)
         return CRMCTL_REDIS;
     crm_tx_t *tx = crm_tx_new("crmctl", 0);
-    if (s_hf(old, "city")) {
-        crm_tx_cmd(tx, "SREM crm:dealers:city:%s %s", s_hf(old, "city"), id);
-        crm_tx_cmd(tx, "SREM crm:dealers:province:%s %s", s_hf(old, "province"), id);
-        crm_tx_cmd(tx, "SREM crm:dealers:region:%s %s", s_hf(old, "region"), id);
+    if (crm_reply_field(old, "city")) {
+        crm_tx_cmd(tx, "SREM crm:dealers:city:%s %s", crm_reply_field(old, "city"), id);
+        crm_tx_cmd(tx, "SREM crm:dealers:province:%s %s", crm_reply_field(old, "province"), id);
+        crm_tx_cmd(tx, "SREM crm:dealers:region:%s %s", crm_reply_field(old, "region"), id);
     }
-    const char *state = s_hf(old, "state") ? s_hf(old, "state") : "active";
+    const char *state = crm_reply_field(old, "state") ? crm_reply_field(old, "state") : "active";
     crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " name %s region %s province %s city %s address %s capacity %lld state %s",
                id, name, region, prov, cityn, address ? address : "", cap, state);
     crm_tx_cmd(tx, "SADD " CRM_KEY_DEALERS " %s", id);
@@ -104,13 +96,13 @@ static void s_print_dealer(crm_store_t *store, const char *id, bool full)
     redisReply *o = crm_store_cmd(store, "SCARD crm:dealer:%s:open", id);
     redisReply *s = crm_store_cmd(store, "GET crm:{dealer.%s}:seq", id);
     printf("%-10s %-9s %-6s %-10s %-10s cap %-4s open %-4lld dispatched %-6s acked %-6s %s\n", id,
-           s_hf(h, "state") ? s_hf(h, "state") : "?", s_hf(h, "region") ? s_hf(h, "region") : "-",
-           s_hf(h, "province") ? s_hf(h, "province") : "-", s_hf(h, "city") ? s_hf(h, "city") : "-",
-           s_hf(h, "capacity") ? s_hf(h, "capacity") : "-", o ? o->integer : 0,
-           s && s->type == REDIS_REPLY_STRING ? s->str : "0", s_hf(h, "acked") ? s_hf(h, "acked") : "0",
-           s_hf(h, "name") ? s_hf(h, "name") : "");
-    if (full && s_hf(h, "address") && *s_hf(h, "address"))
-        printf("  address: %s\n", s_hf(h, "address"));
+           crm_reply_field(h, "state") ? crm_reply_field(h, "state") : "?", crm_reply_field(h, "region") ? crm_reply_field(h, "region") : "-",
+           crm_reply_field(h, "province") ? crm_reply_field(h, "province") : "-", crm_reply_field(h, "city") ? crm_reply_field(h, "city") : "-",
+           crm_reply_field(h, "capacity") ? crm_reply_field(h, "capacity") : "-", o ? o->integer : 0,
+           s && s->type == REDIS_REPLY_STRING ? s->str : "0", crm_reply_field(h, "acked") ? crm_reply_field(h, "acked") : "0",
+           crm_reply_field(h, "name") ? crm_reply_field(h, "name") : "");
+    if (full && crm_reply_field(h, "address") && *crm_reply_field(h, "address"))
+        printf("  address: %s\n", crm_reply_field(h, "address"));
     freeReplyObject(h);
     freeReplyObject(o);
     freeReplyObject(s);
@@ -185,17 +177,17 @@ int crmctl_testdrive(crmctl_t *ctl)
         printf("%-8s %-21s %-10s %-11s %-21s %s\n", "TEST", "AT", "DEALER", "STATUS", "DISPATCH (DUE)", "CUSTOMER");
         for (size_t i = 0; i < ids->elements; i++) {
             redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_TD_FMT, ids->element[i]->str);
-            if ((dealer && (!s_hf(h, "dealer_id") || strcmp(dealer, s_hf(h, "dealer_id")))) ||
-                (status && (!s_hf(h, "status") || strcmp(status, s_hf(h, "status"))))) {
+            if ((dealer && (!crm_reply_field(h, "dealer_id") || strcmp(dealer, crm_reply_field(h, "dealer_id")))) ||
+                (status && (!crm_reply_field(h, "status") || strcmp(status, crm_reply_field(h, "status"))))) {
                 freeReplyObject(h);
                 continue;
             }
-            s_when(s_hf(h, "at"), at, sizeof at);
-            s_when(s_hf(h, "dispatched_ms") ? s_hf(h, "dispatched_ms") : s_hf(h, "due_ms"), disp, sizeof disp);
+            s_when(crm_reply_field(h, "at"), at, sizeof at);
+            s_when(crm_reply_field(h, "dispatched_ms") ? crm_reply_field(h, "dispatched_ms") : crm_reply_field(h, "due_ms"), disp, sizeof disp);
             printf("%-8s %-21s %-10s %-11s %-21s %s\n", ids->element[i]->str, at,
-                   s_hf(h, "dealer_id") && *s_hf(h, "dealer_id") ? s_hf(h, "dealer_id") : "-",
-                   s_hf(h, "status") ? s_hf(h, "status") : "-", disp,
-                   s_hf(h, "customer_id") ? s_hf(h, "customer_id") : "-");
+                   crm_reply_field(h, "dealer_id") && *crm_reply_field(h, "dealer_id") ? crm_reply_field(h, "dealer_id") : "-",
+                   crm_reply_field(h, "status") ? crm_reply_field(h, "status") : "-", disp,
+                   crm_reply_field(h, "customer_id") ? crm_reply_field(h, "customer_id") : "-");
             freeReplyObject(h);
         }
         freeReplyObject(ids);
@@ -210,29 +202,29 @@ int crmctl_testdrive(crmctl_t *ctl)
         freeReplyObject(h);
         return CRMCTL_NO;
     }
-    s_when(s_hf(h, "at"), at, sizeof at);
-    s_when(s_hf(h, "due_ms"), due, sizeof due);
-    s_when(s_hf(h, "dispatched_ms"), disp, sizeof disp);
-    s_when(s_hf(h, "acked_ms"), ack, sizeof ack);
-    printf("test drive %s  at %s  status %s\n", tid, at, s_hf(h, "status"));
-    printf("  customer %s  lead %s  model %s\n", s_hf(h, "customer_id"), s_hf(h, "lead_id"),
-           s_hf(h, "model") && *s_hf(h, "model") ? s_hf(h, "model") : "-");
+    s_when(crm_reply_field(h, "at"), at, sizeof at);
+    s_when(crm_reply_field(h, "due_ms"), due, sizeof due);
+    s_when(crm_reply_field(h, "dispatched_ms"), disp, sizeof disp);
+    s_when(crm_reply_field(h, "acked_ms"), ack, sizeof ack);
+    printf("test drive %s  at %s  status %s\n", tid, at, crm_reply_field(h, "status"));
+    printf("  customer %s  lead %s  model %s\n", crm_reply_field(h, "customer_id"), crm_reply_field(h, "lead_id"),
+           crm_reply_field(h, "model") && *crm_reply_field(h, "model") ? crm_reply_field(h, "model") : "-");
     printf("  dealer %s (chosen by the prospect: %s)\n  why: %s\n",
-           s_hf(h, "dealer_id") && *s_hf(h, "dealer_id") ? s_hf(h, "dealer_id") : "-",
-           s_hf(h, "chosen") && *s_hf(h, "chosen") ? s_hf(h, "chosen") : "none", s_hf(h, "reason"));
+           crm_reply_field(h, "dealer_id") && *crm_reply_field(h, "dealer_id") ? crm_reply_field(h, "dealer_id") : "-",
+           crm_reply_field(h, "chosen") && *crm_reply_field(h, "chosen") ? crm_reply_field(h, "chosen") : "none", crm_reply_field(h, "reason"));
     printf("  dispatch due %s, dispatched %s (dealer number %s), acknowledged %s\n", due, disp,
-           s_hf(h, "dealer_seq") ? s_hf(h, "dealer_seq") : "-", ack);
+           crm_reply_field(h, "dealer_seq") ? crm_reply_field(h, "dealer_seq") : "-", ack);
     freeReplyObject(h);
     redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_TD_FMT ":history - +", tid);
     printf("history:\n");
     for (size_t i = 0; hist && i < hist->elements; i++) {
         const redisReply *kv = hist->element[i]->element[1];
-        s_when(s_hf(kv, "ts"), at, sizeof at);
-        const char *note = s_hf(kv, "note"), *reason = s_hf(kv, "reason"), *when = s_hf(kv, "at");
+        s_when(crm_reply_field(kv, "ts"), at, sizeof at);
+        const char *note = crm_reply_field(kv, "note"), *reason = crm_reply_field(kv, "reason"), *when = crm_reply_field(kv, "at");
         char whens[40] = "";
         if (when && *when)
             crm_format_cst(atoll(when), whens, sizeof whens);
-        printf("  %s  %-11s by %-10s %s%s%s\n", at, s_hf(kv, "status"), s_hf(kv, "by"), whens,
+        printf("  %s  %-11s by %-10s %s%s%s\n", at, crm_reply_field(kv, "status"), crm_reply_field(kv, "by"), whens,
                note && *note ? note : "", reason && *reason ? reason : "");
     }
     freeReplyObject(hist);

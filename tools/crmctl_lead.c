@@ -454,22 +454,6 @@ int crmctl_lead(crmctl_t *ctl)
 
 /* ------------------------------------------------------------ quarantine */
 
-static const char *s_field(const redisReply *kv, const char *name)
-{
-    for (size_t k = 0; kv && k + 1 < kv->elements; k += 2)
-        if (!strcmp(kv->element[k]->str, name))
-            return kv->element[k + 1]->str;
-    return NULL;
-}
-
-static const redisReply *s_field_reply(const redisReply *kv, const char *name)
-{
-    for (size_t k = 0; kv && k + 1 < kv->elements; k += 2)
-        if (!strcmp(kv->element[k]->str, name))
-            return kv->element[k + 1];
-    return NULL;
-}
-
 static int s_qlist(crm_store_t *store, long long count)
 {
     redisReply *r = crm_store_cmd(store, "XREVRANGE " CRM_KEY_QUARANTINE " + - COUNT %lld", count);
@@ -477,17 +461,17 @@ static int s_qlist(crm_store_t *store, long long count)
         return CRMCTL_REDIS;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *kv = r->element[i]->element[1];
-        const char *qid = s_field(kv, "quarantine_id");
+        const char *qid = crm_reply_field(kv, "quarantine_id");
         redisReply *st = crm_store_cmd(store, "HGET " CRM_KEY_QUARANTINE_STATE " %s", qid);
         char when[40];
-        crm_format_cst(atoll(s_field(kv, "received_ms") ? s_field(kv, "received_ms") : "0"), when, sizeof when);
+        crm_format_cst(atoll(crm_reply_field(kv, "received_ms") ? crm_reply_field(kv, "received_ms") : "0"), when, sizeof when);
         char errors[512];
-        snprintf(errors, sizeof errors, "%s", s_field(kv, "errors") ? s_field(kv, "errors") : "");
+        snprintf(errors, sizeof errors, "%s", crm_reply_field(kv, "errors") ? crm_reply_field(kv, "errors") : "");
         for (char *p = errors; *p; p++)
             if (*p == '\n')
                 *p = ';';
-        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, s_field(kv, "channel"),
-               st && st->type == REDIS_REPLY_STRING ? st->str : "open", s_field(kv, "submission_id"), errors);
+        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, crm_reply_field(kv, "channel"),
+               st && st->type == REDIS_REPLY_STRING ? st->str : "open", crm_reply_field(kv, "submission_id"), errors);
         freeReplyObject(st);
     }
     freeReplyObject(r);
@@ -515,7 +499,7 @@ static int s_qshow(crm_store_t *store, const char *qid)
     redisReply *r = s_qentry(store, qid);
     if (!r)
         return CRMCTL_NO;
-    const redisReply *frame = s_field_reply(r->element[0]->element[1], "frame");
+    const redisReply *frame = crm_reply_field_reply(r->element[0]->element[1], "frame");
     crm_msg_t m;
     crm_err_t err;
     if (frame && crm_msg_decode(frame->str, frame->len, &m, &err) == 0) {
@@ -524,7 +508,7 @@ static int s_qshow(crm_store_t *store, const char *qid)
         free(json);
         crm_msg_clear(&m);
     }
-    printf("errors:\n  %s\n", s_field(r->element[0]->element[1], "errors"));
+    printf("errors:\n  %s\n", crm_reply_field(r->element[0]->element[1], "errors"));
     freeReplyObject(r);
     return CRMCTL_OK;
 }
@@ -544,11 +528,11 @@ static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const ch
     if (path)
         parsed = s_parse_lead(path, &m);
     else {
-        const redisReply *frame = s_field_reply(kv, "frame");
+        const redisReply *frame = crm_reply_field_reply(kv, "frame");
         parsed = frame ? crm_msg_decode(frame->str, frame->len, &m, &err) : -1;
     }
     char sid[300];
-    snprintf(sid, sizeof sid, "%s~%s", s_field(kv, "submission_id"), qid);
+    snprintf(sid, sizeof sid, "%s~%s", crm_reply_field(kv, "submission_id"), qid);
     freeReplyObject(r);
     if (parsed != 0)
         return CRMCTL_NO;

@@ -34,14 +34,6 @@ static void s_cst_day(int64_t ms, char *out, size_t size)
     snprintf(out, size, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
-static const char *s_field(const redisReply *h, const char *name)
-{
-    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
-        if (!strcmp(h->element[i]->str, name))
-            return h->element[i + 1]->str;
-    return NULL;
-}
-
 /* ------------------------------------------------------------- routing */
 
 typedef struct {
@@ -59,10 +51,10 @@ static int s_check_dealer(crm_store_t *store, const char *id, const char *day, s
     redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_DEALER_FMT, id);
     if (!h)
         return -1;
-    const char *cap = s_field(h, "capacity");
+    const char *cap = crm_reply_field(h, "capacity");
     long long capacity = cap ? atoll(cap) : dispatch_config.default_capacity;
     char state[32];
-    snprintf(state, sizeof state, "%s", s_field(h, "state") ? s_field(h, "state") : "");
+    snprintf(state, sizeof state, "%s", crm_reply_field(h, "state") ? crm_reply_field(h, "state") : "");
     freeReplyObject(h);
     if (!state[0]) {
         snprintf(c->why, sizeof c->why, "unknown dealer");
@@ -186,23 +178,23 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     CRM_SET_STR(&d, dealer_dispatch, dealer_id, dealer);
     CRM_SET_STR(&d, dealer_dispatch, lead_id, td->lead_id);
     CRM_SET_STR(&d, dealer_dispatch, customer_id, td->customer_id);
-    CRM_SET_STR(&d, dealer_dispatch, customer_name, s_field(cust, "name"));
-    const char *mobile = s_field(cust, "mobile");
+    CRM_SET_STR(&d, dealer_dispatch, customer_name, crm_reply_field(cust, "name"));
+    const char *mobile = crm_reply_field(cust, "mobile");
     char masked[32];
     if (mobile && dispatch_config.mask_contacts)
         mobile = crm_mask_phone(mobile, masked, sizeof masked);
     CRM_SET_STR(&d, dealer_dispatch, mobile, mobile);
-    const char *phone = s_field(cust, "usual_phone");
+    const char *phone = crm_reply_field(cust, "usual_phone");
     if (!phone)
-        phone = s_field(cust, "home_phone");
+        phone = crm_reply_field(cust, "home_phone");
     if (!phone)
-        phone = s_field(cust, "office_phone");
+        phone = crm_reply_field(cust, "office_phone");
     if (phone && !dispatch_config.mask_contacts)
         CRM_SET_STR(&d, dealer_dispatch, phone, phone);
     CRM_SET_STR(&d, dealer_dispatch, model, td->model && *td->model ? td->model : NULL);
     CRM_SET_I64(&d, dealer_dispatch, at, td->at);
-    CRM_SET_STR(&d, dealer_dispatch, channel, s_field(lead, "channel"));
-    CRM_SET_STR(&d, dealer_dispatch, source, s_field(lead, "source"));
+    CRM_SET_STR(&d, dealer_dispatch, channel, crm_reply_field(lead, "channel"));
+    CRM_SET_STR(&d, dealer_dispatch, source, crm_reply_field(lead, "source"));
     CRM_SET_STR(&d, dealer_dispatch, reason, td->reason);
     for (size_t i = 0; finds && i + 1 < finds->elements; i += 2) {
         char line[400];
@@ -272,7 +264,7 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         return CRM_RETRY;
     char day[16], dealer[64] = "", reason[400] = "";
     s_cst_day(r->at, day, sizeof day);
-    int routed = s_route(store, r->dealer_id, s_field(cust, "city"), s_field(cust, "province"), day,
+    int routed = s_route(store, r->dealer_id, crm_reply_field(cust, "city"), crm_reply_field(cust, "province"), day,
                          dealer, sizeof dealer, reason, sizeof reason);
     freeReplyObject(cust);
     if (routed < 0)
@@ -329,11 +321,11 @@ crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     redisReply *h = crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_TD_FMT, d->testdrive_id);
     if (!h)
         return CRM_RETRY;
-    const char *status = s_field(h, "status");
+    const char *status = crm_reply_field(h, "status");
     crm_handled_t rc = CRM_APPLIED; /* cancelled, or dispatched already */
     if (status && !strcmp(status, "routed")) {
-        s_td_t td = {s_field(h, "lead_id"), s_field(h, "customer_id"), s_field(h, "model"),
-                     s_field(h, "reason"), atoll(s_field(h, "at") ? s_field(h, "at") : "0")};
+        s_td_t td = {crm_reply_field(h, "lead_id"), crm_reply_field(h, "customer_id"), crm_reply_field(h, "model"),
+                     crm_reply_field(h, "reason"), atoll(crm_reply_field(h, "at") ? crm_reply_field(h, "at") : "0")};
         rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td) == 0 ? CRM_APPLIED : CRM_RETRY;
     }
     freeReplyObject(h);
@@ -412,7 +404,7 @@ int dispatch_on_status(crm_service_t *svc, const char *dealer_id, const char *ti
         return -1;
     }
     int rc = -1;
-    const char *owner = s_field(h, "dealer_id"), *cur = s_field(h, "status");
+    const char *owner = crm_reply_field(h, "dealer_id"), *cur = crm_reply_field(h, "status");
     if (!owner || !cur || strcmp(cur, "routed") == 0 || strcmp(owner, dealer_id)) {
         /* Not dispatched to this dealer: the same answer as unknown, so a
            dealer learns nothing about other dealers' test drives. */
