@@ -26,6 +26,9 @@ static const char *s_summary =
     "  quarantine retry ID [FILE|-]  submit it again, corrected from FILE or as it was\n"
     "  dealer add ID --name N --region R --province P --city C [--capacity K] [--address A]\n"
     "  dealer list | show ID | suspend ID | activate ID\n"
+    "  dealer cert ID --out FILE   a CURVE certificate for the dealer: public part into the\n"
+    "                              gateway's directory (--cert-dir), secret part into FILE\n"
+    "  dealer revoke ID            remove it: the dealer can no longer connect\n"
     "  testdrive list [--dealer D] [--status S] | show ID\n\n"
     "Exit codes: 0 success (lead accepted, also when a resend returns the first answer),\n"
     "1 the answer is 'no' (a service is down, a lead rejected, nothing found), 2 usage error or\n"
@@ -162,6 +165,8 @@ int main(int argc, char **argv)
         {"address", NULL, NULL, "dealer add: address", NULL},
         {"capacity", NULL, NULL, "dealer add: test drives per day (default 10, 0 no limit)", NULL},
         {"dealer", NULL, NULL, "testdrive list: only this dealer's", NULL},
+        {"cert-dir", "CRM_CERT_DIR", "var/dealer-certs", "dealer cert|revoke: the gateway's certificate directory", NULL},
+        {"out", NULL, NULL, "dealer cert: file for the dealer's secret certificate", NULL},
         {"status", NULL, NULL, "testdrive list: only in this status", NULL},
         {"from", NULL, "1", "events: first sequence number", NULL},
         {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},

@@ -33,5 +33,9 @@ int crmctl_customer(crmctl_t *ctl);   /* customer show | customer find */
 int crmctl_quarantine(crmctl_t *ctl); /* quarantine list | show | retry */
 int crmctl_dealer(crmctl_t *ctl);     /* dealer add | list | show | suspend | activate */
 int crmctl_testdrive(crmctl_t *ctl);  /* testdrive list | show */
+/* The dealers' CURVE certificates (tools/crmctl_dealer_cert.c): 0 or -1,
+   after a message on stderr. */
+int crmctl_dealer_cert(const char *cert_dir, const char *dealer_id, const char *out_secret_file);
+int crmctl_dealer_revoke(const char *cert_dir, const char *dealer_id);
 
 #endif

@@ -6,24 +6,12 @@
 #include "crm_norm.h"
 #include "crmctl.h"
 
-static bool s_valid_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 32)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-              *p == '_'))
-            return false;
-    return true;
-}
-
 static int s_add(crmctl_t *ctl, crm_store_t *store, const char *id)
 {
     const char *name = crm_opt(ctl->opts, "name"), *region = crm_opt(ctl->opts, "region"),
                *province = crm_opt(ctl->opts, "province"), *city = crm_opt(ctl->opts, "city"),
                *address = crm_opt(ctl->opts, "address"), *capacity = crm_opt(ctl->opts, "capacity");
-    if (!s_valid_id(id)) {
+    if (!crm_dealer_id_valid(id)) {
         fprintf(stderr, "crmctl dealer add: the id must be 1-32 letters, digits, '-' or '_'\n");
         return CRMCTL_USAGE;
     }
@@ -114,10 +102,29 @@ int crmctl_dealer(crmctl_t *ctl)
     const char *id = ctl->argc > 2 ? ctl->argv[2] : NULL;
     bool list = !strcmp(sub, "list");
     if (!list && (!id || (strcmp(sub, "add") && strcmp(sub, "show") && strcmp(sub, "suspend") &&
-                          strcmp(sub, "activate")))) {
+                          strcmp(sub, "activate") && strcmp(sub, "cert") && strcmp(sub, "revoke")))) {
         fprintf(stderr, "crmctl dealer: add ID --name N --region R --province P --city C [--capacity K] | "
-                        "list | show ID | suspend ID | activate ID\n");
+                        "list | show ID | suspend ID | activate ID | cert ID --out FILE | revoke ID\n");
         return CRMCTL_USAGE;
+    }
+    const char *certs = crm_opt(ctl->opts, "cert-dir");
+    if (!strcmp(sub, "cert")) {
+        const char *out = crm_opt(ctl->opts, "out");
+        if (!out) {
+            fprintf(stderr, "crmctl dealer cert %s --out FILE: where to write the dealer's secret certificate\n", id);
+            return CRMCTL_USAGE;
+        }
+        if (crmctl_dealer_cert(certs, id, out) != 0)
+            return CRMCTL_NO;
+        printf("dealer %s: public certificate in %s/%s.cert, secret certificate in %s (give it to the dealer, "
+               "with the gateway's public certificate)\n", id, certs, id, out);
+        return CRMCTL_OK;
+    }
+    if (!strcmp(sub, "revoke")) {
+        if (crmctl_dealer_revoke(certs, id) != 0)
+            return CRMCTL_NO;
+        printf("dealer %s: certificate revoked; the gateway refuses it from now on\n", id);
+        return CRMCTL_OK;
     }
     crm_store_t *store = crmctl_store(ctl);
     if (!store)

@@ -12,13 +12,50 @@
 
 #include "crm_service.h"
 #include "dispatch.h"
+#include "gateway.h"
+
+static gateway_t *s_gateway;
+
+static void dispatcher_on_ack(void *arg, const char *dealer_id, uint64_t upto)
+{
+    dispatch_on_ack(arg, dealer_id, upto);
+}
+
+static int dispatcher_on_status(void *arg, const char *dealer_id, const crm_body_dealer_status_t *st,
+                                char *code, size_t codesz, char *err, size_t errsz)
+{
+    return dispatch_on_status(arg, dealer_id, st->testdrive_id, st->status, st->has.at, st->at, st->note,
+                              code, codesz, err, errsz);
+}
+
+/* Committed dispatches go to their dealer live as well. */
+static void dispatcher_on_publish(void *arg, const crm_emit_t *emit)
+{
+    (void) arg;
+    if (s_gateway && !strncmp(emit->stream, "dealer.", 7))
+        gateway_push(s_gateway, emit->stream + 7, emit->frame, emit->len);
+}
 
 static int dispatcher_start(crm_service_t *svc)
 {
     const char *mask = crm_service_opt(svc, "mask-contacts");
     dispatch_config.mask_contacts = mask && (!strcmp(mask, "1") || !strcmp(mask, "yes"));
     dispatch_config.default_capacity = atoll(crm_service_opt(svc, "default-capacity"));
+    static gateway_handlers_t handlers = {dispatcher_on_ack, dispatcher_on_status, NULL};
+    handlers.arg = svc;
+    s_gateway = gateway_new(crm_service_loop(svc), crm_service_store(svc), crm_service_opt(svc, "cert-dir"),
+                            crm_service_opt(svc, "server-cert"), crm_service_opt(svc, "gateway-pub"),
+                            crm_service_opt(svc, "gateway-router"), &handlers);
+    if (!s_gateway)
+        return -1;
+    crm_service_set_publish_hook(svc, dispatcher_on_publish, NULL);
     return 0;
+}
+
+static void dispatcher_stop(crm_service_t *svc)
+{
+    (void) svc;
+    gateway_destroy(&s_gateway);
 }
 
 static const crm_handler_t dispatcher_handlers[] = {
@@ -34,6 +71,12 @@ static const crm_opt_t dispatcher_opts[] = {
      "1: dealers get the prospect's mobile masked (138****5678) and no other number", NULL},
     {"default-capacity", "CRM_DEFAULT_CAPACITY", "10",
      "Test drives a dealer takes per day when its registry entry sets none (0: no limit)", NULL},
+    {"gateway-pub", "CRM_GATEWAY_PUB", GATEWAY_PUB_DEFAULT, "Dealer gateway: live dispatches (XPUB, CURVE)", NULL},
+    {"gateway-router", "CRM_GATEWAY_ROUTER", GATEWAY_ROUTER_DEFAULT,
+     "Dealer gateway: replay, acknowledgements, status (ROUTER, CURVE)", NULL},
+    {"cert-dir", "CRM_CERT_DIR", GATEWAY_CERT_DIR_DEFAULT, "Dealers' public certificates (crmctl dealer cert)", NULL},
+    {"server-cert", "CRM_SERVER_CERT", GATEWAY_SERVER_CERT_DEFAULT,
+     "The gateway's certificate (public part; the secret is <file>_secret); made on first start", NULL},
     CRM_OPT_END,
 };
 
@@ -45,6 +88,7 @@ static const crm_service_def_t dispatcher_def = {
     .timer_sets = dispatcher_timers,
     .opts = dispatcher_opts,
     .on_start = dispatcher_start,
+    .on_stop = dispatcher_stop,
 };
 
 int main(int argc, char **argv) { return crm_service_main(&dispatcher_def, argc, argv); }

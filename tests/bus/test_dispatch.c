@@ -23,7 +23,7 @@
 typedef struct {
     crm_h_redis_t redis;
     crm_store_t *store;
-    char env[6][320];
+    char env[10][320];
     char clock[300], log[300], out[300];
     pid_t dispatcher;
 } fx_t;
@@ -69,6 +69,10 @@ static int setup(void **state)
     snprintf(f->env[1], sizeof f->env[1], "CRM_CLOCK_FILE=%s", f->clock);
     snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
     snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[4], sizeof f->env[4], "CRM_GATEWAY_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[5], sizeof f->env[5], "CRM_GATEWAY_ROUTER=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[6], sizeof f->env[6], "CRM_CERT_DIR=%s/certs", f->redis.dir);
+    snprintf(f->env[7], sizeof f->env[7], "CRM_SERVER_CERT=%s/gateway.cert", f->redis.dir);
     /* dealers: two in Shenzhen, one in Guangzhou, one in Hainan (华南) */
     assert_int_equal(crmctl(f, "dealer", "add", "SZ1", "--name", "深圳一店", "--region", "华南", "--province", "广东",
                             "--city", "深圳市", NULL), 0);
@@ -78,7 +82,7 @@ static int setup(void **state)
                             "--city", "广州", NULL), 0);
     assert_int_equal(crmctl(f, "dealer", "add", "HK1", "--name", "海口店", "--region", "华南", "--province", "海南",
                             "--city", "海口", NULL), 0);
-    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], NULL};
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
     f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
     if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:dispatcher") != 1)
         return -1;
@@ -271,7 +275,7 @@ static void test_dispatch_timers_survive_a_restart(void **state)
     int status = crm_h_stop(f->dispatcher, SIGKILL, 5000);
     assert_true(WIFSIGNALED(status));
     set_clock(f, DUE_DEC2 + HOUR); /* the moment passed while it was down */
-    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], NULL};
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
     f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
     wait_status(f, "S1", "dispatched");
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 1);

@@ -16,7 +16,7 @@ static const char *s_services[] = {"intake", "dispatcher", "scheduler", "auditor
 typedef struct {
     crm_h_redis_t redis;
     crm_store_t *store;
-    char env[8][400];
+    char env[12][400];
     pid_t pids[5];
 } fx_t;
 
@@ -98,10 +98,16 @@ static void start_all(fx_t *f)
              "CRM_PEERS=tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,"
              "tcp://127.0.0.1:%d",
              ports[0], ports[1], ports[2], ports[3], ports[4]);
+    snprintf(f->env[7], sizeof f->env[7], "CRM_GATEWAY_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[8], sizeof f->env[8], "CRM_GATEWAY_ROUTER=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[9], sizeof f->env[9], "CRM_CERT_DIR=%s/certs", f->redis.dir);
+    snprintf(f->env[10], sizeof f->env[10], "CRM_SERVER_CERT=%s/gateway.cert", f->redis.dir);
+    snprintf(f->env[11], sizeof f->env[11], "CRM_INTAKE_ENDPOINT=tcp://127.0.0.1:%d", crm_h_free_port());
     for (int i = 0; i < 5; i++) {
         char bin[64], log[300], name[64];
         snprintf(f->env[2 + i], sizeof f->env[0], "CRM_PUB=tcp://127.0.0.1:%d", ports[i]);
-        const char *env[] = {f->env[0], f->env[1], f->env[2 + i], NULL};
+        const char *env[] = {f->env[0], f->env[1], f->env[2 + i], f->env[7], f->env[8], f->env[9], f->env[10],
+                             f->env[11], NULL};
         snprintf(bin, sizeof bin, "crm-%s", s_services[i]);
         snprintf(name, sizeof name, "%s.log", s_services[i]);
         crm_h_path(&f->redis, name, log, sizeof log);
