@@ -1,0 +1,254 @@
+/*  A dealer's story, end to end: crm-dispatcher with its gateway, crmctl
+ *  making the dealer's certificate, crm-dealer receiving, acknowledging and
+ *  reporting. Real redis-server, real CURVE sockets. The clock is
+ *  2026-11-20 10:00 China time; test drives two days away go at once.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crm_harness.h"
+#include "crm_keys.h"
+
+#define NOW 1795140000000LL
+#define AT_NOV22 1795330800000LL /* 2026-11-22 15:00 CST */
+
+typedef struct {
+    crm_h_redis_t redis;
+    crm_store_t *store;
+    char env[10][320];
+    char clock[300], log[300], out[300], dealer_out[300], state[300], secret[300], server[300], certs[300];
+    char ep_router[64], ep_pub[64];
+    pid_t dispatcher;
+} fx_t;
+
+static int run(fx_t *f, const char *bin, const char *out, ...)
+{
+    const char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, out);
+    for (const char *a; n < 30 && (a = va_arg(ap, const char *));)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    const char *env[] = {f->env[0], f->env[6], NULL};
+    pid_t pid = crm_h_spawn(bin, args, env, out);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void start_dispatcher(fx_t *f)
+{
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
+    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_redis_start(&f->redis, false) != 0)
+        return -1;
+    f->store = crm_h_store(&f->redis);
+    crm_h_path(&f->redis, "clock", f->clock, sizeof f->clock);
+    crm_h_path(&f->redis, "dispatcher.log", f->log, sizeof f->log);
+    crm_h_path(&f->redis, "out.txt", f->out, sizeof f->out);
+    crm_h_path(&f->redis, "dealer.jsonl", f->dealer_out, sizeof f->dealer_out);
+    crm_h_path(&f->redis, "dealer.state", f->state, sizeof f->state);
+    crm_h_path(&f->redis, "D1.secret", f->secret, sizeof f->secret);
+    crm_h_path(&f->redis, "gateway.cert", f->server, sizeof f->server);
+    crm_h_path(&f->redis, "certs", f->certs, sizeof f->certs);
+    FILE *c = fopen(f->clock, "w");
+    fprintf(c, "%lld\n", NOW);
+    fclose(c);
+    snprintf(f->ep_pub, sizeof f->ep_pub, "tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->ep_router, sizeof f->ep_router, "tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
+    snprintf(f->env[1], sizeof f->env[1], "CRM_CLOCK_FILE=%s", f->clock);
+    snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[4], sizeof f->env[4], "CRM_GATEWAY_PUB=%s", f->ep_pub);
+    snprintf(f->env[5], sizeof f->env[5], "CRM_GATEWAY_ROUTER=%s", f->ep_router);
+    snprintf(f->env[6], sizeof f->env[6], "CRM_CERT_DIR=%s", f->certs);
+    snprintf(f->env[7], sizeof f->env[7], "CRM_SERVER_CERT=%s", f->server);
+    if (run(f, "crmctl", f->out, "dealer", "add", "D1", "--name", "深圳一店", "--region", "华南", "--province",
+            "广东", "--city", "深圳", "--capacity", "0", NULL) != 0)
+        return -1;
+    char mk[400];
+    snprintf(mk, sizeof mk, "mkdir -p '%s'", f->certs);
+    if (system(mk) != 0 || run(f, "crmctl", f->out, "dealer", "cert", "D1", "--out", f->secret, NULL) != 0)
+        return -1;
+    start_dispatcher(f);
+    if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:dispatcher") != 1)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    if (f->dispatcher > 0)
+        crm_h_stop(f->dispatcher, SIGTERM, 5000);
+    crm_store_destroy(&f->store);
+    crm_h_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+/* `n` test drives two days away, chosen dealer D1, `per_tx` per transaction. */
+static void request_many(fx_t *f, int first, int n, int per_tx)
+{
+    redisReply *r = crm_store_cmd(f->store, "HSET crm:cust:{C1} name 王先生 mobile 13812345678 city 深圳");
+    freeReplyObject(r);
+    for (int i = 0; i < n; i += per_tx) {
+        crm_tx_t *tx = crm_tx_new("intake", 1000000);
+        for (int k = i; k < i + per_tx && k < n; k++) {
+            char tid[32];
+            snprintf(tid, sizeof tid, "T%d", first + k);
+            crm_msg_t m;
+            crm_msg_init(&m, CRM_T_testdrive_requested);
+            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
+            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
+            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
+            CRM_SET_STR(&m, testdrive_requested, dealer_id, "D1");
+            CRM_SET_I64(&m, testdrive_requested, at, AT_NOV22);
+            crm_tx_emit(tx, &m);
+            crm_msg_clear(&m);
+        }
+        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        crm_tx_destroy(&tx);
+    }
+}
+
+/* The dealer's output: every line a dispatch; checks 1..n in order, once. */
+static void assert_dealer_got_exactly(fx_t *f, int n)
+{
+    FILE *in = fopen(f->dealer_out, "r");
+    assert_non_null(in);
+    char line[4096];
+    int count = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (!strstr(line, "\"type\":\"dealer.dispatch\""))
+            continue;
+        count++;
+        char want[32];
+        snprintf(want, sizeof want, "\"seq\":%d,", count);
+        if (!strstr(line, want))
+            fail_msg("dispatch %d is out of order: %.120s", count, line);
+    }
+    fclose(in);
+    assert_int_equal(count, n);
+}
+
+static pid_t start_dealer(fx_t *f, bool once)
+{
+    const char *args[] = {"--dealer", "D1", "--cert", f->secret, "--server-cert", f->server, "--state", f->state,
+                          "--endpoint", f->ep_router, "--pub", f->ep_pub, "--poll-ms", "500", once ? "--once" : NULL,
+                          NULL};
+    const char *env[] = {"CRM_LOG_LEVEL=warn", NULL};
+    /* stdout (the JSON lines) and stderr go to the same file; lines are told apart */
+    return crm_h_spawn("crm-dealer", args, env, f->dealer_out);
+}
+
+static void test_a_dealer_offline_while_1000_are_dispatched_gets_them_once_in_order(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, 1, 1000, 100);
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 30000, "GET crm:{dealer.D1}:seq"), 1000);
+    pid_t d = start_dealer(f, true);
+    int status;
+    waitpid(d, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_dealer_got_exactly(f, 1000);
+    /* acknowledged: the dispatcher knows, and stops the escalation timers */
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 10000, "HGET crm:dealer:D1 acked"), 1000);
+    assert_int_equal(crm_h_wait_int(f->store, 0, 1, "ZCARD crm:timers:dispatch"), 0);
+    /* back again: nothing new */
+    d = start_dealer(f, true);
+    waitpid(d, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_dealer_got_exactly(f, 0);
+}
+
+static void test_the_dispatcher_killed_mid_stream_loses_nothing_and_doubles_nothing(void **state)
+{
+    fx_t *f = *state;
+    pid_t d = start_dealer(f, false);
+    usleep(500 * 1000);
+    request_many(f, 1, 2000, 20);
+    long long seen = crm_h_wait_int(f->store, 300, 30000, "GET crm:{dealer.D1}:seq");
+    assert_true(seen >= 300);
+    int status = crm_h_stop(f->dispatcher, SIGKILL, 5000);
+    assert_true(WIFSIGNALED(status));
+    assert_true(crm_h_int(f->store, "GET crm:{dealer.D1}:seq") < 2000); /* in the middle */
+    start_dispatcher(f);
+    assert_int_equal(crm_h_wait_int(f->store, 2000, 60000, "GET crm:{dealer.D1}:seq"), 2000);
+    assert_int_equal(crm_h_wait_int(f->store, 2000, 30000, "HGET crm:dealer:D1 acked"), 2000);
+    crm_h_stop(d, SIGTERM, 5000);
+    assert_dealer_got_exactly(f, 2000);
+    /* and every test drive went out once */
+    assert_int_equal(crm_h_int(f->store, "HLEN crm:dealer:D1:seq2td"), 2000);
+}
+
+static void test_dealer_status_reports_become_events_and_are_checked(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, 1, 1, 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D1}:seq"), 1);
+    const char *base[] = {"--dealer", "D1", "--cert", f->secret, "--server-cert", f->server, "--endpoint",
+                          f->ep_router, "--pub", f->ep_pub};
+    (void) base;
+#define DEALER(...)                                                                                 \
+    run(f, "crm-dealer", f->out, "--dealer", "D1", "--cert", f->secret, "--server-cert", f->server, \
+        "--endpoint", f->ep_router, "--pub", f->ep_pub, __VA_ARGS__, NULL)
+    assert_int_equal(DEALER("status", "T1", "contacted"), 0);
+    assert_int_equal(DEALER("status", "T1", "confirmed"), 1);
+    assert_true(crm_h_file_contains(f->out, "at: confirmed needs the agreed date and time"));
+    assert_int_equal(DEALER("status", "T1", "confirmed", "--at", "2026-11-22 16:00"), 0);
+    assert_int_equal(DEALER("status", "T999", "contacted"), 1);
+    assert_true(crm_h_file_contains(f->out, "unknown_testdrive"));
+    assert_int_equal(DEALER("status", "T1", "completed"), 0);
+    assert_int_equal(DEALER("status", "T1", "cancelled"), 1);
+    assert_true(crm_h_file_contains(f->out, "already completed"));
+#undef DEALER
+    assert_int_equal(run(f, "crmctl", f->out, "testdrive", "show", "T1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "status completed"));
+    assert_true(crm_h_file_contains(f->out, "confirmed   by D1"));
+    assert_true(crm_h_file_contains(f->out, "2026-11-22 16:00 CST"));
+    assert_int_equal(crm_h_int(f->store, "SCARD crm:dealer:D1:open"), 0);
+    assert_int_equal(run(f, "crmctl", f->out, "events", "testdrive", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"status\":\"completed\""));
+}
+
+static void test_a_revoked_dealer_gets_nothing_more(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(run(f, "crmctl", f->out, "dealer", "revoke", "D1", NULL), 0);
+    request_many(f, 1, 3, 3);
+    assert_int_equal(crm_h_wait_int(f->store, 3, 10000, "GET crm:{dealer.D1}:seq"), 3);
+    /* its handshake is refused: no answer, nothing received */
+    const char *args[] = {"--dealer", "D1", "--cert", f->secret, "--server-cert", f->server, "--state", f->state,
+                          "--endpoint", f->ep_router, "--pub", f->ep_pub, "--once", "--tries", "1",
+                          "--timeout-ms", "1500", NULL};
+    pid_t d = crm_h_spawn("crm-dealer", args, NULL, f->dealer_out);
+    int status = crm_h_stop(d, 0, 15000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+    assert_dealer_got_exactly(f, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_dealer_offline_while_1000_are_dispatched_gets_them_once_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_dispatcher_killed_mid_stream_loses_nothing_and_doubles_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dealer_status_reports_become_events_and_are_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_revoked_dealer_gets_nothing_more, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
