@@ -59,6 +59,10 @@ static crm_opt_t s_opts[] = {
     {"exec", "CRM_DEALER_EXEC", NULL,
      "Command run for each dispatch with its JSON line on stdin (default: print to stdout)", NULL},
     {"once", "CRM_DEALER_ONCE", "0", "Exit once the replay is applied (--once, or 1)", NULL},
+    {"sync", "CRM_DEALER_SYNC", "each",
+     "each: the state file is written (fsync) after every dispatch, so none is ever applied twice; "
+     "batch: with every acknowledgement (100 dispatches or 100 ms), so after a crash up to that many "
+     "may be applied again (each carries its number)", NULL},
     {"poll-ms", "CRM_DEALER_POLL_MS", "30000", "Ask for a replay this often when nothing arrives",
      NULL},
     {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "How long to wait for the gateway's answer", NULL},
@@ -84,6 +88,7 @@ typedef struct {
     char server_key[41];
     const char *state_file;
     const char *exec;
+    bool sync_batch; /* --sync batch: the state file follows the acks */
     int64_t timeout_ms, tries, poll_ms;
     bool once;
     zsock_t *sub, *req;
@@ -194,6 +199,13 @@ static void s_ack(s_dealer_t *d, bool force)
     int64_t now = crm_mono_ms();
     if (!force && now - d->ack_at < S_ACK_EVERY_MS && d->last - d->acked < S_ACK_EVERY_N)
         return;
+    /* --sync batch: what is acknowledged is on disk first. */
+    if (d->sync_batch && s_state_write(d->state_file, d->last) != 0) {
+        crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer, d->state_file,
+                  strerror(errno));
+        s_stop = 1;
+        return;
+    }
     crm_msg_t m;
     crm_msg_init(&m, CRM_T_dealer_ack);
     CRM_SET_I64(&m, dealer_ack, upto, (int64_t) d->last);
@@ -234,7 +246,7 @@ static int s_apply(s_dealer_t *d, const crm_msg_t *m)
                  (unsigned long long) m->seq, S_APPLY_RETRY_MS);
         return -1;
     }
-    if (s_state_write(d->state_file, m->seq) != 0) {
+    if (!d->sync_batch && s_state_write(d->state_file, m->seq) != 0) {
         /* Applied but not recorded: stop here; the next start repeats it. */
         crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
                   d->state_file, strerror(errno));
@@ -509,6 +521,12 @@ int main(int argc, char **argv)
     snprintf(d.topic, sizeof d.topic, "dealer.%s:", d.dealer);
     d.state_file = crm_opt(s_opts, "state");
     d.exec = crm_opt(s_opts, "exec");
+    const char *sync = crm_opt(s_opts, "sync");
+    if (strcmp(sync, "each") && strcmp(sync, "batch")) {
+        fprintf(stderr, "crm-dealer: --sync is each or batch\n");
+        return S_EXIT_USAGE;
+    }
+    d.sync_batch = !strcmp(sync, "batch");
 
     d.cert = zcert_load(cert);
     static const byte zero[32] = {0};

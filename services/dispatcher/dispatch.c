@@ -161,16 +161,23 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     crm_store_t *store = crm_service_store(svc);
     char seqkey[128];
     snprintf(seqkey, sizeof seqkey, "crm:{dealer.%s}:seq", dealer);
-    redisReply *w = crm_store_cmd(store, "WATCH %s", seqkey);
-    freeReplyObject(w);
-    redisReply *cur = crm_store_cmd(store, "GET %s", seqkey);
-    if (!cur)
+    /* One round trip for everything the dispatch needs. */
+    crm_tx_t *reads = crm_tx_new("dispatcher", 0);
+    if (!reads)
         return -1;
-    long long dealer_seq = (cur->type == REDIS_REPLY_STRING ? atoll(cur->str) : 0) + 1;
-    freeReplyObject(cur);
-    redisReply *cust = td->customer_id ? crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT, td->customer_id) : NULL;
-    redisReply *lead = td->lead_id ? crm_store_cmd(store, "HGETALL " CRM_KEY_LEAD_FMT, td->lead_id) : NULL;
-    redisReply *finds = td->customer_id ? crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT ":findings", td->customer_id) : NULL;
+    crm_tx_cmd(reads, "WATCH %s", seqkey);
+    crm_tx_cmd(reads, "GET %s", seqkey);
+    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT, td->customer_id ? td->customer_id : "-");
+    crm_tx_cmd(reads, "HGETALL " CRM_KEY_LEAD_FMT, td->lead_id ? td->lead_id : "-");
+    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT ":findings", td->customer_id ? td->customer_id : "-");
+    if (crm_store_pipeline(store, reads) != 0) {
+        crm_tx_destroy(&reads);
+        return -1;
+    }
+    const redisReply *cur = crm_tx_result(reads, 1);
+    long long dealer_seq = (cur && cur->type == REDIS_REPLY_STRING ? atoll(cur->str) : 0) + 1;
+    const redisReply *cust = crm_tx_result(reads, 2), *lead = crm_tx_result(reads, 3),
+                     *finds = crm_tx_result(reads, 4);
     crm_msg_t d;
     crm_msg_init(&d, CRM_T_dealer_dispatch);
     snprintf(d.stream, sizeof d.stream, "dealer.%s", dealer);
@@ -209,9 +216,7 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
         d.body.dealer_dispatch.has.findings = true;
     }
     int64_t at = td->at;
-    freeReplyObject(cust);
-    freeReplyObject(lead);
-    freeReplyObject(finds);
+    crm_tx_destroy(&reads);
     int k = crm_tx_emit(tx, &d);
     crm_msg_clear(&d);
     if (k < 0)
@@ -262,7 +267,7 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     redisReply *cust = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT, r->customer_id);
     if (!cust)
         return CRM_RETRY;
-    char day[16], dealer[64] = "", reason[400] = "";
+    char day[40], dealer[64] = "", reason[400] = "";
     s_cst_day(r->at, day, sizeof day);
     int routed = s_route(store, r->dealer_id, crm_reply_field(cust, "city"), crm_reply_field(cust, "province"), day,
                          dealer, sizeof dealer, reason, sizeof reason);
@@ -348,18 +353,34 @@ void dispatch_on_ack(crm_service_t *svc, const char *dealer_id, uint64_t upto)
     char nows[24];
     snprintf(nows, sizeof nows, "%lld", (long long) now);
     crm_tx_t *tx = crm_service_tx(svc);
-    for (uint64_t s = from; s <= upto; s++) {
-        redisReply *tid = crm_store_cmd(store, "HGET crm:dealer:%s:seq2td %llu", dealer_id, (unsigned long long) s);
-        if (!tid)
+    /* The test drives behind the acknowledged numbers, 1000 per HMGET. */
+    for (uint64_t s = from; s <= upto;) {
+        uint64_t end = upto - s >= 1000 ? s + 999 : upto;
+        const char *argv[1002];
+        char key[96], nums[1000][24];
+        snprintf(key, sizeof key, "crm:dealer:%s:seq2td", dealer_id);
+        argv[0] = "HMGET";
+        argv[1] = key;
+        int argc = 2;
+        for (uint64_t k = s; k <= end; k++, argc++) {
+            snprintf(nums[argc - 2], sizeof nums[0], "%llu", (unsigned long long) k);
+            argv[argc] = nums[argc - 2];
+        }
+        redisReply *tids = crm_store_cmdargv(store, argc, argv, NULL);
+        if (!tids)
             return;
-        if (tid->type == REDIS_REPLY_STRING) {
+        for (size_t i = 0; i < tids->elements; i++) {
+            const redisReply *tid = tids->element[i];
+            if (tid->type != REDIS_REPLY_STRING)
+                continue;
             char timer[96];
             snprintf(timer, sizeof timer, "escalate:%s", tid->str);
             crm_tx_timer_cancel(tx, DISPATCH_TIMERS, timer);
             crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " acked_ms %s", tid->str, nows);
             crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status acked by %s ts %s", tid->str, dealer_id, nows);
         }
-        freeReplyObject(tid);
+        freeReplyObject(tids);
+        s = end + 1;
     }
     crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " acked %llu acked_ms %s", dealer_id, (unsigned long long) upto, nows);
     crm_msg_t ev;
