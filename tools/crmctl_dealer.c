@@ -114,11 +114,7 @@ int crmctl_dealer(crmctl_t *ctl)
             fprintf(stderr, "crmctl dealer cert %s --out FILE: where to write the dealer's secret certificate\n", id);
             return CRMCTL_USAGE;
         }
-        if (crmctl_dealer_cert(certs, id, out) != 0)
-            return CRMCTL_NO;
-        printf("dealer %s: public certificate in %s/%s.cert, secret certificate in %s (give it to the dealer, "
-               "with the gateway's public certificate)\n", id, certs, id, out);
-        return CRMCTL_OK;
+        return crmctl_dealer_cert(certs, id, out) == 0 ? CRMCTL_OK : CRMCTL_NO;
     }
     if (!strcmp(sub, "revoke")) {
         if (crmctl_dealer_revoke(certs, id) != 0)
