@@ -10,19 +10,20 @@
 
 #define DAY_MS (24LL * 3600 * 1000)
 
-dispatch_config_t dispatch_config = {false, 10};
+dispatch_config_t dispatch_config = {false, 10, 3, 9, 24};
 
 int64_t dispatch_due_ms(int64_t at_ms)
 {
     /* Midnight of the test drive's day in China time, minus 3 days, + 9 h. */
     int64_t local = at_ms + CRM_CST_OFFSET_MS;
     int64_t day = local - ((local % DAY_MS) + DAY_MS) % DAY_MS;
-    return day - 3 * DAY_MS + 9LL * 3600 * 1000 - CRM_CST_OFFSET_MS;
+    return day - dispatch_config.days_before * DAY_MS + dispatch_config.hour * 3600 * 1000 - CRM_CST_OFFSET_MS;
 }
 
 int64_t dispatch_escalate_ms(int64_t dispatched_ms, int64_t at_ms)
 {
-    int64_t a = dispatched_ms + DAY_MS, b = at_ms - DAY_MS;
+    int64_t span = dispatch_config.escalate_h * 3600 * 1000;
+    int64_t a = dispatched_ms + span, b = at_ms - DAY_MS;
     return a < b ? a : b;
 }
 
@@ -244,7 +245,7 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     CRM_SET_STR(&esc, testdrive_escalated, dealer_id, dealer);
     int64_t when = dispatch_escalate_ms(now, at);
     CRM_SET_STR(&esc, testdrive_escalated, reason,
-                when == now + DAY_MS ? "no_ack_24h" : "no_ack_before_t_minus_1");
+                when == now + dispatch_config.escalate_h * 3600 * 1000 ? "no_ack_24h" : "no_ack_before_t_minus_1");
     char timer[96];
     snprintf(timer, sizeof timer, "escalate:%s", tid);
     crm_tx_timer(tx, DISPATCH_TIMERS, timer, when > now ? when : now, &esc);

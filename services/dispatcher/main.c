@@ -36,11 +36,29 @@ static void dispatcher_on_publish(void *arg, const crm_emit_t *emit)
         gateway_push(s_gateway, emit->stream + 7, emit->frame, emit->len);
 }
 
+static int s_opt_range(crm_service_t *svc, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    const char *v = crm_service_opt(svc, name);
+    char *end;
+    long long n = v ? strtoll(v, &end, 10) : -1;
+    if (!v || !*v || *end || n < min || n > max) {
+        crm_error("dispatcher.bad_option", "option=%s value=%s range=%lld..%lld", name, v ? v : "",
+                  (long long) min, (long long) max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
 static int dispatcher_start(crm_service_t *svc)
 {
     const char *mask = crm_service_opt(svc, "mask-contacts");
     dispatch_config.mask_contacts = mask && (!strcmp(mask, "1") || !strcmp(mask, "yes"));
     dispatch_config.default_capacity = atoll(crm_service_opt(svc, "default-capacity"));
+    if (s_opt_range(svc, "dispatch-days-before", 0, 30, &dispatch_config.days_before) != 0 ||
+        s_opt_range(svc, "dispatch-hour", 0, 23, &dispatch_config.hour) != 0 ||
+        s_opt_range(svc, "escalate-after-h", 1, 24 * 30, &dispatch_config.escalate_h) != 0)
+        return -1;
     static gateway_handlers_t handlers = {dispatcher_on_ack, dispatcher_on_status, NULL};
     handlers.arg = svc;
     s_gateway = gateway_new(crm_service_loop(svc), crm_service_store(svc), crm_service_opt(svc, "cert-dir"),
@@ -71,6 +89,12 @@ static const crm_opt_t dispatcher_opts[] = {
      "1: dealers get the prospect's mobile masked (138****5678) and no other number", NULL},
     {"default-capacity", "CRM_DEFAULT_CAPACITY", "10",
      "Test drives a dealer takes per day when its registry entry sets none (0: no limit)", NULL},
+    {"dispatch-days-before", "CRM_DISPATCH_DAYS_BEFORE", "3",
+     "Dispatch a test drive this many days before it (our rule: 3)", NULL},
+    {"dispatch-hour", "CRM_DISPATCH_HOUR", "9", "... at this hour, China Standard Time (our rule: 9)", NULL},
+    {"escalate-after-h", "CRM_ESCALATE_AFTER_H", "24",
+     "Escalate a dealer that has not acknowledged this many hours after the dispatch, or 24 h before "
+     "the test drive if sooner (our rule: 24)", NULL},
     {"gateway-pub", "CRM_GATEWAY_PUB", GATEWAY_PUB_DEFAULT, "Dealer gateway: live dispatches (XPUB, CURVE)", NULL},
     {"gateway-router", "CRM_GATEWAY_ROUTER", GATEWAY_ROUTER_DEFAULT,
      "Dealer gateway: replay, acknowledgements, status (ROUTER, CURVE)", NULL},
