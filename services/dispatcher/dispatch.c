@@ -432,6 +432,8 @@ int dispatch_on_status(crm_service_t *svc, const char *dealer_id, const char *ti
            dealer learns nothing about other dealers' test drives. */
         snprintf(code, codesz, "unknown_testdrive");
         snprintf(err, errsz, "testdrive_id: no test drive %s was dispatched to you", tid);
+    } else if (!strcmp(cur, status) && !has_at) {
+        rc = 0; /* the same report again (a client's retry): nothing new */
     } else if (s_terminal(cur)) {
         snprintf(code, codesz, "closed");
         snprintf(err, errsz, "status: the test drive is already %s", cur);

@@ -207,6 +207,7 @@ static void test_dealer_status_reports_become_events_and_are_checked(void **stat
     run(f, "crm-dealer", f->out, "--dealer", "D1", "--cert", f->secret, "--server-cert", f->server, \
         "--endpoint", f->ep_router, "--pub", f->ep_pub, __VA_ARGS__, NULL)
     assert_int_equal(DEALER("status", "T1", "contacted"), 0);
+    assert_int_equal(DEALER("status", "T1", "contacted"), 0); /* a retry: accepted, nothing new */
     assert_int_equal(DEALER("status", "T1", "confirmed"), 1);
     assert_true(crm_h_file_contains(f->out, "at: confirmed needs the agreed date and time"));
     assert_int_equal(DEALER("status", "T1", "confirmed", "--at", "2026-11-22 16:00"), 0);
@@ -223,6 +224,14 @@ static void test_dealer_status_reports_become_events_and_are_checked(void **stat
     assert_int_equal(crm_h_int(f->store, "SCARD crm:dealer:D1:open"), 0);
     assert_int_equal(run(f, "crmctl", f->out, "events", "testdrive", NULL), 0);
     assert_true(crm_h_file_contains(f->out, "\"status\":\"completed\""));
+    FILE *in = fopen(f->out, "r");
+    char line[4096];
+    int contacted = 0;
+    while (in && fgets(line, sizeof line, in))
+        contacted += strstr(line, "\"status\":\"contacted\"") != NULL;
+    if (in)
+        fclose(in);
+    assert_int_equal(contacted, 1);
 }
 
 static void test_a_revoked_dealer_gets_nothing_more(void **state)
