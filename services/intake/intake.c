@@ -381,7 +381,8 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
             s_record_findings(&c->rec, rec);
         char fkey[80];
         snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
-        crm_tx_cmd(tx, "DEL %s", fkey);
+        if (merged)
+            crm_tx_cmd(tx, "DEL %s", fkey);
         const char *fargv[2 + 2 * CRM_ISSUES_MAX] = {"HSET", fkey};
         char keys[CRM_ISSUES_MAX][72], vals[CRM_ISSUES_MAX][240];
         int na = 2;
