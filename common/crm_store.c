@@ -249,6 +249,12 @@ const char *crm_reply_field(const redisReply *pairs, const char *name)
     return r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
 }
 
+const char *crm_reply_field_or(const redisReply *pairs, const char *name, const char *fallback)
+{
+    const char *v = crm_reply_field(pairs, name);
+    return v ? v : fallback;
+}
+
 /* ----------------------------------------------------------------- ids */
 
 void crm_new_id(char *out, size_t size)

@@ -91,6 +91,8 @@ int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, i
 /* The value of `name` in a field/value array reply (HGETALL, a stream
    entry's fields), or NULL. The pointer lives as long as the reply. */
 const char *crm_reply_field(const redisReply *pairs, const char *name);
+/* The same, with `fallback` when the field is missing (for printing). */
+const char *crm_reply_field_or(const redisReply *pairs, const char *name, const char *fallback);
 const redisReply *crm_reply_field_reply(const redisReply *pairs, const char *name);
 
 /* A fresh message id: a per-process random prefix and a counter. */

@@ -78,7 +78,7 @@ static int s_show(crm_store_t *store, const char *cid)
             snprintf(oldname, sizeof oldname, "%s.old", name);
             const char *old = crm_reply_field(kv, oldname);
             printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, name, old ? old : "", old ? " -> " : "",
-                   kv->element[k + 1]->str, crm_reply_field(kv, "channel"), crm_reply_field(kv, "lead"));
+                   kv->element[k + 1]->str, crm_reply_field_or(kv, "channel", "-"), crm_reply_field_or(kv, "lead", "-"));
         }
     }
     freeReplyObject(hist);

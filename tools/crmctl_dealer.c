@@ -227,7 +227,7 @@ int crmctl_testdrive(crmctl_t *ctl)
         char whens[40] = "";
         if (when && *when)
             crm_format_cst(atoll(when), whens, sizeof whens);
-        printf("  %s  %-11s by %-10s %s%s%s\n", at, crm_reply_field(kv, "status"), crm_reply_field(kv, "by"), whens,
+        printf("  %s  %-11s by %-10s %s%s%s\n", at, crm_reply_field_or(kv, "status", "-"), crm_reply_field_or(kv, "by", "-"), whens,
                note && *note ? note : "", reason && *reason ? reason : "");
     }
     freeReplyObject(hist);

@@ -461,7 +461,7 @@ static int s_qlist(crm_store_t *store, long long count)
         return CRMCTL_REDIS;
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *kv = r->element[i]->element[1];
-        const char *qid = crm_reply_field(kv, "quarantine_id");
+        const char *qid = crm_reply_field_or(kv, "quarantine_id", "?");
         redisReply *st = crm_store_cmd(store, "HGET " CRM_KEY_QUARANTINE_STATE " %s", qid);
         char when[40];
         crm_format_cst(atoll(crm_reply_field(kv, "received_ms") ? crm_reply_field(kv, "received_ms") : "0"), when, sizeof when);
@@ -470,8 +470,8 @@ static int s_qlist(crm_store_t *store, long long count)
         for (char *p = errors; *p; p++)
             if (*p == '\n')
                 *p = ';';
-        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, crm_reply_field(kv, "channel"),
-               st && st->type == REDIS_REPLY_STRING ? st->str : "open", crm_reply_field(kv, "submission_id"), errors);
+        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, crm_reply_field_or(kv, "channel", "-"),
+               st && st->type == REDIS_REPLY_STRING ? st->str : "open", crm_reply_field_or(kv, "submission_id", "-"), errors);
         freeReplyObject(st);
     }
     freeReplyObject(r);
@@ -532,7 +532,7 @@ static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const ch
         parsed = frame ? crm_msg_decode(frame->str, frame->len, &m, &err) : -1;
     }
     char sid[300];
-    snprintf(sid, sizeof sid, "%s~%s", crm_reply_field(kv, "submission_id"), qid);
+    snprintf(sid, sizeof sid, "%s~%s", crm_reply_field_or(kv, "submission_id", "quarantined"), qid);
     freeReplyObject(r);
     if (parsed != 0)
         return CRMCTL_NO;

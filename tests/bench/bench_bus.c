@@ -34,27 +34,6 @@ static pid_t start(const char *role, const char *pub_ep, const char *const *extr
     return crm_h_spawn("tests/crm-testpeer", NULL, env, "/dev/null");
 }
 
-static double s_redis_benchmark(void)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "redis-benchmark -p %d -P 16 -t set -n 400000 -q 2>/dev/null", s_redis.port);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return 0;
-    char line[512];
-    double rps = 0;
-    while (fgets(line, sizeof line, p)) {
-        /* The -q output rewrites its line with \r; the last figure wins. */
-        char *s = strstr(line, "SET: ");
-        while (s) {
-            rps = atof(s + 5);
-            s = strstr(s + 5, "SET: ");
-        }
-    }
-    pclose(p);
-    return rps;
-}
-
 static int s_cmp(const void *a, const void *b)
 {
     long long x = *(const long long *) a, y = *(const long long *) b;
@@ -76,7 +55,7 @@ int main(int argc, char **argv)
     printf("autocrm bus benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
            sysconf(_SC_NPROCESSORS_ONLN));
 
-    double yard = s_redis_benchmark();
+    double yard = crm_h_redis_benchmark(&s_redis);
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", yard);
     redisReply *r = crm_store_cmd(store, "FLUSHALL");
     freeReplyObject(r);

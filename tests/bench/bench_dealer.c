@@ -51,21 +51,6 @@ static int s_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double s_yardstick(int port)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "redis-benchmark -p %d -P 16 -t set -n 400000 -q 2>/dev/null", port);
-    FILE *p = popen(cmd, "r");
-    double rps = 0;
-    char line[512];
-    while (p && fgets(line, sizeof line, p))
-        for (char *s = strstr(line, "SET: "); s; s = strstr(s + 5, "SET: "))
-            rps = atof(s + 5);
-    if (p)
-        pclose(p);
-    return rps;
-}
-
 static zsock_t *s_pub; /* the bench publishes what it commits, as crm-intake does */
 
 static void s_request(crm_store_t *store, int first, int count, int64_t at)
@@ -131,7 +116,7 @@ int main(void)
     freeReplyObject(r);
     printf("autocrm dealer benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
            sysconf(_SC_NPROCESSORS_ONLN));
-    printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", s_yardstick(redis.port));
+    printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", crm_h_redis_benchmark(&redis));
     const char *denv[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], NULL};
     pid_t disp = crm_h_spawn("crm-dispatcher", NULL, denv, "/dev/null");
     crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:dispatcher");

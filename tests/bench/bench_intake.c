@@ -82,21 +82,6 @@ static double s_run(int workers, int per_worker, int base)
     return (double) ok / secs;
 }
 
-static double s_yardstick(void)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "redis-benchmark -p %d -P 16 -t set -n 400000 -q 2>/dev/null", s_redis.port);
-    FILE *p = popen(cmd, "r");
-    double rps = 0;
-    char line[512];
-    while (p && fgets(line, sizeof line, p))
-        for (char *s = strstr(line, "SET: "); s; s = strstr(s + 5, "SET: "))
-            rps = atof(s + 5);
-    if (p)
-        pclose(p);
-    return rps;
-}
-
 int main(void)
 {
     zsys_init();
@@ -113,7 +98,7 @@ int main(void)
     const char *envp[] = {env[0], env[1], env[2], env[3], NULL};
     printf("autocrm intake benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
            sysconf(_SC_NPROCESSORS_ONLN));
-    printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", s_yardstick());
+    printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", crm_h_redis_benchmark(&s_redis));
     redisReply *r = crm_store_cmd(store, "FLUSHALL");
     freeReplyObject(r);
     pid_t intake = crm_h_spawn("crm-intake", NULL, envp, "/dev/null");

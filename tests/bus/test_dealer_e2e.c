@@ -36,10 +36,7 @@ static int run(fx_t *f, const char *bin, const char *out, ...)
     va_end(ap);
     args[n] = NULL;
     const char *env[] = {f->env[0], f->env[6], NULL};
-    pid_t pid = crm_h_spawn(bin, args, env, out);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return crm_h_run(bin, args, env, out);
 }
 
 static void start_dispatcher(fx_t *f)

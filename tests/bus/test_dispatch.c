@@ -49,10 +49,7 @@ static int crmctl(fx_t *f, ...)
     va_end(ap);
     args[n] = NULL;
     const char *env[] = {f->env[0], NULL};
-    pid_t pid = crm_h_spawn("crmctl", args, env, f->out);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    return crm_h_run("crmctl", args, env, f->out);
 }
 
 static int setup(void **state)

@@ -77,10 +77,7 @@ static int crmctl(fx_t *f, ...)
     args[n++] = "1500";
     args[n] = NULL;
     const char *env[] = {f->env[0], f->env[1], NULL};
-    pid_t pid = crm_h_spawn("crmctl", args, env, f->out);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return crm_h_run("crmctl", args, env, f->out);
 }
 
 static void test_a_website_lead_is_accepted_once_and_a_resend_returns_the_first_answer(void **state)

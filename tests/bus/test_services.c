@@ -42,15 +42,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs a binary to completion; returns its exit code, output in `log`. */
-static int run(const char *bin, const char *const *args, const char *const *env, const char *log)
-{
-    pid_t pid = crm_h_spawn(bin, args, env, log);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static void test_every_binary_answers_help_and_version(void **state)
 {
     fx_t *f = *state;
@@ -62,14 +53,14 @@ static void test_every_binary_answers_help_and_version(void **state)
         else
             snprintf(bin, sizeof bin, "crmctl");
         const char *help[] = {"--help", NULL};
-        assert_int_equal(run(bin, help, NULL, log), 0);
+        assert_int_equal(crm_h_run(bin, help, NULL, log), 0);
         assert_true(crm_h_file_contains(log, "--redis-url"));
         assert_true(crm_h_file_contains(log, "CRM_REDIS_URL"));
         const char *version[] = {"--version", NULL};
-        assert_int_equal(run(bin, version, NULL, log), 0);
+        assert_int_equal(crm_h_run(bin, version, NULL, log), 0);
         assert_true(crm_h_file_contains(log, " 0."));
         const char *bad[] = {"--no-such-flag", NULL};
-        assert_int_equal(run(bin, bad, NULL, log), 2);
+        assert_int_equal(crm_h_run(bin, bad, NULL, log), 2);
         assert_true(crm_h_file_contains(log, "unknown option --no-such-flag"));
     }
 }
@@ -81,10 +72,10 @@ static void test_a_service_without_redis_exits_1_with_a_clear_message(void **sta
     crm_h_path(&f->redis, "out.txt", log, sizeof log);
     snprintf(url, sizeof url, "CRM_REDIS_URL=redis://127.0.0.1:%d/0", crm_h_free_port());
     const char *env[] = {url, "CRM_REDIS_WAIT_MS=0", NULL};
-    assert_int_equal(run("crm-intake", NULL, env, log), 1);
+    assert_int_equal(crm_h_run("crm-intake", NULL, env, log), 1);
     assert_true(crm_h_file_contains(log, "cannot start: Redis at redis://127.0.0.1:"));
     const char *bad[] = {"CRM_REDIS_URL=mysql://x", NULL};
-    assert_int_equal(run("crm-intake", NULL, bad, log), 1);
+    assert_int_equal(crm_h_run("crm-intake", NULL, bad, log), 1);
     assert_true(crm_h_file_contains(log, "bad Redis URL 'mysql://x'"));
 }
 
@@ -123,13 +114,13 @@ static void test_crmctl_status_is_0_only_when_all_five_are_up(void **state)
     const char *args[] = {"status", NULL};
     const char *env[] = {f->env[0], NULL};
     snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
-    assert_int_equal(run("crmctl", args, env, out), 1); /* nothing running yet */
+    assert_int_equal(crm_h_run("crmctl", args, env, out), 1); /* nothing running yet */
     assert_true(crm_h_file_contains(out, "0 of 5 services up"));
     start_all(f);
     bool up = false;
     for (int i = 0; i < 100 && !up; i++) {
         usleep(50 * 1000);
-        up = run("crmctl", args, env, out) == 0;
+        up = crm_h_run("crmctl", args, env, out) == 0;
     }
     assert_true(up);
     assert_true(crm_h_file_contains(out, "5 of 5 services up"));
@@ -137,7 +128,7 @@ static void test_crmctl_status_is_0_only_when_all_five_are_up(void **state)
     int status = crm_h_stop(f->pids[1], SIGTERM, 5000);
     f->pids[1] = 0;
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(run("crmctl", args, env, out), 1);
+    assert_int_equal(crm_h_run("crmctl", args, env, out), 1);
     assert_true(crm_h_file_contains(out, "dispatcher  stopped"));
     assert_true(crm_h_file_contains(out, "4 of 5 services up"));
     for (int i = 0; i < 5; i++) {
@@ -175,7 +166,7 @@ static void test_a_service_catches_up_on_events_committed_while_it_was_down(void
     crm_h_path(&f->redis, "events.txt", out, sizeof out);
     const char *args[] = {"events", "testdrive", "--from", "25", NULL};
     const char *env[] = {f->env[0], NULL};
-    assert_int_equal(run("crmctl", args, env, out), 0);
+    assert_int_equal(crm_h_run("crmctl", args, env, out), 0);
     assert_true(crm_h_file_contains(out, "\"type\":\"testdrive.requested\""));
     assert_true(crm_h_file_contains(out, "\"seq\":25,"));
     assert_true(crm_h_file_contains(out, "\"testdrive_id\":\"T24\""));

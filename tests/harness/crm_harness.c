@@ -118,6 +118,31 @@ pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *e
     return pid;
 }
 
+int crm_h_run(const char *bin, const char *const *args, const char *const *env, const char *log)
+{
+    pid_t pid = crm_h_spawn(bin, args, env, log);
+    int status;
+    if (waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+double crm_h_redis_benchmark(const crm_h_redis_t *r)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "redis-benchmark -p %d -P 16 -t set -n 400000 -q 2>/dev/null", r->port);
+    FILE *p = popen(cmd, "r");
+    double rps = 0;
+    char line[512];
+    /* The -q output rewrites its line with \r; the last figure wins. */
+    while (p && fgets(line, sizeof line, p))
+        for (char *s = strstr(line, "SET: "); s; s = strstr(s + 5, "SET: "))
+            rps = atof(s + 5);
+    if (p)
+        pclose(p);
+    return rps;
+}
+
 bool crm_h_alive(pid_t pid)
 {
     int status;

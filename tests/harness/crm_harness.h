@@ -42,6 +42,12 @@ pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *e
 /* Sends `sig` and waits up to timeout_ms; returns the raw wait status, or
    -1 after a SIGKILL when it did not end in time. */
 int crm_h_stop(pid_t pid, int sig, int timeout_ms);
+/* Runs build/<bin> to completion (see crm_h_spawn); its exit code, or 128 +
+   the signal that ended it. */
+int crm_h_run(const char *bin, const char *const *args, const char *const *env, const char *log);
+/* The benchmarks' yardstick: `redis-benchmark -P 16 -t set` against `r`,
+   in SET/s (0 when it could not run). */
+double crm_h_redis_benchmark(const crm_h_redis_t *r);
 bool crm_h_alive(pid_t pid);
 
 /* Polls `cond` every 20 ms until true or timeout. */
