@@ -132,8 +132,55 @@ static bool s_text(const char *in, char *buf, size_t size, const char *field, cr
     return true;
 }
 
+/* The shape of a phone value for a message: every digit written as 'd',
+   so the finding says what was typed (ddd-ddd-dddd) without the number in
+   clear. Whole characters only; a long value is cut with "…". size >= 4. */
+static void s_shape(const char *text, char *out, size_t size)
+{
+    size_t n = 0, i = 0;
+    while (text[i]) {
+        unsigned char c = (unsigned char) text[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (strnlen(text + i, len) < len)
+            break;
+        /* Leave room for "…" and the NUL. */
+        if (n >= 32 || n + len + 4 > size) {
+            memcpy(out + n, "…", 3);
+            n += 3;
+            break;
+        }
+        if (len == 1)
+            out[n++] = (c >= '0' && c <= '9') ? 'd' : (char) c;
+        else {
+            memcpy(out + n, text + i, len);
+            n += len;
+        }
+        i += len;
+    }
+    out[n] = 0;
+}
+
+/* A complete number of another plan (+1, +44, +852, ...): usable as
+   written, but none of our rules can check it, and reading it as Chinese
+   would make up a number. */
+static void s_other_plan(const char *text, crm_cf_t f, crm_fields_t *out, crm_issues_t *issues)
+{
+    const char *field = crm_cf_name(f);
+    int cc = crm_norm_phone_calling_code(text);
+    char code[16] = "another one";
+    if (cc > 0)
+        snprintf(code, sizeof code, "+%d", cc);
+    s_set(out, f, text);
+    crm_issue_add(issues, CRM_SEV_WARNING, field, "other_calling_code",
+                  "%s is written with calling code %s, outside the +86 plan: kept as given, "
+                  "not checked",
+                  field, code);
+}
+
 /* A phone in one of the four slots: a mobile anywhere is fine; a landline
-   must carry its area code. Returns true when something was recorded. */
+   must carry its area code. A value that is no Chinese number as written is
+   kept as given (NFKC and trimming only), never completed into one.
+   Returns true when something was recorded. */
 static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t *issues)
 {
     char text[128];
@@ -142,6 +189,10 @@ static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t
         return false;
     char mobile[CRM_NORM_MOBILE_SZ];
     crm_norm_code_t mc = crm_norm_mobile(text, mobile);
+    if (mc == CRM_NORM_OTHER_CALLING_CODE) {
+        s_other_plan(text, f, out, issues);
+        return true;
+    }
     if (mc == CRM_NORM_OK || mc == CRM_NORM_NOT_IN_PLAN || mc == CRM_NORM_PLACEHOLDER ||
         mc == CRM_NORM_MASKED) {
         s_set(out, f, mobile);
@@ -168,7 +219,9 @@ static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t
                           "mobile holds a landline number");
         return true;
     case CRM_NORM_MISSING_AREA_CODE:
-        s_set(out, f, line.local);
+        /* formatted keeps the extension (12345678-8001); local alone would
+           drop digits the customer wrote. */
+        s_set(out, f, line.formatted);
         crm_issue_add(issues, CRM_SEV_ERROR, field, "missing_area_code",
                       "%s has no area code (a landline must carry it)", field);
         return true;
@@ -177,6 +230,22 @@ static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t
         crm_issue_add(issues, CRM_SEV_WARNING, field, "business_number",
                       "%s is a 400/800 business number", field);
         return true;
+    case CRM_NORM_OTHER_CALLING_CODE: /* with an extension the mobile check refuses */
+        s_other_plan(text, f, out, issues);
+        return true;
+    case CRM_NORM_NOT_CN_NUMBER: {
+        /* An error like missing_area_code: written without +86 and without
+           a trunk 0, it shows no area code, and guessing one (0393?) would
+           make up a number. It still counts as filled. */
+        char shape[48];
+        s_shape(text, shape, sizeof shape);
+        s_set(out, f, text);
+        crm_issue_add(issues, CRM_SEV_ERROR, field, "not_cn_number",
+                      "%s (written %s) is not a Chinese number as written: no +86 and no "
+                      "trunk 0 before an area code; kept as given",
+                      field, shape);
+        return true;
+    }
     default:
         s_set(out, f, text);
         crm_issue_add(issues, CRM_SEV_ERROR, field, "invalid", "%s is not a phone number", field);

@@ -31,6 +31,8 @@ static const char *const s_code_names[CRM_NORM_CODE_COUNT] = {
     [CRM_NORM_RESERVED] = "reserved_range",
     [CRM_NORM_UNKNOWN_SENTINEL] = "unknown_sentinel",
     [CRM_NORM_SUSPECTED_TYPO] = "suspected_typo",
+    [CRM_NORM_NOT_CN_NUMBER] = "not_cn_number",
+    [CRM_NORM_OTHER_CALLING_CODE] = "other_calling_code",
 };
 
 const char *crm_norm_code_str(crm_norm_code_t code)
@@ -283,6 +285,82 @@ static crm_norm_code_t s_field(const char *in, char *buf, size_t bufsz)
 }
 
 /* ------------------------------------------------------------------ */
+/* Calling codes                                                       */
+
+/* Length of the E.164 calling code at the start of d (n digits), 0 when d
+   starts with none. Calling codes are prefix-free: 1 and 7 are alone in
+   their zone, the two-digit ones are listed, every other is three digits
+   long (852, 886, 420, ...). */
+static size_t s_calling_code_len(const char *d, size_t n)
+{
+    static const char two[] = "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 "
+                              "54 55 56 57 58 60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 "
+                              "95 98";
+    if (n < 1 || !s_is_digit(d[0]) || d[0] == '0')
+        return 0;
+    if (d[0] == '1' || d[0] == '7')
+        return 1;
+    if (n < 2 || !s_is_digit(d[1]))
+        return 0;
+    for (size_t i = 0; i + 1 < sizeof two; i += 3)
+        if (two[i] == d[0] && two[i + 1] == d[1])
+            return 2;
+    return n >= 3 && s_is_digit(d[2]) ? 3 : 0;
+}
+
+/* The calling code d (n digits, after a '+' when plus) is written with, as
+   for crm_norm_phone_calling_code; *skip is how many digits it takes,
+   including an international prefix 00. No Chinese number starts with 00
+   (no area code starts with 0), so 00 before a calling code can only be
+   the international prefix. -1 when '+' is followed by no calling code or
+   by nothing else. */
+static int s_calling_code(int plus, const char *d, size_t n, size_t *skip)
+{
+    *skip = 0;
+    size_t at = 0;
+    if (!plus) {
+        if (n < 3 || d[0] != '0' || d[1] != '0')
+            return 0;
+        at = 2;
+    }
+    size_t len = s_calling_code_len(d + at, n - at);
+    if (len == 0 || at + len >= n)
+        return plus ? -1 : 0;
+    int cc = 0;
+    for (size_t i = 0; i < len; i++)
+        cc = cc * 10 + (d[at + i] - '0');
+    *skip = at + len;
+    return cc;
+}
+
+int crm_norm_phone_calling_code(const char *in)
+{
+    if (!in)
+        return -1;
+    char buf[128];
+    crm_norm_code_t rc = s_field(in, buf, sizeof buf);
+    if (rc == CRM_NORM_EMPTY)
+        return 0;
+    if (rc != CRM_NORM_OK)
+        return -1;
+    /* Four digits are enough to read any calling code after 00. */
+    char d[8];
+    size_t n = 0;
+    int plus = 0;
+    for (const char *p = buf; *p && n < sizeof d; p++) {
+        if (s_is_digit(*p))
+            d[n++] = *p;
+        else if (*p == '+' && n == 0 && !plus)
+            plus = 1;
+        else if (!(*p == ' ' || *p == '-' || *p == '.' || *p == '(' || *p == ')'))
+            break;
+    }
+    size_t skip;
+    int cc = s_calling_code(plus, d, n, &skip);
+    return cc < 0 ? 0 : cc;
+}
+
+/* ------------------------------------------------------------------ */
 /* Mobile                                                              */
 
 /* libphonenumber 8.12.57 CN mobile pattern:
@@ -365,22 +443,23 @@ crm_norm_code_t crm_norm_mobile(const char *in, char out[CRM_NORM_MOBILE_SZ])
     }
     d[n] = '\0';
 
-    const char *p = d;
-    if (plus) {
-        /* Any other country code is not a Chinese mobile. */
-        if (n < 2 || strncmp(p, "86", 2) != 0)
-            return CRM_NORM_INVALID;
+    size_t skip;
+    int cc = s_calling_code(plus, d, n, &skip);
+    if (cc < 0)
+        return CRM_NORM_INVALID;
+    /* +1 393 999 3922 is a number of another plan, never a Chinese one. */
+    if (cc != 0 && cc != 86)
+        return CRM_NORM_OTHER_CALLING_CODE;
+    const char *p = d + skip;
+    n -= skip;
+    /* One calling code only: +86 86 138... is no number. */
+    if (cc == 0 && n == 13 && strncmp(p, "86", 2) == 0) {
         p += 2;
         n -= 2;
-    } else if (n >= 4 && strncmp(p, "0086", 4) == 0) {
-        p += 4;
-        n -= 4;
     }
-    if (n == 13 && strncmp(p, "86", 2) == 0) {
-        p += 2;
-        n -= 2;
-    }
-    if (n == 12 && p[0] == '0') {
+    /* Mobiles start 13-19; a 0 before 10, 11 or 12 is a landline's trunk
+       (010 is Beijing), and dropping it would make up a mobile. */
+    if (n == 12 && p[0] == '0' && p[1] == '1' && p[2] >= '3' && p[2] <= '9') {
         p++;
         n--;
     }
@@ -399,20 +478,23 @@ crm_norm_code_t crm_norm_mobile(const char *in, char out[CRM_NORM_MOBILE_SZ])
 /* ------------------------------------------------------------------ */
 /* Landline                                                            */
 
-/* Parse n digits (area + local, no separators) into out. ext may be NULL. */
-static crm_norm_code_t s_landline_parse(const char *d, size_t n, const char *ext,
+/* Parse n digits (area + local, no separators, calling code removed) into
+   out. ext may be NULL. intl: the number was written after +86 or 0086,
+   where the trunk 0 is left out (+86 10 6234 5678). */
+static crm_norm_code_t s_landline_parse(const char *d, size_t n, const char *ext, int intl,
                                         crm_landline_t *out)
 {
     memset(out, 0, sizeof *out);
     const char *extsep = ext ? "-" : "";
     if (!ext)
         ext = "";
-    if (n == 0 || n > 12)
+    if (n == 0)
         return CRM_NORM_INVALID;
     const char *a = d;
     size_t m = n;
     if (d[0] != '0') {
-        if (n == 10 && (strncmp(d, "400", 3) == 0 || strncmp(d, "800", 3) == 0)) {
+        int business = n >= 3 && (strncmp(d, "400", 3) == 0 || strncmp(d, "800", 3) == 0);
+        if (business && n == 10) {
             s_copy(out->local, d, n);
             s_copy(out->ext, ext, strlen(ext));
             snprintf(out->formatted, sizeof out->formatted, "%.3s-%.3s-%.4s%s%s", d, d + 3,
@@ -426,11 +508,22 @@ static crm_norm_code_t s_landline_parse(const char *d, size_t n, const char *ext
                      ext);
             return CRM_NORM_MISSING_AREA_CODE;
         }
-        /* The reference regex makes the trunk 0 optional (+86 10 ...). */
+        if (!intl) {
+            /* Neither +86 nor a trunk 0: 393-999-3922 may be Puyang's 0393
+               or a US number, and reading it as Chinese would add a digit.
+               Too short for a phone, longer than E.164 allows, a mobile's
+               shape (crm_norm_mobile's business) or a 400/800 number of the
+               wrong length: plain invalid. */
+            if (n < 9 || n > 15 || (n == 11 && d[0] == '1') || business)
+                return CRM_NORM_INVALID;
+            return CRM_NORM_NOT_CN_NUMBER;
+        }
     } else {
         a = d + 1;
         m = n - 1;
     }
+    if (n > 12)
+        return CRM_NORM_INVALID;
     if (m < 2)
         return CRM_NORM_INVALID;
     size_t alen = 0;
@@ -491,20 +584,17 @@ crm_norm_code_t crm_norm_landline(const char *in, crm_landline_t *out)
             return CRM_NORM_INVALID;
     }
 
-    const char *p = buf;
-    if (strncmp(p, "+86", 3) == 0)
-        p += 3;
-    else if (strncmp(p, "0086", 4) == 0)
-        p += 4;
-
     /* Collect digits, remembering where the last group starts and whether a
-       '-' separated it: "010-12345678-8001" carries its extension that way. */
+       '-' separated it: "010-12345678-8001" carries its extension that way.
+       A '+' may come before the first digit only. */
     char d[32];
     size_t nd = 0, ngroups = 0, last_start = 0;
-    int in_group = 0, sep_dash = 0, last_dash = 0;
-    for (; *p; p++) {
+    int in_group = 0, sep_dash = 0, last_dash = 0, plus = 0;
+    for (const char *p = buf; *p; p++) {
         char c = *p;
-        if (s_is_digit(c)) {
+        if (c == '+' && nd == 0 && !plus) {
+            plus = 1;
+        } else if (s_is_digit(c)) {
             if (!in_group) {
                 ngroups++;
                 last_start = nd;
@@ -526,24 +616,39 @@ crm_norm_code_t crm_norm_landline(const char *in, crm_landline_t *out)
     if (nd == 0)
         return CRM_NORM_INVALID;
 
+    size_t skip;
+    int cc = s_calling_code(plus, d, nd, &skip);
+    if (cc < 0)
+        return CRM_NORM_INVALID;
+    /* +44 20 7946 0958 is a number of another plan, never a Chinese one. */
+    if (cc != 0 && cc != 86)
+        return CRM_NORM_OTHER_CALLING_CODE;
+    const char *num = d + skip;
+    size_t nn = nd - skip;
+    int intl = cc == 86;
+
     crm_landline_t all;
-    crm_norm_code_t rc_all = s_landline_parse(d, nd, ext, &all);
+    crm_norm_code_t rc_all = s_landline_parse(num, nn, ext, intl, &all);
     size_t tail = nd - last_start;
-    if (!ext && ngroups >= 2 && last_dash && tail >= 1 && tail <= 6) {
+    if (!ext && ngroups >= 2 && last_dash && last_start > skip && tail >= 1 && tail <= 6) {
         /* If the digits before the last "-group" already make a whole
            number, that group is an extension; otherwise (010-1234-5678) it
            is part of the local number. */
         char e[7];
         s_copy(e, d + last_start, tail);
         crm_landline_t noext;
-        crm_norm_code_t rc_no = s_landline_parse(d, last_start, e, &noext);
-        if (rc_no == CRM_NORM_OK || (rc_all != CRM_NORM_OK && rc_all != CRM_NORM_BUSINESS_NUMBER &&
-                                     rc_no != CRM_NORM_INVALID)) {
+        crm_norm_code_t rc_no = s_landline_parse(num, last_start - skip, e, intl, &noext);
+        if (rc_no == CRM_NORM_OK
+            || (rc_all != CRM_NORM_OK && rc_all != CRM_NORM_BUSINESS_NUMBER
+                && (rc_no == CRM_NORM_MISSING_AREA_CODE || rc_no == CRM_NORM_BUSINESS_NUMBER))) {
             *out = noext;
             return rc_no;
         }
     }
-    *out = all;
+    /* Only a number read as Chinese leaves anything in out. */
+    if (rc_all == CRM_NORM_OK || rc_all == CRM_NORM_MISSING_AREA_CODE
+        || rc_all == CRM_NORM_BUSINESS_NUMBER)
+        *out = all;
     return rc_all;
 }
 

@@ -46,6 +46,8 @@ typedef enum {
     CRM_NORM_RESERVED,          /* postcode 000000-009999 or 999xxx       */
     CRM_NORM_UNKNOWN_SENTINEL,  /* birthday 1900-01-01 = "unknown"        */
     CRM_NORM_SUSPECTED_TYPO,    /* e-mail domain looks like a typo        */
+    CRM_NORM_NOT_CN_NUMBER,     /* digits that are no Chinese number as written */
+    CRM_NORM_OTHER_CALLING_CODE, /* written with a calling code other than +86 */
     CRM_NORM_CODE_COUNT
 } crm_norm_code_t;
 
@@ -75,9 +77,29 @@ const char *crm_norm_code_str(crm_norm_code_t code);
    not fit; out is "" on failure. in and out must not overlap. */
 int crm_norm_text(const char *in, char *out, size_t outsz);
 
+/* Phone numbers are never rewritten into something they were not: the
+   phone functions below remove separators, one calling code +86/0086 (and
+   the documented trunk 0 or bare 86 of a mobile), and nothing else. They
+   never add a digit (no trunk 0 or area code is guessed; the trunk 0 a
+   landline's formatted form shows after +86 is the national form of what
+   was written) and never read a number written with another calling code
+   as a Chinese one.
+
+   The calling code a phone number is written with: after a leading '+' or
+   the international prefix 00 (what is dialled from China), separators
+   allowed: 1 for "+1 393 999 3922" and "001-393-999-3922", 44, 852, 886;
+   86 for China. E.164 calling codes are prefix-free, so the length follows
+   from the digits. Returns 0 when the number is written without one (or
+   '+' is followed by no calling code), -1 for NULL, unreadable input or
+   input over 127 bytes after NFKC and trimming (no phone is that long). */
+int crm_norm_phone_calling_code(const char *in);
+
 /* Normalise a mobile number to its 11 national digits. Strips +86, 0086,
-   a leading 86 when 13 digits are left, one trunk 0, and the separators
-   space - . ( ). Checks, in this order: MASKED (138****5678 or 138xxxx5678;
+   a leading 86 when 13 digits are left and no calling code was written, one
+   trunk 0 before 1[3-9] (never before 10, 11 or 12: 010 is Beijing's area
+   code), and the separators space - . ( ). OTHER_CALLING_CODE (out "") for a
+   number written with another calling code (+1, 001, +852, ...). Then
+   checks, in this order: MASKED (138****5678 or 138xxxx5678;
    out holds the masked form so it can be shown), INVALID (not 11 digits
    starting with 1), PLACEHOLDER (the 8-digit subscriber part is one repeated
    digit, e.g. 13800000000, or digits 2-11 are a consecutive run such as
@@ -93,15 +115,24 @@ typedef struct {
     char formatted[24]; /* "0AREA-LOCAL[-EXT]"; "400-123-4567"; bare local  */
 } crm_landline_t;
 
-/* Parse a landline: optional +86/0086, area code 10, 2[0-57-9] (8-digit
-   local) or 3xx-9xx (7 or 8-digit local), optional parentheses, separators,
-   and an extension after 转, #, ext, ext., x, 分机 or a final "-group" when
-   the digits before it already form a complete number (010-12345678-8001).
+/* Parse a landline: trunk 0 + area code 10, 2[0-57-9] (8-digit local) or
+   3xx-9xx (7 or 8-digit local), optional parentheses, separators, and an
+   extension after 转, #, ext, ext., x, 分机 or a final "-group" when the
+   digits before it already form a complete number (010-12345678-8001).
+   After +86 or 0086 the trunk 0 may be left out (+86 10 6234 5678); it is
+   written back in formatted, which is the national form of the same number.
    Returns OK, MISSING_AREA_CODE for a bare 7-8 digit number (an error under
-   the carmaker's rule; local is filled), BUSINESS_NUMBER for 400/800
-   numbers (formatted is filled), or INVALID (026, 021-1234567, ...).
-   Unlike the reference regex a local number may start with 1, because
-   libphonenumber accepts 010-12345678. out is zeroed first. */
+   the carmaker's rule; local and formatted are filled, with the extension),
+   BUSINESS_NUMBER for 400/800 numbers (formatted is filled),
+   OTHER_CALLING_CODE for a number written with a calling code other than
+   +86, NOT_CN_NUMBER for 9-15 digits written with neither +86 nor a trunk
+   0 (393-999-3922, 10-62345678: 393 may be Puyang's 0393 or a US area code,
+   and guessing would add a digit), or INVALID (026, 021-1234567, a mobile's
+   11 digits, a 400/800 number of the wrong length, fewer than 7 or more
+   than 15 digits, other characters, ...). Unlike the reference regex a
+   local number may start with 1, because libphonenumber accepts
+   010-12345678. out is zeroed first; only OK, MISSING_AREA_CODE and
+   BUSINESS_NUMBER fill it. */
 crm_norm_code_t crm_norm_landline(const char *in, crm_landline_t *out);
 
 /* Recognise one of the 34 provincial-level divisions from its full name

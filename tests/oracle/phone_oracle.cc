@@ -12,10 +12,13 @@
 //     "mobile <11 digits>"           crm_norm_mobile OK
 //     "fixed <area+local>[;ext=E]"   crm_norm_landline OK (no trunk 0)
 //     "business <10 digits>[;ext=E]" crm_norm_landline BUSINESS_NUMBER
+//     "other_calling_code +<cc>"     written with a calling code other than
+//                                    +86 (crm_norm_phone_calling_code); kept
+//                                    as given, not checked against its plan
 //     "invalid:<code>"               anything else; <code> is
 //                                    crm_norm_code_str() of the deciding
 //                                    check (masked, placeholder,
-//                                    not_in_numbering_plan,
+//                                    not_in_numbering_plan, not_cn_number,
 //                                    missing_area_code, invalid, empty...)
 //
 //   libphonenumber (Parse with default region "CN", IsValidNumber,
@@ -23,7 +26,7 @@
 //     "<type> <national significant number>[;ext=E]" for a valid CN number,
 //       type one of mobile, fixed, fixed_or_mobile, toll_free, shared_cost,
 //       premium_rate, voip, uan, personal_number, pager, voicemail, unknown
-//     "foreign:<region> <type> <nsn>[;ext=E]"  valid, but not a CN number
+//     "foreign:<region> +<cc> <type> <nsn>[;ext=E]"  valid, not a CN number
 //     "invalid"                               parsed, IsValidNumber false
 //     "parse_error:<ErrorType>"               Parse failed
 //
@@ -31,7 +34,10 @@
 // parse_error:*), or when both are valid with the same type class and the
 // same digits and extension. Type classes: mobile; fixed; business =
 // toll_free/shared_cost/premium_rate/uan; fixed_or_mobile matches mobile or
-// fixed. A foreign number never agrees (we only accept +86).
+// fixed. A valid foreign number agrees only with our other_calling_code of
+// the same calling code; our other_calling_code also agrees with an invalid
+// verdict (neither side calls it a Chinese number; we do not check other
+// plans) and disagrees with a valid CN one.
 //
 // Every disagreement must be listed in differences.txt as
 //   <input>\t<ours>\t<libphonenumber>\t<why>
@@ -101,6 +107,8 @@ std::string our_verdict(const std::string &input)
     crm_norm_code_t rc = crm_norm_mobile(input.c_str(), mobile);
     if (rc == CRM_NORM_OK)
         return std::string("mobile ") + mobile;
+    if (rc == CRM_NORM_OTHER_CALLING_CODE)
+        return "other_calling_code +" + std::to_string(crm_norm_phone_calling_code(input.c_str()));
     // MASKED, PLACEHOLDER and NOT_IN_PLAN mean "this is a mobile number, and
     // a bad one": the landline check is not asked. EMPTY, TOO_LONG and
     // BAD_ENCODING are the same for both checks.
@@ -113,6 +121,8 @@ std::string our_verdict(const std::string &input)
         return with_ext(std::string("fixed ") + ll.area + ll.local, ll.ext);
     if (rc == CRM_NORM_BUSINESS_NUMBER)
         return with_ext(std::string("business ") + ll.local, ll.ext);
+    if (rc == CRM_NORM_OTHER_CALLING_CODE)
+        return "other_calling_code +" + std::to_string(crm_norm_phone_calling_code(input.c_str()));
     return std::string("invalid:") + crm_norm_code_str(rc);
 }
 
@@ -164,7 +174,7 @@ std::string lib_verdict(const std::string &input)
     std::string region;
     util->GetRegionCodeForNumber(n, &region);
     if (region != "CN")
-        v = "foreign:" + region + " " + v;
+        v = "foreign:" + region + " +" + std::to_string(n.country_code()) + " " + v;
     return v;
 }
 
@@ -186,10 +196,25 @@ void split_valid(const std::string &v, std::string &cls, std::string &rest)
 
 bool agree(const std::string &ours, const std::string &lib)
 {
+    const std::string other = "other_calling_code ";
+    bool lf = lib.compare(0, 8, "foreign:") == 0;
+    if (ours.compare(0, other.size(), other) == 0) {
+        if (is_invalid(lib))
+            return true;
+        // "foreign:HK +852 mobile ..." against "other_calling_code +852".
+        if (!lf)
+            return false;
+        size_t sp = lib.find(' ');
+        if (sp == std::string::npos)
+            return false;
+        size_t end = lib.find(' ', sp + 1);
+        return lib.substr(sp + 1, end == std::string::npos ? end : end - sp - 1)
+               == ours.substr(other.size());
+    }
     bool oi = is_invalid(ours), li = is_invalid(lib);
     if (oi || li)
         return oi && li;
-    if (lib.compare(0, 8, "foreign:") == 0)
+    if (lf)
         return false;
     std::string oc, orest, lc, lrest;
     split_valid(ours, oc, orest);

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "crm_lead.h"
 #include "crm_norm.h"
 
 #define N_ROWS(t) (sizeof(t) / sizeof((t)[0]))
@@ -58,6 +59,8 @@ static void test_code_strings_are_stable(void **state)
         {CRM_NORM_RESERVED, "reserved_range"},
         {CRM_NORM_UNKNOWN_SENTINEL, "unknown_sentinel"},
         {CRM_NORM_SUSPECTED_TYPO, "suspected_typo"},
+        {CRM_NORM_NOT_CN_NUMBER, "not_cn_number"},
+        {CRM_NORM_OTHER_CALLING_CODE, "other_calling_code"},
         {CRM_NORM_CODE_COUNT, "unknown_code"},
         {(crm_norm_code_t) -1, "unknown_code"},
         {(crm_norm_code_t) 1000, "unknown_code"},
@@ -282,11 +285,11 @@ static void test_malformed_mobile_is_invalid(void **state)
         {"1381234567", CRM_NORM_INVALID, ""},     /* 10 digits */
         {"138123456789", CRM_NORM_INVALID, ""},   /* 12, no trunk 0 */
         {"23812345678", CRM_NORM_INVALID, ""},    /* not 1 */
-        {"+852 9123 4567", CRM_NORM_INVALID, ""}, /* Hong Kong */
         {"138 1234 5678 转 1", CRM_NORM_INVALID, ""},
         {"tel:13812345678", CRM_NORM_INVALID, ""},
         {"1+3812345678", CRM_NORM_INVALID, ""},
-        {"+13812345678", CRM_NORM_INVALID, ""},   /* +1: not China */
+        {"+", CRM_NORM_INVALID, ""},
+        {"+0 138 1234 5678", CRM_NORM_INVALID, ""}, /* no calling code starts with 0 */
         {"1381234567812345678901234567890123456789", CRM_NORM_INVALID, ""},
         {"", CRM_NORM_EMPTY, ""},
         {" \xe3\x80\x80 ", CRM_NORM_EMPTY, ""},
@@ -294,6 +297,75 @@ static void test_malformed_mobile_is_invalid(void **state)
         {"138\xff" "12345678", CRM_NORM_BAD_ENCODING, ""},
     };
     run_mobile_rows(rows, N_ROWS(rows));
+}
+
+static void test_mobile_with_other_calling_code_is_never_made_chinese(void **state)
+{
+    (void) state;
+    static const str_row_t rows[] = {
+        {"+1 393 999 3922", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"001-393-999-3922", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"+13812345678", CRM_NORM_OTHER_CALLING_CODE, ""}, /* +1 381..., not 138... */
+        {"0013812345678", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"+44 20 7946 0958", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"+852 9123 4567", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"+852 2345 6789", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"+886 2 2345 6789", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"(+1) 650 253 0000", CRM_NORM_OTHER_CALLING_CODE, ""},
+        {"＋８５２　９１２３　４５６７", CRM_NORM_OTHER_CALLING_CODE, ""},
+    };
+    run_mobile_rows(rows, N_ROWS(rows));
+}
+
+static void test_mobile_normalisation_never_drops_other_digits(void **state)
+{
+    (void) state;
+    static const str_row_t rows[] = {
+        /* 393-999-3922 and friends are no mobile, whatever is stripped. */
+        {"393-999-3922", CRM_NORM_INVALID, ""},
+        {"(393) 999-3922", CRM_NORM_INVALID, ""},
+        {"3939993922", CRM_NORM_INVALID, ""},
+        /* A trunk 0 before 10, 11 or 12 is a landline's: 010 is Beijing. */
+        {"010-6234-56789", CRM_NORM_INVALID, ""},
+        {"010623456789", CRM_NORM_INVALID, ""},
+        {"011-2345-67890", CRM_NORM_INVALID, ""},
+        {"012012345678", CRM_NORM_INVALID, ""},
+        /* One calling code is removed, never two. */
+        {"+86 86 138 1234 5678", CRM_NORM_INVALID, ""},
+        {"0086 86 138 1234 5678", CRM_NORM_INVALID, ""},
+        {"+86 0086 138 1234 5678", CRM_NORM_INVALID, ""},
+        /* The documented removals stay. */
+        {"00 86 138 1234 5678", CRM_NORM_OK, "13812345678"},
+        {"+86 0138 1234 5678", CRM_NORM_OK, "13812345678"},
+        {"019912345678", CRM_NORM_OK, "19912345678"},
+    };
+    run_mobile_rows(rows, N_ROWS(rows));
+}
+
+static void test_calling_code_is_read_from_plus_or_00(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *in;
+        int cc;
+    } rows[] = {
+        {"+1 393 999 3922", 1},     {"001-393-999-3922", 1},  {"+7 495 123 4567", 7},
+        {"+44 20 7946 0958", 44},   {"0044 20 7946 0958", 44}, {"+852 2345 6789", 852},
+        {"+853 2812 3456", 853},    {"+886 2 2345 6789", 886}, {"+420 212 345 678", 420},
+        {"+86 138 1234 5678", 86},  {"0086-10-62345678", 86},  {"(+86) 10 6234 5678", 86},
+        {"＋８５２ ２３４５ ６７８９", 852},
+        {"393-999-3922", 0},        {"010-62345678", 0},       {"13812345678", 0},
+        {"8613812345678", 0}, /* a bare 86 is the mobile's rule, not a written code */
+        {"+", 0},                   {"+0 123 4567", 0},        {"+44", 0},
+        {"000 123 4567", 0},        {"", 0},                   {NULL, -1},
+        {"+1\xff", -1},
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        int got = crm_norm_phone_calling_code(rows[i].in);
+        if (got != rows[i].cc)
+            fail_msg("crm_norm_phone_calling_code(\"%s\"): %d, want %d",
+                     rows[i].in ? rows[i].in : "(null)", got, rows[i].cc);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -390,6 +462,58 @@ static void test_landline_wrong_length_or_area_is_invalid(void **state)
         {"13812345678", CRM_NORM_INVALID, "", "", "", ""},  /* a mobile */
         {"电话010-12345678", CRM_NORM_INVALID, "", "", "", ""},
         {"", CRM_NORM_EMPTY, "", "", "", ""},
+    };
+    run_landline_rows(rows, N_ROWS(rows));
+}
+
+static void test_landline_without_trunk_0_or_plus_86_is_not_rewritten(void **state)
+{
+    (void) state;
+    static const landline_row_t rows[] = {
+        /* Was 0393-9993922: a trunk 0 made up, a US number turned Chinese. */
+        {"393-999-3922", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"(393) 999-3922", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"3939993922", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"5719993922", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"571-88888888", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"10-62345678", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"1381234567", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"44 20 7946 0958", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"86-10-62345678", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""}, /* bare 86 kept */
+        {"393-999-3922 ext. 12", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"123456789012345", CRM_NORM_NOT_CN_NUMBER, "", "", "", ""},
+        {"1234567890123456", CRM_NORM_INVALID, "", "", "", ""}, /* past E.164 */
+        {"123456", CRM_NORM_INVALID, "", "", "", ""},
+        {"400-123-456", CRM_NORM_INVALID, "", "", "", ""},
+        /* After +86 the trunk 0 is not written; the national form has it. */
+        {"+86 393 999 3922", CRM_NORM_OK, "393", "9993922", "", "0393-9993922"},
+        {"+86 10 6234 5678", CRM_NORM_OK, "10", "62345678", "", "010-62345678"},
+        {"00 86 571 8888 8888", CRM_NORM_OK, "571", "88888888", "", "0571-88888888"},
+        {"(+86) 10 6234 5678", CRM_NORM_OK, "10", "62345678", "", "010-62345678"},
+        {"+86 (0)10 6234 5678", CRM_NORM_OK, "10", "62345678", "", "010-62345678"},
+        {"+86-10-62345678-8001", CRM_NORM_OK, "10", "62345678", "8001",
+         "010-62345678-8001"},
+        {"0393-9993922", CRM_NORM_OK, "393", "9993922", "", "0393-9993922"},
+        {"+86 86 10 6234 5678", CRM_NORM_INVALID, "", "", "", ""},
+        {"+86 1234", CRM_NORM_INVALID, "", "", "", ""},
+    };
+    run_landline_rows(rows, N_ROWS(rows));
+}
+
+static void test_landline_with_other_calling_code_is_never_made_chinese(void **state)
+{
+    (void) state;
+    static const landline_row_t rows[] = {
+        {"+1 393 999 3922", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"001-393-999-3922", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"+44 20 7946 0958", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"0044 20 7946 0958", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"+852 2345 6789", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"+886 2 2345 6789", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"+1 650 253 0000 ext. 12", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"＋４４　２０　７９４６　０９５８", CRM_NORM_OTHER_CALLING_CODE, "", "", "", ""},
+        {"+0 10 6234 5678", CRM_NORM_INVALID, "", "", "", ""},
+        {"010+62345678", CRM_NORM_INVALID, "", "", "", ""},
     };
     run_landline_rows(rows, N_ROWS(rows));
 }
@@ -926,6 +1050,197 @@ static void test_email_domain_typo_is_suspected_not_corrected(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Leads: a number is never rewritten into something it was not        */
+
+/* The issue of this field with this code, or NULL. */
+static const crm_issue_t *s_issue(const crm_issues_t *issues, const char *field,
+                                  const char *code)
+{
+    for (int i = 0; i < issues->n; i++)
+        if (!strcmp(issues->v[i].field, field) && !strcmp(issues->v[i].code, code))
+            return &issues->v[i];
+    return NULL;
+}
+
+/* The issues of one field, as "code/severity ..." for failure messages. */
+static void s_field_issues(const crm_issues_t *issues, const char *field, char *out,
+                           size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < issues->n && used < size; i++)
+        if (!strcmp(issues->v[i].field, field)) {
+            int k = snprintf(out + used, size - used, "%s%s/%s", used ? " " : "",
+                             issues->v[i].code, crm_severity_name(issues->v[i].severity));
+            if (k < 0)
+                break;
+            used += (size_t) k;
+        }
+}
+
+typedef struct {
+    const char *in;   /* the phone as the dealer system sent it */
+    const char *kept; /* the value stored for the record */
+    const char *code; /* the finding on the field, NULL for none */
+    crm_severity_t severity;
+} lead_phone_row_t;
+
+static void run_lead_phone_rows(const lead_phone_row_t *rows, size_t n, crm_cf_t slot)
+{
+    const char *field = crm_cf_name(slot);
+    for (size_t i = 0; i < n; i++) {
+        crm_body_lead_submit_t lead;
+        memset(&lead, 0, sizeof lead);
+        lead.name = (char *) "张三";
+        if (slot == CRM_CF_mobile)
+            lead.mobile = (char *) rows[i].in;
+        else
+            lead.home_phone = (char *) rows[i].in;
+        crm_fields_t f;
+        crm_issues_t issues;
+        memset(&issues, 0, sizeof issues);
+        int rejects = crm_lead_check(&lead, 0, &f, &issues);
+        char got[256];
+        s_field_issues(&issues, field, got, sizeof got);
+        if (rejects)
+            fail_msg("%s \"%s\": lead rejected", field, rows[i].in);
+        check_str(field, rows[i].in, f.v[slot] ? f.v[slot] : "(none)", rows[i].kept);
+        if (rows[i].code) {
+            const crm_issue_t *is = s_issue(&issues, field, rows[i].code);
+            if (!is || is->severity != rows[i].severity)
+                fail_msg("%s \"%s\": want finding %s/%s, got [%s]", field, rows[i].in,
+                         rows[i].code, crm_severity_name(rows[i].severity), got);
+        } else if (got[0])
+            fail_msg("%s \"%s\": want no finding, got [%s]", field, rows[i].in, got);
+        crm_fields_clear(&f);
+    }
+}
+
+static void test_lead_keeps_a_number_that_is_not_chinese_as_given_with_a_finding(void **state)
+{
+    (void) state;
+    static const lead_phone_row_t rows[] = {
+        /* No +86, no trunk 0: 393 may be Puyang (0393) or a US area code. */
+        {"393-999-3922", "393-999-3922", "not_cn_number", CRM_SEV_ERROR},
+        {"(393) 999-3922", "(393) 999-3922", "not_cn_number", CRM_SEV_ERROR},
+        {" 393-999-3922 ", "393-999-3922", "not_cn_number", CRM_SEV_ERROR},
+        {"3939993922", "3939993922", "not_cn_number", CRM_SEV_ERROR},
+        {"571-88888888", "571-88888888", "not_cn_number", CRM_SEV_ERROR},
+        {"10-62345678", "10-62345678", "not_cn_number", CRM_SEV_ERROR},
+        {"44 20 7946 0958", "44 20 7946 0958", "not_cn_number", CRM_SEV_ERROR},
+        /* An explicit calling code other than +86 is never made Chinese. */
+        {"+1 393 999 3922", "+1 393 999 3922", "other_calling_code", CRM_SEV_WARNING},
+        {"001-393-999-3922", "001-393-999-3922", "other_calling_code", CRM_SEV_WARNING},
+        {"+44 20 7946 0958", "+44 20 7946 0958", "other_calling_code", CRM_SEV_WARNING},
+        {"0044 20 7946 0958", "0044 20 7946 0958", "other_calling_code", CRM_SEV_WARNING},
+        {"+852 2345 6789", "+852 2345 6789", "other_calling_code", CRM_SEV_WARNING},
+        {"+886 2 2345 6789", "+886 2 2345 6789", "other_calling_code", CRM_SEV_WARNING},
+        {"＋８５２　２３４５　６７８９", "+852 2345 6789", "other_calling_code",
+         CRM_SEV_WARNING},
+        {"+13812345678", "+13812345678", "other_calling_code", CRM_SEV_WARNING},
+        {"+1 650 253 0000 ext. 12", "+1 650 253 0000 ext. 12", "other_calling_code",
+         CRM_SEV_WARNING},
+        {"+44 20 7946 0958#12", "+44 20 7946 0958#12", "other_calling_code", CRM_SEV_WARNING},
+        /* What was right stays right. */
+        {"0393-9993922", "0393-9993922", NULL, CRM_SEV_WARNING},
+        {"+86 393 999 3922", "0393-9993922", NULL, CRM_SEV_WARNING},
+        {"+86 10 6234 5678", "010-62345678", NULL, CRM_SEV_WARNING},
+        {"400-123-4567", "400-123-4567", "business_number", CRM_SEV_WARNING},
+        {"62345678", "62345678", "missing_area_code", CRM_SEV_ERROR},
+        /* The extension stays with a number that lacks its area code. */
+        {"12345678-8001", "12345678-8001", "missing_area_code", CRM_SEV_ERROR},
+        {"1234 5678 转 8001", "12345678-8001", "missing_area_code", CRM_SEV_ERROR},
+    };
+    run_lead_phone_rows(rows, N_ROWS(rows), CRM_CF_home_phone);
+}
+
+static void test_lead_mobile_slot_never_turns_a_number_chinese(void **state)
+{
+    (void) state;
+    static const lead_phone_row_t rows[] = {
+        {"393-999-3922", "393-999-3922", "not_cn_number", CRM_SEV_ERROR},
+        {"+1 393 999 3922", "+1 393 999 3922", "other_calling_code", CRM_SEV_WARNING},
+        {"+852 9123 4567", "+852 9123 4567", "other_calling_code", CRM_SEV_WARNING},
+        /* 010 is Beijing's area code: a trunk 0 before 10 is no mobile's. */
+        {"010-6234-56789", "010-6234-56789", "invalid", CRM_SEV_ERROR},
+        /* Only one calling code is removed. */
+        {"+86 86 138 1234 5678", "+86 86 138 1234 5678", "invalid", CRM_SEV_ERROR},
+        {"+86 138 1234 5678", "13812345678", NULL, CRM_SEV_WARNING},
+        {"013812345678", "13812345678", NULL, CRM_SEV_WARNING},
+    };
+    run_lead_phone_rows(rows, N_ROWS(rows), CRM_CF_mobile);
+    crm_body_lead_submit_t lead;
+    memset(&lead, 0, sizeof lead);
+    lead.name = (char *) "张三";
+    lead.mobile = (char *) "+1 393 999 3922";
+    crm_fields_t f;
+    crm_issues_t issues;
+    memset(&issues, 0, sizeof issues);
+    crm_lead_check(&lead, 0, &f, &issues);
+    assert_false(f.indexable_mobile); /* never a match key */
+    crm_fields_clear(&f);
+}
+
+static void test_lead_finding_names_the_shape_not_the_number(void **state)
+{
+    (void) state;
+    crm_body_lead_submit_t lead;
+    memset(&lead, 0, sizeof lead);
+    lead.name = (char *) "张三";
+    lead.home_phone = (char *) "(393) 999-3922";
+    lead.office_phone = (char *) "+852 2345 6789";
+    lead.usual_phone = (char *) "１２３４５６７８９０１２３４５";
+    crm_fields_t f;
+    crm_issues_t issues;
+    memset(&issues, 0, sizeof issues);
+    crm_lead_check(&lead, 0, &f, &issues);
+    const crm_issue_t *is = s_issue(&issues, "home_phone", "not_cn_number");
+    assert_non_null(is);
+    assert_non_null(strstr(is->message, "(ddd) ddd-dddd"));
+    assert_null(strstr(is->message, "3922"));
+    is = s_issue(&issues, "office_phone", "other_calling_code");
+    assert_non_null(is);
+    assert_non_null(strstr(is->message, "+852"));
+    assert_null(strstr(is->message, "6789"));
+    is = s_issue(&issues, "usual_phone", "not_cn_number");
+    assert_non_null(is);
+    assert_non_null(strstr(is->message, "ddddddddddddddd"));
+    crm_fields_clear(&f);
+}
+
+/* intake runs the rules again over a stored record (s_record_findings): a
+   value kept as given must give the same finding, not a different one. */
+static void test_kept_phone_gives_the_same_finding_when_checked_again(void **state)
+{
+    (void) state;
+    static const char *const rows[] = {
+        "393-999-3922", "+1 393 999 3922", "＋８５２　２３４５　６７８９", "12345678-8001",
+        "+86 393 999 3922", "010-6234-56789", "0755 2654 3210 转 12",
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        crm_body_lead_submit_t lead;
+        memset(&lead, 0, sizeof lead);
+        lead.name = (char *) "张三";
+        lead.home_phone = (char *) rows[i];
+        crm_fields_t first, again;
+        crm_issues_t i1, i2;
+        memset(&i1, 0, sizeof i1);
+        memset(&i2, 0, sizeof i2);
+        crm_lead_check(&lead, 0, &first, &i1);
+        lead.home_phone = first.v[CRM_CF_home_phone];
+        crm_lead_check(&lead, 0, &again, &i2);
+        char a[256], b[256];
+        s_field_issues(&i1, "home_phone", a, sizeof a);
+        s_field_issues(&i2, "home_phone", b, sizeof b);
+        check_str("home_phone findings again", rows[i], b, a);
+        check_str("home_phone kept again", rows[i], again.v[CRM_CF_home_phone],
+                  first.v[CRM_CF_home_phone]);
+        crm_fields_clear(&first);
+        crm_fields_clear(&again);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* Robustness                                                          */
 
 /* Every output must stay NUL-terminated inside its buffer whatever the
@@ -974,6 +1289,22 @@ static void test_hostile_input_never_overflows(void **state)
         (void) crm_norm_plate(in, plate, NULL);
         (void) crm_norm_email(in, email, dom);
         (void) crm_norm_postcode_province(in);
+        int cc = crm_norm_phone_calling_code(in);
+        assert_true(cc >= -1 && cc <= 999);
+        /* The lead rules keep a value as given: the same input through
+           every phone slot, and as a gender they refuse. */
+        crm_body_lead_submit_t lead;
+        memset(&lead, 0, sizeof lead);
+        lead.name = (char *) "张三";
+        lead.mobile = lead.home_phone = lead.usual_phone = lead.gender = in;
+        crm_fields_t f;
+        crm_issues_t issues;
+        memset(&issues, 0, sizeof issues);
+        (void) crm_lead_check(&lead, 0, &f, &issues);
+        for (int k = 0; k < issues.n; k++)
+            assert_true(strnlen(issues.v[k].message, sizeof issues.v[k].message)
+                        < sizeof issues.v[k].message);
+        crm_fields_clear(&f);
         assert_true(strnlen(text, sizeof text) < sizeof text);
         assert_true(strnlen(city, sizeof city) < sizeof city);
         assert_true(strnlen(mobile, sizeof mobile) < sizeof mobile);
@@ -1016,10 +1347,15 @@ int main(void)
         cmocka_unit_test(test_mobile_inside_numbering_plan_is_ok),
         cmocka_unit_test(test_placeholder_mobile_is_flagged),
         cmocka_unit_test(test_malformed_mobile_is_invalid),
+        cmocka_unit_test(test_mobile_with_other_calling_code_is_never_made_chinese),
+        cmocka_unit_test(test_mobile_normalisation_never_drops_other_digits),
+        cmocka_unit_test(test_calling_code_is_read_from_plus_or_00),
         cmocka_unit_test(test_landline_with_area_code_is_normalised),
         cmocka_unit_test(test_landline_extension_is_split_off),
         cmocka_unit_test(test_landline_without_area_code_is_reported),
         cmocka_unit_test(test_landline_wrong_length_or_area_is_invalid),
+        cmocka_unit_test(test_landline_without_trunk_0_or_plus_86_is_not_rewritten),
+        cmocka_unit_test(test_landline_with_other_calling_code_is_never_made_chinese),
         cmocka_unit_test(test_business_400_800_numbers_are_flagged),
         cmocka_unit_test(test_province_is_found_by_name_suffixless_name_or_abbreviation),
         cmocka_unit_test(test_unknown_province_is_rejected),
@@ -1036,6 +1372,10 @@ int main(void)
         cmocka_unit_test(test_malformed_or_placeholder_email_is_rejected),
         cmocka_unit_test(test_email_length_limits_are_enforced),
         cmocka_unit_test(test_email_domain_typo_is_suspected_not_corrected),
+        cmocka_unit_test(test_lead_keeps_a_number_that_is_not_chinese_as_given_with_a_finding),
+        cmocka_unit_test(test_lead_mobile_slot_never_turns_a_number_chinese),
+        cmocka_unit_test(test_lead_finding_names_the_shape_not_the_number),
+        cmocka_unit_test(test_kept_phone_gives_the_same_finding_when_checked_again),
         cmocka_unit_test(test_hostile_input_never_overflows),
         cmocka_unit_test(test_null_outputs_are_refused_not_dereferenced),
     };
