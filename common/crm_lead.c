@@ -36,6 +36,8 @@ void crm_fields_clear(crm_fields_t *fields)
     for (int i = 0; i < CRM_CF_COUNT; i++) {
         free(fields->v[i]);
         fields->v[i] = NULL;
+        free(fields->raw[i]);
+        fields->raw[i] = NULL;
     }
     fields->indexable_mobile = fields->indexable_id = false;
 }
@@ -108,6 +110,22 @@ void crm_format_cst(int64_t ms, char *out, size_t size)
     gmtime_r(&t, &tm);
     snprintf(out, size, "%04d-%02d-%02d %02d:%02d CST", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min);
+}
+
+/* Keeps what was received for field `f` beside its normalised value when
+   the two differ, including a value that was refused (an unknown gender).
+   A value that is blank after trimming carried nothing and is not kept. */
+static void s_keep_raw(crm_fields_t *out, crm_cf_t f, const char *received)
+{
+    char probe[2];
+    if (!received || !*received || (out->v[f] && !strcmp(out->v[f], received)))
+        return;
+    /* Longer than anything crm_norm reads: the lead was rejected for it. */
+    if (strnlen(received, CRM_NORM_TEXT_MAX + 1) > CRM_NORM_TEXT_MAX)
+        return;
+    if (!out->v[f] && crm_norm_text(received, probe, sizeof probe) == 0 && !probe[0])
+        return;
+    out->raw[f] = strdup(received);
 }
 
 /* Sets field `f` to a copy of `value` (NULL or "" leaves it absent). */
@@ -422,6 +440,11 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
             crm_issue_add(issues, CRM_SEV_WARNING, "plate", crm_norm_code_str(c),
                           "plate number does not match GA 36-2018");
     }
+
+    /* what was received, beside what was kept */
+#define S_RAW(f) s_keep_raw(out, CRM_CF_##f, in->f);
+    CRM_CUSTOMER_FIELDS(S_RAW)
+#undef S_RAW
 
     /* the record-level rules of the audit */
     crm_record_audit(out, issues);

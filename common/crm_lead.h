@@ -35,6 +35,13 @@ int crm_cf_from_name(const char *name);
 
 typedef struct {
     char *v[CRM_CF_COUNT]; /* normalised values; NULL when absent */
+    /* The value as received, byte for byte (before NFKC, trimming and
+       normalisation), set only when it differs from v (also when v is NULL
+       because the value was refused, e.g. an unknown gender); NULL when v
+       is exactly what was received or nothing but blanks was. Owned, freed
+       by crm_fields_clear. At most CRM_NORM_TEXT_MAX bytes: a longer value
+       rejects the lead and is not kept. */
+    char *raw[CRM_CF_COUNT];
     bool indexable_mobile; /* the mobile is a real number to match on */
     bool indexable_id;     /* the ID number passed its check */
 } crm_fields_t;

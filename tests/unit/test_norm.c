@@ -1235,9 +1235,78 @@ static void test_kept_phone_gives_the_same_finding_when_checked_again(void **sta
         check_str("home_phone findings again", rows[i], b, a);
         check_str("home_phone kept again", rows[i], again.v[CRM_CF_home_phone],
                   first.v[CRM_CF_home_phone]);
+        assert_null(again.raw[CRM_CF_home_phone]); /* already normalised */
         crm_fields_clear(&first);
         crm_fields_clear(&again);
     }
+}
+
+static void test_lead_keeps_the_raw_value_beside_the_normalised_one(void **state)
+{
+    (void) state;
+    crm_body_lead_submit_t lead;
+    memset(&lead, 0, sizeof lead);
+    lead.name = (char *) "张三";                          /* as normalised: no raw */
+    lead.mobile = (char *) "＋８６　１３８－１２３４－５６７８";
+    lead.home_phone = (char *) " 393-999-3922 ";       /* kept as given, but trimmed */
+    lead.office_phone = (char *) "0393-9993922";        /* exactly as normalised */
+    lead.gender = (char *) "男";
+    lead.birthday = (char *) "1980/5/17";
+    lead.email = (char *) "Zhang@QQ.COM";
+    lead.id_number = (char *) "110105491231002";         /* 15 -> 18 digits */
+    lead.address = (char *) "   ";                       /* blank: nothing received */
+    lead.postcode = (char *) "518000";
+    lead.city = (char *) "深圳市";
+    lead.province = (char *) "粤";
+    lead.vin = (char *) "1m8gdm9axkp042788";
+    lead.plate = (char *) "粤B·D12345";
+    crm_fields_t f;
+    crm_issues_t issues;
+    memset(&issues, 0, sizeof issues);
+    assert_int_equal(crm_lead_check(&lead, 0, &f, &issues), 0);
+    static const struct {
+        crm_cf_t field;
+        const char *v, *raw;
+    } want[] = {
+        {CRM_CF_name, "张三", NULL},
+        {CRM_CF_mobile, "13812345678", "＋８６　１３８－１２３４－５６７８"},
+        {CRM_CF_home_phone, "393-999-3922", " 393-999-3922 "},
+        {CRM_CF_office_phone, "0393-9993922", NULL},
+        {CRM_CF_gender, "male", "男"},
+        {CRM_CF_birthday, "1980-05-17", "1980/5/17"},
+        {CRM_CF_email, "Zhang@qq.com", "Zhang@QQ.COM"},
+        {CRM_CF_id_number, "11010519491231002X", "110105491231002"},
+        {CRM_CF_address, NULL, NULL},
+        {CRM_CF_postcode, "518000", NULL},
+        {CRM_CF_city, "深圳", "深圳市"},
+        {CRM_CF_province, "广东省", "粤"},
+        {CRM_CF_vin, "1M8GDM9AXKP042788", "1m8gdm9axkp042788"},
+        {CRM_CF_plate, "粤BD12345", "粤B·D12345"},
+        {CRM_CF_usual_phone, NULL, NULL},
+    };
+    for (size_t i = 0; i < N_ROWS(want); i++) {
+        const char *name = crm_cf_name(want[i].field);
+        const char *v = f.v[want[i].field], *raw = f.raw[want[i].field];
+        check_str(name, "v", v ? v : "(null)", want[i].v ? want[i].v : "(null)");
+        check_str(name, "raw", raw ? raw : "(null)", want[i].raw ? want[i].raw : "(null)");
+    }
+    crm_fields_clear(&f);
+    for (int i = 0; i < CRM_CF_COUNT; i++) {
+        assert_null(f.v[i]);
+        assert_null(f.raw[i]);
+    }
+
+    /* A refused value has no normalised form; what was written is kept. */
+    memset(&lead, 0, sizeof lead);
+    lead.name = (char *) "张三";
+    lead.mobile = (char *) "13812345678";
+    lead.gender = (char *) "男性的";
+    memset(&issues, 0, sizeof issues);
+    crm_lead_check(&lead, 0, &f, &issues);
+    assert_null(f.v[CRM_CF_gender]);
+    assert_string_equal(f.raw[CRM_CF_gender], "男性的");
+    assert_null(f.raw[CRM_CF_mobile]);
+    crm_fields_clear(&f);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1291,8 +1360,8 @@ static void test_hostile_input_never_overflows(void **state)
         (void) crm_norm_postcode_province(in);
         int cc = crm_norm_phone_calling_code(in);
         assert_true(cc >= -1 && cc <= 999);
-        /* The lead rules keep a value as given: the same input through
-           every phone slot, and as a gender they refuse. */
+        /* The lead rules keep a value as given and its raw form: the same
+           input through every phone slot, and as a gender they refuse. */
         crm_body_lead_submit_t lead;
         memset(&lead, 0, sizeof lead);
         lead.name = (char *) "张三";
@@ -1376,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_lead_mobile_slot_never_turns_a_number_chinese),
         cmocka_unit_test(test_lead_finding_names_the_shape_not_the_number),
         cmocka_unit_test(test_kept_phone_gives_the_same_finding_when_checked_again),
+        cmocka_unit_test(test_lead_keeps_the_raw_value_beside_the_normalised_one),
         cmocka_unit_test(test_hostile_input_never_overflows),
         cmocka_unit_test(test_null_outputs_are_refused_not_dereferenced),
     };
