@@ -127,6 +127,13 @@ int crm_mp_str(crm_mp_t *r, const char **str, uint32_t *len)
     return s_bytes(r, str, len, false);
 }
 
+int crm_mp_bin(crm_mp_t *r, const char **data, uint32_t *len)
+{
+    if (crm_mp_peek(r) != CRM_MP_BIN)
+        return -1;
+    return s_bytes(r, data, len, true);
+}
+
 /* Integers: fixed forms and the 1/2/4/8-byte signed and unsigned forms.
    `neg` tells the caller that the value did not fit the unsigned range. */
 static int s_int(crm_mp_t *r, uint64_t *u, int64_t *s, bool *is_signed)

@@ -33,6 +33,7 @@ const char *crm_mp_kind_name(crm_mp_kind_t kind);
 int crm_mp_map(crm_mp_t *r, uint32_t *count);
 int crm_mp_array(crm_mp_t *r, uint32_t *count);
 int crm_mp_str(crm_mp_t *r, const char **str, uint32_t *len);
+int crm_mp_bin(crm_mp_t *r, const char **data, uint32_t *len);
 int crm_mp_i64(crm_mp_t *r, int64_t *value);
 int crm_mp_u64(crm_mp_t *r, uint64_t *value);
 int crm_mp_bool(crm_mp_t *r, bool *value);

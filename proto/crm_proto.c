@@ -71,6 +71,12 @@ static void s_free_STR(char **v)
     free(*v);
     *v = NULL;
 }
+static void s_free_BIN(crm_bin_t *v)
+{
+    free(v->v);
+    v->v = NULL;
+    v->n = 0;
+}
 static void s_free_I64(int64_t *v) { *v = 0; }
 static void s_free_BOOL(bool *v) { *v = false; }
 static void s_free_STRS(crm_strs_t *v)
@@ -112,6 +118,19 @@ int crm_strdup_into(char **field, const char *value)
     return 0;
 }
 
+int crm_bin_set(crm_bin_t *bin, const void *data, size_t n)
+{
+    unsigned char *copy = malloc(n ? n : 1);
+    if (!copy)
+        return -1;
+    if (n)
+        memcpy(copy, data, n);
+    free(bin->v);
+    bin->v = copy;
+    bin->n = n;
+    return 0;
+}
+
 int crm_strs_push(crm_strs_t *list, const char *value)
 {
     char **grown = realloc(list->v, (list->n + 1) * sizeof *grown);
@@ -136,6 +155,12 @@ static int s_pack_cstr(msgpack_packer *pk, const char *s)
 
 static int s_pack_STR(msgpack_packer *pk, char *const *v) { return s_pack_cstr(pk, *v); }
 static int s_pack_I64(msgpack_packer *pk, const int64_t *v) { return msgpack_pack_int64(pk, *v); }
+static int s_pack_BIN(msgpack_packer *pk, const crm_bin_t *v)
+{
+    if (msgpack_pack_bin(pk, v->n) != 0)
+        return -1;
+    return v->n ? msgpack_pack_bin_body(pk, v->v, v->n) : 0;
+}
 static int s_pack_BOOL(msgpack_packer *pk, const bool *v)
 {
     return *v ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
@@ -282,6 +307,21 @@ static int s_dec_STR(crm_mp_t *r, char **v, const char *field, crm_err_t *err)
     copy[n] = 0;
     free(*v);
     *v = copy;
+    return 0;
+}
+
+static int s_dec_BIN(crm_mp_t *r, crm_bin_t *v, const char *field, crm_err_t *err)
+{
+    crm_mp_kind_t kind = crm_mp_peek(r);
+    const char *data;
+    uint32_t n;
+    if (kind != CRM_MP_BIN)
+        return s_err(err, kind == CRM_MP_BAD ? CRM_E_MALFORMED : CRM_E_TYPE, field,
+                     "expected binary data, got %s", crm_mp_kind_name(kind));
+    if (crm_mp_bin(r, &data, &n) != 0)
+        return s_err(err, CRM_E_MALFORMED, field, "binary data longer than the frame");
+    if (crm_bin_set(v, data, n) != 0)
+        return s_err(err, CRM_E_SIZE, field, "out of memory");
     return 0;
 }
 
@@ -491,8 +531,11 @@ int crm_msg_decode(const void *data, size_t len, crm_msg_t *msg, crm_err_t *err)
     if (s_decode(&r, msg, err) != 0) {
         crm_msg_clear(msg);
         crm_type_t type = msg->type;
+        char id[CRM_ID_MAX];
+        memcpy(id, msg->id, sizeof id);
         memset(msg, 0, sizeof *msg);
         msg->type = type;
+        memcpy(msg->id, id, sizeof id);
         return -1;
     }
     return 0;
@@ -557,6 +600,24 @@ static void s_json_str(s_buf_t *b, const char *s)
 static void s_json_STR(s_buf_t *b, char *const *v) { s_json_str(b, *v); }
 static void s_json_I64(s_buf_t *b, const int64_t *v) { s_putf(b, "%lld", (long long) *v); }
 static void s_json_BOOL(s_buf_t *b, const bool *v) { s_put(b, *v ? "true" : "false", *v ? 4 : 5); }
+/* Bytes as a base64 string (RFC 4648, with padding). */
+static void s_json_BIN(s_buf_t *b, const crm_bin_t *v)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    s_put(b, "\"", 1);
+    for (size_t i = 0; i < v->n; i += 3) {
+        uint32_t w = (uint32_t) v->v[i] << 16;
+        size_t left = v->n - i;
+        if (left > 1)
+            w |= (uint32_t) v->v[i + 1] << 8;
+        if (left > 2)
+            w |= v->v[i + 2];
+        char q[4] = {abc[(w >> 18) & 63], abc[(w >> 12) & 63], left > 1 ? abc[(w >> 6) & 63] : '=',
+                     left > 2 ? abc[w & 63] : '='};
+        s_put(b, q, 4);
+    }
+    s_put(b, "\"", 1);
+}
 static void s_json_STRS(s_buf_t *b, const crm_strs_t *v)
 {
     s_put(b, "[", 1);
@@ -630,6 +691,8 @@ static const char *s_type_doc_name(const char *t)
         return "int64";
     if (!strcmp(t, "BOOL"))
         return "bool";
+    if (!strcmp(t, "BIN"))
+        return "binary (base64 in JSON)";
     return "array of string";
 }
 

@@ -28,7 +28,13 @@ typedef struct {
     char **v;
 } crm_strs_t;
 
+typedef struct {
+    size_t n;
+    unsigned char *v;
+} crm_bin_t;
+
 #define CRM_CTYPE_STR char *
+#define CRM_CTYPE_BIN crm_bin_t
 #define CRM_CTYPE_I64 int64_t
 #define CRM_CTYPE_BOOL bool
 #define CRM_CTYPE_STRS crm_strs_t
@@ -107,6 +113,8 @@ void crm_msg_clear(crm_msg_t *msg);
 /* Copies `value` into a body string field (NULL clears it). 0 or -1. */
 int crm_strdup_into(char **field, const char *value);
 int crm_strs_push(crm_strs_t *list, const char *value);
+/* Copies `n` bytes into a body BIN field. 0 or -1. */
+int crm_bin_set(crm_bin_t *bin, const void *data, size_t n);
 #define CRM_SET_STR(msg, ident, field, value)                                                      \
     (crm_strdup_into(&(msg)->body.ident.field, (value)) == 0                                       \
          ? ((msg)->body.ident.has.field = (value) != NULL, 0)                                      \
@@ -114,6 +122,10 @@ int crm_strs_push(crm_strs_t *list, const char *value);
 #define CRM_SET_I64(msg, ident, field, value)                                                      \
     ((msg)->body.ident.field = (value), (msg)->body.ident.has.field = true)
 #define CRM_SET_BOOL CRM_SET_I64
+#define CRM_SET_BIN(msg, ident, field, data, len)                                                 \
+    (crm_bin_set(&(msg)->body.ident.field, (data), (len)) == 0                                     \
+         ? ((msg)->body.ident.has.field = true, 0)                                                 \
+         : -1)
 
 /* Appends the encoded envelope to `out`. The sequence number is always
    written as a fixed 8-byte integer, and its offset is stored in *seq_off
@@ -124,7 +136,9 @@ int crm_msg_encode(const crm_msg_t *msg, msgpack_sbuffer *out, size_t *seq_off);
 void crm_frame_patch_seq(void *frame, size_t off, uint64_t seq);
 
 /* Decodes one frame into `msg` (which it initialises). On failure returns -1,
-   fills `err` and leaves nothing allocated. Unknown fields are ignored. */
+   fills `err` and leaves nothing allocated; msg->type and msg->id keep what
+   was read before the failure (so an answer can still name the request).
+   Unknown fields are ignored. */
 int crm_msg_decode(const void *data, size_t len, crm_msg_t *msg, crm_err_t *err);
 
 /* One line of JSON for people and tools (crmctl, logs). Strings are escaped;

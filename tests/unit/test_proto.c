@@ -165,7 +165,21 @@ static void s_fill_STRS(crm_strs_t *v, const char *field)
     assert_int_equal(crm_strs_push(v, "name=value"), 0);
 }
 
+static void s_fill_BIN(crm_bin_t *v, const char *field)
+{
+    /* Bytes that are not text: NUL, invalid UTF-8, the field's name. */
+    unsigned char buf[80] = {0x00, 0xff, 0xc3, 0x28};
+    size_t n = 4 + (size_t) snprintf((char *) buf + 4, sizeof buf - 4, "%s %d", field, ++s_k);
+    assert_int_equal(crm_bin_set(v, buf, n), 0);
+}
+
 static void s_unset_STR(char **v) { crm_strdup_into(v, NULL); }
+static void s_unset_BIN(crm_bin_t *v)
+{
+    free(v->v);
+    v->v = NULL;
+    v->n = 0;
+}
 static void s_unset_I64(int64_t *v) { *v = 0; }
 static void s_unset_BOOL(bool *v) { *v = false; }
 static void s_unset_STRS(crm_strs_t *v)
@@ -185,6 +199,11 @@ static void s_cmp_STR(char *const *a, char *const *b)
 }
 static void s_cmp_I64(const int64_t *a, const int64_t *b) { assert_true(*a == *b); }
 static void s_cmp_BOOL(const bool *a, const bool *b) { assert_int_equal(*a, *b); }
+static void s_cmp_BIN(const crm_bin_t *a, const crm_bin_t *b)
+{
+    assert_int_equal(a->n, b->n);
+    assert_memory_equal(a->v, b->v, a->n);
+}
 static void s_cmp_STRS(const crm_strs_t *a, const crm_strs_t *b)
 {
     assert_int_equal(a->n, b->n);
