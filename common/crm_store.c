@@ -22,8 +22,33 @@ struct crm_store_t {
     redisContext *ctx;
     int64_t next_try_ms;
     int backoff_ms;
+    crm_store_err_t last;
+    unsigned long generation;
     char err[800];
 };
+
+unsigned long crm_store_generation(const crm_store_t *self) { return self->generation; }
+
+crm_store_err_t crm_store_last_error(const crm_store_t *self) { return self->last; }
+
+bool crm_store_passing(const crm_store_t *self)
+{
+    return self->last == CRM_STORE_DOWN || self->last == CRM_STORE_BUSY;
+}
+
+/* Error replies that pass by themselves; everything else is permanent. */
+static crm_store_err_t s_classify(const char *reply)
+{
+    static const char *passing[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
+                                    "READONLY", "NOREPLICAS", "OOM", "NOSCRIPT"};
+    for (size_t i = 0; i < sizeof passing / sizeof passing[0]; i++)
+        if (!strncmp(reply, passing[i], strlen(passing[i])))
+            return CRM_STORE_BUSY;
+    /* FUNCTION FLUSH behind our back: reconnecting loads the library again. */
+    if (strstr(reply, "Function not found") || strstr(reply, "function not found"))
+        return CRM_STORE_BUSY;
+    return CRM_STORE_REFUSED;
+}
 
 /* ------------------------------------------------------------ connection */
 
@@ -128,8 +153,10 @@ static int s_setup(crm_store_t *self)
 /* Connects if not connected and the backoff allows it. */
 static int s_ensure(crm_store_t *self)
 {
+    self->last = CRM_STORE_OK;
     if (self->ctx)
         return 0;
+    self->last = CRM_STORE_DOWN;
     if (crm_mono_ms() < self->next_try_ms)
         return -1;
     struct timeval tv = {self->timeout_ms / 1000, (self->timeout_ms % 1000) * 1000};
@@ -157,6 +184,8 @@ static int s_ensure(crm_store_t *self)
         crm_info("redis.reconnected", "redis=%s:%d", self->path[0] ? self->path : self->host,
                  self->port);
     self->backoff_ms = 0;
+    self->last = CRM_STORE_OK;
+    self->generation++;
     return 0;
 }
 
@@ -200,12 +229,17 @@ static redisReply *s_checked(crm_store_t *self, redisReply *r, const char *what)
         crm_error("redis.failed", "command=%s error=\"%s\"", what,
                   self->ctx && self->ctx->errstr[0] ? self->ctx->errstr : "no reply");
         s_drop(self, what);
+        self->last = CRM_STORE_DOWN;
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR) {
         char v[200];
-        crm_error("redis.error", "command=%s reply=\"%s\"", what, crm_log_value(r->str, v, sizeof v));
+        self->last = s_classify(r->str);
+        crm_error("redis.error", "command=%s reply=\"%s\" passing=%s", what,
+                  crm_log_value(r->str, v, sizeof v), self->last == CRM_STORE_BUSY ? "yes" : "no");
         snprintf(self->err, sizeof self->err, "%s: %s", what, r->str);
+        if (strstr(r->str, "unction not found"))
+            s_drop(self, what); /* reconnect = FUNCTION LOAD again */
         freeReplyObject(r);
         return NULL;
     }
@@ -521,12 +555,17 @@ int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id)
 
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
 {
+    self->last = CRM_STORE_OK;
     if (tx->failed) {
         crm_error("tx.refused", "reason=\"could not build the transaction (out of memory or bad event)\"");
+        snprintf(self->err, sizeof self->err, "could not build the transaction");
+        self->last = CRM_STORE_REFUSED;
         return -1;
     }
     if (s_queue_appends(tx) != 0) {
         crm_error("tx.refused", "reason=\"out of memory\"");
+        snprintf(self->err, sizeof self->err, "out of memory");
+        self->last = CRM_STORE_BUSY;
         return -1;
     }
     if (tx->n == 0)
@@ -545,6 +584,7 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         ok = redisAppendFormattedCommand(c, tx->cmds[i], tx->lens[i]) == REDIS_OK;
     ok = ok && redisAppendCommand(c, "EXEC") == REDIS_OK;
     int queued_errors = 0;
+    crm_store_err_t queued_kind = CRM_STORE_REFUSED;
     for (size_t i = 0; ok && i < tx->n + 1; i++) {
         redisReply *r = NULL;
         if (redisGetReply(c, (void **) &r) != REDIS_OK || !r) {
@@ -555,7 +595,9 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
             char v[200];
             crm_error("tx.queue_error", "command=%zu reply=\"%s\"", i,
                       crm_log_value(r->str, v, sizeof v));
-            queued_errors++;
+            snprintf(self->err, sizeof self->err, "command %zu: %s", i, r->str);
+            if (!queued_errors++)
+                queued_kind = s_classify(r->str);
         }
         freeReplyObject(r);
     }
@@ -566,6 +608,7 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         /* Whether EXEC ran is unknown; the caller decides from Redis. */
         crm_error("tx.io_error", "error=\"%s\"", c->errstr[0] ? c->errstr : "no reply");
         s_drop(self, "EXEC");
+        self->last = CRM_STORE_DOWN;
         return -1;
     }
     if (exec->type == REDIS_REPLY_NIL) {
@@ -578,6 +621,9 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         crm_error("tx.aborted", "reply=\"%s\"",
                   crm_log_value(exec->type == REDIS_REPLY_ERROR ? exec->str : "not an array", v,
                                 sizeof v));
+        /* Nothing was applied. A command Redis would not queue (a wrong
+           argument count) is ours to mend; OOM and the like pass. */
+        self->last = queued_errors ? queued_kind : CRM_STORE_REFUSED;
         freeReplyObject(exec);
         return -1;
     }
@@ -588,6 +634,10 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
             char v[200];
             crm_error("tx.command_failed", "command=%zu reply=\"%s\"", i,
                       crm_log_value(exec->element[i]->str, v, sizeof v));
+            if (rc == 0)
+                snprintf(self->err, sizeof self->err, "command %zu: %s", i, exec->element[i]->str);
+            /* The rest of the EXEC was applied: never retry it blindly. */
+            self->last = CRM_STORE_REFUSED;
             rc = -1;
         }
     for (size_t i = 0; i < tx->nemits; i++) {
@@ -617,7 +667,11 @@ const redisReply *crm_tx_result(const crm_tx_t *self, int index)
 
 int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx)
 {
-    if (tx->failed || s_ensure(self) != 0)
+    if (tx->failed) {
+        self->last = CRM_STORE_REFUSED;
+        return -1;
+    }
+    if (s_ensure(self) != 0)
         return -1;
     if (tx->n == 0)
         return 0;
@@ -625,11 +679,13 @@ int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx)
     for (size_t i = 0; i < tx->n; i++)
         if (redisAppendFormattedCommand(c, tx->cmds[i], tx->lens[i]) != REDIS_OK) {
             s_drop(self, "pipeline");
+            self->last = CRM_STORE_DOWN;
             return -1;
         }
     tx->pipe = calloc(tx->n, sizeof *tx->pipe);
     if (!tx->pipe) {
         s_drop(self, "pipeline");
+        self->last = CRM_STORE_DOWN;
         return -1;
     }
     int rc = 0;
@@ -638,6 +694,7 @@ int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx)
         if (redisGetReply(c, (void **) &r) != REDIS_OK || !r) {
             crm_error("redis.failed", "command=pipeline error=\"%s\"", c->errstr[0] ? c->errstr : "no reply");
             s_drop(self, "pipeline");
+            self->last = CRM_STORE_DOWN;
             return -1;
         }
         tx->pipe[tx->npipe++] = r;
@@ -645,6 +702,10 @@ int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx)
             char v[200];
             crm_error("redis.error", "command=pipeline index=%zu reply=\"%s\"", i,
                       crm_log_value(r->str, v, sizeof v));
+            if (rc == 0) {
+                self->last = s_classify(r->str);
+                snprintf(self->err, sizeof self->err, "pipeline %zu: %s", i, r->str);
+            }
             rc = -1;
         }
     }

@@ -33,8 +33,28 @@ void crm_store_destroy(crm_store_t **self_p);
 const char *crm_store_error(const crm_store_t *self);
 bool crm_store_connected(const crm_store_t *self);
 
+/* What went wrong in the last call (hiredis keeps err/errstr the same way):
+   DOWN and BUSY pass by themselves (Redis away, timed out, loading its data,
+   running a slow script, out of memory, a replica not yet writable), so the
+   caller retries later; REFUSED is Redis refusing the command itself (wrong
+   type, bad argument, EXECABORT), which no retry can mend: the caller
+   refuses the input, keeps it for review and moves on. */
+typedef enum {
+    CRM_STORE_OK = 0,
+    CRM_STORE_DOWN,
+    CRM_STORE_BUSY,
+    CRM_STORE_REFUSED
+} crm_store_err_t;
+crm_store_err_t crm_store_last_error(const crm_store_t *self);
+/* True when the last failure is DOWN or BUSY. */
+bool crm_store_passing(const crm_store_t *self);
+/* Counts connections made: a WATCH is lost with its connection, so a
+   caller that WATCHed compares this before it commits. */
+unsigned long crm_store_generation(const crm_store_t *self);
+
 /* One command. Returns the reply (caller frees with freeReplyObject), or
-   NULL on a connection failure or an error reply, both logged with `why`. */
+   NULL on a connection failure or an error reply, both logged with `why`;
+   crm_store_last_error tells which. */
 redisReply *crm_store_cmd(crm_store_t *self, const char *fmt, ...);
 redisReply *crm_store_cmdargv(crm_store_t *self, int argc, const char **argv, const size_t *lens);
 
@@ -59,7 +79,10 @@ int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
 /* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;
    CRM_TX_CONFLICT when a key WATCHed before (crm_store_cmd "WATCH ...")
    changed, so nothing was applied and the caller may redo its reads; -1
-   otherwise (logged). After success the emits carry their numbers. */
+   otherwise (logged; crm_store_last_error: DOWN when the outcome is unknown,
+   REFUSED when Redis refused a command, in which case the other commands of
+   an EXEC may have been applied). After success the emits carry their
+   numbers. */
 #define CRM_TX_CONFLICT (-2)
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx);
 /* Sends the queued commands as one pipeline, without a transaction (for
