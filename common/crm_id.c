@@ -1,0 +1,105 @@
+#include "crm_id.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool s_name_ok(const char *id)
+{
+    size_t n = 0;
+    for (const char *p = id; *p; p++, n++) {
+        char c = *p;
+        if (n >= CRM_ID_NAME_MAX ||
+            !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return n > 0;
+}
+
+/* UTF-8 (well formed, no overlongs or surrogates) without C0/C1 controls
+   or DEL, at most CRM_ID_KEY_MAX bytes. */
+static bool s_key_ok(const char *id)
+{
+    const unsigned char *s = (const unsigned char *) id;
+    size_t n = strnlen(id, CRM_ID_KEY_MAX + 1);
+    if (n == 0 || n > CRM_ID_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false;
+            i++;
+            continue;
+        }
+        size_t len;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return false;
+        if (i + len > n)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0xa0) || (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false; /* C1 controls, overlongs, surrogates */
+        i += len;
+    }
+    return true;
+}
+
+bool crm_id_valid(crm_id_kind_t kind, const char *id)
+{
+    if (!id)
+        return false;
+    return kind == CRM_ID_NAME ? s_name_ok(id) : s_key_ok(id);
+}
+
+int crm_id_check(crm_id_kind_t kind, const char *id, const char *field, char *err, size_t errsz)
+{
+    if (crm_id_valid(kind, id))
+        return 0;
+    if (err && errsz) {
+        if (!id || !*id)
+            snprintf(err, errsz, "%s: required", field);
+        else if (kind == CRM_ID_NAME)
+            snprintf(err, errsz, "%s: 1 to %d letters, digits, '-' or '_' (got %zu bytes)", field,
+                     CRM_ID_NAME_MAX, strlen(id));
+        else
+            snprintf(err, errsz, "%s: 1 to %d bytes of UTF-8 text without control characters (got %zu bytes)",
+                     field, CRM_ID_KEY_MAX, strlen(id));
+    }
+    return -1;
+}
+
+void crm_id_digest(const char *const *parts, size_t nparts, char out[CRM_ID_DIGEST_SZ])
+{
+    crypto_hash_sha256_state st;
+    unsigned char hash[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_init(&st);
+    for (size_t i = 0; i < nparts; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        crypto_hash_sha256_update(&st, (const unsigned char *) p, strlen(p) + 1);
+    }
+    crypto_hash_sha256_final(&st, hash);
+    for (size_t i = 0; i < sizeof hash; i++)
+        snprintf(out + 2 * i, 3, "%02x", hash[i]);
+}
+
+void crm_id_digest_bytes(const void *data, size_t len, char out[CRM_ID_DIGEST_SZ])
+{
+    unsigned char hash[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(hash, data, len);
+    for (size_t i = 0; i < sizeof hash; i++)
+        snprintf(out + 2 * i, 3, "%02x", hash[i]);
+}
