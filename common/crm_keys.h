@@ -8,7 +8,13 @@
  *  crm:{<stream>}:seq      string; last sequence number allocated
  *  crm:cursor:<consumer>   hash; stream -> last sequence applied
  *  crm:svc:<service>       hash with a TTL; the running instance's status
- *  crm:rejects             stream; frames and messages refused, with reason
+ *  crm:rejects             stream; frames and messages refused: service, origin, kind
+ *                          (event|request|frame), seq, peer, type, field, reason, frame
+ *  crm:rejects:state       hash; reject entry id -> applied:<ms> | refused:<ms> (reject.retry)
+ *  crm:ans:<service>:<digest>  string with a TTL; the answer first given to a request
+ *                          (digest: SHA-256 of service, peer, keyspace and the request's key);
+ *                          kept CRM_ANSWER_TTL_DAYS (7), lead submissions
+ *                          CRM_SUBMISSION_TTL_DAYS (90)
  *  crm:timers:<set>        sorted set; timer id scored by due time (ms)
  *  crm:timers:<set>:frame  hash; timer id -> envelope to emit when due
  *  crm:timers:<set>:meta   hash; timer id -> "<stream> <seq offset>"
@@ -30,13 +36,17 @@
  *  crm:idx:name:<name>     set; customer ids (for crmctl customer find --name)
  *
  *  Dispatcher (dealers and test drives):
- *  crm:dealer:<D>          hash; name, region, province, city, address, capacity, state
+ *  crm:dealer:<D>          hash; name, region, province, city, address, capacity (absent: the
+ *                          dispatcher's default), state, created_ms, acked, acked_ms, ack_pending
+ *  crm:regions             hash; province -> sales region (crm_regions.h)
+ *  crm:regions:table       list; one "region=province,..." line per region, in order
  *  crm:dealers             set; every dealer id
  *  crm:dealers:city:<c>, crm:dealers:province:<p>, crm:dealers:region:<r>
  *                          sets; dealer ids, for routing
  *  crm:dealer:<D>:open     set; the dealer's open test drives
- *  crm:dealer:<D>:day:<YYYYMMDD>  counter; test drives booked that day (China time)
- *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive
+ *  crm:dealer:<D>:day:<YYYYMMDD>  counter; test drives booked that day (China time); expires
+ *                          7 days after that day
+ *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive, until acknowledged
  *  crm:{dealer.<D>}:events, crm:{dealer.<D>}:seq   the dealer's own dispatch stream
  *  crm:td:<T>              hash; a test drive: lead, customer, dealer, reason, at, status, ...
  *  crm:td:<T>:history      stream; every status change with its time and who
@@ -51,6 +61,8 @@
 #define CRM_KEY_CURSOR_FMT "crm:cursor:%s"
 #define CRM_KEY_SVC_FMT "crm:svc:%s"
 #define CRM_KEY_REJECTS "crm:rejects"
+#define CRM_KEY_REJECTS_STATE "crm:rejects:state"
+#define CRM_KEY_ANSWER_FMT "crm:ans:%s:%s"
 #define CRM_KEY_TIMERS_FMT "crm:timers:%s"
 #define CRM_REJECTS_MAXLEN "100000"
 #define CRM_KEY_SUBMISSION_FMT "crm:intake:sub:%s"
@@ -63,14 +75,17 @@
 #define CRM_KEY_IDX_NAME_FMT "crm:idx:name:%s"
 #define CRM_KEY_DEALER_FMT "crm:dealer:%s"
 #define CRM_KEY_DEALERS "crm:dealers"
+#define CRM_KEY_REGIONS "crm:regions"
+#define CRM_KEY_REGIONS_TABLE "crm:regions:table"
 #define CRM_KEY_TD_FMT "crm:td:%s"
 #define CRM_KEY_TDS "crm:tds"
 
 /* The event streams, for heartbeats and `crmctl`. */
-#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(audit) S(notify)
+#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(audit) S(notify) S(dealers) S(ops)
 
-/* The five services, in start order, with their default publish ports. */
+/* The five services, in start order, with their default publish and control ports. */
 #define CRM_SERVICES(S)                                                                           \
-    S(intake, 7101) S(dispatcher, 7102) S(scheduler, 7103) S(auditor, 7104) S(notifier, 7105)
+    S(intake, 7101, 7211) S(dispatcher, 7102, 7212) S(scheduler, 7103, 7213)                       \
+    S(auditor, 7104, 7214) S(notifier, 7105, 7215)
 
 #endif

@@ -1,13 +1,20 @@
 #include "crm_service.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include "crm_service_private.h"
 
 #define S_MAX_STREAMS 16
 #define S_CATCHUP_BATCH 1000
 #define S_HB_QUIET_MS 3000
+#define S_TIMER_CLAIM 500
+#define S_TIMER_ROUNDS 4
+#define S_STOP_WATCHDOG_MS 800
 
 typedef struct {
     char name[CRM_NAME_MAX];
@@ -15,10 +22,16 @@ typedef struct {
     uint64_t flushed;  /* what Redis holds for this consumer */
     bool stale;        /* a gap or a failure: ask Redis soon */
     bool reload;       /* a commit failed: Redis holds the truth of the cursor */
+    /* The message that keeps failing while Redis answers (poison policy). */
+    uint64_t fail_seq;
+    int64_t fail_tries;
+    int64_t fail_since_ms;
+    char fail_why[300];
+    uint64_t single_upto; /* apply one by one up to here (a batch was refused) */
 } s_stream_t;
 
 typedef struct {
-    uint64_t applied, skipped, duplicates, gaps, refused, frames_bad, published, dropped;
+    uint64_t applied, skipped, duplicates, gaps, refused, frames_bad, published, dropped, poisoned;
 } s_stats_t;
 
 struct crm_service_t {
@@ -38,14 +51,25 @@ struct crm_service_t {
     int64_t started_ms;
     s_stats_t stats;
     void *state;
-    int tick_ids[8];
+    int *tick_ids;
     int nticks;
+    /* Requests: the control endpoint's table (the service's rows and the
+       framework's own) and every endpoint, destroyed at stop. */
+    crm_request_t *control_rows;
+    crm_endpoint_def_t control_def;
+    crm_endpoint_t **endpoints;
+    size_t nendpoints;
+    int64_t answer_ttl_ms;
+    int64_t retry_max, retry_max_ms;
+    char why[300]; /* a handler's reason for its last refusal or retry */
+    bool on_start_called;
     crm_publish_hook_fn hook;
     void *hook_arg;
     /* Batch of messages for handlers marked .batch, applied in one commit. */
     crm_tx_t *batch_tx;
     s_stream_t *batch_stream;
     int batch_n;
+    uint64_t batch_first;
     /* test hooks */
     long drop_every; /* 0: none, 1: every send, k: every k-th */
     long die_after;  /* raise SIGKILL after this many commits, before sending */
@@ -65,6 +89,35 @@ crm_tx_t *crm_service_tx(crm_service_t *svc)
 {
     crm_tx_reset(svc->tx);
     return svc->tx;
+}
+
+int64_t crm_service_answer_ttl_ms(crm_service_t *svc) { return svc->answer_ttl_ms; }
+
+void crm_service_why(crm_service_t *svc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(svc->why, sizeof svc->why, fmt, ap);
+    va_end(ap);
+}
+
+crm_handled_t crm_service_failed(crm_service_t *svc)
+{
+    if (crm_store_passing(svc->store))
+        return CRM_RETRY;
+    crm_service_why(svc, "Redis refused a command: %s", crm_store_error(svc->store));
+    return CRM_REFUSE;
+}
+
+void crm_service_track_endpoint(crm_service_t *svc, crm_endpoint_t *ep)
+{
+    crm_endpoint_t **grown = realloc(svc->endpoints, (svc->nendpoints + 1) * sizeof *grown);
+    if (!grown) {
+        crm_endpoint_destroy(&ep);
+        return;
+    }
+    svc->endpoints = grown;
+    svc->endpoints[svc->nendpoints++] = ep;
 }
 
 /* -------------------------------------------------------------- publish */
@@ -113,24 +166,56 @@ int crm_service_commit(crm_service_t *svc, crm_tx_t *tx)
     return rc;
 }
 
+void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
+{
+    char size[24], seq[24];
+    snprintf(size, sizeof size, "%zu", r->len);
+    snprintf(seq, sizeof seq, "%llu", (unsigned long long) r->seq);
+    size_t keep = r->len > CRM_FRAME_MAX ? CRM_FRAME_MAX : r->len;
+    const char *argv[32] = {"XADD", CRM_KEY_REJECTS, "MAXLEN", "~", CRM_REJECTS_MAXLEN, "*",
+                            "service", svc->def->name, "origin", r->origin ? r->origin : "-",
+                            "kind", r->kind ? r->kind : "frame"};
+    size_t lens[32];
+    int argc = 12;
+#define S_PAIR(k, v)                                                                               \
+    if (v) {                                                                                       \
+        argv[argc++] = k;                                                                          \
+        argv[argc++] = v;                                                                          \
+    }
+    if (r->seq) {
+        argv[argc++] = "seq";
+        argv[argc++] = seq;
+    }
+    S_PAIR("peer", r->peer)
+    S_PAIR("type", r->type)
+    S_PAIR("field", r->field ? r->field : "-")
+    S_PAIR("reason", r->reason ? r->reason : "-")
+    argv[argc++] = "size";
+    argv[argc++] = size;
+#undef S_PAIR
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", (long long) crm_now_ms());
+    argv[argc++] = "ts";
+    argv[argc++] = ts;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    argv[argc] = "frame";
+    lens[argc++] = 5;
+    argv[argc] = r->frame ? r->frame : "";
+    lens[argc++] = r->frame ? keep : 0;
+    redisReply *x = crm_store_cmdargv(svc->store, argc, argv, lens);
+    if (!x)
+        crm_error("reject.not_kept", "origin=%s reason=\"%s\"", r->origin ? r->origin : "-",
+                  r->reason ? r->reason : "-");
+    freeReplyObject(x);
+}
+
 void crm_service_keep_reject(crm_service_t *svc, const char *origin, const char *field,
                              const char *reason, const void *frame, size_t len)
 {
-    char size[24];
-    snprintf(size, sizeof size, "%zu", len);
-    size_t keep = len > CRM_FRAME_MAX ? CRM_FRAME_MAX : len;
-    const char *argv[] = {"XADD",   CRM_KEY_REJECTS, "MAXLEN", "~",    CRM_REJECTS_MAXLEN,
-                          "*",      "service",       svc->def->name, "origin", origin,
-                          "field",  field,           "reason", reason, "size",
-                          size,     "frame",         frame ? frame : ""};
-    size_t lens[18];
-    for (int i = 0; i < 17; i++)
-        lens[i] = strlen(argv[i]);
-    lens[17] = frame ? keep : 0;
-    redisReply *r = crm_store_cmdargv(svc->store, 18, argv, lens);
-    if (!r)
-        crm_error("reject.not_kept", "origin=%s reason=\"%s\"", origin, reason);
-    freeReplyObject(r);
+    crm_reject_t r = {.origin = origin, .kind = "frame", .field = field, .reason = reason,
+                      .frame = frame, .len = len};
+    crm_service_reject(svc, &r);
 }
 
 /* -------------------------------------------------------------- cursors */
@@ -152,6 +237,11 @@ static const crm_handler_t *s_handler(crm_service_t *svc, crm_type_t type)
         if (!strcmp(h->type, name))
             return h;
     return NULL;
+}
+
+const crm_handler_t *crm_service_handler(crm_service_t *svc, crm_type_t type)
+{
+    return s_handler(svc, type);
 }
 
 static int s_flush_batch(crm_service_t *svc);
@@ -195,17 +285,72 @@ static int s_flush_batch(crm_service_t *svc)
         return 0;
     crm_tx_t *tx = svc->batch_tx;
     int n = svc->batch_n;
+    uint64_t first = svc->batch_first;
     svc->batch_stream = NULL;
     svc->batch_n = 0;
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) st->cursor);
     int rc = crm_service_commit(svc, tx);
     crm_tx_reset(tx);
     if (rc != 0) {
+        if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED) {
+            /* Redis refused something in the batch: apply these one by one
+               next time, so the message at fault is found and kept aside. */
+            st->single_upto = st->cursor;
+            crm_warn("bus.batch_refused", "stream=%s from=%llu to=%llu error=\"%s\"", st->name,
+                     (unsigned long long) first, (unsigned long long) st->cursor,
+                     crm_store_error(svc->store));
+        }
         s_commit_failed(st);
         return -1;
     }
     st->flushed = st->cursor;
     svc->stats.applied += (uint64_t) n;
+    return 0;
+}
+
+/* A failure of message `seq` counts towards the poison policy only while
+   Redis answers: an outage is nobody's message's fault. */
+static void s_failed(crm_service_t *svc, s_stream_t *st, uint64_t seq)
+{
+    crm_store_err_t e = crm_store_last_error(svc->store);
+    if (e == CRM_STORE_DOWN || e == CRM_STORE_BUSY)
+        return;
+    if (st->fail_seq != seq) {
+        st->fail_seq = seq;
+        st->fail_tries = 0;
+        st->fail_since_ms = crm_mono_ms();
+    }
+    st->fail_tries++;
+    snprintf(st->fail_why, sizeof st->fail_why, "%s",
+             svc->why[0] ? svc->why : e == CRM_STORE_REFUSED ? crm_store_error(svc->store) : "handler asked to retry");
+}
+
+static bool s_poisoned(const crm_service_t *svc, const s_stream_t *st, uint64_t seq)
+{
+    if (st->fail_seq != seq || st->fail_tries == 0)
+        return false;
+    return st->fail_tries >= svc->retry_max ||
+           (st->fail_tries >= 2 && crm_mono_ms() - st->fail_since_ms >= svc->retry_max_ms);
+}
+
+/* Keeps message `seq` in crm:rejects with `why` and moves the cursor past
+   it, so the stream flows again. 0, or -1 when Redis could not take it. */
+static int s_set_aside(crm_service_t *svc, s_stream_t *st, const crm_msg_t *msg, const void *frame,
+                       size_t len, const char *why)
+{
+    crm_reject_t r = {.origin = st->name, .kind = "event", .seq = msg->seq,
+                      .type = crm_type_name(msg->type), .field = "handler", .reason = why,
+                      .frame = frame, .len = len};
+    crm_service_reject(svc, &r);
+    crm_tx_t *tx = crm_service_tx(svc);
+    crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
+    if (crm_service_commit(svc, tx) != 0) {
+        s_commit_failed(st);
+        return -1;
+    }
+    st->cursor = st->flushed = msg->seq;
+    st->fail_seq = 0;
+    st->fail_tries = 0;
     return 0;
 }
 
@@ -221,7 +366,23 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         return 0;
     }
     crm_log_context(msg->id);
-    if (h->batch) {
+    if (s_poisoned(svc, st, msg->seq)) {
+        /* Still failing after its tries while Redis answers: set it aside. */
+        char why[400];
+        snprintf(why, sizeof why, "still failing after %lld tries in %lld s: %s",
+                 (long long) st->fail_tries, (long long) (crm_mono_ms() - st->fail_since_ms) / 1000,
+                 st->fail_why);
+        int rc = s_flush_batch(svc) == 0 ? s_set_aside(svc, st, msg, frame, len, why) : -1;
+        if (rc == 0) {
+            svc->stats.poisoned++;
+            crm_error("handler.poisoned", "type=%s stream=%s seq=%llu reason=\"%s\"",
+                      crm_type_name(msg->type), st->name, (unsigned long long) msg->seq, why);
+        }
+        crm_log_context(NULL);
+        return rc;
+    }
+    svc->why[0] = 0;
+    if (h->batch && msg->seq > st->single_upto) {
         /* Write-only handlers share one transaction per batch. */
         if (svc->batch_stream && (svc->batch_stream != st || svc->batch_n >= 512) &&
             s_flush_batch(svc) != 0) {
@@ -229,8 +390,20 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
             return -1;
         }
         crm_handled_t rc = h->fn(svc, msg, svc->batch_tx);
+        if (rc == CRM_REFUSE) {
+            /* Nothing of it may be committed: apply the batch so far, then
+               this one alone (it is refused there and kept aside). */
+            st->single_upto = msg->seq;
+            s_commit_failed(st);
+            crm_tx_reset(svc->batch_tx);
+            svc->batch_stream = NULL;
+            svc->batch_n = 0;
+            crm_log_context(NULL);
+            return -1;
+        }
         if (rc == CRM_RETRY) {
             /* Drop the whole batch: nothing of it is committed. */
+            s_failed(svc, st, msg->seq);
             crm_tx_reset(svc->batch_tx);
             svc->batch_stream = NULL;
             svc->batch_n = 0;
@@ -238,6 +411,8 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
             crm_log_context(NULL);
             return -1;
         }
+        if (!svc->batch_stream)
+            svc->batch_first = msg->seq;
         svc->batch_stream = st;
         svc->batch_n++;
         st->cursor = msg->seq;
@@ -251,8 +426,10 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     crm_tx_t *tx = crm_service_tx(svc);
     crm_handled_t rc = h->fn(svc, msg, tx);
     if (rc == CRM_RETRY) {
-        crm_warn("handler.retry", "type=%s stream=%s seq=%llu", crm_type_name(msg->type), st->name,
-                 (unsigned long long) msg->seq);
+        s_failed(svc, st, msg->seq);
+        crm_warn("handler.retry", "type=%s stream=%s seq=%llu tries=%lld", crm_type_name(msg->type),
+                 st->name, (unsigned long long) msg->seq,
+                 st->fail_seq == msg->seq ? (long long) st->fail_tries : 0LL);
         st->stale = true;
         crm_log_context(NULL);
         return -1;
@@ -260,21 +437,34 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     if (rc == CRM_REFUSE) {
         crm_tx_reset(tx);
         svc->stats.refused++;
-        crm_warn("handler.refused", "type=%s stream=%s seq=%llu", crm_type_name(msg->type),
-                 st->name, (unsigned long long) msg->seq);
-        char seq[24];
-        snprintf(seq, sizeof seq, "%llu", (unsigned long long) msg->seq);
-        crm_service_keep_reject(svc, st->name, seq, "refused by handler", frame, len);
+        char why[400];
+        snprintf(why, sizeof why, "refused by the handler%s%s", svc->why[0] ? ": " : "", svc->why);
+        crm_warn("handler.refused", "type=%s stream=%s seq=%llu reason=\"%s\"", crm_type_name(msg->type),
+                 st->name, (unsigned long long) msg->seq, why);
+        int k = s_set_aside(svc, st, msg, frame, len, why);
+        crm_log_context(NULL);
+        return k;
     }
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
+        if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED) {
+            /* Redis refused a command of it: no retry can mend that. */
+            char why[400];
+            snprintf(why, sizeof why, "Redis refused its transaction: %s", crm_store_error(svc->store));
+            crm_error("handler.poisoned", "type=%s stream=%s seq=%llu reason=\"%s\"",
+                      crm_type_name(msg->type), st->name, (unsigned long long) msg->seq, why);
+            svc->stats.poisoned++;
+            int k = s_set_aside(svc, st, msg, frame, len, why);
+            crm_log_context(NULL);
+            return k;
+        }
         s_commit_failed(st);
         crm_log_context(NULL);
         return -1;
     }
     st->cursor = st->flushed = msg->seq;
-    if (rc == CRM_APPLIED)
-        svc->stats.applied++;
+    st->fail_seq = 0;
+    svc->stats.applied++;
     crm_log_context(NULL);
     return 0;
 }
@@ -482,13 +672,14 @@ static void s_write_status(crm_service_t *svc, const char *state)
         svc->store,
         "HSET %s state %s pid %d version %s pub %s consumer %s started_ms %lld seen_ms %lld "
         "applied %llu skipped %llu duplicates %llu gaps %llu refused %llu frames_bad %llu "
-        "published %llu",
+        "published %llu poisoned %llu control %s",
         key, state, (int) getpid(), CRM_VERSION, crm_opt(svc->opts, "pub"), svc->consumer,
         (long long) svc->started_ms, (long long) crm_now_ms(),
         (unsigned long long) svc->stats.applied, (unsigned long long) svc->stats.skipped,
         (unsigned long long) svc->stats.duplicates, (unsigned long long) svc->stats.gaps,
         (unsigned long long) svc->stats.refused, (unsigned long long) svc->stats.frames_bad,
-        (unsigned long long) svc->stats.published);
+        (unsigned long long) svc->stats.published, (unsigned long long) svc->stats.poisoned,
+        crm_opt(svc->opts, "control") ? crm_opt(svc->opts, "control") : "none");
     freeReplyObject(r);
     if (r && strcmp(state, "running") == 0) {
         r = crm_store_cmd(svc->store, "PEXPIRE %s 3500", key);
@@ -559,16 +750,18 @@ static int s_on_timers(zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     crm_service_t *svc = arg;
+    /* At most S_TIMER_ROUNDS claims per set and turn (every 100 ms), so a
+       backlog of due timers never holds the loop: the rest fire next turn. */
     for (const char *const *set = svc->def->timer_sets; set && *set; set++) {
-        int n;
+        int n, rounds = 0;
         do {
             crm_tx_t *tx = crm_service_tx(svc);
-            n = crm_store_claim_timers(svc->store, *set, crm_now_ms(), 500, svc->maxlen, tx);
+            n = crm_store_claim_timers(svc->store, *set, crm_now_ms(), S_TIMER_CLAIM, svc->maxlen, tx);
             if (n > 0) {
                 crm_info("timers.fired", "set=%s count=%d", *set, n);
                 crm_service_publish(svc, tx);
             }
-        } while (n == 500);
+        } while (n == S_TIMER_CLAIM && ++rounds < S_TIMER_ROUNDS);
     }
     return 0;
 }
@@ -580,6 +773,122 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
     for (int i = 0; i < svc->nticks; i++)
         if (svc->tick_ids[i] == timer_id)
             svc->def->ticks[i].fn(svc);
+    return 0;
+}
+
+/* -------------------------------------------------- reject.retry (control) */
+
+/* A message a handler refused (or set aside as poison) is applied again by
+   the service that refused it: its handler runs with a transaction like on
+   the bus, and the entry's state says what became of it. Frames that never
+   decoded and refused requests cannot be applied again: their sender sends
+   them again. */
+static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const char *id = crm_req_msg(req)->body.reject_retry.reject_id;
+    unsigned long long ms, n;
+    char extra;
+    if (sscanf(id, "%llu-%llu%c", &ms, &n, &extra) != 2 || strlen(id) > 41)
+        return crm_req_fail(req, "reject_id", "bad_id", "an entry id of crm:rejects (1700000000000-0) expected");
+    redisReply *r = crm_store_cmd(svc->store, "XRANGE " CRM_KEY_REJECTS " %s %s", id, id);
+    if (!r)
+        return crm_service_failed(svc);
+    crm_handled_t rc = CRM_APPLIED;
+    const redisReply *kv = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0]->element[1] : NULL;
+    const char *service = crm_reply_field(kv, "service"), *kind = crm_reply_field(kv, "kind");
+    const redisReply *frame = crm_reply_field_reply(kv, "frame");
+    redisReply *state = kv ? crm_store_cmd(svc->store, "HGET " CRM_KEY_REJECTS_STATE " %s", id) : NULL;
+    if (!kv) {
+        rc = crm_req_fail(req, "reject_id", "unknown", "no entry %s in crm:rejects (trimmed, or never there)", id);
+    } else if (!state) {
+        rc = crm_service_failed(svc);
+    } else if (!service || strcmp(service, svc->def->name)) {
+        rc = crm_req_fail(req, "reject_id", "not_yours", "%s was refused by crm-%s; ask that service",
+                          id, service ? service : "?");
+    } else if (!kind || strcmp(kind, "event") || !frame || frame->type != REDIS_REPLY_STRING) {
+        rc = crm_req_fail(req, "reject_id", "not_retryable",
+                          "%s is a refused %s: its sender sends it again", id, kind ? kind : "frame");
+    } else if (state->type == REDIS_REPLY_STRING && !strncmp(state->str, "applied", 7)) {
+        rc = crm_req_fail(req, "reject_id", "done", "%s was applied again already (%s)", id, state->str);
+    } else {
+        crm_msg_t m;
+        crm_err_t err;
+        const crm_handler_t *h = NULL;
+        if (crm_msg_decode(frame->str, frame->len, &m, &err) != 0) {
+            rc = crm_req_fail(req, "reject_id", "not_retryable", "%s does not decode (%s: %s)", id,
+                              err.field, err.text);
+        } else if (!(h = s_handler(svc, m.type))) {
+            rc = crm_req_fail(req, "reject_id", "not_retryable", "crm-%s has no handler for %s",
+                              svc->def->name, crm_type_name(m.type));
+        } else {
+            svc->why[0] = 0;
+            crm_handled_t hr = h->fn(svc, &m, tx);
+            char nows[40];
+            snprintf(nows, sizeof nows, "%lld", (long long) crm_now_ms());
+            crm_msg_t ev;
+            crm_msg_init(&ev, CRM_T_reject_retried);
+            CRM_SET_STR(&ev, reject_retried, reject_id, id);
+            CRM_SET_STR(&ev, reject_retried, service, svc->def->name);
+            CRM_SET_STR(&ev, reject_retried, type, crm_type_name(m.type));
+            if (hr == CRM_RETRY) {
+                rc = crm_service_failed(svc);
+            } else if (hr == CRM_REFUSE) {
+                /* Refused again: nothing of it is applied; the entry says so. */
+                crm_tx_reset(tx);
+                crm_tx_cmd(tx, "HSET " CRM_KEY_REJECTS_STATE " %s refused:%s", id, nows);
+                CRM_SET_STR(&ev, reject_retried, outcome, "refused");
+                CRM_SET_STR(&ev, reject_retried, reason, svc->why[0] ? svc->why : "refused by the handler");
+                crm_tx_emit(tx, &ev);
+                crm_msg_t *a = crm_req_answer(req, CRM_T_reply);
+                CRM_SET_BOOL(a, reply, ok, false);
+                CRM_SET_STR(a, reply, code, "refused");
+                CRM_SET_STR(a, reply, message, svc->why[0] ? svc->why : "refused by the handler again");
+                CRM_SET_STR(a, reply, id, id);
+            } else {
+                crm_tx_cmd(tx, "HSET " CRM_KEY_REJECTS_STATE " %s applied:%s", id, nows);
+                CRM_SET_STR(&ev, reject_retried, outcome, "applied");
+                crm_tx_emit(tx, &ev);
+                crm_req_ok(req, id);
+                crm_info("reject.applied", "reject=%s type=%s", id, crm_type_name(m.type));
+            }
+            crm_msg_clear(&ev);
+            crm_msg_clear(&m);
+        }
+    }
+    freeReplyObject(state);
+    freeReplyObject(r);
+    return rc;
+}
+
+static const crm_request_t s_builtin_requests[] = {
+    {"reject.retry", s_on_reject_retry, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+/* The control endpoint serves the service's rows and the framework's own. */
+static int s_control(crm_service_t *svc)
+{
+    size_t n = 0, b = 0;
+    while (svc->def->requests && svc->def->requests[n].type)
+        n++;
+    while (s_builtin_requests[b].type)
+        b++;
+    svc->control_rows = calloc(n + b + 1, sizeof *svc->control_rows);
+    if (!svc->control_rows)
+        return -1;
+    if (n)
+        memcpy(svc->control_rows, svc->def->requests, n * sizeof *svc->control_rows);
+    memcpy(svc->control_rows + n, s_builtin_requests, b * sizeof *svc->control_rows);
+    svc->control_def.name = "control";
+    svc->control_def.requests = svc->control_rows;
+    const char *bind = crm_opt(svc->opts, "control");
+    if (!bind || !*bind || !strcmp(bind, "none"))
+        return 0;
+    if (!crm_service_endpoint(svc, &svc->control_def, bind, NULL)) {
+        fprintf(stderr, "crm-%s: cannot start: cannot bind the control endpoint %s: %s\n",
+                svc->def->name, bind, zmq_strerror(zmq_errno()));
+        return -1;
+    }
     return 0;
 }
 
@@ -609,8 +918,12 @@ static int s_start(crm_service_t *svc)
     int64_t timeout, wait_ms;
     if (crm_opt_i64(svc->opts, "redis-timeout-ms", 1, 600000, &timeout) != 0 ||
         crm_opt_i64(svc->opts, "stream-maxlen", 1000, INT64_MAX / 2, &svc->maxlen) != 0 ||
-        crm_opt_i64(svc->opts, "redis-wait-ms", 0, 3600000, &wait_ms) != 0)
+        crm_opt_i64(svc->opts, "redis-wait-ms", 0, 3600000, &wait_ms) != 0 ||
+        crm_opt_i64(svc->opts, "answer-ttl-days", 1, 3650, &svc->answer_ttl_ms) != 0 ||
+        crm_opt_i64(svc->opts, "retry-max", 1, 1000000, &svc->retry_max) != 0 ||
+        crm_opt_i64(svc->opts, "retry-max-ms", 1000, 86400000LL * 30, &svc->retry_max_ms) != 0)
         return 2;
+    svc->answer_ttl_ms *= 86400000LL;
     const char *consumer = crm_opt(svc->opts, "consumer");
     snprintf(svc->consumer, sizeof svc->consumer, "%s", consumer && *consumer ? consumer : def->name);
     snprintf(svc->cursor_key, sizeof svc->cursor_key, CRM_KEY_CURSOR_FMT, svc->consumer);
@@ -689,26 +1002,74 @@ static int s_start(crm_service_t *svc)
         for (int i = 0; i < svc->nstreams; i++)
             crm_info("bus.cursor", "stream=%s cursor=%llu", svc->streams[i].name,
                      (unsigned long long) svc->streams[i].cursor);
+    }
+    /* Requests wait in their sockets until the loop runs; the service's own
+       start (its settings, its sockets) comes before the catch-up, whose
+       handlers may need it. */
+    if (s_control(svc) != 0)
+        return 1;
+    svc->on_start_called = true;
+    if (def->on_start && def->on_start(svc) != 0) {
+        fprintf(stderr, "crm-%s: cannot start (see the log above)\n", def->name);
+        return 1;
+    }
+    if (svc->nstreams) {
         s_poll_redis(svc, INT32_MAX);
         zloop_reader(svc->loop, svc->sub, s_on_sub, svc);
     }
     zloop_timer(svc->loop, 1000, 0, s_on_second, svc);
     if (def->timer_sets)
         zloop_timer(svc->loop, 100, 0, s_on_timers, svc);
-    for (const crm_tick_t *t = def->ticks; t && t->name && svc->nticks < 8; t++)
-        svc->tick_ids[svc->nticks++] = zloop_timer(svc->loop, (size_t) t->interval_ms, 0, s_on_tick, svc);
-    if (def->on_start && def->on_start(svc) != 0) {
-        fprintf(stderr, "crm-%s: cannot start (see the log above)\n", def->name);
+    int nticks = 0;
+    while (def->ticks && def->ticks[nticks].name)
+        nticks++;
+    if (nticks && !(svc->tick_ids = calloc((size_t) nticks, sizeof *svc->tick_ids)))
         return 1;
+    for (int i = 0; i < nticks; i++) {
+        const crm_tick_t *t = &def->ticks[i];
+        if (t->interval_ms <= 0 || !t->fn) {
+            fprintf(stderr, "crm-%s: tick %s has no interval or function\n", def->name, t->name);
+            return 1;
+        }
+        svc->tick_ids[svc->nticks++] = zloop_timer(svc->loop, (size_t) t->interval_ms, 0, s_on_tick, svc);
     }
     return 0;
 }
 
+/* After the service has stopped and written what it keeps, ZeroMQ's own
+   shutdown may still wait (an I/O thread resolving the name of a peer
+   that is gone); nothing is left to lose, so the process ends within a
+   second whatever ZeroMQ does. */
+static volatile sig_atomic_t s_exit_code;
+static void s_on_watchdog(int sig)
+{
+    (void) sig;
+    _exit(s_exit_code);
+}
+
+static void s_arm_watchdog(int rc)
+{
+    s_exit_code = rc;
+    struct sigaction sa = {.sa_handler = s_on_watchdog};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval it = {.it_value = {S_STOP_WATCHDOG_MS / 1000, (S_STOP_WATCHDOG_MS % 1000) * 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
 int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
 {
-    crm_opt_t common[] = {CRM_OPTS_COMMON(def->pub_default),
-                          {"redis-wait-ms", "CRM_REDIS_WAIT_MS", "10000",
-                           "How long to wait for Redis at start-up", NULL}};
+    crm_opt_t common[] = {
+        CRM_OPTS_COMMON(def->pub_default),
+        {"redis-wait-ms", "CRM_REDIS_WAIT_MS", "10000", "How long to wait for Redis at start-up", NULL},
+        {"control", "CRM_CONTROL", def->control_default,
+         "ZeroMQ ROUTER endpoint for requests from crmctl (none: no control endpoint)", NULL},
+        {"answer-ttl-days", "CRM_ANSWER_TTL_DAYS", "7",
+         "How long the answer to a request is kept, so that a resend gets it again", NULL},
+        {"retry-max", "CRM_RETRY_MAX", "10",
+         "A message still failing after this many tries while Redis answers is set aside in crm:rejects",
+         NULL},
+        {"retry-max-ms", "CRM_RETRY_MAX_MS", "300000", "... or after this long", NULL}};
     int ncommon = (int) (sizeof common / sizeof common[0]);
     int nown = s_count(def->opts);
     crm_opt_t *opts = calloc((size_t) (ncommon + nown + 1), sizeof *opts);
@@ -727,6 +1088,8 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
     crm_log_init(def->name, crm_opt(opts, "log-level"));
     zsys_init();
     zsys_set_logstream(NULL);
+    /* Whatever a socket still holds at exit is in Redis. */
+    zsys_set_linger(0);
 
     crm_service_t svc_storage = {0};
     crm_service_t *svc = &svc_storage;
@@ -746,10 +1109,19 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
         if (def->on_stop)
             def->on_stop(svc);
         s_write_status(svc, "stopped");
-        crm_info("service.stopped", "applied=%llu duplicates=%llu gaps=%llu refused=%llu",
+        crm_info("service.stopped", "applied=%llu duplicates=%llu gaps=%llu refused=%llu poisoned=%llu",
                  (unsigned long long) svc->stats.applied, (unsigned long long) svc->stats.duplicates,
-                 (unsigned long long) svc->stats.gaps, (unsigned long long) svc->stats.refused);
+                 (unsigned long long) svc->stats.gaps, (unsigned long long) svc->stats.refused,
+                 (unsigned long long) svc->stats.poisoned);
+        s_arm_watchdog(rc);
+    } else if (def->on_stop && svc->on_start_called) {
+        def->on_stop(svc); /* what a failed start made */
     }
+    for (size_t i = 0; i < svc->nendpoints; i++)
+        crm_endpoint_destroy(&svc->endpoints[i]);
+    free(svc->endpoints);
+    free(svc->control_rows);
+    free(svc->tick_ids);
     zloop_destroy(&svc->loop);
     zsock_destroy(&svc->sub);
     zsock_destroy(&svc->pub);

@@ -14,6 +14,16 @@
  *    tail is noticed; when no heartbeat arrives the subscriber asks Redis;
  *  - frames that fail to decode are refused with a logged reason and kept in
  *    crm:rejects; the service carries on;
+ *  - nothing stalls a stream: a message its handler refuses, or one that
+ *    still fails after a bounded number of tries or time while Redis
+ *    answers, is kept in crm:rejects with its reason and the stream moves
+ *    on; `reject.retry` applies it again once the cause is fixed;
+ *  - requests as data: a table of (request type -> handler) per endpoint;
+ *    the framework owns the ROUTER socket, decodes with the same rules,
+ *    hands the handler a transaction, commits, and only then answers; the
+ *    answer is kept, so a request sent again gets the same answer and
+ *    changes nothing (see "Requests" below). Every service has a control
+ *    endpoint (--control) for crmctl;
  *  - SIGINT/SIGTERM stop the loop between two messages; cursors are flushed
  *    and the process exits 0.
  */
@@ -24,6 +34,8 @@
 
 #include "crm_clock.h"
 #include "crm_config.h"
+#include "crm_curve.h"
+#include "crm_id.h"
 #include "crm_keys.h"
 #include "crm_log.h"
 #include "crm_proto.h"
@@ -56,6 +68,107 @@ typedef struct {
     crm_tick_fn fn;
 } crm_tick_t;
 
+/* ------------------------------------------------------------ requests
+ *
+ * A request arrives on an endpoint (a ROUTER socket the framework owns) as
+ * one frame holding an envelope (REQ clients' empty delimiter frame is
+ * accepted too). The framework decodes it, checks the peer (CURVE
+ * endpoints), finds its row, checks its idempotency key (the envelope id,
+ * or what the row's key function says, e.g. lead.submit's submission_id)
+ * against crm_id's rule, and:
+ * - a key whose answer is kept gets that answer again, nothing else runs;
+ * - else the handler runs with a transaction; CRM_APPLIED commits it with
+ *   the answer kept under the key (WATCHed, so two instances never apply the
+ *   same request twice), and only then answers; CRM_REFUSE answers the
+ *   handler's error and keeps the frame in crm:rejects; CRM_RETRY answers
+ *   "unavailable" (retry with the same id).
+ * Answers carry corr = the request's id. Kept answers live
+ * CRM_ANSWER_TTL_DAYS (7) days, or what the row's keep_opt option says. */
+typedef struct crm_req_t crm_req_t;
+typedef struct crm_route_t crm_route_t;
+typedef struct crm_endpoint_t crm_endpoint_t;
+
+typedef enum {
+    CRM_REQ_WRITE = 0,  /* a transaction, committed before the answer, which is kept */
+    CRM_REQ_IDEMPOTENT, /* a transaction, but the answer is not kept: the handler is idempotent
+                           by nature (an acknowledgement up to a number) */
+    CRM_REQ_READ        /* no transaction; the answer is sent at once, or later (CRM_DEFERRED) */
+} crm_req_mode_t;
+
+/* A CRM_REQ_READ handler that keeps the request (crm_req_detach) and
+   answers later, e.g. a replay sending many frames. */
+#define CRM_DEFERRED ((crm_handled_t) 3)
+
+typedef crm_handled_t (*crm_request_fn)(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+/* Many requests of one type at once in one transaction (intake's batches).
+   Returns CRM_APPLIED to commit (each request's own outcome set with
+   crm_req_set_outcome, APPLIED by default) or CRM_RETRY for none. */
+typedef crm_handled_t (*crm_request_batch_fn)(crm_service_t *svc, crm_req_t **reqs, int n,
+                                              crm_tx_t *tx);
+/* The idempotency key of a request into `out`: 0, or -1 with `err` naming
+   the field. Default: the envelope's id. */
+typedef int (*crm_request_key_fn)(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err);
+
+typedef struct {
+    const char *type;           /* wire type, e.g. "dealer.register" */
+    crm_request_fn fn;          /* or batch */
+    crm_req_mode_t mode;
+    crm_request_key_fn key;     /* NULL: the envelope id */
+    const char *keyspace;       /* rows sharing keys share a keyspace; NULL: "request" */
+    const char *keep_opt;       /* option holding how many days answers are kept; NULL: answer-ttl-days */
+    crm_request_batch_fn batch; /* handles consecutive requests of this type together */
+} crm_request_t;
+
+/* Builds an error answer for an endpoint's clients (a lead.rejected, a
+   dealer.reply); default: a reply. */
+typedef void (*crm_error_fn)(crm_req_t *req, const char *field, const char *code, const char *text);
+
+typedef struct {
+    const char *name;              /* "control", "leads", "gateway": logs and crm:rejects */
+    const crm_request_t *requests; /* ends with {NULL} */
+    crm_error_fn error;            /* NULL: reply {ok: false, code, message, errors} */
+} crm_endpoint_def_t;
+
+/* Binds `bind` and serves `def` on it from the service's loop until the
+   service stops. With `curve` the socket is a CURVE server and every
+   request carries its certified peer (refused "not_certified" otherwise).
+   NULL (logged) when the endpoint cannot be bound. Call from on_start. */
+crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_t *def,
+                                     const char *bind, crm_curve_t *curve);
+
+const crm_msg_t *crm_req_msg(const crm_req_t *req);
+/* The certified peer (dealer id, source id) on a CURVE endpoint, else NULL. */
+const char *crm_req_peer(const crm_req_t *req);
+/* The idempotency key (for lead.submit: the effective submission id). */
+const char *crm_req_key(const crm_req_t *req);
+/* The request as received. */
+const void *crm_req_frame(const crm_req_t *req, size_t *len);
+/* The answer, (re)initialised to `type`; the handler fills its body. The
+   framework sets id, ts, producer and corr. */
+crm_msg_t *crm_req_answer(crm_req_t *req, crm_type_t type);
+/* A reply {ok: true, id} (id may be NULL); returns it for more fields. */
+crm_msg_t *crm_req_ok(crm_req_t *req, const char *id);
+/* An error answer built by the endpoint's error function. Returns
+   CRM_REFUSE, so a handler can `return crm_req_fail(...)`. */
+crm_handled_t crm_req_fail(crm_req_t *req, const char *field, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* For batch handlers: this request's own outcome (APPLIED or REFUSE). */
+void crm_req_set_outcome(crm_req_t *req, crm_handled_t outcome);
+/* The answer of a request with no answer set when its transaction failed in
+   a way that passes (Redis away). */
+crm_handled_t crm_req_unavailable(crm_req_t *req);
+
+/* A CRM_REQ_READ handler that answers later takes the route back to its
+   client; the framework then sends nothing. */
+crm_route_t *crm_req_detach(crm_req_t *req);
+const char *crm_route_corr(const crm_route_t *route);
+/* Sends one frame to the client: 0 sent, 1 its queue is full (try later),
+   -1 the client is gone. */
+int crm_route_send(crm_route_t *route, const void *data, size_t len);
+/* Encodes `answer` (id, ts, producer, corr filled) and sends it; as above. */
+int crm_route_answer(crm_route_t *route, crm_msg_t *answer);
+void crm_route_destroy(crm_route_t **route_p);
+
 typedef struct {
     const char *name;        /* "intake": binary crm-intake, cursors, status */
     const char *summary;     /* one line for --help */
@@ -64,6 +177,8 @@ typedef struct {
     const crm_tick_t *ticks;       /* ends with {NULL, 0, NULL}; may be NULL */
     const char *const *timer_sets; /* durable timer sets this service fires; NULL-terminated */
     const crm_opt_t *opts;         /* the service's own options, CRM_OPT_END-terminated */
+    const crm_request_t *requests; /* served on the control endpoint (with reject.retry); may be NULL */
+    const char *control_default;   /* default control endpoint */
     int (*on_start)(crm_service_t *svc); /* after catch-up, before serving; -1 aborts */
     void (*on_stop)(crm_service_t *svc);
 } crm_service_def_t;
@@ -92,5 +207,28 @@ void crm_service_publish(crm_service_t *svc, crm_tx_t *tx);
 /* Keeps a refused frame or message for review in crm:rejects. */
 void crm_service_keep_reject(crm_service_t *svc, const char *origin, const char *field,
                              const char *reason, const void *frame, size_t len);
+typedef struct {
+    const char *origin;  /* stream name, endpoint name, "bus" */
+    const char *kind;    /* event (can be applied again), request, frame */
+    uint64_t seq;        /* event: its number in its stream */
+    const char *peer;    /* request: the certified peer, if any */
+    const char *type;    /* the message type, if known */
+    const char *field;   /* what was wrong */
+    const char *reason;
+    const void *frame;
+    size_t len;
+} crm_reject_t;
+void crm_service_reject(crm_service_t *svc, const crm_reject_t *r);
+/* A handler says why it refuses or retries (kept with the message in
+   crm:rejects when it is refused for good). */
+void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What a handler returns after a failed store call: CRM_RETRY when the
+   failure passes (Redis away, loading), CRM_REFUSE when Redis refused the
+   command (retrying cannot help). */
+crm_handled_t crm_service_failed(crm_service_t *svc);
+/* The bus handler for `type`, or NULL (for reject.retry). */
+const crm_handler_t *crm_service_handler(crm_service_t *svc, crm_type_t type);
+/* How long kept answers live by default, ms. */
+int64_t crm_service_answer_ttl_ms(crm_service_t *svc);
 
 #endif

@@ -37,7 +37,7 @@ static const char *s_summary =
 static int s_status(crm_store_t *store)
 {
     static const char *names[] = {
-#define S_NAME(name, port) #name,
+#define S_NAME(name, port, control) #name,
         CRM_SERVICES(S_NAME)
 #undef S_NAME
     };

@@ -1,0 +1,688 @@
+/*  crm_request: requests as data (see "requests" in crm_service.h).
+ *
+ *  One endpoint is one ROUTER socket on the service's loop. What is waiting
+ *  on it is taken together, up to S_BATCH requests a wake-up, so timers and
+ *  the bus still run between two batches. Each request is parsed, decoded
+ *  and checked here; requests that fail those checks are answered at once
+ *  and kept in crm:rejects. The rest run in arrival order: a read at once,
+ *  a write in its own transaction, consecutive requests of a row with a
+ *  batch handler in one transaction together.
+ *
+ *  A write's answer is kept under crm:ans:{<service>}:<digest of service,
+ *  peer, keyspace and key>, WATCHed before the handler runs and SET in the
+ *  same MULTI/EXEC as the handler's effects: a resend finds it and gets it
+ *  back, and two instances that take the same request at once cannot both
+ *  commit (the second's EXEC fails, it reads again and finds the answer).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_service.h"
+#include "crm_service_private.h"
+
+#define S_BATCH 256
+#define S_ATTEMPTS 3
+#define S_KEY_MAX (CRM_ID_KEY_MAX + 64)
+
+struct crm_endpoint_t {
+    crm_service_t *svc;
+    const crm_endpoint_def_t *def;
+    crm_curve_t *curve;
+    zsock_t *sock;
+    char bind[256];
+    crm_req_t *reqs; /* S_BATCH, reused every wake-up */
+};
+
+struct crm_req_t {
+    crm_endpoint_t *ep;
+    const crm_request_t *row;
+    zframe_t *rid;
+    bool delim; /* a REQ client: an empty frame between routing id and body */
+    zframe_t *body;
+    crm_msg_t msg;
+    char peer[CRM_ID_NAME_MAX + 1];
+    char key[S_KEY_MAX];
+    char akey[CRM_ID_DIGEST_SZ + 48];
+    crm_msg_t answer;
+    bool has_answer;
+    crm_handled_t outcome;
+    bool kept;    /* answered from the kept answer */
+    int dup_of;   /* an earlier request of the batch with the same key */
+    bool detached;
+    bool refused_kept; /* its frame is in crm:rejects */
+    msgpack_sbuffer out;
+};
+
+struct crm_route_t {
+    crm_endpoint_t *ep;
+    zframe_t *rid;
+    bool delim;
+    char corr[CRM_ID_MAX];
+};
+
+/* ------------------------------------------------------------ accessors */
+
+const crm_msg_t *crm_req_msg(const crm_req_t *req) { return &req->msg; }
+const char *crm_req_peer(const crm_req_t *req) { return req->peer[0] ? req->peer : NULL; }
+const char *crm_req_key(const crm_req_t *req) { return req->key; }
+
+const void *crm_req_frame(const crm_req_t *req, size_t *len)
+{
+    if (len)
+        *len = req->body ? zframe_size(req->body) : 0;
+    return req->body ? zframe_data(req->body) : NULL;
+}
+
+crm_msg_t *crm_req_answer(crm_req_t *req, crm_type_t type)
+{
+    crm_msg_clear(&req->answer);
+    crm_msg_init(&req->answer, type);
+    req->has_answer = true;
+    return &req->answer;
+}
+
+crm_msg_t *crm_req_ok(crm_req_t *req, const char *id)
+{
+    crm_msg_t *a = crm_req_answer(req, CRM_T_reply);
+    CRM_SET_BOOL(a, reply, ok, true);
+    if (id)
+        CRM_SET_STR(a, reply, id, id);
+    return a;
+}
+
+/* The default error answer: a reply naming the field. */
+static void s_reply_error(crm_req_t *req, const char *field, const char *code, const char *text)
+{
+    crm_msg_t *a = crm_req_answer(req, CRM_T_reply);
+    CRM_SET_BOOL(a, reply, ok, false);
+    CRM_SET_STR(a, reply, code, code);
+    char line[600];
+    snprintf(line, sizeof line, "%s: %s", field, text);
+    CRM_SET_STR(a, reply, message, line);
+    snprintf(line, sizeof line, "%s|%s|%s", field, code, text);
+    crm_strs_push(&a->body.reply.errors, line);
+    a->body.reply.has.errors = true;
+}
+
+static void s_error(crm_req_t *req, const char *field, const char *code, const char *text)
+{
+    crm_error_fn fn = req->ep->def->error ? req->ep->def->error : s_reply_error;
+    fn(req, field, code, text);
+}
+
+crm_handled_t crm_req_fail(crm_req_t *req, const char *field, const char *code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    s_error(req, field, code, text);
+    req->outcome = CRM_REFUSE;
+    return CRM_REFUSE;
+}
+
+void crm_req_set_outcome(crm_req_t *req, crm_handled_t outcome) { req->outcome = outcome; }
+
+crm_handled_t crm_req_unavailable(crm_req_t *req)
+{
+    s_error(req, "service", "unavailable", "not stored (Redis is unavailable); send it again with the same id");
+    req->outcome = CRM_RETRY;
+    return CRM_RETRY;
+}
+
+/* ------------------------------------------------------------- sending */
+
+static int s_send_frames(crm_endpoint_t *ep, zframe_t *rid, bool delim, const void *data, size_t len)
+{
+    void *h = zsock_resolve(ep->sock);
+    if (zmq_send(h, zframe_data(rid), zframe_size(rid), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN ? 1 : -1;
+    if (delim && zmq_send(h, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -1;
+    if (zmq_send(h, data, len, ZMQ_DONTWAIT) < 0)
+        return -1;
+    return 0;
+}
+
+/* Encodes an answer that travels point to point: no stream, no number,
+   corr = the request it answers. */
+static int s_encode(crm_service_t *svc, crm_msg_t *a, const char *corr, msgpack_sbuffer *out)
+{
+    a->stream[0] = 0;
+    a->seq = 0;
+    if (!a->id[0])
+        crm_new_id(a->id, sizeof a->id);
+    if (!a->ts)
+        a->ts = crm_now_ms();
+    snprintf(a->producer, sizeof a->producer, "%s", crm_service_name(svc));
+    snprintf(a->corr, sizeof a->corr, "%s", corr ? corr : "");
+    out->size = 0;
+    return crm_msg_encode(a, out, NULL);
+}
+
+static void s_encode_answer(crm_req_t *req)
+{
+    if (!req->has_answer)
+        crm_req_ok(req, NULL);
+    if (s_encode(req->ep->svc, &req->answer, req->msg.id, &req->out) != 0)
+        crm_error("request.encode_failed", "type=%s", crm_type_name(req->answer.type));
+}
+
+static void s_send(crm_req_t *req)
+{
+    if (req->detached || !req->rid)
+        return;
+    if (!req->out.size)
+        s_encode_answer(req);
+    if (req->out.size && s_send_frames(req->ep, req->rid, req->delim, req->out.data, req->out.size) != 0)
+        crm_debug("request.answer_dropped", "endpoint=%s why=\"%s\"", req->ep->def->name,
+                  zmq_strerror(errno));
+}
+
+/* A kept answer, with corr set to this request's id (a resend under another
+   envelope id, e.g. the same submission_id from a new form post). */
+static int s_use_kept(crm_req_t *req, const char *data, size_t len)
+{
+    crm_msg_t a;
+    crm_err_t err;
+    if (crm_msg_decode(data, len, &a, &err) != 0)
+        return -1;
+    int rc = 0;
+    if (!strcmp(a.corr, req->msg.id)) {
+        req->out.size = 0;
+        msgpack_sbuffer_write(&req->out, data, len);
+    } else {
+        rc = s_encode(req->ep->svc, &a, req->msg.id, &req->out);
+    }
+    crm_msg_clear(&a);
+    req->kept = true;
+    return rc;
+}
+
+/* ------------------------------------------------------------- routes */
+
+crm_route_t *crm_req_detach(crm_req_t *req)
+{
+    crm_route_t *route = calloc(1, sizeof *route);
+    if (!route || !(route->rid = zframe_dup(req->rid))) {
+        free(route);
+        return NULL;
+    }
+    route->ep = req->ep;
+    route->delim = req->delim;
+    snprintf(route->corr, sizeof route->corr, "%s", req->msg.id);
+    req->detached = true;
+    return route;
+}
+
+const char *crm_route_corr(const crm_route_t *route) { return route->corr; }
+
+int crm_route_send(crm_route_t *route, const void *data, size_t len)
+{
+    return s_send_frames(route->ep, route->rid, route->delim, data, len);
+}
+
+int crm_route_answer(crm_route_t *route, crm_msg_t *answer)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = s_encode(route->ep->svc, answer, route->corr, &buf) == 0
+                 ? crm_route_send(route, buf.data, buf.size)
+                 : -1;
+    msgpack_sbuffer_destroy(&buf);
+    return rc;
+}
+
+void crm_route_destroy(crm_route_t **route_p)
+{
+    if (route_p && *route_p) {
+        zframe_destroy(&(*route_p)->rid);
+        free(*route_p);
+        *route_p = NULL;
+    }
+}
+
+/* ------------------------------------------------------------ parsing */
+
+static const crm_request_t *s_row(const crm_endpoint_t *ep, crm_type_t type)
+{
+    const char *name = crm_type_name(type);
+    for (const crm_request_t *r = ep->def->requests; r && r->type; r++)
+        if (!strcmp(r->type, name))
+            return r;
+    return NULL;
+}
+
+static void s_keep(crm_req_t *req, const char *field, const char *reason)
+{
+    size_t len;
+    const void *frame = crm_req_frame(req, &len);
+    crm_reject_t r = {.origin = req->ep->def->name,
+                      .kind = "request",
+                      .peer = crm_req_peer(req),
+                      .type = req->msg.type ? crm_type_name(req->msg.type) : NULL,
+                      .field = field,
+                      .reason = reason,
+                      .frame = frame,
+                      .len = len};
+    crm_service_reject(req->ep->svc, &r);
+    req->refused_kept = true;
+}
+
+/* Refuses a request before any handler ran: logged, kept, answered. */
+static void s_refuse_early(crm_req_t *req, const char *field, const char *code, const char *text, bool keep)
+{
+    char v[200], t[64];
+    crm_warn("request.refused", "endpoint=%s type=%s peer=%s field=%s code=%s reason=\"%s\"",
+             req->ep->def->name, crm_log_value(req->msg.type ? crm_type_name(req->msg.type) : "-", t, sizeof t),
+             req->peer[0] ? req->peer : "-", field, code, crm_log_value(text, v, sizeof v));
+    s_error(req, field, code, text);
+    if (keep)
+        s_keep(req, field, text);
+    s_send(req);
+}
+
+static void s_release(crm_req_t *req)
+{
+    crm_msg_clear(&req->msg);
+    crm_msg_clear(&req->answer);
+    zframe_destroy(&req->rid);
+    zframe_destroy(&req->body);
+    msgpack_sbuffer_destroy(&req->out);
+    memset(req, 0, sizeof *req);
+}
+
+static void s_init(crm_endpoint_t *ep, crm_req_t *req)
+{
+    memset(req, 0, sizeof *req);
+    req->ep = ep;
+    req->dup_of = -1;
+    msgpack_sbuffer_init(&req->out);
+}
+
+/* Takes one message off the socket into `req`. 0 when it is a request to
+   run; -1 when it was answered here (refused) or dropped. */
+static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
+{
+    s_init(ep, req);
+    req->rid = zmsg_pop(zm);
+    zframe_t *f = zmsg_pop(zm);
+    if (f && zframe_size(f) == 0 && zmsg_size(zm) > 0) {
+        req->delim = true;
+        zframe_destroy(&f);
+        f = zmsg_pop(zm);
+    }
+    req->body = f;
+    bool extra = zmsg_size(zm) > 0;
+    zmsg_destroy(&zm);
+    if (!req->rid || !req->body) {
+        s_release(req);
+        return -1;
+    }
+    crm_service_t *svc = ep->svc;
+    (void) svc;
+    if (ep->curve) {
+        const char *key = NULL;
+        const char *peer = crm_curve_peer(ep->curve, req->body, &key);
+        if (!peer) {
+            /* zauth let it in, but its certificate is gone (revoked since
+               the connection was made) or names no peer. */
+            crm_warn("request.not_certified", "endpoint=%s key=%s", ep->def->name, key ? key : "-");
+            crm_err_t e;
+            crm_msg_decode(zframe_data(req->body), zframe_size(req->body), &req->msg, &e);
+            crm_msg_clear(&req->msg);
+            s_error(req, "certificate", "not_certified", "not (or no longer) trusted");
+            s_send(req);
+            s_release(req);
+            return -1;
+        }
+        snprintf(req->peer, sizeof req->peer, "%s", peer);
+    }
+    if (extra) {
+        s_refuse_early(req, "frames", "malformed", "a request is one frame (after an optional empty delimiter)", true);
+        s_release(req);
+        return -1;
+    }
+    crm_err_t err;
+    if (crm_msg_decode(zframe_data(req->body), zframe_size(req->body), &req->msg, &err) != 0) {
+        char text[300];
+        snprintf(text, sizeof text, "%s", err.text);
+        const char *code = err.code == CRM_E_TOOLONG ? "too_long" : err.code == CRM_E_UNKNOWN ? "unknown_type" : "malformed";
+        s_refuse_early(req, err.field, code, text, true);
+        s_release(req);
+        return -1;
+    }
+    req->row = s_row(ep, req->msg.type);
+    if (!req->row) {
+        char text[160];
+        snprintf(text, sizeof text, "%s is not a request taken here", crm_type_name(req->msg.type));
+        s_refuse_early(req, "type", "unknown_type", text, true);
+        s_release(req);
+        return -1;
+    }
+    if (req->row->mode == CRM_REQ_READ)
+        return 0;
+    char why[300];
+    if (req->row->key) {
+        crm_err_t kerr = {0};
+        if (req->row->key(&req->msg, req->key, sizeof req->key, &kerr) != 0) {
+            s_refuse_early(req, kerr.field[0] ? kerr.field : "id",
+                           kerr.code == CRM_E_MISSING ? "required" : "bad_id",
+                           kerr.text[0] ? kerr.text : "not a valid key", true);
+            s_release(req);
+            return -1;
+        }
+    } else {
+        /* The envelope id is the key: the same rule as every opaque key. */
+        if (crm_id_check(CRM_ID_KEY, req->msg.id, "id", why, sizeof why) != 0) {
+            const char *colon = strchr(why, ':');
+            s_refuse_early(req, "id", "bad_id", colon ? colon + 2 : why, true);
+            s_release(req);
+            return -1;
+        }
+        snprintf(req->key, sizeof req->key, "%s", req->msg.id);
+    }
+    const char *parts[] = {crm_service_name(ep->svc), req->peer, req->row->keyspace ? req->row->keyspace : "request",
+                           req->key};
+    char digest[CRM_ID_DIGEST_SZ];
+    crm_id_digest(parts, 4, digest);
+    snprintf(req->akey, sizeof req->akey, CRM_KEY_ANSWER_FMT, crm_service_name(ep->svc), digest);
+    return 0;
+}
+
+/* ------------------------------------------------------------ running */
+
+static int64_t s_keep_ms(crm_req_t *req)
+{
+    const char *opt = req->row->keep_opt ? crm_service_opt(req->ep->svc, req->row->keep_opt) : NULL;
+    long long days = opt ? atoll(opt) : 0;
+    return days > 0 ? days * 86400000LL : crm_service_answer_ttl_ms(req->ep->svc);
+}
+
+static void s_unwatch(crm_store_t *store)
+{
+    redisReply *r = crm_store_cmd(store, "UNWATCH");
+    freeReplyObject(r);
+}
+
+static void s_reset(crm_req_t *req)
+{
+    crm_msg_clear(&req->answer);
+    req->has_answer = false;
+    req->outcome = CRM_APPLIED;
+    req->kept = false;
+    req->dup_of = -1;
+    req->out.size = 0;
+}
+
+/* Every request of the batch that has no answer yet gets `fn`'s. */
+static void s_all(crm_req_t *reqs, int n, crm_handled_t (*fn)(crm_req_t *))
+{
+    for (int i = 0; i < n; i++)
+        if (!reqs[i].kept && reqs[i].dup_of < 0)
+            fn(&reqs[i]);
+}
+
+static crm_handled_t s_failed(crm_req_t *req)
+{
+    return crm_req_fail(req, "service", "failed", "the store refused the change; it is kept for review");
+}
+
+static void s_keep_failed(crm_req_t *reqs, int n)
+{
+    const char *why = crm_store_error(crm_service_store(reqs[0].ep->svc));
+    for (int i = 0; i < n; i++)
+        if (!reqs[i].kept && reqs[i].dup_of < 0)
+            s_keep(&reqs[i], "service", why);
+}
+
+/* Runs `n` write requests of one row: alone (n == 1) or through the row's
+   batch handler. */
+static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
+{
+    crm_service_t *svc = ep->svc;
+    crm_store_t *store = crm_service_store(svc);
+    const crm_request_t *row = reqs[0].row;
+    bool keep = row->mode == CRM_REQ_WRITE;
+    crm_req_t **todo = calloc((size_t) n, sizeof *todo);
+    if (!todo) {
+        s_all(reqs, n, crm_req_unavailable);
+        return;
+    }
+    for (int attempt = 0; attempt < S_ATTEMPTS; attempt++) {
+        for (int i = 0; i < n; i++)
+            s_reset(&reqs[i]);
+        crm_tx_t *tx = crm_service_tx(svc);
+        unsigned long gen = crm_store_generation(store);
+        if (keep) {
+            /* WATCH and read the kept answers in one round trip. */
+            crm_tx_t *reads = crm_tx_new(crm_service_name(svc), 0);
+            const char **watch = calloc((size_t) n + 1, sizeof *watch), **mget = calloc((size_t) n + 1, sizeof *mget);
+            int rc = -1;
+            if (reads && watch && mget) {
+                watch[0] = "WATCH", mget[0] = "MGET";
+                for (int i = 0; i < n; i++)
+                    watch[i + 1] = mget[i + 1] = reqs[i].akey;
+                crm_tx_cmdargv(reads, n + 1, watch, NULL);
+                crm_tx_cmdargv(reads, n + 1, mget, NULL);
+                rc = crm_store_pipeline(store, reads);
+            }
+            const redisReply *got = rc == 0 ? crm_tx_result(reads, 1) : NULL;
+            for (int i = 0; got && got->type == REDIS_REPLY_ARRAY && i < n && (size_t) i < got->elements; i++) {
+                const redisReply *e = got->element[i];
+                if (e->type == REDIS_REPLY_STRING && s_use_kept(&reqs[i], e->str, e->len) != 0) {
+                    crm_error("request.kept_unreadable", "endpoint=%s key=%s", ep->def->name, reqs[i].akey);
+                    s_failed(&reqs[i]);
+                    reqs[i].kept = true; /* never applied twice: answered as failed */
+                }
+            }
+            bool read = got && got->type == REDIS_REPLY_ARRAY;
+            crm_tx_destroy(&reads);
+            free(watch);
+            free(mget);
+            if (!read) {
+                if (crm_store_connected(store))
+                    s_unwatch(store);
+                s_all(reqs, n, crm_store_passing(store) ? crm_req_unavailable : s_failed);
+                break;
+            }
+        }
+        /* The same key twice in one batch: the later one gets the first's answer. */
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (reqs[i].kept)
+                continue;
+            for (int k = 0; k < i && reqs[i].dup_of < 0; k++)
+                if (!reqs[k].kept && reqs[k].dup_of < 0 && !strcmp(reqs[k].akey, reqs[i].akey))
+                    reqs[i].dup_of = k;
+            if (reqs[i].dup_of < 0)
+                todo[m++] = &reqs[i];
+        }
+        if (m == 0) {
+            if (keep)
+                s_unwatch(store);
+            break;
+        }
+        crm_handled_t rc;
+        if (row->batch) {
+            rc = row->batch(svc, todo, m, tx);
+        } else {
+            crm_log_context(todo[0]->msg.id);
+            rc = row->fn(svc, todo[0], tx);
+            crm_log_context(NULL);
+            todo[0]->outcome = rc;
+            if (rc == CRM_REFUSE) {
+                if (!todo[0]->has_answer)
+                    crm_req_fail(todo[0], "request", "refused", "refused");
+                crm_tx_reset(tx); /* a refusal changes nothing */
+                rc = CRM_APPLIED;
+            }
+        }
+        if (rc == CRM_RETRY) {
+            crm_tx_reset(tx);
+            if (keep && crm_store_connected(store))
+                s_unwatch(store);
+            for (int i = 0; i < m; i++)
+                crm_req_unavailable(todo[i]);
+            break;
+        }
+        for (int i = 0; i < m; i++) {
+            crm_req_t *r = todo[i];
+            s_encode_answer(r);
+            if (r->outcome != CRM_APPLIED)
+                continue;
+            if (keep && r->out.size)
+                crm_tx_cmd(tx, "SET %s %b PX %lld", r->akey, r->out.data, r->out.size, (long long) s_keep_ms(r));
+        }
+        if (crm_tx_size(tx) == 0 && crm_tx_emit_count(tx) == 0) {
+            if (keep)
+                s_unwatch(store);
+            break;
+        }
+        if (keep && crm_store_generation(store) != gen) {
+            /* Reconnected since the WATCH: it is gone; read again. */
+            crm_tx_reset(tx);
+            continue;
+        }
+        int c = crm_service_commit(svc, tx);
+        if (c == CRM_TX_CONFLICT) {
+            crm_info("request.conflict", "endpoint=%s type=%s attempt=%d batch=%d", ep->def->name,
+                     row->type, attempt + 1, m);
+            if (attempt + 1 == S_ATTEMPTS)
+                for (int i = 0; i < m; i++)
+                    crm_req_unavailable(todo[i]);
+            continue;
+        }
+        if (c != 0) {
+            bool passing = crm_store_passing(store);
+            for (int i = 0; i < m; i++)
+                passing ? crm_req_unavailable(todo[i]) : s_failed(todo[i]);
+            if (!passing)
+                s_keep_failed(reqs, n);
+            for (int i = 0; i < m; i++)
+                s_encode_answer(todo[i]);
+        }
+        break;
+    }
+    /* Refusals are kept for review; answers of duplicates are the first's. */
+    for (int i = 0; i < n; i++) {
+        crm_req_t *r = &reqs[i];
+        if (r->dup_of >= 0) {
+            r->out.size = 0;
+            msgpack_sbuffer_write(&r->out, reqs[r->dup_of].out.data, reqs[r->dup_of].out.size);
+            continue;
+        }
+        if (!r->out.size)
+            s_encode_answer(r);
+        if (r->outcome == CRM_REFUSE && !r->refused_kept) {
+            const crm_strs_t *e = r->answer.type == CRM_T_reply ? &r->answer.body.reply.errors : NULL;
+            s_keep(r, "request", e && e->n ? e->v[0] : "refused by the handler");
+        }
+    }
+    free(todo);
+}
+
+static void s_read(crm_endpoint_t *ep, crm_req_t *req)
+{
+    crm_log_context(req->msg.id);
+    crm_handled_t rc = req->row->fn(ep->svc, req, NULL);
+    crm_log_context(NULL);
+    req->outcome = rc;
+    if (rc == CRM_DEFERRED)
+        return;
+    if (rc == CRM_RETRY && !req->has_answer)
+        crm_req_unavailable(req);
+    if (rc == CRM_REFUSE && !req->has_answer)
+        crm_req_fail(req, "request", "refused", "refused");
+    s_encode_answer(req);
+}
+
+static int s_on_readable(zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void) loop;
+    crm_endpoint_t *ep = arg;
+    int n = 0;
+    while (n < S_BATCH) {
+        zmsg_t *zm = zmsg_recv_nowait(sock);
+        if (!zm)
+            break;
+        if (s_take(ep, &ep->reqs[n], zm) == 0)
+            n++;
+    }
+    for (int i = 0; i < n;) {
+        crm_req_t *r = &ep->reqs[i];
+        int j = i + 1;
+        if (r->row->mode == CRM_REQ_READ)
+            s_read(ep, r);
+        else if (r->row->batch) {
+            while (j < n && ep->reqs[j].row == r->row)
+                j++;
+            s_write(ep, r, j - i);
+        } else
+            s_write(ep, r, 1);
+        for (int k = i; k < j; k++)
+            s_send(&ep->reqs[k]);
+        i = j;
+    }
+    for (int i = 0; i < n; i++)
+        s_release(&ep->reqs[i]);
+    return 0;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_t *def,
+                                     const char *bind, crm_curve_t *curve)
+{
+    crm_endpoint_t *ep = calloc(1, sizeof *ep);
+    if (!ep)
+        return NULL;
+    ep->svc = svc;
+    ep->def = def;
+    ep->curve = curve;
+    snprintf(ep->bind, sizeof ep->bind, "%s", bind ? bind : "");
+    ep->reqs = calloc(S_BATCH, sizeof *ep->reqs);
+    ep->sock = zsock_new(ZMQ_ROUTER);
+    if (!ep->reqs || !ep->sock)
+        goto fail;
+    if (curve)
+        crm_curve_secure(curve, ep->sock);
+    zsock_set_linger(ep->sock, 0);
+    zsock_set_router_mandatory(ep->sock, 1);
+    zsock_set_maxmsgsize(ep->sock, CRM_FRAME_MAX + 4096);
+    zsock_set_sndhwm(ep->sock, 10000);
+    zsock_set_rcvhwm(ep->sock, 10000);
+    if (zsock_bind(ep->sock, "%s", ep->bind) < 0) {
+        crm_error("request.bind_failed", "endpoint=%s bind=%s why=\"%s\"", def->name, ep->bind,
+                  zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (zloop_reader(crm_service_loop(svc), ep->sock, s_on_readable, ep) != 0)
+        goto fail;
+    crm_service_track_endpoint(svc, ep);
+    crm_info("request.listening", "endpoint=%s bind=%s curve=%s", def->name, ep->bind,
+             curve ? crm_curve_kind(curve) : "no");
+    return ep;
+fail:
+    zsock_destroy(&ep->sock);
+    free(ep->reqs);
+    free(ep);
+    return NULL;
+}
+
+void crm_endpoint_destroy(crm_endpoint_t **ep_p)
+{
+    if (!ep_p || !*ep_p)
+        return;
+    crm_endpoint_t *ep = *ep_p;
+    if (ep->sock) {
+        zloop_reader_end(crm_service_loop(ep->svc), ep->sock);
+        zsock_destroy(&ep->sock);
+    }
+    free(ep->reqs);
+    free(ep);
+    *ep_p = NULL;
+}
