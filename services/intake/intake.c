@@ -1,10 +1,14 @@
-/*  intake: a batch of submissions, from frames to committed answers.
+/*  intake: lead submissions, from checked requests to committed answers.
  *
- *  The batch is read in two pipelined round trips (answers already given,
- *  match keys; then the matched records and fresh ids), decided in memory
- *  in arrival order, and written in one MULTI/EXEC with its events. The
- *  keys read are WATCHed, so a second intake instance writing the same
- *  customer or submission makes the batch start again from its reads.
+ *  The framework (crm_request.c) hands over the submissions waiting on the
+ *  socket whose answer is not kept yet, one batch per call, and commits
+ *  what this adds to the transaction together with every answer. Here a
+ *  batch is read in two pipelined round trips (match keys and the
+ *  quarantined submissions being retried; then the matched records and
+ *  fresh ids), decided in memory in arrival order, and written into the
+ *  transaction with its events. The keys read are WATCHed, so a second
+ *  intake instance writing the same customer makes the framework run the
+ *  batch again from its reads.
  */
 #include "intake.h"
 
@@ -13,20 +17,17 @@
 
 #include "crm_lead.h"
 
-#define INTAKE_SID_MAX 256
-#define INTAKE_ATTEMPTS 3
-
-typedef enum { S_NEW = 0, S_DONE, S_REJECT, S_ACCEPT } s_kind_t;
+typedef enum { S_REJECT = 0, S_ACCEPT } s_kind_t;
 
 typedef struct {
-    intake_req_t *req;
-    crm_msg_t msg;
-    bool decoded;
+    crm_req_t *req;
+    const crm_body_lead_submit_t *lead;
+    const char *sid; /* the submission id the lead is stored under */
     s_kind_t kind;
-    int dup_of; /* an earlier request of the batch with the same submission id, or -1 */
     crm_fields_t fields;
     crm_issues_t issues;
-    int r_sub, r_id, r_mobile; /* indices of the reads */
+    int r_id, r_mobile, r_quar; /* indices of the reads */
+    bool skip;                  /* refused before any write */
 } s_item_t;
 
 typedef struct {
@@ -54,38 +55,63 @@ typedef struct {
     int leads_used, custs_used, quars_used;
 } s_batch_t;
 
-/* ---------------------------------------------------------------- answers */
+/* ------------------------------------------------------------ answers */
 
-/* Encodes an answer that travels point to point (no stream, no number). */
-static void s_encode_answer(crm_msg_t *msg, msgpack_sbuffer *out)
+static crm_msg_t *s_rejected(crm_req_t *req, const char *sid)
 {
-    char stream[CRM_NAME_MAX];
-    memcpy(stream, msg->stream, sizeof stream);
-    msg->stream[0] = 0;
-    out->size = 0;
-    if (crm_msg_encode(msg, out, NULL) != 0)
-        crm_error("intake.encode_failed", "type=%s", crm_type_name(msg->type));
-    memcpy(msg->stream, stream, sizeof stream);
+    crm_msg_t *a = crm_req_answer(req, CRM_T_lead_rejected);
+    CRM_SET_STR(a, lead_rejected, submission_id, sid ? sid : "");
+    a->body.lead_rejected.has.errors = true;
+    return a;
 }
 
-static void s_answer_error(const char *sid, const char *field, const char *code, const char *text,
-                           msgpack_sbuffer *out)
+void intake_error(crm_req_t *req, const char *field, const char *code, const char *text)
 {
-    crm_msg_t ans;
-    crm_msg_init(&ans, CRM_T_lead_rejected);
-    crm_new_id(ans.id, sizeof ans.id);
-    ans.ts = crm_now_ms();
-    snprintf(ans.producer, sizeof ans.producer, "intake");
-    CRM_SET_STR(&ans, lead_rejected, submission_id, sid ? sid : "");
-    char line[400];
+    const crm_msg_t *m = crm_req_msg(req);
+    const char *sid = m->type == CRM_T_lead_submit ? m->body.lead_submit.submission_id : NULL;
+    crm_msg_t *a = s_rejected(req, sid);
+    char line[600];
     snprintf(line, sizeof line, "%s|%s|%s", field, code, text);
-    crm_strs_push(&ans.body.lead_rejected.errors, line);
-    ans.body.lead_rejected.has.errors = true;
-    s_encode_answer(&ans, out);
-    crm_msg_clear(&ans);
+    crm_strs_push(&a->body.lead_rejected.errors, line);
 }
 
-/* ------------------------------------------------------------ the batch */
+/* ------------------------------------------------------------ the key */
+
+int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err)
+{
+    const crm_body_lead_submit_t *b = &msg->body.lead_submit;
+    char why[300];
+    if (!b->submission_id || !*b->submission_id) {
+        snprintf(err->field, sizeof err->field, "submission_id");
+        snprintf(err->text, sizeof err->text, "required (the submitter's own id of the lead)");
+        err->code = CRM_E_MISSING;
+        return -1;
+    }
+    if (crm_id_check(CRM_ID_KEY, b->submission_id, "submission_id", why, sizeof why) != 0) {
+        snprintf(err->field, sizeof err->field, "submission_id");
+        snprintf(err->text, sizeof err->text, "%s", strchr(why, ':') + 2);
+        return -1;
+    }
+    if (b->retry_of) {
+        const char *q = b->retry_of;
+        bool ok = q[0] == 'Q' && q[1] && strlen(q) <= 20 && crm_id_valid(CRM_ID_NAME, q);
+        for (const char *p = q + 1; ok && *p; p++)
+            ok = *p >= '0' && *p <= '9';
+        if (!ok) {
+            snprintf(err->field, sizeof err->field, "retry_of");
+            snprintf(err->text, sizeof err->text, "a quarantine id (Q12) expected");
+            return -1;
+        }
+        /* The retry is a submission of its own: the original's answer (its
+           rejection) does not stand in its way. */
+        snprintf(out, size, "%s~%s", b->submission_id, q);
+        return 0;
+    }
+    snprintf(out, size, "%s", b->submission_id);
+    return 0;
+}
+
+/* ---------------------------------------------------------- the batch */
 
 static s_cust_t *s_cust(s_batch_t *b, const char *cid)
 {
@@ -115,15 +141,6 @@ static void s_map_set(s_batch_t *b, char kind, const char *value, const char *ci
     snprintf(m->cid, sizeof m->cid, "%s", cid);
 }
 
-static void s_release(s_batch_t *b)
-{
-    for (int i = 0; i < b->ncusts; i++)
-        crm_fields_clear(&b->custs[i].rec);
-    b->ncusts = b->nmaps = 0;
-    b->leads_used = b->custs_used = b->quars_used = 0;
-    crm_tx_reset(b->reads);
-}
-
 /* Element `pos` of the MGET at `index` in a pipeline, if a string. */
 static const char *s_mget_str(const crm_tx_t *t, int index, int pos)
 {
@@ -133,57 +150,79 @@ static const char *s_mget_str(const crm_tx_t *t, int index, int pos)
     return r->element[pos]->type == REDIS_REPLY_STRING ? r->element[pos]->str : NULL;
 }
 
-/* Round 1: WATCH what decides the outcome, then the answers already given
-   and the match keys, as one WATCH and three MGETs. Round 2: the matched
-   records, and fresh ids. */
+/* Round 1: WATCH the match keys, read them (one WATCH, two MGETs) and the
+   quarantined submissions being retried. Round 2: the matched records and
+   fresh ids. */
 static int s_read(s_batch_t *b)
 {
     crm_tx_t *t = b->reads;
     crm_tx_reset(t);
     int n = b->n;
-    const char **watch = calloc((size_t) (3 * n + 1), sizeof *watch);
-    const char **subs = calloc((size_t) (n + 1), sizeof *subs), **ids = calloc((size_t) (n + 1), sizeof *ids),
-               **mobiles = calloc((size_t) (n + 1), sizeof *mobiles);
-    char (*keys)[3][300] = calloc((size_t) n, sizeof *keys);
-    if (!watch || !subs || !ids || !mobiles || !keys) {
-        free(watch), free(subs), free(ids), free(mobiles), free(keys);
+    const char **watch = calloc((size_t) (2 * n + 2), sizeof *watch);
+    const char **ids = calloc((size_t) (n + 2), sizeof *ids), **mobiles = calloc((size_t) (n + 2), sizeof *mobiles);
+    char (*keys)[2][300] = calloc((size_t) n, sizeof *keys);
+    if (!watch || !ids || !mobiles || !keys) {
+        free(watch), free(ids), free(mobiles), free(keys);
         return -1;
     }
-    int nw = 1, ns = 1, ni = 1, nm = 1;
-    watch[0] = "WATCH", subs[0] = ids[0] = mobiles[0] = "MGET";
+    int nw = 1, ni = 1, nm = 1;
+    watch[0] = "WATCH", ids[0] = mobiles[0] = "MGET";
     for (int i = 0; i < n; i++) {
         s_item_t *it = &b->items[i];
-        it->r_sub = it->r_id = it->r_mobile = -1;
-        if (it->kind == S_DONE || it->dup_of >= 0)
+        it->r_id = it->r_mobile = it->r_quar = -1;
+        if (it->skip || it->kind == S_REJECT)
             continue;
-        snprintf(keys[i][0], sizeof keys[i][0], CRM_KEY_SUBMISSION_FMT, it->msg.body.lead_submit.submission_id);
-        watch[nw++] = keys[i][0];
-        it->r_sub = ns - 1;
-        subs[ns++] = keys[i][0];
         if (it->fields.indexable_id) {
-            snprintf(keys[i][1], sizeof keys[i][1], CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
-            watch[nw++] = keys[i][1];
+            snprintf(keys[i][0], sizeof keys[i][0], CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
+            watch[nw++] = keys[i][0];
             it->r_id = ni - 1;
-            ids[ni++] = keys[i][1];
+            ids[ni++] = keys[i][0];
         }
         if (it->fields.indexable_mobile) {
-            snprintf(keys[i][2], sizeof keys[i][2], CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
-            watch[nw++] = keys[i][2];
+            snprintf(keys[i][1], sizeof keys[i][1], CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
+            watch[nw++] = keys[i][1];
             it->r_mobile = nm - 1;
-            mobiles[nm++] = keys[i][2];
+            mobiles[nm++] = keys[i][1];
         }
     }
-    int rc = 0;
-    if (ns > 1) {
-        crm_tx_cmdargv(t, nw, watch, NULL);                         /* 0 */
-        crm_tx_cmdargv(t, ns, subs, NULL);                          /* 1 */
-        crm_tx_cmdargv(t, ni > 1 ? ni : 2, ni > 1 ? ids : (const char *[]){"MGET", "crm:idx:none"}, NULL);
-        crm_tx_cmdargv(t, nm > 1 ? nm : 2, nm > 1 ? mobiles : (const char *[]){"MGET", "crm:idx:none"}, NULL);
-        rc = crm_store_pipeline(b->store, t);
+    if (nw == 1)
+        watch[nw++] = "crm:idx:none";
+    if (ni == 1)
+        ids[ni++] = "crm:idx:none";
+    if (nm == 1)
+        mobiles[nm++] = "crm:idx:none";
+    crm_tx_cmdargv(t, nw, watch, NULL);   /* 0 */
+    crm_tx_cmdargv(t, ni, ids, NULL);     /* 1 */
+    crm_tx_cmdargv(t, nm, mobiles, NULL); /* 2 */
+    for (int i = 0; i < n; i++) {
+        s_item_t *it = &b->items[i];
+        if (it->skip || !it->lead->retry_of)
+            continue;
+        long long q = atoll(it->lead->retry_of + 1);
+        it->r_quar = (int) crm_tx_size(t);
+        crm_tx_cmd(t, "XRANGE " CRM_KEY_QUARANTINE " %lld-0 %lld-0", q, q);
     }
-    free(watch), free(subs), free(ids), free(mobiles), free(keys);
-    if (rc != 0 || ns == 1)
-        return rc;
+    int rc = crm_store_pipeline(b->store, t);
+    free(watch), free(ids), free(mobiles), free(keys);
+    if (rc != 0)
+        return -1;
+    /* A retry must name a quarantined submission of the same id. */
+    for (int i = 0; i < n; i++) {
+        s_item_t *it = &b->items[i];
+        if (it->r_quar < 0)
+            continue;
+        const redisReply *x = crm_tx_result(t, it->r_quar);
+        const redisReply *kv = x && x->type == REDIS_REPLY_ARRAY && x->elements == 1 ? x->element[0]->element[1] : NULL;
+        const char *orig = crm_reply_field(kv, "submission_id");
+        if (!kv) {
+            crm_req_fail(it->req, "retry_of", "unknown", "no quarantined submission %s", it->lead->retry_of);
+            it->skip = true;
+        } else if (!orig || strcmp(orig, it->lead->submission_id)) {
+            crm_req_fail(it->req, "retry_of", "invalid", "%s is the quarantine of submission %s, not of %s",
+                         it->lead->retry_of, orig ? orig : "-", it->lead->submission_id);
+            it->skip = true;
+        }
+    }
     /* Round 2. */
     crm_tx_t *t2 = crm_tx_new("intake", 0);
     if (!t2)
@@ -191,16 +230,16 @@ static int s_read(s_batch_t *b)
     int accepts = 0, rejects = 0;
     for (int i = 0; i < b->n; i++) {
         s_item_t *it = &b->items[i];
-        if (it->r_sub < 0 || s_mget_str(t, 1, it->r_sub))
+        if (it->skip)
             continue;
         if (it->kind == S_REJECT) {
             rejects++;
             continue;
         }
         accepts++;
-        const char *found[2] = {s_mget_str(t, 2, it->r_id), s_mget_str(t, 3, it->r_mobile)};
+        const char *found[2] = {s_mget_str(t, 1, it->r_id), s_mget_str(t, 2, it->r_mobile)};
         for (int k = 0; k < 2; k++) {
-            if (!found[k])
+            if (!found[k] || !crm_id_valid(CRM_ID_NAME, found[k]))
                 continue;
             s_cust_t *c = s_cust(b, found[k]);
             if (!c->loaded) {
@@ -245,18 +284,49 @@ static void s_record_findings(const crm_fields_t *rec, crm_issues_t *issues)
     crm_fields_clear(&scratch);
 }
 
-static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now)
+/* A retried quarantine entry records what became of it, in the same
+   transaction, with an event. */
+static void s_retried(s_item_t *it, crm_tx_t *tx, const char *outcome, const char *lead_id, const char *qid)
 {
-    const crm_body_lead_submit_t *lead = &it->msg.body.lead_submit;
+    if (!it->lead->retry_of)
+        return;
+    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_STATE " %s %s:%s", it->lead->retry_of,
+               !strcmp(outcome, "accepted") ? "retried" : "rejected-again", lead_id ? lead_id : qid);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_quarantine_retried);
+    CRM_SET_STR(&ev, quarantine_retried, quarantine_id, it->lead->retry_of);
+    CRM_SET_STR(&ev, quarantine_retried, submission_id, it->sid);
+    CRM_SET_STR(&ev, quarantine_retried, outcome, outcome);
+    CRM_SET_STR(&ev, quarantine_retried, lead_id, lead_id);
+    CRM_SET_STR(&ev, quarantine_retried, requarantined, qid);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+}
+
+/* Keeps a submission in the quarantine stream under a fresh Q id, with
+   `errors` and the frame as received; returns the id in qid. */
+static void s_quarantine(s_batch_t *b, crm_tx_t *tx, const char *sid, const char *channel, const char *errors,
+                         const void *frame, size_t len, const char *doc_field, char qid[32])
+{
     long long q = b->quar_base + b->quars_used++;
-    char qid[32], entry[32];
-    snprintf(qid, sizeof qid, "Q%lld", q);
+    char entry[32], now[24];
+    snprintf(qid, 32, "Q%lld", q);
     snprintf(entry, sizeof entry, "%lld-0", q);
+    snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
+    crm_tx_cmd(tx, "XADD " CRM_KEY_QUARANTINE " %s quarantine_id %s submission_id %s channel %s "
+                   "received_ms %s errors %s %s %b",
+               entry, qid, sid, channel ? channel : "-", now, errors, doc_field, frame, len);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_STATE " %s open", qid);
+}
+
+static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx)
+{
+    const crm_body_lead_submit_t *lead = it->lead;
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_lead_rejected);
-    CRM_SET_STR(&ev, lead_rejected, submission_id, lead->submission_id);
-    CRM_SET_STR(&ev, lead_rejected, quarantine_id, qid);
+    CRM_SET_STR(&ev, lead_rejected, submission_id, it->sid);
     ev.body.lead_rejected.has.errors = true;
+    crm_msg_t *a = s_rejected(it->req, it->sid);
     char errors[4096] = "";
     size_t used = 0;
     for (int i = 0; i < it->issues.n; i++) {
@@ -265,20 +335,24 @@ static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now)
         char line[320];
         crm_issue_format(&it->issues.v[i], line, sizeof line);
         crm_strs_push(&ev.body.lead_rejected.errors, line);
+        crm_strs_push(&a->body.lead_rejected.errors, line);
         int k = snprintf(errors + used, sizeof errors - used, "%s%s", used ? "\n" : "", line);
         if (k > 0 && (size_t) k < sizeof errors - used)
             used += (size_t) k;
     }
-    snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, lead->submission_id);
-    crm_tx_cmd(tx, "XADD " CRM_KEY_QUARANTINE " %s quarantine_id %s submission_id %s channel %s "
-                   "received_ms %s errors %s frame %b",
-               entry, qid, lead->submission_id, lead->channel, now, errors, it->req->frame, it->req->len);
-    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_STATE " %s open", qid);
+    size_t len;
+    const void *frame = crm_req_frame(it->req, &len);
+    char qid[32];
+    s_quarantine(b, tx, it->sid, lead->channel, errors, frame, len, "frame", qid);
+    CRM_SET_STR(&ev, lead_rejected, quarantine_id, qid);
+    CRM_SET_STR(a, lead_rejected, quarantine_id, qid);
+    snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, it->sid);
     crm_tx_emit(tx, &ev);
-    s_encode_answer(&ev, &it->req->answer);
-    crm_tx_cmd(tx, "SET " CRM_KEY_SUBMISSION_FMT " %b", lead->submission_id, it->req->answer.data,
-               it->req->answer.size);
     crm_msg_clear(&ev);
+    s_retried(it, tx, "rejected", NULL, qid);
+    char sid[80];
+    crm_info("lead.rejected", "submission=%s quarantine=%s errors=%d", crm_log_value(it->sid, sid, sizeof sid), qid,
+             it->issues.rejects);
 }
 
 /* Adds "key value" to an argv when the value is there. */
@@ -294,7 +368,7 @@ static void s_arg(const char **argv, size_t *lens, int *argc, const char *key, c
 
 static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, int64_t now_ms)
 {
-    const crm_body_lead_submit_t *lead = &it->msg.body.lead_submit;
+    const crm_body_lead_submit_t *lead = it->lead;
     crm_fields_t *f = &it->fields;
     const char *mobile = f->indexable_mobile ? f->v[CRM_CF_mobile] : NULL;
     const char *idnum = f->indexable_id ? f->v[CRM_CF_id_number] : NULL;
@@ -302,10 +376,14 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     /* Match: what this batch wrote first, then what Redis holds; the ID
        number before the mobile (mobiles change hands). */
     const char *cid = NULL, *match = NULL;
-    if (idnum && ((cid = s_map_get(b, 'i', idnum)) || (cid = s_mget_str(b->reads, 2, it->r_id))))
+    const char *stored_id = s_mget_str(b->reads, 1, it->r_id), *stored_mobile = s_mget_str(b->reads, 2, it->r_mobile);
+    if (stored_id && !crm_id_valid(CRM_ID_NAME, stored_id))
+        stored_id = NULL; /* never a key from a broken index entry */
+    if (stored_mobile && !crm_id_valid(CRM_ID_NAME, stored_mobile))
+        stored_mobile = NULL;
+    if (idnum && ((cid = s_map_get(b, 'i', idnum)) || (cid = stored_id)))
         match = "id_number";
-    if (!cid && mobile &&
-        ((cid = s_map_get(b, 'm', mobile)) || (cid = s_mget_str(b->reads, 3, it->r_mobile))))
+    if (!cid && mobile && ((cid = s_map_get(b, 'm', mobile)) || (cid = stored_mobile)))
         match = "mobile";
     bool merged = cid != NULL;
     char newcid[32], lid[32];
@@ -326,8 +404,8 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     crm_msg_t upd;
     crm_msg_init(&upd, CRM_T_customer_updated);
     const char *hset[2 + 2 * CRM_CF_COUNT + 6] = {"HSET", NULL};
-    const char *hist[10 + 4 * CRM_CF_COUNT] = {"XADD", NULL, "*", "lead", lid, "channel", lead->channel, "ts", now};
-    char ckey[64], hkey[80], oldnames[CRM_CF_COUNT][24];
+    const char *hist[10 + 6 * CRM_CF_COUNT] = {"XADD", NULL, "*", "lead", lid, "channel", lead->channel, "ts", now};
+    char ckey[64], hkey[80], oldnames[CRM_CF_COUNT][24], rawnames[CRM_CF_COUNT][24];
     snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
     snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
     hset[1] = ckey;
@@ -336,9 +414,16 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     char *olds[CRM_CF_COUNT] = {0};
     for (int i = 0; i < CRM_CF_COUNT; i++) {
         const char *nv = f->v[i];
+        const char *name = crm_cf_name((crm_cf_t) i);
+        /* What was received, when it differs from what is kept: a value
+           refused by the rules is in the history only. */
+        if (!nv && f->raw[i]) {
+            snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
+            hist[nx++] = rawnames[i];
+            hist[nx++] = f->raw[i];
+        }
         if (!nv || (c->rec.v[i] && !strcmp(c->rec.v[i], nv)))
             continue;
-        const char *name = crm_cf_name((crm_cf_t) i);
         hset[nh++] = name;
         hset[nh++] = nv;
         hist[nx++] = name;
@@ -347,6 +432,11 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
             snprintf(oldnames[i], sizeof oldnames[i], "%s.old", name);
             hist[nx++] = oldnames[i];
             hist[nx++] = c->rec.v[i];
+        }
+        if (f->raw[i]) {
+            snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
+            hist[nx++] = rawnames[i];
+            hist[nx++] = f->raw[i];
         }
         crm_strs_push(&upd.body.customer_updated.fields, name);
         olds[i] = c->rec.v[i];
@@ -408,9 +498,10 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     size_t lens[40] = {4, strlen(leadkey)};
     int argc = 2;
     s_arg(argv, lens, &argc, "customer_id", cid);
-    s_arg(argv, lens, &argc, "submission_id", lead->submission_id);
+    s_arg(argv, lens, &argc, "submission_id", it->sid);
     s_arg(argv, lens, &argc, "channel", lead->channel);
     s_arg(argv, lens, &argc, "source", lead->source);
+    s_arg(argv, lens, &argc, "source_id", crm_req_peer(it->req));
     s_arg(argv, lens, &argc, "model", lead->model);
     s_arg(argv, lens, &argc, "intent_grade", lead->intent_grade);
     s_arg(argv, lens, &argc, "expected_purchase_date", lead->expected_purchase_date);
@@ -419,13 +510,14 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     s_arg(argv, lens, &argc, "remark", lead->remark);
     s_arg(argv, lens, &argc, "created_ms", now);
     s_arg(argv, lens, &argc, "match", match);
+    s_arg(argv, lens, &argc, "retry_of", lead->retry_of);
     crm_tx_cmdargv(tx, argc, argv, lens);
     crm_tx_cmd(tx, "RPUSH " CRM_KEY_CUST_FMT ":leads %s", cid, lid);
 
     /* Events. */
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_lead_created);
-    snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, lead->submission_id);
+    snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, it->sid);
     CRM_SET_STR(&ev, lead_created, lead_id, lid);
     CRM_SET_STR(&ev, lead_created, customer_id, cid);
     CRM_SET_STR(&ev, lead_created, channel, lead->channel);
@@ -433,7 +525,7 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     CRM_SET_STR(&ev, lead_created, model, lead->model);
     CRM_SET_STR(&ev, lead_created, intent_grade, lead->intent_grade);
     CRM_SET_STR(&ev, lead_created, dealer_id, lead->dealer_id);
-    CRM_SET_STR(&ev, lead_created, submission_id, lead->submission_id);
+    CRM_SET_STR(&ev, lead_created, submission_id, it->sid);
     crm_tx_emit(tx, &ev);
     crm_msg_clear(&ev);
     if (merged) {
@@ -464,159 +556,124 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
         crm_tx_emit(tx, &ev);
         crm_msg_clear(&ev);
     }
+    s_retried(it, tx, "accepted", lid, NULL);
 
-    /* The answer, kept for resends in the same transaction. */
-    crm_msg_t ans;
-    crm_msg_init(&ans, CRM_T_lead_accepted);
-    crm_new_id(ans.id, sizeof ans.id);
-    ans.ts = now_ms;
-    snprintf(ans.producer, sizeof ans.producer, "intake");
-    snprintf(ans.corr, sizeof ans.corr, "%.*s", CRM_ID_MAX - 1, lead->submission_id);
-    CRM_SET_STR(&ans, lead_accepted, submission_id, lead->submission_id);
-    CRM_SET_STR(&ans, lead_accepted, lead_id, lid);
-    CRM_SET_STR(&ans, lead_accepted, customer_id, cid);
-    CRM_SET_BOOL(&ans, lead_accepted, merged, merged);
+    /* The answer, kept for resends by the framework in the same transaction. */
+    crm_msg_t *ans = crm_req_answer(it->req, CRM_T_lead_accepted);
+    ans->ts = now_ms;
+    CRM_SET_STR(ans, lead_accepted, submission_id, it->sid);
+    CRM_SET_STR(ans, lead_accepted, lead_id, lid);
+    CRM_SET_STR(ans, lead_accepted, customer_id, cid);
+    CRM_SET_BOOL(ans, lead_accepted, merged, merged);
     for (int i = 0; i < it->issues.n; i++) {
         char line[320];
         crm_issue_format(&it->issues.v[i], line, sizeof line);
-        crm_strs_push(&ans.body.lead_accepted.findings, line);
-        ans.body.lead_accepted.has.findings = true;
+        crm_strs_push(&ans->body.lead_accepted.findings, line);
+        ans->body.lead_accepted.has.findings = true;
     }
-    s_encode_answer(&ans, &it->req->answer);
-    crm_msg_clear(&ans);
-    crm_tx_cmd(tx, "SET " CRM_KEY_SUBMISSION_FMT " %b", lead->submission_id, it->req->answer.data,
-               it->req->answer.size);
     char sid[80], m[16];
     crm_info("lead.accepted", "submission=%s lead=%s customer=%s merged=%s match=%s mobile=%s findings=%d",
-             crm_log_value(lead->submission_id, sid, sizeof sid), lid, cid, merged ? "yes" : "no",
-             match ? match : "-", crm_mask_phone(mobile ? mobile : "", m, sizeof m), it->issues.n);
+             crm_log_value(it->sid, sid, sizeof sid), lid, cid, merged ? "yes" : "no", match ? match : "-",
+             crm_mask_phone(mobile ? mobile : "", m, sizeof m), it->issues.n);
 }
 
-/* One attempt: reads, decisions, one transaction. 0, CRM_TX_CONFLICT, -1. */
-static int s_attempt(s_batch_t *b)
-{
-    s_release(b);
-    if (s_read(b) != 0)
-        return -1;
-    crm_tx_t *tx = crm_service_tx(b->svc);
-    int64_t now_ms = crm_now_ms();
-    char now[24];
-    snprintf(now, sizeof now, "%lld", (long long) now_ms);
-    int writes = 0;
-    for (int i = 0; i < b->n; i++) {
-        s_item_t *it = &b->items[i];
-        if (it->kind == S_DONE || it->dup_of >= 0)
-            continue;
-        const redisReply *mget = crm_tx_result(b->reads, 1);
-        const redisReply *given = mget && it->r_sub >= 0 && (size_t) it->r_sub < mget->elements
-                                      ? mget->element[it->r_sub] : NULL;
-        if (given && given->type == REDIS_REPLY_STRING) {
-            /* A resend gets the first answer, byte for byte. */
-            it->req->answer.size = 0;
-            msgpack_sbuffer_write(&it->req->answer, given->str, given->len);
-            char sid[80];
-            crm_info("lead.resend", "submission=%s",
-                     crm_log_value(it->msg.body.lead_submit.submission_id, sid, sizeof sid));
-            continue;
-        }
-        crm_log_context(it->msg.id);
-        if (it->kind == S_REJECT)
-            s_reject(b, it, tx, now);
-        else
-            s_accept(b, it, tx, now, now_ms);
-        crm_log_context(NULL);
-        writes++;
-    }
-    if (!writes) {
-        redisReply *u = crm_store_cmd(b->store, "UNWATCH");
-        freeReplyObject(u);
-        return 0;
-    }
-    return crm_service_commit(b->svc, tx);
-}
-
-/* Decodes and checks each request; what needs no Redis is answered here. */
-static void s_prepare(crm_service_t *svc, s_item_t *it, intake_req_t *req, s_item_t *items, int index)
+/* Checks a lead; what needs no Redis is decided here. */
+static void s_prepare(s_item_t *it, crm_req_t *req)
 {
     it->req = req;
-    it->dup_of = -1;
-    crm_err_t err;
-    if (crm_msg_decode(req->frame, req->len, &it->msg, &err) != 0) {
-        crm_warn("intake.frame_refused", "field=%s code=%s reason=\"%s\"", err.field,
-                 crm_errcode_name(err.code), err.text);
-        crm_service_keep_reject(svc, "intake", err.field, err.text, req->frame, req->len);
-        s_answer_error(NULL, err.field, crm_errcode_name(err.code), err.text, &req->answer);
-        it->kind = S_DONE;
-        return;
+    it->lead = &crm_req_msg(req)->body.lead_submit;
+    it->sid = crm_req_key(req);
+    it->kind = crm_lead_check(it->lead, crm_now_ms(), &it->fields, &it->issues) > 0 ? S_REJECT : S_ACCEPT;
+    /* The chosen dealer becomes part of keys and topics downstream. */
+    const char *d = it->lead->dealer_id;
+    if (d && *d && !crm_id_valid(CRM_ID_NAME, d)) {
+        crm_issue_add(&it->issues, CRM_SEV_REJECT, "dealer_id", "bad_id",
+                      "a dealer id is 1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+        it->kind = S_REJECT;
     }
-    it->decoded = true;
-    if (it->msg.type != CRM_T_lead_submit) {
-        crm_service_keep_reject(svc, "intake", "type", "expected lead.submit", req->frame, req->len);
-        s_answer_error(NULL, "type", "unexpected", "crm-intake takes lead.submit only", &req->answer);
-        it->kind = S_DONE;
-        return;
-    }
-    const char *sid = it->msg.body.lead_submit.submission_id;
-    if (!sid[0] || strlen(sid) > INTAKE_SID_MAX) {
-        s_answer_error(sid, "submission_id", "invalid", "submission_id must be 1 to 256 bytes",
-                       &req->answer);
-        it->kind = S_DONE;
-        return;
-    }
-    for (int k = 0; k < index; k++)
-        if (items[k].decoded && items[k].msg.type == CRM_T_lead_submit &&
-            !strcmp(items[k].msg.body.lead_submit.submission_id, sid)) {
-            it->dup_of = k; /* answered with the earlier one's answer */
-            return;
-        }
-    it->kind = crm_lead_check(&it->msg.body.lead_submit, crm_now_ms(), &it->fields, &it->issues) > 0
-                   ? S_REJECT
-                   : S_ACCEPT;
 }
 
-void intake_handle(crm_service_t *svc, intake_req_t *reqs, int n)
+crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_tx_t *tx)
 {
     s_batch_t b = {.svc = svc, .store = crm_service_store(svc), .n = n};
     b.items = calloc((size_t) n, sizeof *b.items);
     b.custs = calloc((size_t) n * 2 + 1, sizeof *b.custs);
     b.maps = calloc((size_t) n * 2 + 1, sizeof *b.maps);
     b.reads = crm_tx_new("intake", 0);
-    if (!b.items || !b.custs || !b.maps || !b.reads) {
-        for (int i = 0; i < n; i++)
-            s_answer_error(NULL, "service", "unavailable", "out of memory; retry", &reqs[i].answer);
+    crm_handled_t rc = CRM_RETRY;
+    if (!b.items || !b.custs || !b.maps || !b.reads)
         goto out;
-    }
     for (int i = 0; i < n; i++)
-        s_prepare(svc, &b.items[i], &reqs[i], b.items, i);
-    int rc = -1;
-    for (int attempt = 0; attempt < INTAKE_ATTEMPTS; attempt++) {
-        rc = s_attempt(&b);
-        if (rc != CRM_TX_CONFLICT)
-            break;
-        crm_info("intake.conflict", "attempt=%d batch=%d", attempt + 1, n);
-    }
+        s_prepare(&b.items[i], reqs[i]);
+    if (s_read(&b) != 0)
+        goto out;
+    int64_t now_ms = crm_now_ms();
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long) now_ms);
     for (int i = 0; i < n; i++) {
         s_item_t *it = &b.items[i];
-        if (it->kind == S_DONE)
+        if (it->skip)
             continue;
-        if (rc != 0 && it->dup_of < 0) {
-            s_answer_error(it->msg.body.lead_submit.submission_id, "service", "unavailable",
-                           "the lead was not stored; retry with the same submission_id", &it->req->answer);
-        } else if (it->dup_of >= 0) {
-            const msgpack_sbuffer *first = &b.items[it->dup_of].req->answer;
-            it->req->answer.size = 0;
-            msgpack_sbuffer_write(&it->req->answer, first->data, first->size);
-        }
+        crm_log_context(crm_req_msg(it->req)->id);
+        if (it->kind == S_REJECT)
+            s_reject(&b, it, tx);
+        else
+            s_accept(&b, it, tx, now, now_ms);
+        crm_log_context(NULL);
     }
+    rc = CRM_APPLIED;
 out:
-    for (int i = 0; b.items && i < n; i++) {
+    for (int i = 0; b.items && i < n; i++)
         crm_fields_clear(&b.items[i].fields);
-        crm_msg_clear(&b.items[i].msg);
-    }
-    if (b.reads)
-        s_release(&b);
+    for (int i = 0; b.custs && i < b.ncusts; i++)
+        crm_fields_clear(&b.custs[i].rec);
     crm_tx_destroy(&b.reads);
     free(b.items);
     free(b.custs);
     free(b.maps);
+    return rc;
+}
+
+/* ------------------------------------------------------- unconvertible */
+
+int intake_document_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err)
+{
+    (void) err;
+    /* The same document sent again is the same submission. */
+    const crm_bin_t *d = &msg->body.lead_unconvertible.document;
+    char hex[CRM_ID_DIGEST_SZ];
+    crm_id_digest_bytes(d->v ? (const void *) d->v : "", d->n, hex);
+    snprintf(out, size, "doc:%s", hex);
+    return 0;
+}
+
+crm_handled_t intake_on_unconvertible(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_lead_unconvertible_t *u = &crm_req_msg(req)->body.lead_unconvertible;
+    if (u->document.n == 0)
+        return crm_req_fail(req, "document", "required", "the document is empty");
+    redisReply *r = crm_store_cmd(crm_service_store(svc), "INCR crm:ids:quarantine");
+    if (!r)
+        return crm_service_failed(svc);
+    s_batch_t b = {.quar_base = r->integer};
+    freeReplyObject(r);
+    char errors[700], qid[32];
+    snprintf(errors, sizeof errors, "document|unconvertible|%s%s%s", u->filename ? u->filename : "",
+             u->filename ? ": " : "", u->reason);
+    s_quarantine(&b, tx, crm_req_key(req), u->channel, errors, u->document.v, u->document.n, "document", qid);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_lead_rejected);
+    CRM_SET_STR(&ev, lead_rejected, submission_id, crm_req_key(req));
+    CRM_SET_STR(&ev, lead_rejected, quarantine_id, qid);
+    crm_strs_push(&ev.body.lead_rejected.errors, errors);
+    ev.body.lead_rejected.has.errors = true;
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_msg_t *a = s_rejected(req, crm_req_key(req));
+    crm_strs_push(&a->body.lead_rejected.errors, errors);
+    CRM_SET_STR(a, lead_rejected, quarantine_id, qid);
+    char f[80];
+    crm_info("lead.unconvertible", "quarantine=%s file=%s bytes=%zu", qid,
+             crm_log_value(u->filename ? u->filename : "-", f, sizeof f), u->document.n);
+    return CRM_APPLIED;
 }

@@ -1,22 +1,20 @@
-/*  intake: what crm-intake does with the submissions waiting on its socket. */
+/*  intake: what crm-intake does with lead submissions (see intake.c). */
 #ifndef INTAKE_H
 #define INTAKE_H
 
 #include "crm_service.h"
 
-/* The most submissions handled together (one pipeline of reads, one
-   transaction of writes). */
-#define INTAKE_BATCH_MAX 256
+/* lead.submit: the idempotency key is the submission id ("<id>~Q12" for a
+   quarantine retry); a batch of them is one transaction. */
+int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err);
+crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_tx_t *tx);
 
-typedef struct {
-    const void *frame; /* the request as received */
-    size_t len;
-    msgpack_sbuffer answer; /* filled by intake_handle: lead.accepted or lead.rejected */
-} intake_req_t;
+/* lead.unconvertible: kept in quarantine with its reason; the key is a
+   digest of the document, so the same file sent again is answered alike. */
+int intake_document_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err);
+crm_handled_t intake_on_unconvertible(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
 
-/* Answers `n` requests, in order, as if one after the other: each gets an
-   answer (also a frame that cannot be decoded); the answers of stored
-   outcomes are only given once the outcome is committed. */
-void intake_handle(crm_service_t *svc, intake_req_t *reqs, int n);
+/* Errors on the lead endpoint are lead.rejected answers. */
+void intake_error(crm_req_t *req, const char *field, const char *code, const char *text);
 
 #endif

@@ -1,98 +1,136 @@
 /*  crm-intake: takes leads from websites, auto shows and partner feeds.
  *
- *  A submitter sends lead.submit on the ROUTER endpoint with its own
+ *  A submitter sends lead.submit on the lead endpoint with its own
  *  submission id and gets lead.accepted or lead.rejected back only once the
  *  outcome is committed in Redis. The same submission id sent again gets the
- *  first answer back, byte for byte, and creates nothing. A lead whose
- *  normalised mobile or ID number matches a known customer is attached to
- *  that customer; a merge never blanks a known field and keeps every change
- *  in the customer's history. A rejected lead is kept in quarantine.
+ *  first answer back and creates nothing. A lead whose normalised mobile or
+ *  ID number matches a known customer is attached to that customer; a merge
+ *  never blanks a known field and keeps every change in the customer's
+ *  history. A rejected lead, and a document no converter could read, is
+ *  kept in quarantine. With CRM_INTAKE_CERT_DIR set, lead sources must
+ *  authenticate with CURVE certificates, as dealers do on the gateway.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "crm_lead.h"
 #include "crm_service.h"
 #include "intake.h"
 
-static int intake_on_request(zloop_t *loop, zsock_t *router, void *arg)
+static crm_curve_t *s_curve;
+
+static crm_handled_t intake_on_cert_issue(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+static crm_handled_t intake_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+
+static const crm_request_t intake_lead_requests[] = {
+    {"lead.submit", NULL, CRM_REQ_WRITE, intake_submit_key, "submission", "submission-ttl-days", intake_on_submit},
+    {"lead.unconvertible", intake_on_unconvertible, CRM_REQ_WRITE, intake_document_key, "submission",
+     "submission-ttl-days", NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+static const crm_endpoint_def_t intake_leads = {"leads", intake_lead_requests, intake_error};
+
+static const crm_request_t intake_control_requests[] = {
+    {"cert.issue", intake_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {"cert.revoke", intake_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+/* Lead sources' certificates, when the deployment asks for them. */
+static crm_handled_t intake_on_cert_issue(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
-    (void) loop;
-    crm_service_t *svc = arg;
-    /* What is waiting is handled together: one pipeline of reads and one
-       transaction for the whole batch. A bounded batch per wake-up, so
-       timers and heartbeats still run. */
-    zmsg_t *msgs[INTAKE_BATCH_MAX];
-    zframe_t *payloads[INTAKE_BATCH_MAX];
-    intake_req_t reqs[INTAKE_BATCH_MAX];
-    int n = 0;
-    while (n < INTAKE_BATCH_MAX) {
-        zmsg_t *req = zmsg_recv_nowait(router);
-        if (!req)
-            break;
-        zframe_t *payload = zmsg_last(req);
-        if (!payload || zmsg_size(req) < 2) {
-            zmsg_destroy(&req);
-            continue;
-        }
-        zmsg_remove(req, payload);
-        msgs[n] = req;
-        payloads[n] = payload;
-        reqs[n].frame = zframe_data(payload);
-        reqs[n].len = zframe_size(payload);
-        msgpack_sbuffer_init(&reqs[n].answer);
-        n++;
+    (void) svc;
+    const crm_body_cert_issue_t *b = &crm_req_msg(req)->body.cert_issue;
+    if (!s_curve)
+        return crm_req_fail(req, "service", "not_configured",
+                            "lead sources need no certificate here (CRM_INTAKE_CERT_DIR is not set)");
+    char code[32], err[300];
+    if (crm_curve_issue(s_curve, b->id, b->public_key, code, sizeof code, err, sizeof err) != 0) {
+        const char *colon = strchr(err, ':');
+        return crm_req_fail(req, colon ? "id" : "service", code, "%s", colon ? colon + 2 : err);
     }
-    if (n == 0)
-        return 0;
-    intake_handle(svc, reqs, n);
-    for (int i = 0; i < n; i++) {
-        if (reqs[i].answer.size)
-            zmsg_addmem(msgs[i], reqs[i].answer.data, reqs[i].answer.size);
-        msgpack_sbuffer_destroy(&reqs[i].answer);
-        zframe_destroy(&payloads[i]);
-        /* The envelope (identity, empty delimiter) goes back as it came. */
-        if (zmsg_send(&msgs[i], router) != 0)
-            zmsg_destroy(&msgs[i]);
-    }
-    return 0;
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_cert_issued);
+    CRM_SET_STR(&ev, cert_issued, kind, "source");
+    CRM_SET_STR(&ev, cert_issued, id, b->id);
+    CRM_SET_STR(&ev, cert_issued, public_key, b->public_key);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_req_ok(req, b->id);
+    return CRM_APPLIED;
 }
 
-static zsock_t *s_router;
+static crm_handled_t intake_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    (void) svc;
+    const char *id = crm_req_msg(req)->body.cert_revoke.id;
+    if (!s_curve)
+        return crm_req_fail(req, "service", "not_configured", "CRM_INTAKE_CERT_DIR is not set");
+    char code[32], err[300], key[41];
+    if (crm_curve_revoke(s_curve, id, key, code, sizeof code, err, sizeof err) != 0) {
+        const char *colon = strchr(err, ':');
+        return crm_req_fail(req, colon ? "id" : "service", code, "%s", colon ? colon + 2 : err);
+    }
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_cert_revoked);
+    CRM_SET_STR(&ev, cert_revoked, kind, "source");
+    CRM_SET_STR(&ev, cert_revoked, id, id);
+    CRM_SET_STR(&ev, cert_revoked, public_key, key[0] ? key : NULL);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_req_ok(req, id);
+    return CRM_APPLIED;
+}
+
+static void intake_reload(crm_service_t *svc)
+{
+    (void) svc;
+    if (s_curve)
+        crm_curve_reload(s_curve, false, NULL);
+}
 
 static int intake_start(crm_service_t *svc)
 {
-    const char *endpoint = crm_service_opt(svc, "endpoint");
-    s_router = zsock_new(ZMQ_ROUTER);
-    if (!s_router)
-        return -1;
-    zsock_set_maxmsgsize(s_router, CRM_FRAME_MAX + 4096);
-    zsock_set_router_mandatory(s_router, 0);
-    if (zsock_bind(s_router, "%s", endpoint) < 0) {
-        crm_error("intake.bind_failed", "endpoint=%s error=\"%s\"", endpoint, zmq_strerror(zmq_errno()));
-        return -1;
+    const char *dir = crm_service_opt(svc, "cert-dir");
+    if (dir && *dir) {
+        s_curve = crm_curve_new(dir, crm_service_opt(svc, "server-cert"), "source-id", "source");
+        if (!s_curve)
+            return -1;
     }
-    crm_info("intake.listening", "endpoint=%s", endpoint);
-    return zloop_reader(crm_service_loop(svc), s_router, intake_on_request, svc);
+    return crm_service_endpoint(svc, &intake_leads, crm_service_opt(svc, "endpoint"), s_curve) ? 0 : -1;
 }
 
 static void intake_stop(crm_service_t *svc)
 {
-    zloop_reader_end(crm_service_loop(svc), s_router);
-    zsock_destroy(&s_router);
+    (void) svc;
+    crm_curve_destroy(&s_curve);
 }
 
 static const crm_opt_t intake_opts[] = {
     {"endpoint", "CRM_INTAKE_ENDPOINT", "tcp://127.0.0.1:7201",
      "ZeroMQ ROUTER endpoint where lead sources submit leads", NULL},
+    {"submission-ttl-days", "CRM_SUBMISSION_TTL_DAYS", "90",
+     "How long the answer to a submission id is kept (a resend within it changes nothing)", NULL},
+    {"cert-dir", "CRM_INTAKE_CERT_DIR", "",
+     "Lead sources' public certificates; when set, the lead endpoint takes CURVE clients from it only", NULL},
+    {"server-cert", "CRM_INTAKE_SERVER_CERT", "var/intake.cert",
+     "crm-intake's certificate when CURVE is on (secret in <file>_secret); made on first start", NULL},
     CRM_OPT_END,
+};
+
+static const crm_tick_t intake_ticks[] = {
+    {"certificates", 1000, intake_reload},
+    {NULL, 0, NULL},
 };
 
 static const crm_service_def_t intake_def = {
     .name = "intake",
     .summary = "Lead intake: acknowledged, deduplicated, validated leads.",
     .pub_default = "tcp://127.0.0.1:7101",
+    .control_default = "tcp://127.0.0.1:7211",
     .opts = intake_opts,
+    .requests = intake_control_requests,
+    .ticks = intake_ticks,
     .on_start = intake_start,
     .on_stop = intake_stop,
 };
