@@ -336,6 +336,12 @@ int crm_curve_revoke(crm_curve_t *self, const char *id, char *key_out, char *cod
     return 0;
 }
 
+void crm_curve_each(crm_curve_t *self, void (*fn)(void *arg, const char *id), void *arg)
+{
+    for (const char *id = zhashx_first(self->keys); id; id = zhashx_next(self->keys))
+        fn(arg, id);
+}
+
 const char *crm_curve_public_key(const crm_curve_t *self) { return zcert_public_txt(self->cert); }
 const char *crm_curve_kind(const crm_curve_t *self) { return self->kind; }
 size_t crm_curve_count(const crm_curve_t *self) { return self->keys ? zhashx_size(self->keys) : 0; }

@@ -64,6 +64,9 @@ int crm_curve_issue(crm_curve_t *self, const char *id, const char *public_key, c
 int crm_curve_revoke(crm_curve_t *self, const char *id, char *key_out, char *code, size_t codesz,
                      char *err, size_t errsz);
 
+/* Calls fn for every trusted id (heartbeats to every certified peer). */
+void crm_curve_each(crm_curve_t *self, void (*fn)(void *arg, const char *id), void *arg);
+
 const char *crm_curve_public_key(const crm_curve_t *self);
 const char *crm_curve_kind(const crm_curve_t *self);
 size_t crm_curve_count(const crm_curve_t *self);

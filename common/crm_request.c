@@ -43,6 +43,7 @@ struct crm_req_t {
     zframe_t *body;
     crm_msg_t msg;
     char peer[CRM_ID_NAME_MAX + 1];
+    char peer_key[48];
     char key[S_KEY_MAX];
     char akey[CRM_ID_DIGEST_SZ + 48];
     crm_msg_t answer;
@@ -67,6 +68,7 @@ struct crm_route_t {
 const crm_msg_t *crm_req_msg(const crm_req_t *req) { return &req->msg; }
 const char *crm_req_peer(const crm_req_t *req) { return req->peer[0] ? req->peer : NULL; }
 const char *crm_req_key(const crm_req_t *req) { return req->key; }
+const char *crm_req_peer_key(const crm_req_t *req) { return req->peer_key[0] ? req->peer_key : NULL; }
 
 const void *crm_req_frame(const crm_req_t *req, size_t *len)
 {
@@ -82,6 +84,8 @@ crm_msg_t *crm_req_answer(crm_req_t *req, crm_type_t type)
     req->has_answer = true;
     return &req->answer;
 }
+
+crm_msg_t *crm_req_answer_msg(crm_req_t *req) { return req->has_answer ? &req->answer : NULL; }
 
 crm_msg_t *crm_req_ok(crm_req_t *req, const char *id)
 {
@@ -340,6 +344,7 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
             return -1;
         }
         snprintf(req->peer, sizeof req->peer, "%s", peer);
+        snprintf(req->peer_key, sizeof req->peer_key, "%s", key ? key : "");
     }
     if (extra) {
         s_refuse_early(req, "frames", "malformed", "a request is one frame (after an optional empty delimiter)", true);

@@ -139,6 +139,8 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
 const crm_msg_t *crm_req_msg(const crm_req_t *req);
 /* The certified peer (dealer id, source id) on a CURVE endpoint, else NULL. */
 const char *crm_req_peer(const crm_req_t *req);
+/* The peer's public key (Z85) on a CURVE endpoint, else NULL. */
+const char *crm_req_peer_key(const crm_req_t *req);
 /* The idempotency key (for lead.submit: the effective submission id). */
 const char *crm_req_key(const crm_req_t *req);
 /* The request as received. */
@@ -146,6 +148,8 @@ const void *crm_req_frame(const crm_req_t *req, size_t *len);
 /* The answer, (re)initialised to `type`; the handler fills its body. The
    framework sets id, ts, producer and corr. */
 crm_msg_t *crm_req_answer(crm_req_t *req, crm_type_t type);
+/* The answer set so far (e.g. by crm_req_fail), to add fields; or NULL. */
+crm_msg_t *crm_req_answer_msg(crm_req_t *req);
 /* A reply {ok: true, id} (id may be NULL); returns it for more fields. */
 crm_msg_t *crm_req_ok(crm_req_t *req, const char *id);
 /* An error answer built by the endpoint's error function. Returns

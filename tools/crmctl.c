@@ -13,7 +13,9 @@ static const char *s_summary =
     "  streams                     latest sequence number of every event stream\n"
     "  events STREAM [--from N] [--count K]\n"
     "                              the stream's events, one JSON object per line\n"
-    "  rejects [--count K]         refused frames and messages kept for review, newest first\n"
+    "  rejects [list] [--count K]  refused frames, requests and messages kept for review, newest first\n"
+    "  rejects show ID             one of them, with the message as JSON when it decodes\n"
+    "  rejects retry ID            the service that refused it applies it again (once the cause is fixed)\n"
     "  lead submit [FILE|-]        submit a JSON lead or an ADF document (told apart by content);\n"
     "                              prints intake's answer as JSON; retries with the same id\n"
     "  lead import FILE.csv [--encoding utf-8|gbk|gb18030] [--source NAME]\n"
@@ -24,12 +26,19 @@ static const char *s_summary =
     "  quarantine list             rejected submissions kept for review\n"
     "  quarantine show ID          one of them, as submitted, with its errors\n"
     "  quarantine retry ID [FILE|-]  submit it again, corrected from FILE or as it was\n"
-    "  dealer add ID --name N --region R --province P --city C [--capacity K] [--address A]\n"
+    "  dealer add ID --name N --province P --city C [--region R] [--capacity K] [--address A]\n"
+    "  dealer update ID [--name N] [--province P] [--city C] [--region R] [--address A]\n"
+    "                   [--capacity K|default]\n"
     "  dealer list | show ID | suspend ID | activate ID\n"
-    "  dealer cert ID --out FILE   a CURVE certificate for the dealer: public part into the\n"
-    "                              gateway's directory (--cert-dir), secret part into FILE\n"
-    "  dealer revoke ID            remove it: the dealer can no longer connect\n"
+    "  dealer cert ID --out FILE   a CURVE certificate for the dealer: crm-dispatcher trusts its\n"
+    "                              public key at once; the secret part is written to FILE only\n"
+    "  dealer revoke ID            refused from now on, open connections cut\n"
+    "  source cert ID --out FILE | source revoke ID   the same for lead sources (when crm-intake\n"
+    "                              runs with CRM_INTAKE_CERT_DIR)\n"
+    "  regions show | load FILE    the carmaker's sales regions (region = provinces)\n"
     "  testdrive list [--dealer D] [--status S] | show ID\n\n"
+    "Every command that changes something asks the service that owns it (crm-intake,\n"
+    "crm-dispatcher ...) on its control endpoint; the others read Redis to show things.\n\n"
     "Exit codes: 0 success (lead accepted, also when a resend returns the first answer),\n"
     "1 the answer is 'no' (a service is down, a lead rejected, nothing found), 2 usage error or\n"
     "crm-intake unreachable, 3 Redis unreachable.";
@@ -87,6 +96,15 @@ static int s_streams(crm_store_t *store)
 
 static int s_events(crm_store_t *store, const char *stream, long long from, long long count)
 {
+    /* A stream's name becomes part of a key: lead, dealer.D0421, ... */
+    bool ok = *stream && strlen(stream) < CRM_NAME_MAX;
+    for (const char *p = stream; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+             *p == '_' || *p == '-';
+    if (!ok) {
+        fprintf(stderr, "crmctl events: %s is not a stream name\n", stream);
+        return 2;
+    }
     redisReply *r = crm_store_cmd(store, "XRANGE " CRM_KEY_EVENTS_FMT " %lld-0 + COUNT %lld", stream,
                                   from, count);
     if (!r)
@@ -113,25 +131,164 @@ static int s_events(crm_store_t *store, const char *stream, long long from, long
     return 0;
 }
 
-static int s_rejects(crm_store_t *store, long long count)
+static const char *s_rejects_usage = "crmctl rejects [list] [--count K] | show ID | retry ID";
+
+static bool s_reject_id_ok(const char *id)
 {
-    redisReply *r = crm_store_cmd(store, "XREVRANGE " CRM_KEY_REJECTS " + - COUNT %lld", count);
+    unsigned long long a, b;
+    char extra;
+    if (strlen(id) <= 41 && sscanf(id, "%llu-%llu%c", &a, &b, &extra) == 2)
+        return true;
+    fprintf(stderr, "crmctl: %s is not an entry id of crm:rejects (1796000000000-0)\n", id);
+    return false;
+}
+
+int crmctl_rejects(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "list";
+    const char *id = ctl->argc > 2 ? ctl->argv[2] : NULL;
+    if (strcmp(sub, "list") && (!id || (strcmp(sub, "show") && strcmp(sub, "retry")))) {
+        fprintf(stderr, "%s\n", s_rejects_usage);
+        return CRMCTL_USAGE;
+    }
+    if (id && !s_reject_id_ok(id))
+        return CRMCTL_USAGE;
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    redisReply *r = id ? crm_store_cmd(store, "XRANGE " CRM_KEY_REJECTS " %s %s", id, id)
+                       : crm_store_cmd(store, "XREVRANGE " CRM_KEY_REJECTS " + - COUNT %lld",
+                                       (long long) crmctl_i64(ctl, "count"));
     if (!r)
-        return 3;
+        return CRMCTL_REDIS;
+    if (id && (r->type != REDIS_REPLY_ARRAY || r->elements != 1)) {
+        fprintf(stderr, "crmctl: no entry %s in crm:rejects\n", id);
+        freeReplyObject(r);
+        return CRMCTL_NO;
+    }
+    int rc = CRMCTL_OK;
+    if (!strcmp(sub, "retry")) {
+        /* Asked of the service that refused it. */
+        const char *service = crm_reply_field(r->element[0]->element[1], "service");
+        char svc[32];
+        snprintf(svc, sizeof svc, "%s", service ? service : "");
+        freeReplyObject(r);
+        if (!crmctl_id_ok(svc, "service of the entry"))
+            return CRMCTL_NO;
+        crm_msg_t req, ans;
+        crm_msg_init(&req, CRM_T_reject_retry);
+        CRM_SET_STR(&req, reject_retry, reject_id, id);
+        rc = crmctl_request(ctl, svc, &req, &ans);
+        crm_msg_clear(&req);
+        if (rc != CRMCTL_OK)
+            return rc;
+        if (ans.type == CRM_T_reply && ans.body.reply.ok)
+            printf("%s: applied again by crm-%s\n", id, svc);
+        rc = crmctl_reply(&ans, "rejects retry");
+        crm_msg_clear(&ans);
+        return rc;
+    }
+    redisReply *states = crm_store_cmd(store, "HGETALL " CRM_KEY_REJECTS_STATE);
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
+            continue;
         printf("%s", e->element[0]->str);
         const redisReply *f = e->element[1];
+        const redisReply *frame = NULL;
         for (size_t k = 0; k + 1 < f->elements; k += 2) {
-            if (!strcmp(f->element[k]->str, "frame"))
+            if (!strcmp(f->element[k]->str, "frame")) {
+                frame = f->element[k + 1];
                 continue;
+            }
             char v[256];
             printf(" %s=\"%s\"", f->element[k]->str, crm_log_value(f->element[k + 1]->str, v, sizeof v));
         }
-        printf("\n");
+        const char *state = crm_reply_field(states, e->element[0]->str);
+        printf(" state=%s\n", state ? state : "kept");
+        if (id && frame && frame->len) {
+            crm_msg_t m;
+            crm_err_t err;
+            if (crm_msg_decode(frame->str, frame->len, &m, &err) == 0) {
+                char *json = crm_msg_to_json(&m);
+                printf("%s\n", json ? json : "{}");
+                free(json);
+                crm_msg_clear(&m);
+            } else {
+                printf("(%zu bytes that do not decode: %s: %s)\n", (size_t) frame->len, err.field, err.text);
+            }
+        }
     }
+    freeReplyObject(states);
     freeReplyObject(r);
-    return 0;
+    return rc;
+}
+
+bool crmctl_id_ok(const char *id, const char *what)
+{
+    char err[200];
+    if (crm_id_check(CRM_ID_NAME, id, what, err, sizeof err) == 0)
+        return true;
+    fprintf(stderr, "crmctl: %s\n", err);
+    return false;
+}
+
+int crmctl_request(crmctl_t *ctl, const char *service, crm_msg_t *req, crm_msg_t *answer)
+{
+    char opt[48];
+    snprintf(opt, sizeof opt, "%s-control", service);
+    const char *endpoint = crm_opt(ctl->opts, opt);
+    if (!endpoint) {
+        fprintf(stderr, "crmctl: no control endpoint for %s\n", service);
+        return CRMCTL_UNREACHABLE;
+    }
+    crm_new_id(req->id, sizeof req->id);
+    req->ts = crm_now_ms();
+    snprintf(req->producer, sizeof req->producer, "crmctl");
+    req->stream[0] = 0;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    if (crm_msg_encode(req, &buf, NULL) != 0) {
+        msgpack_sbuffer_destroy(&buf);
+        fprintf(stderr, "crmctl: cannot encode the request\n");
+        return CRMCTL_UNREACHABLE;
+    }
+    zframe_t *fr = NULL;
+    int rc = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
+                        (int) crmctl_i64(ctl, "tries"), &fr);
+    msgpack_sbuffer_destroy(&buf);
+    if (rc != 0) {
+        fprintf(stderr, "crmctl: crm-%s at %s did not answer (is it running? --%s)\n", service, endpoint, opt);
+        return CRMCTL_UNREACHABLE;
+    }
+    crm_err_t err;
+    rc = crm_msg_decode(zframe_data(fr), zframe_size(fr), answer, &err);
+    zframe_destroy(&fr);
+    if (rc != 0) {
+        fprintf(stderr, "crmctl: crm-%s's answer cannot be read (%s: %s)\n", service, err.field, err.text);
+        return CRMCTL_UNREACHABLE;
+    }
+    return CRMCTL_OK;
+}
+
+int crmctl_reply(const crm_msg_t *answer, const char *what)
+{
+    if (answer->type != CRM_T_reply) {
+        fprintf(stderr, "crmctl %s: unexpected answer %s\n", what, crm_type_name(answer->type));
+        return CRMCTL_NO;
+    }
+    const crm_body_reply_t *r = &answer->body.reply;
+    if (r->ok) {
+        for (size_t i = 0; i < r->fields.n; i++)
+            printf("  %s\n", r->fields.v[i]);
+        if (r->message)
+            printf("  %s\n", r->message);
+        return CRMCTL_OK;
+    }
+    fprintf(stderr, "crmctl %s: refused (%s): %s\n", what, r->code ? r->code : "-", r->message ? r->message : "");
+    for (size_t i = 1; i < r->errors.n; i++)
+        fprintf(stderr, "  %s\n", r->errors.v[i]);
+    return r->code && !strcmp(r->code, "unavailable") ? CRMCTL_UNREACHABLE : CRMCTL_NO;
 }
 
 crm_store_t *crmctl_store(crmctl_t *ctl)
@@ -152,21 +309,30 @@ int main(int argc, char **argv)
     crm_opt_t opts[] = {
         {"redis-url", "CRM_REDIS_URL", "redis://127.0.0.1:6390/0", "Redis that autocrm keeps its state in", NULL},
         {"intake", "CRM_INTAKE_ENDPOINT", "tcp://127.0.0.1:7201", "crm-intake's endpoint for leads", NULL},
+        {"intake-control", "CRM_INTAKE_CONTROL", "tcp://127.0.0.1:7211", "crm-intake's control endpoint", NULL},
+        {"dispatcher-control", "CRM_DISPATCHER_CONTROL", "tcp://127.0.0.1:7212", "crm-dispatcher's control endpoint", NULL},
+        {"scheduler-control", "CRM_SCHEDULER_CONTROL", "tcp://127.0.0.1:7213", "crm-scheduler's control endpoint", NULL},
+        {"auditor-control", "CRM_AUDITOR_CONTROL", "tcp://127.0.0.1:7214", "crm-auditor's control endpoint", NULL},
+        {"notifier-control", "CRM_NOTIFIER_CONTROL", "tcp://127.0.0.1:7215", "crm-notifier's control endpoint", NULL},
+        {"source-cert", "CRM_SOURCE_CERT", NULL,
+         "lead: this lead source's secret certificate, when crm-intake asks for CURVE", NULL},
+        {"intake-server-cert", "CRM_INTAKE_SERVER_CERT", "var/intake.cert",
+         "lead: crm-intake's public certificate, with --source-cert", NULL},
         {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead: how long to wait for intake's answer", NULL},
         {"tries", NULL, "3", "lead: how many times to send before giving up", NULL},
         {"encoding", NULL, NULL, "lead import: utf-8, gbk or gb18030 (default: detect)", NULL},
         {"source", NULL, NULL, "lead import: the source (default: the file name)", NULL},
         {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
         {"id-number", NULL, NULL, "customer find: by ID number", NULL},
-        {"name", NULL, NULL, "customer find: by name; dealer add: the dealer's name", NULL},
-        {"region", NULL, NULL, "dealer add: sales region (华北 东北 华东 华中 华南 西南 西北)", NULL},
-        {"province", NULL, NULL, "dealer add: province", NULL},
-        {"city", NULL, NULL, "dealer add: city", NULL},
-        {"address", NULL, NULL, "dealer add: address", NULL},
-        {"capacity", NULL, NULL, "dealer add: test drives per day (default 10, 0 no limit)", NULL},
+        {"name", NULL, NULL, "customer find: by name; dealer add|update: the dealer's name", NULL},
+        {"region", NULL, NULL, "dealer add|update: sales region (crmctl regions show; default: the province's)", NULL},
+        {"province", NULL, NULL, "dealer add|update: province", NULL},
+        {"city", NULL, NULL, "dealer add|update: city", NULL},
+        {"address", NULL, NULL, "dealer add|update: address", NULL},
+        {"capacity", NULL, NULL,
+         "dealer add|update: test drives per day (0: no limit; default: crm-dispatcher's CRM_DEFAULT_CAPACITY)", NULL},
         {"dealer", NULL, NULL, "testdrive list: only this dealer's", NULL},
-        {"cert-dir", "CRM_CERT_DIR", "var/dealer-certs", "dealer cert|revoke: the gateway's certificate directory", NULL},
-        {"out", NULL, NULL, "dealer cert: file for the dealer's secret certificate", NULL},
+        {"out", NULL, NULL, "dealer|source cert: file for the secret certificate", NULL},
         {"status", NULL, NULL, "testdrive list: only in this status", NULL},
         {"from", NULL, "1", "events: first sequence number", NULL},
         {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},
@@ -201,10 +367,24 @@ int main(int argc, char **argv)
         rc = crmctl_dealer(&ctl);
     else if (!strcmp(cmd, "testdrive"))
         rc = crmctl_testdrive(&ctl);
-    else if (!strcmp(cmd, "status") || !strcmp(cmd, "streams") || !strcmp(cmd, "events") ||
-             !strcmp(cmd, "rejects")) {
+    else if (!strcmp(cmd, "regions"))
+        rc = crmctl_regions(&ctl);
+    else if (!strcmp(cmd, "rejects"))
+        rc = crmctl_rejects(&ctl);
+    else if (!strcmp(cmd, "source")) {
+        const char *sub = npos > 1 ? argv[2] : "", *id = npos > 2 ? argv[3] : NULL;
+        if (id && !strcmp(sub, "cert"))
+            rc = crmctl_cert(&ctl, "intake", "source-id", id, crm_opt(opts, "out"));
+        else if (id && !strcmp(sub, "revoke"))
+            rc = crmctl_cert_revoke(&ctl, "intake", id);
+        else {
+            fprintf(stderr, "crmctl source: cert ID --out FILE | revoke ID\n");
+            rc = 2;
+        }
+    } else if (!strcmp(cmd, "status") || !strcmp(cmd, "streams") || !strcmp(cmd, "events")) {
         if (!strcmp(cmd, "events") && npos < 2) {
-            fprintf(stderr, "crmctl events: name the stream (lead, customer, testdrive, followup, audit, notify)\n");
+            fprintf(stderr, "crmctl events: name the stream (lead, customer, testdrive, followup, audit, notify, "
+                            "dealers, ops, dealer.<id>)\n");
             return 2;
         }
         crm_store_t *store = crmctl_store(&ctl);
@@ -214,10 +394,8 @@ int main(int argc, char **argv)
             rc = s_status(store);
         else if (!strcmp(cmd, "streams"))
             rc = s_streams(store);
-        else if (!strcmp(cmd, "events"))
-            rc = s_events(store, argv[2], (long long) from, (long long) count);
         else
-            rc = s_rejects(store, (long long) count);
+            rc = s_events(store, argv[2], (long long) from, (long long) count);
     } else {
         fprintf(stderr, "crmctl: unknown command '%s' (try --help)\n", cmd);
         rc = 2;

@@ -28,14 +28,30 @@ int64_t crmctl_i64(crmctl_t *ctl, const char *opt);
 int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_ms, int tries,
                zframe_t **answer);
 
+/* Sends `req` (type and body filled; id, ts and producer are set here) to
+   `service`'s control endpoint (--<service>-control) and decodes the
+   answer into `answer` (caller clears it). CRMCTL_OK, or
+   CRMCTL_UNREACHABLE after a message when no answer came. */
+int crmctl_request(crmctl_t *ctl, const char *service, crm_msg_t *req, crm_msg_t *answer);
+/* Prints a reply: its fields on stdout when ok, else "code: message" on
+   stderr; the exit code (0 ok, 1 refused, 2 unreachable-like). */
+int crmctl_reply(const crm_msg_t *answer, const char *what);
+/* A positional id argument checked against the id rule (crm_id). */
+bool crmctl_id_ok(const char *id, const char *what);
+
 int crmctl_lead(crmctl_t *ctl);       /* lead submit | lead import */
 int crmctl_customer(crmctl_t *ctl);   /* customer show | customer find */
 int crmctl_quarantine(crmctl_t *ctl); /* quarantine list | show | retry */
-int crmctl_dealer(crmctl_t *ctl);     /* dealer add | list | show | suspend | activate */
+int crmctl_dealer(crmctl_t *ctl);     /* dealer add | update | list | show | suspend | activate | cert | revoke */
 int crmctl_testdrive(crmctl_t *ctl);  /* testdrive list | show */
-/* The dealers' CURVE certificates (tools/crmctl_dealer_cert.c): 0 or -1,
-   after a message on stderr. */
-int crmctl_dealer_cert(const char *cert_dir, const char *dealer_id, const char *out_secret_file);
-int crmctl_dealer_revoke(const char *cert_dir, const char *dealer_id);
+int crmctl_regions(crmctl_t *ctl);    /* regions show | load FILE */
+int crmctl_rejects(crmctl_t *ctl);    /* rejects [list] | show ID | retry ID */
+/* CURVE certificates of dealers (service "dispatcher", kind "dealer-id")
+   and lead sources ("intake", "source-id"), tools/crmctl_cert.c: the key
+   pair is made here and the secret written to `out_secret_file` (0600);
+   only the public key travels, in a cert.issue request. */
+int crmctl_cert(crmctl_t *ctl, const char *service, const char *meta_key, const char *id,
+                const char *out_secret_file);
+int crmctl_cert_revoke(crmctl_t *ctl, const char *service, const char *id);
 
 #endif

@@ -6,76 +6,64 @@
 #include "crm_norm.h"
 #include "crmctl.h"
 
-static int s_add(crmctl_t *ctl, crm_store_t *store, const char *id)
+/* dealer add and dealer update: the flags given, as one request. */
+static int s_change(crmctl_t *ctl, const char *sub, const char *id, const char *state)
 {
+    if (!crmctl_id_ok(id, "dealer id"))
+        return CRMCTL_USAGE;
     const char *name = crm_opt(ctl->opts, "name"), *region = crm_opt(ctl->opts, "region"),
                *province = crm_opt(ctl->opts, "province"), *city = crm_opt(ctl->opts, "city"),
                *address = crm_opt(ctl->opts, "address"), *capacity = crm_opt(ctl->opts, "capacity");
-    if (!crm_dealer_id_valid(id)) {
-        fprintf(stderr, "crmctl dealer add: the id must be 1-32 letters, digits, '-' or '_'\n");
+    bool add = !strcmp(sub, "add");
+    if (add && (!name || !province || !city)) {
+        fprintf(stderr, "crmctl dealer add ID --name N --province P --city C [--region R] [--capacity K] [--address A]\n");
         return CRMCTL_USAGE;
     }
-    if (!name || !region || !province || !city) {
-        fprintf(stderr, "crmctl dealer add ID --name N --region R --province P --city C [--capacity K] [--address A]\n");
-        return CRMCTL_USAGE;
+    long long cap = 0;
+    bool has_cap = capacity != NULL;
+    if (capacity && !add && !strcmp(capacity, "default")) {
+        cap = -1;
+    } else if (capacity) {
+        char *end;
+        cap = strtoll(capacity, &end, 10);
+        if (!*capacity || *end || cap < 0) {
+            fprintf(stderr, "crmctl dealer: --capacity is a whole number of test drives per day (0: no limit%s)\n",
+                    add ? "" : "; default: the dispatcher's default");
+            return CRMCTL_USAGE;
+        }
     }
-    const char *prov;
-    if (crm_norm_province(province, &prov, NULL) != 0) {
-        fprintf(stderr, "crmctl dealer add: --province %s is not one of the 34 provincial-level divisions\n", province);
-        return CRMCTL_USAGE;
+    crm_msg_t req, ans;
+    if (add) {
+        crm_msg_init(&req, CRM_T_dealer_register);
+        CRM_SET_STR(&req, dealer_register, dealer_id, id);
+        CRM_SET_STR(&req, dealer_register, name, name);
+        CRM_SET_STR(&req, dealer_register, province, province);
+        CRM_SET_STR(&req, dealer_register, city, city);
+        CRM_SET_STR(&req, dealer_register, region, region);
+        CRM_SET_STR(&req, dealer_register, address, address);
+        if (has_cap)
+            CRM_SET_I64(&req, dealer_register, capacity, cap);
+    } else {
+        crm_msg_init(&req, CRM_T_dealer_update);
+        CRM_SET_STR(&req, dealer_update, dealer_id, id);
+        CRM_SET_STR(&req, dealer_update, name, name);
+        CRM_SET_STR(&req, dealer_update, province, province);
+        CRM_SET_STR(&req, dealer_update, city, city);
+        CRM_SET_STR(&req, dealer_update, region, region);
+        CRM_SET_STR(&req, dealer_update, address, address);
+        CRM_SET_STR(&req, dealer_update, state, state);
+        if (has_cap)
+            CRM_SET_I64(&req, dealer_update, capacity, cap);
     }
-    char cityn[128];
-    if (crm_norm_city(city, cityn, sizeof cityn) != 0) {
-        fprintf(stderr, "crmctl dealer add: --city %s is not a city name\n", city);
-        return CRMCTL_USAGE;
-    }
-    char *end;
-    long long cap = capacity ? strtoll(capacity, &end, 10) : 10;
-    if (capacity && (*end || cap < 0)) {
-        fprintf(stderr, "crmctl dealer add: --capacity is a whole number of test drives per day (0: no limit)\n");
-        return CRMCTL_USAGE;
-    }
-    /* Re-adding a dealer moves it in the routing sets. */
-    redisReply *old = crm_store_cmd(store, "HGETALL " CRM_KEY_DEALER_FMT, id);
-    if (!old)
-        return CRMCTL_REDIS;
-    crm_tx_t *tx = crm_tx_new("crmctl", 0);
-    if (crm_reply_field(old, "city")) {
-        crm_tx_cmd(tx, "SREM crm:dealers:city:%s %s", crm_reply_field(old, "city"), id);
-        crm_tx_cmd(tx, "SREM crm:dealers:province:%s %s", crm_reply_field(old, "province"), id);
-        crm_tx_cmd(tx, "SREM crm:dealers:region:%s %s", crm_reply_field(old, "region"), id);
-    }
-    const char *state = crm_reply_field(old, "state") ? crm_reply_field(old, "state") : "active";
-    crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " name %s region %s province %s city %s address %s capacity %lld state %s",
-               id, name, region, prov, cityn, address ? address : "", cap, state);
-    crm_tx_cmd(tx, "SADD " CRM_KEY_DEALERS " %s", id);
-    crm_tx_cmd(tx, "SADD crm:dealers:city:%s %s", cityn, id);
-    crm_tx_cmd(tx, "SADD crm:dealers:province:%s %s", prov, id);
-    crm_tx_cmd(tx, "SADD crm:dealers:region:%s %s", region, id);
-    freeReplyObject(old);
-    int rc = crm_store_commit(store, tx);
-    crm_tx_destroy(&tx);
-    if (rc != 0)
-        return CRMCTL_REDIS;
-    printf("dealer %s: %s, %s %s (%s region), capacity %lld/day, %s\n", id, name, prov, cityn, region, cap, state);
-    return CRMCTL_OK;
-}
-
-static int s_state(crm_store_t *store, const char *id, const char *state)
-{
-    redisReply *e = crm_store_cmd(store, "EXISTS " CRM_KEY_DEALER_FMT, id);
-    if (!e)
-        return CRMCTL_REDIS;
-    bool exists = e->integer;
-    freeReplyObject(e);
-    if (!exists) {
-        fprintf(stderr, "crmctl: no dealer %s\n", id);
-        return CRMCTL_NO;
-    }
-    redisReply *r = crm_store_cmd(store, "HSET " CRM_KEY_DEALER_FMT " state %s", id, state);
-    freeReplyObject(r);
-    printf("dealer %s: %s\n", id, state);
-    return r ? CRMCTL_OK : CRMCTL_REDIS;
+    int rc = crmctl_request(ctl, "dispatcher", &req, &ans);
+    crm_msg_clear(&req);
+    if (rc != CRMCTL_OK)
+        return rc;
+    if (ans.type == CRM_T_reply && ans.body.reply.ok)
+        printf("dealer %s: %s\n", id, add ? "registered" : state ? state : "updated");
+    rc = crmctl_reply(&ans, add ? "dealer add" : "dealer update");
+    crm_msg_clear(&ans);
+    return rc;
 }
 
 static void s_print_dealer(crm_store_t *store, const char *id, bool full)
@@ -100,43 +88,37 @@ int crmctl_dealer(crmctl_t *ctl)
 {
     const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
     const char *id = ctl->argc > 2 ? ctl->argv[2] : NULL;
-    bool list = !strcmp(sub, "list");
-    if (!list && (!id || (strcmp(sub, "add") && strcmp(sub, "show") && strcmp(sub, "suspend") &&
-                          strcmp(sub, "activate") && strcmp(sub, "cert") && strcmp(sub, "revoke")))) {
-        fprintf(stderr, "crmctl dealer: add ID --name N --region R --province P --city C [--capacity K] | "
-                        "list | show ID | suspend ID | activate ID | cert ID --out FILE | revoke ID\n");
+    static const char *const subs[] = {"add", "update", "show", "suspend", "activate", "cert", "revoke", NULL};
+    bool list = !strcmp(sub, "list"), known = false;
+    for (const char *const *s = subs; *s; s++)
+        known |= !strcmp(sub, *s);
+    if (!list && (!id || !known)) {
+        fprintf(stderr, "crmctl dealer: add ID --name N --province P --city C [--region R] [--capacity K] | "
+                        "update ID [flags] | list | show ID | suspend ID | activate ID | cert ID --out FILE | revoke ID\n");
         return CRMCTL_USAGE;
     }
-    const char *certs = crm_opt(ctl->opts, "cert-dir");
-    if (!strcmp(sub, "cert")) {
-        const char *out = crm_opt(ctl->opts, "out");
-        if (!out) {
-            fprintf(stderr, "crmctl dealer cert %s --out FILE: where to write the dealer's secret certificate\n", id);
-            return CRMCTL_USAGE;
-        }
-        return crmctl_dealer_cert(certs, id, out) == 0 ? CRMCTL_OK : CRMCTL_NO;
-    }
-    if (!strcmp(sub, "revoke")) {
-        if (crmctl_dealer_revoke(certs, id) != 0)
-            return CRMCTL_NO;
-        printf("dealer %s: certificate revoked; the gateway refuses it from now on\n", id);
-        return CRMCTL_OK;
-    }
+    if (id && !crmctl_id_ok(id, "dealer id"))
+        return CRMCTL_USAGE;
+    if (!strcmp(sub, "cert"))
+        return crmctl_cert(ctl, "dispatcher", "dealer-id", id, crm_opt(ctl->opts, "out"));
+    if (!strcmp(sub, "revoke"))
+        return crmctl_cert_revoke(ctl, "dispatcher", id);
+    if (!strcmp(sub, "add") || !strcmp(sub, "update"))
+        return s_change(ctl, sub, id, NULL);
+    if (!strcmp(sub, "suspend"))
+        return s_change(ctl, "update", id, "suspended");
+    if (!strcmp(sub, "activate"))
+        return s_change(ctl, "update", id, "active");
     crm_store_t *store = crmctl_store(ctl);
     if (!store)
         return CRMCTL_REDIS;
-    if (!strcmp(sub, "add"))
-        return s_add(ctl, store, id);
-    if (!strcmp(sub, "suspend"))
-        return s_state(store, id, "suspended");
-    if (!strcmp(sub, "activate"))
-        return s_state(store, id, "active");
-    redisReply *ids = list ? crm_store_cmd(store, "SORT " CRM_KEY_DEALERS " ALPHA") : NULL;
-    if (list && !ids)
-        return CRMCTL_REDIS;
     if (list) {
+        redisReply *ids = crm_store_cmd(store, "SORT " CRM_KEY_DEALERS " ALPHA");
+        if (!ids)
+            return CRMCTL_REDIS;
         for (size_t i = 0; i < ids->elements; i++)
-            s_print_dealer(store, ids->element[i]->str, false);
+            if (crm_id_valid(CRM_ID_NAME, ids->element[i]->str))
+                s_print_dealer(store, ids->element[i]->str, false);
         freeReplyObject(ids);
         return CRMCTL_OK;
     }
@@ -149,6 +131,64 @@ int crmctl_dealer(crmctl_t *ctl)
     }
     s_print_dealer(store, id, true);
     return CRMCTL_OK;
+}
+
+/* ------------------------------------------------------------ regions */
+
+int crmctl_regions(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "show";
+    if (!strcmp(sub, "show")) {
+        crm_store_t *store = crmctl_store(ctl);
+        if (!store)
+            return CRMCTL_REDIS;
+        redisReply *r = crm_store_cmd(store, "LRANGE " CRM_KEY_REGIONS_TABLE " 0 -1");
+        if (!r)
+            return CRMCTL_REDIS;
+        if (r->elements == 0)
+            printf("no sales regions stored yet (crm-dispatcher writes its built-in table on its first start)\n");
+        for (size_t i = 0; i < r->elements; i++) {
+            char *line = strdup(r->element[i]->str), *eq = line ? strchr(line, '=') : NULL;
+            if (eq) {
+                *eq = 0;
+                printf("%s = %s\n", line, eq + 1);
+            }
+            free(line);
+        }
+        freeReplyObject(r);
+        return CRMCTL_OK;
+    }
+    if (strcmp(sub, "load") || ctl->argc < 3) {
+        fprintf(stderr, "crmctl regions: show | load FILE (lines \"region = province, province\")\n");
+        return CRMCTL_USAGE;
+    }
+    FILE *f = fopen(ctl->argv[2], "r");
+    if (!f) {
+        fprintf(stderr, "crmctl: cannot read %s\n", ctl->argv[2]);
+        return CRMCTL_NO;
+    }
+    crm_msg_t req, ans;
+    crm_msg_init(&req, CRM_T_regions_load);
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char *t = line;
+        while (*t == ' ' || *t == '\t')
+            t++;
+        if (*t && *t != '#')
+            crm_strs_push(&req.body.regions_load.regions, t);
+    }
+    fclose(f);
+    req.body.regions_load.has.regions = true;
+    int rc = crmctl_request(ctl, "dispatcher", &req, &ans);
+    crm_msg_clear(&req);
+    if (rc != CRMCTL_OK)
+        return rc;
+    if (ans.type == CRM_T_reply && ans.body.reply.ok)
+        printf("sales regions replaced:\n");
+    rc = crmctl_reply(&ans, "regions load");
+    crm_msg_clear(&ans);
+    return rc;
 }
 
 /* ------------------------------------------------------------ testdrive */
@@ -197,6 +237,8 @@ int crmctl_testdrive(crmctl_t *ctl)
         return CRMCTL_OK;
     }
     const char *tid = ctl->argv[2];
+    if (!crmctl_id_ok(tid, "test drive id"))
+        return CRMCTL_USAGE;
     redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_TD_FMT, tid);
     if (!h)
         return CRMCTL_REDIS;

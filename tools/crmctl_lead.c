@@ -513,9 +513,10 @@ static int s_qshow(crm_store_t *store, const char *qid)
     return CRMCTL_OK;
 }
 
-/* Submits a corrected lead (FILE) or the original again, under a new
-   submission id derived from the quarantine id, so that the original id's
-   answer (the rejection) does not stand in the way. */
+/* Submits a corrected lead (FILE) or the original again as a retry of the
+   quarantined one: crm-intake checks that it is, stores it under
+   "<submission id>~Q<n>" (so the first answer, the rejection, does not
+   stand in its way) and records the outcome on the quarantine entry. */
 static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const char *path)
 {
     redisReply *r = s_qentry(store, qid);
@@ -525,40 +526,36 @@ static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const ch
     crm_msg_t m;
     crm_err_t err;
     int parsed = -1;
-    if (path)
+    if (path) {
         parsed = s_parse_lead(path, &m);
-    else {
+    } else {
         const redisReply *frame = crm_reply_field_reply(kv, "frame");
         parsed = frame ? crm_msg_decode(frame->str, frame->len, &m, &err) : -1;
+        if (parsed == 0 && m.type != CRM_T_lead_submit) {
+            crm_msg_clear(&m);
+            parsed = -1;
+        }
+        if (parsed != 0)
+            fprintf(stderr, "crmctl: %s holds no lead to submit again (a document no converter could read?); "
+                            "give the corrected lead as a file\n", qid);
     }
     char sid[300];
-    snprintf(sid, sizeof sid, "%s~%s", crm_reply_field_or(kv, "submission_id", "quarantined"), qid);
+    snprintf(sid, sizeof sid, "%s", crm_reply_field_or(kv, "submission_id", ""));
     freeReplyObject(r);
     if (parsed != 0)
         return CRMCTL_NO;
     CRM_SET_STR(&m, lead_submit, submission_id, sid);
+    CRM_SET_STR(&m, lead_submit, retry_of, qid);
     msgpack_sbuffer buf;
     s_encode_submit(&m, &buf);
     crm_msg_clear(&m);
     zframe_t *answer = NULL;
-    int rc = crmctl_ask(crm_opt(ctl->opts, "intake"), buf.data, buf.size,
-                        (int) crmctl_i64(ctl, "timeout-ms"), (int) crmctl_i64(ctl, "tries"), &answer);
+    int rc = crmctl_ask(crm_opt(ctl->opts, "intake"), buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
+                        (int) crmctl_i64(ctl, "tries"), &answer);
     msgpack_sbuffer_destroy(&buf);
     if (rc != 0) {
         fprintf(stderr, "crmctl: crm-intake did not answer\n");
         return CRMCTL_UNREACHABLE;
-    }
-    crm_msg_t a;
-    if (crm_msg_decode(zframe_data(answer), zframe_size(answer), &a, &err) == 0) {
-        char state[120];
-        if (a.type == CRM_T_lead_accepted)
-            snprintf(state, sizeof state, "retried:%s", a.body.lead_accepted.lead_id);
-        else
-            snprintf(state, sizeof state, "rejected-again:%s",
-                     a.body.lead_rejected.quarantine_id ? a.body.lead_rejected.quarantine_id : "-");
-        redisReply *s = crm_store_cmd(store, "HSET " CRM_KEY_QUARANTINE_STATE " %s %s", qid, state);
-        freeReplyObject(s);
-        crm_msg_clear(&a);
     }
     rc = s_print_answer(answer);
     zframe_destroy(&answer);
@@ -578,6 +575,8 @@ int crmctl_quarantine(crmctl_t *ctl)
         return CRMCTL_REDIS;
     if (list)
         return s_qlist(store, crmctl_i64(ctl, "count"));
+    if (ctl->argv[2][0] != 'Q' || !crmctl_id_ok(ctl->argv[2], "quarantine id"))
+        return CRMCTL_USAGE;
     if (!strcmp(sub, "show"))
         return s_qshow(store, ctl->argv[2]);
     return s_qretry(ctl, store, ctl->argv[2], ctl->argc > 3 ? ctl->argv[3] : NULL);

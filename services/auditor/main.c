@@ -22,6 +22,7 @@ static const crm_service_def_t auditor_def = {
     .name = "auditor",
     .summary = "Data-quality auditor: findings and per-dealer reports.",
     .pub_default = "tcp://127.0.0.1:7104",
+    .control_default = "tcp://127.0.0.1:7214",
     .handlers = auditor_handlers,
 };
 

@@ -1,16 +1,23 @@
-/*  dispatch: routing, timing and the dealer workflow of test drives. */
+/*  dispatch: routing, timing and the dealer workflow of test drives, and
+ *  the dealer registry. */
 #include "dispatch.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "crm_lead.h"
 #include "crm_norm.h"
+#include "gateway.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
+#define S_DAY_KEEP_MS (7 * DAY_MS) /* a day counter outlives its day by a week */
+#define S_NAME_MAX 200
 
 dispatch_config_t dispatch_config = {false, 10, 3, 9, 24};
+
+static crm_regions_t *s_regions;
 
 int64_t dispatch_due_ms(int64_t at_ms)
 {
@@ -27,129 +34,212 @@ int64_t dispatch_escalate_ms(int64_t dispatched_ms, int64_t at_ms)
     return a < b ? a : b;
 }
 
-static void s_cst_day(int64_t ms, char *out, size_t size)
+/* "YYYYMMDD" of `ms` in China time, and the UTC ms at which that day ends. */
+static int64_t s_cst_day(int64_t ms, char *out, size_t size)
 {
-    time_t t = (time_t) ((ms + CRM_CST_OFFSET_MS) / 1000);
+    int64_t local = ms + CRM_CST_OFFSET_MS;
+    int64_t start = local - ((local % DAY_MS) + DAY_MS) % DAY_MS;
+    time_t t = (time_t) (start / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
     snprintf(out, size, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    return start + DAY_MS - CRM_CST_OFFSET_MS;
 }
+
+/* A string built to its full length (no silent truncation). */
+static char *s_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *s_fmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* -------------------------------------------------------------- regions */
+
+int dispatch_load_regions(crm_service_t *svc)
+{
+    crm_regions_t *r = NULL;
+    if (crm_regions_read(crm_service_store(svc), &r) != 0)
+        return -1;
+    if (r) {
+        crm_regions_destroy(&s_regions);
+        s_regions = r;
+        return 0;
+    }
+    /* None stored yet: the built-in table becomes the one in force. */
+    if (!(r = crm_regions_default()))
+        return -1;
+    crm_tx_t *tx = crm_service_tx(svc);
+    crm_regions_write(r, tx);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_regions_loaded);
+    for (size_t i = 0; i < crm_regions_count(r); i++)
+        crm_strs_push(&ev.body.regions_loaded.regions, crm_regions_line(r, i));
+    ev.body.regions_loaded.has.regions = true;
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    if (crm_service_commit(svc, tx) != 0) {
+        crm_regions_destroy(&r);
+        return -1;
+    }
+    crm_info("regions.loaded", "source=built-in regions=%zu", crm_regions_count(r));
+    crm_regions_destroy(&s_regions);
+    s_regions = r;
+    return 0;
+}
+
+const crm_regions_t *dispatch_regions(void) { return s_regions; }
 
 /* ------------------------------------------------------------- routing */
 
 typedef struct {
-    char id[64];
-    long long open;
-    bool ok;       /* active and with capacity that day */
-    char why[96];  /* when not ok */
-} s_cand_t;
+    char dealer[CRM_ID_NAME_MAX + 1];
+    const char *code;  /* chosen, city, province, region */
+    char *text;        /* why, with the figures (for the CRM department) */
+    char *dealer_text; /* why, for the dealer: nothing about other dealers */
+} s_route_t;
 
-/* Checks a dealer for the day of the test drive. */
-static int s_check_dealer(crm_store_t *store, const char *id, const char *day, s_cand_t *c)
+static void s_route_clear(s_route_t *r)
 {
-    memset(c, 0, sizeof *c);
-    snprintf(c->id, sizeof c->id, "%s", id);
-    redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_DEALER_FMT, id);
-    if (!h)
-        return -1;
-    const char *cap = crm_reply_field(h, "capacity");
-    long long capacity = cap ? atoll(cap) : dispatch_config.default_capacity;
-    char state[32];
-    snprintf(state, sizeof state, "%s", crm_reply_field(h, "state") ? crm_reply_field(h, "state") : "");
-    freeReplyObject(h);
-    if (!state[0]) {
-        snprintf(c->why, sizeof c->why, "unknown dealer");
-        return 0;
-    }
-    if (strcmp(state, "active")) {
-        snprintf(c->why, sizeof c->why, "%s", state);
-        return 0;
-    }
-    redisReply *r = crm_store_cmd(store, "GET crm:dealer:%s:day:%s", id, day);
-    redisReply *o = r ? crm_store_cmd(store, "SCARD crm:dealer:%s:open", id) : NULL;
-    if (!r || !o) {
-        freeReplyObject(r);
-        return -1;
-    }
-    long long booked = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
-    c->open = o->integer;
-    freeReplyObject(r);
-    freeReplyObject(o);
-    if (capacity > 0 && booked >= capacity) {
-        snprintf(c->why, sizeof c->why, "at capacity (%lld of %lld that day)", booked, capacity);
-        return 0;
-    }
-    c->ok = true;
-    return 0;
+    free(r->text);
+    free(r->dealer_text);
+    memset(r, 0, sizeof *r);
 }
 
-/* Chooses among the dealers of one routing level; 1 chosen, 0 none, -1 error. */
-static int s_route_level(crm_store_t *store, const char *level, const char *value, const char *day,
-                         char *dealer, size_t dsz, char *reason, size_t rsz)
+typedef struct {
+    const char *id;
+    long long open;
+    bool ok;   /* active and with capacity that day */
+    char why[96];
+} s_cand_t;
+
+/* Checks every candidate in one pipelined round trip: its state and
+   capacity, its bookings that day, its open test drives. 0 or -1. */
+static int s_check(crm_store_t *store, const char *const *ids, size_t n, const char *day, s_cand_t *out)
 {
-    if (!value || !*value)
+    crm_tx_t *t = crm_tx_new("dispatcher", 0);
+    if (!t)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        crm_tx_cmd(t, "HMGET " CRM_KEY_DEALER_FMT " state capacity", ids[i]);
+        crm_tx_cmd(t, "GET crm:dealer:%s:day:%s", ids[i], day);
+        crm_tx_cmd(t, "SCARD crm:dealer:%s:open", ids[i]);
+    }
+    int rc = n ? crm_store_pipeline(store, t) : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        s_cand_t *c = &out[i];
+        memset(c, 0, sizeof *c);
+        c->id = ids[i];
+        const redisReply *h = crm_tx_result(t, (int) (3 * i)), *d = crm_tx_result(t, (int) (3 * i + 1)),
+                         *o = crm_tx_result(t, (int) (3 * i + 2));
+        const char *state = h && h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? h->element[0]->str : NULL;
+        const char *cap = h && h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? h->element[1]->str : NULL;
+        long long capacity = cap ? atoll(cap) : dispatch_config.default_capacity;
+        long long booked = d && d->type == REDIS_REPLY_STRING ? atoll(d->str) : 0;
+        c->open = o && o->type == REDIS_REPLY_INTEGER ? o->integer : 0;
+        if (!state)
+            snprintf(c->why, sizeof c->why, "unknown dealer");
+        else if (strcmp(state, "active"))
+            snprintf(c->why, sizeof c->why, "%.40s", state);
+        else if (capacity > 0 && booked >= capacity)
+            snprintf(c->why, sizeof c->why, "at capacity (%lld of %lld that day)", booked, capacity);
+        else
+            c->ok = true;
+    }
+    crm_tx_destroy(&t);
+    return rc;
+}
+
+/* Chooses among the dealers of one routing level, in two round trips
+   whatever their number; 1 chosen, 0 none, -1 error. */
+static int s_route_level(crm_store_t *store, const char *level, const char *value, const char *day, s_route_t *out)
+{
+    if (!value || !*value || strlen(value) > 128)
         return 0;
     redisReply *ids = crm_store_cmd(store, "SMEMBERS crm:dealers:%s:%s", level, value);
     if (!ids)
         return -1;
-    s_cand_t best = {0}, c;
+    size_t n = 0;
+    const char **list = calloc(ids->elements + 1, sizeof *list);
+    s_cand_t *cands = calloc(ids->elements + 1, sizeof *cands);
+    for (size_t i = 0; list && i < ids->elements; i++)
+        if (ids->element[i]->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, ids->element[i]->str))
+            list[n++] = ids->element[i]->str;
+    int rc = list && cands ? s_check(store, list, n, day, cands) : -1;
+    const s_cand_t *best = NULL;
     int usable = 0;
-    for (size_t i = 0; i < ids->elements; i++) {
-        if (s_check_dealer(store, ids->element[i]->str, day, &c) != 0) {
-            freeReplyObject(ids);
-            return -1;
-        }
-        if (!c.ok)
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!cands[i].ok)
             continue;
         usable++;
-        if (!best.ok || c.open < best.open || (c.open == best.open && strcmp(c.id, best.id) < 0))
-            best = c;
+        if (!best || cands[i].open < best->open || (cands[i].open == best->open && strcmp(cands[i].id, best->id) < 0))
+            best = &cands[i];
     }
-    size_t total = ids->elements;
+    if (rc == 0 && best) {
+        snprintf(out->dealer, sizeof out->dealer, "%s", best->id);
+        out->code = level;
+        out->text = s_fmt("%s %s: %d of %zu dealers active with capacity; %s has the fewest open test drives (%lld)",
+                          level, value, usable, n, best->id, best->open);
+        out->dealer_text = s_fmt("%s %s", !strcmp(level, "city") ? "the prospect's city"
+                                          : !strcmp(level, "province") ? "the prospect's province"
+                                                                       : "the prospect's sales region",
+                                 value);
+        rc = 1;
+    }
+    free(list);
+    free(cands);
     freeReplyObject(ids);
-    if (!best.ok)
-        return 0;
-    snprintf(dealer, dsz, "%s", best.id);
-    snprintf(reason, rsz, "%s %s: %d of %zu dealers active with capacity; %s has the fewest open test drives (%lld)",
-             level, value, usable, total, best.id, best.open);
-    return 1;
+    return rc;
 }
 
 /* The prospect's choice, else city, province, region. 1, 0 (none), -1. */
-static int s_route(crm_store_t *store, const char *chosen, const char *city, const char *province,
-                   const char *day, char *dealer, size_t dsz, char *reason, size_t rsz)
+static int s_route(crm_store_t *store, const char *chosen, const char *city, const char *province, const char *day,
+                   s_route_t *out)
 {
-    char pre[160] = "";
-    if (chosen && *chosen) {
+    char *pre = NULL;
+    if (chosen && *chosen && !crm_id_valid(CRM_ID_NAME, chosen)) {
+        /* Never a key: an id intake would not have let through. */
+        pre = s_fmt("chosen dealer id is not a valid id; ");
+    } else if (chosen && *chosen) {
         s_cand_t c;
-        if (s_check_dealer(store, chosen, day, &c) != 0)
+        if (s_check(store, &chosen, 1, day, &c) != 0)
             return -1;
-        if (c.ok || (c.why[0] && strncmp(c.why, "at capacity", 11) == 0)) {
+        if (c.ok || !strncmp(c.why, "at capacity", 11)) {
             /* The prospect's choice stands, even at capacity: the dealer sees it. */
-            snprintf(dealer, dsz, "%s", chosen);
-            snprintf(reason, rsz, "chosen by the prospect%s%s", c.ok ? "" : "; ", c.ok ? "" : c.why);
+            snprintf(out->dealer, sizeof out->dealer, "%s", chosen);
+            out->code = "chosen";
+            out->text = s_fmt("chosen by the prospect%s%s", c.ok ? "" : "; ", c.ok ? "" : c.why);
+            out->dealer_text = s_fmt("chosen by the prospect");
             return 1;
         }
-        snprintf(pre, sizeof pre, "chosen dealer %s is %s; ", chosen, c.why);
+        pre = s_fmt("chosen dealer %s is %s; ", chosen, c.why);
     }
-    char why[300];
-    const char *region = crm_sales_region(province);
+    const char *region = crm_regions_of(s_regions, province);
     int rc;
-    if ((rc = s_route_level(store, "city", city, day, dealer, dsz, why, sizeof why)) == 0 &&
-        (rc = s_route_level(store, "province", province, day, dealer, dsz, why, sizeof why)) == 0)
-        rc = s_route_level(store, "region", region, day, dealer, dsz, why, sizeof why);
-    if (rc == 1)
-        snprintf(reason, rsz, "%s%s", pre, why);
-    else if (rc == 0)
-        snprintf(reason, rsz, "%sno active dealer with capacity in city %s, province %s or region %s", pre,
-                 city ? city : "-", province ? province : "-", region ? region : "-");
+    if ((rc = s_route_level(store, "city", city, day, out)) == 0 &&
+        (rc = s_route_level(store, "province", province, day, out)) == 0)
+        rc = s_route_level(store, "region", region, day, out);
+    if (rc == 1 && pre) {
+        char *t = s_fmt("%s%s", pre, out->text ? out->text : "");
+        free(out->text);
+        out->text = t;
+    } else if (rc == 0) {
+        out->text = s_fmt("%sno active dealer with capacity in city %s, province %s or region %s", pre ? pre : "",
+                          city ? city : "-", province ? province : "-", region ? region : "-");
+    }
+    free(pre);
     return rc;
 }
 
 /* ------------------------------------------------------------ dispatch */
 
 typedef struct {
-    const char *lead_id, *customer_id, *model, *reason;
+    const char *lead_id, *customer_id, *model, *reason, *reason_text, *reason_dealer;
     int64_t at;
 } s_td_t;
 
@@ -157,7 +247,7 @@ typedef struct {
    The dealer's next number is read under WATCH: only the dispatcher
    writes dealer streams, and a concurrent writer makes the commit fail
    and the message be applied again. */
-static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const char *dealer, const s_td_t *td)
+static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const char *dealer, const s_td_t *td)
 {
     crm_store_t *store = crm_service_store(svc);
     char seqkey[128];
@@ -165,20 +255,21 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     /* One round trip for everything the dispatch needs. */
     crm_tx_t *reads = crm_tx_new("dispatcher", 0);
     if (!reads)
-        return -1;
+        return CRM_RETRY;
+    const char *cid = td->customer_id && crm_id_valid(CRM_ID_NAME, td->customer_id) ? td->customer_id : "-";
+    const char *lid = td->lead_id && crm_id_valid(CRM_ID_NAME, td->lead_id) ? td->lead_id : "-";
     crm_tx_cmd(reads, "WATCH %s", seqkey);
     crm_tx_cmd(reads, "GET %s", seqkey);
-    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT, td->customer_id ? td->customer_id : "-");
-    crm_tx_cmd(reads, "HGETALL " CRM_KEY_LEAD_FMT, td->lead_id ? td->lead_id : "-");
-    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT ":findings", td->customer_id ? td->customer_id : "-");
+    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT, cid);
+    crm_tx_cmd(reads, "HGETALL " CRM_KEY_LEAD_FMT, lid);
+    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT ":findings", cid);
     if (crm_store_pipeline(store, reads) != 0) {
         crm_tx_destroy(&reads);
-        return -1;
+        return crm_service_failed(svc);
     }
     const redisReply *cur = crm_tx_result(reads, 1);
     long long dealer_seq = (cur && cur->type == REDIS_REPLY_STRING ? atoll(cur->str) : 0) + 1;
-    const redisReply *cust = crm_tx_result(reads, 2), *lead = crm_tx_result(reads, 3),
-                     *finds = crm_tx_result(reads, 4);
+    const redisReply *cust = crm_tx_result(reads, 2), *lead = crm_tx_result(reads, 3), *finds = crm_tx_result(reads, 4);
     crm_msg_t d;
     crm_msg_init(&d, CRM_T_dealer_dispatch);
     snprintf(d.stream, sizeof d.stream, "dealer.%s", dealer);
@@ -204,16 +295,16 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     CRM_SET_STR(&d, dealer_dispatch, channel, crm_reply_field(lead, "channel"));
     CRM_SET_STR(&d, dealer_dispatch, source, crm_reply_field(lead, "source"));
     CRM_SET_STR(&d, dealer_dispatch, reason, td->reason);
-    for (size_t i = 0; finds && i + 1 < finds->elements; i += 2) {
-        char line[400];
-        const char *sev = finds->element[i + 1]->str, *bar = strchr(sev, '|');
-        char field[64], code[64];
-        const char *colon = strchr(finds->element[i]->str, ':');
-        snprintf(field, sizeof field, "%.*s", colon ? (int) (colon - finds->element[i]->str) : 0,
-                 finds->element[i]->str);
-        snprintf(code, sizeof code, "%s", colon ? colon + 1 : finds->element[i]->str);
-        snprintf(line, sizeof line, "%s|%s|%s", field, code, bar ? bar + 1 : sev);
-        crm_strs_push(&d.body.dealer_dispatch.findings, line);
+    CRM_SET_STR(&d, dealer_dispatch, reason_text, td->reason_dealer);
+    for (size_t i = 0; finds && finds->type == REDIS_REPLY_ARRAY && i + 1 < finds->elements; i += 2) {
+        const char *k = finds->element[i]->str, *v = finds->element[i + 1]->str;
+        if (!k || !v)
+            continue;
+        const char *bar = strchr(v, '|'), *colon = strchr(k, ':');
+        char *line = s_fmt("%.*s|%s|%s", colon ? (int) (colon - k) : 0, k, colon ? colon + 1 : k, bar ? bar + 1 : v);
+        if (line)
+            crm_strs_push(&d.body.dealer_dispatch.findings, line);
+        free(line);
         d.body.dealer_dispatch.has.findings = true;
     }
     int64_t at = td->at;
@@ -221,21 +312,21 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     int k = crm_tx_emit(tx, &d);
     crm_msg_clear(&d);
     if (k < 0)
-        return -1;
+        return CRM_RETRY;
     int64_t now = crm_now_ms();
     char nows[24];
     snprintf(nows, sizeof nows, "%lld", (long long) now);
-    crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " status dispatched dispatched_ms %s dealer_id %s dealer_seq %lld", tid,
-               nows, dealer, dealer_seq);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " status dispatched dispatched_ms %s dealer_id %s dealer_seq %lld", tid, nows,
+               dealer, dealer_seq);
     crm_tx_cmd(tx, "HSET crm:dealer:%s:seq2td %lld %s", dealer, dealer_seq, tid);
-    crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status dispatched by dispatcher ts %s dealer %s", tid, nows,
-               dealer);
+    crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status dispatched by dispatcher ts %s dealer %s", tid, nows, dealer);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_testdrive_dispatched);
     CRM_SET_STR(&ev, testdrive_dispatched, testdrive_id, tid);
     CRM_SET_STR(&ev, testdrive_dispatched, dealer_id, dealer);
     CRM_SET_I64(&ev, testdrive_dispatched, dealer_seq, dealer_seq);
     CRM_SET_STR(&ev, testdrive_dispatched, reason, td->reason);
+    CRM_SET_STR(&ev, testdrive_dispatched, reason_text, td->reason_text);
     crm_tx_emit(tx, &ev);
     crm_msg_clear(&ev);
     /* Escalate if the dealer stays silent. */
@@ -251,39 +342,64 @@ static int s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const c
     crm_tx_timer(tx, DISPATCH_TIMERS, timer, when > now ? when : now, &esc);
     crm_msg_clear(&esc);
     crm_info("testdrive.dispatched", "testdrive=%s dealer=%s escalate_at=%lld", tid, dealer, (long long) when);
-    return 0;
+    return CRM_APPLIED;
+}
+
+/* Every id of a bus event becomes part of keys: checked first. */
+static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!crm_id_valid(CRM_ID_NAME, ids[i])) {
+            crm_service_why(svc, "%s is not a valid id", names[i]);
+            return false;
+        }
+    return true;
 }
 
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_testdrive_requested_t *r = &msg->body.testdrive_requested;
+    const char *ids[] = {r->testdrive_id, r->lead_id, r->customer_id};
+    static const char *const names[] = {"testdrive_id", "lead_id", "customer_id"};
+    if (!s_ids_ok(svc, ids, names, 3))
+        return CRM_REFUSE;
     crm_store_t *store = crm_service_store(svc);
     redisReply *exists = crm_store_cmd(store, "EXISTS " CRM_KEY_TD_FMT, r->testdrive_id);
     if (!exists)
-        return CRM_RETRY;
+        return crm_service_failed(svc);
     bool known = exists->integer;
     freeReplyObject(exists);
     if (known)
         return CRM_APPLIED; /* already taken (a replay of the stream) */
-    redisReply *cust = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT, r->customer_id);
+    redisReply *cust = crm_store_cmd(store, "HMGET " CRM_KEY_CUST_FMT " city province", r->customer_id);
     if (!cust)
-        return CRM_RETRY;
-    char day[40], dealer[64] = "", reason[400] = "";
-    s_cst_day(r->at, day, sizeof day);
-    int routed = s_route(store, r->dealer_id, crm_reply_field(cust, "city"), crm_reply_field(cust, "province"), day,
-                         dealer, sizeof dealer, reason, sizeof reason);
+        return crm_service_failed(svc);
+    char day[40];
+    int64_t day_end = s_cst_day(r->at, day, sizeof day);
+    s_route_t route = {0};
+    const char *city = cust->type == REDIS_REPLY_ARRAY && cust->elements == 2 && cust->element[0]->type == REDIS_REPLY_STRING
+                           ? cust->element[0]->str : NULL;
+    const char *province = cust->type == REDIS_REPLY_ARRAY && cust->elements == 2 && cust->element[1]->type == REDIS_REPLY_STRING
+                               ? cust->element[1]->str : NULL;
+    int routed = s_route(store, r->dealer_id, city, province, day, &route);
     freeReplyObject(cust);
-    if (routed < 0)
-        return CRM_RETRY;
+    if (routed < 0) {
+        s_route_clear(&route);
+        return crm_service_failed(svc);
+    }
+    const char *reason = route.text ? route.text : "";
     int64_t now = crm_now_ms(), due = dispatch_due_ms(r->at);
     char at[24], nows[24], dues[24];
     snprintf(at, sizeof at, "%lld", (long long) r->at);
     snprintf(nows, sizeof nows, "%lld", (long long) now);
     snprintf(dues, sizeof dues, "%lld", (long long) due);
+    const char *chosen = r->dealer_id && crm_id_valid(CRM_ID_NAME, r->dealer_id) ? r->dealer_id : "";
     const char *argv[] = {"HSET", NULL, "lead_id", r->lead_id, "customer_id", r->customer_id,
                           "model", r->model ? r->model : "", "at", at, "requested_ms", nows,
-                          "reason", reason, "status", routed ? "routed" : "unrouted",
-                          "dealer_id", dealer, "due_ms", dues, "chosen", r->dealer_id ? r->dealer_id : ""};
+                          "reason", routed ? route.code : "none", "reason_text", reason,
+                          "reason_dealer", route.dealer_text ? route.dealer_text : "",
+                          "status", routed ? "routed" : "unrouted", "dealer_id", route.dealer,
+                          "due_ms", dues, "chosen", chosen};
     char key[96];
     snprintf(key, sizeof key, CRM_KEY_TD_FMT, r->testdrive_id);
     argv[1] = key;
@@ -291,8 +407,9 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     crm_tx_cmd(tx, "ZADD " CRM_KEY_TDS " %s %s", at, r->testdrive_id);
     crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status %s by dispatcher ts %s reason %s", r->testdrive_id,
                routed ? "routed" : "unrouted", nows, reason);
-    crm_info("testdrive.routed", "testdrive=%s dealer=%s reason=\"%s\"", r->testdrive_id,
-             routed ? dealer : "-", reason);
+    crm_info("testdrive.routed", "testdrive=%s dealer=%s reason=%s", r->testdrive_id, routed ? route.dealer : "-",
+             routed ? route.code : "none");
+    crm_handled_t rc = CRM_APPLIED;
     if (!routed) {
         crm_msg_t esc;
         crm_msg_init(&esc, CRM_T_testdrive_escalated);
@@ -301,38 +418,48 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         CRM_SET_STR(&esc, testdrive_escalated, reason, "no_dealer");
         crm_tx_emit(tx, &esc);
         crm_msg_clear(&esc);
+        s_route_clear(&route);
         return CRM_APPLIED;
     }
-    crm_tx_cmd(tx, "SADD crm:dealer:%s:open %s", dealer, r->testdrive_id);
-    crm_tx_cmd(tx, "INCR crm:dealer:%s:day:%s", dealer, day);
+    crm_tx_cmd(tx, "SADD crm:dealer:%s:open %s", route.dealer, r->testdrive_id);
+    crm_tx_cmd(tx, "INCR crm:dealer:%s:day:%s", route.dealer, day);
+    crm_tx_cmd(tx, "PEXPIREAT crm:dealer:%s:day:%s %lld", route.dealer, day, (long long) (day_end + S_DAY_KEEP_MS));
     if (due <= now) {
         /* T-3 09:00 has passed: at once, in this same transaction. */
-        s_td_t td = {r->lead_id, r->customer_id, r->model, reason, r->at};
-        return s_dispatch(svc, tx, r->testdrive_id, dealer, &td) == 0 ? CRM_APPLIED : CRM_RETRY;
+        s_td_t td = {r->lead_id, r->customer_id, r->model, route.code, reason, route.dealer_text, r->at};
+        rc = s_dispatch(svc, tx, r->testdrive_id, route.dealer, &td);
+    } else {
+        crm_msg_t d;
+        crm_msg_init(&d, CRM_T_testdrive_due);
+        CRM_SET_STR(&d, testdrive_due, testdrive_id, r->testdrive_id);
+        CRM_SET_STR(&d, testdrive_due, dealer_id, route.dealer);
+        char timer[96];
+        snprintf(timer, sizeof timer, "due:%s", r->testdrive_id);
+        crm_tx_timer(tx, DISPATCH_TIMERS, timer, due, &d);
+        crm_msg_clear(&d);
     }
-    crm_msg_t d;
-    crm_msg_init(&d, CRM_T_testdrive_due);
-    CRM_SET_STR(&d, testdrive_due, testdrive_id, r->testdrive_id);
-    CRM_SET_STR(&d, testdrive_due, dealer_id, dealer);
-    char timer[96];
-    snprintf(timer, sizeof timer, "due:%s", r->testdrive_id);
-    crm_tx_timer(tx, DISPATCH_TIMERS, timer, due, &d);
-    crm_msg_clear(&d);
-    return CRM_APPLIED;
+    s_route_clear(&route);
+    return rc;
 }
 
 crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_testdrive_due_t *d = &msg->body.testdrive_due;
+    const char *ids[] = {d->testdrive_id, d->dealer_id};
+    static const char *const names[] = {"testdrive_id", "dealer_id"};
+    if (!s_ids_ok(svc, ids, names, 2))
+        return CRM_REFUSE;
     redisReply *h = crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_TD_FMT, d->testdrive_id);
     if (!h)
-        return CRM_RETRY;
+        return crm_service_failed(svc);
     const char *status = crm_reply_field(h, "status");
     crm_handled_t rc = CRM_APPLIED; /* cancelled, or dispatched already */
     if (status && !strcmp(status, "routed")) {
+        const char *code = crm_reply_field(h, "reason");
         s_td_t td = {crm_reply_field(h, "lead_id"), crm_reply_field(h, "customer_id"), crm_reply_field(h, "model"),
-                     crm_reply_field(h, "reason"), atoll(crm_reply_field(h, "at") ? crm_reply_field(h, "at") : "0")};
-        rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td) == 0 ? CRM_APPLIED : CRM_RETRY;
+                     code, crm_reply_field(h, "reason_text"), crm_reply_field(h, "reason_dealer"),
+                     atoll(crm_reply_field_or(h, "at", "0"))};
+        rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td);
     }
     freeReplyObject(h);
     return rc;
@@ -340,58 +467,122 @@ crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
 
 /* ------------------------------------------------------ dealer workflow */
 
-void dispatch_on_ack(crm_service_t *svc, const char *dealer_id, uint64_t upto)
+/* Cancels the escalation of every test drive behind the numbers
+   [from, upto] of the dealer's stream (at most DISPATCH_ACK_STEP), records
+   the acknowledgement and forgets the numbers. Returns the last number
+   handled, or -1 (store failure). */
+static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, uint64_t from, uint64_t upto)
 {
     crm_store_t *store = crm_service_store(svc);
-    redisReply *prev = crm_store_cmd(store, "HGET " CRM_KEY_DEALER_FMT " acked", dealer_id);
-    if (!prev)
-        return;
-    uint64_t from = (prev->type == REDIS_REPLY_STRING ? strtoull(prev->str, NULL, 10) : 0) + 1;
-    freeReplyObject(prev);
-    if (upto < from)
-        return; /* an old ack again */
+    uint64_t end = upto - from >= DISPATCH_ACK_STEP ? from + DISPATCH_ACK_STEP - 1 : upto;
     int64_t now = crm_now_ms();
-    char nows[24];
+    char nows[24], key[96];
     snprintf(nows, sizeof nows, "%lld", (long long) now);
-    crm_tx_t *tx = crm_service_tx(svc);
-    /* The test drives behind the acknowledged numbers, 1000 per HMGET. */
-    for (uint64_t s = from; s <= upto;) {
-        uint64_t end = upto - s >= 1000 ? s + 999 : upto;
-        const char *argv[1002];
-        char key[96], nums[1000][24];
-        snprintf(key, sizeof key, "crm:dealer:%s:seq2td", dealer_id);
-        argv[0] = "HMGET";
-        argv[1] = key;
-        int argc = 2;
-        for (uint64_t k = s; k <= end; k++, argc++) {
-            snprintf(nums[argc - 2], sizeof nums[0], "%llu", (unsigned long long) k);
-            argv[argc] = nums[argc - 2];
-        }
-        redisReply *tids = crm_store_cmdargv(store, argc, argv, NULL);
-        if (!tids)
-            return;
-        for (size_t i = 0; i < tids->elements; i++) {
-            const redisReply *tid = tids->element[i];
-            if (tid->type != REDIS_REPLY_STRING)
-                continue;
-            char timer[96];
-            snprintf(timer, sizeof timer, "escalate:%s", tid->str);
-            crm_tx_timer_cancel(tx, DISPATCH_TIMERS, timer);
-            crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " acked_ms %s", tid->str, nows);
-            crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status acked by %s ts %s", tid->str, dealer_id, nows);
-        }
-        freeReplyObject(tids);
-        s = end + 1;
+    snprintf(key, sizeof key, "crm:dealer:%s:seq2td", dealer);
+    const char **argv = calloc((size_t) (end - from + 3), sizeof *argv);
+    char (*nums)[24] = calloc((size_t) (end - from + 1), sizeof *nums);
+    if (!argv || !nums) {
+        free(argv), free(nums);
+        return -1;
     }
-    crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " acked %llu acked_ms %s", dealer_id, (unsigned long long) upto, nows);
+    argv[0] = "HMGET";
+    argv[1] = key;
+    int argc = 2;
+    for (uint64_t k = from; k <= end; k++, argc++) {
+        snprintf(nums[argc - 2], sizeof nums[0], "%llu", (unsigned long long) k);
+        argv[argc] = nums[argc - 2];
+    }
+    redisReply *tids = crm_store_cmdargv(store, argc, argv, NULL);
+    if (!tids) {
+        free(argv), free(nums);
+        return -1;
+    }
+    for (size_t i = 0; tids->type == REDIS_REPLY_ARRAY && i < tids->elements; i++) {
+        const redisReply *tid = tids->element[i];
+        if (tid->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, tid->str))
+            continue;
+        char timer[96];
+        snprintf(timer, sizeof timer, "escalate:%s", tid->str);
+        crm_tx_timer_cancel(tx, DISPATCH_TIMERS, timer);
+        crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " acked_ms %s", tid->str, nows);
+        crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status acked by %s ts %s", tid->str, dealer, nows);
+    }
+    freeReplyObject(tids);
+    /* The numbers are not needed once acknowledged: the map stays small. */
+    argv[0] = "HDEL";
+    crm_tx_cmdargv(tx, argc, argv, NULL);
+    free(argv), free(nums);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " acked %llu acked_ms %s", dealer, (unsigned long long) end, nows);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_testdrive_acked);
-    CRM_SET_STR(&ev, testdrive_acked, dealer_id, dealer_id);
-    CRM_SET_I64(&ev, testdrive_acked, dealer_seq, (int64_t) upto);
+    CRM_SET_STR(&ev, testdrive_acked, dealer_id, dealer);
+    CRM_SET_I64(&ev, testdrive_acked, dealer_seq, (int64_t) end);
     crm_tx_emit(tx, &ev);
     crm_msg_clear(&ev);
-    if (crm_service_commit(svc, tx) == 0)
-        crm_info("dealer.acked", "dealer=%s upto=%llu", dealer_id, (unsigned long long) upto);
+    return (int64_t) end;
+}
+
+crm_handled_t dispatch_on_ack(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const char *dealer = crm_req_peer(req);
+    int64_t upto = crm_req_msg(req)->body.dealer_ack.upto;
+    crm_store_t *store = crm_service_store(svc);
+    int64_t last = gateway_last(store, dealer);
+    if (last < 0)
+        return crm_service_failed(svc);
+    if (upto < 0)
+        return gateway_refuse(req, "invalid", "upto: a number of your stream (0 or more) expected");
+    if (upto > last) {
+        crm_warn("gateway.ack_refused", "dealer=%s upto=%lld last=%lld", dealer, (long long) upto, (long long) last);
+        gateway_refuse(req, "beyond_last", "upto: %lld is beyond the last number %lld of dealer.%s", (long long) upto,
+                       (long long) last, dealer);
+        CRM_SET_I64(crm_req_answer_msg(req), dealer_reply, last, last);
+        return CRM_REFUSE;
+    }
+    redisReply *h = crm_store_cmd(store, "HMGET " CRM_KEY_DEALER_FMT " acked ack_pending", dealer);
+    if (!h)
+        return crm_service_failed(svc);
+    uint64_t acked = h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? strtoull(h->element[0]->str, NULL, 10) : 0;
+    uint64_t pending = h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? strtoull(h->element[1]->str, NULL, 10) : 0;
+    freeReplyObject(h);
+    crm_msg_t *a = gateway_reply_ok(req);
+    CRM_SET_I64(a, dealer_reply, last, last);
+    if ((uint64_t) upto <= acked || (uint64_t) upto <= pending)
+        return CRM_APPLIED; /* an old ack again, or one being finished */
+    int64_t done = s_ack_step(svc, tx, dealer, acked + 1, (uint64_t) upto);
+    if (done < 0)
+        return crm_service_failed(svc);
+    if (done < upto)
+        crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " ack_pending %lld", dealer, (long long) upto);
+    crm_info("dealer.acked", "dealer=%s upto=%lld done=%lld", dealer, (long long) upto, (long long) done);
+    return CRM_APPLIED;
+}
+
+/* Acknowledgements longer than one step are durable as ack_pending and
+   finished here, one step per dealer and tick. */
+void dispatch_ack_tick(crm_service_t *svc)
+{
+    crm_store_t *store = crm_service_store(svc);
+    redisReply *ids = crm_store_cmd(store, "SMEMBERS " CRM_KEY_DEALERS);
+    for (size_t i = 0; ids && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
+        const char *dealer = ids->element[i]->str;
+        if (!dealer || !crm_id_valid(CRM_ID_NAME, dealer))
+            continue;
+        redisReply *h = crm_store_cmd(store, "HMGET " CRM_KEY_DEALER_FMT " acked ack_pending", dealer);
+        uint64_t acked = h && h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? strtoull(h->element[0]->str, NULL, 10) : 0;
+        uint64_t pending = h && h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? strtoull(h->element[1]->str, NULL, 10) : 0;
+        freeReplyObject(h);
+        if (!pending)
+            continue;
+        crm_tx_t *tx = crm_service_tx(svc);
+        int64_t done = pending > acked ? s_ack_step(svc, tx, dealer, acked + 1, pending) : (int64_t) pending;
+        if (done < 0)
+            break;
+        if ((uint64_t) done >= pending)
+            crm_tx_cmd(tx, "HDEL " CRM_KEY_DEALER_FMT " ack_pending", dealer);
+        crm_service_commit(svc, tx);
+    }
+    freeReplyObject(ids);
 }
 
 static bool s_terminal(const char *status)
@@ -399,77 +590,347 @@ static bool s_terminal(const char *status)
     return status && (!strcmp(status, "completed") || !strcmp(status, "no_show") || !strcmp(status, "cancelled"));
 }
 
-int dispatch_on_status(crm_service_t *svc, const char *dealer_id, const char *tid, const char *status,
-                       bool has_at, int64_t at, const char *note, char *code, size_t codesz, char *err,
-                       size_t errsz)
+crm_handled_t dispatch_on_status(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
-    static const char *allowed[] = {"received", "contacted", "confirmed", "completed",
-                                    "no_show",  "rescheduled", "cancelled"};
+    static const char *allowed[] = {"received", "contacted", "confirmed", "completed", "no_show", "rescheduled", "cancelled"};
+    const crm_body_dealer_status_t *st = &crm_req_msg(req)->body.dealer_status;
+    const char *dealer = crm_req_peer(req), *tid = st->testdrive_id, *status = st->status;
+    if (!crm_id_valid(CRM_ID_NAME, tid))
+        return gateway_refuse(req, "bad_id", "testdrive_id: 1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
     bool known = false;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         known |= !strcmp(status, allowed[i]);
-    if (!known) {
-        snprintf(code, codesz, "invalid");
-        snprintf(err, errsz, "status: must be received, contacted, confirmed, completed, no_show, rescheduled or cancelled");
-        return -1;
-    }
-    if ((!strcmp(status, "confirmed") || !strcmp(status, "rescheduled")) && !has_at) {
-        snprintf(code, codesz, "required");
-        snprintf(err, errsz, "at: %s needs the agreed date and time", status);
-        return -1;
-    }
-    crm_store_t *store = crm_service_store(svc);
-    redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_TD_FMT, tid);
-    if (!h) {
-        snprintf(code, codesz, "unavailable");
-        snprintf(err, errsz, "service: Redis is unavailable, retry");
-        return -1;
-    }
-    int rc = -1;
-    const char *owner = crm_reply_field(h, "dealer_id"), *cur = crm_reply_field(h, "status");
-    if (!owner || !cur || strcmp(cur, "routed") == 0 || strcmp(owner, dealer_id)) {
-        /* Not dispatched to this dealer: the same answer as unknown, so a
-           dealer learns nothing about other dealers' test drives. */
-        snprintf(code, codesz, "unknown_testdrive");
-        snprintf(err, errsz, "testdrive_id: no test drive %s was dispatched to you", tid);
-    } else if (!strcmp(cur, status) && !has_at) {
-        rc = 0; /* the same report again (a client's retry): nothing new */
+    if (!known)
+        return gateway_refuse(req, "invalid",
+                              "status: must be received, contacted, confirmed, completed, no_show, rescheduled or cancelled");
+    if ((!strcmp(status, "confirmed") || !strcmp(status, "rescheduled")) && !st->has.at)
+        return gateway_refuse(req, "required", "at: %s needs the agreed date and time", status);
+    if (st->note && strlen(st->note) > 2000)
+        return gateway_refuse(req, "too_long", "note: at most 2000 bytes");
+    redisReply *h = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_TD_FMT " dealer_id status", tid);
+    if (!h)
+        return crm_service_failed(svc);
+    const char *owner = h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? h->element[0]->str : NULL;
+    const char *cur = h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? h->element[1]->str : NULL;
+    crm_handled_t rc = CRM_APPLIED;
+    if (!owner || !cur || !strcmp(cur, "routed") || !strcmp(cur, "unrouted") || !*owner) {
+        rc = gateway_refuse(req, "unknown_testdrive", "testdrive_id: no test drive %s was dispatched", tid);
+    } else if (strcmp(owner, dealer)) {
+        rc = gateway_refuse(req, "not_yours", "testdrive_id: %s was dispatched to another dealer", tid);
+    } else if (!strcmp(cur, status) && !st->has.at) {
+        gateway_reply_ok(req); /* the same report again (a client's retry): nothing new */
     } else if (s_terminal(cur)) {
-        snprintf(code, codesz, "closed");
-        snprintf(err, errsz, "status: the test drive is already %s", cur);
+        rc = gateway_refuse(req, "closed", "status: the test drive is already %s", cur);
     } else {
         int64_t now = crm_now_ms();
         char nows[24], ats[24];
         snprintf(nows, sizeof nows, "%lld", (long long) now);
-        snprintf(ats, sizeof ats, "%lld", (long long) at);
-        crm_tx_t *tx = crm_service_tx(svc);
+        snprintf(ats, sizeof ats, "%lld", (long long) st->at);
         crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " status %s status_ms %s", tid, status, nows);
-        if (has_at && !strcmp(status, "rescheduled"))
+        if (st->has.at && !strcmp(status, "rescheduled"))
             crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " at %s", tid, ats);
-        if (has_at && !strcmp(status, "confirmed"))
+        if (st->has.at && !strcmp(status, "confirmed"))
             crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " confirmed_at %s", tid, ats);
-        crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status %s by %s ts %s at %s note %s", tid, status,
-                   dealer_id, nows, has_at ? ats : "", note ? note : "");
+        crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status %s by %s ts %s at %s note %s", tid, status, dealer, nows,
+                   st->has.at ? ats : "", st->note ? st->note : "");
         if (s_terminal(status))
-            crm_tx_cmd(tx, "SREM crm:dealer:%s:open %s", dealer_id, tid);
+            crm_tx_cmd(tx, "SREM crm:dealer:%s:open %s", dealer, tid);
         crm_msg_t ev;
         crm_msg_init(&ev, CRM_T_testdrive_status);
         CRM_SET_STR(&ev, testdrive_status, testdrive_id, tid);
-        CRM_SET_STR(&ev, testdrive_status, dealer_id, dealer_id);
+        CRM_SET_STR(&ev, testdrive_status, dealer_id, dealer);
         CRM_SET_STR(&ev, testdrive_status, status, status);
-        if (has_at)
-            CRM_SET_I64(&ev, testdrive_status, at, at);
-        CRM_SET_STR(&ev, testdrive_status, note, note);
+        if (st->has.at)
+            CRM_SET_I64(&ev, testdrive_status, at, st->at);
+        CRM_SET_STR(&ev, testdrive_status, note, st->note);
         crm_tx_emit(tx, &ev);
         crm_msg_clear(&ev);
-        if (crm_service_commit(svc, tx) == 0) {
-            rc = 0;
-            crm_info("testdrive.status", "testdrive=%s dealer=%s status=%s", tid, dealer_id, status);
-        } else {
-            snprintf(code, codesz, "unavailable");
-            snprintf(err, errsz, "service: not stored, retry");
-        }
+        gateway_reply_ok(req);
+        crm_info("testdrive.status", "testdrive=%s dealer=%s status=%s", tid, dealer, status);
     }
     freeReplyObject(h);
     return rc;
+}
+
+/* ------------------------------------------------------ dealer registry */
+
+/* A registry field's value: trimmed text of at most S_NAME_MAX bytes. */
+static int s_text(crm_req_t *req, const char *field, const char *in, char *out, size_t size)
+{
+    char buf[512];
+    if (!in || crm_norm_text(in, buf, sizeof buf) != 0 || !*buf || strlen(buf) > S_NAME_MAX) {
+        crm_req_fail(req, field, "invalid", "1 to %d bytes of text", S_NAME_MAX);
+        return -1;
+    }
+    snprintf(out, size, "%s", buf);
+    return 0;
+}
+
+static int s_place(crm_req_t *req, const char *prov_in, const char *city_in, const char **prov, char *city, size_t csz)
+{
+    if (prov_in && crm_norm_province(prov_in, prov, NULL) != 0) {
+        crm_req_fail(req, "province", "invalid", "%.60s is not one of the 34 provincial-level divisions", prov_in);
+        return -1;
+    }
+    if (city_in && crm_norm_city(city_in, city, csz) != 0) {
+        crm_req_fail(req, "city", "invalid", "%.60s is not a city name", city_in);
+        return -1;
+    }
+    return 0;
+}
+
+static int s_region(crm_req_t *req, const char *given, const char *province, const char **out)
+{
+    const char *derived = crm_regions_of(s_regions, province);
+    if (given && !crm_regions_has(s_regions, given)) {
+        char list[600] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < crm_regions_count(s_regions); i++) {
+            int k = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", crm_regions_name(s_regions, i));
+            if (k > 0 && (size_t) k < sizeof list - used)
+                used += (size_t) k;
+        }
+        crm_req_fail(req, "region", "invalid", "%.60s is not a sales region (%s)", given, list);
+        return -1;
+    }
+    *out = given ? given : derived;
+    if (!*out) {
+        crm_req_fail(req, "region", "required", "province %s is in no sales region; name the region", province);
+        return -1;
+    }
+    return 0;
+}
+
+crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_dealer_register_t *b = &crm_req_msg(req)->body.dealer_register;
+    if (!crm_id_valid(CRM_ID_NAME, b->dealer_id))
+        return crm_req_fail(req, "dealer_id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    char name[S_NAME_MAX + 1], city[128], address[S_NAME_MAX + 1] = "";
+    const char *prov = NULL, *region = NULL;
+    if (s_text(req, "name", b->name, name, sizeof name) != 0 ||
+        s_place(req, b->province, b->city, &prov, city, sizeof city) != 0 ||
+        (b->address && s_text(req, "address", b->address, address, sizeof address) != 0) ||
+        s_region(req, b->region, prov, &region) != 0)
+        return CRM_REFUSE;
+    if (b->has.capacity && (b->capacity < 0 || b->capacity > 100000))
+        return crm_req_fail(req, "capacity", "invalid", "0 (no limit) to 100000 test drives a day");
+    redisReply *e = crm_store_cmd(crm_service_store(svc), "EXISTS " CRM_KEY_DEALER_FMT, b->dealer_id);
+    if (!e)
+        return crm_service_failed(svc);
+    bool exists = e->integer;
+    freeReplyObject(e);
+    if (exists)
+        return crm_req_fail(req, "dealer_id", "exists", "dealer %s is registered already (crmctl dealer update)",
+                            b->dealer_id);
+    char nows[24], caps[24];
+    snprintf(nows, sizeof nows, "%lld", (long long) crm_now_ms());
+    snprintf(caps, sizeof caps, "%lld", (long long) b->capacity);
+    const char *argv[20] = {"HSET", NULL, "name", name, "region", region, "province", prov, "city", city,
+                            "state", "active", "created_ms", nows};
+    int argc = 14;
+    if (*address)
+        argv[argc++] = "address", argv[argc++] = address;
+    if (b->has.capacity)
+        argv[argc++] = "capacity", argv[argc++] = caps;
+    char key[96];
+    snprintf(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
+    argv[1] = key;
+    crm_tx_cmdargv(tx, argc, argv, NULL);
+    crm_tx_cmd(tx, "SADD " CRM_KEY_DEALERS " %s", b->dealer_id);
+    crm_tx_cmd(tx, "SADD crm:dealers:city:%s %s", city, b->dealer_id);
+    crm_tx_cmd(tx, "SADD crm:dealers:province:%s %s", prov, b->dealer_id);
+    crm_tx_cmd(tx, "SADD crm:dealers:region:%s %s", region, b->dealer_id);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_dealer_registered);
+    CRM_SET_STR(&ev, dealer_registered, dealer_id, b->dealer_id);
+    CRM_SET_STR(&ev, dealer_registered, name, name);
+    CRM_SET_STR(&ev, dealer_registered, region, region);
+    CRM_SET_STR(&ev, dealer_registered, province, prov);
+    CRM_SET_STR(&ev, dealer_registered, city, city);
+    CRM_SET_STR(&ev, dealer_registered, address, *address ? address : NULL);
+    if (b->has.capacity)
+        CRM_SET_I64(&ev, dealer_registered, capacity, b->capacity);
+    CRM_SET_STR(&ev, dealer_registered, state, "active");
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_msg_t *a = crm_req_ok(req, b->dealer_id);
+    char line[300];
+#define S_FIELD(k, v)                                                                               \
+    snprintf(line, sizeof line, "%s=%s", k, v);                                                    \
+    crm_strs_push(&a->body.reply.fields, line);
+    S_FIELD("name", name) S_FIELD("region", region) S_FIELD("province", prov) S_FIELD("city", city)
+    if (b->has.capacity) {
+        S_FIELD("capacity", caps)
+    } else {
+        snprintf(caps, sizeof caps, "default (%lld)", (long long) dispatch_config.default_capacity);
+        S_FIELD("capacity", caps)
+    }
+    S_FIELD("state", "active")
+#undef S_FIELD
+    a->body.reply.has.fields = true;
+    crm_info("dealer.registered", "dealer=%s city=%s region=%s", b->dealer_id, city, region);
+    return CRM_APPLIED;
+}
+
+/* One field of an update, when it changes: the write and the event's entry. */
+static void s_change(crm_tx_t *tx, crm_msg_t *ev, const char *key, const char *field, const char *value,
+                     const char *old)
+{
+    if (!value || (old && !strcmp(value, old)))
+        return;
+    crm_tx_cmd(tx, "HSET %s %s %s", key, field, value);
+    char *line = s_fmt("%s=%s", field, value);
+    if (line)
+        crm_strs_push(&ev->body.dealer_updated.changes, line);
+    free(line);
+}
+
+crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_dealer_update_t *b = &crm_req_msg(req)->body.dealer_update;
+    if (!crm_id_valid(CRM_ID_NAME, b->dealer_id))
+        return crm_req_fail(req, "dealer_id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    redisReply *h = crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_DEALER_FMT, b->dealer_id);
+    if (!h)
+        return crm_service_failed(svc);
+    crm_handled_t rc = CRM_APPLIED;
+    char name[S_NAME_MAX + 1] = "", city[128] = "", address[S_NAME_MAX + 1] = "";
+    const char *prov = NULL, *region = NULL;
+    const char *old_city = crm_reply_field(h, "city"), *old_prov = crm_reply_field(h, "province"),
+               *old_region = crm_reply_field(h, "region");
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_dealer_updated);
+    if (!old_city) {
+        rc = crm_req_fail(req, "dealer_id", "unknown", "no dealer %s", b->dealer_id);
+        goto done;
+    }
+    if ((b->name && s_text(req, "name", b->name, name, sizeof name) != 0) ||
+        (b->address && s_text(req, "address", b->address, address, sizeof address) != 0) ||
+        s_place(req, b->province, b->city, &prov, city, sizeof city) != 0) {
+        rc = CRM_REFUSE;
+        goto done;
+    }
+    /* The region: as given, else the new province's (or left as it is). */
+    if (b->region || prov) {
+        if (s_region(req, b->region, prov ? prov : old_prov, &region) != 0) {
+            if (b->region) {
+                rc = CRM_REFUSE;
+                goto done;
+            }
+            region = old_region; /* the new province is in no region: keep the old one */
+        }
+    }
+    if (b->has.capacity && (b->capacity < -1 || b->capacity > 100000)) {
+        rc = crm_req_fail(req, "capacity", "invalid", "-1 (the default), 0 (no limit) to 100000 test drives a day");
+        goto done;
+    }
+    if (b->state && strcmp(b->state, "active") && strcmp(b->state, "suspended")) {
+        rc = crm_req_fail(req, "state", "invalid", "active or suspended");
+        goto done;
+    }
+    char key[96], line[300];
+    snprintf(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
+#define S_CHANGE(field, value, old) s_change(tx, &ev, key, field, value, old);
+    S_CHANGE("name", *name ? name : NULL, crm_reply_field(h, "name"))
+    S_CHANGE("address", *address ? address : NULL, crm_reply_field(h, "address"))
+    S_CHANGE("state", b->state, crm_reply_field(h, "state"))
+    /* Routing sets move with the place. */
+    if (*city && strcmp(city, old_city)) {
+        crm_tx_cmd(tx, "SREM crm:dealers:city:%s %s", old_city, b->dealer_id);
+        crm_tx_cmd(tx, "SADD crm:dealers:city:%s %s", city, b->dealer_id);
+    }
+    S_CHANGE("city", *city ? city : NULL, old_city)
+    if (prov && old_prov && strcmp(prov, old_prov)) {
+        crm_tx_cmd(tx, "SREM crm:dealers:province:%s %s", old_prov, b->dealer_id);
+        crm_tx_cmd(tx, "SADD crm:dealers:province:%s %s", prov, b->dealer_id);
+    }
+    S_CHANGE("province", prov, old_prov)
+    if (region && old_region && strcmp(region, old_region)) {
+        crm_tx_cmd(tx, "SREM crm:dealers:region:%s %s", old_region, b->dealer_id);
+        crm_tx_cmd(tx, "SADD crm:dealers:region:%s %s", region, b->dealer_id);
+    }
+    S_CHANGE("region", region, old_region)
+#undef S_CHANGE
+    if (b->has.capacity) {
+        const char *old_cap = crm_reply_field(h, "capacity");
+        char caps[24];
+        snprintf(caps, sizeof caps, "%lld", (long long) b->capacity);
+        if (b->capacity == -1 && old_cap) {
+            crm_tx_cmd(tx, "HDEL %s capacity", key);
+            crm_strs_push(&ev.body.dealer_updated.changes, "capacity=default");
+        } else if (b->capacity >= 0 && (!old_cap || strcmp(old_cap, caps))) {
+            crm_tx_cmd(tx, "HSET %s capacity %s", key, caps);
+            snprintf(line, sizeof line, "capacity=%s", caps);
+            crm_strs_push(&ev.body.dealer_updated.changes, line);
+        }
+    }
+    crm_msg_t *a = crm_req_ok(req, b->dealer_id);
+    if (!ev.body.dealer_updated.changes.n) {
+        CRM_SET_STR(a, reply, message, "nothing changed");
+        goto done;
+    }
+    for (size_t i = 0; i < ev.body.dealer_updated.changes.n; i++)
+        crm_strs_push(&a->body.reply.fields, ev.body.dealer_updated.changes.v[i]);
+    a->body.reply.has.fields = true;
+    ev.body.dealer_updated.has.changes = true;
+    CRM_SET_STR(&ev, dealer_updated, dealer_id, b->dealer_id);
+    crm_tx_emit(tx, &ev);
+    crm_info("dealer.updated", "dealer=%s changes=%zu", b->dealer_id, ev.body.dealer_updated.changes.n);
+done:
+    crm_msg_clear(&ev);
+    freeReplyObject(h);
+    return rc;
+}
+
+crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_strs_t *lines = &crm_req_msg(req)->body.regions_load.regions;
+    char err[300];
+    crm_regions_t *r = crm_regions_parse((const char *const *) lines->v, lines->n, err, sizeof err);
+    if (!r)
+        return crm_req_fail(req, "regions", "invalid", "%s", err);
+    /* A region dealers are in may not disappear. */
+    redisReply *ids = crm_store_cmd(crm_service_store(svc), "SMEMBERS " CRM_KEY_DEALERS);
+    if (!ids) {
+        crm_regions_destroy(&r);
+        return crm_service_failed(svc);
+    }
+    crm_handled_t rc = CRM_APPLIED;
+    for (size_t i = 0; rc == CRM_APPLIED && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
+        const char *d = ids->element[i]->str;
+        if (!d || !crm_id_valid(CRM_ID_NAME, d))
+            continue;
+        redisReply *g = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_DEALER_FMT " region", d);
+        if (!g) {
+            rc = crm_service_failed(svc);
+        } else if (g->type == REDIS_REPLY_STRING && !crm_regions_has(r, g->str)) {
+            rc = crm_req_fail(req, "regions", "in_use", "region %s is the region of dealer %s; keep it or move the dealer first",
+                              g->str, d);
+        }
+        freeReplyObject(g);
+    }
+    freeReplyObject(ids);
+    if (rc != CRM_APPLIED) {
+        crm_regions_destroy(&r);
+        return rc;
+    }
+    crm_regions_write(r, tx);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_regions_loaded);
+    crm_msg_t *a = crm_req_ok(req, NULL);
+    for (size_t i = 0; i < crm_regions_count(r); i++) {
+        crm_strs_push(&ev.body.regions_loaded.regions, crm_regions_line(r, i));
+        crm_strs_push(&a->body.reply.fields, crm_regions_line(r, i));
+    }
+    ev.body.regions_loaded.has.regions = true;
+    a->body.reply.has.fields = true;
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    /* In force for routing from the next message on (the commit follows at
+       once; should it fail, the table is read back on the next start). */
+    crm_regions_destroy(&s_regions);
+    s_regions = r;
+    crm_info("regions.loaded", "source=request regions=%zu", crm_regions_count(r));
+    return CRM_APPLIED;
 }

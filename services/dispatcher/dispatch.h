@@ -1,10 +1,15 @@
-/*  dispatch: test drives from request to dealer (crm-dispatcher's rules). */
+/*  dispatch: test drives from request to dealer, and the dealer registry
+ *  (crm-dispatcher's rules). */
 #ifndef DISPATCH_H
 #define DISPATCH_H
 
+#include "crm_regions.h"
 #include "crm_service.h"
 
 #define DISPATCH_TIMERS "dispatch"
+/* The most acknowledged numbers one step handles; a longer ack is finished
+   by the ack tick, so no request holds the loop. */
+#define DISPATCH_ACK_STEP 2000
 
 typedef struct {
     bool mask_contacts;       /* mask the mobile in dispatches */
@@ -23,14 +28,25 @@ int64_t dispatch_due_ms(int64_t at_ms);
    before the test drive if that is sooner (our rule; escalate_h). */
 int64_t dispatch_escalate_ms(int64_t dispatched_ms, int64_t at_ms);
 
+/* The sales regions in force: read from Redis, the built-in table written
+   there when none is. 0 or -1. */
+int dispatch_load_regions(crm_service_t *svc);
+const crm_regions_t *dispatch_regions(void);
+
+/* Bus handlers. */
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 
-/* A dealer acknowledged its stream up to `upto` (from the gateway). */
-void dispatch_on_ack(crm_service_t *svc, const char *dealer_id, uint64_t upto);
-/* A dealer's status report; 0, or -1 with code and err ("field: why"). */
-int dispatch_on_status(crm_service_t *svc, const char *dealer_id, const char *testdrive_id,
-                       const char *status, bool has_at, int64_t at, const char *note, char *code,
-                       size_t codesz, char *err, size_t errsz);
+/* Gateway requests: dealer.ack, dealer.status (the dealer is the
+   certified peer). */
+crm_handled_t dispatch_on_ack(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+crm_handled_t dispatch_on_status(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+/* Finishes acknowledgements longer than one step (a tick). */
+void dispatch_ack_tick(crm_service_t *svc);
+
+/* Control requests: the dealer registry and the sales regions. */
+crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
+crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
 
 #endif

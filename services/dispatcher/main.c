@@ -1,11 +1,14 @@
-/*  crm-dispatcher: hands test-drive requests to dealers at the right moment.
+/*  crm-dispatcher: hands test-drive requests to dealers at the right moment,
+ *  and keeps the dealer registry.
  *
  *  On testdrive.requested it stores the test drive and chooses its dealer
  *  (the prospect's choice, else city, province, region; fewest open test
  *  drives; dealers at capacity that day skipped), recording why. At T-3
  *  days 09:00 China time (at once if that has passed) a durable timer
  *  fires testdrive.due and the dispatch goes onto the dealer's own stream;
- *  a dealer that stays silent is escalated.
+ *  a dealer that stays silent is escalated. The registry (dealers, their
+ *  certificates, the sales regions) changes only through requests on the
+ *  control endpoint; dealers' systems talk to the gateway.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,18 +19,6 @@
 
 static gateway_t *s_gateway;
 
-static void dispatcher_on_ack(void *arg, const char *dealer_id, uint64_t upto)
-{
-    dispatch_on_ack(arg, dealer_id, upto);
-}
-
-static int dispatcher_on_status(void *arg, const char *dealer_id, const crm_body_dealer_status_t *st,
-                                char *code, size_t codesz, char *err, size_t errsz)
-{
-    return dispatch_on_status(arg, dealer_id, st->testdrive_id, st->status, st->has.at, st->at, st->note,
-                              code, codesz, err, errsz);
-}
-
 /* Committed dispatches go to their dealer live as well. */
 static void dispatcher_on_publish(void *arg, const crm_emit_t *emit)
 {
@@ -36,14 +27,80 @@ static void dispatcher_on_publish(void *arg, const crm_emit_t *emit)
         gateway_push(s_gateway, emit->stream + 7, emit->frame, emit->len);
 }
 
+/* cert.issue: crmctl made the key pair and keeps the secret; the public
+   key is trusted here, at once (the answer comes after the file is read). */
+static crm_handled_t dispatcher_on_cert_issue(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_cert_issue_t *b = &crm_req_msg(req)->body.cert_issue;
+    if (!crm_id_valid(CRM_ID_NAME, b->id))
+        return crm_req_fail(req, "id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    redisReply *e = crm_store_cmd(crm_service_store(svc), "EXISTS " CRM_KEY_DEALER_FMT, b->id);
+    if (!e)
+        return crm_service_failed(svc);
+    bool known = e->integer;
+    freeReplyObject(e);
+    if (!known)
+        return crm_req_fail(req, "id", "unknown", "no dealer %s (crmctl dealer add first)", b->id);
+    char code[32], err[300];
+    if (crm_curve_issue(gateway_curve(s_gateway), b->id, b->public_key, code, sizeof code, err, sizeof err) != 0) {
+        const char *colon = strchr(err, ':');
+        char field[32];
+        snprintf(field, sizeof field, "%.*s", colon ? (int) (colon - err) : 7, colon ? err : "service");
+        return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : err);
+    }
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_cert_issued);
+    CRM_SET_STR(&ev, cert_issued, kind, "dealer");
+    CRM_SET_STR(&ev, cert_issued, id, b->id);
+    CRM_SET_STR(&ev, cert_issued, public_key, b->public_key);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_msg_t *a = crm_req_ok(req, b->id);
+    char line[120];
+    snprintf(line, sizeof line, "gateway_key=%s", gateway_public_key(s_gateway));
+    crm_strs_push(&a->body.reply.fields, line);
+    a->body.reply.has.fields = true;
+    return CRM_APPLIED;
+}
+
+/* cert.revoke: refused from now on; open subscriptions are cut at once. */
+static crm_handled_t dispatcher_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    (void) svc;
+    const char *id = crm_req_msg(req)->body.cert_revoke.id;
+    char code[32], err[300], key[41];
+    if (crm_curve_revoke(gateway_curve(s_gateway), id, key, code, sizeof code, err, sizeof err) != 0) {
+        const char *colon = strchr(err, ':');
+        char field[32];
+        snprintf(field, sizeof field, "%.*s", colon ? (int) (colon - err) : 7, colon ? err : "service");
+        return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : err);
+    }
+    gateway_cut(s_gateway);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_cert_revoked);
+    CRM_SET_STR(&ev, cert_revoked, kind, "dealer");
+    CRM_SET_STR(&ev, cert_revoked, id, id);
+    CRM_SET_STR(&ev, cert_revoked, public_key, key[0] ? key : NULL);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_req_ok(req, id);
+    return CRM_APPLIED;
+}
+
+static void dispatcher_regions_tick(crm_service_t *svc)
+{
+    /* Another instance (or a failed commit) may have changed the table. */
+    dispatch_load_regions(svc);
+}
+
 static int s_opt_range(crm_service_t *svc, const char *name, int64_t min, int64_t max, int64_t *out)
 {
     const char *v = crm_service_opt(svc, name);
     char *end;
     long long n = v ? strtoll(v, &end, 10) : -1;
     if (!v || !*v || *end || n < min || n > max) {
-        crm_error("dispatcher.bad_option", "option=%s value=%s range=%lld..%lld", name, v ? v : "",
-                  (long long) min, (long long) max);
+        crm_error("dispatcher.bad_option", "option=%s value=%s range=%lld..%lld", name, v ? v : "", (long long) min,
+                  (long long) max);
         return -1;
     }
     *out = n;
@@ -54,16 +111,18 @@ static int dispatcher_start(crm_service_t *svc)
 {
     const char *mask = crm_service_opt(svc, "mask-contacts");
     dispatch_config.mask_contacts = mask && (!strcmp(mask, "1") || !strcmp(mask, "yes"));
-    dispatch_config.default_capacity = atoll(crm_service_opt(svc, "default-capacity"));
-    if (s_opt_range(svc, "dispatch-days-before", 0, 30, &dispatch_config.days_before) != 0 ||
+    if (s_opt_range(svc, "default-capacity", 0, 100000, &dispatch_config.default_capacity) != 0 ||
+        s_opt_range(svc, "dispatch-days-before", 0, 30, &dispatch_config.days_before) != 0 ||
         s_opt_range(svc, "dispatch-hour", 0, 23, &dispatch_config.hour) != 0 ||
         s_opt_range(svc, "escalate-after-h", 1, 24 * 30, &dispatch_config.escalate_h) != 0)
         return -1;
-    static gateway_handlers_t handlers = {dispatcher_on_ack, dispatcher_on_status, NULL};
-    handlers.arg = svc;
-    s_gateway = gateway_new(crm_service_loop(svc), crm_service_store(svc), crm_service_opt(svc, "cert-dir"),
-                            crm_service_opt(svc, "server-cert"), crm_service_opt(svc, "gateway-pub"),
-                            crm_service_opt(svc, "gateway-router"), &handlers);
+    if (dispatch_load_regions(svc) != 0) {
+        crm_error("dispatcher.regions_unavailable", "why=\"cannot read or write the sales regions\"");
+        return -1;
+    }
+    s_gateway = gateway_new(svc, crm_service_opt(svc, "cert-dir"), crm_service_opt(svc, "server-cert"),
+                            crm_service_opt(svc, "gateway-pub"), crm_service_opt(svc, "gateway-router"),
+                            dispatch_on_ack, dispatch_on_status);
     if (!s_gateway)
         return -1;
     crm_service_set_publish_hook(svc, dispatcher_on_publish, NULL);
@@ -82,6 +141,21 @@ static const crm_handler_t dispatcher_handlers[] = {
     {NULL, NULL, false},
 };
 
+static const crm_request_t dispatcher_requests[] = {
+    {"dealer.register", dispatch_on_register, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {"dealer.update", dispatch_on_update, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {"regions.load", dispatch_on_regions, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {"cert.issue", dispatcher_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {"cert.revoke", dispatcher_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+static const crm_tick_t dispatcher_ticks[] = {
+    {"acks", 100, dispatch_ack_tick},
+    {"regions", 5000, dispatcher_regions_tick},
+    {NULL, 0, NULL},
+};
+
 static const char *const dispatcher_timers[] = {DISPATCH_TIMERS, NULL};
 
 static const crm_opt_t dispatcher_opts[] = {
@@ -94,7 +168,8 @@ static const crm_opt_t dispatcher_opts[] = {
     {"dispatch-hour", "CRM_DISPATCH_HOUR", "9", "... at this hour, China Standard Time (our rule: 9)", NULL},
     {"escalate-after-h", "CRM_ESCALATE_AFTER_H", "24",
      "Escalate a dealer that has not acknowledged this many hours after the dispatch, or 24 h before "
-     "the test drive if sooner (our rule: 24)", NULL},
+     "the test drive if sooner (our rule: 24)",
+     NULL},
     {"gateway-pub", "CRM_GATEWAY_PUB", GATEWAY_PUB_DEFAULT, "Dealer gateway: live dispatches (XPUB, CURVE)", NULL},
     {"gateway-router", "CRM_GATEWAY_ROUTER", GATEWAY_ROUTER_DEFAULT,
      "Dealer gateway: replay, acknowledgements, status (ROUTER, CURVE)", NULL},
@@ -106,9 +181,12 @@ static const crm_opt_t dispatcher_opts[] = {
 
 static const crm_service_def_t dispatcher_def = {
     .name = "dispatcher",
-    .summary = "Test-drive dispatcher and dealer gateway.",
+    .summary = "Test-drive dispatcher, dealer registry and dealer gateway.",
     .pub_default = "tcp://127.0.0.1:7102",
+    .control_default = "tcp://127.0.0.1:7212",
     .handlers = dispatcher_handlers,
+    .requests = dispatcher_requests,
+    .ticks = dispatcher_ticks,
     .timer_sets = dispatcher_timers,
     .opts = dispatcher_opts,
     .on_start = dispatcher_start,

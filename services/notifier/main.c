@@ -22,6 +22,7 @@ static const crm_service_def_t notifier_def = {
     .name = "notifier",
     .summary = "Notifier: SMS, email and dealer notifications.",
     .pub_default = "tcp://127.0.0.1:7105",
+    .control_default = "tcp://127.0.0.1:7215",
     .handlers = notifier_handlers,
 };
 

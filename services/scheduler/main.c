@@ -24,6 +24,7 @@ static const crm_service_def_t scheduler_def = {
     .name = "scheduler",
     .summary = "Follow-up scheduler: due, overdue and expired opportunities.",
     .pub_default = "tcp://127.0.0.1:7103",
+    .control_default = "tcp://127.0.0.1:7213",
     .handlers = scheduler_handlers,
     .timer_sets = scheduler_timers,
 };

@@ -13,7 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <czmq.h>
+
 #include "crm_clock.h"
+#include "crm_keys.h"
 
 int crm_h_free_port(void)
 {
@@ -239,4 +242,173 @@ bool crm_h_file_contains(const char *path, const char *needle)
 void crm_h_path(const crm_h_redis_t *r, const char *name, char *out, size_t size)
 {
     snprintf(out, size, "%s/%s", r->dir, name);
+}
+
+/* ------------------------------------------------------------ a system */
+
+static const char *const s_services[] = {
+#define S_NAME(name, port, control) #name,
+    CRM_SERVICES(S_NAME)
+#undef S_NAME
+};
+
+int crm_h_service_index(const char *svc)
+{
+    for (int i = 0; i < CRM_H_SERVICES; i++)
+        if (!strcmp(s_services[i], svc))
+            return i;
+    return -1;
+}
+
+void crm_h_sys_env(crm_h_sys_t *s, const char *fmt, ...)
+{
+    assert_true(s->nenv < 40);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->env[s->nenv], sizeof s->env[0], fmt, ap);
+    va_end(ap);
+    s->envp[s->nenv] = s->env[s->nenv];
+    s->nenv++;
+    s->envp[s->nenv] = NULL;
+}
+
+void crm_h_sys_set_clock(crm_h_sys_t *s, int64_t ms)
+{
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, "%s.tmp", s->clock);
+    FILE *c = fopen(tmp, "w");
+    assert_non_null(c);
+    fprintf(c, "%lld\n", (long long) ms);
+    fclose(c);
+    assert_int_equal(rename(tmp, s->clock), 0);
+}
+
+int crm_h_sys_start(crm_h_sys_t *s, bool aof, bool clock)
+{
+    memset(s, 0, sizeof *s);
+    if (crm_h_redis_start(&s->redis, aof) != 0)
+        return -1;
+    s->store = crm_h_store(&s->redis);
+    char peers[400] = "";
+    size_t used = 0;
+    for (int i = 0; i < CRM_H_SERVICES; i++) {
+        s->pub[i] = crm_h_free_port();
+        s->control[i] = crm_h_free_port();
+        used += (size_t) snprintf(peers + used, sizeof peers - used, "tcp://127.0.0.1:%d,", s->pub[i]);
+    }
+    s->test_pub = crm_h_free_port();
+    snprintf(peers + used, sizeof peers - used, "tcp://127.0.0.1:%d", s->test_pub);
+    s->intake = crm_h_free_port();
+    s->gw_pub = crm_h_free_port();
+    s->gw_router = crm_h_free_port();
+    crm_h_path(&s->redis, "certs", s->certs, sizeof s->certs);
+    crm_h_path(&s->redis, "gateway.cert", s->server_cert, sizeof s->server_cert);
+    crm_h_path(&s->redis, "crmctl.out", s->out, sizeof s->out);
+    crm_h_sys_env(s, "CRM_REDIS_URL=%s", s->redis.url);
+    crm_h_sys_env(s, "CRM_PEERS=%s", peers);
+    crm_h_sys_env(s, "CRM_INTAKE_ENDPOINT=tcp://127.0.0.1:%d", s->intake);
+    crm_h_sys_env(s, "CRM_GATEWAY_PUB=tcp://127.0.0.1:%d", s->gw_pub);
+    crm_h_sys_env(s, "CRM_GATEWAY_ROUTER=tcp://127.0.0.1:%d", s->gw_router);
+    crm_h_sys_env(s, "CRM_CERT_DIR=%s", s->certs);
+    crm_h_sys_env(s, "CRM_SERVER_CERT=%s", s->server_cert);
+    for (int i = 0; i < CRM_H_SERVICES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%s", s_services[i]);
+        for (char *p = name; *p; p++)
+            *p = (char) (*p - 'a' + 'A');
+        crm_h_sys_env(s, "CRM_%s_CONTROL=tcp://127.0.0.1:%d", name, s->control[i]);
+    }
+    if (clock) {
+        crm_h_path(&s->redis, "clock", s->clock, sizeof s->clock);
+        crm_h_sys_set_clock(s, crm_now_ms());
+        crm_h_sys_env(s, "CRM_CLOCK_FILE=%s", s->clock);
+    }
+    zsock_t *pub = zsock_new(ZMQ_PUB);
+    assert_non_null(pub);
+    zsock_set_sndhwm(pub, 0);
+    assert_true(zsock_bind(pub, "tcp://127.0.0.1:%d", s->test_pub) >= 0);
+    s->pub_sock = pub;
+    return 0;
+}
+
+pid_t crm_h_sys_spawn(crm_h_sys_t *s, const char *svc, const char *const *extra)
+{
+    int i = crm_h_service_index(svc);
+    assert_true(i >= 0);
+    const char *env[64];
+    int n = 0;
+    for (int k = 0; k < s->nenv; k++)
+        env[n++] = s->envp[k];
+    char pub[64], control[64];
+    snprintf(pub, sizeof pub, "CRM_PUB=tcp://127.0.0.1:%d", s->pub[i]);
+    snprintf(control, sizeof control, "CRM_CONTROL=tcp://127.0.0.1:%d", s->control[i]);
+    env[n++] = pub;
+    env[n++] = control;
+    for (const char *const *e = extra; e && *e && n < 63; e++)
+        env[n++] = *e;
+    env[n] = NULL;
+    char bin[64], log[400], key[64];
+    snprintf(bin, sizeof bin, "crm-%s", svc);
+    crm_h_sys_log(s, svc, log, sizeof log);
+    /* What the previous instance reported must not count as this one up. */
+    snprintf(key, sizeof key, "crm:svc:%s", svc);
+    redisReply *r = crm_store_cmd(s->store, "DEL %s", key);
+    freeReplyObject(r);
+    s->pids[i] = crm_h_spawn(bin, NULL, env, log);
+    if (crm_h_wait_int(s->store, 1, 15000, "EXISTS %s", key) != 1)
+        fail_msg("crm-%s did not start (see %s)", svc, log);
+    return s->pids[i];
+}
+
+int crm_h_sys_kill(crm_h_sys_t *s, const char *svc, int sig)
+{
+    int i = crm_h_service_index(svc);
+    assert_true(i >= 0);
+    int status = s->pids[i] > 0 ? crm_h_stop(s->pids[i], sig, 5000) : -1;
+    s->pids[i] = 0;
+    return status;
+}
+
+int crm_h_sys_crmctl(crm_h_sys_t *s, ...)
+{
+    const char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, s);
+    for (const char *a; n < 31 && (a = va_arg(ap, const char *));)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    return crm_h_run("crmctl", args, s->envp, s->out);
+}
+
+void crm_h_sys_commit(crm_h_sys_t *s, crm_tx_t *tx)
+{
+    assert_int_equal(crm_store_commit(s->store, tx), 0);
+    for (size_t i = 0; i < crm_tx_emit_count(tx); i++) {
+        const crm_emit_t *e = crm_tx_emit_at(tx, i);
+        char topic[CRM_NAME_MAX + 2];
+        snprintf(topic, sizeof topic, "%s:", e->stream);
+        zsock_send(s->pub_sock, "sb", topic, e->frame, e->len);
+    }
+}
+
+const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size)
+{
+    char name[40];
+    snprintf(name, sizeof name, "%.30s.log", svc);
+    crm_h_path(&s->redis, name, out, size);
+    return out;
+}
+
+void crm_h_sys_stop(crm_h_sys_t *s)
+{
+    for (int i = 0; i < CRM_H_SERVICES; i++)
+        if (s->pids[i] > 0)
+            crm_h_stop(s->pids[i], SIGTERM, 5000);
+    zsock_t *pub = s->pub_sock;
+    zsock_destroy(&pub);
+    s->pub_sock = NULL;
+    crm_store_destroy(&s->store);
+    crm_h_redis_stop(&s->redis);
 }

@@ -63,4 +63,52 @@ bool crm_h_file_contains(const char *path, const char *needle);
 /* A path in the test's temporary directory (static buffer per call site). */
 void crm_h_path(const crm_h_redis_t *r, const char *name, char *out, size_t size);
 
+/* ------------------------------------------------------------ a system
+ *
+ * What most bus tests need: a private Redis, ports for every service's
+ * publisher and control endpoint, intake's lead endpoint and the dealer
+ * gateway, the environment every process of the test gets, a publisher of
+ * the test's own (in CRM_PEERS) so events the test writes reach the
+ * services at once, and services and crmctl run with that environment. */
+#define CRM_H_SERVICES 5
+typedef struct {
+    crm_h_redis_t redis;
+    crm_store_t *store;
+    char clock[300]; /* CRM_CLOCK_FILE when started with a clock */
+    int pub[CRM_H_SERVICES], control[CRM_H_SERVICES];
+    int test_pub, intake, gw_pub, gw_router;
+    char env[40][400];
+    int nenv;
+    const char *envp[41];
+    void *pub_sock; /* zsock_t: the test's publisher */
+    pid_t pids[CRM_H_SERVICES];
+    char out[300];  /* what the last crm_h_sys_crmctl printed */
+    char certs[300], server_cert[300];
+} crm_h_sys_t;
+
+/* Index of a service name in crm_keys.h's order (intake 0 ... notifier 4), -1. */
+int crm_h_service_index(const char *svc);
+/* Starts Redis (AOF when asked) and makes the environment; with `clock`
+   every process reads "now" from a file the test sets. 0 or -1. */
+int crm_h_sys_start(crm_h_sys_t *s, bool aof, bool clock);
+/* Adds "NAME=value" to the environment of the processes started after. */
+void crm_h_sys_env(crm_h_sys_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void crm_h_sys_set_clock(crm_h_sys_t *s, int64_t ms);
+/* Starts crm-<svc> with the environment (and `extra`, NULL-terminated),
+   logging to <dir>/<svc>.log; waits until it reports itself running
+   (asserts). Returns its pid. */
+pid_t crm_h_sys_spawn(crm_h_sys_t *s, const char *svc, const char *const *extra);
+/* Stops crm-<svc> with `sig` (SIGTERM: waits for its exit; SIGKILL: kills). */
+int crm_h_sys_kill(crm_h_sys_t *s, const char *svc, int sig);
+/* Runs crmctl with the arguments (NULL-terminated); its output (stdout and
+   stderr) is in s->out. Its exit code. */
+int crm_h_sys_crmctl(crm_h_sys_t *s, ...);
+/* Commits `tx` (asserts) and publishes its events on the test's
+   publisher, as a service would. */
+void crm_h_sys_commit(crm_h_sys_t *s, crm_tx_t *tx);
+/* The log of crm-<svc>. */
+const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size);
+/* Stops every service still running (SIGTERM), then Redis. */
+void crm_h_sys_stop(crm_h_sys_t *s);
+
 #endif
