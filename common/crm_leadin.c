@@ -34,6 +34,19 @@
 
 /* ------------------------------------------------------------- helpers */
 
+/* Makes a reason one line: jansson and libxml2 messages, and the values
+   quoted in ours, may hold line breaks and other control characters, and a
+   reason goes into one log line and one quarantine entry. */
+static void s_one_line(char *s)
+{
+    for (unsigned char *p = (unsigned char *) s; *p; p++)
+        if (*p < 0x20 || *p == 0x7F)
+            *p = ' ';
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        s[--n] = '\0';
+}
+
 static void s_err(char *err, size_t errsz, const char *fmt, ...)
 {
     if (!err || errsz == 0)
@@ -42,6 +55,7 @@ static void s_err(char *err, size_t errsz, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errsz, fmt, ap);
     va_end(ap);
+    s_one_line(err);
 }
 
 typedef struct {
@@ -696,6 +710,7 @@ static void s_adf_fail(s_adf_t *x, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(x->err, sizeof x->err, fmt, ap);
     va_end(ap);
+    s_one_line(x->err);
 }
 
 static bool s_is(const xmlNode *n, const char *name)
@@ -1143,6 +1158,7 @@ static void s_doc_fail(crm_leadin_doc_t *doc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(doc->err, sizeof doc->err, fmt, ap);
     va_end(ap);
+    s_one_line(doc->err);
     doc->nfailed++;
 }
 
