@@ -1290,7 +1290,7 @@ typedef struct {
     int64_t now_ms;
     int leaf; /* leaf parts seen, for "part N" */
     s_buf_t seen; /* their types, for the error when none holds ADF */
-    bool oom;
+    bool oom, too_deep;
 } s_mail_t;
 
 static pthread_once_t s_gmime_once = PTHREAD_ONCE_INIT;
@@ -1483,8 +1483,12 @@ static void s_part_free(s_part_t *p)
    earlier, as RFC 2046 orders them). */
 static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
 {
-    if (!obj || depth > S_MAIL_DEPTH)
+    if (!obj)
         return 0;
+    if (depth > S_MAIL_DEPTH) {
+        m->too_deep = true;
+        return 0;
+    }
     if (GMIME_IS_MESSAGE_PART(obj)) {
         GMimeMessage *inner = g_mime_message_part_get_message((GMimeMessagePart *) obj);
         return inner ? s_mail_walk(m, g_mime_message_get_mime_part(inner), depth + 1) : 0;
@@ -1556,12 +1560,13 @@ static void s_mail_into(crm_leadin_doc_t *doc, const char *data, size_t len, int
         s_doc_fail(doc, "e-mail: not a message GMime can read");
         return;
     }
-    s_mail_t m = {doc, now_ms, 0, {0}, false};
+    s_mail_t m = {doc, now_ms, 0, {0}, false, false};
     if (s_mail_walk(&m, g_mime_message_get_mime_part(msg), 0) != 0 || m.oom)
         s_doc_fail(doc, "out of memory");
     else if (doc->nleads == 0)
-        s_doc_fail(doc, "e-mail: no part holds an ADF document (parts: %s)",
-                   m.seen.p ? m.seen.p : "none");
+        s_doc_fail(doc, "e-mail: no part holds an ADF document (parts: %s%s)",
+                   m.seen.p ? m.seen.p : "none",
+                   m.too_deep ? "; parts nested deeper than 16 levels are not read" : "");
     free(m.seen.p);
     g_object_unref(msg);
 }

@@ -189,9 +189,12 @@ crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms);
    ADF document (in text/plain it may be surrounded by other text). In a
    multipart/alternative only the best alternative counts (XML over plain
    text), so the same lead is not read twice; ADF parts elsewhere (several
-   attachments, message/rfc822 parts) all count. Errors name the part:
-   "part 2 (text/xml): line 7: ...". A message without an ADF part gets
-   doc->err "e-mail: no part holds an ADF document". */
+   attachments, message/rfc822 parts) all count; parts nested deeper than
+   16 levels are not read. Errors name the part: "part 2 (text/xml): line
+   7: ..."; an ADF part that cannot be read at all (undecodable bytes, not
+   well-formed) is one lead with ok = false, so the other parts still
+   count. A message without an ADF part gets doc->err "e-mail: no part
+   holds an ADF document (parts: ...)". */
 
 /* Frees a document and everything in it; sets *doc to NULL, safe twice. */
 void crm_leadin_doc_destroy(crm_leadin_doc_t **doc);

@@ -840,6 +840,18 @@ static void test_email_errors_name_the_part(void **state)
     check_reasons_are_one_line(doc);
     crm_leadin_doc_destroy(&doc);
 
+    /* Nesting is followed 16 levels deep, and the reason says so. */
+    char deep[4096];
+    size_t n = (size_t) snprintf(deep, sizeof deep, "From: a@b.example\nMIME-Version: 1.0\n"
+                                                     "Content-Type: multipart/mixed; boundary=b0\n\n");
+    for (int i = 0; i < 20; i++)
+        n += (size_t) snprintf(deep + n, sizeof deep - n,
+                               "--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n", i, i + 1);
+    snprintf(deep + n, sizeof deep - n, "--b20\nContent-Type: text/xml\n\n<adf><prospect/></adf>\n");
+    doc = crm_leadin_convert(deep, strlen(deep), NOW_MS);
+    check_contains("reason", doc->err, "nested deeper than 16 levels");
+    crm_leadin_doc_destroy(&doc);
+
     const char *malformed = "From: a@b.example\nContent-Type: text/xml\n\n<adf>\n<prospect>\n"
                             "</adf>\n";
     doc = crm_leadin_convert(malformed, strlen(malformed), NOW_MS);
