@@ -41,19 +41,27 @@ int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_
     return -1;
 }
 
+/* Reads a whole file (or stdin) for conversion; NULL with a message when
+   it cannot be read or is larger than a converter takes. */
 static char *s_read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f)
+    if (!f) {
+        fprintf(stderr, "crmctl: cannot read %s\n", path);
         return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap + 1);
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
         n += got;
         if (n == cap) {
-            if (cap >= CRM_FRAME_MAX * 4u)
-                break; /* a lead is small; refuse to read a huge file */
+            if (cap > CRM_LEADIN_DOC_MAX) {
+                fprintf(stderr, "crmctl: %s is larger than %d bytes\n", path, CRM_LEADIN_DOC_MAX);
+                free(buf);
+                buf = NULL;
+                break;
+            }
             char *grown = realloc(buf, cap * 2 + 1);
             if (!grown) {
                 free(buf);
@@ -63,6 +71,11 @@ static char *s_read_all(const char *path, size_t *len)
             buf = grown;
             cap *= 2;
         }
+    }
+    if (buf && ferror(f)) {
+        fprintf(stderr, "crmctl: cannot read %s\n", path);
+        free(buf);
+        buf = NULL;
     }
     if (f != stdin)
         fclose(f);
@@ -98,52 +111,86 @@ static int s_encode_submit(crm_msg_t *m, msgpack_sbuffer *buf)
     return crm_msg_encode(m, buf, NULL);
 }
 
-/* Reads a JSON lead or an ADF document into `m`. */
-static int s_parse_lead(const char *path, crm_msg_t *m)
+/* Reads a JSON lead, an ADF document or an e-mail carrying ADF and
+   converts it (crm_leadin_convert). Prints why each part that cannot be a
+   lead cannot. NULL when the file cannot be read or memory is short. */
+static crm_leadin_doc_t *s_parse_doc(const char *path)
 {
     size_t len;
     char *text = s_read_all(path, &len);
-    if (!text) {
-        fprintf(stderr, "crmctl: cannot read %s\n", path);
-        return -1;
-    }
-    char err[512];
-    int rc = -1, prospects = 0;
-    switch (crm_leadin_detect(text, len)) {
-    case CRM_LEADIN_JSON: rc = crm_leadin_json(text, len, crm_now_ms(), m, err, sizeof err); break;
-    case CRM_LEADIN_ADF:
-        rc = crm_leadin_adf(text, len, crm_now_ms(), m, &prospects, err, sizeof err);
-        if (rc == 0 && prospects > 1)
-            fprintf(stderr, "crmctl: %s holds %d prospects; only the first was submitted\n", path,
-                    prospects);
-        break;
-    default: snprintf(err, sizeof err, "neither a JSON lead nor an ADF document"); break;
-    }
+    if (!text)
+        return NULL;
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, len, crm_now_ms());
     free(text);
-    if (rc != 0)
-        fprintf(stderr, "crmctl: %s: %s\n", path, err);
+    if (!doc) {
+        fprintf(stderr, "crmctl: %s: out of memory\n", path);
+        return NULL;
+    }
+    if (doc->err[0])
+        fprintf(stderr, "crmctl: %s: %s\n", path, doc->err);
+    for (size_t i = 0; i < doc->nleads; i++)
+        if (!doc->leads[i].ok)
+            fprintf(stderr, "crmctl: %s: %s\n", path, doc->leads[i].err);
+    return doc;
+}
+
+/* Reads a document that must hold exactly one lead into `m`. */
+static int s_parse_lead(const char *path, crm_msg_t *m)
+{
+    crm_leadin_doc_t *doc = s_parse_doc(path);
+    if (!doc)
+        return -1;
+    int rc = -1;
+    if (doc->nfailed == 0 && doc->nleads == 1) {
+        *m = doc->leads[0].msg;
+        crm_msg_init(&doc->leads[0].msg, CRM_T_lead_submit); /* moved to m */
+        rc = 0;
+    } else if (doc->nfailed == 0)
+        fprintf(stderr, "crmctl: %s holds %zu leads; give one\n", path, doc->nleads);
+    crm_leadin_doc_destroy(&doc);
     return rc;
 }
 
+/* Submits every lead of the document, printing each answer as one JSON
+   line: 0 when all were accepted, 1 when one was rejected or a part could
+   not be converted, 2 when intake did not answer. */
 static int s_submit(crmctl_t *ctl, const char *path)
 {
-    crm_msg_t m;
-    if (s_parse_lead(path, &m) != 0)
+    crm_leadin_doc_t *doc = s_parse_doc(path);
+    if (!doc)
         return CRMCTL_NO;
-    msgpack_sbuffer buf;
-    s_encode_submit(&m, &buf);
-    crm_msg_clear(&m);
-    zframe_t *answer = NULL;
-    const char *endpoint = crm_opt(ctl->opts, "intake");
-    int rc = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
-                        (int) crmctl_i64(ctl, "tries"), &answer);
-    msgpack_sbuffer_destroy(&buf);
-    if (rc != 0) {
-        fprintf(stderr, "crmctl: crm-intake at %s did not answer\n", endpoint);
-        return CRMCTL_UNREACHABLE;
+    int rc = CRMCTL_OK;
+    if (doc->nfailed > 0) {
+        /* TODO(quarantine): send the unconvertible document to crm-intake to
+           be kept in quarantine: doc->raw (doc->raw_len bytes, the input as
+           given) with the reasons printed above (doc->err and the err of
+           each lead with !ok), and print intake's answer (its quarantine
+           id). Until that request exists the reasons are only printed. */
+        rc = CRMCTL_NO;
     }
-    rc = s_print_answer(answer);
-    zframe_destroy(&answer);
+    const char *endpoint = crm_opt(ctl->opts, "intake");
+    for (size_t i = 0; i < doc->nleads; i++) {
+        if (!doc->leads[i].ok)
+            continue;
+        msgpack_sbuffer buf;
+        s_encode_submit(&doc->leads[i].msg, &buf);
+        zframe_t *answer = NULL;
+        int asked = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
+                               (int) crmctl_i64(ctl, "tries"), &answer);
+        msgpack_sbuffer_destroy(&buf);
+        if (asked != 0) {
+            fprintf(stderr, "crmctl: crm-intake at %s did not answer\n", endpoint);
+            rc = CRMCTL_UNREACHABLE;
+            break;
+        }
+        int one = s_print_answer(answer);
+        zframe_destroy(&answer);
+        if (one == CRMCTL_UNREACHABLE || (one == CRMCTL_NO && rc == CRMCTL_OK))
+            rc = one;
+        if (rc == CRMCTL_UNREACHABLE)
+            break;
+    }
+    crm_leadin_doc_destroy(&doc);
     return rc;
 }
 

@@ -80,6 +80,18 @@ static int crmctl(fx_t *f, ...)
     return crm_h_run("crmctl", args, env, f->out);
 }
 
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
 static void test_a_website_lead_is_accepted_once_and_a_resend_returns_the_first_answer(void **state)
 {
     fx_t *f = *state;
@@ -104,8 +116,42 @@ static void test_partner_adf_leads_and_their_resends_make_one_lead(void **state)
     assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_resend.xml", NULL), 0);
     assert_true(crm_h_file_contains(f->out, "\"lead_id\":\"L1\""));
     assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_novehicle.xml", NULL), 0);
-    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_cpo.xml", NULL), 0);
+    /* adf_cpo.xml holds two prospects, both submitted: the second has no
+       phone, so it is rejected and the exit code says "no". */
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_cpo.xml", NULL), 1);
+    assert_int_equal(count_lines(f->out, "\"type\":\"lead.accepted\""), 1);
+    assert_int_equal(count_lines(f->out, "\"type\":\"lead.rejected\""), 1);
+    assert_true(crm_h_file_contains(f->out, "\"submission_id\":\"adf:dealerfeed:DF-78\""));
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L3"), 1);
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L4"), 0);
+}
+
+static void test_a_feed_with_several_prospects_or_by_e_mail_submits_every_lead(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_multi.xml", NULL), 0);
+    assert_int_equal(count_lines(f->out, "\"type\":\"lead.accepted\""), 3);
+    assert_true(crm_h_file_contains(f->out, "\"submission_id\":\"adf:yiche:YC-1003\""));
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "email_mixed_gbk_base64.eml", NULL), 0);
+    assert_int_equal(count_lines(f->out, "\"type\":\"lead.accepted\""), 2);
+    assert_int_equal(crmctl(f, "customer", "find", "--name", "冯宝宝", NULL), 0);
+
+    /* One prospect cannot be converted: the other is still submitted, the
+       reason is printed, and the exit code says "no". */
+    char mixed[300];
+    crm_h_path(&f->redis, "mixed.xml", mixed, sizeof mixed);
+    FILE *x = fopen(mixed, "w");
+    fputs("<adf>\n<prospect><id source=\"s\">ok</id><customer><contact><name>甲</name>"
+          "<phone>13811112222</phone></contact></customer></prospect>\n"
+          "<prospect><id source=\"s\">bad</id><vehicle interest=\"test-drive\"/><customer>"
+          "<timeframe><earliestdate>soon</earliestdate></timeframe></customer></prospect>\n"
+          "</adf>\n", x);
+    fclose(x);
+    assert_int_equal(crmctl(f, "lead", "submit", mixed, NULL), 1);
+    assert_int_equal(count_lines(f->out, "\"type\":\"lead.accepted\""), 1);
+    assert_true(crm_h_file_contains(f->out, "prospect 2 (line 3): line 3: customer/timeframe/earliestdate"));
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "email_no_adf.eml", NULL), 1);
+    assert_true(crm_h_file_contains(f->out, "no part holds an ADF document"));
 }
 
 static void test_malformed_json_and_xml_are_refused_naming_where(void **state)
@@ -272,6 +318,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_website_lead_is_accepted_once_and_a_resend_returns_the_first_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partner_adf_leads_and_their_resends_make_one_lead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_feed_with_several_prospects_or_by_e_mail_submits_every_lead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_json_and_xml_are_refused_naming_where, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_gbk_spreadsheet_with_chinese_headers_imports_and_a_second_import_adds_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejected_rows_go_to_a_rejects_file_that_imports_once_fixed, setup, teardown),

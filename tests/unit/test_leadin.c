@@ -1,4 +1,5 @@
-/*  Unit tests for tools/crm_leadin: JSON, ADF and CSV leads to lead.submit.
+/*  Unit tests for common/crm_leadin: JSON, ADF (also in e-mail) and CSV
+    leads to lead.submit.
     Samples live in tests/data/leads/; autoshow_cn.gbk.csv is made from
     autoshow_cn.utf8.csv with `iconv -f UTF-8 -t GBK`. Expected times were
     computed with `date -u -d '2026-12-05T10:00:00+08:00' +%s`. */
@@ -109,16 +110,54 @@ static void test_datetime_rejects_impossible_or_malformed_input(void **state)
 }
 
 /* Ids must not change between releases: a re-import after an upgrade has to
-   hit the same submission ids. Values computed independently in Python. */
-static void test_digest_is_stable_across_builds(void **state)
+   hit the same submission ids. Values computed independently with Python's
+   hashlib.sha256 over the documented text. */
+static void test_content_key_is_sha256_of_the_documented_text(void **state)
 {
     (void) state;
-    char hex[33];
-    crm_leadin_digest("", 0, hex);
-    check_has("empty", hex, "6c62272e07bb014262b821756295c58d");
-    const char *row = "name=张三\x1fmobile=13812345678\x1f";
-    crm_leadin_digest(row, strlen(row), hex);
-    check_has("row", hex, "c2c2f99bd2ed729de6b597b5d80da758");
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_lead_submit);
+    char key[CRM_LEADIN_KEY_SZ];
+    assert_int_equal(crm_leadin_content_key(B(m), "csv:", key, sizeof key), 0);
+    check_has("empty", key, "csv:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CRM_SET_STR(&m, lead_submit, name, "张三");
+    CRM_SET_STR(&m, lead_submit, mobile, "13812345678");
+    CRM_SET_STR(&m, lead_submit, submission_id, "ignored");
+    CRM_SET_STR(&m, lead_submit, channel, "ignored");
+    CRM_SET_STR(&m, lead_submit, source, "ignored");
+    CRM_SET_STR(&m, lead_submit, email, ""); /* empty is absent */
+    assert_int_equal(crm_leadin_content_key(B(m), "json:", key, sizeof key), 0);
+    check_has("row", key, "json:6516bd1c1efd7d2cb5369f1643cb1851cdd5b281f4624294b7fbc2971b1850a3");
+    CRM_SET_BOOL(&m, lead_submit, testdrive, true);
+    CRM_SET_I64(&m, lead_submit, testdrive_at, TD_MS);
+    assert_int_equal(crm_leadin_content_key(B(m), "adf:", key, sizeof key), 0);
+    check_has("bool and i64", key,
+              "adf:4eb5c9f1ae8dd62fee342f3302728e41a841bfbd1442541dbe72b76d947b6369");
+    char small[68];
+    assert_int_equal(crm_leadin_content_key(B(m), "json:", small, sizeof small), -1);
+    assert_int_equal(crm_leadin_content_key(NULL, "json:", key, sizeof key), -1);
+    crm_msg_clear(&m);
+}
+
+/* A value holding the separator must not pose as a second field: "a" +
+   0x1F + "mobile=1" as a name is not the lead {name a, mobile 1}. */
+static void test_content_key_cannot_be_forged_with_separators(void **state)
+{
+    (void) state;
+    crm_msg_t a, b;
+    crm_msg_init(&a, CRM_T_lead_submit);
+    crm_msg_init(&b, CRM_T_lead_submit);
+    CRM_SET_STR(&a, lead_submit, name, "a\x1fmobile=1\x1b");
+    CRM_SET_STR(&b, lead_submit, name, "a");
+    CRM_SET_STR(&b, lead_submit, mobile, "1\x1b");
+    char ka[CRM_LEADIN_KEY_SZ], kb[CRM_LEADIN_KEY_SZ];
+    assert_int_equal(crm_leadin_content_key(B(a), "json:", ka, sizeof ka), 0);
+    assert_int_equal(crm_leadin_content_key(B(b), "json:", kb, sizeof kb), 0);
+    assert_string_not_equal(ka, kb);
+    check_has("escaped", ka,
+              "json:9697b82831108a939fe658aa841d245fca2968443aab7d0634378dcbfee6220c");
+    crm_msg_clear(&a);
+    crm_msg_clear(&b);
 }
 
 /* ------------------------------------------------------------ detect */
@@ -243,7 +282,7 @@ static void test_json_without_submission_id_gets_a_stable_content_id(void **stat
     assert_int_equal(crm_leadin_json(b, strlen(b), NOW_MS, &mb, err, sizeof err), 0);
     assert_int_equal(crm_leadin_json(c, strlen(c), NOW_MS, &mc, err, sizeof err), 0);
     check_has("channel default", ma.body.lead_submit.channel, "website");
-    assert_int_equal(strlen(ma.body.lead_submit.submission_id), 5 + 32);
+    assert_int_equal(strlen(ma.body.lead_submit.submission_id), 5 + 64);
     check_has("same content", mb.body.lead_submit.submission_id,
               ma.body.lead_submit.submission_id);
     assert_string_not_equal(mc.body.lead_submit.submission_id,
@@ -255,13 +294,42 @@ static void test_json_without_submission_id_gets_a_stable_content_id(void **stat
 
 /* --------------------------------------------------------------- ADF */
 
+/* The first lead of an ADF document, and how many prospects it holds. */
+static int adf_first(const char *text, size_t len, crm_msg_t *m, int *prospects, char *err,
+                     size_t errsz)
+{
+    crm_leadin_doc_t *doc = crm_leadin_adf(text, len, NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->kind, CRM_LEADIN_ADF);
+    assert_int_equal(doc->raw_len, len);
+    assert_memory_equal(doc->raw, text, len);
+    crm_msg_init(m, CRM_T_lead_submit);
+    if (prospects)
+        *prospects = (int) doc->nleads;
+    int rc = -1;
+    if (doc->err[0]) {
+        assert_int_equal(doc->nleads, 0);
+        assert_int_equal(doc->nfailed, 1);
+        snprintf(err, errsz, "%.*s", (int) errsz - 1, doc->err);
+    } else if (!doc->leads[0].ok)
+        snprintf(err, errsz, "%.*s", (int) errsz - 1, doc->leads[0].err);
+    else {
+        *m = doc->leads[0].msg;
+        crm_msg_init(&doc->leads[0].msg, CRM_T_lead_submit);
+        rc = 0;
+    }
+    crm_leadin_doc_destroy(&doc);
+    crm_leadin_doc_destroy(&doc); /* safe twice */
+    return rc;
+}
+
 static int adf_file(const char *name, crm_msg_t *m, int *prospects, char *err, size_t errsz)
 {
     size_t len;
     char path[512];
     snprintf(path, sizeof path, DATA "%s", name);
     char *text = slurp(path, &len);
-    int rc = crm_leadin_adf(text, len, NOW_MS, m, prospects, err, errsz);
+    int rc = adf_first(text, len, m, prospects, err, errsz);
     free(text);
     return rc;
 }
@@ -336,7 +404,7 @@ static void test_adf_test_drive_interest_sets_exact_testdrive_at(void **state)
                       "<vehicle interest=\"test-drive\"><model>408</model></vehicle>"
                       "<customer><timeframe><earliestdate>soon</earliestdate></timeframe>"
                       "</customer></prospect></adf>";
-    assert_int_equal(crm_leadin_adf(bad, strlen(bad), NOW_MS, &m, NULL, err, sizeof err), -1);
+    assert_int_equal(adf_first(bad, strlen(bad), &m, NULL, err, sizeof err), -1);
     check_contains("error", err, "customer/timeframe/earliestdate");
 }
 
@@ -352,7 +420,7 @@ static void test_adf_resend_has_the_same_submission_id(void **state)
     crm_msg_clear(&b);
 }
 
-static void test_adf_cpo_vehicle_trade_in_and_first_of_many_prospects(void **state)
+static void test_adf_cpo_vehicle_and_trade_in(void **state)
 {
     (void) state;
     crm_msg_t m;
@@ -402,10 +470,10 @@ static void test_adf_other_root_is_not_an_adf_document(void **state)
     crm_msg_t m;
     char err[256];
     const char *doc = "<?xml version=\"1.0\"?><lead><name>x</name></lead>";
-    assert_int_equal(crm_leadin_adf(doc, strlen(doc), NOW_MS, &m, NULL, err, sizeof err), -1);
+    assert_int_equal(adf_first(doc, strlen(doc), &m, NULL, err, sizeof err), -1);
     check_contains("error", err, "not an ADF document");
     const char *empty = "<adf></adf>";
-    assert_int_equal(crm_leadin_adf(empty, strlen(empty), NOW_MS, &m, NULL, err, sizeof err),
+    assert_int_equal(adf_first(empty, strlen(empty), &m, NULL, err, sizeof err),
                      -1);
     check_contains("error", err, "prospect");
 }
@@ -431,7 +499,7 @@ static void test_adf_entities_are_never_expanded(void **state)
     crm_msg_t m;
     char err[256];
     clock_t t0 = clock();
-    int rc = crm_leadin_adf(laughs, strlen(laughs), NOW_MS, &m, NULL, err, sizeof err);
+    int rc = adf_first(laughs, strlen(laughs), &m, NULL, err, sizeof err);
     assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 2.0);
     if (rc == 0) {
         assert_false(B(m)->has.name);
@@ -444,9 +512,504 @@ static void test_adf_entities_are_never_expanded(void **state)
                       "<!DOCTYPE adf [ <!ENTITY x SYSTEM \"file:///etc/passwd\"> ]>\n"
                       "<adf><prospect><id source=\"s\">1</id><customer>"
                       "<comments>&x;B</comments></customer></prospect></adf>";
-    assert_int_equal(crm_leadin_adf(xxe, strlen(xxe), NOW_MS, &m, NULL, err, sizeof err), 0);
+    assert_int_equal(adf_first(xxe, strlen(xxe), &m, NULL, err, sizeof err), 0);
     check_has("remark", B(m)->remark, "B");
     crm_msg_clear(&m);
+}
+
+/* ------------------------------------------------- real-world leads */
+
+static crm_leadin_doc_t *convert_file(const char *name)
+{
+    size_t len;
+    char path[512];
+    snprintf(path, sizeof path, DATA "%s", name);
+    char *text = slurp(path, &len);
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, len, NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->raw_len, len);
+    assert_memory_equal(doc->raw, text, len);
+    free(text);
+    return doc;
+}
+
+/* Every reason is one line: it goes into a log line and a quarantine entry. */
+static void check_reasons_are_one_line(const crm_leadin_doc_t *doc)
+{
+    assert_null(strchr(doc->err, '\n'));
+    for (size_t i = 0; i < doc->nleads; i++) {
+        assert_null(strchr(doc->leads[i].err, '\n'));
+        assert_true(doc->leads[i].ok == (doc->leads[i].err[0] == '\0'));
+    }
+}
+
+static const crm_body_lead_submit_t *lead_of(const crm_leadin_doc_t *doc, size_t i)
+{
+    assert_true(i < doc->nleads);
+    if (!doc->leads[i].ok)
+        fail_msg("lead %zu: %s", i, doc->leads[i].err);
+    return &doc->leads[i].msg.body.lead_submit;
+}
+
+static void test_adf_every_prospect_is_a_lead_with_its_own_id(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("adf_multi.xml");
+    assert_int_equal(doc->kind, CRM_LEADIN_ADF);
+    assert_int_equal(doc->nleads, 3);
+    assert_int_equal(doc->nfailed, 0);
+    check_has("first id", lead_of(doc, 0)->submission_id, "adf:yiche:YC-1001");
+    check_has("first name", lead_of(doc, 0)->name, "孙一");
+    check_has("source", lead_of(doc, 1)->source, "易车");
+    char key[CRM_LEADIN_KEY_SZ];
+    assert_int_equal(crm_leadin_content_key(lead_of(doc, 1), "adf:", key, sizeof key), 0);
+    check_has("second: no <id>, its content key", lead_of(doc, 1)->submission_id, key);
+    check_has("second remark", lead_of(doc, 1)->remark, "没有 id 的线索");
+    check_has("third id", lead_of(doc, 2)->submission_id, "adf:yiche:YC-1003");
+    assert_int_equal(lead_of(doc, 2)->testdrive_at, TD_MS);
+    assert_int_equal(doc->leads[2].line, 21);
+    crm_leadin_doc_destroy(&doc);
+
+    doc = convert_file("adf_cpo.xml");
+    assert_int_equal(doc->nleads, 2);
+    check_has("second of cpo", lead_of(doc, 1)->name, "Second Person");
+    check_has("second of cpo id", lead_of(doc, 1)->submission_id, "adf:dealerfeed:DF-78");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_adf_a_bad_prospect_does_not_stop_the_others(void **state)
+{
+    (void) state;
+    const char *text = "<adf>\n"
+                       "<prospect><id source=\"s\">1</id>\n"
+                       "<vehicle interest=\"test-drive\"/><customer><timeframe>\n"
+                       "<earliestdate>soon</earliestdate></timeframe></customer></prospect>\n"
+                       "<prospect><id source=\"s\">2</id><customer><contact>"
+                       "<name part=\"full\">B</name></contact></customer></prospect>\n"
+                       "</adf>";
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 2);
+    assert_int_equal(doc->nfailed, 1);
+    assert_false(doc->leads[0].ok);
+    check_has("reason", doc->leads[0].err,
+              "prospect 1 (line 2): line 4: customer/timeframe/earliestdate: expected an ISO "
+              "8601 date or date-time, got \"soon\"");
+    assert_null(doc->leads[0].msg.body.lead_submit.channel); /* nothing left allocated */
+    check_has("second", lead_of(doc, 1)->submission_id, "adf:s:2");
+    check_reasons_are_one_line(doc);
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_adf_doctype_with_internal_subset_is_read_and_its_entities_expanded(void **state)
+{
+    (void) state;
+    size_t len;
+    char *text = slurp(DATA "adf_doctype.xml", &len);
+    assert_int_equal(crm_leadin_detect(text, len), CRM_LEADIN_ADF);
+    free(text);
+    crm_leadin_doc_t *doc = convert_file("adf_doctype.xml");
+    assert_int_equal(doc->nleads, 1);
+    const crm_body_lead_submit_t *b = lead_of(doc, 0);
+    check_has("declared entity", b->dealer_id, "DL-0451");
+    check_has("nested entities and an HTML one", b->remark, "请周末联系\xC2\xA0[深圳一店 > 南山]");
+    check_has("predefined", b->source, "DMS & CRM");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_adf_external_entities_and_dtds_are_never_loaded(void **state)
+{
+    (void) state;
+    const char *xxe = "<?xml version=\"1.0\"?>\n"
+                      "<!DOCTYPE adf [ <!ENTITY x SYSTEM \"file:///etc/passwd\"> ]>\n"
+                      "<adf><prospect><id source=\"s\">1</id><customer>"
+                      "<comments>&x;B</comments></customer></prospect></adf>";
+    crm_leadin_doc_t *doc = crm_leadin_convert(xxe, strlen(xxe), NOW_MS);
+    check_has("remark", lead_of(doc, 0)->remark, "B");
+    crm_leadin_doc_destroy(&doc);
+
+    const char *pe = "<?xml version=\"1.0\"?>\n"
+                     "<!DOCTYPE adf SYSTEM \"file:///etc/passwd\" [\n"
+                     " <!ENTITY % p SYSTEM \"file:///etc/passwd\"> %p;\n"
+                     " <!ENTITY y SYSTEM \"http://127.0.0.1:9/x\"> ]>\n"
+                     "<adf><prospect><id source=\"s\">1</id><customer>"
+                     "<comments>&y;C</comments></customer></prospect></adf>";
+    doc = crm_leadin_convert(pe, strlen(pe), NOW_MS);
+    assert_int_equal(doc->nleads, 1);
+    check_has("remark", lead_of(doc, 0)->remark, "C");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_adf_entity_expansion_is_bounded(void **state)
+{
+    (void) state;
+    const char *laughs =
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE adf [\n"
+        " <!ENTITY a \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\">\n"
+        " <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n"
+        " <!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">\n"
+        " <!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">\n"
+        " <!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">\n"
+        " <!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\">\n"
+        " <!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">\n"
+        " <!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\">\n"
+        " <!ENTITY i \"&h;&h;&h;&h;&h;&h;&h;&h;&h;&h;\">\n"
+        "]>\n<adf><prospect><id source=\"s\">1</id><customer><contact>\n"
+        "<name part=\"full\">&i;</name></contact></customer>"
+        "</prospect></adf>";
+    clock_t t0 = clock();
+    crm_leadin_doc_t *doc = crm_leadin_convert(laughs, strlen(laughs), NOW_MS);
+    assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 2.0);
+    assert_int_equal(doc->nfailed, 1);
+    /* Either libxml2 refuses the amplification, or our budget stops it. */
+    const char *why = doc->err[0] ? doc->err : doc->leads[0].err;
+    if (!strstr(why, "expands to more than 65536 bytes") && !strstr(why, "line "))
+        fail_msg("unexpected reason: %s", why);
+    check_reasons_are_one_line(doc);
+    crm_leadin_doc_destroy(&doc);
+
+    /* Empty entities nested deep cost too. */
+    const char *empty = "<!DOCTYPE adf [\n"
+                        " <!ENTITY a \"\">\n"
+                        " <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n"
+                        " <!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">\n"
+                        " <!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\">\n"
+                        " <!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">\n"
+                        "]>\n<adf><prospect><customer><comments>&e;</comments></customer>"
+                        "</prospect></adf>";
+    t0 = clock();
+    doc = crm_leadin_convert(empty, strlen(empty), NOW_MS);
+    assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 2.0);
+    assert_int_equal(doc->nfailed, 1);
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_adf_basic_iso_8601_dates_are_read(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("adf_basic_dates.xml");
+    assert_int_equal(doc->nleads, 4);
+    assert_int_equal(lead_of(doc, 0)->testdrive_at, 1809199800000LL); /* 15:30 -04:00 */
+    assert_int_equal(lead_of(doc, 1)->testdrive_at, 1809100800000LL); /* date only, CST */
+    assert_int_equal(lead_of(doc, 2)->testdrive_at, 1809185400000LL); /* 15:30 Z */
+    assert_int_equal(lead_of(doc, 3)->testdrive_at, 1809156600000LL); /* 15:30 +08:00 */
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_datetime_basic_format(void **state)
+{
+    (void) state;
+    int64_t ms = 0;
+    assert_int_equal(crm_leadin_parse_datetime("20261205T1000", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("20261205T020000Z", &ms), 0);
+    assert_int_equal(ms, TD_MS);
+    assert_int_equal(crm_leadin_parse_datetime("20261205T100000.250+0800", &ms), 0);
+    assert_int_equal(ms, TD_MS + 250);
+    static const char *bad[] = {"20270230", "20270501T2500", "2027050", "20270501T15",
+                                "20270501T1530+1500", "20270501Z", "202705011530",
+                                "20270501T15:30"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (crm_leadin_parse_datetime(bad[i], &ms) == 0)
+            fail_msg("\"%s\" was accepted as %lld", bad[i], (long long) ms);
+}
+
+static void test_adf_html_entities_map_through_libxml2s_table(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("adf_html_entities.xml");
+    const crm_body_lead_submit_t *b = lead_of(doc, 0);
+    check_has("name", b->name, "René Dupont");
+    check_has("remark", b->remark, "Café\xC2\xA0visit — weekend © 2026 <ok> 中");
+    check_has("attribute", b->submission_id, "adf:web\xC2\xA0" "form:HE-1");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_adf_unknown_entity_names_line_and_entity(void **state)
+{
+    (void) state;
+    const char *plain = "<adf>\n<prospect>\n<customer><comments>a &bogus; b</comments>"
+                        "</customer></prospect></adf>";
+    crm_leadin_doc_t *doc = crm_leadin_convert(plain, strlen(plain), NOW_MS);
+    check_has("reason", doc->err, "line 3: unknown entity &bogus;");
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    crm_leadin_doc_destroy(&doc);
+
+    /* With an external subset libxml2 only warns; we still refuse. */
+    const char *ext = "<!DOCTYPE adf SYSTEM \"adf.dtd\">\n<adf>\n<prospect>\n<customer>"
+                      "<comments>&nope;</comments></customer></prospect></adf>";
+    doc = crm_leadin_convert(ext, strlen(ext), NOW_MS);
+    check_has("reason", doc->err, "line 4: unknown entity &nope;");
+    crm_leadin_doc_destroy(&doc);
+}
+
+/* ------------------------------------------------------------ e-mail */
+
+static void test_detect_tells_email_from_json_and_adf(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *text;
+        crm_leadin_kind_t want;
+    } rows[] = {
+        {"From: a@b.example\r\nSubject: x\r\n\r\n<adf/>", CRM_LEADIN_EMAIL},
+        {"From a@b Mon Nov 23 09:00:00 2026\nReturn-Path: <a@b>\nTo: c@d\n\nbody",
+         CRM_LEADIN_EMAIL},
+        {"Received: from x\n\tby y; Mon, 23 Nov 2026\nMIME-Version: 1.0\n\n", CRM_LEADIN_EMAIL},
+        {"X-Only: 1\n\nbody", CRM_LEADIN_UNKNOWN},    /* no header we know */
+        {"From: a\nnot a header\n\n", CRM_LEADIN_UNKNOWN},
+        {"name,mobile\n张三,138\n", CRM_LEADIN_UNKNOWN}, /* CSV */
+        {"{\"From\": \"x\"}", CRM_LEADIN_JSON},
+        {"<?xml version=\"1.0\"?>\n<!DOCTYPE adf [ <!ENTITY a \"]>\"> ]>\n<adf/>",
+         CRM_LEADIN_ADF},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        if (crm_leadin_detect(rows[i].text, strlen(rows[i].text)) != rows[i].want)
+            fail_msg("detect(\"%s\") wrong", rows[i].text);
+    size_t len;
+    char *text = slurp(DATA "email_mixed_gbk_base64.eml", &len);
+    assert_int_equal(crm_leadin_detect(text, len), CRM_LEADIN_EMAIL);
+    free(text);
+}
+
+static void test_email_plain_rfc5322_message_holding_adf(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("email_plain.eml");
+    assert_int_equal(doc->kind, CRM_LEADIN_EMAIL);
+    assert_int_equal(doc->nleads, 1);
+    check_has("id", lead_of(doc, 0)->submission_id, "adf:autohome:AH-M-1");
+    check_has("name", lead_of(doc, 0)->name, "郑十");
+    check_has("channel", lead_of(doc, 0)->channel, "partner");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_email_alternative_gb2312_quoted_printable_is_read_once(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("email_alternative_gb2312_qp.eml");
+    assert_int_equal(doc->nleads, 1); /* the HTML alternative is the same lead */
+    check_has("name", lead_of(doc, 0)->name, "王小明");
+    check_has("remark", lead_of(doc, 0)->remark, "想了解优惠");
+    check_has("source", lead_of(doc, 0)->source, "汽车之家");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_email_gbk_base64_attachment_gives_every_prospect(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("email_mixed_gbk_base64.eml");
+    assert_int_equal(doc->nleads, 2);
+    check_has("GBK-only character", lead_of(doc, 0)->remark, "喆（GBK 字）");
+    check_has("second", lead_of(doc, 1)->name, "欧阳锋");
+    check_has("landline", lead_of(doc, 1)->usual_phone, "010-62345678");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_email_mime_charset_wins_over_a_stale_xml_declaration(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("email_textxml_utf8_qp.eml");
+    assert_int_equal(doc->nleads, 1);
+    check_has("name", lead_of(doc, 0)->name, "褚英");
+    check_has("remark", lead_of(doc, 0)->remark, "周末试驾 \xC2\xA0ok");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_email_errors_name_the_part(void **state)
+{
+    (void) state;
+    crm_leadin_doc_t *doc = convert_file("email_no_adf.eml");
+    assert_int_equal(doc->kind, CRM_LEADIN_EMAIL);
+    check_has("reason", doc->err, "e-mail: no part holds an ADF document (parts: 1 (text/plain))");
+    assert_int_equal(doc->nfailed, 1);
+    crm_leadin_doc_destroy(&doc);
+
+    const char *bad = "From: a@b.example\nMIME-Version: 1.0\n"
+                      "Content-Type: multipart/mixed; boundary=b\n\n--b\n"
+                      "Content-Type: text/plain\n\nhello\n--b\n"
+                      "Content-Type: text/xml; charset=GB2312\n\n"
+                      "<adf><prospect><customer><comments>\xD5\xC5\x81</comments></customer>"
+                      "</prospect></adf>\n--b--\n";
+    doc = crm_leadin_convert(bad, strlen(bad), NOW_MS);
+    assert_int_equal(doc->nleads, 1);
+    assert_false(doc->leads[0].ok);
+    check_contains("reason", doc->leads[0].err, "part 2 (text/xml): byte ");
+    check_contains("reason", doc->leads[0].err, "is not valid GB2312");
+    check_reasons_are_one_line(doc);
+    crm_leadin_doc_destroy(&doc);
+
+    /* Nesting is followed 16 levels deep, and the reason says so. */
+    char deep[4096];
+    size_t n = (size_t) snprintf(deep, sizeof deep, "From: a@b.example\nMIME-Version: 1.0\n"
+                                                     "Content-Type: multipart/mixed; boundary=b0\n\n");
+    for (int i = 0; i < 20; i++)
+        n += (size_t) snprintf(deep + n, sizeof deep - n,
+                               "--b%d\nContent-Type: multipart/mixed; boundary=b%d\n\n", i, i + 1);
+    snprintf(deep + n, sizeof deep - n, "--b20\nContent-Type: text/xml\n\n<adf><prospect/></adf>\n");
+    doc = crm_leadin_convert(deep, strlen(deep), NOW_MS);
+    check_contains("reason", doc->err, "nested deeper than 16 levels");
+    crm_leadin_doc_destroy(&doc);
+
+    const char *malformed = "From: a@b.example\nContent-Type: text/xml\n\n<adf>\n<prospect>\n"
+                            "</adf>\n";
+    doc = crm_leadin_convert(malformed, strlen(malformed), NOW_MS);
+    assert_int_equal(doc->nfailed, 1);
+    check_contains("reason", doc->leads[0].err, "part 1 (text/xml): line 3:");
+    crm_leadin_doc_destroy(&doc);
+}
+
+static void test_unconvertible_documents_keep_the_raw_and_one_line_reason(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *text, *want;
+    } rows[] = {
+        {"", "no input"},
+        {"hello", "neither a JSON lead, an ADF document nor an e-mail"},
+        {"{\"name\": 1,\n\"mobile\": }", "line 2, column"},
+        {"{\"testdrive\": \"yes\"}", "testdrive: expected true or false"},
+        {"<adf><prospect></adf>", "line 1:"},
+        {"<adf></adf>", "adf: no <prospect> element"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        crm_leadin_doc_t *doc = crm_leadin_convert(rows[i].text, strlen(rows[i].text), NOW_MS);
+        assert_non_null(doc);
+        check_contains(rows[i].text, doc->err, rows[i].want);
+        assert_int_equal(doc->nleads, 0);
+        assert_int_equal(doc->nfailed, 1);
+        assert_int_equal(doc->raw_len, strlen(rows[i].text));
+        assert_string_equal(doc->raw, rows[i].text);
+        check_reasons_are_one_line(doc);
+        crm_leadin_doc_destroy(&doc);
+    }
+    crm_leadin_doc_t *doc = crm_leadin_convert(NULL, 0, NOW_MS);
+    check_has("null", doc->err, "no input");
+    crm_leadin_doc_destroy(&doc);
+}
+
+/* ----------------------------------------------------- dealer exports */
+
+static void check_ws_rows(crm_csv_reader_t *r, const char *file)
+{
+    assert_null(crm_csv_unknown_columns(r)[0]);
+    check_has("delimiter", (char[]){crm_csv_delimiter(r), 0}, ",");
+    crm_msg_t m;
+    char err[256];
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("客户\\t姓名", B(m)->name, "陈一");
+    check_has("手机\\t", B(m)->mobile, "13866660001");
+    check_has("联系电话 landline", B(m)->usual_phone, "0755-86001234");
+    check_has("意向车型", B(m)->model, "408");
+    check_has("意向等级", B(m)->intent_grade, "A");
+    check_has("预计购车时间", B(m)->expected_purchase_date, "2027-01-15");
+    check_has("来源", B(m)->source, "抖音");
+    check_has("备注", B(m)->remark, "首次到店");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("联系电话 holding a mobile", B(m)->mobile, "13966660002");
+    assert_false(B(m)->has.usual_phone);
+    check_has("no 来源: the file", B(m)->source, file);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    assert_false(B(m)->has.mobile);
+    check_has("landline only", B(m)->usual_phone, "020-81234567");
+    check_has("quoted", B(m)->remark, "只有座机, 没有手机");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 0);
+}
+
+static void test_csv_more_chinese_headers_and_whitespace_inside_them(void **state)
+{
+    (void) state;
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open(DATA "dealer_ws_headers.utf8.csv", NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_ws_rows(r, "dealer_ws_headers.utf8.csv");
+    crm_csv_close(&r);
+    r = crm_csv_open(DATA "dealer_ws_headers.gbk.csv", NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_has("encoding", crm_csv_encoding(r), "GB18030");
+    check_ws_rows(r, "dealer_ws_headers.gbk.csv");
+    crm_csv_close(&r);
+}
+
+static void check_tab_rows(crm_csv_reader_t *r, char ids[3][CRM_LEADIN_KEY_SZ])
+{
+    check_has("delimiter", (char[]){crm_csv_delimiter(r), 0}, "\t");
+    assert_null(crm_csv_unknown_columns(r)[0]);
+    crm_msg_t m;
+    char err[256];
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("联系人", B(m)->name, "林一");
+    check_has("电话 holding a mobile", B(m)->mobile, "13877770001");
+    check_has("来源", B(m)->source, "官网");
+    check_has("comma is text", B(m)->remark, "想要白色, 周末来");
+    snprintf(ids[0], CRM_LEADIN_KEY_SZ, "%s", B(m)->submission_id);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("手机号码", B(m)->mobile, "13977770002");
+    check_has("电话 landline", B(m)->usual_phone, "010-62345678");
+    check_has("intent", B(m)->intent_grade, "C");
+    snprintf(ids[1], CRM_LEADIN_KEY_SZ, "%s", B(m)->submission_id);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("mobile", B(m)->mobile, "13777770003");
+    check_has("quotes", B(m)->remark, "引号 \"里\" 的备注");
+    snprintf(ids[2], CRM_LEADIN_KEY_SZ, "%s", B(m)->submission_id);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 0);
+}
+
+static void test_csv_tab_separated_dealer_export(void **state)
+{
+    (void) state;
+    char err[256], u[3][CRM_LEADIN_KEY_SZ], g[3][CRM_LEADIN_KEY_SZ];
+    crm_csv_reader_t *r = crm_csv_open(DATA "dealer_tabs.utf8.csv", NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_tab_rows(r, u);
+    crm_csv_close(&r);
+    r = crm_csv_open(DATA "dealer_tabs.gbk.csv", "gbk", err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    check_tab_rows(r, g);
+    crm_csv_close(&r);
+    for (int i = 0; i < 3; i++) {
+        check_has("same id in GBK", g[i], u[i]);
+        assert_int_equal(strncmp(u[i], "csv:", 4), 0);
+    }
+}
+
+static void test_csv_opens_from_a_memory_buffer(void **state)
+{
+    (void) state;
+    const char data[] = "姓名,电话\n张三,13812345678\n李四,0755-86001234\n";
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open_mem(data, sizeof data - 1, NULL, "upload.csv", err,
+                                           sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    crm_msg_t m;
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("source", B(m)->source, "upload.csv");
+    check_has("mobile", B(m)->mobile, "13812345678");
+    crm_msg_clear(&m);
+    assert_true(crm_csv_progress(r) == 1.0);
+    crm_csv_close(&r);
+    r = crm_csv_open_mem(data, sizeof data - 1, "utf-8", NULL, err, sizeof err);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("default source", B(m)->source, "csv");
+    crm_msg_clear(&m);
+    crm_csv_close(&r);
+    assert_null(crm_csv_open_mem("", 0, NULL, NULL, err, sizeof err));
+    check_contains("empty", err, "no header row");
 }
 
 /* --------------------------------------------------------------- CSV */
@@ -470,7 +1033,7 @@ static void test_csv_utf8_english_headers(void **state)
     assert_true(B(m)->testdrive);
     assert_int_equal(B(m)->testdrive_at, TD_MS);
     assert_int_equal(strncmp(B(m)->submission_id, "csv:", 4), 0);
-    assert_int_equal(strlen(B(m)->submission_id), 4 + 32);
+    assert_int_equal(strlen(B(m)->submission_id), 4 + 64);
     crm_msg_clear(&m);
     assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
     check_has("gender", B(m)->gender, "female");
@@ -766,7 +1329,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_datetime_without_offset_is_china_standard_time),
         cmocka_unit_test(test_datetime_z_or_offset_overrides_cst),
         cmocka_unit_test(test_datetime_rejects_impossible_or_malformed_input),
-        cmocka_unit_test(test_digest_is_stable_across_builds),
+        cmocka_unit_test(test_content_key_is_sha256_of_the_documented_text),
+        cmocka_unit_test(test_content_key_cannot_be_forged_with_separators),
         cmocka_unit_test(test_detect_tells_json_from_adf),
         cmocka_unit_test(test_json_lead_maps_fields_and_ignores_unknown_keys),
         cmocka_unit_test(test_json_malformed_reports_line_and_column),
@@ -778,11 +1342,27 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_adf_chinese_name_parts_join_without_space),
         cmocka_unit_test(test_adf_test_drive_interest_sets_exact_testdrive_at),
         cmocka_unit_test(test_adf_resend_has_the_same_submission_id),
-        cmocka_unit_test(test_adf_cpo_vehicle_trade_in_and_first_of_many_prospects),
+        cmocka_unit_test(test_adf_cpo_vehicle_and_trade_in),
         cmocka_unit_test(test_adf_without_vehicle_is_still_a_lead),
         cmocka_unit_test(test_adf_malformed_xml_reports_its_line),
         cmocka_unit_test(test_adf_other_root_is_not_an_adf_document),
         cmocka_unit_test(test_adf_entities_are_never_expanded),
+        cmocka_unit_test(test_adf_every_prospect_is_a_lead_with_its_own_id),
+        cmocka_unit_test(test_adf_a_bad_prospect_does_not_stop_the_others),
+        cmocka_unit_test(test_adf_doctype_with_internal_subset_is_read_and_its_entities_expanded),
+        cmocka_unit_test(test_adf_external_entities_and_dtds_are_never_loaded),
+        cmocka_unit_test(test_adf_entity_expansion_is_bounded),
+        cmocka_unit_test(test_adf_basic_iso_8601_dates_are_read),
+        cmocka_unit_test(test_datetime_basic_format),
+        cmocka_unit_test(test_adf_html_entities_map_through_libxml2s_table),
+        cmocka_unit_test(test_adf_unknown_entity_names_line_and_entity),
+        cmocka_unit_test(test_detect_tells_email_from_json_and_adf),
+        cmocka_unit_test(test_email_plain_rfc5322_message_holding_adf),
+        cmocka_unit_test(test_email_alternative_gb2312_quoted_printable_is_read_once),
+        cmocka_unit_test(test_email_gbk_base64_attachment_gives_every_prospect),
+        cmocka_unit_test(test_email_mime_charset_wins_over_a_stale_xml_declaration),
+        cmocka_unit_test(test_email_errors_name_the_part),
+        cmocka_unit_test(test_unconvertible_documents_keep_the_raw_and_one_line_reason),
         cmocka_unit_test(test_csv_utf8_english_headers),
         cmocka_unit_test(test_csv_wrong_column_count_is_reported_and_reading_goes_on),
         cmocka_unit_test(test_csv_gbk_chinese_headers_are_decoded),
@@ -793,6 +1373,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_csv_header_without_name_or_phone_is_refused),
         cmocka_unit_test(test_csv_undecodable_bytes_name_the_row_and_column),
         cmocka_unit_test(test_csv_100k_rows_import_quickly),
+        cmocka_unit_test(test_csv_more_chinese_headers_and_whitespace_inside_them),
+        cmocka_unit_test(test_csv_tab_separated_dealer_export),
+        cmocka_unit_test(test_csv_opens_from_a_memory_buffer),
     };
     /* `test_leadin PATTERN` runs the tests whose name matches the glob PATTERN
        (e.g. "*csv*"). */

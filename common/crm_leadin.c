@@ -1,0 +1,2278 @@
+/*  crm_leadin: JSON, ADF and CSV leads to lead.submit. See crm_leadin.h. */
+#include "crm_leadin.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <iconv.h>
+#include <jansson.h>
+#include <libxml/HTMLparser.h>
+#include <libxml/SAX2.h>
+#include <libxml/entities.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/tree.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <gmime/gmime.h>
+#include <math.h> /* isfinite, a macro: no -lm */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define S_DAY_MS 86400000LL
+#define S_WINDOW_MS (3660LL * S_DAY_MS) /* ten years, either side of now */
+#define S_CST_OFFSET_MIN 480
+#define S_CHUNK (64 * 1024)
+
+/* ------------------------------------------------------------- helpers */
+
+/* Makes a reason one line: jansson and libxml2 messages, and the values
+   quoted in ours, may hold line breaks and other control characters, and a
+   reason goes into one log line and one quarantine entry. */
+static void s_one_line(char *s)
+{
+    for (unsigned char *p = (unsigned char *) s; *p; p++)
+        if (*p < 0x20 || *p == 0x7F)
+            *p = ' ';
+    size_t n = strlen(s);
+    while (n && s[n - 1] == ' ')
+        s[--n] = '\0';
+}
+
+static void s_err(char *err, size_t errsz, const char *fmt, ...)
+{
+    if (!err || errsz == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsz, fmt, ap);
+    va_end(ap);
+    s_one_line(err);
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} s_buf_t;
+
+static int s_buf_add(s_buf_t *b, const void *data, size_t len)
+{
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + len + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (len)
+        memcpy(b->p + b->n, data, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+static int s_buf_str(s_buf_t *b, const char *s)
+{
+    return s_buf_add(b, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4) with its code point, 0 if
+   the bytes are not UTF-8, -1 if the sequence runs past n. */
+static int s_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    unsigned c = p[0];
+    int len;
+    uint32_t v;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, v = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, v = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, v = c & 0x07;
+    else
+        return 0;
+    for (int i = 1; i < len; i++) {
+        if ((size_t) i >= n)
+            return -1;
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
+        (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+static bool s_is_blank_cp(uint32_t cp)
+{
+    return cp == ' ' || cp == '\t' || cp == '\r' || cp == '\n' || cp == '\v' || cp == '\f' ||
+           cp == 0xA0 || cp == 0x3000 || cp == 0xFEFF;
+}
+
+/* Span of s[0..len) without leading and trailing blanks (ASCII, NBSP,
+   ideographic space, BOM). */
+static void s_trim(const char *s, size_t len, size_t *start, size_t *tlen)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t b = 0, e = 0, i = 0;
+    bool seen = false;
+    while (i < len) {
+        uint32_t cp;
+        int k = s_utf8_seq(p + i, len - i, &cp);
+        if (k <= 0) {
+            k = 1;
+            cp = 0xFFFD;
+        }
+        if (!s_is_blank_cp(cp)) {
+            if (!seen)
+                b = i, seen = true;
+            e = i + (size_t) k;
+        }
+        i += (size_t) k;
+    }
+    *start = seen ? b : 0;
+    *tlen = seen ? e - b : 0;
+}
+
+static bool s_has_cjk(const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = s_utf8_seq(p + i, n - i, &cp);
+        if (k <= 0)
+            return false;
+        if ((cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
+            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x20000 && cp <= 0x2FFFF))
+            return true;
+        i += (size_t) k;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------- field table */
+
+/* The STR fields of lead.submit, derived from messages.def so that JSON keys
+   and CSV columns follow the schema without a second list. */
+typedef struct {
+    const char *name;
+    size_t off, has_off;
+} s_field_t;
+
+#define S_F(msg, field, type, req, doc) S_F_##type(field)
+#define S_F_STR(field)                                                                             \
+    {#field, offsetof(crm_body_lead_submit_t, field), offsetof(crm_body_lead_submit_t, has.field)},
+#define S_F_I64(field)
+#define S_F_BOOL(field)
+#define S_F_STRS(field)
+static const s_field_t s_fields[] = {CRM_FIELDS_lead_submit(S_F)};
+#undef S_F
+#undef S_F_STR
+#undef S_F_I64
+#undef S_F_BOOL
+#undef S_F_STRS
+#define S_NFIELDS (sizeof s_fields / sizeof s_fields[0])
+
+static const s_field_t *s_field_by_name(const char *name)
+{
+    for (size_t i = 0; i < S_NFIELDS; i++)
+        if (!strcmp(s_fields[i].name, name))
+            return &s_fields[i];
+    return NULL;
+}
+
+static char **s_slot(crm_msg_t *m, const s_field_t *f)
+{
+    return (char **) ((char *) &m->body.lead_submit + f->off);
+}
+
+static int s_set_field(crm_msg_t *m, const s_field_t *f, const char *value)
+{
+    if (crm_strdup_into(s_slot(m, f), value) != 0)
+        return -1;
+    *(bool *) ((char *) &m->body.lead_submit + f->has_off) = value != NULL;
+    return 0;
+}
+
+/* Sets a field by name unless it already has a value (first one wins). */
+static int s_set_once(crm_msg_t *m, const char *name, const char *value)
+{
+    const s_field_t *f = s_field_by_name(name);
+    if (!f || !value || !*value || *s_slot(m, f))
+        return 0;
+    return s_set_field(m, f, value);
+}
+
+static const char *s_get(crm_msg_t *m, const char *name)
+{
+    const s_field_t *f = s_field_by_name(name);
+    return f ? *s_slot(m, f) : NULL;
+}
+
+/* -------------------------------------------------------- content key */
+
+/* Feeds value to the hash with 0x1B and 0x1F escaped (see the header), so
+   the hashed text splits back into exactly the fields it came from. */
+static void s_key_value(crypto_hash_sha256_state *st, const char *v, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] != 0x1B && v[i] != 0x1F)
+            continue;
+        const unsigned char esc[2] = {0x1B, v[i] == 0x1B ? 0x1B : 0x5F};
+        crypto_hash_sha256_update(st, (const unsigned char *) v + run, i - run);
+        crypto_hash_sha256_update(st, esc, 2);
+        run = i + 1;
+    }
+    crypto_hash_sha256_update(st, (const unsigned char *) v + run, n - run);
+}
+
+static bool s_key_skipped(const char *name)
+{
+    return !strcmp(name, "submission_id") || !strcmp(name, "channel") || !strcmp(name, "source");
+}
+
+static void s_key_field(crypto_hash_sha256_state *st, bool *first, const char *name,
+                        const char *v, size_t n)
+{
+    if (s_key_skipped(name))
+        return;
+    if (!*first)
+        crypto_hash_sha256_update(st, (const unsigned char *) "\x1f", 1);
+    *first = false;
+    crypto_hash_sha256_update(st, (const unsigned char *) name, strlen(name));
+    crypto_hash_sha256_update(st, (const unsigned char *) "=", 1);
+    s_key_value(st, v, n);
+}
+
+static void s_key_str(crypto_hash_sha256_state *st, bool *first, const char *name, bool has,
+                      const char *v)
+{
+    if (has && v && *v)
+        s_key_field(st, first, name, v, strlen(v));
+}
+
+static void s_key_i64(crypto_hash_sha256_state *st, bool *first, const char *name, bool has,
+                      int64_t v)
+{
+    char num[24];
+    if (has)
+        s_key_field(st, first, name, num, (size_t) snprintf(num, sizeof num, "%lld", (long long) v));
+}
+
+static void s_key_bool(crypto_hash_sha256_state *st, bool *first, const char *name, bool has,
+                       bool v)
+{
+    if (has)
+        s_key_field(st, first, name, v ? "1" : "0", 1);
+}
+
+/* A list field would need its own rule (order, separator); none exists. */
+#define S_K(msg, field, type, req, doc) S_K_##type(field)
+#define S_K_STR(field) s_key_str(&st, &first, #field, lead->has.field, lead->field);
+#define S_K_I64(field) s_key_i64(&st, &first, #field, lead->has.field, lead->field);
+#define S_K_BOOL(field) s_key_bool(&st, &first, #field, lead->has.field, lead->field);
+#define S_K_STRS(field) _Static_assert(0, "lead.submit has a list field: give it a key rule");
+
+int crm_leadin_content_key(const crm_body_lead_submit_t *lead, const char *prefix, char *out,
+                           size_t outsz)
+{
+    if (out && outsz)
+        out[0] = '\0';
+    if (!lead || !prefix || !out || strlen(prefix) + 2 * crypto_hash_sha256_BYTES + 1 > outsz)
+        return -1;
+    crypto_hash_sha256_state st;
+    bool first = true;
+    crypto_hash_sha256_init(&st);
+    CRM_FIELDS_lead_submit(S_K)
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, h);
+    size_t o = (size_t) snprintf(out, outsz, "%s", prefix);
+    for (size_t i = 0; i < sizeof h; i++, o += 2)
+        snprintf(out + o, outsz - o, "%02x", h[i]);
+    return 0;
+}
+#undef S_K
+#undef S_K_STR
+#undef S_K_I64
+#undef S_K_BOOL
+#undef S_K_STRS
+
+/* Sets the lead's submission_id to its content key. */
+static int s_content_id(crm_msg_t *m, const char *prefix)
+{
+    char id[CRM_LEADIN_KEY_SZ];
+    if (crm_leadin_content_key(&m->body.lead_submit, prefix, id, sizeof id) != 0)
+        return -1;
+    return CRM_SET_STR(m, lead_submit, submission_id, id);
+}
+
+/* --------------------------------------------------------- date-time */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t s_days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int s_digits(const char **p, int minw, int maxw, int *v)
+{
+    int n = 0, x = 0;
+    while (n < maxw && (*p)[n] >= '0' && (*p)[n] <= '9')
+        x = x * 10 + ((*p)[n] - '0'), n++;
+    if (n < minw)
+        return -1;
+    *p += n;
+    *v = x;
+    return 0;
+}
+
+int crm_leadin_parse_datetime(const char *s, int64_t *ms_utc)
+{
+    if (!s || !ms_utc)
+        return -1;
+    size_t b, n;
+    s_trim(s, strlen(s), &b, &n);
+    char buf[64];
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, s + b, n);
+    buf[n] = '\0';
+    const char *p = buf;
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = S_CST_OFFSET_MIN;
+    /* ISO 8601 basic format, as ADF producers write it: 20270501,
+       20270501T1530Z, 20270501T153000-0400; the time is basic too. */
+    bool basic = n >= 8 && strspn(buf, "0123456789") == 8;
+    if (basic) {
+        if (s_digits(&p, 4, 4, &y) || s_digits(&p, 2, 2, &mo) || s_digits(&p, 2, 2, &d))
+            return -1;
+    } else {
+        if (s_digits(&p, 4, 4, &y) || (*p != '-' && *p != '/'))
+            return -1;
+        char sep = *p++;
+        if (s_digits(&p, 1, 2, &mo) || *p++ != sep || s_digits(&p, 1, 2, &d))
+            return -1;
+    }
+    bool timed = false, seconds = false;
+    if (basic && (*p == 'T' || *p == 't')) {
+        p++;
+        if (s_digits(&p, 2, 2, &h) || s_digits(&p, 2, 2, &mi))
+            return -1;
+        if (*p >= '0' && *p <= '9') {
+            if (s_digits(&p, 2, 2, &sec))
+                return -1;
+            seconds = true;
+        }
+        timed = true;
+    } else if (!basic && (*p == 'T' || *p == 't' || *p == ' ')) {
+        while (*p == ' ')
+            p++;
+        if (*p == 'T' || *p == 't')
+            p++;
+        if (s_digits(&p, 1, 2, &h) || *p++ != ':' || s_digits(&p, 2, 2, &mi))
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (s_digits(&p, 2, 2, &sec))
+                return -1;
+            seconds = true;
+        }
+        timed = true;
+    }
+    if (seconds && (*p == '.' || *p == ',')) {
+        p++;
+        int k = 0, frac = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (k < 3)
+                frac = frac * 10 + (*p - '0');
+            k++, p++;
+        }
+        if (k == 0)
+            return -1;
+        for (int i = k; i < 3; i++)
+            frac *= 10;
+        ms = frac;
+    }
+    while (timed && *p == ' ')
+        p++;
+    if (timed && (*p == 'Z' || *p == 'z')) {
+        off = 0;
+        p++;
+    } else if (timed && (*p == '+' || *p == '-')) {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (s_digits(&p, 2, 2, &oh))
+            return -1;
+        if (*p == ':')
+            p++;
+        if (*p >= '0' && *p <= '9' && s_digits(&p, 2, 2, &om))
+            return -1;
+        if (oh > 14 || om > 59)
+            return -1;
+        off = sign * (oh * 60 + om);
+    }
+    if (*p != '\0')
+        return -1;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) ||
+        h > 23 || mi > 59 || sec > 59)
+        return -1;
+    int64_t t = s_days_from_civil(y, mo, d) * S_DAY_MS +
+                ((int64_t) h * 3600 + mi * 60 + sec) * 1000 + ms - (int64_t) off * 60000;
+    *ms_utc = t;
+    return 0;
+}
+
+static bool s_in_window(int64_t now_ms, int64_t at)
+{
+    return now_ms <= 0 || (at > now_ms - S_WINDOW_MS && at < now_ms + S_WINDOW_MS);
+}
+
+/* -------------------------------------------------------------- detect */
+
+static size_t s_skip_bom_ws(const char *t, size_t len, size_t i)
+{
+    if (i == 0 && len >= 3 && !memcmp(t, "\xEF\xBB\xBF", 3))
+        i = 3;
+    while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\r' || t[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* Offset just past `close` starting at i, or len when it never comes. */
+static size_t s_skip_past(const char *t, size_t len, size_t i, const char *close)
+{
+    size_t cl = strlen(close);
+    for (; i + cl <= len; i++)
+        if (!memcmp(t + i, close, cl))
+            return i + cl;
+    return len;
+}
+
+/* Offset just past a DOCTYPE starting at i: its '>' outside quotes and
+   outside the internal subset, whose declarations may hold '>' and ']' in
+   quoted values and comments. len when it never ends. */
+static size_t s_skip_doctype(const char *t, size_t len, size_t i)
+{
+    bool subset = false;
+    char quote = 0;
+    for (i += 9; i < len; i++) {
+        char c = t[i];
+        if (quote) {
+            if (c == quote)
+                quote = 0;
+        } else if (c == '"' || c == '\'')
+            quote = c;
+        else if (subset && len - i >= 4 && !memcmp(t + i, "<!--", 4))
+            i = s_skip_past(t, len, i + 4, "-->") - 1;
+        else if (subset && len - i >= 2 && !memcmp(t + i, "<?", 2))
+            i = s_skip_past(t, len, i + 2, "?>") - 1;
+        else if (c == '[')
+            subset = true;
+        else if (c == ']')
+            subset = false;
+        else if (c == '>' && !subset)
+            return i + 1;
+    }
+    return len;
+}
+
+/* A header field line of RFC 5322: a name of printable ASCII but ':'
+   directly followed by ':'. *name gets its length. */
+static bool s_header_line(const char *t, size_t n, size_t *name)
+{
+    size_t k = 0;
+    while (k < n && t[k] > 32 && t[k] < 127 && t[k] != ':')
+        k++;
+    *name = k;
+    return k > 0 && k < n && t[k] == ':';
+}
+
+static bool s_is_email(const char *t, size_t len, size_t i)
+{
+    static const char *const known[] = {"from",       "to",           "subject", "date",
+                                        "message-id", "mime-version", "content-type", NULL};
+    bool first = true, seen = false;
+    int lines = 0;
+    while (i < len && lines++ < 1000) {
+        const char *nl = memchr(t + i, '\n', len - i);
+        size_t n = nl ? (size_t) (nl - (t + i)) : len - i;
+        size_t end = n && t[i + n - 1] == '\r' ? n - 1 : n;
+        size_t name;
+        if (end == 0)
+            return seen && !first; /* the blank line that ends the header block */
+        if (first && end > 5 && !memcmp(t + i, "From ", 5))
+            ; /* an mbox separator line */
+        else if ((t[i] == ' ' || t[i] == '\t') && !first)
+            ; /* a folded continuation */
+        else if (s_header_line(t + i, end, &name)) {
+            for (size_t k = 0; known[k]; k++)
+                seen |= strlen(known[k]) == name && !strncasecmp(t + i, known[k], name);
+        } else
+            return false;
+        first = false;
+        if (!nl)
+            return seen; /* headers only, no body */
+        i += n + 1;
+    }
+    return false;
+}
+
+crm_leadin_kind_t crm_leadin_detect(const char *text, size_t len)
+{
+    if (!text)
+        return CRM_LEADIN_UNKNOWN;
+    size_t i = s_skip_bom_ws(text, len, 0);
+    if (i < len && text[i] == '{')
+        return CRM_LEADIN_JSON;
+    size_t start = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    if (i < len && text[i] != '<' && s_is_email(text, len, start))
+        return CRM_LEADIN_EMAIL;
+    for (int guard = 0; guard < 64 && i < len; guard++) {
+        if (len - i >= 2 && !memcmp(text + i, "<?", 2))
+            i = s_skip_past(text, len, i, "?>");
+        else if (len - i >= 4 && !memcmp(text + i, "<!--", 4))
+            i = s_skip_past(text, len, i, "-->");
+        else if (len - i >= 9 && !strncasecmp(text + i, "<!DOCTYPE", 9))
+            i = s_skip_doctype(text, len, i);
+        else
+            break;
+        i = s_skip_bom_ws(text, len, i);
+    }
+    if (len - i >= 5 && !strncasecmp(text + i, "<adf", 4) &&
+        strchr(" \t\r\n>/", text[i + 4]) && text[i + 4] != '\0')
+        return CRM_LEADIN_ADF;
+    return CRM_LEADIN_UNKNOWN;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* Decimal text of a JSON number given for a string field. */
+static int s_json_number_text(const json_t *v, char *out, size_t outsz)
+{
+    if (json_is_integer(v)) {
+        snprintf(out, outsz, "%lld", (long long) json_integer_value(v));
+        return 0;
+    }
+    double d = json_real_value(v);
+    if (!isfinite(d))
+        return -1;
+    if (d > -9e15 && d < 9e15 && (double) (long long) d == d)
+        snprintf(out, outsz, "%lld", (long long) d);
+    else
+        snprintf(out, outsz, "%.15g", d);
+    return 0;
+}
+
+static int s_json_field(crm_msg_t *out, const char *key, json_t *v, int64_t now_ms, char *err,
+                        size_t errsz)
+{
+    const s_field_t *f = s_field_by_name(key);
+    if (f) {
+        char num[64];
+        const char *text;
+        if (json_is_string(v))
+            text = json_string_value(v);
+        else if (json_is_number(v) && s_json_number_text(v, num, sizeof num) == 0)
+            text = num;
+        else {
+            s_err(err, errsz, "%s: expected a string or number", key);
+            return -1;
+        }
+        if (*text && s_set_field(out, f, text) != 0) {
+            s_err(err, errsz, "%s: out of memory", key);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "testdrive")) {
+        if (json_is_boolean(v))
+            CRM_SET_BOOL(out, lead_submit, testdrive, json_is_true(v));
+        else if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1))
+            CRM_SET_BOOL(out, lead_submit, testdrive, json_integer_value(v) == 1);
+        else {
+            s_err(err, errsz, "testdrive: expected true or false");
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "testdrive_at")) {
+        int64_t at;
+        if (json_is_integer(v))
+            at = (int64_t) json_integer_value(v);
+        else if (!json_is_string(v) || crm_leadin_parse_datetime(json_string_value(v), &at)) {
+            s_err(err, errsz, "testdrive_at: expected a date-time or ms integer");
+            return -1;
+        }
+        if (!s_in_window(now_ms, at)) {
+            s_err(err, errsz, "testdrive_at: %lld ms is more than ten years from now "
+                              "(seconds instead of milliseconds?)", (long long) at);
+            return -1;
+        }
+        CRM_SET_I64(out, lead_submit, testdrive_at, at);
+        return 0;
+    }
+    return 0; /* unknown keys are ignored */
+}
+
+int crm_leadin_json(const char *text, size_t len, int64_t now_ms, crm_msg_t *out, char *err,
+                    size_t errsz)
+{
+    s_err(err, errsz, "%s", "");
+    crm_msg_init(out, CRM_T_lead_submit);
+    if (!text) {
+        s_err(err, errsz, "no input");
+        return -1;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        s_err(err, errsz, "line %d, column %d: %s", je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = 0;
+    if (!json_is_object(root)) {
+        s_err(err, errsz, "line 1, column 1: expected a JSON object");
+        rc = -1;
+    }
+    const char *key;
+    json_t *v;
+    if (rc == 0)
+        json_object_foreach(root, key, v)
+        {
+            if (json_is_null(v))
+                continue;
+            if ((rc = s_json_field(out, key, v, now_ms, err, errsz)) != 0)
+                break;
+        }
+    crm_body_lead_submit_t *b = &out->body.lead_submit;
+    if (rc == 0 && b->has.testdrive_at && !b->has.testdrive)
+        CRM_SET_BOOL(out, lead_submit, testdrive, true);
+    if (rc == 0 && !b->channel)
+        rc = CRM_SET_STR(out, lead_submit, channel, "website");
+    if (rc == 0 && !b->submission_id)
+        rc = s_content_id(out, "json:");
+    if (rc != 0) {
+        if (err && errsz && !*err)
+            s_err(err, errsz, "out of memory");
+        crm_msg_clear(out);
+        crm_msg_init(out, CRM_T_lead_submit);
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- ADF */
+
+/* Bytes entity references may add to one prospect's fields, counted with
+   every node visited (so empty entities nested deep cost too). */
+#define S_ENTITY_BUDGET (64 * 1024)
+#define S_ENTITY_DEPTH 16
+
+/* One prospect's conversion: the entity budget and the first failure, so
+   the text helpers can stay NULL-or-string. */
+typedef struct {
+    const xmlDoc *doc;
+    size_t budget;
+    bool failed;
+    char err[CRM_LEADIN_ERR_SZ];
+} s_adf_t;
+
+static void s_adf_fail(s_adf_t *x, const char *fmt, ...)
+{
+    if (x->failed)
+        return;
+    x->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err, sizeof x->err, fmt, ap);
+    va_end(ap);
+    s_one_line(x->err);
+}
+
+static bool s_is(const xmlNode *n, const char *name)
+{
+    return n && n->type == XML_ELEMENT_NODE && !strcasecmp((const char *) n->name, name);
+}
+
+static xmlNode *s_child(const xmlNode *n, const char *name)
+{
+    for (xmlNode *c = n ? n->children : NULL; c; c = c->next)
+        if (s_is(c, name))
+            return c;
+    return NULL;
+}
+
+static bool s_spend(s_adf_t *x, size_t n, const xmlNode *at, const xmlChar *ent)
+{
+    size_t cost = n ? n : 1;
+    if (cost <= x->budget) {
+        x->budget -= cost;
+        return true;
+    }
+    s_adf_fail(x, "line %ld: entity &%s; expands to more than %d bytes", at ? xmlGetLineNo(at) : 0L,
+               ent ? (const char *) ent : "?", S_ENTITY_BUDGET);
+    return false;
+}
+
+static int s_expand(s_adf_t *x, s_buf_t *b, const xmlNode *first, int depth, const xmlNode *at,
+                    const xmlChar *ent);
+
+/* Appends the replacement text of an internal entity that libxml2 did not
+   parse into nodes (it does so for references in attribute values): text
+   up to each "&name;", then that entity's own replacement. */
+static int s_expand_string(s_adf_t *x, s_buf_t *b, const xmlChar *s, int depth, const xmlNode *at,
+                           const xmlChar *ent)
+{
+    while (s && *s && !x->failed) {
+        const xmlChar *amp = xmlStrchr(s, '&');
+        size_t n = amp ? (size_t) (amp - s) : (size_t) xmlStrlen(s);
+        if (!s_spend(x, n, at, ent) || s_buf_add(b, s, n) != 0)
+            return -1;
+        if (!amp)
+            break;
+        const xmlChar *semi = xmlStrchr(amp, ';');
+        if (!semi || semi - amp > 128) {
+            s_adf_fail(x, "line %ld: entity &%s; holds a stray '&'", xmlGetLineNo(at), ent);
+            return -1;
+        }
+        char name[130];
+        memcpy(name, amp + 1, (size_t) (semi - amp - 1));
+        name[semi - amp - 1] = '\0';
+        xmlEntityPtr e = xmlGetPredefinedEntity((const xmlChar *) name);
+        if (!e)
+            e = xmlGetDocEntity(x->doc, (const xmlChar *) name);
+        if (e && e->etype == XML_INTERNAL_PREDEFINED_ENTITY) {
+            if (!s_spend(x, 1, at, ent) || s_buf_str(b, (const char *) e->content) != 0)
+                return -1;
+        } else if (e && e->etype == XML_INTERNAL_GENERAL_ENTITY) {
+            if (depth >= S_ENTITY_DEPTH) {
+                s_adf_fail(x, "line %ld: entities nested deeper than %d", xmlGetLineNo(at),
+                           S_ENTITY_DEPTH);
+                return -1;
+            }
+            int rc = e->children ? s_expand(x, b, e->children, depth + 1, at, e->name)
+                                 : s_expand_string(x, b, e->content, depth + 1, at, e->name);
+            if (rc != 0)
+                return -1;
+        }
+        s = semi + 1;
+    }
+    return x->failed ? -1 : 0;
+}
+
+/* Appends the text of first and its siblings: text and CDATA, the text of
+   elements inside entity replacements, and internal entities expanded
+   within the budget. External entities are never loaded, so they add
+   nothing. */
+static int s_expand(s_adf_t *x, s_buf_t *b, const xmlNode *first, int depth, const xmlNode *at,
+                    const xmlChar *ent)
+{
+    for (const xmlNode *c = first; c && !x->failed; c = c->next) {
+        const xmlNode *where = at ? at : c;
+        if ((c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE) && c->content) {
+            size_t n = (size_t) xmlStrlen(c->content);
+            if ((ent && !s_spend(x, n, where, ent)) || s_buf_add(b, c->content, n) != 0)
+                goto fail;
+        } else if (c->type == XML_ELEMENT_NODE && depth > 0) {
+            if (!s_spend(x, 0, where, ent) || s_expand(x, b, c->children, depth, at, ent) != 0)
+                goto fail;
+        } else if (c->type == XML_ENTITY_REF_NODE) {
+            const xmlEntity *e = (const xmlEntity *) c->children;
+            if (!e || e->type != XML_ENTITY_DECL || e->etype != XML_INTERNAL_GENERAL_ENTITY)
+                continue;
+            if (depth >= S_ENTITY_DEPTH) {
+                s_adf_fail(x, "line %ld: entities nested deeper than %d", xmlGetLineNo(where),
+                           S_ENTITY_DEPTH);
+                return -1;
+            }
+            if (!s_spend(x, 0, where, e->name))
+                return -1;
+            int rc = e->children ? s_expand(x, b, e->children, depth + 1, where, e->name)
+                                 : s_expand_string(x, b, e->content, depth + 1, where, e->name);
+            if (rc != 0)
+                return -1;
+        }
+    }
+    return x->failed ? -1 : 0;
+fail:
+    if (!x->failed)
+        s_adf_fail(x, "out of memory");
+    return -1;
+}
+
+/* The trimmed text of first and its siblings, malloc'ed, or NULL when
+   empty or on failure (then x->failed says why). */
+static char *s_text_of(s_adf_t *x, const xmlNode *first)
+{
+    s_buf_t b = {0};
+    if (s_expand(x, &b, first, 0, NULL, NULL) != 0 || !b.p) {
+        free(b.p);
+        return NULL;
+    }
+    size_t s, n;
+    s_trim(b.p, b.n, &s, &n);
+    if (n == 0) {
+        free(b.p);
+        return NULL;
+    }
+    memmove(b.p, b.p + s, n);
+    b.p[n] = '\0';
+    return b.p;
+}
+
+static char *s_text(s_adf_t *x, const xmlNode *n)
+{
+    return n ? s_text_of(x, n->children) : NULL;
+}
+
+static char *s_attr(s_adf_t *x, const xmlNode *n, const char *name)
+{
+    xmlAttr *a = n ? xmlHasProp(n, (const xmlChar *) name) : NULL;
+    return a && a->type == XML_ATTRIBUTE_NODE ? s_text_of(x, a->children) : NULL;
+}
+
+static bool s_attr_is(s_adf_t *x, const xmlNode *n, const char *name, const char *value)
+{
+    char *v = s_attr(x, n, name);
+    bool eq = v && !strcasecmp(v, value);
+    free(v);
+    return eq;
+}
+
+/* Appends `part` to `acc` with a space, or none between CJK text. */
+static int s_join(s_buf_t *acc, const char *part, bool cjk_tight)
+{
+    if (!part || !*part)
+        return 0;
+    if (acc->n && !(cjk_tight && s_has_cjk(part) && s_has_cjk(acc->p)) &&
+        s_buf_add(acc, " ", 1) != 0)
+        return -1;
+    return s_buf_str(acc, part);
+}
+
+/* After stripping +86/0086 and separators: 11 digits starting with 1. */
+static bool s_looks_cn_mobile(const char *s)
+{
+    char d[32];
+    size_t n = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (n + 1 >= sizeof d)
+                return false;
+            d[n++] = *p;
+        } else if (!strchr(" -.()+", *p))
+            return false;
+    }
+    d[n] = '\0';
+    const char *q = d;
+    if (n == 15 && !strncmp(q, "0086", 4))
+        q += 4;
+    else if (n == 13 && !strncmp(q, "86", 2))
+        q += 2;
+    return strlen(q) == 11 && q[0] == '1';
+}
+
+/* An untyped phone: mobile when it looks like one and none is set yet,
+   else usual_phone. ADF's untyped phones and CSV's 电话 columns. */
+static int s_set_phone(crm_msg_t *out, const char *num)
+{
+    if (s_looks_cn_mobile(num) && !s_get(out, "mobile"))
+        return s_set_once(out, "mobile", num);
+    return s_set_once(out, "usual_phone", num);
+}
+
+static int s_adf_name(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
+{
+    char *full = NULL, *first = NULL, *last = NULL, *middle = NULL;
+    for (xmlNode *c = contact->children; c; c = c->next) {
+        if (!s_is(c, "name"))
+            continue;
+        char *part = s_attr(x, c, "part");
+        char **slot = !part || !strcasecmp(part, "full") ? &full
+                      : !strcasecmp(part, "first")       ? &first
+                      : !strcasecmp(part, "last")        ? &last
+                      : !strcasecmp(part, "middle")      ? &middle
+                                                         : NULL;
+        free(part);
+        if (slot && !*slot)
+            *slot = s_text(x, c);
+    }
+    int rc = 0;
+    if (full)
+        rc = s_set_once(out, "name", full);
+    else if (first || last) {
+        s_buf_t b = {0};
+        if (s_has_cjk(first ? first : "") || s_has_cjk(last ? last : ""))
+            rc = s_buf_str(&b, last ? last : "") | s_buf_str(&b, first ? first : "");
+        else
+            rc = s_join(&b, first, false) | s_join(&b, middle, false) | s_join(&b, last, false);
+        if (rc == 0)
+            rc = s_set_once(out, "name", b.p);
+        free(b.p);
+    }
+    free(full), free(first), free(last), free(middle);
+    return rc;
+}
+
+static int s_adf_contact(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
+{
+    int rc = s_adf_name(x, out, contact);
+    for (xmlNode *c = contact->children; c && rc == 0; c = c->next) {
+        if (s_is(c, "phone")) {
+            char *num = s_text(x, c), *type = s_attr(x, c, "type");
+            const char *t = type ? type : "voice";
+            if (!num)
+                ;
+            else if (!strcasecmp(t, "cellphone") || !strcasecmp(t, "mobile"))
+                rc = s_set_once(out, "mobile", num);
+            else if (!strcasecmp(t, "home"))
+                rc = s_set_once(out, "home_phone", num);
+            else if (!strcasecmp(t, "work"))
+                rc = s_set_once(out, "office_phone", num);
+            else if (!strcasecmp(t, "fax") || !strcasecmp(t, "pager"))
+                ;
+            else
+                rc = s_set_phone(out, num);
+            free(num), free(type);
+        } else if (s_is(c, "email")) {
+            char *v = s_text(x, c);
+            rc = s_set_once(out, "email", v);
+            free(v);
+        } else if (s_is(c, "address") && !s_get(out, "address")) {
+            s_buf_t street = {0};
+            for (xmlNode *a = c->children; a && rc == 0; a = a->next) {
+                if (a->type != XML_ELEMENT_NODE)
+                    continue;
+                char *v = s_text(x, a);
+                if (s_is(a, "street") || s_is(a, "apartment"))
+                    rc = s_join(&street, v, true);
+                else if (s_is(a, "city"))
+                    rc = s_set_once(out, "city", v);
+                else if (s_is(a, "regioncode"))
+                    rc = s_set_once(out, "province", v);
+                else if (s_is(a, "postalcode"))
+                    rc = s_set_once(out, "postcode", v);
+                free(v);
+            }
+            if (rc == 0 && street.p)
+                rc = s_set_once(out, "address", street.p);
+            free(street.p);
+        }
+    }
+    return rc;
+}
+
+/* Sets model from <make>/<model>; interest test-drive sets testdrive. A car
+   the customer sells or trades in gives vin instead. */
+static int s_adf_vehicle(s_adf_t *x, crm_msg_t *out, const xmlNode *v)
+{
+    char *interest = s_attr(x, v, "interest");
+    bool owned = interest && (!strcasecmp(interest, "sell") || !strcasecmp(interest, "trade-in"));
+    bool drive = interest && !strcasecmp(interest, "test-drive");
+    free(interest);
+    int rc = 0;
+    if (owned) {
+        char *vin = s_text(x, s_child(v, "vin"));
+        rc = s_set_once(out, "vin", vin);
+        free(vin);
+        return rc;
+    }
+    if (drive)
+        CRM_SET_BOOL(out, lead_submit, testdrive, true);
+    if (!s_get(out, "model")) {
+        char *make = s_text(x, s_child(v, "make")), *model = s_text(x, s_child(v, "model"));
+        s_buf_t b = {0};
+        rc = s_join(&b, make, false) | s_join(&b, model, false);
+        if (rc == 0)
+            rc = s_set_once(out, "model", b.p);
+        free(b.p), free(make), free(model);
+    }
+    return rc;
+}
+
+/* Converts one <prospect>; 0, or -1 with x->err. */
+static int s_adf_prospect(s_adf_t *x, crm_msg_t *out, const xmlNode *pr, int64_t now_ms)
+{
+    int rc = CRM_SET_STR(out, lead_submit, channel, "partner");
+    xmlNode *provider = s_child(pr, "provider"), *vendor = s_child(pr, "vendor");
+    xmlNode *customer = s_child(pr, "customer");
+    char *v = s_text(x, s_child(provider, "name"));
+    if (!v)
+        v = s_text(x, s_child(provider, "id"));
+    rc |= s_set_once(out, "source", v);
+    free(v);
+    v = s_text(x, s_child(vendor, "id"));
+    rc |= s_set_once(out, "dealer_id", v);
+    free(v);
+    for (xmlNode *c = pr->children; c && rc == 0; c = c->next)
+        if (s_is(c, "vehicle"))
+            rc = s_adf_vehicle(x, out, c);
+    if (customer) {
+        xmlNode *contact = NULL;
+        for (xmlNode *c = customer->children; c; c = c->next)
+            if (s_is(c, "contact") && (!contact || s_attr_is(x, c, "primarycontact", "1"))) {
+                bool primary = s_attr_is(x, c, "primarycontact", "1");
+                contact = c;
+                if (primary)
+                    break;
+            }
+        if (contact && rc == 0)
+            rc = s_adf_contact(x, out, contact);
+        v = s_text(x, s_child(customer, "comments"));
+        rc |= s_set_once(out, "remark", v);
+        free(v);
+        if (rc == 0 && out->body.lead_submit.testdrive) {
+            xmlNode *at = s_child(s_child(customer, "timeframe"), "earliestdate");
+            char *when = s_text(x, at);
+            int64_t ms;
+            if (when && crm_leadin_parse_datetime(when, &ms) != 0)
+                s_adf_fail(x, "line %ld: customer/timeframe/earliestdate: expected an ISO 8601 "
+                              "date or date-time, got \"%.40s\"", xmlGetLineNo(at), when);
+            else if (when && !s_in_window(now_ms, ms))
+                s_adf_fail(x, "line %ld: customer/timeframe/earliestdate: more than ten years "
+                              "from now", xmlGetLineNo(at));
+            else if (when)
+                CRM_SET_I64(out, lead_submit, testdrive_at, ms);
+            free(when);
+        }
+    }
+    if (rc == 0 && !x->failed) {
+        xmlNode *id = s_child(pr, "id");
+        char *text = s_text(x, id), *src = s_attr(x, id, "source");
+        if (text) {
+            s_buf_t b = {0};
+            rc = s_buf_str(&b, "adf:") | s_buf_str(&b, src ? src : "") | s_buf_str(&b, ":") |
+                 s_buf_str(&b, text);
+            if (rc == 0)
+                rc = CRM_SET_STR(out, lead_submit, submission_id, b.p);
+            free(b.p);
+        } else if (!x->failed)
+            rc = s_content_id(out, "adf:");
+        free(text), free(src);
+    }
+    if (rc != 0)
+        s_adf_fail(x, "out of memory");
+    return x->failed ? -1 : 0;
+}
+
+/* The parse's state, reached from libxml2's hooks through ctxt->_private:
+   the first error (libxml2 goes on after a well-formedness error and keeps
+   only the last one, often a consequence such as "premature end of data")
+   and the first entity name nobody knows. */
+typedef struct {
+    int line;
+    char msg[160];
+    int unknown_line;
+    char unknown[64];
+} s_xml_state_t;
+
+static void s_xml_error(void *data, xmlErrorPtr e)
+{
+    xmlParserCtxtPtr ctxt = data;
+    s_xml_state_t *st = ctxt ? ctxt->_private : NULL;
+    if (!st || !e || st->line > 0 || e->level < XML_ERR_ERROR)
+        return;
+    st->line = e->line > 0 ? e->line : 1;
+    snprintf(st->msg, sizeof st->msg, "%s", e->message ? e->message : "not well-formed");
+    size_t n = strlen(st->msg);
+    while (n && (st->msg[n - 1] == '\n' || st->msg[n - 1] == ' '))
+        st->msg[--n] = '\0';
+}
+
+/* libxml2's entity lookup, then HTML's: ADF written by web forms carries
+   &nbsp; &eacute; &mdash; and friends without declaring them. A name found
+   in libxml2's own HTML table becomes an internal entity of the document
+   holding that character, so the tree keeps a reference s_expand resolves
+   like any declared one; anything else is remembered for the error. */
+static xmlEntityPtr s_get_entity(void *ctx, const xmlChar *name)
+{
+    xmlParserCtxtPtr ctxt = ctx;
+    xmlEntityPtr e = xmlSAX2GetEntity(ctx, name);
+    if (e || !ctxt || !name || ctxt->inSubset || !ctxt->myDoc)
+        return e;
+    const htmlEntityDesc *h = htmlEntityLookup(name);
+    s_xml_state_t *st = ctxt->_private;
+    if (!h) {
+        if (st && !st->unknown_line) {
+            st->unknown_line = ctxt->input && ctxt->input->line > 0 ? ctxt->input->line : 1;
+            snprintf(st->unknown, sizeof st->unknown, "%s", (const char *) name);
+        }
+        return NULL;
+    }
+    xmlChar utf8[8];
+    int n = xmlCopyCharMultiByte(utf8, (int) h->value);
+    if (n <= 0)
+        return NULL;
+    utf8[n] = '\0';
+    if (!ctxt->myDoc->intSubset && !xmlCreateIntSubset(ctxt->myDoc, BAD_CAST "adf", NULL, NULL))
+        return NULL;
+    return xmlAddDocEntity(ctxt->myDoc, name, XML_INTERNAL_GENERAL_ENTITY, NULL, NULL, utf8);
+}
+
+static crm_leadin_doc_t *s_doc_new(crm_leadin_kind_t kind, const char *data, size_t len)
+{
+    crm_leadin_doc_t *doc = calloc(1, sizeof *doc);
+    if (!doc)
+        return NULL;
+    doc->kind = kind;
+    if (!(doc->raw = malloc(len + 1))) {
+        free(doc);
+        return NULL;
+    }
+    if (len)
+        memcpy(doc->raw, data, len);
+    doc->raw[len] = '\0';
+    doc->raw_len = len;
+    return doc;
+}
+
+static void s_doc_fail(crm_leadin_doc_t *doc, const char *fmt, ...)
+{
+    if (doc->err[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(doc->err, sizeof doc->err, fmt, ap);
+    va_end(ap);
+    s_one_line(doc->err);
+    doc->nfailed++;
+}
+
+/* A new lead slot at the end of doc->leads, or NULL when out of memory. */
+static crm_leadin_lead_t *s_doc_add(crm_leadin_doc_t *doc)
+{
+    crm_leadin_lead_t *p = realloc(doc->leads, (doc->nleads + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    doc->leads = p;
+    crm_leadin_lead_t *l = &p[doc->nleads++];
+    memset(l, 0, sizeof *l);
+    crm_msg_init(&l->msg, CRM_T_lead_submit);
+    return l;
+}
+
+/* Parses an ADF document into doc's leads; -1 with doc->err when the
+   document as a whole cannot be read. */
+static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64_t now_ms,
+                      const char *encoding)
+{
+    /* A <?adf version="1.0"?> line before the XML declaration is common and
+       not XML: skip processing instructions until the declaration or the
+       first element. The lines skipped are put back as blanks (inside the
+       declaration, the one place before it that takes them) so that every
+       line number libxml2 reports is a line of the original text. */
+    size_t i = s_skip_bom_ws(text, len, 0);
+    while (len - i >= 2 && !memcmp(text + i, "<?", 2) &&
+           !(len - i >= 6 && !memcmp(text + i, "<?xml", 5) && strchr(" \t\r\n", text[i + 5])))
+        i = s_skip_bom_ws(text, len, s_skip_past(text, len, i, "?>"));
+    size_t lines = 0;
+    for (size_t k = 0; k < i; k++)
+        lines += text[k] == '\n';
+    s_buf_t src = {0};
+    size_t decl_end = len - i >= 5 && !memcmp(text + i, "<?xml", 5)
+                          ? s_skip_past(text, len, i, "?>") : i;
+    size_t cut = decl_end > i && decl_end < len ? decl_end - 2 : i;
+    int brc = s_buf_add(&src, text + i, cut - i);
+    for (size_t k = 0; k < lines && brc == 0; k++)
+        brc = s_buf_add(&src, "\n", 1);
+    brc |= s_buf_add(&src, text + cut, len - cut);
+    if (brc != 0 || src.n > INT_MAX) {
+        free(src.p);
+        s_doc_fail(doc, brc ? "out of memory" : "document too large");
+        return -1;
+    }
+    xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
+    if (!ctxt) {
+        free(src.p);
+        s_doc_fail(doc, "out of memory");
+        return -1;
+    }
+    s_xml_state_t st = {0, "", 0, ""};
+    ctxt->_private = &st;
+    ctxt->sax->serror = s_xml_error;
+    ctxt->sax->getEntity = s_get_entity;
+    /* No XML_PARSE_NOENT, DTDLOAD, DTDVALID or HUGE: nothing outside the
+       document is ever read, and libxml2 keeps its amplification limits. */
+    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES;
+    if (encoding)
+        opts |= XML_PARSE_IGNORE_ENC;
+    xmlDocPtr xdoc = xmlCtxtReadMemory(ctxt, src.p, (int) src.n, NULL, encoding, opts);
+    int rc = 0;
+    if (st.unknown_line && (!st.line || st.unknown_line <= st.line)) {
+        s_doc_fail(doc, "line %d: unknown entity &%s;", st.unknown_line, st.unknown);
+        rc = -1;
+    } else if (!xdoc) {
+        xmlErrorPtr e = xmlCtxtGetLastError(ctxt);
+        if (st.line == 0)
+            s_xml_error(ctxt, e);
+        s_doc_fail(doc, "line %d: %s", st.line ? st.line : 1,
+                   st.line ? st.msg : "not well-formed");
+        rc = -1;
+    }
+    xmlNode *root = rc == 0 ? xmlDocGetRootElement(xdoc) : NULL;
+    if (rc == 0 && !s_is(root, "adf")) {
+        s_doc_fail(doc, "not an ADF document (root element <%s>)",
+                   root ? (const char *) root->name : "none");
+        rc = -1;
+    }
+    int count = 0;
+    for (xmlNode *c = rc == 0 ? root->children : NULL; c && rc == 0; c = c->next) {
+        if (!s_is(c, "prospect"))
+            continue;
+        count++;
+        crm_leadin_lead_t *l = s_doc_add(doc);
+        if (!l) {
+            s_doc_fail(doc, "out of memory");
+            rc = -1;
+            break;
+        }
+        l->line = (int) xmlGetLineNo(c);
+        s_adf_t x = {xdoc, S_ENTITY_BUDGET, false, ""};
+        if (s_adf_prospect(&x, &l->msg, c, now_ms) == 0)
+            l->ok = true;
+        else {
+            s_err(l->err, sizeof l->err, "prospect %d (line %d): %s", count, l->line, x.err);
+            crm_msg_clear(&l->msg);
+            crm_msg_init(&l->msg, CRM_T_lead_submit);
+            doc->nfailed++;
+        }
+    }
+    if (rc == 0 && count == 0) {
+        s_doc_fail(doc, "adf: no <prospect> element");
+        rc = -1;
+    }
+    xmlFreeDoc(xdoc);
+    xmlFreeParserCtxt(ctxt);
+    free(src.p);
+    return rc;
+}
+
+/* -------------------------------------------------------------- e-mail */
+
+/* How deep multiparts and attached messages are followed; a feed's mail is
+   two or three levels deep, a hostile one may be thousands. */
+#define S_MAIL_DEPTH 16
+
+typedef struct {
+    char *text; /* decoded, in UTF-8 when utf8, else as the part's bytes */
+    size_t len;
+    bool utf8;
+    bool xml_type; /* text/xml, application/xml, *+xml or a *.xml file */
+    char label[96];
+} s_part_t;
+
+typedef struct {
+    crm_leadin_doc_t *doc;
+    int64_t now_ms;
+    int leaf; /* leaf parts seen, for "part N" */
+    s_buf_t seen; /* their types, for the error when none holds ADF */
+    bool oom, too_deep;
+} s_mail_t;
+
+static pthread_once_t s_gmime_once = PTHREAD_ONCE_INIT;
+
+static void s_gmime_init(void)
+{
+    g_mime_init();
+}
+
+/* Converts a part's bytes from charset to UTF-8 with iconv; -1 with err
+   naming the first undecodable byte. GB2312 and GBK labels are read as
+   GB18030, the superset senders actually write. */
+static int s_to_utf8(const char *charset, const char *in, size_t len, s_buf_t *out, char *err,
+                     size_t errsz)
+{
+    const char *cs = g_mime_charset_iconv_name(charset);
+    if (!strcasecmp(charset, "gb2312") || !strcasecmp(charset, "gbk") ||
+        !strcasecmp(charset, "x-gbk") || !strcasecmp(charset, "cp936") ||
+        !strcasecmp(charset, "euc-cn") || !strcasecmp(charset, "gb18030"))
+        cs = "GB18030";
+    iconv_t cd = iconv_open("UTF-8", cs ? cs : charset);
+    if (cd == (iconv_t) -1) {
+        s_err(err, errsz, "charset %.40s cannot be converted", charset);
+        return -1;
+    }
+    char *src = (char *) in;
+    size_t left = len;
+    int rc = s_buf_add(out, "", 0);
+    while (rc == 0 && left > 0) {
+        char tmp[4096], *dst = tmp;
+        size_t room = sizeof tmp;
+        size_t n = iconv(cd, &src, &left, &dst, &room);
+        int e = errno;
+        rc = s_buf_add(out, tmp, (size_t) (dst - tmp));
+        if (rc == 0 && n == (size_t) -1 && e != E2BIG) {
+            s_err(err, errsz, "byte %zu is not valid %.40s", (size_t) (src - in) + 1, charset);
+            rc = -2;
+        }
+    }
+    if (rc == 0) {
+        char tmp[64], *dst = tmp;
+        size_t room = sizeof tmp;
+        iconv(cd, NULL, NULL, &dst, &room); /* flush a stateful encoding's reset */
+        rc = s_buf_add(out, tmp, (size_t) (dst - tmp));
+    }
+    iconv_close(cd);
+    if (rc == -1)
+        s_err(err, errsz, "out of memory");
+    return rc ? -1 : 0;
+}
+
+/* The ADF inside a part's text: all of it, or for text/plain the span from
+   the first "<?xml"/"<adf" to the last "</adf>" (a feed may wrap it in a
+   greeting and a signature). NULL when there is none. */
+static const char *s_adf_span(const char *t, size_t len, bool whole_only, size_t *n)
+{
+    if (crm_leadin_detect(t, len) == CRM_LEADIN_ADF) {
+        *n = len;
+        return t;
+    }
+    if (whole_only)
+        return NULL;
+    const char *start = NULL, *end = NULL;
+    for (size_t i = 0; i + 6 <= len; i++) {
+        if (!start && (!strncasecmp(t + i, "<?xml", 5) || !strncasecmp(t + i, "<adf", 4)))
+            start = t + i;
+        if (start && !strncasecmp(t + i, "</adf>", 6))
+            end = t + i + 6;
+    }
+    if (!start || !end || crm_leadin_detect(start, (size_t) (end - start)) != CRM_LEADIN_ADF)
+        return NULL;
+    *n = (size_t) (end - start);
+    return start;
+}
+
+/* Decodes a leaf part; 1 with *p filled when it holds ADF, 0 when it does
+   not, -1 with err when it should but cannot be decoded. */
+static int s_mail_leaf(s_mail_t *m, GMimeObject *obj, s_part_t *p, char *err, size_t errsz)
+{
+    memset(p, 0, sizeof *p);
+    GMimeContentType *ct = g_mime_object_get_content_type(obj);
+    const char *type = ct ? g_mime_content_type_get_media_type(ct) : NULL;
+    const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+    type = type ? type : "text", sub = sub ? sub : "plain";
+    const char *file = GMIME_IS_PART(obj) ? g_mime_part_get_filename((GMimePart *) obj) : NULL;
+    size_t flen = file ? strlen(file) : 0;
+    size_t slen = strlen(sub);
+    bool plain = !strcasecmp(type, "text") && !strcasecmp(sub, "plain");
+    p->xml_type = (!strcasecmp(sub, "xml") && (!strcasecmp(type, "text") ||
+                                                !strcasecmp(type, "application"))) ||
+                  (slen > 4 && !strcasecmp(sub + slen - 4, "+xml")) ||
+                  (flen > 4 && !strcasecmp(file + flen - 4, ".xml"));
+    m->leaf++;
+    snprintf(p->label, sizeof p->label, "part %d (%.30s/%.30s)", m->leaf, type, sub);
+    if (m->seen.n && s_buf_str(&m->seen, ", ") != 0)
+        m->oom = true;
+    if (s_buf_str(&m->seen, p->label + strlen("part ")) != 0)
+        m->oom = true;
+    if ((!p->xml_type && !plain) || !GMIME_IS_PART(obj))
+        return 0;
+    GMimeDataWrapper *w = g_mime_part_get_content((GMimePart *) obj);
+    GMimeStream *mem = g_mime_stream_mem_new();
+    if (!mem) {
+        s_err(err, errsz, "%s: out of memory", p->label);
+        return -1;
+    }
+    if (w && g_mime_data_wrapper_write_to_stream(w, mem) < 0) {
+        g_object_unref(mem);
+        s_err(err, errsz, "%s: its content cannot be decoded", p->label);
+        return -1;
+    }
+    GByteArray *bytes = g_mime_stream_mem_get_byte_array((GMimeStreamMem *) mem);
+    const char *raw = bytes && bytes->data ? (const char *) bytes->data : "";
+    size_t rawlen = bytes ? bytes->len : 0;
+    const char *charset = g_mime_object_get_content_type_parameter(obj, "charset");
+    s_buf_t text = {0};
+    int rc;
+    if (charset && strcasecmp(charset, "us-ascii") != 0) {
+        char why[160];
+        p->utf8 = true;
+        rc = s_to_utf8(charset, raw, rawlen, &text, why, sizeof why);
+        if (rc != 0)
+            s_err(err, errsz, "%s: %s", p->label, why);
+    } else {
+        rc = s_buf_add(&text, raw, rawlen);
+        if (rc != 0)
+            s_err(err, errsz, "%s: out of memory", p->label);
+    }
+    g_object_unref(mem);
+    if (rc != 0) {
+        free(text.p);
+        /* An undecodable part counts only when it looks like ADF at all. */
+        return p->xml_type ? -1 : 0;
+    }
+    size_t n = 0;
+    const char *span = s_adf_span(text.p, text.n, !plain, &n);
+    if (!span) {
+        free(text.p);
+        return 0;
+    }
+    memmove(text.p, span, n);
+    text.p[n] = '\0';
+    p->text = text.p, p->len = n;
+    return 1;
+}
+
+/* Converts one ADF part into the document, its errors prefixed with the
+   part; an ADF part that cannot be read at all is one failed lead. */
+static int s_mail_adf(s_mail_t *m, const s_part_t *p)
+{
+    crm_leadin_doc_t *sub = s_doc_new(CRM_LEADIN_ADF, "", 0);
+    if (!sub)
+        return -1;
+    s_adf_into(sub, p->text, p->len, m->now_ms, p->utf8 ? "UTF-8" : NULL);
+    int rc = 0;
+    if (sub->err[0]) {
+        crm_leadin_lead_t *l = s_doc_add(m->doc);
+        if (!l)
+            rc = -1;
+        else {
+            s_err(l->err, sizeof l->err, "%s: %s", p->label, sub->err);
+            m->doc->nfailed++;
+        }
+    }
+    for (size_t i = 0; i < sub->nleads && rc == 0; i++) {
+        crm_leadin_lead_t *l = s_doc_add(m->doc);
+        if (!l) {
+            rc = -1;
+            break;
+        }
+        *l = sub->leads[i];
+        crm_msg_init(&sub->leads[i].msg, CRM_T_lead_submit); /* moved, not copied */
+        if (!l->ok) {
+            s_err(l->err, sizeof l->err, "%s: %s", p->label, sub->leads[i].err);
+            m->doc->nfailed++;
+        }
+    }
+    crm_leadin_doc_destroy(&sub);
+    return rc;
+}
+
+static void s_part_free(s_part_t *p)
+{
+    free(p->text);
+    p->text = NULL;
+}
+
+/* Walks a MIME tree depth first; in a multipart/alternative only the best
+   ADF alternative counts (XML over plain text, the later over the
+   earlier, as RFC 2046 orders them). */
+static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
+{
+    if (!obj)
+        return 0;
+    if (depth > S_MAIL_DEPTH) {
+        m->too_deep = true;
+        return 0;
+    }
+    if (GMIME_IS_MESSAGE_PART(obj)) {
+        GMimeMessage *inner = g_mime_message_part_get_message((GMimeMessagePart *) obj);
+        return inner ? s_mail_walk(m, g_mime_message_get_mime_part(inner), depth + 1) : 0;
+    }
+    if (GMIME_IS_MULTIPART(obj)) {
+        GMimeMultipart *mp = (GMimeMultipart *) obj;
+        GMimeContentType *ct = g_mime_object_get_content_type(obj);
+        const char *sub = ct ? g_mime_content_type_get_media_subtype(ct) : NULL;
+        bool alt = sub && !strcasecmp(sub, "alternative");
+        int n = g_mime_multipart_get_count(mp);
+        s_part_t best = {0};
+        for (int i = 0; i < n; i++) {
+            GMimeObject *c = g_mime_multipart_get_part(mp, i);
+            if (!alt || GMIME_IS_MULTIPART(c) || GMIME_IS_MESSAGE_PART(c)) {
+                if (s_mail_walk(m, c, depth + 1) != 0) {
+                    s_part_free(&best);
+                    return -1;
+                }
+                continue;
+            }
+            s_part_t p;
+            char err[CRM_LEADIN_ERR_SZ];
+            int got = s_mail_leaf(m, c, &p, err, sizeof err);
+            if (got < 0) {
+                crm_leadin_lead_t *l = s_doc_add(m->doc);
+                if (!l) {
+                    s_part_free(&best);
+                    return -1;
+                }
+                snprintf(l->err, sizeof l->err, "%s", err);
+                m->doc->nfailed++;
+            } else if (got > 0 && (!best.text || p.xml_type || !best.xml_type)) {
+                s_part_free(&best);
+                best = p;
+            } else
+                s_part_free(&p);
+        }
+        int rc = best.text ? s_mail_adf(m, &best) : 0;
+        s_part_free(&best);
+        return rc;
+    }
+    s_part_t p;
+    char err[CRM_LEADIN_ERR_SZ];
+    int got = s_mail_leaf(m, obj, &p, err, sizeof err);
+    int rc = 0;
+    if (got < 0) {
+        crm_leadin_lead_t *l = s_doc_add(m->doc);
+        if (!l)
+            return -1;
+        snprintf(l->err, sizeof l->err, "%s", err);
+        m->doc->nfailed++;
+    } else if (got > 0)
+        rc = s_mail_adf(m, &p);
+    s_part_free(&p);
+    return rc;
+}
+
+static void s_mail_into(crm_leadin_doc_t *doc, const char *data, size_t len, int64_t now_ms)
+{
+    pthread_once(&s_gmime_once, s_gmime_init);
+    GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
+    GMimeParser *parser = stream ? g_mime_parser_new_with_stream(stream) : NULL;
+    GMimeMessage *msg = parser ? g_mime_parser_construct_message(parser, NULL) : NULL;
+    if (parser)
+        g_object_unref(parser);
+    if (stream)
+        g_object_unref(stream);
+    if (!msg) {
+        s_doc_fail(doc, "e-mail: not a message GMime can read");
+        return;
+    }
+    s_mail_t m = {doc, now_ms, 0, {0}, false, false};
+    if (s_mail_walk(&m, g_mime_message_get_mime_part(msg), 0) != 0 || m.oom)
+        s_doc_fail(doc, "out of memory");
+    else if (doc->nleads == 0)
+        s_doc_fail(doc, "e-mail: no part holds an ADF document (parts: %s%s)",
+                   m.seen.p ? m.seen.p : "none",
+                   m.too_deep ? "; parts nested deeper than 16 levels are not read" : "");
+    free(m.seen.p);
+    g_object_unref(msg);
+}
+
+/* ------------------------------------------------------------ documents */
+
+/* A document that failed as a whole keeps no leads. */
+static void s_doc_settle(crm_leadin_doc_t *doc)
+{
+    if (!doc->err[0])
+        return;
+    for (size_t i = 0; i < doc->nleads; i++)
+        crm_msg_clear(&doc->leads[i].msg);
+    free(doc->leads);
+    doc->leads = NULL;
+    doc->nleads = 0;
+    doc->nfailed = 1;
+}
+
+crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_ms)
+{
+    if (!data)
+        data = "", len = 0;
+    crm_leadin_kind_t kind = len > CRM_LEADIN_DOC_MAX ? CRM_LEADIN_UNKNOWN
+                                                      : crm_leadin_detect(data, len);
+    crm_leadin_doc_t *doc = s_doc_new(kind, data, len);
+    if (!doc)
+        return NULL;
+    if (len == 0)
+        s_doc_fail(doc, "no input");
+    else if (len > CRM_LEADIN_DOC_MAX)
+        s_doc_fail(doc, "document of %zu bytes is over the limit of %d", len, CRM_LEADIN_DOC_MAX);
+    else if (kind == CRM_LEADIN_JSON) {
+        crm_leadin_lead_t *l = s_doc_add(doc);
+        if (!l)
+            s_doc_fail(doc, "out of memory");
+        else if (crm_leadin_json(data, len, now_ms, &l->msg, doc->err, sizeof doc->err) == 0)
+            l->ok = true, l->line = 1;
+        else
+            doc->nfailed++;
+    } else if (kind == CRM_LEADIN_ADF)
+        s_adf_into(doc, data, len, now_ms, NULL);
+    else if (kind == CRM_LEADIN_EMAIL)
+        s_mail_into(doc, data, len, now_ms);
+    else
+        s_doc_fail(doc, "neither a JSON lead, an ADF document nor an e-mail");
+    s_doc_settle(doc);
+    return doc;
+}
+
+crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms)
+{
+    crm_leadin_doc_t *doc = s_doc_new(CRM_LEADIN_ADF, text ? text : "", text ? len : 0);
+    if (!doc)
+        return NULL;
+    if (!text || len == 0)
+        s_doc_fail(doc, "no input");
+    else if (len > CRM_LEADIN_DOC_MAX)
+        s_doc_fail(doc, "document of %zu bytes is over the limit of %d", len, CRM_LEADIN_DOC_MAX);
+    else
+        s_adf_into(doc, text, len, now_ms, NULL);
+    s_doc_settle(doc);
+    return doc;
+}
+
+void crm_leadin_doc_destroy(crm_leadin_doc_t **docp)
+{
+    if (!docp || !*docp)
+        return;
+    crm_leadin_doc_t *doc = *docp;
+    for (size_t i = 0; i < doc->nleads; i++)
+        crm_msg_clear(&doc->leads[i].msg);
+    free(doc->leads);
+    free(doc->raw);
+    free(doc);
+    *docp = NULL;
+}
+
+/* ----------------------------------------------------------------- CSV */
+
+/* A column that maps to no field. */
+#define S_COL_UNKNOWN (-1)
+
+/* Header names per field, '|' separated, compared after s_fold. "phone"
+   is no field: its cells go to mobile or usual_phone (s_set_phone), after
+   the typed phone columns so those win. */
+static const struct {
+    const char *field;
+    const char *names;
+} s_aliases[] = {
+    {"name", "姓名|客户姓名|联系人|name"},
+    {"gender", "性别|gender"},
+    {"birthday", "生日|出生日期|birthday"},
+    {"mobile", "手机|手机号|手机号码|移动电话|mobile"},
+    {"home_phone", "家庭电话|家用电话|home_phone"},
+    {"office_phone", "办公电话|单位电话|office_phone"},
+    {"usual_phone", "常用电话|usual_phone"},
+    {"phone", "电话|联系电话|phone"},
+    {"email", "邮箱|电子邮件|email"},
+    {"id_number", "身份证|身份证号|身份证号码|id_number"},
+    {"address", "地址|通信地址|联系地址|address"},
+    {"postcode", "邮编|邮政编码|postcode"},
+    {"city", "城市|city"},
+    {"province", "省份|省|province"},
+    {"model", "意向车型|车型|model"},
+    {"intent_grade", "意向级别|意向等级|级别|intent_grade"},
+    {"expected_purchase_date", "预计购买日期|预计购车时间|expected_purchase_date"},
+    {"dealer_id", "经销商|经销商代码|dealer_id"},
+    {"testdrive_at", "试驾时间|试驾日期|testdrive_at"},
+    {"remark", "备注|remark"},
+    {"vin", "车架号|底盘号|vin"},
+    {"plate", "车牌|车牌号|plate"},
+    {"source", "来源|source"},
+    {"submission_id", "submission_id"},
+};
+#define S_NALIASES (sizeof s_aliases / sizeof s_aliases[0])
+
+/* Folds a header name for comparison: full-width ASCII to half-width,
+   ASCII lower-case, blanks, '_' and '-' dropped, a trailing '*' (the
+   "required" mark of templates) dropped. */
+static void s_fold(const char *in, size_t len, char *out, size_t outsz)
+{
+    const unsigned char *p = (const unsigned char *) in;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = s_utf8_seq(p + i, len - i, &cp);
+        if (k <= 0)
+            k = 1, cp = 0xFFFD;
+        if (cp >= 0xFF01 && cp <= 0xFF5E)
+            cp -= 0xFEE0;
+        i += (size_t) k;
+        if (s_is_blank_cp(cp) || cp == '_' || cp == '-')
+            continue;
+        char enc[4];
+        size_t el;
+        if (cp < 0x80)
+            enc[0] = (char) (cp >= 'A' && cp <= 'Z' ? cp + 32 : cp), el = 1;
+        else
+            memcpy(enc, p + i - k, (size_t) k), el = (size_t) k;
+        if (o + el + 1 > outsz)
+            break;
+        memcpy(out + o, enc, el);
+        o += el;
+    }
+    while (o && out[o - 1] == '*')
+        o--;
+    out[o] = '\0';
+}
+
+typedef struct {
+    size_t off, len;
+} s_span_t;
+
+typedef struct {
+    size_t first, n;
+} s_rec_t;
+
+struct crm_csv_reader_t {
+    const char *data; /* the caller's bytes, or the mapped file */
+    size_t len, pos;
+    void *map; /* crm_csv_open's mapping, unmapped by crm_csv_close */
+    size_t map_len;
+    char *source;
+    bool utf8;
+    iconv_t cd;
+    struct csv_parser parser;
+    bool parser_ok, eof, failed;
+    long long size, fed;
+    /* libcsv hands fields to callbacks; they land here until crm_csv_next
+       takes whole records out of the queue. */
+    s_buf_t bytes;
+    s_span_t *spans;
+    size_t nspans, capspans, cur_first;
+    s_rec_t *recs;
+    size_t nrecs, caprecs, head;
+    bool oom;
+    unsigned char delim;
+    /* the header */
+    char **header; /* NULL-terminated */
+    size_t ncols;
+    int *target; /* per column: index into s_aliases, or S_COL_UNKNOWN */
+    int alias_col[S_NALIASES];
+    char **unknown; /* NULL-terminated */
+    /* the last row */
+    long row;
+    char **cells; /* NULL-terminated */
+    size_t ncells;
+};
+
+static void s_cb_field(void *s, size_t len, void *data)
+{
+    crm_csv_reader_t *r = data;
+    if (r->nspans == r->capspans) {
+        size_t cap = r->capspans ? r->capspans * 2 : 64;
+        s_span_t *p = realloc(r->spans, cap * sizeof *p);
+        if (!p) {
+            r->oom = true;
+            return;
+        }
+        r->spans = p, r->capspans = cap;
+    }
+    r->spans[r->nspans].off = r->bytes.n;
+    r->spans[r->nspans].len = len;
+    if (s_buf_add(&r->bytes, s ? s : "", s ? len : 0) != 0) {
+        r->oom = true;
+        return;
+    }
+    r->nspans++;
+}
+
+static void s_cb_record(int c, void *data)
+{
+    (void) c;
+    crm_csv_reader_t *r = data;
+    if (r->nrecs == r->caprecs) {
+        size_t cap = r->caprecs ? r->caprecs * 2 : 64;
+        s_rec_t *p = realloc(r->recs, cap * sizeof *p);
+        if (!p) {
+            r->oom = true;
+            return;
+        }
+        r->recs = p, r->caprecs = cap;
+    }
+    r->recs[r->nrecs].first = r->cur_first;
+    r->recs[r->nrecs].n = r->nspans - r->cur_first;
+    r->nrecs++;
+    r->cur_first = r->nspans;
+}
+
+/* Next raw record, or NULL at the end of the file or on a failure (then
+   r->failed and err). Reads and parses chunks only when the queue is empty,
+   compacting what an unfinished record left behind. */
+static const s_rec_t *s_fetch(crm_csv_reader_t *r, char *err, size_t errsz)
+{
+    while (r->head == r->nrecs) {
+        if (r->eof || r->failed)
+            return NULL;
+        size_t keep = r->nspans - r->cur_first;
+        size_t base = keep ? r->spans[r->cur_first].off : r->bytes.n;
+        if (base > 0)
+            memmove(r->bytes.p, r->bytes.p + base, r->bytes.n - base);
+        r->bytes.n -= base;
+        for (size_t k = 0; k < keep; k++) {
+            r->spans[k] = r->spans[r->cur_first + k];
+            r->spans[k].off -= base;
+        }
+        r->nspans = keep, r->cur_first = 0, r->nrecs = r->head = 0;
+        size_t n = r->len - r->pos < S_CHUNK ? r->len - r->pos : S_CHUNK;
+        if (n > 0 && csv_parse(&r->parser, r->data + r->pos, n, s_cb_field, s_cb_record, r) != n) {
+            s_err(err, errsz, "row %ld: CSV parser: %s", r->row + 1,
+                  csv_strerror(csv_error(&r->parser)));
+            r->failed = true;
+        }
+        r->pos += n;
+        r->fed += (long long) n;
+        if (r->pos == r->len) {
+            csv_fini(&r->parser, s_cb_field, s_cb_record, r);
+            r->eof = true;
+        }
+        if (r->oom) {
+            s_err(err, errsz, "out of memory at row %ld", r->row + 1);
+            r->failed = true;
+        }
+        if (r->failed) {
+            r->eof = true;
+            return NULL;
+        }
+    }
+    return &r->recs[r->head++];
+}
+
+/* Converts one cell to UTF-8, undecodable bytes as U+FFFD (*bad set).
+   Returns a malloc'ed string or NULL when out of memory. */
+static char *s_decode(crm_csv_reader_t *r, const char *in, size_t len, bool *bad)
+{
+    s_buf_t b = {0};
+    if (s_buf_add(&b, "", 0) != 0)
+        return NULL;
+    const unsigned char *p = (const unsigned char *) in;
+    if (r->utf8) {
+        for (size_t i = 0; i < len;) {
+            uint32_t cp;
+            int k = s_utf8_seq(p + i, len - i, &cp);
+            if (k <= 0) {
+                *bad = true;
+                if (s_buf_add(&b, "\xEF\xBF\xBD", 3) != 0)
+                    goto oom;
+                i++;
+                continue;
+            }
+            if (s_buf_add(&b, in + i, (size_t) k) != 0)
+                goto oom;
+            i += (size_t) k;
+        }
+        return b.p;
+    }
+    iconv(r->cd, NULL, NULL, NULL, NULL);
+    char *src = (char *) in;
+    size_t left = len;
+    while (left > 0) {
+        char tmp[1024], *dst = tmp;
+        size_t room = sizeof tmp;
+        size_t rc = iconv(r->cd, &src, &left, &dst, &room);
+        int e = errno;
+        if (s_buf_add(&b, tmp, (size_t) (dst - tmp)) != 0)
+            goto oom;
+        if (rc != (size_t) -1 || e == E2BIG)
+            continue;
+        *bad = true; /* EILSEQ or EINVAL: skip one byte */
+        if (s_buf_add(&b, "\xEF\xBF\xBD", 3) != 0)
+            goto oom;
+        src++, left--;
+    }
+    return b.p;
+oom:
+    free(b.p);
+    return NULL;
+}
+
+static void s_free_list(char ***list)
+{
+    for (char **p = *list; p && *p; p++)
+        free(*p);
+    free(*list);
+    *list = NULL;
+}
+
+/* Decodes a record into r->cells; *bad_col gets the 1-based column of the
+   first undecodable cell or 0. -1 when out of memory. */
+static int s_take_cells(crm_csv_reader_t *r, const s_rec_t *rec, size_t *bad_col)
+{
+    s_free_list(&r->cells);
+    r->ncells = 0;
+    *bad_col = 0;
+    if (!(r->cells = calloc(rec->n + 1, sizeof *r->cells)))
+        return -1;
+    for (size_t k = 0; k < rec->n; k++) {
+        const s_span_t *s = &r->spans[rec->first + k];
+        bool bad = false;
+        if (!(r->cells[k] = s_decode(r, r->bytes.p + s->off, s->len, &bad)))
+            return -1;
+        r->ncells++;
+        if (bad && !*bad_col)
+            *bad_col = k + 1;
+    }
+    return 0;
+}
+
+/* Whether the whole buffer is UTF-8. */
+static bool s_all_utf8(const char *data, size_t len)
+{
+    const unsigned char *p = (const unsigned char *) data;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = s_utf8_seq(p + i, len - i, &cp);
+        if (k <= 0)
+            return false;
+        i += (size_t) k;
+    }
+    return true;
+}
+
+static int s_open_header(crm_csv_reader_t *r, char *err, size_t errsz)
+{
+    const s_rec_t *rec = s_fetch(r, err, errsz);
+    if (!rec) {
+        if (!r->failed)
+            s_err(err, errsz, "row 0: the file has no header row");
+        return -1;
+    }
+    size_t bad = 0;
+    if (s_take_cells(r, rec, &bad) != 0) {
+        s_err(err, errsz, "out of memory");
+        return -1;
+    }
+    if (bad) {
+        s_err(err, errsz, "row 0 (header), column %zu: bytes not valid in %s", bad,
+              crm_csv_encoding(r));
+        return -1;
+    }
+    r->header = r->cells, r->ncols = r->ncells;
+    r->cells = NULL, r->ncells = 0;
+    r->target = calloc(r->ncols ? r->ncols : 1, sizeof *r->target);
+    r->unknown = calloc(r->ncols + 1, sizeof *r->unknown);
+    if (!r->target || !r->unknown) {
+        s_err(err, errsz, "out of memory");
+        return -1;
+    }
+    for (size_t a = 0; a < S_NALIASES; a++)
+        r->alias_col[a] = -1;
+    size_t nunknown = 0;
+    for (size_t c = 0; c < r->ncols; c++) {
+        char key[256], alias[256];
+        s_fold(r->header[c], strlen(r->header[c]), key, sizeof key);
+        r->target[c] = S_COL_UNKNOWN;
+        for (size_t a = 0; a < S_NALIASES && r->target[c] == S_COL_UNKNOWN && *key; a++) {
+            for (const char *p = s_aliases[a].names; *p;) {
+                const char *bar = strchr(p, '|');
+                size_t l = bar ? (size_t) (bar - p) : strlen(p);
+                s_fold(p, l, alias, sizeof alias);
+                if (!strcmp(alias, key)) {
+                    r->target[c] = (int) a;
+                    break;
+                }
+                p += l + (bar != NULL);
+            }
+        }
+        int a = r->target[c];
+        if (a == S_COL_UNKNOWN) {
+            if (!(r->unknown[nunknown++] = strdup(r->header[c]))) {
+                s_err(err, errsz, "out of memory");
+                return -1;
+            }
+        } else if (r->alias_col[a] >= 0) {
+            s_err(err, errsz, "row 0 (header): columns %d (%s) and %zu (%s) both mean %s",
+                  r->alias_col[a] + 1, r->header[r->alias_col[a]], c + 1, r->header[c],
+                  s_aliases[a].field);
+            return -1;
+        } else
+            r->alias_col[a] = (int) c;
+    }
+    bool name = false, phone = false;
+    for (size_t a = 0; a < S_NALIASES; a++) {
+        if (r->alias_col[a] < 0)
+            continue;
+        const char *f = s_aliases[a].field;
+        name |= !strcmp(f, "name");
+        phone |= !strcmp(f, "mobile") || !strcmp(f, "home_phone") ||
+                 !strcmp(f, "office_phone") || !strcmp(f, "usual_phone") || !strcmp(f, "phone");
+    }
+    if (!name && !phone) {
+        s_err(err, errsz, "row 0 (header): no name column (姓名/name) and no phone column "
+                          "(手机/mobile, 电话/phone, 家庭电话/home_phone, "
+                          "办公电话/office_phone, 常用电话/usual_phone)");
+        return -1;
+    }
+    return 0;
+}
+
+crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *encoding,
+                                   const char *name, char *err, size_t errsz)
+{
+    s_err(err, errsz, "%s", "");
+    if (!data && len) {
+        s_err(err, errsz, "no data given");
+        return NULL;
+    }
+    crm_csv_reader_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        s_err(err, errsz, "out of memory");
+        return NULL;
+    }
+    r->cd = (iconv_t) -1;
+    r->data = data ? data : "";
+    r->len = len;
+    r->size = (long long) len;
+    if (!(r->source = strdup(name && *name ? name : "csv"))) {
+        s_err(err, errsz, "out of memory");
+        goto fail;
+    }
+    bool bom = len >= 3 && !memcmp(r->data, "\xEF\xBB\xBF", 3);
+    if (!encoding)
+        r->utf8 = bom || s_all_utf8(r->data, len);
+    else if (!strcasecmp(encoding, "utf-8") || !strcasecmp(encoding, "utf8"))
+        r->utf8 = true;
+    else if (!strcasecmp(encoding, "gbk") || !strcasecmp(encoding, "gb18030") ||
+             !strcasecmp(encoding, "gb2312"))
+        r->utf8 = false;
+    else {
+        s_err(err, errsz, "encoding: unsupported \"%s\" (utf-8, gbk, gb18030 or gb2312)",
+              encoding);
+        goto fail;
+    }
+    if (r->utf8 && bom)
+        r->pos = 3;
+    r->fed = (long long) r->pos;
+    if (!r->utf8 && (r->cd = iconv_open("UTF-8", "GB18030")) == (iconv_t) -1) {
+        s_err(err, errsz, "encoding: iconv cannot convert GB18030: %s", strerror(errno));
+        goto fail;
+    }
+    if (csv_init(&r->parser, 0) != 0) {
+        s_err(err, errsz, "out of memory");
+        goto fail;
+    }
+    r->parser_ok = true;
+    /* Dealer systems export tab-separated text: a header line with tabs and
+       no comma. A tab or comma byte is never part of a GB18030 character. */
+    const char *line = r->data + r->pos;
+    const char *eol = memchr(line, '\n', r->len - r->pos);
+    size_t ll = eol ? (size_t) (eol - line) : r->len - r->pos;
+    r->delim = memchr(line, '\t', ll) && !memchr(line, ',', ll) ? '\t' : ',';
+    csv_set_delim(&r->parser, r->delim);
+    if (s_open_header(r, err, errsz) != 0)
+        goto fail;
+    return r;
+fail:
+    crm_csv_close(&r);
+    return NULL;
+}
+
+crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err, size_t errsz)
+{
+    s_err(err, errsz, "%s", "");
+    if (!path) {
+        s_err(err, errsz, "no file given");
+        return NULL;
+    }
+    /* The file is mapped, not read: a 100k-row export is streamed from the
+       page cache without a second copy in memory. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        s_err(err, errsz, "%s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    void *map = NULL;
+    size_t len = (size_t) st.st_size;
+    if (len > 0 && (map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED) {
+        s_err(err, errsz, "%s: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    close(fd);
+    const char *base = strrchr(path, '/');
+    crm_csv_reader_t *r = crm_csv_open_mem(map, len, encoding, base ? base + 1 : path, err, errsz);
+    if (!r) {
+        if (map)
+            munmap(map, len);
+        return NULL;
+    }
+    r->map = map;
+    r->map_len = len;
+    return r;
+}
+
+/* Builds the lead of the current cells; -1 with err for a bad date-time. */
+static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, char *err,
+                         size_t errsz)
+{
+    int rc = CRM_SET_STR(out, lead_submit, channel, "autoshow");
+    bool bad = false;
+    for (size_t a = 0; a < S_NALIASES && rc == 0 && !bad; a++) {
+        int c = r->alias_col[a];
+        if (c < 0)
+            continue;
+        size_t s, n;
+        s_trim(r->cells[c], strlen(r->cells[c]), &s, &n);
+        if (n == 0)
+            continue;
+        char *v = r->cells[c] + s;
+        char save = v[n];
+        v[n] = '\0';
+        const char *field = s_aliases[a].field;
+        if (!strcmp(field, "testdrive_at")) {
+            int64_t at;
+            if (crm_leadin_parse_datetime(v, &at) != 0 || !s_in_window(now_ms, at)) {
+                s_err(err, errsz, "row %ld, column %d (%s): expected a date-time like "
+                                  "2026-12-05 10:00, got \"%.40s\"",
+                      r->row, c + 1, r->header[c], v);
+                bad = true;
+            } else {
+                CRM_SET_I64(out, lead_submit, testdrive_at, at);
+                CRM_SET_BOOL(out, lead_submit, testdrive, true);
+            }
+        } else if (!strcmp(field, "phone"))
+            rc = s_set_phone(out, v);
+        else if (!strcmp(field, "gender")) {
+            const char *g = v;
+            if (!strcmp(v, "男") || !strcmp(v, "先生") || !strcasecmp(v, "m") ||
+                !strcasecmp(v, "male"))
+                g = "male";
+            else if (!strcmp(v, "女") || !strcmp(v, "女士") || !strcasecmp(v, "f") ||
+                     !strcasecmp(v, "female"))
+                g = "female";
+            else if (!strcmp(v, "未知") || !strcmp(v, "保密") || !strcasecmp(v, "unknown"))
+                g = "unknown";
+            rc = s_set_once(out, field, g);
+        } else
+            rc = s_set_once(out, field, v);
+        v[n] = save;
+    }
+    if (rc == 0 && !bad && !out->body.lead_submit.source)
+        rc = CRM_SET_STR(out, lead_submit, source, r->source);
+    if (rc == 0 && !bad && !out->body.lead_submit.submission_id)
+        rc = s_content_id(out, "csv:");
+    if (rc != 0)
+        s_err(err, errsz, "row %ld: out of memory", r->row);
+    return rc || bad ? -1 : 0;
+}
+
+int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row, char *err,
+                 size_t errsz)
+{
+    s_err(err, errsz, "%s", "");
+    crm_msg_init(out, CRM_T_lead_submit);
+    if (!r)
+        return 0;
+    for (;;) {
+        const s_rec_t *rec = s_fetch(r, err, errsz);
+        if (!rec)
+            return r->failed ? -1 : 0;
+        r->row++;
+        if (row)
+            *row = r->row;
+        size_t bad = 0;
+        if (s_take_cells(r, rec, &bad) != 0) {
+            s_err(err, errsz, "row %ld: out of memory", r->row);
+            return -1;
+        }
+        bool blank = true;
+        for (size_t c = 0; c < r->ncells && blank; c++) {
+            size_t s, n;
+            s_trim(r->cells[c], strlen(r->cells[c]), &s, &n);
+            blank = n == 0;
+        }
+        if (blank)
+            continue; /* Excel leaves rows of empty cells at the end */
+        if (r->ncells != r->ncols) {
+            s_err(err, errsz, "row %ld: %zu columns, the header has %zu", r->row, r->ncells,
+                  r->ncols);
+            return -1;
+        }
+        if (bad) {
+            s_err(err, errsz, "row %ld, column %zu (%s): bytes not valid in %s", r->row, bad,
+                  r->header[bad - 1], crm_csv_encoding(r));
+            return -1;
+        }
+        if (s_row_to_lead(r, now_ms, out, err, errsz) != 0) {
+            crm_msg_clear(out);
+            crm_msg_init(out, CRM_T_lead_submit);
+            return -1;
+        }
+        return 1;
+    }
+}
+
+int crm_csv_set_source(crm_csv_reader_t *r, const char *source)
+{
+    char *copy = source ? strdup(source) : NULL;
+    if (!r || (source && !copy)) {
+        free(copy);
+        return -1;
+    }
+    free(r->source);
+    r->source = copy;
+    return 0;
+}
+
+const char *const *crm_csv_header(const crm_csv_reader_t *r)
+{
+    return r ? (const char *const *) r->header : NULL;
+}
+
+const char *const *crm_csv_row_fields(const crm_csv_reader_t *r, size_t *n)
+{
+    if (n)
+        *n = r ? r->ncells : 0;
+    return r ? (const char *const *) r->cells : NULL;
+}
+
+const char *const *crm_csv_unknown_columns(const crm_csv_reader_t *r)
+{
+    return r ? (const char *const *) r->unknown : NULL;
+}
+
+double crm_csv_progress(const crm_csv_reader_t *r)
+{
+    if (!r || (r->size <= 0 && !r->eof))
+        return 0.0;
+    if (r->size <= 0 || r->fed >= r->size)
+        return 1.0;
+    return (double) r->fed / (double) r->size;
+}
+
+char crm_csv_delimiter(const crm_csv_reader_t *r)
+{
+    return r && r->delim ? (char) r->delim : ',';
+}
+
+const char *crm_csv_encoding(const crm_csv_reader_t *r)
+{
+    return r && !r->utf8 ? "GB18030" : "UTF-8";
+}
+
+void crm_csv_close(crm_csv_reader_t **rp)
+{
+    if (!rp || !*rp)
+        return;
+    crm_csv_reader_t *r = *rp;
+    if (r->map)
+        munmap(r->map, r->map_len);
+    if (r->cd != (iconv_t) -1)
+        iconv_close(r->cd);
+    if (r->parser_ok)
+        csv_free(&r->parser);
+    free(r->source);
+    free(r->bytes.p);
+    free(r->spans);
+    free(r->recs);
+    free(r->target);
+    s_free_list(&r->header);
+    s_free_list(&r->unknown);
+    s_free_list(&r->cells);
+    free(r);
+    *rp = NULL;
+}
