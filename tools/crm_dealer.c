@@ -1,17 +1,27 @@
 /*  crm-dealer: the reference dealer client (see tools/DEALERS.md).
  *
  *  Follows one dealer's dispatch stream from the carmaker's gateway and
- *  applies every dispatch exactly once, in order: it keeps the last number
- *  it applied in a state file, asks for a replay from there on start-up
- *  (and whenever a live push shows a gap, and every --poll-ms in case the
- *  tail of a push was lost), applies live pushes in between, and
- *  acknowledges what it applied.
+ *  applies every dispatch in order, each once while it runs: it keeps the
+ *  last number it applied in a state file, asks for a replay from there on
+ *  start-up, applies live pushes in between, and acknowledges what it
+ *  applied. It asks for a replay again when a push shows a gap, when a
+ *  heartbeat announces a number it has not applied (the last push was
+ *  lost), and every --poll-ms without news.
+ *
+ *  Nothing from the gateway is taken for granted. A request without an
+ *  answer is sent again on a fresh socket (an ack with the same bytes, a
+ *  replay from where it is); busy, unavailable and not_certified wait (1 s
+ *  doubling to 30 s) and ask again; a live socket without a heartbeat for
+ *  3 s is replaced and subscribes again, which also recovers a subscription
+ *  refused while a new certificate was not yet loaded.
  *
  *  "Apply" prints the dispatch as one JSON line on stdout, or runs --exec
  *  CMD with that line on its stdin; a failing CMD stops the stream there
- *  (nothing is skipped) and it is tried again later. The state file is
- *  written (tmp, fsync, rename) after each applied dispatch, so a crash
- *  repeats at most the dispatch in hand.
+ *  (nothing is skipped) and it is tried again later. What a crash can
+ *  repeat: with --sync each (the state file written after every dispatch)
+ *  the one dispatch applied but not yet recorded; with --sync batch (every
+ *  100 dispatches or 100 ms) up to 100. Each carries its number (seq) for
+ *  the dealer's system to drop a repeat.
  *
  *  crm-dealer ... status TESTDRIVE_ID STATUS [--at ..] [--note ..] sends one
  *  status report instead (Lazy Pirate: a fresh socket per try, same bytes).
@@ -28,6 +38,7 @@
 
 #include "crm_clock.h"
 #include "crm_config.h"
+#include "crm_lead.h"
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_store.h"
@@ -36,7 +47,14 @@ enum { S_EXIT_OK = 0, S_EXIT_NO = 1, S_EXIT_USAGE = 2, S_EXIT_NOANSWER = 2, S_EX
 
 #define S_ACK_EVERY_MS 100
 #define S_ACK_EVERY_N 100
+#define S_SYNC_EVERY_MS 100 /* --sync batch */
+#define S_SYNC_EVERY_N 100
 #define S_APPLY_RETRY_MS 5000
+#define S_HEARTBEAT_TIMEOUT_MS 3000 /* the gateway sends one every second */
+#define S_BACKOFF_FIRST_MS 1000
+#define S_BACKOFF_MAX_MS 30000
+#define S_DRAIN_MAX 1000   /* messages taken from one socket per turn, so neither starves */
+#define S_ACK_FRAME_MAX 256 /* an encoded dealer.ack is about 120 bytes */
 
 static volatile sig_atomic_t s_stop;
 static void s_on_signal(int sig)
@@ -55,25 +73,32 @@ static crm_opt_t s_opts[] = {
      NULL},
     {"endpoint", "CRM_DEALER_ENDPOINT", "tcp://127.0.0.1:7302",
      "The gateway's request endpoint (ROUTER: replay, ack, status)", NULL},
-    {"pub", "CRM_DEALER_PUB", "tcp://127.0.0.1:7301", "The gateway's live push endpoint (XPUB)", NULL},
+    {"pub", "CRM_DEALER_PUB", "tcp://127.0.0.1:7301",
+     "The gateway's live endpoint (XPUB: pushes and heartbeats)", NULL},
     {"exec", "CRM_DEALER_EXEC", NULL,
      "Command run for each dispatch with its JSON line on stdin (default: print to stdout)", NULL},
-    {"once", "CRM_DEALER_ONCE", "0", "Exit once the replay is applied (--once, or 1)", NULL},
+    {"once", "CRM_DEALER_ONCE", "0", "Exit once caught up (--once, or 1)", NULL},
     {"sync", "CRM_DEALER_SYNC", "each",
-     "each: the state file is written (fsync) after every dispatch, so none is ever applied twice; "
-     "batch: with every acknowledgement (100 dispatches or 100 ms), so after a crash up to that many "
-     "may be applied again (each carries its number)", NULL},
-    {"poll-ms", "CRM_DEALER_POLL_MS", "30000", "Ask for a replay this often when nothing arrives",
+     "each: the state file is written (fsync) after every dispatch, so a crash between applying "
+     "and writing it repeats that one dispatch at most; batch: every 100 dispatches or 100 ms, "
+     "much faster, but a crash may repeat up to 100 (each carries its number, seq)", NULL},
+    {"poll-ms", "CRM_DEALER_POLL_MS", "30000",
+     "Ask for a replay this often when nothing else made it ask (heartbeats notice a loss in 3 s)",
      NULL},
     {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "How long to wait for the gateway's answer", NULL},
-    {"tries", "CRM_TRIES", "3", "How often to send a request before giving up", NULL},
+    {"tries", "CRM_TRIES", "3",
+     "How often to send a request before giving up (with --once and status; never otherwise)",
+     NULL},
     {"at", NULL, NULL, "status: agreed or new time, \"YYYY-MM-DD HH:MM\" China time", NULL},
     {"note", NULL, NULL, "status: free text", NULL},
     {"log-level", "CRM_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
     CRM_OPT_END};
 
 static const char *s_summary =
-    "The reference dealer client: applies this dealer's dispatches exactly once, in order.\n"
+    "The reference dealer client: applies this dealer's dispatches in order, each once while it\n"
+    "runs; after a crash --sync each repeats at most the one dispatch applied but not yet in the\n"
+    "state file, --sync batch up to one batch (100). Each dispatch carries its number (seq) for\n"
+    "the dealer's system to drop a repeat.\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC --state FILE [--once] [--exec CMD]\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC status TESTDRIVE_ID STATUS\n"
     "             [--at \"YYYY-MM-DD HH:MM\"] [--note TEXT]\n"
@@ -84,26 +109,40 @@ typedef struct {
     const char *dealer;
     char stream[64];
     char topic[80];
+    char hb_prefix[80]; /* "dealer.<id>=" in a heartbeat's streams */
     zcert_t *cert;
     char server_key[41];
-    const char *state_file;
-    const char *exec;
-    bool sync_batch; /* --sync batch: the state file follows the acks */
+    const char *state_file, *exec, *endpoint, *pub;
+    bool sync_batch;
     int64_t timeout_ms, tries, poll_ms;
     bool once;
     zsock_t *sub, *req;
-    uint64_t last;  /* applied */
-    uint64_t acked; /* sent in an ack */
-    int64_t ack_at; /* when the last ack went out */
+    zpoller_t *poller;
+    uint64_t last;   /* applied */
+    uint64_t synced; /* in the state file */
+    int64_t synced_at;
+    /* the acknowledgement in flight, kept as bytes for a resend */
+    bool acking;
+    char ack_id[CRM_ID_MAX];
+    uint64_t ack_upto;
+    uint64_t ack_done; /* answered: acknowledged, or refused for good */
+    byte ack_frame[S_ACK_FRAME_MAX];
+    size_t ack_len;
+    int64_t ack_deadline, ack_sent_at, ack_retry_at, ack_backoff;
     /* the replay in flight */
     bool replaying;
     char replay_id[CRM_ID_MAX];
     int64_t replay_deadline;
-    int replay_tries;
+    int64_t replay_retry_at; /* 0: none; else ask again then (after busy, ...) */
+    int64_t replay_backoff;
+    int64_t replay_fails; /* in a row, for --once */
+    bool caught_up;
     int64_t next_poll;
-    int64_t blocked_until; /* apply failed: wait before asking again */
-    bool replay_done_once;
-    bool failed; /* an apply failed (--once ends with 1) */
+    int64_t blocked_until; /* apply failed: wait before trying it again */
+    bool failed;           /* an apply failed (--once ends with 1) */
+    bool stopping;
+    int64_t sub_alive_at; /* last heartbeat or push, or when the SUB was opened */
+    int rc;               /* -1 while running */
 } s_dealer_t;
 
 /* ------------------------------------------------------------ state file */
@@ -162,58 +201,143 @@ static zsock_t *s_socket(s_dealer_t *d, int type, const char *endpoint)
     return sock;
 }
 
-static int s_send_msg(zsock_t *sock, crm_msg_t *m, char *id_out)
+/* Replaces a socket by a fresh one (new connection, new CURVE handshake). */
+static int s_reopen(s_dealer_t *d, zsock_t **sock, int type, const char *endpoint)
+{
+    if (*sock)
+        zsock_set_linger(*sock, 0);
+    zsock_destroy(sock);
+    *sock = s_socket(d, type, endpoint);
+    zpoller_destroy(&d->poller);
+    if (!*sock)
+        return -1;
+    if (d->req && d->sub)
+        d->poller = zpoller_new(d->req, d->sub, NULL);
+    return 0;
+}
+
+static void s_send(s_dealer_t *d, const void *data, size_t len)
+{
+    /* A full queue loses it like the network would; the timeout resends. */
+    if (d->req)
+        zmq_send(zsock_resolve(d->req), data, len, ZMQ_DONTWAIT);
+}
+
+/* Fills the envelope of a request (fresh id, now, producer) and encodes it. */
+static int s_encode_request(crm_msg_t *m, msgpack_sbuffer *buf)
 {
     crm_new_id(m->id, sizeof m->id);
     m->ts = crm_now_ms();
     snprintf(m->producer, sizeof m->producer, "dealer");
-    if (id_out)
-        snprintf(id_out, CRM_ID_MAX, "%s", m->id);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    int rc = crm_msg_encode(m, &buf, NULL);
-    if (rc == 0)
-        rc = zmq_send(zsock_resolve(sock), buf.data, buf.size, ZMQ_DONTWAIT) < 0 ? -1 : 0;
-    msgpack_sbuffer_destroy(&buf);
-    return rc;
+    msgpack_sbuffer_init(buf);
+    return crm_msg_encode(m, buf, NULL);
 }
+
+/* The answers that mean "ask again later", not "no". */
+static bool s_retry_code(const char *code)
+{
+    return code && (!strcmp(code, "busy") || !strcmp(code, "unavailable") ||
+                    !strcmp(code, "not_certified"));
+}
+
+static int64_t s_backoff(int64_t current)
+{
+    return current ? (current * 2 > S_BACKOFF_MAX_MS ? S_BACKOFF_MAX_MS : current * 2)
+                   : S_BACKOFF_FIRST_MS;
+}
+
+/* ------------------------------------------------------------ requests */
 
 static void s_ask_replay(s_dealer_t *d)
 {
     crm_msg_t m;
     crm_msg_init(&m, CRM_T_dealer_replay);
     CRM_SET_I64(&m, dealer_replay, from, (int64_t) d->last + 1);
-    if (s_send_msg(d->req, &m, d->replay_id) == 0) {
+    msgpack_sbuffer buf;
+    if (s_encode_request(&m, &buf) == 0) {
+        s_send(d, buf.data, buf.size);
+        snprintf(d->replay_id, sizeof d->replay_id, "%s", m.id);
         d->replaying = true;
         d->replay_deadline = crm_mono_ms() + d->timeout_ms;
+        d->replay_retry_at = 0;
         crm_info("dealer.replay_asked", "dealer=%s from=%llu", d->dealer,
                  (unsigned long long) d->last + 1);
     }
+    msgpack_sbuffer_destroy(&buf);
     crm_msg_clear(&m);
 }
 
-static void s_ack(s_dealer_t *d, bool force)
+/* --sync batch: the state file follows at most 100 dispatches or 100 ms
+   behind, and always before the acknowledgement that covers them. */
+static void s_sync(s_dealer_t *d, bool force)
 {
-    if (d->last == d->acked)
+    if (d->synced >= d->last)
         return;
     int64_t now = crm_mono_ms();
-    if (!force && now - d->ack_at < S_ACK_EVERY_MS && d->last - d->acked < S_ACK_EVERY_N)
+    if (!force && d->last - d->synced < S_SYNC_EVERY_N && now - d->synced_at < S_SYNC_EVERY_MS)
         return;
-    /* --sync batch: what is acknowledged is on disk first. */
-    if (d->sync_batch && s_state_write(d->state_file, d->last) != 0) {
-        crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer, d->state_file,
-                  strerror(errno));
-        s_stop = 1;
+    if (s_state_write(d->state_file, d->last) != 0) {
+        crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
+                  d->state_file, strerror(errno));
+        d->rc = S_EXIT_NO;
         return;
     }
+    d->synced = d->last;
+    d->synced_at = now;
+}
+
+/* One ack in flight at a time, for what is in the state file; the first
+   one goes out at start-up, which repairs an ack lost before a crash. */
+static void s_ack(s_dealer_t *d, bool force)
+{
+    int64_t now = crm_mono_ms();
+    uint64_t upto = d->synced;
+    if (d->acking || upto <= d->ack_done || (!force && now < d->ack_retry_at))
+        return;
+    if (!force && now - d->ack_sent_at < S_ACK_EVERY_MS && upto - d->ack_done < S_ACK_EVERY_N)
+        return;
     crm_msg_t m;
     crm_msg_init(&m, CRM_T_dealer_ack);
-    CRM_SET_I64(&m, dealer_ack, upto, (int64_t) d->last);
-    if (s_send_msg(d->req, &m, NULL) == 0) {
-        d->acked = d->last;
-        d->ack_at = now;
+    CRM_SET_I64(&m, dealer_ack, upto, (int64_t) upto);
+    msgpack_sbuffer buf;
+    if (s_encode_request(&m, &buf) == 0 && buf.size <= sizeof d->ack_frame) {
+        memcpy(d->ack_frame, buf.data, buf.size);
+        d->ack_len = buf.size;
+        snprintf(d->ack_id, sizeof d->ack_id, "%s", m.id);
+        d->ack_upto = upto;
+        d->acking = true;
+        d->ack_deadline = now + d->timeout_ms;
+        d->ack_sent_at = now;
+        s_send(d, d->ack_frame, d->ack_len);
     }
+    msgpack_sbuffer_destroy(&buf);
     crm_msg_clear(&m);
+}
+
+/* A request went unanswered: a fresh socket; the ack goes again with the
+   same bytes (same id), the replay from where we are now. */
+static void s_reopen_requests(s_dealer_t *d)
+{
+    crm_warn("dealer.no_answer", "dealer=%s endpoint=%s replay=%d ack=%d", d->dealer, d->endpoint,
+             d->replaying, d->acking);
+    if (s_reopen(d, &d->req, ZMQ_DEALER, d->endpoint) != 0) {
+        crm_error("dealer.socket_failed", "dealer=%s endpoint=%s", d->dealer, d->endpoint);
+        d->rc = S_EXIT_NO;
+        return;
+    }
+    int64_t now = crm_mono_ms();
+    if (d->acking) {
+        d->ack_deadline = now + d->timeout_ms;
+        s_send(d, d->ack_frame, d->ack_len);
+    }
+    if (d->replaying) {
+        d->replaying = false;
+        if (++d->replay_fails >= d->tries && d->once) {
+            d->rc = S_EXIT_NOANSWER;
+            return;
+        }
+        s_ask_replay(d);
+    }
 }
 
 /* ------------------------------------------------------------ apply */
@@ -228,94 +352,348 @@ static int s_run_exec(const char *cmd, const char *json)
     return ok && status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* Applies one dispatch that is exactly next in line. 0 applied (state
-   written), -1 not applied (left for a later try). */
-static int s_apply(s_dealer_t *d, const crm_msg_t *m)
+/* Applies one dispatch that is exactly next in line; on failure it is left
+   for a later try (blocked_until), or the run ends (state not written). */
+static void s_apply(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
     char *json = crm_msg_to_json(m);
-    if (!json)
-        return -1;
-    int rc;
-    if (d->exec)
+    int rc = -1;
+    if (json && d->exec)
         rc = s_run_exec(d->exec, json);
-    else
+    else if (json)
         rc = fputs(json, stdout) >= 0 && fputc('\n', stdout) != EOF && fflush(stdout) == 0 ? 0 : -1;
     free(json);
     if (rc != 0) {
         crm_warn("dealer.apply_failed", "dealer=%s seq=%llu retry_ms=%d", d->dealer,
                  (unsigned long long) m->seq, S_APPLY_RETRY_MS);
-        return -1;
+        d->blocked_until = crm_mono_ms() + S_APPLY_RETRY_MS;
+        d->failed = true;
+        return;
     }
-    if (!d->sync_batch && s_state_write(d->state_file, m->seq) != 0) {
-        /* Applied but not recorded: stop here; the next start repeats it. */
-        crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
-                  d->state_file, strerror(errno));
-        s_stop = 1;
-        return -1;
+    if (!d->sync_batch) {
+        if (s_state_write(d->state_file, m->seq) != 0) {
+            /* Applied but not recorded: stop here; the next start repeats it. */
+            crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
+                      d->state_file, strerror(errno));
+            d->rc = S_EXIT_NO;
+            return;
+        }
+        d->synced = m->seq;
     }
     d->last = m->seq;
-    return 0;
+    crm_debug("dealer.applied", "dealer=%s seq=%llu via=%s", d->dealer, (unsigned long long) m->seq,
+              live ? "live" : "replay");
+    s_sync(d, false);
+    s_ack(d, false);
 }
 
 /* A dispatch from a replay or a push: dropped when already applied, applied
    when next, and a replay is asked for when numbers are missing. */
-static void s_on_dispatch(s_dealer_t *d, const void *data, size_t len, bool live)
+static void s_on_dispatch(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
-    crm_msg_t m;
-    crm_err_t e;
-    if (crm_msg_decode(data, len, &m, &e) != 0) {
-        crm_warn("dealer.malformed", "dealer=%s field=%s", d->dealer, e.field);
-        return;
-    }
-    if (m.type != CRM_T_dealer_dispatch || strcmp(m.stream, d->stream)) {
-        crm_warn("dealer.unexpected", "dealer=%s type=%s stream=%s", d->dealer,
-                 crm_type_name(m.type), m.stream);
-    } else if (m.seq <= d->last) {
-        crm_debug("dealer.duplicate", "dealer=%s seq=%llu", d->dealer, (unsigned long long) m.seq);
-    } else if (d->blocked_until > crm_mono_ms()) {
-        /* waiting to try the failed one again */
-    } else if (m.seq == d->last + 1) {
-        if (s_apply(d, &m) != 0 && !s_stop) {
-            d->blocked_until = crm_mono_ms() + S_APPLY_RETRY_MS;
-            d->failed = true;
-        } else
-            s_ack(d, false);
-    } else if (live && !d->replaying) {
+    if (strcmp(m->stream, d->stream)) {
+        char shown[64];
+        crm_warn("dealer.unexpected", "dealer=%s stream=%s", d->dealer,
+                 crm_log_value(m->stream, shown, sizeof shown));
+    } else if (m->seq <= d->last) {
+        crm_debug("dealer.duplicate", "dealer=%s seq=%llu", d->dealer, (unsigned long long) m->seq);
+    } else if (d->stopping || d->rc >= 0 || d->blocked_until > crm_mono_ms()) {
+        /* stopping, or waiting to try the failed one again */
+    } else if (m->seq == d->last + 1) {
+        s_apply(d, m, live);
+    } else if (live && !d->replaying && !d->replay_retry_at) {
         crm_info("dealer.gap", "dealer=%s have=%llu got=%llu", d->dealer,
-                 (unsigned long long) d->last, (unsigned long long) m.seq);
+                 (unsigned long long) d->last, (unsigned long long) m->seq);
         s_ask_replay(d);
     }
-    crm_msg_clear(&m);
+}
+
+/* A heartbeat names the latest number of our stream: above what we
+   applied means the last push(es) were lost. */
+static void s_on_heartbeat(s_dealer_t *d, const crm_msg_t *m)
+{
+    const crm_strs_t *streams = &m->body.heartbeat.streams;
+    size_t plen = strlen(d->hb_prefix);
+    bool found = false;
+    uint64_t latest = 0;
+    for (size_t i = 0; i < streams->n; i++) {
+        const char *e = streams->v[i];
+        if (strncmp(e, d->hb_prefix, plen))
+            continue;
+        const char *num = e + plen;
+        size_t n = strspn(num, "0123456789");
+        if (n == 0 || n > 20 || num[n])
+            continue;
+        errno = 0;
+        unsigned long long v = strtoull(num, NULL, 10);
+        if (errno == 0) {
+            latest = v;
+            found = true;
+        }
+    }
+    if (found && latest > d->last && !d->replaying && !d->replay_retry_at && !d->blocked_until &&
+        !d->stopping) {
+        crm_info("dealer.behind", "dealer=%s have=%llu latest=%llu", d->dealer,
+                 (unsigned long long) d->last, (unsigned long long) latest);
+        s_ask_replay(d);
+    }
+}
+
+/* ------------------------------------------------------------ answers */
+
+static void s_on_replay_reply(s_dealer_t *d, const crm_body_dealer_reply_t *r)
+{
+    int64_t now = crm_mono_ms();
+    d->replaying = false;
+    d->next_poll = now + d->poll_ms;
+    if (r->ok) {
+        d->replay_fails = d->replay_backoff = 0;
+        crm_info("dealer.replayed", "dealer=%s count=%lld last=%lld applied=%llu", d->dealer,
+                 (long long) r->count, (long long) r->last, (unsigned long long) d->last);
+        if (r->has.last && r->last > 0 && d->last < (uint64_t) r->last) {
+            if (!d->blocked_until && !d->stopping)
+                s_ask_replay(d); /* pushes arrived meanwhile, or some were lost */
+        } else {
+            d->caught_up = true;
+        }
+        return;
+    }
+    const char *code = r->code ? r->code : "-";
+    char c[64], msg[200];
+    crm_log_value(code, c, sizeof c);
+    crm_log_value(r->message ? r->message : "", msg, sizeof msg);
+    if (!strcmp(code, "below_retained")) {
+        crm_error("dealer.below_retained", "dealer=%s want=%llu first=%lld last=%lld message=%s",
+                  d->dealer, (unsigned long long) d->last + 1, (long long) r->first,
+                  (long long) r->last, msg);
+        d->rc = S_EXIT_GAP;
+        return;
+    }
+    bool retry = s_retry_code(code);
+    d->replay_fails++;
+    if (d->once && (!retry || d->replay_fails >= d->tries)) {
+        crm_error("dealer.replay_refused", "dealer=%s code=%s message=%s", d->dealer, c, msg);
+        d->rc = !strcmp(code, "busy") || !strcmp(code, "unavailable") ? S_EXIT_NOANSWER : S_EXIT_NO;
+        return;
+    }
+    /* Following the stream, it never gives up; a request the gateway finds
+       wrong is asked again as slowly as the rest (a gateway may be fixed). */
+    d->replay_backoff = s_backoff(d->replay_backoff);
+    d->replay_retry_at = now + d->replay_backoff;
+    crm_log(retry ? CRM_LOG_WARN : CRM_LOG_ERROR, "dealer.replay_refused",
+            "dealer=%s code=%s message=%s retry_ms=%lld", d->dealer, c, msg,
+            (long long) d->replay_backoff);
+}
+
+static void s_on_ack_reply(s_dealer_t *d, const crm_body_dealer_reply_t *r)
+{
+    d->acking = false;
+    if (r->ok) {
+        if (d->ack_upto > d->ack_done)
+            d->ack_done = d->ack_upto;
+        d->ack_backoff = 0;
+        crm_debug("dealer.acked", "dealer=%s upto=%llu", d->dealer, (unsigned long long) d->ack_upto);
+        return;
+    }
+    const char *code = r->code ? r->code : "-";
+    char c[64], msg[200];
+    crm_log_value(code, c, sizeof c);
+    crm_log_value(r->message ? r->message : "", msg, sizeof msg);
+    if (s_retry_code(code)) {
+        d->ack_backoff = s_backoff(d->ack_backoff);
+        d->ack_retry_at = crm_mono_ms() + d->ack_backoff;
+        crm_warn("dealer.ack_refused", "dealer=%s code=%s retry_ms=%lld", d->dealer, c,
+                 (long long) d->ack_backoff);
+        return;
+    }
+    /* beyond_last and the like: the same ack would get the same answer. */
+    if (d->ack_upto > d->ack_done)
+        d->ack_done = d->ack_upto;
+    crm_error("dealer.ack_refused", "dealer=%s code=%s upto=%llu message=%s", d->dealer, c,
+              (unsigned long long) d->ack_upto, msg);
+}
+
+static void s_on_reply(s_dealer_t *d, const crm_msg_t *m)
+{
+    const crm_body_dealer_reply_t *r = &m->body.dealer_reply;
+    if (d->replaying && !strcmp(m->corr, d->replay_id)) {
+        s_on_replay_reply(d, r);
+    } else if (d->acking && !strcmp(m->corr, d->ack_id)) {
+        s_on_ack_reply(d, r);
+    } else if (!m->corr[0]) {
+        /* The gateway could not read the request's id (or refused the
+           certificate before reading it): it answers whatever is in flight. */
+        char c[64];
+        crm_warn("dealer.refused", "dealer=%s code=%s", d->dealer,
+                 crm_log_value(r->code ? r->code : "-", c, sizeof c));
+        bool retry = !r->ok && s_retry_code(r->code);
+        if (retry && d->replaying)
+            s_on_replay_reply(d, r);
+        if (retry && d->acking)
+            s_on_ack_reply(d, r);
+    } else {
+        crm_debug("dealer.stale_reply", "dealer=%s", d->dealer);
+    }
+}
+
+/* Replayed dispatches and answers queue on one connection: while any
+   arrives, what is in flight is not lost, only behind them. */
+static void s_touch_requests(s_dealer_t *d)
+{
+    int64_t deadline = crm_mono_ms() + d->timeout_ms;
+    if (d->replaying)
+        d->replay_deadline = deadline;
+    if (d->acking)
+        d->ack_deadline = deadline;
+}
+
+/* ------------------------------------------------------------ sockets in */
+
+static void s_drain_req(s_dealer_t *d, bool finishing)
+{
+    for (int i = 0; i < S_DRAIN_MAX && (zsock_events(d->req) & ZMQ_POLLIN); i++) {
+        if (!finishing && (s_stop || d->rc >= 0))
+            return;
+        zmsg_t *msg = zmsg_recv(d->req);
+        if (!msg)
+            return;
+        zframe_t *f = zmsg_first(msg);
+        if (zmsg_size(msg) == 2 && zframe_size(f) == 0)
+            f = zmsg_next(msg); /* a REQ-style delimiter: tolerated */
+        else if (zmsg_size(msg) != 1)
+            f = NULL;
+        crm_msg_t m;
+        crm_err_t e;
+        if (!f) {
+            crm_warn("dealer.malformed", "dealer=%s socket=requests field=frames", d->dealer);
+        } else if (crm_msg_decode(zframe_data(f), zframe_size(f), &m, &e) != 0) {
+            crm_warn("dealer.malformed", "dealer=%s socket=requests field=%s", d->dealer, e.field);
+        } else {
+            s_touch_requests(d);
+            if (m.type == CRM_T_dealer_dispatch)
+                s_on_dispatch(d, &m, false);
+            else if (m.type == CRM_T_dealer_reply)
+                s_on_reply(d, &m);
+            else
+                crm_warn("dealer.unexpected", "dealer=%s type=%s", d->dealer, crm_type_name(m.type));
+            crm_msg_clear(&m);
+        }
+        zmsg_destroy(&msg);
+    }
+}
+
+static void s_drain_sub(s_dealer_t *d)
+{
+    for (int i = 0; i < S_DRAIN_MAX && (zsock_events(d->sub) & ZMQ_POLLIN); i++) {
+        if (s_stop || d->rc >= 0)
+            return;
+        zmsg_t *msg = zmsg_recv(d->sub);
+        if (!msg)
+            return;
+        zframe_t *topic = zmsg_first(msg);
+        zframe_t *frame = zmsg_next(msg);
+        crm_msg_t m;
+        crm_err_t e;
+        if (zmsg_size(msg) != 2 || !zframe_streq(topic, d->topic)) {
+            crm_warn("dealer.malformed", "dealer=%s socket=live field=frames", d->dealer);
+        } else if (crm_msg_decode(zframe_data(frame), zframe_size(frame), &m, &e) != 0) {
+            crm_warn("dealer.malformed", "dealer=%s socket=live field=%s", d->dealer, e.field);
+        } else {
+            if (m.type == CRM_T_heartbeat || m.type == CRM_T_dealer_dispatch)
+                d->sub_alive_at = crm_mono_ms();
+            if (m.type == CRM_T_heartbeat)
+                s_on_heartbeat(d, &m);
+            else if (m.type == CRM_T_dealer_dispatch)
+                s_on_dispatch(d, &m, true);
+            else
+                crm_warn("dealer.unexpected", "dealer=%s type=%s", d->dealer, crm_type_name(m.type));
+            crm_msg_clear(&m);
+        }
+        zmsg_destroy(&msg);
+    }
 }
 
 /* ------------------------------------------------------------ run */
 
-static int s_on_reply(s_dealer_t *d, const crm_msg_t *m)
+/* What to send now: acks, a replay again (unanswered, after a backoff,
+   after a failed apply, or as the slow poll), a new SUB without heartbeats. */
+static void s_tick(s_dealer_t *d)
 {
-    const crm_body_dealer_reply_t *r = &m->body.dealer_reply;
-    if (!d->replaying || strcmp(m->corr, d->replay_id)) {
-        if (!r->ok)
-            crm_warn("dealer.refused", "dealer=%s code=%s message=\"%s\"", d->dealer,
-                     r->code ? r->code : "-", r->message ? r->message : "");
-        return 0;
+    s_sync(d, false);
+    s_ack(d, false);
+    if (d->rc >= 0)
+        return;
+    if (d->once && (d->failed || d->caught_up)) {
+        d->rc = d->failed ? S_EXIT_NO : S_EXIT_OK;
+        return;
     }
-    d->replaying = false;
-    d->replay_tries = 0;
-    d->next_poll = crm_mono_ms() + d->poll_ms;
-    if (!r->ok) {
-        crm_error("dealer.replay_refused", "dealer=%s code=%s first=%lld message=\"%s\"", d->dealer,
-                  r->code ? r->code : "-", (long long) r->first, r->message ? r->message : "");
-        if (r->code && !strcmp(r->code, "below_retained"))
-            return S_EXIT_GAP;
-        return 0; /* busy, unavailable: asked again at the next poll */
+    int64_t now = crm_mono_ms();
+    if ((d->replaying && now > d->replay_deadline) || (d->acking && now > d->ack_deadline)) {
+        s_reopen_requests(d);
+        if (d->rc >= 0)
+            return;
     }
-    crm_info("dealer.replayed", "dealer=%s count=%lld last=%lld applied=%llu", d->dealer,
-             (long long) r->count, (long long) r->last, (unsigned long long) d->last);
-    if (d->last < (uint64_t) r->last && d->blocked_until <= crm_mono_ms())
-        s_ask_replay(d); /* pushes arrived meanwhile, or some were dropped */
-    else
-        d->replay_done_once = true;
-    return 0;
+    if (!d->replaying) {
+        if (d->replay_retry_at) {
+            if (now >= d->replay_retry_at)
+                s_ask_replay(d);
+        } else if (d->blocked_until) {
+            if (now >= d->blocked_until) {
+                d->blocked_until = 0; /* try the failed dispatch again */
+                s_ask_replay(d);
+            }
+        } else if (now >= d->next_poll) {
+            s_ask_replay(d);
+        }
+    }
+    if (!d->once && now - d->sub_alive_at > S_HEARTBEAT_TIMEOUT_MS) {
+        /* No heartbeat: the subscription was refused, or the connection died
+           without TCP noticing. A new socket subscribes afresh. */
+        crm_info("dealer.resubscribed", "dealer=%s silent_ms=%lld", d->dealer,
+                 (long long) (now - d->sub_alive_at));
+        if (s_reopen(d, &d->sub, ZMQ_SUB, d->pub) != 0) {
+            crm_error("dealer.socket_failed", "dealer=%s endpoint=%s", d->dealer, d->pub);
+            d->rc = S_EXIT_NO;
+        }
+        d->sub_alive_at = now;
+    }
+}
+
+/* What was applied goes into the state file and into a last ack whose
+   answer is awaited: one timeout after a signal, up to --tries with --once
+   (the same bytes on a fresh socket each time). */
+static void s_finish(s_dealer_t *d)
+{
+    d->stopping = true;
+    if (d->synced < d->last) {
+        if (s_state_write(d->state_file, d->last) != 0) {
+            crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
+                      d->state_file, strerror(errno));
+            d->rc = S_EXIT_NO;
+            return;
+        }
+        d->synced = d->last;
+    }
+    d->acking = false; /* an ack still in flight is covered by the last one */
+    int64_t tries = d->once && !s_stop ? d->tries : 1;
+    for (int64_t t = 0; t < tries && d->synced > d->ack_done && !(s_stop && t > 0); t++) {
+        if (!d->acking) {
+            while (crm_mono_ms() < d->ack_retry_at && !s_stop)
+                zclock_sleep(50);
+            s_ack(d, true);
+        } else if (s_reopen(d, &d->req, ZMQ_DEALER, d->endpoint) == 0) {
+            d->ack_deadline = crm_mono_ms() + d->timeout_ms;
+            s_send(d, d->ack_frame, d->ack_len);
+        }
+        while (d->acking && d->req && crm_mono_ms() < d->ack_deadline) {
+            zmq_pollitem_t item = {zsock_resolve(d->req), 0, ZMQ_POLLIN, 0};
+            if (zmq_poll(&item, 1, 50) > 0)
+                s_drain_req(d, true);
+        }
+    }
+    if (d->synced > d->ack_done)
+        crm_warn("dealer.ack_unanswered", "dealer=%s upto=%llu hint=\"sent again at the next start\"",
+                 d->dealer, (unsigned long long) d->synced);
 }
 
 static int s_run(s_dealer_t *d)
@@ -325,78 +703,40 @@ static int s_run(s_dealer_t *d)
                 d->state_file);
         return S_EXIT_NO;
     }
-    d->acked = d->last;
-    d->sub = s_socket(d, ZMQ_SUB, crm_opt(s_opts, "pub"));
-    d->req = s_socket(d, ZMQ_DEALER, crm_opt(s_opts, "endpoint"));
-    if (!d->sub || !d->req) {
-        fprintf(stderr, "crm-dealer: cannot connect to %s / %s\n", crm_opt(s_opts, "pub"),
-                crm_opt(s_opts, "endpoint"));
+    d->synced = d->last;
+    d->rc = -1;
+    d->sub = s_socket(d, ZMQ_SUB, d->pub);
+    d->req = s_socket(d, ZMQ_DEALER, d->endpoint);
+    d->poller = d->sub && d->req ? zpoller_new(d->req, d->sub, NULL) : NULL;
+    if (!d->poller) {
+        fprintf(stderr, "crm-dealer: cannot connect to %s / %s\n", d->pub, d->endpoint);
+        zsock_destroy(&d->sub);
+        zsock_destroy(&d->req);
         return S_EXIT_NO;
     }
-    crm_info("dealer.start", "dealer=%s last=%llu", d->dealer, (unsigned long long) d->last);
+    d->sub_alive_at = crm_mono_ms();
+    crm_info("dealer.start", "dealer=%s last=%llu sync=%s", d->dealer, (unsigned long long) d->last,
+             d->sync_batch ? "batch" : "each");
     s_ask_replay(d);
-    zpoller_t *poller = zpoller_new(d->req, d->sub, NULL);
-    int rc = S_EXIT_OK;
-    while (!s_stop) {
-        zsock_t *which = zpoller_wait(poller, 50);
-        if (which == d->req) {
-            zframe_t *f = zframe_recv(d->req);
-            if (f) {
-                crm_msg_t m;
-                crm_err_t e;
-                if (crm_msg_decode(zframe_data(f), zframe_size(f), &m, &e) == 0) {
-                    if (m.type == CRM_T_dealer_reply)
-                        rc = s_on_reply(d, &m);
-                    else if (d->replaying)
-                        d->replay_deadline = crm_mono_ms() + d->timeout_ms;
-                    bool dispatch = m.type == CRM_T_dealer_dispatch;
-                    crm_msg_clear(&m);
-                    if (dispatch)
-                        s_on_dispatch(d, zframe_data(f), zframe_size(f), false);
-                }
-                zframe_destroy(&f);
-                if (rc != S_EXIT_OK)
-                    break;
-            }
-        } else if (which == d->sub) {
-            zmsg_t *msg = zmsg_recv(d->sub);
-            zframe_t *topic = msg ? zmsg_first(msg) : NULL;
-            zframe_t *frame = msg ? zmsg_next(msg) : NULL;
-            if (topic && frame && zframe_streq(topic, d->topic))
-                s_on_dispatch(d, zframe_data(frame), zframe_size(frame), true);
-            zmsg_destroy(&msg);
-        } else if (zpoller_terminated(poller) && !s_stop) {
+    while (!s_stop && d->rc < 0) {
+        zsock_t *which = zpoller_wait(d->poller, 50);
+        if (which == d->req || which == d->sub) {
+            /* Either may be ready: both are drained, by their events. */
+            s_drain_req(d, false);
+            if (d->rc < 0)
+                s_drain_sub(d);
+        } else if (zpoller_terminated(d->poller) && !s_stop) {
             s_stop = 1;
         }
-        int64_t now = crm_mono_ms();
-        s_ack(d, false);
-        if (d->once && d->failed) {
-            rc = S_EXIT_NO;
-            break;
-        }
-        if (d->once && d->replay_done_once)
-            break;
-        if (d->replaying && now > d->replay_deadline) {
-            if (++d->replay_tries >= d->tries && d->once) {
-                crm_error("dealer.no_answer", "dealer=%s endpoint=%s", d->dealer,
-                          crm_opt(s_opts, "endpoint"));
-                rc = S_EXIT_NOANSWER;
-                break;
-            }
-            s_ask_replay(d); /* the DEALER socket reconnects by itself; ask again */
-        } else if (!d->replaying && d->blocked_until && now >= d->blocked_until) {
-            d->blocked_until = 0; /* try the failed dispatch again */
-            s_ask_replay(d);
-        } else if (!d->replaying && now >= d->next_poll && d->blocked_until <= now) {
-            s_ask_replay(d);
-        }
+        if (!s_stop)
+            s_tick(d);
     }
-    s_ack(d, true);
-    /* Let the last ack out (linger), then close. */
-    zpoller_destroy(&poller);
+    s_finish(d);
+    int rc = d->rc < 0 ? S_EXIT_OK : d->rc;
+    zpoller_destroy(&d->poller);
     zsock_destroy(&d->sub);
     zsock_destroy(&d->req);
-    crm_info("dealer.stop", "dealer=%s last=%llu", d->dealer, (unsigned long long) d->last);
+    crm_info("dealer.stop", "dealer=%s last=%llu rc=%d", d->dealer, (unsigned long long) d->last, rc);
     return rc;
 }
 
@@ -414,6 +754,9 @@ static int64_t s_parse_at(const char *text)
     return (int64_t) timegm(&tm) * 1000 - CRM_CST_OFFSET_MS;
 }
 
+/* One report, Lazy Pirate: a fresh socket per send, the same bytes (same
+   id) every time; busy / unavailable / not_certified wait and send again;
+   --tries sends in all. The last answer is printed. */
 static int s_status(s_dealer_t *d, const char *testdrive, const char *status)
 {
     crm_msg_t m;
@@ -432,52 +775,70 @@ static int s_status(s_dealer_t *d, const char *testdrive, const char *status)
     }
     if (note)
         CRM_SET_STR(&m, dealer_status, note, note);
-    crm_new_id(m.id, sizeof m.id);
-    m.ts = crm_now_ms();
-    snprintf(m.producer, sizeof m.producer, "dealer");
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    int rc = S_EXIT_NOANSWER;
-    if (crm_msg_encode(&m, &buf, NULL) != 0)
+    char *answer = NULL; /* the last reply, as JSON */
+    char code[32] = "";  /* and its code */
+    bool ok = false;
+    int64_t backoff = 0;
+    if (s_encode_request(&m, &buf) != 0)
         goto done;
-    /* Lazy Pirate: a fresh socket per try, the same bytes (same id). */
     for (int64_t t = 0; t < d->tries && !s_stop; t++) {
-        zsock_t *sock = s_socket(d, ZMQ_DEALER, crm_opt(s_opts, "endpoint"));
+        for (int64_t wake = crm_mono_ms() + backoff; backoff && !s_stop && crm_mono_ms() < wake;)
+            zclock_sleep(50);
+        zsock_t *sock = s_socket(d, ZMQ_DEALER, d->endpoint);
         if (!sock)
             break;
         zsock_set_linger(sock, 0);
         zmq_send(zsock_resolve(sock), buf.data, buf.size, 0);
         zpoller_t *poller = zpoller_new(sock, NULL);
         int64_t deadline = crm_mono_ms() + d->timeout_ms;
-        while (rc == S_EXIT_NOANSWER && crm_mono_ms() < deadline && !s_stop) {
+        bool got = false;
+        while (!got && crm_mono_ms() < deadline && !s_stop) {
             if (zpoller_wait(poller, (int) (deadline - crm_mono_ms())) != sock)
                 continue;
-            zframe_t *f = zframe_recv(sock);
+            zmsg_t *msg = zmsg_recv(sock);
+            zframe_t *f = msg && zmsg_size(msg) <= 2 ? zmsg_last(msg) : NULL;
             crm_msg_t r;
             crm_err_t e;
             if (f && crm_msg_decode(zframe_data(f), zframe_size(f), &r, &e) == 0) {
-                if (r.type == CRM_T_dealer_reply && !strcmp(r.corr, m.id)) {
-                    char *json = crm_msg_to_json(&r);
-                    printf("%s\n", json ? json : "{}");
-                    free(json);
-                    rc = r.body.dealer_reply.ok ? S_EXIT_OK : S_EXIT_NO;
+                /* An empty corr answers the one request this socket carried. */
+                if (r.type == CRM_T_dealer_reply && (!strcmp(r.corr, m.id) || !r.corr[0])) {
+                    got = true;
+                    free(answer);
+                    answer = crm_msg_to_json(&r);
+                    ok = r.body.dealer_reply.ok;
+                    snprintf(code, sizeof code, "%s", r.body.dealer_reply.code ? r.body.dealer_reply.code : "");
                 }
                 crm_msg_clear(&r);
             }
-            zframe_destroy(&f);
+            zmsg_destroy(&msg);
         }
         zpoller_destroy(&poller);
         zsock_destroy(&sock);
-        if (rc != S_EXIT_NOANSWER)
+        if (!got) {
+            backoff = 0;
+            crm_warn("dealer.no_answer", "dealer=%s try=%lld", d->dealer, (long long) t + 1);
+            continue;
+        }
+        if (ok || !s_retry_code(code))
             break;
-        crm_warn("dealer.no_answer", "dealer=%s try=%lld", d->dealer, (long long) t + 1);
+        backoff = s_backoff(backoff);
+        char c[64];
+        crm_warn("dealer.status_refused", "dealer=%s code=%s retry_ms=%lld", d->dealer,
+                 crm_log_value(code, c, sizeof c), (long long) backoff);
     }
-    if (rc == S_EXIT_NOANSWER)
-        fprintf(stderr, "crm-dealer: no answer from %s\n", crm_opt(s_opts, "endpoint"));
 done:
     msgpack_sbuffer_destroy(&buf);
     crm_msg_clear(&m);
-    return rc;
+    if (!answer) {
+        fprintf(stderr, "crm-dealer: no answer from %s\n", d->endpoint);
+        return S_EXIT_NOANSWER;
+    }
+    printf("%s\n", answer);
+    free(answer);
+    if (ok)
+        return S_EXIT_OK;
+    return !strcmp(code, "busy") || !strcmp(code, "unavailable") ? S_EXIT_NOANSWER : S_EXIT_NO;
 }
 
 /* ------------------------------------------------------------ main */
@@ -503,8 +864,10 @@ int main(int argc, char **argv)
     crm_log_init("dealer", crm_opt(s_opts, "log-level"));
     once = once || !strcmp(crm_opt(s_opts, "once"), "1");
 
-    s_dealer_t d = {.once = once};
+    s_dealer_t d = {.once = once, .rc = -1};
     d.dealer = crm_opt(s_opts, "dealer");
+    d.endpoint = crm_opt(s_opts, "endpoint");
+    d.pub = crm_opt(s_opts, "pub");
     const char *cert = crm_opt(s_opts, "cert"), *server = crm_opt(s_opts, "server-cert");
     bool status = npos >= 1 && !strcmp(argv[1], "status");
     if (!d.dealer || !cert || !server || (!status && !crm_opt(s_opts, "state")) ||
@@ -513,12 +876,18 @@ int main(int argc, char **argv)
                         "--state are needed; try --help\n");
         return S_EXIT_USAGE;
     }
+    if (!crm_dealer_id_valid(d.dealer)) {
+        fprintf(stderr, "crm-dealer: --dealer: 1 to %d letters, digits, '_' or '-'\n",
+                CRM_DEALER_ID_MAX);
+        return S_EXIT_USAGE;
+    }
     if (crm_opt_i64(s_opts, "timeout-ms", 1, 3600000, &d.timeout_ms) != 0 ||
         crm_opt_i64(s_opts, "tries", 1, 100, &d.tries) != 0 ||
         crm_opt_i64(s_opts, "poll-ms", 100, 86400000, &d.poll_ms) != 0)
         return S_EXIT_USAGE;
     snprintf(d.stream, sizeof d.stream, "dealer.%s", d.dealer);
     snprintf(d.topic, sizeof d.topic, "dealer.%s:", d.dealer);
+    snprintf(d.hb_prefix, sizeof d.hb_prefix, "dealer.%s=", d.dealer);
     d.state_file = crm_opt(s_opts, "state");
     d.exec = crm_opt(s_opts, "exec");
     const char *sync = crm_opt(s_opts, "sync");
@@ -532,6 +901,16 @@ int main(int argc, char **argv)
     static const byte zero[32] = {0};
     if (!d.cert || !memcmp(zcert_secret_key(d.cert), zero, sizeof zero)) {
         fprintf(stderr, "crm-dealer: %s is not a secret certificate\n", cert);
+        zcert_destroy(&d.cert);
+        return S_EXIT_NO;
+    }
+    /* The gateway trusts the certificate's id, not ours: a mismatch would
+       follow (and write the state file of) the wrong stream. */
+    const char *certified = zcert_meta(d.cert, "dealer-id");
+    if (certified && strcmp(certified, d.dealer)) {
+        char shown[64];
+        fprintf(stderr, "crm-dealer: %s is the certificate of dealer %s, not %s\n", cert,
+                crm_log_value(certified, shown, sizeof shown), d.dealer);
         zcert_destroy(&d.cert);
         return S_EXIT_NO;
     }

@@ -1,0 +1,982 @@
+/*  A dealer's IT wrote its client in Python from tools/DEALERS.md alone:
+ *  tools/crm_dealer.py, run here against the real gateway (crm-dispatcher
+ *  with a real redis-server, crmctl-made dealers and certificates, real
+ *  CURVE sockets). The clock is 2026-11-20 10:00 China time; test drives two
+ *  days away are dispatched at once.
+ *
+ *  A second part runs both reference clients (crm_dealer.py and crm-dealer)
+ *  against a fake gateway in this process, which sends what a real one
+ *  never would: garbage, heartbeats that stop, busy, silence.
+ *
+ *  Usage: test_dealer_python          what passes against today's gateway
+ *         test_dealer_python v1       what needs the gateway of protocol v1
+ *                                     (heartbeats, not_yours); ctest runs it
+ *                                     as test_dealer_python_v1 once enabled
+ *  CRM_TEST_DEALER_CLIENT="cmd args"  runs another client (same flags as
+ *                                     crm-dealer) instead of crm_dealer.py
+ *  CRM_TEST_PYTHON                    the interpreter (default /usr/bin/python3,
+ *                                     where Debian's python3-zmq lives)
+ */
+#include <czmq.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crm_clock.h"
+#include "crm_harness.h"
+
+#define NOW 1795140000000LL
+#define AT_NOV22 1795330800000LL /* 2026-11-22 15:00 CST */
+
+typedef struct {
+    crm_h_redis_t redis;
+    crm_store_t *store;
+    char env[8][320];
+    char clock[300], log[300], out[300], err[300], state[300], server[300], certs[300];
+    char secret[3][300]; /* D1, D2, D3 */
+    char ep_router[64], ep_pub[64];
+    pid_t dispatcher;
+    const char *client[8]; /* argv prefix of the client under test */
+    bool fake;             /* the fake-gateway fixture: no Redis, no dispatcher */
+    char dir[256];
+} fx_t;
+
+static const char *s_python(void)
+{
+    const char *p = getenv("CRM_TEST_PYTHON");
+    return p && *p ? p : "/usr/bin/python3";
+}
+
+/* The client under test: CRM_TEST_DEALER_CLIENT split on spaces, else
+   crm_dealer.py (or crm-dealer, for the fake-gateway cases that run both). */
+static void s_client_python(fx_t *f)
+{
+    static char custom[512];
+    static char script[512];
+    const char *env = getenv("CRM_TEST_DEALER_CLIENT");
+    int n = 0;
+    if (env && *env) {
+        snprintf(custom, sizeof custom, "%s", env);
+        for (char *save = NULL, *p = strtok_r(custom, " ", &save); p && n < 7; p = strtok_r(NULL, " ", &save))
+            f->client[n++] = p;
+    } else {
+        snprintf(script, sizeof script, "%s/tools/crm_dealer.py", CRM_SOURCE_DIR);
+        f->client[n++] = s_python();
+        f->client[n++] = script;
+    }
+    f->client[n] = NULL;
+}
+
+static void s_client_c(fx_t *f)
+{
+    static char bin[512];
+    snprintf(bin, sizeof bin, "%s/crm-dealer", CRM_BIN_DIR);
+    f->client[0] = bin;
+    f->client[1] = NULL;
+}
+
+/* Starts the client with `args` (NULL-terminated); stdout (the JSON lines)
+   to `out`, stderr (its log) to `err`. */
+static pid_t s_spawn(fx_t *f, const char *const *args, const char *out, const char *err)
+{
+    const char *argv[64];
+    int n = 0;
+    for (int i = 0; f->client[i]; i++)
+        argv[n++] = f->client[i];
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (o < 0 || e < 0)
+            _exit(126);
+        dup2(o, 1);
+        dup2(e, 2);
+        close(o);
+        close(e);
+        execv(argv[0], (char *const *) argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The common flags for dealer `d` (0 = D1, 1 = D2, 2 = D3), then `extra`. */
+static pid_t s_dealer(fx_t *f, int d, const char *state, const char *const *extra, const char *out,
+                      const char *err)
+{
+    static const char *ids[] = {"D1", "D2", "D3"};
+    const char *args[48] = {"--dealer", ids[d], "--cert", f->secret[d], "--server-cert", f->server,
+                            "--state", state, "--endpoint", f->ep_router, "--pub", f->ep_pub};
+    int n = 12;
+    for (int i = 0; extra && extra[i] && n < 47; i++)
+        args[n++] = extra[i];
+    args[n] = NULL;
+    return s_spawn(f, args, out, err);
+}
+
+/* Waits for the client's exit (SIGKILL and failure after timeout_ms). */
+static int s_exit_code(fx_t *f, pid_t pid, int timeout_ms)
+{
+    int status = crm_h_stop(pid, 0, timeout_ms);
+    if (status == -1) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "tail -5 '%s' >&2", f->err);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+        fail_msg("the dealer client did not finish in %d ms", timeout_ms);
+    }
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* The "seq" of every dispatch line in `path`, in file order; their count. */
+static int s_seqs(const char *path, uint64_t *seqs, int max)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return 0;
+    static char line[65536];
+    int n = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (!strstr(line, "\"type\":\"dealer.dispatch\""))
+            continue;
+        const char *s = strstr(line, "\"seq\":");
+        assert_non_null(s);
+        if (n < max)
+            seqs[n] = strtoull(s + 6, NULL, 10);
+        n++;
+    }
+    fclose(in);
+    return n;
+}
+
+static void assert_seqs_are(const char *path, uint64_t first, uint64_t last)
+{
+    static uint64_t seqs[4096];
+    int n = s_seqs(path, seqs, 4096);
+    if ((uint64_t) n != last - first + 1)
+        fail_msg("%s: %d dispatches, expected %llu..%llu", path, n, (unsigned long long) first,
+                 (unsigned long long) last);
+    for (int i = 0; i < n; i++)
+        if (seqs[i] != first + (uint64_t) i)
+            fail_msg("%s: line %d has seq %llu, expected %llu", path, i + 1,
+                     (unsigned long long) seqs[i], (unsigned long long) (first + (uint64_t) i));
+}
+
+/* The number in a state file, or -1. */
+static long long s_state(const char *path)
+{
+    FILE *in = fopen(path, "r");
+    long long v = -1;
+    if (in && fscanf(in, "%lld", &v) != 1)
+        v = -1;
+    if (in)
+        fclose(in);
+    return v;
+}
+
+typedef struct {
+    const char *path;
+    long long want;
+    const char *needle;
+} s_wait_t;
+
+static bool s_state_reached(void *arg)
+{
+    s_wait_t *w = arg;
+    return s_state(w->path) >= w->want;
+}
+
+static bool s_dispatches_reached(void *arg)
+{
+    s_wait_t *w = arg;
+    uint64_t none[1];
+    return s_seqs(w->path, none, 0) >= w->want;
+}
+
+static bool s_contains(void *arg)
+{
+    s_wait_t *w = arg;
+    return crm_h_file_contains(w->path, w->needle);
+}
+
+/* ------------------------------------------------------------ real gateway */
+
+static int run(fx_t *f, const char *bin, const char *out, ...)
+{
+    const char *args[32];
+    int n = 0;
+    va_list ap;
+    va_start(ap, out);
+    for (const char *a; n < 30 && (a = va_arg(ap, const char *));)
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    const char *env[] = {f->env[0], f->env[6], NULL};
+    return crm_h_run(bin, args, env, out);
+}
+
+static void start_dispatcher(fx_t *f)
+{
+    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
+    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
+}
+
+static void add_dealer(fx_t *f, int d)
+{
+    static const char *ids[] = {"D1", "D2", "D3"};
+    assert_int_equal(run(f, "crmctl", f->out, "dealer", "add", ids[d], "--name", "深圳一店", "--region", "华南",
+                         "--province", "广东", "--city", "深圳", "--capacity", "0", NULL),
+                     0);
+    assert_int_equal(run(f, "crmctl", f->out, "dealer", "cert", ids[d], "--out", f->secret[d], NULL), 0);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_redis_start(&f->redis, false) != 0)
+        return -1;
+    s_client_python(f);
+    f->store = crm_h_store(&f->redis);
+    crm_h_path(&f->redis, "clock", f->clock, sizeof f->clock);
+    crm_h_path(&f->redis, "dispatcher.log", f->log, sizeof f->log);
+    crm_h_path(&f->redis, "out.txt", f->out, sizeof f->out);
+    crm_h_path(&f->redis, "dealer.err", f->err, sizeof f->err);
+    crm_h_path(&f->redis, "dealer.state", f->state, sizeof f->state);
+    crm_h_path(&f->redis, "gateway.cert", f->server, sizeof f->server);
+    crm_h_path(&f->redis, "certs", f->certs, sizeof f->certs);
+    snprintf(f->secret[0], sizeof f->secret[0], "%s/D1.secret", f->redis.dir);
+    snprintf(f->secret[1], sizeof f->secret[1], "%s/D2.secret", f->redis.dir);
+    snprintf(f->secret[2], sizeof f->secret[2], "%s/D3.secret", f->redis.dir);
+    FILE *c = fopen(f->clock, "w");
+    fprintf(c, "%lld\n", NOW);
+    fclose(c);
+    snprintf(f->ep_pub, sizeof f->ep_pub, "tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->ep_router, sizeof f->ep_router, "tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
+    snprintf(f->env[1], sizeof f->env[1], "CRM_CLOCK_FILE=%s", f->clock);
+    snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->env[4], sizeof f->env[4], "CRM_GATEWAY_PUB=%s", f->ep_pub);
+    snprintf(f->env[5], sizeof f->env[5], "CRM_GATEWAY_ROUTER=%s", f->ep_router);
+    snprintf(f->env[6], sizeof f->env[6], "CRM_CERT_DIR=%s", f->certs);
+    snprintf(f->env[7], sizeof f->env[7], "CRM_SERVER_CERT=%s", f->server);
+    char mk[400];
+    snprintf(mk, sizeof mk, "mkdir -p '%s'", f->certs);
+    if (system(mk) != 0)
+        return -1;
+    add_dealer(f, 0);
+    add_dealer(f, 1);
+    start_dispatcher(f);
+    if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:dispatcher") != 1)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    if (f->dispatcher > 0)
+        crm_h_stop(f->dispatcher, SIGTERM, 5000);
+    crm_store_destroy(&f->store);
+    crm_h_redis_stop(&f->redis);
+    free(f);
+    return 0;
+}
+
+/* `n` test drives two days away for `dealer`, `per_tx` per transaction, as
+   intake would commit them; the dispatcher routes and dispatches them. */
+static void request_many(fx_t *f, const char *dealer, int first, int n, int per_tx)
+{
+    redisReply *r = crm_store_cmd(f->store, "HSET crm:cust:{C1} name 王先生 mobile 13812345678 city 深圳");
+    freeReplyObject(r);
+    for (int i = 0; i < n; i += per_tx) {
+        crm_tx_t *tx = crm_tx_new("intake", 1000000);
+        for (int k = i; k < i + per_tx && k < n; k++) {
+            char tid[32];
+            snprintf(tid, sizeof tid, "T%d", first + k);
+            crm_msg_t m;
+            crm_msg_init(&m, CRM_T_testdrive_requested);
+            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
+            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
+            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
+            CRM_SET_STR(&m, testdrive_requested, dealer_id, dealer);
+            CRM_SET_I64(&m, testdrive_requested, at, AT_NOV22);
+            crm_tx_emit(tx, &m);
+            crm_msg_clear(&m);
+        }
+        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        crm_tx_destroy(&tx);
+    }
+}
+
+/* A dispatch committed to D1's stream behind the dispatcher's back: stored
+   like any other, but never pushed, as if its push had been lost. */
+static void commit_without_push(fx_t *f, const char *tid)
+{
+    crm_tx_t *tx = crm_tx_new("dispatcher", 1000000);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_dealer_dispatch);
+    snprintf(m.stream, sizeof m.stream, "dealer.D1");
+    CRM_SET_STR(&m, dealer_dispatch, testdrive_id, tid);
+    CRM_SET_STR(&m, dealer_dispatch, dealer_id, "D1");
+    CRM_SET_I64(&m, dealer_dispatch, at, AT_NOV22);
+    assert_true(crm_tx_emit(tx, &m) >= 0);
+    crm_msg_clear(&m);
+    assert_int_equal(crm_store_commit(f->store, tx), 0);
+    crm_tx_destroy(&tx);
+}
+
+/* Starts D1's client following the stream and waits until it has caught up
+   and the gateway has its subscription. */
+static pid_t start_following(fx_t *f, const char *const *extra)
+{
+    pid_t d = s_dealer(f, 0, f->state, extra, f->out, f->err);
+    s_wait_t w = {f->err, 0, "dealer.replayed"};
+    assert_true(crm_h_wait(s_contains, &w, 10000));
+    s_wait_t sub = {f->log, 0, "gateway.subscribed dealer=D1"};
+    assert_true(crm_h_wait(s_contains, &sub, 10000));
+    return d;
+}
+
+static void test_pyzmq_reads_the_certificates_crmctl_makes(void **state)
+{
+    fx_t *f = *state;
+    zcert_t *mine = zcert_load(f->secret[0]);
+    zcert_t *gw = zcert_load(f->server);
+    assert_non_null(mine);
+    assert_non_null(gw);
+    char script[300], want[200];
+    crm_h_path(&f->redis, "certs.py", script, sizeof script);
+    FILE *py = fopen(script, "w");
+    fprintf(py, "import sys, zmq.auth\n"
+                "for path in sys.argv[1:]:\n"
+                "    p, s = zmq.auth.load_certificate(path)\n"
+                "    print(p.decode(), s.decode() if s else None)\n");
+    fclose(py);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' > '%s' 2>&1", s_python(), script, f->secret[0], f->server, f->out);
+    assert_int_equal(system(cmd), 0);
+    snprintf(want, sizeof want, "%s %s\n", zcert_public_txt(mine), zcert_secret_txt(mine));
+    assert_true(crm_h_file_contains(f->out, want));
+    snprintf(want, sizeof want, "%s None\n", zcert_public_txt(gw));
+    assert_true(crm_h_file_contains(f->out, want));
+    zcert_destroy(&mine);
+    zcert_destroy(&gw);
+}
+
+static void test_an_offline_dealer_catches_up_1000_dispatches_once_in_order(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, "D1", 1, 1000, 100);
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 30000, "GET crm:{dealer.D1}:seq"), 1000);
+    const char *once[] = {"--once", NULL};
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 60000), 0);
+    assert_seqs_are(f->out, 1, 1000);
+    assert_int_equal(s_state(f->state), 1000);
+    /* acknowledged: the dispatcher knows */
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 10000, "HGET crm:dealer:D1 acked"), 1000);
+    /* back again: nothing new */
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_seqs_are(f->out, 1, 0);
+}
+
+static void test_a_dispatch_committed_while_it_runs_arrives_live_within_a_second(void **state)
+{
+    fx_t *f = *state;
+    const char *debug[] = {"--log-level", "debug", NULL};
+    pid_t d = start_following(f, debug);
+    request_many(f, "D1", 1, 1, 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D1}:seq"), 1);
+    int64_t committed = crm_mono_ms();
+    s_wait_t w = {f->out, 1, NULL};
+    assert_true(crm_h_wait(s_dispatches_reached, &w, 1000));
+    int64_t took = crm_mono_ms() - committed;
+    assert_true(took < 1000);
+    assert_true(crm_h_file_contains(f->err, "seq=1 via=live"));
+    assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
+    assert_seqs_are(f->out, 1, 1);
+    assert_int_equal(s_state(f->state), 1);
+}
+
+#define STATUS(code_, ...)                                                                                     \
+    do {                                                                                                       \
+        const char *args_[] = {"--dealer", "D1", "--cert", f->secret[0], "--server-cert", f->server,          \
+                               "--endpoint", f->ep_router, __VA_ARGS__, NULL};                                 \
+        assert_int_equal(s_exit_code(f, s_spawn(f, args_, f->out, f->err), 30000), code_);                   \
+    } while (0)
+
+static void test_status_reports_are_accepted_and_checked(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, "D1", 1, 1, 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D1}:seq"), 1);
+    STATUS(0, "status", "T1", "contacted");
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"dealer.reply\""));
+    assert_true(crm_h_file_contains(f->out, "\"ok\":true"));
+    STATUS(0, "status", "T1", "contacted"); /* a resend: accepted, nothing new */
+    STATUS(1, "status", "T1", "confirmed");
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"required\""));
+    STATUS(0, "status", "T1", "confirmed", "--at", "2026-11-22 16:00", "--note", "自己来取车");
+    STATUS(1, "status", "T999", "contacted");
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"unknown_testdrive\""));
+    STATUS(1, "status", "T1", "maybe");
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"invalid\""));
+    STATUS(2, "status", "T1", "confirmed", "--at", "tomorrow");
+    STATUS(0, "status", "T1", "completed");
+    STATUS(1, "status", "T1", "cancelled");
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"closed\""));
+    assert_int_equal(run(f, "crmctl", f->out, "testdrive", "show", "T1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "status completed"));
+    assert_true(crm_h_file_contains(f->out, "2026-11-22 16:00 CST"));
+}
+
+static void test_after_the_dispatcher_is_killed_and_restarted_the_client_carries_on(void **state)
+{
+    fx_t *f = *state;
+    pid_t d = start_following(f, NULL);
+    request_many(f, "D1", 1, 1000, 20);
+    assert_true(crm_h_wait_int(f->store, 200, 30000, "GET crm:{dealer.D1}:seq") >= 200);
+    assert_true(WIFSIGNALED(crm_h_stop(f->dispatcher, SIGKILL, 5000)));
+    assert_true(crm_h_int(f->store, "GET crm:{dealer.D1}:seq") < 1000); /* in the middle */
+    start_dispatcher(f);
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 60000, "GET crm:{dealer.D1}:seq"), 1000);
+    s_wait_t w = {f->state, 1000, NULL};
+    assert_true(crm_h_wait(s_state_reached, &w, 30000));
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 30000, "HGET crm:dealer:D1 acked"), 1000);
+    assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
+    assert_seqs_are(f->out, 1, 1000);
+}
+
+static void test_a_client_killed_mid_stream_repeats_at_most_one_dispatch(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, "D1", 1, 1000, 100);
+    assert_int_equal(crm_h_wait_int(f->store, 1000, 30000, "GET crm:{dealer.D1}:seq"), 1000);
+    const char *each[] = {"--sync", "each", NULL};
+    pid_t d = s_dealer(f, 0, f->state, each, f->out, f->err);
+    int64_t deadline = crm_mono_ms() + 30000;
+    while (s_state(f->state) < 300 && crm_mono_ms() < deadline)
+        usleep(1000);
+    kill(d, SIGKILL);
+    int status;
+    waitpid(d, &status, 0);
+    long long k = s_state(f->state);
+    assert_true(k >= 300 && k < 1000); /* killed in the middle */
+    static uint64_t seqs[2048];
+    int m = s_seqs(f->out, seqs, 2048);
+    /* applied 1..m in order; the state file is m, or m-1 when the kill fell
+       between applying and writing it */
+    for (int i = 0; i < m; i++)
+        assert_int_equal(seqs[i], (uint64_t) i + 1);
+    assert_true(m == k || m == k + 1);
+    char out2[300];
+    crm_h_path(&f->redis, "out2.txt", out2, sizeof out2);
+    const char *once[] = {"--once", "--sync", "each", NULL};
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, out2, f->err), 60000), 0);
+    assert_seqs_are(out2, (uint64_t) k + 1, 1000);
+    assert_int_equal(s_state(f->state), 1000);
+    fprintf(stderr, "    killed at state %lld with %d applied: %d repeated\n", k, m, (int) (m - k));
+}
+
+static void test_a_new_dealer_refused_until_its_certificate_is_loaded_gets_through(void **state)
+{
+    fx_t *f = *state;
+    /* Made while the gateway runs: for up to 5 s (its reload) the gateway
+       does not know it yet, refusing its requests and its subscription. */
+    add_dealer(f, 2);
+    const char *debug[] = {"--log-level", "debug", NULL};
+    pid_t d = s_dealer(f, 2, f->state, debug, f->out, f->err);
+    s_wait_t w = {f->err, 0, "dealer.replayed"};
+    assert_true(crm_h_wait(s_contains, &w, 15000));
+    s_wait_t sub = {f->log, 0, "gateway.subscribed dealer=D3"};
+    assert_true(crm_h_wait(s_contains, &sub, 10000));
+    usleep(200 * 1000);
+    request_many(f, "D3", 1, 1, 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D3}:seq"), 1);
+    s_wait_t got = {f->out, 1, NULL};
+    assert_true(crm_h_wait(s_dispatches_reached, &got, 1000));
+    assert_true(crm_h_file_contains(f->err, "seq=1 via=live"));
+    assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
+}
+
+/* --- needs the gateway of protocol v1 --- */
+
+static void test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push(void **state)
+{
+    fx_t *f = *state;
+    const char *debug[] = {"--log-level", "debug", NULL};
+    pid_t d = start_following(f, debug);
+    /* a heartbeat every second: no reason to subscribe again */
+    usleep(4500 * 1000);
+    assert_false(crm_h_file_contains(f->err, "dealer.resubscribed"));
+    commit_without_push(f, "TX1");
+    int64_t committed = crm_mono_ms();
+    s_wait_t w = {f->out, 1, NULL};
+    assert_true(crm_h_wait(s_dispatches_reached, &w, 3500));
+    assert_true(crm_mono_ms() - committed < 3500);
+    assert_true(crm_h_file_contains(f->err, "dealer.behind"));
+    assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
+    assert_seqs_are(f->out, 1, 1);
+}
+
+static void test_v1_a_status_on_another_dealers_testdrive_is_not_yours(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, "D2", 1, 1, 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D2}:seq"), 1);
+    STATUS(1, "status", "T1", "contacted");
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
+}
+
+/* ------------------------------------------------------------ fake gateway */
+
+typedef struct {
+    zsock_t *xpub, *router;
+    zcert_t *cert;
+    int subs;              /* subscriptions to dealer.D1: seen */
+    zframe_t *rid;         /* who sent the last request */
+    char rid_hex[80];
+    crm_msg_t req;         /* the last request other than an ack */
+    int acks;
+    int64_t acked;
+    int64_t hb_every_ms;   /* >0: send heartbeats while pumping */
+    int64_t hb_latest;
+    int64_t hb_next;
+} fake_t;
+
+static int setup_fake(void **state, bool python)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    f->fake = true;
+    if (python)
+        s_client_python(f);
+    else
+        s_client_c(f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/crm-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->out, sizeof f->out, "%s/out.txt", f->dir);
+    snprintf(f->err, sizeof f->err, "%s/dealer.err", f->dir);
+    snprintf(f->state, sizeof f->state, "%s/dealer.state", f->dir);
+    snprintf(f->server, sizeof f->server, "%s/fake-gateway.cert", f->dir);
+    snprintf(f->secret[0], sizeof f->secret[0], "%s/D1.secret", f->dir);
+    snprintf(f->ep_pub, sizeof f->ep_pub, "tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(f->ep_router, sizeof f->ep_router, "tcp://127.0.0.1:%d", crm_h_free_port());
+    zcert_t *mine = zcert_new();
+    zcert_set_meta(mine, "dealer-id", "D1");
+    zcert_set_meta(mine, "name", "dealer D1");
+    int rc = zcert_save_secret(mine, f->secret[0]);
+    zcert_destroy(&mine);
+    *state = f;
+    return rc;
+}
+
+static int setup_fake_python(void **state) { return setup_fake(state, true); }
+static int setup_fake_c(void **state) { return setup_fake(state, false); }
+
+static int teardown_fake(void **state)
+{
+    fx_t *f = *state;
+    if (!getenv("CRM_TEST_KEEP")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", f->dir);
+    }
+    free(f);
+    return 0;
+}
+
+/* A CURVE server without ZAP handler (every client key is let in) on the
+   two endpoints; its public certificate is what the client is given. */
+static fake_t *fake_new(fx_t *f)
+{
+    fake_t *fk = calloc(1, sizeof *fk);
+    assert_non_null(fk);
+    fk->cert = zcert_new();
+    assert_int_equal(zcert_save_public(fk->cert, f->server), 0);
+    fk->xpub = zsock_new(ZMQ_XPUB);
+    fk->router = zsock_new(ZMQ_ROUTER);
+    zsock_t *both[] = {fk->xpub, fk->router};
+    for (int i = 0; i < 2; i++) {
+        zcert_apply(fk->cert, both[i]);
+        zsock_set_curve_server(both[i], 1);
+        zsock_set_linger(both[i], 0);
+    }
+    zsock_set_xpub_verbose(fk->xpub, 1); /* every subscription, also a repeated one */
+    assert_true(zsock_bind(fk->xpub, "%s", f->ep_pub) >= 0);
+    assert_true(zsock_bind(fk->router, "%s", f->ep_router) >= 0);
+    return fk;
+}
+
+static void fake_destroy(fake_t **fk_p)
+{
+    fake_t *fk = *fk_p;
+    zsock_destroy(&fk->xpub);
+    zsock_destroy(&fk->router);
+    zcert_destroy(&fk->cert);
+    zframe_destroy(&fk->rid);
+    crm_msg_clear(&fk->req);
+    free(fk);
+    *fk_p = NULL;
+}
+
+static void fake_send(fake_t *fk, const void *data, size_t len)
+{
+    zmq_send(zsock_resolve(fk->router), zframe_data(fk->rid), zframe_size(fk->rid), ZMQ_SNDMORE);
+    zmq_send(zsock_resolve(fk->router), data, len, 0);
+}
+
+static void fake_push(fake_t *fk, const void *data, size_t len)
+{
+    zmq_send(zsock_resolve(fk->xpub), "dealer.D1:", 10, ZMQ_SNDMORE);
+    zmq_send(zsock_resolve(fk->xpub), data, len, 0);
+}
+
+static void fake_msg(fake_t *fk, crm_msg_t *m, bool live)
+{
+    crm_new_id(m->id, sizeof m->id);
+    m->ts = crm_now_ms();
+    snprintf(m->producer, sizeof m->producer, "dispatcher");
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    assert_int_equal(crm_msg_encode(m, &b, NULL), 0);
+    if (live)
+        fake_push(fk, b.data, b.size);
+    else
+        fake_send(fk, b.data, b.size);
+    msgpack_sbuffer_destroy(&b);
+    crm_msg_clear(m);
+}
+
+static void fake_reply(fake_t *fk, const char *corr, bool ok, const char *code, int64_t last, int64_t count)
+{
+    crm_msg_t r;
+    crm_msg_init(&r, CRM_T_dealer_reply);
+    snprintf(r.corr, sizeof r.corr, "%s", corr);
+    CRM_SET_BOOL(&r, dealer_reply, ok, ok);
+    if (code)
+        CRM_SET_STR(&r, dealer_reply, code, code);
+    if (last >= 0)
+        CRM_SET_I64(&r, dealer_reply, last, last);
+    if (count >= 0) {
+        CRM_SET_I64(&r, dealer_reply, first, 1);
+        CRM_SET_I64(&r, dealer_reply, count, count);
+    }
+    fake_msg(fk, &r, false);
+}
+
+static void fake_dispatch(fake_t *fk, const char *stream, uint64_t seq, bool live)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_dealer_dispatch);
+    snprintf(m.stream, sizeof m.stream, "%s", stream);
+    m.seq = seq;
+    char tid[32];
+    snprintf(tid, sizeof tid, "T%llu", (unsigned long long) seq);
+    CRM_SET_STR(&m, dealer_dispatch, testdrive_id, tid);
+    CRM_SET_STR(&m, dealer_dispatch, dealer_id, "D1");
+    CRM_SET_STR(&m, dealer_dispatch, customer_name, "张\"三\n");
+    CRM_SET_I64(&m, dealer_dispatch, at, AT_NOV22);
+    fake_msg(fk, &m, live);
+}
+
+static void fake_heartbeat(fake_t *fk, const char *entry)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_heartbeat);
+    crm_strs_push(&m.body.heartbeat.streams, "dealer.D2=77");
+    crm_strs_push(&m.body.heartbeat.streams, entry);
+    m.body.heartbeat.has.streams = true;
+    fake_msg(fk, &m, true);
+}
+
+/* Handles what arrives for up to timeout_ms: subscriptions are counted,
+   acks answered ok, heartbeats sent when due. Returns true as soon as a
+   request other than an ack arrived (in fk->req, its sender in fk->rid). */
+static bool fake_pump(fake_t *fk, int timeout_ms)
+{
+    int64_t deadline = crm_mono_ms() + timeout_ms;
+    zpoller_t *poller = zpoller_new(fk->xpub, fk->router, NULL);
+    bool got = false;
+    while (!got && crm_mono_ms() < deadline) {
+        int64_t now = crm_mono_ms();
+        if (fk->hb_every_ms > 0 && now >= fk->hb_next) {
+            char entry[64];
+            snprintf(entry, sizeof entry, "dealer.D1=%lld", (long long) fk->hb_latest);
+            fake_heartbeat(fk, entry);
+            fk->hb_next = now + fk->hb_every_ms;
+        }
+        zsock_t *which = zpoller_wait(poller, 20);
+        if (which == fk->xpub) {
+            zframe_t *s = zframe_recv(fk->xpub);
+            if (s && zframe_size(s) == 11 && zframe_data(s)[0] == 1 && !memcmp(zframe_data(s) + 1, "dealer.D1:", 10))
+                fk->subs++;
+            zframe_destroy(&s);
+        } else if (which == fk->router) {
+            zmsg_t *msg = zmsg_recv(fk->router);
+            zframe_t *rid = zmsg_pop(msg);
+            zframe_t *body = zmsg_pop(msg);
+            crm_msg_t m;
+            crm_err_t e;
+            if (rid && body && crm_msg_decode(zframe_data(body), zframe_size(body), &m, &e) == 0) {
+                zframe_destroy(&fk->rid);
+                fk->rid = zframe_dup(rid);
+                char *hex = zframe_strhex(rid);
+                snprintf(fk->rid_hex, sizeof fk->rid_hex, "%s", hex);
+                free(hex);
+                if (m.type == CRM_T_dealer_ack) {
+                    fk->acks++;
+                    fk->acked = m.body.dealer_ack.upto;
+                    fake_reply(fk, m.id, true, NULL, m.body.dealer_ack.upto, -1);
+                    crm_msg_clear(&m);
+                } else {
+                    crm_msg_clear(&fk->req);
+                    fk->req = m;
+                    got = true;
+                }
+            }
+            zframe_destroy(&rid);
+            zframe_destroy(&body);
+            zmsg_destroy(&msg);
+        }
+    }
+    zpoller_destroy(&poller);
+    return got;
+}
+
+static void fake_expect_replay(fake_t *fk, int timeout_ms, int64_t from)
+{
+    if (!fake_pump(fk, timeout_ms))
+        fail_msg("no dealer.replay within %d ms", timeout_ms);
+    assert_int_equal(fk->req.type, CRM_T_dealer_replay);
+    assert_int_equal(fk->req.body.dealer_replay.from, from);
+}
+
+/* Stops the client with SIGTERM while answering its last ack. */
+static int fake_stop_client(fake_t *fk, pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int status;
+    for (int64_t deadline = crm_mono_ms() + 10000; crm_mono_ms() < deadline;) {
+        fake_pump(fk, 50);
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    fail_msg("the client did not stop");
+    return -1;
+}
+
+static void s_pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* An envelope that is a dispatch in every respect but one. */
+static void s_bad_dispatch(msgpack_sbuffer *b, uint64_t seq, int flaw)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 8);
+    s_pack_str(&pk, "v");
+    msgpack_pack_uint32(&pk, flaw == 0 ? 2 : 1); /* 0: a newer schema */
+    s_pack_str(&pk, "type");
+    s_pack_str(&pk, "dealer.dispatch");
+    s_pack_str(&pk, "id");
+    if (flaw == 1)
+        msgpack_pack_bin(&pk, 3), msgpack_pack_bin_body(&pk, "\xff\xfe\x00", 3); /* bin, not str */
+    else
+        s_pack_str(&pk, "bad-1");
+    s_pack_str(&pk, "stream");
+    s_pack_str(&pk, "dealer.D1");
+    s_pack_str(&pk, "seq");
+    if (flaw == 2)
+        s_pack_str(&pk, "2"); /* a number as text */
+    else
+        msgpack_pack_uint64(&pk, seq);
+    s_pack_str(&pk, "ts");
+    msgpack_pack_int64(&pk, 1);
+    s_pack_str(&pk, "producer");
+    s_pack_str(&pk, "dispatcher");
+    s_pack_str(&pk, "body");
+    msgpack_pack_map(&pk, 3);
+    s_pack_str(&pk, "testdrive_id");
+    s_pack_str(&pk, "T2");
+    s_pack_str(&pk, "dealer_id");
+    s_pack_str(&pk, "D1");
+    s_pack_str(&pk, "at");
+    if (flaw == 3)
+        s_pack_str(&pk, "tomorrow"); /* required int as text */
+    else
+        msgpack_pack_int64(&pk, AT_NOV22);
+}
+
+static void test_garbage_from_the_gateway_is_dropped_and_a_heartbeat_reveals_a_lost_push(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    const char *flags[] = {"--timeout-ms", "1000", "--log-level", "debug", NULL};
+    pid_t d = s_dealer(f, 0, f->state, flags, f->out, f->err);
+    fake_expect_replay(fk, 10000, 1);
+    char corr[CRM_ID_MAX];
+    snprintf(corr, sizeof corr, "%s", fk->req.id);
+    /* what no gateway sends, on the request socket */
+    static const char not_msgpack[] = "GET / HTTP/1.1\r\n";
+    fake_send(fk, not_msgpack, sizeof not_msgpack - 1);
+    fake_send(fk, "\x93\x01\x02\x03", 4);   /* an array */
+    fake_send(fk, "\xde\xff\xff\x01", 4);   /* a map claiming 65535 entries */
+    static char deep[100000];
+    memset(deep, 0x91, sizeof deep); /* [[[[...]]]] 100000 deep, unterminated */
+    fake_send(fk, deep, sizeof deep);
+    zmq_send(zsock_resolve(fk->router), zframe_data(fk->rid), zframe_size(fk->rid), ZMQ_SNDMORE);
+    zmq_send(zsock_resolve(fk->router), "a", 1, ZMQ_SNDMORE);
+    zmq_send(zsock_resolve(fk->router), "b", 1, 0); /* two frames */
+    fake_dispatch(fk, "dealer.D2", 1, false);        /* someone else's stream */
+    fake_dispatch(fk, "dealer.D1", 1, false);
+    for (int flaw = 0; flaw < 4; flaw++) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        s_bad_dispatch(&b, 2, flaw);
+        fake_send(fk, b.data, b.size);
+        msgpack_sbuffer_destroy(&b);
+    }
+    fake_dispatch(fk, "dealer.D1", 2, false);
+    fake_dispatch(fk, "dealer.D1", 2, false); /* again: dropped */
+    fake_reply(fk, "not-a-request-of-yours", true, NULL, 99, 0);
+    fake_reply(fk, corr, true, NULL, 2, 2);
+    /* and on the live socket */
+    for (int64_t until = crm_mono_ms() + 5000; fk->subs < 1 && crm_mono_ms() < until;)
+        fake_pump(fk, 50);
+    assert_true(fk->subs >= 1);
+    fake_push(fk, not_msgpack, sizeof not_msgpack - 1);
+    fake_heartbeat(fk, "dealer.D1=12x");
+    fake_heartbeat(fk, "dealer.D1=99999999999999999999999");
+    fake_heartbeat(fk, "dealer.D1=2");
+    assert_false(fake_pump(fk, 500)); /* nothing to ask for */
+    /* the last push (3) was lost: the heartbeat tells */
+    fake_heartbeat(fk, "dealer.D1=3");
+    fake_expect_replay(fk, 2000, 3);
+    fake_dispatch(fk, "dealer.D1", 3, false);
+    fake_reply(fk, fk->req.id, true, NULL, 3, 1);
+    fake_pump(fk, 300);
+    assert_int_equal(fake_stop_client(fk, d), 0);
+    assert_seqs_are(f->out, 1, 3);
+    assert_int_equal(s_state(f->state), 3);
+    assert_int_equal(fk->acked, 3);
+    assert_true(crm_h_file_contains(f->err, "dealer.malformed"));
+    /* the JSON line escapes what needs it and nothing else */
+    assert_true(crm_h_file_contains(f->out, "\"customer_name\":\"张\\\"三\\u000a\""));
+    fake_destroy(&fk);
+}
+
+static void test_without_heartbeats_it_subscribes_again_and_busy_or_silence_make_it_ask_again(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    const char *flags[] = {"--timeout-ms", "1000", NULL};
+    pid_t d = s_dealer(f, 0, f->state, flags, f->out, f->err);
+    fake_expect_replay(fk, 10000, 1);
+    fake_reply(fk, fk->req.id, true, NULL, 0, 0);
+    /* heartbeats every 500 ms: one subscription is enough */
+    fk->hb_every_ms = 500;
+    fake_pump(fk, 4000);
+    assert_int_equal(fk->subs, 1);
+    /* they stop: within 3 s (and a bit) it is a new subscription */
+    fk->hb_every_ms = 0;
+    for (int64_t until = crm_mono_ms() + 5000; fk->subs < 2 && crm_mono_ms() < until;)
+        fake_pump(fk, 50);
+    assert_int_equal(fk->subs, 2);
+    fk->hb_every_ms = 500;
+    fk->hb_latest = 1;
+    /* announced 1: it asks; the gateway is busy: it waits about a second */
+    fake_expect_replay(fk, 2000, 1);
+    fake_reply(fk, fk->req.id, false, "busy", -1, -1);
+    int64_t t0 = crm_mono_ms();
+    fake_expect_replay(fk, 3000, 1);
+    int64_t waited = crm_mono_ms() - t0;
+    assert_true(waited >= 800 && waited < 2500);
+    /* no answer at all: after the timeout it asks again on a new socket */
+    char before[80];
+    snprintf(before, sizeof before, "%s", fk->rid_hex);
+    t0 = crm_mono_ms();
+    fake_expect_replay(fk, 3000, 1);
+    assert_true(crm_mono_ms() - t0 >= 800);
+    assert_string_not_equal(before, fk->rid_hex);
+    /* refused, with an empty corr (the id was not read): backs off, asks again */
+    fake_reply(fk, "", false, "not_certified", -1, -1);
+    fake_expect_replay(fk, 6000, 1);
+    fake_dispatch(fk, "dealer.D1", 1, false);
+    fake_reply(fk, fk->req.id, true, NULL, 1, 1);
+    fake_pump(fk, 300);
+    assert_int_equal(fake_stop_client(fk, d), 0);
+    assert_seqs_are(f->out, 1, 1);
+    assert_int_equal(fk->acked, 1);
+    fake_destroy(&fk);
+}
+
+static void test_below_retained_stops_it_with_3_and_nothing_applied(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    const char *once[] = {"--once", NULL};
+    pid_t d = s_dealer(f, 0, f->state, once, f->out, f->err);
+    fake_expect_replay(fk, 10000, 1);
+    crm_msg_t r;
+    crm_msg_init(&r, CRM_T_dealer_reply);
+    snprintf(r.corr, sizeof r.corr, "%s", fk->req.id);
+    CRM_SET_BOOL(&r, dealer_reply, ok, false);
+    CRM_SET_STR(&r, dealer_reply, code, "below_retained");
+    CRM_SET_I64(&r, dealer_reply, first, 500);
+    CRM_SET_I64(&r, dealer_reply, last, 1500);
+    fake_msg(fk, &r, false);
+    int status = crm_h_stop(d, 0, 10000);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 3);
+    assert_seqs_are(f->out, 1, 0);
+    assert_int_equal(s_state(f->state), -1); /* never written */
+    fake_destroy(&fk);
+}
+
+/* The same case for both clients, told apart in cmocka's output. */
+#define BOTH(fn)                                                                   \
+    {#fn " (crm_dealer.py)", fn, setup_fake_python, teardown_fake, NULL},            \
+        {#fn " (crm-dealer)", fn, setup_fake_c, teardown_fake, NULL}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest today[] = {
+        cmocka_unit_test_setup_teardown(test_pyzmq_reads_the_certificates_crmctl_makes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_offline_dealer_catches_up_1000_dispatches_once_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dispatch_committed_while_it_runs_arrives_live_within_a_second, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_reports_are_accepted_and_checked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_after_the_dispatcher_is_killed_and_restarted_the_client_carries_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_client_killed_mid_stream_repeats_at_most_one_dispatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_new_dealer_refused_until_its_certificate_is_loaded_gets_through, setup, teardown),
+        /* the same client behaviour, against a fake gateway, for both clients */
+        BOTH(test_garbage_from_the_gateway_is_dropped_and_a_heartbeat_reveals_a_lost_push),
+        BOTH(test_without_heartbeats_it_subscribes_again_and_busy_or_silence_make_it_ask_again),
+        BOTH(test_below_retained_stops_it_with_3_and_nothing_applied),
+    };
+    const struct CMUnitTest v1[] = {
+        cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
+    };
+    if (argc > 1 && !strcmp(argv[1], "v1"))
+        return cmocka_run_group_tests_name("dealer_python_v1", v1, NULL, NULL);
+    return cmocka_run_group_tests_name("dealer_python", today, NULL, NULL);
+}

@@ -1,0 +1,1013 @@
+#!/usr/bin/env python3
+"""crm_dealer.py: the Python reference dealer client.
+
+Written from tools/DEALERS.md, Part 2 (the wire protocol), with nothing but
+the standard library, pyzmq and msgpack; it takes the flags of crm-dealer
+(Part 1), prints the same JSON lines, keeps the same state file and exits
+with the same codes.
+
+It follows one dealer's dispatch stream: the last number applied is kept in
+a state file; at start it asks for a replay from there, applies what comes
+in order, then applies live pushes. A push that skips a number, a heartbeat
+announcing a number it has not applied, or --poll-ms without news make it
+ask for a replay again. A request without an answer is sent again on a
+fresh socket; busy, unavailable and not_certified make it wait and ask
+again. Everything read from the network is checked before use: a frame
+that does not follow Part 2 is logged and dropped.
+
+    crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC --state FILE
+    crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC status TD STATUS [--at ..]
+"""
+
+import argparse
+import datetime
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+try:
+    import msgpack
+    import zmq
+    from zmq.utils import z85
+except ImportError as e:  # pragma: no cover - a set-up problem, said plainly
+    sys.stderr.write("crm_dealer.py: needs pyzmq and msgpack (Debian: apt install python3-zmq "
+                     "python3-msgpack; else pip install pyzmq msgpack): %s\n" % e)
+    sys.exit(1)
+
+VERSION = "0.1.0"
+PRODUCER = "dealer-py"
+
+EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_NOANSWER, EXIT_GAP = 0, 1, 2, 2, 3
+
+# Limits of Part 2, section 4: nothing larger is valid, so nothing larger is read.
+FRAME_MAX = 256 * 1024
+STR_MAX = 64 * 1024
+STRS_MAX = 1024
+ID_MAX = 63
+NAME_MAX = 47
+DEPTH_MAX = 16  # nesting kept from fields this client does not know
+CERT_FILE_MAX = 64 * 1024
+
+HEARTBEAT_TIMEOUT_MS = 3000
+ACK_EVERY_MS, ACK_EVERY_N = 100, 100
+SYNC_EVERY_MS, SYNC_EVERY_N = 100, 100  # --sync batch
+APPLY_RETRY_MS = 5000
+BACKOFF_FIRST_MS, BACKOFF_MAX_MS = 1000, 30000
+DRAIN_MAX = 1000  # messages taken from one socket per turn, so that neither starves the other
+RETRY_CODES = ("busy", "unavailable", "not_certified")
+STATUSES = ("received", "contacted", "confirmed", "completed", "no_show", "rescheduled",
+            "cancelled")
+ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+NUMBER_RE = re.compile(r"[0-9]{1,20}")
+CST = datetime.timezone(datetime.timedelta(hours=8))
+
+SUMMARY = """\
+The Python reference dealer client: applies this dealer's dispatches in order,
+each once while it runs; after a crash --sync each repeats at most the one
+dispatch applied but not yet in the state file, --sync batch up to one batch
+(100). Each dispatch carries its number (seq) for your system to drop a repeat.
+
+  crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC --state FILE [--once] [--exec CMD]
+  crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC status TESTDRIVE_ID STATUS
+                [--at "YYYY-MM-DD HH:MM"] [--note TEXT]"""
+
+EPILOG = """\
+Exit: 0 done (or status accepted), 1 refused or start-up failed, 2 usage or no
+answer, 3 the stream no longer holds what this dealer needs (see DEALERS.md)."""
+
+# ------------------------------------------------------------------ logging
+
+LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3}
+_log_level = 1
+
+
+def _log_value(value):
+    """A log value that cannot break the line: what came from the network
+    may hold spaces, quotes, '=' or control bytes."""
+    text = str(value)[:160]
+    out = "".join("_" if c in ' "=\\' or ord(c) < 0x20 or ord(c) == 0x7F else c for c in text)
+    return out or "-"
+
+
+def log(level, event, **fields):
+    if LEVELS[level] < _log_level:
+        return
+    t = time.time()
+    line = "ts=%s.%03dZ level=%s service=%s event=%s" % (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)), int(t * 1000) % 1000, level,
+        PRODUCER, event)
+    for key, value in fields.items():
+        line += " %s=%s" % (key, _log_value(value))
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def mono_ms():
+    return int(time.monotonic() * 1000)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+# ------------------------------------------------------------------ messages
+
+
+class Malformed(Exception):
+    """A frame that does not follow Part 2, section 4; `field` names where."""
+
+    def __init__(self, field, why):
+        super().__init__("%s: %s" % (field, why))
+        self.field = field
+        self.why = why
+
+
+STR, INT, BOOL, STRS = "string", "integer", "boolean", "array of strings"
+
+# The bodies this client receives (Part 2, section 6): field -> (type, required).
+BODIES = {
+    "dealer.dispatch": {
+        "testdrive_id": (STR, True), "dealer_id": (STR, True), "lead_id": (STR, False),
+        "customer_id": (STR, False), "customer_name": (STR, False), "mobile": (STR, False),
+        "phone": (STR, False), "model": (STR, False), "at": (INT, True),
+        "channel": (STR, False), "source": (STR, False), "reason": (STR, False),
+        "reason_text": (STR, False), "findings": (STRS, False),
+    },
+    "heartbeat": {"streams": (STRS, True), "uptime_ms": (INT, False)},
+    "dealer.reply": {
+        "ok": (BOOL, True), "code": (STR, False), "message": (STR, False),
+        "first": (INT, False), "last": (INT, False), "count": (INT, False),
+    },
+}
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_str(v, field, limit=STR_MAX):
+    if not isinstance(v, str):
+        raise Malformed(field, "expected a string, got %s" % type(v).__name__)
+    if "\x00" in v:
+        raise Malformed(field, "NUL in a string")
+    if len(v) > limit or len(v.encode("utf-8")) > limit:
+        raise Malformed(field, "longer than %d bytes" % limit)
+    return v
+
+
+def _check(v, kind, field):
+    if kind == STR:
+        return _check_str(v, field)
+    if kind == INT:
+        if not _is_int(v) or not -2 ** 63 <= v < 2 ** 63:
+            raise Malformed(field, "expected an integer")
+        return v
+    if kind == BOOL:
+        if not isinstance(v, bool):
+            raise Malformed(field, "expected true or false")
+        return v
+    if not isinstance(v, list):
+        raise Malformed(field, "expected an array of strings")
+    if len(v) > STRS_MAX:
+        raise Malformed(field, "more than %d items" % STRS_MAX)
+    return [_check_str(x, field) for x in v]
+
+
+_DROP = object()
+
+
+def _plain(v, depth):
+    """A field this client does not know, kept for the JSON line when JSON can
+    hold it (bytes, extension types, NaN and deep nesting are dropped)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        if _is_int(v) and not -2 ** 63 <= v < 2 ** 64:
+            return _DROP
+        if isinstance(v, str) and "\x00" in v:
+            return _DROP
+        return v
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else _DROP
+    if depth >= DEPTH_MAX:
+        return _DROP
+    if isinstance(v, list):
+        return [x for x in (_plain(x, depth + 1) for x in v) if x is not _DROP]
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            x = _plain(x, depth + 1)
+            if isinstance(k, str) and x is not _DROP:
+                out[k] = x
+        return out
+    return _DROP
+
+
+def decode(frame):
+    """One frame from the gateway -> the envelope as a dict (keys in wire
+    order, body checked against BODIES), or Malformed."""
+    if not isinstance(frame, bytes) or not 0 < len(frame) <= FRAME_MAX:
+        raise Malformed("frame", "%d bytes, limit %d" % (len(frame), FRAME_MAX))
+    try:
+        m = msgpack.unpackb(frame, raw=False, strict_map_key=True, use_list=True)
+    except Exception as e:  # any way msgpack can fail: truncated, extra data, nesting, UTF-8
+        raise Malformed("envelope", "not one msgpack map (%s)" % type(e).__name__)
+    if not isinstance(m, dict) or not all(isinstance(k, str) for k in m):
+        raise Malformed("envelope", "expected a map with string keys")
+    v = m.get("v")
+    if not _is_int(v) or v < 1:
+        raise Malformed("v", "expected a positive integer")
+    if v > 1:
+        raise Malformed("v", "schema version %d, this client reads 1" % min(v, 2 ** 64))
+    out = {"v": v}
+    out["type"] = _check_str(m.get("type"), "type", 64)
+    out["id"] = _check_str(m.get("id"), "id", ID_MAX)
+    out["stream"] = _check_str(m.get("stream"), "stream", NAME_MAX)
+    seq = m.get("seq")
+    if not _is_int(seq) or not 0 <= seq < 2 ** 64:
+        raise Malformed("seq", "expected a non-negative integer")
+    out["seq"] = seq
+    out["ts"] = _check(m.get("ts"), INT, "ts")
+    out["producer"] = _check_str(m.get("producer"), "producer", NAME_MAX)
+    if m.get("corr") is not None:
+        out["corr"] = _check_str(m["corr"], "corr", ID_MAX)
+    body = m.get("body")
+    if not isinstance(body, dict) or not all(isinstance(k, str) for k in body):
+        raise Malformed("body", "expected a map with string keys")
+    schema = BODIES.get(out["type"])
+    if schema is None:
+        raise Malformed("type", "%s is not sent to dealers" % out["type"][:64])
+    clean = {}
+    for key, value in body.items():
+        if value is None:
+            continue  # nil is "absent"
+        if key in schema:
+            clean[key] = _check(value, schema[key][0], "body." + key)
+        else:
+            value = _plain(value, 0)
+            if value is not _DROP:
+                clean[key] = value
+    for key, (_, required) in schema.items():
+        if required and key not in clean:
+            raise Malformed("body." + key, "required field is missing")
+    out["body"] = clean
+    return out
+
+
+_JSON_ESCAPES = {i: "\\u%04x" % i for i in range(0x20)}
+_JSON_ESCAPES.update({ord('"'): '\\"', ord("\\"): "\\\\"})
+
+
+def to_json(v):
+    """One line of JSON written the way crm-dealer writes it (UTF-8 as is,
+    only quote, backslash and control characters escaped), so both clients
+    print the same bytes for the same dispatch."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.translate(_JSON_ESCAPES) + '"'
+    if isinstance(v, list):
+        return "[" + ",".join(to_json(x) for x in v) + "]"
+    return "{" + ",".join(to_json(k) + ":" + to_json(x) for k, x in v.items()) + "}"
+
+
+class Ids:
+    """Request ids: 16 random hex digits, '-', a counter (unique per request,
+    far below the 63-byte limit)."""
+
+    def __init__(self):
+        self.prefix = os.urandom(8).hex()
+        self.n = 0
+
+    def next(self):
+        self.n += 1
+        return "%s-%x" % (self.prefix, self.n)
+
+
+def request(kind, req_id, body):
+    return msgpack.packb({"v": 1, "type": kind, "id": req_id, "stream": "", "seq": 0,
+                          "ts": now_ms(), "producer": PRODUCER, "body": body},
+                         use_bin_type=True)
+
+
+# ------------------------------------------------------------------ certificates
+
+
+def _z85_key(text, what, path):
+    if not isinstance(text, str) or len(text) != 40:
+        raise ValueError("%s: %s is not 40 characters of Z85" % (path, what))
+    try:
+        raw = z85.decode(text.encode("ascii"))
+    except Exception:
+        raise ValueError("%s: %s is not Z85" % (path, what))
+    return text.encode("ascii"), raw
+
+
+def read_cert(path):
+    """A CZMQ certificate file (ZPL, Part 2 section 11) -> (metadata dict,
+    public key, secret key or None), keys as 40-byte Z85."""
+    with open(path, "rb") as f:
+        data = f.read(CERT_FILE_MAX + 1)
+    if len(data) > CERT_FILE_MAX:
+        raise ValueError("%s: larger than %d bytes" % (path, CERT_FILE_MAX))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("%s: not UTF-8 text" % path)
+    sections, section = {}, None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if not line[0].isspace():
+            section = sections.setdefault(stripped, {})
+            continue
+        if section is None or "=" not in stripped:
+            raise ValueError('%s, line %d: expected name = "value" in a section' % (path, number))
+        name, value = (part.strip() for part in stripped.split("=", 1))
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        section[name] = value
+    curve = sections.get("curve", {})
+    public, _ = _z85_key(curve.get("public-key"), "public-key", path)
+    secret = None
+    if "secret-key" in curve:
+        secret, raw = _z85_key(curve["secret-key"], "secret-key", path)
+        if raw == bytes(32):
+            secret = None  # CZMQ writes a zero key for "no secret"
+    return sections.get("metadata", {}), public, secret
+
+
+# ------------------------------------------------------------------ state file
+
+
+def read_state(path):
+    """The last number applied; 0 when the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64)
+    except FileNotFoundError:
+        return 0
+    m = re.fullmatch(rb"\s*([0-9]{1,20})\s*", data)
+    if not m or int(m.group(1)) >= 2 ** 64:
+        raise ValueError("a number expected")
+    return int(m.group(1))
+
+
+def write_state(path, number):
+    """Written to FILE.tmp, fsynced and renamed: the file always holds a whole
+    number, the old one or the new one."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        data = b"%d\n" % number
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+# ------------------------------------------------------------------ signals
+
+_stop = False
+
+
+def _on_signal(signum, frame):
+    global _stop
+    _stop = True
+
+
+# ------------------------------------------------------------------ the feed
+
+
+class Follower:
+    """One dealer's stream, followed until stopped (or, with --once, until
+    caught up). Handlers set state; `tick` decides what to send."""
+
+    def __init__(self, opts, keys):
+        self.o = opts
+        self.public, self.secret, self.server = keys
+        self.ctx = zmq.Context()
+        self.ids = Ids()
+        self.stream = "dealer." + opts.dealer
+        self.topic = (self.stream + ":").encode()
+        self.hb_prefix = self.stream + "="
+        self.last = 0          # applied
+        self.synced = 0        # in the state file
+        self.synced_at = 0
+        self.ack_done = 0      # answered: acknowledged (or refused for good)
+        self.ack = None        # in flight: id, upto, data, deadline
+        self.ack_sent_at = 0
+        self.ack_retry_at = 0
+        self.ack_backoff = 0
+        self.replay = None     # in flight: id, deadline
+        self.replay_retry_at = None
+        self.replay_backoff = 0
+        self.replay_fails = 0  # in a row, for --once
+        self.caught_up = False
+        self.blocked_until = 0  # an apply failed: wait before trying it again
+        self.failed = False
+        self.stopping = False
+        self.next_poll = 0
+        self.sub = self.req = None
+        self.sub_alive_at = 0
+        self.rc = None
+
+    # -------------------------------------------------------------- sockets
+
+    def _socket(self, kind, endpoint):
+        s = self.ctx.socket(kind)
+        s.curve_secretkey = self.secret
+        s.curve_publickey = self.public
+        s.curve_serverkey = self.server
+        s.setsockopt(zmq.LINGER, 1000)
+        s.setsockopt(zmq.MAXMSGSIZE, FRAME_MAX + 1024)
+        if kind == zmq.SUB:
+            s.setsockopt(zmq.SUBSCRIBE, self.topic)
+        try:
+            s.connect(endpoint)
+        except zmq.ZMQError:
+            s.close(0)
+            raise
+        return s
+
+    def _poller(self):
+        self.poller = zmq.Poller()
+        self.poller.register(self.req, zmq.POLLIN)
+        self.poller.register(self.sub, zmq.POLLIN)
+
+    def open_sub(self):
+        if self.sub is not None:
+            self.sub.close(0)
+        self.sub = self._socket(zmq.SUB, self.o.pub)
+        self.sub_alive_at = mono_ms()
+
+    def open_req(self):
+        if self.req is not None:
+            self.req.close(0)
+        self.req = self._socket(zmq.DEALER, self.o.endpoint)
+
+    def send(self, data):
+        try:
+            self.req.send(data, zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # queue full: lost like any other; the timeout sends it again
+
+    # -------------------------------------------------------------- requests
+
+    def ask_replay(self):
+        req_id = self.ids.next()
+        self.send(request("dealer.replay", req_id, {"from": self.last + 1}))
+        self.replay = {"id": req_id, "deadline": mono_ms() + self.o.timeout_ms}
+        self.replay_retry_at = None
+        log("info", "dealer.replay_asked", dealer=self.o.dealer, **{"from": self.last + 1})
+
+    def _backoff(self, current):
+        return BACKOFF_FIRST_MS if not current else min(current * 2, BACKOFF_MAX_MS)
+
+    def maybe_sync(self, force=False):
+        """--sync batch: the state file follows at most 100 dispatches or
+        100 ms behind, and always before the ack that covers them."""
+        if self.synced >= self.last:
+            return
+        now = mono_ms()
+        if not force and self.last - self.synced < SYNC_EVERY_N and now - self.synced_at < SYNC_EVERY_MS:
+            return
+        try:
+            write_state(self.o.state, self.last)
+        except OSError as e:
+            log("error", "dealer.state_not_written", dealer=self.o.dealer, file=self.o.state,
+                why=e.strerror)
+            self.rc = EXIT_NO
+            return
+        self.synced, self.synced_at = self.last, now
+
+    def maybe_ack(self, force=False):
+        now = mono_ms()
+        upto = self.synced
+        if self.ack is not None or upto <= self.ack_done or (not force and now < self.ack_retry_at):
+            return
+        if not force and now - self.ack_sent_at < ACK_EVERY_MS and upto - self.ack_done < ACK_EVERY_N:
+            return
+        req_id = self.ids.next()
+        data = request("dealer.ack", req_id, {"upto": upto})
+        self.ack = {"id": req_id, "upto": upto, "data": data, "deadline": now + self.o.timeout_ms}
+        self.ack_sent_at = now
+        self.send(data)
+
+    def reopen_requests(self):
+        """A request went unanswered: a fresh socket (new connection, new
+        handshake), the ack with the same bytes, the replay from where we are."""
+        log("warn", "dealer.no_answer", dealer=self.o.dealer, endpoint=self.o.endpoint,
+            replay=bool(self.replay), ack=bool(self.ack))
+        self.open_req()
+        self._poller()
+        now = mono_ms()
+        if self.ack is not None:
+            self.ack["deadline"] = now + self.o.timeout_ms
+            self.send(self.ack["data"])
+        if self.replay is not None:
+            self.replay = None
+            self.replay_fails += 1
+            if self.o.once and self.replay_fails >= self.o.tries:
+                self.rc = EXIT_NOANSWER
+                return
+            self.ask_replay()
+
+    # -------------------------------------------------------------- receiving
+
+    def apply(self, m, via):
+        line = to_json(m).encode("utf-8") + b"\n"
+        ok = True
+        try:
+            if self.o.exec:
+                ok = subprocess.run(self.o.exec, shell=True, input=line).returncode == 0
+            else:
+                sys.stdout.buffer.write(line)
+                sys.stdout.buffer.flush()
+        except (OSError, ValueError, subprocess.SubprocessError):
+            ok = False
+        if not ok:
+            log("warn", "dealer.apply_failed", dealer=self.o.dealer, seq=m["seq"],
+                retry_ms=APPLY_RETRY_MS)
+            self.blocked_until = mono_ms() + APPLY_RETRY_MS
+            self.failed = True
+            return
+        if self.o.sync == "each":
+            try:
+                write_state(self.o.state, m["seq"])
+            except OSError as e:
+                # Applied but not recorded: stop here; the next start repeats it.
+                log("error", "dealer.state_not_written", dealer=self.o.dealer, file=self.o.state,
+                    why=e.strerror)
+                self.rc = EXIT_NO
+                return
+            self.synced = m["seq"]
+        self.last = m["seq"]
+        log("debug", "dealer.applied", dealer=self.o.dealer, seq=m["seq"], via=via)
+        self.maybe_sync()
+        self.maybe_ack()
+
+    def on_dispatch(self, m, live):
+        if m["stream"] != self.stream:
+            log("warn", "dealer.unexpected", dealer=self.o.dealer, stream=m["stream"])
+            return
+        seq = m["seq"]
+        if seq <= self.last:
+            log("debug", "dealer.duplicate", dealer=self.o.dealer, seq=seq)
+        elif self.stopping or self.rc is not None or self.blocked_until > mono_ms():
+            pass  # stopping, or waiting to try the failed one again
+        elif seq == self.last + 1:
+            self.apply(m, "live" if live else "replay")
+        elif live and self.replay is None and self.replay_retry_at is None:
+            log("info", "dealer.gap", dealer=self.o.dealer, have=self.last, got=seq)
+            self.ask_replay()
+
+    def on_heartbeat(self, m):
+        latest = None
+        for entry in m["body"]["streams"]:
+            if entry.startswith(self.hb_prefix) and NUMBER_RE.fullmatch(entry[len(self.hb_prefix):]):
+                latest = int(entry[len(self.hb_prefix):])
+        if latest is None:
+            log("debug", "dealer.heartbeat_without_stream", dealer=self.o.dealer)
+            return
+        if (latest > self.last and self.replay is None and self.replay_retry_at is None
+                and not self.blocked_until and not self.stopping):
+            log("info", "dealer.behind", dealer=self.o.dealer, have=self.last, latest=latest)
+            self.ask_replay()
+
+    def on_replay_reply(self, body):
+        now = mono_ms()
+        self.replay = None
+        self.next_poll = now + self.o.poll_ms
+        if body["ok"]:
+            self.replay_fails, self.replay_backoff = 0, 0
+            last = body.get("last")
+            log("info", "dealer.replayed", dealer=self.o.dealer, count=body.get("count", "-"),
+                last=last if last is not None else "-", applied=self.last)
+            if last is not None and last > self.last:
+                if not self.blocked_until and not self.stopping:
+                    self.ask_replay()  # pushes lost, or committed meanwhile
+            else:
+                self.caught_up = True
+            return
+        code = body.get("code", "-")
+        if code == "below_retained":
+            log("error", "dealer.below_retained", dealer=self.o.dealer, want=self.last + 1,
+                first=body.get("first", "-"), last=body.get("last", "-"),
+                hint="call the carmaker; see DEALERS.md section 7")
+            self.rc = EXIT_GAP
+            return
+        self.replay_fails += 1
+        if self.o.once and (code not in RETRY_CODES or self.replay_fails >= self.o.tries):
+            log("error", "dealer.replay_refused", dealer=self.o.dealer, code=code,
+                message=body.get("message", ""))
+            self.rc = EXIT_NOANSWER if code in ("busy", "unavailable") else EXIT_NO
+            return
+        self.replay_backoff = self._backoff(self.replay_backoff)
+        self.replay_retry_at = now + self.replay_backoff
+        log("warn" if code in RETRY_CODES else "error", "dealer.replay_refused",
+            dealer=self.o.dealer, code=code, message=body.get("message", ""),
+            retry_ms=self.replay_backoff)
+
+    def on_ack_reply(self, body):
+        ack, self.ack = self.ack, None
+        if body["ok"]:
+            self.ack_done = max(self.ack_done, ack["upto"])
+            self.ack_backoff = 0
+            log("debug", "dealer.acked", dealer=self.o.dealer, upto=ack["upto"])
+            return
+        code = body.get("code", "-")
+        if code in RETRY_CODES:
+            self.ack_backoff = self._backoff(self.ack_backoff)
+            self.ack_retry_at = mono_ms() + self.ack_backoff
+            log("warn", "dealer.ack_refused", dealer=self.o.dealer, code=code,
+                retry_ms=self.ack_backoff)
+            return
+        # beyond_last and the like: the same ack would get the same answer.
+        self.ack_done = max(self.ack_done, ack["upto"])
+        log("error", "dealer.ack_refused", dealer=self.o.dealer, code=code, upto=ack["upto"],
+            message=body.get("message", ""))
+
+    def on_reply(self, m):
+        corr, body = m.get("corr", ""), m["body"]
+        if self.replay is not None and corr == self.replay["id"]:
+            self.on_replay_reply(body)
+        elif self.ack is not None and corr == self.ack["id"]:
+            self.on_ack_reply(body)
+        elif corr == "":
+            # The gateway could not read the request's id (or refused the
+            # certificate first): it answers whatever is in flight.
+            log("warn", "dealer.refused", dealer=self.o.dealer, code=body.get("code", "-"),
+                message=body.get("message", ""))
+            if not body["ok"] and body.get("code") in RETRY_CODES:
+                if self.replay is not None:
+                    self.on_replay_reply(body)
+                if self.ack is not None:
+                    self.on_ack_reply(body)
+        else:
+            log("debug", "dealer.stale_reply", dealer=self.o.dealer, corr=corr)
+
+    def _touch_requests(self):
+        """Replayed dispatches and answers queue on one connection: while any
+        arrives, what is in flight is not lost, only behind them."""
+        deadline = mono_ms() + self.o.timeout_ms
+        if self.replay is not None:
+            self.replay["deadline"] = deadline
+        if self.ack is not None:
+            self.ack["deadline"] = deadline
+
+    def drain_req(self, finishing=False):
+        for _ in range(DRAIN_MAX):
+            if not finishing and (_stop or self.rc is not None):
+                return
+            try:
+                frames = self.req.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) == 2 and frames[0] == b"":
+                frames = frames[1:]  # a REQ-style delimiter: tolerated
+            if len(frames) != 1:
+                log("warn", "dealer.malformed", dealer=self.o.dealer, socket="requests",
+                    field="frames", why="%d frames" % len(frames))
+                continue
+            try:
+                m = decode(frames[0])
+            except Malformed as e:
+                log("warn", "dealer.malformed", dealer=self.o.dealer, socket="requests",
+                    field=e.field, why=e.why)
+                continue
+            self._touch_requests()
+            if m["type"] == "dealer.dispatch":
+                self.on_dispatch(m, live=False)
+            elif m["type"] == "dealer.reply":
+                self.on_reply(m)
+            else:
+                log("warn", "dealer.unexpected", dealer=self.o.dealer, type=m["type"])
+
+    def drain_sub(self):
+        for _ in range(DRAIN_MAX):
+            if _stop or self.rc is not None:
+                return
+            try:
+                frames = self.sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2 or frames[0] != self.topic:
+                log("warn", "dealer.malformed", dealer=self.o.dealer, socket="live",
+                    field="frames", why="not [topic, envelope] of this dealer")
+                continue
+            try:
+                m = decode(frames[1])
+            except Malformed as e:
+                log("warn", "dealer.malformed", dealer=self.o.dealer, socket="live",
+                    field=e.field, why=e.why)
+                continue
+            if m["type"] == "heartbeat":
+                self.sub_alive_at = mono_ms()
+                self.on_heartbeat(m)
+            elif m["type"] == "dealer.dispatch":
+                self.sub_alive_at = mono_ms()
+                self.on_dispatch(m, live=True)
+            else:
+                log("warn", "dealer.unexpected", dealer=self.o.dealer, type=m["type"])
+
+    # -------------------------------------------------------------- the loop
+
+    def tick(self):
+        self.maybe_sync()
+        self.maybe_ack()
+        if self.rc is not None:
+            return
+        if self.o.once and self.failed:
+            self.rc = EXIT_NO
+            return
+        if self.o.once and self.caught_up:
+            self.rc = EXIT_OK
+            return
+        now = mono_ms()
+        if ((self.replay is not None and now > self.replay["deadline"])
+                or (self.ack is not None and now > self.ack["deadline"])):
+            self.reopen_requests()
+            if self.rc is not None:
+                return
+        if self.replay is None:
+            if self.replay_retry_at is not None:
+                if now >= self.replay_retry_at:
+                    self.ask_replay()
+            elif self.blocked_until:
+                if now >= self.blocked_until:
+                    self.blocked_until = 0  # try the failed dispatch again
+                    self.ask_replay()
+            elif now >= self.next_poll:
+                self.ask_replay()
+        if not self.o.once and now - self.sub_alive_at > HEARTBEAT_TIMEOUT_MS:
+            # No heartbeat: the subscription was refused or the connection is
+            # dead without TCP knowing. A new socket subscribes afresh.
+            log("info", "dealer.resubscribed", dealer=self.o.dealer,
+                silent_ms=now - self.sub_alive_at)
+            self.open_sub()
+            self._poller()
+
+    def finish(self):
+        """What was applied goes into the state file and into a last
+        acknowledgement, whose answer is awaited: one timeout after a signal,
+        up to --tries with --once (same bytes on a fresh socket each time)."""
+        self.stopping = True
+        if self.synced < self.last:
+            try:
+                write_state(self.o.state, self.last)
+                self.synced = self.last
+            except OSError as e:
+                log("error", "dealer.state_not_written", dealer=self.o.dealer, file=self.o.state,
+                    why=e.strerror)
+                self.rc = EXIT_NO
+                return
+        self.ack = None  # an ack still in flight is covered by the last one
+        tries = self.o.tries if self.o.once and not _stop else 1
+        for attempt in range(tries):
+            if self.synced <= self.ack_done or (_stop and attempt > 0):
+                break
+            if self.ack is None:
+                while mono_ms() < self.ack_retry_at and not _stop:
+                    time.sleep(0.05)
+                self.maybe_ack(force=True)
+            else:
+                self.open_req()
+                self.ack["deadline"] = mono_ms() + self.o.timeout_ms
+                self.send(self.ack["data"])
+            while self.ack is not None and mono_ms() < self.ack["deadline"]:
+                if self.req.poll(50, zmq.POLLIN):
+                    self.drain_req(finishing=True)
+        if self.synced > self.ack_done:
+            log("warn", "dealer.ack_unanswered", dealer=self.o.dealer, upto=self.synced,
+                hint="sent again at the next start")
+
+    def run(self):
+        try:
+            self.last = read_state(self.o.state)
+        except (OSError, ValueError) as e:
+            sys.stderr.write("crm_dealer.py: cannot read the state file %s (%s)\n" % (self.o.state, e))
+            return EXIT_NO
+        self.synced = self.last
+        try:
+            self.open_sub()
+            self.open_req()
+        except zmq.ZMQError as e:
+            sys.stderr.write("crm_dealer.py: cannot connect to %s / %s: %s\n" % (
+                self.o.pub, self.o.endpoint, e))
+            return EXIT_NO
+        self._poller()
+        log("info", "dealer.start", dealer=self.o.dealer, last=self.last, sync=self.o.sync)
+        self.ask_replay()
+        while not _stop and self.rc is None:
+            events = dict(self.poller.poll(50))
+            if self.req in events:
+                self.drain_req()
+            if self.sub in events and self.rc is None:
+                self.drain_sub()
+            if not _stop:
+                self.tick()
+        self.finish()
+        rc = EXIT_OK if self.rc is None else self.rc
+        log("info", "dealer.stop", dealer=self.o.dealer, last=self.last, rc=rc)
+        self.sub.close(0)
+        self.req.close()
+        self.ctx.term()
+        return rc
+
+
+# ------------------------------------------------------------------ status
+
+
+def parse_at(text):
+    """ "YYYY-MM-DD HH:MM" China Standard Time -> ms UTC, or None."""
+    try:
+        t = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M")
+    except ValueError:
+        return None
+    return int(t.replace(tzinfo=CST).timestamp()) * 1000
+
+
+def run_status(opts, keys, testdrive, status):
+    """One status report, Lazy Pirate: a fresh socket per send, the same bytes
+    (same id) every time; busy / unavailable / not_certified wait and send
+    again; --tries sends in all."""
+    body = {"testdrive_id": testdrive, "status": status}
+    if opts.at is not None:
+        at = parse_at(opts.at)
+        if at is None:
+            sys.stderr.write('crm_dealer.py: --at "%s": expected "YYYY-MM-DD HH:MM"\n' % opts.at)
+            return EXIT_USAGE
+        body["at"] = at
+    if opts.note is not None:
+        body["note"] = opts.note
+    req_id = Ids().next()
+    data = request("dealer.status", req_id, body)
+    public, secret, server = keys
+    ctx = zmq.Context()
+    reply, backoff = None, 0
+    for attempt in range(opts.tries):
+        if _stop:
+            break
+        wake = mono_ms() + backoff
+        while backoff and not _stop and mono_ms() < wake:
+            time.sleep(0.05)
+        s = ctx.socket(zmq.DEALER)
+        s.curve_secretkey, s.curve_publickey, s.curve_serverkey = secret, public, server
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.MAXMSGSIZE, FRAME_MAX + 1024)
+        try:
+            s.connect(opts.endpoint)
+        except zmq.ZMQError as e:
+            sys.stderr.write("crm_dealer.py: cannot connect to %s: %s\n" % (opts.endpoint, e))
+            s.close(0)
+            ctx.term()
+            return EXIT_NO
+        s.send(data)
+        got = None
+        deadline = mono_ms() + opts.timeout_ms
+        while got is None and not _stop and mono_ms() < deadline:
+            if not s.poll(min(100, max(1, deadline - mono_ms())), zmq.POLLIN):
+                continue
+            frames = s.recv_multipart()
+            if len(frames) == 2 and frames[0] == b"":
+                frames = frames[1:]
+            if len(frames) != 1:
+                continue
+            try:
+                m = decode(frames[0])
+            except Malformed as e:
+                log("warn", "dealer.malformed", field=e.field, why=e.why)
+                continue
+            # An empty corr answers the one request this socket carried.
+            if m["type"] == "dealer.reply" and m.get("corr", "") in (req_id, ""):
+                got = m
+        s.close(0)
+        if got is None:
+            log("warn", "dealer.no_answer", dealer=opts.dealer, attempt=attempt + 1)
+            backoff = 0
+            continue
+        reply = got
+        code = got["body"].get("code")
+        if got["body"]["ok"] or code not in RETRY_CODES:
+            break
+        backoff = BACKOFF_FIRST_MS if not backoff else min(backoff * 2, BACKOFF_MAX_MS)
+        log("warn", "dealer.status_refused", dealer=opts.dealer, code=code, retry_ms=backoff)
+    ctx.term()
+    if reply is None:
+        sys.stderr.write("crm_dealer.py: no answer from %s\n" % opts.endpoint)
+        return EXIT_NOANSWER
+    sys.stdout.buffer.write(to_json(reply).encode("utf-8") + b"\n")
+    sys.stdout.buffer.flush()
+    if reply["body"]["ok"]:
+        return EXIT_OK
+    return EXIT_NOANSWER if reply["body"].get("code") in ("busy", "unavailable") else EXIT_NO
+
+
+# ------------------------------------------------------------------ main
+
+
+def parse_args(argv):
+    env = os.environ.get
+    p = argparse.ArgumentParser(prog="crm_dealer.py", description=SUMMARY, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dealer", default=env("CRM_DEALER_ID"),
+                   help="this dealer's id, as in its certificate (CRM_DEALER_ID)")
+    p.add_argument("--cert", default=env("CRM_DEALER_CERT"),
+                   help="this dealer's secret certificate file (CRM_DEALER_CERT)")
+    p.add_argument("--server-cert", default=env("CRM_DEALER_SERVER_CERT"),
+                   help="the gateway's public certificate file (CRM_DEALER_SERVER_CERT)")
+    p.add_argument("--state", default=env("CRM_DEALER_STATE"),
+                   help="file keeping the last applied number, created if missing (CRM_DEALER_STATE)")
+    p.add_argument("--endpoint", default=env("CRM_DEALER_ENDPOINT", "tcp://127.0.0.1:7302"),
+                   help="the gateway's request endpoint: replay, ack, status (CRM_DEALER_ENDPOINT)")
+    p.add_argument("--pub", default=env("CRM_DEALER_PUB", "tcp://127.0.0.1:7301"),
+                   help="the gateway's live endpoint: pushes, heartbeats (CRM_DEALER_PUB)")
+    p.add_argument("--exec", default=env("CRM_DEALER_EXEC"),
+                   help="command run per dispatch with its JSON line on stdin; default: print "
+                        "it on stdout (CRM_DEALER_EXEC)")
+    p.add_argument("--once", action="store_true", default=env("CRM_DEALER_ONCE") == "1",
+                   help="exit once caught up (CRM_DEALER_ONCE=1)")
+    p.add_argument("--sync", default=env("CRM_DEALER_SYNC", "each"),
+                   help="each: the state file is written (fsync) after every dispatch, so a "
+                        "crash repeats at most the one in hand; batch: every 100 dispatches or "
+                        "100 ms, so a crash may repeat up to 100 (CRM_DEALER_SYNC)")
+    p.add_argument("--poll-ms", type=int, default=env("CRM_DEALER_POLL_MS", "30000"),
+                   help="ask for a replay this often when nothing else made it ask (CRM_DEALER_POLL_MS)")
+    p.add_argument("--timeout-ms", type=int, default=env("CRM_TIMEOUT_MS", "3000"),
+                   help="how long to wait for an answer (CRM_TIMEOUT_MS)")
+    p.add_argument("--tries", type=int, default=env("CRM_TRIES", "3"),
+                   help="how often to send before giving up, where giving up is allowed (CRM_TRIES)")
+    p.add_argument("--at", help='status: agreed or new time, "YYYY-MM-DD HH:MM" China time')
+    p.add_argument("--note", help="status: free text")
+    p.add_argument("--log-level", default=env("CRM_LOG_LEVEL", "info"),
+                   help="debug, info, warn or error (CRM_LOG_LEVEL)")
+    p.add_argument("--version", action="version", version="crm_dealer.py " + VERSION)
+    p.add_argument("command", nargs="*", help="nothing (follow the stream) or: status TESTDRIVE_ID STATUS")
+    o = p.parse_intermixed_args(argv)
+
+    def bad(text):
+        sys.stderr.write("crm_dealer.py: %s; try --help\n" % text)
+        sys.exit(EXIT_USAGE)
+
+    status = len(o.command) == 3 and o.command[0] == "status"
+    if o.command and not status:
+        bad("unexpected arguments %s" % " ".join(o.command))
+    if not o.dealer or not o.cert or not o.server_cert or (not status and not o.state):
+        bad("--dealer, --cert, --server-cert and (to follow the stream) --state are needed")
+    if not ID_RE.fullmatch(o.dealer):
+        bad("--dealer: 1 to 32 letters, digits, '_' or '-'")
+    if o.sync not in ("each", "batch"):
+        bad("--sync is each or batch")
+    if o.log_level not in LEVELS:
+        bad("--log-level is debug, info, warn or error")
+    for name, low, high in (("timeout_ms", 1, 3600000), ("tries", 1, 100),
+                            ("poll_ms", 100, 86400000)):
+        if not low <= getattr(o, name) <= high:
+            bad("--%s: %d to %d" % (name.replace("_", "-"), low, high))
+    o.status = o.command[1:] if status else None
+    return o
+
+
+def main(argv):
+    global _log_level
+    o = parse_args(argv)
+    _log_level = LEVELS[o.log_level]
+    try:
+        meta, public, secret = read_cert(o.cert)
+        _, server, _ = read_cert(o.server_cert)
+    except (OSError, ValueError) as e:
+        sys.stderr.write("crm_dealer.py: cannot use the certificates: %s\n" % e)
+        return EXIT_NO
+    if secret is None:
+        sys.stderr.write("crm_dealer.py: %s is not a secret certificate\n" % o.cert)
+        return EXIT_NO
+    if meta.get("dealer-id", o.dealer) != o.dealer:
+        sys.stderr.write("crm_dealer.py: %s is the certificate of dealer %s, not %s\n" % (
+            o.cert, meta["dealer-id"], o.dealer))
+        return EXIT_NO
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    keys = (public, secret, server)
+    if o.status:
+        return run_status(o, keys, o.status[0], o.status[1])
+    return Follower(o, keys).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
