@@ -102,6 +102,9 @@ static int s_print_answer(const zframe_t *answer)
     return rc;
 }
 
+/* An unconvertible document goes to quarantine in one frame: this much of it. */
+#define S_DOC_KEEP_MAX (200 * 1024)
+
 static int s_encode_submit(crm_msg_t *m, msgpack_sbuffer *buf)
 {
     crm_new_id(m->id, sizeof m->id);
@@ -151,6 +154,46 @@ static int s_parse_lead(const char *path, crm_msg_t *m)
     return rc;
 }
 
+/* Sends a document (or the part that fits in a frame) that could not be
+   converted, with the reasons, to be kept in quarantine; prints intake's
+   answer. The exit code of that answer (1: kept and rejected). */
+static int s_quarantine_doc(crmctl_t *ctl, const char *path, const crm_leadin_doc_t *doc)
+{
+    char reason[2048];
+    size_t used = (size_t) snprintf(reason, sizeof reason, "%s", doc->err);
+    for (size_t i = 0; i < doc->nleads && used < sizeof reason - 1; i++)
+        if (!doc->leads[i].ok)
+            used += (size_t) snprintf(reason + used, sizeof reason - used, "%s%s", used ? "; " : "", doc->leads[i].err);
+    size_t keep = doc->raw_len > S_DOC_KEEP_MAX ? S_DOC_KEEP_MAX : doc->raw_len;
+    if (keep < doc->raw_len && used < sizeof reason - 1)
+        snprintf(reason + used, sizeof reason - used, " (the first %zu of %zu bytes are kept)", keep, doc->raw_len);
+    if (!reason[0])
+        snprintf(reason, sizeof reason, "no lead in it");
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_lead_unconvertible);
+    CRM_SET_BIN(&m, lead_unconvertible, document, doc->raw ? doc->raw : "", keep);
+    CRM_SET_STR(&m, lead_unconvertible, reason, reason);
+    const char *base = strrchr(path, '/');
+    CRM_SET_STR(&m, lead_unconvertible, filename, !strcmp(path, "-") ? "(stdin)" : base ? base + 1 : path);
+    CRM_SET_STR(&m, lead_unconvertible, channel,
+                doc->kind == CRM_LEADIN_JSON ? "website" : doc->kind == CRM_LEADIN_UNKNOWN ? NULL : "partner");
+    msgpack_sbuffer buf;
+    s_encode_submit(&m, &buf);
+    crm_msg_clear(&m);
+    zframe_t *answer = NULL;
+    const char *endpoint = crm_opt(ctl->opts, "intake");
+    int rc = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
+                        (int) crmctl_i64(ctl, "tries"), &answer);
+    msgpack_sbuffer_destroy(&buf);
+    if (rc != 0) {
+        fprintf(stderr, "crmctl: crm-intake at %s did not answer; the document is not kept\n", endpoint);
+        return CRMCTL_UNREACHABLE;
+    }
+    rc = s_print_answer(answer);
+    zframe_destroy(&answer);
+    return rc;
+}
+
 /* Submits every lead of the document, printing each answer as one JSON
    line: 0 when all were accepted, 1 when one was rejected or a part could
    not be converted, 2 when intake did not answer. */
@@ -161,12 +204,11 @@ static int s_submit(crmctl_t *ctl, const char *path)
         return CRMCTL_NO;
     int rc = CRMCTL_OK;
     if (doc->nfailed > 0) {
-        /* TODO(quarantine): send the unconvertible document to crm-intake to
-           be kept in quarantine: doc->raw (doc->raw_len bytes, the input as
-           given) with the reasons printed above (doc->err and the err of
-           each lead with !ok), and print intake's answer (its quarantine
-           id). Until that request exists the reasons are only printed. */
-        rc = CRMCTL_NO;
+        /* What could not be converted is kept in quarantine by intake,
+           with the reasons, never only printed. */
+        rc = s_quarantine_doc(ctl, path, doc);
+        if (rc == CRMCTL_OK)
+            rc = CRMCTL_NO;
     }
     const char *endpoint = crm_opt(ctl->opts, "intake");
     for (size_t i = 0; i < doc->nleads; i++) {

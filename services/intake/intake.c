@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "crm_lead.h"
+#include "crm_leadin.h"
 
 typedef enum { S_REJECT = 0, S_ACCEPT } s_kind_t;
 
@@ -82,10 +83,17 @@ int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *e
     const crm_body_lead_submit_t *b = &msg->body.lead_submit;
     char why[300];
     if (!b->submission_id || !*b->submission_id) {
-        snprintf(err->field, sizeof err->field, "submission_id");
-        snprintf(err->text, sizeof err->text, "required (the submitter's own id of the lead)");
-        err->code = CRM_E_MISSING;
-        return -1;
+        /* A website posting msgpack without an id of its own gets the key
+           crmctl computes for the same lead as JSON: a form posted twice is
+           one lead. */
+        if (b->retry_of || crm_leadin_content_key(b, "json:", out, size) != 0) {
+            snprintf(err->field, sizeof err->field, "submission_id");
+            snprintf(err->text, sizeof err->text, "required %s",
+                     b->retry_of ? "with retry_of (the quarantined submission's id)" : "(the lead cannot be keyed)");
+            err->code = CRM_E_MISSING;
+            return -1;
+        }
+        return 0;
     }
     if (crm_id_check(CRM_ID_KEY, b->submission_id, "submission_id", why, sizeof why) != 0) {
         snprintf(err->field, sizeof err->field, "submission_id");
