@@ -21,68 +21,33 @@
 #define HOUR 3600000LL
 
 typedef struct {
-    crm_h_redis_t redis;
+    crm_h_sys_t sys;
     crm_store_t *store;
-    char env[10][320];
-    char clock[300], log[300], out[300];
-    pid_t dispatcher;
+    char *out;
 } fx_t;
 
-static void set_clock(fx_t *f, long long ms)
-{
-    char tmp[320];
-    snprintf(tmp, sizeof tmp, "%s.tmp", f->clock);
-    FILE *c = fopen(tmp, "w");
-    fprintf(c, "%lld\n", ms);
-    fclose(c);
-    rename(tmp, f->clock);
-}
+static void set_clock(fx_t *f, long long ms) { crm_h_sys_set_clock(&f->sys, ms); }
 
-static int crmctl(fx_t *f, ...)
-{
-    const char *args[24];
-    int n = 0;
-    va_list ap;
-    va_start(ap, f);
-    for (const char *a; n < 22 && (a = va_arg(ap, const char *));)
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    const char *env[] = {f->env[0], NULL};
-    return crm_h_run("crmctl", args, env, f->out);
-}
+#define crmctl(f, ...) crm_h_sys_crmctl(&(f)->sys, __VA_ARGS__)
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    if (!f || crm_h_redis_start(&f->redis, false) != 0)
+    if (!f || crm_h_sys_start(&f->sys, false, true) != 0)
         return -1;
-    f->store = crm_h_store(&f->redis);
-    crm_h_path(&f->redis, "clock", f->clock, sizeof f->clock);
-    crm_h_path(&f->redis, "dispatcher.log", f->log, sizeof f->log);
-    crm_h_path(&f->redis, "out.txt", f->out, sizeof f->out);
+    f->store = f->sys.store;
+    f->out = f->sys.out;
     set_clock(f, NOW);
-    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
-    snprintf(f->env[1], sizeof f->env[1], "CRM_CLOCK_FILE=%s", f->clock);
-    snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[4], sizeof f->env[4], "CRM_GATEWAY_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[5], sizeof f->env[5], "CRM_GATEWAY_ROUTER=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[6], sizeof f->env[6], "CRM_CERT_DIR=%s/certs", f->redis.dir);
-    snprintf(f->env[7], sizeof f->env[7], "CRM_SERVER_CERT=%s/gateway.cert", f->redis.dir);
+    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
     /* dealers: two in Shenzhen, one in Guangzhou, one in Hainan (华南) */
     assert_int_equal(crmctl(f, "dealer", "add", "SZ1", "--name", "深圳一店", "--region", "华南", "--province", "广东",
                             "--city", "深圳市", NULL), 0);
-    assert_int_equal(crmctl(f, "dealer", "add", "SZ2", "--name", "深圳二店", "--region", "华南", "--province", "广东省",
-                            "--city", "深圳", "--capacity", "1", NULL), 0);
+    assert_int_equal(crmctl(f, "dealer", "add", "SZ2", "--name", "深圳二店", "--province", "广东省", "--city", "深圳",
+                            "--capacity", "1", NULL), 0);
     assert_int_equal(crmctl(f, "dealer", "add", "GZ1", "--name", "广州店", "--region", "华南", "--province", "粤",
                             "--city", "广州", NULL), 0);
-    assert_int_equal(crmctl(f, "dealer", "add", "HK1", "--name", "海口店", "--region", "华南", "--province", "海南",
-                            "--city", "海口", NULL), 0);
-    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
-    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
-    if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:dispatcher") != 1)
-        return -1;
+    assert_int_equal(crmctl(f, "dealer", "add", "HK1", "--name", "海口店", "--province", "海南", "--city", "海口",
+                            NULL), 0);
     *state = f;
     return 0;
 }
@@ -90,10 +55,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    if (f->dispatcher > 0)
-        crm_h_stop(f->dispatcher, SIGTERM, 5000);
-    crm_store_destroy(&f->store);
-    crm_h_redis_stop(&f->redis);
+    crm_h_sys_stop(&f->sys);
     free(f);
     return 0;
 }
@@ -117,7 +79,7 @@ static void request(fx_t *f, const char *tid, const char *city, const char *prov
     CRM_SET_I64(&m, testdrive_requested, at, at);
     crm_tx_emit(tx, &m);
     crm_msg_clear(&m);
-    assert_int_equal(crm_store_commit(f->store, tx), 0);
+    crm_h_sys_commit(&f->sys, tx);
     crm_tx_destroy(&tx);
 }
 
@@ -181,6 +143,9 @@ static void test_a_test_drive_two_days_away_is_dispatched_at_once(void **state)
     assert_string_equal(d.body.dealer_dispatch.testdrive_id, "T2");
     assert_string_equal(d.body.dealer_dispatch.customer_name, "测试");
     assert_int_equal(d.body.dealer_dispatch.at, AT_NOV22);
+    /* the documented code, and words for the dealer alone */
+    assert_string_equal(d.body.dealer_dispatch.reason, "chosen");
+    assert_string_equal(d.body.dealer_dispatch.reason_text, "chosen by the prospect");
     crm_msg_clear(&d);
     freeReplyObject(r);
     assert_int_equal(crm_h_int(f->store, "HGET crm:td:T2 dealer_seq"), 1);
@@ -194,25 +159,36 @@ static void test_routing_goes_city_then_province_then_region_by_fewest_open_and_
     wait_status(f, "R0", "routed");
     request(f, "R1", "深圳", "广东省", NULL, AT_DEC5);
     wait_status(f, "R1", "routed");
-    char *d = td_field(f, "R1", "dealer_id"), *why = td_field(f, "R1", "reason");
+    char *d = td_field(f, "R1", "dealer_id"), *why = td_field(f, "R1", "reason_text"), *code = td_field(f, "R1", "reason");
     assert_string_equal(d, "SZ1");
+    assert_string_equal(code, "city");
+    free(code);
     assert_non_null(strstr(why, "city 深圳"));
     assert_non_null(strstr(why, "fewest open test drives"));
     free(d), free(why);
     /* Zhuhai has no dealer: the province, Guangdong; GZ1 has none open. */
     request(f, "R2", "珠海", "广东省", NULL, AT_DEC5);
     wait_status(f, "R2", "routed");
-    d = td_field(f, "R2", "dealer_id"), why = td_field(f, "R2", "reason");
+    d = td_field(f, "R2", "dealer_id"), why = td_field(f, "R2", "reason_text");
     assert_string_equal(d, "GZ1");
     assert_non_null(strstr(why, "province 广东省"));
     free(d), free(why);
     /* Nanning (Guangxi) has none in city or province: the region, 华南. */
     request(f, "R3", "南宁", "广西壮族自治区", NULL, AT_DEC5);
     wait_status(f, "R3", "routed");
-    d = td_field(f, "R3", "dealer_id"), why = td_field(f, "R3", "reason");
+    d = td_field(f, "R3", "dealer_id"), why = td_field(f, "R3", "reason_text");
     assert_string_equal(d, "HK1"); /* GZ1 and SZ1 have one open each now, HK1 none */
     assert_non_null(strstr(why, "region 华南"));
     free(d), free(why);
+    /* What a dealer is told never speaks of other dealers' load. */
+    request(f, "R9", "深圳", "广东省", NULL, AT_NOV22);
+    wait_status(f, "R9", "dispatched");
+    char *dtext = td_field(f, "R9", "reason_dealer");
+    assert_string_equal(dtext, "the prospect's city 深圳");
+    free(dtext);
+    assert_int_equal(crmctl(f, "events", "dealer.SZ1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"reason\":\"city\",\"reason_text\":\"the prospect's city 深圳\""));
+    assert_false(crm_h_file_contains(f->out, "fewest"));
     /* Urumqi: no dealer anywhere near: unrouted, and escalated */
     request(f, "R4", "乌鲁木齐", "新疆维吾尔自治区", NULL, AT_DEC5);
     wait_status(f, "R4", "unrouted");
@@ -269,11 +245,10 @@ static void test_dispatch_timers_survive_a_restart(void **state)
     fx_t *f = *state;
     request(f, "S1", "深圳", "广东省", "SZ1", AT_DEC5);
     wait_status(f, "S1", "routed");
-    int status = crm_h_stop(f->dispatcher, SIGKILL, 5000);
+    int status = crm_h_sys_kill(&f->sys, "dispatcher", SIGKILL);
     assert_true(WIFSIGNALED(status));
     set_clock(f, DUE_DEC2 + HOUR); /* the moment passed while it was down */
-    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
-    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
+    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
     wait_status(f, "S1", "dispatched");
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 1);
 }

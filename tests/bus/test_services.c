@@ -9,23 +9,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crm_clock.h"
 #include "crm_harness.h"
 
 static const char *s_services[] = {"intake", "dispatcher", "scheduler", "auditor", "notifier"};
 
 typedef struct {
-    crm_h_redis_t redis;
+    crm_h_sys_t sys;
     crm_store_t *store;
-    char env[12][400];
-    pid_t pids[5];
 } fx_t;
 
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    if (!f || crm_h_redis_start(&f->redis, true) != 0)
+    if (!f || crm_h_sys_start(&f->sys, true, false) != 0)
         return -1;
-    f->store = crm_h_store(&f->redis);
+    f->store = f->sys.store;
     *state = f;
     return 0;
 }
@@ -33,11 +32,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    for (int i = 0; i < 5; i++)
-        if (f->pids[i] > 0)
-            crm_h_stop(f->pids[i], SIGTERM, 5000);
-    crm_store_destroy(&f->store);
-    crm_h_redis_stop(&f->redis);
+    crm_h_sys_stop(&f->sys);
     free(f);
     return 0;
 }
@@ -46,7 +41,7 @@ static void test_every_binary_answers_help_and_version(void **state)
 {
     fx_t *f = *state;
     char log[300], bin[64];
-    crm_h_path(&f->redis, "out.txt", log, sizeof log);
+    crm_h_path(&f->sys.redis, "out.txt", log, sizeof log);
     for (int i = 0; i < 6; i++) {
         if (i < 5)
             snprintf(bin, sizeof bin, "crm-%s", s_services[i]);
@@ -69,7 +64,7 @@ static void test_a_service_without_redis_exits_1_with_a_clear_message(void **sta
 {
     fx_t *f = *state;
     char log[300], url[64];
-    crm_h_path(&f->redis, "out.txt", log, sizeof log);
+    crm_h_path(&f->sys.redis, "out.txt", log, sizeof log);
     snprintf(url, sizeof url, "CRM_REDIS_URL=redis://127.0.0.1:%d/0", crm_h_free_port());
     const char *env[] = {url, "CRM_REDIS_WAIT_MS=0", NULL};
     assert_int_equal(crm_h_run("crm-intake", NULL, env, log), 1);
@@ -81,62 +76,52 @@ static void test_a_service_without_redis_exits_1_with_a_clear_message(void **sta
 
 static void start_all(fx_t *f)
 {
-    int ports[5];
     for (int i = 0; i < 5; i++)
-        ports[i] = crm_h_free_port();
-    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
-    snprintf(f->env[1], sizeof f->env[1],
-             "CRM_PEERS=tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,tcp://127.0.0.1:%d,"
-             "tcp://127.0.0.1:%d",
-             ports[0], ports[1], ports[2], ports[3], ports[4]);
-    snprintf(f->env[7], sizeof f->env[7], "CRM_GATEWAY_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[8], sizeof f->env[8], "CRM_GATEWAY_ROUTER=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[9], sizeof f->env[9], "CRM_CERT_DIR=%s/certs", f->redis.dir);
-    snprintf(f->env[10], sizeof f->env[10], "CRM_SERVER_CERT=%s/gateway.cert", f->redis.dir);
-    snprintf(f->env[11], sizeof f->env[11], "CRM_INTAKE_ENDPOINT=tcp://127.0.0.1:%d", crm_h_free_port());
-    for (int i = 0; i < 5; i++) {
-        char bin[64], log[300], name[64];
-        snprintf(f->env[2 + i], sizeof f->env[0], "CRM_PUB=tcp://127.0.0.1:%d", ports[i]);
-        const char *env[] = {f->env[0], f->env[1], f->env[2 + i], f->env[7], f->env[8], f->env[9], f->env[10],
-                             f->env[11], NULL};
-        snprintf(bin, sizeof bin, "crm-%s", s_services[i]);
-        snprintf(name, sizeof name, "%s.log", s_services[i]);
-        crm_h_path(&f->redis, name, log, sizeof log);
-        f->pids[i] = crm_h_spawn(bin, NULL, env, log);
-    }
+        crm_h_sys_spawn(&f->sys, s_services[i], NULL);
 }
 
 static void test_crmctl_status_is_0_only_when_all_five_are_up(void **state)
 {
     fx_t *f = *state;
     char out[300];
-    crm_h_path(&f->redis, "status.txt", out, sizeof out);
+    crm_h_path(&f->sys.redis, "status.txt", out, sizeof out);
     const char *args[] = {"status", NULL};
-    const char *env[] = {f->env[0], NULL};
-    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
-    assert_int_equal(crm_h_run("crmctl", args, env, out), 1); /* nothing running yet */
+    assert_int_equal(crm_h_run("crmctl", args, f->sys.envp, out), 1); /* nothing running yet */
     assert_true(crm_h_file_contains(out, "0 of 5 services up"));
     start_all(f);
-    bool up = false;
-    for (int i = 0; i < 100 && !up; i++) {
-        usleep(50 * 1000);
-        up = crm_h_run("crmctl", args, env, out) == 0;
-    }
-    assert_true(up);
+    assert_int_equal(crm_h_run("crmctl", args, f->sys.envp, out), 0);
     assert_true(crm_h_file_contains(out, "5 of 5 services up"));
     /* One stops cleanly: exit 0, and status says so. */
-    int status = crm_h_stop(f->pids[1], SIGTERM, 5000);
-    f->pids[1] = 0;
+    int status = crm_h_sys_kill(&f->sys, "dispatcher", SIGTERM);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(crm_h_run("crmctl", args, env, out), 1);
+    assert_int_equal(crm_h_run("crmctl", args, f->sys.envp, out), 1);
     assert_true(crm_h_file_contains(out, "dispatcher  stopped"));
     assert_true(crm_h_file_contains(out, "4 of 5 services up"));
     for (int i = 0; i < 5; i++) {
-        if (f->pids[i] <= 0)
+        if (f->sys.pids[i] <= 0)
             continue;
-        status = crm_h_stop(f->pids[i], SIGINT, 5000);
-        f->pids[i] = 0;
+        status = crm_h_stop(f->sys.pids[i], SIGINT, 5000);
+        f->sys.pids[i] = 0;
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
+/* A stop finishes within a second, also when a peer's name cannot be
+   resolved (a stopped container) and the sockets still hold messages. */
+static void test_a_service_stops_within_a_second(void **state)
+{
+    fx_t *f = *state;
+    char peers[200];
+    snprintf(peers, sizeof peers, "CRM_PEERS=tcp://gone.invalid:7101,tcp://127.0.0.1:%d", f->sys.pub[0]);
+    const char *extra[] = {peers, NULL};
+    for (int i = 0; i < 5; i++) {
+        crm_h_sys_spawn(&f->sys, s_services[i], extra);
+        int64_t t0 = crm_mono_ms();
+        int status = crm_h_sys_kill(&f->sys, s_services[i], SIGTERM);
+        int64_t took = crm_mono_ms() - t0;
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        if (took >= 1000)
+            fail_msg("crm-%s took %lld ms to stop", s_services[i], (long long) took);
     }
 }
 
@@ -163,10 +148,9 @@ static void test_a_service_catches_up_on_events_committed_while_it_was_down(void
     assert_int_equal(crm_h_wait_int(f->store, 25, 10000, "HGET crm:cursor:dispatcher testdrive"), 25);
     /* crmctl events shows the log as JSON lines. */
     char out[300];
-    crm_h_path(&f->redis, "events.txt", out, sizeof out);
+    crm_h_path(&f->sys.redis, "events.txt", out, sizeof out);
     const char *args[] = {"events", "testdrive", "--from", "25", NULL};
-    const char *env[] = {f->env[0], NULL};
-    assert_int_equal(crm_h_run("crmctl", args, env, out), 0);
+    assert_int_equal(crm_h_run("crmctl", args, f->sys.envp, out), 0);
     assert_true(crm_h_file_contains(out, "\"type\":\"testdrive.requested\""));
     assert_true(crm_h_file_contains(out, "\"seq\":25,"));
     assert_true(crm_h_file_contains(out, "\"testdrive_id\":\"T24\""));
@@ -179,6 +163,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_every_binary_answers_help_and_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_service_without_redis_exits_1_with_a_clear_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crmctl_status_is_0_only_when_all_five_are_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_stops_within_a_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_service_catches_up_on_events_committed_while_it_was_down, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
