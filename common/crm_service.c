@@ -970,6 +970,9 @@ static int s_start(crm_service_t *svc)
             return 1;
         zsock_set_rcvhwm(svc->sub, 100000);
         zsock_set_maxmsgsize(svc->sub, 4 * CRM_FRAME_MAX);
+        /* A stopped peer is looked up again at most every 5 s: its name may
+           take seconds to fail, in the I/O thread every socket shares. */
+        zsock_set_reconnect_ivl_max(svc->sub, 5000);
         char *peers = strdup(crm_opt(svc->opts, "peers"));
         for (char *save = NULL, *p = strtok_r(peers, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
             if (zsock_connect(svc->sub, "%s", p) < 0) {

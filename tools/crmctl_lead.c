@@ -591,11 +591,17 @@ static int s_qshow(crm_store_t *store, const char *qid)
     const redisReply *frame = crm_reply_field_reply(r->element[0]->element[1], "frame");
     crm_msg_t m;
     crm_err_t err;
+    const redisReply *doc = crm_reply_field_reply(r->element[0]->element[1], "document");
     if (frame && crm_msg_decode(frame->str, frame->len, &m, &err) == 0) {
         char *json = crm_msg_to_json(&m);
         printf("%s\n", json ? json : "{}");
         free(json);
         crm_msg_clear(&m);
+    } else if (doc && doc->type == REDIS_REPLY_STRING) {
+        /* A document no converter could read, as it was received. */
+        printf("document (%zu bytes) as received:\n", (size_t) doc->len);
+        fwrite(doc->str, 1, doc->len > 4096 ? 4096 : doc->len, stdout);
+        printf("%s\n", doc->len > 4096 ? "\n..." : "");
     }
     printf("errors:\n  %s\n", crm_reply_field(r->element[0]->element[1], "errors"));
     freeReplyObject(r);

@@ -33,13 +33,11 @@
 #define AT_NOV22 1795330800000LL /* 2026-11-22 15:00 CST */
 
 typedef struct {
-    crm_h_redis_t redis;
+    crm_h_sys_t sys;
     crm_store_t *store;
-    char env[8][320];
     char clock[300], log[300], out[300], err[300], state[300], server[300], certs[300];
     char secret[3][300]; /* D1, D2, D3 */
     char ep_router[64], ep_pub[64];
-    pid_t dispatcher;
     const char *client[8]; /* argv prefix of the client under test */
     bool fake;             /* the fake-gateway fixture: no Redis, no dispatcher */
     char dir[256];
@@ -220,15 +218,11 @@ static int run(fx_t *f, const char *bin, const char *out, ...)
         args[n++] = a;
     va_end(ap);
     args[n] = NULL;
-    const char *env[] = {f->env[0], f->env[6], NULL};
+    const char *const *env = f->sys.envp;
     return crm_h_run(bin, args, env, out);
 }
 
-static void start_dispatcher(fx_t *f)
-{
-    const char *env[] = {f->env[0], f->env[1], f->env[2], f->env[3], f->env[4], f->env[5], f->env[6], f->env[7], NULL};
-    f->dispatcher = crm_h_spawn("crm-dispatcher", NULL, env, f->log);
-}
+static void start_dispatcher(fx_t *f) { crm_h_sys_spawn(&f->sys, "dispatcher", NULL); }
 
 static void add_dealer(fx_t *f, int d)
 {
@@ -242,42 +236,25 @@ static void add_dealer(fx_t *f, int d)
 static int setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    if (!f || crm_h_redis_start(&f->redis, false) != 0)
+    if (!f || crm_h_sys_start(&f->sys, false, true) != 0)
         return -1;
     s_client_python(f);
-    f->store = crm_h_store(&f->redis);
-    crm_h_path(&f->redis, "clock", f->clock, sizeof f->clock);
-    crm_h_path(&f->redis, "dispatcher.log", f->log, sizeof f->log);
-    crm_h_path(&f->redis, "out.txt", f->out, sizeof f->out);
-    crm_h_path(&f->redis, "dealer.err", f->err, sizeof f->err);
-    crm_h_path(&f->redis, "dealer.state", f->state, sizeof f->state);
-    crm_h_path(&f->redis, "gateway.cert", f->server, sizeof f->server);
-    crm_h_path(&f->redis, "certs", f->certs, sizeof f->certs);
-    snprintf(f->secret[0], sizeof f->secret[0], "%s/D1.secret", f->redis.dir);
-    snprintf(f->secret[1], sizeof f->secret[1], "%s/D2.secret", f->redis.dir);
-    snprintf(f->secret[2], sizeof f->secret[2], "%s/D3.secret", f->redis.dir);
-    FILE *c = fopen(f->clock, "w");
-    fprintf(c, "%lld\n", NOW);
-    fclose(c);
-    snprintf(f->ep_pub, sizeof f->ep_pub, "tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->ep_router, sizeof f->ep_router, "tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[0], sizeof f->env[0], "CRM_REDIS_URL=%s", f->redis.url);
-    snprintf(f->env[1], sizeof f->env[1], "CRM_CLOCK_FILE=%s", f->clock);
-    snprintf(f->env[2], sizeof f->env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[3], sizeof f->env[3], "CRM_PEERS=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(f->env[4], sizeof f->env[4], "CRM_GATEWAY_PUB=%s", f->ep_pub);
-    snprintf(f->env[5], sizeof f->env[5], "CRM_GATEWAY_ROUTER=%s", f->ep_router);
-    snprintf(f->env[6], sizeof f->env[6], "CRM_CERT_DIR=%s", f->certs);
-    snprintf(f->env[7], sizeof f->env[7], "CRM_SERVER_CERT=%s", f->server);
-    char mk[400];
-    snprintf(mk, sizeof mk, "mkdir -p '%s'", f->certs);
-    if (system(mk) != 0)
-        return -1;
+    f->store = f->sys.store;
+    crm_h_sys_log(&f->sys, "dispatcher", f->log, sizeof f->log);
+    crm_h_path(&f->sys.redis, "out.txt", f->out, sizeof f->out);
+    crm_h_path(&f->sys.redis, "dealer.err", f->err, sizeof f->err);
+    crm_h_path(&f->sys.redis, "dealer.state", f->state, sizeof f->state);
+    snprintf(f->server, sizeof f->server, "%s", f->sys.server_cert);
+    snprintf(f->certs, sizeof f->certs, "%s", f->sys.certs);
+    snprintf(f->secret[0], sizeof f->secret[0], "%s/D1.secret", f->sys.redis.dir);
+    snprintf(f->secret[1], sizeof f->secret[1], "%s/D2.secret", f->sys.redis.dir);
+    snprintf(f->secret[2], sizeof f->secret[2], "%s/D3.secret", f->sys.redis.dir);
+    crm_h_sys_set_clock(&f->sys, NOW);
+    snprintf(f->ep_pub, sizeof f->ep_pub, "tcp://127.0.0.1:%d", f->sys.gw_pub);
+    snprintf(f->ep_router, sizeof f->ep_router, "tcp://127.0.0.1:%d", f->sys.gw_router);
+    start_dispatcher(f);
     add_dealer(f, 0);
     add_dealer(f, 1);
-    start_dispatcher(f);
-    if (crm_h_wait_int(f->store, 1, 10000, "EXISTS crm:svc:dispatcher") != 1)
-        return -1;
     *state = f;
     return 0;
 }
@@ -285,10 +262,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
-    if (f->dispatcher > 0)
-        crm_h_stop(f->dispatcher, SIGTERM, 5000);
-    crm_store_destroy(&f->store);
-    crm_h_redis_stop(&f->redis);
+    crm_h_sys_stop(&f->sys);
     free(f);
     return 0;
 }
@@ -314,7 +288,7 @@ static void request_many(fx_t *f, const char *dealer, int first, int n, int per_
             crm_tx_emit(tx, &m);
             crm_msg_clear(&m);
         }
-        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        crm_h_sys_commit(&f->sys, tx);
         crm_tx_destroy(&tx);
     }
 }
@@ -356,7 +330,7 @@ static void test_pyzmq_reads_the_certificates_crmctl_makes(void **state)
     assert_non_null(mine);
     assert_non_null(gw);
     char script[300], want[200];
-    crm_h_path(&f->redis, "certs.py", script, sizeof script);
+    crm_h_path(&f->sys.redis, "certs.py", script, sizeof script);
     FILE *py = fopen(script, "w");
     fprintf(py, "import sys, zmq.auth\n"
                 "for path in sys.argv[1:]:\n"
@@ -446,7 +420,7 @@ static void test_after_the_dispatcher_is_killed_and_restarted_the_client_carries
     pid_t d = start_following(f, NULL);
     request_many(f, "D1", 1, 1000, 20);
     assert_true(crm_h_wait_int(f->store, 200, 30000, "GET crm:{dealer.D1}:seq") >= 200);
-    assert_true(WIFSIGNALED(crm_h_stop(f->dispatcher, SIGKILL, 5000)));
+    assert_true(WIFSIGNALED(crm_h_sys_kill(&f->sys, "dispatcher", SIGKILL)));
     assert_true(crm_h_int(f->store, "GET crm:{dealer.D1}:seq") < 1000); /* in the middle */
     start_dispatcher(f);
     assert_int_equal(crm_h_wait_int(f->store, 1000, 60000, "GET crm:{dealer.D1}:seq"), 1000);
@@ -480,7 +454,7 @@ static void test_a_client_killed_mid_stream_repeats_at_most_one_dispatch(void **
         assert_int_equal(seqs[i], (uint64_t) i + 1);
     assert_true(m == k || m == k + 1);
     char out2[300];
-    crm_h_path(&f->redis, "out2.txt", out2, sizeof out2);
+    crm_h_path(&f->sys.redis, "out2.txt", out2, sizeof out2);
     const char *once[] = {"--once", "--sync", "each", NULL};
     assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, out2, f->err), 60000), 0);
     assert_seqs_are(out2, (uint64_t) k + 1, 1000);
@@ -971,12 +945,9 @@ int main(int argc, char **argv)
         BOTH(test_garbage_from_the_gateway_is_dropped_and_a_heartbeat_reveals_a_lost_push),
         BOTH(test_without_heartbeats_it_subscribes_again_and_busy_or_silence_make_it_ask_again),
         BOTH(test_below_retained_stops_it_with_3_and_nothing_applied),
-    };
-    const struct CMUnitTest v1[] = {
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };
-    if (argc > 1 && !strcmp(argv[1], "v1"))
-        return cmocka_run_group_tests_name("dealer_python_v1", v1, NULL, NULL);
+    (void) argc, (void) argv;
     return cmocka_run_group_tests_name("dealer_python", today, NULL, NULL);
 }
