@@ -146,6 +146,11 @@ static void test_a_service_catches_up_on_events_committed_while_it_was_down(void
     crm_tx_destroy(&tx);
     start_all(f);
     assert_int_equal(crm_h_wait_int(f->store, 25, 10000, "HGET crm:cursor:dispatcher testdrive"), 25);
+    /* applied, not merely passed over: every test drive is stored, none refused */
+    for (int i = 0; i < 25; i++)
+        assert_int_equal(crm_h_int(f->store, "EXISTS crm:td:T%d", i), 1);
+    assert_int_equal(crm_h_int(f->store, "ZCARD crm:tds"), 25);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:rejects"), 0);
     /* crmctl events shows the log as JSON lines. */
     char out[300];
     crm_h_path(&f->sys.redis, "events.txt", out, sizeof out);
