@@ -401,5 +401,6 @@ int main(int argc, char **argv)
         rc = 2;
     }
     crm_store_destroy(&ctl.store);
+    zcert_destroy(&ctl.source_cert);
     return rc;
 }

@@ -14,6 +14,10 @@ typedef struct {
     int argc; /* positional arguments: argv[0] is the command */
     char **argv;
     crm_store_t *store; /* connected on first use */
+    /* CURVE towards crm-intake's lead endpoint (--source-cert): loaded on
+       first use; NULL when the deployment asks for none. */
+    zcert_t *source_cert;
+    char intake_key[41];
 } crmctl_t;
 
 /* The Redis store, connected on first use; NULL (after a message) when it
@@ -27,6 +31,12 @@ int64_t crmctl_i64(crmctl_t *ctl, const char *opt);
    frame (caller destroys), or -1 when intake did not answer. */
 int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_ms, int tries,
                zframe_t **answer);
+/* The same towards crm-intake's lead endpoint, with CURVE when a source
+   certificate is given (--source-cert, --intake-server-cert). */
+int crmctl_ask_intake(crmctl_t *ctl, const void *frame, size_t len, zframe_t **answer);
+/* Makes `sock` a CURVE client of crm-intake when a source certificate is
+   given; 0, or -1 after a message (the certificate cannot be read). */
+int crmctl_secure_intake(crmctl_t *ctl, zsock_t *sock);
 
 /* Sends `req` (type and body filled; id, ts and producer are set here) to
    `service`'s control endpoint (--<service>-control) and decodes the

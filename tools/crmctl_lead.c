@@ -8,41 +8,92 @@
 #include "crm_leadin.h"
 #include "crmctl.h"
 
-int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_ms, int tries,
-               zframe_t **answer)
+/* One try of a Lazy Pirate exchange on a fresh REQ socket. */
+static int s_ask_once(const char *endpoint, crmctl_t *curve, const void *frame, size_t len, int timeout_ms,
+                      zframe_t **answer)
+{
+    zsock_t *req = zsock_new(ZMQ_REQ);
+    if (!req)
+        return -1;
+    zsock_set_linger(req, 0);
+    if (curve && crmctl_secure_intake(curve, req) != 0) {
+        zsock_destroy(&req);
+        return -2;
+    }
+    if (zsock_connect(req, "%s", endpoint) < 0) {
+        fprintf(stderr, "crmctl: bad endpoint %s\n", endpoint);
+        zsock_destroy(&req);
+        return -2;
+    }
+    zframe_t *f = zframe_new(frame, len);
+    zframe_send(&f, req, 0);
+    zpoller_t *poller = zpoller_new(req, NULL);
+    void *ready = zpoller_wait(poller, timeout_ms);
+    zpoller_destroy(&poller);
+    int rc = -1;
+    if (ready == req && (*answer = zframe_recv(req)))
+        rc = 0;
+    zsock_destroy(&req);
+    return rc;
+}
+
+static int s_ask(const char *endpoint, crmctl_t *curve, const void *frame, size_t len, int timeout_ms, int tries,
+                 zframe_t **answer)
 {
     for (int attempt = 1; attempt <= tries; attempt++) {
-        zsock_t *req = zsock_new(ZMQ_REQ);
-        if (!req)
+        int rc = s_ask_once(endpoint, curve, frame, len, timeout_ms, answer);
+        if (rc == 0)
+            return 0;
+        if (rc == -2)
             return -1;
-        zsock_set_linger(req, 0);
-        if (zsock_connect(req, "%s", endpoint) < 0) {
-            fprintf(stderr, "crmctl: bad intake endpoint %s\n", endpoint);
-            zsock_destroy(&req);
-            return -1;
-        }
-        zframe_t *f = zframe_new(frame, len);
-        zframe_send(&f, req, 0);
-        zpoller_t *poller = zpoller_new(req, NULL);
-        void *ready = zpoller_wait(poller, timeout_ms);
-        zpoller_destroy(&poller);
-        if (ready == req) {
-            *answer = zframe_recv(req);
-            zsock_destroy(&req);
-            if (*answer)
-                return 0;
-        } else {
-            zsock_destroy(&req);
-        }
         if (attempt < tries)
-            fprintf(stderr, "crmctl: no answer from %s in %d ms, retrying (%d/%d)\n", endpoint,
-                    timeout_ms, attempt + 1, tries);
+            fprintf(stderr, "crmctl: no answer from %s in %d ms, retrying (%d/%d)\n", endpoint, timeout_ms,
+                    attempt + 1, tries);
     }
     return -1;
 }
 
-/* Reads a whole file (or stdin) for conversion; NULL with a message when
-   it cannot be read or is larger than a converter takes. */
+int crmctl_ask(const char *endpoint, const void *frame, size_t len, int timeout_ms, int tries,
+               zframe_t **answer)
+{
+    return s_ask(endpoint, NULL, frame, len, timeout_ms, tries, answer);
+}
+
+int crmctl_secure_intake(crmctl_t *ctl, zsock_t *sock)
+{
+    const char *cert = crm_opt(ctl->opts, "source-cert");
+    if (!cert || !*cert)
+        return 0;
+    if (!ctl->source_cert) {
+        ctl->source_cert = zcert_load(cert);
+        static const byte zero[32] = {0};
+        if (!ctl->source_cert || !memcmp(zcert_secret_key(ctl->source_cert), zero, sizeof zero)) {
+            fprintf(stderr, "crmctl: --source-cert %s is not a secret certificate\n", cert);
+            zcert_destroy(&ctl->source_cert);
+            return -1;
+        }
+        const char *server = crm_opt(ctl->opts, "intake-server-cert");
+        zcert_t *sc = server ? zcert_load(server) : NULL;
+        if (!sc) {
+            fprintf(stderr, "crmctl: cannot read crm-intake's certificate %s (--intake-server-cert)\n",
+                    server ? server : "");
+            zcert_destroy(&ctl->source_cert);
+            return -1;
+        }
+        snprintf(ctl->intake_key, sizeof ctl->intake_key, "%s", zcert_public_txt(sc));
+        zcert_destroy(&sc);
+    }
+    zcert_apply(ctl->source_cert, sock);
+    zsock_set_curve_serverkey(sock, ctl->intake_key);
+    return 0;
+}
+
+int crmctl_ask_intake(crmctl_t *ctl, const void *frame, size_t len, zframe_t **answer)
+{
+    return s_ask(crm_opt(ctl->opts, "intake"), ctl, frame, len, (int) crmctl_i64(ctl, "timeout-ms"),
+                 (int) crmctl_i64(ctl, "tries"), answer);
+}
+
 static char *s_read_all(const char *path, size_t *len)
 {
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
@@ -182,8 +233,7 @@ static int s_quarantine_doc(crmctl_t *ctl, const char *path, const crm_leadin_do
     crm_msg_clear(&m);
     zframe_t *answer = NULL;
     const char *endpoint = crm_opt(ctl->opts, "intake");
-    int rc = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
-                        (int) crmctl_i64(ctl, "tries"), &answer);
+    int rc = crmctl_ask_intake(ctl, buf.data, buf.size, &answer);
     msgpack_sbuffer_destroy(&buf);
     if (rc != 0) {
         fprintf(stderr, "crmctl: crm-intake at %s did not answer; the document is not kept\n", endpoint);
@@ -217,8 +267,7 @@ static int s_submit(crmctl_t *ctl, const char *path)
         msgpack_sbuffer buf;
         s_encode_submit(&doc->leads[i].msg, &buf);
         zframe_t *answer = NULL;
-        int asked = crmctl_ask(endpoint, buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
-                               (int) crmctl_i64(ctl, "tries"), &answer);
+        int asked = crmctl_ask_intake(ctl, buf.data, buf.size, &answer);
         msgpack_sbuffer_destroy(&buf);
         if (asked != 0) {
             fprintf(stderr, "crmctl: crm-intake at %s did not answer\n", endpoint);
@@ -403,7 +452,7 @@ static int s_import(crmctl_t *ctl, const char *path)
     zsock_set_linger(dealer, 0);
     zsock_set_sndhwm(dealer, 0);
     zsock_set_rcvhwm(dealer, 0);
-    if (zsock_connect(dealer, "%s", endpoint) < 0) {
+    if (crmctl_secure_intake(ctl, dealer) != 0 || zsock_connect(dealer, "%s", endpoint) < 0) {
         fprintf(stderr, "crmctl: bad intake endpoint %s\n", endpoint);
         crm_csv_close(&r);
         zsock_destroy(&dealer);
@@ -645,8 +694,7 @@ static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const ch
     s_encode_submit(&m, &buf);
     crm_msg_clear(&m);
     zframe_t *answer = NULL;
-    int rc = crmctl_ask(crm_opt(ctl->opts, "intake"), buf.data, buf.size, (int) crmctl_i64(ctl, "timeout-ms"),
-                        (int) crmctl_i64(ctl, "tries"), &answer);
+    int rc = crmctl_ask_intake(ctl, buf.data, buf.size, &answer);
     msgpack_sbuffer_destroy(&buf);
     if (rc != 0) {
         fprintf(stderr, "crmctl: crm-intake did not answer\n");

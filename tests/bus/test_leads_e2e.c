@@ -169,6 +169,40 @@ static void test_a_file_no_converter_can_read_is_kept_in_quarantine_with_the_rea
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:ids:lead"), 0);
 }
 
+/* A deployment that asks lead sources for CURVE certificates. */
+static void test_lead_sources_with_a_certificate_are_let_in_and_others_are_not(void **state)
+{
+    fx_t *f = *state;
+    char dir[300], cert[300], secret[300];
+    crm_h_path(&f->sys.redis, "source-certs", dir, sizeof dir);
+    crm_h_path(&f->sys.redis, "intake.cert", cert, sizeof cert);
+    crm_h_path(&f->sys.redis, "S1.secret", secret, sizeof secret);
+    crm_h_sys_kill(&f->sys, "intake", SIGTERM);
+    crm_h_sys_env(&f->sys, "CRM_INTAKE_CERT_DIR=%s", dir);
+    crm_h_sys_env(&f->sys, "CRM_INTAKE_SERVER_CERT=%s", cert);
+    start_intake(f);
+    assert_int_equal(crmctl(f, "source", "cert", "S1", "--out", secret, NULL), 0);
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", "--source-cert", secret, NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"lead.accepted\""));
+    char *source = NULL;
+    redisReply *r = crm_store_cmd(f->store, "HGET crm:lead:L1 source_id");
+    source = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    assert_non_null(source);
+    assert_string_equal(source, "S1"); /* who sent it, from the certificate */
+    free(source);
+    /* without a certificate: the handshake is refused, nothing answers */
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", "--tries", "1", NULL), 2);
+    /* revoked: refused from then on */
+    assert_int_equal(crmctl(f, "source", "revoke", "S1", NULL), 0);
+    assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_testdrive.xml", "--source-cert", secret, "--tries", "1",
+                            NULL), 2);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L2"), 0);
+    assert_int_equal(crmctl(f, "events", "ops", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"cert.issued\""));
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"cert.revoked\""));
+}
+
 static void test_a_gbk_spreadsheet_with_chinese_headers_imports_and_a_second_import_adds_nothing(void **state)
 {
     fx_t *f = *state;
@@ -322,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_rows_go_to_a_rejects_file_that_imports_once_fixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_quarantined_lead_is_retried_after_correction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_file_no_converter_can_read_is_kept_in_quarantine_with_the_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lead_sources_with_a_certificate_are_let_in_and_others_are_not, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customer_show_and_find_tell_the_record_and_its_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_unreachable_intake_is_exit_code_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_import_interrupted_by_an_intake_crash_ends_with_every_row_once, setup, teardown),
