@@ -83,7 +83,7 @@ int main(void)
     if (crm_h_redis_start(&redis, true) != 0)
         return 1;
     crm_store_t *store = crm_store_new(redis.url, 5000);
-    char certs[300], secret[300], server[300], state[300], env[8][320], pub[64], router[64];
+    char certs[300], secret[300], server[300], state[300], env[10][320], pub[64], router[64];
     crm_h_path(&redis, "certs", certs, sizeof certs);
     crm_h_path(&redis, "D1.secret", secret, sizeof secret);
     crm_h_path(&redis, "gateway.cert", server, sizeof server);
@@ -101,11 +101,18 @@ int main(void)
     snprintf(bench_pub, sizeof bench_pub, "tcp://127.0.0.1:%d", crm_h_free_port());
     s_pub = zsock_new_pub(bench_pub);
     snprintf(env[7], sizeof env[7], "CRM_PEERS=%s", bench_pub);
+    int control = crm_h_free_port();
+    snprintf(env[8], sizeof env[8], "CRM_CONTROL=tcp://127.0.0.1:%d", control);
+    snprintf(env[9], sizeof env[9], "CRM_DISPATCHER_CONTROL=tcp://127.0.0.1:%d", control);
     char mk[400];
     snprintf(mk, sizeof mk, "mkdir -p '%s'", certs);
     if (system(mk) != 0)
         return 1;
-    const char *cenv[] = {env[0], env[1], NULL};
+    /* The dispatcher first: crmctl asks it to register the dealer. */
+    const char *denv[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], NULL};
+    pid_t disp = crm_h_spawn("crm-dispatcher", NULL, denv, "/dev/null");
+    crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:dispatcher");
+    const char *cenv[] = {env[0], env[9], NULL};
     const char *add[] = {"dealer", "add", "D1", "--name", "bench", "--region", "华南", "--province", "广东",
                          "--city", "深圳", "--capacity", "0", NULL};
     const char *cert[] = {"dealer", "cert", "D1", "--out", secret, NULL};
@@ -117,9 +124,6 @@ int main(void)
     printf("autocrm dealer benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
            sysconf(_SC_NPROCESSORS_ONLN));
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", crm_h_redis_benchmark(&redis));
-    const char *denv[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], NULL};
-    pid_t disp = crm_h_spawn("crm-dispatcher", NULL, denv, "/dev/null");
-    crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:dispatcher");
 
     /* 1. latency at 1k/s: test drives two days away, dispatched at once */
     s_n = 5000;

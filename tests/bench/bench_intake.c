@@ -90,12 +90,13 @@ int main(void)
         return 1;
     crm_store_t *store = crm_store_new(s_redis.url, 5000);
     snprintf(s_endpoint, sizeof s_endpoint, "tcp://127.0.0.1:%d", crm_h_free_port());
-    char env[4][200];
+    char env[5][200];
     snprintf(env[0], sizeof env[0], "CRM_REDIS_URL=%s", s_redis.url);
     snprintf(env[1], sizeof env[1], "CRM_INTAKE_ENDPOINT=%s", s_endpoint);
     snprintf(env[2], sizeof env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
     snprintf(env[3], sizeof env[3], "CRM_LOG_LEVEL=warn");
-    const char *envp[] = {env[0], env[1], env[2], env[3], NULL};
+    snprintf(env[4], sizeof env[4], "CRM_CONTROL=tcp://127.0.0.1:%d", crm_h_free_port());
+    const char *envp[] = {env[0], env[1], env[2], env[3], env[4], NULL};
     printf("autocrm intake benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
            sysconf(_SC_NPROCESSORS_ONLN));
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s\n", crm_h_redis_benchmark(&s_redis));
