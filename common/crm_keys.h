@@ -38,6 +38,7 @@
  *  Dispatcher (dealers and test drives):
  *  crm:dealer:<D>          hash; name, region, province, city, address, capacity (absent: the
  *                          dispatcher's default), state, created_ms, acked, acked_ms, ack_pending
+ *  crm:dealers:acks_pending  set; dealers whose long acknowledgement is being finished
  *  crm:regions             hash; province -> sales region (crm_regions.h)
  *  crm:regions:table       list; one "region=province,..." line per region, in order
  *  crm:dealers             set; every dealer id
@@ -76,6 +77,7 @@
 #define CRM_KEY_DEALER_FMT "crm:dealer:%s"
 #define CRM_KEY_DEALERS "crm:dealers"
 #define CRM_KEY_REGIONS "crm:regions"
+#define CRM_KEY_ACKS_PENDING "crm:dealers:acks_pending"
 #define CRM_KEY_REGIONS_TABLE "crm:regions:table"
 #define CRM_KEY_TD_FMT "crm:td:%s"
 #define CRM_KEY_TDS "crm:tds"

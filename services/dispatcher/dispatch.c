@@ -552,8 +552,10 @@ crm_handled_t dispatch_on_ack(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     int64_t done = s_ack_step(svc, tx, dealer, acked + 1, (uint64_t) upto);
     if (done < 0)
         return crm_service_failed(svc);
-    if (done < upto)
+    if (done < upto) {
         crm_tx_cmd(tx, "HSET " CRM_KEY_DEALER_FMT " ack_pending %lld", dealer, (long long) upto);
+        crm_tx_cmd(tx, "SADD " CRM_KEY_ACKS_PENDING " %s", dealer);
+    }
     crm_info("dealer.acked", "dealer=%s upto=%lld done=%lld", dealer, (long long) upto, (long long) done);
     return CRM_APPLIED;
 }
@@ -563,7 +565,7 @@ crm_handled_t dispatch_on_ack(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 void dispatch_ack_tick(crm_service_t *svc)
 {
     crm_store_t *store = crm_service_store(svc);
-    redisReply *ids = crm_store_cmd(store, "SMEMBERS " CRM_KEY_DEALERS);
+    redisReply *ids = crm_store_cmd(store, "SMEMBERS " CRM_KEY_ACKS_PENDING);
     for (size_t i = 0; ids && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
         const char *dealer = ids->element[i]->str;
         if (!dealer || !crm_id_valid(CRM_ID_NAME, dealer))
@@ -572,14 +574,19 @@ void dispatch_ack_tick(crm_service_t *svc)
         uint64_t acked = h && h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? strtoull(h->element[0]->str, NULL, 10) : 0;
         uint64_t pending = h && h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? strtoull(h->element[1]->str, NULL, 10) : 0;
         freeReplyObject(h);
-        if (!pending)
+        if (!pending) {
+            redisReply *x = crm_store_cmd(store, "SREM " CRM_KEY_ACKS_PENDING " %s", dealer);
+            freeReplyObject(x);
             continue;
+        }
         crm_tx_t *tx = crm_service_tx(svc);
         int64_t done = pending > acked ? s_ack_step(svc, tx, dealer, acked + 1, pending) : (int64_t) pending;
         if (done < 0)
             break;
-        if ((uint64_t) done >= pending)
+        if ((uint64_t) done >= pending) {
             crm_tx_cmd(tx, "HDEL " CRM_KEY_DEALER_FMT " ack_pending", dealer);
+            crm_tx_cmd(tx, "SREM " CRM_KEY_ACKS_PENDING " %s", dealer);
+        }
         crm_service_commit(svc, tx);
     }
     freeReplyObject(ids);
