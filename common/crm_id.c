@@ -1,5 +1,7 @@
 #include "crm_id.h"
 
+#include "crm_proto.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,34 +28,11 @@ static bool s_key_ok(const char *id)
     if (n == 0 || n > CRM_ID_KEY_MAX)
         return false;
     for (size_t i = 0; i < n;) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            if (c < 0x20 || c == 0x7f)
-                return false;
-            i++;
-            continue;
-        }
-        size_t len;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf)
-            len = 2, cp = c & 0x1f;
-        else if (c >= 0xe0 && c <= 0xef)
-            len = 3, cp = c & 0x0f;
-        else if (c >= 0xf0 && c <= 0xf4)
-            len = 4, cp = c & 0x07;
-        else
+        uint32_t cp;
+        int k = crm_utf8_next(s + i, n - i, &cp);
+        if (k <= 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
             return false;
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((len == 2 && cp < 0xa0) || (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false; /* C1 controls, overlongs, surrogates */
-        i += len;
+        i += (size_t) k;
     }
     return true;
 }

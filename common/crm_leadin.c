@@ -87,39 +87,6 @@ static int s_buf_str(s_buf_t *b, const char *s)
     return s_buf_add(b, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4) with its code point, 0 if
-   the bytes are not UTF-8, -1 if the sequence runs past n. */
-static int s_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned c = p[0];
-    int len;
-    uint32_t v;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, v = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, v = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, v = c & 0x07;
-    else
-        return 0;
-    for (int i = 1; i < len; i++) {
-        if ((size_t) i >= n)
-            return -1;
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if ((len == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
-        (len == 4 && (v < 0x10000 || v > 0x10FFFF)))
-        return 0;
-    *cp = v;
-    return len;
-}
-
 static bool s_is_blank_cp(uint32_t cp)
 {
     return cp == ' ' || cp == '\t' || cp == '\r' || cp == '\n' || cp == '\v' || cp == '\f' ||
@@ -135,7 +102,7 @@ static void s_trim(const char *s, size_t len, size_t *start, size_t *tlen)
     bool seen = false;
     while (i < len) {
         uint32_t cp;
-        int k = s_utf8_seq(p + i, len - i, &cp);
+        int k = crm_utf8_next(p + i, len - i, &cp);
         if (k <= 0) {
             k = 1;
             cp = 0xFFFD;
@@ -157,7 +124,7 @@ static bool s_has_cjk(const char *s)
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         uint32_t cp;
-        int k = s_utf8_seq(p + i, n - i, &cp);
+        int k = crm_utf8_next(p + i, n - i, &cp);
         if (k <= 0)
             return false;
         if ((cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x4E00 && cp <= 0x9FFF) ||
@@ -1693,7 +1660,7 @@ static void s_fold(const char *in, size_t len, char *out, size_t outsz)
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int k = s_utf8_seq(p + i, len - i, &cp);
+        int k = crm_utf8_next(p + i, len - i, &cp);
         if (k <= 0)
             k = 1, cp = 0xFFFD;
         if (cp >= 0xFF01 && cp <= 0xFF5E)
@@ -1850,7 +1817,7 @@ static char *s_decode(crm_csv_reader_t *r, const char *in, size_t len, bool *bad
     if (r->utf8) {
         for (size_t i = 0; i < len;) {
             uint32_t cp;
-            int k = s_utf8_seq(p + i, len - i, &cp);
+            int k = crm_utf8_next(p + i, len - i, &cp);
             if (k <= 0) {
                 *bad = true;
                 if (s_buf_add(&b, "\xEF\xBF\xBD", 3) != 0)
@@ -1922,7 +1889,7 @@ static bool s_all_utf8(const char *data, size_t len)
     const unsigned char *p = (const unsigned char *) data;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int k = s_utf8_seq(p + i, len - i, &cp);
+        int k = crm_utf8_next(p + i, len - i, &cp);
         if (k <= 0)
             return false;
         i += (size_t) k;

@@ -206,6 +206,56 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
     return rc;
 }
 
+/* ------------------------------------------------------- certificates */
+
+/* crm_curve's errors are "field: why" (or a sentence about the service). */
+static crm_handled_t s_curve_fail(crm_req_t *req, const char *code, const char *err)
+{
+    const char *colon = strstr(err, ": ");
+    char field[32] = "service";
+    if (colon && (size_t) (colon - err) < sizeof field)
+        snprintf(field, sizeof field, "%.*s", (int) (colon - err), err);
+    return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : err);
+}
+
+crm_handled_t crm_req_cert_issue(crm_req_t *req, crm_tx_t *tx, crm_curve_t *curve)
+{
+    const crm_body_cert_issue_t *b = &req->msg.body.cert_issue;
+    if (!curve)
+        return crm_req_fail(req, "service", "not_configured", "this deployment takes no certificates here");
+    char code[32], err[300];
+    if (crm_curve_issue(curve, b->id, b->public_key, code, sizeof code, err, sizeof err) != 0)
+        return s_curve_fail(req, code, err);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_cert_issued);
+    CRM_SET_STR(&ev, cert_issued, kind, crm_curve_kind(curve));
+    CRM_SET_STR(&ev, cert_issued, id, b->id);
+    CRM_SET_STR(&ev, cert_issued, public_key, b->public_key);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_req_ok(req, b->id);
+    return CRM_APPLIED;
+}
+
+crm_handled_t crm_req_cert_revoke(crm_req_t *req, crm_tx_t *tx, crm_curve_t *curve)
+{
+    const char *id = req->msg.body.cert_revoke.id;
+    if (!curve)
+        return crm_req_fail(req, "service", "not_configured", "this deployment takes no certificates here");
+    char code[32], err[300], key[41];
+    if (crm_curve_revoke(curve, id, key, code, sizeof code, err, sizeof err) != 0)
+        return s_curve_fail(req, code, err);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_cert_revoked);
+    CRM_SET_STR(&ev, cert_revoked, kind, crm_curve_kind(curve));
+    CRM_SET_STR(&ev, cert_revoked, id, id);
+    CRM_SET_STR(&ev, cert_revoked, public_key, key[0] ? key : NULL);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_req_ok(req, id);
+    return CRM_APPLIED;
+}
+
 /* ------------------------------------------------------------- routes */
 
 crm_route_t *crm_req_detach(crm_req_t *req)

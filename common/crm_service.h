@@ -162,6 +162,13 @@ void crm_req_set_outcome(crm_req_t *req, crm_handled_t outcome);
    a way that passes (Redis away). */
 crm_handled_t crm_req_unavailable(crm_req_t *req);
 
+/* cert.issue and cert.revoke for a service that keeps a certificate
+   directory (`curve`, NULL when the deployment has none): trusts the key
+   (or stops trusting it) at once, emits cert.issued / cert.revoked on the
+   ops stream and answers a reply. */
+crm_handled_t crm_req_cert_issue(crm_req_t *req, crm_tx_t *tx, crm_curve_t *curve);
+crm_handled_t crm_req_cert_revoke(crm_req_t *req, crm_tx_t *tx, crm_curve_t *curve);
+
 /* A CRM_REQ_READ handler that answers later takes the route back to its
    client; the framework then sends nothing. */
 crm_route_t *crm_req_detach(crm_req_t *req);

@@ -98,6 +98,12 @@ typedef struct {
 
 const char *crm_errcode_name(crm_errcode_t code);
 
+/* The UTF-8 sequence at p (n bytes left): its length 1-4 with its code
+   point in *cp, 0 when the bytes are not UTF-8 (overlongs and surrogates
+   included), -1 when the sequence runs past n. The one decoder every
+   check of text from outside uses. */
+int crm_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
+
 /* The message table. */
 const char *crm_type_name(crm_type_t type);
 const char *crm_type_stream(crm_type_t type);

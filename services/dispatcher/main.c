@@ -41,21 +41,10 @@ static crm_handled_t dispatcher_on_cert_issue(crm_service_t *svc, crm_req_t *req
     freeReplyObject(e);
     if (!known)
         return crm_req_fail(req, "id", "unknown", "no dealer %s (crmctl dealer add first)", b->id);
-    char code[32], err[300];
-    if (crm_curve_issue(gateway_curve(s_gateway), b->id, b->public_key, code, sizeof code, err, sizeof err) != 0) {
-        const char *colon = strchr(err, ':');
-        char field[32];
-        snprintf(field, sizeof field, "%.*s", colon ? (int) (colon - err) : 7, colon ? err : "service");
-        return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : err);
-    }
-    crm_msg_t ev;
-    crm_msg_init(&ev, CRM_T_cert_issued);
-    CRM_SET_STR(&ev, cert_issued, kind, "dealer");
-    CRM_SET_STR(&ev, cert_issued, id, b->id);
-    CRM_SET_STR(&ev, cert_issued, public_key, b->public_key);
-    crm_tx_emit(tx, &ev);
-    crm_msg_clear(&ev);
-    crm_msg_t *a = crm_req_ok(req, b->id);
+    crm_handled_t rc = crm_req_cert_issue(req, tx, gateway_curve(s_gateway));
+    if (rc != CRM_APPLIED)
+        return rc;
+    crm_msg_t *a = crm_req_answer_msg(req);
     char line[120];
     snprintf(line, sizeof line, "gateway_key=%s", gateway_public_key(s_gateway));
     crm_strs_push(&a->body.reply.fields, line);
@@ -67,24 +56,10 @@ static crm_handled_t dispatcher_on_cert_issue(crm_service_t *svc, crm_req_t *req
 static crm_handled_t dispatcher_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
     (void) svc;
-    const char *id = crm_req_msg(req)->body.cert_revoke.id;
-    char code[32], err[300], key[41];
-    if (crm_curve_revoke(gateway_curve(s_gateway), id, key, code, sizeof code, err, sizeof err) != 0) {
-        const char *colon = strchr(err, ':');
-        char field[32];
-        snprintf(field, sizeof field, "%.*s", colon ? (int) (colon - err) : 7, colon ? err : "service");
-        return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : err);
-    }
-    gateway_cut(s_gateway);
-    crm_msg_t ev;
-    crm_msg_init(&ev, CRM_T_cert_revoked);
-    CRM_SET_STR(&ev, cert_revoked, kind, "dealer");
-    CRM_SET_STR(&ev, cert_revoked, id, id);
-    CRM_SET_STR(&ev, cert_revoked, public_key, key[0] ? key : NULL);
-    crm_tx_emit(tx, &ev);
-    crm_msg_clear(&ev);
-    crm_req_ok(req, id);
-    return CRM_APPLIED;
+    crm_handled_t rc = crm_req_cert_revoke(req, tx, gateway_curve(s_gateway));
+    if (rc == CRM_APPLIED)
+        gateway_cut(s_gateway);
+    return rc;
 }
 
 static void dispatcher_regions_tick(crm_service_t *svc)

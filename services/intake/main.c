@@ -40,46 +40,13 @@ static const crm_request_t intake_control_requests[] = {
 static crm_handled_t intake_on_cert_issue(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
     (void) svc;
-    const crm_body_cert_issue_t *b = &crm_req_msg(req)->body.cert_issue;
-    if (!s_curve)
-        return crm_req_fail(req, "service", "not_configured",
-                            "lead sources need no certificate here (CRM_INTAKE_CERT_DIR is not set)");
-    char code[32], err[300];
-    if (crm_curve_issue(s_curve, b->id, b->public_key, code, sizeof code, err, sizeof err) != 0) {
-        const char *colon = strchr(err, ':');
-        return crm_req_fail(req, colon ? "id" : "service", code, "%s", colon ? colon + 2 : err);
-    }
-    crm_msg_t ev;
-    crm_msg_init(&ev, CRM_T_cert_issued);
-    CRM_SET_STR(&ev, cert_issued, kind, "source");
-    CRM_SET_STR(&ev, cert_issued, id, b->id);
-    CRM_SET_STR(&ev, cert_issued, public_key, b->public_key);
-    crm_tx_emit(tx, &ev);
-    crm_msg_clear(&ev);
-    crm_req_ok(req, b->id);
-    return CRM_APPLIED;
+    return crm_req_cert_issue(req, tx, s_curve);
 }
 
 static crm_handled_t intake_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
     (void) svc;
-    const char *id = crm_req_msg(req)->body.cert_revoke.id;
-    if (!s_curve)
-        return crm_req_fail(req, "service", "not_configured", "CRM_INTAKE_CERT_DIR is not set");
-    char code[32], err[300], key[41];
-    if (crm_curve_revoke(s_curve, id, key, code, sizeof code, err, sizeof err) != 0) {
-        const char *colon = strchr(err, ':');
-        return crm_req_fail(req, colon ? "id" : "service", code, "%s", colon ? colon + 2 : err);
-    }
-    crm_msg_t ev;
-    crm_msg_init(&ev, CRM_T_cert_revoked);
-    CRM_SET_STR(&ev, cert_revoked, kind, "source");
-    CRM_SET_STR(&ev, cert_revoked, id, id);
-    CRM_SET_STR(&ev, cert_revoked, public_key, key[0] ? key : NULL);
-    crm_tx_emit(tx, &ev);
-    crm_msg_clear(&ev);
-    crm_req_ok(req, id);
-    return CRM_APPLIED;
+    return crm_req_cert_revoke(req, tx, s_curve);
 }
 
 static void intake_reload(crm_service_t *svc)

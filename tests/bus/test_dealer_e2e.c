@@ -73,26 +73,7 @@ static int teardown(void **state)
 /* `n` test drives two days away, chosen dealer D1, `per_tx` per transaction. */
 static void request_many(fx_t *f, int first, int n, int per_tx)
 {
-    redisReply *r = crm_store_cmd(f->store, "HSET crm:cust:{C1} name 王先生 mobile 13812345678 city 深圳");
-    freeReplyObject(r);
-    for (int i = 0; i < n; i += per_tx) {
-        crm_tx_t *tx = crm_tx_new("intake", 1000000);
-        for (int k = i; k < i + per_tx && k < n; k++) {
-            char tid[32];
-            snprintf(tid, sizeof tid, "T%d", first + k);
-            crm_msg_t m;
-            crm_msg_init(&m, CRM_T_testdrive_requested);
-            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
-            CRM_SET_STR(&m, testdrive_requested, dealer_id, "D1");
-            CRM_SET_I64(&m, testdrive_requested, at, AT_NOV22);
-            crm_tx_emit(tx, &m);
-            crm_msg_clear(&m);
-        }
-        crm_h_sys_commit(&f->sys, tx);
-        crm_tx_destroy(&tx);
-    }
+    crm_h_sys_testdrives(&f->sys, "D1", first, n, per_tx, AT_NOV22);
 }
 
 /* The dealer's output: every line a dispatch; checks 1..n in order, once. */

@@ -393,6 +393,30 @@ void crm_h_sys_commit(crm_h_sys_t *s, crm_tx_t *tx)
     }
 }
 
+void crm_h_sys_testdrives(crm_h_sys_t *s, const char *dealer, int first, int n, int per_tx, int64_t at)
+{
+    redisReply *r = crm_store_cmd(s->store, "HSET crm:cust:{C1} name 王先生 mobile 13812345678 city 深圳");
+    freeReplyObject(r);
+    for (int i = 0; i < n; i += per_tx) {
+        crm_tx_t *tx = crm_tx_new("intake", 1000000);
+        for (int k = i; k < i + per_tx && k < n; k++) {
+            char tid[32];
+            snprintf(tid, sizeof tid, "T%d", first + k);
+            crm_msg_t m;
+            crm_msg_init(&m, CRM_T_testdrive_requested);
+            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
+            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
+            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
+            CRM_SET_STR(&m, testdrive_requested, dealer_id, dealer);
+            CRM_SET_I64(&m, testdrive_requested, at, at);
+            crm_tx_emit(tx, &m);
+            crm_msg_clear(&m);
+        }
+        crm_h_sys_commit(s, tx);
+        crm_tx_destroy(&tx);
+    }
+}
+
 const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size)
 {
     char name[40];

@@ -106,6 +106,10 @@ int crm_h_sys_crmctl(crm_h_sys_t *s, ...);
 /* Commits `tx` (asserts) and publishes its events on the test's
    publisher, as a service would. */
 void crm_h_sys_commit(crm_h_sys_t *s, crm_tx_t *tx);
+/* `n` test drives T<first>.. at `at` (ms UTC) for customer C1 (王先生,
+   深圳), chosen dealer `dealer` (may be NULL), `per_tx` per transaction,
+   committed and published as crm-intake would. */
+void crm_h_sys_testdrives(crm_h_sys_t *s, const char *dealer, int first, int n, int per_tx, int64_t at);
 /* The log of crm-<svc>. */
 const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size);
 /* Stops every service still running (SIGTERM), then Redis. */
