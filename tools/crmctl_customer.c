@@ -137,5 +137,7 @@ int crmctl_customer(crmctl_t *ctl)
     crm_store_t *store = crmctl_store(ctl);
     if (!store)
         return CRMCTL_REDIS;
+    if (!strcmp(sub, "show") && !crmctl_id_ok(ctl->argv[2], "customer id"))
+        return CRMCTL_USAGE;
     return !strcmp(sub, "show") ? s_show(store, ctl->argv[2]) : s_find(ctl, store);
 }
