@@ -708,6 +708,53 @@ static void test_while_redis_is_down_nothing_is_set_aside_and_everything_is_appl
     assert_int_equal(s_svc_count(f, "refused"), 0);
 }
 
+/* KNOWN DEFECT. The store calls "Function not found" a passing failure
+   (FUNCTION FLUSH behind our back: reconnecting loads the library again),
+   but inside a transaction it is one failed command of the EXEC whose other
+   commands were applied, taken as "Redis refused it" and never mended by a
+   reconnect. A lead submitted then must be answered "unavailable" (and be
+   stored whole when sent again) or be stored whole at once: never accepted
+   without its events, so its test drive goes out. */
+static void test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_spawn(&f->s, "dispatcher", NULL);
+    crm_h_sys_spawn(&f->s, "intake", NULL);
+    s_dealer_add(f, "SZ1", "深圳", "0");
+    s_lead_flows(f, "SZ1");
+    redisReply *r = crm_store_cmd(f->s.store, "FUNCTION FLUSH");
+    assert_non_null(r);
+    freeReplyObject(r);
+
+    crm_msg_t m, a;
+    char answers[600] = "", lead[32] = "";
+    for (int attempt = 0; attempt < 10 && !lead[0]; attempt++) {
+        s_lead(f, &m, "form-after-flush", NULL);
+        snprintf(m.id, sizeof m.id, "post-after-flush-%d", attempt);
+        s_submit(f, &m, &a);
+        char one[120];
+        snprintf(one, sizeof one, "%s%s%.60s", attempt ? "; " : "", crm_type_name(a.type),
+                 a.type == CRM_T_lead_rejected && a.body.lead_rejected.errors.n ? a.body.lead_rejected.errors.v[0] : "");
+        strncat(answers, one, sizeof answers - strlen(answers) - 1);
+        if (a.type == CRM_T_lead_accepted)
+            snprintf(lead, sizeof lead, "%s", a.body.lead_accepted.lead_id);
+        crm_msg_clear(&a);
+        if (!lead[0])
+            usleep(200 * 1000);
+    }
+    if (!lead[0])
+        fail_msg("the lead was never accepted: %s", answers);
+    char tid[40];
+    snprintf(tid, sizeof tid, "T%s", lead + 1);
+    int64_t end = crm_mono_ms() + 5000;
+    while (!s_td_is(f, tid, "dispatched") && crm_mono_ms() < end)
+        usleep(20 * 1000);
+    if (!s_td_is(f, tid, "dispatched"))
+        fail_msg("DEFECT: after FUNCTION FLUSH the lead was answered: %s; lead %s is stored, but its test drive %s "
+                 "never reached the dispatcher (%d tx.command_failed lines in intake's log)",
+                 answers, lead, tid, s_log_lines(f, "intake", "tx.command_failed", NULL));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -728,6 +775,8 @@ int main(int argc, char **argv)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the_retry,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
