@@ -95,7 +95,8 @@ static int s_log_lines(fx_t *f, const char *svc, ...)
     crm_h_sys_log(&f->s, svc, path, sizeof path);
     char *text = s_slurp(path);
     int count = 0;
-    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
         va_list ap;
         va_start(ap, svc);
         bool all = true;
@@ -129,7 +130,8 @@ static char *s_key_holding(fx_t *f, const char *raw)
         const redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++)
             if (memmem(keys->element[i]->str, keys->element[i]->len, raw, n)) {
-                char *k = strndup(keys->element[i]->str, keys->element[i]->len > 200 ? 200 : keys->element[i]->len);
+                char *k = strndup(keys->element[i]->str,
+                                  keys->element[i]->len > 200 ? 200 : keys->element[i]->len);
                 freeReplyObject(r);
                 return k;
             }
@@ -147,10 +149,10 @@ static void s_no_key_holds(fx_t *f, const char *raw, const char *what)
 
 static void s_dealer_add(fx_t *f, const char *id, const char *city, const char *capacity)
 {
-    int rc = capacity ? crm_h_sys_crmctl(&f->s, "dealer", "add", id, "--name", id, "--province", "广东", "--city", city,
-                                         "--capacity", capacity, NULL)
-                      : crm_h_sys_crmctl(&f->s, "dealer", "add", id, "--name", id, "--province", "广东", "--city", city,
-                                         NULL);
+    int rc = capacity ? crm_h_sys_crmctl(&f->s, "dealer", "add", id, "--name", id, "--province",
+                                         "广东", "--city", city, "--capacity", capacity, NULL)
+                      : crm_h_sys_crmctl(&f->s, "dealer", "add", id, "--name", id, "--province",
+                                         "广东", "--city", city, NULL);
     if (rc != 0) {
         char *out = s_slurp(f->s.out), text[600];
         snprintf(text, sizeof text, "%s", out);
@@ -161,8 +163,9 @@ static void s_dealer_add(fx_t *f, const char *id, const char *city, const char *
 
 static void s_customer(fx_t *f, const char *cid, const char *city)
 {
-    redisReply *r = crm_store_cmd(f->s.store, "HSET crm:cust:{%s} name 测试 mobile 13812345678 city %s province 广东省",
-                                  cid, city);
+    redisReply *r = crm_store_cmd(
+        f->s.store, "HSET crm:cust:{%s} name 测试 mobile 13812345678 city %s province 广东省", cid,
+        city);
     assert_non_null(r);
     freeReplyObject(r);
 }
@@ -179,7 +182,8 @@ static uint64_t s_commit(fx_t *f, crm_msg_t *m)
     return seq;
 }
 
-static void s_requested(crm_msg_t *m, const char *tid, const char *lid, const char *cid, const char *dealer, int64_t at)
+static void s_requested(crm_msg_t *m, const char *tid, const char *lid, const char *cid,
+                        const char *dealer, int64_t at)
 {
     crm_msg_init(m, CRM_T_testdrive_requested);
     CRM_SET_STR(m, testdrive_requested, testdrive_id, tid);
@@ -229,7 +233,8 @@ static void s_wait_td(fx_t *f, const char *tid, const char *status, int ms)
 
 /* The crm:rejects entry of `origin`'s message number `seq`: its id into
    `id` and its reason (caller frees), or NULL. */
-static char *s_reject(fx_t *f, const char *origin, uint64_t seq, char *id, size_t idsz, char *kind, size_t ksz)
+static char *s_reject(fx_t *f, const char *origin, uint64_t seq, char *id, size_t idsz, char *kind,
+                      size_t ksz)
 {
     redisReply *r = crm_store_cmd(f->s.store, "XRANGE " CRM_KEY_REJECTS " - +");
     assert_non_null(r);
@@ -337,7 +342,9 @@ static void s_lead_flows(fx_t *f, const char *dealer)
     s_submit(f, &m, &a);
     if (a.type != CRM_T_lead_accepted)
         fail_msg("an ordinary lead was answered %s (%s)", crm_type_name(a.type),
-                 a.type == CRM_T_lead_rejected && a.body.lead_rejected.errors.n ? a.body.lead_rejected.errors.v[0] : "-");
+                 a.type == CRM_T_lead_rejected && a.body.lead_rejected.errors.n
+                     ? a.body.lead_rejected.errors.v[0]
+                     : "-");
     char tid[40];
     snprintf(tid, sizeof tid, "T%s", a.body.lead_accepted.lead_id + 1);
     crm_msg_clear(&a);
@@ -352,7 +359,8 @@ static void s_lead_flows(fx_t *f, const char *dealer)
 /* The issue as reported: one public lead naming dealer "SZ1:open" made
    crm-dispatcher read the key crm:dealer:SZ1:open (SZ1's set of open test
    drives) as a dealer, get WRONGTYPE and retry it forever. */
-static void test_a_public_lead_for_dealer_SZ1_open_is_refused_and_later_test_drives_are_dispatched(void **state)
+static void
+test_a_public_lead_for_dealer_SZ1_open_is_refused_and_later_test_drives_are_dispatched(void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -375,7 +383,8 @@ static void test_a_public_lead_for_dealer_SZ1_open_is_refused_and_later_test_dri
     long long q = atoll(a.body.lead_rejected.quarantine_id + 1);
     redisReply *x = crm_store_cmd(f->s.store, "XRANGE " CRM_KEY_QUARANTINE " %lld-0 %lld-0", q, q);
     assert_int_equal(x->elements, 1);
-    assert_string_equal(crm_reply_field(x->element[0]->element[1], "submission_id"), "form-SZ1-open");
+    assert_string_equal(crm_reply_field(x->element[0]->element[1], "submission_id"),
+                        "form-SZ1-open");
     freeReplyObject(x);
     crm_msg_clear(&a);
 
@@ -403,13 +412,16 @@ static void test_a_test_drive_for_dealer_SZ1_open_on_the_stream_does_not_stall_i
     s_testdrive(f, "T3", "C1", NULL);
     s_wait_td(f, "T3", "dispatched", 5000);
     s_wait_td(f, "T2", "dispatched", 100);
-    char *chosen = s_td(f, "T2", "chosen"), *why = s_td(f, "T2", "reason_text"), *code = s_td(f, "T2", "reason");
+    char *chosen = s_td(f, "T2", "chosen"), *why = s_td(f, "T2", "reason_text"),
+         *code = s_td(f, "T2", "reason");
     char text[400];
     snprintf(text, sizeof text, "chosen '%s', reason %s: %s", chosen, code, why);
-    bool ok = !*chosen && !strcmp(code, "city") && strstr(why, "not a valid id"); /* never kept as a dealer id */
+    bool ok = !*chosen && !strcmp(code, "city") &&
+              strstr(why, "not a valid id"); /* never kept as a dealer id */
     free(chosen), free(why), free(code);
     if (!ok)
-        fail_msg("T2 should be routed by its city, saying the chosen dealer id is not valid: %s", text);
+        fail_msg("T2 should be routed by its city, saying the chosen dealer id is not valid: %s",
+                 text);
     assert_int_equal(s_log_lines(f, "dispatcher", "handler.retry", NULL), 0);
 }
 
@@ -417,7 +429,8 @@ static void test_a_test_drive_for_dealer_SZ1_open_on_the_stream_does_not_stall_i
    value: a dealer choice that is no id is ignored (routed by place), any
    other bad id is refused and kept in crm:rejects naming the field, no key
    is made of it, and the next ordinary test drive goes out. */
-static void test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows(void **state)
+static void
+test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows(void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -437,15 +450,18 @@ static void test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_
             const char *v = s_hostile(h), *field = fields[fi].field;
             char tid[32], label[80];
             snprintf(tid, sizeof tid, "B%d", ++k);
-            snprintf(label, sizeof label, "%s %s, hostile value %d", crm_type_name(fields[fi].type), field, h);
+            snprintf(label, sizeof label, "%s %s, hostile value %d", crm_type_name(fields[fi].type),
+                     field, h);
             crm_msg_t m;
             if (fields[fi].type == CRM_T_testdrive_requested) {
-                s_requested(&m, !strcmp(field, "testdrive_id") ? v : tid, !strcmp(field, "lead_id") ? v : "L1",
-                            !strcmp(field, "customer_id") ? v : "C1", !strcmp(field, "dealer_id") ? v : NULL,
-                            crm_now_ms() + 30 * HOUR);
+                s_requested(&m, !strcmp(field, "testdrive_id") ? v : tid,
+                            !strcmp(field, "lead_id") ? v : "L1",
+                            !strcmp(field, "customer_id") ? v : "C1",
+                            !strcmp(field, "dealer_id") ? v : NULL, crm_now_ms() + 30 * HOUR);
             } else {
                 crm_msg_init(&m, CRM_T_testdrive_due);
-                CRM_SET_STR(&m, testdrive_due, testdrive_id, !strcmp(field, "testdrive_id") ? v : "B1ok");
+                CRM_SET_STR(&m, testdrive_due, testdrive_id,
+                            !strcmp(field, "testdrive_id") ? v : "B1ok");
                 CRM_SET_STR(&m, testdrive_due, dealer_id, !strcmp(field, "dealer_id") ? v : "SZ1");
             }
             uint64_t seq = s_commit(f, &m);
@@ -457,7 +473,8 @@ static void test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_
             char *reason = s_reject(f, "testdrive", seq, id, sizeof id, kind, sizeof kind);
             if (fields[fi].type == CRM_T_testdrive_requested && !strcmp(field, "dealer_id")) {
                 if (reason)
-                    fail_msg("%s: refused (%s); a bad choice should be routed by place", label, reason);
+                    fail_msg("%s: refused (%s); a bad choice should be routed by place", label,
+                             reason);
                 s_wait_td(f, tid, "dispatched", 100);
             } else {
                 if (!reason)
@@ -477,7 +494,9 @@ static void test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_
    string where SZ1's set of open test drives belongs) is set aside with its
    reason, listed, counted and logged once; the stream moves on; once the
    cause is fixed `crmctl rejects retry` applies it, once. */
-static void test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_after_the_fix(void **state)
+static void
+test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_after_the_fix(
+    void **state)
 {
     fx_t *f = *state;
     const char *env[] = {"CRM_RETRY_MAX=3", "CRM_RETRY_MAX_MS=1000", NULL};
@@ -496,7 +515,8 @@ static void test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applie
     char id[64], kind[32];
     char *reason = s_reject(f, "testdrive", seq, id, sizeof id, kind, sizeof kind);
     if (!reason)
-        fail_msg("T1's testdrive.requested (seq %llu) is not in crm:rejects", (unsigned long long) seq);
+        fail_msg("T1's testdrive.requested (seq %llu) is not in crm:rejects",
+                 (unsigned long long) seq);
     assert_string_equal(kind, "event");
     if (!strstr(reason, "WRONGTYPE"))
         fail_msg("the reason kept does not say what Redis answered: %s", reason);
@@ -516,8 +536,10 @@ static void test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applie
         usleep(50 * 1000);
     assert_true(s_svc_count(f, "refused") + s_svc_count(f, "poisoned") >= 1);
     snprintf(seqs, sizeof seqs, "seq=%llu ", (unsigned long long) seq);
-    assert_int_equal(s_log_lines(f, "dispatcher", "handler.refused", "stream=testdrive", seqs, NULL) +
-                         s_log_lines(f, "dispatcher", "handler.poisoned", "stream=testdrive", seqs, NULL),
+    assert_int_equal(s_log_lines(f, "dispatcher", "handler.refused", "stream=testdrive", seqs,
+                                 NULL) +
+                         s_log_lines(f, "dispatcher", "handler.poisoned", "stream=testdrive", seqs,
+                                     NULL),
                      1);
 
     /* fixed: applied again on request */
@@ -554,7 +576,8 @@ static void test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applie
    string for "taken already (a replay)" and answers APPLIED: T9 is never
    routed, and nothing is kept or logged. Expected: refused for good
    (WRONGTYPE, or "not a test drive record"), kept in crm:rejects. */
-static void test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped(void **state)
+static void
+test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped(void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -572,10 +595,12 @@ static void test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects
         char type[32];
         snprintf(type, sizeof type, "%s", t ? t->str : "?");
         freeReplyObject(t);
-        fail_msg("DEFECT: T9's testdrive.requested (seq %llu) was neither applied (crm:td:T9 is a %s) nor kept in "
+        fail_msg("DEFECT: T9's testdrive.requested (seq %llu) was neither applied (crm:td:T9 is a "
+                 "%s) nor kept in "
                  "crm:rejects; handler.refused/poisoned lines: %d",
                  (unsigned long long) seq, type,
-                 s_log_lines(f, "dispatcher", "handler.refused", NULL) + s_log_lines(f, "dispatcher", "handler.poisoned", NULL));
+                 s_log_lines(f, "dispatcher", "handler.refused", NULL) +
+                     s_log_lines(f, "dispatcher", "handler.poisoned", NULL));
     }
     assert_string_equal(kind, "event");
     free(reason);
@@ -604,7 +629,8 @@ static void test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the
     char id[64], kind[32];
     char *reason = s_reject(f, "testdrive", seq, id, sizeof id, kind, sizeof kind);
     if (!reason)
-        fail_msg("T1 (seq %llu), whose commit Redis refused, is not in crm:rejects", (unsigned long long) seq);
+        fail_msg("T1 (seq %llu), whose commit Redis refused, is not in crm:rejects",
+                 (unsigned long long) seq);
     free(reason);
     r = crm_store_cmd(f->s.store, "DEL crm:dealer:SZ1:seq2td");
     freeReplyObject(r);
@@ -619,7 +645,8 @@ static void test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the
     free(out);
     free(status);
     if (rc != 0 || dispatches != 1 || !mapped)
-        fail_msg("DEFECT: after the fix, rejects retry %s, dispatched %lld times to SZ1, dealer number 1 %s mapped to "
+        fail_msg("DEFECT: after the fix, rejects retry %s, dispatched %lld times to SZ1, dealer "
+                 "number 1 %s mapped to "
                  "T1 (an ack cannot cancel its escalation)",
                  text, dispatches, mapped ? "is" : "is NOT");
 }
@@ -635,8 +662,9 @@ static void s_redis_start_again(fx_t *f)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir, "--save", "",
-               "--appendonly", "yes", "--appendfsync", "everysec", "--logfile", log, "--daemonize", "no", (char *) NULL);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+               r->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+               "--logfile", log, "--daemonize", "no", (char *) NULL);
         _exit(127);
     }
     r->pid = pid;
@@ -659,7 +687,8 @@ static void s_redis_start_again(fx_t *f)
    times and for longer than CRM_RETRY_MAX_MS), yet nothing is set aside;
    once Redis is back every message is applied and crm:rejects has nothing
    new. */
-static void test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after(void **state)
+static void
+test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after(void **state)
 {
     fx_t *f = *state;
     const char *env[] = {"CRM_RETRY_MAX=2", "CRM_RETRY_MAX_MS=1000", NULL};
@@ -726,7 +755,8 @@ static void test_while_redis_is_down_nothing_is_set_aside_and_everything_is_appl
    reconnect. A lead submitted then must be answered "unavailable" (and be
    stored whole when sent again) or be stored whole at once: never accepted
    without its events, so its test drive goes out. */
-static void test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive(void **state)
+static void
+test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive(void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -745,7 +775,9 @@ static void test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_
         s_submit(f, &m, &a);
         char one[120];
         snprintf(one, sizeof one, "%s%s%.60s", attempt ? "; " : "", crm_type_name(a.type),
-                 a.type == CRM_T_lead_rejected && a.body.lead_rejected.errors.n ? a.body.lead_rejected.errors.v[0] : "");
+                 a.type == CRM_T_lead_rejected && a.body.lead_rejected.errors.n
+                     ? a.body.lead_rejected.errors.v[0]
+                     : "");
         strncat(answers, one, sizeof answers - strlen(answers) - 1);
         if (a.type == CRM_T_lead_accepted)
             snprintf(lead, sizeof lead, "%s", a.body.lead_accepted.lead_id);
@@ -761,7 +793,8 @@ static void test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_
     while (!s_td_is(f, tid, "dispatched") && crm_mono_ms() < end)
         usleep(20 * 1000);
     if (!s_td_is(f, tid, "dispatched"))
-        fail_msg("DEFECT: after FUNCTION FLUSH the lead was answered: %s; lead %s is stored, but its test drive %s "
+        fail_msg("DEFECT: after FUNCTION FLUSH the lead was answered: %s; lead %s is stored, but "
+                 "its test drive %s "
                  "never reached the dispatcher (%d tx.command_failed lines in intake's log)",
                  answers, lead, tid, s_log_lines(f, "intake", "tx.command_failed", NULL));
 }
@@ -772,22 +805,28 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_a_public_lead_for_dealer_SZ1_open_is_refused_and_later_test_drives_are_dispatched, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_test_drive_for_dealer_SZ1_open_on_the_stream_does_not_stall_it, setup,
-                                        teardown),
+            test_a_public_lead_for_dealer_SZ1_open_is_refused_and_later_test_drives_are_dispatched,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows, setup, teardown),
+            test_a_test_drive_for_dealer_SZ1_open_on_the_stream_does_not_stall_it, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_after_the_fix, setup,
+            test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows, setup,
             teardown),
-        cmocka_unit_test_setup_teardown(test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the_retry,
-                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive, setup, teardown),
+            test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_after_the_fix,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the_retry, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

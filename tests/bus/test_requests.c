@@ -49,8 +49,14 @@ static int s_setup(void **state, bool clock)
     *state = f;
     return 0;
 }
-static int setup(void **state) { return s_setup(state, false); }
-static int setup_clock(void **state) { return s_setup(state, true); }
+static int setup(void **state)
+{
+    return s_setup(state, false);
+}
+static int setup_clock(void **state)
+{
+    return s_setup(state, true);
+}
 
 static int teardown(void **state)
 {
@@ -150,7 +156,8 @@ static char *s_key_holding(fx_t *f, const char *raw)
         const redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++)
             if (memmem(keys->element[i]->str, keys->element[i]->len, raw, n)) {
-                char *k = strndup(keys->element[i]->str, keys->element[i]->len > 200 ? 200 : keys->element[i]->len);
+                char *k = strndup(keys->element[i]->str,
+                                  keys->element[i]->len > 200 ? 200 : keys->element[i]->len);
                 freeReplyObject(r);
                 return k;
             }
@@ -284,7 +291,8 @@ static void s_describe(const crm_msg_t *a, char *out, size_t size)
 {
     switch (a->type) {
     case CRM_T_reply:
-        snprintf(out, size, "reply ok=%d code=%s message=%.200s", a->body.reply.ok, a->body.reply.code ? a->body.reply.code : "-",
+        snprintf(out, size, "reply ok=%d code=%s message=%.200s", a->body.reply.ok,
+                 a->body.reply.code ? a->body.reply.code : "-",
                  a->body.reply.message ? a->body.reply.message : "-");
         break;
     case CRM_T_dealer_reply:
@@ -293,7 +301,8 @@ static void s_describe(const crm_msg_t *a, char *out, size_t size)
                  a->body.dealer_reply.message ? a->body.dealer_reply.message : "-");
         break;
     case CRM_T_lead_rejected:
-        snprintf(out, size, "lead.rejected %.200s", a->body.lead_rejected.errors.n ? a->body.lead_rejected.errors.v[0] : "-");
+        snprintf(out, size, "lead.rejected %.200s",
+                 a->body.lead_rejected.errors.n ? a->body.lead_rejected.errors.v[0] : "-");
         break;
     case CRM_T_lead_accepted:
         snprintf(out, size, "lead.accepted %s", a->body.lead_accepted.lead_id);
@@ -318,8 +327,9 @@ static bool s_names_field(const crm_msg_t *a, const char *field)
     snprintf(colon, sizeof colon, "%s:", field);
     switch (a->type) {
     case CRM_T_reply:
-        return !a->body.reply.ok && (s_prefix_in(&a->body.reply.errors, bar) ||
-                                     (a->body.reply.message && !strncmp(a->body.reply.message, colon, strlen(colon))));
+        return !a->body.reply.ok &&
+               (s_prefix_in(&a->body.reply.errors, bar) ||
+                (a->body.reply.message && !strncmp(a->body.reply.message, colon, strlen(colon))));
     case CRM_T_lead_rejected: return s_prefix_in(&a->body.lead_rejected.errors, bar);
     case CRM_T_dealer_reply:
         return !a->body.dealer_reply.ok && a->body.dealer_reply.message &&
@@ -339,7 +349,8 @@ static void s_expect_refusal(const char *label, const crm_msg_t *a, const char *
 
 static void s_expect_ok(const char *label, const crm_msg_t *a)
 {
-    bool ok = (a->type == CRM_T_reply && a->body.reply.ok) || (a->type == CRM_T_dealer_reply && a->body.dealer_reply.ok);
+    bool ok = (a->type == CRM_T_reply && a->body.reply.ok) ||
+              (a->type == CRM_T_dealer_reply && a->body.dealer_reply.ok);
     if (!ok) {
         char d[400];
         s_describe(a, d, sizeof d);
@@ -349,7 +360,8 @@ static void s_expect_ok(const char *label, const crm_msg_t *a)
 
 /* ------------------------------------------------------------ domain */
 
-static void s_register_msg(crm_msg_t *m, const char *id, const char *province, const char *city, long long capacity)
+static void s_register_msg(crm_msg_t *m, const char *id, const char *province, const char *city,
+                           long long capacity)
 {
     crm_msg_init(m, CRM_T_dealer_register);
     CRM_SET_STR(m, dealer_register, dealer_id, id);
@@ -360,7 +372,8 @@ static void s_register_msg(crm_msg_t *m, const char *id, const char *province, c
         CRM_SET_I64(m, dealer_register, capacity, capacity);
 }
 
-static void s_dealer(fx_t *f, const char *id, const char *province, const char *city, long long capacity)
+static void s_dealer(fx_t *f, const char *id, const char *province, const char *city,
+                     long long capacity)
 {
     crm_msg_t m, a;
     s_register_msg(&m, id, province, city, capacity);
@@ -371,8 +384,9 @@ static void s_dealer(fx_t *f, const char *id, const char *province, const char *
 
 static void s_customer(fx_t *f, const char *cid, const char *city, const char *province)
 {
-    redisReply *r = crm_store_cmd(f->s.store, "HSET crm:cust:{%s} name 测试 mobile 13812345678 city %s province %s",
-                                  cid, city, province);
+    redisReply *r = crm_store_cmd(
+        f->s.store, "HSET crm:cust:{%s} name 测试 mobile 13812345678 city %s province %s", cid,
+        city, province);
     assert_non_null(r);
     freeReplyObject(r);
 }
@@ -426,19 +440,23 @@ static void s_wait_td(fx_t *f, const char *tid, const char *status, int ms)
 
 /* Asserts the test drive's dealer, reason code and that its reason says
    `why`. */
-static void s_routed(fx_t *f, const char *tid, const char *dealer, const char *code, const char *why)
+static void s_routed(fx_t *f, const char *tid, const char *dealer, const char *code,
+                     const char *why)
 {
-    char *d = s_td(f, tid, "dealer_id"), *c = s_td(f, tid, "reason"), *t = s_td(f, tid, "reason_text");
+    char *d = s_td(f, tid, "dealer_id"), *c = s_td(f, tid, "reason"),
+         *t = s_td(f, tid, "reason_text");
     bool ok = !strcmp(d, dealer) && !strcmp(c, code) && (!why || strstr(t, why));
     char text[600];
     snprintf(text, sizeof text, "'%s' (%s: %s)", d, c, t);
     free(d), free(c), free(t);
     if (!ok)
-        fail_msg("%s went to %s; expected %s (%s: ...%s...)", tid, text, dealer, code, why ? why : "");
+        fail_msg("%s went to %s; expected %s (%s: ...%s...)", tid, text, dealer, code,
+                 why ? why : "");
 }
 
 /* Events of a stream, decoded; `fn` sees each and returns true to count it. */
-static int s_events(fx_t *f, const char *stream, bool (*fn)(const crm_msg_t *m, const void *arg), const void *arg)
+static int s_events(fx_t *f, const char *stream, bool (*fn)(const crm_msg_t *m, const void *arg),
+                    const void *arg)
 {
     redisReply *r = crm_store_cmd(f->s.store, "XRANGE crm:{%s}:events - +", stream);
     assert_non_null(r);
@@ -504,7 +522,8 @@ static zsock_t *s_gateway(fx_t *f, const char *dealer)
 {
     char secret[400];
     snprintf(secret, sizeof secret, "%s/%s.secret", f->s.redis.dir, dealer);
-    s_crmctl_ok(f, 0, "dealer cert", crm_h_sys_crmctl(&f->s, "dealer", "cert", dealer, "--out", secret, NULL));
+    s_crmctl_ok(f, 0, "dealer cert",
+                crm_h_sys_crmctl(&f->s, "dealer", "cert", dealer, "--out", secret, NULL));
     zcert_t *c = zcert_load(secret), *srv = zcert_load(f->s.server_cert);
     assert_non_null(c);
     assert_non_null(srv);
@@ -537,7 +556,8 @@ static void s_regions_msg(crm_msg_t *m, const char *east)
         if (i == 2) {
             size_t n = strlen(east) + 200;
             char *line = malloc(n);
-            snprintf(line, n, "%s = 上海市, 江苏省, 浙江省, 安徽省, 福建省, 江西省, 山东省, 台湾省", east);
+            snprintf(line, n, "%s = 上海市, 江苏省, 浙江省, 安徽省, 福建省, 江西省, 山东省, 台湾省",
+                     east);
             crm_strs_push(&m->body.regions_load.regions, line);
             free(line);
         } else {
@@ -565,10 +585,11 @@ typedef enum {
     R__COUNT
 } s_row_t;
 
-static const char *const s_row_names[] = {"lead.submit submission_id", "lead.submit dealer_id", "lead.submit retry_of",
-                                          "lead.unconvertible id",     "dealer.register id",    "dealer.register dealer_id",
-                                          "dealer.update dealer_id",   "cert.issue id",         "cert.revoke id",
-                                          "reject.retry reject_id",    "regions.load region",   "dealer.status testdrive_id"};
+static const char *const s_row_names[] = {
+    "lead.submit submission_id", "lead.submit dealer_id", "lead.submit retry_of",
+    "lead.unconvertible id",     "dealer.register id",    "dealer.register dealer_id",
+    "dealer.update dealer_id",   "cert.issue id",         "cert.revoke id",
+    "reject.retry reject_id",    "regions.load region",   "dealer.status testdrive_id"};
 
 /* reject.retry also gets the id of an entry applied again already, with a
    space or newline before or after it, braces or a '*': Redis reads
@@ -650,9 +671,11 @@ static void s_hostile_request(fx_t *f, s_row_t row, const char *v, bool shaped, 
             fail_msg("%s: a submission id of UTF-8 text is fine, got %s", label, d);
         }
         assert_string_equal(a.body.lead_accepted.submission_id, v);
-        redisReply *r = crm_store_cmd(f->s.store, "HGET crm:lead:%s submission_id", a.body.lead_accepted.lead_id);
+        redisReply *r = crm_store_cmd(f->s.store, "HGET crm:lead:%s submission_id",
+                                      a.body.lead_accepted.lead_id);
         if (!r || r->type != REDIS_REPLY_STRING || strcmp(r->str, v))
-            fail_msg("%s: lead %s is not stored under its submission id", label, a.body.lead_accepted.lead_id);
+            fail_msg("%s: lead %s is not stored under its submission id", label,
+                     a.body.lead_accepted.lead_id);
         freeReplyObject(r);
         break;
     }
@@ -697,7 +720,8 @@ static void s_hostile_request(fx_t *f, s_row_t row, const char *v, bool shaped, 
         } else if (row == R_REQUEST_ID) {
             s_expect_ok(label, &a);
             assert_int_equal(crm_h_int(f->s.store, "EXISTS crm:dealer:%s", dealer), 1);
-        } else if (!s_names_field(&a, "id") && !(a.type == CRM_T_lead_rejected && a.body.lead_rejected.quarantine_id)) {
+        } else if (!s_names_field(&a, "id") &&
+                   !(a.type == CRM_T_lead_rejected && a.body.lead_rejected.quarantine_id)) {
             char d[400];
             s_describe(&a, d, sizeof d);
             fail_msg("%s: neither kept in quarantine nor refused naming id: %s", label, d);
@@ -730,7 +754,9 @@ static void s_hostile_request(fx_t *f, s_row_t row, const char *v, bool shaped, 
         if (crm_h_int(f->s.store, "XLEN crm:{ops}:events") != retried) {
             char d[400];
             s_describe(&a, d, sizeof d);
-            s_defect("\n  %s: an entry applied already was applied AGAIN (a second reject.retried; answer %s)", label, d);
+            s_defect("\n  %s: an entry applied already was applied AGAIN (a second reject.retried; "
+                     "answer %s)",
+                     label, d);
         }
         if (!s_names_field(&a, "reject_id")) {
             char d[400];
@@ -745,12 +771,14 @@ static void s_hostile_request(fx_t *f, s_row_t row, const char *v, bool shaped, 
         s_ask(f, s_ctl(f, "dispatcher"), &m, &a);
         bool refused = s_names_field(&a, "regions");
         redisReply *r = crm_store_cmd(f->s.store, "LINDEX " CRM_KEY_REGIONS_TABLE " 2");
-        bool unchanged = r && r->type == REDIS_REPLY_STRING && !strncmp(r->str, "华东=", strlen("华东="));
+        bool unchanged = r && r->type == REDIS_REPLY_STRING &&
+                         !strncmp(r->str, "华东=", strlen("华东="));
         freeReplyObject(r);
         if (!refused || !unchanged) {
             char d[400];
             s_describe(&a, d, sizeof d);
-            s_defect("\n  %s: a region name becomes part of crm:dealers:region:<name>; not refused naming regions "
+            s_defect("\n  %s: a region name becomes part of crm:dealers:region:<name>; not refused "
+                     "naming regions "
                      "(%s), the table %s",
                      label, d, unchanged ? "unchanged" : "REPLACED");
         }
@@ -777,8 +805,7 @@ static void s_ordinary_request(fx_t *f, s_row_t row, s_pool_t *pool, const char 
     switch (row) {
     case R_SUBMISSION_ID:
     case R_LEAD_DEALER:
-    case R_RETRY_OF:
-        return; /* the ordinary lead of s_lead_flows is the same request */
+    case R_RETRY_OF: return; /* the ordinary lead of s_lead_flows is the same request */
     case R_UNCONVERTIBLE:
         crm_msg_init(&m, CRM_T_lead_unconvertible);
         snprintf(id, sizeof id, "plain document %d", ++f->n);
@@ -815,7 +842,8 @@ static void s_ordinary_request(fx_t *f, s_row_t row, s_pool_t *pool, const char 
         break;
     case R_REJECT_RETRY:
         crm_msg_init(&m, CRM_T_reject_retry);
-        CRM_SET_STR(&m, reject_retry, reject_id, pool->ids[pool->used]); /* the macro reads it twice */
+        CRM_SET_STR(&m, reject_retry, reject_id,
+                    pool->ids[pool->used]); /* the macro reads it twice */
         pool->used++;
         s_ask(f, s_ctl(f, "dispatcher"), &m, &a);
         s_expect_ok(label, &a);
@@ -843,7 +871,9 @@ static void s_ordinary_request(fx_t *f, s_row_t row, s_pool_t *pool, const char 
    an ordinary request of the same kind is carried out and an ordinary test
    drive goes from lead to dealer. Refusals that do not name their field
    are collected and reported together at the end (with "DEFECT:"). */
-static void test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_drives_flow(void **state)
+static void
+test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_drives_flow(
+    void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -858,7 +888,8 @@ static void test_hostile_ids_in_every_request_are_refused_by_field_and_requests_
     s_testdrive(f, "TG1", "CG1", "SZ1", crm_now_ms() + 30 * HOUR);
     s_wait_td(f, "TG1", "dispatched", 5000);
 
-    char *self_check = s_key_holding(f, "SZ1:open"); /* the scan sees keys: SZ1 has open test drives */
+    char *self_check = s_key_holding(f,
+                                     "SZ1:open"); /* the scan sees keys: SZ1 has open test drives */
     assert_non_null(self_check);
     free(self_check);
     s_defects[0] = 0;
@@ -868,7 +899,8 @@ static void test_hostile_ids_in_every_request_are_refused_by_field_and_requests_
             bool shaped = h >= NHOSTILE;
             char shape[128];
             if (shaped)
-                snprintf(shape, sizeof shape, s_shaped_reject_ids[h - NHOSTILE], pool.ids[pool.used - 1]);
+                snprintf(shape, sizeof shape, s_shaped_reject_ids[h - NHOSTILE],
+                         pool.ids[pool.used - 1]);
             const char *v = shaped ? shape : s_hostile(h);
             char label[120];
             snprintf(label, sizeof label, "%s, hostile value %d (%.12s)", s_row_names[row], h, v);
@@ -910,13 +942,16 @@ static long long s_answer_pttl(fx_t *f, const char *svc, const char *keyspace, c
 static void s_about(const char *what, long long got, long long want)
 {
     if (got < want - 120000 || got > want + 5000)
-        fail_msg("%s: PTTL %lld ms, expected about %lld ms (%.2f days)", what, got, want, want / (double) DAY);
+        fail_msg("%s: PTTL %lld ms, expected about %lld ms (%.2f days)", what, got, want,
+                 want / (double) DAY);
 }
 
 /* The same bytes sent twice get the same answer, byte for byte, and change
    nothing; the answer is kept 7 days for a control request, 90 days for a
    submission, or what CRM_ANSWER_TTL_DAYS / CRM_SUBMISSION_TTL_DAYS say. */
-static void test_the_same_request_sent_twice_gets_the_same_answer_and_changes_nothing_for_a_kept_time(void **state)
+static void
+test_the_same_request_sent_twice_gets_the_same_answer_and_changes_nothing_for_a_kept_time(
+    void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -939,7 +974,8 @@ static void test_the_same_request_sent_twice_gets_the_same_answer_and_changes_no
     assert_int_equal(r1.size, r2.size);
     assert_memory_equal(r1.data, r2.data, r1.size);
     assert_int_equal(s_events(f, "dealers", s_registered, "SZ1"), 1);
-    s_about("kept answer of dealer.register", s_answer_pttl(f, "dispatcher", "request", "register-SZ1"), 7 * DAY);
+    s_about("kept answer of dealer.register",
+            s_answer_pttl(f, "dispatcher", "request", "register-SZ1"), 7 * DAY);
     crm_msg_clear(&a1);
     crm_msg_clear(&a2);
 
@@ -963,7 +999,8 @@ static void test_the_same_request_sent_twice_gets_the_same_answer_and_changes_no
     assert_string_equal(a2.body.lead_accepted.lead_id, a1.body.lead_accepted.lead_id);
     assert_string_equal(a2.corr, "post-2");
     assert_int_equal(s_events(f, "lead", s_created, "form-twice"), 1);
-    s_about("kept answer of lead.submit", s_answer_pttl(f, "intake", "submission", "form-twice"), 90 * DAY);
+    s_about("kept answer of lead.submit", s_answer_pttl(f, "intake", "submission", "form-twice"),
+            90 * DAY);
     crm_msg_clear(&a1);
     crm_msg_clear(&a2);
 
@@ -980,12 +1017,14 @@ static void test_the_same_request_sent_twice_gets_the_same_answer_and_changes_no
     s_ask(f, s_ctl(f, "dispatcher"), &m, &a1);
     s_expect_ok("dealer.register", &a1);
     crm_msg_clear(&a1);
-    s_about("CRM_ANSWER_TTL_DAYS=2", s_answer_pttl(f, "dispatcher", "request", "register-SZ2"), 2 * DAY);
+    s_about("CRM_ANSWER_TTL_DAYS=2", s_answer_pttl(f, "dispatcher", "request", "register-SZ2"),
+            2 * DAY);
     s_lead_msg(f, &m, "form-ttl", false);
     s_ask(f, s_leads(f), &m, &a1);
     assert_int_equal(a1.type, CRM_T_lead_accepted);
     crm_msg_clear(&a1);
-    s_about("CRM_SUBMISSION_TTL_DAYS=3", s_answer_pttl(f, "intake", "submission", "form-ttl"), 3 * DAY);
+    s_about("CRM_SUBMISSION_TTL_DAYS=3", s_answer_pttl(f, "intake", "submission", "form-ttl"),
+            3 * DAY);
     msgpack_sbuffer_destroy(&req);
     msgpack_sbuffer_destroy(&r1);
     msgpack_sbuffer_destroy(&r2);
@@ -1031,7 +1070,8 @@ static int s_load_round(fx_t *f, int port2, int base)
         assert_int_equal(crm_msg_decode(zframe_data(fr), zframe_size(fr), &a, &err), 0);
         int i = atoi(a.corr + 5) - base;
         assert_true(i >= 0 && i < N);
-        if (a.type == CRM_T_lead_rejected && s_prefix_in(&a.body.lead_rejected.errors, "service|unavailable")) {
+        if (a.type == CRM_T_lead_rejected &&
+            s_prefix_in(&a.body.lead_rejected.errors, "service|unavailable")) {
             zsock_send(which, "b", req[i].data, req[i].size); /* the same bytes again */
             resent++;
         } else {
@@ -1044,13 +1084,14 @@ static int s_load_round(fx_t *f, int port2, int base)
     }
     zpoller_destroy(&poller);
     for (int i = 0; i < N; i++) {
-        if (ans[0][i].size != ans[1][i].size || memcmp(ans[0][i].data, ans[1][i].data, ans[0][i].size)) {
+        if (ans[0][i].size != ans[1][i].size ||
+            memcmp(ans[0][i].data, ans[1][i].data, ans[0][i].size)) {
             crm_msg_t x, y;
             crm_err_t err;
             crm_msg_decode(ans[0][i].data, ans[0][i].size, &x, &err);
             crm_msg_decode(ans[1][i].data, ans[1][i].size, &y, &err);
-            fail_msg("load-%d answered differently: %s vs %s", base + i, x.body.lead_accepted.lead_id,
-                     y.body.lead_accepted.lead_id);
+            fail_msg("load-%d answered differently: %s vs %s", base + i,
+                     x.body.lead_accepted.lead_id, y.body.lead_accepted.lead_id);
         }
         msgpack_sbuffer_destroy(&req[i]);
         msgpack_sbuffer_destroy(&ans[0][i]);
@@ -1066,7 +1107,9 @@ static int s_load_round(fx_t *f, int port2, int base)
    submissions to both at once: 500 leads, and every submission answered
    alike, byte for byte, by both (an "unavailable" answer is sent again with
    the same bytes, as a client does). The WATCHed path is taken. */
-static void test_two_intake_instances_given_the_same_500_submissions_store_500_leads_and_answer_alike(void **state)
+static void
+test_two_intake_instances_given_the_same_500_submissions_store_500_leads_and_answer_alike(
+    void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "intake", NULL);
@@ -1100,8 +1143,9 @@ static void test_two_intake_instances_given_the_same_500_submissions_store_500_l
     }
     assert_int_equal(s_count_keys(f, "crm:lead:*"), rounds * N_LOAD);
     assert_int_equal(crm_h_int(f->s.store, "XLEN crm:{lead}:events"), rounds * N_LOAD);
-    print_message("two intakes: %d round(s) of %d, %d conflicts, %d answers sent again after \"unavailable\"\n", rounds,
-                  N_LOAD, conflicts, resent);
+    print_message("two intakes: %d round(s) of %d, %d conflicts, %d answers sent again after "
+                  "\"unavailable\"\n",
+                  rounds, N_LOAD, conflicts, resent);
     assert_true(conflicts > 0); /* the WATCHed path was taken */
 }
 
@@ -1120,13 +1164,14 @@ static bool s_suspended(const crm_msg_t *m, const void *arg)
 /* crmctl changes nothing without asking a service: with the dispatcher
    down it cannot add or suspend a dealer (exit 2) and Redis is as it was;
    with it up every change comes with its event. */
-static void test_crmctl_changes_nothing_without_the_dispatcher_and_every_change_has_its_event(void **state)
+static void
+test_crmctl_changes_nothing_without_the_dispatcher_and_every_change_has_its_event(void **state)
 {
     fx_t *f = *state;
     assert_int_equal(crm_h_int(f->s.store, "DBSIZE"), 0);
     s_crmctl_ok(f, 2, "dealer add (no dispatcher)",
-                crm_h_sys_crmctl(&f->s, "dealer", "add", "SZ1", "--name", "深圳一店", "--province", "广东", "--city",
-                                 "深圳", "--tries", "1", NULL));
+                crm_h_sys_crmctl(&f->s, "dealer", "add", "SZ1", "--name", "深圳一店", "--province",
+                                 "广东", "--city", "深圳", "--tries", "1", NULL));
     assert_true(s_out_has(f, "did not answer"));
     s_crmctl_ok(f, 2, "dealer suspend (no dispatcher)",
                 crm_h_sys_crmctl(&f->s, "dealer", "suspend", "SZ1", "--tries", "1", NULL));
@@ -1144,8 +1189,8 @@ static void test_crmctl_changes_nothing_without_the_dispatcher_and_every_change_
     crm_h_sys_env(&f->s, "CRM_GATEWAY_ROUTER=tcp://127.0.0.1:%d", f->s.gw_router);
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
     s_crmctl_ok(f, 0, "dealer add",
-                crm_h_sys_crmctl(&f->s, "dealer", "add", "SZ1", "--name", "深圳一店", "--province", "广东", "--city",
-                                 "深圳", NULL));
+                crm_h_sys_crmctl(&f->s, "dealer", "add", "SZ1", "--name", "深圳一店", "--province",
+                                 "广东", "--city", "深圳", NULL));
     assert_int_equal(crm_h_int(f->s.store, "EXISTS crm:dealer:SZ1"), 1);
     assert_int_equal(s_events(f, "dealers", s_registered, "SZ1"), 1);
     s_crmctl_ok(f, 0, "dealer suspend", crm_h_sys_crmctl(&f->s, "dealer", "suspend", "SZ1", NULL));
@@ -1176,8 +1221,9 @@ static void test_a_dealer_registered_without_capacity_takes_the_dispatchers_defa
     fx_t *f = *state;
     const char *env[] = {"CRM_DEFAULT_CAPACITY=1", NULL};
     crm_h_sys_spawn(&f->s, "dispatcher", env);
-    s_crmctl_ok(f, 0, "dealer add", crm_h_sys_crmctl(&f->s, "dealer", "add", "SZ1", "--name", "深圳一店", "--province",
-                                                     "广东", "--city", "深圳", NULL));
+    s_crmctl_ok(f, 0, "dealer add",
+                crm_h_sys_crmctl(&f->s, "dealer", "add", "SZ1", "--name", "深圳一店", "--province",
+                                 "广东", "--city", "深圳", NULL));
     assert_true(s_out_has(f, "capacity=default (1)"));
     assert_int_equal(crm_h_int(f->s.store, "HEXISTS crm:dealer:SZ1 capacity"), 0);
     s_dealer(f, "GZ1", "广东", "广州", 0);
@@ -1192,12 +1238,14 @@ static void test_a_dealer_registered_without_capacity_takes_the_dispatchers_defa
     char day[48];
     int64_t day_end = s_cst_day(at, day, sizeof day);
     assert_int_equal(crm_h_int(f->s.store, "GET crm:dealer:SZ1:day:%s", day), 1);
-    s_about("day counter", crm_h_int(f->s.store, "PTTL crm:dealer:SZ1:day:%s", day), day_end + 7 * DAY - crm_now_ms());
+    s_about("day counter", crm_h_int(f->s.store, "PTTL crm:dealer:SZ1:day:%s", day),
+            day_end + 7 * DAY - crm_now_ms());
 }
 
 /* The prospect's choice stands at capacity (the reason says so); a
    suspended choice is routed elsewhere (the reason says so too). */
-static void test_a_chosen_dealer_at_capacity_is_kept_and_a_suspended_one_is_routed_elsewhere(void **state)
+static void
+test_a_chosen_dealer_at_capacity_is_kept_and_a_suspended_one_is_routed_elsewhere(void **state)
 {
     fx_t *f = *state;
     crm_h_sys_spawn(&f->s, "dispatcher", NULL);
@@ -1234,7 +1282,8 @@ static void s_ack(fx_t *f, long long upto, crm_msg_t *a)
 static bool s_escalated(const crm_msg_t *m, const void *arg)
 {
     const char *const *want = arg; /* test drive, reason */
-    return m->type == CRM_T_testdrive_escalated && !strcmp(m->body.testdrive_escalated.testdrive_id, want[0]) &&
+    return m->type == CRM_T_testdrive_escalated &&
+           !strcmp(m->body.testdrive_escalated.testdrive_id, want[0]) &&
            !strcmp(m->body.testdrive_escalated.reason, want[1]) &&
            !strcmp(m->body.testdrive_escalated.dealer_id, "SZ1");
 }
@@ -1329,17 +1378,20 @@ static void test_an_ack_whose_commit_fails_changes_nothing_and_counts_when_sent_
     free(stored);
     bool cancelled = crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1") < 0;
     if (answered_ok || !timer_kept || acked_events || !again_ok || !*acked_ms || !cancelled)
-        fail_msg("DEFECT: the ack whose commit failed was answered \"%s\"; afterwards the escalation was %s, "
-                 "%d testdrive.acked event(s), dealer acked=%lld; sent again: ok=%d, T1 acked_ms='%s', escalation %s",
-                 d, timer_kept ? "still scheduled" : "CANCELLED", acked_events, dealer_acked, again_ok, acked_ms,
-                 cancelled ? "cancelled" : "still scheduled");
+        fail_msg("DEFECT: the ack whose commit failed was answered \"%s\"; afterwards the "
+                 "escalation was %s, "
+                 "%d testdrive.acked event(s), dealer acked=%lld; sent again: ok=%d, T1 "
+                 "acked_ms='%s', escalation %s",
+                 d, timer_kept ? "still scheduled" : "CANCELLED", acked_events, dealer_acked,
+                 again_ok, acked_ms, cancelled ? "cancelled" : "still scheduled");
 }
 
 static bool s_regions_loaded(const crm_msg_t *m, const void *arg)
 {
     (void) arg;
     return m->type == CRM_T_regions_loaded && m->body.regions_loaded.regions.n == 7 &&
-           !strcmp(m->body.regions_loaded.regions.v[5], "西南=重庆市,四川省,贵州省,云南省,西藏自治区,广西壮族自治区");
+           !strcmp(m->body.regions_loaded.regions.v[5],
+                   "西南=重庆市,四川省,贵州省,云南省,西藏自治区,广西壮族自治区");
 }
 
 static void s_write_file(const char *path, const char *text)
@@ -1363,8 +1415,8 @@ static void test_sales_regions_are_a_table_the_registry_follows(void **state)
     s_expect_refusal("a region not in the table", &a, "region");
     crm_msg_clear(&a);
     s_crmctl_ok(f, 1, "dealer add --region 火星",
-                crm_h_sys_crmctl(&f->s, "dealer", "add", "MARS1", "--name", "火星店", "--province", "广东", "--city",
-                                 "深圳", "--region", "火星", NULL));
+                crm_h_sys_crmctl(&f->s, "dealer", "add", "MARS1", "--name", "火星店", "--province",
+                                 "广东", "--city", "深圳", "--region", "火星", NULL));
     assert_true(s_out_has(f, "region"));
     assert_int_equal(crm_h_int(f->s.store, "EXISTS crm:dealer:MARS1"), 0);
     s_dealer(f, "SZ1", "广东", "深圳", 0); /* in 华南, from its province */
@@ -1395,7 +1447,8 @@ static void test_sales_regions_are_a_table_the_registry_follows(void **state)
                        "岭南 = 广东省, 海南省, 香港特别行政区, 澳门特别行政区\n"
                        "西南 = 重庆市, 四川省, 贵州省, 云南省, 西藏自治区, 广西\n"
                        "西北 = 陕西省, 甘肃省, 青海省, 宁夏回族自治区, 新疆维吾尔自治区\n");
-    s_crmctl_ok(f, 1, "regions load (drops 华南)", crm_h_sys_crmctl(&f->s, "regions", "load", path, NULL));
+    s_crmctl_ok(f, 1, "regions load (drops 华南)",
+                crm_h_sys_crmctl(&f->s, "regions", "load", path, NULL));
     assert_true(s_out_has(f, "华南"));
     assert_true(s_out_has(f, "SZ1"));
     r = crm_store_cmd(f->s.store, "HGET " CRM_KEY_REGIONS " 广东省");
@@ -1410,22 +1463,30 @@ int main(int argc, char **argv)
         cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_drives_flow, setup, teardown),
+            test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_drives_flow,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_the_same_request_sent_twice_gets_the_same_answer_and_changes_nothing_for_a_kept_time, setup, teardown),
+            test_the_same_request_sent_twice_gets_the_same_answer_and_changes_nothing_for_a_kept_time,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_two_intake_instances_given_the_same_500_submissions_store_500_leads_and_answer_alike, setup, teardown),
+            test_two_intake_instances_given_the_same_500_submissions_store_500_leads_and_answer_alike,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_crmctl_changes_nothing_without_the_dispatcher_and_every_change_has_its_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_dealer_registered_without_capacity_takes_the_dispatchers_default, setup,
+            test_crmctl_changes_nothing_without_the_dispatcher_and_every_change_has_its_event,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_dealer_registered_without_capacity_takes_the_dispatchers_default, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_chosen_dealer_at_capacity_is_kept_and_a_suspended_one_is_routed_elsewhere, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_late_dispatch_is_escalated_a_day_before_the_test_drive, setup_clock, teardown),
+        cmocka_unit_test_setup_teardown(test_sales_regions_are_a_table_the_registry_follows, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_a_chosen_dealer_at_capacity_is_kept_and_a_suspended_one_is_routed_elsewhere,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_late_dispatch_is_escalated_a_day_before_the_test_drive, setup_clock,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_sales_regions_are_a_table_the_registry_follows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_an_ack_whose_commit_fails_changes_nothing_and_counts_when_sent_again,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_ack_whose_commit_fails_changes_nothing_and_counts_when_sent_again, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
