@@ -12,8 +12,39 @@
  *  crm_claim takes the due timers of a set, removes them and appends their
  *  events, all in one step: two instances can never fire a timer twice, and
  *  a crash between claim and append cannot happen.
+ *
+ *  Inside MULTI/EXEC the append runs as EVAL of crm_append_lua (the same
+ *  code), not as FCALL: a command of an EXEC that fails does not undo the
+ *  others, so a transaction must not depend on a library that FUNCTION
+ *  FLUSH (or a restore without it) can take away between two commits. EVAL
+ *  carries its script; Redis caches it. crm_claim runs on its own, where
+ *  "function not found" makes the store reconnect and load the library
+ *  again.
  */
 #include "crm_store.h"
+
+/* The append of crm_append, for EVAL (keys: events, seq; args: maxlen,
+   then frame and seq offset per event). */
+const char crm_append_lua[] =
+    "local function be64(n)\n"
+    "  local floor = math.floor\n"
+    "  local lo = n % 4294967296\n"
+    "  local hi = floor(n / 4294967296)\n"
+    "  return string.char(floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256,\n"
+    "                     hi % 256, floor(lo / 16777216) % 256, floor(lo / 65536) % 256,\n"
+    "                     floor(lo / 256) % 256, lo % 256)\n"
+    "end\n"
+    "local first\n"
+    "for i = 2, #ARGV, 2 do\n"
+    "  local seq = redis.call('INCR', KEYS[2])\n"
+    "  local frame, off = ARGV[i], tonumber(ARGV[i + 1])\n"
+    "  if off > 0 then\n"
+    "    frame = string.sub(frame, 1, off) .. be64(seq) .. string.sub(frame, off + 9)\n"
+    "  end\n"
+    "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'm', frame)\n"
+    "  first = first or seq\n"
+    "end\n"
+    "return first\n";
 
 const char crm_functions_lua[] =
     "#!lua name=crm\n"

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_id.h"
 #include "crm_keys.h"
 #include "crm_norm.h"
 
@@ -73,8 +74,13 @@ static int s_line(crm_regions_t *r, const char *text, size_t lineno, char *err, 
     }
     *eq = 0;
     char *name = s_trim(buf);
-    if (!*name || strlen(name) >= sizeof r->regions[0].name || strpbrk(name, ",:{}*")) {
-        snprintf(err, errsz, "line %zu: a region needs a name of 1 to 63 bytes without , : { } *", lineno);
+    /* A region's name becomes part of keys (crm:dealers:region:<name>):
+       text without blanks, control characters or , : { } * ? [ ] */
+    bool ok = *name && strlen(name) < sizeof r->regions[0].name && crm_id_valid(CRM_ID_KEY, name) &&
+              !strpbrk(name, " ,:{}*?[]\\") && !strstr(name, "\xe3\x80\x80");
+    if (!ok) {
+        snprintf(err, errsz, "line %zu: a region needs a name of 1 to 63 bytes of text without blanks, control "
+                             "characters or , : { } * ? [ ]", lineno);
         return -1;
     }
     if (crm_regions_has(r, name)) {

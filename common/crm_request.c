@@ -613,12 +613,33 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         }
         if (c != 0) {
             bool passing = crm_store_passing(store);
-            for (int i = 0; i < m; i++)
-                passing ? crm_req_unavailable(todo[i]) : s_failed(todo[i]);
-            if (!passing)
-                s_keep_failed(reqs, n);
-            for (int i = 0; i < m; i++)
+            if (!passing && crm_tx_failed(tx, NULL)) {
+                /* Applied but for what Redis refused: that is kept, to be
+                   applied again (crmctl rejects retry) once mended. */
+                size_t len;
+                crm_reject_t r = {.origin = ep->def->name, .kind = "request", .peer = crm_req_peer(todo[0]),
+                                  .type = crm_type_name(todo[0]->msg.type), .field = "commit",
+                                  .frame = crm_req_frame(todo[0], &len)};
+                r.len = len;
+                char rid[48] = "";
+                crm_service_reject_partial(svc, tx, &r, rid, sizeof rid);
+                for (int i = 0; i < m; i++) {
+                    crm_req_fail(todo[i], "service", "failed",
+                                 "Redis refused part of the change; the rest stands and the part left out is "
+                                 "kept for review as %s",
+                                 rid[0] ? rid : "a reject");
+                    todo[i]->refused_kept = true;
+                }
+            } else {
+                for (int i = 0; i < m; i++)
+                    passing ? crm_req_unavailable(todo[i]) : s_failed(todo[i]);
+                if (!passing)
+                    s_keep_failed(reqs, n);
+            }
+            for (int i = 0; i < m; i++) {
+                todo[i]->out.size = 0;
                 s_encode_answer(todo[i]);
+            }
         }
         break;
     }

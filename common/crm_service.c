@@ -197,8 +197,20 @@ void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
     snprintf(ts, sizeof ts, "%lld", (long long) crm_now_ms());
     argv[argc++] = "ts";
     argv[argc++] = ts;
+    char ncmds[24];
+    if (r->commands_n) {
+        snprintf(ncmds, sizeof ncmds, "%zu", r->commands_n);
+        argv[argc++] = "commands_n";
+        argv[argc++] = ncmds;
+    }
     for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
+    if (r->commands_n) {
+        argv[argc] = "commands";
+        lens[argc++] = 8;
+        argv[argc] = r->commands;
+        lens[argc++] = r->commands_len;
+    }
     argv[argc] = "frame";
     lens[argc++] = 5;
     argv[argc] = r->frame ? r->frame : "";
@@ -207,7 +219,31 @@ void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
     if (!x)
         crm_error("reject.not_kept", "origin=%s reason=\"%s\"", r->origin ? r->origin : "-",
                   r->reason ? r->reason : "-");
+    if (r->id_out && r->id_size)
+        snprintf(r->id_out, r->id_size, "%s", x && x->type == REDIS_REPLY_STRING ? x->str : "");
     freeReplyObject(x);
+}
+
+void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, char *id_out,
+                                size_t id_size)
+{
+    crm_reject_t r = *about;
+    const int *idx;
+    size_t n = crm_tx_failed(tx, &idx);
+    size_t len = 0;
+    char *blob = crm_tx_failed_blob(tx, &len);
+    char why[600];
+    snprintf(why, sizeof why, "Redis refused %zu of the %zu commands of its transaction (%s); the others were "
+                              "applied; crmctl rejects retry applies those %zu again once the cause is mended",
+             n, crm_tx_size(tx), crm_store_error(svc->store), n);
+    r.reason = why;
+    r.commands = blob;
+    r.commands_len = len;
+    r.commands_n = blob ? n : 0;
+    r.id_out = id_out;
+    r.id_size = id_size;
+    crm_service_reject(svc, &r);
+    free(blob);
 }
 
 void crm_service_keep_reject(crm_service_t *svc, const char *origin, const char *field,
@@ -290,8 +326,19 @@ static int s_flush_batch(crm_service_t *svc)
     svc->batch_n = 0;
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) st->cursor);
     int rc = crm_service_commit(svc, tx);
-    crm_tx_reset(tx);
     if (rc != 0) {
+        if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED && crm_tx_failed(tx, NULL)) {
+            /* Applied but for what Redis refused, cursor included or not:
+               what was left out is kept, to be applied again on request. */
+            char range[64];
+            snprintf(range, sizeof range, "%llu-%llu", (unsigned long long) first, (unsigned long long) st->cursor);
+            crm_reject_t r = {.origin = st->name, .kind = "event", .field = "commit", .type = range};
+            crm_service_reject_partial(svc, tx, &r, NULL, 0);
+            svc->stats.poisoned++;
+            crm_tx_reset(tx);
+            s_commit_failed(st);
+            return -1;
+        }
         if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED) {
             /* Redis refused something in the batch: apply these one by one
                next time, so the message at fault is found and kept aside. */
@@ -300,9 +347,11 @@ static int s_flush_batch(crm_service_t *svc)
                      (unsigned long long) first, (unsigned long long) st->cursor,
                      crm_store_error(svc->store));
         }
+        crm_tx_reset(tx);
         s_commit_failed(st);
         return -1;
     }
+    crm_tx_reset(tx);
     st->flushed = st->cursor;
     svc->stats.applied += (uint64_t) n;
     return 0;
@@ -341,7 +390,8 @@ static int s_set_aside(crm_service_t *svc, s_stream_t *st, const crm_msg_t *msg,
     crm_reject_t r = {.origin = st->name, .kind = "event", .seq = msg->seq,
                       .type = crm_type_name(msg->type), .field = "handler", .reason = why,
                       .frame = frame, .len = len};
-    crm_service_reject(svc, &r);
+    if (why) /* NULL: kept already; only the cursor moves */
+        crm_service_reject(svc, &r);
     crm_tx_t *tx = crm_service_tx(svc);
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
@@ -448,13 +498,23 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
         if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED) {
-            /* Redis refused a command of it: no retry can mend that. */
+            /* Redis refused a command of it: no retry can mend that. When
+               the rest was applied, what was left out is kept with the
+               message, to be applied again once the cause is mended. */
             char why[400];
             snprintf(why, sizeof why, "Redis refused its transaction: %s", crm_store_error(svc->store));
             crm_error("handler.poisoned", "type=%s stream=%s seq=%llu reason=\"%s\"",
                       crm_type_name(msg->type), st->name, (unsigned long long) msg->seq, why);
             svc->stats.poisoned++;
-            int k = s_set_aside(svc, st, msg, frame, len, why);
+            int k;
+            if (crm_tx_failed(tx, NULL)) {
+                crm_reject_t r = {.origin = st->name, .kind = "event", .seq = msg->seq,
+                                  .type = crm_type_name(msg->type), .field = "commit", .frame = frame, .len = len};
+                crm_service_reject_partial(svc, tx, &r, NULL, 0);
+                k = s_set_aside(svc, st, msg, NULL, 0, NULL);
+            } else {
+                k = s_set_aside(svc, st, msg, frame, len, why);
+            }
             crm_log_context(NULL);
             return k;
         }
@@ -786,9 +846,12 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
     const char *id = crm_req_msg(req)->body.reject_retry.reject_id;
-    unsigned long long ms, n;
-    char extra;
-    if (sscanf(id, "%llu-%llu%c", &ms, &n, &extra) != 2 || strlen(id) > 41)
+    /* Digits, a dash, digits: Redis would read " 5-0" as 5-0, and the
+       entry's state is kept under the id as written. */
+    size_t digits = strspn(id, "0123456789");
+    bool ok = digits > 0 && digits <= 20 && id[digits] == '-' && strspn(id + digits + 1, "0123456789") > 0 &&
+              strspn(id + digits + 1, "0123456789") <= 20 && !id[digits + 1 + strspn(id + digits + 1, "0123456789")];
+    if (!ok)
         return crm_req_fail(req, "reject_id", "bad_id", "an entry id of crm:rejects (1700000000000-0) expected");
     redisReply *r = crm_store_cmd(svc->store, "XRANGE " CRM_KEY_REJECTS " %s %s", id, id);
     if (!r)
@@ -796,7 +859,7 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
     crm_handled_t rc = CRM_APPLIED;
     const redisReply *kv = r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0]->element[1] : NULL;
     const char *service = crm_reply_field(kv, "service"), *kind = crm_reply_field(kv, "kind");
-    const redisReply *frame = crm_reply_field_reply(kv, "frame");
+    const redisReply *frame = crm_reply_field_reply(kv, "frame"), *commands = crm_reply_field_reply(kv, "commands");
     redisReply *state = kv ? crm_store_cmd(svc->store, "HGET " CRM_KEY_REJECTS_STATE " %s", id) : NULL;
     if (!kv) {
         rc = crm_req_fail(req, "reject_id", "unknown", "no entry %s in crm:rejects (trimmed, or never there)", id);
@@ -805,11 +868,36 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
     } else if (!service || strcmp(service, svc->def->name)) {
         rc = crm_req_fail(req, "reject_id", "not_yours", "%s was refused by crm-%s; ask that service",
                           id, service ? service : "?");
+    } else if (state->type == REDIS_REPLY_STRING && !strncmp(state->str, "applied", 7)) {
+        rc = crm_req_fail(req, "reject_id", "done", "%s was applied again already (%s)", id, state->str);
+    } else if (commands && commands->type == REDIS_REPLY_STRING && commands->len) {
+        /* A commit Redis refused in part: what it left out, exactly. */
+        int n = crm_tx_raw(tx, commands->str, commands->len);
+        if (n <= 0) {
+            crm_tx_reset(tx);
+            rc = crm_req_fail(req, "reject_id", "not_retryable", "%s holds commands that do not parse", id);
+        } else {
+            char nows[40];
+            snprintf(nows, sizeof nows, "%lld", (long long) crm_now_ms());
+            crm_tx_cmd(tx, "HSET " CRM_KEY_REJECTS_STATE " %s applied:%s", id, nows);
+            crm_msg_t ev;
+            crm_msg_init(&ev, CRM_T_reject_retried);
+            CRM_SET_STR(&ev, reject_retried, reject_id, id);
+            CRM_SET_STR(&ev, reject_retried, service, svc->def->name);
+            CRM_SET_STR(&ev, reject_retried, type, crm_reply_field(kv, "type"));
+            CRM_SET_STR(&ev, reject_retried, outcome, "applied");
+            crm_tx_emit(tx, &ev);
+            crm_msg_clear(&ev);
+            crm_msg_t *a = crm_req_ok(req, id);
+            char line[64];
+            snprintf(line, sizeof line, "commands=%d", n);
+            crm_strs_push(&a->body.reply.fields, line);
+            a->body.reply.has.fields = true;
+            crm_info("reject.applied", "reject=%s commands=%d", id, n);
+        }
     } else if (!kind || strcmp(kind, "event") || !frame || frame->type != REDIS_REPLY_STRING) {
         rc = crm_req_fail(req, "reject_id", "not_retryable",
                           "%s is a refused %s: its sender sends it again", id, kind ? kind : "frame");
-    } else if (state->type == REDIS_REPLY_STRING && !strncmp(state->str, "applied", 7)) {
-        rc = crm_req_fail(req, "reject_id", "done", "%s was applied again already (%s)", id, state->str);
     } else {
         crm_msg_t m;
         crm_err_t err;

@@ -228,8 +228,18 @@ typedef struct {
     const char *reason;
     const void *frame;
     size_t len;
+    /* what a commit Redis refused in part left out, in Redis protocol:
+       reject.retry applies exactly these again */
+    const char *commands;
+    size_t commands_len, commands_n;
+    char *id_out; /* gets the entry's id (may be NULL) */
+    size_t id_size;
 } crm_reject_t;
 void crm_service_reject(crm_service_t *svc, const crm_reject_t *r);
+/* Keeps what a commit Redis refused in part left out (crm_tx_failed), as a
+   reject of kind `kind` with `reason`; `id_out` gets its id. */
+void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, char *id_out,
+                                size_t id_size);
 /* A handler says why it refuses or retries (kept with the message in
    crm:rejects when it is refused for good). */
 void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

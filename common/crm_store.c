@@ -322,6 +322,8 @@ struct crm_tx_t {
     char producer[CRM_NAME_MAX];
     char maxlen[24];
     bool failed;
+    int *failed_idx; /* commands of the last EXEC Redis refused */
+    size_t nfailed, failed_cap;
     redisReply *exec;
     redisReply **pipe; /* replies of crm_store_pipeline */
     size_t npipe;
@@ -345,6 +347,7 @@ void crm_tx_reset(crm_tx_t *self)
         free(self->emits[i].frame);
     self->n = self->nemits = 0;
     self->failed = false;
+    self->nfailed = 0;
     for (size_t i = 0; i < self->npipe; i++)
         freeReplyObject(self->pipe[i]);
     free(self->pipe);
@@ -364,12 +367,90 @@ void crm_tx_destroy(crm_tx_t **self_p)
         free(self->cmds);
         free(self->lens);
         free(self->emits);
+        free(self->failed_idx);
         free(self);
         *self_p = NULL;
     }
 }
 
 size_t crm_tx_size(const crm_tx_t *self) { return self->n; }
+
+static int s_push(crm_tx_t *self, char *cmd, int len);
+
+size_t crm_tx_failed(const crm_tx_t *self, const int **idx)
+{
+    if (idx)
+        *idx = self->failed_idx;
+    return self->nfailed;
+}
+
+char *crm_tx_failed_blob(const crm_tx_t *self, size_t *len)
+{
+    size_t total = 0;
+    *len = 0;
+    for (size_t i = 0; i < self->nfailed; i++)
+        total += self->lens[self->failed_idx[i]];
+    char *blob = total ? malloc(total) : NULL;
+    for (size_t i = 0; blob && i < self->nfailed; i++) {
+        memcpy(blob + *len, self->cmds[self->failed_idx[i]], self->lens[self->failed_idx[i]]);
+        *len += self->lens[self->failed_idx[i]];
+    }
+    return blob;
+}
+
+const char *crm_tx_command(const crm_tx_t *self, int index, size_t *len)
+{
+    if (index < 0 || (size_t) index >= self->n)
+        return NULL;
+    if (len)
+        *len = self->lens[index];
+    return self->cmds[index];
+}
+
+/* Length of the one Redis protocol command at p ("*N\r\n" then N bulk
+   strings "$L\r\n...\r\n"), or 0 when it is not whole within n. */
+static size_t s_resp_command(const char *p, size_t n)
+{
+    size_t i = 0;
+    long long count = -1;
+    char *end;
+    if (n < 4 || p[0] != '*')
+        return 0;
+    count = strtoll(p + 1, &end, 10);
+    if (count <= 0 || count > 1000000 || (size_t) (end - p) + 2 > n || end[0] != '\r' || end[1] != '\n')
+        return 0;
+    i = (size_t) (end - p) + 2;
+    for (long long k = 0; k < count; k++) {
+        if (i >= n || p[i] != '$')
+            return 0;
+        long long len = strtoll(p + i + 1, &end, 10);
+        size_t hdr = (size_t) (end - (p + i));
+        if (len < 0 || i + hdr + 2 > n || end[0] != '\r' || end[1] != '\n')
+            return 0;
+        i += hdr + 2;
+        if ((unsigned long long) len > n - i || n - i - (size_t) len < 2 || p[i + len] != '\r' || p[i + len + 1] != '\n')
+            return 0;
+        i += (size_t) len + 2;
+    }
+    return i;
+}
+
+int crm_tx_raw(crm_tx_t *self, const char *blob, size_t len)
+{
+    int count = 0;
+    for (size_t at = 0; at < len;) {
+        size_t k = s_resp_command(blob + at, len - at);
+        char *cmd = k ? malloc(k) : NULL;
+        if (!cmd)
+            return -1;
+        memcpy(cmd, blob + at, k);
+        if (s_push(self, cmd, (int) k) < 0)
+            return -1;
+        at += k;
+        count++;
+    }
+    return count;
+}
 
 static int s_push(crm_tx_t *self, char *cmd, int len)
 {
@@ -494,7 +575,7 @@ static int s_queue_appends(crm_tx_t *self)
         if (!argv || !lens || !offs) {
             rc = -1;
         } else {
-            argv[0] = "FCALL", argv[1] = "crm_append", argv[2] = "2";
+            argv[0] = "EVAL", argv[1] = crm_append_lua, argv[2] = "2";
             argv[3] = events, argv[4] = seqkey, argv[5] = self->maxlen;
             for (int a = 0; a < 6; a++)
                 lens[a] = strlen(argv[a]);
@@ -634,6 +715,16 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
             char v[200];
             crm_error("tx.command_failed", "command=%zu reply=\"%s\"", i,
                       crm_log_value(exec->element[i]->str, v, sizeof v));
+            if (tx->nfailed == tx->failed_cap) {
+                size_t cap = tx->failed_cap ? tx->failed_cap * 2 : 4;
+                int *grown = realloc(tx->failed_idx, cap * sizeof *grown);
+                if (grown) {
+                    tx->failed_idx = grown;
+                    tx->failed_cap = cap;
+                }
+            }
+            if (tx->nfailed < tx->failed_cap)
+                tx->failed_idx[tx->nfailed++] = (int) i;
             if (rc == 0)
                 snprintf(self->err, sizeof self->err, "command %zu: %s", i, exec->element[i]->str);
             /* The rest of the EXEC was applied: never retry it blindly. */

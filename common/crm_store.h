@@ -25,6 +25,7 @@ typedef struct crm_store_t crm_store_t;
 typedef struct crm_tx_t crm_tx_t;
 
 extern const char crm_functions_lua[];
+extern const char crm_append_lua[];
 
 /* Parses the URL and connects; NULL (with a line on stderr) on a bad URL or
    when no connection could be made. Loads the function library. */
@@ -89,6 +90,19 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx);
    batched reads; WATCH may be among them). 0 when every reply arrived and
    none is an error; the replies stay in `tx` (crm_tx_result) until reset. */
 int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx);
+/* After a commit Redis refused in part (an EXEC whose other commands were
+   applied, crm_store_last_error REFUSED): how many commands failed, their
+   indices in *idx (valid until reset). 0 when none failed or nothing ran. */
+size_t crm_tx_failed(const crm_tx_t *self, const int **idx);
+/* The commands that failed, back to back in Redis protocol (for
+   crm_tx_raw later); malloc'ed, NULL when none failed. */
+char *crm_tx_failed_blob(const crm_tx_t *self, size_t *len);
+/* Queued command `index` as Redis protocol bytes (*len), or NULL. */
+const char *crm_tx_command(const crm_tx_t *self, int index, size_t *len);
+/* Queues commands already in Redis protocol (one or more, back to back,
+   as crm_tx_command gives them): the commands a refused commit left out,
+   applied again. Returns how many, or -1 when `blob` is not whole. */
+int crm_tx_raw(crm_tx_t *self, const char *blob, size_t len);
 /* Result of queued command `index` after a commit or a pipeline, or NULL. */
 const redisReply *crm_tx_result(const crm_tx_t *self, int index);
 

@@ -364,10 +364,12 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     if (!s_ids_ok(svc, ids, names, 3))
         return CRM_REFUSE;
     crm_store_t *store = crm_service_store(svc);
-    redisReply *exists = crm_store_cmd(store, "EXISTS " CRM_KEY_TD_FMT, r->testdrive_id);
+    /* HGET, not EXISTS: a key of another type there is no test drive of
+       ours, and Redis says so (WRONGTYPE: refused, kept in crm:rejects). */
+    redisReply *exists = crm_store_cmd(store, "HGET " CRM_KEY_TD_FMT " status", r->testdrive_id);
     if (!exists)
         return crm_service_failed(svc);
-    bool known = exists->integer;
+    bool known = exists->type == REDIS_REPLY_STRING;
     freeReplyObject(exists);
     if (known)
         return CRM_APPLIED; /* already taken (a replay of the stream) */

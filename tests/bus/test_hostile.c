@@ -3,9 +3,6 @@
  *  redis-server, a real crm-dispatcher (and crm-intake where a lead comes
  *  in); test drives arrive as intake sends them, committed and published on
  *  the testdrive stream by the test's own publisher.
- *
- *  Tests whose comment starts with KNOWN DEFECT fail against the code as it
- *  is; their failure message starts with "DEFECT:" and says what was seen.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -571,11 +568,9 @@ test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_afte
     assert_int_equal(crm_h_int(f->s.store, "XLEN crm:{dealer.SZ1}:events"), 1);
 }
 
-/* KNOWN DEFECT. The brief's own example: a string at crm:td:T9 before T9's
-   testdrive.requested arrives. The handler asks EXISTS crm:td:T9, takes the
-   string for "taken already (a replay)" and answers APPLIED: T9 is never
-   routed, and nothing is kept or logged. Expected: refused for good
-   (WRONGTYPE, or "not a test drive record"), kept in crm:rejects. */
+/* A string at crm:td:T9 before T9's testdrive.requested arrives: no test
+   drive record of ours, so not "taken already (a replay)": refused for good
+   (WRONGTYPE), kept in crm:rejects, and the stream flows on. */
 static void
 test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped(void **state)
 {
@@ -606,13 +601,13 @@ test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped
     free(reason);
 }
 
-/* KNOWN DEFECT. A transaction Redis refuses in part (WRONGTYPE on one
-   command of the EXEC: a string at crm:dealer:SZ1:seq2td) is set aside as
-   poison although the rest of it was applied (the test drive dispatched,
-   the dispatch on the dealer's stream, the cursor moved). Once the cause is
-   fixed, the retry must leave the test drive whole: dispatched once, and
-   its dealer number mapped to it so that the dealer's acknowledgement
-   cancels its escalation. */
+/* A transaction Redis refuses in part (WRONGTYPE on one command of the
+   EXEC: a string at crm:dealer:SZ1:seq2td): the rest of it stands (the test
+   drive dispatched, the dispatch on the dealer's stream, the cursor moved)
+   and what was left out is kept with it. Once the cause is fixed, the retry
+   leaves the test drive whole: dispatched once, and its dealer number
+   mapped to it so that the dealer's acknowledgement cancels its
+   escalation. */
 static void test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the_retry(void **state)
 {
     fx_t *f = *state;
@@ -748,13 +743,10 @@ test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after(vo
     assert_int_equal(s_svc_count(f, "refused"), 0);
 }
 
-/* KNOWN DEFECT. The store calls "Function not found" a passing failure
-   (FUNCTION FLUSH behind our back: reconnecting loads the library again),
-   but inside a transaction it is one failed command of the EXEC whose other
-   commands were applied, taken as "Redis refused it" and never mended by a
-   reconnect. A lead submitted then must be answered "unavailable" (and be
-   stored whole when sent again) or be stored whole at once: never accepted
-   without its events, so its test drive goes out. */
+/* FUNCTION FLUSH behind the services' back (or a restore without the
+   library): a transaction never depends on it (its appends run as EVAL),
+   so a lead submitted then is stored whole at once, and its test drive
+   goes out. */
 static void
 test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive(void **state)
 {

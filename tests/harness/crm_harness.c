@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -18,16 +19,49 @@
 #include "crm_clock.h"
 #include "crm_keys.h"
 
-int crm_h_free_port(void)
+/* Ports come from a range below the kernel's ephemeral ports (so no
+   outgoing connection takes one between the moment it is chosen and the
+   moment a service binds it), handed out in turn by a counter that every
+   test process shares through a locked file (so tests running side by side
+   never get the same one), each checked free by binding it. */
+#define S_PORT_FIRST 20000
+#define S_PORT_COUNT 12000
+
+static bool s_port_free(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = bind(fd, (struct sockaddr *) &a, sizeof a) == 0;
     close(fd);
-    return ntohs(a.sin_port);
+    return ok;
+}
+
+int crm_h_free_port(void)
+{
+    int fd = open("/tmp/crm-test-ports", O_RDWR | O_CREAT, 0666);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long next = n > 0 ? atol(buf) : (long) (getpid() % S_PORT_COUNT);
+    int port = -1;
+    for (int tries = 0; tries < S_PORT_COUNT && port < 0; tries++) {
+        int candidate = S_PORT_FIRST + (int) (next++ % S_PORT_COUNT);
+        if (s_port_free(candidate))
+            port = candidate;
+    }
+    int len = snprintf(buf, sizeof buf, "%ld\n", next % S_PORT_COUNT);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t) len, 0) != len)
+        fprintf(stderr, "crm_h_free_port: cannot write /tmp/crm-test-ports\n");
+    flock(fd, LOCK_UN);
+    close(fd);
+    assert_true(port > 0);
+    return port;
 }
 
 static void s_sleep_ms(int ms)
