@@ -52,32 +52,53 @@ static const char *s_secret(fx_t *f, const char *dealer, char *out, size_t size)
     return out;
 }
 
-static void s_cert(fx_t *f, const char *dealer)
+static int s_cert_rc(fx_t *f, const char *dealer)
 {
     char secret[300];
-    if (crm_h_sys_crmctl(&f->sys, "dealer", "cert", dealer, "--out", s_secret(f, dealer, secret, sizeof secret),
-                         NULL) != 0)
-        fail_msg("crmctl dealer cert %s failed (see %s)", dealer, f->sys.out);
+    int rc = crm_h_sys_crmctl(&f->sys, "dealer", "cert", dealer, "--out", s_secret(f, dealer, secret, sizeof secret),
+                              NULL);
+    if (rc != 0)
+        fprintf(stderr, "crmctl dealer cert %s: exit %d (see %s)\n", dealer, rc, f->sys.out);
+    return rc;
 }
 
+static void s_cert(fx_t *f, const char *dealer)
+{
+    if (s_cert_rc(f, dealer) != 0)
+        fail_msg("crmctl dealer cert %s failed", dealer);
+}
+
+static int s_add(fx_t *f, const char *dealer)
+{
+    int rc = crm_h_sys_crmctl(&f->sys, "dealer", "add", dealer, "--name", "测试店", "--province", "广东", "--city",
+                              "深圳", "--capacity", "0", NULL);
+    if (rc != 0)
+        fprintf(stderr, "crmctl dealer add %s: exit %d (see %s)\n", dealer, rc, f->sys.out);
+    return rc;
+}
+
+/* Failures here return -1 rather than assert: cmocka runs no group
+   teardown after a failed group setup, and the processes must not outlive
+   the test. */
 static int group_setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(crm_h_sys_start(&f->sys, false, false), 0);
+    if (!f || crm_h_sys_start(&f->sys, false, false) != 0) {
+        free(f);
+        return -1;
+    }
     crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
     crm_h_sys_log(&f->sys, "dispatcher", f->log, sizeof f->log);
-    for (const char *const *d = s_dealers; *d; d++)
-        if (crm_h_sys_crmctl(&f->sys, "dealer", "add", *d, "--name", "测试店", "--province", "广东", "--city", "深圳",
-                             "--capacity", "0", NULL) != 0)
-            fail_msg("crmctl dealer add %s failed (see %s)", *d, f->sys.out);
-    assert_int_equal(crm_h_sys_crmctl(&f->sys, "dealer", "add", "N1", "--name", "新店", "--province", "广东",
-                                      "--city", "深圳", "--capacity", "0", NULL),
-                     0);
-    for (const char *const *d = s_dealers; *d; d++)
-        s_cert(f, *d);
-    zcert_t *server = zcert_load(f->sys.server_cert);
-    assert_non_null(server);
+    int rc = s_add(f, "N1");
+    for (const char *const *d = s_dealers; *d && rc == 0; d++)
+        rc = s_add(f, *d) || s_cert_rc(f, *d);
+    zcert_t *server = rc == 0 ? zcert_load(f->sys.server_cert) : NULL;
+    if (!server) {
+        fprintf(stderr, "group setup failed (see %s)\n", f->log);
+        crm_h_sys_stop(&f->sys);
+        free(f);
+        return -1;
+    }
     snprintf(f->server_key, sizeof f->server_key, "%s", zcert_public_txt(server));
     zcert_destroy(&server);
     *state = f;
@@ -504,7 +525,6 @@ static void test_a_dealer_receives_its_own_pushes_numbered_1_2_3_and_heartbeats_
         fail_msg("%d of 3 live pushes arrived within 5 s (see %s)", got, f->log);
 
     /* The next heartbeat comes within the second and names the latest number. */
-    int64_t t0 = crm_mono_ms();
     int extra = 0;
     if (!s_heartbeat(sub, 1500, streams, sizeof streams, &extra))
         fail_msg("no heartbeat within 1.5 s of the last push");
@@ -513,9 +533,7 @@ static void test_a_dealer_receives_its_own_pushes_numbered_1_2_3_and_heartbeats_
     assert_string_equal(want, "dealer.L1=3");
     assert_string_equal(streams, want);
     assert_int_equal(extra, 0); /* nothing of L2's, no fourth push */
-    assert_true(crm_mono_ms() - t0 <= 1500);
     /* And the one after it a second later, not more. */
-    t0 = crm_mono_ms();
     assert_true(s_heartbeat(sub, 1500, streams, sizeof streams, &extra));
     assert_string_equal(streams, want);
     assert_int_equal(extra, 0);
@@ -589,15 +607,16 @@ static void test_a_certificate_issued_with_crmctl_works_at_once(void **state)
     crm_msg_t m = s_replay_msg(1), reply;
     char id[CRM_ID_MAX];
     s_send(req, &m, id, sizeof id);
-    if (!s_reply(req, id, false, 1000, &reply, NULL, NULL, 0, NULL))
-        fail_msg("the replay of a certificate made just now was not answered within 1 s");
+    if (!s_reply(req, id, false, 2000, &reply, NULL, NULL, 0, NULL))
+        fail_msg("the replay of a certificate made just now was not answered within 2 s");
     s_assert_ok(&reply);
     assert_int_equal(reply.body.dealer_reply.count, 0);
     crm_msg_clear(&reply);
-    /* The subscription took: a heartbeat within the first second or so... */
+    /* The subscription took: a heartbeat within the first second or so
+       (not the 5 s a poll of the directory would take)... */
     char streams[128];
-    if (!s_heartbeat(sub, 2000 - (int) (crm_mono_ms() - t0), streams, sizeof streams, NULL))
-        fail_msg("no heartbeat within 2 s of crmctl dealer cert");
+    if (!s_heartbeat(sub, 2500 - (int) (crm_mono_ms() - t0), streams, sizeof streams, NULL))
+        fail_msg("no heartbeat within 2.5 s of crmctl dealer cert");
     assert_string_equal(streams, "dealer.N1=0");
     /* ...and a dispatch is pushed to it. */
     s_testdrive(f, "TN1-1", "N1");
