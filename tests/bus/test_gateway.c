@@ -144,7 +144,8 @@ static void s_testdrive(fx_t *f, const char *tid, const char *dealer)
 {
     char cid[48];
     snprintf(cid, sizeof cid, "C-%s", tid);
-    redisReply *r = crm_store_cmd(f->sys.store, "HSET " CRM_KEY_CUST_FMT " name 张三 mobile 13812345678 city 深圳市 province 广东省", cid);
+    redisReply *r = crm_store_cmd(f->sys.store,
+                                  "HSET " CRM_KEY_CUST_FMT " name 张三 mobile 13812345678 city 深圳市 province 广东省", cid);
     assert_non_null(r);
     freeReplyObject(r);
     crm_tx_t *tx = crm_tx_new("intake", 100000);
@@ -451,7 +452,7 @@ static void s_assert_ok(const crm_msg_t *reply)
 }
 
 /* How many testdrive.status events for tid with `status` the testdrive
-   stream holds, and how many history entries of the test drive. */
+   stream holds (each must name `dealer`). */
 static int s_status_events(fx_t *f, const char *tid, const char *status, const char *dealer)
 {
     redisReply *r = crm_store_cmd(f->sys.store, "XRANGE " CRM_KEY_EVENTS_FMT " - +", "testdrive");
@@ -474,6 +475,7 @@ static int s_status_events(fx_t *f, const char *tid, const char *status, const c
     return n;
 }
 
+/* How many history entries of the test drive say `status` by `by`. */
 static int s_history(fx_t *f, const char *tid, const char *status, const char *by)
 {
     redisReply *r = crm_store_cmd(f->sys.store, "XRANGE " CRM_KEY_TD_FMT ":history - +", tid);
