@@ -61,6 +61,31 @@ int crm_id_check(crm_id_kind_t kind, const char *id, const char *field, char *er
     return -1;
 }
 
+static size_t s_digits(const char *p, size_t max)
+{
+    size_t n = strspn(p, "0123456789");
+    return n <= max ? n : 0;
+}
+
+bool crm_id_entry_valid(const char *id)
+{
+    if (!id)
+        return false;
+    size_t a = s_digits(id, 20);
+    if (!a || id[a] != '-')
+        return false;
+    size_t b = s_digits(id + a + 1, 20);
+    return b && !id[a + 1 + b];
+}
+
+bool crm_id_quarantine_valid(const char *id)
+{
+    if (!id || id[0] != 'Q')
+        return false;
+    size_t n = s_digits(id + 1, 18);
+    return n && !id[1 + n];
+}
+
 void crm_id_digest(const char *const *parts, size_t nparts, char out[CRM_ID_DIGEST_SZ])
 {
     crypto_hash_sha256_state st;

@@ -39,6 +39,12 @@ bool crm_id_valid(crm_id_kind_t kind, const char *id);
    code for the answer is "bad_id" (or "required" when absent or empty). */
 int crm_id_check(crm_id_kind_t kind, const char *id, const char *field, char *err, size_t errsz);
 
+/* A Redis stream entry id as written by Redis ("1796000000000-0": digits,
+   a dash, digits; no blanks or signs, which Redis would read anyway). */
+bool crm_id_entry_valid(const char *id);
+/* A quarantine id: Q followed by 1 to 18 digits. */
+bool crm_id_quarantine_valid(const char *id);
+
 /* SHA-256 of the parts, each followed by a NUL byte (so ("ab","c") and
    ("a","bc") differ), as 64 lower-case hex digits. For keys made from
    opaque ids and for idempotency digests of content. */

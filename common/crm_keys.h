@@ -21,8 +21,11 @@
  *
  *  Intake (leads and customers):
  *  crm:intake:sub:<submission id>  string; the answer first given (idempotency)
- *  crm:quarantine          stream; rejected submissions, entry ID "<n>-0" = Q<n>
- *  crm:quarantine:state    hash; Q<n> -> open | retried:<lead id> | rejected-again:Q<m>
+ *  crm:quarantine          sorted set; every quarantine id Q<n>, scored n (listing)
+ *  crm:quarantine:<Q>      hash; one kept submission: quarantine_id, submission_id, channel,
+ *                          received_ms, errors, frame (or document: what no converter read),
+ *                          state: open | retried:<lead id> | rejected-again:Q<m>. One key per
+ *                          entry, so intake instances committing in any order never collide
  *  crm:ids:customer|lead|quarantine  counters for new ids (C<n>, L<n>, Q<n>)
  *  crm:cust:{<C>}          hash; the customer record: the current value of each field,
  *                          created_ms, updated_ms, first_channel
@@ -68,7 +71,7 @@
 #define CRM_REJECTS_MAXLEN "100000"
 #define CRM_KEY_SUBMISSION_FMT "crm:intake:sub:%s"
 #define CRM_KEY_QUARANTINE "crm:quarantine"
-#define CRM_KEY_QUARANTINE_STATE "crm:quarantine:state"
+#define CRM_KEY_QUARANTINE_FMT "crm:quarantine:%s"
 #define CRM_KEY_CUST_FMT "crm:cust:{%s}"
 #define CRM_KEY_LEAD_FMT "crm:lead:%s"
 #define CRM_KEY_IDX_MOBILE_FMT "crm:idx:mobile:%s"

@@ -208,14 +208,13 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
 
 /* ------------------------------------------------------- certificates */
 
-/* crm_curve's errors are "field: why" (or a sentence about the service). */
-static crm_handled_t s_curve_fail(crm_req_t *req, const char *code, const char *err)
+crm_handled_t crm_req_fail_text(crm_req_t *req, const char *code, const char *text)
 {
-    const char *colon = strstr(err, ": ");
-    char field[32] = "service";
-    if (colon && (size_t) (colon - err) < sizeof field)
-        snprintf(field, sizeof field, "%.*s", (int) (colon - err), err);
-    return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : err);
+    const char *colon = strstr(text, ": ");
+    char field[64] = "service";
+    if (colon && (size_t) (colon - text) < sizeof field)
+        snprintf(field, sizeof field, "%.*s", (int) (colon - text), text);
+    return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : text);
 }
 
 crm_handled_t crm_req_cert_issue(crm_req_t *req, crm_tx_t *tx, crm_curve_t *curve)
@@ -225,7 +224,7 @@ crm_handled_t crm_req_cert_issue(crm_req_t *req, crm_tx_t *tx, crm_curve_t *curv
         return crm_req_fail(req, "service", "not_configured", "this deployment takes no certificates here");
     char code[32], err[300];
     if (crm_curve_issue(curve, b->id, b->public_key, code, sizeof code, err, sizeof err) != 0)
-        return s_curve_fail(req, code, err);
+        return crm_req_fail_text(req, code, err);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_cert_issued);
     CRM_SET_STR(&ev, cert_issued, kind, crm_curve_kind(curve));
@@ -244,7 +243,7 @@ crm_handled_t crm_req_cert_revoke(crm_req_t *req, crm_tx_t *tx, crm_curve_t *cur
         return crm_req_fail(req, "service", "not_configured", "this deployment takes no certificates here");
     char code[32], err[300], key[41];
     if (crm_curve_revoke(curve, id, key, code, sizeof code, err, sizeof err) != 0)
-        return s_curve_fail(req, code, err);
+        return crm_req_fail_text(req, code, err);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_cert_revoked);
     CRM_SET_STR(&ev, cert_revoked, kind, crm_curve_kind(curve));
@@ -496,6 +495,31 @@ static void s_keep_failed(crm_req_t *reqs, int n)
 
 /* Runs `n` write requests of one row: alone (n == 1) or through the row's
    batch handler. */
+static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n);
+
+/* Whether queued command `index` is among those a refused commit left out. */
+static bool s_failed_index(crm_tx_t *tx, int index)
+{
+    const int *idx;
+    size_t nf = crm_tx_failed(tx, &idx);
+    for (size_t i = 0; i < nf; i++)
+        if (idx[i] == index)
+            return true;
+    return false;
+}
+
+/* Every request still to be answered gets `fn`'s answer, freshly encoded. */
+static void s_answer_all(crm_req_t **todo, int m, crm_handled_t (*fn)(crm_req_t *))
+{
+    for (int i = 0; i < m; i++) {
+        fn(todo[i]);
+        todo[i]->out.size = 0;
+        s_encode_answer(todo[i]);
+    }
+}
+
+/* Runs `n` write requests of one row: alone (n == 1) or through the row's
+   batch handler. */
 static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
 {
     crm_service_t *svc = ep->svc;
@@ -507,11 +531,13 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         s_all(reqs, n, crm_req_unavailable);
         return;
     }
-    for (int attempt = 0; attempt < S_ATTEMPTS; attempt++) {
+    bool decided = false;
+    int m = 0;
+    for (int attempt = 0; attempt < S_ATTEMPTS && !decided; attempt++) {
         for (int i = 0; i < n; i++)
             s_reset(&reqs[i]);
         crm_tx_t *tx = crm_service_tx(svc);
-        unsigned long gen = crm_store_generation(store);
+        unsigned long gen = 0;
         if (keep) {
             /* WATCH and read the kept answers in one round trip. */
             crm_tx_t *reads = crm_tx_new(crm_service_name(svc), 0);
@@ -525,6 +551,8 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
                 crm_tx_cmdargv(reads, n + 1, mget, NULL);
                 rc = crm_store_pipeline(store, reads);
             }
+            /* The connection the WATCH lives on (after any reconnect). */
+            gen = crm_store_generation(store);
             const redisReply *got = rc == 0 ? crm_tx_result(reads, 1) : NULL;
             for (int i = 0; got && got->type == REDIS_REPLY_ARRAY && i < n && (size_t) i < got->elements; i++) {
                 const redisReply *e = got->element[i];
@@ -542,11 +570,12 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
                 if (crm_store_connected(store))
                     s_unwatch(store);
                 s_all(reqs, n, crm_store_passing(store) ? crm_req_unavailable : s_failed);
+                decided = true;
                 break;
             }
         }
         /* The same key twice in one batch: the later one gets the first's answer. */
-        int m = 0;
+        m = 0;
         for (int i = 0; i < n; i++) {
             if (reqs[i].kept)
                 continue;
@@ -559,42 +588,60 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         if (m == 0) {
             if (keep)
                 s_unwatch(store);
+            decided = true;
             break;
         }
         crm_handled_t rc;
         if (row->batch) {
             rc = row->batch(svc, todo, m, tx);
+            if (rc == CRM_REFUSE && m > 1) {
+                /* Redis refused something the batch read: each alone, so
+                   only the one at fault is refused. */
+                crm_tx_reset(tx);
+                if (keep)
+                    s_unwatch(store);
+                for (int i = 0; i < m; i++)
+                    s_write(ep, todo[i], 1);
+                decided = true;
+                break;
+            }
         } else {
             crm_log_context(todo[0]->msg.id);
             rc = row->fn(svc, todo[0], tx);
             crm_log_context(NULL);
             todo[0]->outcome = rc;
-            if (rc == CRM_REFUSE) {
-                if (!todo[0]->has_answer)
-                    crm_req_fail(todo[0], "request", "refused", "refused");
-                crm_tx_reset(tx); /* a refusal changes nothing */
-                rc = CRM_APPLIED;
-            }
         }
-        if (rc == CRM_RETRY) {
+        if (rc == CRM_REFUSE) {
+            /* A refusal changes nothing. */
+            if (!todo[0]->has_answer)
+                crm_req_fail(todo[0], "request", "refused", "refused");
+            todo[0]->outcome = CRM_REFUSE;
             crm_tx_reset(tx);
-            if (keep && crm_store_connected(store))
+            rc = CRM_APPLIED;
+        }
+        if (rc == CRM_RETRY || rc != CRM_APPLIED) {
+            crm_tx_reset(tx);
+            if (crm_store_connected(store))
                 s_unwatch(store);
-            for (int i = 0; i < m; i++)
-                crm_req_unavailable(todo[i]);
+            s_answer_all(todo, m, crm_req_unavailable);
+            decided = true;
             break;
         }
+        int set_index[S_BATCH];
         for (int i = 0; i < m; i++) {
             crm_req_t *r = todo[i];
+            set_index[i] = -1;
             s_encode_answer(r);
             if (r->outcome != CRM_APPLIED)
                 continue;
             if (keep && r->out.size)
-                crm_tx_cmd(tx, "SET %s %b PX %lld", r->akey, r->out.data, r->out.size, (long long) s_keep_ms(r));
+                set_index[i] = crm_tx_cmd(tx, "SET %s %b PX %lld", r->akey, r->out.data, r->out.size,
+                                          (long long) s_keep_ms(r));
         }
         if (crm_tx_size(tx) == 0 && crm_tx_emit_count(tx) == 0) {
             if (keep)
                 s_unwatch(store);
+            decided = true;
             break;
         }
         if (keep && crm_store_generation(store) != gen) {
@@ -604,45 +651,46 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         }
         int c = crm_service_commit(svc, tx);
         if (c == CRM_TX_CONFLICT) {
-            crm_info("request.conflict", "endpoint=%s type=%s attempt=%d batch=%d", ep->def->name,
-                     row->type, attempt + 1, m);
-            if (attempt + 1 == S_ATTEMPTS)
-                for (int i = 0; i < m; i++)
-                    crm_req_unavailable(todo[i]);
+            crm_info("request.conflict", "endpoint=%s type=%s attempt=%d batch=%d", ep->def->name, row->type,
+                     attempt + 1, m);
             continue;
         }
-        if (c != 0) {
-            bool passing = crm_store_passing(store);
-            if (!passing && crm_tx_failed(tx, NULL)) {
-                /* Applied but for what Redis refused: that is kept, to be
-                   applied again (crmctl rejects retry) once mended. */
-                size_t len;
-                crm_reject_t r = {.origin = ep->def->name, .kind = "request", .peer = crm_req_peer(todo[0]),
-                                  .type = crm_type_name(todo[0]->msg.type), .field = "commit",
-                                  .frame = crm_req_frame(todo[0], &len)};
-                r.len = len;
-                char rid[48] = "";
-                crm_service_reject_partial(svc, tx, &r, rid, sizeof rid);
-                for (int i = 0; i < m; i++) {
-                    crm_req_fail(todo[i], "service", "failed",
-                                 "Redis refused part of the change; the rest stands and the part left out is "
-                                 "kept for review as %s",
-                                 rid[0] ? rid : "a reject");
-                    todo[i]->refused_kept = true;
-                }
-            } else {
-                for (int i = 0; i < m; i++)
-                    passing ? crm_req_unavailable(todo[i]) : s_failed(todo[i]);
-                if (!passing)
-                    s_keep_failed(reqs, n);
-            }
+        decided = true;
+        if (c == 0)
+            break;
+        bool passing = crm_store_passing(store);
+        if (!passing && crm_tx_failed(tx, NULL)) {
+            /* Applied but for what Redis refused: that is kept, to be
+               applied again (crmctl rejects retry) once mended. A request
+               whose kept answer was applied is answered with it (a resend
+               gets it too); one whose kept answer was left out is told it
+               failed (it is among what the retry applies). */
+            size_t len;
+            crm_reject_t r = {.origin = ep->def->name, .kind = "request", .peer = crm_req_peer(todo[0]),
+                              .type = crm_type_name(todo[0]->msg.type), .field = "commit",
+                              .frame = crm_req_frame(todo[0], &len)};
+            r.len = len;
+            char rid[48] = "";
+            crm_service_reject_partial(svc, tx, &r, -1, rid, sizeof rid);
             for (int i = 0; i < m; i++) {
+                todo[i]->refused_kept = true;
+                if (todo[i]->outcome == CRM_APPLIED && set_index[i] >= 0 && !s_failed_index(tx, set_index[i]))
+                    continue;
+                crm_req_fail(todo[i], "service", "failed",
+                             "Redis refused part of the change; the rest stands and the part left out is kept "
+                             "for review as %s",
+                             rid[0] ? rid : "a reject");
                 todo[i]->out.size = 0;
                 s_encode_answer(todo[i]);
             }
+        } else {
+            s_answer_all(todo, m, passing ? crm_req_unavailable : s_failed);
+            if (!passing)
+                s_keep_failed(reqs, n);
         }
-        break;
     }
+    if (!decided)
+        s_answer_all(todo, m, crm_req_unavailable); /* conflicts every time: send it again */
     /* Refusals are kept for review; answers of duplicates are the first's. */
     for (int i = 0; i < n; i++) {
         crm_req_t *r = &reqs[i];
@@ -738,7 +786,10 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
     }
     if (zloop_reader(crm_service_loop(svc), ep->sock, s_on_readable, ep) != 0)
         goto fail;
-    crm_service_track_endpoint(svc, ep);
+    if (crm_service_track_endpoint(svc, ep) != 0) {
+        zloop_reader_end(crm_service_loop(svc), ep->sock);
+        goto fail;
+    }
     crm_info("request.listening", "endpoint=%s bind=%s curve=%s", def->name, ep->bind,
              curve ? crm_curve_kind(curve) : "no");
     return ep;

@@ -109,15 +109,14 @@ crm_handled_t crm_service_failed(crm_service_t *svc)
     return CRM_REFUSE;
 }
 
-void crm_service_track_endpoint(crm_service_t *svc, crm_endpoint_t *ep)
+int crm_service_track_endpoint(crm_service_t *svc, crm_endpoint_t *ep)
 {
     crm_endpoint_t **grown = realloc(svc->endpoints, (svc->nendpoints + 1) * sizeof *grown);
-    if (!grown) {
-        crm_endpoint_destroy(&ep);
-        return;
-    }
+    if (!grown)
+        return -1;
     svc->endpoints = grown;
     svc->endpoints[svc->nendpoints++] = ep;
+    return 0;
 }
 
 /* -------------------------------------------------------------- publish */
@@ -224,22 +223,32 @@ void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
     freeReplyObject(x);
 }
 
-void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, char *id_out,
-                                size_t id_size)
+void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, int except,
+                                char *id_out, size_t id_size)
 {
     crm_reject_t r = *about;
     const int *idx;
-    size_t n = crm_tx_failed(tx, &idx);
+    size_t n = crm_tx_failed(tx, &idx), left = 0;
+    for (size_t i = 0; i < n; i++)
+        left += idx[i] != except;
     size_t len = 0;
-    char *blob = crm_tx_failed_blob(tx, &len);
+    char *blob = crm_tx_failed_blob(tx, except, &len);
     char why[600];
-    snprintf(why, sizeof why, "Redis refused %zu of the %zu commands of its transaction (%s); the others were "
-                              "applied; crmctl rejects retry applies those %zu again once the cause is mended",
-             n, crm_tx_size(tx), crm_store_error(svc->store), n);
+    if (left && blob)
+        snprintf(why, sizeof why, "Redis refused %zu of the %zu commands of its transaction (%s); the others were "
+                                  "applied; crmctl rejects retry applies those %zu again once the cause is mended",
+                 left, crm_tx_size(tx), crm_store_error(svc->store), left);
+    else
+        snprintf(why, sizeof why, "Redis refused part of its transaction (%s); the others were applied; %s",
+                 crm_store_error(svc->store),
+                 left ? "what was left out could not be kept (out of memory): mend it by hand" : "only the cursor");
     r.reason = why;
+    /* Without the commands left out it must never be applied again whole. */
+    if (!blob)
+        r.kind = "partial";
     r.commands = blob;
     r.commands_len = len;
-    r.commands_n = blob ? n : 0;
+    r.commands_n = blob ? left : 0;
     r.id_out = id_out;
     r.id_size = id_size;
     crm_service_reject(svc, &r);
@@ -324,7 +333,7 @@ static int s_flush_batch(crm_service_t *svc)
     uint64_t first = svc->batch_first;
     svc->batch_stream = NULL;
     svc->batch_n = 0;
-    crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) st->cursor);
+    int cursor_cmd = crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) st->cursor);
     int rc = crm_service_commit(svc, tx);
     if (rc != 0) {
         if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED && crm_tx_failed(tx, NULL)) {
@@ -333,7 +342,7 @@ static int s_flush_batch(crm_service_t *svc)
             char range[64];
             snprintf(range, sizeof range, "%llu-%llu", (unsigned long long) first, (unsigned long long) st->cursor);
             crm_reject_t r = {.origin = st->name, .kind = "event", .field = "commit", .type = range};
-            crm_service_reject_partial(svc, tx, &r, NULL, 0);
+            crm_service_reject_partial(svc, tx, &r, cursor_cmd, NULL, 0);
             svc->stats.poisoned++;
             crm_tx_reset(tx);
             s_commit_failed(st);
@@ -362,8 +371,12 @@ static int s_flush_batch(crm_service_t *svc)
 static void s_failed(crm_service_t *svc, s_stream_t *st, uint64_t seq)
 {
     crm_store_err_t e = crm_store_last_error(svc->store);
-    if (e == CRM_STORE_DOWN || e == CRM_STORE_BUSY)
+    if (e == CRM_STORE_DOWN || e == CRM_STORE_BUSY) {
+        /* Time spent waiting out an outage does not count either. */
+        if (st->fail_seq == seq)
+            st->fail_since_ms = crm_mono_ms();
         return;
+    }
     if (st->fail_seq != seq) {
         st->fail_seq = seq;
         st->fail_tries = 0;
@@ -440,6 +453,8 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
             return -1;
         }
         crm_handled_t rc = h->fn(svc, msg, svc->batch_tx);
+        if (rc != CRM_APPLIED)
+            crm_store_unwatch(svc->store);
         if (rc == CRM_REFUSE) {
             /* Nothing of it may be committed: apply the batch so far, then
                this one alone (it is refused there and kept aside). */
@@ -475,6 +490,8 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     }
     crm_tx_t *tx = crm_service_tx(svc);
     crm_handled_t rc = h->fn(svc, msg, tx);
+    if (rc != CRM_APPLIED)
+        crm_store_unwatch(svc->store); /* a handler may have read under WATCH */
     if (rc == CRM_RETRY) {
         s_failed(svc, st, msg->seq);
         crm_warn("handler.retry", "type=%s stream=%s seq=%llu tries=%lld", crm_type_name(msg->type),
@@ -495,7 +512,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         crm_log_context(NULL);
         return k;
     }
-    crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
+    int cursor_cmd = crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
         if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED) {
             /* Redis refused a command of it: no retry can mend that. When
@@ -510,7 +527,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
             if (crm_tx_failed(tx, NULL)) {
                 crm_reject_t r = {.origin = st->name, .kind = "event", .seq = msg->seq,
                                   .type = crm_type_name(msg->type), .field = "commit", .frame = frame, .len = len};
-                crm_service_reject_partial(svc, tx, &r, NULL, 0);
+                crm_service_reject_partial(svc, tx, &r, cursor_cmd, NULL, 0);
                 k = s_set_aside(svc, st, msg, NULL, 0, NULL);
             } else {
                 k = s_set_aside(svc, st, msg, frame, len, why);
@@ -846,13 +863,14 @@ static int s_on_tick(zloop_t *loop, int timer_id, void *arg)
 static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
     const char *id = crm_req_msg(req)->body.reject_retry.reject_id;
-    /* Digits, a dash, digits: Redis would read " 5-0" as 5-0, and the
-       entry's state is kept under the id as written. */
-    size_t digits = strspn(id, "0123456789");
-    bool ok = digits > 0 && digits <= 20 && id[digits] == '-' && strspn(id + digits + 1, "0123456789") > 0 &&
-              strspn(id + digits + 1, "0123456789") <= 20 && !id[digits + 1 + strspn(id + digits + 1, "0123456789")];
-    if (!ok)
+    if (!crm_id_entry_valid(id))
         return crm_req_fail(req, "reject_id", "bad_id", "an entry id of crm:rejects (1700000000000-0) expected");
+    /* Two retries of one entry at once (two crmctl runs, two instances):
+       the state is read under WATCH, so only one of them commits. */
+    redisReply *w = crm_store_cmd(svc->store, "WATCH " CRM_KEY_REJECTS_STATE);
+    if (!w)
+        return crm_service_failed(svc);
+    freeReplyObject(w);
     redisReply *r = crm_store_cmd(svc->store, "XRANGE " CRM_KEY_REJECTS " %s %s", id, id);
     if (!r)
         return crm_service_failed(svc);
@@ -919,7 +937,8 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
             CRM_SET_STR(&ev, reject_retried, service, svc->def->name);
             CRM_SET_STR(&ev, reject_retried, type, crm_type_name(m.type));
             if (hr == CRM_RETRY) {
-                rc = crm_service_failed(svc);
+                crm_tx_reset(tx);
+                rc = CRM_RETRY; /* answered unavailable: ask again */
             } else if (hr == CRM_REFUSE) {
                 /* Refused again: nothing of it is applied; the entry says so. */
                 crm_tx_reset(tx);
@@ -1205,8 +1224,10 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
                  (unsigned long long) svc->stats.gaps, (unsigned long long) svc->stats.refused,
                  (unsigned long long) svc->stats.poisoned);
         s_arm_watchdog(rc);
-    } else if (def->on_stop && svc->on_start_called) {
-        def->on_stop(svc); /* what a failed start made */
+    } else {
+        if (def->on_stop && svc->on_start_called)
+            def->on_stop(svc); /* what a failed start made */
+        s_arm_watchdog(rc);
     }
     for (size_t i = 0; i < svc->nendpoints; i++)
         crm_endpoint_destroy(&svc->endpoints[i]);

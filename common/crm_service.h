@@ -156,6 +156,9 @@ crm_msg_t *crm_req_ok(crm_req_t *req, const char *id);
    CRM_REFUSE, so a handler can `return crm_req_fail(...)`. */
 crm_handled_t crm_req_fail(crm_req_t *req, const char *field, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The same from "field: why" (the field before the first ": "; "service"
+   when there is none), as crm_curve and the gateway write their errors. */
+crm_handled_t crm_req_fail_text(crm_req_t *req, const char *code, const char *text);
 /* For batch handlers: this request's own outcome (APPLIED or REFUSE). */
 void crm_req_set_outcome(crm_req_t *req, crm_handled_t outcome);
 /* The answer of a request with no answer set when its transaction failed in
@@ -236,10 +239,11 @@ typedef struct {
     size_t id_size;
 } crm_reject_t;
 void crm_service_reject(crm_service_t *svc, const crm_reject_t *r);
-/* Keeps what a commit Redis refused in part left out (crm_tx_failed), as a
-   reject of kind `kind` with `reason`; `id_out` gets its id. */
-void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, char *id_out,
-                                size_t id_size);
+/* Keeps what a commit Redis refused in part left out (crm_tx_failed, but
+   command `except`: the consumer's cursor, which the caller sets itself),
+   as a reject like `about`; `id_out` gets its id. */
+void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, int except,
+                                char *id_out, size_t id_size);
 /* A handler says why it refuses or retries (kept with the message in
    crm:rejects when it is refused for good). */
 void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,7 +5,7 @@
 #include "crm_service.h"
 
 /* The service destroys its endpoints when it stops. */
-void crm_service_track_endpoint(crm_service_t *svc, crm_endpoint_t *ep);
+int crm_service_track_endpoint(crm_service_t *svc, crm_endpoint_t *ep);
 void crm_endpoint_destroy(crm_endpoint_t **ep_p);
 
 #endif

@@ -29,6 +29,14 @@ struct crm_store_t {
 
 unsigned long crm_store_generation(const crm_store_t *self) { return self->generation; }
 
+static void s_unwatch(crm_store_t *self);
+void crm_store_unwatch(crm_store_t *self)
+{
+    crm_store_err_t last = self->last;
+    s_unwatch(self);
+    self->last = last; /* what the caller's failure was stays told */
+}
+
 crm_store_err_t crm_store_last_error(const crm_store_t *self) { return self->last; }
 
 bool crm_store_passing(const crm_store_t *self)
@@ -40,7 +48,7 @@ bool crm_store_passing(const crm_store_t *self)
 static crm_store_err_t s_classify(const char *reply)
 {
     static const char *passing[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
-                                    "READONLY", "NOREPLICAS", "OOM", "NOSCRIPT"};
+                                    "READONLY", "NOREPLICAS", "OOM", "NOSCRIPT", "MISCONF"};
     for (size_t i = 0; i < sizeof passing / sizeof passing[0]; i++)
         if (!strncmp(reply, passing[i], strlen(passing[i])))
             return CRM_STORE_BUSY;
@@ -187,6 +195,17 @@ static int s_ensure(crm_store_t *self)
     self->last = CRM_STORE_OK;
     self->generation++;
     return 0;
+}
+
+/* Drops a WATCH the caller may have set, when there is a connection. */
+static void s_unwatch(crm_store_t *self)
+{
+    if (!self->ctx)
+        return;
+    redisReply *r = redisCommand(self->ctx, "UNWATCH");
+    if (!r)
+        s_drop(self, "UNWATCH");
+    freeReplyObject(r);
 }
 
 crm_store_t *crm_store_new(const char *url, int timeout_ms)
@@ -384,14 +403,17 @@ size_t crm_tx_failed(const crm_tx_t *self, const int **idx)
     return self->nfailed;
 }
 
-char *crm_tx_failed_blob(const crm_tx_t *self, size_t *len)
+char *crm_tx_failed_blob(const crm_tx_t *self, int except, size_t *len)
 {
     size_t total = 0;
     *len = 0;
     for (size_t i = 0; i < self->nfailed; i++)
-        total += self->lens[self->failed_idx[i]];
+        if (self->failed_idx[i] != except)
+            total += self->lens[self->failed_idx[i]];
     char *blob = total ? malloc(total) : NULL;
     for (size_t i = 0; blob && i < self->nfailed; i++) {
+        if (self->failed_idx[i] == except)
+            continue;
         memcpy(blob + *len, self->cmds[self->failed_idx[i]], self->lens[self->failed_idx[i]]);
         *len += self->lens[self->failed_idx[i]];
     }
@@ -638,13 +660,17 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
 {
     self->last = CRM_STORE_OK;
     if (tx->failed) {
+        /* Out of memory, or an event that does not encode (no stream): a
+           WATCH the caller set must not outlive this. */
         crm_error("tx.refused", "reason=\"could not build the transaction (out of memory or bad event)\"");
+        s_unwatch(self);
         snprintf(self->err, sizeof self->err, "could not build the transaction");
         self->last = CRM_STORE_REFUSED;
         return -1;
     }
     if (s_queue_appends(tx) != 0) {
         crm_error("tx.refused", "reason=\"out of memory\"");
+        s_unwatch(self);
         snprintf(self->err, sizeof self->err, "out of memory");
         self->last = CRM_STORE_BUSY;
         return -1;

@@ -52,6 +52,9 @@ bool crm_store_passing(const crm_store_t *self);
 /* Counts connections made: a WATCH is lost with its connection, so a
    caller that WATCHed compares this before it commits. */
 unsigned long crm_store_generation(const crm_store_t *self);
+/* Drops any WATCH on the connection (after a handler that read under
+   WATCH gave up); keeps crm_store_last_error as it was. */
+void crm_store_unwatch(crm_store_t *self);
 
 /* One command. Returns the reply (caller frees with freeReplyObject), or
    NULL on a connection failure or an error reply, both logged with `why`;
@@ -96,7 +99,7 @@ int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx);
 size_t crm_tx_failed(const crm_tx_t *self, const int **idx);
 /* The commands that failed, back to back in Redis protocol (for
    crm_tx_raw later); malloc'ed, NULL when none failed. */
-char *crm_tx_failed_blob(const crm_tx_t *self, size_t *len);
+char *crm_tx_failed_blob(const crm_tx_t *self, int except, size_t *len);
 /* Queued command `index` as Redis protocol bytes (*len), or NULL. */
 const char *crm_tx_command(const crm_tx_t *self, int index, size_t *len);
 /* Queues commands already in Redis protocol (one or more, back to back,

@@ -135,9 +135,7 @@ static const char *s_rejects_usage = "crmctl rejects [list] [--count K] | show I
 
 static bool s_reject_id_ok(const char *id)
 {
-    unsigned long long a, b;
-    char extra;
-    if (strlen(id) <= 41 && sscanf(id, "%llu-%llu%c", &a, &b, &extra) == 2)
+    if (crm_id_entry_valid(id))
         return true;
     fprintf(stderr, "crmctl: %s is not an entry id of crm:rejects (1796000000000-0)\n", id);
     return false;

@@ -594,38 +594,41 @@ int crmctl_lead(crmctl_t *ctl)
 
 static int s_qlist(crm_store_t *store, long long count)
 {
-    redisReply *r = crm_store_cmd(store, "XREVRANGE " CRM_KEY_QUARANTINE " + - COUNT %lld", count);
-    if (!r)
+    redisReply *ids = crm_store_cmd(store, "ZREVRANGE " CRM_KEY_QUARANTINE " 0 %lld", count - 1);
+    if (!ids)
         return CRMCTL_REDIS;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *kv = r->element[i]->element[1];
-        const char *qid = crm_reply_field_or(kv, "quarantine_id", "?");
-        redisReply *st = crm_store_cmd(store, "HGET " CRM_KEY_QUARANTINE_STATE " %s", qid);
+    for (size_t i = 0; i < ids->elements; i++) {
+        const char *qid = ids->element[i]->str;
+        if (!qid || !crm_id_quarantine_valid(qid))
+            continue;
+        redisReply *kv = crm_store_cmd(store, "HMGET " CRM_KEY_QUARANTINE_FMT " received_ms channel state submission_id errors", qid);
+        const char *v[5] = {0};
+        for (size_t k = 0; kv && kv->type == REDIS_REPLY_ARRAY && k < kv->elements && k < 5; k++)
+            v[k] = kv->element[k]->type == REDIS_REPLY_STRING ? kv->element[k]->str : NULL;
         char when[40];
-        crm_format_cst(atoll(crm_reply_field(kv, "received_ms") ? crm_reply_field(kv, "received_ms") : "0"), when, sizeof when);
+        crm_format_cst(atoll(v[0] ? v[0] : "0"), when, sizeof when);
         char errors[512];
-        snprintf(errors, sizeof errors, "%s", crm_reply_field(kv, "errors") ? crm_reply_field(kv, "errors") : "");
+        snprintf(errors, sizeof errors, "%s", v[4] ? v[4] : "");
         for (char *p = errors; *p; p++)
             if (*p == '\n')
                 *p = ';';
-        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, crm_reply_field_or(kv, "channel", "-"),
-               st && st->type == REDIS_REPLY_STRING ? st->str : "open", crm_reply_field_or(kv, "submission_id", "-"), errors);
-        freeReplyObject(st);
+        printf("%-6s %s  %-8s %-16s %-30s %s\n", qid, when, v[1] ? v[1] : "-", v[2] ? v[2] : "open",
+               v[3] ? v[3] : "-", errors);
+        freeReplyObject(kv);
     }
-    freeReplyObject(r);
+    freeReplyObject(ids);
     return CRMCTL_OK;
 }
 
-/* The quarantined submission `qid` ("Q12"): its stream entry (caller frees). */
+/* The quarantined submission `qid` ("Q12"): its hash (caller frees). */
 static redisReply *s_qentry(crm_store_t *store, const char *qid)
 {
-    if (qid[0] != 'Q' || atoll(qid + 1) <= 0) {
+    if (!crm_id_quarantine_valid(qid)) {
         fprintf(stderr, "crmctl: %s is not a quarantine id (Q<number>)\n", qid);
         return NULL;
     }
-    long long n = atoll(qid + 1);
-    redisReply *r = crm_store_cmd(store, "XRANGE " CRM_KEY_QUARANTINE " %lld-0 %lld-0", n, n);
-    if (r && r->elements == 1)
+    redisReply *r = crm_store_cmd(store, "HGETALL " CRM_KEY_QUARANTINE_FMT, qid);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements)
         return r;
     fprintf(stderr, "crmctl: no quarantined submission %s\n", qid);
     freeReplyObject(r);
@@ -637,10 +640,10 @@ static int s_qshow(crm_store_t *store, const char *qid)
     redisReply *r = s_qentry(store, qid);
     if (!r)
         return CRMCTL_NO;
-    const redisReply *frame = crm_reply_field_reply(r->element[0]->element[1], "frame");
+    const redisReply *frame = crm_reply_field_reply(r, "frame");
     crm_msg_t m;
     crm_err_t err;
-    const redisReply *doc = crm_reply_field_reply(r->element[0]->element[1], "document");
+    const redisReply *doc = crm_reply_field_reply(r, "document");
     if (frame && crm_msg_decode(frame->str, frame->len, &m, &err) == 0) {
         char *json = crm_msg_to_json(&m);
         printf("%s\n", json ? json : "{}");
@@ -652,7 +655,7 @@ static int s_qshow(crm_store_t *store, const char *qid)
         fwrite(doc->str, 1, doc->len > 4096 ? 4096 : doc->len, stdout);
         printf("%s\n", doc->len > 4096 ? "\n..." : "");
     }
-    printf("errors:\n  %s\n", crm_reply_field(r->element[0]->element[1], "errors"));
+    printf("errors:\n  %s\nstate: %s\n", crm_reply_field_or(r, "errors", "-"), crm_reply_field_or(r, "state", "open"));
     freeReplyObject(r);
     return CRMCTL_OK;
 }
@@ -666,7 +669,7 @@ static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const ch
     redisReply *r = s_qentry(store, qid);
     if (!r)
         return CRMCTL_NO;
-    const redisReply *kv = r->element[0]->element[1];
+    const redisReply *kv = r;
     crm_msg_t m;
     crm_err_t err;
     int parsed = -1;
@@ -718,8 +721,10 @@ int crmctl_quarantine(crmctl_t *ctl)
         return CRMCTL_REDIS;
     if (list)
         return s_qlist(store, crmctl_i64(ctl, "count"));
-    if (ctl->argv[2][0] != 'Q' || !crmctl_id_ok(ctl->argv[2], "quarantine id"))
+    if (!crm_id_quarantine_valid(ctl->argv[2])) {
+        fprintf(stderr, "crmctl: %s is not a quarantine id (Q<number>)\n", ctl->argv[2]);
         return CRMCTL_USAGE;
+    }
     if (!strcmp(sub, "show"))
         return s_qshow(store, ctl->argv[2]);
     return s_qretry(ctl, store, ctl->argv[2], ctl->argc > 3 ? ctl->argv[3] : NULL);

@@ -74,12 +74,7 @@ crm_handled_t gateway_refuse(crm_req_t *req, const char *code, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    /* text is "field: why" */
-    const char *colon = strstr(text, ": ");
-    char field[64] = "request";
-    if (colon && (size_t) (colon - text) < sizeof field)
-        snprintf(field, sizeof field, "%.*s", (int) (colon - text), text);
-    return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : text);
+    return crm_req_fail_text(req, code, text);
 }
 
 /* ------------------------------------------------------------ Redis reads */

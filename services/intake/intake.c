@@ -102,10 +102,7 @@ int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *e
     }
     if (b->retry_of) {
         const char *q = b->retry_of;
-        bool ok = q[0] == 'Q' && q[1] && strlen(q) <= 20 && crm_id_valid(CRM_ID_NAME, q);
-        for (const char *p = q + 1; ok && *p; p++)
-            ok = *p >= '0' && *p <= '9';
-        if (!ok) {
+        if (!crm_id_quarantine_valid(q)) {
             snprintf(err->field, sizeof err->field, "retry_of");
             snprintf(err->text, sizeof err->text, "a quarantine id (Q12) expected");
             return -1;
@@ -206,9 +203,8 @@ static int s_read(s_batch_t *b)
         s_item_t *it = &b->items[i];
         if (it->skip || !it->lead->retry_of)
             continue;
-        long long q = atoll(it->lead->retry_of + 1);
         it->r_quar = (int) crm_tx_size(t);
-        crm_tx_cmd(t, "XRANGE " CRM_KEY_QUARANTINE " %lld-0 %lld-0", q, q);
+        crm_tx_cmd(t, "HGETALL " CRM_KEY_QUARANTINE_FMT, it->lead->retry_of);
     }
     int rc = crm_store_pipeline(b->store, t);
     free(watch), free(ids), free(mobiles), free(keys);
@@ -220,7 +216,7 @@ static int s_read(s_batch_t *b)
         if (it->r_quar < 0)
             continue;
         const redisReply *x = crm_tx_result(t, it->r_quar);
-        const redisReply *kv = x && x->type == REDIS_REPLY_ARRAY && x->elements == 1 ? x->element[0]->element[1] : NULL;
+        const redisReply *kv = x && x->type == REDIS_REPLY_ARRAY && x->elements ? x : NULL;
         const char *orig = crm_reply_field(kv, "submission_id");
         if (!kv) {
             crm_req_fail(it->req, "retry_of", "unknown", "no quarantined submission %s", it->lead->retry_of);
@@ -298,7 +294,7 @@ static void s_retried(s_item_t *it, crm_tx_t *tx, const char *outcome, const cha
 {
     if (!it->lead->retry_of)
         return;
-    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_STATE " %s %s:%s", it->lead->retry_of,
+    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_FMT " state %s:%s", it->lead->retry_of,
                !strcmp(outcome, "accepted") ? "retried" : "rejected-again", lead_id ? lead_id : qid);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_quarantine_retried);
@@ -317,14 +313,13 @@ static void s_quarantine(s_batch_t *b, crm_tx_t *tx, const char *sid, const char
                          const void *frame, size_t len, const char *doc_field, char qid[32])
 {
     long long q = b->quar_base + b->quars_used++;
-    char entry[32], now[24];
+    char now[24];
     snprintf(qid, 32, "Q%lld", q);
-    snprintf(entry, sizeof entry, "%lld-0", q);
     snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
-    crm_tx_cmd(tx, "XADD " CRM_KEY_QUARANTINE " %s quarantine_id %s submission_id %s channel %s "
-                   "received_ms %s errors %s %s %b",
-               entry, qid, sid, channel ? channel : "-", now, errors, doc_field, frame, len);
-    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_STATE " %s open", qid);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_FMT " quarantine_id %s submission_id %s channel %s "
+                   "received_ms %s errors %s state open %s %b",
+               qid, qid, sid, channel ? channel : "-", now, errors, doc_field, frame, len);
+    crm_tx_cmd(tx, "ZADD " CRM_KEY_QUARANTINE " %lld %s", q, qid);
 }
 
 static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx)

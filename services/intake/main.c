@@ -23,7 +23,7 @@ static crm_handled_t intake_on_cert_revoke(crm_service_t *svc, crm_req_t *req, c
 
 static const crm_request_t intake_lead_requests[] = {
     {"lead.submit", NULL, CRM_REQ_WRITE, intake_submit_key, "submission", "submission-ttl-days", intake_on_submit},
-    {"lead.unconvertible", intake_on_unconvertible, CRM_REQ_WRITE, intake_document_key, "submission",
+    {"lead.unconvertible", intake_on_unconvertible, CRM_REQ_WRITE, intake_document_key, "document",
      "submission-ttl-days", NULL},
     {NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };

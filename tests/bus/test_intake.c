@@ -230,7 +230,7 @@ static void test_a_lead_without_name_or_phone_is_rejected_naming_the_fields(void
     assert_true(has_entry(&a.body.lead_rejected.errors, "mobile|required|"));
     assert_string_equal(a.body.lead_rejected.quarantine_id, "Q1");
     crm_msg_clear(&a);
-    assert_int_equal(crm_h_int(f->store, "XLEN crm:quarantine"), 1);
+    assert_int_equal(crm_h_int(f->store, "ZCARD crm:quarantine"), 1);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 1); /* lead.rejected */
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L1"), 0);
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:cust:{C1}"), 0);

@@ -163,7 +163,7 @@ static void test_a_file_no_converter_can_read_is_kept_in_quarantine_with_the_rea
     assert_true(crm_h_file_contains(f->out, "document|unconvertible|notes.txt: "));
     /* the same file again is the same submission: no second entry */
     assert_int_equal(crmctl(f, "lead", "submit", bad, NULL), 1);
-    assert_int_equal(crm_h_int(f->store, "XLEN crm:quarantine"), 1);
+    assert_int_equal(crm_h_int(f->store, "ZCARD crm:quarantine"), 1);
     assert_int_equal(crmctl(f, "quarantine", "show", "Q1", NULL), 0);
     assert_true(crm_h_file_contains(f->out, "客户: 王五 13812340000, wants a test drive"));
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:ids:lead"), 0);
