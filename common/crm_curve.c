@@ -267,6 +267,11 @@ int crm_curve_issue(crm_curve_t *self, const char *id, const char *public_key, c
     char file[1100], tmp[1100];
     snprintf(file, sizeof file, "%s/%s.cert", self->dir, id);
     if (zsys_file_exists(file)) {
+        /* The same key again (a request run again after its commit
+           failed): trusted already, nothing to do. */
+        const char *known = zhashx_lookup(self->keys, public_key);
+        if (known && !strcmp(known, id))
+            return 0;
         s_code(code, codesz, err, errsz, "exists",
                "id: %s %s already has a certificate; revoke it first", self->kind, id);
         return -1;
@@ -331,7 +336,11 @@ int crm_curve_revoke(crm_curve_t *self, const char *id, char *key_out, char *cod
         s_code(code, codesz, err, errsz, "failed", "service: cannot remove %s: %s", file, strerror(errno));
         return -1;
     }
-    crm_curve_reload(self, true, NULL);
+    if (crm_curve_reload(self, true, NULL) != 0 || (key_out && *key_out && crm_curve_trusts(self, key_out))) {
+        s_code(code, codesz, err, errsz, "failed", "service: %s moved out, but the trusted keys were not read "
+                                                   "again; it is refused once they are", file);
+        return -1;
+    }
     crm_info("curve.cert_revoked", "kind=%s id=%s kept=%s", self->kind, id, kept);
     return 0;
 }

@@ -23,47 +23,39 @@
  */
 #include "crm_store.h"
 
-/* The append of crm_append, for EVAL (keys: events, seq; args: maxlen,
-   then frame and seq offset per event). */
-const char crm_append_lua[] =
-    "local function be64(n)\n"
-    "  local floor = math.floor\n"
-    "  local lo = n % 4294967296\n"
-    "  local hi = floor(n / 4294967296)\n"
-    "  return string.char(floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256,\n"
-    "                     hi % 256, floor(lo / 16777216) % 256, floor(lo / 65536) % 256,\n"
-    "                     floor(lo / 256) % 256, lo % 256)\n"
+/* The append, once: allocates the next number of a stream and appends the
+   envelope under it, patching the number into its fixed-width seq field. */
+#define S_APPEND_LUA                                                                               \
+    "local function be64(n)\n"                                                                      \
+    "  local floor = math.floor\n"                                                                  \
+    "  local lo = n % 4294967296\n"                                                                 \
+    "  local hi = floor(n / 4294967296)\n"                                                          \
+    "  return string.char(floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256,\n" \
+    "                     hi % 256, floor(lo / 16777216) % 256, floor(lo / 65536) % 256,\n"          \
+    "                     floor(lo / 256) % 256, lo % 256)\n"                                        \
+    "end\n"                                                                                         \
+    "local function append(events, seqkey, frame, off, maxlen)\n"                                  \
+    "  local seq = redis.call('INCR', seqkey)\n"                                                    \
+    "  if off > 0 then\n"                                                                           \
+    "    frame = string.sub(frame, 1, off) .. be64(seq) .. string.sub(frame, off + 9)\n"            \
+    "  end\n"                                                                                       \
+    "  redis.call('XADD', events, 'MAXLEN', '~', maxlen, seq .. '-0', 'm', frame)\n"                \
+    "  return seq, frame\n"                                                                         \
     "end\n"
+
+/* For EVAL inside MULTI/EXEC (keys: events, seq; args: maxlen, then frame
+   and seq offset per event); returns the first number. */
+const char crm_append_lua[] = S_APPEND_LUA
     "local first\n"
     "for i = 2, #ARGV, 2 do\n"
-    "  local seq = redis.call('INCR', KEYS[2])\n"
-    "  local frame, off = ARGV[i], tonumber(ARGV[i + 1])\n"
-    "  if off > 0 then\n"
-    "    frame = string.sub(frame, 1, off) .. be64(seq) .. string.sub(frame, off + 9)\n"
-    "  end\n"
-    "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'm', frame)\n"
+    "  local seq = append(KEYS[1], KEYS[2], ARGV[i], tonumber(ARGV[i + 1]), ARGV[1])\n"
     "  first = first or seq\n"
     "end\n"
     "return first\n";
 
+/* The library: crm_claim (and crm_append, for callers outside a transaction). */
 const char crm_functions_lua[] =
-    "#!lua name=crm\n"
-    "local function be64(n)\n"
-    "  local floor = math.floor\n"
-    "  local lo = n % 4294967296\n"
-    "  local hi = floor(n / 4294967296)\n"
-    "  return string.char(floor(hi / 16777216) % 256, floor(hi / 65536) % 256, floor(hi / 256) % 256,\n"
-    "                     hi % 256, floor(lo / 16777216) % 256, floor(lo / 65536) % 256,\n"
-    "                     floor(lo / 256) % 256, lo % 256)\n"
-    "end\n"
-    "local function append(events, seqkey, frame, off, maxlen)\n"
-    "  local seq = redis.call('INCR', seqkey)\n"
-    "  if off > 0 then\n"
-    "    frame = string.sub(frame, 1, off) .. be64(seq) .. string.sub(frame, off + 9)\n"
-    "  end\n"
-    "  redis.call('XADD', events, 'MAXLEN', '~', maxlen, seq .. '-0', 'm', frame)\n"
-    "  return seq, frame\n"
-    "end\n"
+    "#!lua name=crm\n" S_APPEND_LUA
     "redis.register_function('crm_append', function(keys, args)\n"
     "  local first\n"
     "  for i = 2, #args, 2 do\n"

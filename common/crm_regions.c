@@ -6,6 +6,7 @@
 
 #include "crm_id.h"
 #include "crm_keys.h"
+#include "crm_log.h"
 #include "crm_norm.h"
 
 #define S_REGIONS_MAX 64
@@ -146,6 +147,11 @@ crm_regions_t *crm_regions_parse(const char *const *lines, size_t n, char *err, 
     }
     for (size_t i = 0; i < n; i++) {
         char buf[2048];
+        if (lines[i] && strlen(lines[i]) >= sizeof buf) {
+            snprintf(err, errsz, "line %zu: too long", i + 1);
+            free(r);
+            return NULL;
+        }
         snprintf(buf, sizeof buf, "%s", lines[i] ? lines[i] : "");
         char *t = s_trim(buf);
         if (!*t || *t == '#')
@@ -166,7 +172,7 @@ crm_regions_t *crm_regions_parse(const char *const *lines, size_t n, char *err, 
 crm_regions_t *crm_regions_parse_text(const char *text, char *err, size_t errsz)
 {
     char *copy = strdup(text ? text : "");
-    const char **lines = calloc(strlen(copy) + 2, sizeof *lines);
+    const char **lines = copy ? calloc(strlen(copy) + 2, sizeof *lines) : NULL;
     crm_regions_t *r = NULL;
     if (copy && lines) {
         size_t n = 0;
@@ -195,16 +201,25 @@ int crm_regions_read(crm_store_t *store, crm_regions_t **out)
     redisReply *r = crm_store_cmd(store, "LRANGE " CRM_KEY_REGIONS_TABLE " 0 -1");
     if (!r)
         return -1;
+    int rc = 0;
     if (r->type == REDIS_REPLY_ARRAY && r->elements) {
         const char **lines = calloc(r->elements, sizeof *lines);
         for (size_t i = 0; lines && i < r->elements; i++)
             lines[i] = r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
-        char err[256];
+        char err[256] = "out of memory";
         *out = lines ? crm_regions_parse(lines, r->elements, err, sizeof err) : NULL;
         free(lines);
+        if (!*out) {
+            /* Stored but unreadable: never taken for "none stored" (which
+               would put the built-in table in its place). */
+            crm_error("regions.unreadable", "key=" CRM_KEY_REGIONS_TABLE " why=\"%s\"", err);
+            rc = -1;
+        }
+    } else if (r->type != REDIS_REPLY_ARRAY) {
+        rc = -1;
     }
     freeReplyObject(r);
-    return 0;
+    return rc;
 }
 
 void crm_regions_write(const crm_regions_t *r, crm_tx_t *tx)

@@ -81,6 +81,10 @@ struct crm_service_t {
 crm_store_t *crm_service_store(crm_service_t *svc) { return svc->store; }
 zloop_t *crm_service_loop(crm_service_t *svc) { return svc->loop; }
 const char *crm_service_opt(crm_service_t *svc, const char *name) { return crm_opt(svc->opts, name); }
+int crm_service_opt_i64(crm_service_t *svc, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    return crm_opt_i64(svc->opts, name, min, max, out);
+}
 const char *crm_service_name(crm_service_t *svc) { return svc->def->name; }
 void crm_service_set_state(crm_service_t *svc, void *state) { svc->state = state; }
 void *crm_service_state(crm_service_t *svc) { return svc->state; }

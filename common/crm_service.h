@@ -205,6 +205,8 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv);
 crm_store_t *crm_service_store(crm_service_t *svc);
 zloop_t *crm_service_loop(crm_service_t *svc);
 const char *crm_service_opt(crm_service_t *svc, const char *name);
+/* An integer option in [min, max]; -1 after a message naming it. */
+int crm_service_opt_i64(crm_service_t *svc, const char *name, int64_t min, int64_t max, int64_t *out);
 const char *crm_service_name(crm_service_t *svc);
 void crm_service_set_state(crm_service_t *svc, void *state);
 void *crm_service_state(crm_service_t *svc);

@@ -55,6 +55,7 @@ int crmctl_cert(crmctl_t *ctl, const char *service, const char *meta_key, const 
     CRM_SET_STR(&req, cert_issue, public_key, zcert_public_txt(cert));
     rc = crmctl_request(ctl, service, &req, &ans);
     crm_msg_clear(&req);
+    bool answered = rc == CRMCTL_OK;
     if (rc == CRMCTL_OK && ans.type == CRM_T_reply && ans.body.reply.ok) {
         if (rename(tmp, out_secret_file) != 0) {
             fprintf(stderr, "crmctl: %s trusted, but %s could not be written: %s; revoke it and try again\n", id,
@@ -75,7 +76,7 @@ int crmctl_cert(crmctl_t *ctl, const char *service, const char *meta_key, const 
         if (rc == CRMCTL_OK)
             rc = crmctl_reply(&ans, "cert");
     }
-    if (rc != CRMCTL_UNREACHABLE)
+    if (answered)
         crm_msg_clear(&ans);
     zcert_destroy(&cert);
     return rc;

@@ -414,8 +414,9 @@ static void s_on_answer(zhashx_t *pending, zlistx_t *order, zframe_t *fr, s_summ
         sum->merged += a.body.lead_accepted.merged;
     } else {
         const crm_strs_t *e = &a.body.lead_rejected.errors;
-        /* "service|unavailable" is intake saying "not stored, retry". */
-        if (e->n && !strncmp(e->v[0], "service|", 8)) {
+        /* "service|unavailable" is intake saying "not stored, retry";
+           "service|failed" is final (Redis refused it; kept for review). */
+        if (e->n && !strncmp(e->v[0], "service|unavailable|", 20)) {
             p->sent_us = 0; /* resend on the next pass */
             crm_msg_clear(&a);
             return;

@@ -567,12 +567,17 @@ crm_handled_t dispatch_on_ack(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 void dispatch_ack_tick(crm_service_t *svc)
 {
     crm_store_t *store = crm_service_store(svc);
-    redisReply *ids = crm_store_cmd(store, "SMEMBERS " CRM_KEY_ACKS_PENDING);
+    /* A few dealers a tick: the rest are finished at the next ones. */
+    redisReply *ids = crm_store_cmd(store, "SRANDMEMBER " CRM_KEY_ACKS_PENDING " 8");
     for (size_t i = 0; ids && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
         const char *dealer = ids->element[i]->str;
         if (!dealer || !crm_id_valid(CRM_ID_NAME, dealer))
             continue;
         redisReply *h = crm_store_cmd(store, "HMGET " CRM_KEY_DEALER_FMT " acked ack_pending", dealer);
+        if (!h || h->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(h);
+            break; /* Redis away or refusing: next tick */
+        }
         uint64_t acked = h && h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? strtoull(h->element[0]->str, NULL, 10) : 0;
         uint64_t pending = h && h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? strtoull(h->element[1]->str, NULL, 10) : 0;
         freeReplyObject(h);
@@ -589,7 +594,11 @@ void dispatch_ack_tick(crm_service_t *svc)
             crm_tx_cmd(tx, "HDEL " CRM_KEY_DEALER_FMT " ack_pending", dealer);
             crm_tx_cmd(tx, "SREM " CRM_KEY_ACKS_PENDING " %s", dealer);
         }
-        crm_service_commit(svc, tx);
+        if (crm_service_commit(svc, tx) != 0) {
+            crm_warn("dealer.ack_step_failed", "dealer=%s done=%lld pending=%llu", dealer, (long long) done,
+                     (unsigned long long) pending);
+            break;
+        }
     }
     freeReplyObject(ids);
 }
@@ -899,27 +908,33 @@ crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *
     crm_regions_t *r = crm_regions_parse((const char *const *) lines->v, lines->n, err, sizeof err);
     if (!r)
         return crm_req_fail(req, "regions", "invalid", "%s", err);
-    /* A region dealers are in may not disappear. */
-    redisReply *ids = crm_store_cmd(crm_service_store(svc), "SMEMBERS " CRM_KEY_DEALERS);
-    if (!ids) {
+    /* A region dealers are in may not disappear: the regions in use are
+       the routing sets of the table in force (one pipeline of SCARDs). */
+    crm_handled_t rc = CRM_APPLIED;
+    crm_tx_t *t = crm_tx_new("dispatcher", 0);
+    size_t nold = crm_regions_count(s_regions);
+    for (size_t i = 0; t && i < nold; i++)
+        crm_tx_cmd(t, "SRANDMEMBER crm:dealers:region:%s 5", crm_regions_name(s_regions, i));
+    if (!t || (nold && crm_store_pipeline(crm_service_store(svc), t) != 0)) {
+        crm_tx_destroy(&t);
         crm_regions_destroy(&r);
         return crm_service_failed(svc);
     }
-    crm_handled_t rc = CRM_APPLIED;
-    for (size_t i = 0; rc == CRM_APPLIED && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
-        const char *d = ids->element[i]->str;
-        if (!d || !crm_id_valid(CRM_ID_NAME, d))
+    for (size_t i = 0; rc == CRM_APPLIED && i < nold; i++) {
+        const redisReply *c = crm_tx_result(t, (int) i);
+        const char *name = crm_regions_name(s_regions, i);
+        if (!c || c->type != REDIS_REPLY_ARRAY || c->elements == 0 || crm_regions_has(r, name))
             continue;
-        redisReply *g = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_DEALER_FMT " region", d);
-        if (!g) {
-            rc = crm_service_failed(svc);
-        } else if (g->type == REDIS_REPLY_STRING && !crm_regions_has(r, g->str)) {
-            rc = crm_req_fail(req, "regions", "in_use", "region %s is the region of dealer %s; keep it or move the dealer first",
-                              g->str, d);
-        }
-        freeReplyObject(g);
+        char who[200] = "";
+        size_t used = 0;
+        for (size_t k = 0; k < c->elements && used < sizeof who - 1; k++)
+            used += (size_t) snprintf(who + used, sizeof who - used, "%s%s", k ? ", " : "",
+                                      c->element[k]->type == REDIS_REPLY_STRING ? c->element[k]->str : "?");
+        rc = crm_req_fail(req, "regions", "in_use",
+                          "region %s is the region of dealer(s) %s; keep it or move them to another region first",
+                          name, who);
     }
-    freeReplyObject(ids);
+    crm_tx_destroy(&t);
     if (rc != CRM_APPLIED) {
         crm_regions_destroy(&r);
         return rc;

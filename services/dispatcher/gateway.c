@@ -137,10 +137,11 @@ static int s_xpub_open(gateway_t *gw)
     if (zsock_bind(sock, "%s", gw->pub_endpoint) < 0) {
         int e = zmq_errno();
         zsock_destroy(&sock);
-        if (e == EADDRINUSE) {
-            gw->rebind = true;
+        /* Tried again every second (the old listener may still be
+           closing); at start-up the caller gives up instead. */
+        gw->rebind = true;
+        if (e == EADDRINUSE)
             return 1;
-        }
         crm_error("gateway.bind_failed", "endpoint=%s why=\"%s\"", gw->pub_endpoint, zmq_strerror(e));
         return -1;
     }
@@ -324,7 +325,13 @@ static int s_replay_step(gateway_t *gw, s_replay_t *job, int budget)
     if (job->next > job->last) {
         int rc = s_replay_reply(job, true, NULL, NULL, (int64_t) job->first, (int64_t) job->last);
         if (rc == 1) {
+            if (!job->stalled_since_ms)
+                job->stalled_since_ms = now;
             job->wait_until_ms = now + 10;
+            if (now - job->stalled_since_ms <= S_REPLAY_STALL_MS)
+                return 0;
+            crm_warn("gateway.replay_dropped", "dealer=%s why=stalled_on_reply", job->dealer);
+            s_replay_free(gw, job);
             return 0;
         }
         crm_info("gateway.replayed", "dealer=%s count=%llu last=%llu", job->dealer,

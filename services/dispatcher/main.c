@@ -68,28 +68,14 @@ static void dispatcher_regions_tick(crm_service_t *svc)
     dispatch_load_regions(svc);
 }
 
-static int s_opt_range(crm_service_t *svc, const char *name, int64_t min, int64_t max, int64_t *out)
-{
-    const char *v = crm_service_opt(svc, name);
-    char *end;
-    long long n = v ? strtoll(v, &end, 10) : -1;
-    if (!v || !*v || *end || n < min || n > max) {
-        crm_error("dispatcher.bad_option", "option=%s value=%s range=%lld..%lld", name, v ? v : "", (long long) min,
-                  (long long) max);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
 static int dispatcher_start(crm_service_t *svc)
 {
     const char *mask = crm_service_opt(svc, "mask-contacts");
     dispatch_config.mask_contacts = mask && (!strcmp(mask, "1") || !strcmp(mask, "yes"));
-    if (s_opt_range(svc, "default-capacity", 0, 100000, &dispatch_config.default_capacity) != 0 ||
-        s_opt_range(svc, "dispatch-days-before", 0, 30, &dispatch_config.days_before) != 0 ||
-        s_opt_range(svc, "dispatch-hour", 0, 23, &dispatch_config.hour) != 0 ||
-        s_opt_range(svc, "escalate-after-h", 1, 24 * 30, &dispatch_config.escalate_h) != 0)
+    if (crm_service_opt_i64(svc, "default-capacity", 0, 100000, &dispatch_config.default_capacity) != 0 ||
+        crm_service_opt_i64(svc, "dispatch-days-before", 0, 30, &dispatch_config.days_before) != 0 ||
+        crm_service_opt_i64(svc, "dispatch-hour", 0, 23, &dispatch_config.hour) != 0 ||
+        crm_service_opt_i64(svc, "escalate-after-h", 1, 24 * 30, &dispatch_config.escalate_h) != 0)
         return -1;
     if (dispatch_load_regions(svc) != 0) {
         crm_error("dispatcher.regions_unavailable", "why=\"cannot read or write the sales regions\"");

@@ -32,14 +32,14 @@ typedef struct {
 } s_item_t;
 
 typedef struct {
-    char cid[32];
+    char cid[CRM_ID_NAME_MAX + 8];
     crm_fields_t rec;
     bool loaded;
 } s_cust_t;
 
 typedef struct {
     char key[96]; /* "m:<mobile>" or "i:<id number>" */
-    char cid[32];
+    char cid[CRM_ID_NAME_MAX + 8];
 } s_map_t;
 
 typedef struct {
@@ -389,7 +389,7 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     if (!cid && mobile && ((cid = s_map_get(b, 'm', mobile)) || (cid = stored_mobile)))
         match = "mobile";
     bool merged = cid != NULL;
-    char newcid[32], lid[32];
+    char newcid[40], lid[40];
     if (!merged) {
         snprintf(newcid, sizeof newcid, "C%lld", b->cust_base + b->custs_used++);
         cid = newcid;
