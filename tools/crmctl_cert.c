@@ -65,11 +65,16 @@ int crmctl_cert(crmctl_t *ctl, const char *service, const char *meta_key, const 
             printf("%s %s: certificate trusted now; secret certificate %s (give it to %s; key %s)\n",
                    !strcmp(service, "dispatcher") ? "dealer" : "lead source", id, out_secret_file, id,
                    zcert_public_txt(cert));
-            for (size_t i = 0; i < ans.body.reply.fields.n; i++)
+            const char *key = NULL, *file = NULL;
+            for (size_t i = 0; i < ans.body.reply.fields.n; i++) {
                 if (!strncmp(ans.body.reply.fields.v[i], "gateway_key=", 12))
-                    printf("the gateway's public key is %s (its certificate file: CRM_SERVER_CERT, "
-                           "var/gateway.cert by default)\n",
-                           ans.body.reply.fields.v[i] + 12);
+                    key = ans.body.reply.fields.v[i] + 12;
+                if (!strncmp(ans.body.reply.fields.v[i], "gateway_cert=", 13))
+                    file = ans.body.reply.fields.v[i] + 13;
+            }
+            if (key)
+                printf("give %s also the gateway's public certificate %s (key %s)\n", id,
+                       file ? file : "(CRM_SERVER_CERT of crm-dispatcher)", key);
         }
     } else {
         unlink(tmp);

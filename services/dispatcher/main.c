@@ -45,8 +45,10 @@ static crm_handled_t dispatcher_on_cert_issue(crm_service_t *svc, crm_req_t *req
     if (rc != CRM_APPLIED)
         return rc;
     crm_msg_t *a = crm_req_answer_msg(req);
-    char line[120];
+    char line[1100];
     snprintf(line, sizeof line, "gateway_key=%s", gateway_public_key(s_gateway));
+    crm_strs_push(&a->body.reply.fields, line);
+    snprintf(line, sizeof line, "gateway_cert=%s", crm_service_opt(svc, "server-cert"));
     crm_strs_push(&a->body.reply.fields, line);
     a->body.reply.has.fields = true;
     return CRM_APPLIED;
