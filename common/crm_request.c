@@ -24,6 +24,7 @@
 
 #define S_BATCH 256
 #define S_ATTEMPTS 3
+#define S_SINGLES 8 /* requests of rows without a batch handler per wake-up */
 #define S_KEY_MAX (CRM_ID_KEY_MAX + 64)
 
 struct crm_endpoint_t {
@@ -728,11 +729,17 @@ static int s_on_readable(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     crm_endpoint_t *ep = arg;
-    int n = 0;
-    while (n < S_BATCH) {
+    /* Up to S_BATCH of a row with a batch handler (one transaction), but
+       only a few of the others, each its own transaction, so that timers
+       (a replay in progress) and the bus get their turns between them. */
+    int n = 0, taken = 0;
+    while (n < S_BATCH && taken < S_BATCH) {
+        if (n >= S_SINGLES && !ep->reqs[n - 1].row->batch)
+            break;
         zmsg_t *zm = zmsg_recv_nowait(sock);
         if (!zm)
             break;
+        taken++;
         if (s_take(ep, &ep->reqs[n], zm) == 0)
             n++;
     }

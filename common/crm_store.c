@@ -656,6 +656,31 @@ int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id)
     return crm_tx_cmd(self, "HDEL %s:meta %s", zset, timer_id);
 }
 
+int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const *timer_ids, size_t n)
+{
+    if (n == 0)
+        return 0;
+    char zset[128], frames[140], meta[140];
+    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    snprintf(frames, sizeof frames, "%s:frame", zset);
+    snprintf(meta, sizeof meta, "%s:meta", zset);
+    const char **argv = calloc(n + 2, sizeof *argv);
+    if (!argv) {
+        self->failed = true;
+        return -1;
+    }
+    memcpy(argv + 2, timer_ids, n * sizeof *argv);
+    const char *cmds[3][2] = {{"ZREM", zset}, {"HDEL", frames}, {"HDEL", meta}};
+    int rc = 0;
+    for (int k = 0; k < 3 && rc >= 0; k++) {
+        argv[0] = cmds[k][0];
+        argv[1] = cmds[k][1];
+        rc = crm_tx_cmdargv(self, (int) n + 2, argv, NULL);
+    }
+    free(argv);
+    return rc;
+}
+
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
 {
     self->last = CRM_STORE_OK;

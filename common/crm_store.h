@@ -80,6 +80,8 @@ int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg);
 int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t due_ms,
                  crm_msg_t *event);
 int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
+/* The same for `n` timers in three commands. */
+int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const *timer_ids, size_t n);
 /* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;
    CRM_TX_CONFLICT when a key WATCHed before (crm_store_cmd "WATCH ...")
    changed, so nothing was applied and the caller may redo its reads; -1

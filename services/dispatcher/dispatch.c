@@ -499,17 +499,31 @@ static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, 
         free(argv), free(nums);
         return -1;
     }
-    for (size_t i = 0; tids->type == REDIS_REPLY_ARRAY && i < tids->elements; i++) {
+    /* The escalation timers of them all in three commands; the record and
+       history of each. */
+    size_t nt = 0, cap = tids->type == REDIS_REPLY_ARRAY ? tids->elements : 0;
+    char (*timers)[48] = cap ? calloc(cap, sizeof *timers) : NULL;
+    const char **tptr = cap ? calloc(cap, sizeof *tptr) : NULL;
+    for (size_t i = 0; timers && tptr && i < cap; i++) {
         const redisReply *tid = tids->element[i];
         if (tid->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, tid->str))
             continue;
-        char timer[96];
-        snprintf(timer, sizeof timer, "escalate:%s", tid->str);
-        crm_tx_timer_cancel(tx, DISPATCH_TIMERS, timer);
+        snprintf(timers[nt], sizeof timers[0], "escalate:%s", tid->str);
+        tptr[nt] = timers[nt];
+        nt++;
         crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " acked_ms %s", tid->str, nows);
         crm_tx_cmd(tx, "XADD " CRM_KEY_TD_FMT ":history * status acked by %s ts %s", tid->str, dealer, nows);
     }
+    bool oom = cap && (!timers || !tptr);
+    if (!oom)
+        crm_tx_timer_cancel_many(tx, DISPATCH_TIMERS, tptr, nt);
+    free(timers);
+    free(tptr);
     freeReplyObject(tids);
+    if (oom) {
+        free(argv), free(nums);
+        return -1;
+    }
     /* The numbers are not needed once acknowledged: the map stays small. */
     argv[0] = "HDEL";
     crm_tx_cmdargv(tx, argc, argv, NULL);

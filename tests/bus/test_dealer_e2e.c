@@ -22,6 +22,7 @@ typedef struct {
     char out[300], dealer_out[300], state[300], secret[300];
     char *server;
     char ep_router[64], ep_pub[64];
+    pid_t dealer; /* the last crm-dealer started: stopped by teardown, also after a failure */
 } fx_t;
 
 static int run(fx_t *f, const char *bin, const char *out, ...)
@@ -65,6 +66,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
+    if (f->dealer > 0 && crm_h_alive(f->dealer))
+        crm_h_stop(f->dealer, SIGKILL, 2000);
     crm_h_sys_stop(&f->sys);
     free(f);
     return 0;
@@ -103,7 +106,7 @@ static pid_t start_dealer(fx_t *f, bool once)
                           NULL};
     const char *env[] = {"CRM_LOG_LEVEL=warn", NULL};
     /* stdout (the JSON lines) and stderr go to the same file; lines are told apart */
-    return crm_h_spawn("crm-dealer", args, env, f->dealer_out);
+    return f->dealer = crm_h_spawn("crm-dealer", args, env, f->dealer_out);
 }
 
 static void test_a_dealer_offline_while_1000_are_dispatched_gets_them_once_in_order(void **state)
