@@ -142,6 +142,7 @@ typedef struct {
     bool failed;           /* an apply failed (--once ends with 1) */
     bool stopping;
     int64_t sub_alive_at; /* last heartbeat or push, or when the SUB was opened */
+    bool sub_live;        /* a heartbeat or push came on this SUB */
     int rc;               /* -1 while running */
 } s_dealer_t;
 
@@ -599,8 +600,12 @@ static void s_drain_sub(s_dealer_t *d)
         } else if (crm_msg_decode(zframe_data(frame), zframe_size(frame), &m, &e) != 0) {
             crm_warn("dealer.malformed", "dealer=%s socket=live field=%s", d->dealer, e.field);
         } else {
-            if (m.type == CRM_T_heartbeat || m.type == CRM_T_dealer_dispatch)
+            if (m.type == CRM_T_heartbeat || m.type == CRM_T_dealer_dispatch) {
                 d->sub_alive_at = crm_mono_ms();
+                if (!d->sub_live)
+                    crm_info("dealer.live", "dealer=%s endpoint=%s", d->dealer, d->pub);
+                d->sub_live = true;
+            }
             if (m.type == CRM_T_heartbeat)
                 s_on_heartbeat(d, &m);
             else if (m.type == CRM_T_dealer_dispatch)
@@ -656,6 +661,7 @@ static void s_tick(s_dealer_t *d)
             d->rc = S_EXIT_NO;
         }
         d->sub_alive_at = now;
+        d->sub_live = false;
     }
 }
 

@@ -455,6 +455,7 @@ class Follower:
             self.sub.close(0)
         self.sub = self._socket(zmq.SUB, self.o.pub)
         self.sub_alive_at = mono_ms()
+        self.sub_live = False
 
     def open_req(self):
         if self.req is not None:
@@ -717,11 +718,14 @@ class Follower:
                 log("warn", "dealer.malformed", dealer=self.o.dealer, socket="live",
                     field=e.field, why=e.why)
                 continue
-            if m["type"] == "heartbeat":
+            if m["type"] in ("heartbeat", "dealer.dispatch"):
                 self.sub_alive_at = mono_ms()
+                if not self.sub_live:
+                    log("info", "dealer.live", dealer=self.o.dealer, endpoint=self.o.pub)
+                self.sub_live = True
+            if m["type"] == "heartbeat":
                 self.on_heartbeat(m)
             elif m["type"] == "dealer.dispatch":
-                self.sub_alive_at = mono_ms()
                 self.on_dispatch(m, live=True)
             else:
                 log("warn", "dealer.unexpected", dealer=self.o.dealer, type=m["type"])

@@ -199,35 +199,6 @@ static uint64_t s_testdrive(fx_t *f, const char *tid, const char *cid, const cha
     return s_commit(f, &m);
 }
 
-static char *s_td(fx_t *f, const char *tid, const char *field)
-{
-    redisReply *r = crm_store_cmd(f->s.store, "HGET crm:td:%s %s", tid, field);
-    char *v = strdup(r && r->type == REDIS_REPLY_STRING ? r->str : "");
-    freeReplyObject(r);
-    return v;
-}
-
-static bool s_td_is(fx_t *f, const char *tid, const char *status)
-{
-    char *s = s_td(f, tid, "status");
-    bool ok = !strcmp(s, status);
-    free(s);
-    return ok;
-}
-
-static void s_wait_td(fx_t *f, const char *tid, const char *status, int ms)
-{
-    int64_t end = crm_mono_ms() + ms;
-    while (!s_td_is(f, tid, status) && crm_mono_ms() < end)
-        usleep(20 * 1000);
-    if (!s_td_is(f, tid, status)) {
-        char *s = s_td(f, tid, "status"), now[64];
-        snprintf(now, sizeof now, "%s", s);
-        free(s);
-        fail_msg("test drive %s is '%s' after %d ms, expected '%s'", tid, now, ms, status);
-    }
-}
-
 /* The crm:rejects entry of `origin`'s message number `seq`: its id into
    `id` and its reason (caller frees), or NULL. */
 static char *s_reject(fx_t *f, const char *origin, uint64_t seq, char *id, size_t idsz, char *kind,
@@ -345,8 +316,8 @@ static void s_lead_flows(fx_t *f, const char *dealer)
     char tid[40];
     snprintf(tid, sizeof tid, "T%s", a.body.lead_accepted.lead_id + 1);
     crm_msg_clear(&a);
-    s_wait_td(f, tid, "dispatched", 5000);
-    char *d = s_td(f, tid, "dealer_id");
+    crm_h_sys_wait_td(&f->s, tid, "dispatched", 5000);
+    char *d = crm_h_sys_td(&f->s, tid, "dealer_id");
     assert_string_equal(d, dealer);
     free(d);
 }
@@ -402,13 +373,13 @@ static void test_a_test_drive_for_dealer_SZ1_open_on_the_stream_does_not_stall_i
     s_dealer_add(f, "SZ1", "深圳", "0");
     s_customer(f, "C1", "深圳");
     s_testdrive(f, "T1", "C1", "SZ1");
-    s_wait_td(f, "T1", "dispatched", 5000); /* crm:dealer:SZ1:open is a set now */
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000); /* crm:dealer:SZ1:open is a set now */
     s_testdrive(f, "T2", "C1", "SZ1:open");
     s_testdrive(f, "T3", "C1", NULL);
-    s_wait_td(f, "T3", "dispatched", 5000);
-    s_wait_td(f, "T2", "dispatched", 100);
-    char *chosen = s_td(f, "T2", "chosen"), *why = s_td(f, "T2", "reason_text"),
-         *code = s_td(f, "T2", "reason");
+    crm_h_sys_wait_td(&f->s, "T3", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 100);
+    char *chosen = crm_h_sys_td(&f->s, "T2", "chosen"), *why = crm_h_sys_td(&f->s, "T2", "reason_text"),
+         *code = crm_h_sys_td(&f->s, "T2", "reason");
     char text[400];
     snprintf(text, sizeof text, "chosen '%s', reason %s: %s", chosen, code, why);
     bool ok = !*chosen && !strcmp(code, "city") &&
@@ -463,14 +434,14 @@ test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows
             char ok[40];
             snprintf(ok, sizeof ok, "%sok", tid);
             s_testdrive(f, ok, "C1", NULL);
-            s_wait_td(f, ok, "dispatched", 5000);
+            crm_h_sys_wait_td(&f->s, ok, "dispatched", 5000);
             char id[64], kind[32];
             char *reason = s_reject(f, "testdrive", seq, id, sizeof id, kind, sizeof kind);
             if (fields[fi].type == CRM_T_testdrive_requested && !strcmp(field, "dealer_id")) {
                 if (reason)
                     fail_msg("%s: refused (%s); a bad choice should be routed by place", label,
                              reason);
-                s_wait_td(f, tid, "dispatched", 100);
+                crm_h_sys_wait_td(&f->s, tid, "dispatched", 100);
             } else {
                 if (!reason)
                     fail_msg("%s: not kept in crm:rejects", label);
@@ -504,7 +475,7 @@ test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_afte
     freeReplyObject(r);
     uint64_t seq = s_testdrive(f, "T1", "CS", NULL);
     s_testdrive(f, "T2", "CG", NULL);
-    s_wait_td(f, "T2", "dispatched", 5000); /* the stream flows */
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000); /* the stream flows */
     assert_int_equal(crm_h_int(f->s.store, "EXISTS crm:td:T1"), 0);
 
     char id[64], kind[32];
@@ -547,8 +518,8 @@ test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_afte
         fail_msg("crmctl rejects retry %s: %s", id, text);
     }
     assert_true(s_out_has(f, "applied again by crm-dispatcher"));
-    s_wait_td(f, "T1", "dispatched", 100);
-    char *d = s_td(f, "T1", "dealer_id");
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 100);
+    char *d = crm_h_sys_td(&f->s, "T1", "dealer_id");
     assert_string_equal(d, "SZ1");
     free(d);
     crm_msg_t ev;
@@ -580,7 +551,7 @@ test_a_test_drive_whose_record_key_holds_a_string_is_kept_in_rejects_not_dropped
     freeReplyObject(r);
     uint64_t seq = s_testdrive(f, "T9", "C1", NULL);
     s_testdrive(f, "T10", "C1", NULL);
-    s_wait_td(f, "T10", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T10", "dispatched", 5000);
     char id[64], kind[32];
     char *reason = s_reject(f, "testdrive", seq, id, sizeof id, kind, sizeof kind);
     if (!reason) {
@@ -618,7 +589,7 @@ static void test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the
     freeReplyObject(r);
     uint64_t seq = s_testdrive(f, "T1", "CS", NULL);
     s_testdrive(f, "T2", "CG", NULL);
-    s_wait_td(f, "T2", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000);
     char id[64], kind[32];
     char *reason = s_reject(f, "testdrive", seq, id, sizeof id, kind, sizeof kind);
     if (!reason)
@@ -633,7 +604,7 @@ static void test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the
     redisReply *m = crm_store_cmd(f->s.store, "HGET crm:dealer:SZ1:seq2td 1");
     bool mapped = m && m->type == REDIS_REPLY_STRING && !strcmp(m->str, "T1");
     freeReplyObject(m);
-    char *status = s_td(f, "T1", "status"), text[400];
+    char *status = crm_h_sys_td(&f->s, "T1", "status"), text[400];
     snprintf(text, sizeof text, "exit %d (%.200s); T1 is '%s'", rc, out, status);
     free(out);
     free(status);
@@ -689,7 +660,7 @@ test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after(vo
     s_dealer_add(f, "SZ1", "深圳", "0");
     s_customer(f, "C1", "深圳");
     s_testdrive(f, "T0", "C1", NULL);
-    s_wait_td(f, "T0", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T0", "dispatched", 5000);
 
     /* Five test drives committed while the dispatcher cannot take them. */
     assert_int_equal(kill(disp, SIGSTOP), 0);
@@ -728,7 +699,7 @@ test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after(vo
     for (int i = 0; i < K; i++) {
         char tid[16];
         snprintf(tid, sizeof tid, "T%d", i + 1);
-        s_wait_td(f, tid, "dispatched", 15000);
+        crm_h_sys_wait_td(&f->s, tid, "dispatched", 15000);
     }
     assert_true(retries >= 3); /* the handler did fail while Redis was away */
     assert_int_equal(crm_h_int(f->s.store, "XLEN " CRM_KEY_REJECTS), 0);
@@ -780,9 +751,9 @@ test_a_function_flush_behind_the_services_back_loses_no_lead_and_no_test_drive(v
     char tid[40];
     snprintf(tid, sizeof tid, "T%s", lead + 1);
     int64_t end = crm_mono_ms() + 5000;
-    while (!s_td_is(f, tid, "dispatched") && crm_mono_ms() < end)
+    while (!crm_h_sys_td_is(&f->s, tid, "dispatched") && crm_mono_ms() < end)
         usleep(20 * 1000);
-    if (!s_td_is(f, tid, "dispatched"))
+    if (!crm_h_sys_td_is(&f->s, tid, "dispatched"))
         fail_msg("DEFECT: after FUNCTION FLUSH the lead was answered: %s; lead %s is stored, but "
                  "its test drive %s "
                  "never reached the dispatcher (%d tx.command_failed lines in intake's log)",

@@ -406,42 +406,13 @@ static void s_testdrive(fx_t *f, const char *tid, const char *cid, const char *d
     crm_tx_destroy(&tx);
 }
 
-static char *s_td(fx_t *f, const char *tid, const char *field)
-{
-    redisReply *r = crm_store_cmd(f->s.store, "HGET crm:td:%s %s", tid, field);
-    char *v = strdup(r && r->type == REDIS_REPLY_STRING ? r->str : "");
-    freeReplyObject(r);
-    return v;
-}
-
-static bool s_td_is(fx_t *f, const char *tid, const char *status)
-{
-    char *s = s_td(f, tid, "status");
-    bool ok = !strcmp(s, status);
-    free(s);
-    return ok;
-}
-
-static void s_wait_td(fx_t *f, const char *tid, const char *status, int ms)
-{
-    int64_t end = crm_mono_ms() + ms;
-    while (!s_td_is(f, tid, status) && crm_mono_ms() < end)
-        usleep(20 * 1000);
-    if (!s_td_is(f, tid, status)) {
-        char *s = s_td(f, tid, "status"), now[64];
-        snprintf(now, sizeof now, "%s", s);
-        free(s);
-        fail_msg("test drive %s is '%s' after %d ms, expected '%s'", tid, now, ms, status);
-    }
-}
-
 /* Asserts the test drive's dealer, reason code and that its reason says
    `why`. */
 static void s_routed(fx_t *f, const char *tid, const char *dealer, const char *code,
                      const char *why)
 {
-    char *d = s_td(f, tid, "dealer_id"), *c = s_td(f, tid, "reason"),
-         *t = s_td(f, tid, "reason_text");
+    char *d = crm_h_sys_td(&f->s, tid, "dealer_id"), *c = crm_h_sys_td(&f->s, tid, "reason"),
+         *t = crm_h_sys_td(&f->s, tid, "reason_text");
     bool ok = !strcmp(d, dealer) && !strcmp(c, code) && (!why || strstr(t, why));
     char text[600];
     snprintf(text, sizeof text, "'%s' (%s: %s)", d, c, t);
@@ -507,8 +478,8 @@ static void s_lead_flows(fx_t *f, const char *dealer, const char *after)
     char tid[40];
     snprintf(tid, sizeof tid, "T%s", a.body.lead_accepted.lead_id + 1);
     crm_msg_clear(&a);
-    s_wait_td(f, tid, "dispatched", 5000);
-    char *d = s_td(f, tid, "dealer_id");
+    crm_h_sys_wait_td(&f->s, tid, "dispatched", 5000);
+    char *d = crm_h_sys_td(&f->s, tid, "dealer_id");
     assert_string_equal(d, dealer);
     free(d);
 }
@@ -883,7 +854,7 @@ test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_dri
     f->gw = s_gateway(f, "SZ1");
     s_customer(f, "CG1", "深圳", "广东省");
     s_testdrive(f, "TG1", "CG1", "SZ1", crm_now_ms() + 30 * HOUR);
-    s_wait_td(f, "TG1", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "TG1", "dispatched", 5000);
 
     char *self_check = s_key_holding(f,
                                      "SZ1:open"); /* the scan sees keys: SZ1 has open test drives */
@@ -1227,10 +1198,10 @@ static void test_a_dealer_registered_without_capacity_takes_the_dispatchers_defa
     s_customer(f, "C1", "深圳", "广东省");
     int64_t at = crm_now_ms() + 30 * HOUR;
     s_testdrive(f, "T1", "C1", NULL, at);
-    s_wait_td(f, "T1", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
     s_routed(f, "T1", "SZ1", "city", "city 深圳");
     s_testdrive(f, "T2", "C1", NULL, at + HOUR);
-    s_wait_td(f, "T2", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000);
     s_routed(f, "T2", "GZ1", "province", NULL);
     char day[48];
     int64_t day_end = s_cst_day(at, day, sizeof day);
@@ -1251,14 +1222,14 @@ test_a_chosen_dealer_at_capacity_is_kept_and_a_suspended_one_is_routed_elsewhere
     s_customer(f, "C1", "深圳", "广东省");
     int64_t at = crm_now_ms() + 30 * HOUR;
     s_testdrive(f, "T1", "C1", "SZ1", at);
-    s_wait_td(f, "T1", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
     s_routed(f, "T1", "SZ1", "chosen", "chosen by the prospect");
     s_testdrive(f, "T2", "C1", "SZ1", at);
-    s_wait_td(f, "T2", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000);
     s_routed(f, "T2", "SZ1", "chosen", "at capacity");
     s_crmctl_ok(f, 0, "dealer suspend", crm_h_sys_crmctl(&f->s, "dealer", "suspend", "SZ1", NULL));
     s_testdrive(f, "T3", "C1", "SZ1", at);
-    s_wait_td(f, "T3", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T3", "dispatched", 5000);
     s_routed(f, "T3", "SZ2", "city", "chosen dealer SZ1 is suspended");
 }
 
@@ -1310,15 +1281,15 @@ static void test_a_late_dispatch_is_escalated_a_day_before_the_test_drive(void *
     /* T0, as near as T1, is acknowledged: never escalated */
     f->gw = s_gateway(f, "SZ1");
     s_testdrive(f, "T0", "C1", "SZ1", at1);
-    s_wait_td(f, "T0", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T0", "dispatched", 5000);
     crm_msg_t a;
     s_ack(f, 1, &a);
     s_expect_ok("dealer.ack of T0", &a);
     crm_msg_clear(&a);
     s_testdrive(f, "T1", "C1", "SZ1", at1);
     s_testdrive(f, "T2", "C1", "SZ1", at2);
-    s_wait_td(f, "T1", "dispatched", 5000);
-    s_wait_td(f, "T2", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000);
     assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1"), at1 - DAY);
     assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T2"), now + DAY);
     crm_h_sys_set_clock(&f->s, at1 - DAY - 1000);
@@ -1346,7 +1317,7 @@ static void test_an_ack_whose_commit_redis_refuses_in_part_is_made_whole_by_reje
     f->gw = s_gateway(f, "SZ1");
     s_customer(f, "C1", "深圳", "广东省");
     s_testdrive(f, "T1", "C1", "SZ1", crm_now_ms() + 30 * HOUR);
-    s_wait_td(f, "T1", "dispatched", 5000);
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
     assert_true(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1") > 0);
 
     redisReply *r = crm_store_cmd(f->s.store, "RENAME crm:td:T1 crm:test:td");
@@ -1374,7 +1345,7 @@ static void test_an_ack_whose_commit_redis_refuses_in_part_is_made_whole_by_reje
     r = crm_store_cmd(f->s.store, "RENAME crm:test:td crm:td:T1");
     freeReplyObject(r);
     assert_int_equal(crm_h_sys_crmctl(&f->s, "rejects", "retry", rid, NULL), 0);
-    char *stored = s_td(f, "T1", "acked_ms");
+    char *stored = crm_h_sys_td(&f->s, "T1", "acked_ms");
     assert_true(stored && *stored);
     free(stored);
     assert_int_equal(s_events(f, "testdrive", s_acked, NULL), 1);

@@ -470,3 +470,33 @@ void crm_h_sys_stop(crm_h_sys_t *s)
     crm_store_destroy(&s->store);
     crm_h_redis_stop(&s->redis);
 }
+
+char *crm_h_sys_td(crm_h_sys_t *s, const char *tid, const char *field)
+{
+    redisReply *r = crm_store_cmd(s->store, "HGET crm:td:%s %s", tid, field);
+    char *v = strdup(r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    assert_non_null(v);
+    return v;
+}
+
+bool crm_h_sys_td_is(crm_h_sys_t *s, const char *tid, const char *status)
+{
+    char *now = crm_h_sys_td(s, tid, "status");
+    bool ok = !strcmp(now, status);
+    free(now);
+    return ok;
+}
+
+void crm_h_sys_wait_td(crm_h_sys_t *s, const char *tid, const char *status, int ms)
+{
+    int64_t end = crm_mono_ms() + ms;
+    while (!crm_h_sys_td_is(s, tid, status) && crm_mono_ms() < end)
+        usleep(20 * 1000);
+    if (!crm_h_sys_td_is(s, tid, status)) {
+        char *now = crm_h_sys_td(s, tid, "status"), got[64];
+        snprintf(got, sizeof got, "%s", now);
+        free(now);
+        fail_msg("test drive %s is '%s' after %d ms, expected '%s'", tid, got, ms, status);
+    }
+}

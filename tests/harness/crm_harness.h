@@ -110,6 +110,14 @@ void crm_h_sys_commit(crm_h_sys_t *s, crm_tx_t *tx);
    深圳), chosen dealer `dealer` (may be NULL), `per_tx` per transaction,
    committed and published as crm-intake would. */
 void crm_h_sys_testdrives(crm_h_sys_t *s, const char *dealer, int first, int n, int per_tx, int64_t at);
+/* Field `field` of test drive `tid` (crm:td:<tid>), "" when absent; the
+   caller frees. */
+char *crm_h_sys_td(crm_h_sys_t *s, const char *tid, const char *field);
+/* Whether test drive `tid` has status `status`. */
+bool crm_h_sys_td_is(crm_h_sys_t *s, const char *tid, const char *status);
+/* Waits up to `ms` for test drive `tid` to have status `status`; fails
+   the test, naming the status it has, otherwise. */
+void crm_h_sys_wait_td(crm_h_sys_t *s, const char *tid, const char *status, int ms);
 /* The log of crm-<svc>. */
 const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size);
 /* Stops every service still running (SIGTERM), then Redis. */
