@@ -18,7 +18,6 @@
 #include "crm_keys.h"
 
 #define HOUR 3600000LL
-#define BIG 10240 /* a 10 KB id */
 
 typedef struct {
     crm_h_sys_t s;
@@ -45,30 +44,6 @@ static int teardown(void **state)
 }
 
 /* ------------------------------------------------------------ plumbing */
-
-static char *s_big(char fill)
-{
-    char *v = malloc(BIG + 1);
-    assert_non_null(v);
-    memcpy(v, "Hx", 2);
-    memset(v + 2, fill, BIG - 2);
-    v[BIG] = 0;
-    return v;
-}
-
-/* The hostile ids every id field gets: ':' '{' '}' ' ' '*' '\n' and 10 KB.
-   None of them is part of a key the services make for ordinary ids. */
-#define NHOSTILE 7
-static const char *s_hostile(int i)
-{
-    static char *big;
-    static const char *const v[] = {"Hx:open", "{Hx}", "Hx}", "Hx open", "Hx*", "Hx\nopen"};
-    if (i < 6)
-        return v[i];
-    if (!big)
-        big = s_big('x');
-    return big;
-}
 
 static char *s_slurp(const char *path)
 {
@@ -412,8 +387,8 @@ test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows
     };
     int k = 0;
     for (size_t fi = 0; fi < sizeof fields / sizeof fields[0]; fi++) {
-        for (int h = 0; h < NHOSTILE; h++) {
-            const char *v = s_hostile(h), *field = fields[fi].field;
+        for (int h = 0; h < CRM_H_NHOSTILE; h++) {
+            const char *v = crm_h_hostile_id(h), *field = fields[fi].field;
             char tid[32], label[80];
             snprintf(tid, sizeof tid, "B%d", ++k);
             snprintf(label, sizeof label, "%s %s, hostile value %d", crm_type_name(fields[fi].type),

@@ -25,7 +25,6 @@
 #define HOUR 3600000LL
 #define DAY (24 * HOUR)
 #define CST (8 * HOUR)
-#define BIG 10240 /* a 10 KB id */
 
 typedef struct {
     crm_h_sys_t s;
@@ -115,30 +114,6 @@ static int s_log_has(fx_t *f, const char *svc, const char *needle)
         n++;
     free(text);
     return n;
-}
-
-static char *s_big(void)
-{
-    char *v = malloc(BIG + 1);
-    assert_non_null(v);
-    memcpy(v, "Hx", 2);
-    memset(v + 2, 'x', BIG - 2);
-    v[BIG] = 0;
-    return v;
-}
-
-/* The hostile ids every id field gets: ':' '{' '}' ' ' '*' '\n' and 10 KB.
-   None of them is part of a key the services make for ordinary ids. */
-#define NHOSTILE 7
-static const char *s_hostile(int i)
-{
-    static char *big;
-    static const char *const v[] = {"Hx:open", "{Hx}", "Hx}", "Hx open", "Hx*", "Hx\nopen"};
-    if (i < 6)
-        return v[i];
-    if (!big)
-        big = s_big();
-    return big;
 }
 
 /* A key holding `raw` (binary-safe), or NULL; the caller frees it. */
@@ -568,7 +543,7 @@ static const char *const s_shaped_reject_ids[NSHAPED] = {" %s", "\n%s", "%s ", "
 /* Rejects that can be applied again, one per ordinary reject.retry: test
    drives in 拉萨 refused while crm:dealer:LS1:open held a string. */
 typedef struct {
-    char ids[NHOSTILE + NSHAPED][64];
+    char ids[CRM_H_NHOSTILE + NSHAPED][64];
     int used;
 } s_pool_t;
 
@@ -849,7 +824,7 @@ test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_dri
     s_dealer(f, "SZ1", "广东", "深圳", 0);
     s_dealer(f, "GZ1", "广东", "广州", 0);
     s_pool_t pool = {0};
-    s_make_retryable(f, &pool, NHOSTILE + NSHAPED);
+    s_make_retryable(f, &pool, CRM_H_NHOSTILE + NSHAPED);
     /* a test drive of SZ1 on the gateway, for dealer.status */
     f->gw = s_gateway(f, "SZ1");
     s_customer(f, "CG1", "深圳", "广东省");
@@ -862,14 +837,14 @@ test_hostile_ids_in_every_request_are_refused_by_field_and_requests_and_test_dri
     free(self_check);
     s_defects[0] = 0;
     for (int row = 0; row < R__COUNT; row++) {
-        int nvalues = NHOSTILE + (row == R_REJECT_RETRY ? NSHAPED : 0);
+        int nvalues = CRM_H_NHOSTILE + (row == R_REJECT_RETRY ? NSHAPED : 0);
         for (int h = 0; h < nvalues; h++) {
-            bool shaped = h >= NHOSTILE;
+            bool shaped = h >= CRM_H_NHOSTILE;
             char shape[128];
             if (shaped)
-                snprintf(shape, sizeof shape, s_shaped_reject_ids[h - NHOSTILE],
+                snprintf(shape, sizeof shape, s_shaped_reject_ids[h - CRM_H_NHOSTILE],
                          pool.ids[pool.used - 1]);
-            const char *v = shaped ? shape : s_hostile(h);
+            const char *v = shaped ? shape : crm_h_hostile_id(h);
             char label[120];
             snprintf(label, sizeof label, "%s, hostile value %d (%.12s)", s_row_names[row], h, v);
             for (char *p = label; *p; p++)

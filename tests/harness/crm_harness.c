@@ -500,3 +500,16 @@ void crm_h_sys_wait_td(crm_h_sys_t *s, const char *tid, const char *status, int 
         fail_msg("test drive %s is '%s' after %d ms, expected '%s'", tid, got, ms, status);
     }
 }
+
+const char *crm_h_hostile_id(int i)
+{
+    static const char *const v[] = {"Hx:open", "{Hx}", "Hx}", "Hx open", "Hx*", "Hx\nopen"};
+    static char big[10241];
+    if (i >= 0 && i < 6)
+        return v[i];
+    if (!big[0]) {
+        memcpy(big, "Hx", 2);
+        memset(big + 2, 'x', sizeof big - 3);
+    }
+    return big;
+}

@@ -118,6 +118,11 @@ bool crm_h_sys_td_is(crm_h_sys_t *s, const char *tid, const char *status);
 /* Waits up to `ms` for test drive `tid` to have status `status`; fails
    the test, naming the status it has, otherwise. */
 void crm_h_sys_wait_td(crm_h_sys_t *s, const char *tid, const char *status, int ms);
+/* The hostile ids every id field gets (0 .. CRM_H_NHOSTILE-1): with ':',
+   '{', '}', ' ', '*', '\n', and one of 10 KB. None of them is part of a
+   key the services make for ordinary ids. */
+#define CRM_H_NHOSTILE 7
+const char *crm_h_hostile_id(int i);
 /* The log of crm-<svc>. */
 const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size);
 /* Stops every service still running (SIGTERM), then Redis. */
