@@ -45,27 +45,12 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------ plumbing */
 
-static char *s_slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = calloc(1, (size_t) n + 1);
-    if (buf && fread(buf, 1, (size_t) n, f) != (size_t) n)
-        buf[0] = 0;
-    fclose(f);
-    return buf;
-}
-
 /* Lines of a service's log holding every one of the needles (NULL-ended). */
 static int s_log_lines(fx_t *f, const char *svc, ...)
 {
     char path[400];
     crm_h_sys_log(&f->s, svc, path, sizeof path);
-    char *text = s_slurp(path);
+    char *text = crm_h_slurp(path);
     int count = 0;
     for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
@@ -83,7 +68,7 @@ static int s_log_lines(fx_t *f, const char *svc, ...)
 
 static bool s_out_has(fx_t *f, const char *needle)
 {
-    char *text = s_slurp(f->s.out);
+    char *text = crm_h_slurp(f->s.out);
     bool found = strstr(text, needle) != NULL;
     free(text);
     return found;
@@ -126,7 +111,7 @@ static void s_dealer_add(fx_t *f, const char *id, const char *city, const char *
                       : crm_h_sys_crmctl(&f->s, "dealer", "add", id, "--name", id, "--province",
                                          "广东", "--city", city, NULL);
     if (rc != 0) {
-        char *out = s_slurp(f->s.out), text[600];
+        char *out = crm_h_slurp(f->s.out), text[600];
         snprintf(text, sizeof text, "%s", out);
         free(out);
         fail_msg("crmctl dealer add %s: exit %d: %s", id, rc, text);
@@ -487,7 +472,7 @@ test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_afte
     r = crm_store_cmd(f->s.store, "DEL crm:dealer:SZ1:open");
     freeReplyObject(r);
     if (crm_h_sys_crmctl(&f->s, "rejects", "retry", id, NULL) != 0) {
-        char *out = s_slurp(f->s.out), text[600];
+        char *out = crm_h_slurp(f->s.out), text[600];
         snprintf(text, sizeof text, "%s", out);
         free(out);
         fail_msg("crmctl rejects retry %s: %s", id, text);
@@ -574,7 +559,7 @@ static void test_a_test_drive_whose_transaction_redis_refuses_is_whole_after_the
     r = crm_store_cmd(f->s.store, "DEL crm:dealer:SZ1:seq2td");
     freeReplyObject(r);
     int rc = crm_h_sys_crmctl(&f->s, "rejects", "retry", id, NULL);
-    char *out = s_slurp(f->s.out);
+    char *out = crm_h_slurp(f->s.out);
     long long dispatches = crm_h_int(f->s.store, "XLEN crm:{dealer.SZ1}:events");
     redisReply *m = crm_store_cmd(f->s.store, "HGET crm:dealer:SZ1:seq2td 1");
     bool mapped = m && m->type == REDIS_REPLY_STRING && !strcmp(m->str, "T1");

@@ -70,24 +70,9 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------ plumbing */
 
-static char *s_slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = calloc(1, (size_t) n + 1);
-    if (buf && fread(buf, 1, (size_t) n, f) != (size_t) n)
-        buf[0] = 0;
-    fclose(f);
-    return buf;
-}
-
 static bool s_out_has(fx_t *f, const char *needle)
 {
-    char *text = s_slurp(f->s.out);
+    char *text = crm_h_slurp(f->s.out);
     bool found = strstr(text, needle) != NULL;
     free(text);
     return found;
@@ -96,7 +81,7 @@ static bool s_out_has(fx_t *f, const char *needle)
 static int s_crmctl_ok(fx_t *f, int want, const char *what, int rc)
 {
     if (rc != want) {
-        char *out = s_slurp(f->s.out), text[600];
+        char *out = crm_h_slurp(f->s.out), text[600];
         snprintf(text, sizeof text, "%s", out);
         free(out);
         fail_msg("crmctl %s: exit %d, expected %d: %s", what, rc, want, text);
@@ -108,7 +93,7 @@ static int s_log_has(fx_t *f, const char *svc, const char *needle)
 {
     char path[400];
     crm_h_sys_log(&f->s, svc, path, sizeof path);
-    char *text = s_slurp(path);
+    char *text = crm_h_slurp(path);
     int n = 0;
     for (const char *p = text; (p = strstr(p, needle)); p++)
         n++;
@@ -1079,7 +1064,7 @@ test_two_intake_instances_given_the_same_500_submissions_store_500_leads_and_ans
         resent += s_load_round(f, port2, rounds * N_LOAD);
         rounds++;
         conflicts = s_log_has(f, "intake", "request.conflict");
-        char *t = s_slurp(log2);
+        char *t = crm_h_slurp(log2);
         for (const char *p = t; (p = strstr(p, "request.conflict")); p++)
             conflicts++;
         free(t);

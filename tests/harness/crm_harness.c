@@ -273,6 +273,21 @@ bool crm_h_file_contains(const char *path, const char *needle)
     return found;
 }
 
+char *crm_h_slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0)
+        n = ftell(f);
+    char *buf = calloc(1, n > 0 ? (size_t) n + 1 : 1);
+    assert_non_null(buf);
+    if (n > 0 && (fseek(f, 0, SEEK_SET) != 0 || fread(buf, 1, (size_t) n, f) != (size_t) n))
+        buf[0] = 0;
+    if (f)
+        fclose(f);
+    return buf;
+}
+
 void crm_h_path(const crm_h_redis_t *r, const char *name, char *out, size_t size)
 {
     snprintf(out, size, "%s/%s", r->dir, name);

@@ -60,6 +60,8 @@ long long crm_h_int(crm_store_t *s, const char *fmt, ...);
 long long crm_h_wait_int(crm_store_t *s, long long want, int timeout_ms, const char *fmt, ...);
 /* True when the file contains `needle`. */
 bool crm_h_file_contains(const char *path, const char *needle);
+/* The whole file at `path` ("" when it cannot be read); the caller frees. */
+char *crm_h_slurp(const char *path);
 /* A path in the test's temporary directory (static buffer per call site). */
 void crm_h_path(const crm_h_redis_t *r, const char *name, char *out, size_t size);
 
