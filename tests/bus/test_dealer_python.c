@@ -41,7 +41,21 @@ typedef struct {
     const char *client[8]; /* argv prefix of the client under test */
     bool fake;             /* the fake-gateway fixture: no Redis, no dispatcher */
     char dir[256];
+    pid_t kids[256];       /* clients started, killed at teardown if still running */
+    int nkids;
 } fx_t;
+
+/* A client a failed test left running is killed: it would live on after
+   the suite. A child already reaped is no longer ours (ECHILD). */
+static void s_kill_kids(fx_t *f)
+{
+    for (int i = 0; i < f->nkids; i++)
+        if (waitpid(f->kids[i], NULL, WNOHANG) == 0) {
+            kill(f->kids[i], SIGKILL);
+            waitpid(f->kids[i], NULL, 0);
+        }
+    f->nkids = 0;
+}
 
 static const char *s_python(void)
 {
@@ -103,6 +117,8 @@ static pid_t s_spawn(fx_t *f, const char *const *args, const char *out, const ch
         execv(argv[0], (char *const *) argv);
         _exit(127);
     }
+    if (f->nkids < (int) (sizeof f->kids / sizeof f->kids[0]))
+        f->kids[f->nkids++] = pid;
     return pid;
 }
 
@@ -262,6 +278,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx_t *f = *state;
+    s_kill_kids(f);
     crm_h_sys_stop(&f->sys);
     free(f);
     return 0;
@@ -553,6 +570,7 @@ static int setup_fake_c(void **state) { return setup_fake(state, false); }
 static int teardown_fake(void **state)
 {
     fx_t *f = *state;
+    s_kill_kids(f);
     if (!getenv("CRM_TEST_KEEP")) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
