@@ -103,9 +103,11 @@ static pid_t s_spawn(fx_t *f, const char *const *args, const char *out, const ch
         argv[n++] = args[i];
     argv[n] = NULL;
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        crm_h_die_with_parent(parent);
         int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (o < 0 || e < 0)

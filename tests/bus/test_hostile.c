@@ -583,9 +583,11 @@ static void s_redis_start_again(fx_t *f)
     char port[16], log[300];
     snprintf(port, sizeof port, "%d", r->port);
     crm_h_path(r, "redis-again.log", log, sizeof log);
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        crm_h_die_with_parent(parent);
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
                r->dir, "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
                "--logfile", log, "--daemonize", "no", (char *) NULL);

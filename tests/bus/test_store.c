@@ -197,8 +197,10 @@ static void test_store_reconnects_after_redis_restarts(void **state)
     int port = f->redis.port;
     char dir[256];
     snprintf(dir, sizeof dir, "%s", f->redis.dir);
+    pid_t parent = getpid();
     f->redis.pid = fork();
     if (f->redis.pid == 0) {
+        crm_h_die_with_parent(parent);
         char p[16];
         snprintf(p, sizeof p, "%d", port);
         execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--dir", dir,

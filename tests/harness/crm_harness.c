@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,8 +82,10 @@ int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
     char port[16], log[300];
     snprintf(port, sizeof port, "%d", r->port);
     snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    pid_t parent = getpid();
     r->pid = fork();
     if (r->pid == 0) {
+        crm_h_die_with_parent(parent);
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
                r->dir, "--save", "", "--appendonly", appendonly ? "yes" : "no", "--appendfsync",
                "everysec", "--logfile", log, "--daemonize", "no", (char *) NULL);
@@ -138,9 +141,11 @@ pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *e
     for (const char *const *a = args; a && *a && n < 31; a++)
         argv[n++] = *a;
     argv[n] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        crm_h_die_with_parent(parent);
         for (const char *const *e = env; e && *e; e++)
             putenv((char *) *e);
         int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -271,6 +276,12 @@ bool crm_h_file_contains(const char *path, const char *needle)
         found = strstr(line, needle) != NULL;
     fclose(f);
     return found;
+}
+
+void crm_h_die_with_parent(pid_t parent)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(126);
 }
 
 char *crm_h_slurp(const char *path)

@@ -60,6 +60,10 @@ long long crm_h_int(crm_store_t *s, const char *fmt, ...);
 long long crm_h_wait_int(crm_store_t *s, long long want, int timeout_ms, const char *fmt, ...);
 /* True when the file contains `needle`. */
 bool crm_h_file_contains(const char *path, const char *needle);
+/* In a child just forked by the test (`parent` is the test's pid, taken
+   before fork): the child dies with the test, so a test killed by ctest's
+   timeout or a signal leaves no redis-server or service behind. */
+void crm_h_die_with_parent(pid_t parent);
 /* The whole file at `path` ("" when it cannot be read); the caller frees. */
 char *crm_h_slurp(const char *path);
 /* A path in the test's temporary directory (static buffer per call site). */
