@@ -229,13 +229,15 @@ typedef struct {
 static void s_hb_flush(s_hb_t *hb)
 {
     gateway_t *gw = hb->gw;
-    if (!hb->n || !gw->xpub)
+    size_t n = hb->n;
+    hb->n = 0;
+    if (!n || !gw->xpub)
         return;
     const char *argv[S_HB_CHUNK + 1] = {"MGET"};
-    for (size_t i = 0; i < hb->n; i++)
+    for (size_t i = 0; i < n; i++)
         argv[i + 1] = hb->keys[i];
-    redisReply *r = crm_store_cmdargv(gw->store, (int) hb->n + 1, argv, NULL);
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < hb->n; i++) {
+    redisReply *r = crm_store_cmdargv(gw->store, (int) n + 1, argv, NULL);
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++) {
         crm_msg_t m;
         crm_msg_init(&m, CRM_T_heartbeat);
         crm_new_id(m.id, sizeof m.id);
@@ -254,7 +256,6 @@ static void s_hb_flush(s_hb_t *hb)
         crm_msg_clear(&m);
     }
     freeReplyObject(r);
-    hb->n = 0;
 }
 
 static void s_hb_add(void *arg, const char *id)
@@ -270,6 +271,8 @@ static void s_hb_add(void *arg, const char *id)
    topic nobody subscribed costs the XPUB a lookup, nothing more). */
 static void s_heartbeats(gateway_t *gw)
 {
+    if (!gw->xpub)
+        return; /* closed until the rebind: nobody to tell */
     s_hb_t *hb = calloc(1, sizeof *hb);
     if (!hb)
         return;
