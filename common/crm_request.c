@@ -34,6 +34,7 @@ struct crm_endpoint_t {
     zsock_t *sock;
     char bind[256];
     crm_req_t *reqs; /* S_BATCH, reused every wake-up */
+    int64_t *keep_ms; /* per row of def->requests: how long its answers are kept */
 };
 
 struct crm_req_t {
@@ -54,6 +55,7 @@ struct crm_req_t {
     int dup_of;   /* an earlier request of the batch with the same key */
     bool detached;
     bool refused_kept; /* its frame is in crm:rejects */
+    char why[600];     /* "field|code|text" of its first error: the reason kept */
     msgpack_sbuffer out;
 };
 
@@ -114,6 +116,8 @@ static void s_reply_error(crm_req_t *req, const char *field, const char *code, c
 static void s_error(crm_req_t *req, const char *field, const char *code, const char *text)
 {
     crm_error_fn fn = req->ep->def->error ? req->ep->def->error : s_reply_error;
+    if (!req->why[0])
+        snprintf(req->why, sizeof req->why, "%s|%s|%s", field, code, text);
     fn(req, field, code, text);
 }
 
@@ -452,15 +456,7 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
 
 static int64_t s_keep_ms(crm_req_t *req)
 {
-    const char *opt = req->row->keep_opt ? crm_service_opt(req->ep->svc, req->row->keep_opt) : NULL;
-    long long days = opt ? atoll(opt) : 0;
-    return days > 0 ? days * 86400000LL : crm_service_answer_ttl_ms(req->ep->svc);
-}
-
-static void s_unwatch(crm_store_t *store)
-{
-    redisReply *r = crm_store_cmd(store, "UNWATCH");
-    freeReplyObject(r);
+    return req->ep->keep_ms[req->row - req->ep->def->requests];
 }
 
 static void s_reset(crm_req_t *req)
@@ -470,6 +466,7 @@ static void s_reset(crm_req_t *req)
     req->outcome = CRM_APPLIED;
     req->kept = false;
     req->dup_of = -1;
+    req->why[0] = 0;
     req->out.size = 0;
 }
 
@@ -569,7 +566,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
             free(mget);
             if (!read) {
                 if (crm_store_connected(store))
-                    s_unwatch(store);
+                    crm_store_unwatch(store);
                 s_all(reqs, n, crm_store_passing(store) ? crm_req_unavailable : s_failed);
                 decided = true;
                 break;
@@ -588,7 +585,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         }
         if (m == 0) {
             if (keep)
-                s_unwatch(store);
+                crm_store_unwatch(store);
             decided = true;
             break;
         }
@@ -600,7 +597,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
                    only the one at fault is refused. */
                 crm_tx_reset(tx);
                 if (keep)
-                    s_unwatch(store);
+                    crm_store_unwatch(store);
                 for (int i = 0; i < m; i++)
                     s_write(ep, todo[i], 1);
                 decided = true;
@@ -623,7 +620,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         if (rc == CRM_RETRY || rc != CRM_APPLIED) {
             crm_tx_reset(tx);
             if (crm_store_connected(store))
-                s_unwatch(store);
+                crm_store_unwatch(store);
             s_answer_all(todo, m, crm_req_unavailable);
             decided = true;
             break;
@@ -641,7 +638,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         }
         if (crm_tx_size(tx) == 0 && crm_tx_emit_count(tx) == 0) {
             if (keep)
-                s_unwatch(store);
+                crm_store_unwatch(store);
             decided = true;
             break;
         }
@@ -702,10 +699,8 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         }
         if (!r->out.size)
             s_encode_answer(r);
-        if (r->outcome == CRM_REFUSE && !r->refused_kept) {
-            const crm_strs_t *e = r->answer.type == CRM_T_reply ? &r->answer.body.reply.errors : NULL;
-            s_keep(r, "request", e && e->n ? e->v[0] : "refused by the handler");
-        }
+        if (r->outcome == CRM_REFUSE && !r->refused_kept)
+            s_keep(r, "request", r->why[0] ? r->why : "refused by the handler");
     }
     free(todo);
 }
@@ -776,8 +771,26 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
     ep->curve = curve;
     snprintf(ep->bind, sizeof ep->bind, "%s", bind ? bind : "");
     ep->reqs = calloc(S_BATCH, sizeof *ep->reqs);
+    size_t nrows = 0;
+    while (def->requests && def->requests[nrows].type)
+        nrows++;
+    ep->keep_ms = calloc(nrows + 1, sizeof *ep->keep_ms);
+    if (!ep->reqs || !ep->keep_ms)
+        goto fail;
+    /* checked once, here: a bad value stops the start, never a commit */
+    for (size_t i = 0; i < nrows; i++) {
+        const char *opt = def->requests[i].keep_opt;
+        if (!opt) {
+            ep->keep_ms[i] = crm_service_answer_ttl_ms(svc);
+        } else if (crm_service_opt_i64(svc, opt, 1, 3650, &ep->keep_ms[i]) != 0) {
+            crm_error("request.bad_option", "endpoint=%s option=%s why=\"1 to 3650 days\"", def->name, opt);
+            goto fail;
+        } else {
+            ep->keep_ms[i] *= 86400000LL;
+        }
+    }
     ep->sock = zsock_new(ZMQ_ROUTER);
-    if (!ep->reqs || !ep->sock)
+    if (!ep->sock)
         goto fail;
     if (curve)
         crm_curve_secure(curve, ep->sock);
@@ -802,6 +815,7 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
     return ep;
 fail:
     zsock_destroy(&ep->sock);
+    free(ep->keep_ms);
     free(ep->reqs);
     free(ep);
     return NULL;
@@ -816,6 +830,7 @@ void crm_endpoint_destroy(crm_endpoint_t **ep_p)
         zloop_reader_end(crm_service_loop(ep->svc), ep->sock);
         zsock_destroy(&ep->sock);
     }
+    free(ep->keep_ms);
     free(ep->reqs);
     free(ep);
     *ep_p = NULL;
