@@ -156,8 +156,9 @@ static const char *s_mget_str(const crm_tx_t *t, int index, int pos)
 }
 
 /* Round 1: WATCH the match keys, read them (one WATCH, two MGETs) and the
-   quarantined submissions being retried. Round 2: the matched records and
-   fresh ids. */
+   quarantined submissions being retried. Round 2: WATCH and read the
+   matched records, and fresh ids. 0; -1 when Redis failed (see the store's
+   error); -2 out of memory. */
 static int s_read(s_batch_t *b)
 {
     crm_tx_t *t = b->reads;
@@ -168,7 +169,7 @@ static int s_read(s_batch_t *b)
     char (*keys)[2][300] = calloc((size_t) n, sizeof *keys);
     if (!watch || !ids || !mobiles || !keys) {
         free(watch), free(ids), free(mobiles), free(keys);
-        return -1;
+        return -2;
     }
     int nw = 1, ni = 1, nm = 1;
     watch[0] = "WATCH", ids[0] = mobiles[0] = "MGET";
@@ -230,7 +231,7 @@ static int s_read(s_batch_t *b)
     /* Round 2. */
     crm_tx_t *t2 = crm_tx_new("intake", 0);
     if (!t2)
-        return -1;
+        return -2;
     int accepts = 0, rejects = 0;
     for (int i = 0; i < b->n; i++) {
         s_item_t *it = &b->items[i];
@@ -247,7 +248,10 @@ static int s_read(s_batch_t *b)
                 continue;
             s_cust_t *c = s_cust(b, found[k]);
             if (!c->loaded) {
+                /* a second instance merging into the same record makes
+                   this batch's commit run again */
                 c->loaded = true;
+                crm_tx_cmd(t2, "WATCH " CRM_KEY_CUST_FMT, found[k]);
                 crm_tx_cmd(t2, "HGETALL " CRM_KEY_CUST_FMT, found[k]);
             }
         }
@@ -260,6 +264,7 @@ static int s_read(s_batch_t *b)
     if (rc == 0) {
         int k = 0;
         for (int i = 0; i < b->ncusts; i++) {
+            k++; /* its WATCH */
             const redisReply *h = crm_tx_result(t2, k++);
             for (size_t e = 0; h && h->type == REDIS_REPLY_ARRAY && e + 1 < h->elements; e += 2) {
                 int f = crm_cf_from_name(h->element[e]->str);
@@ -608,8 +613,18 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
         goto out;
     for (int i = 0; i < n; i++)
         s_prepare(&b.items[i], reqs[i]);
-    if (s_read(&b) != 0)
+    int read = s_read(&b);
+    if (read != 0) {
+        /* Redis refusing a read (a key of the wrong type, a counter that is
+           not a number) is refused, and the framework then takes the
+           batch's requests one by one: only the one that meets it fails. */
+        rc = read == -1 ? crm_service_failed(svc) : CRM_RETRY;
+        for (int i = 0; rc == CRM_REFUSE && i < n; i++)
+            crm_req_fail(reqs[i], "service", "failed",
+                         "Redis refused reading what this lead merges into (%s); it is kept for review",
+                         crm_store_error(b.store));
         goto out;
+    }
     int64_t now_ms = crm_now_ms();
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long) now_ms);

@@ -323,6 +323,76 @@ test_a_public_lead_for_dealer_SZ1_open_is_refused_and_later_test_drives_are_disp
     assert_int_equal(crm_h_int(f->s.store, "XLEN " CRM_KEY_REJECTS), 0);
 }
 
+/* A lead whose customer record Redis refuses to read (the key holds a
+   string): it alone fails, named and kept for review; the leads that came
+   in with it are accepted, and the next lead goes through. */
+static void test_a_lead_whose_record_redis_refuses_fails_alone_and_the_rest_of_its_batch_is_accepted(
+    void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_spawn(&f->s, "intake", NULL);
+    redisReply *r = crm_store_cmd(f->s.store, "SET " CRM_KEY_IDX_MOBILE_FMT " C77", "13988887777");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->s.store, "SET " CRM_KEY_CUST_FMT " not-a-hash", "C77");
+    freeReplyObject(r);
+    f->leads = zsock_new(ZMQ_DEALER);
+    zsock_set_rcvtimeo(f->leads, 8000);
+    assert_true(zsock_connect(f->leads, "tcp://127.0.0.1:%d", f->s.intake) == 0);
+    enum { N = 8 };
+    char ids[N][CRM_ID_MAX];
+    for (int i = 0; i < N; i++) { /* sent together: they meet in one batch */
+        crm_msg_t m;
+        char sid[32];
+        snprintf(sid, sizeof sid, "batch-%d", i);
+        s_lead(f, &m, sid, NULL);
+        if (i == 0)
+            CRM_SET_STR(&m, lead_submit, mobile, "13988887777");
+        snprintf(ids[i], sizeof ids[i], "%s", m.id);
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init(&buf);
+        assert_int_equal(crm_msg_encode(&m, &buf, NULL), 0);
+        assert_int_equal(zsock_send(f->leads, "b", buf.data, buf.size), 0);
+        msgpack_sbuffer_destroy(&buf);
+        crm_msg_clear(&m);
+    }
+    int accepted = 0, failed = 0;
+    for (int got = 0; got < N; got++) {
+        zframe_t *fr = zframe_recv(f->leads);
+        if (!fr)
+            fail_msg("crm-intake answered %d of %d leads", got, N);
+        crm_msg_t a;
+        crm_err_t err;
+        assert_int_equal(crm_msg_decode(zframe_data(fr), zframe_size(fr), &a, &err), 0);
+        zframe_destroy(&fr);
+        if (!strcmp(a.corr, ids[0])) {
+            assert_int_equal(a.type, CRM_T_lead_rejected);
+            if (!s_has_prefix(&a.body.lead_rejected.errors, "service|failed|"))
+                fail_msg("the lead meeting the bad record was answered %s",
+                         a.body.lead_rejected.errors.n ? a.body.lead_rejected.errors.v[0] : "-");
+            failed++;
+        } else if (a.type == CRM_T_lead_accepted) {
+            accepted++;
+        } else {
+            fail_msg("a lead of the batch was answered %s (%s)", crm_type_name(a.type),
+                     a.type == CRM_T_lead_rejected && a.body.lead_rejected.errors.n
+                         ? a.body.lead_rejected.errors.v[0]
+                         : "-");
+        }
+        crm_msg_clear(&a);
+    }
+    assert_int_equal(failed, 1);
+    assert_int_equal(accepted, N - 1);
+    /* kept for review, with what Redis said */
+    assert_int_equal(crm_h_sys_crmctl(&f->s, "rejects", NULL), 0);
+    assert_true(s_out_has(f, "origin=\"leads\""));
+    assert_true(s_out_has(f, "WRONGTYPE"));
+    crm_msg_t m, a;
+    s_lead(f, &m, "after-batch", NULL);
+    s_submit(f, &m, &a);
+    assert_int_equal(a.type, CRM_T_lead_accepted);
+    crm_msg_clear(&a);
+}
+
 /* The same id bypassing intake, straight onto the testdrive stream: the
    choice is not a dealer, so the test drive is routed by its city, and the
    next one goes out within seconds. */
@@ -732,6 +802,9 @@ int main(int argc, char **argv)
             setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_test_drive_for_dealer_SZ1_open_on_the_stream_does_not_stall_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_lead_whose_record_redis_refuses_fails_alone_and_the_rest_of_its_batch_is_accepted,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows, setup,
             teardown),
