@@ -23,6 +23,7 @@ struct crm_store_t {
     int64_t next_try_ms;
     int backoff_ms;
     crm_store_err_t last;
+    bool reader; /* crm_store_reader: loads no functions */
     unsigned long generation;
     char err[800];
 };
@@ -147,6 +148,8 @@ static int s_setup(crm_store_t *self)
         }
         freeReplyObject(r);
     }
+    if (self->reader)
+        return 0;
     r = s_raw(self, "FUNCTION LOAD REPLACE %s", crm_functions_lua);
     if (!r || r->type == REDIS_REPLY_ERROR) {
         snprintf(self->err, sizeof self->err, "FUNCTION LOAD failed (Redis 7 or later needed): %s",
@@ -208,11 +211,12 @@ static void s_unwatch(crm_store_t *self)
     freeReplyObject(r);
 }
 
-crm_store_t *crm_store_new(const char *url, int timeout_ms)
+static crm_store_t *s_new(const char *url, int timeout_ms, bool reader)
 {
     crm_store_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->reader = reader;
     self->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
     if (!url || s_parse_url(self, url) != 0) {
         fprintf(stderr, "bad Redis URL '%s': expected redis://[:password@]host:port[/db] or "
@@ -227,6 +231,10 @@ crm_store_t *crm_store_new(const char *url, int timeout_ms)
     }
     return self;
 }
+
+crm_store_t *crm_store_new(const char *url, int timeout_ms) { return s_new(url, timeout_ms, false); }
+
+crm_store_t *crm_store_reader(const char *url, int timeout_ms) { return s_new(url, timeout_ms, true); }
 
 void crm_store_destroy(crm_store_t **self_p)
 {

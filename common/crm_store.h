@@ -30,6 +30,10 @@ extern const char crm_append_lua[];
 /* Parses the URL and connects; NULL (with a line on stderr) on a bad URL or
    when no connection could be made. Loads the function library. */
 crm_store_t *crm_store_new(const char *url, int timeout_ms);
+/* The same for a client that only reads (crmctl showing things): it loads
+   no function library, so it writes nothing and works with a read-only
+   user or on a replica. */
+crm_store_t *crm_store_reader(const char *url, int timeout_ms);
 void crm_store_destroy(crm_store_t **self_p);
 const char *crm_store_error(const crm_store_t *self);
 bool crm_store_connected(const crm_store_t *self);

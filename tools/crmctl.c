@@ -292,7 +292,7 @@ int crmctl_reply(const crm_msg_t *answer, const char *what)
 crm_store_t *crmctl_store(crmctl_t *ctl)
 {
     if (!ctl->store)
-        ctl->store = crm_store_new(crm_opt(ctl->opts, "redis-url"), 2000);
+        ctl->store = crm_store_reader(crm_opt(ctl->opts, "redis-url"), 2000);
     return ctl->store;
 }
 
