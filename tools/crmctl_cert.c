@@ -6,7 +6,9 @@
  *  pair is made here: the secret half is written to the file given (mode
  *  0600 from the start) and never travels; only the public key is sent.
  *  The secret is written under a temporary name first and renamed once the
- *  service has answered, so a refused request leaves no certificate behind.
+ *  service has answered, so a refused request leaves no certificate behind;
+ *  without an answer (or "unavailable") it is kept, since the key may be
+ *  trusted and nobody else has its secret.
  */
 #include <czmq.h>
 #include <errno.h>
@@ -76,6 +78,18 @@ int crmctl_cert(crmctl_t *ctl, const char *service, const char *meta_key, const 
                 printf("give %s also the gateway's public certificate %s (key %s)\n", id,
                        file ? file : "(CRM_SERVER_CERT of crm-dispatcher)", key);
         }
+    } else if (rc == CRMCTL_UNREACHABLE ||
+               (ans.type == CRM_T_reply && ans.body.reply.code && !strcmp(ans.body.reply.code, "unavailable"))) {
+        /* Not known whether the service trusted the key: the secret stays,
+           since nobody else has it. */
+        if (rc == CRMCTL_OK)
+            rc = crmctl_reply(&ans, "cert");
+        bool renamed = rename(tmp, out_secret_file) == 0;
+        fprintf(stderr,
+                "crmctl: whether %s's key %s is trusted is not known; its secret is kept in %s. If asking "
+                "again says %s already has a certificate, it is this one; otherwise remove the file and ask "
+                "again\n",
+                id, zcert_public_txt(cert), renamed ? out_secret_file : tmp, id);
     } else {
         unlink(tmp);
         if (rc == CRMCTL_OK)

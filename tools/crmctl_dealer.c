@@ -1,4 +1,7 @@
 /*  crmctl dealer add|list|show|suspend|activate, testdrive list|show. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +28,9 @@ static int s_change(crmctl_t *ctl, const char *sub, const char *id, const char *
         cap = -1;
     } else if (capacity) {
         char *end;
+        errno = 0;
         cap = strtoll(capacity, &end, 10);
-        if (!*capacity || *end || cap < 0) {
+        if (!*capacity || *end || cap < 0 || errno) {
             fprintf(stderr, "crmctl dealer: --capacity is a whole number of test drives per day (0: no limit%s)\n",
                     add ? "" : "; default: the dispatcher's default");
             return CRMCTL_USAGE;
@@ -167,18 +171,24 @@ int crmctl_regions(crmctl_t *ctl)
         fprintf(stderr, "crmctl: cannot read %s\n", ctl->argv[2]);
         return CRMCTL_NO;
     }
+    /* Every line as it is (the dispatcher skips comments and blank lines),
+       so the line numbers of its errors are the file's. */
     crm_msg_t req, ans;
     crm_msg_init(&req, CRM_T_regions_load);
-    char line[4096];
-    while (fgets(line, sizeof line, f)) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) >= 0) {
         line[strcspn(line, "\r\n")] = 0;
-        char *t = line;
-        while (*t == ' ' || *t == '\t')
-            t++;
-        if (*t && *t != '#')
-            crm_strs_push(&req.body.regions_load.regions, t);
+        crm_strs_push(&req.body.regions_load.regions, line);
     }
+    free(line);
+    bool bad = ferror(f);
     fclose(f);
+    if (bad) {
+        fprintf(stderr, "crmctl: cannot read %s: %s\n", ctl->argv[2], strerror(errno));
+        crm_msg_clear(&req);
+        return CRMCTL_NO;
+    }
     req.body.regions_load.has.regions = true;
     int rc = crmctl_request(ctl, "dispatcher", &req, &ans);
     crm_msg_clear(&req);
@@ -217,22 +227,27 @@ int crmctl_testdrive(crmctl_t *ctl)
         redisReply *ids = crm_store_cmd(store, "ZRANGE " CRM_KEY_TDS " 0 -1");
         if (!ids)
             return CRMCTL_REDIS;
-        printf("%-8s %-21s %-10s %-11s %-21s %s\n", "TEST", "AT", "DEALER", "STATUS", "DISPATCH (DUE)", "CUSTOMER");
-        for (size_t i = 0; i < ids->elements; i++) {
-            redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_TD_FMT, ids->element[i]->str);
-            if ((dealer && (!crm_reply_field(h, "dealer_id") || strcmp(dealer, crm_reply_field(h, "dealer_id")))) ||
-                (status && (!crm_reply_field(h, "status") || strcmp(status, crm_reply_field(h, "status"))))) {
-                freeReplyObject(h);
-                continue;
-            }
-            s_when(crm_reply_field(h, "at"), at, sizeof at);
-            s_when(crm_reply_field(h, "dispatched_ms") ? crm_reply_field(h, "dispatched_ms") : crm_reply_field(h, "due_ms"), disp, sizeof disp);
-            printf("%-8s %-21s %-10s %-11s %-21s %s\n", ids->element[i]->str, at,
-                   crm_reply_field(h, "dealer_id") && *crm_reply_field(h, "dealer_id") ? crm_reply_field(h, "dealer_id") : "-",
-                   crm_reply_field(h, "status") ? crm_reply_field(h, "status") : "-", disp,
-                   crm_reply_field(h, "customer_id") ? crm_reply_field(h, "customer_id") : "-");
-            freeReplyObject(h);
+        /* every record in one round trip */
+        crm_tx_t *tx = crm_tx_new("crmctl", 0);
+        for (size_t i = 0; tx && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++)
+            crm_tx_cmd(tx, "HGETALL " CRM_KEY_TD_FMT, ids->element[i]->str);
+        if (!tx || crm_store_pipeline(store, tx) != 0) {
+            crm_tx_destroy(&tx);
+            freeReplyObject(ids);
+            return CRMCTL_REDIS;
         }
+        printf("%-8s %-21s %-10s %-11s %-21s %s\n", "TEST", "AT", "DEALER", "STATUS", "DISPATCH (DUE)", "CUSTOMER");
+        for (size_t i = 0; i < crm_tx_size(tx); i++) {
+            const redisReply *h = crm_tx_result(tx, (int) i);
+            const char *d = crm_reply_field_or(h, "dealer_id", ""), *st = crm_reply_field_or(h, "status", "-");
+            if ((dealer && strcmp(dealer, d)) || (status && strcmp(status, st)))
+                continue;
+            s_when(crm_reply_field(h, "at"), at, sizeof at);
+            s_when(crm_reply_field_or(h, "dispatched_ms", crm_reply_field(h, "due_ms")), disp, sizeof disp);
+            printf("%-8s %-21s %-10s %-11s %-21s %s\n", ids->element[i]->str, at, *d ? d : "-", st, disp,
+                   crm_reply_field_or(h, "customer_id", "-"));
+        }
+        crm_tx_destroy(&tx);
         freeReplyObject(ids);
         return CRMCTL_OK;
     }
@@ -251,14 +266,15 @@ int crmctl_testdrive(crmctl_t *ctl)
     s_when(crm_reply_field(h, "due_ms"), due, sizeof due);
     s_when(crm_reply_field(h, "dispatched_ms"), disp, sizeof disp);
     s_when(crm_reply_field(h, "acked_ms"), ack, sizeof ack);
-    printf("test drive %s  at %s  status %s\n", tid, at, crm_reply_field(h, "status"));
-    printf("  customer %s  lead %s  model %s\n", crm_reply_field(h, "customer_id"), crm_reply_field(h, "lead_id"),
-           crm_reply_field(h, "model") && *crm_reply_field(h, "model") ? crm_reply_field(h, "model") : "-");
-    printf("  dealer %s (chosen by the prospect: %s)\n  why: %s\n",
-           crm_reply_field(h, "dealer_id") && *crm_reply_field(h, "dealer_id") ? crm_reply_field(h, "dealer_id") : "-",
-           crm_reply_field(h, "chosen") && *crm_reply_field(h, "chosen") ? crm_reply_field(h, "chosen") : "none", crm_reply_field(h, "reason"));
-    printf("  dispatch due %s, dispatched %s (dealer number %s), acknowledged %s\n", due, disp,
-           crm_reply_field(h, "dealer_seq") ? crm_reply_field(h, "dealer_seq") : "-", ack);
+#define S_F(name) (*crm_reply_field_or(h, name, "") ? crm_reply_field(h, name) : "-")
+    printf("test drive %s  at %s  status %s\n", tid, at, S_F("status"));
+    printf("  customer %s  lead %s  model %s\n", S_F("customer_id"), S_F("lead_id"), S_F("model"));
+    printf("  dealer %s (chosen by the prospect: %s)\n  why: %s (%s)\n", S_F("dealer_id"),
+           *crm_reply_field_or(h, "chosen", "") ? crm_reply_field(h, "chosen") : "none", S_F("reason_text"),
+           S_F("reason"));
+    printf("  dispatch due %s, dispatched %s (dealer number %s), acknowledged %s\n", due, disp, S_F("dealer_seq"),
+           ack);
+#undef S_F
     freeReplyObject(h);
     redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_TD_FMT ":history - +", tid);
     printf("history:\n");

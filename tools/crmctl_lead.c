@@ -45,7 +45,7 @@ static int s_ask(const char *endpoint, crmctl_t *curve, const void *frame, size_
         if (rc == 0)
             return 0;
         if (rc == -2)
-            return -1;
+            return -2; /* set-up (certificate, endpoint): said already */
         if (attempt < tries)
             fprintf(stderr, "crmctl: no answer from %s in %d ms, retrying (%d/%d)\n", endpoint, timeout_ms,
                     attempt + 1, tries);
@@ -235,6 +235,8 @@ static int s_quarantine_doc(crmctl_t *ctl, const char *path, const crm_leadin_do
     const char *endpoint = crm_opt(ctl->opts, "intake");
     int rc = crmctl_ask_intake(ctl, buf.data, buf.size, &answer);
     msgpack_sbuffer_destroy(&buf);
+    if (rc == -2)
+        return CRMCTL_USAGE;
     if (rc != 0) {
         fprintf(stderr, "crmctl: crm-intake at %s did not answer; the document is not kept\n", endpoint);
         return CRMCTL_UNREACHABLE;
@@ -269,6 +271,10 @@ static int s_submit(crmctl_t *ctl, const char *path)
         zframe_t *answer = NULL;
         int asked = crmctl_ask_intake(ctl, buf.data, buf.size, &answer);
         msgpack_sbuffer_destroy(&buf);
+        if (asked == -2) {
+            rc = CRMCTL_USAGE;
+            break;
+        }
         if (asked != 0) {
             fprintf(stderr, "crmctl: crm-intake at %s did not answer\n", endpoint);
             rc = CRMCTL_UNREACHABLE;
@@ -453,8 +459,10 @@ static int s_import(crmctl_t *ctl, const char *path)
     zsock_set_linger(dealer, 0);
     zsock_set_sndhwm(dealer, 0);
     zsock_set_rcvhwm(dealer, 0);
-    if (crmctl_secure_intake(ctl, dealer) != 0 || zsock_connect(dealer, "%s", endpoint) < 0) {
-        fprintf(stderr, "crmctl: bad intake endpoint %s\n", endpoint);
+    bool secured = crmctl_secure_intake(ctl, dealer) == 0; /* says what is wrong */
+    if (!secured || zsock_connect(dealer, "%s", endpoint) < 0) {
+        if (secured)
+            fprintf(stderr, "crmctl: bad intake endpoint %s\n", endpoint);
         crm_csv_close(&r);
         zsock_destroy(&dealer);
         return CRMCTL_USAGE;
@@ -700,6 +708,8 @@ static int s_qretry(crmctl_t *ctl, crm_store_t *store, const char *qid, const ch
     zframe_t *answer = NULL;
     int rc = crmctl_ask_intake(ctl, buf.data, buf.size, &answer);
     msgpack_sbuffer_destroy(&buf);
+    if (rc == -2)
+        return CRMCTL_USAGE;
     if (rc != 0) {
         fprintf(stderr, "crmctl: crm-intake did not answer\n");
         return CRMCTL_UNREACHABLE;

@@ -125,6 +125,12 @@ static void test_a_test_drive_is_dispatched_at_t_minus_3_days_0900_china_time(vo
     assert_int_equal(crmctl(f, "testdrive", "show", "T1", NULL), 0);
     assert_true(crm_h_file_contains(f->out, "dispatch due 2026-12-02 09:00 CST, dispatched 2026-12-02 09:00 CST"));
     assert_true(crm_h_file_contains(f->out, "chosen by the prospect"));
+    /* why: the sentence, with its code beside it */
+    char *text = td_field(f, "T1", "reason_text");
+    char why[700];
+    snprintf(why, sizeof why, "why: %s (chosen)", text);
+    free(text);
+    assert_true(crm_h_file_contains(f->out, why));
 }
 
 static void test_a_test_drive_two_days_away_is_dispatched_at_once(void **state)

@@ -1372,6 +1372,11 @@ static void test_sales_regions_are_a_table_the_registry_follows(void **state)
     freeReplyObject(r);
     assert_int_equal(s_events(f, "dealers", s_regions_loaded, NULL), 1);
 
+    /* an error names the line of the file, comments and blank lines counted */
+    s_write_file(path, "# the carmaker's regions\n\n华北 = 北京市, 火星\n");
+    s_crmctl_ok(f, 1, "regions load (bad line 3)", crm_h_sys_crmctl(&f->s, "regions", "load", path, NULL));
+    assert_true(s_out_has(f, "line 3"));
+
     s_write_file(path, "华北 = 北京市, 天津市, 河北省, 山西省, 内蒙古自治区\n"
                        "东北 = 辽宁省, 吉林省, 黑龙江省\n"
                        "华东 = 上海市, 江苏省, 浙江省, 安徽省, 福建省, 江西省, 山东省, 台湾省\n"
