@@ -556,6 +556,22 @@ static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int bud
 {
     char key[96];
     snprintf(key, sizeof key, CRM_KEY_EVENTS_FMT, st->name);
+    if (upto > st->cursor) {
+        /* A number beyond what the stream has allocated (a peer's bad
+           heartbeat or frame) is no loss: never move past the stream. */
+        redisReply *r = crm_store_cmd(svc->store, "GET " CRM_KEY_SEQ_FMT, st->name);
+        if (!r) {
+            st->stale = true;
+            return -1;
+        }
+        uint64_t allocated = r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+        freeReplyObject(r);
+        if (allocated < upto) {
+            crm_warn("bus.beyond_stream", "stream=%s told=%llu allocated=%llu", st->name,
+                     (unsigned long long) upto, (unsigned long long) allocated);
+            upto = allocated;
+        }
+    }
     while (budget > 0 && st->cursor < upto) {
         int count = budget < S_CATCHUP_BATCH ? budget : S_CATCHUP_BATCH;
         redisReply *r = crm_store_cmd(svc->store, "XRANGE %s %llu-0 %llu-0 COUNT %d", key,

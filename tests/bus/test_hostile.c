@@ -393,6 +393,41 @@ static void test_a_lead_whose_record_redis_refuses_fails_alone_and_the_rest_of_i
     crm_msg_clear(&a);
 }
 
+/* A heartbeat from a bus peer that names a number the stream never
+   allocated: nothing is skipped, and the test drives that follow are
+   routed. */
+static void test_a_heartbeat_naming_a_number_beyond_the_stream_skips_nothing(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_spawn(&f->s, "dispatcher", NULL);
+    s_dealer_add(f, "SZ1", "深圳", "0");
+    s_customer(f, "CS", "深圳");
+    s_testdrive(f, "T1", "CS", NULL);
+    crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
+    crm_msg_t hb;
+    crm_msg_init(&hb, CRM_T_heartbeat);
+    crm_new_id(hb.id, sizeof hb.id);
+    hb.ts = crm_now_ms();
+    snprintf(hb.producer, sizeof hb.producer, "intake");
+    crm_strs_push(&hb.body.heartbeat.streams, "testdrive=1000000000");
+    hb.body.heartbeat.has.streams = true;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    assert_int_equal(crm_msg_encode(&hb, &buf, NULL), 0);
+    crm_msg_clear(&hb);
+    assert_int_equal(zsock_send(f->s.pub_sock, "sb", "heartbeat:", buf.data, buf.size), 0);
+    msgpack_sbuffer_destroy(&buf);
+    char path[400];
+    int64_t end = crm_mono_ms() + 5000;
+    while (!crm_h_file_contains(crm_h_sys_log(&f->s, "dispatcher", path, sizeof path), "bus.beyond_stream") &&
+           crm_mono_ms() < end)
+        usleep(50 * 1000);
+    assert_true(crm_h_file_contains(path, "told=1000000000"));
+    s_testdrive(f, "T2", "CS", NULL);
+    crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000);
+    assert_int_equal(s_log_lines(f, "dispatcher", "bus.events_lost", NULL), 0);
+}
+
 /* The same id bypassing intake, straight onto the testdrive stream: the
    choice is not a dealer, so the test drive is routed by its city, and the
    next one goes out within seconds. */
@@ -805,6 +840,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_a_lead_whose_record_redis_refuses_fails_alone_and_the_rest_of_its_batch_is_accepted,
             setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_heartbeat_naming_a_number_beyond_the_stream_skips_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows, setup,
             teardown),
