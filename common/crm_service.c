@@ -169,7 +169,8 @@ int crm_service_commit(crm_service_t *svc, crm_tx_t *tx)
     return rc;
 }
 
-void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
+/* The XADD of `r` into crm:rejects: queued in `tx`, or sent (its reply). */
+static redisReply *s_reject_xadd(crm_service_t *svc, const crm_reject_t *r, crm_tx_t *tx)
 {
     char size[24], seq[24];
     snprintf(size, sizeof size, "%zu", r->len);
@@ -218,7 +219,16 @@ void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
     lens[argc++] = 5;
     argv[argc] = r->frame ? r->frame : "";
     lens[argc++] = r->frame ? keep : 0;
-    redisReply *x = crm_store_cmdargv(svc->store, argc, argv, lens);
+    if (tx) {
+        crm_tx_cmdargv(tx, argc, argv, lens);
+        return NULL;
+    }
+    return crm_store_cmdargv(svc->store, argc, argv, lens);
+}
+
+void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
+{
+    redisReply *x = s_reject_xadd(svc, r, NULL);
     if (!x)
         crm_error("reject.not_kept", "origin=%s reason=\"%s\"", r->origin ? r->origin : "-",
                   r->reason ? r->reason : "-");
@@ -286,11 +296,6 @@ static const crm_handler_t *s_handler(crm_service_t *svc, crm_type_t type)
         if (!strcmp(h->type, name))
             return h;
     return NULL;
-}
-
-const crm_handler_t *crm_service_handler(crm_service_t *svc, crm_type_t type)
-{
-    return s_handler(svc, type);
 }
 
 static int s_flush_batch(crm_service_t *svc);
@@ -407,13 +412,26 @@ static int s_set_aside(crm_service_t *svc, s_stream_t *st, const crm_msg_t *msg,
     crm_reject_t r = {.origin = st->name, .kind = "event", .seq = msg->seq,
                       .type = crm_type_name(msg->type), .field = "handler", .reason = why,
                       .frame = frame, .len = len};
-    if (why) /* NULL: kept already; only the cursor moves */
-        crm_service_reject(svc, &r);
+    /* Kept and passed in one transaction: never passed without being kept. */
     crm_tx_t *tx = crm_service_tx(svc);
+    if (why) /* NULL: kept already; only the cursor moves */
+        s_reject_xadd(svc, &r, tx);
     crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
-        s_commit_failed(st);
-        return -1;
+        if (crm_store_passing(svc->store) || !why) {
+            s_commit_failed(st);
+            return -1;
+        }
+        /* Redis refuses to keep it (crm:rejects unusable): the stream
+           still moves on, and the log holds what was lost. */
+        crm_error("reject.not_kept", "origin=%s seq=%llu reason=\"%s\" redis=\"%s\"", st->name,
+                  (unsigned long long) msg->seq, why, crm_store_error(svc->store));
+        tx = crm_service_tx(svc);
+        crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
+        if (crm_service_commit(svc, tx) != 0) {
+            s_commit_failed(st);
+            return -1;
+        }
     }
     st->cursor = st->flushed = msg->seq;
     st->fail_seq = 0;
