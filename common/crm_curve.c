@@ -13,8 +13,11 @@
  */
 #include "crm_curve.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -69,12 +72,15 @@ static zcert_t *s_server_cert(const char *path)
     if (!cert)
         return NULL;
     zcert_set_meta(cert, "name", "autocrm");
-    if (zcert_save(cert, path) != 0) {
+    /* The secret half is never readable by others, not even for a moment. */
+    mode_t mask = umask(077);
+    int saved = zcert_save(cert, path);
+    umask(mask);
+    if (saved != 0 || chmod(path, 0644) != 0 || chmod(secret, 0600) != 0) {
         crm_error("curve.cert_not_saved", "file=%s why=\"%s\"", path, strerror(errno));
         zcert_destroy(&cert);
         return NULL;
     }
-    chmod(secret, 0600);
     crm_warn("curve.cert_created", "public=%s secret=%s key=%s hint=\"give the public file to every peer\"",
              path, secret, zcert_public_txt(cert));
     return cert;
@@ -308,6 +314,31 @@ int crm_curve_issue(crm_curve_t *self, const char *id, const char *public_key, c
     return 0;
 }
 
+/* The newest certificate revoked for `id` (<dir>.revoked/<id>.<time>.cert)
+   into `out`: 0, or -1 when there is none. */
+static int s_last_revoked(const char *revoked, const char *id, char *out, size_t size)
+{
+    DIR *d = opendir(revoked);
+    if (!d)
+        return -1;
+    size_t n = strlen(id);
+    long long best = -1;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *name = e->d_name, *t = name + n + 1;
+        char *end;
+        if (strncmp(name, id, n) || name[n] != '.' || !isdigit((unsigned char) *t))
+            continue;
+        long long when = strtoll(t, &end, 10);
+        if (strcmp(end, ".cert") || when <= best)
+            continue;
+        int w = snprintf(out, size, "%s/%s", revoked, name);
+        if (w > 0 && (size_t) w < size)
+            best = when;
+    }
+    closedir(d);
+    return best >= 0 ? 0 : -1;
+}
+
 int crm_curve_revoke(crm_curve_t *self, const char *id, char *key_out, char *code, size_t codesz,
                      char *err, size_t errsz)
 {
@@ -320,7 +351,19 @@ int crm_curve_revoke(crm_curve_t *self, const char *id, char *key_out, char *cod
     }
     char file[1100], revoked[1100], kept[1300];
     snprintf(file, sizeof file, "%s/%s.cert", self->dir, id);
+    snprintf(revoked, sizeof revoked, "%s.revoked", self->dir);
     if (!zsys_file_exists(file)) {
+        /* Revoked already (the same request again after its commit
+           failed): done, with the key it had. */
+        if (s_last_revoked(revoked, id, kept, sizeof kept) == 0) {
+            zcert_t *old = zcert_load(kept);
+            bool done = old && !crm_curve_trusts(self, zcert_public_txt(old));
+            if (done && key_out)
+                snprintf(key_out, 41, "%s", zcert_public_txt(old));
+            zcert_destroy(&old);
+            if (done)
+                return 0;
+        }
         s_code(code, codesz, err, errsz, "unknown", "id: %s %s has no certificate", self->kind, id);
         return -1;
     }
@@ -329,12 +372,17 @@ int crm_curve_revoke(crm_curve_t *self, const char *id, char *key_out, char *cod
         snprintf(key_out, 41, "%s", zcert_public_txt(cert));
     zcert_destroy(&cert);
     /* Out of the directory: zcertstore reads subdirectories too. */
-    snprintf(revoked, sizeof revoked, "%s.revoked", self->dir);
     zsys_dir_create("%s", revoked);
     snprintf(kept, sizeof kept, "%s/%s.%lld.cert", revoked, id, (long long) time(NULL));
-    if (rename(file, kept) != 0 && unlink(file) != 0) {
-        s_code(code, codesz, err, errsz, "failed", "service: cannot remove %s: %s", file, strerror(errno));
-        return -1;
+    if (rename(file, kept) != 0) {
+        int e = errno;
+        if (unlink(file) != 0) {
+            s_code(code, codesz, err, errsz, "failed", "service: cannot remove %s: %s", file, strerror(errno));
+            return -1;
+        }
+        crm_warn("curve.cert_not_kept", "kind=%s id=%s file=%s why=\"%s\" hint=\"removed instead\"", self->kind,
+                 id, kept, strerror(e));
+        snprintf(kept, sizeof kept, "-");
     }
     if (crm_curve_reload(self, true, NULL) != 0 || (key_out && *key_out && crm_curve_trusts(self, key_out))) {
         s_code(code, codesz, err, errsz, "failed", "service: %s moved out, but the trusted keys were not read "

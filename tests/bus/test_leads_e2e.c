@@ -195,6 +195,10 @@ static void test_lead_sources_with_a_certificate_are_let_in_and_others_are_not(v
     assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", "--tries", "1", NULL), 2);
     /* revoked: refused from then on */
     assert_int_equal(crmctl(f, "source", "revoke", "S1", NULL), 0);
+    /* asked again (an answer that never came): revoked, not "unknown" */
+    assert_int_equal(crmctl(f, "source", "revoke", "S1", NULL), 0);
+    /* an id that never had one is unknown */
+    assert_int_equal(crmctl(f, "source", "revoke", "S9", NULL), 1);
     assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "adf_testdrive.xml", "--source-cert", secret, "--tries", "1",
                             NULL), 2);
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L2"), 0);
