@@ -1,6 +1,6 @@
 /*  The Redis Function library "crm", loaded (REPLACE) on every connect.
  *
- *  crm_append (keys: events, seq; args: maxlen, then frame and seq offset
+ *  The append (keys: events, seq; args: maxlen, then frame and seq offset
  *  for each event) allocates the next sequence numbers of a stream and
  *  appends the envelopes under them, patching each number into its
  *  envelope's fixed-width seq field, so what Redis keeps is byte for byte
@@ -13,8 +13,8 @@
  *  events, all in one step: two instances can never fire a timer twice, and
  *  a crash between claim and append cannot happen.
  *
- *  Inside MULTI/EXEC the append runs as EVAL of crm_append_lua (the same
- *  code), not as FCALL: a command of an EXEC that fails does not undo the
+ *  Inside MULTI/EXEC the append runs as EVAL of crm_append_lua, not as a
+ *  library function: a command of an EXEC that fails does not undo the
  *  others, so a transaction must not depend on a library that FUNCTION
  *  FLUSH (or a restore without it) can take away between two commits. EVAL
  *  carries its script; Redis caches it. crm_claim runs on its own, where
@@ -53,17 +53,9 @@ const char crm_append_lua[] = S_APPEND_LUA
     "end\n"
     "return first\n";
 
-/* The library: crm_claim (and crm_append, for callers outside a transaction). */
+/* The library: crm_claim. */
 const char crm_functions_lua[] =
     "#!lua name=crm\n" S_APPEND_LUA
-    "redis.register_function('crm_append', function(keys, args)\n"
-    "  local first\n"
-    "  for i = 2, #args, 2 do\n"
-    "    local seq = append(keys[1], keys[2], args[i], tonumber(args[i + 1]), args[1])\n"
-    "    first = first or seq\n"
-    "  end\n"
-    "  return first\n"
-    "end)\n"
     "redis.register_function('crm_claim', function(keys, args)\n"
     "  local ids = redis.call('ZRANGE', keys[1], '-inf', args[1], 'BYSCORE', 'LIMIT', 0, "
     "tonumber(args[2]))\n"

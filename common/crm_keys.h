@@ -20,7 +20,7 @@
  *  crm:timers:<set>:meta   hash; timer id -> "<stream> <seq offset>"
  *
  *  Intake (leads and customers):
- *  crm:intake:sub:<submission id>  string; the answer first given (idempotency)
+ *  (the answer first given to a submission: crm:ans:intake:<digest>, above)
  *  crm:quarantine          sorted set; every quarantine id Q<n>, scored n (listing)
  *  crm:quarantine:<Q>      hash; one kept submission: quarantine_id, submission_id, channel,
  *                          received_ms, errors, frame (or document: what no converter read),
@@ -69,7 +69,6 @@
 #define CRM_KEY_ANSWER_FMT "crm:ans:%s:%s"
 #define CRM_KEY_TIMERS_FMT "crm:timers:%s"
 #define CRM_REJECTS_MAXLEN "100000"
-#define CRM_KEY_SUBMISSION_FMT "crm:intake:sub:%s"
 #define CRM_KEY_QUARANTINE "crm:quarantine"
 #define CRM_KEY_QUARANTINE_FMT "crm:quarantine:%s"
 #define CRM_KEY_CUST_FMT "crm:cust:{%s}"

@@ -133,8 +133,6 @@ crm_handled_t crm_req_fail(crm_req_t *req, const char *field, const char *code, 
     return CRM_REFUSE;
 }
 
-void crm_req_set_outcome(crm_req_t *req, crm_handled_t outcome) { req->outcome = outcome; }
-
 crm_handled_t crm_req_unavailable(crm_req_t *req)
 {
     s_error(req, "service", "unavailable", "not stored (Redis is unavailable); send it again with the same id");
@@ -276,7 +274,6 @@ crm_route_t *crm_req_detach(crm_req_t *req)
     return route;
 }
 
-const char *crm_route_corr(const crm_route_t *route) { return route->corr; }
 
 int crm_route_send(crm_route_t *route, const void *data, size_t len)
 {
@@ -380,8 +377,6 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
         s_release(req);
         return -1;
     }
-    crm_service_t *svc = ep->svc;
-    (void) svc;
     if (ep->curve) {
         const char *key = NULL;
         const char *peer = crm_curve_peer(ep->curve, req->body, &key);

@@ -101,8 +101,10 @@ typedef enum {
 
 typedef crm_handled_t (*crm_request_fn)(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
 /* Many requests of one type at once in one transaction (intake's batches).
-   Returns CRM_APPLIED to commit (each request's own outcome set with
-   crm_req_set_outcome, APPLIED by default) or CRM_RETRY for none. */
+   Returns CRM_APPLIED to commit (a request refused with crm_req_fail
+   changes nothing; the others are APPLIED), CRM_RETRY for none (Redis
+   away), or CRM_REFUSE when Redis refused what the batch read: the
+   framework then runs each request alone, so only the one at fault fails. */
 typedef crm_handled_t (*crm_request_batch_fn)(crm_service_t *svc, crm_req_t **reqs, int n,
                                               crm_tx_t *tx);
 /* The idempotency key of a request into `out`: 0, or -1 with `err` naming
@@ -159,8 +161,6 @@ crm_handled_t crm_req_fail(crm_req_t *req, const char *field, const char *code, 
 /* The same from "field: why" (the field before the first ": "; "service"
    when there is none), as crm_curve and the gateway write their errors. */
 crm_handled_t crm_req_fail_text(crm_req_t *req, const char *code, const char *text);
-/* For batch handlers: this request's own outcome (APPLIED or REFUSE). */
-void crm_req_set_outcome(crm_req_t *req, crm_handled_t outcome);
 /* The answer of a request with no answer set when its transaction failed in
    a way that passes (Redis away). */
 crm_handled_t crm_req_unavailable(crm_req_t *req);
@@ -175,7 +175,6 @@ crm_handled_t crm_req_cert_revoke(crm_req_t *req, crm_tx_t *tx, crm_curve_t *cur
 /* A CRM_REQ_READ handler that answers later takes the route back to its
    client; the framework then sends nothing. */
 crm_route_t *crm_req_detach(crm_req_t *req);
-const char *crm_route_corr(const crm_route_t *route);
 /* Sends one frame to the client: 0 sent, 1 its queue is full (try later),
    -1 the client is gone. */
 int crm_route_send(crm_route_t *route, const void *data, size_t len);
@@ -253,8 +252,6 @@ void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((fo
    failure passes (Redis away, loading), CRM_REFUSE when Redis refused the
    command (retrying cannot help). */
 crm_handled_t crm_service_failed(crm_service_t *svc);
-/* The bus handler for `type`, or NULL (for reject.retry). */
-const crm_handler_t *crm_service_handler(crm_service_t *svc, crm_type_t type);
 /* How long kept answers live by default, ms. */
 int64_t crm_service_answer_ttl_ms(crm_service_t *svc);
 

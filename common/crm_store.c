@@ -428,15 +428,6 @@ char *crm_tx_failed_blob(const crm_tx_t *self, int except, size_t *len)
     return blob;
 }
 
-const char *crm_tx_command(const crm_tx_t *self, int index, size_t *len)
-{
-    if (index < 0 || (size_t) index >= self->n)
-        return NULL;
-    if (len)
-        *len = self->lens[index];
-    return self->cmds[index];
-}
-
 /* Length of the one Redis protocol command at p ("*N\r\n" then N bulk
    strings "$L\r\n...\r\n"), or 0 when it is not whole within n. */
 static size_t s_resp_command(const char *p, size_t n)
@@ -777,7 +768,10 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
             if (tx->nfailed == tx->failed_cap) {
                 size_t cap = tx->failed_cap ? tx->failed_cap * 2 : 4;
                 int *grown = realloc(tx->failed_idx, cap * sizeof *grown);
-                if (grown) {
+                if (!grown) {
+                    /* Not kept for the retry: the log holds which. */
+                    crm_error("tx.failed_not_listed", "command=%zu why=\"out of memory\"", i);
+                } else {
                     tx->failed_idx = grown;
                     tx->failed_cap = cap;
                 }

@@ -106,10 +106,8 @@ size_t crm_tx_failed(const crm_tx_t *self, const int **idx);
 /* The commands that failed, back to back in Redis protocol (for
    crm_tx_raw later); malloc'ed, NULL when none failed. */
 char *crm_tx_failed_blob(const crm_tx_t *self, int except, size_t *len);
-/* Queued command `index` as Redis protocol bytes (*len), or NULL. */
-const char *crm_tx_command(const crm_tx_t *self, int index, size_t *len);
 /* Queues commands already in Redis protocol (one or more, back to back,
-   as crm_tx_command gives them): the commands a refused commit left out,
+   as crm_tx_failed_blob gives them): the commands a refused commit left out,
    applied again. Returns how many, or -1 when `blob` is not whole. */
 int crm_tx_raw(crm_tx_t *self, const char *blob, size_t len);
 /* Result of queued command `index` after a commit or a pipeline, or NULL. */

@@ -31,7 +31,6 @@ int64_t dispatch_escalate_ms(int64_t dispatched_ms, int64_t at_ms);
 /* The sales regions in force: read from Redis, the built-in table written
    there when none is. 0 or -1. */
 int dispatch_load_regions(crm_service_t *svc);
-const crm_regions_t *dispatch_regions(void);
 
 /* Bus handlers. */
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);

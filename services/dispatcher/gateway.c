@@ -28,7 +28,6 @@ typedef struct {
 } s_replay_t;
 
 struct gateway_t {
-    crm_service_t *svc;
     zloop_t *loop;
     crm_store_t *store;
     char *pub_endpoint;
@@ -525,7 +524,6 @@ gateway_t *gateway_new(crm_service_t *svc, const char *cert_dir, const char *ser
     gateway_t *gw = calloc(1, sizeof *gw);
     if (!gw)
         return NULL;
-    gw->svc = svc;
     gw->loop = crm_service_loop(svc);
     gw->store = crm_service_store(svc);
     gw->replay_timer = gw->second_timer = -1;

@@ -43,7 +43,6 @@ typedef struct {
 } s_map_t;
 
 typedef struct {
-    crm_service_t *svc;
     crm_store_t *store;
     s_item_t *items;
     int n;
@@ -603,7 +602,7 @@ static void s_prepare(s_item_t *it, crm_req_t *req)
 
 crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_tx_t *tx)
 {
-    s_batch_t b = {.svc = svc, .store = crm_service_store(svc), .n = n};
+    s_batch_t b = {.store = crm_service_store(svc), .n = n};
     b.items = calloc((size_t) n, sizeof *b.items);
     b.custs = calloc((size_t) n * 2 + 1, sizeof *b.custs);
     b.maps = calloc((size_t) n * 2 + 1, sizeof *b.maps);
