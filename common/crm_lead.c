@@ -80,29 +80,6 @@ bool crm_dealer_id_valid(const char *id)
     return true;
 }
 
-const char *crm_sales_region(const char *province)
-{
-    static const struct {
-        const char *region, *provinces;
-    } table[] = {
-        {"华北", "北京市 天津市 河北省 山西省 内蒙古自治区"},
-        {"东北", "辽宁省 吉林省 黑龙江省"},
-        {"华东", "上海市 江苏省 浙江省 安徽省 福建省 江西省 山东省 台湾省"},
-        {"华中", "河南省 湖北省 湖南省"},
-        {"华南", "广东省 广西壮族自治区 海南省 香港特别行政区 澳门特别行政区"},
-        {"西南", "重庆市 四川省 贵州省 云南省 西藏自治区"},
-        {"西北", "陕西省 甘肃省 青海省 宁夏回族自治区 新疆维吾尔自治区"},
-    };
-    if (!province || !*province)
-        return NULL;
-    size_t n = strlen(province);
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        for (const char *p = strstr(table[i].provinces, province); p; p = strstr(p + 1, province))
-            if ((p == table[i].provinces || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
-                return table[i].region;
-    return NULL;
-}
-
 void crm_format_cst(int64_t ms, char *out, size_t size)
 {
     time_t t = (time_t) ((ms + CRM_CST_OFFSET_MS) / 1000);
@@ -471,6 +448,9 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
         crm_format_cst(in->testdrive_at, when, sizeof when);
         crm_issue_add(issues, CRM_SEV_REJECT, "testdrive_at", "past",
                       "the requested test-drive time %s is in the past", when);
+    } else if (wants && in->testdrive_at - now_ms > 366LL * 86400000) {
+        crm_issue_add(issues, CRM_SEV_REJECT, "testdrive_at", "invalid",
+                      "the requested test-drive time is more than a year ahead");
     }
     return issues->rejects;
 }

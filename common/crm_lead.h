@@ -72,7 +72,8 @@ const char *crm_severity_name(crm_severity_t severity);
 
 /* Normalises the lead's customer fields into `out` and reports issues.
    Returns the number of rejecting issues (0: the lead may be accepted).
-   `now_ms` decides whether a test-drive date is in the past. */
+   `now_ms` decides whether a test-drive date is in the past (or more than
+   a year ahead). */
 int crm_lead_check(const crm_body_lead_submit_t *lead, int64_t now_ms, crm_fields_t *out,
                    crm_issues_t *issues);
 
@@ -83,12 +84,6 @@ bool crm_lead_is_record_field(const char *field);
 /* The record-level audit rules (DOMAIN.md, part one: contact data) over a
    stored record's fields; used by crm_lead_check and by the auditor. */
 void crm_record_audit(const crm_fields_t *fields, crm_issues_t *issues);
-
-/* The carmaker's sales region of a province (canonical name, 广东省 ->
-   华南): 华北, 东北, 华东, 华中, 华南, 西南, 西北; NULL when unknown. Our rule,
-   used to route a test drive when no dealer is in the prospect's city or
-   province. */
-const char *crm_sales_region(const char *province);
 
 /* A dealer id becomes part of topics, Redis keys and file names:
    1..CRM_DEALER_ID_MAX of [A-Za-z0-9_-]. */

@@ -93,8 +93,6 @@ int dispatch_load_regions(crm_service_t *svc)
     return 0;
 }
 
-const crm_regions_t *dispatch_regions(void) { return s_regions; }
-
 /* ------------------------------------------------------------- routing */
 
 typedef struct {
@@ -356,6 +354,9 @@ static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *con
     return true;
 }
 
+/* 9999-12-31 23:59:59 UTC: beyond it the day arithmetic would overflow. */
+#define S_AT_MAX 253402300799000LL
+
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_testdrive_requested_t *r = &msg->body.testdrive_requested;
@@ -363,6 +364,10 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     static const char *const names[] = {"testdrive_id", "lead_id", "customer_id"};
     if (!s_ids_ok(svc, ids, names, 3))
         return CRM_REFUSE;
+    if (r->at < 0 || r->at > S_AT_MAX) {
+        crm_service_why(svc, "at: %lld is no time a test drive can have", (long long) r->at);
+        return CRM_REFUSE;
+    }
     crm_store_t *store = crm_service_store(svc);
     /* HGET, not EXISTS: a key of another type there is no test drive of
        ours, and Redis says so (WRONGTYPE: refused, kept in crm:rejects). */

@@ -1181,6 +1181,34 @@ static void test_lead_mobile_slot_never_turns_a_number_chinese(void **state)
     crm_fields_clear(&f);
 }
 
+static void test_lead_refuses_a_test_drive_more_than_a_year_ahead(void **state)
+{
+    (void) state;
+    const int64_t now = 1796140800000LL, day = 86400000LL; /* 2026-12-01 */
+    const struct {
+        int64_t at;
+        int rejects;
+    } rows[] = {{now + 300 * day, 0}, {now + 366 * day, 0}, {now + 367 * day, 1}, {INT64_MAX, 1}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        crm_body_lead_submit_t lead;
+        memset(&lead, 0, sizeof lead);
+        lead.name = (char *) "张三";
+        lead.mobile = (char *) "13812345678";
+        lead.testdrive = true, lead.has.testdrive = true;
+        lead.testdrive_at = rows[i].at, lead.has.testdrive_at = true;
+        crm_fields_t f;
+        crm_issues_t issues;
+        memset(&issues, 0, sizeof issues);
+        int rejects = crm_lead_check(&lead, now, &f, &issues);
+        if (rejects != rows[i].rejects)
+            fail_msg("test drive at now + %lld days: %d rejections, want %d", (long long) ((rows[i].at - now) / day),
+                     rejects, rows[i].rejects);
+        if (rejects)
+            assert_non_null(s_issue(&issues, "testdrive_at", "invalid"));
+        crm_fields_clear(&f);
+    }
+}
+
 static void test_lead_finding_names_the_shape_not_the_number(void **state)
 {
     (void) state;
@@ -1444,6 +1472,7 @@ int main(void)
         cmocka_unit_test(test_lead_keeps_a_number_that_is_not_chinese_as_given_with_a_finding),
         cmocka_unit_test(test_lead_mobile_slot_never_turns_a_number_chinese),
         cmocka_unit_test(test_lead_finding_names_the_shape_not_the_number),
+        cmocka_unit_test(test_lead_refuses_a_test_drive_more_than_a_year_ahead),
         cmocka_unit_test(test_kept_phone_gives_the_same_finding_when_checked_again),
         cmocka_unit_test(test_lead_keeps_the_raw_value_beside_the_normalised_one),
         cmocka_unit_test(test_hostile_input_never_overflows),
