@@ -552,10 +552,10 @@ crm_handled_t dispatch_on_ack(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     if (last < 0)
         return crm_service_failed(svc);
     if (upto < 0)
-        return gateway_refuse(req, "invalid", "upto: a number of your stream (0 or more) expected");
+        return crm_req_fail(req, "upto", "invalid", "a number of your stream (0 or more) expected");
     if (upto > last) {
         crm_warn("gateway.ack_refused", "dealer=%s upto=%lld last=%lld", dealer, (long long) upto, (long long) last);
-        gateway_refuse(req, "beyond_last", "upto: %lld is beyond the last number %lld of dealer.%s", (long long) upto,
+        crm_req_fail(req, "upto", "beyond_last", "%lld is beyond the last number %lld of dealer.%s", (long long) upto,
                        (long long) last, dealer);
         CRM_SET_I64(crm_req_answer_msg(req), dealer_reply, last, last);
         return CRM_REFUSE;
@@ -633,17 +633,16 @@ crm_handled_t dispatch_on_status(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     const crm_body_dealer_status_t *st = &crm_req_msg(req)->body.dealer_status;
     const char *dealer = crm_req_peer(req), *tid = st->testdrive_id, *status = st->status;
     if (!crm_id_valid(CRM_ID_NAME, tid))
-        return gateway_refuse(req, "bad_id", "testdrive_id: 1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+        return crm_req_fail(req, "testdrive_id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
     bool known = false;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
         known |= !strcmp(status, allowed[i]);
     if (!known)
-        return gateway_refuse(req, "invalid",
-                              "status: must be received, contacted, confirmed, completed, no_show, rescheduled or cancelled");
+        return crm_req_fail(req, "status", "invalid", "must be received, contacted, confirmed, completed, no_show, rescheduled or cancelled");
     if ((!strcmp(status, "confirmed") || !strcmp(status, "rescheduled")) && !st->has.at)
-        return gateway_refuse(req, "required", "at: %s needs the agreed date and time", status);
+        return crm_req_fail(req, "at", "required", "%s needs the agreed date and time", status);
     if (st->note && strlen(st->note) > 2000)
-        return gateway_refuse(req, "too_long", "note: at most 2000 bytes");
+        return crm_req_fail(req, "note", "too_long", "at most 2000 bytes");
     redisReply *h = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_TD_FMT " dealer_id status", tid);
     if (!h)
         return crm_service_failed(svc);
@@ -651,13 +650,13 @@ crm_handled_t dispatch_on_status(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     const char *cur = h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? h->element[1]->str : NULL;
     crm_handled_t rc = CRM_APPLIED;
     if (!owner || !cur || !strcmp(cur, "routed") || !strcmp(cur, "unrouted") || !*owner) {
-        rc = gateway_refuse(req, "unknown_testdrive", "testdrive_id: no test drive %s was dispatched", tid);
+        rc = crm_req_fail(req, "testdrive_id", "unknown_testdrive", "no test drive %s was dispatched", tid);
     } else if (strcmp(owner, dealer)) {
-        rc = gateway_refuse(req, "not_yours", "testdrive_id: %s was dispatched to another dealer", tid);
+        rc = crm_req_fail(req, "testdrive_id", "not_yours", "%s was dispatched to another dealer", tid);
     } else if (!strcmp(cur, status) && !st->has.at) {
         gateway_reply_ok(req); /* the same report again (a client's retry): nothing new */
     } else if (s_terminal(cur)) {
-        rc = gateway_refuse(req, "closed", "status: the test drive is already %s", cur);
+        rc = crm_req_fail(req, "status", "closed", "the test drive is already %s", cur);
     } else {
         int64_t now = crm_now_ms();
         char nows[24], ats[24];

@@ -66,16 +66,6 @@ static void s_error(crm_req_t *req, const char *field, const char *code, const c
     CRM_SET_STR(a, dealer_reply, message, msg);
 }
 
-crm_handled_t gateway_refuse(crm_req_t *req, const char *code, const char *fmt, ...)
-{
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    return crm_req_fail_text(req, code, text);
-}
-
 /* ------------------------------------------------------------ Redis reads */
 
 int64_t gateway_last(crm_store_t *store, const char *dealer)
@@ -433,13 +423,13 @@ static crm_handled_t s_on_replay(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     int64_t last = gateway_last(gw->store, dealer);
     int64_t first = last >= 0 ? s_first(gw, dealer, last) : -1;
     if (last < 0 || first < 0)
-        return gateway_refuse(req, "unavailable", "store: try again later");
+        return crm_req_fail(req, "store", "unavailable", "try again later");
     if (from < 1)
         from = 1;
     if (from < first && from <= last) {
         crm_warn("gateway.below_retained", "dealer=%s from=%lld first=%lld last=%lld", dealer, (long long) from,
                  (long long) first, (long long) last);
-        gateway_refuse(req, "below_retained", "from: %lld is below the retained range; replay is possible from %lld on",
+        crm_req_fail(req, "from", "below_retained", "%lld is below the retained range; replay is possible from %lld on",
                        (long long) from, (long long) first);
         crm_msg_t *a = crm_req_answer_msg(req);
         CRM_SET_I64(a, dealer_reply, first, first);
@@ -466,10 +456,10 @@ static crm_handled_t s_on_replay(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
         if (!gw->replays[i].used)
             job = &gw->replays[i];
     if (!job)
-        return gateway_refuse(req, "busy", "request: too many replays in progress; ask again");
+        return crm_req_fail(req, "request", "busy", "too many replays in progress; ask again");
     memset(job, 0, sizeof *job);
     if (!(job->route = crm_req_detach(req)))
-        return gateway_refuse(req, "unavailable", "service: out of memory; ask again");
+        return crm_req_fail(req, "service", "unavailable", "out of memory; ask again");
     job->used = true;
     snprintf(job->dealer, sizeof job->dealer, "%s", dealer);
     snprintf(job->key, sizeof job->key, "%s", crm_req_peer_key(req) ? crm_req_peer_key(req) : "");

@@ -64,8 +64,6 @@ void gateway_cut(gateway_t *gw);
 
 /* The answer of a dealer request: a dealer.reply (for the handlers). */
 crm_msg_t *gateway_reply_ok(crm_req_t *req);
-crm_handled_t gateway_refuse(crm_req_t *req, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* The public key of the gateway (Z85), for tests and logs. */
 const char *gateway_public_key(gateway_t *gw);
