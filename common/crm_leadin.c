@@ -272,9 +272,9 @@ int crm_leadin_content_key(const crm_body_lead_submit_t *lead, const char *prefi
     CRM_FIELDS_lead_submit(S_K)
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(&st, h);
-    size_t o = (size_t) snprintf(out, outsz, "%s", prefix);
-    for (size_t i = 0; i < sizeof h; i++, o += 2)
-        snprintf(out + o, outsz - o, "%02x", h[i]);
+    size_t o = strlen(prefix);
+    memcpy(out, prefix, o);
+    sodium_bin2hex(out + o, outsz - o, h, sizeof h);
     return 0;
 }
 #undef S_K

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "crm_id.h"
 #include "crm_lead.h"
 #include "crm_norm.h"
 
@@ -1309,6 +1310,23 @@ static void test_lead_keeps_the_raw_value_beside_the_normalised_one(void **state
     crm_fields_clear(&f);
 }
 
+/* Digests are stored keys: their text must never change. Values from
+   Python's hashlib.sha256. */
+static void test_id_digest_is_lower_case_hex_sha256(void **state)
+{
+    (void) state;
+    char hex[CRM_ID_DIGEST_SZ];
+    memset(hex, 'Z', sizeof hex);
+    crm_id_digest_bytes("abc", 3, hex);
+    check_str("digest_bytes", "abc", hex,
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *parts[] = {"a", "bc", NULL};
+    memset(hex, 'Z', sizeof hex);
+    crm_id_digest(parts, 3, hex);
+    check_str("digest", "a|bc|NULL", hex,
+              "659f6e5742991f4ef127c972729839a1cd4a59f862339c765ddfa4459be3d959");
+}
+
 /* ------------------------------------------------------------------ */
 /* Robustness                                                          */
 
@@ -1446,6 +1464,7 @@ int main(void)
         cmocka_unit_test(test_lead_finding_names_the_shape_not_the_number),
         cmocka_unit_test(test_kept_phone_gives_the_same_finding_when_checked_again),
         cmocka_unit_test(test_lead_keeps_the_raw_value_beside_the_normalised_one),
+        cmocka_unit_test(test_id_digest_is_lower_case_hex_sha256),
         cmocka_unit_test(test_hostile_input_never_overflows),
         cmocka_unit_test(test_null_outputs_are_refused_not_dereferenced),
     };
