@@ -614,6 +614,10 @@ int crm_leadin_json(const char *text, size_t len, int64_t now_ms, crm_msg_t *out
         s_err(err, errsz, "no input");
         return -1;
     }
+    /* crm_leadin_detect takes a UTF-8 BOM before the '{' (Windows editors
+       write one); jansson refuses it. */
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+        text += 3, len -= 3;
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {

@@ -270,6 +270,31 @@ static void test_json_number_as_mobile_becomes_decimal_text(void **state)
     crm_msg_clear(&m);
 }
 
+/* crm_leadin_detect calls a BOM before '{' JSON, so the converter takes it
+   too, and the lead is the one without the BOM. */
+static void test_json_with_a_utf8_bom_is_read(void **state)
+{
+    (void) state;
+    const char *text = "\xEF\xBB\xBF{\"name\": \"张三\", \"mobile\": \"13812345678\"}";
+    assert_int_equal(crm_leadin_detect(text, strlen(text)), CRM_LEADIN_JSON);
+    crm_msg_t m, plain;
+    char err[256];
+    if (crm_leadin_json(text, strlen(text), NOW_MS, &m, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    check_has("name", B(m)->name, "张三");
+    assert_int_equal(crm_leadin_json(text + 3, strlen(text + 3), NOW_MS, &plain, err, sizeof err),
+                     0);
+    check_has("same id as without the BOM", B(m)->submission_id, B(plain)->submission_id);
+    crm_msg_clear(&m);
+    crm_msg_clear(&plain);
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nfailed, 0);
+    assert_int_equal(doc->nleads, 1);
+    assert_true(doc->leads[0].ok);
+    crm_leadin_doc_destroy(&doc);
+}
+
 static void test_json_without_submission_id_gets_a_stable_content_id(void **state)
 {
     (void) state;
@@ -1336,6 +1361,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_json_malformed_reports_line_and_column),
         cmocka_unit_test(test_json_wrong_type_names_the_field),
         cmocka_unit_test(test_json_number_as_mobile_becomes_decimal_text),
+        cmocka_unit_test(test_json_with_a_utf8_bom_is_read),
         cmocka_unit_test(test_json_without_submission_id_gets_a_stable_content_id),
         cmocka_unit_test(test_adf_line_before_xml_declaration_is_tolerated),
         cmocka_unit_test(test_adf_phone_types_map_to_the_four_phones),
