@@ -909,27 +909,49 @@ static int s_adf_name(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
     return rc;
 }
 
+/* The field a <phone> of this type goes to; "" for one ignored (fax,
+   pager), NULL for an untyped one (voice, none, anything else). */
+static const char *s_adf_phone_field(s_adf_t *x, const xmlNode *phone)
+{
+    char *type = s_attr(x, phone, "type");
+    const char *t = type ? type : "voice";
+    const char *f = !strcasecmp(t, "cellphone") || !strcasecmp(t, "mobile") ? "mobile"
+                    : !strcasecmp(t, "home")                                ? "home_phone"
+                    : !strcasecmp(t, "work")                                ? "office_phone"
+                    : !strcasecmp(t, "fax") || !strcasecmp(t, "pager")      ? ""
+                                                                            : NULL;
+    free(type);
+    return f;
+}
+
+/* Typed phones first, then untyped ones, as the CSV columns: an untyped
+   phone that looks like a mobile must not take the slot of a cellphone
+   listed after it. */
+static int s_adf_phones(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (xmlNode *c = contact->children; c && rc == 0 && !x->failed; c = c->next) {
+            if (!s_is(c, "phone"))
+                continue;
+            const char *f = s_adf_phone_field(x, c);
+            if ((pass == 0) != (f != NULL) || (f && !*f))
+                continue;
+            char *num = s_text(x, c);
+            if (num)
+                rc = f ? s_set_once(out, f, num) : s_set_phone(out, num);
+            free(num);
+        }
+    return rc;
+}
+
 static int s_adf_contact(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
 {
     int rc = s_adf_name(x, out, contact);
+    if (rc == 0)
+        rc = s_adf_phones(x, out, contact);
     for (xmlNode *c = contact->children; c && rc == 0; c = c->next) {
-        if (s_is(c, "phone")) {
-            char *num = s_text(x, c), *type = s_attr(x, c, "type");
-            const char *t = type ? type : "voice";
-            if (!num)
-                ;
-            else if (!strcasecmp(t, "cellphone") || !strcasecmp(t, "mobile"))
-                rc = s_set_once(out, "mobile", num);
-            else if (!strcasecmp(t, "home"))
-                rc = s_set_once(out, "home_phone", num);
-            else if (!strcasecmp(t, "work"))
-                rc = s_set_once(out, "office_phone", num);
-            else if (!strcasecmp(t, "fax") || !strcasecmp(t, "pager"))
-                ;
-            else
-                rc = s_set_phone(out, num);
-            free(num), free(type);
-        } else if (s_is(c, "email")) {
+        if (s_is(c, "email")) {
             char *v = s_text(x, c);
             rc = s_set_once(out, "email", v);
             free(v);

@@ -162,7 +162,8 @@ crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_m
      customer/contact: name part full, or last+first (CJK, no space) or
        "first last"; phone cellphone|mobile -> mobile, home -> home_phone,
        work -> office_phone, voice or none -> mobile when it looks like a
-       Chinese mobile else usual_phone, fax and pager ignored; email;
+       Chinese mobile else usual_phone, fax and pager ignored (typed phones
+       are taken before untyped ones, whatever their order); email;
        address street lines -> address, city, regioncode -> province,
        postalcode -> postcode
      customer/comments             remark

@@ -576,6 +576,24 @@ static const crm_body_lead_submit_t *lead_of(const crm_leadin_doc_t *doc, size_t
     return &doc->leads[i].msg.body.lead_submit;
 }
 
+/* An untyped phone that looks like a mobile does not take the slot of a
+   cellphone listed after it. */
+static void test_adf_typed_cellphone_wins_over_an_earlier_untyped_phone(void **state)
+{
+    (void) state;
+    const char *text = "<adf><prospect><id source=\"s\">1</id><customer><contact>"
+                       "<name part=\"full\">A</name>"
+                       "<phone>13900000001</phone>"
+                       "<phone type=\"cellphone\">13812345678</phone>"
+                       "</contact></customer></prospect></adf>";
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 1);
+    check_has("typed cellphone", lead_of(doc, 0)->mobile, "13812345678");
+    check_has("the untyped one", lead_of(doc, 0)->usual_phone, "13900000001");
+    crm_leadin_doc_destroy(&doc);
+}
+
 static void test_adf_every_prospect_is_a_lead_with_its_own_id(void **state)
 {
     (void) state;
@@ -1365,6 +1383,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_json_without_submission_id_gets_a_stable_content_id),
         cmocka_unit_test(test_adf_line_before_xml_declaration_is_tolerated),
         cmocka_unit_test(test_adf_phone_types_map_to_the_four_phones),
+        cmocka_unit_test(test_adf_typed_cellphone_wins_over_an_earlier_untyped_phone),
         cmocka_unit_test(test_adf_chinese_name_parts_join_without_space),
         cmocka_unit_test(test_adf_test_drive_interest_sets_exact_testdrive_at),
         cmocka_unit_test(test_adf_resend_has_the_same_submission_id),
