@@ -1493,33 +1493,40 @@ static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
         bool alt = sub && !strcasecmp(sub, "alternative");
         int n = g_mime_multipart_get_count(mp);
         s_part_t best = {0};
-        for (int i = 0; i < n; i++) {
+        /* The reasons of alternatives that could not be decoded, each
+           CRM_LEADIN_ERR_SZ bytes: failed leads only when no other
+           alternative gave the ADF, which is then the same lead. */
+        s_buf_t failed = {0};
+        int rc = 0;
+        for (int i = 0; i < n && rc == 0; i++) {
             GMimeObject *c = g_mime_multipart_get_part(mp, i);
             if (!alt || GMIME_IS_MULTIPART(c) || GMIME_IS_MESSAGE_PART(c)) {
-                if (s_mail_walk(m, c, depth + 1) != 0) {
-                    s_part_free(&best);
-                    return -1;
-                }
+                rc = s_mail_walk(m, c, depth + 1);
                 continue;
             }
             s_part_t p;
-            char err[CRM_LEADIN_ERR_SZ];
+            char err[CRM_LEADIN_ERR_SZ] = "";
             int got = s_mail_leaf(m, c, &p, err, sizeof err);
-            if (got < 0) {
-                crm_leadin_lead_t *l = s_doc_add(m->doc);
-                if (!l) {
-                    s_part_free(&best);
-                    return -1;
-                }
-                snprintf(l->err, sizeof l->err, "%s", err);
-                m->doc->nfailed++;
-            } else if (got > 0 && (!best.text || p.xml_type || !best.xml_type)) {
+            if (got < 0)
+                rc = s_buf_add(&failed, err, sizeof err);
+            else if (got > 0 && (!best.text || p.xml_type || !best.xml_type)) {
                 s_part_free(&best);
                 best = p;
             } else
                 s_part_free(&p);
         }
-        int rc = best.text ? s_mail_adf(m, &best) : 0;
+        for (size_t k = 0; rc == 0 && !best.text && k < failed.n; k += CRM_LEADIN_ERR_SZ) {
+            crm_leadin_lead_t *l = s_doc_add(m->doc);
+            if (!l) {
+                rc = -1;
+                break;
+            }
+            snprintf(l->err, sizeof l->err, "%s", failed.p + k);
+            m->doc->nfailed++;
+        }
+        free(failed.p);
+        if (rc == 0 && best.text)
+            rc = s_mail_adf(m, &best);
         s_part_free(&best);
         return rc;
     }

@@ -189,7 +189,9 @@ crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms);
    clients re-encode text without touching it) and taken when it holds an
    ADF document (in text/plain it may be surrounded by other text). In a
    multipart/alternative only the best alternative counts (XML over plain
-   text), so the same lead is not read twice; ADF parts elsewhere (several
+   text), so the same lead is not read twice, and an alternative that
+   cannot be decoded is a failed lead only when no other one gives the
+   ADF; ADF parts elsewhere (several
    attachments, message/rfc822 parts) all count; parts nested deeper than
    16 levels are not read. Errors name the part: "part 2 (text/xml): line
    7: ..."; an ADF part that cannot be read at all (undecodable bytes, not

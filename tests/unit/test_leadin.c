@@ -903,6 +903,40 @@ static void test_email_errors_name_the_part(void **state)
     crm_leadin_doc_destroy(&doc);
 }
 
+/* An alternative that cannot be decoded is no failed lead when another
+   alternative gives the same ADF; when none does, it still is one. */
+static void test_email_failed_alternative_does_not_count_when_another_gives_the_adf(void **state)
+{
+    (void) state;
+    const char *ok = "From: a@b.example\nMIME-Version: 1.0\n"
+                     "Content-Type: multipart/alternative; boundary=b\n\n--b\n"
+                     "Content-Type: text/plain; charset=utf-8\n\n"
+                     "<adf><prospect><id source=\"s\">1</id><customer><contact>"
+                     "<name part=\"full\">A</name></contact></customer></prospect></adf>\n"
+                     "--b\nContent-Type: text/xml; charset=GB2312\n\n"
+                     "<adf><prospect><customer><comments>\xD5\xC5\x81</comments></customer>"
+                     "</prospect></adf>\n--b--\n";
+    crm_leadin_doc_t *doc = crm_leadin_convert(ok, strlen(ok), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 1);
+    assert_int_equal(doc->nfailed, 0);
+    check_has("from the plain alternative", lead_of(doc, 0)->submission_id, "adf:s:1");
+    crm_leadin_doc_destroy(&doc);
+
+    const char *none = "From: a@b.example\nMIME-Version: 1.0\n"
+                       "Content-Type: multipart/alternative; boundary=b\n\n--b\n"
+                       "Content-Type: text/plain\n\nhello\n"
+                       "--b\nContent-Type: text/xml; charset=GB2312\n\n"
+                       "<adf><prospect><customer><comments>\xD5\xC5\x81</comments></customer>"
+                       "</prospect></adf>\n--b--\n";
+    doc = crm_leadin_convert(none, strlen(none), NOW_MS);
+    assert_int_equal(doc->nleads, 1);
+    assert_int_equal(doc->nfailed, 1);
+    assert_false(doc->leads[0].ok);
+    check_contains("reason", doc->leads[0].err, "part 2 (text/xml): byte ");
+    crm_leadin_doc_destroy(&doc);
+}
+
 static void test_unconvertible_documents_keep_the_raw_and_one_line_reason(void **state)
 {
     (void) state;
@@ -1407,6 +1441,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_email_gbk_base64_attachment_gives_every_prospect),
         cmocka_unit_test(test_email_mime_charset_wins_over_a_stale_xml_declaration),
         cmocka_unit_test(test_email_errors_name_the_part),
+        cmocka_unit_test(test_email_failed_alternative_does_not_count_when_another_gives_the_adf),
         cmocka_unit_test(test_unconvertible_documents_keep_the_raw_and_one_line_reason),
         cmocka_unit_test(test_csv_utf8_english_headers),
         cmocka_unit_test(test_csv_wrong_column_count_is_reported_and_reading_goes_on),
