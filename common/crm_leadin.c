@@ -2136,19 +2136,8 @@ static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, ch
             }
         } else if (!strcmp(field, "phone"))
             rc = s_set_phone(out, v);
-        else if (!strcmp(field, "gender")) {
-            const char *g = v;
-            if (!strcmp(v, "男") || !strcmp(v, "先生") || !strcasecmp(v, "m") ||
-                !strcasecmp(v, "male"))
-                g = "male";
-            else if (!strcmp(v, "女") || !strcmp(v, "女士") || !strcasecmp(v, "f") ||
-                     !strcasecmp(v, "female"))
-                g = "female";
-            else if (!strcmp(v, "未知") || !strcmp(v, "保密") || !strcasecmp(v, "unknown"))
-                g = "unknown";
-            rc = s_set_once(out, field, g);
-        } else
-            rc = s_set_once(out, field, v);
+        else
+            rc = s_set_once(out, field, v); /* 性别 too: crm_lead_check maps 男, 女 ... */
         v[n] = save;
     }
     if (rc == 0 && !bad && !out->body.lead_submit.source)

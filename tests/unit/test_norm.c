@@ -1242,6 +1242,34 @@ static void test_kept_phone_gives_the_same_finding_when_checked_again(void **sta
     }
 }
 
+/* The one gender mapping, for every source (CSV templates write 保密 for
+   "prefers not to say"). */
+static void test_lead_gender_spellings_are_normalised(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        {"male", "male"},       {"M", "male"},       {"男", "male"},         {"先生", "male"},
+        {"Female", "female"},   {"f", "female"},     {"女", "female"},       {"女士", "female"},
+        {"unknown", "unknown"}, {"未知", "unknown"}, {"保密", "unknown"},    {" 保密 ", "unknown"},
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        crm_body_lead_submit_t lead;
+        memset(&lead, 0, sizeof lead);
+        lead.name = (char *) "张三";
+        lead.mobile = (char *) "13812345678";
+        lead.gender = (char *) rows[i].in;
+        crm_fields_t f;
+        crm_issues_t issues;
+        memset(&issues, 0, sizeof issues);
+        crm_lead_check(&lead, 0, &f, &issues);
+        const char *v = f.v[CRM_CF_gender];
+        check_str("gender", rows[i].in, v ? v : "(null)", rows[i].want);
+        crm_fields_clear(&f);
+    }
+}
+
 static void test_lead_keeps_the_raw_value_beside_the_normalised_one(void **state)
 {
     (void) state;
@@ -1463,6 +1491,7 @@ int main(void)
         cmocka_unit_test(test_lead_mobile_slot_never_turns_a_number_chinese),
         cmocka_unit_test(test_lead_finding_names_the_shape_not_the_number),
         cmocka_unit_test(test_kept_phone_gives_the_same_finding_when_checked_again),
+        cmocka_unit_test(test_lead_gender_spellings_are_normalised),
         cmocka_unit_test(test_lead_keeps_the_raw_value_beside_the_normalised_one),
         cmocka_unit_test(test_id_digest_is_lower_case_hex_sha256),
         cmocka_unit_test(test_hostile_input_never_overflows),
