@@ -532,6 +532,29 @@ static void test_business_400_800_numbers_are_flagged(void **state)
     run_landline_rows(rows, N_ROWS(rows));
 }
 
+/* The formatted form of a 400/800 number with an extension reads back as
+   the same business number, never as a landline of area code 400 (the
+   fuzz target checks this for every input). */
+static void test_business_number_with_extension_reads_back_as_itself(void **state)
+{
+    (void) state;
+    static const landline_row_t rows[] = {
+        {"400-123-1234-ext1", CRM_NORM_BUSINESS_NUMBER, "", "4001231234", "1", "400-123-1234-1"},
+        {"400-123-1234-1", CRM_NORM_BUSINESS_NUMBER, "", "4001231234", "1", "400-123-1234-1"},
+        {"4008208820转123456", CRM_NORM_BUSINESS_NUMBER, "", "4008208820", "123456",
+         "400-820-8820-123456"},
+        {"+86 800 820 8820 x12", CRM_NORM_BUSINESS_NUMBER, "", "8008208820", "12",
+         "800-820-8820-12"},
+    };
+    run_landline_rows(rows, N_ROWS(rows));
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        crm_landline_t again;
+        check_code("landline", rows[i].formatted, crm_norm_landline(rows[i].formatted, &again),
+                   CRM_NORM_BUSINESS_NUMBER);
+        check_str("landline formatted", rows[i].formatted, again.formatted, rows[i].formatted);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Province and city                                                   */
 
@@ -1472,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_landline_without_trunk_0_or_plus_86_is_not_rewritten),
         cmocka_unit_test(test_landline_with_other_calling_code_is_never_made_chinese),
         cmocka_unit_test(test_business_400_800_numbers_are_flagged),
+        cmocka_unit_test(test_business_number_with_extension_reads_back_as_itself),
         cmocka_unit_test(test_province_is_found_by_name_suffixless_name_or_abbreviation),
         cmocka_unit_test(test_unknown_province_is_rejected),
         cmocka_unit_test(test_city_drops_trailing_shi_only),
