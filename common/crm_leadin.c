@@ -662,12 +662,37 @@ int crm_leadin_json(const char *text, size_t len, int64_t now_ms, crm_msg_t *out
    every node visited (so empty entities nested deep cost too). */
 #define S_ENTITY_BUDGET (64 * 1024)
 #define S_ENTITY_DEPTH 16
+/* The same for all the prospects of a document (an e-mail's ADF parts
+   together): the larger of 1 MiB and four times the document's size, so
+   that prospects each within their own budget cannot add up to gigabytes. */
+#define S_DOC_ENTITY_MIN (1024 * 1024)
+#define S_DOC_ENTITY_FACTOR 4
+/* Prospects one document may hold (an e-mail's ADF parts together); more
+   is an error of the whole document. */
+#define S_PROSPECTS_MAX 10000
 
-/* One prospect's conversion: the entity budget and the first failure, so
+/* What a whole document may still use, shared by its ADF parts. exceeded
+   is set when a limit is passed: the document then fails as a whole. */
+typedef struct {
+    size_t budget, limit; /* entity bytes left, and the starting amount */
+    size_t prospects;     /* prospects seen so far */
+    bool exceeded;
+} s_adf_limits_t;
+
+static s_adf_limits_t s_adf_limits(size_t len)
+{
+    size_t limit = len > SIZE_MAX / S_DOC_ENTITY_FACTOR ? SIZE_MAX : len * S_DOC_ENTITY_FACTOR;
+    if (limit < S_DOC_ENTITY_MIN)
+        limit = S_DOC_ENTITY_MIN;
+    return (s_adf_limits_t){limit, limit, 0, false};
+}
+
+/* One prospect's conversion: the entity budgets and the first failure, so
    the text helpers can stay NULL-or-string. */
 typedef struct {
     const xmlDoc *doc;
     size_t budget;
+    s_adf_limits_t *lim;
     bool failed;
     char err[CRM_LEADIN_ERR_SZ];
 } s_adf_t;
@@ -700,13 +725,21 @@ static xmlNode *s_child(const xmlNode *n, const char *name)
 static bool s_spend(s_adf_t *x, size_t n, const xmlNode *at, const xmlChar *ent)
 {
     size_t cost = n ? n : 1;
-    if (cost <= x->budget) {
-        x->budget -= cost;
-        return true;
+    if (cost > x->budget) {
+        s_adf_fail(x, "line %ld: entity &%s; expands to more than %d bytes",
+                   at ? xmlGetLineNo(at) : 0L, ent ? (const char *) ent : "?", S_ENTITY_BUDGET);
+        return false;
     }
-    s_adf_fail(x, "line %ld: entity &%s; expands to more than %d bytes", at ? xmlGetLineNo(at) : 0L,
-               ent ? (const char *) ent : "?", S_ENTITY_BUDGET);
-    return false;
+    if (cost > x->lim->budget) {
+        s_adf_fail(x, "line %ld: entity &%s;: the document's entities expand to more than %zu "
+                      "bytes in all (the limit: 4 times its size, at least 1 MiB)",
+                   at ? xmlGetLineNo(at) : 0L, ent ? (const char *) ent : "?", x->lim->limit);
+        x->lim->exceeded = true;
+        return false;
+    }
+    x->budget -= cost;
+    x->lim->budget -= cost;
+    return true;
 }
 
 static int s_expand(s_adf_t *x, s_buf_t *b, const xmlNode *first, int depth, const xmlNode *at,
@@ -1155,23 +1188,43 @@ static void s_doc_fail(crm_leadin_doc_t *doc, const char *fmt, ...)
     doc->nfailed++;
 }
 
-/* A new lead slot at the end of doc->leads, or NULL when out of memory. */
+/* A new lead slot at the end of doc->leads, or NULL when out of memory.
+   The array doubles, so adding n leads copies O(n) of them. */
 static crm_leadin_lead_t *s_doc_add(crm_leadin_doc_t *doc)
 {
-    crm_leadin_lead_t *p = realloc(doc->leads, (doc->nleads + 1) * sizeof *p);
-    if (!p)
-        return NULL;
-    doc->leads = p;
-    crm_leadin_lead_t *l = &p[doc->nleads++];
+    if (doc->nleads == doc->leads_cap) {
+        size_t cap = doc->leads_cap ? doc->leads_cap * 2 : 4;
+        crm_leadin_lead_t *p = cap > SIZE_MAX / sizeof *p ? NULL
+                                                          : realloc(doc->leads, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        doc->leads = p;
+        doc->leads_cap = cap;
+    }
+    crm_leadin_lead_t *l = &doc->leads[doc->nleads++];
     memset(l, 0, sizeof *l);
     crm_msg_init(&l->msg, CRM_T_lead_submit);
     return l;
 }
 
-/* Parses an ADF document into doc's leads; -1 with doc->err when the
-   document as a whole cannot be read. */
+/* A document that failed as a whole keeps no leads. */
+static void s_doc_settle(crm_leadin_doc_t *doc)
+{
+    if (!doc->err[0])
+        return;
+    for (size_t i = 0; i < doc->nleads; i++)
+        crm_msg_clear(&doc->leads[i].msg);
+    free(doc->leads);
+    doc->leads = NULL;
+    doc->nleads = doc->leads_cap = 0;
+    doc->nfailed = 1;
+}
+
+/* Parses an ADF document into doc's leads, within lim (see
+   s_adf_limits_t); -1 with doc->err when the document as a whole cannot be
+   read or passes a limit. */
 static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64_t now_ms,
-                      const char *encoding)
+                      const char *encoding, s_adf_limits_t *lim)
 {
     /* A <?adf version="1.0"?> line before the XML declaration is common and
        not XML: skip processing instructions until the declaration or the
@@ -1237,6 +1290,13 @@ static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64
         if (!s_is(c, "prospect"))
             continue;
         count++;
+        if (++lim->prospects > S_PROSPECTS_MAX) {
+            lim->exceeded = true;
+            s_doc_fail(doc, "line %ld: more than %d <prospect> elements in one document",
+                       xmlGetLineNo(c), S_PROSPECTS_MAX);
+            rc = -1;
+            break;
+        }
         crm_leadin_lead_t *l = s_doc_add(doc);
         if (!l) {
             s_doc_fail(doc, "out of memory");
@@ -1244,10 +1304,14 @@ static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64
             break;
         }
         l->line = (int) xmlGetLineNo(c);
-        s_adf_t x = {xdoc, S_ENTITY_BUDGET, false, ""};
+        s_adf_t x = {xdoc, S_ENTITY_BUDGET, lim, false, ""};
         if (s_adf_prospect(&x, &l->msg, c, now_ms) == 0)
             l->ok = true;
-        else {
+        else if (lim->exceeded) {
+            s_doc_fail(doc, "prospect %d (line %d): %s", count, l->line, x.err);
+            rc = -1;
+            break;
+        } else {
             s_err(l->err, sizeof l->err, "prospect %d (line %d): %s", count, l->line, x.err);
             crm_msg_clear(&l->msg);
             crm_msg_init(&l->msg, CRM_T_lead_submit);
@@ -1281,6 +1345,7 @@ typedef struct {
 typedef struct {
     crm_leadin_doc_t *doc;
     int64_t now_ms;
+    s_adf_limits_t lim; /* shared by all the ADF parts */
     int leaf; /* leaf parts seen, for "part N" */
     s_buf_t seen; /* their types, for the error when none holds ADF */
     bool oom, too_deep;
@@ -1431,15 +1496,19 @@ static int s_mail_leaf(s_mail_t *m, GMimeObject *obj, s_part_t *p, char *err, si
 }
 
 /* Converts one ADF part into the document, its errors prefixed with the
-   part; an ADF part that cannot be read at all is one failed lead. */
+   part; an ADF part that cannot be read at all is one failed lead. A part
+   that passes the limits of the whole message fails the message (doc->err). */
 static int s_mail_adf(s_mail_t *m, const s_part_t *p)
 {
     crm_leadin_doc_t *sub = s_doc_new(CRM_LEADIN_ADF, "", 0);
     if (!sub)
         return -1;
-    s_adf_into(sub, p->text, p->len, m->now_ms, p->utf8 ? "UTF-8" : NULL);
+    s_adf_into(sub, p->text, p->len, m->now_ms, p->utf8 ? "UTF-8" : NULL, &m->lim);
+    s_doc_settle(sub);
     int rc = 0;
-    if (sub->err[0]) {
+    if (m->lim.exceeded)
+        s_doc_fail(m->doc, "%s: %s", p->label, sub->err);
+    else if (sub->err[0]) {
         crm_leadin_lead_t *l = s_doc_add(m->doc);
         if (!l)
             rc = -1;
@@ -1476,7 +1545,7 @@ static void s_part_free(s_part_t *p)
    earlier, as RFC 2046 orders them). */
 static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
 {
-    if (!obj)
+    if (!obj || m->doc->err[0])
         return 0;
     if (depth > S_MAIL_DEPTH) {
         m->too_deep = true;
@@ -1498,7 +1567,7 @@ static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
            alternative gave the ADF, which is then the same lead. */
         s_buf_t failed = {0};
         int rc = 0;
-        for (int i = 0; i < n && rc == 0; i++) {
+        for (int i = 0; i < n && rc == 0 && !m->doc->err[0]; i++) {
             GMimeObject *c = g_mime_multipart_get_part(mp, i);
             if (!alt || GMIME_IS_MULTIPART(c) || GMIME_IS_MESSAGE_PART(c)) {
                 rc = s_mail_walk(m, c, depth + 1);
@@ -1515,7 +1584,8 @@ static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
             } else
                 s_part_free(&p);
         }
-        for (size_t k = 0; rc == 0 && !best.text && k < failed.n; k += CRM_LEADIN_ERR_SZ) {
+        for (size_t k = 0; rc == 0 && !best.text && !m->doc->err[0] && k < failed.n;
+             k += CRM_LEADIN_ERR_SZ) {
             crm_leadin_lead_t *l = s_doc_add(m->doc);
             if (!l) {
                 rc = -1;
@@ -1525,7 +1595,7 @@ static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
             m->doc->nfailed++;
         }
         free(failed.p);
-        if (rc == 0 && best.text)
+        if (rc == 0 && best.text && !m->doc->err[0])
             rc = s_mail_adf(m, &best);
         s_part_free(&best);
         return rc;
@@ -1560,9 +1630,11 @@ static void s_mail_into(crm_leadin_doc_t *doc, const char *data, size_t len, int
         s_doc_fail(doc, "e-mail: not a message GMime can read");
         return;
     }
-    s_mail_t m = {doc, now_ms, 0, {0}, false, false};
+    s_mail_t m = {doc, now_ms, s_adf_limits(len), 0, {0}, false, false};
     if (s_mail_walk(&m, g_mime_message_get_mime_part(msg), 0) != 0 || m.oom)
         s_doc_fail(doc, "out of memory");
+    else if (doc->err[0])
+        ; /* a limit of the whole message (s_mail_adf) */
     else if (doc->nleads == 0)
         s_doc_fail(doc, "e-mail: no part holds an ADF document (parts: %s%s)",
                    m.seen.p ? m.seen.p : "none",
@@ -1572,19 +1644,6 @@ static void s_mail_into(crm_leadin_doc_t *doc, const char *data, size_t len, int
 }
 
 /* ------------------------------------------------------------ documents */
-
-/* A document that failed as a whole keeps no leads. */
-static void s_doc_settle(crm_leadin_doc_t *doc)
-{
-    if (!doc->err[0])
-        return;
-    for (size_t i = 0; i < doc->nleads; i++)
-        crm_msg_clear(&doc->leads[i].msg);
-    free(doc->leads);
-    doc->leads = NULL;
-    doc->nleads = 0;
-    doc->nfailed = 1;
-}
 
 crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_ms)
 {
@@ -1607,9 +1666,10 @@ crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_m
             l->ok = true, l->line = 1;
         else
             doc->nfailed++;
-    } else if (kind == CRM_LEADIN_ADF)
-        s_adf_into(doc, data, len, now_ms, NULL);
-    else if (kind == CRM_LEADIN_EMAIL)
+    } else if (kind == CRM_LEADIN_ADF) {
+        s_adf_limits_t lim = s_adf_limits(len);
+        s_adf_into(doc, data, len, now_ms, NULL, &lim);
+    } else if (kind == CRM_LEADIN_EMAIL)
         s_mail_into(doc, data, len, now_ms);
     else
         s_doc_fail(doc, "neither a JSON lead, an ADF document nor an e-mail");
@@ -1626,8 +1686,10 @@ crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms)
         s_doc_fail(doc, "no input");
     else if (len > CRM_LEADIN_DOC_MAX)
         s_doc_fail(doc, "document of %zu bytes is over the limit of %d", len, CRM_LEADIN_DOC_MAX);
-    else
-        s_adf_into(doc, text, len, now_ms, NULL);
+    else {
+        s_adf_limits_t lim = s_adf_limits(len);
+        s_adf_into(doc, text, len, now_ms, NULL, &lim);
+    }
     s_doc_settle(doc);
     return doc;
 }

@@ -126,6 +126,7 @@ typedef struct {
                                     converted (then nleads is 0) */
     crm_leadin_lead_t *leads;    /* nleads, in document order */
     size_t nleads;
+    size_t leads_cap;            /* slots allocated in leads (the converter's) */
     size_t nfailed;              /* leads with !ok, plus 1 when err is set */
     char *raw;                   /* a copy of the input as given (raw_len bytes, plus a
                                     NUL), for the caller to keep in quarantine when
@@ -173,7 +174,11 @@ crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_m
    entity contributes nothing). A DOCTYPE with an internal subset is read;
    the internal general entities it declares are expanded by our code, at
    most 64 KiB per prospect (more is that prospect's error, naming the line
-   and entity; libxml2 refuses entity loops). A reference to a name that is
+   and entity; libxml2 refuses entity loops) and at most 4 times the
+   document's size (1 MiB if that is less) for all its prospects together
+   (more is an error of the whole document). A document holds at most 10000
+   prospects; more is an error of the whole document, naming the limit (an
+   e-mail's ADF parts count together for both limits). A reference to a name that is
    neither one of XML's five nor declared in the subset is looked up in
    libxml2's HTML table (htmlEntityLookup: &nbsp; &eacute; &mdash; &copy;
    ...) and becomes its character; an unknown name is an error of the whole

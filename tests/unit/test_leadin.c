@@ -742,6 +742,105 @@ static void test_adf_entity_expansion_is_bounded(void **state)
     crm_leadin_doc_destroy(&doc);
 }
 
+/* Prospects each within their own 64 KiB add up: the document as a whole
+   has max(1 MiB, 4 x its size), so a few kilobytes cannot make gigabytes. */
+static void test_adf_entity_expansion_is_bounded_for_the_whole_document(void **state)
+{
+    (void) state;
+    char a[1001];
+    memset(a, 'a', 1000);
+    a[1000] = '\0';
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t) snprintf(text + n, cap - n,
+                           "<!DOCTYPE adf [\n <!ENTITY a \"%s\">\n <!ENTITY b \"", a);
+    for (int i = 0; i < 60; i++)
+        n += (size_t) snprintf(text + n, cap - n, "&a;");
+    n += (size_t) snprintf(text + n, cap - n, "\">\n]>\n<adf>\n");
+    for (int i = 0; i < 40; i++) /* 40 x 60 kB: each prospect is within its own budget */
+        n += (size_t) snprintf(text + n, cap - n,
+                               "<prospect><id source=\"s\">%d</id><customer>"
+                               "<comments>&b;</comments></customer></prospect>\n", i);
+    n += (size_t) snprintf(text + n, cap - n, "</adf>\n");
+    assert_true(n < cap - 1);
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, n, NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    check_contains("reason", doc->err, "the document's entities expand to more than 1048576 bytes");
+    check_contains("reason", doc->err, "prospect 18 (line ");
+    check_reasons_are_one_line(doc);
+    crm_leadin_doc_destroy(&doc);
+
+    /* The same document with 10 prospects is within both budgets. */
+    char *end = strstr(text, "<prospect><id source=\"s\">10<");
+    assert_non_null(end);
+    strcpy(end, "</adf>\n");
+    doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_int_equal(doc->nleads, 10);
+    assert_int_equal(doc->nfailed, 0);
+    assert_int_equal(strlen(lead_of(doc, 9)->remark), 60000);
+    crm_leadin_doc_destroy(&doc);
+    free(text);
+}
+
+/* A document of 10000 prospects is read; one more fails it as a whole,
+   naming the limit, as an e-mail whose ADF parts hold more in all. */
+static void test_adf_prospects_per_document_are_capped(void **state)
+{
+    (void) state;
+    const char *one = "<prospect><customer><contact><name part=\"full\">A</name>"
+                      "</contact></customer></prospect>\n";
+    size_t cap = 10001 * strlen(one) + 64, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t) snprintf(text + n, cap - n, "<adf>\n");
+    for (int i = 0; i < 10000; i++)
+        n += (size_t) snprintf(text + n, cap - n, "%s", one);
+    size_t tail = n;
+    n += (size_t) snprintf(text + n, cap - n, "</adf>\n");
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, n, NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 10000);
+    assert_int_equal(doc->nfailed, 0);
+    crm_leadin_doc_destroy(&doc);
+
+    n = tail + (size_t) snprintf(text + tail, cap - tail, "%s</adf>\n", one);
+    doc = crm_leadin_adf(text, n, NOW_MS);
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    check_has("reason", doc->err, "line 10002: more than 10000 <prospect> elements in one document");
+    crm_leadin_doc_destroy(&doc);
+
+    /* In an e-mail, the ADF parts count together. */
+    size_t half = 5001 * strlen(one) + 16, m = 0;
+    char *adf = malloc(half);
+    assert_non_null(adf);
+    m += (size_t) snprintf(adf + m, half - m, "<adf>\n");
+    for (int i = 0; i < 5001; i++)
+        m += (size_t) snprintf(adf + m, half - m, "%s", one);
+    m += (size_t) snprintf(adf + m, half - m, "</adf>\n");
+    size_t mcap = 2 * m + 512, k = 0;
+    char *mail = malloc(mcap);
+    assert_non_null(mail);
+    k += (size_t) snprintf(mail + k, mcap - k, "From: a@b.example\nMIME-Version: 1.0\n"
+                                               "Content-Type: multipart/mixed; boundary=b\n\n");
+    for (int i = 0; i < 2; i++)
+        k += (size_t) snprintf(mail + k, mcap - k, "--b\nContent-Type: text/xml\n\n%s\n", adf);
+    k += (size_t) snprintf(mail + k, mcap - k, "--b--\n");
+    doc = crm_leadin_convert(mail, k, NOW_MS);
+    assert_int_equal(doc->kind, CRM_LEADIN_EMAIL);
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    check_contains("reason", doc->err, "part 2 (text/xml): line ");
+    check_contains("reason", doc->err, "more than 10000 <prospect> elements in one document");
+    crm_leadin_doc_destroy(&doc);
+    free(mail);
+    free(adf);
+    free(text);
+}
+
 static void test_adf_basic_iso_8601_dates_are_read(void **state)
 {
     (void) state;
@@ -1481,6 +1580,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_adf_doctype_with_internal_subset_is_read_and_its_entities_expanded),
         cmocka_unit_test(test_adf_external_entities_and_dtds_are_never_loaded),
         cmocka_unit_test(test_adf_entity_expansion_is_bounded),
+        cmocka_unit_test(test_adf_entity_expansion_is_bounded_for_the_whole_document),
+        cmocka_unit_test(test_adf_prospects_per_document_are_capped),
         cmocka_unit_test(test_adf_basic_iso_8601_dates_are_read),
         cmocka_unit_test(test_datetime_basic_format),
         cmocka_unit_test(test_adf_html_entities_map_through_libxml2s_table),
