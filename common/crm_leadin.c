@@ -82,6 +82,21 @@ static int s_buf_add(s_buf_t *b, const void *data, size_t len)
     return 0;
 }
 
+/* Makes room for exactly n more bytes and the NUL when b has less, so a
+   buffer whose size is known up front does not start at 256 bytes. */
+static int s_buf_reserve(s_buf_t *b, size_t n)
+{
+    if (b->n + n + 1 <= b->cap)
+        return 0;
+    char *p = realloc(b->p, b->n + n + 1);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = b->n + n + 1;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
 static int s_buf_str(s_buf_t *b, const char *s)
 {
     return s_buf_add(b, s, strlen(s));
@@ -1784,8 +1799,17 @@ typedef struct {
 } s_span_t;
 
 typedef struct {
-    size_t first, n;
+    size_t first, n; /* the spans kept */
+    bool over;       /* it had more fields than r->max_fields: the rest were dropped */
 } s_rec_t;
+
+/* Fields a record may have: a header at most S_CSV_HEADER_MAX, a data row
+   S_CSV_ROW_FACTOR per header column or S_CSV_ROW_MIN, whichever is more.
+   Fields past the limit are not kept, so one crafted row cannot fill the
+   memory; the row is a bad row. */
+#define S_CSV_HEADER_MAX 4096
+#define S_CSV_ROW_FACTOR 4
+#define S_CSV_ROW_MIN 1024
 
 struct crm_csv_reader_t {
     const char *data; /* the caller's bytes, or the mapped file */
@@ -1805,6 +1829,9 @@ struct crm_csv_reader_t {
     size_t nspans, capspans, cur_first;
     s_rec_t *recs;
     size_t nrecs, caprecs, head;
+    size_t max_fields; /* for the record being parsed (see S_CSV_HEADER_MAX) */
+    bool cur_over;     /* the record being parsed passed max_fields */
+    bool header_seen;  /* its first record (the header) is complete */
     bool oom;
     unsigned char delim;
     /* the header */
@@ -1822,6 +1849,10 @@ struct crm_csv_reader_t {
 static void s_cb_field(void *s, size_t len, void *data)
 {
     crm_csv_reader_t *r = data;
+    if (r->nspans - r->cur_first >= r->max_fields) {
+        r->cur_over = true;
+        return;
+    }
     if (r->nspans == r->capspans) {
         size_t cap = r->capspans ? r->capspans * 2 : 64;
         s_span_t *p = realloc(r->spans, cap * sizeof *p);
@@ -1853,10 +1884,19 @@ static void s_cb_record(int c, void *data)
         }
         r->recs = p, r->caprecs = cap;
     }
+    size_t n = r->nspans - r->cur_first;
     r->recs[r->nrecs].first = r->cur_first;
-    r->recs[r->nrecs].n = r->nspans - r->cur_first;
+    r->recs[r->nrecs].n = n;
+    r->recs[r->nrecs].over = r->cur_over;
     r->nrecs++;
     r->cur_first = r->nspans;
+    r->cur_over = false;
+    if (!r->header_seen) {
+        /* The data rows that follow in the same chunk get their limit now:
+           the header's field count is its column count. */
+        r->header_seen = true;
+        r->max_fields = n > S_CSV_ROW_MIN / S_CSV_ROW_FACTOR ? n * S_CSV_ROW_FACTOR : S_CSV_ROW_MIN;
+    }
 }
 
 /* Next raw record, or NULL at the end of the file or on a failure (then
@@ -1867,14 +1907,19 @@ static const s_rec_t *s_fetch(crm_csv_reader_t *r, char *err, size_t errsz)
     while (r->head == r->nrecs) {
         if (r->eof || r->failed)
             return NULL;
+        /* Drops what the records taken used. When the unfinished record
+           already starts the queue (a long row over several chunks), there
+           is nothing before it to drop. */
         size_t keep = r->nspans - r->cur_first;
-        size_t base = keep ? r->spans[r->cur_first].off : r->bytes.n;
-        if (base > 0)
-            memmove(r->bytes.p, r->bytes.p + base, r->bytes.n - base);
-        r->bytes.n -= base;
-        for (size_t k = 0; k < keep; k++) {
-            r->spans[k] = r->spans[r->cur_first + k];
-            r->spans[k].off -= base;
+        if (r->cur_first > 0 || keep == 0) {
+            size_t base = keep ? r->spans[r->cur_first].off : r->bytes.n;
+            if (base > 0)
+                memmove(r->bytes.p, r->bytes.p + base, r->bytes.n - base);
+            r->bytes.n -= base;
+            for (size_t k = 0; k < keep; k++) {
+                r->spans[k] = r->spans[r->cur_first + k];
+                r->spans[k].off -= base;
+            }
         }
         r->nspans = keep, r->cur_first = 0, r->nrecs = r->head = 0;
         size_t n = r->len - r->pos < S_CHUNK ? r->len - r->pos : S_CHUNK;
@@ -1905,8 +1950,11 @@ static const s_rec_t *s_fetch(crm_csv_reader_t *r, char *err, size_t errsz)
    Returns a malloc'ed string or NULL when out of memory. */
 static char *s_decode(crm_csv_reader_t *r, const char *in, size_t len, bool *bad)
 {
+    /* Sized from the cell: UTF-8 stays as long unless bytes are replaced,
+       GB18030 grows by half at most for its two-byte characters. */
     s_buf_t b = {0};
-    if (s_buf_add(&b, "", 0) != 0)
+    size_t want = r->utf8 ? len : len + len / 2;
+    if (want < len || s_buf_reserve(&b, want) != 0)
         return NULL;
     const unsigned char *p = (const unsigned char *) in;
     if (r->utf8) {
@@ -2000,6 +2048,10 @@ static int s_open_header(crm_csv_reader_t *r, char *err, size_t errsz)
             s_err(err, errsz, "row 0: the file has no header row");
         return -1;
     }
+    if (rec->over) {
+        s_err(err, errsz, "row 0 (header): more than %d columns", S_CSV_HEADER_MAX);
+        return -1;
+    }
     size_t bad = 0;
     if (s_take_cells(r, rec, &bad) != 0) {
         s_err(err, errsz, "out of memory");
@@ -2083,6 +2135,7 @@ crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *enc
         return NULL;
     }
     r->cd = (iconv_t) -1;
+    r->max_fields = S_CSV_HEADER_MAX;
     r->data = data ? data : "";
     r->len = len;
     r->size = (long long) len;
@@ -2228,6 +2281,13 @@ int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row,
         size_t bad = 0;
         if (s_take_cells(r, rec, &bad) != 0) {
             s_err(err, errsz, "row %ld: out of memory", r->row);
+            return -1;
+        }
+        if (rec->over) {
+            /* Its cells are the first max_fields, for the rejects file. */
+            s_err(err, errsz, "row %ld: more than %zu fields, the limit for a header of %zu "
+                              "columns (%d per column, at least %d)",
+                  r->row, r->max_fields, r->ncols, S_CSV_ROW_FACTOR, S_CSV_ROW_MIN);
             return -1;
         }
         bool blank = true;

@@ -236,8 +236,9 @@ typedef struct crm_csv_reader_t crm_csv_reader_t;
      办公电话, 常用电话, 邮箱, 身份证, 地址, 邮编, 城市, 省份, 经销商,
      试驾时间, 车架号, 车牌, submission_id, and the lead.submit names).
    Unknown columns are ignored and listed by crm_csv_unknown_columns. Fails,
-   with err saying why, when the header cannot be decoded, two columns map
-   to the same field, or there is neither a name column nor a phone column.
+   with err saying why, when the header cannot be decoded, has more than
+   4096 columns, two columns map to the same field, or there is neither a
+   name column nor a phone column.
    Returns a reader the caller destroys with crm_csv_close, or NULL. */
 crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *encoding,
                                    const char *name, char *err, size_t errsz);
@@ -258,8 +259,11 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
    NULL) gets the 1-based data row number (header is row 0). Returns 1 with
    a lead, 0 at the end of the data, or -1 for a row that cannot be read
    (wrong column count, undecodable bytes, bad date-time) with err naming
-   the row and the column; the next call goes on with the next row. A
-   libcsv failure also gives -1 and ends the data. */
+   the row and the column; the next call goes on with the next row. A row
+   of more than max(4 x the header's columns, 1024) fields is such a row
+   ("row N: more than M fields, ..."): the fields past the limit are not
+   kept, and crm_csv_row_fields gives the first M. A libcsv failure also
+   gives -1 and ends the data. */
 int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row, char *err,
                  size_t errsz);
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -1509,6 +1510,122 @@ static void test_csv_undecodable_bytes_name_the_row_and_column(void **state)
     unlink(path);
 }
 
+/* A string of n fields named by fmt (with %d), joined by ',' and ending
+   with a newline, malloc'ed. */
+static char *csv_line(const char *first, int n, const char *fmt)
+{
+    size_t cap = strlen(first) + (size_t) n * (strlen(fmt) + 12) + 2, len = 0;
+    char *p = malloc(cap);
+    assert_non_null(p);
+    len += (size_t) snprintf(p + len, cap - len, "%s", first);
+    for (int i = len ? 1 : 0; i < n; i++) {
+        if (len)
+            p[len++] = ',';
+        len += (size_t) snprintf(p + len, cap - len, fmt, i);
+    }
+    snprintf(p + len, cap - len, "\n");
+    return p;
+}
+
+/* One crafted row cannot fill the memory: a row of more than max(4 x
+   columns, 1024) fields is a bad row naming the limit, its fields past the
+   limit are not kept, and the next row is read. */
+static void test_csv_a_row_of_too_many_fields_is_a_bad_row(void **state)
+{
+    (void) state;
+    size_t n = 200000;
+    char *data = malloc(n + 64);
+    assert_non_null(data);
+    strcpy(data, "姓名,手机\n");
+    size_t len = strlen(data);
+    memset(data + len, ',', n);
+    len += n;
+    len += (size_t) snprintf(data + len, 64, "\n张三,13812345678\n");
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open_mem(data, len, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    crm_msg_t m;
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    assert_int_equal(row, 1);
+    check_has("error", err,
+              "row 1: more than 1024 fields, the limit for a header of 2 columns (4 per column, "
+              "at least 1024)");
+    size_t nf;
+    crm_csv_row_fields(r, &nf);
+    assert_int_equal(nf, 1024);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("next row", B(m)->name, "张三");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 0);
+    crm_csv_close(&r);
+    free(data);
+
+    /* 4 per header column when that is more: 300 columns allow 1200. */
+    char *head = csv_line("姓名", 300, "c%d");
+    char *at = csv_line("", 1200, "%d"), *over = csv_line("", 1201, "%d");
+    size_t hl = strlen(head), al = strlen(at), ol = strlen(over);
+    data = malloc(hl + al + ol + 1);
+    assert_non_null(data);
+    memcpy(data, head, hl);
+    memcpy(data + hl, at, al);
+    memcpy(data + hl + al, over, ol + 1);
+    r = crm_csv_open_mem(data, hl + al + ol, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    check_has("at the limit: a count error", err, "row 1: 1200 columns, the header has 300");
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    check_contains("past it", err, "row 2: more than 1200 fields, the limit for a header of 300");
+    crm_csv_close(&r);
+    free(data), free(head), free(at), free(over);
+}
+
+/* A header is limited only by a sane absolute cap: 4096 columns. */
+static void test_csv_header_of_more_than_4096_columns_is_refused(void **state)
+{
+    (void) state;
+    char err[256];
+    char *ok = csv_line("姓名", 4096, "c%d"), *over = csv_line("姓名", 4097, "c%d");
+    crm_csv_reader_t *r = crm_csv_open_mem(ok, strlen(ok), NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    assert_null(crm_csv_unknown_columns(r)[4095]);
+    crm_csv_close(&r);
+    assert_null(crm_csv_open_mem(over, strlen(over), NULL, NULL, err, sizeof err));
+    check_has("error", err, "row 0 (header): more than 4096 columns");
+    free(ok), free(over);
+}
+
+/* Each cell's buffer is sized from the cell, not 256 bytes whatever its
+   length: 4000 one-byte cells take well under 1 MB. (Measured with glibc's
+   allocator; under ASan mallinfo2 sees nothing and the check is moot.) */
+static void test_csv_cells_take_memory_by_their_length(void **state)
+{
+    (void) state;
+    char *head = csv_line("姓名", 4000, "c%d"), *row = csv_line("", 4000, "x");
+    size_t hl = strlen(head), rl = strlen(row);
+    char *data = malloc(hl + rl + 1);
+    assert_non_null(data);
+    memcpy(data, head, hl);
+    memcpy(data + hl, row, rl + 1);
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open_mem(data, hl + rl, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    crm_msg_t m;
+    long n;
+    size_t before = mallinfo2().uordblks;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &n, err, sizeof err), 1);
+    size_t after = mallinfo2().uordblks;
+    if (after > before && after - before > 512 * 1024)
+        fail_msg("4000 one-byte cells took %zu bytes", after - before);
+    crm_msg_clear(&m);
+    crm_csv_close(&r);
+    free(data), free(head), free(row);
+}
+
 static void test_csv_100k_rows_import_quickly(void **state)
 {
     (void) state;
@@ -1604,6 +1721,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_csv_unknown_columns_are_listed),
         cmocka_unit_test(test_csv_header_without_name_or_phone_is_refused),
         cmocka_unit_test(test_csv_undecodable_bytes_name_the_row_and_column),
+        cmocka_unit_test(test_csv_a_row_of_too_many_fields_is_a_bad_row),
+        cmocka_unit_test(test_csv_header_of_more_than_4096_columns_is_refused),
+        cmocka_unit_test(test_csv_cells_take_memory_by_their_length),
         cmocka_unit_test(test_csv_100k_rows_import_quickly),
         cmocka_unit_test(test_csv_more_chinese_headers_and_whitespace_inside_them),
         cmocka_unit_test(test_csv_tab_separated_dealer_export),
