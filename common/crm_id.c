@@ -96,14 +96,12 @@ void crm_id_digest(const char *const *parts, size_t nparts, char out[CRM_ID_DIGE
         crypto_hash_sha256_update(&st, (const unsigned char *) p, strlen(p) + 1);
     }
     crypto_hash_sha256_final(&st, hash);
-    for (size_t i = 0; i < sizeof hash; i++)
-        snprintf(out + 2 * i, 3, "%02x", hash[i]);
+    sodium_bin2hex(out, CRM_ID_DIGEST_SZ, hash, sizeof hash);
 }
 
 void crm_id_digest_bytes(const void *data, size_t len, char out[CRM_ID_DIGEST_SZ])
 {
     unsigned char hash[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(hash, data, len);
-    for (size_t i = 0; i < sizeof hash; i++)
-        snprintf(out + 2 * i, 3, "%02x", hash[i]);
+    sodium_bin2hex(out, CRM_ID_DIGEST_SZ, hash, sizeof hash);
 }

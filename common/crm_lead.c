@@ -254,7 +254,7 @@ static int s_gender(const char *in, char *out, size_t size)
         const char *in, *out;
     } map[] = {{"male", "male"},   {"m", "male"},      {"男", "male"},    {"先生", "male"},
                {"female", "female"}, {"f", "female"},  {"女", "female"},  {"女士", "female"},
-               {"unknown", "unknown"}, {"未知", "unknown"}};
+               {"unknown", "unknown"}, {"未知", "unknown"}, {"保密", "unknown"}};
     char low[32];
     size_t i = 0;
     for (; in[i] && i + 1 < sizeof low; i++)

@@ -82,6 +82,21 @@ static int s_buf_add(s_buf_t *b, const void *data, size_t len)
     return 0;
 }
 
+/* Makes room for exactly n more bytes and the NUL when b has less, so a
+   buffer whose size is known up front does not start at 256 bytes. */
+static int s_buf_reserve(s_buf_t *b, size_t n)
+{
+    if (b->n + n + 1 <= b->cap)
+        return 0;
+    char *p = realloc(b->p, b->n + n + 1);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = b->n + n + 1;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
 static int s_buf_str(s_buf_t *b, const char *s)
 {
     return s_buf_add(b, s, strlen(s));
@@ -272,9 +287,9 @@ int crm_leadin_content_key(const crm_body_lead_submit_t *lead, const char *prefi
     CRM_FIELDS_lead_submit(S_K)
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_final(&st, h);
-    size_t o = (size_t) snprintf(out, outsz, "%s", prefix);
-    for (size_t i = 0; i < sizeof h; i++, o += 2)
-        snprintf(out + o, outsz - o, "%02x", h[i]);
+    size_t o = strlen(prefix);
+    memcpy(out, prefix, o);
+    sodium_bin2hex(out + o, outsz - o, h, sizeof h);
     return 0;
 }
 #undef S_K
@@ -614,6 +629,10 @@ int crm_leadin_json(const char *text, size_t len, int64_t now_ms, crm_msg_t *out
         s_err(err, errsz, "no input");
         return -1;
     }
+    /* crm_leadin_detect takes a UTF-8 BOM before the '{' (Windows editors
+       write one); jansson refuses it. */
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
+        text += 3, len -= 3;
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
@@ -658,12 +677,37 @@ int crm_leadin_json(const char *text, size_t len, int64_t now_ms, crm_msg_t *out
    every node visited (so empty entities nested deep cost too). */
 #define S_ENTITY_BUDGET (64 * 1024)
 #define S_ENTITY_DEPTH 16
+/* The same for all the prospects of a document (an e-mail's ADF parts
+   together): the larger of 1 MiB and four times the document's size, so
+   that prospects each within their own budget cannot add up to gigabytes. */
+#define S_DOC_ENTITY_MIN (1024 * 1024)
+#define S_DOC_ENTITY_FACTOR 4
+/* Prospects one document may hold (an e-mail's ADF parts together); more
+   is an error of the whole document. */
+#define S_PROSPECTS_MAX 10000
 
-/* One prospect's conversion: the entity budget and the first failure, so
+/* What a whole document may still use, shared by its ADF parts. exceeded
+   is set when a limit is passed: the document then fails as a whole. */
+typedef struct {
+    size_t budget, limit; /* entity bytes left, and the starting amount */
+    size_t prospects;     /* prospects seen so far */
+    bool exceeded;
+} s_adf_limits_t;
+
+static s_adf_limits_t s_adf_limits(size_t len)
+{
+    size_t limit = len > SIZE_MAX / S_DOC_ENTITY_FACTOR ? SIZE_MAX : len * S_DOC_ENTITY_FACTOR;
+    if (limit < S_DOC_ENTITY_MIN)
+        limit = S_DOC_ENTITY_MIN;
+    return (s_adf_limits_t){limit, limit, 0, false};
+}
+
+/* One prospect's conversion: the entity budgets and the first failure, so
    the text helpers can stay NULL-or-string. */
 typedef struct {
     const xmlDoc *doc;
     size_t budget;
+    s_adf_limits_t *lim;
     bool failed;
     char err[CRM_LEADIN_ERR_SZ];
 } s_adf_t;
@@ -696,13 +740,21 @@ static xmlNode *s_child(const xmlNode *n, const char *name)
 static bool s_spend(s_adf_t *x, size_t n, const xmlNode *at, const xmlChar *ent)
 {
     size_t cost = n ? n : 1;
-    if (cost <= x->budget) {
-        x->budget -= cost;
-        return true;
+    if (cost > x->budget) {
+        s_adf_fail(x, "line %ld: entity &%s; expands to more than %d bytes",
+                   at ? xmlGetLineNo(at) : 0L, ent ? (const char *) ent : "?", S_ENTITY_BUDGET);
+        return false;
     }
-    s_adf_fail(x, "line %ld: entity &%s; expands to more than %d bytes", at ? xmlGetLineNo(at) : 0L,
-               ent ? (const char *) ent : "?", S_ENTITY_BUDGET);
-    return false;
+    if (cost > x->lim->budget) {
+        s_adf_fail(x, "line %ld: entity &%s;: the document's entities expand to more than %zu "
+                      "bytes in all (the limit: 4 times its size, at least 1 MiB)",
+                   at ? xmlGetLineNo(at) : 0L, ent ? (const char *) ent : "?", x->lim->limit);
+        x->lim->exceeded = true;
+        return false;
+    }
+    x->budget -= cost;
+    x->lim->budget -= cost;
+    return true;
 }
 
 static int s_expand(s_adf_t *x, s_buf_t *b, const xmlNode *first, int depth, const xmlNode *at,
@@ -905,27 +957,49 @@ static int s_adf_name(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
     return rc;
 }
 
+/* The field a <phone> of this type goes to; "" for one ignored (fax,
+   pager), NULL for an untyped one (voice, none, anything else). */
+static const char *s_adf_phone_field(s_adf_t *x, const xmlNode *phone)
+{
+    char *type = s_attr(x, phone, "type");
+    const char *t = type ? type : "voice";
+    const char *f = !strcasecmp(t, "cellphone") || !strcasecmp(t, "mobile") ? "mobile"
+                    : !strcasecmp(t, "home")                                ? "home_phone"
+                    : !strcasecmp(t, "work")                                ? "office_phone"
+                    : !strcasecmp(t, "fax") || !strcasecmp(t, "pager")      ? ""
+                                                                            : NULL;
+    free(type);
+    return f;
+}
+
+/* Typed phones first, then untyped ones, as the CSV columns: an untyped
+   phone that looks like a mobile must not take the slot of a cellphone
+   listed after it. */
+static int s_adf_phones(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (xmlNode *c = contact->children; c && rc == 0 && !x->failed; c = c->next) {
+            if (!s_is(c, "phone"))
+                continue;
+            const char *f = s_adf_phone_field(x, c);
+            if ((pass == 0) != (f != NULL) || (f && !*f))
+                continue;
+            char *num = s_text(x, c);
+            if (num)
+                rc = f ? s_set_once(out, f, num) : s_set_phone(out, num);
+            free(num);
+        }
+    return rc;
+}
+
 static int s_adf_contact(s_adf_t *x, crm_msg_t *out, const xmlNode *contact)
 {
     int rc = s_adf_name(x, out, contact);
+    if (rc == 0)
+        rc = s_adf_phones(x, out, contact);
     for (xmlNode *c = contact->children; c && rc == 0; c = c->next) {
-        if (s_is(c, "phone")) {
-            char *num = s_text(x, c), *type = s_attr(x, c, "type");
-            const char *t = type ? type : "voice";
-            if (!num)
-                ;
-            else if (!strcasecmp(t, "cellphone") || !strcasecmp(t, "mobile"))
-                rc = s_set_once(out, "mobile", num);
-            else if (!strcasecmp(t, "home"))
-                rc = s_set_once(out, "home_phone", num);
-            else if (!strcasecmp(t, "work"))
-                rc = s_set_once(out, "office_phone", num);
-            else if (!strcasecmp(t, "fax") || !strcasecmp(t, "pager"))
-                ;
-            else
-                rc = s_set_phone(out, num);
-            free(num), free(type);
-        } else if (s_is(c, "email")) {
+        if (s_is(c, "email")) {
             char *v = s_text(x, c);
             rc = s_set_once(out, "email", v);
             free(v);
@@ -1129,23 +1203,43 @@ static void s_doc_fail(crm_leadin_doc_t *doc, const char *fmt, ...)
     doc->nfailed++;
 }
 
-/* A new lead slot at the end of doc->leads, or NULL when out of memory. */
+/* A new lead slot at the end of doc->leads, or NULL when out of memory.
+   The array doubles, so adding n leads copies O(n) of them. */
 static crm_leadin_lead_t *s_doc_add(crm_leadin_doc_t *doc)
 {
-    crm_leadin_lead_t *p = realloc(doc->leads, (doc->nleads + 1) * sizeof *p);
-    if (!p)
-        return NULL;
-    doc->leads = p;
-    crm_leadin_lead_t *l = &p[doc->nleads++];
+    if (doc->nleads == doc->leads_cap) {
+        size_t cap = doc->leads_cap ? doc->leads_cap * 2 : 4;
+        crm_leadin_lead_t *p = cap > SIZE_MAX / sizeof *p ? NULL
+                                                          : realloc(doc->leads, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        doc->leads = p;
+        doc->leads_cap = cap;
+    }
+    crm_leadin_lead_t *l = &doc->leads[doc->nleads++];
     memset(l, 0, sizeof *l);
     crm_msg_init(&l->msg, CRM_T_lead_submit);
     return l;
 }
 
-/* Parses an ADF document into doc's leads; -1 with doc->err when the
-   document as a whole cannot be read. */
+/* A document that failed as a whole keeps no leads. */
+static void s_doc_settle(crm_leadin_doc_t *doc)
+{
+    if (!doc->err[0])
+        return;
+    for (size_t i = 0; i < doc->nleads; i++)
+        crm_msg_clear(&doc->leads[i].msg);
+    free(doc->leads);
+    doc->leads = NULL;
+    doc->nleads = doc->leads_cap = 0;
+    doc->nfailed = 1;
+}
+
+/* Parses an ADF document into doc's leads, within lim (see
+   s_adf_limits_t); -1 with doc->err when the document as a whole cannot be
+   read or passes a limit. */
 static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64_t now_ms,
-                      const char *encoding)
+                      const char *encoding, s_adf_limits_t *lim)
 {
     /* A <?adf version="1.0"?> line before the XML declaration is common and
        not XML: skip processing instructions until the declaration or the
@@ -1211,6 +1305,13 @@ static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64
         if (!s_is(c, "prospect"))
             continue;
         count++;
+        if (++lim->prospects > S_PROSPECTS_MAX) {
+            lim->exceeded = true;
+            s_doc_fail(doc, "line %ld: more than %d <prospect> elements in one document",
+                       xmlGetLineNo(c), S_PROSPECTS_MAX);
+            rc = -1;
+            break;
+        }
         crm_leadin_lead_t *l = s_doc_add(doc);
         if (!l) {
             s_doc_fail(doc, "out of memory");
@@ -1218,10 +1319,14 @@ static int s_adf_into(crm_leadin_doc_t *doc, const char *text, size_t len, int64
             break;
         }
         l->line = (int) xmlGetLineNo(c);
-        s_adf_t x = {xdoc, S_ENTITY_BUDGET, false, ""};
+        s_adf_t x = {xdoc, S_ENTITY_BUDGET, lim, false, ""};
         if (s_adf_prospect(&x, &l->msg, c, now_ms) == 0)
             l->ok = true;
-        else {
+        else if (lim->exceeded) {
+            s_doc_fail(doc, "prospect %d (line %d): %s", count, l->line, x.err);
+            rc = -1;
+            break;
+        } else {
             s_err(l->err, sizeof l->err, "prospect %d (line %d): %s", count, l->line, x.err);
             crm_msg_clear(&l->msg);
             crm_msg_init(&l->msg, CRM_T_lead_submit);
@@ -1255,6 +1360,7 @@ typedef struct {
 typedef struct {
     crm_leadin_doc_t *doc;
     int64_t now_ms;
+    s_adf_limits_t lim; /* shared by all the ADF parts */
     int leaf; /* leaf parts seen, for "part N" */
     s_buf_t seen; /* their types, for the error when none holds ADF */
     bool oom, too_deep;
@@ -1405,15 +1511,19 @@ static int s_mail_leaf(s_mail_t *m, GMimeObject *obj, s_part_t *p, char *err, si
 }
 
 /* Converts one ADF part into the document, its errors prefixed with the
-   part; an ADF part that cannot be read at all is one failed lead. */
+   part; an ADF part that cannot be read at all is one failed lead. A part
+   that passes the limits of the whole message fails the message (doc->err). */
 static int s_mail_adf(s_mail_t *m, const s_part_t *p)
 {
     crm_leadin_doc_t *sub = s_doc_new(CRM_LEADIN_ADF, "", 0);
     if (!sub)
         return -1;
-    s_adf_into(sub, p->text, p->len, m->now_ms, p->utf8 ? "UTF-8" : NULL);
+    s_adf_into(sub, p->text, p->len, m->now_ms, p->utf8 ? "UTF-8" : NULL, &m->lim);
+    s_doc_settle(sub);
     int rc = 0;
-    if (sub->err[0]) {
+    if (m->lim.exceeded)
+        s_doc_fail(m->doc, "%s: %s", p->label, sub->err);
+    else if (sub->err[0]) {
         crm_leadin_lead_t *l = s_doc_add(m->doc);
         if (!l)
             rc = -1;
@@ -1450,7 +1560,7 @@ static void s_part_free(s_part_t *p)
    earlier, as RFC 2046 orders them). */
 static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
 {
-    if (!obj)
+    if (!obj || m->doc->err[0])
         return 0;
     if (depth > S_MAIL_DEPTH) {
         m->too_deep = true;
@@ -1467,33 +1577,41 @@ static int s_mail_walk(s_mail_t *m, GMimeObject *obj, int depth)
         bool alt = sub && !strcasecmp(sub, "alternative");
         int n = g_mime_multipart_get_count(mp);
         s_part_t best = {0};
-        for (int i = 0; i < n; i++) {
+        /* The reasons of alternatives that could not be decoded, each
+           CRM_LEADIN_ERR_SZ bytes: failed leads only when no other
+           alternative gave the ADF, which is then the same lead. */
+        s_buf_t failed = {0};
+        int rc = 0;
+        for (int i = 0; i < n && rc == 0 && !m->doc->err[0]; i++) {
             GMimeObject *c = g_mime_multipart_get_part(mp, i);
             if (!alt || GMIME_IS_MULTIPART(c) || GMIME_IS_MESSAGE_PART(c)) {
-                if (s_mail_walk(m, c, depth + 1) != 0) {
-                    s_part_free(&best);
-                    return -1;
-                }
+                rc = s_mail_walk(m, c, depth + 1);
                 continue;
             }
             s_part_t p;
-            char err[CRM_LEADIN_ERR_SZ];
+            char err[CRM_LEADIN_ERR_SZ] = "";
             int got = s_mail_leaf(m, c, &p, err, sizeof err);
-            if (got < 0) {
-                crm_leadin_lead_t *l = s_doc_add(m->doc);
-                if (!l) {
-                    s_part_free(&best);
-                    return -1;
-                }
-                snprintf(l->err, sizeof l->err, "%s", err);
-                m->doc->nfailed++;
-            } else if (got > 0 && (!best.text || p.xml_type || !best.xml_type)) {
+            if (got < 0)
+                rc = s_buf_add(&failed, err, sizeof err);
+            else if (got > 0 && (!best.text || p.xml_type || !best.xml_type)) {
                 s_part_free(&best);
                 best = p;
             } else
                 s_part_free(&p);
         }
-        int rc = best.text ? s_mail_adf(m, &best) : 0;
+        for (size_t k = 0; rc == 0 && !best.text && !m->doc->err[0] && k < failed.n;
+             k += CRM_LEADIN_ERR_SZ) {
+            crm_leadin_lead_t *l = s_doc_add(m->doc);
+            if (!l) {
+                rc = -1;
+                break;
+            }
+            snprintf(l->err, sizeof l->err, "%s", failed.p + k);
+            m->doc->nfailed++;
+        }
+        free(failed.p);
+        if (rc == 0 && best.text && !m->doc->err[0])
+            rc = s_mail_adf(m, &best);
         s_part_free(&best);
         return rc;
     }
@@ -1527,9 +1645,11 @@ static void s_mail_into(crm_leadin_doc_t *doc, const char *data, size_t len, int
         s_doc_fail(doc, "e-mail: not a message GMime can read");
         return;
     }
-    s_mail_t m = {doc, now_ms, 0, {0}, false, false};
+    s_mail_t m = {doc, now_ms, s_adf_limits(len), 0, {0}, false, false};
     if (s_mail_walk(&m, g_mime_message_get_mime_part(msg), 0) != 0 || m.oom)
         s_doc_fail(doc, "out of memory");
+    else if (doc->err[0])
+        ; /* a limit of the whole message (s_mail_adf) */
     else if (doc->nleads == 0)
         s_doc_fail(doc, "e-mail: no part holds an ADF document (parts: %s%s)",
                    m.seen.p ? m.seen.p : "none",
@@ -1539,19 +1659,6 @@ static void s_mail_into(crm_leadin_doc_t *doc, const char *data, size_t len, int
 }
 
 /* ------------------------------------------------------------ documents */
-
-/* A document that failed as a whole keeps no leads. */
-static void s_doc_settle(crm_leadin_doc_t *doc)
-{
-    if (!doc->err[0])
-        return;
-    for (size_t i = 0; i < doc->nleads; i++)
-        crm_msg_clear(&doc->leads[i].msg);
-    free(doc->leads);
-    doc->leads = NULL;
-    doc->nleads = 0;
-    doc->nfailed = 1;
-}
 
 crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_ms)
 {
@@ -1574,9 +1681,10 @@ crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_m
             l->ok = true, l->line = 1;
         else
             doc->nfailed++;
-    } else if (kind == CRM_LEADIN_ADF)
-        s_adf_into(doc, data, len, now_ms, NULL);
-    else if (kind == CRM_LEADIN_EMAIL)
+    } else if (kind == CRM_LEADIN_ADF) {
+        s_adf_limits_t lim = s_adf_limits(len);
+        s_adf_into(doc, data, len, now_ms, NULL, &lim);
+    } else if (kind == CRM_LEADIN_EMAIL)
         s_mail_into(doc, data, len, now_ms);
     else
         s_doc_fail(doc, "neither a JSON lead, an ADF document nor an e-mail");
@@ -1593,8 +1701,10 @@ crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms)
         s_doc_fail(doc, "no input");
     else if (len > CRM_LEADIN_DOC_MAX)
         s_doc_fail(doc, "document of %zu bytes is over the limit of %d", len, CRM_LEADIN_DOC_MAX);
-    else
-        s_adf_into(doc, text, len, now_ms, NULL);
+    else {
+        s_adf_limits_t lim = s_adf_limits(len);
+        s_adf_into(doc, text, len, now_ms, NULL, &lim);
+    }
     s_doc_settle(doc);
     return doc;
 }
@@ -1689,8 +1799,17 @@ typedef struct {
 } s_span_t;
 
 typedef struct {
-    size_t first, n;
+    size_t first, n; /* the spans kept */
+    bool over;       /* it had more fields than r->max_fields: the rest were dropped */
 } s_rec_t;
+
+/* Fields a record may have: a header at most S_CSV_HEADER_MAX, a data row
+   S_CSV_ROW_FACTOR per header column or S_CSV_ROW_MIN, whichever is more.
+   Fields past the limit are not kept, so one crafted row cannot fill the
+   memory; the row is a bad row. */
+#define S_CSV_HEADER_MAX 4096
+#define S_CSV_ROW_FACTOR 4
+#define S_CSV_ROW_MIN 1024
 
 struct crm_csv_reader_t {
     const char *data; /* the caller's bytes, or the mapped file */
@@ -1710,6 +1829,9 @@ struct crm_csv_reader_t {
     size_t nspans, capspans, cur_first;
     s_rec_t *recs;
     size_t nrecs, caprecs, head;
+    size_t max_fields; /* for the record being parsed (see S_CSV_HEADER_MAX) */
+    bool cur_over;     /* the record being parsed passed max_fields */
+    bool header_seen;  /* its first record (the header) is complete */
     bool oom;
     unsigned char delim;
     /* the header */
@@ -1727,6 +1849,10 @@ struct crm_csv_reader_t {
 static void s_cb_field(void *s, size_t len, void *data)
 {
     crm_csv_reader_t *r = data;
+    if (r->nspans - r->cur_first >= r->max_fields) {
+        r->cur_over = true;
+        return;
+    }
     if (r->nspans == r->capspans) {
         size_t cap = r->capspans ? r->capspans * 2 : 64;
         s_span_t *p = realloc(r->spans, cap * sizeof *p);
@@ -1758,10 +1884,19 @@ static void s_cb_record(int c, void *data)
         }
         r->recs = p, r->caprecs = cap;
     }
+    size_t n = r->nspans - r->cur_first;
     r->recs[r->nrecs].first = r->cur_first;
-    r->recs[r->nrecs].n = r->nspans - r->cur_first;
+    r->recs[r->nrecs].n = n;
+    r->recs[r->nrecs].over = r->cur_over;
     r->nrecs++;
     r->cur_first = r->nspans;
+    r->cur_over = false;
+    if (!r->header_seen) {
+        /* The data rows that follow in the same chunk get their limit now:
+           the header's field count is its column count. */
+        r->header_seen = true;
+        r->max_fields = n > S_CSV_ROW_MIN / S_CSV_ROW_FACTOR ? n * S_CSV_ROW_FACTOR : S_CSV_ROW_MIN;
+    }
 }
 
 /* Next raw record, or NULL at the end of the file or on a failure (then
@@ -1772,14 +1907,19 @@ static const s_rec_t *s_fetch(crm_csv_reader_t *r, char *err, size_t errsz)
     while (r->head == r->nrecs) {
         if (r->eof || r->failed)
             return NULL;
+        /* Drops what the records taken used. When the unfinished record
+           already starts the queue (a long row over several chunks), there
+           is nothing before it to drop. */
         size_t keep = r->nspans - r->cur_first;
-        size_t base = keep ? r->spans[r->cur_first].off : r->bytes.n;
-        if (base > 0)
-            memmove(r->bytes.p, r->bytes.p + base, r->bytes.n - base);
-        r->bytes.n -= base;
-        for (size_t k = 0; k < keep; k++) {
-            r->spans[k] = r->spans[r->cur_first + k];
-            r->spans[k].off -= base;
+        if (r->cur_first > 0 || keep == 0) {
+            size_t base = keep ? r->spans[r->cur_first].off : r->bytes.n;
+            if (base > 0)
+                memmove(r->bytes.p, r->bytes.p + base, r->bytes.n - base);
+            r->bytes.n -= base;
+            for (size_t k = 0; k < keep; k++) {
+                r->spans[k] = r->spans[r->cur_first + k];
+                r->spans[k].off -= base;
+            }
         }
         r->nspans = keep, r->cur_first = 0, r->nrecs = r->head = 0;
         size_t n = r->len - r->pos < S_CHUNK ? r->len - r->pos : S_CHUNK;
@@ -1810,8 +1950,11 @@ static const s_rec_t *s_fetch(crm_csv_reader_t *r, char *err, size_t errsz)
    Returns a malloc'ed string or NULL when out of memory. */
 static char *s_decode(crm_csv_reader_t *r, const char *in, size_t len, bool *bad)
 {
+    /* Sized from the cell: UTF-8 stays as long unless bytes are replaced,
+       GB18030 grows by half at most for its two-byte characters. */
     s_buf_t b = {0};
-    if (s_buf_add(&b, "", 0) != 0)
+    size_t want = r->utf8 ? len : len + len / 2;
+    if (want < len || s_buf_reserve(&b, want) != 0)
         return NULL;
     const unsigned char *p = (const unsigned char *) in;
     if (r->utf8) {
@@ -1905,6 +2048,10 @@ static int s_open_header(crm_csv_reader_t *r, char *err, size_t errsz)
             s_err(err, errsz, "row 0: the file has no header row");
         return -1;
     }
+    if (rec->over) {
+        s_err(err, errsz, "row 0 (header): more than %d columns", S_CSV_HEADER_MAX);
+        return -1;
+    }
     size_t bad = 0;
     if (s_take_cells(r, rec, &bad) != 0) {
         s_err(err, errsz, "out of memory");
@@ -1988,6 +2135,7 @@ crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *enc
         return NULL;
     }
     r->cd = (iconv_t) -1;
+    r->max_fields = S_CSV_HEADER_MAX;
     r->data = data ? data : "";
     r->len = len;
     r->size = (long long) len;
@@ -2103,19 +2251,8 @@ static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, ch
             }
         } else if (!strcmp(field, "phone"))
             rc = s_set_phone(out, v);
-        else if (!strcmp(field, "gender")) {
-            const char *g = v;
-            if (!strcmp(v, "男") || !strcmp(v, "先生") || !strcasecmp(v, "m") ||
-                !strcasecmp(v, "male"))
-                g = "male";
-            else if (!strcmp(v, "女") || !strcmp(v, "女士") || !strcasecmp(v, "f") ||
-                     !strcasecmp(v, "female"))
-                g = "female";
-            else if (!strcmp(v, "未知") || !strcmp(v, "保密") || !strcasecmp(v, "unknown"))
-                g = "unknown";
-            rc = s_set_once(out, field, g);
-        } else
-            rc = s_set_once(out, field, v);
+        else
+            rc = s_set_once(out, field, v); /* 性别 too: crm_lead_check maps 男, 女 ... */
         v[n] = save;
     }
     if (rc == 0 && !bad && !out->body.lead_submit.source)
@@ -2144,6 +2281,13 @@ int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row,
         size_t bad = 0;
         if (s_take_cells(r, rec, &bad) != 0) {
             s_err(err, errsz, "row %ld: out of memory", r->row);
+            return -1;
+        }
+        if (rec->over) {
+            /* Its cells are the first max_fields, for the rejects file. */
+            s_err(err, errsz, "row %ld: more than %zu fields, the limit for a header of %zu "
+                              "columns (%d per column, at least %d)",
+                  r->row, r->max_fields, r->ncols, S_CSV_ROW_FACTOR, S_CSV_ROW_MIN);
             return -1;
         }
         bool blank = true;

@@ -126,6 +126,7 @@ typedef struct {
                                     converted (then nleads is 0) */
     crm_leadin_lead_t *leads;    /* nleads, in document order */
     size_t nleads;
+    size_t leads_cap;            /* slots allocated in leads (the converter's) */
     size_t nfailed;              /* leads with !ok, plus 1 when err is set */
     char *raw;                   /* a copy of the input as given (raw_len bytes, plus a
                                     NUL), for the caller to keep in quarantine when
@@ -162,7 +163,8 @@ crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_m
      customer/contact: name part full, or last+first (CJK, no space) or
        "first last"; phone cellphone|mobile -> mobile, home -> home_phone,
        work -> office_phone, voice or none -> mobile when it looks like a
-       Chinese mobile else usual_phone, fax and pager ignored; email;
+       Chinese mobile else usual_phone, fax and pager ignored (typed phones
+       are taken before untyped ones, whatever their order); email;
        address street lines -> address, city, regioncode -> province,
        postalcode -> postcode
      customer/comments             remark
@@ -172,7 +174,11 @@ crm_leadin_doc_t *crm_leadin_convert(const char *data, size_t len, int64_t now_m
    entity contributes nothing). A DOCTYPE with an internal subset is read;
    the internal general entities it declares are expanded by our code, at
    most 64 KiB per prospect (more is that prospect's error, naming the line
-   and entity; libxml2 refuses entity loops). A reference to a name that is
+   and entity; libxml2 refuses entity loops) and at most 4 times the
+   document's size (1 MiB if that is less) for all its prospects together
+   (more is an error of the whole document). A document holds at most 10000
+   prospects; more is an error of the whole document, naming the limit (an
+   e-mail's ADF parts count together for both limits). A reference to a name that is
    neither one of XML's five nor declared in the subset is looked up in
    libxml2's HTML table (htmlEntityLookup: &nbsp; &eacute; &mdash; &copy;
    ...) and becomes its character; an unknown name is an error of the whole
@@ -188,7 +194,9 @@ crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms);
    clients re-encode text without touching it) and taken when it holds an
    ADF document (in text/plain it may be surrounded by other text). In a
    multipart/alternative only the best alternative counts (XML over plain
-   text), so the same lead is not read twice; ADF parts elsewhere (several
+   text), so the same lead is not read twice, and an alternative that
+   cannot be decoded is a failed lead only when no other one gives the
+   ADF; ADF parts elsewhere (several
    attachments, message/rfc822 parts) all count; parts nested deeper than
    16 levels are not read. Errors name the part: "part 2 (text/xml): line
    7: ..."; an ADF part that cannot be read at all (undecodable bytes, not
@@ -228,8 +236,9 @@ typedef struct crm_csv_reader_t crm_csv_reader_t;
      办公电话, 常用电话, 邮箱, 身份证, 地址, 邮编, 城市, 省份, 经销商,
      试驾时间, 车架号, 车牌, submission_id, and the lead.submit names).
    Unknown columns are ignored and listed by crm_csv_unknown_columns. Fails,
-   with err saying why, when the header cannot be decoded, two columns map
-   to the same field, or there is neither a name column nor a phone column.
+   with err saying why, when the header cannot be decoded, has more than
+   4096 columns, two columns map to the same field, or there is neither a
+   name column nor a phone column.
    Returns a reader the caller destroys with crm_csv_close, or NULL. */
 crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *encoding,
                                    const char *name, char *err, size_t errsz);
@@ -240,8 +249,9 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
 
 /* Reads the next data row into out (see the shared contract above): channel
    "autoshow", source the reader's (see crm_csv_set_source) unless the row
-   has a source cell, fields trimmed, empty cells absent, 男/先生 -> male,
-   女/女士 -> female, a non-empty test-drive cell -> testdrive = true and
+   has a source cell, fields trimmed, empty cells absent (a gender cell
+   such as 男 or 保密 is kept as written: crm_lead_check maps it, for every
+   source alike), a non-empty test-drive cell -> testdrive = true and
    testdrive_at. Without a submission_id cell the id is
    crm_leadin_content_key(.., "csv:"), so the same row from any file, with
    its columns in any order or encoding, gets the same id and a corrected
@@ -249,8 +259,11 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
    NULL) gets the 1-based data row number (header is row 0). Returns 1 with
    a lead, 0 at the end of the data, or -1 for a row that cannot be read
    (wrong column count, undecodable bytes, bad date-time) with err naming
-   the row and the column; the next call goes on with the next row. A
-   libcsv failure also gives -1 and ends the data. */
+   the row and the column; the next call goes on with the next row. A row
+   of more than max(4 x the header's columns, 1024) fields is such a row
+   ("row N: more than M fields, ..."): the fields past the limit are not
+   kept, and crm_csv_row_fields gives the first M. A libcsv failure also
+   gives -1 and ends the data. */
 int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row, char *err,
                  size_t errsz);
 

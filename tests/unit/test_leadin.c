@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "crm_lead.h"
 #include "crm_leadin.h"
 
 #ifndef CRM_SOURCE_DIR
@@ -58,6 +60,20 @@ static void check_contains(const char *what, const char *got, const char *needle
 }
 
 #define B(m) (&(m).body.lead_submit)
+
+/* The gender crm_lead_check makes of a lead's (every lead's gender goes
+   through it at intake), in buf; "(absent)" when it has none. */
+static const char *normalised_gender(const crm_body_lead_submit_t *lead, char *buf, size_t n)
+{
+    crm_fields_t f;
+    crm_issues_t issues;
+    memset(&issues, 0, sizeof issues);
+    crm_lead_check(lead, 0, &f, &issues);
+    snprintf(buf, n, "%s", f.v[CRM_CF_gender] ? f.v[CRM_CF_gender] : "(absent)");
+    crm_fields_clear(&f);
+    return buf;
+}
+#define GENDER(m) normalised_gender(B(m), (char[32]){0}, 32)
 
 /* ------------------------------------------------------------- dates */
 
@@ -268,6 +284,31 @@ static void test_json_number_as_mobile_becomes_decimal_text(void **state)
     assert_false(B(m)->has.name);
     assert_false(B(m)->has.email);
     crm_msg_clear(&m);
+}
+
+/* crm_leadin_detect calls a BOM before '{' JSON, so the converter takes it
+   too, and the lead is the one without the BOM. */
+static void test_json_with_a_utf8_bom_is_read(void **state)
+{
+    (void) state;
+    const char *text = "\xEF\xBB\xBF{\"name\": \"张三\", \"mobile\": \"13812345678\"}";
+    assert_int_equal(crm_leadin_detect(text, strlen(text)), CRM_LEADIN_JSON);
+    crm_msg_t m, plain;
+    char err[256];
+    if (crm_leadin_json(text, strlen(text), NOW_MS, &m, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    check_has("name", B(m)->name, "张三");
+    assert_int_equal(crm_leadin_json(text + 3, strlen(text + 3), NOW_MS, &plain, err, sizeof err),
+                     0);
+    check_has("same id as without the BOM", B(m)->submission_id, B(plain)->submission_id);
+    crm_msg_clear(&m);
+    crm_msg_clear(&plain);
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nfailed, 0);
+    assert_int_equal(doc->nleads, 1);
+    assert_true(doc->leads[0].ok);
+    crm_leadin_doc_destroy(&doc);
 }
 
 static void test_json_without_submission_id_gets_a_stable_content_id(void **state)
@@ -551,6 +592,24 @@ static const crm_body_lead_submit_t *lead_of(const crm_leadin_doc_t *doc, size_t
     return &doc->leads[i].msg.body.lead_submit;
 }
 
+/* An untyped phone that looks like a mobile does not take the slot of a
+   cellphone listed after it. */
+static void test_adf_typed_cellphone_wins_over_an_earlier_untyped_phone(void **state)
+{
+    (void) state;
+    const char *text = "<adf><prospect><id source=\"s\">1</id><customer><contact>"
+                       "<name part=\"full\">A</name>"
+                       "<phone>13900000001</phone>"
+                       "<phone type=\"cellphone\">13812345678</phone>"
+                       "</contact></customer></prospect></adf>";
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 1);
+    check_has("typed cellphone", lead_of(doc, 0)->mobile, "13812345678");
+    check_has("the untyped one", lead_of(doc, 0)->usual_phone, "13900000001");
+    crm_leadin_doc_destroy(&doc);
+}
+
 static void test_adf_every_prospect_is_a_lead_with_its_own_id(void **state)
 {
     (void) state;
@@ -682,6 +741,105 @@ static void test_adf_entity_expansion_is_bounded(void **state)
     assert_true((double) (clock() - t0) / CLOCKS_PER_SEC < 2.0);
     assert_int_equal(doc->nfailed, 1);
     crm_leadin_doc_destroy(&doc);
+}
+
+/* Prospects each within their own 64 KiB add up: the document as a whole
+   has max(1 MiB, 4 x its size), so a few kilobytes cannot make gigabytes. */
+static void test_adf_entity_expansion_is_bounded_for_the_whole_document(void **state)
+{
+    (void) state;
+    char a[1001];
+    memset(a, 'a', 1000);
+    a[1000] = '\0';
+    size_t cap = 64 * 1024, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t) snprintf(text + n, cap - n,
+                           "<!DOCTYPE adf [\n <!ENTITY a \"%s\">\n <!ENTITY b \"", a);
+    for (int i = 0; i < 60; i++)
+        n += (size_t) snprintf(text + n, cap - n, "&a;");
+    n += (size_t) snprintf(text + n, cap - n, "\">\n]>\n<adf>\n");
+    for (int i = 0; i < 40; i++) /* 40 x 60 kB: each prospect is within its own budget */
+        n += (size_t) snprintf(text + n, cap - n,
+                               "<prospect><id source=\"s\">%d</id><customer>"
+                               "<comments>&b;</comments></customer></prospect>\n", i);
+    n += (size_t) snprintf(text + n, cap - n, "</adf>\n");
+    assert_true(n < cap - 1);
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, n, NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    check_contains("reason", doc->err, "the document's entities expand to more than 1048576 bytes");
+    check_contains("reason", doc->err, "prospect 18 (line ");
+    check_reasons_are_one_line(doc);
+    crm_leadin_doc_destroy(&doc);
+
+    /* The same document with 10 prospects is within both budgets. */
+    char *end = strstr(text, "<prospect><id source=\"s\">10<");
+    assert_non_null(end);
+    strcpy(end, "</adf>\n");
+    doc = crm_leadin_convert(text, strlen(text), NOW_MS);
+    assert_int_equal(doc->nleads, 10);
+    assert_int_equal(doc->nfailed, 0);
+    assert_int_equal(strlen(lead_of(doc, 9)->remark), 60000);
+    crm_leadin_doc_destroy(&doc);
+    free(text);
+}
+
+/* A document of 10000 prospects is read; one more fails it as a whole,
+   naming the limit, as an e-mail whose ADF parts hold more in all. */
+static void test_adf_prospects_per_document_are_capped(void **state)
+{
+    (void) state;
+    const char *one = "<prospect><customer><contact><name part=\"full\">A</name>"
+                      "</contact></customer></prospect>\n";
+    size_t cap = 10001 * strlen(one) + 64, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    n += (size_t) snprintf(text + n, cap - n, "<adf>\n");
+    for (int i = 0; i < 10000; i++)
+        n += (size_t) snprintf(text + n, cap - n, "%s", one);
+    size_t tail = n;
+    n += (size_t) snprintf(text + n, cap - n, "</adf>\n");
+    crm_leadin_doc_t *doc = crm_leadin_convert(text, n, NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 10000);
+    assert_int_equal(doc->nfailed, 0);
+    crm_leadin_doc_destroy(&doc);
+
+    n = tail + (size_t) snprintf(text + tail, cap - tail, "%s</adf>\n", one);
+    doc = crm_leadin_adf(text, n, NOW_MS);
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    check_has("reason", doc->err, "line 10002: more than 10000 <prospect> elements in one document");
+    crm_leadin_doc_destroy(&doc);
+
+    /* In an e-mail, the ADF parts count together. */
+    size_t half = 5001 * strlen(one) + 16, m = 0;
+    char *adf = malloc(half);
+    assert_non_null(adf);
+    m += (size_t) snprintf(adf + m, half - m, "<adf>\n");
+    for (int i = 0; i < 5001; i++)
+        m += (size_t) snprintf(adf + m, half - m, "%s", one);
+    m += (size_t) snprintf(adf + m, half - m, "</adf>\n");
+    size_t mcap = 2 * m + 512, k = 0;
+    char *mail = malloc(mcap);
+    assert_non_null(mail);
+    k += (size_t) snprintf(mail + k, mcap - k, "From: a@b.example\nMIME-Version: 1.0\n"
+                                               "Content-Type: multipart/mixed; boundary=b\n\n");
+    for (int i = 0; i < 2; i++)
+        k += (size_t) snprintf(mail + k, mcap - k, "--b\nContent-Type: text/xml\n\n%s\n", adf);
+    k += (size_t) snprintf(mail + k, mcap - k, "--b--\n");
+    doc = crm_leadin_convert(mail, k, NOW_MS);
+    assert_int_equal(doc->kind, CRM_LEADIN_EMAIL);
+    assert_int_equal(doc->nleads, 0);
+    assert_int_equal(doc->nfailed, 1);
+    check_contains("reason", doc->err, "part 2 (text/xml): line ");
+    check_contains("reason", doc->err, "more than 10000 <prospect> elements in one document");
+    crm_leadin_doc_destroy(&doc);
+    free(mail);
+    free(adf);
+    free(text);
 }
 
 static void test_adf_basic_iso_8601_dates_are_read(void **state)
@@ -857,6 +1015,40 @@ static void test_email_errors_name_the_part(void **state)
     doc = crm_leadin_convert(malformed, strlen(malformed), NOW_MS);
     assert_int_equal(doc->nfailed, 1);
     check_contains("reason", doc->leads[0].err, "part 1 (text/xml): line 3:");
+    crm_leadin_doc_destroy(&doc);
+}
+
+/* An alternative that cannot be decoded is no failed lead when another
+   alternative gives the same ADF; when none does, it still is one. */
+static void test_email_failed_alternative_does_not_count_when_another_gives_the_adf(void **state)
+{
+    (void) state;
+    const char *ok = "From: a@b.example\nMIME-Version: 1.0\n"
+                     "Content-Type: multipart/alternative; boundary=b\n\n--b\n"
+                     "Content-Type: text/plain; charset=utf-8\n\n"
+                     "<adf><prospect><id source=\"s\">1</id><customer><contact>"
+                     "<name part=\"full\">A</name></contact></customer></prospect></adf>\n"
+                     "--b\nContent-Type: text/xml; charset=GB2312\n\n"
+                     "<adf><prospect><customer><comments>\xD5\xC5\x81</comments></customer>"
+                     "</prospect></adf>\n--b--\n";
+    crm_leadin_doc_t *doc = crm_leadin_convert(ok, strlen(ok), NOW_MS);
+    assert_non_null(doc);
+    assert_int_equal(doc->nleads, 1);
+    assert_int_equal(doc->nfailed, 0);
+    check_has("from the plain alternative", lead_of(doc, 0)->submission_id, "adf:s:1");
+    crm_leadin_doc_destroy(&doc);
+
+    const char *none = "From: a@b.example\nMIME-Version: 1.0\n"
+                       "Content-Type: multipart/alternative; boundary=b\n\n--b\n"
+                       "Content-Type: text/plain\n\nhello\n"
+                       "--b\nContent-Type: text/xml; charset=GB2312\n\n"
+                       "<adf><prospect><customer><comments>\xD5\xC5\x81</comments></customer>"
+                       "</prospect></adf>\n--b--\n";
+    doc = crm_leadin_convert(none, strlen(none), NOW_MS);
+    assert_int_equal(doc->nleads, 1);
+    assert_int_equal(doc->nfailed, 1);
+    assert_false(doc->leads[0].ok);
+    check_contains("reason", doc->leads[0].err, "part 2 (text/xml): byte ");
     crm_leadin_doc_destroy(&doc);
 }
 
@@ -1036,7 +1228,7 @@ static void test_csv_utf8_english_headers(void **state)
     assert_int_equal(strlen(B(m)->submission_id), 4 + 64);
     crm_msg_clear(&m);
     assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
-    check_has("gender", B(m)->gender, "female");
+    check_has("gender", GENDER(m), "female");
     assert_false(B(m)->has.testdrive);
     assert_false(B(m)->has.remark);
     crm_msg_clear(&m);
@@ -1087,7 +1279,7 @@ static void check_cn_rows(crm_csv_reader_t *r)
     long row;
     assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
     check_has("name", B(m)->name, "张三");
-    check_has("gender", B(m)->gender, "male");
+    check_has("gender", GENDER(m), "male");
     check_has("mobile", B(m)->mobile, "13812345678");
     check_has("province", B(m)->province, "广东省");
     check_has("address", B(m)->address, "深圳市南山区科技园1号");
@@ -1097,16 +1289,51 @@ static void check_cn_rows(crm_csv_reader_t *r)
     crm_msg_clear(&m);
     assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
     check_has("name", B(m)->name, "李四");
-    check_has("gender", B(m)->gender, "female");
+    check_has("gender", GENDER(m), "female");
     check_has("quoted address", B(m)->address, "成都市武侯区人民南路四段, 9号");
     check_has("birthday sentinel kept", B(m)->birthday, "1900-01-01");
     crm_msg_clear(&m);
     assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
     check_has("name", B(m)->name, "欧阳娜娜");
-    check_has("女士", B(m)->gender, "female");
+    check_has("女士", GENDER(m), "female");
     assert_int_equal(B(m)->testdrive_at, TD_MS + 23 * 3600000LL + 1800000LL);
     crm_msg_clear(&m);
     assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 0);
+}
+
+/* A gender cell is kept as written, so the customer's raw value survives
+   beside crm_lead_check's normalised one, which knows every spelling the
+   CSV templates use (保密 too). */
+static void test_csv_gender_is_kept_as_written_and_normalised_at_check(void **state)
+{
+    (void) state;
+    const char data[] = "姓名,手机,性别\n"
+                        "甲,13812345671,保密\n"
+                        "乙,13812345672, 先生 \n"
+                        "丙,13812345673,F\n"
+                        "丁,13812345674,未知\n";
+    static const struct {
+        const char *raw, *want;
+    } rows[] = {{"保密", "unknown"}, {"先生", "male"}, {"F", "female"}, {"未知", "unknown"}};
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open_mem(data, sizeof data - 1, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        crm_msg_t m;
+        long row;
+        assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+        check_has("as written, trimmed", B(m)->gender, rows[i].raw);
+        crm_fields_t f;
+        crm_issues_t issues;
+        memset(&issues, 0, sizeof issues);
+        assert_int_equal(crm_lead_check(B(m), 0, &f, &issues), 0);
+        check_has("normalised", f.v[CRM_CF_gender], rows[i].want);
+        check_has("raw kept", f.raw[CRM_CF_gender], rows[i].raw);
+        crm_fields_clear(&f);
+        crm_msg_clear(&m);
+    }
+    crm_csv_close(&r);
 }
 
 static void test_csv_gbk_chinese_headers_are_decoded(void **state)
@@ -1283,6 +1510,122 @@ static void test_csv_undecodable_bytes_name_the_row_and_column(void **state)
     unlink(path);
 }
 
+/* A string of n fields named by fmt (with %d), joined by ',' and ending
+   with a newline, malloc'ed. */
+static char *csv_line(const char *first, int n, const char *fmt)
+{
+    size_t cap = strlen(first) + (size_t) n * (strlen(fmt) + 12) + 2, len = 0;
+    char *p = malloc(cap);
+    assert_non_null(p);
+    len += (size_t) snprintf(p + len, cap - len, "%s", first);
+    for (int i = len ? 1 : 0; i < n; i++) {
+        if (len)
+            p[len++] = ',';
+        len += (size_t) snprintf(p + len, cap - len, fmt, i);
+    }
+    snprintf(p + len, cap - len, "\n");
+    return p;
+}
+
+/* One crafted row cannot fill the memory: a row of more than max(4 x
+   columns, 1024) fields is a bad row naming the limit, its fields past the
+   limit are not kept, and the next row is read. */
+static void test_csv_a_row_of_too_many_fields_is_a_bad_row(void **state)
+{
+    (void) state;
+    size_t n = 200000;
+    char *data = malloc(n + 64);
+    assert_non_null(data);
+    strcpy(data, "姓名,手机\n");
+    size_t len = strlen(data);
+    memset(data + len, ',', n);
+    len += n;
+    len += (size_t) snprintf(data + len, 64, "\n张三,13812345678\n");
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open_mem(data, len, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    crm_msg_t m;
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    assert_int_equal(row, 1);
+    check_has("error", err,
+              "row 1: more than 1024 fields, the limit for a header of 2 columns (4 per column, "
+              "at least 1024)");
+    size_t nf;
+    crm_csv_row_fields(r, &nf);
+    assert_int_equal(nf, 1024);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 1);
+    check_has("next row", B(m)->name, "张三");
+    crm_msg_clear(&m);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), 0);
+    crm_csv_close(&r);
+    free(data);
+
+    /* 4 per header column when that is more: 300 columns allow 1200. */
+    char *head = csv_line("姓名", 300, "c%d");
+    char *at = csv_line("", 1200, "%d"), *over = csv_line("", 1201, "%d");
+    size_t hl = strlen(head), al = strlen(at), ol = strlen(over);
+    data = malloc(hl + al + ol + 1);
+    assert_non_null(data);
+    memcpy(data, head, hl);
+    memcpy(data + hl, at, al);
+    memcpy(data + hl + al, over, ol + 1);
+    r = crm_csv_open_mem(data, hl + al + ol, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    check_has("at the limit: a count error", err, "row 1: 1200 columns, the header has 300");
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    check_contains("past it", err, "row 2: more than 1200 fields, the limit for a header of 300");
+    crm_csv_close(&r);
+    free(data), free(head), free(at), free(over);
+}
+
+/* A header is limited only by a sane absolute cap: 4096 columns. */
+static void test_csv_header_of_more_than_4096_columns_is_refused(void **state)
+{
+    (void) state;
+    char err[256];
+    char *ok = csv_line("姓名", 4096, "c%d"), *over = csv_line("姓名", 4097, "c%d");
+    crm_csv_reader_t *r = crm_csv_open_mem(ok, strlen(ok), NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    assert_null(crm_csv_unknown_columns(r)[4095]);
+    crm_csv_close(&r);
+    assert_null(crm_csv_open_mem(over, strlen(over), NULL, NULL, err, sizeof err));
+    check_has("error", err, "row 0 (header): more than 4096 columns");
+    free(ok), free(over);
+}
+
+/* Each cell's buffer is sized from the cell, not 256 bytes whatever its
+   length: 4000 one-byte cells take well under 1 MB. (Measured with glibc's
+   allocator; under ASan mallinfo2 sees nothing and the check is moot.) */
+static void test_csv_cells_take_memory_by_their_length(void **state)
+{
+    (void) state;
+    char *head = csv_line("姓名", 4000, "c%d"), *row = csv_line("", 4000, "x");
+    size_t hl = strlen(head), rl = strlen(row);
+    char *data = malloc(hl + rl + 1);
+    assert_non_null(data);
+    memcpy(data, head, hl);
+    memcpy(data + hl, row, rl + 1);
+    char err[256];
+    crm_csv_reader_t *r = crm_csv_open_mem(data, hl + rl, NULL, NULL, err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    crm_msg_t m;
+    long n;
+    size_t before = mallinfo2().uordblks;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &n, err, sizeof err), 1);
+    size_t after = mallinfo2().uordblks;
+    if (after > before && after - before > 512 * 1024)
+        fail_msg("4000 one-byte cells took %zu bytes", after - before);
+    crm_msg_clear(&m);
+    crm_csv_close(&r);
+    free(data), free(head), free(row);
+}
+
 static void test_csv_100k_rows_import_quickly(void **state)
 {
     (void) state;
@@ -1336,9 +1679,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_json_malformed_reports_line_and_column),
         cmocka_unit_test(test_json_wrong_type_names_the_field),
         cmocka_unit_test(test_json_number_as_mobile_becomes_decimal_text),
+        cmocka_unit_test(test_json_with_a_utf8_bom_is_read),
         cmocka_unit_test(test_json_without_submission_id_gets_a_stable_content_id),
         cmocka_unit_test(test_adf_line_before_xml_declaration_is_tolerated),
         cmocka_unit_test(test_adf_phone_types_map_to_the_four_phones),
+        cmocka_unit_test(test_adf_typed_cellphone_wins_over_an_earlier_untyped_phone),
         cmocka_unit_test(test_adf_chinese_name_parts_join_without_space),
         cmocka_unit_test(test_adf_test_drive_interest_sets_exact_testdrive_at),
         cmocka_unit_test(test_adf_resend_has_the_same_submission_id),
@@ -1352,6 +1697,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_adf_doctype_with_internal_subset_is_read_and_its_entities_expanded),
         cmocka_unit_test(test_adf_external_entities_and_dtds_are_never_loaded),
         cmocka_unit_test(test_adf_entity_expansion_is_bounded),
+        cmocka_unit_test(test_adf_entity_expansion_is_bounded_for_the_whole_document),
+        cmocka_unit_test(test_adf_prospects_per_document_are_capped),
         cmocka_unit_test(test_adf_basic_iso_8601_dates_are_read),
         cmocka_unit_test(test_datetime_basic_format),
         cmocka_unit_test(test_adf_html_entities_map_through_libxml2s_table),
@@ -1362,9 +1709,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_email_gbk_base64_attachment_gives_every_prospect),
         cmocka_unit_test(test_email_mime_charset_wins_over_a_stale_xml_declaration),
         cmocka_unit_test(test_email_errors_name_the_part),
+        cmocka_unit_test(test_email_failed_alternative_does_not_count_when_another_gives_the_adf),
         cmocka_unit_test(test_unconvertible_documents_keep_the_raw_and_one_line_reason),
         cmocka_unit_test(test_csv_utf8_english_headers),
         cmocka_unit_test(test_csv_wrong_column_count_is_reported_and_reading_goes_on),
+        cmocka_unit_test(test_csv_gender_is_kept_as_written_and_normalised_at_check),
         cmocka_unit_test(test_csv_gbk_chinese_headers_are_decoded),
         cmocka_unit_test(test_csv_gbk_and_utf8_copies_give_the_same_ids),
         cmocka_unit_test(test_csv_bom_and_full_width_headers),
@@ -1372,6 +1721,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_csv_unknown_columns_are_listed),
         cmocka_unit_test(test_csv_header_without_name_or_phone_is_refused),
         cmocka_unit_test(test_csv_undecodable_bytes_name_the_row_and_column),
+        cmocka_unit_test(test_csv_a_row_of_too_many_fields_is_a_bad_row),
+        cmocka_unit_test(test_csv_header_of_more_than_4096_columns_is_refused),
+        cmocka_unit_test(test_csv_cells_take_memory_by_their_length),
         cmocka_unit_test(test_csv_100k_rows_import_quickly),
         cmocka_unit_test(test_csv_more_chinese_headers_and_whitespace_inside_them),
         cmocka_unit_test(test_csv_tab_separated_dealer_export),

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "crm_id.h"
 #include "crm_lead.h"
 #include "crm_norm.h"
 
@@ -529,6 +530,29 @@ static void test_business_400_800_numbers_are_flagged(void **state)
         {"400-123-456", CRM_NORM_INVALID, "", "", "", ""},
     };
     run_landline_rows(rows, N_ROWS(rows));
+}
+
+/* The formatted form of a 400/800 number with an extension reads back as
+   the same business number, never as a landline of area code 400 (the
+   fuzz target checks this for every input). */
+static void test_business_number_with_extension_reads_back_as_itself(void **state)
+{
+    (void) state;
+    static const landline_row_t rows[] = {
+        {"400-123-1234-ext1", CRM_NORM_BUSINESS_NUMBER, "", "4001231234", "1", "400-123-1234-1"},
+        {"400-123-1234-1", CRM_NORM_BUSINESS_NUMBER, "", "4001231234", "1", "400-123-1234-1"},
+        {"4008208820转123456", CRM_NORM_BUSINESS_NUMBER, "", "4008208820", "123456",
+         "400-820-8820-123456"},
+        {"+86 800 820 8820 x12", CRM_NORM_BUSINESS_NUMBER, "", "8008208820", "12",
+         "800-820-8820-12"},
+    };
+    run_landline_rows(rows, N_ROWS(rows));
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        crm_landline_t again;
+        check_code("landline", rows[i].formatted, crm_norm_landline(rows[i].formatted, &again),
+                   CRM_NORM_BUSINESS_NUMBER);
+        check_str("landline formatted", rows[i].formatted, again.formatted, rows[i].formatted);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1269,6 +1293,34 @@ static void test_kept_phone_gives_the_same_finding_when_checked_again(void **sta
     }
 }
 
+/* The one gender mapping, for every source (CSV templates write 保密 for
+   "prefers not to say"). */
+static void test_lead_gender_spellings_are_normalised(void **state)
+{
+    (void) state;
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        {"male", "male"},       {"M", "male"},       {"男", "male"},         {"先生", "male"},
+        {"Female", "female"},   {"f", "female"},     {"女", "female"},       {"女士", "female"},
+        {"unknown", "unknown"}, {"未知", "unknown"}, {"保密", "unknown"},    {" 保密 ", "unknown"},
+    };
+    for (size_t i = 0; i < N_ROWS(rows); i++) {
+        crm_body_lead_submit_t lead;
+        memset(&lead, 0, sizeof lead);
+        lead.name = (char *) "张三";
+        lead.mobile = (char *) "13812345678";
+        lead.gender = (char *) rows[i].in;
+        crm_fields_t f;
+        crm_issues_t issues;
+        memset(&issues, 0, sizeof issues);
+        crm_lead_check(&lead, 0, &f, &issues);
+        const char *v = f.v[CRM_CF_gender];
+        check_str("gender", rows[i].in, v ? v : "(null)", rows[i].want);
+        crm_fields_clear(&f);
+    }
+}
+
 static void test_lead_keeps_the_raw_value_beside_the_normalised_one(void **state)
 {
     (void) state;
@@ -1335,6 +1387,23 @@ static void test_lead_keeps_the_raw_value_beside_the_normalised_one(void **state
     assert_string_equal(f.raw[CRM_CF_gender], "男性的");
     assert_null(f.raw[CRM_CF_mobile]);
     crm_fields_clear(&f);
+}
+
+/* Digests are stored keys: their text must never change. Values from
+   Python's hashlib.sha256. */
+static void test_id_digest_is_lower_case_hex_sha256(void **state)
+{
+    (void) state;
+    char hex[CRM_ID_DIGEST_SZ];
+    memset(hex, 'Z', sizeof hex);
+    crm_id_digest_bytes("abc", 3, hex);
+    check_str("digest_bytes", "abc", hex,
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    const char *parts[] = {"a", "bc", NULL};
+    memset(hex, 'Z', sizeof hex);
+    crm_id_digest(parts, 3, hex);
+    check_str("digest", "a|bc|NULL", hex,
+              "659f6e5742991f4ef127c972729839a1cd4a59f862339c765ddfa4459be3d959");
 }
 
 /* ------------------------------------------------------------------ */
@@ -1454,6 +1523,7 @@ int main(void)
         cmocka_unit_test(test_landline_without_trunk_0_or_plus_86_is_not_rewritten),
         cmocka_unit_test(test_landline_with_other_calling_code_is_never_made_chinese),
         cmocka_unit_test(test_business_400_800_numbers_are_flagged),
+        cmocka_unit_test(test_business_number_with_extension_reads_back_as_itself),
         cmocka_unit_test(test_province_is_found_by_name_suffixless_name_or_abbreviation),
         cmocka_unit_test(test_unknown_province_is_rejected),
         cmocka_unit_test(test_city_drops_trailing_shi_only),
@@ -1474,7 +1544,9 @@ int main(void)
         cmocka_unit_test(test_lead_finding_names_the_shape_not_the_number),
         cmocka_unit_test(test_lead_refuses_a_test_drive_more_than_a_year_ahead),
         cmocka_unit_test(test_kept_phone_gives_the_same_finding_when_checked_again),
+        cmocka_unit_test(test_lead_gender_spellings_are_normalised),
         cmocka_unit_test(test_lead_keeps_the_raw_value_beside_the_normalised_one),
+        cmocka_unit_test(test_id_digest_is_lower_case_hex_sha256),
         cmocka_unit_test(test_hostile_input_never_overflows),
         cmocka_unit_test(test_null_outputs_are_refused_not_dereferenced),
     };
