@@ -248,7 +248,7 @@ static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t
     }
 }
 
-static int s_gender(const char *in, char *out, size_t size)
+const char *crm_lead_gender(const char *in)
 {
     static const struct {
         const char *in, *out;
@@ -257,15 +257,24 @@ static int s_gender(const char *in, char *out, size_t size)
                {"unknown", "unknown"}, {"未知", "unknown"}, {"保密", "unknown"}};
     char low[32];
     size_t i = 0;
-    for (; in[i] && i + 1 < sizeof low; i++)
+    for (; in && in[i] && i + 1 < sizeof low; i++)
         low[i] = (char) tolower((unsigned char) in[i]);
     low[i] = 0;
+    if (in && in[i])
+        return NULL; /* longer than any spelling */
     for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
-        if (!strcmp(low, map[k].in)) {
-            snprintf(out, size, "%s", map[k].out);
-            return 0;
-        }
-    return -1;
+        if (!strcmp(low, map[k].in))
+            return map[k].out;
+    return NULL;
+}
+
+static int s_gender(const char *in, char *out, size_t size)
+{
+    const char *g = crm_lead_gender(in);
+    if (!g)
+        return -1;
+    snprintf(out, size, "%s", g);
+    return 0;
 }
 
 void crm_record_audit(const crm_fields_t *f, crm_issues_t *issues)

@@ -70,6 +70,10 @@ void crm_issue_add(crm_issues_t *issues, crm_severity_t severity, const char *fi
 void crm_issue_format(const crm_issue_t *issue, char *out, size_t size);
 const char *crm_severity_name(crm_severity_t severity);
 
+/* The gender a spelling means (male, m, 男, 先生; female, f, 女, 女士;
+   unknown, 未知, 保密; case aside): "male", "female", "unknown", or NULL. */
+const char *crm_lead_gender(const char *in);
+
 /* Normalises the lead's customer fields into `out` and reports issues.
    Returns the number of rejecting issues (0: the lead may be accepted).
    `now_ms` decides whether a test-drive date is in the past (or more than

@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "crm_lead.h"
+
 #define S_DAY_MS 86400000LL
 #define S_WINDOW_MS (3660LL * S_DAY_MS) /* ten years, either side of now */
 #define S_CST_OFFSET_MIN 480
@@ -2251,8 +2253,12 @@ static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, ch
             }
         } else if (!strcmp(field, "phone"))
             rc = s_set_phone(out, v);
+        else if (!strcmp(field, "gender"))
+            /* mapped as written in the sheet would be (and as before, so a
+               row's content key stays what it was) */
+            rc = s_set_once(out, field, crm_lead_gender(v) ? crm_lead_gender(v) : v);
         else
-            rc = s_set_once(out, field, v); /* 性别 too: crm_lead_check maps 男, 女 ... */
+            rc = s_set_once(out, field, v);
         v[n] = save;
     }
     if (rc == 0 && !bad && !out->body.lead_submit.source)

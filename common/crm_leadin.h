@@ -249,9 +249,9 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
 
 /* Reads the next data row into out (see the shared contract above): channel
    "autoshow", source the reader's (see crm_csv_set_source) unless the row
-   has a source cell, fields trimmed, empty cells absent (a gender cell
-   such as 男 or 保密 is kept as written: crm_lead_check maps it, for every
-   source alike), a non-empty test-drive cell -> testdrive = true and
+   has a source cell, fields trimmed, empty cells absent, a gender cell
+   mapped by crm_lead_gender (男/先生 -> male, 女/女士 -> female, 未知/保密 ->
+   unknown; others as written), a non-empty test-drive cell -> testdrive = true and
    testdrive_at. Without a submission_id cell the id is
    crm_leadin_content_key(.., "csv:"), so the same row from any file, with
    its columns in any order or encoding, gets the same id and a corrected
