@@ -58,8 +58,6 @@ APPLY_RETRY_MS = 5000
 BACKOFF_FIRST_MS, BACKOFF_MAX_MS = 1000, 30000
 DRAIN_MAX = 1000  # messages taken from one socket per turn, so that neither starves the other
 RETRY_CODES = ("busy", "unavailable", "not_certified")
-STATUSES = ("received", "contacted", "confirmed", "completed", "no_show", "rescheduled",
-            "cancelled")
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 NUMBER_RE = re.compile(r"[0-9]{1,20}")
 CST = datetime.timezone(datetime.timedelta(hours=8))
