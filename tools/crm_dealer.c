@@ -38,7 +38,7 @@
 
 #include "crm_clock.h"
 #include "crm_config.h"
-#include "crm_lead.h"
+#include "crm_id.h"
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_store.h"
@@ -882,9 +882,9 @@ int main(int argc, char **argv)
                         "--state are needed; try --help\n");
         return S_EXIT_USAGE;
     }
-    if (!crm_dealer_id_valid(d.dealer)) {
+    if (!crm_id_valid(CRM_ID_NAME, d.dealer)) {
         fprintf(stderr, "crm-dealer: --dealer: 1 to %d letters, digits, '_' or '-'\n",
-                CRM_DEALER_ID_MAX);
+                CRM_ID_NAME_MAX);
         return S_EXIT_USAGE;
     }
     if (crm_opt_i64(s_opts, "timeout-ms", 1, 3600000, &d.timeout_ms) != 0 ||
