@@ -38,7 +38,7 @@
 
 #include "crm_clock.h"
 #include "crm_config.h"
-#include "crm_lead.h"
+#include "crm_id.h"
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_store.h"
@@ -148,17 +148,54 @@ typedef struct {
 
 /* ------------------------------------------------------------ state file */
 
-static int s_state_read(const char *path, uint64_t *last)
+/* The last number applied; 0 when the file does not exist. The file holds
+   optional blanks, 1 to 20 digits (below 2^64), optional blanks, and no
+   more than S_STATE_MAX bytes in all: anything else ("-1", "1042x",
+   "12 junk", an empty file) is refused, as crm_dealer.py refuses it. On -1
+   *why says why: the system's error, or "a number expected". */
+#define S_STATE_MAX 64
+static bool s_blank(char c) { return c && strchr(" \t\n\v\f\r", c); }
+
+static int s_state_read(const char *path, uint64_t *last, const char **why)
 {
     *last = 0;
+    *why = "a number expected";
     FILE *f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    unsigned long long v = 0;
-    int n = fscanf(f, "%llu", &v);
-    fclose(f);
-    if (n != 1)
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        *why = strerror(errno);
         return -1;
+    }
+    char buf[S_STATE_MAX + 1];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (err) {
+        *why = strerror(err);
+        return -1;
+    }
+    if (n > S_STATE_MAX)
+        return -1;
+    size_t i = 0;
+    while (i < n && s_blank(buf[i]))
+        i++;
+    size_t start = i;
+    while (i < n && buf[i] >= '0' && buf[i] <= '9')
+        i++;
+    size_t digits = i - start;
+    while (i < n && s_blank(buf[i]))
+        i++;
+    if (digits < 1 || digits > 20 || i != n)
+        return -1;
+    char num[21];
+    memcpy(num, buf + start, digits);
+    num[digits] = '\0';
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(num, &end, 10);
+    if (errno != 0 || !end || *end)
+        return -1; /* above 2^64 - 1 */
     *last = v;
     return 0;
 }
@@ -704,9 +741,9 @@ static void s_finish(s_dealer_t *d)
 
 static int s_run(s_dealer_t *d)
 {
-    if (s_state_read(d->state_file, &d->last) != 0) {
-        fprintf(stderr, "crm-dealer: cannot read the state file %s (a number expected)\n",
-                d->state_file);
+    const char *why = NULL;
+    if (s_state_read(d->state_file, &d->last, &why) != 0) {
+        fprintf(stderr, "crm-dealer: cannot read the state file %s (%s)\n", d->state_file, why);
         return S_EXIT_NO;
     }
     d->synced = d->last;
@@ -882,9 +919,9 @@ int main(int argc, char **argv)
                         "--state are needed; try --help\n");
         return S_EXIT_USAGE;
     }
-    if (!crm_dealer_id_valid(d.dealer)) {
+    if (!crm_id_valid(CRM_ID_NAME, d.dealer)) {
         fprintf(stderr, "crm-dealer: --dealer: 1 to %d letters, digits, '_' or '-'\n",
-                CRM_DEALER_ID_MAX);
+                CRM_ID_NAME_MAX);
         return S_EXIT_USAGE;
     }
     if (crm_opt_i64(s_opts, "timeout-ms", 1, 3600000, &d.timeout_ms) != 0 ||

@@ -58,8 +58,6 @@ APPLY_RETRY_MS = 5000
 BACKOFF_FIRST_MS, BACKOFF_MAX_MS = 1000, 30000
 DRAIN_MAX = 1000  # messages taken from one socket per turn, so that neither starves the other
 RETRY_CODES = ("busy", "unavailable", "not_certified")
-STATUSES = ("received", "contacted", "confirmed", "completed", "no_show", "rescheduled",
-            "cancelled")
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 NUMBER_RE = re.compile(r"[0-9]{1,20}")
 CST = datetime.timezone(datetime.timedelta(hours=8))
@@ -353,15 +351,20 @@ def read_cert(path):
 # ------------------------------------------------------------------ state file
 
 
+STATE_MAX = 64  # bytes in a state file: blanks, 1 to 20 digits, blanks
+
+
 def read_state(path):
-    """The last number applied; 0 when the file does not exist."""
+    """The last number applied; 0 when the file does not exist. Optional
+    blanks, 1 to 20 digits (below 2^64), optional blanks, at most STATE_MAX
+    bytes: anything else is refused (ValueError), as crm-dealer refuses it."""
     try:
         with open(path, "rb") as f:
-            data = f.read(64)
+            data = f.read(STATE_MAX + 1)
     except FileNotFoundError:
         return 0
-    m = re.fullmatch(rb"\s*([0-9]{1,20})\s*", data)
-    if not m or int(m.group(1)) >= 2 ** 64:
+    m = re.fullmatch(rb"[ \t\n\v\f\r]*([0-9]{1,20})[ \t\n\v\f\r]*", data)
+    if len(data) > STATE_MAX or not m or int(m.group(1)) >= 2 ** 64:
         raise ValueError("a number expected")
     return int(m.group(1))
 
@@ -804,7 +807,11 @@ class Follower:
     def run(self):
         try:
             self.last = read_state(self.o.state)
-        except (OSError, ValueError) as e:
+        except OSError as e:
+            sys.stderr.write("crm_dealer.py: cannot read the state file %s (%s)\n" % (
+                self.o.state, e.strerror))
+            return EXIT_NO
+        except ValueError as e:
             sys.stderr.write("crm_dealer.py: cannot read the state file %s (%s)\n" % (self.o.state, e))
             return EXIT_NO
         self.synced = self.last

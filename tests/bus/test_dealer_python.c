@@ -936,6 +936,85 @@ static void test_below_retained_stops_it_with_3_and_nothing_applied(void **state
     fake_destroy(&fk);
 }
 
+/* Runs the client with `args` (no gateway needed: it stops before talking
+   to one) and checks its exit code and that its stderr holds `needle`. */
+static void s_refused(fx_t *f, const char *const *args, int code, const char *needle)
+{
+    int got = s_exit_code(f, s_spawn(f, args, f->out, f->err), 30000);
+    char *err = crm_h_slurp(f->err);
+    if (got != code || (needle && (!err || !strstr(err, needle))))
+        fail_msg("exit %d (expected %d), stderr: %s (expected \"%s\")", got, code, err ? err : "(none)",
+                 needle ? needle : "");
+    free(err);
+}
+
+static void test_a_dealer_id_breaking_the_id_rule_is_refused_with_2(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f); /* for its certificate */
+    static const char *bad[] = {"D1:x", "", "dealer.D1", "D123456789012345678901234567890123", "经销商"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *args[] = {"--dealer", bad[i], "--cert", f->secret[0], "--server-cert", f->server,
+                              "--state", f->state, NULL};
+        s_refused(f, args, 2, bad[i][0] ? "--dealer: 1 to 32 letters" : "--dealer");
+    }
+    /* 32 characters are fine: it gets as far as the certificate of D1 */
+    const char *args[] = {"--dealer", "D1234567890123456789012345678901", "--cert", f->secret[0],
+                          "--server-cert", f->server, "--state", f->state, NULL};
+    s_refused(f, args, 1, "is the certificate of dealer D1");
+    fake_destroy(&fk);
+}
+
+static void s_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *out = fopen(path, "wb");
+    assert_non_null(out);
+    assert_int_equal(fwrite(data, 1, len, out), len);
+    assert_int_equal(fclose(out), 0);
+}
+
+static void test_a_damaged_state_file_is_refused_with_1_and_left_as_it_is(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    static const struct {
+        const char *text;
+        size_t len;
+    } bad[] = {
+        {"-1", 2}, {"1042x", 5}, {"12 junk", 7}, {"", 0}, {" \n", 2}, {"+5", 2}, {"1 2", 3},
+        {"0x10", 4}, {"7\0", 2}, {"18446744073709551616", 20}, {"123456789012345678901", 21},
+        {"12                                                               ", 65}, /* 65 bytes */
+    };
+    const char *once[] = {"--once", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_write_file(f->state, bad[i].text, bad[i].len);
+        int code = s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000);
+        char *err = crm_h_slurp(f->err);
+        if (code != 1 || !err || !strstr(err, "cannot read the state file") ||
+            !strstr(err, "(a number expected)"))
+            fail_msg("state file %zu (\"%s\"): exit %d, stderr %s", i, bad[i].text, code, err ? err : "-");
+        free(err);
+        char *kept = crm_h_slurp(f->state);
+        assert_non_null(kept);
+        assert_memory_equal(kept, bad[i].text, bad[i].len); /* not rewritten */
+        free(kept);
+    }
+    /* blanks around the number and leading zeros are fine; 64 bytes are fine */
+    static const struct {
+        const char *text;
+        int64_t from;
+    } good[] = {{" \t7 \n", 8}, {"0000000000000000012", 13},
+                {"                                                             41\n", 42}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        s_write_file(f->state, good[i].text, strlen(good[i].text));
+        pid_t d = s_dealer(f, 0, f->state, once, f->out, f->err);
+        fake_expect_replay(fk, 10000, good[i].from);
+        fake_reply(fk, fk->req.id, true, NULL, good[i].from - 1, 0);
+        assert_int_equal(s_exit_code(f, d, 10000), 0);
+    }
+    fake_destroy(&fk);
+}
+
 /* The same case for both clients, told apart in cmocka's output. */
 #define BOTH(fn)                                                                   \
     {#fn " (crm_dealer.py)", fn, setup_fake_python, teardown_fake, NULL},            \
@@ -955,6 +1034,8 @@ int main(int argc, char **argv)
         BOTH(test_garbage_from_the_gateway_is_dropped_and_a_heartbeat_reveals_a_lost_push),
         BOTH(test_without_heartbeats_it_subscribes_again_and_busy_or_silence_make_it_ask_again),
         BOTH(test_below_retained_stops_it_with_3_and_nothing_applied),
+        BOTH(test_a_dealer_id_breaking_the_id_rule_is_refused_with_2),
+        BOTH(test_a_damaged_state_file_is_refused_with_1_and_left_as_it_is),
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };
