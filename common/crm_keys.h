@@ -85,7 +85,7 @@
 #define CRM_KEY_TDS "crm:tds"
 
 /* The event streams, for heartbeats and `crmctl`. */
-#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(audit) S(notify) S(dealers) S(ops)
+#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(dealers) S(ops)
 
 /* The five services, in start order, with their default publish and control ports. */
 #define CRM_SERVICES(S)                                                                           \

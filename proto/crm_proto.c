@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "crm_mp.h"
 
@@ -743,4 +744,105 @@ void crm_proto_write_reference(FILE *out)
     CRM_MESSAGES(CRM__M_DOC)
 #undef CRM__M_DOC
 #undef CRM__F_DOC
+}
+
+/* ------------------------------------------------------- set from text */
+
+static int s_text_STR(char **dst, const char *text, const char *field, crm_err_t *err)
+{
+    if (strlen(text) > CRM_STR_MAX)
+        return s_err(err, CRM_E_TOOLONG, field, "over %d bytes", CRM_STR_MAX);
+    return crm_strdup_into(dst, text) == 0 ? 0 : s_err(err, CRM_E_SIZE, field, "out of memory");
+}
+
+static int s_text_I64(int64_t *dst, const char *text, const char *field, crm_err_t *err)
+{
+    const char *p = text;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (!*p || strspn(p, "0123456789") != strlen(p) || strlen(p) > 18)
+        return s_err(err, CRM_E_TYPE, field, "an integer expected, not \"%.40s\"", text);
+    *dst = strtoll(text, NULL, 10);
+    return 0;
+}
+
+static int s_text_BOOL(bool *dst, const char *text, const char *field, crm_err_t *err)
+{
+    static const char *yes[] = {"1", "true", "yes", "y", "是", NULL}, *no[] = {"0", "false", "no", "n", "否", NULL};
+    for (int i = 0; yes[i]; i++)
+        if (!strcasecmp(text, yes[i]))
+            return *dst = true, 0;
+    for (int i = 0; no[i]; i++)
+        if (!strcasecmp(text, no[i]))
+            return *dst = false, 0;
+    return s_err(err, CRM_E_TYPE, field, "true or false expected, not \"%.40s\"", text);
+}
+
+static int s_text_STRS(crm_strs_t *dst, const char *text, const char *field, crm_err_t *err)
+{
+    if (dst->n >= CRM_STRS_MAX)
+        return s_err(err, CRM_E_TOOLONG, field, "more than %d entries", CRM_STRS_MAX);
+    return crm_strs_push(dst, text) == 0 ? 0 : s_err(err, CRM_E_SIZE, field, "out of memory");
+}
+
+static int s_text_BIN(crm_bin_t *dst, const char *text, const char *field, crm_err_t *err)
+{
+    return crm_bin_set(dst, text, strlen(text)) == 0 ? 0 : s_err(err, CRM_E_SIZE, field, "out of memory");
+}
+
+#define CRM__F_TEXT(msg, field, type, req, doc)                                                   \
+    if (!strcmp(name, #field)) {                                                                   \
+        if (s_text_##type(&b->field, text, "body." #field, err) != 0)                              \
+            return -1;                                                                             \
+        b->has.field = true;                                                                       \
+        return 0;                                                                                  \
+    }
+#define CRM__M_TEXT(ident, wire, stream, doc)                                                      \
+    static int s_text_##ident(crm_body_##ident##_t *b, const char *name, const char *text,         \
+                              crm_err_t *err)                                                      \
+    {                                                                                              \
+        (void) b, (void) text, (void) err;                                                         \
+        CRM_FIELDS_##ident(CRM__F_TEXT) return 1;                                                  \
+    }
+CRM_MESSAGES(CRM__M_TEXT)
+#undef CRM__M_TEXT
+#undef CRM__F_TEXT
+
+int crm_msg_set_text(crm_msg_t *msg, const char *field, const char *text, crm_err_t *err)
+{
+    if (!msg || !field || !text)
+        return 1;
+    switch (msg->type) {
+#define CRM__M_CASE(ident, wire, stream, doc)                                                      \
+    case CRM_T_##ident: return s_text_##ident(&msg->body.ident, field, text, err);
+        CRM_MESSAGES(CRM__M_CASE)
+#undef CRM__M_CASE
+    default: return 1;
+    }
+}
+
+#define CRM__F_TYPE(msg, field, type, req, doc)                                                   \
+    if (!strcmp(name, #field))                                                                     \
+        return #type;
+#define CRM__M_TYPE(ident, wire, stream, doc)                                                      \
+    static const char *s_type_##ident(const char *name)                                            \
+    {                                                                                              \
+        (void) name;                                                                               \
+        CRM_FIELDS_##ident(CRM__F_TYPE) return NULL;                                               \
+    }
+CRM_MESSAGES(CRM__M_TYPE)
+#undef CRM__M_TYPE
+#undef CRM__F_TYPE
+
+const char *crm_msg_field_type(crm_type_t type, const char *field)
+{
+    if (!field)
+        return NULL;
+    switch (type) {
+#define CRM__M_CASE(ident, wire, stream, doc)                                                      \
+    case CRM_T_##ident: return s_type_##ident(field);
+        CRM_MESSAGES(CRM__M_CASE)
+#undef CRM__M_CASE
+    default: return NULL;
+    }
 }

@@ -133,6 +133,17 @@ int crm_bin_set(crm_bin_t *bin, const void *data, size_t n);
          ? ((msg)->body.ident.has.field = true, 0)                                                 \
          : -1)
 
+/* Sets the body field `field` of `msg` (already crm_msg_init'ed) from
+   text, as a CSV cell or a command-line flag gives it: STR as is; I64 an
+   optional sign and decimal digits; BOOL 1/0, true/false, yes/no, y/n,
+   是/否 (case aside); STRS appends one entry. 0; 1 when the message has no
+   such field; -1 with `err` (naming "body.<field>") for a value of the
+   wrong form, or on allocation failure. */
+int crm_msg_set_text(crm_msg_t *msg, const char *field, const char *text, crm_err_t *err);
+/* The type of a body field ("STR", "I64", "BOOL", "STRS", "BIN"), or NULL
+   when the message type has no such field. */
+const char *crm_msg_field_type(crm_type_t type, const char *field);
+
 /* Appends the encoded envelope to `out`. The sequence number is always
    written as a fixed 8-byte integer, and its offset is stored in *seq_off
    (if not NULL) so that the store can patch it when it allocates the
