@@ -25,6 +25,12 @@
  *
  *  crm-dealer ... status TESTDRIVE_ID STATUS [--at ..] [--note ..] sends one
  *  status report instead (Lazy Pirate: a fresh socket per try, same bytes).
+ *
+ *  crm-dealer ... import customer|service|followup FILE.csv sends a CSV
+ *  export row by row (crm_leadin's record reader, crm_import's pipelined
+ *  sender, as crmctl customer import): each row a customer.file,
+ *  service.record or followup.record request with its record_id (the
+ *  row's id column or its content key), answered by dealer.reply.
  */
 #include <czmq.h>
 #include <errno.h>
@@ -39,6 +45,8 @@
 #include "crm_clock.h"
 #include "crm_config.h"
 #include "crm_id.h"
+#include "crm_import.h"
+#include "crm_leadin.h"
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_store.h"
@@ -91,6 +99,7 @@ static crm_opt_t s_opts[] = {
      NULL},
     {"at", NULL, NULL, "status: agreed or new time, \"YYYY-MM-DD HH:MM\" China time", NULL},
     {"note", NULL, NULL, "status: free text", NULL},
+    {"encoding", NULL, NULL, "import: utf-8, gbk or gb18030 (default: detect)", NULL},
     {"log-level", "CRM_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
     CRM_OPT_END};
 
@@ -102,7 +111,12 @@ static const char *s_summary =
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC --state FILE [--once] [--exec CMD]\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC status TESTDRIVE_ID STATUS\n"
     "             [--at \"YYYY-MM-DD HH:MM\"] [--note TEXT]\n"
-    "Exit: 0 done (or status accepted), 1 refused or start-up failed, 2 usage or no answer,\n"
+    "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC import customer|service|followup\n"
+    "             FILE.csv [--encoding utf-8|gbk|gb18030]\n"
+    "             sends the file's rows (Chinese or English headers, see DEALERS.md); refused\n"
+    "             and unreadable rows go to FILE.csv.rejects.csv; sending it again changes nothing\n"
+    "Exit: 0 done (status accepted, every row stored), 1 refused (a row refused or unreadable)\n"
+    "or start-up failed, 2 usage or no answer (the gateway could not be reached),\n"
     "3 the stream no longer holds what this dealer needs (see DEALERS.md)";
 
 typedef struct {
@@ -884,6 +898,110 @@ done:
     return !strcmp(code, "busy") || !strcmp(code, "unavailable") ? S_EXIT_NOANSWER : S_EXIT_NO;
 }
 
+/* ------------------------------------------------------------ import */
+
+static const char *s_record_id(const crm_msg_t *m)
+{
+    switch (m->type) {
+    case CRM_T_customer_file: return m->body.customer_file.record_id;
+    case CRM_T_service_record: return m->body.service_record.record_id;
+    case CRM_T_followup_record: return m->body.followup_record.record_id;
+    default: return NULL;
+    }
+}
+
+/* No dealer_id: the gateway takes the certified one. */
+static int s_import_prepare(void *arg, crm_msg_t *m, char *match, char *dedupe)
+{
+    (void) arg;
+    crm_new_id(m->id, sizeof m->id);
+    m->ts = crm_now_ms();
+    snprintf(m->producer, sizeof m->producer, "dealer");
+    snprintf(match, CRM_IMPORT_KEY_SZ, "%s", m->id);
+    snprintf(dedupe, CRM_IMPORT_KEY_SZ, "%s", s_record_id(m) ? s_record_id(m) : m->id);
+    return 0;
+}
+
+/* dealer.reply {ok, code, message, customer_id, created, findings[],
+   errors[]}, corr = the request. */
+static void s_import_answer(void *arg, const crm_msg_t *a, crm_import_result_t *res)
+{
+    (void) arg;
+    if (a->type != CRM_T_dealer_reply || !a->corr[0])
+        return;
+    const crm_body_dealer_reply_t *r = &a->body.dealer_reply;
+    snprintf(res->key, sizeof res->key, "%s", a->corr);
+    if (r->ok) {
+        res->outcome = CRM_IMPORT_STORED;
+        res->flag = r->has.created && r->created;
+        res->nfindings = (long) r->findings.n;
+    } else if (s_retry_code(r->code)) {
+        res->outcome = CRM_IMPORT_RETRY;
+    } else {
+        res->outcome = CRM_IMPORT_REFUSED;
+        crm_import_why(&r->errors, r->code, r->message, res->why, sizeof res->why);
+    }
+}
+
+static int s_import(s_dealer_t *d, const char *kind, const char *path)
+{
+    crm_type_t type = !strcmp(kind, "customer")   ? CRM_T_customer_file
+                      : !strcmp(kind, "service")  ? CRM_T_service_record
+                      : !strcmp(kind, "followup") ? CRM_T_followup_record
+                                                  : CRM_T_NONE;
+    if (type == CRM_T_NONE) {
+        fprintf(stderr, "crm-dealer import: KIND is customer, service or followup, not %s\n", kind);
+        return S_EXIT_USAGE;
+    }
+    char err[512];
+    const char *enc = crm_opt(s_opts, "encoding");
+    crm_csv_reader_t *r = crm_csv_open_records(path, type, enc && *enc ? enc : NULL, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "crm-dealer: %s: %s\n", path, err);
+        return S_EXIT_NO;
+    }
+    for (const char *const *u = crm_csv_unknown_columns(r); u && *u; u++)
+        fprintf(stderr, "crm-dealer: column '%s' is not a %s field and is not sent\n", *u,
+                crm_type_name(type));
+    zsock_t *sock = s_socket(d, ZMQ_DEALER, d->endpoint);
+    if (!sock) {
+        fprintf(stderr, "crm-dealer: cannot connect to %s\n", d->endpoint);
+        crm_csv_close(&r);
+        return S_EXIT_NOANSWER;
+    }
+    zsock_set_linger(sock, 0);
+    char peer[300];
+    snprintf(peer, sizeof peer, "crm-dealer: the gateway at %s", d->endpoint);
+    crm_import_conf_t conf = {.sock = sock,
+                              .delimiter = false,
+                              .peer = peer,
+                              .what = crm_type_name(type),
+                              .timeout_ms = (int) d->timeout_ms,
+                              .tries = (int) d->tries,
+                              .prepare = s_import_prepare,
+                              .answer = s_import_answer};
+    crm_import_stats_t st;
+    printf("sending %s (%s) as %s records of dealer %s\n", path, crm_csv_encoding(r),
+           crm_type_name(type), d->dealer);
+    crm_import_run(r, path, &conf, &st);
+    char created[64] = "";
+    if (type == CRM_T_customer_file)
+        snprintf(created, sizeof created, ", %ld new customers", st.flagged);
+    printf("%ld rows in %.2f s: %ld stored (%ld with findings%s), %ld refused, %ld unreadable, "
+           "%ld duplicate rows, %ld not confirmed\n",
+           st.rows, st.secs, st.stored, st.with_findings, created, st.refused, st.unreadable,
+           st.duplicates, st.unconfirmed);
+    if (st.rejects)
+        printf("refused and unreadable rows, with the reason in the last column: %s "
+               "(fix them and send that file)\n",
+               st.rejects_path);
+    zsock_destroy(&sock);
+    crm_csv_close(&r);
+    if (st.unconfirmed)
+        return S_EXIT_NOANSWER;
+    return st.refused || st.unreadable ? S_EXIT_NO : S_EXIT_OK;
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -913,8 +1031,9 @@ int main(int argc, char **argv)
     d.pub = crm_opt(s_opts, "pub");
     const char *cert = crm_opt(s_opts, "cert"), *server = crm_opt(s_opts, "server-cert");
     bool status = npos >= 1 && !strcmp(argv[1], "status");
-    if (!d.dealer || !cert || !server || (!status && !crm_opt(s_opts, "state")) ||
-        (npos != 0 && !(status && npos == 3))) {
+    bool import = npos >= 1 && !strcmp(argv[1], "import");
+    if (!d.dealer || !cert || !server || (!status && !import && !crm_opt(s_opts, "state")) ||
+        (npos != 0 && !((status || import) && npos == 3))) {
         fprintf(stderr, "crm-dealer: --dealer, --cert, --server-cert and (to follow the stream) "
                         "--state are needed; try --help\n");
         return S_EXIT_USAGE;
@@ -971,11 +1090,14 @@ int main(int argc, char **argv)
     zsys_handler_set(NULL);
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (!import) {
+        /* an import ends at once on a signal: sending it again is safe */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = status ? s_status(&d, argv[2], argv[3]) : s_run(&d);
+    int rc = status ? s_status(&d, argv[2], argv[3]) : import ? s_import(&d, argv[2], argv[3]) : s_run(&d);
     zcert_destroy(&d.cert);
     return rc;
 }
