@@ -520,6 +520,72 @@ static void test_crm_dealer_imports_over_curve_and_cannot_write_another_dealers_
     assert_int_equal(summary(f).stored, 0);
 }
 
+static int count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[16384];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        n += strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* 5,000 customer files; the dispatcher is SIGKILLed in the middle of the
+   import and started again; the import, run again, ends with every row
+   stored once: 5,000 customers of D1, one customer.recorded each. */
+static void test_an_import_interrupted_by_a_dispatcher_crash_ends_with_every_row_once(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 5000 };
+    char csv[300];
+    crm_h_path(&f->sys.redis, "big.csv", csv, sizeof csv);
+    FILE *c = fopen(csv, "w");
+    assert_non_null(c);
+    fputs("姓名\t手机\t城市\t省份\t底盘号\t开票日期\n", c);
+    for (int i = 0; i < N; i++)
+        fprintf(c, "车主%d\t139%08d\t北京\t北京市\tLSGTEST%010d\t2025/%d/%d\n", i, i, i, i % 12 + 1, i % 28 + 1);
+    assert_int_equal(fclose(c), 0);
+    const char *args[] = {"customer", "import", csv, "--dealer", "D1", "--timeout-ms", "1000", "--tries", "2", NULL};
+    pid_t import = crm_h_spawn("crmctl", args, f->sys.envp, f->out);
+    long long seen = crm_h_wait_int(f->store, 800, 30000, "SCARD crm:dealer:D1:customers");
+    assert_true(seen >= 800);
+    int status = crm_h_sys_kill(&f->sys, "dispatcher", SIGKILL);
+    assert_true(WIFSIGNALED(status));
+    waitpid(import, &status, 0);
+    long long at_crash = crm_h_int(f->store, "SCARD crm:dealer:D1:customers");
+    assert_true(at_crash < N); /* the crash was in the middle of the import */
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2); /* told the user what was not confirmed */
+    assert_true(crm_h_file_contains(f->out, "Run the same import again"));
+    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
+    assert_int_equal(CRMCTL(f, "customer", "import", csv, "--dealer", "D1"), 0);
+    summary_t s = summary(f);
+    assert_int_equal(s.rows, N);
+    assert_int_equal(s.stored, N);
+    assert_int_equal(crm_h_int(f->store, "SCARD crm:dealer:D1:customers"), N);
+    char events[300];
+    crm_h_path(&f->sys.redis, "events.jsonl", events, sizeof events);
+    const char *ev[] = {"events", "customer", "--count", "1000000", NULL};
+    assert_int_equal(crm_h_run("crmctl", ev, f->sys.envp, events), 0);
+    assert_int_equal(count_lines(events, "\"type\":\"customer.recorded\""), N);
+    /* each row is one customer with its one car */
+    static const int rows[] = {0, 1234, 2500, 4999};
+    for (int k = 0; k < 4; k++) {
+        char vin[64], name[32];
+        snprintf(vin, sizeof vin, "crm:veh:LSGTEST%010d", rows[k]);
+        snprintf(name, sizeof name, "车主%d", rows[k]);
+        char *cid = hget(f, vin, "customer_id");
+        assert_true(cid[0] == 'C');
+        char key[64];
+        snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
+        assert_hash(f, key, "name", name);
+        assert_int_equal(crm_h_int(f->store, "SCARD %s:vehicles", key), 1);
+        free(cid);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +598,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_work_orders_import_by_vin_or_customer_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_ups_import_for_the_dealers_customers_and_consultants, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_an_import_interrupted_by_a_dispatcher_crash_ends_with_every_row_once,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_crm_dealer_imports_over_curve_and_cannot_write_another_dealers_customer,
                                         setup, teardown),
     };
