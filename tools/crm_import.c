@@ -197,6 +197,16 @@ static void s_fill(crm_csv_reader_t *r, const crm_import_conf_t *conf, s_run_t *
             continue;
         }
         crm_msg_clear(&m);
+        if (buf.size > CRM_FRAME_MAX) {
+            /* the service would refuse it unread, without an answer */
+            snprintf(err, sizeof err, "row %ld: %zu bytes as a message, over the limit of %d",
+                     row, buf.size, CRM_FRAME_MAX);
+            run->st->unreadable++;
+            s_reject_row(run, row, (char **) cells, n, err);
+            free(p);
+            msgpack_sbuffer_destroy(&buf);
+            continue;
+        }
         if (zhashx_lookup(seen, dedupe) || zhashx_lookup(pending, p->match)) {
             run->st->duplicates++;
             free(p);

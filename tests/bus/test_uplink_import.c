@@ -292,6 +292,32 @@ static void test_rejects_are_named_by_row_and_field_and_the_fixed_file_imports(v
     char key[64];
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
     assert_hash(f, key, "birthday", "1985-12-01");
+
+    /* Rows too big to send are the reader's and the sender's to refuse,
+       naming the row: a cell over 64 KiB, a row over a frame's 256 KiB. */
+    char big[300];
+    crm_h_path(&f->sys.redis, "big.csv", big, sizeof big);
+    out = fopen(big, "w");
+    assert_non_null(out);
+    fputs("姓名,备注,通信地址,车型,颜色,发动机号\n甲,", out);
+    for (int i = 0; i < 70000; i++)
+        fputc('x', out);
+    fputs(",,,,\n乙", out);
+    for (int c = 0; c < 5; c++) {
+        fputc(',', out);
+        for (int i = 0; i < 60000; i++)
+            fputc('y', out);
+    }
+    fputs("\n丙,,,,,\n", out);
+    fclose(out);
+    assert_int_equal(CRMCTL(f, "customer", "import", big, "--dealer", "D1"), 1);
+    s = summary(f);
+    assert_int_equal(s.rows, 3);
+    assert_int_equal(s.unreadable, 2);
+    assert_int_equal(s.stored, 1);
+    assert_true(crm_h_file_contains(f->out, "row 1: row 1, column 2 (备注): over 65536 bytes"));
+    assert_true(crm_h_file_contains(f->out, "row 2: row 2: "));
+    assert_true(crm_h_file_contains(f->out, "over the limit of 262144"));
 }
 
 static void test_a_lead_and_the_dealers_file_of_the_same_person_are_one_customer(void **state)
