@@ -58,6 +58,19 @@ static void s_err(char *err, size_t errsz, const char *fmt, ...)
     vsnprintf(err, errsz, fmt, ap);
     va_end(ap);
     s_one_line(err);
+    /* A reason cut by errsz ends at a character boundary (it goes into a
+       UTF-8 rejects file). */
+    const unsigned char *p = (const unsigned char *) err;
+    size_t n = strlen(err);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k < 0) {
+            err[i] = '\0';
+            break;
+        }
+        i += k > 0 ? (size_t) k : 1;
+    }
 }
 
 typedef struct {
@@ -150,6 +163,25 @@ static bool s_has_cjk(const char *s)
         i += (size_t) k;
     }
     return false;
+}
+
+/* The first 40 bytes or so of a cell, for a reason: cut at a character
+   boundary, so the reason (and the rejects file's error cell it goes to)
+   stays UTF-8 and the rejects file still reads as UTF-8. */
+static const char *s_clip(const char *v, char out[48])
+{
+    const unsigned char *p = (const unsigned char *) v;
+    size_t n = strlen(v), i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k <= 0 || i + (size_t) k > 40)
+            break;
+        i += (size_t) k;
+    }
+    memcpy(out, v, i);
+    out[i] = '\0';
+    return out;
 }
 
 /* ------------------------------------------------------- field table */
@@ -2408,9 +2440,10 @@ static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, ch
         if (!strcmp(field, "testdrive_at")) {
             int64_t at;
             if (crm_leadin_parse_datetime(v, &at) != 0 || !s_in_window(now_ms, at)) {
+                char clip[48];
                 s_err(err, errsz, "row %ld, column %d (%s): expected a date-time like "
-                                  "2026-12-05 10:00, got \"%.40s\"",
-                      r->row, c + 1, r->header[c], v);
+                                  "2026-12-05 10:00, got \"%s\"",
+                      r->row, c + 1, r->header[c], s_clip(v, clip));
                 bad = true;
             } else {
                 CRM_SET_I64(out, lead_submit, testdrive_at, at);
@@ -2653,11 +2686,10 @@ int crm_leadin_record_key(const crm_msg_t *m, const char *prefix, char *out, siz
 #undef S_RK_I64
 #undef S_RK_BOOL
 
-/* A cell's value looked up in "spelling|spelling=value;..." after s_fold;
-   NULL when it is none of them. */
-static const char *s_value_map(const char *v, const char *map)
+/* A cell's value looked up in "spelling|spelling=value;..." after s_fold:
+   the value in found (foundsz bytes), or NULL when it is none of them. */
+static const char *s_value_map(const char *v, const char *map, char *found, size_t foundsz)
 {
-    static char found[32];
     char key[128], alias[128];
     s_fold(v, strlen(v), key, sizeof key);
     for (const char *p = map; *p;) {
@@ -2672,7 +2704,7 @@ static const char *s_value_map(const char *v, const char *map)
             s_fold(q, n, alias, sizeof alias);
             if (*key && !strcmp(alias, key)) {
                 size_t vl = l - (size_t) (eq + 1 - p);
-                if (vl >= sizeof found)
+                if (vl >= foundsz)
                     return NULL;
                 memcpy(found, eq + 1, vl);
                 found[vl] = '\0';
@@ -2715,7 +2747,7 @@ static int s_row_to_record(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, 
         char save = v[n];
         v[n] = '\0';
         const char *field = r->aliases[a].field, *value = v, *want = NULL;
-        char num[32];
+        char num[32], mapped[32];
         int64_t x;
         switch (r->aliases[a].conv) {
         case S_C_TEXT: break;
@@ -2748,7 +2780,7 @@ static int s_row_to_record(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, 
                 want = "a mileage in km like 12000 or 12,000km";
             break;
         case S_C_FLAG:
-            if (!(value = s_value_map(v, s_flags)))
+            if (!(value = s_value_map(v, s_flags, mapped, sizeof mapped)))
                 want = "是 or 否 (Y/N, 1/0)";
             break;
         case S_C_GENDER: value = crm_lead_gender(v) ? crm_lead_gender(v) : v; break;
@@ -2764,23 +2796,23 @@ static int s_row_to_record(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, 
             else
                 field = NULL;
             break;
-        case S_C_RESULT: value = s_value_map(v, s_results) ? s_value_map(v, s_results) : v; break;
+        case S_C_RESULT:
         case S_C_GEARBOX:
-            value = s_value_map(v, s_gearboxes) ? s_value_map(v, s_gearboxes) : v;
+        case S_C_GRADE: {
+            const char *map = r->aliases[a].conv == S_C_RESULT    ? s_results
+                              : r->aliases[a].conv == S_C_GEARBOX ? s_gearboxes
+                                                                  : s_grades;
+            if (!(value = s_value_map(v, map, mapped, sizeof mapped)))
+                value = v; /* as written: the service judges it */
             break;
-        case S_C_GRADE: value = s_value_map(v, s_grades) ? s_value_map(v, s_grades) : v; break;
+        }
         }
         if (want) {
-            s_err(err, errsz, "row %ld, column %d (%s): expected %s, got \"%.40s\"", r->row, c + 1,
-                  r->header[c], want, v);
+            char clip[48];
+            s_err(err, errsz, "row %ld, column %d (%s): expected %s, got \"%s\"", r->row, c + 1,
+                  r->header[c], want, s_clip(v, clip));
             bad = true;
         } else if (field) {
-            /* s_value_map's buffer is static: copied before the next call */
-            char copy[32];
-            if (value != v && value != num) {
-                snprintf(copy, sizeof copy, "%s", value);
-                value = copy;
-            }
             crm_err_t e;
             int set = crm_msg_set_text(out, field, value, &e);
             if (set < 0 && e.code == CRM_E_SIZE) {

@@ -457,6 +457,61 @@ static void test_flags_and_values_that_cannot_be_read_name_row_and_column(void *
     crm_csv_close(&r);
 }
 
+static bool utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k <= 0)
+            return false;
+        i += (size_t) k;
+    }
+    return true;
+}
+
+/* A reason quotes the cell and names the column: cut where it must be, it
+   is still UTF-8 (it goes into the UTF-8 rejects file). */
+static void test_reasons_stay_utf8_when_cut(void **state)
+{
+    (void) state;
+    char csv[4096], err[320];
+    snprintf(csv, sizeof csv, "姓名,");
+    for (int i = 0; i < 60; i++)
+        strcat(csv, "首"); /* a header name of 180 bytes ... */
+    strcat(csv, "保里程\n甲,");
+    for (int i = 0; i < 30; i++)
+        strcat(csv, "一百"); /* ... and a cell of 180 that is no mileage */
+    strcat(csv, "\n");
+    /* that header is no field: map it to one by its proto name instead */
+    char *h = strstr(csv, "首");
+    char data[4096];
+    snprintf(data, sizeof data, "%.*sfirst_service_mileage%s", (int) (h - csv), csv, strstr(csv, "\n"));
+    crm_csv_reader_t *r = crm_csv_open_records_mem(data, strlen(data), CRM_T_customer_file, NULL, err,
+                                                   sizeof err);
+    assert_non_null(r);
+    crm_msg_t m;
+    long row;
+    assert_int_equal(crm_csv_next(r, NOW_MS, &m, &row, err, sizeof err), -1);
+    check_contains("error", err, "got \"一百一百");
+    assert_true(utf8_ok(err));
+    crm_csv_close(&r);
+    /* the long header name itself, in a reason cut by a small buffer */
+    char small[40];
+    static const char hdr[] = "姓名,客户姓名\n甲,乙\n";
+    assert_null(crm_csv_open_records_mem(hdr, sizeof hdr - 1, CRM_T_customer_file, NULL, small,
+                                         sizeof small));
+    assert_true(strlen(small) > 20);
+    assert_true(utf8_ok(small));
+    /* every cut of the same reason is UTF-8 */
+    for (size_t sz = 1; sz < sizeof small; sz++) {
+        assert_null(crm_csv_open_records_mem(hdr, sizeof hdr - 1, CRM_T_customer_file, NULL, small, sz));
+        if (!utf8_ok(small))
+            fail_msg("cut at %zu: not UTF-8", sz);
+    }
+}
+
 static void test_untyped_phone_column_of_a_customer_file(void **state)
 {
     (void) state;
@@ -573,6 +628,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_service_work_orders),
         cmocka_unit_test(test_followups_tab_separated_in_gbk),
         cmocka_unit_test(test_flags_and_values_that_cannot_be_read_name_row_and_column),
+        cmocka_unit_test(test_reasons_stay_utf8_when_cut),
         cmocka_unit_test(test_untyped_phone_column_of_a_customer_file),
         cmocka_unit_test(test_record_key_follows_the_content_not_the_id),
         cmocka_unit_test(test_headers_that_cannot_be_records_are_refused),
