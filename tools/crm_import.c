@@ -121,6 +121,23 @@ static void s_progress(double share, long rows, bool tty, int *last_decile)
     }
 }
 
+/* Cuts a partial UTF-8 sequence a full buffer left at the end of s: the
+   rejects file must read back as UTF-8. */
+static void s_utf8_end(char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k < 0) {
+            s[i] = '\0';
+            return;
+        }
+        i += k > 0 ? (size_t) k : 1;
+    }
+}
+
 /* pending: match key -> handle in `order`, the list (in row order) that
    owns the rows. */
 static void s_on_answer(const crm_import_conf_t *conf, s_run_t *run, zhashx_t *pending,
@@ -152,6 +169,7 @@ static void s_on_answer(const crm_import_conf_t *conf, s_run_t *run, zhashx_t *p
         break;
     default:
         st->refused++;
+        s_utf8_end(res.why);
         s_reject_row(run, p->row, p->cells, p->ncells, res.why[0] ? res.why : "refused");
         break;
     }
