@@ -288,8 +288,7 @@ static int s_encode_request(crm_msg_t *m, msgpack_sbuffer *buf)
 /* The answers that mean "ask again later", not "no". */
 static bool s_retry_code(const char *code)
 {
-    return code && (!strcmp(code, "busy") || !strcmp(code, "unavailable") ||
-                    !strcmp(code, "not_certified"));
+    return crm_import_retry_code(code);
 }
 
 static int64_t s_backoff(int64_t current)
@@ -900,49 +899,6 @@ done:
 
 /* ------------------------------------------------------------ import */
 
-static const char *s_record_id(const crm_msg_t *m)
-{
-    switch (m->type) {
-    case CRM_T_customer_file: return m->body.customer_file.record_id;
-    case CRM_T_service_record: return m->body.service_record.record_id;
-    case CRM_T_followup_record: return m->body.followup_record.record_id;
-    default: return NULL;
-    }
-}
-
-/* No dealer_id: the gateway takes the certified one. */
-static int s_import_prepare(void *arg, crm_msg_t *m, char *match, char *dedupe)
-{
-    (void) arg;
-    crm_new_id(m->id, sizeof m->id);
-    m->ts = crm_now_ms();
-    snprintf(m->producer, sizeof m->producer, "dealer");
-    snprintf(match, CRM_IMPORT_KEY_SZ, "%s", m->id);
-    snprintf(dedupe, CRM_IMPORT_KEY_SZ, "%s", s_record_id(m) ? s_record_id(m) : m->id);
-    return 0;
-}
-
-/* dealer.reply {ok, code, message, customer_id, created, findings[],
-   errors[]}, corr = the request. */
-static void s_import_answer(void *arg, const crm_msg_t *a, crm_import_result_t *res)
-{
-    (void) arg;
-    if (a->type != CRM_T_dealer_reply || !a->corr[0])
-        return;
-    const crm_body_dealer_reply_t *r = &a->body.dealer_reply;
-    snprintf(res->key, sizeof res->key, "%s", a->corr);
-    if (r->ok) {
-        res->outcome = CRM_IMPORT_STORED;
-        res->flag = r->has.created && r->created;
-        res->nfindings = (long) r->findings.n;
-    } else if (s_retry_code(r->code)) {
-        res->outcome = CRM_IMPORT_RETRY;
-    } else {
-        res->outcome = CRM_IMPORT_REFUSED;
-        crm_import_why(&r->errors, r->code, r->message, res->why, sizeof res->why);
-    }
-}
-
 static int s_import(s_dealer_t *d, const char *kind, const char *path)
 {
     crm_type_t type = !strcmp(kind, "customer")   ? CRM_T_customer_file
@@ -953,53 +909,30 @@ static int s_import(s_dealer_t *d, const char *kind, const char *path)
         fprintf(stderr, "crm-dealer import: KIND is customer, service or followup, not %s\n", kind);
         return S_EXIT_USAGE;
     }
-    char err[512];
-    const char *enc = crm_opt(s_opts, "encoding");
-    crm_csv_reader_t *r = crm_csv_open_records(path, type, enc && *enc ? enc : NULL, err, sizeof err);
-    if (!r) {
-        fprintf(stderr, "crm-dealer: %s: %s\n", path, err);
-        return S_EXIT_NO;
-    }
-    for (const char *const *u = crm_csv_unknown_columns(r); u && *u; u++)
-        fprintf(stderr, "crm-dealer: column '%s' is not a %s field and is not sent\n", *u,
-                crm_type_name(type));
     zsock_t *sock = s_socket(d, ZMQ_DEALER, d->endpoint);
     if (!sock) {
         fprintf(stderr, "crm-dealer: cannot connect to %s\n", d->endpoint);
-        crm_csv_close(&r);
         return S_EXIT_NOANSWER;
     }
     zsock_set_linger(sock, 0);
     char peer[300];
-    snprintf(peer, sizeof peer, "crm-dealer: the gateway at %s", d->endpoint);
-    crm_import_conf_t conf = {.sock = sock,
-                              .delimiter = false,
-                              .peer = peer,
-                              .what = crm_type_name(type),
-                              .timeout_ms = (int) d->timeout_ms,
-                              .tries = (int) d->tries,
-                              .prepare = s_import_prepare,
-                              .answer = s_import_answer};
-    crm_import_stats_t st;
-    printf("sending %s (%s) as %s records of dealer %s\n", path, crm_csv_encoding(r),
-           crm_type_name(type), d->dealer);
-    crm_import_run(r, path, &conf, &st);
-    char created[64] = "";
-    if (type == CRM_T_customer_file)
-        snprintf(created, sizeof created, ", %ld new customers", st.flagged);
-    printf("%ld rows in %.2f s: %ld stored (%ld with findings%s), %ld refused, %ld unreadable, "
-           "%ld duplicate rows, %ld not confirmed\n",
-           st.rows, st.secs, st.stored, st.with_findings, created, st.refused, st.unreadable,
-           st.duplicates, st.unconfirmed);
-    if (st.rejects)
-        printf("refused and unreadable rows, with the reason in the last column: %s "
-               "(fix them and send that file)\n",
-               st.rejects_path);
+    snprintf(peer, sizeof peer, "the gateway at %s", d->endpoint);
+    const char *enc = crm_opt(s_opts, "encoding");
+    /* no dealer_id in the bodies: the gateway takes the certified one;
+       busy, unavailable and not_certified wait and send again */
+    crm_import_records_t how = {.tool = "crm-dealer",
+                                .sock = sock,
+                                .delimiter = false,
+                                .peer = peer,
+                                .timeout_ms = (int) d->timeout_ms,
+                                .tries = (int) d->tries,
+                                .dealer = d->dealer,
+                                .body_dealer = false,
+                                .producer = "dealer",
+                                .encoding = enc && *enc ? enc : NULL};
+    int rc = crm_import_records(&how, type, path);
     zsock_destroy(&sock);
-    crm_csv_close(&r);
-    if (st.unconfirmed)
-        return S_EXIT_NOANSWER;
-    return st.refused || st.unreadable ? S_EXIT_NO : S_EXIT_OK;
+    return rc == 2 ? S_EXIT_NOANSWER : rc == 1 ? S_EXIT_NO : S_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ main */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "crm_clock.h"
+#include "crm_store.h"
 
 #define S_WINDOW 512
 #define S_SHOWN_MAX 20
@@ -121,23 +122,6 @@ static void s_progress(double share, long rows, bool tty, int *last_decile)
     }
 }
 
-/* Cuts a partial UTF-8 sequence a full buffer left at the end of s: the
-   rejects file must read back as UTF-8. */
-static void s_utf8_end(char *s)
-{
-    const unsigned char *p = (const unsigned char *) s;
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int k = crm_utf8_next(p + i, n - i, &cp);
-        if (k < 0) {
-            s[i] = '\0';
-            return;
-        }
-        i += k > 0 ? (size_t) k : 1;
-    }
-}
-
 /* pending: match key -> handle in `order`, the list (in row order) that
    owns the rows. */
 static void s_on_answer(const crm_import_conf_t *conf, s_run_t *run, zhashx_t *pending,
@@ -169,7 +153,7 @@ static void s_on_answer(const crm_import_conf_t *conf, s_run_t *run, zhashx_t *p
         break;
     default:
         st->refused++;
-        s_utf8_end(res.why);
+        crm_leadin_utf8_cut(res.why); /* the rejects file reads back as UTF-8 */
         s_reject_row(run, p->row, p->cells, p->ncells, res.why[0] ? res.why : "refused");
         break;
     }
@@ -354,4 +338,113 @@ bool crm_import_retry_code(const char *code)
 {
     return code && (!strcmp(code, "busy") || !strcmp(code, "unavailable") ||
                     !strcmp(code, "not_certified"));
+}
+
+/* ------------------------------------------------------ dealer records */
+
+const char *crm_import_record_id(const crm_msg_t *m)
+{
+    switch (m->type) {
+    case CRM_T_customer_file: return m->body.customer_file.record_id;
+    case CRM_T_service_record: return m->body.service_record.record_id;
+    case CRM_T_followup_record: return m->body.followup_record.record_id;
+    default: return NULL;
+    }
+}
+
+/* The answer comes back with corr = the request's id; the row's own id
+   is its record_id. */
+static int s_record_prepare(void *arg, crm_msg_t *m, char *match, char *dedupe)
+{
+    const crm_import_records_t *how = arg;
+    crm_err_t e;
+    if (how->body_dealer && crm_msg_set_text(m, "dealer_id", how->dealer, &e) != 0)
+        return -1;
+    crm_new_id(m->id, sizeof m->id);
+    m->ts = crm_now_ms();
+    snprintf(m->producer, sizeof m->producer, "%s", how->producer);
+    snprintf(match, CRM_IMPORT_KEY_SZ, "%s", m->id);
+    const char *rec = crm_import_record_id(m);
+    snprintf(dedupe, CRM_IMPORT_KEY_SZ, "%s", rec ? rec : m->id);
+    return 0;
+}
+
+/* reply {ok, code, message, errors[], fields[] "customer_id=C1",
+   "created=1|0", "finding=field|code|message" ...} on the control
+   endpoint; dealer.reply {ok, code, message, customer_id, created,
+   findings[], errors[]} on the gateway. */
+static void s_record_answer(void *arg, const crm_msg_t *a, crm_import_result_t *res)
+{
+    (void) arg;
+    bool ok;
+    const char *code, *message;
+    const crm_strs_t *errors;
+    if (a->type == CRM_T_reply) {
+        const crm_body_reply_t *r = &a->body.reply;
+        ok = r->ok, code = r->code, message = r->message, errors = &r->errors;
+        for (size_t i = 0; ok && i < r->fields.n; i++) {
+            res->flag |= !strcmp(r->fields.v[i], "created=1");
+            res->nfindings += !strncmp(r->fields.v[i], "finding=", 8);
+        }
+    } else if (a->type == CRM_T_dealer_reply) {
+        const crm_body_dealer_reply_t *r = &a->body.dealer_reply;
+        ok = r->ok, code = r->code, message = r->message, errors = &r->errors;
+        res->flag = ok && r->has.created && r->created;
+        res->nfindings = ok ? (long) r->findings.n : 0;
+    } else
+        return;
+    if (!a->corr[0])
+        return;
+    snprintf(res->key, sizeof res->key, "%s", a->corr);
+    if (ok)
+        res->outcome = CRM_IMPORT_STORED;
+    else if (crm_import_retry_code(code))
+        res->outcome = CRM_IMPORT_RETRY;
+    else {
+        res->outcome = CRM_IMPORT_REFUSED;
+        crm_import_why(errors, code, message, res->why, sizeof res->why);
+    }
+}
+
+int crm_import_records(const crm_import_records_t *how, crm_type_t type, const char *path)
+{
+    char err[512];
+    crm_csv_reader_t *r = crm_csv_open_records(path, type, how->encoding, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "%s: %s: %s\n", how->tool, path, err);
+        return 1;
+    }
+    for (const char *const *u = crm_csv_unknown_columns(r); u && *u; u++)
+        fprintf(stderr, "%s: column '%s' is not a %s field and is not sent\n", how->tool, *u,
+                crm_type_name(type));
+    char peer[300];
+    snprintf(peer, sizeof peer, "%s: %s", how->tool, how->peer);
+    crm_import_conf_t conf = {.sock = how->sock,
+                              .delimiter = how->delimiter,
+                              .peer = peer,
+                              .what = crm_type_name(type),
+                              .timeout_ms = how->timeout_ms,
+                              .tries = how->tries,
+                              .prepare = s_record_prepare,
+                              .answer = s_record_answer,
+                              .arg = (void *) how};
+    crm_import_stats_t st;
+    printf("importing %s (%s) as %s records of dealer %s\n", path, crm_csv_encoding(r),
+           crm_type_name(type), how->dealer);
+    crm_import_run(r, path, &conf, &st);
+    crm_csv_close(&r);
+    char created[64] = "";
+    if (type == CRM_T_customer_file)
+        snprintf(created, sizeof created, ", %ld new customers", st.flagged);
+    printf("%ld rows in %.2f s: %ld stored (%ld with findings%s), %ld refused, %ld unreadable, "
+           "%ld duplicate rows, %ld not confirmed\n",
+           st.rows, st.secs, st.stored, st.with_findings, created, st.refused, st.unreadable,
+           st.duplicates, st.unconfirmed);
+    if (st.rejects)
+        printf("refused and unreadable rows, with the reason in the last column: %s "
+               "(fix them and import that file)\n",
+               st.rejects_path);
+    if (st.unconfirmed)
+        return 2;
+    return st.refused || st.unreadable ? 1 : 0;
 }

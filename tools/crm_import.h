@@ -85,6 +85,38 @@ typedef struct {
 int crm_import_run(crm_csv_reader_t *r, const char *path, const crm_import_conf_t *conf,
                    crm_import_stats_t *st);
 
+/* ------------------------------------------------------ dealer records */
+
+/* How dealer records (customer.file, service.record, followup.record) are
+   sent: the tool says where and as whom. */
+typedef struct {
+    const char *tool;     /* "crmctl", "crm-dealer": the prefix of its messages */
+    zsock_t *sock;        /* connected DEALER socket */
+    bool delimiter;       /* see crm_import_conf_t */
+    const char *peer;     /* "crm-dispatcher at ...", "the gateway at ..." */
+    int timeout_ms, tries;
+    const char *dealer;   /* the dealer the file is from, for the messages */
+    bool body_dealer;     /* dealer_id goes into every body (crm-dispatcher's
+                             control endpoint, answered by `reply`); false on
+                             the gateway (the certificate names the dealer,
+                             answered by `dealer.reply`) */
+    const char *producer; /* the envelope's producer */
+    const char *encoding; /* NULL: detect */
+} crm_import_records_t;
+
+/* Opens `path` with crm_csv_open_records, warns of columns that are not
+   sent, sends every row (crm_import_run), and prints "<verb> FILE (ENC) as
+   TYPE records of dealer D", the first refusals ("row N: field: code
+   (message)"), the summary "R rows in S s: X stored (F with findings[, C
+   new customers]), Y refused, U unreadable, D duplicate rows, N not
+   confirmed" and where the rejects file is. Returns 0 when every row was
+   stored, 1 when one was refused or unreadable or the file cannot be
+   read, 2 when rows were left without an answer. */
+int crm_import_records(const crm_import_records_t *how, crm_type_t type, const char *path);
+
+/* The record_id of a dealer record; NULL for another message. */
+const char *crm_import_record_id(const crm_msg_t *m);
+
 /* A refusal as people read it, from the answer's errors ("field|code|
    message" each): "name: required (a record needs a name or an ID
    number); ...", or "code: message" when it names no field. */

@@ -192,6 +192,22 @@ static int history_with(fx_t *f, const char *cid, const char *name, const char *
     return n;
 }
 
+/* How many of the name/value `pairs` (NULL-terminated) the first entry of
+   the stream `key` holds. */
+static int first_entry_has(fx_t *f, const char *key, const char *const *pairs)
+{
+    redisReply *r = crm_store_cmd(f->store, "XRANGE %s - + COUNT 1", key);
+    assert_non_null(r);
+    assert_int_equal(r->elements, 1);
+    const redisReply *kv = r->element[0]->element[1];
+    int matched = 0;
+    for (size_t k = 0; k + 1 < kv->elements; k += 2)
+        for (const char *const *p = pairs; *p; p += 2)
+            matched += !strcmp(kv->element[k]->str, p[0]) && !strcmp(kv->element[k + 1]->str, p[1]);
+    freeReplyObject(r);
+    return matched;
+}
+
 static void test_a_gbk_customer_file_imports_and_importing_it_again_changes_nothing(void **state)
 {
     fx_t *f = *state;
@@ -368,21 +384,9 @@ static void test_work_orders_import_by_vin_or_customer_once(void **state)
     assert_int_equal(s.unreadable, 1); /* abc元 */
     assert_true(crm_h_file_contains(f->out, "row 3: row 3, column 7 (金额)"));
     assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{C1}:service"), 2);
-    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:cust:{C1}:service - + COUNT 1");
-    assert_non_null(r);
-    assert_int_equal(r->elements, 1);
-    const redisReply *kv = r->element[0]->element[1];
-    int matched = 0;
-    for (size_t k = 0; k + 1 < kv->elements; k += 2) {
-        const char *n = kv->element[k]->str, *v = kv->element[k + 1]->str;
-        matched += (!strcmp(n, "work_order") && !strcmp(v, "WO-2025-0001")) ||
-                   (!strcmp(n, "amount_fen") && !strcmp(v, "35050")) ||
-                   (!strcmp(n, "mileage") && !strcmp(v, "12000")) ||
-                   (!strcmp(n, "date") && !strcmp(v, "2025-03-01")) ||
-                   (!strcmp(n, "dealer_id") && !strcmp(v, "D1"));
-    }
-    freeReplyObject(r);
-    assert_int_equal(matched, 5);
+    static const char *const visit[] = {"work_order", "WO-2025-0001", "amount_fen", "35050", "mileage", "12000",
+                                        "date", "2025-03-01", "dealer_id", "D1", NULL};
+    assert_int_equal(first_entry_has(f, "crm:cust:{C1}:service", visit), 5);
     world_t w = world(f);
     assert_int_equal(w.services, 2); /* service.recorded */
     assert_int_equal(CRMCTL(f, "service", "import", services, "--dealer", "D1"), 1);
@@ -448,23 +452,10 @@ static void test_follow_ups_import_for_the_dealers_customers_and_consultants(voi
     assert_true(crm_h_file_contains(f->out, "row 3: row 3, column 3 (跟进时间)"));
     assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{C1}:followups"), 1);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{C2}:followups"), 1);
-    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:cust:{C1}:followups - +");
-    assert_non_null(r);
-    assert_int_equal(r->elements, 1);
-    const redisReply *kv = r->element[0]->element[1];
-    int matched = 0;
-    for (size_t k = 0; k + 1 < kv->elements; k += 2) {
-        const char *n = kv->element[k]->str, *v = kv->element[k + 1]->str;
-        matched += (!strcmp(n, "result") && !strcmp(v, "answered")) ||
-                   (!strcmp(n, "consultant_id") && !strcmp(v, "S001")) ||
-                   (!strcmp(n, "at") && !strcmp(v, "1795141800000")) ||
-                   (!strcmp(n, "next_at") && !strcmp(v, "1795744800000")) ||
-                   (!strcmp(n, "grade") && !strcmp(v, "A")) ||
-                   (!strcmp(n, "expected_purchase_date") && !strcmp(v, "2026-12-31")) ||
-                   (!strcmp(n, "next_content") && !strcmp(v, "邀约试驾"));
-    }
-    freeReplyObject(r);
-    assert_int_equal(matched, 7);
+    static const char *const contact[] = {"result", "answered", "consultant_id", "S001", "at", "1795141800000",
+                                          "next_at", "1795744800000", "grade", "A", "expected_purchase_date",
+                                          "2026-12-31", "next_content", "邀约试驾", NULL};
+    assert_int_equal(first_entry_has(f, "crm:cust:{C1}:followups", contact), 7);
     long long events = crm_h_int(f->store, "XLEN " CRM_KEY_EVENTS_FMT, "followup");
     assert_true(events >= 2);
     /* again: nothing new */
@@ -546,18 +537,6 @@ static void test_crm_dealer_imports_over_curve_and_cannot_write_another_dealers_
     assert_int_equal(summary(f).stored, 0);
 }
 
-static int count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[16384];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        n += strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return n;
-}
-
 /* 5,000 customer files; the dispatcher is SIGKILLed in the middle of the
    import and started again; the import, run again, ends with every row
    stored once: 5,000 customers of D1, one customer.recorded each. */
@@ -595,7 +574,7 @@ static void test_an_import_interrupted_by_a_dispatcher_crash_ends_with_every_row
     crm_h_path(&f->sys.redis, "events.jsonl", events, sizeof events);
     const char *ev[] = {"events", "customer", "--count", "1000000", NULL};
     assert_int_equal(crm_h_run("crmctl", ev, f->sys.envp, events), 0);
-    assert_int_equal(count_lines(events, "\"type\":\"customer.recorded\""), N);
+    assert_int_equal(crm_h_file_count(events, "\"type\":\"customer.recorded\""), N);
     /* each row is one customer with its one car */
     static const int rows[] = {0, 1234, 2500, 4999};
     for (int k = 0; k < 4; k++) {
