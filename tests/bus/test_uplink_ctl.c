@@ -49,14 +49,6 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------ plumbing */
 
-static bool s_out_has(fx_t *f, const char *needle)
-{
-    char *text = crm_h_slurp(f->s.out);
-    bool found = strstr(text, needle) != NULL;
-    free(text);
-    return found;
-}
-
 /* crmctl's exit code must be `want`; otherwise the test fails with what
    it printed. */
 static void s_expect(fx_t *f, int want, const char *what, int rc)
@@ -72,7 +64,7 @@ static void s_expect(fx_t *f, int want, const char *what, int rc)
 
 static void s_out_shows(fx_t *f, const char *needle)
 {
-    if (!s_out_has(f, needle)) {
+    if (!crm_h_file_contains(f->s.out, needle)) {
         char *out = crm_h_slurp(f->s.out);
         fail_msg("crmctl did not print \"%s\":\n%.1500s", needle, out);
     }
@@ -522,7 +514,7 @@ static void test_a_refused_loss_keeps_the_prospect(void **state)
     crm_msg_clear(&e);
     s_hash_is(f, key, "stage", "prospect");
     ok(f, "lost", "list", "--dealer", "D1");
-    assert_false(s_out_has(f, c));
+    assert_false(crm_h_file_contains(f->s.out, c));
 }
 
 int main(void)
