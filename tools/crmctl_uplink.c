@@ -124,6 +124,7 @@ static const s_cmd_t s_cmds[] = {
      {S_CUSTOMER,
       S_OWNER,
       {A_ID, "order", "order_id", ""},
+      {A_TEXT, "action", "action", ""},
       {A_TEXT, "model", "model", "placed"},
       {A_TEXT, "price", "price", "placed"},
       {A_TEXT, "promised", "promised_date", "placed"},
@@ -138,6 +139,7 @@ static const s_cmd_t s_cmds[] = {
      "    --delayed --promised YYYY-MM-DD --reason R)",
      {{A_POS, "ORDER_ID", "order_id", ""},
       S_DEALER,
+      {A_TEXT, "action", "action", ""},
       {A_TEXT, "vin", "vin", "delivered"},
       {A_TEXT, "date", "date", "delivered"},
       {A_TEXT, "promised", "promised_date", "delayed"},
@@ -246,15 +248,13 @@ static const s_arg_t *s_arg(const s_cmd_t *cmd, const char *flag)
    (order record --vin), not something to drop silently. */
 static bool s_foreign_flag(crmctl_t *ctl, const s_cmd_t *cmd, const char *what)
 {
-    if (!cmd->actions && crm_opt(ctl->opts, "action")) {
-        fprintf(stderr, "crmctl %s: --%s does not apply\n", what, crm_opt(ctl->opts, "action"));
-        return true;
-    }
     for (size_t c = 0; c < S_NCMDS; c++)
         for (size_t i = 0; i < S_NARGS && s_cmds[c].args[i].field; i++) {
             const s_arg_t *a = &s_cmds[c].args[i];
             if (s_has_flag(a) && crm_opt(ctl->opts, a->flag) && !s_arg(cmd, a->flag)) {
-                fprintf(stderr, "crmctl %s: --%s does not apply\n", what, a->flag);
+                /* --placed and the like stand for --action=placed */
+                fprintf(stderr, "crmctl %s: --%s does not apply\n", what,
+                        strcmp(a->flag, "action") ? a->flag : crm_opt(ctl->opts, "action"));
                 return true;
             }
         }
@@ -478,8 +478,8 @@ static int s_cmp_str(const void *a, const void *b)
 }
 
 /* Pending and lost prospects of one dealer or of all: the dealers'
-   pending and customers sets, then those customers' records; two round
-   trips however many there are. */
+   lost_pending and lost sets, then those customers' records (the stage
+   they are at now); two round trips however many there are. */
 static int s_lost_list(crmctl_t *ctl)
 {
     const char *only = crm_opt(ctl->opts, "dealer");
@@ -498,7 +498,7 @@ static int s_lost_list(crmctl_t *ctl)
     for (size_t i = 0; rc == CRMCTL_OK && i < nd; i++) {
         const char *d = only ? only : dealers->element[i]->str;
         if (crm_tx_cmd(sets, "SMEMBERS crm:dealer:%s:lost_pending", d) < 0 ||
-            crm_tx_cmd(sets, "SMEMBERS crm:dealer:%s:customers", d) < 0)
+            crm_tx_cmd(sets, "SMEMBERS crm:dealer:%s:lost", d) < 0)
             rc = CRMCTL_NO;
     }
     if (rc == CRMCTL_OK && nd && crm_store_pipeline(store, sets) != 0)
@@ -518,40 +518,46 @@ static int s_lost_list(crmctl_t *ctl)
             ids[n++] = m->element[k]->str;
         }
     }
-    /* a pending prospect is in both sets of its dealer: read once */
+    /* read each once, whatever the sets say */
     if (n)
         qsort(ids, n, sizeof *ids, s_cmp_str);
     size_t u = 0;
     for (size_t i = 0; i < n; i++)
         if (!u || strcmp(ids[u - 1], ids[i]))
             ids[u++] = ids[i];
+    enum { F_STAGE, F_DEALER, F_BY, F_REASON, F_ASKED, F_LOST, F_NAME, F_NOTE, F_APPROVER, F_N };
     for (size_t i = 0; rc == CRMCTL_OK && i < u; i++)
         if (crm_tx_cmd(recs,
                        "HMGET " CRM_KEY_CUST_FMT
-                       " stage dealer_id consultant_id lost_reason updated_ms name lost_note",
+                       " stage dealer_id lost_by lost_reason lost_requested_ms "
+                       "lost_ms name lost_note lost_approved_by",
                        ids[i]) < 0)
             rc = CRMCTL_NO;
     if (rc == CRMCTL_OK && u && crm_store_pipeline(store, recs) != 0)
         rc = CRMCTL_REDIS;
     if (rc == CRMCTL_OK)
-        printf("%-10s %-12s %-10s %-10s %-13s %-21s %s\n", "CUSTOMER", "STAGE", "DEALER",
-               "CONSULTANT", "REASON", "SINCE", "NAME / NOTE");
-    /* pending first, then lost */
+        printf("%-10s %-12s %-10s %-10s %-13s %-21s %-10s %s\n", "CUSTOMER", "STAGE", "DEALER",
+               "GIVEN UP", "REASON", "SINCE", "APPROVED", "NAME / NOTE");
+    /* pending first (since the request), then lost (since the approval) */
     for (int pass = 0; rc == CRMCTL_OK && pass < 2; pass++)
         for (size_t i = 0; i < u; i++) {
             const redisReply *h = crm_tx_result(recs, (int) i);
-            if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != 7)
+            if (!h || h->type != REDIS_REPLY_ARRAY || h->elements != F_N)
                 continue;
-            const char *v[7];
-            for (int f = 0; f < 7; f++)
-                v[f] = h->element[f]->type == REDIS_REPLY_STRING ? h->element[f]->str : "";
-            if (strcmp(v[0], pass ? "lost" : "lost_pending"))
+            const char *v[F_N];
+            for (int f = 0; f < F_N; f++)
+                v[f] = h->element[f]->type == REDIS_REPLY_STRING && *h->element[f]->str
+                           ? h->element[f]->str
+                           : "-";
+            if (strcmp(v[F_STAGE], pass ? "lost" : "lost_pending"))
                 continue;
             char since[40] = "-";
-            if (*v[4])
-                crm_format_cst(atoll(v[4]), since, sizeof since);
-            printf("%-10s %-12s %-10s %-10s %-13s %-21s %s%s%s\n", ids[i], v[0], *v[1] ? v[1] : "-",
-                   *v[2] ? v[2] : "-", *v[3] ? v[3] : "-", since, v[5], *v[6] ? " / " : "", v[6]);
+            const char *ms = pass ? v[F_LOST] : v[F_ASKED];
+            if (*ms != '-')
+                crm_format_cst(atoll(ms), since, sizeof since);
+            printf("%-10s %-12s %-10s %-10s %-13s %-21s %-10s %s%s%s\n", ids[i], v[F_STAGE],
+                   v[F_DEALER], v[F_BY], v[F_REASON], since, pass ? v[F_APPROVER] : "-", v[F_NAME],
+                   strcmp(v[F_NOTE], "-") ? " / " : "", strcmp(v[F_NOTE], "-") ? v[F_NOTE] : "");
         }
     free(ids);
     crm_tx_destroy(&sets);

@@ -70,16 +70,17 @@ static void s_out_shows(fx_t *f, const char *needle)
     }
 }
 
-/* The newest event of `type` on `stream` that names `key` (a customer or
-   staff id) in its JSON, decoded into `out` (cleared by the caller);
+/* The newest event of `type` on `stream` whose body has `field` =
+   `value`, decoded into `out` (cleared by the caller);
    fails the test when there is none. */
-static void s_event(fx_t *f, const char *stream, crm_type_t type, const char *key, crm_msg_t *out)
+static void s_event(fx_t *f, const char *stream, crm_type_t type, const char *field,
+                    const char *value, crm_msg_t *out)
 {
     redisReply *r = crm_store_cmd(f->s.store, "XREVRANGE " CRM_KEY_EVENTS_FMT " + - COUNT 500",
                                   stream);
     assert_non_null(r);
-    char quoted[80];
-    snprintf(quoted, sizeof quoted, "\"%s\"", key);
+    char quoted[120];
+    snprintf(quoted, sizeof quoted, "\"%s\":\"%s\"", field, value);
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *frame = crm_reply_field_reply(r->element[i]->element[1], "m");
         crm_err_t err;
@@ -95,7 +96,7 @@ static void s_event(fx_t *f, const char *stream, crm_type_t type, const char *ke
         crm_msg_clear(out);
     }
     freeReplyObject(r);
-    fail_msg("no %s about %s on the %s stream", crm_type_name(type), key, stream);
+    fail_msg("no %s with %s on the %s stream", crm_type_name(type), quoted, stream);
 }
 
 static long long s_count(fx_t *f, const char *stream, crm_type_t type)
@@ -134,9 +135,10 @@ static void s_hash_is(fx_t *f, const char *key, const char *field, const char *w
 }
 
 /* Dealer `dealer` files a customer (as its system would over the uplink,
-   here on the control endpoint); the customer's id into `cid`. */
-static void s_file(fx_t *f, const char *dealer, const char *name, const char *mobile, char *cid,
-                   size_t size)
+   here on the control endpoint), a fleet VIP when `vip`; the customer's
+   id into `cid`. */
+static void s_file(fx_t *f, const char *dealer, const char *name, const char *mobile, bool vip,
+                   char *cid, size_t size)
 {
     if (!f->ctl) {
         f->ctl = zsock_new(ZMQ_DEALER);
@@ -159,6 +161,10 @@ static void s_file(fx_t *f, const char *dealer, const char *name, const char *mo
     CRM_SET_STR(&m, customer_file, mobile, mobile);
     CRM_SET_STR(&m, customer_file, city, "深圳");
     CRM_SET_STR(&m, customer_file, province, "广东");
+    if (vip) {
+        CRM_SET_BOOL(&m, customer_file, vip, true);
+        CRM_SET_BOOL(&m, customer_file, fleet, true);
+    }
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     assert_int_equal(crm_msg_encode(&m, &buf, NULL), 0);
@@ -204,13 +210,13 @@ static void test_staff_are_added_listed_updated_and_leave_with_events(void **sta
     fx_t *f = *state;
     s_dealers(f);
     crm_msg_t e;
-    s_event(f, "dealers", CRM_T_staff_added, "M1", &e);
+    s_event(f, "dealers", CRM_T_staff_added, "staff_id", "M1", &e);
     assert_string_equal(e.body.staff_added.dealer_id, "D1");
     assert_string_equal(e.body.staff_added.role, "manager");
     assert_string_equal(e.body.staff_added.name, "李经理");
     assert_false(e.body.staff_added.has.manager_id);
     crm_msg_clear(&e);
-    s_event(f, "dealers", CRM_T_staff_added, "S1", &e);
+    s_event(f, "dealers", CRM_T_staff_added, "staff_id", "S1", &e);
     assert_string_equal(e.body.staff_added.role, "consultant");
     assert_string_equal(e.body.staff_added.manager_id, "M1");
     crm_msg_clear(&e);
@@ -239,7 +245,7 @@ static void test_staff_are_added_listed_updated_and_leave_with_events(void **sta
     s_out_shows(f, "2 staff at D1");
 
     ok(f, "staff", "update", "S1", "--dealer", "D1", "--name", "张三丰");
-    s_event(f, "dealers", CRM_T_staff_updated, "S1", &e);
+    s_event(f, "dealers", CRM_T_staff_updated, "staff_id", "S1", &e);
     assert_string_equal(e.body.staff_updated.dealer_id, "D1");
     bool named = false;
     for (size_t i = 0; i < e.body.staff_updated.changes.n; i++)
@@ -250,7 +256,7 @@ static void test_staff_are_added_listed_updated_and_leave_with_events(void **sta
     refused(f, "staff", "update", "S9", "--dealer", "D1", "--name", "无名");
 
     ok(f, "staff", "leave", "S1", "--dealer", "D1", "--reason", "辞职");
-    s_event(f, "dealers", CRM_T_staff_left, "S1", &e);
+    s_event(f, "dealers", CRM_T_staff_left, "staff_id", "S1", &e);
     assert_string_equal(e.body.staff_left.reason, "辞职");
     assert_int_equal(e.body.staff_left.customers, 0);
     crm_msg_clear(&e);
@@ -274,13 +280,13 @@ static void test_a_followup_is_recorded_with_every_field_and_shown(void **state)
     fx_t *f = *state;
     s_dealers(f);
     char c[32];
-    s_file(f, "D1", "陈先生", "13812345671", c, sizeof c);
+    s_file(f, "D1", "陈先生", "13812345671", true, c, sizeof c);
     /* --dealer left out: the customer's owning dealer, D1 */
     ok(f, "followup", "record", c, "--consultant", "S1", "--result", "visit", "--content",
        "到店看车", "--feedback", "价格偏高", "--grade", "A", "--expected-date", "2027-01-15",
        "--next", "2026-12-05 10:00", "--next-content", "电话回访", "--at", "2026-12-01 15:30");
     crm_msg_t e;
-    s_event(f, "followup", CRM_T_followup_recorded, c, &e);
+    s_event(f, "followup", CRM_T_followup_recorded, "customer_id", c, &e);
     const crm_body_followup_recorded_t *b = &e.body.followup_recorded;
     assert_string_equal(b->dealer_id, "D1");
     assert_string_equal(b->consultant_id, "S1");
@@ -306,6 +312,9 @@ static void test_a_followup_is_recorded_with_every_field_and_shown(void **state)
     s_out_shows(f, "visit by S1 at D1: 到店看车");
     s_out_shows(f, "feedback: 价格偏高");
     s_out_shows(f, "next activity: 2026-12-05 10:00 CST 电话回访");
+    s_out_shows(f, "flags fleet, VIP");
+    /* the dealer's file in the history, with its channel and record id */
+    s_out_shows(f, "陈先生   (dealer:D1, file-");
 
     /* a second, later one is the newest: its next activity is the one shown */
     ok(f, "followup", "record", c, "--dealer", "D1", "--consultant", "S1", "--result", "answered",
@@ -338,11 +347,11 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
     fx_t *f = *state;
     s_dealers(f);
     char c[32];
-    s_file(f, "D1", "周女士", "13812345672", c, sizeof c);
+    s_file(f, "D1", "周女士", "13812345672", false, c, sizeof c);
     ok(f, "order", "record", c, "--order", "O1", "--placed", "--model", "408", "--price", "150000",
        "--promised", "2026-12-20", "--consultant", "S1");
     crm_msg_t e;
-    s_event(f, "order", CRM_T_order_placed, "O1", &e);
+    s_event(f, "order", CRM_T_order_placed, "order_id", "O1", &e);
     assert_string_equal(e.body.order_placed.customer_id, c);
     assert_string_equal(e.body.order_placed.dealer_id, "D1");
     assert_string_equal(e.body.order_placed.model, "408");
@@ -352,7 +361,7 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
 
     ok(f, "delivery", "record", "O1", "--dealer", "D1", "--delayed", "--promised", "2027-01-10",
        "--reason", "缺货");
-    s_event(f, "order", CRM_T_delivery_delayed, "O1", &e);
+    s_event(f, "order", CRM_T_delivery_delayed, "order_id", "O1", &e);
     assert_string_equal(e.body.delivery_delayed.promised_date, "2027-01-10");
     assert_string_equal(e.body.delivery_delayed.old_promised_date, "2026-12-20");
     assert_string_equal(e.body.delivery_delayed.reason, "缺货");
@@ -361,7 +370,7 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
 
     ok(f, "delivery", "record", "O1", "--dealer", "D1", "--delivered", "--vin", VIN, "--date",
        "2027-01-08");
-    s_event(f, "order", CRM_T_vehicle_delivered, "O1", &e);
+    s_event(f, "order", CRM_T_vehicle_delivered, "order_id", "O1", &e);
     assert_string_equal(e.body.vehicle_delivered.vin, VIN);
     assert_string_equal(e.body.vehicle_delivered.date, "2027-01-08");
     assert_string_equal(e.body.vehicle_delivered.customer_id, c);
@@ -371,14 +380,14 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
     /* a work order by customer, and one by VIN alone (its owner's dealer) */
     ok(f, "service", "record", "--customer", c, "--work-order", "W1", "--date", "2027-02-01",
        "--mileage", "1500", "--work", "首保", "--amount", "380.5");
-    s_event(f, "service", CRM_T_service_recorded, "W1", &e);
+    s_event(f, "service", CRM_T_service_recorded, "work_order", "W1", &e);
     assert_string_equal(e.body.service_recorded.customer_id, c);
     assert_int_equal(e.body.service_recorded.amount_fen, 38050);
     assert_int_equal(e.body.service_recorded.mileage, 1500);
     crm_msg_clear(&e);
     ok(f, "service", "record", "--vin", VIN, "--work-order", "W2", "--date", "2027-06-01",
        "--amount", "1200");
-    s_event(f, "service", CRM_T_service_recorded, "W2", &e);
+    s_event(f, "service", CRM_T_service_recorded, "work_order", "W2", &e);
     assert_string_equal(e.body.service_recorded.customer_id, c);
     assert_string_equal(e.body.service_recorded.dealer_id, "D1");
     assert_int_equal(e.body.service_recorded.amount_fen, 120000);
@@ -390,7 +399,7 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
     s_out_shows(f, "delivered");
     s_out_shows(f, "408, 150000 yuan, promised 2027-01-10 (first promised 2026-12-20");
     s_out_shows(f, "delivered 2027-01-08 vin " VIN);
-    s_out_shows(f, "vehicles:\n  " VIN);
+    s_out_shows(f, "  " VIN " 408");
     s_out_shows(f, "2027-02-01  work order W1 at D1, vin");
     s_out_shows(f, "1500 km, 380.50 yuan: 首保");
     s_out_shows(f, "work order W2");
@@ -415,10 +424,10 @@ static void test_a_customer_is_assigned_to_a_consultant(void **state)
     fx_t *f = *state;
     s_dealers(f);
     char c[32];
-    s_file(f, "D1", "吴先生", "13812345673", c, sizeof c);
+    s_file(f, "D1", "吴先生", "13812345673", false, c, sizeof c);
     ok(f, "customer", "assign", c, "--consultant", "S1", "--reason", "新客户");
     crm_msg_t e;
-    s_event(f, "customer", CRM_T_owner_changed, "S1", &e);
+    s_event(f, "customer", CRM_T_owner_changed, "consultant_id", "S1", &e);
     assert_string_equal(e.body.owner_changed.customer_id, c);
     assert_string_equal(e.body.owner_changed.dealer_id, "D1");
     assert_string_equal(e.body.owner_changed.reason, "新客户");
@@ -438,13 +447,13 @@ test_a_lost_prospect_waits_for_approval_and_is_reactivated_to_another_dealer(voi
     fx_t *f = *state;
     s_dealers(f);
     char c[32], key[64];
-    s_file(f, "D1", "郑先生", "13812345674", c, sizeof c);
+    s_file(f, "D1", "郑先生", "13812345674", false, c, sizeof c);
     snprintf(key, sizeof key, "crm:cust:{%s}", c);
 
     ok(f, "lost", "request", c, "--consultant", "S1", "--reason", "other_brand", "--note",
        "买了别家的车");
     crm_msg_t e;
-    s_event(f, "followup", CRM_T_prospect_lost_requested, c, &e);
+    s_event(f, "followup", CRM_T_prospect_lost_requested, "customer_id", c, &e);
     assert_string_equal(e.body.prospect_lost_requested.dealer_id, "D1");
     assert_string_equal(e.body.prospect_lost_requested.consultant_id, "S1");
     assert_string_equal(e.body.prospect_lost_requested.reason, "other_brand");
@@ -452,7 +461,9 @@ test_a_lost_prospect_waits_for_approval_and_is_reactivated_to_another_dealer(voi
     crm_msg_clear(&e);
     s_hash_is(f, key, "stage", "lost_pending");
     ok(f, "lost", "list", "--dealer", "D1");
-    s_out_shows(f, "lost_pending");
+    char pending[128];
+    snprintf(pending, sizeof pending, "%-10s lost_pending D1         S1         other_brand", c);
+    s_out_shows(f, pending);
     s_out_shows(f, "other_brand");
     s_out_shows(f, "郑先生 / 买了别家的车");
 
@@ -461,27 +472,29 @@ test_a_lost_prospect_waits_for_approval_and_is_reactivated_to_another_dealer(voi
     s_hash_is(f, key, "stage", "lost_pending");
     assert_int_equal(s_count(f, "followup", CRM_T_prospect_lost), 0);
     ok(f, "lost", "approve", c, "--manager", "M1", "--note", "同意");
-    s_event(f, "followup", CRM_T_prospect_lost, c, &e);
+    s_event(f, "followup", CRM_T_prospect_lost, "customer_id", c, &e);
     assert_string_equal(e.body.prospect_lost.manager_id, "M1");
     assert_string_equal(e.body.prospect_lost.reason, "other_brand");
     crm_msg_clear(&e);
     s_hash_is(f, key, "stage", "lost");
     ok(f, "lost", "list");
-    s_out_shows(f, "lost ");
+    char row[128];
+    snprintf(row, sizeof row, "%-10s lost         D1         S1         other_brand", c);
+    s_out_shows(f, row);
 
     /* the carmaker gives it to D2 */
     ok(f, "lost", "reactivate", c, "--to-dealer", "D2", "--reason", "重新分配");
-    s_event(f, "followup", CRM_T_prospect_reactivated, c, &e);
+    s_event(f, "followup", CRM_T_prospect_reactivated, "customer_id", c, &e);
     assert_string_equal(e.body.prospect_reactivated.dealer_id, "D2");
     assert_string_equal(e.body.prospect_reactivated.old_dealer_id, "D1");
     crm_msg_clear(&e);
-    s_event(f, "customer", CRM_T_owner_changed, "reactivated", &e);
+    s_event(f, "customer", CRM_T_owner_changed, "reason", "reactivated", &e);
     assert_string_equal(e.body.owner_changed.customer_id, c);
     assert_string_equal(e.body.owner_changed.dealer_id, "D2");
     assert_string_equal(e.body.owner_changed.old_dealer_id, "D1");
     crm_msg_clear(&e);
     s_hash_is(f, key, "dealer_id", "D2");
-    s_event(f, "dealer.D2", CRM_T_dealer_assigned, c, &e);
+    s_event(f, "dealer.D2", CRM_T_dealer_assigned, "customer_id", c, &e);
     assert_string_equal(e.body.dealer_assigned.dealer_id, "D2");
     assert_string_equal(e.body.dealer_assigned.reason, "reactivated");
     assert_string_equal(e.body.dealer_assigned.customer_name, "郑先生");
@@ -502,13 +515,13 @@ static void test_a_refused_loss_keeps_the_prospect(void **state)
     fx_t *f = *state;
     s_dealers(f);
     char c[32], key[64];
-    s_file(f, "D1", "冯女士", "13812345675", c, sizeof c);
+    s_file(f, "D1", "冯女士", "13812345675", false, c, sizeof c);
     snprintf(key, sizeof key, "crm:cust:{%s}", c);
     usage(f, "lost", "request", c, "--consultant", "S1");
     ok(f, "lost", "request", c, "--consultant", "S1", "--reason", "no_budget");
     ok(f, "lost", "refuse", c, "--manager", "M1", "--note", "再跟一个月");
     crm_msg_t e;
-    s_event(f, "followup", CRM_T_prospect_lost_refused, c, &e);
+    s_event(f, "followup", CRM_T_prospect_lost_refused, "customer_id", c, &e);
     assert_string_equal(e.body.prospect_lost_refused.manager_id, "M1");
     assert_string_equal(e.body.prospect_lost_refused.note, "再跟一个月");
     crm_msg_clear(&e);
