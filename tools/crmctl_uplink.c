@@ -21,13 +21,15 @@
 
 /* How a command-line value becomes a body field. */
 typedef enum {
-    A_POS,   /* the positional argument (an id); `flag` names it in messages */
-    A_ID,    /* --flag, an id (dealer, staff, customer, order): checked here */
-    A_TEXT,  /* --flag, as given (crm_msg_set_text: text, integer, yes/no) */
-    A_TIME,  /* --flag "YYYY-MM-DD HH:MM" China time -> ms UTC */
-    A_FEN,   /* --flag YUAN[.FEN] -> fen */
-    A_OWNER, /* --dealer, else the owning dealer of the customer (or the vin's) */
-    A_FIXED  /* no flag: `flag` is the value (lost approve: decision=approved) */
+    A_POS,    /* the positional argument, an id (customer, staff); `flag` names it */
+    A_POSKEY, /* the positional argument, a dealer's own key (an order number) */
+    A_ID,     /* --flag, an id (dealer, staff, customer): checked here */
+    A_KEY,    /* --flag, a dealer's own key (order number): 1-256 characters, checked */
+    A_TEXT,   /* --flag, as given (crm_msg_set_text: text, integer, yes/no) */
+    A_TIME,   /* --flag "YYYY-MM-DD HH:MM" China time -> ms UTC */
+    A_FEN,    /* --flag YUAN[.FEN] -> fen */
+    A_OWNER,  /* --dealer, else the owning dealer of the customer (or the vin's) */
+    A_FIXED   /* no flag: `flag` is the value (lost approve: decision=approved) */
 } s_how_t;
 
 typedef struct {
@@ -123,7 +125,7 @@ static const s_cmd_t s_cmds[] = {
      "    --promised YYYY-MM-DD [--consultant C] | --cancelled [--reason R])",
      {S_CUSTOMER,
       S_OWNER,
-      {A_ID, "order", "order_id", ""},
+      {A_KEY, "order", "order_id", ""},
       {A_TEXT, "action", "action", ""},
       {A_TEXT, "model", "model", "placed"},
       {A_TEXT, "price", "price", "placed"},
@@ -137,7 +139,7 @@ static const s_cmd_t s_cmds[] = {
      NULL,
      "delivery record ORDER_ID --dealer D (--delivered --vin V --date YYYY-MM-DD |\n"
      "    --delayed --promised YYYY-MM-DD --reason R)",
-     {{A_POS, "ORDER_ID", "order_id", ""},
+     {{A_POSKEY, "ORDER_ID", "order_id", ""},
       S_DEALER,
       {A_TEXT, "action", "action", ""},
       {A_TEXT, "vin", "vin", "delivered"},
@@ -219,7 +221,7 @@ static const s_cmd_t s_cmds[] = {
 
 static bool s_has_flag(const s_arg_t *a)
 {
-    return a->field && a->how != A_POS && a->how != A_FIXED;
+    return a->field && a->how != A_POS && a->how != A_POSKEY && a->how != A_FIXED;
 }
 
 /* True when `word` is one of the '|'-separated words of `list`. */
@@ -331,10 +333,11 @@ static long long s_fen(const char *v)
 static int s_set(crm_msg_t *req, const char *what, const s_arg_t *a, const char *value)
 {
     char label[48], num[32], err[200];
-    snprintf(label, sizeof label, "%s%s", a->how == A_POS ? "" : "--", a->flag);
+    bool pos = a->how == A_POS || a->how == A_POSKEY, key = a->how == A_POSKEY || a->how == A_KEY;
+    snprintf(label, sizeof label, "%s%s", pos ? "" : "--", a->flag);
     const char *text = value;
-    if ((a->how == A_POS || a->how == A_ID || a->how == A_OWNER) &&
-        crm_id_check(CRM_ID_NAME, value, label, err, sizeof err) != 0) {
+    if ((pos || key || a->how == A_ID || a->how == A_OWNER) &&
+        crm_id_check(key ? CRM_ID_KEY : CRM_ID_NAME, value, label, err, sizeof err) != 0) {
         fprintf(stderr, "crmctl %s: %s\n", what, err);
         return CRMCTL_USAGE;
     }
@@ -414,7 +417,7 @@ static int s_run(crmctl_t *ctl, const s_cmd_t *cmd)
     snprintf(what, sizeof what, "%s %s", cmd->group, cmd->sub);
     int npos = 0;
     for (size_t i = 0; i < S_NARGS && cmd->args[i].field; i++)
-        npos += cmd->args[i].how == A_POS;
+        npos += cmd->args[i].how == A_POS || cmd->args[i].how == A_POSKEY;
     if (ctl->argc != 2 + npos) {
         fprintf(stderr, "crmctl %s\n", cmd->usage);
         return CRMCTL_USAGE;
@@ -428,9 +431,9 @@ static int s_run(crmctl_t *ctl, const s_cmd_t *cmd)
     int rc = CRMCTL_OK;
     for (size_t i = 0; rc == CRMCTL_OK && i < S_NARGS && cmd->args[i].field; i++) {
         const s_arg_t *a = &cmd->args[i];
-        const char *v = a->how == A_POS     ? pos
+        const char *v = s_has_flag(a)       ? crm_opt(ctl->opts, a->flag)
                         : a->how == A_FIXED ? a->flag
-                                            : crm_opt(ctl->opts, a->flag);
+                                            : pos;
         if (!strcmp(a->field, "customer_id"))
             cid = v;
         if (!strcmp(a->field, "vin"))

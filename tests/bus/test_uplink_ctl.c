@@ -393,7 +393,20 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
     assert_int_equal(e.body.service_recorded.amount_fen, 120000);
     crm_msg_clear(&e);
 
+    /* a dealer's order number is its own text; cancelled after it was placed */
+    ok(f, "order", "record", c, "--order", "SO/2026/7", "--placed", "--model", "508", "--price",
+       "200000", "--promised", "2027-03-01");
+    ok(f, "order", "record", c, "--order", "SO/2026/7", "--cancelled", "--reason", "改买408");
+    s_event(f, "order", CRM_T_order_cancelled, "order_id", "SO/2026/7", &e);
+    assert_string_equal(e.body.order_cancelled.customer_id, c);
+    assert_string_equal(e.body.order_cancelled.reason, "改买408");
+    crm_msg_clear(&e);
+    refused(f, "order", "record", c, "--order", "SO/2026/8", "--cancelled");
+
     ok(f, "customer", "show", c);
+    s_out_shows(f, "D1:SO/2026/7");
+    s_out_shows(f, "cancelled");
+    s_out_shows(f, "reason: 改买408");
     s_out_shows(f, "stage         owner");
     s_out_shows(f, "D1:O1");
     s_out_shows(f, "delivered");
@@ -415,7 +428,7 @@ static void test_an_order_is_placed_delayed_delivered_and_serviced(void **state)
     usage(f, "service", "record", "--work-order", "W3", "--date", "2027-06-01", "--dealer", "D1");
     usage(f, "service", "record", "--customer", c, "--work-order", "W3", "--date", "2027-06-01",
           "--amount", "1.234");
-    assert_int_equal(s_count(f, "order", CRM_T_order_placed), 1);
+    assert_int_equal(s_count(f, "order", CRM_T_order_placed), 2);
     assert_int_equal(s_count(f, "service", CRM_T_service_recorded), 2);
 }
 
