@@ -50,172 +50,75 @@ typedef struct {
     s_arg_t args[14];
 } s_cmd_t;
 
-#define S_DEALER                                                                                   \
-    {                                                                                              \
-        A_ID, "dealer", "dealer_id", ""                                                            \
-    }
-#define S_OWNER                                                                                    \
-    {                                                                                              \
-        A_OWNER, "dealer", "dealer_id", NULL                                                       \
-    }
-#define S_CUSTOMER                                                                                 \
-    {                                                                                              \
-        A_POS, "CUSTOMER", "customer_id", ""                                                       \
-    }
+/* The commands: one to a few lines, as a table. */
+/* clang-format off */
+#define S_DEALER {A_ID, "dealer", "dealer_id", ""}
+#define S_OWNER {A_OWNER, "dealer", "dealer_id", NULL}
+#define S_CUSTOMER {A_POS, "CUSTOMER", "customer_id", ""}
+/* lost approve and lost refuse: lost.decide with the decision */
+#define S_DECIDE(sub, decision)                                                                     \
+    {"lost", sub, CRM_T_lost_decide, NULL, NULL,                                                  \
+     "lost " sub " CUSTOMER [--dealer D] --manager M [--note N]",                                  \
+     {S_CUSTOMER, S_OWNER, {A_ID, "manager", "manager_id", ""}, {A_TEXT, "note", "note", NULL},         \
+      {A_FIXED, decision, "decision", NULL}}}
 
 static const s_cmd_t s_cmds[] = {
-    {"staff",
-     "add",
-     CRM_T_staff_add,
-     NULL,
-     NULL,
+    {"staff", "add", CRM_T_staff_add, NULL, NULL,
      "staff add ID --dealer D --role consultant|manager|director --name NAME [--manager M]",
-     {{A_POS, "ID", "staff_id", ""},
-      S_DEALER,
-      {A_TEXT, "role", "role", ""},
-      {A_TEXT, "name", "name", ""},
+     {{A_POS, "ID", "staff_id", ""}, S_DEALER, {A_TEXT, "role", "role", ""}, {A_TEXT, "name", "name", ""},
       {A_ID, "manager", "manager_id", NULL}}},
-    {"staff",
-     "update",
-     CRM_T_staff_update,
-     NULL,
-     NULL,
-     "staff update ID --dealer D [--role R] [--name N] [--manager M]",
-     {{A_POS, "ID", "staff_id", ""},
-      S_DEALER,
-      {A_TEXT, "role", "role", NULL},
-      {A_TEXT, "name", "name", NULL},
+    {"staff", "update", CRM_T_staff_update, NULL, NULL,
+     "staff update ID --dealer D [--role R] [--name N] [--manager M|'']",
+     {{A_POS, "ID", "staff_id", ""}, S_DEALER, {A_TEXT, "role", "role", NULL}, {A_TEXT, "name", "name", NULL},
       {A_TEXT, "manager", "manager_id", NULL}}},
-    {"staff",
-     "leave",
-     CRM_T_staff_leave,
-     NULL,
-     NULL,
+    {"staff", "leave", CRM_T_staff_leave, NULL, NULL,
      "staff leave ID --dealer D [--reason TEXT]",
      {{A_POS, "ID", "staff_id", ""}, S_DEALER, {A_TEXT, "reason", "reason", NULL}}},
-    {"followup",
-     "record",
-     CRM_T_followup_record,
-     NULL,
-     NULL,
-     "followup record CUSTOMER [--dealer D] --consultant C --result R --content TEXT [--feedback "
-     "TEXT]\n"
-     "    [--grade H|A|B|C] [--expected-date YYYY-MM-DD] [--next \"YYYY-MM-DD HH:MM\" "
-     "--next-content TEXT]\n"
-     "    [--at \"YYYY-MM-DD HH:MM\"]   (times China time; result answered, no_answer, visit, "
-     "test_drive,\n"
+    {"followup", "record", CRM_T_followup_record, NULL, NULL,
+     "followup record CUSTOMER [--dealer D] --consultant C --result R --content TEXT [--feedback TEXT]\n"
+     "    [--grade H|A|B|C] [--expected-date YYYY-MM-DD] [--next \"YYYY-MM-DD HH:MM\" --next-content TEXT]\n"
+     "    [--at \"YYYY-MM-DD HH:MM\"]   (times China time; result answered, no_answer, visit, test_drive,\n"
      "    quote, order, message or other)",
-     {S_CUSTOMER,
-      S_OWNER,
-      {A_ID, "consultant", "consultant_id", ""},
-      {A_TEXT, "result", "result", ""},
-      {A_TEXT, "content", "content", ""},
-      {A_TEXT, "feedback", "feedback", NULL},
-      {A_TEXT, "grade", "grade", NULL},
-      {A_TEXT, "expected-date", "expected_purchase_date", NULL},
+     {S_CUSTOMER, S_OWNER, {A_ID, "consultant", "consultant_id", ""}, {A_TEXT, "result", "result", ""},
+      {A_TEXT, "content", "content", ""}, {A_TEXT, "feedback", "feedback", NULL},
+      {A_TEXT, "grade", "grade", NULL}, {A_TEXT, "expected-date", "expected_purchase_date", NULL},
       {A_TIME, "next", "next_at", "--next-content"},
-      {A_TEXT, "next-content", "next_content", "--next"},
-      {A_TIME, "at", "at", NULL}}},
-    {"order",
-     "record",
-     CRM_T_order_record,
-     "placed|cancelled",
-     NULL,
+      {A_TEXT, "next-content", "next_content", "--next"}, {A_TIME, "at", "at", NULL}}},
+    {"order", "record", CRM_T_order_record, "placed|cancelled", NULL,
      "order record CUSTOMER [--dealer D] --order ORDER_ID (--placed --model M --price YUAN\n"
      "    --promised YYYY-MM-DD [--consultant C] | --cancelled [--reason R])",
-     {S_CUSTOMER,
-      S_OWNER,
-      {A_KEY, "order", "order_id", ""},
-      {A_TEXT, "action", "action", ""},
-      {A_TEXT, "model", "model", "placed"},
-      {A_TEXT, "price", "price", "placed"},
-      {A_TEXT, "promised", "promised_date", "placed"},
-      {A_ID, "consultant", "consultant_id", NULL},
+     {S_CUSTOMER, S_OWNER, {A_KEY, "order", "order_id", ""}, {A_TEXT, "action", "action", ""},
+      {A_TEXT, "model", "model", "placed"}, {A_TEXT, "price", "price", "placed"},
+      {A_TEXT, "promised", "promised_date", "placed"}, {A_ID, "consultant", "consultant_id", NULL},
       {A_TEXT, "reason", "reason", NULL}}},
-    {"delivery",
-     "record",
-     CRM_T_delivery_record,
-     "delivered|delayed",
-     NULL,
+    {"delivery", "record", CRM_T_delivery_record, "delivered|delayed", NULL,
      "delivery record ORDER_ID --dealer D (--delivered --vin V --date YYYY-MM-DD |\n"
      "    --delayed --promised YYYY-MM-DD --reason R)",
-     {{A_POSKEY, "ORDER_ID", "order_id", ""},
-      S_DEALER,
-      {A_TEXT, "action", "action", ""},
-      {A_TEXT, "vin", "vin", "delivered"},
-      {A_TEXT, "date", "date", "delivered"},
-      {A_TEXT, "promised", "promised_date", "delayed"},
-      {A_TEXT, "reason", "reason", "delayed"}}},
-    {"service",
-     "record",
-     CRM_T_service_record,
-     NULL,
-     "customer|vin",
+     {{A_POSKEY, "ORDER_ID", "order_id", ""}, S_DEALER, {A_TEXT, "action", "action", ""},
+      {A_TEXT, "vin", "vin", "delivered"}, {A_TEXT, "date", "date", "delivered"},
+      {A_TEXT, "promised", "promised_date", "delayed"}, {A_TEXT, "reason", "reason", "delayed"}}},
+    {"service", "record", CRM_T_service_record, NULL, "customer|vin",
      "service record [--dealer D] (--customer C | --vin V) --work-order W --date YYYY-MM-DD\n"
      "    [--mileage KM] [--work TEXT] [--amount YUAN.FEN]",
-     {S_OWNER,
-      {A_ID, "customer", "customer_id", NULL},
-      {A_TEXT, "vin", "vin", NULL},
-      {A_TEXT, "work-order", "work_order", ""},
-      {A_TEXT, "date", "date", ""},
+     {S_OWNER, {A_ID, "customer", "customer_id", NULL}, {A_TEXT, "vin", "vin", NULL},
+      {A_TEXT, "work-order", "work_order", ""}, {A_TEXT, "date", "date", ""},
       {A_TEXT, "mileage", "mileage", NULL},
-      {A_TEXT, "work", "work", NULL},
-      {A_FEN, "amount", "amount_fen", NULL}}},
-    {"customer",
-     "assign",
-     CRM_T_customer_assign,
-     NULL,
-     NULL,
+      {A_TEXT, "work", "work", NULL}, {A_FEN, "amount", "amount_fen", NULL}}},
+    {"customer", "assign", CRM_T_customer_assign, NULL, NULL,
      "customer assign CUSTOMER [--dealer D] --consultant C [--reason R]",
-     {S_CUSTOMER,
-      S_OWNER,
-      {A_ID, "consultant", "consultant_id", ""},
-      {A_TEXT, "reason", "reason", NULL}}},
-    {"lost",
-     "request",
-     CRM_T_prospect_lose,
-     NULL,
-     NULL,
-     "lost request CUSTOMER [--dealer D] --consultant C --reason R [--note N]   (reason "
-     "other_brand,\n"
-     "    other_dealer, no_budget, unreachable, postponed, no_interest or other, which needs "
-     "--note)",
-     {S_CUSTOMER,
-      S_OWNER,
-      {A_ID, "consultant", "consultant_id", ""},
-      {A_TEXT, "reason", "reason", ""},
+     {S_CUSTOMER, S_OWNER, {A_ID, "consultant", "consultant_id", ""}, {A_TEXT, "reason", "reason", NULL}}},
+    {"lost", "request", CRM_T_prospect_lose, NULL, NULL,
+     "lost request CUSTOMER [--dealer D] --consultant C --reason R [--note N]   (reason other_brand,\n"
+     "    other_dealer, no_budget, unreachable, postponed, no_interest or other, which needs --note)",
+     {S_CUSTOMER, S_OWNER, {A_ID, "consultant", "consultant_id", ""}, {A_TEXT, "reason", "reason", ""},
       {A_TEXT, "note", "note", NULL}}},
-    {"lost",
-     "approve",
-     CRM_T_lost_decide,
-     NULL,
-     NULL,
-     "lost approve CUSTOMER [--dealer D] --manager M [--note N]",
-     {S_CUSTOMER,
-      S_OWNER,
-      {A_ID, "manager", "manager_id", ""},
-      {A_TEXT, "note", "note", NULL},
-      {A_FIXED, "approved", "decision", NULL}}},
-    {"lost",
-     "refuse",
-     CRM_T_lost_decide,
-     NULL,
-     NULL,
-     "lost refuse CUSTOMER [--dealer D] --manager M [--note N]",
-     {S_CUSTOMER,
-      S_OWNER,
-      {A_ID, "manager", "manager_id", ""},
-      {A_TEXT, "note", "note", NULL},
-      {A_FIXED, "refused", "decision", NULL}}},
-    {"lost",
-     "reactivate",
-     CRM_T_prospect_reactivate,
-     NULL,
-     NULL,
-     "lost reactivate CUSTOMER --to-dealer D [--reason R]   (the carmaker gives a lost prospect to "
-     "a dealer)",
+    S_DECIDE("approve", "approved"),
+    S_DECIDE("refuse", "refused"),
+    {"lost", "reactivate", CRM_T_prospect_reactivate, NULL, NULL,
+     "lost reactivate CUSTOMER --to-dealer D [--reason R]   (the carmaker gives a lost prospect to a dealer)",
      {S_CUSTOMER, {A_ID, "to-dealer", "dealer_id", ""}, {A_TEXT, "reason", "reason", NULL}}},
 };
+/* clang-format on */
 #define S_NCMDS (sizeof s_cmds / sizeof s_cmds[0])
 #define S_NARGS (sizeof s_cmds[0].args / sizeof s_cmds[0].args[0])
 
