@@ -335,8 +335,13 @@ static void test_a_followup_is_recorded_with_every_field_and_shown(void **state)
           "--next", "2026-12-09 10:00");
     usage(f, "followup", "record", c, "--consultant", "S1", "--result", "visit", "--content", "x",
           "--price", "1");
+    /* an unknown customer has no dealer to default to; with one, the dispatcher says so */
     refused(f, "followup", "record", "C999999", "--consultant", "S1", "--result", "visit",
             "--content", "x");
+    s_out_shows(f, "give --dealer");
+    refused(f, "followup", "record", "C999999", "--dealer", "D1", "--consultant", "S1", "--result",
+            "visit", "--content", "x");
+    s_out_shows(f, "unknown");
     assert_int_equal(s_count(f, "followup", CRM_T_followup_recorded), 2);
 }
 
