@@ -707,7 +707,7 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         }
         snprintf(cid, sizeof cid, "C%lld", r->integer);
         freeReplyObject(r);
-        snprintf(u.cid, sizeof u.cid, "%s", cid);
+        snprintf(u.cid, sizeof u.cid, "%.*s", (int) sizeof u.cid - 1, cid);
     } else {
         crm_customer_load(&rec, u.cust);
     }

@@ -25,7 +25,7 @@
 #define DAY_MS 86400000LL
 #define S_SOCKS 16
 
-static const char *const s_dealers[] = {"U1", "U2", "U3", "K1", NULL};
+static const char *const s_dealers[] = {"U1", "U2", "U3", "K1", "U4", NULL};
 
 typedef struct {
     crm_h_sys_t sys;
@@ -715,6 +715,76 @@ static void test_revoked_dealer_cannot_write(void **state)
     assert_int_equal(s_events(f, "customer"), before);
 }
 
+
+/* The dispatcher SIGKILLed in the middle of 10,000 uplink records: every
+   record is stored once, none lost, none doubled; the client only sends
+   again what was not answered, with the same bytes. */
+#define S_FLOOD 10000
+#define S_FLOOD_CUSTOMERS 100
+
+static void s_kill_once(void *arg, int answered)
+{
+    fx_t *f = arg;
+    if (answered != S_FLOOD * 3 / 10)
+        return;
+    crm_h_sys_kill(&f->sys, "dispatcher", SIGKILL); /* its exit status is the signal */
+    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
+}
+
+static void test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing(void **state)
+{
+    fx_t *f = *state;
+    s_staff(f, "U4", "S-U4", "consultant", NULL);
+    zsock_t *d = s_dealer(f, "U4");
+    char *cids[S_FLOOD_CUSTOMERS];
+    crm_msg_t a;
+    for (int i = 0; i < S_FLOOD_CUSTOMERS; i++) {
+        char rec[32], mobile[16];
+        snprintf(rec, sizeof rec, "U4-C%d", i);
+        snprintf(mobile, sizeof mobile, "1390000%04d", i);
+        cids[i] = s_file(f, d, rec, "批量客户", mobile, &a);
+        crm_msg_clear(&a);
+    }
+    long long before = s_events(f, "followup");
+    void **frames = calloc(S_FLOOD, sizeof *frames);
+    size_t *lens = calloc(S_FLOOD, sizeof *lens);
+    char (*ids)[CRM_ID_MAX] = calloc(S_FLOOD, sizeof *ids);
+    assert_true(frames && lens && ids);
+    for (int i = 0; i < S_FLOOD; i++) {
+        crm_msg_t m;
+        crm_msg_init(&m, CRM_T_followup_record);
+        char rec[32];
+        snprintf(rec, sizeof rec, "U4-F%d", i);
+        CRM_SET_STR(&m, followup_record, record_id, rec);
+        CRM_SET_STR(&m, followup_record, customer_id, cids[i % S_FLOOD_CUSTOMERS]);
+        CRM_SET_STR(&m, followup_record, consultant_id, "S-U4");
+        CRM_SET_STR(&m, followup_record, result, "answered");
+        CRM_SET_STR(&m, followup_record, content, "电话回访");
+        CRM_SET_I64(&m, followup_record, next_at, crm_now_ms() + 3 * DAY_MS);
+        msgpack_sbuffer buf;
+        s_encode(&m, &buf);
+        snprintf(ids[i], CRM_ID_MAX, "%s", m.id);
+        crm_msg_clear(&m);
+        frames[i] = buf.data;
+        lens[i] = buf.size;
+    }
+    int ok = 0;
+    int answered = crm_h_send_all(d, frames, lens, ids, S_FLOOD, 200, 2000, 30000, s_kill_once, f, &ok);
+    assert_int_equal(answered, S_FLOOD);
+    assert_int_equal(ok, S_FLOOD);
+    assert_int_equal(s_events(f, "followup"), before + S_FLOOD);
+    long long stored = 0;
+    for (int i = 0; i < S_FLOOD_CUSTOMERS; i++) {
+        stored += crm_h_int(f->sys.store, "XLEN " CRM_KEY_CUST_FMT ":followups", cids[i]);
+        free(cids[i]);
+    }
+    assert_int_equal(stored, S_FLOOD);
+    assert_true(crm_h_file_contains(f->log, "followup.recorded"));
+    for (int i = 0; i < S_FLOOD; i++)
+        free(frames[i]);
+    free(frames), free(lens), free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +795,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_prospect_waits_and_is_reactivated_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_endpoint_acts_for_a_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_dealer_cannot_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing, setup, teardown),
     };
     const char *only = getenv("CRM_TEST_ONLY");
     if (only && *only)
