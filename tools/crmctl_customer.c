@@ -74,8 +74,12 @@ static void s_vehicle(const char *vin, const redisReply *v)
 
 static void s_order(const char *member, const redisReply *o)
 {
-    char placed[40];
-    printf("  %-16s %-9s placed %s by %s: %s, %s yuan, promised %s", member, s_or(o, "state"),
+    char placed[40], shown[300];
+    /* the member names the key (the order number's digest): show the
+       dealer and its own order number */
+    const char *colon = strchr(member, ':');
+    snprintf(shown, sizeof shown, "%.*s:%s", colon ? (int) (colon - member) : 0, member, s_or(o, "order_id"));
+    printf("  %-16s %-9s placed %s by %s: %s, %s yuan, promised %s", shown, s_or(o, "state"),
            s_time(o, "placed_ms", placed, sizeof placed), s_or(o, "consultant_id"),
            s_or(o, "model"), s_or(o, "price"), s_or(o, "promised_date"));
     const char *first = crm_reply_field(o, "first_promised_date"),
