@@ -2757,8 +2757,10 @@ static int s_row_to_record(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, 
         case S_C_DATE:
             if (crm_leadin_parse_date(v, num, sizeof num) == 0)
                 value = num;
-            else
+            else if (out->type != CRM_T_customer_file)
                 want = "a date like 2026-12-05, 2026/12/5, 2026.12.5 or 20261205";
+            /* a customer file is the dealer's data as it stands: the
+               service stores it with a finding on the date */
             break;
         case S_C_TIME:
             if (strspn(v, "0123456789") == n && n > 8 && n <= 15)

@@ -219,7 +219,7 @@ static void test_a_gbk_customer_file_imports_and_importing_it_again_changes_noth
     assert_int_equal(s.stored, 3);
     assert_int_equal(s.created, 3);
     assert_int_equal(s.refused, 1);    /* neither a name nor an ID number */
-    assert_int_equal(s.unreadable, 1); /* 1985-13-01 */
+    assert_int_equal(s.unreadable, 1); /* a mileage of 三千公里 (a bad birthday is a finding) */
     assert_int_equal(s.unconfirmed, 0);
     /* stored with their findings, never refused for them: 李秀英's 5-digit
        postcode and e-mail without a domain, 赵敏's missing sale date */
@@ -273,7 +273,7 @@ static void test_rejects_are_named_by_row_and_field_and_the_fixed_file_imports(v
     copy_sample(f, "customers_seed003.gbk.csv", csv, sizeof csv);
     assert_int_equal(CRMCTL(f, "customer", "import", csv, "--dealer", "D1"), 1);
     /* the summary lists them by row and field */
-    assert_true(crm_h_file_contains(f->out, "row 3: row 3, column 3 (生日): expected a date"));
+    assert_true(crm_h_file_contains(f->out, "row 3: row 3, column 24 (首保里程)"));
     assert_true(crm_h_file_contains(f->out, "row 4: name: required"));
     snprintf(rejects, sizeof rejects, "%s.rejects.csv", csv);
     char *text = crm_h_slurp(rejects);
@@ -287,6 +287,9 @@ static void test_rejects_are_named_by_row_and_field_and_the_fixed_file_imports(v
     /* the user fixes both rows in the rejects file and imports it */
     char *p = strstr(text, "1985-13-01");
     memcpy(p, "1985-12-01", 10);
+    p = strstr(text, "三千公里");
+    assert_non_null(p);
+    memcpy(p, "3000        ", 12); /* the 12 bytes of 三千公里, blanks trimmed */
     p = strstr(text, "\n,,,,成都市武侯区");
     assert_non_null(p);
     char fixed[4096];

@@ -137,8 +137,10 @@ static void check_seed003(crm_csv_reader_t *r, char ids[4][CRM_LEADIN_KEY_SZ])
     snprintf(ids[1], CRM_LEADIN_KEY_SZ, "%s", c->record_id);
     crm_msg_clear(&m);
 
-    /* An impossible birthday cannot be read: the row's error names it. */
-    next_bad(r, 3, "expected a date like 2026-12-05");
+    /* A mileage in words cannot be read: the row's error names it (an
+       impossible birthday in the same row would be sent as written, for the
+       service to store with a finding). */
+    next_bad(r, 3, "expected a mileage in km");
     size_t n = 0;
     const char *const *cells = crm_csv_row_fields(r, &n);
     assert_int_equal(n, 26);
