@@ -40,6 +40,11 @@ typedef struct {
     char nows[24];
     redisReply *cust; /* the customer read by s_customer */
     char okey[CRM_ID_NAME_MAX + 96]; /* crm:order:<D>:<digest of the order number> (s_order) */
+    /* What s_prefetch read in one round trip (owned by `pre`). */
+    crm_tx_t *pre;
+    const redisReply *pre_cust, *pre_staff;
+    const char *pre_cid, *pre_sid;
+    long long counter;
     char cid[CRM_ID_NAME_MAX + 1];
 } s_up_t;
 
@@ -265,8 +270,39 @@ static crm_handled_t s_begin(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx, s
 
 static void s_end(s_up_t *u)
 {
-    freeReplyObject(u->cust);
+    if (u->cust != u->pre_cust)
+        freeReplyObject(u->cust);
     u->cust = NULL;
+    crm_tx_destroy(&u->pre);
+}
+
+/* One round trip for what a record about a customer by a staff member
+   needs: the customer (WATCHed), the staff member, and a fresh number of
+   `counter` (may be NULL). Later s_customer / s_staff calls for the same
+   ids use it. A failure here is left to them (they read again). */
+static void s_prefetch(s_up_t *u, const char *cid, const char *sid, const char *counter)
+{
+    if (!cid || !crm_id_valid(CRM_ID_NAME, cid) || !sid || !crm_id_valid(CRM_ID_NAME, sid) ||
+        !(u->pre = crm_tx_new("dispatcher", 0)))
+        return;
+    crm_tx_cmd(u->pre, "WATCH " CRM_KEY_CUST_FMT, cid);
+    crm_tx_cmd(u->pre, "HGETALL " CRM_KEY_CUST_FMT, cid);
+    crm_tx_cmd(u->pre, "HGETALL crm:dealer:%s:staff:%s", u->dealer, sid);
+    if (counter)
+        crm_tx_cmd(u->pre, "INCR %s", counter);
+    if (crm_store_pipeline(u->store, u->pre) != 0) {
+        crm_tx_destroy(&u->pre);
+        return;
+    }
+    const redisReply *c = crm_tx_result(u->pre, 1), *st = crm_tx_result(u->pre, 2);
+    const redisReply *n = counter ? crm_tx_result(u->pre, 3) : NULL;
+    if (!c || c->type != REDIS_REPLY_ARRAY || !st || st->type != REDIS_REPLY_ARRAY ||
+        (counter && (!n || n->type != REDIS_REPLY_INTEGER))) {
+        crm_tx_destroy(&u->pre);
+        return;
+    }
+    u->pre_cust = c, u->pre_staff = st, u->pre_cid = cid, u->pre_sid = sid;
+    u->counter = n ? n->integer : 0;
 }
 
 static const char *s_cust_field(const s_up_t *u, const char *name)
@@ -325,14 +361,19 @@ static crm_handled_t s_read_customer(s_up_t *u, const char *field, const char *c
     if (!cid || !crm_id_valid(CRM_ID_NAME, cid))
         return crm_req_fail(u->req, field, "bad_id", "a customer id (C12) expected");
     snprintf(u->cid, sizeof u->cid, "%s", cid);
-    redisReply *w = crm_store_cmd(u->store, "WATCH " CRM_KEY_CUST_FMT, cid);
-    if (!w)
-        return crm_service_failed(u->svc);
-    freeReplyObject(w);
-    freeReplyObject(u->cust);
-    u->cust = crm_store_cmd(u->store, "HGETALL " CRM_KEY_CUST_FMT, cid);
-    if (!u->cust)
-        return crm_service_failed(u->svc);
+    if (u->cust != u->pre_cust)
+        freeReplyObject(u->cust);
+    if (u->pre_cust && !strcmp(u->pre_cid, cid)) {
+        u->cust = (redisReply *) u->pre_cust; /* WATCHed by s_prefetch */
+    } else {
+        redisReply *w = crm_store_cmd(u->store, "WATCH " CRM_KEY_CUST_FMT, cid);
+        if (!w)
+            return crm_service_failed(u->svc);
+        freeReplyObject(w);
+        u->cust = crm_store_cmd(u->store, "HGETALL " CRM_KEY_CUST_FMT, cid);
+        if (!u->cust)
+            return crm_service_failed(u->svc);
+    }
     if (u->cust->type != REDIS_REPLY_ARRAY || u->cust->elements == 0)
         return crm_req_fail(u->req, field, "unknown", "no customer %s", cid);
     return CRM_APPLIED;
@@ -357,7 +398,9 @@ static crm_handled_t s_staff(s_up_t *u, const char *field, const char *sid, int 
 {
     if (!sid || !crm_id_valid(CRM_ID_NAME, sid))
         return crm_req_fail(u->req, field, "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
-    redisReply *h = crm_store_cmd(u->store, "HGETALL crm:dealer:%s:staff:%s", u->dealer, sid);
+    bool borrowed = u->pre_staff && !strcmp(u->pre_sid, sid) && !out;
+    redisReply *h = borrowed ? (redisReply *) u->pre_staff
+                             : crm_store_cmd(u->store, "HGETALL crm:dealer:%s:staff:%s", u->dealer, sid);
     if (!h)
         return crm_service_failed(u->svc);
     crm_handled_t rc = CRM_APPLIED;
@@ -372,7 +415,7 @@ static crm_handled_t s_staff(s_up_t *u, const char *field, const char *sid, int 
                           roles == (S_MANAGER | S_DIRECTOR) ? "sales manager or director" : "consultant");
     if (rc == CRM_APPLIED && out)
         *out = h;
-    else
+    else if (!borrowed)
         freeReplyObject(h);
     return rc;
 }
@@ -880,6 +923,8 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     else if (b->has.next_at && (b->next_at < at || b->next_at > at + 400 * S_DAY_MS))
         rc = crm_req_fail(req, "next_at", "invalid", "the next activity comes after the contact, within 400 days");
     if (rc == CRM_APPLIED)
+        s_prefetch(&u, b->customer_id, b->consultant_id, "crm:ids:followup");
+    if (rc == CRM_APPLIED)
         rc = s_customer(&u, "customer_id", b->customer_id, true);
     if (rc == CRM_APPLIED)
         rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL);
@@ -887,12 +932,15 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     if (rc == CRM_APPLIED && stage && !strcmp(stage, "lost"))
         rc = crm_req_fail(req, "customer_id", "closed", "%s is a lost prospect (the carmaker can reactivate it)", u.cid);
     if (rc == CRM_APPLIED) {
-        redisReply *r = crm_store_cmd(u.store, "INCR crm:ids:followup");
-        if (!r)
-            rc = crm_service_failed(svc);
-        else {
+        redisReply *r = u.counter ? NULL : crm_store_cmd(u.store, "INCR crm:ids:followup");
+        if (!u.counter && (!r || r->type != REDIS_REPLY_INTEGER)) {
+            rc = r ? CRM_REFUSE : crm_service_failed(svc);
+            if (r)
+                crm_req_fail(req, "service", "failed", "Redis refused a new follow-up number");
+            freeReplyObject(r);
+        } else {
             char fid[32], ats[24], nexts[24] = "";
-            snprintf(fid, sizeof fid, "F%lld", r->integer);
+            snprintf(fid, sizeof fid, "F%lld", u.counter ? u.counter : r->integer);
             freeReplyObject(r);
             snprintf(ats, sizeof ats, "%lld", (long long) at);
             if (b->has.next_at)

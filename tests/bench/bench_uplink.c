@@ -94,9 +94,11 @@ static void *s_run(void *arg)
     crm_h_send_all(sock, frames, lens, ids, 1, 1, 2000, 10000, NULL, NULL, NULL);
     free(frames[0]);
     /* the customer id: the dealer's only one */
-    redisReply *r = crm_store_cmd(s_sys.store, "SRANDMEMBER crm:dealer:%s:customers", job->dealer);
+    crm_store_t *store = crm_store_new(s_sys.redis.url, 5000); /* one connection per client thread */
+    redisReply *r = store ? crm_store_cmd(store, "SRANDMEMBER crm:dealer:%s:customers", job->dealer) : NULL;
     snprintf(cid, sizeof cid, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "-");
     freeReplyObject(r);
+    crm_store_destroy(&store);
     for (int i = 0; i < job->n; i++) {
         crm_msg_init(&m, CRM_T_followup_record);
         snprintf(rec, sizeof rec, "%s-F%d", job->dealer, i);
