@@ -977,9 +977,19 @@ static void s_err_add(s_errs_t *errs, bool first, const char *field, const char 
     va_end(ap);
 }
 
-/* The required body fields a message lacks, from proto/messages.def. */
+static bool s_err_has(const s_errs_t *errs, const char *field)
+{
+    for (int i = 0; i < errs->n; i++)
+        if (!strcmp(errs->e[i].field, field))
+            return true;
+    return false;
+}
+
+/* The required body fields a message lacks, from proto/messages.def (a
+   field whose value was refused is not reported twice). */
 #define S_F_REQUIRED(ident, field, type, req, doc)                                                 \
-    if (!strcmp(#req, "REQ") && !b->has.field && strcmp(#field, "record_id"))                      \
+    if (!strcmp(#req, "REQ") && !b->has.field && strcmp(#field, "record_id") &&                    \
+        !s_err_has(errs, #field))                                                                  \
         s_err_add(errs, false, #field, "required", "required");
 #define S_M_REQUIRED(ident, wire, stream, doc)                                                     \
     static void s_required_##ident(const crm_body_##ident##_t *b, s_errs_t *errs)                  \
