@@ -55,6 +55,36 @@
  *  crm:td:<T>              hash; a test drive: lead, customer, dealer, reason, at, status, ...
  *  crm:td:<T>:history      stream; every status change with its time and who
  *  crm:tds                 sorted set; test drives by requested time
+ *
+ *  Dealer uplink (crm-dispatcher's uplink.c; what dealers' systems send back):
+ *  crm:cust:{<C>} also holds dealer_id (owning dealer), consultant_id, stage
+ *                          (prospect | customer (ordered) | owner | lost_pending | lost), remark,
+ *                          fleet, vip, difficult ("1"/"0"), grade, expected_purchase_date,
+ *                          last_followup_ms, last_followup_id, last_result, next_at, next_content,
+ *                          lost_reason, lost_note, lost_by, lost_requested_ms, lost_ms,
+ *                          lost_approved_by, last_service_date
+ *  crm:cust:{<C>}:history  entries from a dealer carry channel dealer:<D> and record <record id>
+ *  crm:cust:{<C>}:vehicles set; VINs of the customer's cars
+ *  crm:veh:<VIN>           hash; vin, customer_id, dealer_id, engine_number, model, transmission,
+ *                          colour, plate, plate_date, sale_date, first_service_date,
+ *                          first_service_mileage, order_id, delivered_date, last_service_date,
+ *                          last_service_mileage
+ *  crm:cust:{<C>}:followups  stream; followup_id, dealer_id, record_id, consultant_id, at, result,
+ *                          content, feedback, grade, expected_purchase_date, next_at, next_content
+ *  crm:cust:{<C>}:orders   set; "<D>:<order id>"
+ *  crm:order:<D>:<order id>  hash; order_id, dealer_id, customer_id, model, price, promised_date,
+ *                          first_promised_date, state (placed | cancelled | delivered), consultant_id,
+ *                          placed_ms, record_id, delays, delay_reason, reason, vin, delivered_date
+ *  crm:cust:{<C>}:service  stream; work_order, dealer_id, record_id, vin, date, mileage, work, amount_fen
+ *  crm:ids:followup        counter for follow-up ids (F<n>)
+ *  crm:dealer:<D>:staff    set; staff ids
+ *  crm:dealer:<D>:staff:<S>  hash; staff_id, dealer_id, role, name, manager_id, state (active | left),
+ *                          created_ms, updated_ms, left_ms, reason
+ *  crm:dealer:<D>:customers  set; the customers the dealer owns
+ *  crm:dealer:<D>:staff:<S>:customers  set; a consultant's customers
+ *  crm:dealer:<D>:lost_pending, crm:dealer:<D>:lost  sets; lost prospects waiting, approved
+ *  (the answer first given to an uplink record: crm:ans:dispatcher:<digest>, kept
+ *  uplink-keep-days, 90 by default)
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H

@@ -1,6 +1,7 @@
 /*  dispatch: routing, timing and the dealer workflow of test drives, and
  *  the dealer registry. */
 #include "dispatch.h"
+#include "uplink.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -306,6 +307,8 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
         d.body.dealer_dispatch.has.findings = true;
     }
     int64_t at = td->at;
+    /* A customer nobody owns yet becomes this dealer's. */
+    uplink_claim_on_dispatch(tx, cid, dealer, cust);
     crm_tx_destroy(&reads);
     int k = crm_tx_emit(tx, &d);
     crm_msg_clear(&d);

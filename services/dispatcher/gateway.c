@@ -34,7 +34,7 @@ struct gateway_t {
     crm_curve_t *curve;
     zsock_t *xpub;
     bool rebind; /* the XPUB is closed and waits to be bound again */
-    crm_request_t rows[4];
+    crm_request_t rows[GATEWAY_ROWS_MAX + 4];
     crm_endpoint_def_t def;
     s_replay_t replays[GATEWAY_REPLAYS_MAX];
     size_t nreplays;
@@ -64,6 +64,9 @@ static void s_error(crm_req_t *req, const char *field, const char *code, const c
     char msg[600];
     snprintf(msg, sizeof msg, "%s: %s", field, text);
     CRM_SET_STR(a, dealer_reply, message, msg);
+    snprintf(msg, sizeof msg, "%s|%s|%s", field, code, text);
+    crm_strs_push(&a->body.dealer_reply.errors, msg);
+    a->body.dealer_reply.has.errors = true;
 }
 
 /* ------------------------------------------------------------ Redis reads */
@@ -507,7 +510,7 @@ static int s_on_second(zloop_t *loop, int timer_id, void *arg)
 
 gateway_t *gateway_new(crm_service_t *svc, const char *cert_dir, const char *server_cert,
                        const char *pub_endpoint, const char *router_endpoint,
-                       crm_request_fn on_ack, crm_request_fn on_status)
+                       crm_request_fn on_ack, crm_request_fn on_status, const crm_request_t *uplink)
 {
     if (s_gw)
         return NULL;
@@ -527,6 +530,8 @@ gateway_t *gateway_new(crm_service_t *svc, const char *cert_dir, const char *ser
     gw->rows[0] = (crm_request_t){"dealer.replay", s_on_replay, CRM_REQ_READ, NULL, NULL, NULL, NULL};
     gw->rows[1] = (crm_request_t){"dealer.ack", on_ack, CRM_REQ_IDEMPOTENT, NULL, NULL, NULL, NULL};
     gw->rows[2] = (crm_request_t){"dealer.status", on_status, CRM_REQ_WRITE, NULL, "status", NULL, NULL};
+    for (size_t i = 0; uplink && uplink[i].type && i < GATEWAY_ROWS_MAX; i++)
+        gw->rows[3 + i] = uplink[i];
     gw->def = (crm_endpoint_def_t){"gateway", gw->rows, s_error};
     s_gw = gw;
     if (!crm_service_endpoint(svc, &gw->def, router_endpoint ? router_endpoint : GATEWAY_ROUTER_DEFAULT, gw->curve))

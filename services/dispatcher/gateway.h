@@ -37,16 +37,17 @@
 #define GATEWAY_REPLAY_BATCH 1000 /* stored frames sent per loop turn, all replays together */
 #define GATEWAY_REPLAYS_MAX 256   /* replays in progress at once (one per dealer) */
 #define GATEWAY_HEARTBEAT_MS 1000 /* heartbeats on the live socket */
+#define GATEWAY_ROWS_MAX 32       /* uplink request types served besides replay, ack and status */
 
 typedef struct gateway_t gateway_t;
 
 /* Starts CURVE on `cert_dir` (zauth before anything is bound), loads or
    makes the gateway's certificate, binds the XPUB and serves the ROUTER
-   with dealer.replay and the dispatcher's `on_ack` (idempotent) and
-   `on_status` handlers. NULL (logged) on failure. */
+   with dealer.replay, the dispatcher's `on_ack` (idempotent) and
+   `on_status` handlers, and the `uplink` rows (uplink.h; ends with {NULL}). NULL (logged) on failure. */
 gateway_t *gateway_new(crm_service_t *svc, const char *cert_dir, const char *server_cert,
                        const char *pub_endpoint, const char *router_endpoint,
-                       crm_request_fn on_ack, crm_request_fn on_status);
+                       crm_request_fn on_ack, crm_request_fn on_status, const crm_request_t *uplink);
 
 /* Pushes one committed dealer frame live: [topic "dealer.<id>:", frame] on
    the XPUB. Never blocks: a frame a slow dealer cannot take is dropped and

@@ -16,6 +16,7 @@
 #include "crm_service.h"
 #include "dispatch.h"
 #include "gateway.h"
+#include "uplink.h"
 
 static gateway_t *s_gateway;
 
@@ -85,7 +86,7 @@ static int dispatcher_start(crm_service_t *svc)
     }
     s_gateway = gateway_new(svc, crm_service_opt(svc, "cert-dir"), crm_service_opt(svc, "server-cert"),
                             crm_service_opt(svc, "gateway-pub"), crm_service_opt(svc, "gateway-router"),
-                            dispatch_on_ack, dispatch_on_status);
+                            dispatch_on_ack, dispatch_on_status, uplink_gateway_rows);
     if (!s_gateway)
         return -1;
     crm_service_set_publish_hook(svc, dispatcher_on_publish, NULL);
@@ -112,6 +113,9 @@ static const crm_request_t dispatcher_requests[] = {
     {"cert.revoke", dispatcher_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
     {NULL, NULL, 0, NULL, NULL, NULL, NULL},
 };
+/* The registry's rows, then the uplink's (the CRM department acting for a
+   dealer): built at start. */
+static crm_request_t dispatcher_all_requests[sizeof dispatcher_requests / sizeof dispatcher_requests[0] + 32];
 
 static const crm_tick_t dispatcher_ticks[] = {
     {"acks", 100, dispatch_ack_tick},
@@ -137,6 +141,8 @@ static const crm_opt_t dispatcher_opts[] = {
     {"gateway-router", "CRM_GATEWAY_ROUTER", GATEWAY_ROUTER_DEFAULT,
      "Dealer gateway: replay, acknowledgements, status (ROUTER, CURVE)", NULL},
     {"cert-dir", "CRM_CERT_DIR", GATEWAY_CERT_DIR_DEFAULT, "Dealers' public certificates (crmctl dealer cert)", NULL},
+    {UPLINK_KEEP_OPT, "CRM_UPLINK_KEEP_DAYS", "90",
+     "Days a dealer's record id is remembered: the same record sent again within them changes nothing", NULL},
     {"server-cert", "CRM_SERVER_CERT", GATEWAY_SERVER_CERT_DEFAULT,
      "The gateway's certificate (public part; the secret is <file>_secret); made on first start", NULL},
     CRM_OPT_END,
@@ -148,7 +154,7 @@ static const crm_service_def_t dispatcher_def = {
     .pub_default = "tcp://127.0.0.1:7102",
     .control_default = "tcp://127.0.0.1:7212",
     .handlers = dispatcher_handlers,
-    .requests = dispatcher_requests,
+    .requests = dispatcher_all_requests,
     .ticks = dispatcher_ticks,
     .timer_sets = dispatcher_timers,
     .opts = dispatcher_opts,
@@ -156,4 +162,12 @@ static const crm_service_def_t dispatcher_def = {
     .on_stop = dispatcher_stop,
 };
 
-int main(int argc, char **argv) { return crm_service_main(&dispatcher_def, argc, argv); }
+int main(int argc, char **argv)
+{
+    size_t n = 0;
+    for (size_t i = 0; dispatcher_requests[i].type; i++)
+        dispatcher_all_requests[n++] = dispatcher_requests[i];
+    for (size_t i = 0; uplink_control_rows[i].type && n + 1 < sizeof dispatcher_all_requests / sizeof dispatcher_all_requests[0]; i++)
+        dispatcher_all_requests[n++] = uplink_control_rows[i];
+    return crm_service_main(&dispatcher_def, argc, argv);
+}

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_customer.h"
 #include "crm_lead.h"
 #include "crm_leadin.h"
 
@@ -264,12 +265,7 @@ static int s_read(s_batch_t *b)
         int k = 0;
         for (int i = 0; i < b->ncusts; i++) {
             k++; /* its WATCH */
-            const redisReply *h = crm_tx_result(t2, k++);
-            for (size_t e = 0; h && h->type == REDIS_REPLY_ARRAY && e + 1 < h->elements; e += 2) {
-                int f = crm_cf_from_name(h->element[e]->str);
-                if (f >= 0 && h->element[e + 1]->len)
-                    b->custs[i].rec.v[f] = strdup(h->element[e + 1]->str);
-            }
+            crm_customer_load(&b->custs[i].rec, crm_tx_result(t2, k++));
         }
         b->lead_base = crm_tx_result(t2, base)->integer - accepts + 1;
         b->cust_base = crm_tx_result(t2, base + 1)->integer - accepts + 1;
@@ -277,19 +273,6 @@ static int s_read(s_batch_t *b)
     }
     crm_tx_destroy(&t2);
     return rc;
-}
-
-/* The record's findings as it stands: the same rules over the record. */
-static void s_record_findings(const crm_fields_t *rec, crm_issues_t *issues)
-{
-    crm_body_lead_submit_t view;
-    memset(&view, 0, sizeof view);
-#define S_VIEW(f) view.f = rec->v[CRM_CF_##f];
-    CRM_CUSTOMER_FIELDS(S_VIEW)
-#undef S_VIEW
-    crm_fields_t scratch;
-    crm_lead_check(&view, 0, &scratch, issues);
-    crm_fields_clear(&scratch);
 }
 
 /* A retried quarantine entry records what became of it, in the same
@@ -404,98 +387,20 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     c->loaded = true;
     cid = c->cid;
 
-    /* Merge: a known value is never blanked; a different one becomes
-       current and the old one stays in the history. One HSET for the
-       record, one history entry for the lead: "<field>" is the new value,
-       "<field>.old" the one it replaced. */
+    /* Merge (crm_customer: never blanks a known field; the history keeps
+       what it replaced), match keys, and the record's findings as it now
+       stands: for a new customer the lead's own, else the rules run again
+       over the merged record. */
     crm_msg_t upd;
     crm_msg_init(&upd, CRM_T_customer_updated);
-    const char *hset[2 + 2 * CRM_CF_COUNT + 6] = {"HSET", NULL};
-    const char *hist[10 + 6 * CRM_CF_COUNT] = {"XADD", NULL, "*", "lead", lid, "channel", lead->channel, "ts", now};
-    char ckey[64], hkey[80], oldnames[CRM_CF_COUNT][24], rawnames[CRM_CF_COUNT][24];
-    snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
-    snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
-    hset[1] = ckey;
-    hist[1] = hkey;
-    int nh = 2, nx = 9;
-    char *olds[CRM_CF_COUNT] = {0};
-    for (int i = 0; i < CRM_CF_COUNT; i++) {
-        const char *nv = f->v[i];
-        const char *name = crm_cf_name((crm_cf_t) i);
-        /* What was received, when it differs from what is kept: a value
-           refused by the rules is in the history only. */
-        if (!nv && f->raw[i]) {
-            snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
-            hist[nx++] = rawnames[i];
-            hist[nx++] = f->raw[i];
-        }
-        if (!nv || (c->rec.v[i] && !strcmp(c->rec.v[i], nv)))
-            continue;
-        hset[nh++] = name;
-        hset[nh++] = nv;
-        hist[nx++] = name;
-        hist[nx++] = nv;
-        if (c->rec.v[i]) {
-            snprintf(oldnames[i], sizeof oldnames[i], "%s.old", name);
-            hist[nx++] = oldnames[i];
-            hist[nx++] = c->rec.v[i];
-        }
-        if (f->raw[i]) {
-            snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
-            hist[nx++] = rawnames[i];
-            hist[nx++] = f->raw[i];
-        }
-        crm_strs_push(&upd.body.customer_updated.fields, name);
-        olds[i] = c->rec.v[i];
-        c->rec.v[i] = strdup(nv);
-    }
-    if (!merged) {
-        hset[nh++] = "created_ms", hset[nh++] = now;
-        hset[nh++] = "first_channel", hset[nh++] = lead->channel;
-    }
-    hset[nh++] = "updated_ms", hset[nh++] = now;
-    crm_tx_cmdargv(tx, nh, hset, NULL);
-    if (nx > 9)
-        crm_tx_cmdargv(tx, nx, hist, NULL);
-    for (int i = 0; i < CRM_CF_COUNT; i++)
-        free(olds[i]);
-    if (mobile) {
-        crm_tx_cmd(tx, "SET " CRM_KEY_IDX_MOBILE_FMT " %s", mobile, cid);
+    crm_merge_t how = {"lead", lid, lead->channel, now, !merged};
+    crm_customer_merge(tx, cid, &c->rec, f, &how, &upd.body.customer_updated.fields);
+    crm_customer_index(tx, cid, f);
+    if (mobile)
         s_map_set(b, 'm', mobile, cid);
-    }
-    if (idnum) {
-        crm_tx_cmd(tx, "SET " CRM_KEY_IDX_ID_FMT " %s", idnum, cid);
+    if (idnum)
         s_map_set(b, 'i', idnum, cid);
-    }
-    if (f->v[CRM_CF_name])
-        crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", f->v[CRM_CF_name], cid);
-
-    /* The record's findings as it now stands: for a new customer the
-       lead's own, else the rules run again over the merged record. */
-    crm_issues_t *rec = merged ? calloc(1, sizeof *rec) : &it->issues;
-    if (rec) {
-        if (merged)
-            s_record_findings(&c->rec, rec);
-        char fkey[80];
-        snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
-        if (merged)
-            crm_tx_cmd(tx, "DEL %s", fkey);
-        const char *fargv[2 + 2 * CRM_ISSUES_MAX] = {"HSET", fkey};
-        char keys[CRM_ISSUES_MAX][72], vals[CRM_ISSUES_MAX][240];
-        int na = 2;
-        for (int i = 0; i < rec->n; i++) {
-            if (rec->v[i].severity == CRM_SEV_REJECT || !crm_lead_is_record_field(rec->v[i].field))
-                continue;
-            snprintf(keys[i], sizeof keys[i], "%s:%s", rec->v[i].field, rec->v[i].code);
-            snprintf(vals[i], sizeof vals[i], "%s|%s", crm_severity_name(rec->v[i].severity), rec->v[i].message);
-            fargv[na++] = keys[i];
-            fargv[na++] = vals[i];
-        }
-        if (na > 2)
-            crm_tx_cmdargv(tx, na, fargv, NULL);
-        if (merged)
-            free(rec);
-    }
+    crm_customer_findings(tx, cid, &c->rec, merged ? NULL : &it->issues, NULL, merged);
 
     char tdat[24] = "", leadkey[64];
     if (lead->has.testdrive_at)

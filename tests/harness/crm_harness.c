@@ -539,3 +539,89 @@ const char *crm_h_hostile_id(int i)
     }
     return big;
 }
+
+/* ------------------------------------------------------------ dealers' clients */
+
+void *crm_h_dealer_socket(crm_h_sys_t *s, const char *secret, const char *server_key)
+{
+    zcert_t *cert = zcert_load(secret);
+    if (!cert)
+        return NULL;
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock) {
+        zcert_destroy(&cert);
+        return NULL;
+    }
+    zcert_apply(cert, sock);
+    zcert_destroy(&cert);
+    zsock_set_curve_serverkey(sock, server_key);
+    zsock_set_linger(sock, 0);
+    zsock_set_sndhwm(sock, 100000);
+    zsock_set_rcvhwm(sock, 100000);
+    if (zsock_connect(sock, "tcp://127.0.0.1:%d", s->gw_router) != 0)
+        zsock_destroy(&sock);
+    return sock;
+}
+
+int crm_h_send_all(void *sockp, void *const *frames, const size_t *lens, char (*ids)[CRM_ID_MAX], int n, int window,
+                   int resend_ms, int give_up_ms, void (*tick)(void *arg, int answered), void *arg, int *ok)
+{
+    zsock_t *sock = sockp;
+    int64_t *sent = calloc((size_t) n + 1, sizeof *sent); /* 0 not sent, -1 answered, else when */
+    zhashx_t *index = zhashx_new();
+    if (!sent || !index) {
+        free(sent);
+        zhashx_destroy(&index);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        zhashx_insert(index, ids[i], (void *) (intptr_t) (i + 1));
+    int answered = 0, oks = 0, next = 0, inflight = 0;
+    int64_t last_answer = crm_mono_ms();
+    while (answered < n && crm_mono_ms() - last_answer < give_up_ms) {
+        int64_t now = crm_mono_ms();
+        while (inflight < window && next < n) {
+            zmq_send(zsock_resolve(sock), frames[next], lens[next], ZMQ_DONTWAIT);
+            sent[next++] = now;
+            inflight++;
+        }
+        /* resend what waited too long (the oldest first, a window's worth) */
+        for (int i = 0, k = 0; i < next && k < window; i++)
+            if (sent[i] > 0 && now - sent[i] > resend_ms) {
+                zmq_send(zsock_resolve(sock), frames[i], lens[i], ZMQ_DONTWAIT);
+                sent[i] = now;
+                k++;
+            }
+        zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 50) <= 0)
+            continue;
+        while (zsock_events(sock) & ZMQ_POLLIN) {
+            zframe_t *fr = zframe_recv(sock);
+            if (!fr)
+                break;
+            crm_msg_t m;
+            crm_err_t err;
+            if (crm_msg_decode(zframe_data(fr), zframe_size(fr), &m, &err) == 0) {
+                intptr_t i = (intptr_t) zhashx_lookup(index, m.corr) - 1;
+                if (i >= 0 && sent[i] != -1) {
+                    sent[i] = -1;
+                    answered++;
+                    inflight--;
+                    last_answer = crm_mono_ms();
+                    bool good = m.type == CRM_T_dealer_reply ? m.body.dealer_reply.ok
+                                                             : m.type == CRM_T_reply && m.body.reply.ok;
+                    oks += good;
+                    if (tick)
+                        tick(arg, answered);
+                }
+                crm_msg_clear(&m);
+            }
+            zframe_destroy(&fr);
+        }
+    }
+    free(sent);
+    zhashx_destroy(&index);
+    if (ok)
+        *ok = oks;
+    return answered;
+}

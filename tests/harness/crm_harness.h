@@ -131,6 +131,19 @@ void crm_h_sys_wait_td(crm_h_sys_t *s, const char *tid, const char *status, int 
 const char *crm_h_hostile_id(int i);
 /* The log of crm-<svc>. */
 const char *crm_h_sys_log(crm_h_sys_t *s, const char *svc, char *out, size_t size);
+/* A dealer's request socket on the gateway (s->gw_router) with the
+   certificate whose secret file is `secret`, the gateway's public key
+   `server_key`; NULL when the certificate cannot be read. */
+void *crm_h_dealer_socket(crm_h_sys_t *s, const char *secret, const char *server_key);
+/* Sends `n` encoded requests (frames[i], lens[i], ids[i] their envelope
+   ids) on a request socket, at most `window` unanswered at a time, and
+   sends one again (the same bytes) when its answer has not come within
+   `resend_ms`, as a dealer's client does; `tick` (may be NULL) is called
+   after each answer with how many are answered. Stops when all are
+   answered or nothing arrived for `give_up_ms`. Returns how many were
+   answered; *ok (may be NULL) gets how many answers were ok. */
+int crm_h_send_all(void *sock, void *const *frames, const size_t *lens, char (*ids)[CRM_ID_MAX], int n, int window,
+                   int resend_ms, int give_up_ms, void (*tick)(void *arg, int answered), void *arg, int *ok);
 /* Stops every service still running (SIGTERM), then Redis. */
 void crm_h_sys_stop(crm_h_sys_t *s);
 

@@ -1,0 +1,161 @@
+/*  crm_customer: the one customer store (see crm_customer.h). */
+#include "crm_customer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_keys.h"
+
+void crm_customer_load(crm_fields_t *rec, const redisReply *h)
+{
+    for (size_t e = 0; h && h->type == REDIS_REPLY_ARRAY && e + 1 < h->elements; e += 2) {
+        if (h->element[e]->type != REDIS_REPLY_STRING || h->element[e + 1]->type != REDIS_REPLY_STRING)
+            continue;
+        int f = crm_cf_from_name(h->element[e]->str);
+        if (f >= 0 && h->element[e + 1]->len && !rec->v[f])
+            rec->v[f] = strdup(h->element[e + 1]->str);
+    }
+}
+
+int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const crm_fields_t *in,
+                       const crm_merge_t *how, crm_strs_t *changed)
+{
+    const char *hset[2 + 2 * CRM_CF_COUNT + 6] = {"HSET", NULL};
+    const char *hist[10 + 6 * CRM_CF_COUNT] = {"XADD", NULL, "*", how->ref_name, how->ref, "channel", how->channel,
+                                               "ts", how->now};
+    char ckey[64], hkey[80], oldnames[CRM_CF_COUNT][24], rawnames[CRM_CF_COUNT][24];
+    snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
+    snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
+    hset[1] = ckey;
+    hist[1] = hkey;
+    int nh = 2, nx = 9, n = 0;
+    char *olds[CRM_CF_COUNT] = {0};
+    bool oom = false;
+    for (int i = 0; i < CRM_CF_COUNT; i++) {
+        const char *nv = in->v[i];
+        const char *name = crm_cf_name((crm_cf_t) i);
+        snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
+        /* What was received, when it differs from what is kept: a value
+           refused by the rules is in the history only. */
+        if (!nv && in->raw[i]) {
+            hist[nx++] = rawnames[i];
+            hist[nx++] = in->raw[i];
+        }
+        if (!nv || (rec->v[i] && !strcmp(rec->v[i], nv)))
+            continue;
+        char *copy = strdup(nv);
+        if (!copy) {
+            oom = true;
+            break;
+        }
+        hset[nh++] = name;
+        hset[nh++] = nv;
+        hist[nx++] = name;
+        hist[nx++] = nv;
+        if (rec->v[i]) {
+            snprintf(oldnames[i], sizeof oldnames[i], "%s.old", name);
+            hist[nx++] = oldnames[i];
+            hist[nx++] = rec->v[i];
+        }
+        if (in->raw[i]) {
+            hist[nx++] = rawnames[i];
+            hist[nx++] = in->raw[i];
+        }
+        if (changed)
+            crm_strs_push(changed, name);
+        olds[i] = rec->v[i];
+        rec->v[i] = copy;
+        n++;
+    }
+    if (how->created) {
+        hset[nh++] = "created_ms", hset[nh++] = how->now;
+        hset[nh++] = "first_channel", hset[nh++] = how->channel;
+    }
+    hset[nh++] = "updated_ms", hset[nh++] = how->now;
+    crm_tx_cmdargv(tx, nh, hset, NULL);
+    if (nx > 9)
+        crm_tx_cmdargv(tx, nx, hist, NULL);
+    for (int i = 0; i < CRM_CF_COUNT; i++)
+        free(olds[i]);
+    return oom ? -1 : n;
+}
+
+void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in)
+{
+    if (in->indexable_mobile && in->v[CRM_CF_mobile])
+        crm_tx_cmd(tx, "SET " CRM_KEY_IDX_MOBILE_FMT " %s", in->v[CRM_CF_mobile], cid);
+    if (in->indexable_id && in->v[CRM_CF_id_number])
+        crm_tx_cmd(tx, "SET " CRM_KEY_IDX_ID_FMT " %s", in->v[CRM_CF_id_number], cid);
+    if (in->v[CRM_CF_name])
+        crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", in->v[CRM_CF_name], cid);
+}
+
+/* The record's findings as it stands: the lead rules over the record. */
+static void s_record_findings(const crm_fields_t *rec, crm_issues_t *issues)
+{
+    crm_body_lead_submit_t view;
+    memset(&view, 0, sizeof view);
+#define S_VIEW(f) view.f = rec->v[CRM_CF_##f];
+    CRM_CUSTOMER_FIELDS(S_VIEW)
+#undef S_VIEW
+    crm_fields_t scratch;
+    memset(&scratch, 0, sizeof scratch);
+    crm_lead_check(&view, 0, &scratch, issues);
+    crm_fields_clear(&scratch);
+}
+
+static void s_put(const crm_issues_t *list, const char **argv, int *na, char (*keys)[72], char (*vals)[240],
+                  int *nk, bool all)
+{
+    for (int i = 0; list && i < list->n && *nk < 2 * CRM_ISSUES_MAX; i++) {
+        const crm_issue_t *is = &list->v[i];
+        if (!all && (is->severity == CRM_SEV_REJECT || !crm_lead_is_record_field(is->field)))
+            continue;
+        /* a rejecting rule of leads is a finding of a record (its data
+           are kept whatever they are) */
+        crm_severity_t sev = is->severity == CRM_SEV_REJECT ? CRM_SEV_ERROR : is->severity;
+        snprintf(keys[*nk], sizeof keys[0], "%s:%s", is->field, is->code);
+        snprintf(vals[*nk], sizeof vals[0], "%s|%s", crm_severity_name(sev), is->message);
+        argv[(*na)++] = keys[*nk];
+        argv[(*na)++] = vals[*nk];
+        (*nk)++;
+    }
+}
+
+void crm_customer_findings(crm_tx_t *tx, const char *cid, const crm_fields_t *rec, const crm_issues_t *own,
+                           const crm_issues_t *extra, bool replace)
+{
+    crm_issues_t *computed = own ? NULL : calloc(1, sizeof *computed);
+    if (!own && !computed)
+        return;
+    if (computed)
+        s_record_findings(rec, computed);
+    char fkey[80];
+    snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
+    if (replace)
+        crm_tx_cmd(tx, "DEL %s", fkey);
+    const char **argv = calloc(2 + 4 * CRM_ISSUES_MAX, sizeof *argv);
+    char (*keys)[72] = calloc(2 * CRM_ISSUES_MAX, sizeof *keys);
+    char (*vals)[240] = calloc(2 * CRM_ISSUES_MAX, sizeof *vals);
+    if (argv && keys && vals) {
+        argv[0] = "HSET", argv[1] = fkey;
+        int na = 2, nk = 0;
+        /* a lead's own rejecting rules never reach here (it was refused);
+           for a computed view of a record they are findings */
+        s_put(own ? own : computed, argv, &na, keys, vals, &nk, false);
+        if (computed) {
+            /* the record's missing name or phone counts too */
+            for (int i = 0; i < computed->n; i++)
+                if (computed->v[i].severity == CRM_SEV_REJECT && crm_lead_is_record_field(computed->v[i].field)) {
+                    crm_issues_t one = {.n = 1};
+                    one.v[0] = computed->v[i];
+                    s_put(&one, argv, &na, keys, vals, &nk, true);
+                }
+        }
+        s_put(extra, argv, &na, keys, vals, &nk, true);
+        if (na > 2)
+            crm_tx_cmdargv(tx, na, argv, NULL);
+    }
+    free(argv), free(keys), free(vals);
+    free(computed);
+}

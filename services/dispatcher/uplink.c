@@ -1,0 +1,1423 @@
+/*  uplink: what dealers' systems send back (see uplink.h).
+ *
+ *  Every handler follows the same steps: who the dealer is (certificate or
+ *  dealer_id), the checks that need no Redis, the reads it decides on
+ *  (WATCHed, so a second dispatcher instance writing the same customer
+ *  makes the framework run the request again), then its writes and events
+ *  into the transaction and the answer, sent after the commit.
+ */
+#include "uplink.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_customer.h"
+#include "crm_lead.h"
+#include "crm_norm.h"
+#include "dispatch.h"
+#include "gateway.h"
+
+#define S_TEXT_MAX 4000 /* content, feedback, notes, work done */
+#define S_SHORT_MAX 256 /* model, colour, engine number, order and work-order numbers */
+#define S_STAFF_ROLE_ANY 7
+enum { S_CONSULTANT = 1, S_MANAGER = 2, S_DIRECTOR = 4 };
+
+/* The uplink request types and their body structs. */
+#define S_UPLINK(X)                                                                                \
+    X(customer_file) X(customer_assign) X(followup_record) X(order_record) X(delivery_record)       \
+    X(service_record) X(prospect_lose) X(lost_decide) X(staff_add) X(staff_update) X(staff_leave)
+
+typedef struct {
+    crm_service_t *svc;
+    crm_req_t *req;
+    crm_store_t *store;
+    crm_tx_t *tx;
+    const char *record;
+    char dealer[CRM_ID_NAME_MAX + 1];
+    bool gateway;
+    int64_t now;
+    char nows[24];
+    redisReply *cust; /* the customer read by s_customer */
+    char cid[CRM_ID_NAME_MAX + 1];
+} s_up_t;
+
+static void s_ids(const crm_msg_t *m, const char **record, const char **dealer)
+{
+    *record = *dealer = NULL;
+    switch (m->type) {
+#define S_CASE(t)                                                                                  \
+    case CRM_T_##t:                                                                                \
+        *record = m->body.t.record_id;                                                             \
+        *dealer = m->body.t.dealer_id;                                                             \
+        return;
+        S_UPLINK(S_CASE)
+#undef S_CASE
+    default: return;
+    }
+}
+
+/* ------------------------------------------------------------ keys */
+
+static int s_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err, bool with_dealer)
+{
+    const char *rec, *dealer;
+    s_ids(msg, &rec, &dealer);
+    char why[160];
+    if (crm_id_check(CRM_ID_KEY, rec, "record_id", why, sizeof why) != 0) {
+        snprintf(err->field, sizeof err->field, "record_id");
+        snprintf(err->text, sizeof err->text, "%.150s", strchr(why, ':') ? strchr(why, ':') + 2 : why);
+        return -1;
+    }
+    if (!with_dealer) {
+        snprintf(out, size, "%s", rec);
+        return 0;
+    }
+    if (!dealer || !*dealer) {
+        snprintf(err->field, sizeof err->field, "dealer_id");
+        snprintf(err->text, sizeof err->text, "required here: the dealer the record is for");
+        err->code = CRM_E_MISSING;
+        return -1;
+    }
+    if (!crm_id_valid(CRM_ID_NAME, dealer)) {
+        snprintf(err->field, sizeof err->field, "dealer_id");
+        snprintf(err->text, sizeof err->text, "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+        return -1;
+    }
+    snprintf(out, size, "%s/%s", dealer, rec);
+    return 0;
+}
+
+static int s_key_gateway(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err)
+{
+    return s_key(msg, out, size, err, false);
+}
+
+static int s_key_control(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err)
+{
+    return s_key(msg, out, size, err, true);
+}
+
+/* ------------------------------------------------------------ answers */
+
+static crm_msg_t *s_ok(s_up_t *u, const char *id, const char *cid)
+{
+    crm_msg_t *a;
+    if (u->gateway) {
+        a = gateway_reply_ok(u->req);
+        CRM_SET_STR(a, dealer_reply, id, id);
+        CRM_SET_STR(a, dealer_reply, customer_id, cid);
+    } else {
+        a = crm_req_ok(u->req, id);
+        if (cid) {
+            char line[80];
+            snprintf(line, sizeof line, "customer_id=%s", cid);
+            crm_strs_push(&a->body.reply.fields, line);
+            a->body.reply.has.fields = true;
+        }
+    }
+    return a;
+}
+
+static void s_ok_more(s_up_t *u, crm_msg_t *a, const char *name, const char *value)
+{
+    if (u->gateway) {
+        if (!strcmp(name, "finding")) {
+            crm_strs_push(&a->body.dealer_reply.findings, value);
+            a->body.dealer_reply.has.findings = true;
+        } else if (!strcmp(name, "created")) {
+            CRM_SET_BOOL(a, dealer_reply, created, !strcmp(value, "1"));
+        }
+        return;
+    }
+    char line[400];
+    snprintf(line, sizeof line, "%s=%s", name, value);
+    crm_strs_push(&a->body.reply.fields, line);
+    a->body.reply.has.fields = true;
+}
+
+static crm_handled_t s_not_yours(s_up_t *u, const char *field, const char *what)
+{
+    char f[80];
+    crm_warn("uplink.not_yours", "dealer=%s type=%s %s=%s", u->dealer, crm_type_name(crm_req_msg(u->req)->type),
+             field, crm_log_value(what, f, sizeof f));
+    return crm_req_fail(u->req, field, "not_yours", "%s is another dealer's; a dealer writes only its own customers",
+                        what);
+}
+
+/* ------------------------------------------------------------ checks */
+
+/* Trimmed text of 1..max bytes into out (malloc'ed), or NULL when absent;
+   -1 after an answer naming the field. */
+static int s_text(s_up_t *u, const char *field, const char *in, size_t max, bool required, char **out)
+{
+    *out = NULL;
+    char *buf = in ? malloc(strlen(in) * 3 + 16) : NULL;
+    if (in && !buf) {
+        crm_req_fail(u->req, "service", "unavailable", "out of memory; send again");
+        return -1;
+    }
+    if (in && crm_norm_text(in, buf, strlen(in) * 3 + 16) != 0) {
+        free(buf);
+        crm_req_fail(u->req, field, "invalid", "not readable text");
+        return -1;
+    }
+    if (!in || !*buf) {
+        free(buf);
+        if (required) {
+            crm_req_fail(u->req, field, "required", "required");
+            return -1;
+        }
+        return 0;
+    }
+    if (strlen(buf) > max) {
+        free(buf);
+        crm_req_fail(u->req, field, "too_long", "at most %zu bytes", max);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
+/* A date YYYY-MM-DD (the usual shapes read) into out; 0 absent, 1 set,
+   -1 after an answer. */
+static int s_date(s_up_t *u, const char *field, const char *in, bool required, char out[CRM_NORM_DATE_SZ])
+{
+    out[0] = 0;
+    if (!in || !*in) {
+        if (required) {
+            crm_req_fail(u->req, field, "required", "required (YYYY-MM-DD)");
+            return -1;
+        }
+        return 0;
+    }
+    if (crm_norm_birthday(in, out) != CRM_NORM_OK) {
+        crm_req_fail(u->req, field, "invalid", "a date YYYY-MM-DD expected");
+        return -1;
+    }
+    return 1;
+}
+
+static bool s_in(const char *v, const char *const *list)
+{
+    for (int i = 0; v && list[i]; i++)
+        if (!strcmp(v, list[i]))
+            return true;
+    return false;
+}
+
+static int s_one_of(s_up_t *u, const char *field, const char *v, const char *const *list, const char *shown)
+{
+    if (!v || !*v) {
+        crm_req_fail(u->req, field, "required", "one of %s", shown);
+        return -1;
+    }
+    if (!s_in(v, list)) {
+        crm_req_fail(u->req, field, "invalid", "one of %s", shown);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const s_grades[] = {"H", "A", "B", "C", NULL};
+
+/* Adds "key value" to an argv when the value is there. */
+static void s_arg(const char **argv, int *n, const char *key, const char *value)
+{
+    if (!value || !*value)
+        return;
+    argv[(*n)++] = key;
+    argv[(*n)++] = value;
+}
+
+/* ------------------------------------------------------------ the dealer */
+
+static crm_handled_t s_begin(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx, s_up_t *u)
+{
+    memset(u, 0, sizeof *u);
+    u->svc = svc, u->req = req, u->tx = tx, u->store = crm_service_store(svc);
+    const char *body_dealer;
+    s_ids(crm_req_msg(req), &u->record, &body_dealer);
+    const char *peer = crm_req_peer(req);
+    u->now = crm_now_ms();
+    snprintf(u->nows, sizeof u->nows, "%lld", (long long) u->now);
+    if (peer) {
+        u->gateway = true;
+        snprintf(u->dealer, sizeof u->dealer, "%s", peer);
+        if (body_dealer && *body_dealer && strcmp(body_dealer, peer))
+            return s_not_yours(u, "dealer_id", body_dealer);
+        return CRM_APPLIED;
+    }
+    /* The control endpoint: the key function checked dealer_id. */
+    if (!body_dealer || !crm_id_valid(CRM_ID_NAME, body_dealer))
+        return crm_req_fail(req, "dealer_id", "required", "the dealer the record is for");
+    snprintf(u->dealer, sizeof u->dealer, "%s", body_dealer);
+    redisReply *e = crm_store_cmd(u->store, "EXISTS " CRM_KEY_DEALER_FMT, u->dealer);
+    if (!e)
+        return crm_service_failed(svc);
+    bool known = e->type == REDIS_REPLY_INTEGER && e->integer == 1;
+    freeReplyObject(e);
+    if (!known)
+        return crm_req_fail(req, "dealer_id", "unknown", "no dealer %s", u->dealer);
+    return CRM_APPLIED;
+}
+
+static void s_end(s_up_t *u)
+{
+    freeReplyObject(u->cust);
+    u->cust = NULL;
+}
+
+static const char *s_cust_field(const s_up_t *u, const char *name)
+{
+    const char *v = crm_reply_field(u->cust, name);
+    return v && *v ? v : NULL;
+}
+
+/* owner.changed, and the sets that list a dealer's and a consultant's
+   customers. */
+static void s_owner(crm_tx_t *tx, const char *cid, const char *dealer, const char *consultant, const char *old_dealer,
+                    const char *old_consultant, const char *reason)
+{
+    if (old_dealer && strcmp(old_dealer, dealer))
+        crm_tx_cmd(tx, "SREM crm:dealer:%s:customers %s", old_dealer, cid);
+    crm_tx_cmd(tx, "SADD crm:dealer:%s:customers %s", dealer, cid);
+    if (old_consultant && old_dealer && (!consultant || strcmp(old_consultant, consultant) || strcmp(old_dealer, dealer)))
+        crm_tx_cmd(tx, "SREM crm:dealer:%s:staff:%s:customers %s", old_dealer, old_consultant, cid);
+    if (consultant)
+        crm_tx_cmd(tx, "SADD crm:dealer:%s:staff:%s:customers %s", dealer, consultant, cid);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " dealer_id %s", cid, dealer);
+    if (consultant)
+        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " consultant_id %s", cid, consultant);
+    else
+        crm_tx_cmd(tx, "HDEL " CRM_KEY_CUST_FMT " consultant_id", cid);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_owner_changed);
+    CRM_SET_STR(&ev, owner_changed, customer_id, cid);
+    CRM_SET_STR(&ev, owner_changed, dealer_id, dealer);
+    CRM_SET_STR(&ev, owner_changed, consultant_id, consultant);
+    CRM_SET_STR(&ev, owner_changed, old_dealer_id, old_dealer);
+    CRM_SET_STR(&ev, owner_changed, old_consultant_id, old_consultant);
+    CRM_SET_STR(&ev, owner_changed, reason, reason);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_info("owner.changed", "customer=%s dealer=%s consultant=%s old_dealer=%s reason=%s", cid, dealer,
+             consultant ? consultant : "-", old_dealer ? old_dealer : "-", reason);
+}
+
+void uplink_claim_on_dispatch(crm_tx_t *tx, const char *cid, const char *dealer, const redisReply *cust)
+{
+    if (!cid || !crm_id_valid(CRM_ID_NAME, cid) || !cust || cust->type != REDIS_REPLY_ARRAY || !cust->elements)
+        return;
+    const char *owner = crm_reply_field(cust, "dealer_id");
+    if (owner && *owner)
+        return;
+    s_owner(tx, cid, dealer, NULL, NULL, NULL, "testdrive_dispatched");
+    if (!crm_reply_field(cust, "stage"))
+        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect", cid);
+}
+
+/* Reads customer `cid` (WATCHed) into u->cust. A customer of another dealer
+   is not_yours; one nobody owns becomes this dealer's when `claim`. */
+static crm_handled_t s_read_customer(s_up_t *u, const char *field, const char *cid)
+{
+    if (!cid || !crm_id_valid(CRM_ID_NAME, cid))
+        return crm_req_fail(u->req, field, "bad_id", "a customer id (C12) expected");
+    snprintf(u->cid, sizeof u->cid, "%s", cid);
+    redisReply *w = crm_store_cmd(u->store, "WATCH " CRM_KEY_CUST_FMT, cid);
+    if (!w)
+        return crm_service_failed(u->svc);
+    freeReplyObject(w);
+    freeReplyObject(u->cust);
+    u->cust = crm_store_cmd(u->store, "HGETALL " CRM_KEY_CUST_FMT, cid);
+    if (!u->cust)
+        return crm_service_failed(u->svc);
+    if (u->cust->type != REDIS_REPLY_ARRAY || u->cust->elements == 0)
+        return crm_req_fail(u->req, field, "unknown", "no customer %s", cid);
+    return CRM_APPLIED;
+}
+
+static crm_handled_t s_customer(s_up_t *u, const char *field, const char *cid, bool claim)
+{
+    crm_handled_t rc = s_read_customer(u, field, cid);
+    if (rc != CRM_APPLIED)
+        return rc;
+    const char *owner = s_cust_field(u, "dealer_id");
+    if (owner && strcmp(owner, u->dealer))
+        return s_not_yours(u, field, cid);
+    if (!owner && claim)
+        s_owner(u->tx, cid, u->dealer, s_cust_field(u, "consultant_id"), NULL, NULL, "first_record");
+    return CRM_APPLIED;
+}
+
+/* A staff member of this dealer, active, of one of `roles`; *out (may be
+   NULL) gets the HGETALL. */
+static crm_handled_t s_staff(s_up_t *u, const char *field, const char *sid, int roles, redisReply **out)
+{
+    if (!sid || !crm_id_valid(CRM_ID_NAME, sid))
+        return crm_req_fail(u->req, field, "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    redisReply *h = crm_store_cmd(u->store, "HGETALL crm:dealer:%s:staff:%s", u->dealer, sid);
+    if (!h)
+        return crm_service_failed(u->svc);
+    crm_handled_t rc = CRM_APPLIED;
+    const char *state = crm_reply_field(h, "state"), *role = crm_reply_field(h, "role");
+    int mask = !role ? 0 : !strcmp(role, "consultant") ? S_CONSULTANT : !strcmp(role, "manager") ? S_MANAGER : S_DIRECTOR;
+    if (h->type != REDIS_REPLY_ARRAY || h->elements == 0)
+        rc = crm_req_fail(u->req, field, "unknown", "no staff member %s at dealer %s (staff.add first)", sid, u->dealer);
+    else if (state && !strcmp(state, "left"))
+        rc = crm_req_fail(u->req, field, "closed", "%s has left the dealer", sid);
+    else if (!(mask & roles))
+        rc = crm_req_fail(u->req, field, "invalid", "%s is a %s; this needs a %s", sid, role ? role : "-",
+                          roles == (S_MANAGER | S_DIRECTOR) ? "sales manager or director" : "consultant");
+    if (rc == CRM_APPLIED && out)
+        *out = h;
+    else
+        freeReplyObject(h);
+    return rc;
+}
+
+/* An event with the common fields set by the caller, emitted and cleared. */
+static void s_emit(s_up_t *u, crm_msg_t *ev)
+{
+    snprintf(ev->corr, sizeof ev->corr, "%.*s", CRM_ID_MAX - 1, u->record ? u->record : "");
+    crm_tx_emit(u->tx, ev);
+    crm_msg_clear(ev);
+}
+
+/* ------------------------------------------------------------ staff */
+
+static int s_role(const char *r)
+{
+    return !r ? 0 : !strcmp(r, "consultant") ? S_CONSULTANT : !strcmp(r, "manager") ? S_MANAGER : !strcmp(r, "director") ? S_DIRECTOR : 0;
+}
+
+/* A manager given for a staff member: a manager or director of the same
+   dealer, not the person themself. */
+static crm_handled_t s_manager(s_up_t *u, const char *sid, const char *mid)
+{
+    if (!mid || !*mid)
+        return CRM_APPLIED;
+    if (!strcmp(mid, sid))
+        return crm_req_fail(u->req, "manager_id", "invalid", "a person cannot be their own manager");
+    return s_staff(u, "manager_id", mid, S_MANAGER | S_DIRECTOR, NULL);
+}
+
+static crm_handled_t s_on_staff_add(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_staff_add_t *b = &crm_req_msg(req)->body.staff_add;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    if (!crm_id_valid(CRM_ID_NAME, b->staff_id))
+        return crm_req_fail(req, "staff_id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    if (!s_role(b->role))
+        return crm_req_fail(req, "role", "invalid", "consultant, manager or director");
+    char *name = NULL;
+    if (s_text(&u, "name", b->name, S_SHORT_MAX, true, &name) != 0)
+        return CRM_REFUSE;
+    rc = s_manager(&u, b->staff_id, b->manager_id);
+    redisReply *e = rc == CRM_APPLIED ? crm_store_cmd(u.store, "EXISTS crm:dealer:%s:staff:%s", u.dealer, b->staff_id) : NULL;
+    if (rc == CRM_APPLIED && !e)
+        rc = crm_service_failed(svc);
+    else if (rc == CRM_APPLIED && e->integer)
+        rc = crm_req_fail(req, "staff_id", "exists", "%s is registered already (staff.update changes it)", b->staff_id);
+    freeReplyObject(e);
+    if (rc == CRM_APPLIED) {
+        const char *mid = b->manager_id && *b->manager_id ? b->manager_id : "";
+        crm_tx_cmd(tx, "HSET crm:dealer:%s:staff:%s staff_id %s dealer_id %s role %s name %s manager_id %s state active "
+                       "created_ms %s updated_ms %s",
+                   u.dealer, b->staff_id, b->staff_id, u.dealer, b->role, name, mid, u.nows, u.nows);
+        crm_tx_cmd(tx, "SADD crm:dealer:%s:staff %s", u.dealer, b->staff_id);
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_staff_added);
+        CRM_SET_STR(&ev, staff_added, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, staff_added, staff_id, b->staff_id);
+        CRM_SET_STR(&ev, staff_added, role, b->role);
+        CRM_SET_STR(&ev, staff_added, name, name);
+        CRM_SET_STR(&ev, staff_added, manager_id, *mid ? mid : NULL);
+        s_emit(&u, &ev);
+        s_ok(&u, b->staff_id, NULL);
+        crm_info("staff.added", "dealer=%s staff=%s role=%s", u.dealer, b->staff_id, b->role);
+    }
+    free(name);
+    return rc;
+}
+
+static crm_handled_t s_on_staff_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_staff_update_t *b = &crm_req_msg(req)->body.staff_update;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    redisReply *h = NULL;
+    if ((rc = s_staff(&u, "staff_id", b->staff_id, S_STAFF_ROLE_ANY, &h)) != CRM_APPLIED)
+        return rc;
+    char *name = NULL;
+    if (b->role && !s_role(b->role))
+        rc = crm_req_fail(req, "role", "invalid", "consultant, manager or director");
+    else if (b->name && s_text(&u, "name", b->name, S_SHORT_MAX, true, &name) != 0)
+        rc = CRM_REFUSE;
+    else
+        rc = s_manager(&u, b->staff_id, b->manager_id);
+    if (rc == CRM_APPLIED) {
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_staff_updated);
+        const char *names[] = {"role", "name", "manager_id"};
+        const char *vals[] = {b->role, name, b->manager_id};
+        for (int i = 0; i < 3; i++) {
+            const char *cur = crm_reply_field(h, names[i]);
+            if (!vals[i] || (cur && !strcmp(cur, vals[i])))
+                continue;
+            crm_tx_cmd(tx, "HSET crm:dealer:%s:staff:%s %s %s", u.dealer, b->staff_id, names[i], vals[i]);
+            char line[400];
+            snprintf(line, sizeof line, "%s=%s", names[i], vals[i]);
+            crm_strs_push(&ev.body.staff_updated.changes, line);
+        }
+        if (ev.body.staff_updated.changes.n) {
+            crm_tx_cmd(tx, "HSET crm:dealer:%s:staff:%s updated_ms %s", u.dealer, b->staff_id, u.nows);
+            ev.body.staff_updated.has.changes = true;
+            CRM_SET_STR(&ev, staff_updated, dealer_id, u.dealer);
+            CRM_SET_STR(&ev, staff_updated, staff_id, b->staff_id);
+            s_emit(&u, &ev);
+        }
+        crm_msg_clear(&ev);
+        s_ok(&u, b->staff_id, NULL);
+    }
+    free(name);
+    freeReplyObject(h);
+    return rc;
+}
+
+static crm_handled_t s_on_staff_leave(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_staff_leave_t *b = &crm_req_msg(req)->body.staff_leave;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    if ((rc = s_staff(&u, "staff_id", b->staff_id, S_STAFF_ROLE_ANY, NULL)) != CRM_APPLIED)
+        return rc;
+    char *reason = NULL;
+    if (s_text(&u, "reason", b->reason, S_TEXT_MAX, false, &reason) != 0)
+        return CRM_REFUSE;
+    redisReply *n = crm_store_cmd(u.store, "SCARD crm:dealer:%s:staff:%s:customers", u.dealer, b->staff_id);
+    if (!n) {
+        free(reason);
+        return crm_service_failed(svc);
+    }
+    int64_t owned = n->type == REDIS_REPLY_INTEGER ? n->integer : 0;
+    freeReplyObject(n);
+    crm_tx_cmd(tx, "HSET crm:dealer:%s:staff:%s state left left_ms %s updated_ms %s reason %s", u.dealer, b->staff_id,
+               u.nows, u.nows, reason ? reason : "");
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_staff_left);
+    CRM_SET_STR(&ev, staff_left, dealer_id, u.dealer);
+    CRM_SET_STR(&ev, staff_left, staff_id, b->staff_id);
+    CRM_SET_I64(&ev, staff_left, customers, owned);
+    CRM_SET_STR(&ev, staff_left, reason, reason);
+    s_emit(&u, &ev);
+    crm_msg_t *a = s_ok(&u, b->staff_id, NULL);
+    char cnt[24];
+    snprintf(cnt, sizeof cnt, "%lld", (long long) owned);
+    s_ok_more(&u, a, "customers", cnt);
+    crm_info("staff.left", "dealer=%s staff=%s customers=%lld", u.dealer, b->staff_id, (long long) owned);
+    free(reason);
+    return CRM_APPLIED;
+}
+
+/* ------------------------------------------------------------ customers */
+
+static crm_handled_t s_on_assign(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_customer_assign_t *b = &crm_req_msg(req)->body.customer_assign;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    char *reason = NULL;
+    if (rc == CRM_APPLIED)
+        rc = s_customer(&u, "customer_id", b->customer_id, true);
+    if (rc == CRM_APPLIED)
+        rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL);
+    if (rc == CRM_APPLIED && s_text(&u, "reason", b->reason, S_SHORT_MAX, false, &reason) != 0)
+        rc = CRM_REFUSE;
+    if (rc == CRM_APPLIED) {
+        const char *cur = s_cust_field(&u, "consultant_id");
+        if (!cur || strcmp(cur, b->consultant_id))
+            s_owner(tx, u.cid, u.dealer, b->consultant_id, u.dealer, cur, reason ? reason : "assigned");
+        s_ok(&u, u.cid, u.cid);
+    }
+    free(reason);
+    s_end(&u);
+    return rc;
+}
+
+/* The vehicle fields of a customer file, stored by VIN. */
+typedef struct {
+    char vin[CRM_NORM_VIN_SZ];
+    char plate[CRM_NORM_PLATE_SZ];
+    char plate_date[CRM_NORM_DATE_SZ], sale_date[CRM_NORM_DATE_SZ], first_service_date[CRM_NORM_DATE_SZ];
+    const char *transmission;
+    bool any;
+} s_vehicle_t;
+
+static void s_file_date(crm_issues_t *is, const char *field, const char *in, char out[CRM_NORM_DATE_SZ])
+{
+    out[0] = 0;
+    if (!in || !*in)
+        return;
+    if (crm_norm_birthday(in, out) != CRM_NORM_OK) {
+        out[0] = 0;
+        crm_issue_add(is, CRM_SEV_ERROR, field, "invalid", "not a date (YYYY-MM-DD); kept in the history as received");
+    }
+}
+
+static const char *s_transmission(const char *in)
+{
+    static const char *const manual[] = {"manual", "mt", "手动", "手动挡", "手动档", NULL};
+    static const char *const automatic[] = {"automatic", "auto", "at", "cvt", "dct", "amt", "自动", "自动挡",
+                                            "自动档", "手自一体", NULL};
+    for (int i = 0; manual[i]; i++)
+        if (!strcasecmp(in, manual[i]))
+            return "manual";
+    for (int i = 0; automatic[i]; i++)
+        if (!strcasecmp(in, automatic[i]))
+            return "automatic";
+    return NULL;
+}
+
+/* Matches a customer file to a customer: its customer_id, else the ID
+   number, else the mobile. 0 (cid "" when new), or the handled code. */
+static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const crm_fields_t *f, char *cid,
+                             size_t size, const char **match)
+{
+    cid[0] = 0;
+    *match = NULL;
+    if (b->customer_id && *b->customer_id) {
+        crm_handled_t rc = s_customer(u, "customer_id", b->customer_id, false);
+        if (rc == CRM_APPLIED) {
+            snprintf(cid, size, "%s", b->customer_id);
+            *match = "customer_id";
+        }
+        return rc;
+    }
+    char kid[300] = "crm:idx:none", kmob[300] = "crm:idx:none";
+    if (f->indexable_id)
+        snprintf(kid, sizeof kid, CRM_KEY_IDX_ID_FMT, f->v[CRM_CF_id_number]);
+    if (f->indexable_mobile)
+        snprintf(kmob, sizeof kmob, CRM_KEY_IDX_MOBILE_FMT, f->v[CRM_CF_mobile]);
+    redisReply *w = crm_store_cmd(u->store, "WATCH %s %s", kid, kmob);
+    if (!w)
+        return crm_service_failed(u->svc);
+    freeReplyObject(w);
+    redisReply *m = crm_store_cmd(u->store, "MGET %s %s", kid, kmob);
+    if (!m)
+        return crm_service_failed(u->svc);
+    const char *found = NULL;
+    for (size_t i = 0; m->type == REDIS_REPLY_ARRAY && i < m->elements && i < 2 && !found; i++)
+        if (m->element[i]->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, m->element[i]->str)) {
+            found = m->element[i]->str;
+            *match = i == 0 ? "id_number" : "mobile";
+        }
+    crm_handled_t rc = CRM_APPLIED;
+    if (found) {
+        rc = s_customer(u, *match, found, false);
+        if (rc == CRM_APPLIED)
+            snprintf(cid, size, "%s", found);
+    }
+    freeReplyObject(m);
+    return rc;
+}
+
+static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_customer_file_t *b = &crm_req_msg(req)->body.customer_file;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    /* The person, by the lead rules; what would reject a lead is a
+       finding of a record (the audit must count it). */
+    crm_body_lead_submit_t view;
+    memset(&view, 0, sizeof view);
+#define S_VIEW(fld) view.fld = b->fld;
+    CRM_CUSTOMER_FIELDS(S_VIEW)
+#undef S_VIEW
+    view.channel = "dealer";
+    crm_fields_t f;
+    crm_issues_t *is = calloc(1, sizeof *is);
+    crm_fields_t rec;
+    memset(&rec, 0, sizeof rec);
+    memset(&f, 0, sizeof f);
+    char *remark = NULL, *engine = NULL, *model = NULL, *colour = NULL;
+    if (!is) {
+        rc = crm_req_fail(req, "service", "unavailable", "out of memory; send again");
+        goto out;
+    }
+    crm_lead_check(&view, u.now, &f, is);
+    if (!f.v[CRM_CF_name] && !f.v[CRM_CF_id_number] && !f.raw[CRM_CF_id_number]) {
+        rc = crm_req_fail(req, "name", "required", "a customer file needs a name or an ID number");
+        goto out;
+    }
+    if (s_text(&u, "remark", b->remark, S_TEXT_MAX, false, &remark) != 0 ||
+        s_text(&u, "engine_number", b->engine_number, S_SHORT_MAX, false, &engine) != 0 ||
+        s_text(&u, "model", b->model, S_SHORT_MAX, false, &model) != 0 ||
+        s_text(&u, "colour", b->colour, S_SHORT_MAX, false, &colour) != 0) {
+        rc = CRM_REFUSE;
+        goto out;
+    }
+    /* The file's own rules: vehicle dates, grade, the sale date of an owner. */
+    s_vehicle_t v = {0};
+    if (f.v[CRM_CF_vin])
+        snprintf(v.vin, sizeof v.vin, "%s", f.v[CRM_CF_vin]);
+    if (f.v[CRM_CF_plate])
+        snprintf(v.plate, sizeof v.plate, "%s", f.v[CRM_CF_plate]);
+    s_file_date(is, "plate_date", b->plate_date, v.plate_date);
+    s_file_date(is, "sale_date", b->sale_date, v.sale_date);
+    s_file_date(is, "first_service_date", b->first_service_date, v.first_service_date);
+    if (b->transmission && *b->transmission && !(v.transmission = s_transmission(b->transmission)))
+        crm_issue_add(is, CRM_SEV_WARNING, "transmission", "invalid", "manual or automatic");
+    if (b->has.first_service_mileage && (b->first_service_mileage < 0 || b->first_service_mileage > 10000000))
+        crm_issue_add(is, CRM_SEV_WARNING, "first_service_mileage", "invalid", "0 to 10,000,000 km");
+    v.any = v.vin[0] || v.plate[0] || engine || model || colour || v.sale_date[0] || b->sale_date;
+    bool owner = v.vin[0] || v.sale_date[0] || (b->sale_date && *b->sale_date);
+    const char *grade = b->grade && *b->grade ? b->grade : NULL;
+    if (grade && !s_in(grade, s_grades)) {
+        crm_issue_add(is, CRM_SEV_WARNING, "grade", "invalid", "intent grade H, A, B or C");
+        grade = NULL;
+    }
+    char epd[CRM_NORM_DATE_SZ] = "";
+    s_file_date(is, "expected_purchase_date", b->expected_purchase_date, epd);
+    if (owner && !v.sale_date[0] && !(b->sale_date && *b->sale_date))
+        crm_issue_add(is, CRM_SEV_ERROR, "sale_date", "required", "an owner's file needs the sale (invoice) date");
+    if (v.any && !v.vin[0] && !f.raw[CRM_CF_vin])
+        crm_issue_add(is, CRM_SEV_WARNING, "vin", "required", "a vehicle without a VIN is kept with the customer only");
+
+    /* Who it is. */
+    char cid[CRM_ID_NAME_MAX + 8];
+    const char *match;
+    if ((rc = s_match(&u, b, &f, cid, sizeof cid, &match)) != CRM_APPLIED)
+        goto out;
+    bool created = !cid[0];
+    if (created) {
+        redisReply *r = crm_store_cmd(u.store, "INCR crm:ids:customer");
+        if (!r) {
+            rc = crm_service_failed(svc);
+            goto out;
+        }
+        snprintf(cid, sizeof cid, "C%lld", r->integer);
+        freeReplyObject(r);
+        snprintf(u.cid, sizeof u.cid, "%.*s", (int) sizeof u.cid - 1, cid);
+    } else {
+        crm_customer_load(&rec, u.cust);
+    }
+    const char *old_dealer = created ? NULL : s_cust_field(&u, "dealer_id");
+    const char *old_consultant = created ? NULL : s_cust_field(&u, "consultant_id");
+
+    /* The consultant, when the dealer names a registered one. */
+    const char *consultant = NULL;
+    if (b->consultant_id && *b->consultant_id) {
+        redisReply *h = crm_store_cmd(u.store, "HGET crm:dealer:%s:staff:%s state", u.dealer,
+                                      crm_id_valid(CRM_ID_NAME, b->consultant_id) ? b->consultant_id : "-");
+        if (!h) {
+            rc = crm_service_failed(svc);
+            goto out;
+        }
+        if (h->type == REDIS_REPLY_STRING && !strcmp(h->str, "active"))
+            consultant = b->consultant_id;
+        else
+            crm_issue_add(is, CRM_SEV_WARNING, "consultant_id", "unknown",
+                          "not an active staff member of the dealer; the customer keeps its consultant");
+        freeReplyObject(h);
+    }
+
+    /* The record: merged by the rules intake uses. */
+    char channel[CRM_ID_NAME_MAX + 16];
+    snprintf(channel, sizeof channel, "dealer:%s", u.dealer);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_customer_recorded);
+    crm_merge_t how = {"record", u.record, channel, u.nows, created};
+    if (crm_customer_merge(tx, cid, &rec, &f, &how, &ev.body.customer_recorded.fields) < 0) {
+        crm_msg_clear(&ev);
+        rc = crm_req_fail(req, "service", "unavailable", "out of memory; send again");
+        goto out;
+    }
+    crm_customer_index(tx, cid, &f);
+    const char *stage = s_cust_field(&u, "stage");
+    const char *new_stage = owner ? "owner" : (!stage ? "prospect" : NULL);
+    const char *extra[24];
+    int ne = 0;
+    s_arg(extra, &ne, "remark", remark);
+    s_arg(extra, &ne, "stage", new_stage);
+    s_arg(extra, &ne, "grade", grade);
+    s_arg(extra, &ne, "expected_purchase_date", epd);
+    s_arg(extra, &ne, "fleet", b->has.fleet ? (b->fleet ? "1" : "0") : NULL);
+    s_arg(extra, &ne, "vip", b->has.vip ? (b->vip ? "1" : "0") : NULL);
+    s_arg(extra, &ne, "difficult", b->has.difficult ? (b->difficult ? "1" : "0") : NULL);
+    if (ne) {
+        const char *argv[2 + 24] = {"HSET"};
+        char ckey[64];
+        snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
+        argv[1] = ckey;
+        memcpy(argv + 2, extra, (size_t) ne * sizeof *extra);
+        crm_tx_cmdargv(tx, ne + 2, argv, NULL);
+    }
+    if (!old_dealer)
+        s_owner(tx, cid, u.dealer, consultant ? consultant : old_consultant, NULL, NULL, "first_record");
+    else if (consultant && (!old_consultant || strcmp(old_consultant, consultant)))
+        s_owner(tx, cid, u.dealer, consultant, u.dealer, old_consultant, "customer_file");
+
+    /* The vehicle. */
+    if (v.vin[0]) {
+        char vkey[64];
+        snprintf(vkey, sizeof vkey, "crm:veh:%s", v.vin);
+        const char *argv[40] = {"HSET", vkey, "vin", v.vin, "customer_id", cid, "dealer_id", u.dealer};
+        int na = 8;
+        char km[24];
+        snprintf(km, sizeof km, "%lld", (long long) b->first_service_mileage);
+        s_arg(argv, &na, "engine_number", engine);
+        s_arg(argv, &na, "model", model);
+        s_arg(argv, &na, "transmission", v.transmission);
+        s_arg(argv, &na, "colour", colour);
+        s_arg(argv, &na, "plate", v.plate);
+        s_arg(argv, &na, "plate_date", v.plate_date);
+        s_arg(argv, &na, "sale_date", v.sale_date);
+        s_arg(argv, &na, "first_service_date", v.first_service_date);
+        if (b->has.first_service_mileage && b->first_service_mileage >= 0)
+            s_arg(argv, &na, "first_service_mileage", km);
+        crm_tx_cmdargv(tx, na, argv, NULL);
+        crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":vehicles %s", cid, v.vin);
+        CRM_SET_STR(&ev, customer_recorded, vin, v.vin);
+    }
+
+    /* Findings: the record as it stands, and the file's own. */
+    crm_issues_t *own = calloc(1, sizeof *own);
+    if (own) {
+        for (int i = 0; i < is->n; i++)
+            if (!crm_lead_is_record_field(is->v[i].field) && own->n < CRM_ISSUES_MAX)
+                own->v[own->n++] = is->v[i];
+        crm_customer_findings(tx, cid, &rec, NULL, own, true);
+        free(own);
+    }
+    crm_msg_t *a = s_ok(&u, cid, cid);
+    s_ok_more(&u, a, "created", created ? "1" : "0");
+    for (int i = 0; i < is->n; i++) {
+        crm_issue_t one = is->v[i];
+        if (one.severity == CRM_SEV_REJECT)
+            one.severity = CRM_SEV_ERROR;
+        char line[320];
+        crm_issue_format(&one, line, sizeof line);
+        s_ok_more(&u, a, "finding", line);
+        crm_strs_push(&ev.body.customer_recorded.findings, line);
+        ev.body.customer_recorded.has.findings = true;
+    }
+    ev.body.customer_recorded.has.fields = ev.body.customer_recorded.fields.n > 0;
+    CRM_SET_STR(&ev, customer_recorded, customer_id, cid);
+    CRM_SET_STR(&ev, customer_recorded, dealer_id, u.dealer);
+    CRM_SET_STR(&ev, customer_recorded, record_id, u.record);
+    CRM_SET_STR(&ev, customer_recorded, channel, channel);
+    CRM_SET_BOOL(&ev, customer_recorded, created, created);
+    CRM_SET_STR(&ev, customer_recorded, match_key, match);
+    s_emit(&u, &ev);
+    char rid[80];
+    crm_info("customer.recorded", "dealer=%s record=%s customer=%s created=%s match=%s findings=%d", u.dealer,
+             crm_log_value(u.record, rid, sizeof rid), cid, created ? "yes" : "no", match ? match : "-", is->n);
+    rc = CRM_APPLIED;
+out:
+    free(remark), free(engine), free(model), free(colour);
+    crm_fields_clear(&f);
+    crm_fields_clear(&rec);
+    free(is);
+    s_end(&u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ follow-ups */
+
+static const char *const s_results[] = {"answered", "no_answer", "visit", "test_drive", "quote",
+                                        "order",    "message",   "other", NULL};
+#define S_RESULTS "answered, no_answer, visit, test_drive, quote, order, message or other"
+#define S_DAY_MS (86400000LL)
+
+static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_followup_record_t *b = &crm_req_msg(req)->body.followup_record;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    char *content = NULL, *feedback = NULL, *next = NULL;
+    char epd[CRM_NORM_DATE_SZ];
+    if (rc != CRM_APPLIED)
+        return rc;
+    int64_t at = b->has.at ? b->at : u.now;
+    if (s_one_of(&u, "result", b->result, s_results, S_RESULTS) != 0 ||
+        (b->grade && s_one_of(&u, "grade", b->grade, s_grades, "H, A, B or C") != 0) ||
+        s_date(&u, "expected_purchase_date", b->expected_purchase_date, false, epd) < 0 ||
+        s_text(&u, "content", b->content, S_TEXT_MAX, false, &content) != 0 ||
+        s_text(&u, "feedback", b->feedback, S_TEXT_MAX, false, &feedback) != 0 ||
+        s_text(&u, "next_content", b->next_content, S_TEXT_MAX, false, &next) != 0)
+        rc = CRM_REFUSE;
+    else if (at < 946684800000LL || at > u.now + S_DAY_MS)
+        rc = crm_req_fail(req, "at", "invalid", "the contact's time, ms UTC, not in the future");
+    else if (b->has.next_at && (b->next_at < at || b->next_at > at + 400 * S_DAY_MS))
+        rc = crm_req_fail(req, "next_at", "invalid", "the next activity comes after the contact, within 400 days");
+    if (rc == CRM_APPLIED)
+        rc = s_customer(&u, "customer_id", b->customer_id, true);
+    if (rc == CRM_APPLIED)
+        rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL);
+    const char *stage = rc == CRM_APPLIED ? s_cust_field(&u, "stage") : NULL;
+    if (rc == CRM_APPLIED && stage && !strcmp(stage, "lost"))
+        rc = crm_req_fail(req, "customer_id", "closed", "%s is a lost prospect (the carmaker can reactivate it)", u.cid);
+    if (rc == CRM_APPLIED) {
+        redisReply *r = crm_store_cmd(u.store, "INCR crm:ids:followup");
+        if (!r)
+            rc = crm_service_failed(svc);
+        else {
+            char fid[32], ats[24], nexts[24] = "";
+            snprintf(fid, sizeof fid, "F%lld", r->integer);
+            freeReplyObject(r);
+            snprintf(ats, sizeof ats, "%lld", (long long) at);
+            if (b->has.next_at)
+                snprintf(nexts, sizeof nexts, "%lld", (long long) b->next_at);
+            const char *argv[40] = {"XADD", NULL, "*", "followup_id", fid, "dealer_id", u.dealer, "record_id", u.record,
+                                    "consultant_id", b->consultant_id, "at", ats, "result", b->result};
+            char skey[64];
+            snprintf(skey, sizeof skey, CRM_KEY_CUST_FMT ":followups", u.cid);
+            argv[1] = skey;
+            int na = 15;
+            s_arg(argv, &na, "content", content);
+            s_arg(argv, &na, "feedback", feedback);
+            s_arg(argv, &na, "grade", b->grade);
+            s_arg(argv, &na, "expected_purchase_date", epd);
+            s_arg(argv, &na, "next_at", nexts);
+            s_arg(argv, &na, "next_content", next);
+            crm_tx_cmdargv(tx, na, argv, NULL);
+            /* The customer's current state of the plan. */
+            char ckey[64];
+            snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, u.cid);
+            const char *hs[20] = {"HSET", ckey, "last_followup_ms", ats, "last_followup_id", fid, "last_result", b->result};
+            na = 8;
+            s_arg(hs, &na, "grade", b->grade);
+            s_arg(hs, &na, "expected_purchase_date", epd);
+            s_arg(hs, &na, "next_at", nexts);
+            s_arg(hs, &na, "next_content", next);
+            crm_tx_cmdargv(tx, na, hs, NULL);
+            if (!b->has.next_at)
+                crm_tx_cmd(tx, "HDEL %s next_at next_content", ckey);
+            if (!s_cust_field(&u, "consultant_id"))
+                s_owner(tx, u.cid, u.dealer, b->consultant_id, u.dealer, NULL, "first_followup");
+            crm_msg_t ev;
+            crm_msg_init(&ev, CRM_T_followup_recorded);
+            CRM_SET_STR(&ev, followup_recorded, customer_id, u.cid);
+            CRM_SET_STR(&ev, followup_recorded, consultant_id, b->consultant_id);
+            CRM_SET_STR(&ev, followup_recorded, result, b->result);
+            CRM_SET_STR(&ev, followup_recorded, content, content);
+            CRM_SET_STR(&ev, followup_recorded, feedback, feedback);
+            CRM_SET_STR(&ev, followup_recorded, grade, b->grade);
+            CRM_SET_STR(&ev, followup_recorded, expected_purchase_date, epd[0] ? epd : NULL);
+            if (b->has.next_at)
+                CRM_SET_I64(&ev, followup_recorded, next_at, b->next_at);
+            CRM_SET_STR(&ev, followup_recorded, next_content, next);
+            CRM_SET_STR(&ev, followup_recorded, dealer_id, u.dealer);
+            CRM_SET_STR(&ev, followup_recorded, record_id, u.record);
+            CRM_SET_STR(&ev, followup_recorded, followup_id, fid);
+            CRM_SET_I64(&ev, followup_recorded, at, at);
+            s_emit(&u, &ev);
+            s_ok(&u, fid, u.cid);
+            crm_info("followup.recorded", "dealer=%s customer=%s followup=%s result=%s next=%s", u.dealer, u.cid, fid,
+                     b->result, b->has.next_at ? "yes" : "no");
+        }
+    }
+    free(content), free(feedback), free(next);
+    s_end(&u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ orders */
+
+/* The order `oid` of this dealer (WATCHed) into *out; -1 failed store. */
+static int s_order(s_up_t *u, const char *oid, redisReply **out)
+{
+    redisReply *w = crm_store_cmd(u->store, "WATCH crm:order:%s:%s", u->dealer, oid);
+    if (!w)
+        return -1;
+    freeReplyObject(w);
+    *out = crm_store_cmd(u->store, "HGETALL crm:order:%s:%s", u->dealer, oid);
+    return *out ? 0 : -1;
+}
+
+static crm_handled_t s_on_order(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_order_record_t *b = &crm_req_msg(req)->body.order_record;
+    static const char *const actions[] = {"placed", "cancelled", NULL};
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    char *oid = NULL, *model = NULL, *reason = NULL;
+    char promised[CRM_NORM_DATE_SZ];
+    redisReply *o = NULL;
+    bool placed = b->action && !strcmp(b->action, "placed");
+    if (s_one_of(&u, "action", b->action, actions, "placed or cancelled") != 0 ||
+        s_text(&u, "order_id", b->order_id, S_SHORT_MAX, true, &oid) != 0 ||
+        s_text(&u, "model", b->model, S_SHORT_MAX, placed, &model) != 0 ||
+        s_text(&u, "reason", b->reason, S_TEXT_MAX, false, &reason) != 0 ||
+        s_date(&u, "promised_date", b->promised_date, placed, promised) < 0) {
+        rc = CRM_REFUSE;
+        goto out;
+    }
+    if (!crm_id_valid(CRM_ID_KEY, oid)) {
+        rc = crm_req_fail(req, "order_id", "bad_id", "1 to %d characters, no control characters", CRM_ID_KEY_MAX);
+        goto out;
+    }
+    if (placed && b->has.price && (b->price < 0 || b->price > 100000000)) {
+        rc = crm_req_fail(req, "price", "invalid", "yuan, 0 to 100,000,000");
+        goto out;
+    }
+    if (s_order(&u, oid, &o) != 0) {
+        rc = crm_service_failed(svc);
+        goto out;
+    }
+    const char *state = crm_reply_field(o, "state");
+    const char *ocid = crm_reply_field(o, "customer_id");
+    if (placed) {
+        if (state) {
+            rc = crm_req_fail(req, "order_id", "exists", "order %s is %s already", oid, state);
+            goto out;
+        }
+        if ((rc = s_customer(&u, "customer_id", b->customer_id, true)) != CRM_APPLIED)
+            goto out;
+        if (b->consultant_id && (rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL)) != CRM_APPLIED)
+            goto out;
+        char price[24] = "";
+        if (b->has.price)
+            snprintf(price, sizeof price, "%lld", (long long) b->price);
+        crm_tx_cmd(tx, "HSET crm:order:%s:%s order_id %s dealer_id %s customer_id %s model %s price %s promised_date %s "
+                       "first_promised_date %s state placed consultant_id %s placed_ms %s delays 0 record_id %s",
+                   u.dealer, oid, oid, u.dealer, u.cid, model, price, promised, promised,
+                   b->consultant_id ? b->consultant_id : "", u.nows, u.record);
+        crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":orders %s:%s", u.cid, u.dealer, oid);
+        const char *stage = s_cust_field(&u, "stage");
+        if (!stage || strcmp(stage, "owner"))
+            crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage customer", u.cid);
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_order_placed);
+        CRM_SET_STR(&ev, order_placed, order_id, oid);
+        CRM_SET_STR(&ev, order_placed, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, order_placed, customer_id, u.cid);
+        CRM_SET_STR(&ev, order_placed, model, model);
+        if (b->has.price)
+            CRM_SET_I64(&ev, order_placed, price, b->price);
+        CRM_SET_STR(&ev, order_placed, promised_date, promised);
+        CRM_SET_STR(&ev, order_placed, consultant_id, b->consultant_id);
+        s_emit(&u, &ev);
+    } else {
+        if (!state) {
+            rc = crm_req_fail(req, "order_id", "unknown", "no order %s of dealer %s", oid, u.dealer);
+            goto out;
+        }
+        if (strcmp(state, "placed")) {
+            rc = crm_req_fail(req, "order_id", "closed", "order %s is %s", oid, state);
+            goto out;
+        }
+        if ((rc = s_customer(&u, "customer_id", ocid, false)) != CRM_APPLIED)
+            goto out;
+        crm_tx_cmd(tx, "HSET crm:order:%s:%s state cancelled cancelled_ms %s reason %s", u.dealer, oid, u.nows,
+                   reason ? reason : "");
+        const char *stage = s_cust_field(&u, "stage");
+        if (stage && !strcmp(stage, "customer"))
+            crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect", u.cid);
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_order_cancelled);
+        CRM_SET_STR(&ev, order_cancelled, order_id, oid);
+        CRM_SET_STR(&ev, order_cancelled, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, order_cancelled, customer_id, u.cid);
+        CRM_SET_STR(&ev, order_cancelled, reason, reason);
+        s_emit(&u, &ev);
+    }
+    s_ok(&u, oid, u.cid);
+    crm_info("order.recorded", "dealer=%s customer=%s action=%s", u.dealer, u.cid, b->action);
+out:
+    free(oid), free(model), free(reason);
+    freeReplyObject(o);
+    s_end(&u);
+    return rc;
+}
+
+static crm_handled_t s_on_delivery(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_delivery_record_t *b = &crm_req_msg(req)->body.delivery_record;
+    static const char *const actions[] = {"delivered", "delayed", NULL};
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    char *oid = NULL, *reason = NULL;
+    char date[CRM_NORM_DATE_SZ], promised[CRM_NORM_DATE_SZ], vin[CRM_NORM_VIN_SZ] = "";
+    redisReply *o = NULL;
+    bool delivered = b->action && !strcmp(b->action, "delivered");
+    if (s_one_of(&u, "action", b->action, actions, "delivered or delayed") != 0 ||
+        s_text(&u, "order_id", b->order_id, S_SHORT_MAX, true, &oid) != 0 ||
+        s_text(&u, "reason", b->reason, S_TEXT_MAX, !delivered, &reason) != 0 ||
+        s_date(&u, "date", b->date, delivered, date) < 0 ||
+        s_date(&u, "promised_date", b->promised_date, !delivered, promised) < 0) {
+        rc = CRM_REFUSE;
+        goto out;
+    }
+    if (delivered) {
+        crm_norm_code_t c = b->vin ? crm_norm_vin(b->vin, vin) : CRM_NORM_EMPTY;
+        if (c != CRM_NORM_OK && c != CRM_NORM_BAD_CHECK) {
+            rc = crm_req_fail(req, "vin", b->vin ? "invalid" : "required", "the car's VIN, 17 characters");
+            goto out;
+        }
+    }
+    if (!crm_id_valid(CRM_ID_KEY, oid)) {
+        rc = crm_req_fail(req, "order_id", "bad_id", "1 to %d characters, no control characters", CRM_ID_KEY_MAX);
+        goto out;
+    }
+    if (s_order(&u, oid, &o) != 0) {
+        rc = crm_service_failed(svc);
+        goto out;
+    }
+    const char *state = crm_reply_field(o, "state");
+    if (!state) {
+        rc = crm_req_fail(req, "order_id", "unknown", "no order %s of dealer %s (order.record placed first)", oid, u.dealer);
+        goto out;
+    }
+    if (strcmp(state, "placed")) {
+        rc = crm_req_fail(req, "order_id", "closed", "order %s is %s", oid, state);
+        goto out;
+    }
+    if ((rc = s_customer(&u, "order_id", crm_reply_field(o, "customer_id"), false)) != CRM_APPLIED)
+        goto out;
+    const char *old = crm_reply_field(o, "promised_date");
+    const char *first = crm_reply_field_or(o, "first_promised_date", old ? old : "");
+    crm_msg_t ev;
+    if (delivered) {
+        bool late = first && *first && strcmp(date, first) > 0;
+        crm_tx_cmd(tx, "HSET crm:order:%s:%s state delivered vin %s delivered_date %s", u.dealer, oid, vin, date);
+        crm_tx_cmd(tx, "HSET crm:veh:%s vin %s customer_id %s dealer_id %s order_id %s delivered_date %s", vin, vin, u.cid,
+                   u.dealer, oid, date);
+        const char *model = crm_reply_field(o, "model");
+        if (model && *model)
+            crm_tx_cmd(tx, "HSET crm:veh:%s model %s", vin, model);
+        crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":vehicles %s", u.cid, vin);
+        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage owner", u.cid);
+        crm_msg_init(&ev, CRM_T_vehicle_delivered);
+        CRM_SET_STR(&ev, vehicle_delivered, order_id, oid);
+        CRM_SET_STR(&ev, vehicle_delivered, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, vehicle_delivered, customer_id, u.cid);
+        CRM_SET_STR(&ev, vehicle_delivered, vin, vin);
+        CRM_SET_STR(&ev, vehicle_delivered, date, date);
+        CRM_SET_BOOL(&ev, vehicle_delivered, late, late);
+    } else {
+        crm_tx_cmd(tx, "HSET crm:order:%s:%s promised_date %s delay_reason %s delayed_ms %s", u.dealer, oid, promised,
+                   reason, u.nows);
+        crm_tx_cmd(tx, "HINCRBY crm:order:%s:%s delays 1", u.dealer, oid);
+        crm_msg_init(&ev, CRM_T_delivery_delayed);
+        CRM_SET_STR(&ev, delivery_delayed, order_id, oid);
+        CRM_SET_STR(&ev, delivery_delayed, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, delivery_delayed, customer_id, u.cid);
+        CRM_SET_STR(&ev, delivery_delayed, promised_date, promised);
+        CRM_SET_STR(&ev, delivery_delayed, old_promised_date, old);
+        CRM_SET_STR(&ev, delivery_delayed, reason, reason);
+    }
+    s_emit(&u, &ev);
+    s_ok(&u, oid, u.cid);
+    crm_info("delivery.recorded", "dealer=%s customer=%s action=%s", u.dealer, u.cid, b->action);
+out:
+    free(oid), free(reason);
+    freeReplyObject(o);
+    s_end(&u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ service */
+
+static crm_handled_t s_on_service(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_service_record_t *b = &crm_req_msg(req)->body.service_record;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    char *wo = NULL, *work = NULL;
+    char date[CRM_NORM_DATE_SZ], vin[CRM_NORM_VIN_SZ] = "";
+    if (s_text(&u, "work_order", b->work_order, S_SHORT_MAX, true, &wo) != 0 ||
+        s_text(&u, "work", b->work, S_TEXT_MAX, false, &work) != 0 || s_date(&u, "date", b->date, true, date) < 0) {
+        rc = CRM_REFUSE;
+        goto out;
+    }
+    if (b->has.mileage && (b->mileage < 0 || b->mileage > 10000000)) {
+        rc = crm_req_fail(req, "mileage", "invalid", "0 to 10,000,000 km");
+        goto out;
+    }
+    if (b->has.amount_fen && (b->amount_fen < 0 || b->amount_fen > 100000000000LL)) {
+        rc = crm_req_fail(req, "amount_fen", "invalid", "fen, not negative");
+        goto out;
+    }
+    if (b->vin && *b->vin) {
+        crm_norm_code_t c = crm_norm_vin(b->vin, vin);
+        if (c != CRM_NORM_OK && c != CRM_NORM_BAD_CHECK) {
+            rc = crm_req_fail(req, "vin", "invalid", "a VIN of 17 characters");
+            goto out;
+        }
+    }
+    const char *cid = b->customer_id && *b->customer_id ? b->customer_id : NULL;
+    redisReply *owner = NULL;
+    if (!cid && vin[0]) {
+        if (!(owner = crm_store_cmd(u.store, "HGET crm:veh:%s customer_id", vin))) {
+            rc = crm_service_failed(svc);
+            goto out;
+        }
+        if (owner->type != REDIS_REPLY_STRING) {
+            freeReplyObject(owner);
+            rc = crm_req_fail(req, "vin", "unknown", "no car %s on file (send its customer file first, or the customer_id)", vin);
+            goto out;
+        }
+        cid = owner->str;
+    }
+    if (!cid) {
+        rc = crm_req_fail(req, "customer_id", "required", "the customer_id or a vin on file");
+        goto out;
+    }
+    rc = s_customer(&u, cid ? "customer_id" : "vin", cid, true);
+    freeReplyObject(owner);
+    if (rc != CRM_APPLIED)
+        goto out;
+    char km[24] = "", amt[24] = "";
+    if (b->has.mileage)
+        snprintf(km, sizeof km, "%lld", (long long) b->mileage);
+    if (b->has.amount_fen)
+        snprintf(amt, sizeof amt, "%lld", (long long) b->amount_fen);
+    crm_tx_cmd(tx, "XADD " CRM_KEY_CUST_FMT ":service * work_order %s dealer_id %s record_id %s vin %s date %s mileage %s "
+                   "work %s amount_fen %s",
+               u.cid, wo, u.dealer, u.record, vin, date, km, work ? work : "", amt);
+    if (vin[0]) {
+        crm_tx_cmd(tx, "HSET crm:veh:%s last_service_date %s", vin, date);
+        if (km[0])
+            crm_tx_cmd(tx, "HSET crm:veh:%s last_service_mileage %s", vin, km);
+    }
+    crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " last_service_date %s", u.cid, date);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_service_recorded);
+    CRM_SET_STR(&ev, service_recorded, customer_id, u.cid);
+    CRM_SET_STR(&ev, service_recorded, dealer_id, u.dealer);
+    CRM_SET_STR(&ev, service_recorded, work_order, wo);
+    CRM_SET_STR(&ev, service_recorded, vin, vin[0] ? vin : NULL);
+    CRM_SET_STR(&ev, service_recorded, date, date);
+    if (b->has.mileage)
+        CRM_SET_I64(&ev, service_recorded, mileage, b->mileage);
+    CRM_SET_STR(&ev, service_recorded, work, work);
+    if (b->has.amount_fen)
+        CRM_SET_I64(&ev, service_recorded, amount_fen, b->amount_fen);
+    s_emit(&u, &ev);
+    s_ok(&u, wo, u.cid);
+    crm_info("service.recorded", "dealer=%s customer=%s", u.dealer, u.cid);
+out:
+    free(wo), free(work);
+    s_end(&u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lost prospects */
+
+static const char *const s_lost_reasons[] = {"other_brand", "other_dealer", "no_budget", "unreachable",
+                                             "postponed",   "no_interest",  "other",     NULL};
+#define S_LOST_REASONS "other_brand, other_dealer, no_budget, unreachable, postponed, no_interest or other"
+
+static crm_handled_t s_on_lose(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_prospect_lose_t *b = &crm_req_msg(req)->body.prospect_lose;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    char *note = NULL;
+    if (s_one_of(&u, "reason", b->reason, s_lost_reasons, S_LOST_REASONS) != 0 ||
+        s_text(&u, "note", b->note, S_TEXT_MAX, !strcmp(b->reason, "other"), &note) != 0)
+        rc = CRM_REFUSE;
+    if (rc == CRM_APPLIED)
+        rc = s_customer(&u, "customer_id", b->customer_id, true);
+    if (rc == CRM_APPLIED)
+        rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL);
+    const char *stage = rc == CRM_APPLIED ? s_cust_field(&u, "stage") : NULL;
+    if (rc == CRM_APPLIED && stage && strcmp(stage, "prospect"))
+        rc = crm_req_fail(req, "customer_id", "closed", "%s is %s, not a prospect", u.cid,
+                          !strcmp(stage, "lost_pending") ? "waiting for a manager's decision already" : stage);
+    if (rc == CRM_APPLIED) {
+        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage lost_pending lost_reason %s lost_note %s lost_by %s "
+                       "lost_requested_ms %s",
+                   u.cid, b->reason, note ? note : "", b->consultant_id, u.nows);
+        crm_tx_cmd(tx, "SADD crm:dealer:%s:lost_pending %s", u.dealer, u.cid);
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_prospect_lost_requested);
+        CRM_SET_STR(&ev, prospect_lost_requested, customer_id, u.cid);
+        CRM_SET_STR(&ev, prospect_lost_requested, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, prospect_lost_requested, consultant_id, b->consultant_id);
+        CRM_SET_STR(&ev, prospect_lost_requested, reason, b->reason);
+        CRM_SET_STR(&ev, prospect_lost_requested, note, note);
+        s_emit(&u, &ev);
+        s_ok(&u, u.cid, u.cid);
+        crm_info("prospect.lost_requested", "dealer=%s customer=%s reason=%s", u.dealer, u.cid, b->reason);
+    }
+    free(note);
+    s_end(&u);
+    return rc;
+}
+
+static crm_handled_t s_on_decide(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_lost_decide_t *b = &crm_req_msg(req)->body.lost_decide;
+    static const char *const decisions[] = {"approved", "refused", NULL};
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    char *note = NULL;
+    if (s_one_of(&u, "decision", b->decision, decisions, "approved or refused") != 0 ||
+        s_text(&u, "note", b->note, S_TEXT_MAX, false, &note) != 0)
+        rc = CRM_REFUSE;
+    if (rc == CRM_APPLIED)
+        rc = s_customer(&u, "customer_id", b->customer_id, false);
+    if (rc == CRM_APPLIED)
+        rc = s_staff(&u, "manager_id", b->manager_id, S_MANAGER | S_DIRECTOR, NULL);
+    const char *stage = rc == CRM_APPLIED ? s_cust_field(&u, "stage") : NULL;
+    if (rc == CRM_APPLIED && (!stage || strcmp(stage, "lost_pending")))
+        rc = crm_req_fail(req, "customer_id", "closed", "%s is not waiting for a decision (%s)", u.cid,
+                          stage ? stage : "prospect");
+    if (rc == CRM_APPLIED) {
+        bool ok = !strcmp(b->decision, "approved");
+        crm_tx_cmd(tx, "SREM crm:dealer:%s:lost_pending %s", u.dealer, u.cid);
+        crm_msg_t ev;
+        if (ok) {
+            crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage lost lost_ms %s lost_approved_by %s", u.cid, u.nows,
+                       b->manager_id);
+            crm_tx_cmd(tx, "SADD crm:dealer:%s:lost %s", u.dealer, u.cid);
+            crm_msg_init(&ev, CRM_T_prospect_lost);
+            CRM_SET_STR(&ev, prospect_lost, customer_id, u.cid);
+            CRM_SET_STR(&ev, prospect_lost, dealer_id, u.dealer);
+            CRM_SET_STR(&ev, prospect_lost, consultant_id, s_cust_field(&u, "lost_by"));
+            CRM_SET_STR(&ev, prospect_lost, manager_id, b->manager_id);
+            CRM_SET_STR(&ev, prospect_lost, reason, crm_reply_field_or(u.cust, "lost_reason", "other"));
+        } else {
+            crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect lost_refused_by %s lost_refused_ms %s", u.cid,
+                       b->manager_id, u.nows);
+            crm_msg_init(&ev, CRM_T_prospect_lost_refused);
+            CRM_SET_STR(&ev, prospect_lost_refused, customer_id, u.cid);
+            CRM_SET_STR(&ev, prospect_lost_refused, dealer_id, u.dealer);
+            CRM_SET_STR(&ev, prospect_lost_refused, manager_id, b->manager_id);
+            CRM_SET_STR(&ev, prospect_lost_refused, note, note);
+        }
+        s_emit(&u, &ev);
+        s_ok(&u, u.cid, u.cid);
+        crm_info("prospect.lost_decided", "dealer=%s customer=%s decision=%s", u.dealer, u.cid, b->decision);
+    }
+    free(note);
+    s_end(&u);
+    return rc;
+}
+
+/* prospect.reactivate (control endpoint only): the carmaker gives a lost
+   prospect to a dealer, which gets it on its own stream. */
+static crm_handled_t s_on_reactivate(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_prospect_reactivate_t *b = &crm_req_msg(req)->body.prospect_reactivate;
+    s_up_t u;
+    memset(&u, 0, sizeof u);
+    u.svc = svc, u.req = req, u.tx = tx, u.store = crm_service_store(svc);
+    u.now = crm_now_ms();
+    snprintf(u.nows, sizeof u.nows, "%lld", (long long) u.now);
+    if (!crm_id_valid(CRM_ID_NAME, b->dealer_id))
+        return crm_req_fail(req, "dealer_id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    snprintf(u.dealer, sizeof u.dealer, "%s", b->dealer_id);
+    char *reason = NULL;
+    if (s_text(&u, "reason", b->reason, S_TEXT_MAX, false, &reason) != 0)
+        return CRM_REFUSE;
+    redisReply *d = crm_store_cmd(u.store, "HGET " CRM_KEY_DEALER_FMT " state", u.dealer);
+    crm_handled_t rc = CRM_APPLIED;
+    if (!d)
+        rc = crm_service_failed(svc);
+    else if (d->type != REDIS_REPLY_STRING)
+        rc = crm_req_fail(req, "dealer_id", "unknown", "no dealer %s", u.dealer);
+    else if (strcmp(d->str, "active"))
+        rc = crm_req_fail(req, "dealer_id", "closed", "dealer %s is %s", u.dealer, d->str);
+    freeReplyObject(d);
+    /* Read as the carmaker: any dealer's customer. */
+    if (rc == CRM_APPLIED)
+        rc = s_read_customer(&u, "customer_id", b->customer_id);
+    const char *stage = rc == CRM_APPLIED ? s_cust_field(&u, "stage") : NULL;
+    if (rc == CRM_APPLIED && (!stage || strcmp(stage, "lost")))
+        rc = crm_req_fail(req, "customer_id", "closed", "%s is not a lost prospect (%s)", u.cid, stage ? stage : "prospect");
+    if (rc == CRM_APPLIED) {
+        const char *old = s_cust_field(&u, "dealer_id");
+        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect reactivated_ms %s", u.cid, u.nows);
+        if (old) {
+            crm_tx_cmd(tx, "SREM crm:dealer:%s:lost %s", old, u.cid);
+            crm_tx_cmd(tx, "SREM crm:dealer:%s:lost_pending %s", old, u.cid);
+        }
+        s_owner(tx, u.cid, u.dealer, NULL, old, s_cust_field(&u, "consultant_id"), "reactivated");
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_prospect_reactivated);
+        CRM_SET_STR(&ev, prospect_reactivated, customer_id, u.cid);
+        CRM_SET_STR(&ev, prospect_reactivated, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, prospect_reactivated, old_dealer_id, old);
+        CRM_SET_STR(&ev, prospect_reactivated, reason, reason);
+        crm_tx_emit(tx, &ev);
+        crm_msg_clear(&ev);
+        /* On the dealer's own stream, numbered with its dispatches. */
+        crm_msg_init(&ev, CRM_T_dealer_assigned);
+        snprintf(ev.stream, sizeof ev.stream, "dealer.%s", u.dealer);
+        CRM_SET_STR(&ev, dealer_assigned, customer_id, u.cid);
+        CRM_SET_STR(&ev, dealer_assigned, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, dealer_assigned, customer_name, s_cust_field(&u, "name"));
+        const char *mobile = s_cust_field(&u, "mobile");
+        char masked[32];
+        if (mobile && dispatch_config.mask_contacts)
+            mobile = crm_mask_phone(mobile, masked, sizeof masked);
+        CRM_SET_STR(&ev, dealer_assigned, mobile, mobile);
+        const char *phone = s_cust_field(&u, "usual_phone");
+        if (!phone)
+            phone = s_cust_field(&u, "home_phone");
+        if (!phone)
+            phone = s_cust_field(&u, "office_phone");
+        if (phone && !dispatch_config.mask_contacts)
+            CRM_SET_STR(&ev, dealer_assigned, phone, phone);
+        CRM_SET_STR(&ev, dealer_assigned, grade, s_cust_field(&u, "grade"));
+        CRM_SET_STR(&ev, dealer_assigned, reason, "reactivated");
+        CRM_SET_STR(&ev, dealer_assigned, reason_text,
+                    "a prospect another dealer gave up, reactivated by the carmaker: contact it and follow up");
+        crm_tx_emit(tx, &ev);
+        crm_msg_clear(&ev);
+        s_ok(&u, u.cid, u.cid);
+        crm_info("prospect.reactivated", "customer=%s dealer=%s old_dealer=%s", u.cid, u.dealer, old ? old : "-");
+    }
+    free(reason);
+    s_end(&u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ the tables */
+
+#define S_ROWS(KEY)                                                                                \
+    {"customer.file", s_on_file, CRM_REQ_WRITE, KEY, "customer.file", UPLINK_KEEP_OPT, NULL},      \
+        {"customer.assign", s_on_assign, CRM_REQ_WRITE, KEY, "customer.assign", UPLINK_KEEP_OPT, NULL}, \
+        {"followup.record", s_on_followup, CRM_REQ_WRITE, KEY, "followup.record", UPLINK_KEEP_OPT, NULL}, \
+        {"order.record", s_on_order, CRM_REQ_WRITE, KEY, "order.record", UPLINK_KEEP_OPT, NULL},   \
+        {"delivery.record", s_on_delivery, CRM_REQ_WRITE, KEY, "delivery.record", UPLINK_KEEP_OPT, NULL}, \
+        {"service.record", s_on_service, CRM_REQ_WRITE, KEY, "service.record", UPLINK_KEEP_OPT, NULL}, \
+        {"prospect.lose", s_on_lose, CRM_REQ_WRITE, KEY, "prospect.lose", UPLINK_KEEP_OPT, NULL},  \
+        {"lost.decide", s_on_decide, CRM_REQ_WRITE, KEY, "lost.decide", UPLINK_KEEP_OPT, NULL},    \
+        {"staff.add", s_on_staff_add, CRM_REQ_WRITE, KEY, "staff.add", UPLINK_KEEP_OPT, NULL},     \
+        {"staff.update", s_on_staff_update, CRM_REQ_WRITE, KEY, "staff.update", UPLINK_KEEP_OPT, NULL}, \
+        {"staff.leave", s_on_staff_leave, CRM_REQ_WRITE, KEY, "staff.leave", UPLINK_KEEP_OPT, NULL}
+
+const crm_request_t uplink_gateway_rows[] = {
+    S_ROWS(s_key_gateway),
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
+
+const crm_request_t uplink_control_rows[] = {
+    S_ROWS(s_key_control),
+    {"prospect.reactivate", s_on_reactivate, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+};
