@@ -1563,7 +1563,9 @@ static void test_a_dealer_writing_another_dealers_customer_gets_not_yours(void *
     s_upsend(f, 0, "followup", file, f->out, 1);
     assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
     snprintf(text, sizeof text,
-             "{\"record_id\":\"ord-1\",\"order_id\":\"O1\",\"action\":\"placed\",\"customer_id\":\"%s\"}", c);
+             "{\"record_id\":\"ord-1\",\"order_id\":\"O1\",\"action\":\"placed\",\"customer_id\":\"%s\","
+             "\"model\":\"M7\",\"promised_date\":\"2026-12-20\"}",
+             c);
     s_file(f, "ord.json", text, file, sizeof file);
     s_upsend(f, 0, "order", file, f->out, 1);
     assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
