@@ -1031,7 +1031,8 @@ static void test_a_damaged_state_file_is_refused_with_1_and_left_as_it_is(void *
 /* Writes `text` to <dir>/<name>; its path in `out`. */
 static void s_file(fx_t *f, const char *name, const char *text, char *out, size_t size)
 {
-    snprintf(out, size, "%s/%s", f->fake ? f->dir : f->sys.redis.dir, name);
+    if (snprintf(out, size, "%s/%s", f->fake ? f->dir : f->sys.redis.dir, name) >= (int) size)
+        fail_msg("s_file: %s: path too long", name);
     s_write_file(out, text, strlen(text));
 }
 
@@ -1477,7 +1478,7 @@ static void test_uplink_records_become_their_events_and_a_resend_changes_nothing
     s_file(f, "delivery.jsonl",
            "{\"record_id\":\"del-1\",\"order_id\":\"O1\",\"action\":\"delayed\",\"promised_date\":\"2026-11-30\","
            "\"reason\":\"运输延误\"}\n"
-           "{\"record_id\":\"del-2\",\"order_id\":\"O1\",\"action\":\"delivered\",\"vin\":\"LSVAU2180N2183294\","
+           "{\"record_id\":\"del-2\",\"order_id\":\"O1\",\"action\":\"delivered\",\"vin\":\"LSVAU2186N2183292\","
            "\"date\":\"2026-11-20\"}\n",
            files[4], sizeof files[4]);
     s_upsend(f, 0, kinds[4], files[4], outs[4], 0);
@@ -1485,7 +1486,7 @@ static void test_uplink_records_become_their_events_and_a_resend_changes_nothing
     assert_int_equal(s_events(f, "order", "vehicle.delivered"), 1);
     assert_string_equal(s_hget(f, "crm:order:D1:O1", "state"), "delivered");
     snprintf(text, sizeof text,
-             "{\"record_id\":\"svc-1\",\"work_order\":\"W1\",\"customer_id\":\"%s\",\"vin\":\"LSVAU2180N2183294\","
+             "{\"record_id\":\"svc-1\",\"work_order\":\"W1\",\"customer_id\":\"%s\",\"vin\":\"LSVAU2186N2183292\","
              "\"date\":\"2026-11-20\",\"mileage\":5000,\"work\":\"首保\",\"amount_fen\":35000}",
              c);
     s_file(f, "service.json", text, files[5], sizeof files[5]);
@@ -1673,6 +1674,105 @@ static void test_the_python_clients_message_tables_are_those_of_messages_def(voi
     free(got);
 }
 
+/* Replaces every `from` in `text` (in place, same length or shorter) by `to`. */
+static void s_replace(char *text, size_t size, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    for (char *p = strstr(text, from); p; p = strstr(p + tl, from)) {
+        size_t rest = strlen(p + fl);
+        if (tl > fl && strlen(text) + tl - fl >= size)
+            fail_msg("s_replace: no room");
+        memmove(p + tl, p + fl, rest + 1);
+        memcpy(p, to, tl);
+    }
+}
+
+/* DEALERS.md, Part 3, section U7: the first ```json block of each record's
+   section is sent as it is written there (customer ids replaced by those
+   the store gives), in the document's order, and every record is stored. */
+static void test_every_example_of_dealers_md_part_3_is_stored(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_set_clock(&f->sys, 1796097600000LL); /* 2026-12-01 12:00 China time */
+    static const struct {
+        const char *type, *kind;
+    } kinds[] = {{"staff.add", "staff-add"},         {"staff.update", "staff-update"},
+                 {"staff.leave", "staff-leave"},     {"customer.file", "customer"},
+                 {"customer.assign", "assign"},      {"followup.record", "followup"},
+                 {"order.record", "order"},          {"delivery.record", "delivery"},
+                 {"service.record", "service"},      {"prospect.lose", "lost"},
+                 {"lost.decide", "lost-decide"}};
+    char path[400];
+    snprintf(path, sizeof path, "%s/tools/DEALERS.md", CRM_SOURCE_DIR);
+    char *doc = crm_h_slurp(path);
+    assert_non_null(doc);
+    char c1[64] = "", c2[64] = "";
+    int sent = 0;
+    for (const char *h = strstr(doc, "\n### U7."); h; h = strstr(h + 1, "\n### U7.")) {
+        const char *t = strchr(h + 8, ' ');
+        assert_non_null(t);
+        t++;
+        size_t tl = strcspn(t, ":");
+        const char *kind = NULL;
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (strlen(kinds[i].type) == tl && !strncmp(t, kinds[i].type, tl))
+                kind = kinds[i].kind;
+        if (!kind)
+            fail_msg("DEALERS.md: a section U7 for %.*s", (int) tl, t);
+        const char *b = strstr(h, "```json\n");
+        const char *next = strstr(h + 1, "\n### ");
+        if (!b || (next && b > next))
+            fail_msg("DEALERS.md: no example for %s", kind);
+        b += 8;
+        const char *e = strstr(b, "```");
+        assert_non_null(e);
+        static char text[8192];
+        snprintf(text, sizeof text, "%.*s", (int) (e - b), b);
+        if (c1[0])
+            s_replace(text, sizeof text, "C1207", c1);
+        if (c2[0])
+            s_replace(text, sizeof text, "C1208", c2);
+        char file[300], out[300], name[64];
+        snprintf(name, sizeof name, "example-%d.json", sent + 1);
+        s_file(f, name, text, file, sizeof file);
+        snprintf(name, sizeof name, "example-%d.out", sent + 1);
+        crm_h_path(&f->sys.redis, name, out, sizeof out);
+        s_upsend(f, 0, kind, file, out, 0);
+        if (getenv("CRM_TEST_SHOW")) {
+            char *o = crm_h_slurp(out);
+            print_message("%s:\n%s", kind, o ? o : "");
+            free(o);
+        }
+        if (!strcmp(kind, "customer")) {
+            s_json_value(out, "customer_id", c1, sizeof c1);
+            char *o = crm_h_slurp(out);
+            const char *second = o ? strchr(o, '\n') : NULL;
+            assert_non_null(second);
+            const char *cid = strstr(second, "\"customer_id\":\"");
+            assert_non_null(cid);
+            snprintf(c2, sizeof c2, "%.*s", (int) strcspn(cid + 15, "\""), cid + 15);
+            free(o);
+        }
+        sent++;
+    }
+    assert_int_equal(sent, 11);
+    free(doc);
+    /* what they made */
+    char key[128];
+    snprintf(key, sizeof key, "crm:cust:{%s}", c2);
+    assert_string_equal(s_hget(f, key, "stage"), "lost");
+    assert_string_equal(s_hget(f, key, "consultant_id"), "S14");
+    snprintf(key, sizeof key, "crm:cust:{%s}", c1);
+    assert_string_equal(s_hget(f, key, "stage"), "owner");
+    assert_string_equal(s_hget(f, "crm:order:D1:5531", "state"), "delivered");
+    assert_string_equal(s_hget(f, "crm:order:D1:5532", "state"), "cancelled");
+    assert_string_equal(s_hget(f, "crm:dealer:D1:staff:S13", "state"), "left");
+    assert_string_equal(s_hget(f, "crm:dealer:D1:staff:S12", "manager_id"), "M09");
+    assert_int_equal(s_events(f, "order", "vehicle.delivered"), 1);
+    assert_int_equal(s_events(f, "service", "service.recorded"), 1);
+    assert_int_equal(s_events(f, "followup", "prospect.lost"), 1);
+}
+
 /* The same case for both clients, told apart in cmocka's output: against
    the fake gateway (BOTH), against the real one (REAL). */
 #define BOTH(fn)                                                                   \
@@ -1708,6 +1808,7 @@ int main(int argc, char **argv)
         REAL(test_uplink_records_become_their_events_and_a_resend_changes_nothing),
         REAL(test_a_revoked_dealer_cannot_write),
         REAL(test_a_dealer_writing_another_dealers_customer_gets_not_yours),
+        REAL(test_every_example_of_dealers_md_part_3_is_stored),
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };
