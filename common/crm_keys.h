@@ -71,8 +71,9 @@
  *                          last_service_mileage
  *  crm:cust:{<C>}:followups  stream; followup_id, dealer_id, record_id, consultant_id, at, result,
  *                          content, feedback, grade, expected_purchase_date, next_at, next_content
- *  crm:cust:{<C>}:orders   set; "<D>:<order id>"
- *  crm:order:<D>:<order id>  hash; order_id, dealer_id, customer_id, model, price, promised_date,
+ *  crm:cust:{<C>}:orders   set; "<D>:<O>", O the first 32 hex digits of the SHA-256 of the
+ *                          dealer's order number (any characters, so never in a key as it is)
+ *  crm:order:<D>:<O>       hash; order_id, dealer_id, customer_id, model, price, promised_date,
  *                          first_promised_date, state (placed | cancelled | delivered), consultant_id,
  *                          placed_ms, record_id, delays, delay_reason, reason, vin, delivered_date
  *  crm:cust:{<C>}:service  stream; work_order, dealer_id, record_id, vin, date, mileage, work, amount_fen

@@ -36,7 +36,26 @@ static const char *s_summary =
     "  source cert ID --out FILE | source revoke ID   the same for lead sources (when crm-intake\n"
     "                              runs with CRM_INTAKE_CERT_DIR)\n"
     "  regions show | load FILE    the carmaker's sales regions (region = provinces)\n"
-    "  testdrive list [--dealer D] [--status S] | show ID\n\n"
+    "  testdrive list [--dealer D] [--status S] | show ID\n"
+    "  staff add ID --dealer D --role consultant|manager|director --name NAME [--manager M]\n"
+    "  staff update ID --dealer D [--role R] [--name N] [--manager M|'']\n"
+    "  staff leave ID --dealer D [--reason TEXT] | list --dealer D | show ID --dealer D\n"
+    "  followup record C --consultant S --result R --content TEXT [--feedback TEXT] [--grade H|A|B|C]\n"
+    "                  [--expected-date YYYY-MM-DD] [--next \"YYYY-MM-DD HH:MM\" --next-content TEXT]\n"
+    "                  [--at \"YYYY-MM-DD HH:MM\"]   (times China time)\n"
+    "  order record C --order O (--placed --model M --price YUAN --promised YYYY-MM-DD\n"
+    "                  | --cancelled [--reason R])\n"
+    "  delivery record O --dealer D (--delivered --vin V --date YYYY-MM-DD\n"
+    "                  | --delayed --promised YYYY-MM-DD --reason R)\n"
+    "  service record (--customer C | --vin V) --work-order W --date YYYY-MM-DD [--mileage KM]\n"
+    "                  [--work TEXT] [--amount YUAN.FEN]\n"
+    "  customer assign C --consultant S [--reason R]\n"
+    "  lost request C --consultant S --reason R [--note N]   a prospect given up, pending until\n"
+    "  lost approve|refuse C --manager M [--note N]          a manager or director decides\n"
+    "  lost reactivate C --to-dealer D [--reason R]          the carmaker gives it to a dealer\n"
+    "  lost list [--dealer D]      prospects pending approval and lost ones\n"
+    "                              These ask crm-dispatcher for dealer --dealer D; where a customer\n"
+    "                              is named, --dealer defaults to its owning dealer (crm:cust dealer_id)\n\n"
     "Every command that changes something asks the service that owns it (crm-intake,\n"
     "crm-dispatcher ...) on its control endpoint; the others read Redis to show things.\n\n"
     "Exit codes: 0 success (lead accepted, also when a resend returns the first answer),\n"
@@ -302,6 +321,43 @@ int64_t crmctl_i64(crmctl_t *ctl, const char *opt)
     return v ? atoll(v) : 0;
 }
 
+/* order record --placed, delivery record --delayed, ...: flags without a
+   value, which crm_config does not have, become --action=<word> here.
+   Only an argument in a flag's place counts (not the value of --content);
+   two of them are a mistake. 0, or -1 after a message. */
+static int s_action_flags(const crm_opt_t *opts, int argc, char **argv)
+{
+    static char words[][20] = {"--action=placed", "--action=cancelled", "--action=delivered",
+                               "--action=delayed"};
+    const char *given = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        const char *a = argv[i];
+        if (!strncmp(a, "--action=", 9))
+            given = given ? given : a;
+        if (strncmp(a, "--", 2) || strchr(a, '='))
+            continue;
+        bool takes_value = false;
+        for (const crm_opt_t *o = opts; o->name; o++)
+            takes_value |= !strcmp(o->name, a + 2);
+        if (takes_value) {
+            if (!strcmp(a, "--action"))
+                given = given ? given : a;
+            i++;
+            continue;
+        }
+        for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+            if (!strcmp(a + 2, words[w] + 9)) {
+                if (given) {
+                    fprintf(stderr, "crmctl: %s and %s: say one of them\n", given, a);
+                    return -1;
+                }
+                given = a;
+                argv[i] = words[w];
+            }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     crm_opt_t opts[] = {
@@ -322,14 +378,46 @@ int main(int argc, char **argv)
         {"source", NULL, NULL, "lead import: the source (default: the file name)", NULL},
         {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
         {"id-number", NULL, NULL, "customer find: by ID number", NULL},
-        {"name", NULL, NULL, "customer find: by name; dealer add|update: the dealer's name", NULL},
+        {"name", NULL, NULL, "customer find: by name; dealer add|update: the dealer's name; staff add|update: the person's", NULL},
         {"region", NULL, NULL, "dealer add|update: sales region (crmctl regions show; default: the province's)", NULL},
         {"province", NULL, NULL, "dealer add|update: province", NULL},
         {"city", NULL, NULL, "dealer add|update: city", NULL},
         {"address", NULL, NULL, "dealer add|update: address", NULL},
         {"capacity", NULL, NULL,
          "dealer add|update: test drives per day (0: no limit; default: crm-dispatcher's CRM_DEFAULT_CAPACITY)", NULL},
-        {"dealer", NULL, NULL, "testdrive list: only this dealer's", NULL},
+        {"dealer", NULL, NULL,
+         "testdrive|lost list: only this dealer's; staff, followup, order, delivery, service, customer assign, "
+         "lost: the dealer crmctl acts for (default, where a customer is named: its owning dealer)", NULL},
+        {"role", NULL, NULL, "staff add|update: consultant, manager or director", NULL},
+        {"manager", NULL, NULL, "staff add|update: the manager a consultant reports to; lost approve|refuse: who decides", NULL},
+        {"consultant", NULL, NULL, "followup|order record, customer assign, lost request: the consultant", NULL},
+        {"reason", NULL, NULL, "staff leave, order|delivery record, customer assign, lost request|reactivate: why", NULL},
+        {"note", NULL, NULL, "lost request|approve|refuse: the note", NULL},
+        {"result", NULL, NULL,
+         "followup record: answered, no_answer, visit, test_drive, quote, order, message or other", NULL},
+        {"content", NULL, NULL, "followup record: what was said or done", NULL},
+        {"feedback", NULL, NULL, "followup record: the customer's feedback", NULL},
+        {"grade", NULL, NULL, "followup record: intent grade H, A, B or C", NULL},
+        {"expected-date", NULL, NULL, "followup record: expected purchase date YYYY-MM-DD", NULL},
+        {"next", NULL, NULL, "followup record: the next activity, \"YYYY-MM-DD HH:MM\" China time", NULL},
+        {"next-content", NULL, NULL, "followup record: what the next activity is", NULL},
+        {"at", NULL, NULL, "followup record: when the contact was, \"YYYY-MM-DD HH:MM\" China time (default: now)",
+         NULL},
+        {"action", NULL, NULL,
+         "order record: placed|cancelled, delivery record: delivered|delayed (or --placed, --cancelled, "
+         "--delivered, --delayed)", NULL},
+        {"order", NULL, NULL, "order record: the dealer's order number", NULL},
+        {"model", NULL, NULL, "order record --placed: the model", NULL},
+        {"price", NULL, NULL, "order record --placed: the price in yuan", NULL},
+        {"promised", NULL, NULL, "order record --placed, delivery record --delayed: delivery date promised", NULL},
+        {"vin", NULL, NULL, "delivery record --delivered, service record: the car's VIN", NULL},
+        {"date", NULL, NULL, "delivery record --delivered, service record: YYYY-MM-DD", NULL},
+        {"customer", NULL, NULL, "service record: the customer (or --vin)", NULL},
+        {"work-order", NULL, NULL, "service record: the work-order number", NULL},
+        {"mileage", NULL, NULL, "service record: km", NULL},
+        {"work", NULL, NULL, "service record: work done", NULL},
+        {"amount", NULL, NULL, "service record: amount paid, yuan with up to two decimals", NULL},
+        {"to-dealer", NULL, NULL, "lost reactivate: the dealer that takes the prospect over", NULL},
         {"out", NULL, NULL, "dealer|source cert: file for the secret certificate", NULL},
         {"status", NULL, NULL, "testdrive list: only in this status", NULL},
         {"from", NULL, "1", "events: first sequence number", NULL},
@@ -337,6 +425,8 @@ int main(int argc, char **argv)
         CRM_OPT_END,
     };
     int npos = 0;
+    if (s_action_flags(opts, argc, argv) != 0)
+        return 2;
     int rc = crm_config_parse(opts, argc, argv, "crmctl", s_summary, &npos);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
@@ -369,6 +459,11 @@ int main(int argc, char **argv)
         rc = crmctl_regions(&ctl);
     else if (!strcmp(cmd, "rejects"))
         rc = crmctl_rejects(&ctl);
+    else if (!strcmp(cmd, "staff"))
+        rc = crmctl_staff(&ctl);
+    else if (!strcmp(cmd, "followup") || !strcmp(cmd, "order") || !strcmp(cmd, "delivery") ||
+             !strcmp(cmd, "service") || !strcmp(cmd, "lost"))
+        rc = crmctl_uplink(&ctl);
     else if (!strcmp(cmd, "source")) {
         const char *sub = npos > 1 ? argv[2] : "", *id = npos > 2 ? argv[3] : NULL;
         if (id && !strcmp(sub, "cert"))

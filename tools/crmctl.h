@@ -56,6 +56,11 @@ int crmctl_dealer(crmctl_t *ctl);     /* dealer add | update | list | show | sus
 int crmctl_testdrive(crmctl_t *ctl);  /* testdrive list | show */
 int crmctl_regions(crmctl_t *ctl);    /* regions show | load FILE */
 int crmctl_rejects(crmctl_t *ctl);    /* rejects [list] | show ID | retry ID */
+/* The dealer uplink's requests (tools/crmctl_uplink.c): followup|order|
+   delivery|service record, customer assign, lost request|approve|refuse|
+   reactivate|list, staff add|update|leave; argv[0] and argv[1] name it. */
+int crmctl_uplink(crmctl_t *ctl);
+int crmctl_staff(crmctl_t *ctl); /* staff add | update | leave | list | show */
 /* CURVE certificates of dealers (service "dispatcher", kind "dealer-id")
    and lead sources ("intake", "source-id"), tools/crmctl_cert.c: the key
    pair is made here and the secret written to `out_secret_file` (0600);

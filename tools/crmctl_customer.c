@@ -6,82 +6,261 @@
 #include "crm_norm.h"
 #include "crmctl.h"
 
-static void s_when(const char *ms, char *out, size_t size)
+static const char *s_or(const redisReply *h, const char *field)
 {
-    if (!ms) {
-        snprintf(out, size, "-");
-        return;
-    }
-    crm_format_cst(atoll(ms), out, size);
+    const char *v = crm_reply_field(h, field);
+    return v && *v ? v : "-";
 }
 
-static int s_show(crm_store_t *store, const char *cid)
+/* "2026-12-05 10:00 CST" from a field holding ms, "-" without. */
+static const char *s_time(const redisReply *h, const char *field, char *out, size_t size)
 {
-    redisReply *c = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT, cid);
-    if (!c)
-        return CRMCTL_REDIS;
-    if (c->elements == 0) {
-        fprintf(stderr, "crmctl: no customer %s\n", cid);
-        freeReplyObject(c);
-        return CRMCTL_NO;
-    }
-    char when[40], when2[40];
-    s_when(crm_reply_field(c, "created_ms"), when, sizeof when);
-    s_when(crm_reply_field(c, "updated_ms"), when2, sizeof when2);
-    printf("customer %s   first seen %s via %s   updated %s\n", cid, when,
-           crm_reply_field(c, "first_channel") ? crm_reply_field(c, "first_channel") : "-", when2);
+    const char *v = crm_reply_field(h, field);
+    if (v && *v)
+        crm_format_cst(atoll(v), out, size);
+    else
+        snprintf(out, size, "-");
+    return out;
+}
+
+static void s_record(const redisReply *c, const redisReply *dealer_name,
+                     const redisReply *consultant_name)
+{
+    const char *dealer = crm_reply_field(c, "dealer_id"),
+               *cons = crm_reply_field(c, "consultant_id");
+    printf("  owner         dealer %s", dealer && *dealer ? dealer : "- (none yet)");
+    if (dealer_name && dealer_name->type == REDIS_REPLY_STRING)
+        printf(" (%s)", dealer_name->str);
+    printf(", consultant %s", cons && *cons ? cons : "-");
+    if (consultant_name && consultant_name->type == REDIS_REPLY_STRING)
+        printf(" (%s)", consultant_name->str);
+    printf("\n  stage         %s", s_or(c, "stage"));
+    static const char *const flags[][2] = {{"fleet", "fleet"},
+                                           {"vip", "VIP"},
+                                           {"difficult", "difficult"}};
+    int nflags = 0;
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+        if (!strcmp(crm_reply_field_or(c, flags[i][0], ""), "1"))
+            printf("%s%s", nflags++ ? ", " : "   flags ", flags[i][1]);
+    printf("   grade %s, expected purchase %s\n", s_or(c, "grade"),
+           s_or(c, "expected_purchase_date"));
+    const char *stage = crm_reply_field_or(c, "stage", "");
+    if (!strcmp(stage, "lost") || !strcmp(stage, "lost_pending"))
+        printf("  lost          %s%s%s\n", s_or(c, "lost_reason"),
+               *crm_reply_field_or(c, "lost_note", "") ? ": " : "",
+               crm_reply_field_or(c, "lost_note", ""));
     for (int i = 0; i < CRM_CF_COUNT; i++) {
         const char *v = crm_reply_field(c, crm_cf_name((crm_cf_t) i));
         if (v)
             printf("  %-13s %s\n", crm_cf_name((crm_cf_t) i), v);
     }
-    freeReplyObject(c);
+    if (crm_reply_field(c, "remark"))
+        printf("  %-13s %s\n", "remark", crm_reply_field(c, "remark"));
+}
 
-    redisReply *f = crm_store_cmd(store, "HGETALL " CRM_KEY_CUST_FMT ":findings", cid);
-    if (f && f->elements) {
-        printf("findings:\n");
-        for (size_t i = 0; i + 1 < f->elements; i += 2)
-            printf("  %-28s %s\n", f->element[i]->str, f->element[i + 1]->str);
+static void s_vehicle(const char *vin, const redisReply *v)
+{
+    char extra[64] = "";
+    const char *km = crm_reply_field(v, "first_service_mileage");
+    if (km && *km)
+        snprintf(extra, sizeof extra, " at %s km", km);
+    printf("  %-17s %s %s %s, plate %s (%s), engine %s\n", vin, s_or(v, "model"), s_or(v, "colour"),
+           s_or(v, "transmission"), s_or(v, "plate"), s_or(v, "plate_date"),
+           s_or(v, "engine_number"));
+    printf("  %-17s sold %s, delivered %s (order %s), first service %s%s\n", "",
+           s_or(v, "sale_date"), s_or(v, "delivered_date"), s_or(v, "order_id"),
+           s_or(v, "first_service_date"), extra);
+}
+
+static void s_order(const char *member, const redisReply *o)
+{
+    char placed[40], shown[300];
+    /* the member names the key (the order number's digest): show the
+       dealer and its own order number */
+    const char *colon = strchr(member, ':');
+    snprintf(shown, sizeof shown, "%.*s:%s", colon ? (int) (colon - member) : 0, member, s_or(o, "order_id"));
+    printf("  %-16s %-9s placed %s by %s: %s, %s yuan, promised %s", shown, s_or(o, "state"),
+           s_time(o, "placed_ms", placed, sizeof placed), s_or(o, "consultant_id"),
+           s_or(o, "model"), s_or(o, "price"), s_or(o, "promised_date"));
+    const char *first = crm_reply_field(o, "first_promised_date"),
+               *now = crm_reply_field(o, "promised_date");
+    if (first && now && strcmp(first, now))
+        printf(" (first promised %s, delays %s)", first, s_or(o, "delays"));
+    if (crm_reply_field(o, "delivered_date"))
+        printf(", delivered %s vin %s", s_or(o, "delivered_date"), s_or(o, "vin"));
+    if (*crm_reply_field_or(o, "reason", ""))
+        printf(", reason: %s", crm_reply_field(o, "reason"));
+    printf("\n");
+}
+
+/* Follow-ups, oldest first, so the newest is last and its next activity
+   is the one planned now. */
+static void s_followups(const redisReply *f)
+{
+    printf("follow-ups (oldest first):\n");
+    const redisReply *last = NULL;
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i < f->elements; i++) {
+        const redisReply *kv = f->element[i]->element[1];
+        char at[40], next[40];
+        printf("  %s  %-8s %s by %s at %s: %s\n", s_time(kv, "at", at, sizeof at),
+               s_or(kv, "followup_id"), s_or(kv, "result"), s_or(kv, "consultant_id"),
+               s_or(kv, "dealer_id"), s_or(kv, "content"));
+        if (*crm_reply_field_or(kv, "feedback", ""))
+            printf("  %21s feedback: %s\n", "", crm_reply_field(kv, "feedback"));
+        if (*crm_reply_field_or(kv, "grade", "") ||
+            *crm_reply_field_or(kv, "expected_purchase_date", ""))
+            printf("  %21s grade %s, expected purchase %s\n", "", s_or(kv, "grade"),
+                   s_or(kv, "expected_purchase_date"));
+        if (*crm_reply_field_or(kv, "next_at", ""))
+            printf("  %21s next %s: %s\n", "", s_time(kv, "next_at", next, sizeof next),
+                   s_or(kv, "next_content"));
+        last = kv;
     }
-    freeReplyObject(f);
+    char next[40];
+    if (last && *crm_reply_field_or(last, "next_at", ""))
+        printf("  next activity: %s %s\n", s_time(last, "next_at", next, sizeof next),
+               s_or(last, "next_content"));
+}
 
-    redisReply *l = crm_store_cmd(store, "LRANGE " CRM_KEY_CUST_FMT ":leads 0 -1", cid);
-    printf("leads:\n");
-    for (size_t i = 0; l && i < l->elements; i++) {
-        redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_LEAD_FMT, l->element[i]->str);
-        s_when(crm_reply_field(h, "created_ms"), when, sizeof when);
-        const char *td = crm_reply_field(h, "testdrive_at");
-        if (td)
-            s_when(td, when2, sizeof when2);
-        printf("  %-8s %s  %-9s %-18s model=%s grade=%s dealer=%s%s%s  [%s]\n", l->element[i]->str,
-               when, crm_reply_field(h, "channel") ? crm_reply_field(h, "channel") : "-",
-               crm_reply_field(h, "source") ? crm_reply_field(h, "source") : "-",
-               crm_reply_field(h, "model") ? crm_reply_field(h, "model") : "-",
-               crm_reply_field(h, "intent_grade") ? crm_reply_field(h, "intent_grade") : "-",
-               crm_reply_field(h, "dealer_id") ? crm_reply_field(h, "dealer_id") : "-", td ? " test drive " : "",
-               td ? when2 : "", crm_reply_field(h, "submission_id") ? crm_reply_field(h, "submission_id") : "");
-        freeReplyObject(h);
+static void s_service(const redisReply *sv)
+{
+    printf("service history:\n");
+    for (size_t i = 0; sv && sv->type == REDIS_REPLY_ARRAY && i < sv->elements; i++) {
+        const redisReply *kv = sv->element[i]->element[1];
+        char amount[40] = "-";
+        const char *fen = crm_reply_field(kv, "amount_fen");
+        if (fen && *fen) {
+            long long n = atoll(fen);
+            snprintf(amount, sizeof amount, "%s%lld.%02lld yuan", n < 0 ? "-" : "", llabs(n) / 100,
+                     llabs(n) % 100);
+        }
+        printf("  %s  work order %s at %s, vin %s, %s km, %s: %s\n", s_or(kv, "date"),
+               s_or(kv, "work_order"), s_or(kv, "dealer_id"), s_or(kv, "vin"), s_or(kv, "mileage"),
+               amount, s_or(kv, "work"));
     }
-    freeReplyObject(l);
+}
 
-    redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_CUST_FMT ":history - +", cid);
+static bool s_meta_field(const char *name)
+{
+    static const char *const meta[] = {"channel", "lead", "record", "ts", NULL};
+    for (const char *const *m = meta; *m; m++)
+        if (!strcmp(name, *m))
+            return true;
+    size_t n = strlen(name);
+    return n > 4 && !strcmp(name + n - 4, ".old");
+}
+
+static void s_history(const redisReply *hist)
+{
     printf("history (every field change, oldest first):\n");
-    for (size_t i = 0; hist && i < hist->elements; i++) {
-        /* One entry per lead: "<field>" new value, "<field>.old" the one it replaced. */
+    char when[40];
+    for (size_t i = 0; hist && hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
+        /* One entry per change: "<field>" new value, "<field>.old" the one
+           it replaced, the channel (website, dealer:SZ1 ...) and the lead
+           or the dealer's record. */
         const redisReply *kv = hist->element[i]->element[1];
-        s_when(crm_reply_field(kv, "ts"), when, sizeof when);
+        s_time(kv, "ts", when, sizeof when);
+        const char *by = crm_reply_field(kv, "lead") ? crm_reply_field(kv, "lead")
+                                                     : s_or(kv, "record");
         for (size_t k = 0; k + 1 < kv->elements; k += 2) {
             const char *name = kv->element[k]->str;
-            if (crm_cf_from_name(name) < 0)
+            if (s_meta_field(name))
                 continue;
             char oldname[48];
             snprintf(oldname, sizeof oldname, "%s.old", name);
             const char *old = crm_reply_field(kv, oldname);
             printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, name, old ? old : "", old ? " -> " : "",
-                   kv->element[k + 1]->str, crm_reply_field_or(kv, "channel", "-"), crm_reply_field_or(kv, "lead", "-"));
+                   kv->element[k + 1]->str, s_or(kv, "channel"), by);
         }
     }
-    freeReplyObject(hist);
+}
+
+/* Everything about a customer in two round trips: the record and its
+   lists, then what the lists name (leads, vehicles, orders) and the names
+   of its dealer and consultant. */
+static int s_show(crm_store_t *store, const char *cid)
+{
+    crm_tx_t *tx = crm_tx_new("crmctl", 0), *more = crm_tx_new("crmctl", 0);
+    enum { R_CUST, R_FINDINGS, R_LEADS, R_VEHICLES, R_ORDERS, R_FOLLOWUPS, R_SERVICE, R_HISTORY };
+    static const char *const cmds[] = {"HGETALL " CRM_KEY_CUST_FMT,
+                                       "HGETALL " CRM_KEY_CUST_FMT ":findings",
+                                       "LRANGE " CRM_KEY_CUST_FMT ":leads 0 -1",
+                                       "SORT " CRM_KEY_CUST_FMT ":vehicles ALPHA",
+                                       "SORT " CRM_KEY_CUST_FMT ":orders ALPHA",
+                                       "XRANGE " CRM_KEY_CUST_FMT ":followups - +",
+                                       "XRANGE " CRM_KEY_CUST_FMT ":service - +",
+                                       "XRANGE " CRM_KEY_CUST_FMT ":history - +"};
+    int rc = tx && more ? CRMCTL_OK : CRMCTL_NO;
+    for (size_t i = 0; rc == CRMCTL_OK && i < sizeof cmds / sizeof cmds[0]; i++)
+        if (crm_tx_cmd(tx, cmds[i], cid) < 0)
+            rc = CRMCTL_NO;
+    if (rc == CRMCTL_OK && crm_store_pipeline(store, tx) != 0)
+        rc = CRMCTL_REDIS;
+    const redisReply *c = rc == CRMCTL_OK ? crm_tx_result(tx, R_CUST) : NULL;
+    if (rc == CRMCTL_OK && c->elements == 0) {
+        fprintf(stderr, "crmctl: no customer %s\n", cid);
+        rc = CRMCTL_NO;
+    }
+    const redisReply *leads = crm_tx_result(tx, R_LEADS), *vehs = crm_tx_result(tx, R_VEHICLES),
+                     *orders = crm_tx_result(tx, R_ORDERS);
+    size_t nl = leads ? leads->elements : 0, nv = vehs ? vehs->elements : 0,
+           no = orders ? orders->elements : 0;
+    for (size_t i = 0; rc == CRMCTL_OK && i < nl; i++)
+        rc = crm_tx_cmd(more, "HGETALL " CRM_KEY_LEAD_FMT, leads->element[i]->str) < 0 ? CRMCTL_NO
+                                                                                       : rc;
+    for (size_t i = 0; rc == CRMCTL_OK && i < nv; i++)
+        rc = crm_tx_cmd(more, "HGETALL crm:veh:%s", vehs->element[i]->str) < 0 ? CRMCTL_NO : rc;
+    for (size_t i = 0; rc == CRMCTL_OK && i < no; i++)
+        rc = crm_tx_cmd(more, "HGETALL crm:order:%s", orders->element[i]->str) < 0 ? CRMCTL_NO : rc;
+    const char *dealer = c ? crm_reply_field_or(c, "dealer_id", "") : "",
+               *cons = c ? crm_reply_field_or(c, "consultant_id", "") : "";
+    if (rc == CRMCTL_OK &&
+        (crm_tx_cmd(more, "HGET " CRM_KEY_DEALER_FMT " name", *dealer ? dealer : "-") < 0 ||
+         crm_tx_cmd(more, "HGET crm:dealer:%s:staff:%s name", *dealer ? dealer : "-",
+                    *cons ? cons : "-") < 0))
+        rc = CRMCTL_NO;
+    if (rc == CRMCTL_OK && crm_store_pipeline(store, more) != 0)
+        rc = CRMCTL_REDIS;
+    if (rc != CRMCTL_OK) {
+        crm_tx_destroy(&tx);
+        crm_tx_destroy(&more);
+        return rc;
+    }
+    char when[40], when2[40];
+    printf("customer %s   first seen %s via %s   updated %s\n", cid,
+           s_time(c, "created_ms", when, sizeof when), s_or(c, "first_channel"),
+           s_time(c, "updated_ms", when2, sizeof when2));
+    size_t base = nl + nv + no;
+    s_record(c, crm_tx_result(more, (int) base), crm_tx_result(more, (int) base + 1));
+
+    const redisReply *f = crm_tx_result(tx, R_FINDINGS);
+    if (f && f->elements) {
+        printf("findings:\n");
+        for (size_t i = 0; i + 1 < f->elements; i += 2)
+            printf("  %-28s %s\n", f->element[i]->str, f->element[i + 1]->str);
+    }
+    printf("leads:\n");
+    for (size_t i = 0; i < nl; i++) {
+        const redisReply *h = crm_tx_result(more, (int) i);
+        const char *td = crm_reply_field(h, "testdrive_at");
+        printf("  %-8s %s  %-9s %-18s model=%s grade=%s dealer=%s%s%s  [%s]\n",
+               leads->element[i]->str, s_time(h, "created_ms", when, sizeof when),
+               s_or(h, "channel"), s_or(h, "source"), s_or(h, "model"), s_or(h, "intent_grade"),
+               s_or(h, "dealer_id"), td ? " test drive " : "",
+               td ? s_time(h, "testdrive_at", when2, sizeof when2) : "",
+               crm_reply_field_or(h, "submission_id", ""));
+    }
+    printf("vehicles:\n");
+    for (size_t i = 0; i < nv; i++)
+        s_vehicle(vehs->element[i]->str, crm_tx_result(more, (int) (nl + i)));
+    printf("orders:\n");
+    for (size_t i = 0; i < no; i++)
+        s_order(orders->element[i]->str, crm_tx_result(more, (int) (nl + nv + i)));
+    s_followups(crm_tx_result(tx, R_FOLLOWUPS));
+    s_service(crm_tx_result(tx, R_SERVICE));
+    s_history(crm_tx_result(tx, R_HISTORY));
+    crm_tx_destroy(&tx);
+    crm_tx_destroy(&more);
     return CRMCTL_OK;
 }
 
@@ -126,8 +305,12 @@ static int s_find(crmctl_t *ctl, crm_store_t *store)
 int crmctl_customer(crmctl_t *ctl)
 {
     const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    if (!strcmp(sub, "assign"))
+        return crmctl_uplink(ctl);
     if (strcmp(sub, "show") && strcmp(sub, "find")) {
-        fprintf(stderr, "crmctl customer: show ID | find --mobile M | --id-number N | --name NAME\n");
+        fprintf(stderr,
+                "crmctl customer: show ID | find --mobile M | --id-number N | --name NAME | "
+                "assign ID --consultant S [--dealer D] [--reason R]\n");
         return CRMCTL_USAGE;
     }
     if (!strcmp(sub, "show") && ctl->argc < 3) {

@@ -39,6 +39,7 @@ typedef struct {
     int64_t now;
     char nows[24];
     redisReply *cust; /* the customer read by s_customer */
+    char okey[CRM_ID_NAME_MAX + 96]; /* crm:order:<D>:<digest of the order number> (s_order) */
     char cid[CRM_ID_NAME_MAX + 1];
 } s_up_t;
 
@@ -937,11 +938,17 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
 /* The order `oid` of this dealer (WATCHed) into *out; -1 failed store. */
 static int s_order(s_up_t *u, const char *oid, redisReply **out)
 {
-    redisReply *w = crm_store_cmd(u->store, "WATCH crm:order:%s:%s", u->dealer, oid);
+    /* The dealer's order number is its own key (any characters): in a
+       Redis key only as a digest. */
+    const char *parts[] = {oid};
+    char digest[CRM_ID_DIGEST_SZ];
+    crm_id_digest(parts, 1, digest);
+    snprintf(u->okey, sizeof u->okey, "crm:order:%s:%.32s", u->dealer, digest);
+    redisReply *w = crm_store_cmd(u->store, "WATCH %s", u->okey);
     if (!w)
         return -1;
     freeReplyObject(w);
-    *out = crm_store_cmd(u->store, "HGETALL crm:order:%s:%s", u->dealer, oid);
+    *out = crm_store_cmd(u->store, "HGETALL %s", u->okey);
     return *out ? 0 : -1;
 }
 
@@ -991,11 +998,12 @@ static crm_handled_t s_on_order(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx
         char price[24] = "";
         if (b->has.price)
             snprintf(price, sizeof price, "%lld", (long long) b->price);
-        crm_tx_cmd(tx, "HSET crm:order:%s:%s order_id %s dealer_id %s customer_id %s model %s price %s promised_date %s "
+        crm_tx_cmd(tx, "HSET %s order_id %s dealer_id %s customer_id %s model %s price %s promised_date %s "
                        "first_promised_date %s state placed consultant_id %s placed_ms %s delays 0 record_id %s",
-                   u.dealer, oid, oid, u.dealer, u.cid, model, price, promised, promised,
+                   u.okey, oid, u.dealer, u.cid, model, price, promised, promised,
                    b->consultant_id ? b->consultant_id : "", u.nows, u.record);
-        crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":orders %s:%s", u.cid, u.dealer, oid);
+        /* the member is the key after "crm:order:" */
+        crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":orders %s", u.cid, u.okey + 10);
         const char *stage = s_cust_field(&u, "stage");
         if (!stage || strcmp(stage, "owner"))
             crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage customer", u.cid);
@@ -1021,7 +1029,7 @@ static crm_handled_t s_on_order(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx
         }
         if ((rc = s_customer(&u, "customer_id", ocid, false)) != CRM_APPLIED)
             goto out;
-        crm_tx_cmd(tx, "HSET crm:order:%s:%s state cancelled cancelled_ms %s reason %s", u.dealer, oid, u.nows,
+        crm_tx_cmd(tx, "HSET %s state cancelled cancelled_ms %s reason %s", u.okey, u.nows,
                    reason ? reason : "");
         const char *stage = s_cust_field(&u, "stage");
         if (stage && !strcmp(stage, "customer"))
@@ -1094,7 +1102,7 @@ static crm_handled_t s_on_delivery(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     crm_msg_t ev;
     if (delivered) {
         bool late = first && *first && strcmp(date, first) > 0;
-        crm_tx_cmd(tx, "HSET crm:order:%s:%s state delivered vin %s delivered_date %s", u.dealer, oid, vin, date);
+        crm_tx_cmd(tx, "HSET %s state delivered vin %s delivered_date %s", u.okey, vin, date);
         crm_tx_cmd(tx, "HSET crm:veh:%s vin %s customer_id %s dealer_id %s order_id %s delivered_date %s", vin, vin, u.cid,
                    u.dealer, oid, date);
         const char *model = crm_reply_field(o, "model");
@@ -1110,9 +1118,9 @@ static crm_handled_t s_on_delivery(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         CRM_SET_STR(&ev, vehicle_delivered, date, date);
         CRM_SET_BOOL(&ev, vehicle_delivered, late, late);
     } else {
-        crm_tx_cmd(tx, "HSET crm:order:%s:%s promised_date %s delay_reason %s delayed_ms %s", u.dealer, oid, promised,
+        crm_tx_cmd(tx, "HSET %s promised_date %s delay_reason %s delayed_ms %s", u.okey, promised,
                    reason, u.nows);
-        crm_tx_cmd(tx, "HINCRBY crm:order:%s:%s delays 1", u.dealer, oid);
+        crm_tx_cmd(tx, "HINCRBY %s delays 1", u.okey);
         crm_msg_init(&ev, CRM_T_delivery_delayed);
         CRM_SET_STR(&ev, delivery_delayed, order_id, oid);
         CRM_SET_STR(&ev, delivery_delayed, dealer_id, u.dealer);
