@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """crm_dealer.py: the Python reference dealer client.
 
-Written from tools/DEALERS.md, Part 2 (the wire protocol), with nothing but
+Written from tools/DEALERS.md, Parts 2 and 3 (the wire protocol, the uplink), with nothing but
 the standard library, pyzmq and msgpack; it takes the flags of crm-dealer
 (Part 1), prints the same JSON lines, keeps the same state file and exits
 with the same codes.

@@ -1785,6 +1785,64 @@ static void test_every_example_of_dealers_md_part_3_is_stored(void **state)
     assert_int_equal(s_events(f, "followup", "prospect.lost"), 1);
 }
 
+/* A prospect D2 gave up (approved by its manager), reactivated by the
+   carmaker to D1: D1's client gets it on its stream as dealer.assigned,
+   applies and acknowledges it, and D1 may write about it; D2 no more. */
+static void test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_assigned(void **state)
+{
+    fx_t *f = *state;
+    char file[300], c[64], text[1024];
+    s_file(f, "d2-staff.jsonl",
+           "{\"record_id\":\"st-1\",\"staff_id\":\"M1\",\"role\":\"manager\",\"name\":\"赵经理\"}\n"
+           "{\"record_id\":\"st-2\",\"staff_id\":\"S1\",\"role\":\"consultant\",\"name\":\"钱顾问\",\"manager_id\":\"M1\"}\n",
+           file, sizeof file);
+    s_upsend(f, 1, "staff-add", file, f->out, 0);
+    s_file(f, "d2-cust.json",
+           "{\"record_id\":\"cust-1\",\"name\":\"周女士\",\"mobile\":\"13900000001\",\"grade\":\"C\",\"consultant_id\":\"S1\"}",
+           file, sizeof file);
+    s_upsend(f, 1, "customer", file, f->out, 0);
+    s_json_value(f->out, "customer_id", c, sizeof c);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"lose-1\",\"customer_id\":\"%s\",\"consultant_id\":\"S1\",\"reason\":\"no_budget\"}", c);
+    s_file(f, "d2-lose.json", text, file, sizeof file);
+    s_upsend(f, 1, "lost", file, f->out, 0);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"decide-1\",\"customer_id\":\"%s\",\"manager_id\":\"M1\",\"decision\":\"approved\"}", c);
+    s_file(f, "d2-decide.json", text, file, sizeof file);
+    s_upsend(f, 1, "lost-decide", file, f->out, 0);
+    assert_int_equal(run(f, "crmctl", f->out, "lost", "reactivate", c, "--to-dealer", "D1", "--reason", "second chance",
+                         NULL),
+                     0);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D1}:seq"), 1);
+    /* D1's client: the assignment is number 1 of its stream */
+    const char *once[] = {"--once", NULL};
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_seqs_are(f->out, 1, 1);
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"dealer.assigned\""));
+    char want[200];
+    snprintf(want, sizeof want, "\"body\":{\"customer_id\":\"%s\",\"dealer_id\":\"D1\",\"customer_name\":\"周女士\"", c);
+    assert_true(crm_h_file_contains(f->out, want));
+    assert_true(crm_h_file_contains(f->out, "\"reason\":\"reactivated\""));
+    assert_int_equal(s_state(f->state), 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "HGET crm:dealer:D1 acked"), 1);
+    /* D1 follows it up; D2 may not any more */
+    s_file(f, "d1-staff.json", "{\"record_id\":\"st-1\",\"staff_id\":\"S9\",\"role\":\"consultant\",\"name\":\"吴顾问\"}",
+           file, sizeof file);
+    s_upsend(f, 0, "staff-add", file, f->out, 0);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"fu-1\",\"customer_id\":\"%s\",\"consultant_id\":\"S9\",\"result\":\"answered\","
+             "\"next_at\":%lld,\"next_content\":\"到店\"}",
+             c, NOW + 86400000LL);
+    s_file(f, "d1-fu.json", text, file, sizeof file);
+    s_upsend(f, 0, "followup", file, f->out, 0);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"fu-2\",\"customer_id\":\"%s\",\"consultant_id\":\"S1\",\"result\":\"answered\"}", c);
+    s_file(f, "d2-fu.json", text, file, sizeof file);
+    s_upsend(f, 1, "followup", file, f->out, 1);
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 1);
+}
+
 /* The same case for both clients, told apart in cmocka's output: against
    the fake gateway (BOTH), against the real one (REAL). */
 #define BOTH(fn)                                                                   \
@@ -1821,6 +1879,7 @@ int main(int argc, char **argv)
         REAL(test_a_revoked_dealer_cannot_write),
         REAL(test_a_dealer_writing_another_dealers_customer_gets_not_yours),
         REAL(test_every_example_of_dealers_md_part_3_is_stored),
+        REAL(test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_assigned),
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };
