@@ -1542,6 +1542,11 @@ static void test_a_revoked_dealer_cannot_write(void **state)
     int code = s_exit_code(f, s_send_as(f, 0, "customer", file, flags, f->out), 60000);
     if (code != 1 && code != 2)
         fail_msg("a revoked dealer's customer file: exit %d", code);
+    if (getenv("CRM_TEST_SHOW")) {
+        char *o = crm_h_slurp(f->out);
+        print_message("revoked: exit %d: %s", code, o ? o : "");
+        free(o);
+    }
     s_file(f, "staff2.json", "{\"record_id\":\"st-2\",\"staff_id\":\"S2\",\"role\":\"consultant\",\"name\":\"李顾问\"}",
            file, sizeof file);
     code = s_exit_code(f, s_send_as(f, 0, "staff-add", file, flags, f->out), 60000);
