@@ -1075,12 +1075,20 @@ def _int(text):
     return v
 
 
+def _float(text):
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise ValueError("real number overflow")
+    return v
+
+
 def loads(data):
     """JSON bytes -> value, as strictly as crm-dealer reads them (no
-    duplicate keys, no NaN, integers of 64 bits); ValueError otherwise."""
+    duplicate keys, no NaN, integers of 64 bits, no number beyond a
+    double); ValueError otherwise."""
     try:
         return json.loads(data.decode("utf-8"), object_pairs_hook=_pairs,
-                          parse_constant=_no_constant, parse_int=_int)
+                          parse_constant=_no_constant, parse_int=_int, parse_float=_float)
     except (UnicodeDecodeError, RecursionError) as e:
         raise ValueError(str(e)[:160])
 
