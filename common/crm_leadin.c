@@ -58,6 +58,22 @@ static void s_err(char *err, size_t errsz, const char *fmt, ...)
     vsnprintf(err, errsz, fmt, ap);
     va_end(ap);
     s_one_line(err);
+    crm_leadin_utf8_cut(err); /* a reason goes into a UTF-8 rejects file */
+}
+
+void crm_leadin_utf8_cut(char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k < 0) {
+            s[i] = '\0';
+            return;
+        }
+        i += k > 0 ? (size_t) k : 1;
+    }
 }
 
 typedef struct {
@@ -150,6 +166,25 @@ static bool s_has_cjk(const char *s)
         i += (size_t) k;
     }
     return false;
+}
+
+/* The first 40 bytes or so of a cell, for a reason: cut at a character
+   boundary, so the reason (and the rejects file's error cell it goes to)
+   stays UTF-8 and the rejects file still reads as UTF-8. */
+static const char *s_clip(const char *v, char out[48])
+{
+    const unsigned char *p = (const unsigned char *) v;
+    size_t n = strlen(v), i = 0;
+    while (i < n) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k <= 0 || i + (size_t) k > 40)
+            break;
+        i += (size_t) k;
+    }
+    memcpy(out, v, i);
+    out[i] = '\0';
+    return out;
 }
 
 /* ------------------------------------------------------- field table */
@@ -1729,39 +1764,129 @@ void crm_leadin_doc_destroy(crm_leadin_doc_t **docp)
 /* A column that maps to no field. */
 #define S_COL_UNKNOWN (-1)
 
-/* Header names per field, '|' separated, compared after s_fold. "phone"
-   is no field: its cells go to mobile or usual_phone (s_set_phone), after
-   the typed phone columns so those win. */
-static const struct {
+/* How a cell becomes a field. A lead's cells are taken as written (its
+   special columns are told by their field: testdrive_at, phone, gender);
+   a dealer record's by the column's conversion. */
+typedef enum {
+    S_C_TEXT = 0, /* as written (crm_msg_set_text: I64 decimal, BOOL 1/0/是/否 ...) */
+    S_C_DATE,     /* a date in any common shape -> YYYY-MM-DD (crm_leadin_parse_date) */
+    S_C_TIME,     /* a date-time -> ms UTC (crm_leadin_parse_datetime, or ms digits) */
+    S_C_FEN,      /* yuan, "¥1,200.50" -> fen (crm_leadin_parse_fen) */
+    S_C_KM,       /* "12,000km" -> 12000 (crm_leadin_parse_km) */
+    S_C_FLAG,     /* 是/否, Y/N, 1/0, √/× -> 1/0 */
+    S_C_GENDER,   /* crm_lead_gender, else as written */
+    S_C_PHONE,    /* an untyped phone: mobile when it looks like one, else usual_phone */
+    S_C_RESULT,   /* a follow-up result: 接通 -> answered ..., else as written */
+    S_C_GEARBOX,  /* 手动 -> manual, 自动 -> automatic, else as written */
+    S_C_GRADE     /* "H级" -> H, else as written */
+} s_conv_t;
+
+/* Header names per field, '|' separated, compared after s_fold. */
+typedef struct {
     const char *field;
     const char *names;
-} s_aliases[] = {
-    {"name", "姓名|客户姓名|联系人|name"},
-    {"gender", "性别|gender"},
-    {"birthday", "生日|出生日期|birthday"},
-    {"mobile", "手机|手机号|手机号码|移动电话|mobile"},
-    {"home_phone", "家庭电话|家用电话|home_phone"},
-    {"office_phone", "办公电话|单位电话|office_phone"},
-    {"usual_phone", "常用电话|usual_phone"},
-    {"phone", "电话|联系电话|phone"},
-    {"email", "邮箱|电子邮件|email"},
-    {"id_number", "身份证|身份证号|身份证号码|id_number"},
-    {"address", "地址|通信地址|联系地址|address"},
-    {"postcode", "邮编|邮政编码|postcode"},
-    {"city", "城市|city"},
-    {"province", "省份|省|province"},
-    {"model", "意向车型|车型|model"},
-    {"intent_grade", "意向级别|意向等级|级别|intent_grade"},
-    {"expected_purchase_date", "预计购买日期|预计购车时间|expected_purchase_date"},
-    {"dealer_id", "经销商|经销商代码|dealer_id"},
-    {"testdrive_at", "试驾时间|试驾日期|testdrive_at"},
-    {"remark", "备注|remark"},
-    {"vin", "车架号|底盘号|vin"},
-    {"plate", "车牌|车牌号|plate"},
-    {"source", "来源|source"},
-    {"submission_id", "submission_id"},
+    s_conv_t conv;
+} s_alias_t;
+
+/* Lead columns. "phone" is no field: its cells go to mobile or usual_phone
+   (s_set_phone), after the typed phone columns so those win. */
+static const s_alias_t s_aliases[] = {
+    {"name", "姓名|客户姓名|联系人|name", S_C_TEXT},
+    {"gender", "性别|gender", S_C_TEXT},
+    {"birthday", "生日|出生日期|birthday", S_C_TEXT},
+    {"mobile", "手机|手机号|手机号码|移动电话|mobile", S_C_TEXT},
+    {"home_phone", "家庭电话|家用电话|home_phone", S_C_TEXT},
+    {"office_phone", "办公电话|单位电话|office_phone", S_C_TEXT},
+    {"usual_phone", "常用电话|usual_phone", S_C_TEXT},
+    {"phone", "电话|联系电话|phone", S_C_TEXT},
+    {"email", "邮箱|电子邮件|email", S_C_TEXT},
+    {"id_number", "身份证|身份证号|身份证号码|id_number", S_C_TEXT},
+    {"address", "地址|通信地址|联系地址|address", S_C_TEXT},
+    {"postcode", "邮编|邮政编码|postcode", S_C_TEXT},
+    {"city", "城市|city", S_C_TEXT},
+    {"province", "省份|省|province", S_C_TEXT},
+    {"model", "意向车型|车型|model", S_C_TEXT},
+    {"intent_grade", "意向级别|意向等级|级别|intent_grade", S_C_TEXT},
+    {"expected_purchase_date", "预计购买日期|预计购车时间|expected_purchase_date", S_C_TEXT},
+    {"dealer_id", "经销商|经销商代码|dealer_id", S_C_TEXT},
+    {"testdrive_at", "试驾时间|试驾日期|testdrive_at", S_C_TEXT},
+    {"remark", "备注|remark", S_C_TEXT},
+    {"vin", "车架号|底盘号|vin", S_C_TEXT},
+    {"plate", "车牌|车牌号|plate", S_C_TEXT},
+    {"source", "来源|source", S_C_TEXT},
+    {"submission_id", "submission_id", S_C_TEXT},
 };
 #define S_NALIASES (sizeof s_aliases / sizeof s_aliases[0])
+
+/* Dealer records (see crm_csv_open_records in the header). Every body field
+   but dealer_id has its proto name among its names; the unit test checks
+   that against messages.def. Two names of one field (金额 in yuan,
+   amount_fen in fen) are two rows: the header may hold only one of them. */
+static const s_alias_t s_customer_aliases[] = {
+    {"record_id", "档案编号|客户档案编号|档案号|record_id", S_C_TEXT},
+    {"customer_id", "客户编号|客户ID|customer_id", S_C_TEXT},
+    {"name", "姓名|客户姓名|客户名称|name", S_C_TEXT},
+    {"gender", "性别|gender", S_C_GENDER},
+    {"birthday", "生日|出生日期|birthday", S_C_DATE},
+    {"id_number", "身份证号|身份证|身份证号码|证件号码|id_number", S_C_TEXT},
+    {"address", "通信地址|地址|联系地址|address", S_C_TEXT},
+    {"postcode", "邮编|邮政编码|postcode", S_C_TEXT},
+    {"city", "城市|city", S_C_TEXT},
+    {"province", "省份|省|province", S_C_TEXT},
+    {"mobile", "手机|手机号|手机号码|移动电话|mobile", S_C_TEXT},
+    {"home_phone", "家用电话|家庭电话|住宅电话|home_phone", S_C_TEXT},
+    {"office_phone", "办公电话|单位电话|office_phone", S_C_TEXT},
+    {"usual_phone", "常用电话|usual_phone", S_C_TEXT},
+    {"phone", "电话|联系电话|phone", S_C_PHONE},
+    {"email", "电子邮件|邮箱|电子邮箱|email", S_C_TEXT},
+    {"remark", "备注|remark", S_C_TEXT},
+    {"fleet", "大客户|fleet", S_C_FLAG},
+    {"vip", "VIP|重要客户|VIP客户|vip", S_C_FLAG},
+    {"difficult", "黑色客户|difficult", S_C_FLAG},
+    {"grade", "意向级别|意向等级|级别|grade", S_C_GRADE},
+    {"expected_purchase_date", "预计购买日期|预计购车时间|预计购车日期|expected_purchase_date",
+     S_C_DATE},
+    {"consultant_id", "销售顾问|顾问|顾问编号|consultant_id", S_C_TEXT},
+    {"vin", "底盘号|车架号|VIN码|vin", S_C_TEXT},
+    {"engine_number", "发动机号|engine_number", S_C_TEXT},
+    {"model", "车型|model", S_C_TEXT},
+    {"transmission", "变速箱|transmission", S_C_GEARBOX},
+    {"colour", "颜色|车身颜色|colour|color", S_C_TEXT},
+    {"plate", "车牌号|车牌|plate", S_C_TEXT},
+    {"plate_date", "上牌日期|plate_date", S_C_DATE},
+    {"sale_date", "开票日期|购车日期|销售日期|sale_date", S_C_DATE},
+    {"first_service_date", "首保日期|first_service_date", S_C_DATE},
+    {"first_service_mileage", "首保里程|first_service_mileage", S_C_KM},
+};
+
+static const s_alias_t s_service_aliases[] = {
+    {"record_id", "档案编号|记录编号|record_id", S_C_TEXT},
+    {"work_order", "工单号|维修工单号|工单编号|work_order", S_C_TEXT},
+    {"customer_id", "客户编号|客户ID|customer_id", S_C_TEXT},
+    {"vin", "底盘号|车架号|VIN码|vin", S_C_TEXT},
+    {"date", "维修日期|故障日期|进厂日期|服务日期|date", S_C_DATE},
+    {"mileage", "里程|行驶里程|进厂里程|mileage", S_C_KM},
+    {"work", "维修内容|维修项目|work", S_C_TEXT},
+    {"amount_fen", "金额|费用|维修金额|结算金额|amount", S_C_FEN},
+    {"amount_fen", "amount_fen", S_C_TEXT},
+};
+
+static const s_alias_t s_followup_aliases[] = {
+    {"record_id", "档案编号|记录编号|跟进编号|record_id", S_C_TEXT},
+    {"customer_id", "客户编号|客户ID|customer_id", S_C_TEXT},
+    {"consultant_id", "顾问|销售顾问|顾问编号|consultant_id", S_C_TEXT},
+    {"at", "跟进时间|跟进日期|at", S_C_TIME},
+    {"result", "跟进结果|result", S_C_RESULT},
+    {"content", "跟进内容|content", S_C_TEXT},
+    {"feedback", "客户反馈|feedback", S_C_TEXT},
+    {"grade", "意向级别|意向等级|级别|grade", S_C_GRADE},
+    {"expected_purchase_date", "预计购买日期|预计购车时间|预计购车日期|expected_purchase_date",
+     S_C_DATE},
+    {"next_at", "下次跟进时间|下次跟进日期|next_at", S_C_TIME},
+    {"next_content", "下次跟进内容|next_content", S_C_TEXT},
+};
+
+#define S_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Folds a header name for comparison: full-width ASCII to half-width,
    ASCII lower-case, blanks, '_' and '-' dropped, a trailing '*' (the
@@ -1836,11 +1961,15 @@ struct crm_csv_reader_t {
     bool header_seen;  /* its first record (the header) is complete */
     bool oom;
     unsigned char delim;
+    /* what it reads: lead.submit (s_aliases) or a dealer record */
+    crm_type_t type;
+    const s_alias_t *aliases;
+    size_t naliases;
     /* the header */
     char **header; /* NULL-terminated */
     size_t ncols;
-    int *target; /* per column: index into s_aliases, or S_COL_UNKNOWN */
-    int alias_col[S_NALIASES];
+    int *target;    /* per column: index into aliases, or S_COL_UNKNOWN */
+    int *alias_col; /* per alias: its column, or -1 */
     char **unknown; /* NULL-terminated */
     /* the last row */
     long row;
@@ -2068,19 +2197,20 @@ static int s_open_header(crm_csv_reader_t *r, char *err, size_t errsz)
     r->cells = NULL, r->ncells = 0;
     r->target = calloc(r->ncols ? r->ncols : 1, sizeof *r->target);
     r->unknown = calloc(r->ncols + 1, sizeof *r->unknown);
-    if (!r->target || !r->unknown) {
+    r->alias_col = calloc(r->naliases, sizeof *r->alias_col);
+    if (!r->target || !r->unknown || !r->alias_col) {
         s_err(err, errsz, "out of memory");
         return -1;
     }
-    for (size_t a = 0; a < S_NALIASES; a++)
+    for (size_t a = 0; a < r->naliases; a++)
         r->alias_col[a] = -1;
     size_t nunknown = 0;
     for (size_t c = 0; c < r->ncols; c++) {
         char key[256], alias[256];
         s_fold(r->header[c], strlen(r->header[c]), key, sizeof key);
         r->target[c] = S_COL_UNKNOWN;
-        for (size_t a = 0; a < S_NALIASES && r->target[c] == S_COL_UNKNOWN && *key; a++) {
-            for (const char *p = s_aliases[a].names; *p;) {
+        for (size_t a = 0; a < r->naliases && r->target[c] == S_COL_UNKNOWN && *key; a++) {
+            for (const char *p = r->aliases[a].names; *p;) {
                 const char *bar = strchr(p, '|');
                 size_t l = bar ? (size_t) (bar - p) : strlen(p);
                 s_fold(p, l, alias, sizeof alias);
@@ -2097,22 +2227,39 @@ static int s_open_header(crm_csv_reader_t *r, char *err, size_t errsz)
                 s_err(err, errsz, "out of memory");
                 return -1;
             }
-        } else if (r->alias_col[a] >= 0) {
-            s_err(err, errsz, "row 0 (header): columns %d (%s) and %zu (%s) both mean %s",
-                  r->alias_col[a] + 1, r->header[r->alias_col[a]], c + 1, r->header[c],
-                  s_aliases[a].field);
-            return -1;
-        } else
-            r->alias_col[a] = (int) c;
+            continue;
+        }
+        /* Another column of the same field (under this name or another
+           row of the same field, as 金额 and amount_fen). */
+        for (size_t b = 0; b < r->naliases; b++)
+            if (r->alias_col[b] >= 0 && !strcmp(r->aliases[b].field, r->aliases[a].field)) {
+                s_err(err, errsz, "row 0 (header): columns %d (%s) and %zu (%s) both mean %s",
+                      r->alias_col[b] + 1, r->header[r->alias_col[b]], c + 1, r->header[c],
+                      r->aliases[a].field);
+                return -1;
+            }
+        r->alias_col[a] = (int) c;
     }
-    bool name = false, phone = false;
-    for (size_t a = 0; a < S_NALIASES; a++) {
+    bool name = false, phone = false, any = false;
+    for (size_t a = 0; a < r->naliases; a++) {
         if (r->alias_col[a] < 0)
             continue;
-        const char *f = s_aliases[a].field;
+        const char *f = r->aliases[a].field;
+        any = true;
         name |= !strcmp(f, "name");
         phone |= !strcmp(f, "mobile") || !strcmp(f, "home_phone") ||
                  !strcmp(f, "office_phone") || !strcmp(f, "usual_phone") || !strcmp(f, "phone");
+    }
+    if (r->type != CRM_T_lead_submit) {
+        /* A record's content is the service's to judge; a header that
+           names none of its fields is the wrong file. */
+        if (!any) {
+            s_err(err, errsz, "row 0 (header): no column is a %s field (see the column names "
+                              "in tools/DEALERS.md)",
+                  crm_type_name(r->type));
+            return -1;
+        }
+        return 0;
     }
     if (!name && !phone) {
         s_err(err, errsz, "row 0 (header): no name column (姓名/name) and no phone column "
@@ -2123,8 +2270,9 @@ static int s_open_header(crm_csv_reader_t *r, char *err, size_t errsz)
     return 0;
 }
 
-crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *encoding,
-                                   const char *name, char *err, size_t errsz)
+static crm_csv_reader_t *s_open_mem(const char *data, size_t len, crm_type_t type,
+                                    const char *encoding, const char *name, char *err,
+                                    size_t errsz)
 {
     s_err(err, errsz, "%s", "");
     if (!data && len) {
@@ -2138,6 +2286,23 @@ crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *enc
     }
     r->cd = (iconv_t) -1;
     r->max_fields = S_CSV_HEADER_MAX;
+    r->type = type;
+    switch (type) {
+    case CRM_T_lead_submit: r->aliases = s_aliases, r->naliases = S_NALIASES; break;
+    case CRM_T_customer_file:
+        r->aliases = s_customer_aliases, r->naliases = S_COUNT(s_customer_aliases);
+        break;
+    case CRM_T_service_record:
+        r->aliases = s_service_aliases, r->naliases = S_COUNT(s_service_aliases);
+        break;
+    case CRM_T_followup_record:
+        r->aliases = s_followup_aliases, r->naliases = S_COUNT(s_followup_aliases);
+        break;
+    default:
+        s_err(err, errsz, "%s: no CSV reader for this message type", crm_type_name(type));
+        free(r);
+        return NULL;
+    }
     r->data = data ? data : "";
     r->len = len;
     r->size = (long long) len;
@@ -2185,7 +2350,24 @@ fail:
     return NULL;
 }
 
-crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err, size_t errsz)
+crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *encoding,
+                                   const char *name, char *err, size_t errsz)
+{
+    return s_open_mem(data, len, CRM_T_lead_submit, encoding, name, err, errsz);
+}
+
+crm_csv_reader_t *crm_csv_open_records_mem(const char *data, size_t len, crm_type_t type,
+                                           const char *encoding, char *err, size_t errsz)
+{
+    if (type == CRM_T_lead_submit) {
+        s_err(err, errsz, "lead.submit: open it with crm_csv_open_mem");
+        return NULL;
+    }
+    return s_open_mem(data, len, type, encoding, NULL, err, errsz);
+}
+
+static crm_csv_reader_t *s_open_file(const char *path, crm_type_t type, const char *encoding,
+                                     char *err, size_t errsz)
 {
     s_err(err, errsz, "%s", "");
     if (!path) {
@@ -2211,7 +2393,10 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
     }
     close(fd);
     const char *base = strrchr(path, '/');
-    crm_csv_reader_t *r = crm_csv_open_mem(map, len, encoding, base ? base + 1 : path, err, errsz);
+    crm_csv_reader_t *r = type == CRM_T_lead_submit
+                              ? s_open_mem(map, len, type, encoding, base ? base + 1 : path, err,
+                                           errsz)
+                              : crm_csv_open_records_mem(map, len, type, encoding, err, errsz);
     if (!r) {
         if (map)
             munmap(map, len);
@@ -2222,13 +2407,28 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
     return r;
 }
 
+crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err, size_t errsz)
+{
+    return s_open_file(path, CRM_T_lead_submit, encoding, err, errsz);
+}
+
+crm_csv_reader_t *crm_csv_open_records(const char *path, crm_type_t type, const char *encoding,
+                                       char *err, size_t errsz)
+{
+    if (type == CRM_T_lead_submit) {
+        s_err(err, errsz, "lead.submit: open it with crm_csv_open");
+        return NULL;
+    }
+    return s_open_file(path, type, encoding, err, errsz);
+}
+
 /* Builds the lead of the current cells; -1 with err for a bad date-time. */
 static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, char *err,
                          size_t errsz)
 {
     int rc = CRM_SET_STR(out, lead_submit, channel, "autoshow");
     bool bad = false;
-    for (size_t a = 0; a < S_NALIASES && rc == 0 && !bad; a++) {
+    for (size_t a = 0; a < r->naliases && rc == 0 && !bad; a++) {
         int c = r->alias_col[a];
         if (c < 0)
             continue;
@@ -2239,13 +2439,14 @@ static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, ch
         char *v = r->cells[c] + s;
         char save = v[n];
         v[n] = '\0';
-        const char *field = s_aliases[a].field;
+        const char *field = r->aliases[a].field;
         if (!strcmp(field, "testdrive_at")) {
             int64_t at;
             if (crm_leadin_parse_datetime(v, &at) != 0 || !s_in_window(now_ms, at)) {
+                char clip[48];
                 s_err(err, errsz, "row %ld, column %d (%s): expected a date-time like "
-                                  "2026-12-05 10:00, got \"%.40s\"",
-                      r->row, c + 1, r->header[c], v);
+                                  "2026-12-05 10:00, got \"%s\"",
+                      r->row, c + 1, r->header[c], s_clip(v, clip));
                 bad = true;
             } else {
                 CRM_SET_I64(out, lead_submit, testdrive_at, at);
@@ -2270,11 +2471,389 @@ static int s_row_to_lead(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, ch
     return rc || bad ? -1 : 0;
 }
 
+/* ------------------------------------------------------ dealer records */
+
+static bool s_leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static bool s_date_exists(int y, int m, int d)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return y >= 1 && m >= 1 && m <= 12 && d >= 1 &&
+           d <= mdays[m - 1] + (m == 2 && s_leap(y) ? 1 : 0);
+}
+
+/* Takes `tok` at *p when it is there. */
+static bool s_take(const char **p, const char *tok)
+{
+    size_t n = strlen(tok);
+    if (strncmp(*p, tok, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+static void s_skip_spaces(const char **p)
+{
+    while (**p == ' ' || **p == '\t')
+        (*p)++;
+}
+
+int crm_leadin_parse_date(const char *s, char *out, size_t outsz)
+{
+    if (out && outsz)
+        out[0] = '\0';
+    if (!s || !out || outsz < 11)
+        return -1;
+    const char *p = s;
+    s_skip_spaces(&p);
+    int y, m, d;
+    size_t run = strspn(p, "0123456789");
+    if (run == 8) {
+        /* YYYYMMDD */
+        if (s_digits(&p, 4, 4, &y) || s_digits(&p, 2, 2, &m) || s_digits(&p, 2, 2, &d))
+            return -1;
+    } else {
+        if (run != 4 || s_digits(&p, 4, 4, &y))
+            return -1;
+        /* The same separator twice: - / . or 年 月 (日) */
+        const char *seps[] = {"-", "/", ".", "年"};
+        int k = 0;
+        while (k < 4 && !s_take(&p, seps[k]))
+            k++;
+        if (k == 4 || s_digits(&p, 1, 2, &m))
+            return -1;
+        if (!s_take(&p, k == 3 ? "月" : seps[k]) || s_digits(&p, 1, 2, &d))
+            return -1;
+        if (k == 3)
+            s_take(&p, "日");
+    }
+    /* Excel writes a date cell as "2026/3/5 0:00": a time after it is
+       allowed and dropped, when it is one. */
+    const char *date_end = p;
+    s_skip_spaces(&p);
+    bool spaced = p > date_end;
+    if (*p && (spaced || *p == 'T')) {
+        if (!spaced)
+            p++;
+        int h, mi, sec;
+        if (s_digits(&p, 1, 2, &h) || *p++ != ':' || s_digits(&p, 2, 2, &mi) || h > 23 || mi > 59)
+            return -1;
+        if (*p == ':' && (p++, s_digits(&p, 2, 2, &sec) || sec > 59))
+            return -1;
+        if (*p == '.') {
+            p++;
+            if (!strspn(p, "0123456789"))
+                return -1;
+            p += strspn(p, "0123456789");
+        }
+    }
+    s_skip_spaces(&p);
+    if (*p || !s_date_exists(y, m, d))
+        return -1;
+    snprintf(out, outsz, "%04d-%02d-%02d", y, m, d);
+    return 0;
+}
+
+/* Digits with optional ',' thousands separators (groups of three after the
+   first), then optional '.' and decimals: *units the integer part, *frac
+   the decimals as written, *nfrac their count. -1 when malformed or over
+   15 integer digits. */
+static int s_grouped_number(const char **pp, int64_t *units, const char **frac, size_t *nfrac)
+{
+    const char *p = *pp;
+    int64_t v = 0;
+    int digits = 0, group = 0;
+    bool grouped = false;
+    if (!(*p >= '0' && *p <= '9'))
+        return -1;
+    for (;;) {
+        if (*p >= '0' && *p <= '9') {
+            if (++digits > 15)
+                return -1;
+            v = v * 10 + (*p - '0');
+            group++;
+            p++;
+        } else if (*p == ',' && p[1] >= '0' && p[1] <= '9') {
+            if ((grouped && group != 3) || (!grouped && group > 3))
+                return -1;
+            grouped = true;
+            group = 0;
+            p++;
+        } else
+            break;
+    }
+    if (grouped && group != 3)
+        return -1;
+    *frac = p, *nfrac = 0;
+    if (*p == '.') {
+        p++;
+        *frac = p;
+        *nfrac = strspn(p, "0123456789");
+        if (*nfrac == 0)
+            return -1;
+        p += *nfrac;
+    }
+    *units = v;
+    *pp = p;
+    return 0;
+}
+
+int crm_leadin_parse_fen(const char *s, int64_t *fen)
+{
+    if (!s || !fen)
+        return -1;
+    const char *p = s;
+    s_skip_spaces(&p);
+    bool neg = s_take(&p, "-");
+    if (s_take(&p, "\xC2\xA5") || s_take(&p, "\xEF\xBF\xA5") || s_take(&p, "RMB") ||
+        s_take(&p, "rmb") || s_take(&p, "CNY") || s_take(&p, "cny"))
+        s_skip_spaces(&p);
+    if (!neg)
+        neg = s_take(&p, "-");
+    int64_t units;
+    const char *frac;
+    size_t nfrac;
+    if (s_grouped_number(&p, &units, &frac, &nfrac) != 0 || nfrac > 2)
+        return -1;
+    s_skip_spaces(&p);
+    s_take(&p, "元");
+    s_skip_spaces(&p);
+    if (*p)
+        return -1;
+    int64_t cents = units * 100;
+    if (nfrac >= 1)
+        cents += (frac[0] - '0') * 10;
+    if (nfrac == 2)
+        cents += frac[1] - '0';
+    *fen = neg ? -cents : cents;
+    return 0;
+}
+
+int crm_leadin_parse_km(const char *s, int64_t *km)
+{
+    if (!s || !km)
+        return -1;
+    const char *p = s;
+    s_skip_spaces(&p);
+    int64_t units;
+    const char *frac;
+    size_t nfrac;
+    if (s_grouped_number(&p, &units, &frac, &nfrac) != 0)
+        return -1;
+    s_skip_spaces(&p);
+    if (!s_take(&p, "km") && !s_take(&p, "KM") && !s_take(&p, "Km") && !s_take(&p, "公里"))
+        s_take(&p, "千米");
+    s_skip_spaces(&p);
+    if (*p)
+        return -1;
+    /* Excel's 12000.0: rounded to the nearest km */
+    *km = units + (nfrac > 0 && frac[0] >= '5');
+    return 0;
+}
+
+/* The hashed text of a record, as crm_leadin_content_key's for a lead. */
+#define S_RK(msg, field, type, req, doc) S_RK_##type(msg, field)
+#define S_RK_STR(msg, field)                                                                       \
+    if (strcmp(#field, "record_id") && strcmp(#field, "dealer_id"))                                \
+        s_key_str(&st, &first, #field, m->body.msg.has.field, m->body.msg.field);
+#define S_RK_I64(msg, field) s_key_i64(&st, &first, #field, m->body.msg.has.field, m->body.msg.field);
+#define S_RK_BOOL(msg, field)                                                                      \
+    s_key_bool(&st, &first, #field, m->body.msg.has.field, m->body.msg.field);
+
+int crm_leadin_record_key(const crm_msg_t *m, const char *prefix, char *out, size_t outsz)
+{
+    if (out && outsz)
+        out[0] = '\0';
+    if (!m || !prefix || !out || strlen(prefix) + 2 * crypto_hash_sha256_BYTES + 1 > outsz)
+        return -1;
+    crypto_hash_sha256_state st;
+    bool first = true;
+    crypto_hash_sha256_init(&st);
+    const char *type = crm_type_name(m->type);
+    s_key_field(&st, &first, "type", type, strlen(type));
+    switch (m->type) {
+    case CRM_T_customer_file: CRM_FIELDS_customer_file(S_RK) break;
+    case CRM_T_service_record: CRM_FIELDS_service_record(S_RK) break;
+    case CRM_T_followup_record: CRM_FIELDS_followup_record(S_RK) break;
+    default: return -1;
+    }
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, h);
+    size_t o = strlen(prefix);
+    memcpy(out, prefix, o);
+    sodium_bin2hex(out + o, outsz - o, h, sizeof h);
+    return 0;
+}
+#undef S_RK
+#undef S_RK_STR
+#undef S_RK_I64
+#undef S_RK_BOOL
+
+/* A cell's value looked up in "spelling|spelling=value;..." after s_fold:
+   the value in found (foundsz bytes), or NULL when it is none of them. */
+static const char *s_value_map(const char *v, const char *map, char *found, size_t foundsz)
+{
+    char key[128], alias[128];
+    s_fold(v, strlen(v), key, sizeof key);
+    for (const char *p = map; *p;) {
+        const char *end = strchr(p, ';');
+        size_t l = end ? (size_t) (end - p) : strlen(p);
+        const char *eq = memchr(p, '=', l);
+        if (!eq)
+            return NULL;
+        for (const char *q = p; q < eq;) {
+            const char *bar = memchr(q, '|', (size_t) (eq - q));
+            size_t n = bar ? (size_t) (bar - q) : (size_t) (eq - q);
+            s_fold(q, n, alias, sizeof alias);
+            if (*key && !strcmp(alias, key)) {
+                size_t vl = l - (size_t) (eq + 1 - p);
+                if (vl >= foundsz)
+                    return NULL;
+                memcpy(found, eq + 1, vl);
+                found[vl] = '\0';
+                return found;
+            }
+            q += n + (bar != NULL);
+        }
+        p += l + (end != NULL);
+    }
+    return NULL;
+}
+
+static const char *const s_results =
+    "接通|已接通|电话接通|answered=answered;未接通|无人接听|无法接通|no_answer|noanswer=no_answer;"
+    "到店|来店|进店|visit=visit;试驾|test_drive|testdrive=test_drive;报价|quote=quote;"
+    "订单|下单|成交|订车|order=order;短信|微信|消息|message=message;其他|其它|other=other";
+static const char *const s_gearboxes =
+    "手动|手动挡|手动档|MT|manual=manual;"
+    "自动|自动挡|自动档|手自一体|双离合|无级变速|AT|AMT|CVT|DCT|automatic=automatic";
+static const char *const s_grades = "H|H级=H;A|A级=A;B|B级=B;C|C级=C";
+static const char *const s_flags =
+    "是|Y|yes|true|1|√|✓|✔=1;否|N|no|false|0|×|✗|✘=0";
+
+/* Builds the record of the current cells; -1 with err naming the row and
+   column of a cell that cannot be read. */
+static int s_row_to_record(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, char *err,
+                           size_t errsz)
+{
+    int rc = 0;
+    bool bad = false;
+    for (size_t a = 0; a < r->naliases && rc == 0 && !bad; a++) {
+        int c = r->alias_col[a];
+        if (c < 0)
+            continue;
+        size_t s, n;
+        s_trim(r->cells[c], strlen(r->cells[c]), &s, &n);
+        if (n == 0)
+            continue;
+        char *v = r->cells[c] + s;
+        char save = v[n];
+        v[n] = '\0';
+        const char *field = r->aliases[a].field, *value = v, *want = NULL;
+        char num[32], mapped[32];
+        int64_t x;
+        switch (r->aliases[a].conv) {
+        case S_C_TEXT: break;
+        case S_C_DATE:
+            if (crm_leadin_parse_date(v, num, sizeof num) == 0)
+                value = num;
+            else if (out->type != CRM_T_customer_file)
+                want = "a date like 2026-12-05, 2026/12/5, 2026.12.5 or 20261205";
+            /* a customer file is the dealer's data as it stands: the
+               service stores it with a finding on the date */
+            break;
+        case S_C_TIME:
+            if (strspn(v, "0123456789") == n && n > 8 && n <= 15)
+                x = strtoll(v, NULL, 10); /* ms since the epoch, as the proto field */
+            else if (crm_leadin_parse_datetime(v, &x) != 0)
+                x = INT64_MIN;
+            if (x == INT64_MIN || !s_in_window(now_ms, x))
+                want = "a date-time like 2026-12-05 10:00 (China time), within ten years";
+            else
+                snprintf(num, sizeof num, "%lld", (long long) x), value = num;
+            break;
+        case S_C_FEN:
+            if (crm_leadin_parse_fen(v, &x) == 0)
+                snprintf(num, sizeof num, "%lld", (long long) x), value = num;
+            else
+                want = "an amount in yuan like 350.50 or ¥1,200";
+            break;
+        case S_C_KM:
+            if (crm_leadin_parse_km(v, &x) == 0)
+                snprintf(num, sizeof num, "%lld", (long long) x), value = num;
+            else
+                want = "a mileage in km like 12000 or 12,000km";
+            break;
+        case S_C_FLAG:
+            if (!(value = s_value_map(v, s_flags, mapped, sizeof mapped)))
+                want = "是 or 否 (Y/N, 1/0)";
+            break;
+        case S_C_GENDER: value = crm_lead_gender(v) ? crm_lead_gender(v) : v; break;
+        case S_C_PHONE:
+            /* Only a customer file has an untyped phone column; the typed
+               columns come first in its table and win. */
+            if (out->type != CRM_T_customer_file)
+                field = "usual_phone";
+            else if (s_looks_cn_mobile(v) && !out->body.customer_file.has.mobile)
+                field = "mobile";
+            else if (!out->body.customer_file.has.usual_phone)
+                field = "usual_phone";
+            else
+                field = NULL;
+            break;
+        case S_C_RESULT:
+        case S_C_GEARBOX:
+        case S_C_GRADE: {
+            const char *map = r->aliases[a].conv == S_C_RESULT    ? s_results
+                              : r->aliases[a].conv == S_C_GEARBOX ? s_gearboxes
+                                                                  : s_grades;
+            if (!(value = s_value_map(v, map, mapped, sizeof mapped)))
+                value = v; /* as written: the service judges it */
+            break;
+        }
+        }
+        if (want) {
+            char clip[48];
+            s_err(err, errsz, "row %ld, column %d (%s): expected %s, got \"%s\"", r->row, c + 1,
+                  r->header[c], want, s_clip(v, clip));
+            bad = true;
+        } else if (field) {
+            crm_err_t e;
+            int set = crm_msg_set_text(out, field, value, &e);
+            if (set < 0 && e.code == CRM_E_SIZE) {
+                rc = -1;
+            } else if (set != 0) {
+                s_err(err, errsz, "row %ld, column %d (%s): %s", r->row, c + 1, r->header[c],
+                      set > 0 ? "no such field" : e.text);
+                bad = true;
+            }
+        }
+        v[n] = save;
+    }
+    if (rc == 0 && !bad) {
+        char id[CRM_LEADIN_KEY_SZ];
+        crm_err_t e;
+        const char *has_id = NULL;
+        switch (out->type) {
+        case CRM_T_customer_file: has_id = out->body.customer_file.record_id; break;
+        case CRM_T_service_record: has_id = out->body.service_record.record_id; break;
+        case CRM_T_followup_record: has_id = out->body.followup_record.record_id; break;
+        default: break;
+        }
+        if (!has_id && (crm_leadin_record_key(out, "csv:", id, sizeof id) != 0 ||
+                        crm_msg_set_text(out, "record_id", id, &e) != 0))
+            rc = -1;
+    }
+    if (rc != 0)
+        s_err(err, errsz, "row %ld: out of memory", r->row);
+    return rc || bad ? -1 : 0;
+}
+
 int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row, char *err,
                  size_t errsz)
 {
     s_err(err, errsz, "%s", "");
-    crm_msg_init(out, CRM_T_lead_submit);
+    crm_msg_init(out, r ? r->type : CRM_T_lead_submit);
     if (!r)
         return 0;
     for (;;) {
@@ -2314,9 +2893,11 @@ int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row,
                   r->header[bad - 1], crm_csv_encoding(r));
             return -1;
         }
-        if (s_row_to_lead(r, now_ms, out, err, errsz) != 0) {
+        int conv = r->type == CRM_T_lead_submit ? s_row_to_lead(r, now_ms, out, err, errsz)
+                                                 : s_row_to_record(r, now_ms, out, err, errsz);
+        if (conv != 0) {
             crm_msg_clear(out);
-            crm_msg_init(out, CRM_T_lead_submit);
+            crm_msg_init(out, r->type);
             return -1;
         }
         return 1;
@@ -2387,6 +2968,7 @@ void crm_csv_close(crm_csv_reader_t **rp)
     free(r->spans);
     free(r->recs);
     free(r->target);
+    free(r->alias_col);
     s_free_list(&r->header);
     s_free_list(&r->unknown);
     s_free_list(&r->cells);

@@ -247,7 +247,8 @@ crm_csv_reader_t *crm_csv_open_mem(const char *data, size_t len, const char *enc
    until crm_csv_close), with its base name as the default source. */
 crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err, size_t errsz);
 
-/* Reads the next data row into out (see the shared contract above): channel
+/* Reads the next data row into out (see the shared contract above; a
+   record reader gives its type, see "dealer records" below): channel
    "autoshow", source the reader's (see crm_csv_set_source) unless the row
    has a source cell, fields trimmed, empty cells absent, a gender cell
    mapped by crm_lead_gender (男/先生 -> male, 女/女士 -> female, 未知/保密 ->
@@ -266,6 +267,114 @@ crm_csv_reader_t *crm_csv_open(const char *path, const char *encoding, char *err
    gives -1 and ends the data. */
 int crm_csv_next(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, long *row, char *err,
                  size_t errsz);
+
+/* ------------------------------------------------------ dealer records
+
+   Dealers that export rather than integrate send their customer files (客户
+   档案), service work orders and follow-up records as CSV (crmctl customer|
+   service|followup import, crm-dealer import). The same reader reads them:
+   decoding (UTF-8 with or without BOM, else GB18030; or the encoding
+   given), tab or comma, header folding, the row cap, blank rows skipped,
+   row errors naming the row and the column, crm_csv_row_fields for the
+   rejects file, progress. What differs is the message each row becomes and
+   the columns:
+
+   customer.file (客户档案, the seed-003 names first):
+     record_id 档案编号 客户档案编号 档案号   customer_id 客户编号 客户ID
+     name 姓名 客户姓名 客户名称      gender 性别 (crm_lead_gender: 男/女 ...)
+     birthday 生日 出生日期 (date)    id_number 身份证号 身份证 身份证号码 证件号码
+     address 通信地址 地址 联系地址   postcode 邮编 邮政编码   city 城市
+     province 省份 省                 mobile 手机 手机号 手机号码 移动电话
+     home_phone 家用电话 家庭电话 住宅电话   office_phone 办公电话 单位电话
+     usual_phone 常用电话             phone 电话 联系电话 (mobile when it looks
+                                      like one and no mobile is set, else
+                                      usual_phone when none is set)
+     email 电子邮件 邮箱 电子邮箱      remark 备注
+     fleet 大客户, vip VIP 重要客户 VIP客户, difficult 黑色客户 (flags)
+     grade 意向级别 意向等级 级别 (H级 -> H)
+     expected_purchase_date 预计购买日期 预计购车时间 预计购车日期 (date)
+     consultant_id 销售顾问 顾问 顾问编号
+     vin 底盘号 车架号 VIN码          engine_number 发动机号   model 车型
+     transmission 变速箱 (手动/MT -> manual; 自动/AT/CVT/DCT/双离合/手自一体
+                  -> automatic; else as written)
+     colour 颜色 车身颜色 color       plate 车牌号 车牌
+     plate_date 上牌日期, sale_date 开票日期 购车日期 销售日期,
+     first_service_date 首保日期 (dates); first_service_mileage 首保里程 (km)
+   service.record:
+     record_id 档案编号 记录编号      work_order 工单号 维修工单号 工单编号
+     customer_id 客户编号 客户ID      vin 底盘号 车架号 VIN码
+     date 维修日期 故障日期 进厂日期 服务日期 (date)
+     mileage 里程 行驶里程 进厂里程 (km)   work 维修内容 维修项目
+     amount_fen: 金额 费用 维修金额 结算金额 amount in yuan ("350.50",
+                 "¥1,200", "1200元"), or amount_fen in fen as an integer
+   followup.record:
+     record_id 档案编号 记录编号 跟进编号   customer_id 客户编号 客户ID
+     consultant_id 顾问 销售顾问 顾问编号   at 跟进时间 跟进日期 (date-time)
+     result 跟进结果 (接通 -> answered, 未接通/无人接听 -> no_answer, 到店 ->
+            visit, 试驾 -> test_drive, 报价 -> quote, 订单/下单/成交 -> order,
+            短信/微信 -> message, 其他 -> other; else as written)
+     content 跟进内容, feedback 客户反馈, grade 意向级别 (H级 -> H),
+     expected_purchase_date 预计购买日期 (date),
+     next_at 下次跟进时间 (date-time), next_content 下次跟进内容
+   Every column may also be named by its field's proto name (as above).
+   dealer_id is never read from the file: the caller sets it (crmctl's
+   --dealer; over the gateway the certificate names the dealer).
+
+   Cells: trimmed, an empty cell is an absent field. Dates: YYYY-MM-DD,
+   YYYY/M/D, YYYY.M.D, YYYYMMDD, YYYY年M月D日, with an Excel time after
+   them dropped ("2026/3/5 0:00"), written YYYY-MM-DD; a date that does not
+   exist is unreadable. Date-times: crm_leadin_parse_datetime (China time
+   without an offset) or ms since the epoch as digits, within ten years of
+   now_ms (when not 0). Flags: 是/否, Y/N, yes/no, true/false, 1/0, √/×.
+   Numbers as crm_leadin_parse_fen and crm_leadin_parse_km. A cell that
+   cannot be read makes the row a -1 of crm_csv_next: "row 4, column 7
+   (生日): expected a date like ..., got \"...\"".
+
+   Nothing else is judged here: a record without a name, with a bad phone
+   or a 5-digit postcode is read and sent; the service stores it with its
+   findings or refuses it, field by field.
+
+   Without a record_id cell the id is crm_leadin_record_key(.., "csv:"), so
+   the same row from any file, in any column order or encoding, gets the
+   same id (a resend changes nothing) and a corrected row a new one. */
+
+/* Opens dealer records of `type` (CRM_T_customer_file, CRM_T_service_record
+   or CRM_T_followup_record) held in memory, as crm_csv_open_mem opens
+   leads: crm_csv_next then gives messages of that type. Fails, with err,
+   for another type, an undecodable header, two columns of one field, or a
+   header where no column is a field of the type. */
+crm_csv_reader_t *crm_csv_open_records_mem(const char *data, size_t len, crm_type_t type,
+                                           const char *encoding, char *err, size_t errsz);
+
+/* crm_csv_open_records_mem on the file at path (mapped, as crm_csv_open). */
+crm_csv_reader_t *crm_csv_open_records(const char *path, crm_type_t type, const char *encoding,
+                                       char *err, size_t errsz);
+
+/* The content key of a dealer record (customer.file, service.record or
+   followup.record): prefix + 64 hex digits of the SHA-256 of
+   "type=<wire type>" followed by every body field except record_id and
+   dealer_id, in messages.def order, each "name=value" as in
+   crm_leadin_content_key (same escapes, absent and empty fields left out,
+   I64 decimal, BOOL 1/0). 0, or -1 for another type or a short out
+   (CRM_LEADIN_KEY_SZ is enough for "csv:"). */
+int crm_leadin_record_key(const crm_msg_t *m, const char *prefix, char *out, size_t outsz);
+
+/* Cuts a UTF-8 sequence left unfinished at the end of s (a string that
+   snprintf cut at its buffer's end), so s ends at a character boundary. */
+void crm_leadin_utf8_cut(char *s);
+
+/* A date in the shapes above -> "YYYY-MM-DD" in out (11 bytes at least).
+   0, or -1 (out empty) when it is none of them or does not exist. */
+int crm_leadin_parse_date(const char *s, char *out, size_t outsz);
+
+/* Yuan -> fen: "350.50" -> 35050, "¥1,200" -> 120000; a ¥, ￥, RMB or CNY
+   before, 元 after, ',' between groups of three digits, at most two
+   decimals, an optional '-'. 0, or -1 when malformed. */
+int crm_leadin_parse_fen(const char *s, int64_t *fen);
+
+/* Mileage -> km: "12,000", "12000km", "12000 公里", "12000.0" (rounded). 0,
+   or -1 when malformed or negative. */
+int crm_leadin_parse_km(const char *s, int64_t *km);
 
 /* Sets the source given to the following leads. 0, or -1 on allocation
    failure. */

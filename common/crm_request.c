@@ -439,8 +439,18 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
         }
         snprintf(req->key, sizeof req->key, "%s", req->msg.id);
     }
-    const char *parts[] = {crm_service_name(ep->svc), req->peer, req->row->keyspace ? req->row->keyspace : "request",
-                           req->key};
+    /* A key naming its peer ("<peer>/<key>", on an endpoint without CURVE)
+       is digested as that peer's: the same request sent by the peer on a
+       CURVE endpoint and by crmctl for it is one. */
+    const char *peer = req->peer, *key = req->key;
+    char named[CRM_ID_NAME_MAX + 1];
+    const char *slash = req->row->key_names_peer && !req->peer[0] ? strchr(req->key, '/') : NULL;
+    if (slash && slash > req->key && (size_t) (slash - req->key) <= CRM_ID_NAME_MAX) {
+        snprintf(named, sizeof named, "%.*s", (int) (slash - req->key), req->key);
+        peer = named;
+        key = slash + 1;
+    }
+    const char *parts[] = {crm_service_name(ep->svc), peer, req->row->keyspace ? req->row->keyspace : "request", key};
     char digest[CRM_ID_DIGEST_SZ];
     crm_id_digest(parts, 4, digest);
     snprintf(req->akey, sizeof req->akey, CRM_KEY_ANSWER_FMT, crm_service_name(ep->svc), digest);

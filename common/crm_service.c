@@ -1006,8 +1006,8 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
 }
 
 static const crm_request_t s_builtin_requests[] = {
-    {"reject.retry", s_on_reject_retry, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+    {"reject.retry", s_on_reject_retry, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 
 /* The control endpoint serves the service's rows and the framework's own. */

@@ -119,6 +119,11 @@ typedef struct {
     const char *keyspace;       /* rows sharing keys share a keyspace; NULL: "request" */
     const char *keep_opt;       /* option holding how many days answers are kept; NULL: answer-ttl-days */
     crm_request_batch_fn batch; /* handles consecutive requests of this type together */
+    /* The key function's key is "<peer>/<key>" on an endpoint without CURVE
+       (crmctl acting for a dealer): the answer is kept as that peer's, so
+       the request sent on a CURVE endpoint by the peer and on this one for
+       it is one request. */
+    bool key_names_peer;
 } crm_request_t;
 
 /* Builds an error answer for an endpoint's clients (a lead.rejected, a

@@ -31,6 +31,12 @@
  *  status report instead, and crm-dealer ... send KIND FILE.json the
  *  uplink records of FILE, one request each, in file order (Lazy Pirate
  *  both: the same bytes again on a fresh socket after a timeout).
+ *
+ *  crm-dealer ... import customer|service|followup FILE.csv sends a CSV
+ *  export row by row (crm_leadin's record reader, crm_import's pipelined
+ *  sender, as crmctl customer import): each row a customer.file,
+ *  service.record or followup.record request with its record_id (the
+ *  row's id column or its content key), answered by dealer.reply.
  */
 #include <czmq.h>
 #include <errno.h>
@@ -47,6 +53,8 @@
 #include "crm_clock.h"
 #include "crm_config.h"
 #include "crm_id.h"
+#include "crm_import.h"
+#include "crm_leadin.h"
 #include "crm_log.h"
 #include "crm_proto.h"
 #include "crm_store.h"
@@ -99,6 +107,7 @@ static crm_opt_t s_opts[] = {
      NULL},
     {"at", NULL, NULL, "status: agreed or new time, \"YYYY-MM-DD HH:MM\" China time", NULL},
     {"note", NULL, NULL, "status: free text", NULL},
+    {"encoding", NULL, NULL, "import: utf-8, gbk or gb18030 (default: detect)", NULL},
     {"log-level", "CRM_LOG_LEVEL", "info", "debug, info, warn or error", NULL},
     CRM_OPT_END};
 
@@ -114,9 +123,14 @@ static const char *s_summary =
     "             KIND: customer assign followup order delivery service lost lost-decide\n"
     "             staff-add staff-update staff-leave; FILE: one JSON object, an array of\n"
     "             them, or one a line (\"-\": stdin); one line of JSON out per record\n"
-    "Exit: 0 done (status accepted, every record stored), 1 refused (some records refused) or\n"
-    "start-up failed, 2 usage, unreadable FILE or no answer, 3 the stream no longer holds what\n"
-    "this dealer needs (see DEALERS.md)";
+    "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC import customer|service|followup\n"
+    "             FILE.csv [--encoding utf-8|gbk|gb18030]\n"
+    "             sends the file's rows (Chinese or English headers, see DEALERS.md); refused\n"
+    "             and unreadable rows go to FILE.csv.rejects.csv; sending it again changes nothing\n"
+    "Exit: 0 done (status accepted, every record or row stored), 1 refused (a record or row\n"
+    "refused or unreadable) or start-up failed, 2 usage, unreadable FILE or no answer (the\n"
+    "gateway could not be reached), 3 the stream no longer holds what this dealer needs\n"
+    "(see DEALERS.md)";
 
 typedef struct {
     const char *dealer;
@@ -287,8 +301,7 @@ static int s_encode_request(crm_msg_t *m, msgpack_sbuffer *buf)
 /* The answers that mean "ask again later", not "no". */
 static bool s_retry_code(const char *code)
 {
-    return code && (!strcmp(code, "busy") || !strcmp(code, "unavailable") ||
-                    !strcmp(code, "not_certified"));
+    return crm_import_retry_code(code);
 }
 
 static int64_t s_backoff(int64_t current)
@@ -1428,6 +1441,44 @@ static int s_send_file(s_dealer_t *d, const char *kind, const char *path)
     return s.refused ? S_EXIT_NO : S_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ import */
+
+static int s_import(s_dealer_t *d, const char *kind, const char *path)
+{
+    crm_type_t type = !strcmp(kind, "customer")   ? CRM_T_customer_file
+                      : !strcmp(kind, "service")  ? CRM_T_service_record
+                      : !strcmp(kind, "followup") ? CRM_T_followup_record
+                                                  : CRM_T_NONE;
+    if (type == CRM_T_NONE) {
+        fprintf(stderr, "crm-dealer import: KIND is customer, service or followup, not %s\n", kind);
+        return S_EXIT_USAGE;
+    }
+    zsock_t *sock = s_socket(d, ZMQ_DEALER, d->endpoint);
+    if (!sock) {
+        fprintf(stderr, "crm-dealer: cannot connect to %s\n", d->endpoint);
+        return S_EXIT_NOANSWER;
+    }
+    zsock_set_linger(sock, 0);
+    char peer[300];
+    snprintf(peer, sizeof peer, "the gateway at %s", d->endpoint);
+    const char *enc = crm_opt(s_opts, "encoding");
+    /* no dealer_id in the bodies: the gateway takes the certified one;
+       busy, unavailable and not_certified wait and send again */
+    crm_import_records_t how = {.tool = "crm-dealer",
+                                .sock = sock,
+                                .delimiter = false,
+                                .peer = peer,
+                                .timeout_ms = (int) d->timeout_ms,
+                                .tries = (int) d->tries,
+                                .dealer = d->dealer,
+                                .body_dealer = false,
+                                .producer = "dealer",
+                                .encoding = enc && *enc ? enc : NULL};
+    int rc = crm_import_records(&how, type, path);
+    zsock_destroy(&sock);
+    return rc == 2 ? S_EXIT_NOANSWER : rc == 1 ? S_EXIT_NO : S_EXIT_OK;
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -1458,8 +1509,9 @@ int main(int argc, char **argv)
     const char *cert = crm_opt(s_opts, "cert"), *server = crm_opt(s_opts, "server-cert");
     bool status = npos >= 1 && !strcmp(argv[1], "status");
     bool send = npos >= 1 && !strcmp(argv[1], "send");
-    if (!d.dealer || !cert || !server || (!status && !send && !crm_opt(s_opts, "state")) ||
-        (npos != 0 && !((status || send) && npos == 3))) {
+    bool import = npos >= 1 && !strcmp(argv[1], "import");
+    if (!d.dealer || !cert || !server || (!status && !send && !import && !crm_opt(s_opts, "state")) ||
+        (npos != 0 && !((status || send || import) && npos == 3))) {
         fprintf(stderr, "crm-dealer: --dealer, --cert, --server-cert and (to follow the stream) "
                         "--state are needed; try --help\n");
         return S_EXIT_USAGE;
@@ -1516,11 +1568,17 @@ int main(int argc, char **argv)
     zsys_handler_set(NULL);
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (!import) {
+        /* an import ends at once on a signal: sending it again is safe */
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = status ? s_status(&d, argv[2], argv[3]) : send ? s_send_file(&d, argv[2], argv[3]) : s_run(&d);
+    int rc = status   ? s_status(&d, argv[2], argv[3])
+             : send   ? s_send_file(&d, argv[2], argv[3])
+             : import ? s_import(&d, argv[2], argv[3])
+                      : s_run(&d);
     zcert_destroy(&d.cert);
     return rc;
 }

@@ -21,6 +21,13 @@ static const char *s_summary =
     "  lead import FILE.csv [--encoding utf-8|gbk|gb18030] [--source NAME]\n"
     "                              import an auto-show spreadsheet (UTF-8 or GBK, Chinese or\n"
     "                              English headers); rejected rows go to FILE.csv.rejects.csv\n"
+    "  customer import FILE.csv --dealer D [--encoding utf-8|gbk|gb18030]\n"
+    "  service import FILE.csv --dealer D [--encoding E]\n"
+    "  followup import FILE.csv --dealer D [--encoding E]\n"
+    "                              a dealer's customer files (客户档案), work orders or follow-ups,\n"
+    "                              Chinese or English headers (tools/DEALERS.md), sent to\n"
+    "                              crm-dispatcher for dealer D; rows it refuses or that cannot be\n"
+    "                              read go to FILE.csv.rejects.csv; importing again changes nothing\n"
     "  customer show ID            the record, its findings, its leads and every field change\n"
     "  customer find --mobile M | --id-number N | --name NAME\n"
     "  quarantine list             rejected submissions kept for review\n"
@@ -374,7 +381,7 @@ int main(int argc, char **argv)
          "lead: crm-intake's public certificate, with --source-cert", NULL},
         {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead: how long to wait for intake's answer", NULL},
         {"tries", NULL, "3", "lead: how many times to send before giving up", NULL},
-        {"encoding", NULL, NULL, "lead import: utf-8, gbk or gb18030 (default: detect)", NULL},
+        {"encoding", NULL, NULL, "lead|customer|service|followup import: utf-8, gbk or gb18030 (default: detect)", NULL},
         {"source", NULL, NULL, "lead import: the source (default: the file name)", NULL},
         {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
         {"id-number", NULL, NULL, "customer find: by ID number", NULL},
@@ -387,7 +394,8 @@ int main(int argc, char **argv)
          "dealer add|update: test drives per day (0: no limit; default: crm-dispatcher's CRM_DEFAULT_CAPACITY)", NULL},
         {"dealer", NULL, NULL,
          "testdrive|lost list: only this dealer's; staff, followup, order, delivery, service, customer assign, "
-         "lost: the dealer crmctl acts for (default, where a customer is named: its owning dealer)", NULL},
+         "lost: the dealer crmctl acts for (default, where a customer is named: its owning dealer); "
+         "customer|service|followup import: the dealer the file is from (required)", NULL},
         {"role", NULL, NULL, "staff add|update: consultant, manager or director", NULL},
         {"manager", NULL, NULL, "staff add|update: the manager a consultant reports to; lost approve|refuse: who decides", NULL},
         {"consultant", NULL, NULL, "followup|order record, customer assign, lost request: the consultant", NULL},
@@ -445,7 +453,14 @@ int main(int argc, char **argv)
         return 2;
     crmctl_t ctl = {.opts = opts, .argc = npos, .argv = argv + 1};
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "lead"))
+    crm_type_t import = npos < 2 || strcmp(argv[2], "import") ? CRM_T_NONE
+                        : !strcmp(cmd, "customer")            ? CRM_T_customer_file
+                        : !strcmp(cmd, "service")             ? CRM_T_service_record
+                        : !strcmp(cmd, "followup")            ? CRM_T_followup_record
+                                                              : CRM_T_NONE;
+    if (import != CRM_T_NONE)
+        rc = crmctl_records_import(&ctl, import);
+    else if (!strcmp(cmd, "lead"))
         rc = crmctl_lead(&ctl);
     else if (!strcmp(cmd, "customer"))
         rc = crmctl_customer(&ctl);

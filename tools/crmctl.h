@@ -50,6 +50,9 @@ int crmctl_reply(const crm_msg_t *answer, const char *what);
 bool crmctl_id_ok(const char *id, const char *what);
 
 int crmctl_lead(crmctl_t *ctl);       /* lead submit | lead import */
+/* customer|service|followup import FILE.csv --dealer D (type customer.file,
+   service.record, followup.record), tools/crmctl_import.c */
+int crmctl_records_import(crmctl_t *ctl, crm_type_t type);
 int crmctl_customer(crmctl_t *ctl);   /* customer show | customer find */
 int crmctl_quarantine(crmctl_t *ctl); /* quarantine list | show | retry */
 int crmctl_dealer(crmctl_t *ctl);     /* dealer add | update | list | show | suspend | activate | cert | revoke */

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "crm_lead.h"
+#include "crm_import.h"
 #include "crm_leadin.h"
 #include "crmctl.h"
 
@@ -293,150 +294,43 @@ static int s_submit(crmctl_t *ctl, const char *path)
 
 /* ---------------------------------------------------------------- import */
 
-typedef struct {
-    long row;
-    char *sid;
-    char *frame;
-    size_t len;
-    int64_t sent_us;
-    int tries;
-    char **cells; /* for the rejects file */
-    size_t ncells;
-} s_pending_t;
-
-typedef struct {
-    long accepted, merged, rejected, duplicates, unreadable, unanswered;
-    FILE *rejects;
-    char rejects_path[1024];
-    const char *const *header;
-    int shown;
-} s_summary_t;
-
-static void s_csv_cell(FILE *f, const char *v)
+/* The lead import's side of crm_import: the submission id is both the
+   key of intake's answer and the row's own id. */
+static int s_lead_prepare(void *arg, crm_msg_t *m, char *match, char *dedupe)
 {
-    bool quote = strpbrk(v, ",\"\r\n") != NULL;
-    if (!quote) {
-        fputs(v, f);
+    (void) arg;
+    crm_new_id(m->id, sizeof m->id);
+    m->ts = crm_now_ms();
+    snprintf(m->producer, sizeof m->producer, "crmctl");
+    snprintf(match, CRM_IMPORT_KEY_SZ, "%s", m->body.lead_submit.submission_id);
+    snprintf(dedupe, CRM_IMPORT_KEY_SZ, "%s", m->body.lead_submit.submission_id);
+    return 0;
+}
+
+static void s_lead_answer(void *arg, const crm_msg_t *a, crm_import_result_t *res)
+{
+    (void) arg;
+    if (a->type == CRM_T_lead_accepted) {
+        res->outcome = CRM_IMPORT_STORED;
+        res->flag = a->body.lead_accepted.merged;
+        snprintf(res->key, sizeof res->key, "%s", a->body.lead_accepted.submission_id);
         return;
     }
-    fputc('"', f);
-    for (const char *p = v; *p; p++) {
-        if (*p == '"')
-            fputc('"', f);
-        fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void s_reject_row(s_summary_t *s, long row, char **cells, size_t n, const char *why)
-{
-    if (s->shown++ < 20)
-        printf("  row %ld: %s\n", row, why);
-    else if (s->shown == 21)
-        printf("  ... (all in %s)\n", s->rejects_path);
-    if (!s->rejects) {
-        s->rejects = fopen(s->rejects_path, "w");
-        if (!s->rejects) {
-            fprintf(stderr, "crmctl: cannot write %s\n", s->rejects_path);
-            return;
-        }
-        for (size_t i = 0; s->header[i]; i++) {
-            s_csv_cell(s->rejects, s->header[i]);
-            fputc(',', s->rejects);
-        }
-        fputs("error\n", s->rejects);
-    }
-    size_t cols = 0;
-    while (s->header[cols])
-        cols++;
-    for (size_t i = 0; i < cols; i++) {
-        s_csv_cell(s->rejects, i < n && cells[i] ? cells[i] : "");
-        fputc(',', s->rejects);
-    }
-    s_csv_cell(s->rejects, why);
-    fputc('\n', s->rejects);
-}
-
-static char **s_copy_cells(const char *const *cells, size_t n)
-{
-    char **copy = calloc(n ? n : 1, sizeof *copy);
-    for (size_t i = 0; copy && i < n; i++)
-        copy[i] = strdup(cells[i] ? cells[i] : "");
-    return copy;
-}
-
-/* zhashx destructors take the address of the item. */
-static void s_free_pending(void **item)
-{
-    s_pending_t *p = *item;
-    *item = NULL;
-    if (!p)
+    if (a->type != CRM_T_lead_rejected)
         return;
-    for (size_t i = 0; i < p->ncells; i++)
-        free(p->cells[i]);
-    free(p->cells);
-    free(p->sid);
-    free(p->frame);
-    free(p);
-}
-
-static void s_free_str(void **item)
-{
-    free(*item);
-    *item = NULL;
-}
-
-static void s_progress(double share, long rows, bool tty, int *last_decile)
-{
-    if (tty) {
-        int width = 30, done = (int) (share * width);
-        fprintf(stderr, "\rimporting [%.*s%*s] %3d%%  %ld rows", done, "##############################",
-                width - done, "", (int) (share * 100), rows);
-    } else if ((int) (share * 10) > *last_decile) {
-        *last_decile = (int) (share * 10);
-        fprintf(stderr, "importing: %d%% (%ld rows)\n", *last_decile * 10, rows);
-    }
-}
-
-/* pending: submission id -> handle in `order`, the list (in row order)
-   that owns the rows. */
-static void s_on_answer(zhashx_t *pending, zlistx_t *order, zframe_t *fr, s_summary_t *sum)
-{
-    crm_msg_t a;
-    crm_err_t err;
-    if (crm_msg_decode(zframe_data(fr), zframe_size(fr), &a, &err) != 0)
+    snprintf(res->key, sizeof res->key, "%s", a->body.lead_rejected.submission_id);
+    const crm_strs_t *e = &a->body.lead_rejected.errors;
+    /* "service|unavailable" is intake saying "not stored, retry";
+       "service|failed" is final (Redis refused it; kept for review). */
+    if (e->n && !strncmp(e->v[0], "service|unavailable|", 20)) {
+        res->outcome = CRM_IMPORT_RETRY;
         return;
-    const char *sid = a.type == CRM_T_lead_accepted ? a.body.lead_accepted.submission_id
-                      : a.type == CRM_T_lead_rejected ? a.body.lead_rejected.submission_id
-                                                      : NULL;
-    void *handle = sid ? zhashx_lookup(pending, sid) : NULL;
-    s_pending_t *p = handle ? zlistx_handle_item(handle) : NULL;
-    if (!p) {
-        crm_msg_clear(&a);
-        return; /* a late answer to a resend already counted */
     }
-    if (a.type == CRM_T_lead_accepted) {
-        sum->accepted++;
-        sum->merged += a.body.lead_accepted.merged;
-    } else {
-        const crm_strs_t *e = &a.body.lead_rejected.errors;
-        /* "service|unavailable" is intake saying "not stored, retry";
-           "service|failed" is final (Redis refused it; kept for review). */
-        if (e->n && !strncmp(e->v[0], "service|unavailable|", 20)) {
-            p->sent_us = 0; /* resend on the next pass */
-            crm_msg_clear(&a);
-            return;
-        }
-        char why[1024] = "";
-        size_t used = 0;
-        for (size_t i = 0; i < e->n && used < sizeof why - 1; i++)
-            used += (size_t) snprintf(why + used, sizeof why - used, "%s%s", i ? "; " : "", e->v[i]);
-        sum->rejected++;
-        s_reject_row(sum, p->row, p->cells, p->ncells, why);
-    }
-    zhashx_delete(pending, sid);
-    zlistx_delete(order, handle);
-    crm_msg_clear(&a);
+    res->outcome = CRM_IMPORT_REFUSED;
+    size_t used = 0;
+    for (size_t i = 0; i < e->n && used < sizeof res->why - 1; i++)
+        used += (size_t) snprintf(res->why + used, sizeof res->why - used, "%s%s", i ? "; " : "",
+                                  e->v[i]);
 }
 
 static int s_import(crmctl_t *ctl, const char *path)
@@ -454,7 +348,6 @@ static int s_import(crmctl_t *ctl, const char *path)
     for (const char *const *u = crm_csv_unknown_columns(r); u && *u; u++)
         fprintf(stderr, "crmctl: column '%s' is not a lead field and is not imported\n", *u);
     const char *endpoint = crm_opt(ctl->opts, "intake");
-    int timeout_ms = (int) crmctl_i64(ctl, "timeout-ms"), tries = (int) crmctl_i64(ctl, "tries");
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     zsock_set_linger(dealer, 0);
     zsock_set_sndhwm(dealer, 0);
@@ -467,125 +360,31 @@ static int s_import(crmctl_t *ctl, const char *path)
         zsock_destroy(&dealer);
         return CRMCTL_USAGE;
     }
-    s_summary_t sum = {0};
-    sum.header = crm_csv_header(r);
-    snprintf(sum.rejects_path, sizeof sum.rejects_path, "%s.rejects.csv", path);
-    unlink(sum.rejects_path);
-    zhashx_t *pending = zhashx_new();
-    zlistx_t *order = zlistx_new();
-    zlistx_set_destructor(order, s_free_pending);
-    zhashx_t *seen = zhashx_new(); /* sid -> first row, for duplicate rows */
-    zhashx_set_destructor(seen, s_free_str);
-    zhashx_set_duplicator(seen, (zhashx_duplicator_fn *) strdup);
-    bool tty = isatty(2), eof = false;
-    int decile = -1;
-    long rows = 0;
-    const size_t window = 512;
+    char peer[300];
+    snprintf(peer, sizeof peer, "crmctl: crm-intake at %s", endpoint);
+    crm_import_conf_t conf = {.sock = dealer,
+                              .delimiter = true,
+                              .peer = peer,
+                              .what = "lead",
+                              .timeout_ms = (int) crmctl_i64(ctl, "timeout-ms"),
+                              .tries = (int) crmctl_i64(ctl, "tries"),
+                              .prepare = s_lead_prepare,
+                              .answer = s_lead_answer};
+    crm_import_stats_t st;
     printf("importing %s (%s)\n", path, crm_csv_encoding(r));
-    int64_t t0 = crm_mono_us();
-    while (!eof || zhashx_size(pending) > 0) {
-        /* Fill the window. */
-        while (!eof && zhashx_size(pending) < window) {
-            crm_msg_t m;
-            long row = 0;
-            int got = crm_csv_next(r, crm_now_ms(), &m, &row, err, sizeof err);
-            if (got == 0) {
-                eof = true;
-                break;
-            }
-            rows++;
-            size_t n = 0;
-            const char *const *cells = crm_csv_row_fields(r, &n);
-            if (got < 0) {
-                sum.unreadable++;
-                char **copy = s_copy_cells(cells, n);
-                s_reject_row(&sum, row, copy, n, err);
-                for (size_t i = 0; i < n; i++)
-                    free(copy[i]);
-                free(copy);
-                continue;
-            }
-            const char *first = zhashx_lookup(seen, m.body.lead_submit.submission_id);
-            if (first) {
-                sum.duplicates++;
-                crm_msg_clear(&m);
-                continue;
-            }
-            char rowtxt[24];
-            snprintf(rowtxt, sizeof rowtxt, "%ld", row);
-            zhashx_insert(seen, m.body.lead_submit.submission_id, rowtxt);
-            s_pending_t *p = calloc(1, sizeof *p);
-            msgpack_sbuffer buf;
-            s_encode_submit(&m, &buf);
-            p->row = row;
-            p->sid = strdup(m.body.lead_submit.submission_id);
-            p->frame = buf.data;
-            p->len = buf.size;
-            p->cells = s_copy_cells(cells, n);
-            p->ncells = n;
-            crm_msg_clear(&m);
-            zhashx_insert(pending, p->sid, zlistx_add_end(order, p));
-        }
-        /* Send what is due: new ones, and resends after a timeout. */
-        int64_t now = crm_mono_us();
-        for (s_pending_t *p = zlistx_first(order); p; p = zlistx_next(order)) {
-            if (p->sent_us && now - p->sent_us < (int64_t) timeout_ms * 1000)
-                continue;
-            if (p->tries >= tries) {
-                sum.unanswered++;
-                continue;
-            }
-            p->tries++;
-            p->sent_us = now;
-            zsock_send(dealer, "zb", p->frame, p->len);
-        }
-        if (sum.unanswered) {
-            fprintf(stderr, "\ncrmctl: crm-intake at %s stopped answering; %zu rows are not "
-                            "confirmed. Run the same import again: rows already stored are not "
-                            "stored twice.\n",
-                    endpoint, zhashx_size(pending));
-            break;
-        }
-        /* Collect answers for up to 100 ms. */
-        zpoller_t *poller = zpoller_new(dealer, NULL);
-        int64_t until = crm_mono_us() + 100000;
-        while (crm_mono_us() < until && zhashx_size(pending) > 0) {
-            if (zpoller_wait(poller, 20) != dealer)
-                continue;
-            zmsg_t *reply;
-            while ((reply = zmsg_recv_nowait(dealer))) {
-                zframe_t *fr = zmsg_last(reply);
-                if (fr)
-                    s_on_answer(pending, order, fr, &sum);
-                zmsg_destroy(&reply);
-            }
-            if (!eof && zhashx_size(pending) < window / 2)
-                break;
-        }
-        zpoller_destroy(&poller);
-        s_progress(eof ? 1.0 : crm_csv_progress(r), rows, tty, &decile);
-    }
-    if (tty)
-        fputc('\n', stderr);
-    double secs = (double) (crm_mono_us() - t0) / 1e6;
-    long unanswered = (long) zhashx_size(pending);
+    crm_import_run(r, path, &conf, &st);
     printf("%ld rows in %.2f s: %ld accepted (%ld merged into known customers), %ld rejected, "
            "%ld unreadable, %ld duplicate rows, %ld not confirmed\n",
-           rows, secs, sum.accepted, sum.merged, sum.rejected, sum.unreadable, sum.duplicates,
-           unanswered);
-    if (sum.rejects) {
-        fclose(sum.rejects);
+           st.rows, st.secs, st.stored, st.flagged, st.refused, st.unreadable, st.duplicates,
+           st.unconfirmed);
+    if (st.rejects)
         printf("rejected rows, with the reason in the last column: %s (fix them and import that file)\n",
-               sum.rejects_path);
-    }
-    zhashx_destroy(&pending);
-    zlistx_destroy(&order);
-    zhashx_destroy(&seen);
+               st.rejects_path);
     zsock_destroy(&dealer);
     crm_csv_close(&r);
-    if (unanswered)
+    if (st.unconfirmed)
         return CRMCTL_UNREACHABLE;
-    return sum.rejected || sum.unreadable ? CRMCTL_NO : CRMCTL_OK;
+    return st.refused || st.unreadable ? CRMCTL_NO : CRMCTL_OK;
 }
 
 int crmctl_lead(crmctl_t *ctl)

@@ -527,9 +527,9 @@ gateway_t *gateway_new(crm_service_t *svc, const char *cert_dir, const char *ser
                               server_cert ? server_cert : GATEWAY_SERVER_CERT_DEFAULT, "dealer-id", "dealer");
     if (!gw->curve || s_xpub_open(gw) != 0)
         goto fail;
-    gw->rows[0] = (crm_request_t){"dealer.replay", s_on_replay, CRM_REQ_READ, NULL, NULL, NULL, NULL};
-    gw->rows[1] = (crm_request_t){"dealer.ack", on_ack, CRM_REQ_IDEMPOTENT, NULL, NULL, NULL, NULL};
-    gw->rows[2] = (crm_request_t){"dealer.status", on_status, CRM_REQ_WRITE, NULL, "status", NULL, NULL};
+    gw->rows[0] = (crm_request_t){"dealer.replay", s_on_replay, CRM_REQ_READ, NULL, NULL, NULL, NULL, false};
+    gw->rows[1] = (crm_request_t){"dealer.ack", on_ack, CRM_REQ_IDEMPOTENT, NULL, NULL, NULL, NULL, false};
+    gw->rows[2] = (crm_request_t){"dealer.status", on_status, CRM_REQ_WRITE, NULL, "status", NULL, NULL, false};
     for (size_t i = 0; uplink && uplink[i].type && i < GATEWAY_ROWS_MAX; i++)
         gw->rows[3 + i] = uplink[i];
     gw->def = (crm_endpoint_def_t){"gateway", gw->rows, s_error};

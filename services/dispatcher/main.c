@@ -106,12 +106,12 @@ static const crm_handler_t dispatcher_handlers[] = {
 };
 
 static const crm_request_t dispatcher_requests[] = {
-    {"dealer.register", dispatch_on_register, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {"dealer.update", dispatch_on_update, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {"regions.load", dispatch_on_regions, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {"cert.issue", dispatcher_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {"cert.revoke", dispatcher_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+    {"dealer.register", dispatch_on_register, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {"dealer.update", dispatch_on_update, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {"regions.load", dispatch_on_regions, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {"cert.issue", dispatcher_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {"cert.revoke", dispatcher_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 /* The registry's rows, then the uplink's (the CRM department acting for a
    dealer): built at start. */

@@ -744,6 +744,24 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         goto out;
     }
     crm_customer_index(tx, cid, &f);
+    /* What the file gave that no rule could read stays in the history as
+       received (the record's own fields keep theirs in the merge's entry). */
+    char hkey[80];
+    snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
+    const char *raw[20] = {"XADD", hkey, "*", "record", u.record, "channel", channel, "ts", u.nows};
+    int nr = 9;
+    const char *given[] = {b->plate_date, b->sale_date, b->first_service_date, b->expected_purchase_date,
+                           b->transmission, b->grade};
+    const char *kept[] = {v.plate_date, v.sale_date, v.first_service_date, epd, v.transmission, grade};
+    const char *names[] = {"plate_date.raw", "sale_date.raw", "first_service_date.raw", "expected_purchase_date.raw",
+                           "transmission.raw", "grade.raw"};
+    for (int i = 0; i < 6; i++)
+        if (given[i] && *given[i] && (!kept[i] || !*kept[i])) {
+            raw[nr++] = names[i];
+            raw[nr++] = given[i];
+        }
+    if (nr > 9)
+        crm_tx_cmdargv(tx, nr, raw, NULL);
     const char *stage = s_cust_field(&u, "stage");
     const char *new_stage = owner ? "owner" : (!stage ? "prospect" : NULL);
     const char *extra[24];
@@ -1406,26 +1424,26 @@ static crm_handled_t s_on_reactivate(crm_service_t *svc, crm_req_t *req, crm_tx_
 
 /* ------------------------------------------------------------ the tables */
 
-#define S_ROWS(KEY)                                                                                \
-    {"customer.file", s_on_file, CRM_REQ_WRITE, KEY, "customer.file", UPLINK_KEEP_OPT, NULL},      \
-        {"customer.assign", s_on_assign, CRM_REQ_WRITE, KEY, "customer.assign", UPLINK_KEEP_OPT, NULL}, \
-        {"followup.record", s_on_followup, CRM_REQ_WRITE, KEY, "followup.record", UPLINK_KEEP_OPT, NULL}, \
-        {"order.record", s_on_order, CRM_REQ_WRITE, KEY, "order.record", UPLINK_KEEP_OPT, NULL},   \
-        {"delivery.record", s_on_delivery, CRM_REQ_WRITE, KEY, "delivery.record", UPLINK_KEEP_OPT, NULL}, \
-        {"service.record", s_on_service, CRM_REQ_WRITE, KEY, "service.record", UPLINK_KEEP_OPT, NULL}, \
-        {"prospect.lose", s_on_lose, CRM_REQ_WRITE, KEY, "prospect.lose", UPLINK_KEEP_OPT, NULL},  \
-        {"lost.decide", s_on_decide, CRM_REQ_WRITE, KEY, "lost.decide", UPLINK_KEEP_OPT, NULL},    \
-        {"staff.add", s_on_staff_add, CRM_REQ_WRITE, KEY, "staff.add", UPLINK_KEEP_OPT, NULL},     \
-        {"staff.update", s_on_staff_update, CRM_REQ_WRITE, KEY, "staff.update", UPLINK_KEEP_OPT, NULL}, \
-        {"staff.leave", s_on_staff_leave, CRM_REQ_WRITE, KEY, "staff.leave", UPLINK_KEEP_OPT, NULL}
+#define S_ROWS(KEY, NAMED)                                                                                \
+    {"customer.file", s_on_file, CRM_REQ_WRITE, KEY, "customer.file", UPLINK_KEEP_OPT, NULL, NAMED},      \
+        {"customer.assign", s_on_assign, CRM_REQ_WRITE, KEY, "customer.assign", UPLINK_KEEP_OPT, NULL, NAMED}, \
+        {"followup.record", s_on_followup, CRM_REQ_WRITE, KEY, "followup.record", UPLINK_KEEP_OPT, NULL, NAMED}, \
+        {"order.record", s_on_order, CRM_REQ_WRITE, KEY, "order.record", UPLINK_KEEP_OPT, NULL, NAMED},   \
+        {"delivery.record", s_on_delivery, CRM_REQ_WRITE, KEY, "delivery.record", UPLINK_KEEP_OPT, NULL, NAMED}, \
+        {"service.record", s_on_service, CRM_REQ_WRITE, KEY, "service.record", UPLINK_KEEP_OPT, NULL, NAMED}, \
+        {"prospect.lose", s_on_lose, CRM_REQ_WRITE, KEY, "prospect.lose", UPLINK_KEEP_OPT, NULL, NAMED},  \
+        {"lost.decide", s_on_decide, CRM_REQ_WRITE, KEY, "lost.decide", UPLINK_KEEP_OPT, NULL, NAMED},    \
+        {"staff.add", s_on_staff_add, CRM_REQ_WRITE, KEY, "staff.add", UPLINK_KEEP_OPT, NULL, NAMED},     \
+        {"staff.update", s_on_staff_update, CRM_REQ_WRITE, KEY, "staff.update", UPLINK_KEEP_OPT, NULL, NAMED}, \
+        {"staff.leave", s_on_staff_leave, CRM_REQ_WRITE, KEY, "staff.leave", UPLINK_KEEP_OPT, NULL, NAMED}
 
 const crm_request_t uplink_gateway_rows[] = {
-    S_ROWS(s_key_gateway),
-    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+    S_ROWS(s_key_gateway, false),
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 
 const crm_request_t uplink_control_rows[] = {
-    S_ROWS(s_key_control),
-    {"prospect.reactivate", s_on_reactivate, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+    S_ROWS(s_key_control, true),
+    {"prospect.reactivate", s_on_reactivate, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };

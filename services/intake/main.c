@@ -22,18 +22,18 @@ static crm_handled_t intake_on_cert_issue(crm_service_t *svc, crm_req_t *req, cr
 static crm_handled_t intake_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
 
 static const crm_request_t intake_lead_requests[] = {
-    {"lead.submit", NULL, CRM_REQ_WRITE, intake_submit_key, "submission", "submission-ttl-days", intake_on_submit},
+    {"lead.submit", NULL, CRM_REQ_WRITE, intake_submit_key, "submission", "submission-ttl-days", intake_on_submit, false},
     {"lead.unconvertible", intake_on_unconvertible, CRM_REQ_WRITE, intake_document_key, "document",
-     "submission-ttl-days", NULL},
-    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+     "submission-ttl-days", NULL, false},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 
 static const crm_endpoint_def_t intake_leads = {"leads", intake_lead_requests, intake_error};
 
 static const crm_request_t intake_control_requests[] = {
-    {"cert.issue", intake_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {"cert.revoke", intake_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL},
-    {NULL, NULL, 0, NULL, NULL, NULL, NULL},
+    {"cert.issue", intake_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {"cert.revoke", intake_on_cert_revoke, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 
 /* Lead sources' certificates, when the deployment asks for them. */

@@ -725,6 +725,45 @@ static void test_revoked_dealer_cannot_write(void **state)
 }
 
 
+/* A record the dealer sent, sent again by the CRM department for it (an
+   import of the dealer's export, say), is one record: the first answer,
+   nothing new. */
+static void test_the_same_record_on_both_endpoints_is_one(void **state)
+{
+    fx_t *f = *state;
+    zsock_t *d = s_dealer(f, "U2"), *c = s_control(f);
+    crm_msg_t m, a;
+    char *cid = s_file(f, d, "U2-BOTH", "郑十一", "13555556666", &a);
+    crm_msg_clear(&a);
+    long long before = s_events(f, "customer");
+    crm_msg_init(&m, CRM_T_customer_file);
+    CRM_SET_STR(&m, customer_file, record_id, "U2-BOTH");
+    CRM_SET_STR(&m, customer_file, dealer_id, "U2");
+    CRM_SET_STR(&m, customer_file, name, "郑十一");
+    CRM_SET_STR(&m, customer_file, mobile, "13555556666");
+    CRM_SET_STR(&m, customer_file, email, "zheng@example.com");
+    s_ask(c, &m, &a);
+    s_assert_ok(&a, "the same record on the control endpoint");
+    assert_int_equal(a.type, CRM_T_dealer_reply); /* the first answer, as the gateway gave it */
+    assert_string_equal(a.body.dealer_reply.customer_id, cid);
+    crm_msg_clear(&a);
+    assert_int_equal(s_events(f, "customer"), before);
+    char key[80];
+    snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
+    assert_null(s_hget(f, key, "email"));
+    /* another dealer's record of the same id is its own */
+    crm_msg_init(&m, CRM_T_customer_file);
+    CRM_SET_STR(&m, customer_file, record_id, "U2-BOTH");
+    CRM_SET_STR(&m, customer_file, dealer_id, "U1");
+    CRM_SET_STR(&m, customer_file, name, "另一位");
+    s_ask(c, &m, &a);
+    s_assert_ok(&a, "another dealer's record of the same id");
+    assert_int_equal(a.type, CRM_T_reply);
+    crm_msg_clear(&a);
+    assert_int_equal(s_events(f, "customer"), before + 2);
+    free(cid);
+}
+
 /* The dispatcher SIGKILLed in the middle of 10,000 uplink records: every
    record is stored once, none lost, none doubled; the client only sends
    again what was not answered, with the same bytes. */
@@ -803,6 +842,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_another_dealers_customer_is_not_yours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_prospect_waits_and_is_reactivated_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_endpoint_acts_for_a_dealer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_same_record_on_both_endpoints_is_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_dealer_cannot_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing, setup, teardown),
     };

@@ -60,6 +60,9 @@ long long crm_h_int(crm_store_t *s, const char *fmt, ...);
 long long crm_h_wait_int(crm_store_t *s, long long want, int timeout_ms, const char *fmt, ...);
 /* True when the file contains `needle`. */
 bool crm_h_file_contains(const char *path, const char *needle);
+/* How many lines of the file contain `needle` (lines up to 16 KiB; 0 when
+   it cannot be read). */
+int crm_h_file_count(const char *path, const char *needle);
 /* In a child just forked by the test (`parent` is the test's pid, taken
    before fork): the child dies with the test, so a test killed by ctest's
    timeout or a signal leaves no redis-server or service behind. */
