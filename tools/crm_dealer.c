@@ -23,8 +23,14 @@
  *  100 dispatches or 100 ms) up to 100. Each carries its number (seq) for
  *  the dealer's system to drop a repeat.
  *
+ *  The stream carries dealer.dispatch (a test drive) and dealer.assigned (a
+ *  customer the carmaker gave this dealer); both are numbered, applied and
+ *  acknowledged alike.
+ *
  *  crm-dealer ... status TESTDRIVE_ID STATUS [--at ..] [--note ..] sends one
- *  status report instead (Lazy Pirate: a fresh socket per try, same bytes).
+ *  status report instead, and crm-dealer ... send KIND FILE.json the
+ *  uplink records of FILE, one request each, in file order (Lazy Pirate
+ *  both: the same bytes again on a fresh socket after a timeout).
  *
  *  crm-dealer ... import customer|service|followup FILE.csv sends a CSV
  *  export row by row (crm_leadin's record reader, crm_import's pipelined
@@ -35,7 +41,9 @@
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -95,7 +103,7 @@ static crm_opt_t s_opts[] = {
      NULL},
     {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "How long to wait for the gateway's answer", NULL},
     {"tries", "CRM_TRIES", "3",
-     "How often to send a request before giving up (with --once and status; never otherwise)",
+     "How often to send a request before giving up (with --once, status and send; never otherwise)",
      NULL},
     {"at", NULL, NULL, "status: agreed or new time, \"YYYY-MM-DD HH:MM\" China time", NULL},
     {"note", NULL, NULL, "status: free text", NULL},
@@ -111,13 +119,18 @@ static const char *s_summary =
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC --state FILE [--once] [--exec CMD]\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC status TESTDRIVE_ID STATUS\n"
     "             [--at \"YYYY-MM-DD HH:MM\"] [--note TEXT]\n"
+    "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC send KIND FILE.json\n"
+    "             KIND: customer assign followup order delivery service lost lost-decide\n"
+    "             staff-add staff-update staff-leave; FILE: one JSON object, an array of\n"
+    "             them, or one a line (\"-\": stdin); one line of JSON out per record\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC import customer|service|followup\n"
     "             FILE.csv [--encoding utf-8|gbk|gb18030]\n"
     "             sends the file's rows (Chinese or English headers, see DEALERS.md); refused\n"
     "             and unreadable rows go to FILE.csv.rejects.csv; sending it again changes nothing\n"
-    "Exit: 0 done (status accepted, every row stored), 1 refused (a row refused or unreadable)\n"
-    "or start-up failed, 2 usage or no answer (the gateway could not be reached),\n"
-    "3 the stream no longer holds what this dealer needs (see DEALERS.md)";
+    "Exit: 0 done (status accepted, every record or row stored), 1 refused (a record or row\n"
+    "refused or unreadable) or start-up failed, 2 usage, unreadable FILE or no answer (the\n"
+    "gateway could not be reached), 3 the stream no longer holds what this dealer needs\n"
+    "(see DEALERS.md)";
 
 typedef struct {
     const char *dealer;
@@ -438,8 +451,9 @@ static void s_apply(s_dealer_t *d, const crm_msg_t *m, bool live)
     s_ack(d, false);
 }
 
-/* A dispatch from a replay or a push: dropped when already applied, applied
-   when next, and a replay is asked for when numbers are missing. */
+/* A numbered message of our stream (dealer.dispatch or dealer.assigned),
+   from a replay or a push: dropped when already applied, applied when
+   next, and a replay is asked for when numbers are missing. */
 static void s_on_dispatch(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
     if (strcmp(m->stream, d->stream)) {
@@ -621,7 +635,7 @@ static void s_drain_req(s_dealer_t *d, bool finishing)
             crm_warn("dealer.malformed", "dealer=%s socket=requests field=%s", d->dealer, e.field);
         } else {
             s_touch_requests(d);
-            if (m.type == CRM_T_dealer_dispatch)
+            if (m.type == CRM_T_dealer_dispatch || m.type == CRM_T_dealer_assigned)
                 s_on_dispatch(d, &m, false);
             else if (m.type == CRM_T_dealer_reply)
                 s_on_reply(d, &m);
@@ -650,7 +664,8 @@ static void s_drain_sub(s_dealer_t *d)
         } else if (crm_msg_decode(zframe_data(frame), zframe_size(frame), &m, &e) != 0) {
             crm_warn("dealer.malformed", "dealer=%s socket=live field=%s", d->dealer, e.field);
         } else {
-            if (m.type == CRM_T_heartbeat || m.type == CRM_T_dealer_dispatch) {
+            bool numbered = m.type == CRM_T_dealer_dispatch || m.type == CRM_T_dealer_assigned;
+            if (m.type == CRM_T_heartbeat || numbered) {
                 d->sub_alive_at = crm_mono_ms();
                 if (!d->sub_live)
                     crm_info("dealer.live", "dealer=%s endpoint=%s", d->dealer, d->pub);
@@ -658,7 +673,7 @@ static void s_drain_sub(s_dealer_t *d)
             }
             if (m.type == CRM_T_heartbeat)
                 s_on_heartbeat(d, &m);
-            else if (m.type == CRM_T_dealer_dispatch)
+            else if (numbered)
                 s_on_dispatch(d, &m, true);
             else
                 crm_warn("dealer.unexpected", "dealer=%s type=%s", d->dealer, crm_type_name(m.type));
@@ -796,6 +811,77 @@ static int s_run(s_dealer_t *d)
     return rc;
 }
 
+/* ------------------------------------------------------------ one request */
+
+/* One request, Lazy Pirate: the same bytes (same id) until it is answered.
+   No answer within --timeout-ms: the bytes go again on a fresh socket (a
+   new connection and CURVE handshake); busy, unavailable and not_certified
+   wait (1 s, doubling up to 30 s) and send them again on a fresh socket;
+   --tries sends in all. *sock is kept open for the next request while it
+   works (NULL: one is opened). True with the last answer in *reply (the
+   caller clears it); false when none came. An answer with an empty corr
+   answers the one request the socket carries. */
+static bool s_call(s_dealer_t *d, zsock_t **sock, const msgpack_sbuffer *buf, const char *id,
+                   crm_msg_t *reply)
+{
+    bool have = false;
+    int64_t backoff = 0;
+    for (int64_t t = 0; t < d->tries && !s_stop; t++) {
+        for (int64_t wake = crm_mono_ms() + backoff; backoff && !s_stop && crm_mono_ms() < wake;)
+            zclock_sleep(50);
+        if (!*sock) {
+            *sock = s_socket(d, ZMQ_DEALER, d->endpoint);
+            if (!*sock)
+                break;
+            zsock_set_linger(*sock, 0);
+        }
+        /* A full queue is a lost send: the timeout sends again. */
+        zmq_send(zsock_resolve(*sock), buf->data, buf->size, ZMQ_DONTWAIT);
+        zpoller_t *poller = zpoller_new(*sock, NULL);
+        int64_t deadline = crm_mono_ms() + d->timeout_ms;
+        bool got = false;
+        while (poller && !got && crm_mono_ms() < deadline && !s_stop) {
+            if (zpoller_wait(poller, (int) (deadline - crm_mono_ms())) != *sock)
+                continue;
+            zmsg_t *msg = zmsg_recv(*sock);
+            zframe_t *f = msg && zmsg_size(msg) <= 2 ? zmsg_last(msg) : NULL;
+            crm_msg_t r;
+            crm_err_t e;
+            if (f && crm_msg_decode(zframe_data(f), zframe_size(f), &r, &e) == 0) {
+                if (r.type == CRM_T_dealer_reply && (!strcmp(r.corr, id) || !r.corr[0])) {
+                    got = true;
+                    if (have)
+                        crm_msg_clear(reply);
+                    *reply = r; /* the answer's strings move to *reply */
+                    have = true;
+                } else {
+                    crm_msg_clear(&r); /* an answer to a request given up on */
+                }
+            } else if (f) {
+                crm_warn("dealer.malformed", "dealer=%s socket=requests field=%s", d->dealer, e.field);
+            }
+            zmsg_destroy(&msg);
+        }
+        zpoller_destroy(&poller);
+        if (!got) {
+            zsock_destroy(sock);
+            backoff = 0;
+            crm_warn("dealer.no_answer", "dealer=%s endpoint=%s try=%lld", d->dealer, d->endpoint,
+                     (long long) t + 1);
+            continue;
+        }
+        const crm_body_dealer_reply_t *a = &reply->body.dealer_reply;
+        if (a->ok || !s_retry_code(a->code))
+            return true;
+        zsock_destroy(sock); /* a fresh handshake picks up a newly loaded certificate */
+        backoff = s_backoff(backoff);
+        char c[64];
+        crm_warn("dealer.refused", "dealer=%s code=%s retry_ms=%lld", d->dealer,
+                 crm_log_value(a->code, c, sizeof c), (long long) backoff);
+    }
+    return have;
+}
+
 /* ------------------------------------------------------------ status */
 
 /* "YYYY-MM-DD HH:MM" in China Standard Time -> ms UTC; -1 when malformed. */
@@ -810,9 +896,7 @@ static int64_t s_parse_at(const char *text)
     return (int64_t) timegm(&tm) * 1000 - CRM_CST_OFFSET_MS;
 }
 
-/* One report, Lazy Pirate: a fresh socket per send, the same bytes (same
-   id) every time; busy / unavailable / not_certified wait and send again;
-   --tries sends in all. The last answer is printed. */
+/* One report (s_call); the last answer is printed. */
 static int s_status(s_dealer_t *d, const char *testdrive, const char *status)
 {
     crm_msg_t m;
@@ -832,69 +916,529 @@ static int s_status(s_dealer_t *d, const char *testdrive, const char *status)
     if (note)
         CRM_SET_STR(&m, dealer_status, note, note);
     msgpack_sbuffer buf;
-    char *answer = NULL; /* the last reply, as JSON */
-    char code[32] = "";  /* and its code */
-    bool ok = false;
-    int64_t backoff = 0;
-    if (s_encode_request(&m, &buf) != 0)
-        goto done;
-    for (int64_t t = 0; t < d->tries && !s_stop; t++) {
-        for (int64_t wake = crm_mono_ms() + backoff; backoff && !s_stop && crm_mono_ms() < wake;)
-            zclock_sleep(50);
-        zsock_t *sock = s_socket(d, ZMQ_DEALER, d->endpoint);
-        if (!sock)
-            break;
-        zsock_set_linger(sock, 0);
-        zmq_send(zsock_resolve(sock), buf.data, buf.size, 0);
-        zpoller_t *poller = zpoller_new(sock, NULL);
-        int64_t deadline = crm_mono_ms() + d->timeout_ms;
-        bool got = false;
-        while (!got && crm_mono_ms() < deadline && !s_stop) {
-            if (zpoller_wait(poller, (int) (deadline - crm_mono_ms())) != sock)
-                continue;
-            zmsg_t *msg = zmsg_recv(sock);
-            zframe_t *f = msg && zmsg_size(msg) <= 2 ? zmsg_last(msg) : NULL;
-            crm_msg_t r;
-            crm_err_t e;
-            if (f && crm_msg_decode(zframe_data(f), zframe_size(f), &r, &e) == 0) {
-                /* An empty corr answers the one request this socket carried. */
-                if (r.type == CRM_T_dealer_reply && (!strcmp(r.corr, m.id) || !r.corr[0])) {
-                    got = true;
-                    free(answer);
-                    answer = crm_msg_to_json(&r);
-                    ok = r.body.dealer_reply.ok;
-                    snprintf(code, sizeof code, "%s", r.body.dealer_reply.code ? r.body.dealer_reply.code : "");
-                }
-                crm_msg_clear(&r);
-            }
-            zmsg_destroy(&msg);
-        }
-        zpoller_destroy(&poller);
-        zsock_destroy(&sock);
-        if (!got) {
-            backoff = 0;
-            crm_warn("dealer.no_answer", "dealer=%s try=%lld", d->dealer, (long long) t + 1);
-            continue;
-        }
-        if (ok || !s_retry_code(code))
-            break;
-        backoff = s_backoff(backoff);
-        char c[64];
-        crm_warn("dealer.status_refused", "dealer=%s code=%s retry_ms=%lld", d->dealer,
-                 crm_log_value(code, c, sizeof c), (long long) backoff);
-    }
-done:
+    crm_msg_t r;
+    bool got = false;
+    zsock_t *sock = NULL;
+    if (s_encode_request(&m, &buf) == 0)
+        got = s_call(d, &sock, &buf, m.id, &r);
+    zsock_destroy(&sock);
     msgpack_sbuffer_destroy(&buf);
     crm_msg_clear(&m);
-    if (!answer) {
+    if (!got) {
         fprintf(stderr, "crm-dealer: no answer from %s\n", d->endpoint);
         return S_EXIT_NOANSWER;
     }
-    printf("%s\n", answer);
+    char *answer = crm_msg_to_json(&r);
+    if (answer)
+        printf("%s\n", answer);
     free(answer);
-    if (ok)
-        return S_EXIT_OK;
-    return !strcmp(code, "busy") || !strcmp(code, "unavailable") ? S_EXIT_NOANSWER : S_EXIT_NO;
+    const crm_body_dealer_reply_t *a = &r.body.dealer_reply;
+    int rc = a->ok ? S_EXIT_OK
+             : a->code && (!strcmp(a->code, "busy") || !strcmp(a->code, "unavailable")) ? S_EXIT_NOANSWER
+                                                                                         : S_EXIT_NO;
+    crm_msg_clear(&r);
+    return rc;
+}
+
+/* ------------------------------------------------------------ send */
+
+/* crm-dealer send KIND FILE: each JSON object of FILE is the body of one
+   uplink request, sent in file order, the next one after the answer to
+   the one before (records may depend on each other: a manager before the
+   consultant reporting to them, an order placed before it is cancelled). */
+static const struct {
+    const char *kind;
+    crm_type_t type;
+} s_kinds[] = {
+    {"customer", CRM_T_customer_file},     {"assign", CRM_T_customer_assign},
+    {"followup", CRM_T_followup_record},   {"order", CRM_T_order_record},
+    {"delivery", CRM_T_delivery_record},   {"service", CRM_T_service_record},
+    {"lost", CRM_T_prospect_lose},         {"lost-decide", CRM_T_lost_decide},
+    {"staff-add", CRM_T_staff_add},        {"staff-update", CRM_T_staff_update},
+    {"staff-leave", CRM_T_staff_leave},
+};
+#define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
+#define S_FILE_MAX ((size_t) 1 << 30)
+#define S_I64_TEXT_MAX 999999999999999999LL /* 18 digits: what crm_msg_set_text takes */
+
+/* What the client found wrong with a record before sending it, each as
+   the gateway words its own errors: field, code, text. */
+#define S_ERRS_MAX 32
+typedef struct {
+    int n;
+    struct {
+        char field[64];
+        const char *code;
+        char text[160];
+    } e[S_ERRS_MAX];
+} s_errs_t;
+
+static void s_err_add(s_errs_t *errs, bool first, const char *field, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void s_err_add(s_errs_t *errs, bool first, const char *field, const char *code, const char *fmt, ...)
+{
+    if (errs->n >= S_ERRS_MAX)
+        return;
+    int at = first ? 0 : errs->n;
+    memmove(&errs->e[at + 1], &errs->e[at], sizeof errs->e[0] * (size_t) (errs->n - at));
+    errs->n++;
+    snprintf(errs->e[at].field, sizeof errs->e[at].field, "%s", field);
+    errs->e[at].code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errs->e[at].text, sizeof errs->e[at].text, fmt, ap);
+    va_end(ap);
+}
+
+static bool s_err_has(const s_errs_t *errs, const char *field)
+{
+    for (int i = 0; i < errs->n; i++)
+        if (!strcmp(errs->e[i].field, field))
+            return true;
+    return false;
+}
+
+/* The required body fields a message lacks, from proto/messages.def (a
+   field whose value was refused is not reported twice). */
+#define S_F_REQUIRED(ident, field, type, req, doc)                                                 \
+    if (!strcmp(#req, "REQ") && !b->has.field && strcmp(#field, "record_id") &&                    \
+        !s_err_has(errs, #field))                                                                  \
+        s_err_add(errs, false, #field, "required", "required");
+#define S_M_REQUIRED(ident, wire, stream, doc)                                                     \
+    static void s_required_##ident(const crm_body_##ident##_t *b, s_errs_t *errs)                  \
+    {                                                                                              \
+        (void) b, (void) errs;                                                                     \
+        CRM_FIELDS_##ident(S_F_REQUIRED)                                                           \
+    }
+CRM_MESSAGES(S_M_REQUIRED)
+#undef S_M_REQUIRED
+#undef S_F_REQUIRED
+
+static void s_required(const crm_msg_t *m, s_errs_t *errs)
+{
+    switch (m->type) {
+#define S_M_CASE(ident, wire, stream, doc)                                                         \
+    case CRM_T_##ident: s_required_##ident(&m->body.ident, errs); break;
+        CRM_MESSAGES(S_M_CASE)
+#undef S_M_CASE
+    default: break;
+    }
+}
+
+/* A JSON string value fit for a body string: no NUL, at most CRM_STR_MAX
+   bytes. NULL (with the error added) otherwise. */
+static const char *s_json_text(json_t *v, const char *field, s_errs_t *errs)
+{
+    if (!json_is_string(v)) {
+        s_err_add(errs, false, field, "invalid", "a string expected");
+        return NULL;
+    }
+    const char *s = json_string_value(v);
+    if (json_string_length(v) != strlen(s)) {
+        s_err_add(errs, false, field, "invalid", "NUL in a string");
+        return NULL;
+    }
+    if (json_string_length(v) > CRM_STR_MAX) {
+        s_err_add(errs, false, field, "too_long", "over %d bytes", CRM_STR_MAX);
+        return NULL;
+    }
+    return s;
+}
+
+/* Sets body field `field` (of proto type `type`) from a JSON value, or
+   adds why not. */
+static void s_set_field(crm_msg_t *m, const char *field, const char *type, json_t *v, s_errs_t *errs)
+{
+    crm_err_t e;
+    char num[32];
+    const char *text = NULL;
+    if (!strcmp(type, "I64")) {
+        if (!json_is_integer(v)) {
+            s_err_add(errs, false, field, "invalid", "an integer expected");
+            return;
+        }
+        json_int_t n = json_integer_value(v);
+        if (n > S_I64_TEXT_MAX || n < -S_I64_TEXT_MAX) {
+            s_err_add(errs, false, field, "invalid", "an integer of at most 18 digits expected");
+            return;
+        }
+        snprintf(num, sizeof num, "%lld", (long long) n);
+        text = num;
+    } else if (!strcmp(type, "BOOL")) {
+        if (!json_is_boolean(v)) {
+            s_err_add(errs, false, field, "invalid", "true or false expected");
+            return;
+        }
+        text = json_is_true(v) ? "true" : "false";
+    } else if (!strcmp(type, "STRS")) {
+        if (!json_is_array(v)) {
+            s_err_add(errs, false, field, "invalid", "an array of strings expected");
+            return;
+        }
+        if (json_array_size(v) > CRM_STRS_MAX) {
+            s_err_add(errs, false, field, "too_long", "more than %d entries", CRM_STRS_MAX);
+            return;
+        }
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            if (!json_is_string(item)) {
+                s_err_add(errs, false, field, "invalid", "an array of strings expected");
+                return;
+            }
+        }
+        json_array_foreach(v, i, item)
+        {
+            const char *s = s_json_text(item, field, errs);
+            if (!s)
+                return;
+            if (crm_msg_set_text(m, field, s, &e) != 0) {
+                s_err_add(errs, false, field, "invalid", "%s", e.text);
+                return;
+            }
+        }
+        return;
+    } else {
+        text = s_json_text(v, field, errs);
+        if (!text)
+            return;
+    }
+    if (crm_msg_set_text(m, field, text, &e) != 0)
+        s_err_add(errs, false, field, "invalid", "%s", e.text);
+}
+
+typedef struct {
+    s_dealer_t *d;
+    crm_type_t type;
+    const char *kind;
+    zsock_t *sock;
+    long records, stored, refused;
+    bool stop;        /* the gateway stopped answering: nothing more is sent */
+    int stop_rc;
+    char stop_why[80];
+} s_sender_t;
+
+static void s_out_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *) (s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void s_out_key(FILE *out, const char *key)
+{
+    fputc(',', out);
+    s_out_str(out, key);
+    fputc(':', out);
+}
+
+static void s_out_strs(FILE *out, const char *key, const crm_strs_t *list)
+{
+    if (!list || !list->n)
+        return;
+    s_out_key(out, key);
+    fputc('[', out);
+    for (size_t i = 0; i < list->n; i++) {
+        if (i)
+            fputc(',', out);
+        s_out_str(out, list->v[i]);
+    }
+    fputc(']', out);
+}
+
+/* The line for one record: {"record":N[,"line":L][,"record_id":..],"ok":..,
+   then code, message, id, customer_id, created, findings, errors when
+   present}, as crm_dealer.py writes it. */
+static void s_out_record(long record, long line, const char *record_id, const crm_body_dealer_reply_t *a,
+                         const crm_strs_t *errors)
+{
+    FILE *out = stdout;
+    fprintf(out, "{\"record\":%ld", record);
+    if (line > 0)
+        fprintf(out, ",\"line\":%ld", line);
+    if (record_id) {
+        s_out_key(out, "record_id");
+        s_out_str(out, record_id);
+    }
+    fprintf(out, ",\"ok\":%s", a->ok ? "true" : "false");
+    const char *strs[][2] = {{"code", a->code}, {"message", a->message}, {"id", a->id},
+                             {"customer_id", a->customer_id}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strs[i][1]) {
+            s_out_key(out, strs[i][0]);
+            s_out_str(out, strs[i][1]);
+        }
+    if (a->has.created)
+        fprintf(out, ",\"created\":%s", a->created ? "true" : "false");
+    s_out_strs(out, "findings", a->has.findings ? &a->findings : NULL);
+    s_out_strs(out, "errors", errors ? errors : a->has.errors ? &a->errors : NULL);
+    fputs("}\n", out);
+    fflush(out);
+}
+
+/* A record refused before it was sent: its line, as an answer would be. */
+static void s_out_client_errors(s_sender_t *s, long record, long line, const char *record_id,
+                                const s_errs_t *errs)
+{
+    crm_body_dealer_reply_t a = {.ok = false};
+    char message[256];
+    crm_strs_t list = {0};
+    snprintf(message, sizeof message, "%s: %s", errs->e[0].field, errs->e[0].text);
+    a.code = (char *) errs->e[0].code;
+    a.message = message;
+    for (int i = 0; i < errs->n; i++) {
+        char entry[300];
+        snprintf(entry, sizeof entry, "%s|%s|%s", errs->e[i].field, errs->e[i].code, errs->e[i].text);
+        if (crm_strs_push(&list, entry) != 0)
+            break;
+    }
+    s_out_record(record, line, record_id, &a, &list);
+    for (size_t i = 0; i < list.n; i++)
+        free(list.v[i]);
+    free(list.v);
+    char c[64], f[80];
+    crm_warn("dealer.record_not_sent", "dealer=%s record=%ld field=%s code=%s", s->d->dealer, record,
+             crm_log_value(errs->e[0].field, f, sizeof f), crm_log_value(errs->e[0].code, c, sizeof c));
+    s->refused++;
+}
+
+/* One record: checked and converted by the field types of messages.def,
+   sent (s_call), its line written. `obj` NULL: a line that is not JSON. */
+static void s_send_record(s_sender_t *s, long record, long line, json_t *obj)
+{
+    s_dealer_t *d = s->d;
+    s_errs_t errs = {0};
+    s->records++;
+    if (!json_is_object(obj)) {
+        s_err_add(&errs, false, "record", "invalid", obj ? "not a JSON object" : "not valid JSON");
+        s_out_client_errors(s, record, line, NULL, &errs);
+        return;
+    }
+    json_t *rid = json_object_get(obj, "record_id");
+    const char *record_id = json_is_string(rid) ? json_string_value(rid) : NULL;
+    if (record_id && (!*record_id || json_string_length(rid) != strlen(record_id)))
+        record_id = NULL; /* empty, or with a NUL: refused below */
+    crm_msg_t m;
+    crm_msg_init(&m, s->type);
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (json_is_null(v))
+            continue; /* absent */
+        const char *type = crm_msg_field_type(s->type, key);
+        if (!type) {
+            char k[80];
+            crm_warn("dealer.field_dropped", "dealer=%s record=%ld field=%s hint=\"not a field of %s\"",
+                     d->dealer, record, crm_log_value(key, k, sizeof k), crm_type_name(s->type));
+            continue;
+        }
+        s_set_field(&m, key, type, v, &errs);
+    }
+    /* Never made up: the dealer's own id is what makes a resend harmless. */
+    if (!rid || json_is_null(rid) || (json_is_string(rid) && !json_string_length(rid)))
+        s_err_add(&errs, true, "record_id", "required",
+                  "required: the dealer's own id of this record (the same id on every resend)");
+    s_required(&m, &errs);
+    if (errs.n) {
+        s_out_client_errors(s, record, line, record_id, &errs);
+        crm_msg_clear(&m);
+        return;
+    }
+    msgpack_sbuffer buf;
+    crm_msg_t r;
+    bool got = false;
+    if (s_encode_request(&m, &buf) == 0)
+        got = s_call(d, &s->sock, &buf, m.id, &r);
+    msgpack_sbuffer_destroy(&buf);
+    crm_msg_clear(&m);
+    if (!got) {
+        crm_body_dealer_reply_t a = {.ok = false, .code = "no_answer"};
+        char message[300];
+        snprintf(message, sizeof message, "no answer from %s after %lld tries", d->endpoint,
+                 (long long) d->tries);
+        a.message = message;
+        s_out_record(record, line, record_id, &a, NULL);
+        s->stop = true;
+        s->stop_rc = S_EXIT_NOANSWER;
+        snprintf(s->stop_why, sizeof s->stop_why, "the gateway did not answer");
+        return;
+    }
+    const crm_body_dealer_reply_t *a = &r.body.dealer_reply;
+    s_out_record(record, line, record_id, a, NULL);
+    if (a->ok) {
+        s->stored++;
+    } else if (s_retry_code(a->code)) {
+        /* still busy, unavailable or not certified after --tries */
+        s->stop = true;
+        s->stop_rc = !strcmp(a->code, "not_certified") ? S_EXIT_NO : S_EXIT_NOANSWER;
+        snprintf(s->stop_why, sizeof s->stop_why, "the gateway still answers %s", a->code);
+    } else {
+        s->refused++;
+    }
+    crm_msg_clear(&r);
+}
+
+/* The whole of FILE ("-": stdin), at most S_FILE_MAX bytes; NULL (errno). */
+static char *s_read_all(const char *path, size_t *len)
+{
+    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!in)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            if (cap >= S_FILE_MAX) {
+                free(buf);
+                buf = NULL;
+                errno = EFBIG;
+                break;
+            }
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, in);
+        n += got;
+        if (got == 0) {
+            if (ferror(in)) {
+                int err = errno;
+                free(buf);
+                buf = NULL;
+                errno = err;
+            }
+            break;
+        }
+    }
+    if (in != stdin)
+        fclose(in);
+    *len = n;
+    return buf;
+}
+
+static bool s_blank_text(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!s_blank(p[i]))
+            return false;
+    return true;
+}
+
+#define S_JSON_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL)
+
+static int s_send_file(s_dealer_t *d, const char *kind, const char *path)
+{
+    s_sender_t s = {.d = d, .kind = kind};
+    for (size_t i = 0; i < S_NKINDS; i++)
+        if (!strcmp(kind, s_kinds[i].kind))
+            s.type = s_kinds[i].type;
+    if (s.type == CRM_T_NONE) {
+        fprintf(stderr, "crm-dealer: send: KIND is one of");
+        for (size_t i = 0; i < S_NKINDS; i++)
+            fprintf(stderr, " %s", s_kinds[i].kind);
+        fprintf(stderr, "\n");
+        return S_EXIT_USAGE;
+    }
+    size_t len = 0;
+    char *data = s_read_all(path, &len);
+    if (!data) {
+        fprintf(stderr, "crm-dealer: cannot read %s (%s)\n", path, strerror(errno));
+        return S_EXIT_USAGE;
+    }
+    char *text = data;
+    if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) { /* a UTF-8 byte order mark */
+        text += 3;
+        len -= 3;
+    }
+    /* One object, an array of objects, or JSON lines (one object a line). */
+    json_error_t jerr;
+    json_t *all = s_blank_text(text, len) ? NULL : json_loadb(text, len, S_JSON_FLAGS, &jerr);
+    bool lines = false;
+    if (!all && !s_blank_text(text, len)) {
+        const char *p = text, *end = text + len;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t) (end - p));
+            size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+            if (!s_blank_text(p, n)) {
+                json_error_t e1;
+                json_t *first = json_loadb(p, n, S_JSON_FLAGS, &e1);
+                lines = json_is_object(first);
+                json_decref(first);
+                break;
+            }
+            p += n + 1;
+        }
+        if (!lines) {
+            fprintf(stderr, "crm-dealer: %s: not JSON (line %d, column %d: %s); expected one object, an "
+                            "array of objects or one object a line\n",
+                    path, jerr.line, jerr.column, jerr.text);
+            free(data);
+            return S_EXIT_USAGE;
+        }
+    } else if (!all) {
+        lines = true; /* nothing at all: no records */
+    } else if (!json_is_object(all) && !json_is_array(all)) {
+        fprintf(stderr, "crm-dealer: %s: expected one object, an array of objects or one object a line\n", path);
+        json_decref(all);
+        free(data);
+        return S_EXIT_USAGE;
+    }
+    if (lines) {
+        const char *p = text, *end = text + len;
+        long line = 0, record = 0;
+        while (p < end && !s.stop && !s_stop) {
+            const char *nl = memchr(p, '\n', (size_t) (end - p));
+            size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+            line++;
+            if (!s_blank_text(p, n)) {
+                json_error_t e1;
+                json_t *obj = json_loadb(p, n, S_JSON_FLAGS, &e1);
+                if (!obj)
+                    crm_warn("dealer.not_json", "dealer=%s line=%ld column=%d why=\"%s\"", d->dealer, line,
+                             e1.column, e1.text);
+                s_send_record(&s, ++record, line, obj);
+                json_decref(obj);
+            }
+            p += n + 1;
+        }
+    } else if (json_is_object(all)) {
+        s_send_record(&s, 1, 0, all);
+    } else {
+        size_t i;
+        json_t *obj;
+        json_array_foreach(all, i, obj)
+        {
+            if (s.stop || s_stop)
+                break;
+            s_send_record(&s, (long) i + 1, 0, obj);
+        }
+    }
+    json_decref(all);
+    free(data);
+    zsock_destroy(&s.sock);
+    crm_info("dealer.sent", "dealer=%s kind=%s records=%ld stored=%ld refused=%ld", d->dealer, kind,
+             s.records, s.stored, s.refused);
+    if (s.stop || s_stop) {
+        fprintf(stderr, "crm-dealer: stopped at record %ld: %s; what follows was not sent (sending the "
+                        "whole file again is safe: a record_id already stored gets its first answer)\n",
+                s.records, s_stop ? "interrupted" : s.stop_why);
+        return s_stop ? S_EXIT_NOANSWER : s.stop_rc;
+    }
+    return s.refused ? S_EXIT_NO : S_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ import */
@@ -964,9 +1508,10 @@ int main(int argc, char **argv)
     d.pub = crm_opt(s_opts, "pub");
     const char *cert = crm_opt(s_opts, "cert"), *server = crm_opt(s_opts, "server-cert");
     bool status = npos >= 1 && !strcmp(argv[1], "status");
+    bool send = npos >= 1 && !strcmp(argv[1], "send");
     bool import = npos >= 1 && !strcmp(argv[1], "import");
-    if (!d.dealer || !cert || !server || (!status && !import && !crm_opt(s_opts, "state")) ||
-        (npos != 0 && !((status || import) && npos == 3))) {
+    if (!d.dealer || !cert || !server || (!status && !send && !import && !crm_opt(s_opts, "state")) ||
+        (npos != 0 && !((status || send || import) && npos == 3))) {
         fprintf(stderr, "crm-dealer: --dealer, --cert, --server-cert and (to follow the stream) "
                         "--state are needed; try --help\n");
         return S_EXIT_USAGE;
@@ -1030,7 +1575,10 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = status ? s_status(&d, argv[2], argv[3]) : import ? s_import(&d, argv[2], argv[3]) : s_run(&d);
+    int rc = status   ? s_status(&d, argv[2], argv[3])
+             : send   ? s_send_file(&d, argv[2], argv[3])
+             : import ? s_import(&d, argv[2], argv[3])
+                      : s_run(&d);
     zcert_destroy(&d.cert);
     return rc;
 }

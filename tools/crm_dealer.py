@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """crm_dealer.py: the Python reference dealer client.
 
-Written from tools/DEALERS.md, Part 2 (the wire protocol), with nothing but
+Written from tools/DEALERS.md, Parts 2 and 3 (the wire protocol, the uplink), with nothing but
 the standard library, pyzmq and msgpack; it takes the flags of crm-dealer
 (Part 1), prints the same JSON lines, keeps the same state file and exits
 with the same codes.
 
-It follows one dealer's dispatch stream: the last number applied is kept in
-a state file; at start it asks for a replay from there, applies what comes
-in order, then applies live pushes. A push that skips a number, a heartbeat
+It follows one dealer's stream (dealer.dispatch: a test drive;
+dealer.assigned: a customer given to this dealer; both numbered alike): the
+last number applied is kept in a state file; at start it asks for a replay
+from there, applies what comes in order, then applies live pushes. A push that skips a number, a heartbeat
 announcing a number it has not applied, or --poll-ms without news make it
 ask for a replay again. A request without an answer is sent again on a
 fresh socket; busy, unavailable and not_certified make it wait and ask
@@ -17,10 +18,16 @@ that does not follow Part 2 is logged and dropped.
 
     crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC --state FILE
     crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC status TD STATUS [--at ..]
+    crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC send KIND FILE.json
+
+`send` sends each JSON object of FILE as the body of one uplink request
+(DEALERS.md, "Uplink"), in file order, each after the answer to the one
+before, and prints one JSON line per record.
 """
 
 import argparse
 import datetime
+import json
 import os
 import re
 import signal
@@ -70,11 +77,16 @@ dispatch applied but not yet in the state file, --sync batch up to one batch
 
   crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC --state FILE [--once] [--exec CMD]
   crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC status TESTDRIVE_ID STATUS
-                [--at "YYYY-MM-DD HH:MM"] [--note TEXT]"""
+                [--at "YYYY-MM-DD HH:MM"] [--note TEXT]
+  crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC send KIND FILE.json
+                KIND: customer assign followup order delivery service lost lost-decide
+                staff-add staff-update staff-leave; FILE: one JSON object, an array of
+                them, or one a line ("-": stdin); one line of JSON out per record"""
 
 EPILOG = """\
-Exit: 0 done (or status accepted), 1 refused or start-up failed, 2 usage or no
-answer, 3 the stream no longer holds what this dealer needs (see DEALERS.md)."""
+Exit: 0 done (status accepted, every record stored), 1 refused (some records
+refused) or start-up failed, 2 usage, unreadable FILE or no answer, 3 the stream
+no longer holds what this dealer needs (see DEALERS.md)."""
 
 # ------------------------------------------------------------------ logging
 
@@ -137,12 +149,74 @@ BODIES = {
         "channel": (STR, False), "source": (STR, False), "reason": (STR, False),
         "reason_text": (STR, False), "findings": (STRS, False),
     },
+    "dealer.assigned": {
+        "customer_id": (STR, True), "dealer_id": (STR, True), "customer_name": (STR, False),
+        "mobile": (STR, False), "phone": (STR, False), "model": (STR, False),
+        "grade": (STR, False), "reason": (STR, True), "reason_text": (STR, False),
+    },
     "heartbeat": {"streams": (STRS, True), "uptime_ms": (INT, False)},
     "dealer.reply": {
         "ok": (BOOL, True), "code": (STR, False), "message": (STR, False),
         "first": (INT, False), "last": (INT, False), "count": (INT, False),
+        "id": (STR, False), "customer_id": (STR, False), "created": (BOOL, False),
+        "findings": (STRS, False), "errors": (STRS, False),
     },
 }
+
+# The numbered messages of the dealer's own stream: applied, counted and
+# acknowledged alike.
+STREAM_TYPES = ("dealer.dispatch", "dealer.assigned")
+
+# The uplink requests (DEALERS.md, "Uplink"): send KIND -> request type and
+# its body fields, field -> (type, required), in the order of the reference.
+_RID = {"record_id": (STR, True), "dealer_id": (STR, False)}
+UPLINK = {
+    "customer": ("customer.file", dict(_RID, **{
+        "customer_id": (STR, False), "name": (STR, False), "gender": (STR, False),
+        "birthday": (STR, False), "id_number": (STR, False), "address": (STR, False),
+        "postcode": (STR, False), "city": (STR, False), "province": (STR, False),
+        "mobile": (STR, False), "home_phone": (STR, False), "office_phone": (STR, False),
+        "usual_phone": (STR, False), "email": (STR, False), "remark": (STR, False),
+        "fleet": (BOOL, False), "vip": (BOOL, False), "difficult": (BOOL, False),
+        "grade": (STR, False), "expected_purchase_date": (STR, False),
+        "consultant_id": (STR, False), "vin": (STR, False), "engine_number": (STR, False),
+        "model": (STR, False), "transmission": (STR, False), "colour": (STR, False),
+        "plate": (STR, False), "plate_date": (STR, False), "sale_date": (STR, False),
+        "first_service_date": (STR, False), "first_service_mileage": (INT, False)})),
+    "assign": ("customer.assign", dict(_RID, **{
+        "customer_id": (STR, True), "consultant_id": (STR, True), "reason": (STR, False)})),
+    "followup": ("followup.record", dict(_RID, **{
+        "customer_id": (STR, True), "consultant_id": (STR, True), "at": (INT, False),
+        "result": (STR, True), "content": (STR, False), "feedback": (STR, False),
+        "grade": (STR, False), "expected_purchase_date": (STR, False),
+        "next_at": (INT, False), "next_content": (STR, False)})),
+    "order": ("order.record", dict(_RID, **{
+        "order_id": (STR, True), "action": (STR, True), "customer_id": (STR, False),
+        "model": (STR, False), "price": (INT, False), "promised_date": (STR, False),
+        "consultant_id": (STR, False), "reason": (STR, False)})),
+    "delivery": ("delivery.record", dict(_RID, **{
+        "order_id": (STR, True), "action": (STR, True), "vin": (STR, False),
+        "date": (STR, False), "promised_date": (STR, False), "reason": (STR, False)})),
+    "service": ("service.record", dict(_RID, **{
+        "work_order": (STR, True), "customer_id": (STR, False), "vin": (STR, False),
+        "date": (STR, True), "mileage": (INT, False), "work": (STR, False),
+        "amount_fen": (INT, False)})),
+    "lost": ("prospect.lose", dict(_RID, **{
+        "customer_id": (STR, True), "consultant_id": (STR, True), "reason": (STR, True),
+        "note": (STR, False)})),
+    "lost-decide": ("lost.decide", dict(_RID, **{
+        "customer_id": (STR, True), "manager_id": (STR, True), "decision": (STR, True),
+        "note": (STR, False)})),
+    "staff-add": ("staff.add", dict(_RID, **{
+        "staff_id": (STR, True), "role": (STR, True), "name": (STR, True),
+        "manager_id": (STR, False)})),
+    "staff-update": ("staff.update", dict(_RID, **{
+        "staff_id": (STR, True), "role": (STR, False), "name": (STR, False),
+        "manager_id": (STR, False)})),
+    "staff-leave": ("staff.leave", dict(_RID, **{
+        "staff_id": (STR, True), "reason": (STR, False)})),
+}
+I64_TEXT_MAX = 999999999999999999  # 18 digits, what crm-dealer takes too
 
 
 def _is_int(v):
@@ -567,6 +641,9 @@ class Follower:
         self.maybe_ack()
 
     def on_dispatch(self, m, live):
+        """A numbered message of our stream (dealer.dispatch or
+        dealer.assigned): dropped when applied, applied when next, a replay
+        asked for when numbers are missing."""
         if m["stream"] != self.stream:
             log("warn", "dealer.unexpected", dealer=self.o.dealer, stream=m["stream"])
             return
@@ -696,7 +773,7 @@ class Follower:
                     field=e.field, why=e.why)
                 continue
             self._touch_requests()
-            if m["type"] == "dealer.dispatch":
+            if m["type"] in STREAM_TYPES:
                 self.on_dispatch(m, live=False)
             elif m["type"] == "dealer.reply":
                 self.on_reply(m)
@@ -721,14 +798,14 @@ class Follower:
                 log("warn", "dealer.malformed", dealer=self.o.dealer, socket="live",
                     field=e.field, why=e.why)
                 continue
-            if m["type"] in ("heartbeat", "dealer.dispatch"):
+            if m["type"] == "heartbeat" or m["type"] in STREAM_TYPES:
                 self.sub_alive_at = mono_ms()
                 if not self.sub_live:
                     log("info", "dealer.live", dealer=self.o.dealer, endpoint=self.o.pub)
                 self.sub_live = True
             if m["type"] == "heartbeat":
                 self.on_heartbeat(m)
-            elif m["type"] == "dealer.dispatch":
+            elif m["type"] in STREAM_TYPES:
                 self.on_dispatch(m, live=True)
             else:
                 log("warn", "dealer.unexpected", dealer=self.o.dealer, type=m["type"])
@@ -842,6 +919,99 @@ class Follower:
         return rc
 
 
+# ------------------------------------------------------------------ one request
+
+
+class Caller:
+    """One request at a time, Lazy Pirate: the same bytes (same id) until
+    answered. No answer within --timeout-ms: the bytes go again on a fresh
+    socket (new connection, new CURVE handshake); busy, unavailable and
+    not_certified wait (1 s, doubling up to 30 s) and send them again on a
+    fresh socket; --tries sends in all. The socket is kept for the next
+    request while it works."""
+
+    def __init__(self, opts, keys):
+        self.o = opts
+        self.public, self.secret, self.server = keys
+        self.ctx = zmq.Context()
+        self.sock = None
+
+    def _open(self):
+        s = self.ctx.socket(zmq.DEALER)
+        s.curve_secretkey, s.curve_publickey, s.curve_serverkey = self.secret, self.public, self.server
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.MAXMSGSIZE, FRAME_MAX + 1024)
+        try:
+            s.connect(self.o.endpoint)
+        except zmq.ZMQError as e:
+            s.close(0)
+            log("error", "dealer.socket_failed", dealer=self.o.dealer, endpoint=self.o.endpoint,
+                why=str(e))
+            return None
+        return s
+
+    def close(self):
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+    def call(self, data, req_id):
+        """The last answer (a decoded dealer.reply), or None when none came.
+        An answer with an empty corr answers the one request the socket
+        carries."""
+        reply, backoff = None, 0
+        for attempt in range(self.o.tries):
+            if _stop:
+                break
+            wake = mono_ms() + backoff
+            while backoff and not _stop and mono_ms() < wake:
+                time.sleep(0.05)
+            if self.sock is None:
+                self.sock = self._open()
+                if self.sock is None:
+                    break
+            try:
+                self.sock.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # a full queue is a lost send: the timeout sends again
+            got = None
+            deadline = mono_ms() + self.o.timeout_ms
+            while got is None and not _stop and mono_ms() < deadline:
+                if not self.sock.poll(min(100, max(1, deadline - mono_ms())), zmq.POLLIN):
+                    continue
+                frames = self.sock.recv_multipart()
+                if len(frames) == 2 and frames[0] == b"":
+                    frames = frames[1:]
+                if len(frames) != 1:
+                    continue
+                try:
+                    m = decode(frames[0])
+                except Malformed as e:
+                    log("warn", "dealer.malformed", dealer=self.o.dealer, socket="requests",
+                        field=e.field, why=e.why)
+                    continue
+                if m["type"] == "dealer.reply" and m.get("corr", "") in (req_id, ""):
+                    got = m  # else: an answer to a request given up on
+            if got is None:
+                self.close()
+                backoff = 0
+                log("warn", "dealer.no_answer", dealer=self.o.dealer, endpoint=self.o.endpoint,
+                    attempt=attempt + 1)
+                continue
+            reply = got
+            code = got["body"].get("code")
+            if got["body"]["ok"] or code not in RETRY_CODES:
+                return reply
+            self.close()  # a fresh handshake picks up a newly loaded certificate
+            backoff = BACKOFF_FIRST_MS if not backoff else min(backoff * 2, BACKOFF_MAX_MS)
+            log("warn", "dealer.refused", dealer=self.o.dealer, code=code, retry_ms=backoff)
+        return reply
+
+    def term(self):
+        self.close()
+        self.ctx.term()
+
+
 # ------------------------------------------------------------------ status
 
 
@@ -855,9 +1025,7 @@ def parse_at(text):
 
 
 def run_status(opts, keys, testdrive, status):
-    """One status report, Lazy Pirate: a fresh socket per send, the same bytes
-    (same id) every time; busy / unavailable / not_certified wait and send
-    again; --tries sends in all."""
+    """One status report (Caller); the last answer is printed."""
     body = {"testdrive_id": testdrive, "status": status}
     if opts.at is not None:
         at = parse_at(opts.at)
@@ -868,58 +1036,9 @@ def run_status(opts, keys, testdrive, status):
     if opts.note is not None:
         body["note"] = opts.note
     req_id = Ids().next()
-    data = request("dealer.status", req_id, body)
-    public, secret, server = keys
-    ctx = zmq.Context()
-    reply, backoff = None, 0
-    for attempt in range(opts.tries):
-        if _stop:
-            break
-        wake = mono_ms() + backoff
-        while backoff and not _stop and mono_ms() < wake:
-            time.sleep(0.05)
-        s = ctx.socket(zmq.DEALER)
-        s.curve_secretkey, s.curve_publickey, s.curve_serverkey = secret, public, server
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.MAXMSGSIZE, FRAME_MAX + 1024)
-        try:
-            s.connect(opts.endpoint)
-        except zmq.ZMQError as e:
-            sys.stderr.write("crm_dealer.py: cannot connect to %s: %s\n" % (opts.endpoint, e))
-            s.close(0)
-            ctx.term()
-            return EXIT_NO
-        s.send(data)
-        got = None
-        deadline = mono_ms() + opts.timeout_ms
-        while got is None and not _stop and mono_ms() < deadline:
-            if not s.poll(min(100, max(1, deadline - mono_ms())), zmq.POLLIN):
-                continue
-            frames = s.recv_multipart()
-            if len(frames) == 2 and frames[0] == b"":
-                frames = frames[1:]
-            if len(frames) != 1:
-                continue
-            try:
-                m = decode(frames[0])
-            except Malformed as e:
-                log("warn", "dealer.malformed", field=e.field, why=e.why)
-                continue
-            # An empty corr answers the one request this socket carried.
-            if m["type"] == "dealer.reply" and m.get("corr", "") in (req_id, ""):
-                got = m
-        s.close(0)
-        if got is None:
-            log("warn", "dealer.no_answer", dealer=opts.dealer, attempt=attempt + 1)
-            backoff = 0
-            continue
-        reply = got
-        code = got["body"].get("code")
-        if got["body"]["ok"] or code not in RETRY_CODES:
-            break
-        backoff = BACKOFF_FIRST_MS if not backoff else min(backoff * 2, BACKOFF_MAX_MS)
-        log("warn", "dealer.status_refused", dealer=opts.dealer, code=code, retry_ms=backoff)
-    ctx.term()
+    caller = Caller(opts, keys)
+    reply = caller.call(request("dealer.status", req_id, body), req_id)
+    caller.term()
     if reply is None:
         sys.stderr.write("crm_dealer.py: no answer from %s\n" % opts.endpoint)
         return EXIT_NOANSWER
@@ -928,6 +1047,278 @@ def run_status(opts, keys, testdrive, status):
     if reply["body"]["ok"]:
         return EXIT_OK
     return EXIT_NOANSWER if reply["body"].get("code") in ("busy", "unavailable") else EXIT_NO
+
+
+# ------------------------------------------------------------------ send
+
+BLANKS = b" \t\n\v\f\r"
+FILE_MAX = 1 << 30
+
+
+def _pairs(pairs):
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError("duplicate key %r" % key[:40])
+        out[key] = value
+    return out
+
+
+def _no_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def _int(text):
+    v = int(text)
+    if not -2 ** 63 <= v < 2 ** 63:
+        raise ValueError("integer out of range")
+    return v
+
+
+def _float(text):
+    v = float(text)
+    if v in (float("inf"), float("-inf")):
+        raise ValueError("real number overflow")
+    return v
+
+
+def loads(data):
+    """JSON bytes -> value, as strictly as crm-dealer reads them (no
+    duplicate keys, no NaN, integers of 64 bits, no number beyond a
+    double); ValueError otherwise."""
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_pairs,
+                          parse_constant=_no_constant, parse_int=_int, parse_float=_float)
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(str(e)[:160])
+
+
+def _text(v, field, errs):
+    """A JSON string fit for a body string, or None (with the error added)."""
+    if not isinstance(v, str):
+        errs.append((field, "invalid", "a string expected"))
+        return None
+    if "\x00" in v:
+        errs.append((field, "invalid", "NUL in a string"))
+        return None
+    try:
+        n = len(v.encode("utf-8"))
+    except UnicodeEncodeError:
+        errs.append((field, "invalid", "not valid Unicode"))
+        return None
+    if n > STR_MAX:
+        errs.append((field, "too_long", "over %d bytes" % STR_MAX))
+        return None
+    return v
+
+
+def _field(v, kind, field, errs):
+    """A body value from a JSON value of field type `kind`, or None."""
+    if kind == INT:
+        if not _is_int(v):
+            errs.append((field, "invalid", "an integer expected"))
+            return None
+        if not -I64_TEXT_MAX <= v <= I64_TEXT_MAX:
+            errs.append((field, "invalid", "an integer of at most 18 digits expected"))
+            return None
+        return v
+    if kind == BOOL:
+        if not isinstance(v, bool):
+            errs.append((field, "invalid", "true or false expected"))
+            return None
+        return v
+    if kind == STRS:
+        if not isinstance(v, list):
+            errs.append((field, "invalid", "an array of strings expected"))
+            return None
+        if len(v) > STRS_MAX:
+            errs.append((field, "too_long", "more than %d entries" % STRS_MAX))
+            return None
+        if not all(isinstance(x, str) for x in v):
+            errs.append((field, "invalid", "an array of strings expected"))
+            return None
+        out = []
+        for x in v:
+            x = _text(x, field, errs)
+            if x is None:
+                return None
+            out.append(x)
+        return out
+    return _text(v, field, errs)
+
+
+def build_body(dealer, schema, type_name, record, obj):
+    """A JSON object -> (body, errors), errors as (field, code, text): the
+    fields typed by the schema, unknown fields dropped with a warning,
+    record_id never made up."""
+    errs = []
+    if not isinstance(obj, dict):
+        return None, [("record", "invalid", "not a JSON object")]
+    body = {}
+    for key, value in obj.items():
+        if value is None:
+            continue  # absent
+        if key not in schema:
+            log("warn", "dealer.field_dropped", dealer=dealer, record=record, field=key,
+                hint="not a field of %s" % type_name)
+            continue
+        value = _field(value, schema[key][0], key, errs)
+        if value is not None:
+            body[key] = value
+    # Never made up: the dealer's own id is what makes a resend harmless.
+    if obj.get("record_id") is None or obj.get("record_id") == "":
+        errs.insert(0, ("record_id", "required",
+                        "required: the dealer's own id of this record (the same id on every resend)"))
+    failed = {e[0] for e in errs}
+    for key, (_, required) in schema.items():
+        if required and key != "record_id" and key not in body and key not in failed:
+            errs.append((key, "required", "required"))
+    return body, errs
+
+
+def record_line(record, line, record_id, body, errors=None):
+    """The line for one record, as crm-dealer writes it."""
+    out = {"record": record}
+    if line:
+        out["line"] = line
+    if record_id is not None:
+        out["record_id"] = record_id
+    out["ok"] = body["ok"]
+    for key in ("code", "message", "id", "customer_id", "created"):
+        if key in body:
+            out[key] = body[key]
+    if body.get("findings"):
+        out["findings"] = body["findings"]
+    errors = errors if errors is not None else body.get("errors")
+    if errors:
+        out["errors"] = errors
+    sys.stdout.buffer.write(to_json(out).encode("utf-8") + b"\n")
+    sys.stdout.buffer.flush()
+
+
+class Sender:
+    def __init__(self, opts, keys, kind):
+        self.o = opts
+        self.type_name, self.schema = UPLINK[kind]
+        self.kind = kind
+        self.caller = Caller(opts, keys)
+        self.ids = Ids()
+        self.records = self.stored = self.refused = 0
+        self.stop = None  # (exit code, why): nothing more is sent
+
+    def one(self, record, line, obj):
+        """One record (obj None: a line that is not JSON): checked, sent,
+        its line written."""
+        self.records += 1
+        if obj is None:
+            body, errs = None, [("record", "invalid", "not valid JSON")]
+        else:
+            body, errs = build_body(self.o.dealer, self.schema, self.type_name, record, obj)
+        rid = obj.get("record_id") if isinstance(obj, dict) else None
+        record_id = rid if isinstance(rid, str) and rid and "\x00" not in rid else None
+        if errs:
+            field, code, text = errs[0]
+            record_line(record, line, record_id,
+                        {"ok": False, "code": code, "message": "%s: %s" % (field, text)},
+                        ["%s|%s|%s" % e for e in errs])
+            log("warn", "dealer.record_not_sent", dealer=self.o.dealer, record=record, field=field,
+                code=code)
+            self.refused += 1
+            return
+        req_id = self.ids.next()
+        reply = self.caller.call(request(self.type_name, req_id, body), req_id)
+        if reply is None:
+            record_line(record, line, record_id,
+                        {"ok": False, "code": "no_answer",
+                         "message": "no answer from %s after %d tries" % (self.o.endpoint, self.o.tries)})
+            self.stop = (EXIT_NOANSWER, "the gateway did not answer")
+            return
+        answer = reply["body"]
+        record_line(record, line, record_id, answer)
+        code = answer.get("code")
+        if answer["ok"]:
+            self.stored += 1
+        elif code in RETRY_CODES:
+            # still busy, unavailable or not certified after --tries
+            self.stop = (EXIT_NO if code == "not_certified" else EXIT_NOANSWER,
+                         "the gateway still answers %s" % code)
+        else:
+            self.refused += 1
+
+
+def _blank(data):
+    return not data.strip(BLANKS)
+
+
+def run_send(opts, keys, kind, path):
+    """crm_dealer.py send KIND FILE: one object, an array of objects, or JSON
+    lines (one object a line); "-" is stdin."""
+    if kind not in UPLINK:
+        sys.stderr.write("crm_dealer.py: send: KIND is one of %s\n" % " ".join(UPLINK))
+        return EXIT_USAGE
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read(FILE_MAX + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(FILE_MAX + 1)
+        if len(data) > FILE_MAX:
+            raise OSError(27, "File too large")
+    except OSError as e:
+        sys.stderr.write("crm_dealer.py: cannot read %s (%s)\n" % (path, e.strerror))
+        return EXIT_USAGE
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+        data = data[3:]
+    whole, lines = None, True
+    if not _blank(data):
+        try:
+            whole, lines = loads(data), False
+        except ValueError as e:
+            why = str(e)
+            first = next((x for x in data.split(b"\n") if not _blank(x)), b"")
+            try:
+                lines = isinstance(loads(first), dict)
+            except ValueError:
+                lines = False
+            if not lines:
+                sys.stderr.write("crm_dealer.py: %s: not JSON (%s); expected one object, an array "
+                                 "of objects or one object a line\n" % (path, why))
+                return EXIT_USAGE
+        if not lines and not isinstance(whole, (dict, list)):
+            sys.stderr.write("crm_dealer.py: %s: expected one object, an array of objects or one "
+                             "object a line\n" % path)
+            return EXIT_USAGE
+    s = Sender(opts, keys, kind)
+    if lines:
+        record = 0
+        for number, text in enumerate(data.split(b"\n"), 1):
+            if s.stop or _stop:
+                break
+            if _blank(text):
+                continue
+            try:
+                obj = loads(text)
+            except ValueError as e:
+                log("warn", "dealer.not_json", dealer=opts.dealer, line=number, why=str(e))
+                obj = None
+            record += 1
+            s.one(record, number, obj)
+    elif isinstance(whole, dict):
+        s.one(1, 0, whole)
+    else:
+        for i, obj in enumerate(whole, 1):
+            if s.stop or _stop:
+                break
+            s.one(i, 0, obj)
+    s.caller.term()
+    log("info", "dealer.sent", dealer=opts.dealer, kind=kind, records=s.records, stored=s.stored,
+        refused=s.refused)
+    if s.stop or _stop:
+        sys.stderr.write("crm_dealer.py: stopped at record %d: %s; what follows was not sent (sending "
+                         "the whole file again is safe: a record_id already stored gets its first "
+                         "answer)\n" % (s.records, "interrupted" if _stop else s.stop[1]))
+        return EXIT_NOANSWER if _stop else s.stop[0]
+    return EXIT_NO if s.refused else EXIT_OK
 
 
 # ------------------------------------------------------------------ main
@@ -963,13 +1354,15 @@ def parse_args(argv):
     p.add_argument("--timeout-ms", type=int, default=env("CRM_TIMEOUT_MS", "3000"),
                    help="how long to wait for an answer (CRM_TIMEOUT_MS)")
     p.add_argument("--tries", type=int, default=env("CRM_TRIES", "3"),
-                   help="how often to send before giving up, where giving up is allowed (CRM_TRIES)")
+                   help="how often to send before giving up, where giving up is allowed: --once, "
+                        "status, send (CRM_TRIES)")
     p.add_argument("--at", help='status: agreed or new time, "YYYY-MM-DD HH:MM" China time')
     p.add_argument("--note", help="status: free text")
     p.add_argument("--log-level", default=env("CRM_LOG_LEVEL", "info"),
                    help="debug, info, warn or error (CRM_LOG_LEVEL)")
     p.add_argument("--version", action="version", version="crm_dealer.py " + VERSION)
-    p.add_argument("command", nargs="*", help="nothing (follow the stream) or: status TESTDRIVE_ID STATUS")
+    p.add_argument("command", nargs="*",
+                   help="nothing (follow the stream), status TESTDRIVE_ID STATUS, or send KIND FILE")
     o = p.parse_intermixed_args(argv)
 
     def bad(text):
@@ -977,9 +1370,10 @@ def parse_args(argv):
         sys.exit(EXIT_USAGE)
 
     status = len(o.command) == 3 and o.command[0] == "status"
-    if o.command and not status:
+    send = len(o.command) == 3 and o.command[0] == "send"
+    if o.command and not status and not send:
         bad("unexpected arguments %s" % " ".join(o.command))
-    if not o.dealer or not o.cert or not o.server_cert or (not status and not o.state):
+    if not o.dealer or not o.cert or not o.server_cert or (not status and not send and not o.state):
         bad("--dealer, --cert, --server-cert and (to follow the stream) --state are needed")
     if not ID_RE.fullmatch(o.dealer):
         bad("--dealer: 1 to 32 letters, digits, '_' or '-'")
@@ -992,6 +1386,7 @@ def parse_args(argv):
         if not low <= getattr(o, name) <= high:
             bad("--%s: %d to %d" % (name.replace("_", "-"), low, high))
     o.status = o.command[1:] if status else None
+    o.send = o.command[1:] if send else None
     return o
 
 
@@ -1017,6 +1412,8 @@ def main(argv):
     keys = (public, secret, server)
     if o.status:
         return run_status(o, keys, o.status[0], o.status[1])
+    if o.send:
+        return run_send(o, keys, o.send[0], o.send[1])
     return Follower(o, keys).run()
 
 

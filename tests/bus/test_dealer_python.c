@@ -28,6 +28,7 @@
 
 #include "crm_clock.h"
 #include "crm_harness.h"
+#include "crm_id.h"
 
 #define NOW 1795140000000LL
 #define AT_NOV22 1795330800000LL /* 2026-11-22 15:00 CST */
@@ -153,7 +154,8 @@ static int s_exit_code(fx_t *f, pid_t pid, int timeout_ms)
     return WEXITSTATUS(status);
 }
 
-/* The "seq" of every dispatch line in `path`, in file order; their count. */
+/* The "seq" of every line of the stream in `path` (dealer.dispatch and
+   dealer.assigned), in file order; their count. */
 static int s_seqs(const char *path, uint64_t *seqs, int max)
 {
     FILE *in = fopen(path, "r");
@@ -162,7 +164,7 @@ static int s_seqs(const char *path, uint64_t *seqs, int max)
     static char line[65536];
     int n = 0;
     while (fgets(line, sizeof line, in)) {
-        if (!strstr(line, "\"type\":\"dealer.dispatch\""))
+        if (!strstr(line, "\"type\":\"dealer.dispatch\"") && !strstr(line, "\"type\":\"dealer.assigned\""))
             continue;
         const char *s = strstr(line, "\"seq\":");
         assert_non_null(s);
@@ -530,6 +532,9 @@ typedef struct {
     zframe_t *rid;         /* who sent the last request */
     char rid_hex[80];
     crm_msg_t req;         /* the last request other than an ack */
+    byte *raw;             /* and its bytes */
+    size_t raw_len;
+    int requests;          /* requests other than acks: seen */
     int acks;
     int64_t acked;
     int64_t hb_every_ms;   /* >0: send heartbeats while pumping */
@@ -613,6 +618,7 @@ static void fake_destroy(fake_t **fk_p)
     zcert_destroy(&fk->cert);
     zframe_destroy(&fk->rid);
     crm_msg_clear(&fk->req);
+    free(fk->raw);
     free(fk);
     *fk_p = NULL;
 }
@@ -729,6 +735,12 @@ static bool fake_pump(fake_t *fk, int timeout_ms)
                 } else {
                     crm_msg_clear(&fk->req);
                     fk->req = m;
+                    free(fk->raw);
+                    fk->raw_len = zframe_size(body);
+                    fk->raw = malloc(fk->raw_len ? fk->raw_len : 1);
+                    assert_non_null(fk->raw);
+                    memcpy(fk->raw, zframe_data(body), fk->raw_len);
+                    fk->requests++;
                     got = true;
                 }
             }
@@ -1015,10 +1027,834 @@ static void test_a_damaged_state_file_is_refused_with_1_and_left_as_it_is(void *
     fake_destroy(&fk);
 }
 
-/* The same case for both clients, told apart in cmocka's output. */
+/* ------------------------------------------------------------ uplink: send, fake gateway */
+
+/* Writes `text` to <dir>/<name>; its path in `out`. */
+static void s_file(fx_t *f, const char *name, const char *text, char *out, size_t size)
+{
+    if (snprintf(out, size, "%s/%s", f->fake ? f->dir : f->sys.redis.dir, name) >= (int) size)
+        fail_msg("s_file: %s: path too long", name);
+    s_write_file(out, text, strlen(text));
+}
+
+/* `send KIND FILE` as dealer `d` (0 = D1 ...), with `extra` flags; output
+   to `out`, log to f->err. */
+static pid_t s_send_as(fx_t *f, int d, const char *kind, const char *file, const char *const *extra,
+                       const char *out)
+{
+    static const char *ids[] = {"D1", "D2", "D3"};
+    const char *args[40] = {"--dealer", ids[d], "--cert", f->secret[d], "--server-cert", f->server,
+                            "--endpoint", f->ep_router};
+    int n = 8;
+    for (int i = 0; extra && extra[i] && n < 34; i++)
+        args[n++] = extra[i];
+    args[n++] = "send";
+    args[n++] = kind;
+    args[n++] = file;
+    args[n] = NULL;
+    return s_spawn(f, args, out, f->err);
+}
+
+/* The answer to an uplink request; NULL / -1 leave a field out. */
+static void fake_answer(fake_t *fk, bool ok, const char *code, const char *message, const char *id,
+                        const char *customer, int created, const char *finding)
+{
+    crm_msg_t r;
+    crm_msg_init(&r, CRM_T_dealer_reply);
+    snprintf(r.corr, sizeof r.corr, "%s", fk->req.id);
+    CRM_SET_BOOL(&r, dealer_reply, ok, ok);
+    if (code)
+        CRM_SET_STR(&r, dealer_reply, code, code);
+    if (message)
+        CRM_SET_STR(&r, dealer_reply, message, message);
+    if (id)
+        CRM_SET_STR(&r, dealer_reply, id, id);
+    if (customer)
+        CRM_SET_STR(&r, dealer_reply, customer_id, customer);
+    if (created >= 0)
+        CRM_SET_BOOL(&r, dealer_reply, created, created == 1);
+    if (finding) {
+        crm_strs_push(&r.body.dealer_reply.findings, finding);
+        r.body.dealer_reply.has.findings = true;
+    }
+    fake_msg(fk, &r, false);
+}
+
+static void fake_expect(fake_t *fk, int timeout_ms, crm_type_t type, const char *record_id)
+{
+    if (!fake_pump(fk, timeout_ms))
+        fail_msg("no %s within %d ms", crm_type_name(type), timeout_ms);
+    if (fk->req.type != type)
+        fail_msg("got a %s, expected a %s", crm_type_name(fk->req.type), crm_type_name(type));
+    /* every uplink body starts with its record_id: the same place in each */
+    const char *got = NULL;
+    switch (type) {
+    case CRM_T_followup_record: got = fk->req.body.followup_record.record_id; break;
+    case CRM_T_customer_file: got = fk->req.body.customer_file.record_id; break;
+    case CRM_T_order_record: got = fk->req.body.order_record.record_id; break;
+    default: fail_msg("fake_expect: %s", crm_type_name(type));
+    }
+    assert_non_null(got);
+    assert_string_equal(got, record_id);
+}
+
+static void assert_file_is(const char *path, const char *want)
+{
+    char *got = crm_h_slurp(path);
+    if (!got || strcmp(got, want))
+        fail_msg("%s holds:\n%s\nexpected:\n%s", path, got ? got : "(nothing)", want);
+    free(got);
+}
+
+static void test_send_sends_each_record_in_file_order_and_prints_each_answer(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    char file[300];
+    s_file(f, "followups.jsonl",
+           "{\"record_id\":\"F-1\",\"customer_id\":\"C7\",\"consultant_id\":\"S1\",\"result\":\"visit\","
+           "\"at\":1795140000000,\"grade\":\"A\",\"shoe_size\":42,\"next_content\":null}\n"
+           "\n"
+           "{\"record_id\":\"F-2\",\"customer_id\":\"C8\",\"consultant_id\":\"S1\",\"result\":\"answered\"}\r\n"
+           "{\"record_id\":\"F-3\",\"customer_id\":\"C7\",\"consultant_id\":\"S1\",\"result\":\"no_answer\","
+           "\"content\":\"张\\\"三\\n\"}",
+           file, sizeof file);
+    pid_t p = s_send_as(f, 0, "followup", file, NULL, f->out);
+    fake_expect(fk, 10000, CRM_T_followup_record, "F-1");
+    const crm_body_followup_record_t *b = &fk->req.body.followup_record;
+    assert_true(b->has.at);
+    assert_int_equal(b->at, 1795140000000LL);
+    assert_string_equal(b->grade, "A");
+    assert_false(b->has.next_content); /* null: absent */
+    assert_false(b->has.dealer_id);    /* the certificate says who */
+    assert_null(memmem(fk->raw, fk->raw_len, "shoe_size", 9)); /* not a field: dropped */
+    char first_id[CRM_ID_MAX];
+    snprintf(first_id, sizeof first_id, "%s", fk->req.id);
+    fake_answer(fk, true, NULL, NULL, "F12", "C7", -1, NULL);
+    /* the next one only after that answer */
+    fake_expect(fk, 5000, CRM_T_followup_record, "F-2");
+    assert_string_not_equal(fk->req.id, first_id);
+    fake_answer(fk, false, "not_yours", "customer_id: another dealer's customer", NULL, NULL, -1, NULL);
+    fake_expect(fk, 5000, CRM_T_followup_record, "F-3");
+    assert_string_equal(fk->req.body.followup_record.content, "张\"三\n");
+    fake_answer(fk, true, NULL, NULL, "F13", "C7", -1, NULL);
+    assert_int_equal(s_exit_code(f, p, 10000), 1); /* one refused */
+    assert_int_equal(fk->requests, 3);
+    assert_file_is(f->out,
+                   "{\"record\":1,\"line\":1,\"record_id\":\"F-1\",\"ok\":true,\"id\":\"F12\",\"customer_id\":\"C7\"}\n"
+                   "{\"record\":2,\"line\":3,\"record_id\":\"F-2\",\"ok\":false,\"code\":\"not_yours\","
+                   "\"message\":\"customer_id: another dealer's customer\"}\n"
+                   "{\"record\":3,\"line\":4,\"record_id\":\"F-3\",\"ok\":true,\"id\":\"F13\",\"customer_id\":\"C7\"}\n");
+    assert_true(crm_h_file_contains(f->err, "dealer.field_dropped"));
+    assert_true(crm_h_file_contains(f->err, "field=shoe_size"));
+
+    /* one object (with a byte order mark), from stdin: booleans and
+       integers as JSON has them; the answer's findings printed */
+    s_file(f, "customer.json",
+           "\xef\xbb\xbf{\"record_id\":\"K-1\",\"name\":\"李四\",\"postcode\":\"51800\",\"fleet\":true,"
+           "\"vip\":false,\"first_service_mileage\":5000}",
+           file, sizeof file);
+    int in = open(file, O_RDONLY);
+    assert_true(in >= 0);
+    int saved = dup(0);
+    dup2(in, 0); /* the child inherits it as stdin */
+    p = s_send_as(f, 0, "customer", "-", NULL, f->out);
+    dup2(saved, 0);
+    close(saved);
+    close(in);
+    fake_expect(fk, 10000, CRM_T_customer_file, "K-1");
+    const crm_body_customer_file_t *c = &fk->req.body.customer_file;
+    assert_true(c->has.fleet && c->fleet);
+    assert_true(c->has.vip && !c->vip);
+    assert_int_equal(c->first_service_mileage, 5000);
+    assert_string_equal(c->name, "李四");
+    fake_answer(fk, true, NULL, NULL, "C9", "C9", 1, "postcode|invalid|a postcode has six digits");
+    assert_int_equal(s_exit_code(f, p, 10000), 0);
+    assert_file_is(f->out, "{\"record\":1,\"record_id\":\"K-1\",\"ok\":true,\"id\":\"C9\",\"customer_id\":\"C9\","
+                           "\"created\":true,\"findings\":[\"postcode|invalid|a postcode has six digits\"]}\n");
+    fake_destroy(&fk);
+}
+
+static void test_send_without_an_answer_sends_the_same_bytes_again_on_a_new_connection(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    char file[300];
+    s_file(f, "orders.json",
+           "[{\"record_id\":\"O-1\",\"order_id\":\"O1\",\"action\":\"placed\",\"customer_id\":\"C7\","
+           "\"price\":150000}]",
+           file, sizeof file);
+    const char *flags[] = {"--timeout-ms", "1000", NULL};
+    pid_t p = s_send_as(f, 0, "order", file, flags, f->out);
+    fake_expect(fk, 10000, CRM_T_order_record, "O-1");
+    size_t len = fk->raw_len;
+    byte *first = malloc(len);
+    assert_non_null(first);
+    memcpy(first, fk->raw, len);
+    char conn[80];
+    snprintf(conn, sizeof conn, "%s", fk->rid_hex);
+    /* no answer: after the timeout, the same bytes on a new connection */
+    int64_t t0 = crm_mono_ms();
+    fake_expect(fk, 3000, CRM_T_order_record, "O-1");
+    assert_true(crm_mono_ms() - t0 >= 800);
+    assert_string_not_equal(conn, fk->rid_hex);
+    assert_int_equal(fk->raw_len, len);
+    assert_memory_equal(fk->raw, first, len);
+    /* busy: it waits about a second and sends them again */
+    fake_answer(fk, false, "busy", "request: too many requests; ask again", NULL, NULL, -1, NULL);
+    t0 = crm_mono_ms();
+    fake_expect(fk, 3000, CRM_T_order_record, "O-1");
+    assert_true(crm_mono_ms() - t0 >= 800);
+    assert_int_equal(fk->raw_len, len);
+    assert_memory_equal(fk->raw, first, len);
+    fake_answer(fk, true, NULL, NULL, "O1", "C7", -1, NULL);
+    assert_int_equal(s_exit_code(f, p, 10000), 0);
+    assert_int_equal(fk->requests, 3);
+    assert_file_is(f->out, "{\"record\":1,\"record_id\":\"O-1\",\"ok\":true,\"id\":\"O1\",\"customer_id\":\"C7\"}\n");
+    free(first);
+    fake_destroy(&fk);
+}
+
+static void test_send_refuses_a_record_without_record_id_or_with_a_mistyped_field_unsent(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    char file[300];
+    s_file(f, "orders.json",
+           "[{\"order_id\":\"O1\",\"action\":\"placed\"},\n"
+           " {\"record_id\":\"O-2\",\"order_id\":\"O2\",\"action\":\"placed\",\"price\":\"150000\"},\n"
+           " \"O-3\",\n"
+           " {\"record_id\":\"O-4\",\"order_id\":\"O4\",\"price\":150000.0},\n"
+           " {\"record_id\":\"O-5\",\"order_id\":\"O5\",\"action\":\"placed\",\"price\":150000,\"customer_id\":\"C7\"}]",
+           file, sizeof file);
+    pid_t p = s_send_as(f, 0, "order", file, NULL, f->out);
+    fake_expect(fk, 10000, CRM_T_order_record, "O-5");
+    assert_int_equal(fk->req.body.order_record.price, 150000);
+    fake_answer(fk, true, NULL, NULL, "O5", "C7", -1, NULL);
+    assert_int_equal(s_exit_code(f, p, 10000), 1);
+    assert_false(fake_pump(fk, 300));
+    assert_int_equal(fk->requests, 1); /* only O-5 was sent */
+    assert_file_is(f->out,
+                   "{\"record\":1,\"ok\":false,\"code\":\"required\",\"message\":\"record_id: required: the "
+                   "dealer's own id of this record (the same id on every resend)\",\"errors\":[\"record_id|"
+                   "required|required: the dealer's own id of this record (the same id on every resend)\"]}\n"
+                   "{\"record\":2,\"record_id\":\"O-2\",\"ok\":false,\"code\":\"invalid\",\"message\":\"price: an "
+                   "integer expected\",\"errors\":[\"price|invalid|an integer expected\"]}\n"
+                   "{\"record\":3,\"ok\":false,\"code\":\"invalid\",\"message\":\"record: not a JSON object\","
+                   "\"errors\":[\"record|invalid|not a JSON object\"]}\n"
+                   "{\"record\":4,\"record_id\":\"O-4\",\"ok\":false,\"code\":\"invalid\",\"message\":\"price: an "
+                   "integer expected\",\"errors\":[\"price|invalid|an integer expected\",\"action|required|"
+                   "required\"]}\n"
+                   "{\"record\":5,\"record_id\":\"O-5\",\"ok\":true,\"id\":\"O5\",\"customer_id\":\"C7\"}\n");
+    /* a file that is not JSON: nothing sent, 2 */
+    s_file(f, "broken.json", "{\"record_id\": \"O-1\",\n \"order_id\": }\n", file, sizeof file);
+    assert_int_equal(s_exit_code(f, s_send_as(f, 0, "order", file, NULL, f->out), 10000), 2);
+    assert_true(crm_h_file_contains(f->err, "not JSON"));
+    /* a kind there is not: 2 */
+    assert_int_equal(s_exit_code(f, s_send_as(f, 0, "orders", file, NULL, f->out), 10000), 2);
+    assert_true(crm_h_file_contains(f->err, "KIND is one of customer assign followup"));
+    /* an empty export: nothing to send, done */
+    s_file(f, "empty.jsonl", "\n", file, sizeof file);
+    assert_int_equal(s_exit_code(f, s_send_as(f, 0, "order", file, NULL, f->out), 10000), 0);
+    assert_false(fake_pump(fk, 200));
+    assert_int_equal(fk->requests, 1);
+    fake_destroy(&fk);
+}
+
+static void test_send_stops_with_2_when_the_gateway_does_not_answer(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    char file[300];
+    s_file(f, "orders.jsonl",
+           "{\"record_id\":\"O-1\",\"order_id\":\"O1\",\"action\":\"cancelled\"}\n"
+           "{\"record_id\":\"O-2\",\"order_id\":\"O2\",\"action\":\"cancelled\"}\n",
+           file, sizeof file);
+    const char *flags[] = {"--timeout-ms", "500", "--tries", "2", NULL};
+    pid_t p = s_send_as(f, 0, "order", file, flags, f->out);
+    /* 2 tries of 500 ms; what it sends meanwhile is seen, never answered */
+    for (int64_t until = crm_mono_ms() + 2500; crm_mono_ms() < until;)
+        if (fake_pump(fk, 50))
+            assert_string_equal(fk->req.body.order_record.record_id, "O-1"); /* never the next one */
+    assert_int_equal(s_exit_code(f, p, 5000), 2);
+    assert_int_equal(fk->requests, 2);
+    char want[300];
+    snprintf(want, sizeof want,
+             "{\"record\":1,\"line\":1,\"record_id\":\"O-1\",\"ok\":false,\"code\":\"no_answer\","
+             "\"message\":\"no answer from %s after 2 tries\"}\n",
+             f->ep_router);
+    assert_file_is(f->out, want);
+    assert_true(crm_h_file_contains(f->err, "stopped at record 1"));
+    fake_destroy(&fk);
+}
+
+static void fake_assigned(fake_t *fk, uint64_t seq, bool live)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_dealer_assigned);
+    snprintf(m.stream, sizeof m.stream, "dealer.D1");
+    m.seq = seq;
+    char cust[32];
+    snprintf(cust, sizeof cust, "C4%llu", (unsigned long long) seq);
+    CRM_SET_STR(&m, dealer_assigned, customer_id, cust);
+    CRM_SET_STR(&m, dealer_assigned, dealer_id, "D1");
+    CRM_SET_STR(&m, dealer_assigned, customer_name, "王五");
+    CRM_SET_STR(&m, dealer_assigned, grade, "B");
+    CRM_SET_STR(&m, dealer_assigned, reason, "reactivated");
+    fake_msg(fk, &m, live);
+}
+
+static void test_a_dealer_assigned_on_the_stream_is_applied_and_acknowledged_like_a_dispatch(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    const char *flags[] = {"--timeout-ms", "1000", "--log-level", "debug", NULL};
+    pid_t d = s_dealer(f, 0, f->state, flags, f->out, f->err);
+    fake_expect_replay(fk, 10000, 1);
+    char corr[CRM_ID_MAX];
+    snprintf(corr, sizeof corr, "%s", fk->req.id);
+    fake_dispatch(fk, "dealer.D1", 1, false);
+    fake_assigned(fk, 2, false);
+    fake_reply(fk, corr, true, NULL, 2, 2);
+    for (int64_t until = crm_mono_ms() + 5000; fk->subs < 1 && crm_mono_ms() < until;)
+        fake_pump(fk, 50);
+    assert_true(fk->subs >= 1);
+    fake_heartbeat(fk, "dealer.D1=2");
+    fake_pump(fk, 300);
+    fake_assigned(fk, 3, true); /* live */
+    fake_heartbeat(fk, "dealer.D1=3");
+    assert_false(fake_pump(fk, 500)); /* nothing missing: no replay */
+    assert_int_equal(fake_stop_client(fk, d), 0);
+    assert_seqs_are(f->out, 1, 3);
+    assert_int_equal(s_state(f->state), 3);
+    assert_int_equal(fk->acked, 3);
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"dealer.assigned\",\"id\":"));
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"customer_id\":\"C43\",\"dealer_id\":\"D1\","
+                                            "\"customer_name\":\"王五\",\"grade\":\"B\",\"reason\":\"reactivated\"}"));
+    assert_true(crm_h_file_contains(f->err, "seq=3 via=live"));
+    assert_false(crm_h_file_contains(f->err, "dealer.malformed"));
+    fake_destroy(&fk);
+}
+
+/* ------------------------------------------------------------ uplink: send, real gateway */
+
+static int setup_c(void **state)
+{
+    int rc = setup(state);
+    if (rc == 0)
+        s_client_c(*state);
+    return rc;
+}
+
+/* How many events of `type` the stream `stream` holds (crm:{stream}:events). */
+static int s_events(fx_t *f, const char *stream, const char *type)
+{
+    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events - +", stream);
+    assert_non_null(r);
+    int n = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        redisReply *kv = e->element[1];
+        for (size_t j = 0; j + 1 < kv->elements; j += 2) {
+            if (kv->element[j]->type != REDIS_REPLY_STRING || strcmp(kv->element[j]->str, "m"))
+                continue;
+            crm_msg_t m;
+            crm_err_t err;
+            if (crm_msg_decode(kv->element[j + 1]->str, kv->element[j + 1]->len, &m, &err) == 0) {
+                if (!strcmp(crm_type_name(m.type), type))
+                    n++;
+                crm_msg_clear(&m);
+            }
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+/* The key of dealer `d`'s order `oid` (its number only as a digest, crm_keys.h); static buffer. */
+static const char *s_order_key(const char *d, const char *oid)
+{
+    static char key[160];
+    const char *parts[] = {oid};
+    char digest[CRM_ID_DIGEST_SZ];
+    crm_id_digest(parts, 1, digest);
+    snprintf(key, sizeof key, "crm:order:%s:%.32s", d, digest);
+    return key;
+}
+
+static long long s_xlen(fx_t *f, const char *stream)
+{
+    return crm_h_int(f->store, "XLEN crm:{%s}:events", stream);
+}
+
+/* A string field of a Redis hash ("" when absent); static buffer. */
+static const char *s_hget(fx_t *f, const char *key, const char *field)
+{
+    static char out[256];
+    out[0] = 0;
+    redisReply *r = crm_store_cmd(f->store, "HGET %s %s", key, field);
+    if (r && r->type == REDIS_REPLY_STRING)
+        snprintf(out, sizeof out, "%s", r->str);
+    if (r)
+        freeReplyObject(r);
+    return out;
+}
+
+/* The value of the first "key":"value" in the file at `path`. */
+static void s_json_value(const char *path, const char *key, char *out, size_t size)
+{
+    char *text = crm_h_slurp(path);
+    char needle[80];
+    snprintf(needle, sizeof needle, "\"%s\":\"", key);
+    const char *p = text ? strstr(text, needle) : NULL;
+    if (!p)
+        fail_msg("%s: no \"%s\" in %s", path, key, text ? text : "(nothing)");
+    p += strlen(needle);
+    size_t n = strcspn(p, "\"");
+    snprintf(out, size, "%.*s", (int) (n < size ? n : size - 1), p);
+    free(text);
+}
+
+/* Sends `file` as dealer `d`; asserts the exit code, naming the output on failure. */
+static void s_upsend(fx_t *f, int d, const char *kind, const char *file, const char *out, int want)
+{
+    const char *flags[] = {"--timeout-ms", "5000", NULL};
+    int code = s_exit_code(f, s_send_as(f, d, kind, file, flags, out), 60000);
+    if (code != want) {
+        char *o = crm_h_slurp(out), *e = crm_h_slurp(f->err);
+        fail_msg("send %s %s: exit %d, expected %d\nstdout: %s\nstderr: %s", kind, file, code, want,
+                 o ? o : "", e ? e : "");
+    }
+}
+
+static void test_uplink_records_become_their_events_and_a_resend_changes_nothing(void **state)
+{
+    fx_t *f = *state;
+    static const char *kinds[] = {"staff-add", "customer", "followup", "order", "delivery", "service"};
+    enum { N = 6 };
+    char files[N][300], outs[N][300], again[300], c[64], text[2048];
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s.out", kinds[i]);
+        crm_h_path(&f->sys.redis, name, outs[i], sizeof outs[i]);
+    }
+    crm_h_path(&f->sys.redis, "again.out", again, sizeof again);
+
+    /* the people: a manager, then a consultant reporting to them */
+    s_file(f, "staff.jsonl",
+           "{\"record_id\":\"st-1\",\"staff_id\":\"M1\",\"role\":\"manager\",\"name\":\"赵经理\"}\n"
+           "{\"record_id\":\"st-2\",\"staff_id\":\"S1\",\"role\":\"consultant\",\"name\":\"钱顾问\",\"manager_id\":\"M1\"}\n",
+           files[0], sizeof files[0]);
+    s_upsend(f, 0, kinds[0], files[0], outs[0], 0);
+    assert_int_equal(s_events(f, "dealers", "staff.added"), 2);
+    assert_string_equal(s_hget(f, "crm:dealer:D1:staff:S1", "role"), "consultant");
+    assert_string_equal(s_hget(f, "crm:dealer:D1:staff:S1", "manager_id"), "M1");
+
+    /* a customer file breaking a data-quality rule: stored, with its finding */
+    s_file(f, "customer.json",
+           "{\"record_id\":\"cust-1\",\"name\":\"孙先生\",\"mobile\":\"13812345678\",\"postcode\":\"51800\","
+           "\"city\":\"深圳\",\"province\":\"广东\",\"consultant_id\":\"S1\"}",
+           files[1], sizeof files[1]);
+    s_upsend(f, 0, kinds[1], files[1], outs[1], 0);
+    s_json_value(outs[1], "customer_id", c, sizeof c);
+    assert_true(crm_h_file_contains(outs[1], "\"created\":true"));
+    assert_true(crm_h_file_contains(outs[1], "\"findings\":[\"postcode|"));
+    assert_int_equal(s_events(f, "customer", "customer.recorded"), 1);
+    assert_true(s_events(f, "customer", "owner.changed") >= 1);
+    char key[128];
+    snprintf(key, sizeof key, "crm:cust:{%s}", c);
+    assert_string_equal(s_hget(f, key, "dealer_id"), "D1");
+    assert_string_equal(s_hget(f, key, "postcode"), "51800");
+
+    /* a follow-up with the next activity */
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"fu-1\",\"customer_id\":\"%s\",\"consultant_id\":\"S1\",\"at\":%lld,"
+             "\"result\":\"visit\",\"content\":\"看了车\",\"feedback\":\"价格偏高\",\"grade\":\"A\","
+             "\"expected_purchase_date\":\"2026-12-20\",\"next_at\":%lld,\"next_content\":\"报价\"}\n",
+             c, NOW - 3600000LL, NOW + 86400000LL);
+    s_file(f, "followup.jsonl", text, files[2], sizeof files[2]);
+    s_upsend(f, 0, kinds[2], files[2], outs[2], 0);
+    assert_int_equal(s_events(f, "followup", "followup.recorded"), 1);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 1);
+
+    /* an order, its delay, its delivery, a work order on the car */
+    snprintf(text, sizeof text,
+             "[{\"record_id\":\"ord-1\",\"order_id\":\"O1\",\"action\":\"placed\",\"customer_id\":\"%s\","
+             "\"model\":\"M7\",\"price\":150000,\"promised_date\":\"2026-11-25\",\"consultant_id\":\"S1\"}]",
+             c);
+    s_file(f, "order.json", text, files[3], sizeof files[3]);
+    s_upsend(f, 0, kinds[3], files[3], outs[3], 0);
+    assert_int_equal(s_events(f, "order", "order.placed"), 1);
+    s_file(f, "delivery.jsonl",
+           "{\"record_id\":\"del-1\",\"order_id\":\"O1\",\"action\":\"delayed\",\"promised_date\":\"2026-11-30\","
+           "\"reason\":\"运输延误\"}\n"
+           "{\"record_id\":\"del-2\",\"order_id\":\"O1\",\"action\":\"delivered\",\"vin\":\"LSVAU2186N2183292\","
+           "\"date\":\"2026-11-20\"}\n",
+           files[4], sizeof files[4]);
+    s_upsend(f, 0, kinds[4], files[4], outs[4], 0);
+    assert_int_equal(s_events(f, "order", "delivery.delayed"), 1);
+    assert_int_equal(s_events(f, "order", "vehicle.delivered"), 1);
+    assert_string_equal(s_hget(f, s_order_key("D1", "O1"), "state"), "delivered");
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"svc-1\",\"work_order\":\"W1\",\"customer_id\":\"%s\",\"vin\":\"LSVAU2186N2183292\","
+             "\"date\":\"2026-11-20\",\"mileage\":5000,\"work\":\"首保\",\"amount_fen\":35000}",
+             c);
+    s_file(f, "service.json", text, files[5], sizeof files[5]);
+    s_upsend(f, 0, kinds[5], files[5], outs[5], 0);
+    assert_int_equal(s_events(f, "service", "service.recorded"), 1);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:service", c), 1);
+
+    /* every file again: the first answers, and not one event more */
+    static const char *streams[] = {"dealers", "customer", "followup", "order", "service"};
+    long long before[5];
+    for (int i = 0; i < 5; i++)
+        before[i] = s_xlen(f, streams[i]);
+    for (int i = 0; i < N; i++) {
+        s_upsend(f, 0, kinds[i], files[i], again, 0);
+        char *first = crm_h_slurp(outs[i]), *second = crm_h_slurp(again);
+        if (!first || !second || strcmp(first, second))
+            fail_msg("%s sent again answered\n%s\nthe first time\n%s", kinds[i], second ? second : "",
+                     first ? first : "");
+        free(first);
+        free(second);
+    }
+    for (int i = 0; i < 5; i++)
+        if (s_xlen(f, streams[i]) != before[i])
+            fail_msg("stream %s: %lld events after the resend, %lld before", streams[i], s_xlen(f, streams[i]),
+                     before[i]);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 1);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:service", c), 1);
+}
+
+static void test_a_revoked_dealer_cannot_write(void **state)
+{
+    fx_t *f = *state;
+    char file[300];
+    s_file(f, "staff.json", "{\"record_id\":\"st-1\",\"staff_id\":\"S1\",\"role\":\"consultant\",\"name\":\"钱顾问\"}",
+           file, sizeof file);
+    s_upsend(f, 0, "staff-add", file, f->out, 0); /* it could */
+    assert_int_equal(run(f, "crmctl", f->out, "dealer", "revoke", "D1", NULL), 0);
+    s_file(f, "customer.json", "{\"record_id\":\"cust-1\",\"name\":\"孙先生\",\"mobile\":\"13812345678\"}", file,
+           sizeof file);
+    const char *flags[] = {"--timeout-ms", "1000", "--tries", "2", NULL};
+    int code = s_exit_code(f, s_send_as(f, 0, "customer", file, flags, f->out), 60000);
+    if (code != 1 && code != 2)
+        fail_msg("a revoked dealer's customer file: exit %d", code);
+    if (getenv("CRM_TEST_SHOW")) {
+        char *o = crm_h_slurp(f->out);
+        print_message("revoked: exit %d: %s", code, o ? o : "");
+        free(o);
+    }
+    s_file(f, "staff2.json", "{\"record_id\":\"st-2\",\"staff_id\":\"S2\",\"role\":\"consultant\",\"name\":\"李顾问\"}",
+           file, sizeof file);
+    code = s_exit_code(f, s_send_as(f, 0, "staff-add", file, flags, f->out), 60000);
+    if (code != 1 && code != 2)
+        fail_msg("a revoked dealer's staff.add: exit %d", code);
+    assert_false(crm_h_file_contains(f->out, "\"ok\":true"));
+    /* nothing stored */
+    assert_int_equal(s_events(f, "customer", "customer.recorded"), 0);
+    assert_int_equal(crm_h_int(f->store, "SCARD crm:dealer:D1:customers"), 0);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:idx:mobile:13812345678"), 0);
+    assert_int_equal(crm_h_int(f->store, "SISMEMBER crm:dealer:D1:staff S2"), 0);
+    assert_int_equal(s_events(f, "dealers", "staff.added"), 1);
+}
+
+static void test_a_dealer_writing_another_dealers_customer_gets_not_yours(void **state)
+{
+    fx_t *f = *state;
+    char file[300], c[64], text[1024];
+    /* D2's customer */
+    s_file(f, "d2.json", "{\"record_id\":\"d2-cust-1\",\"name\":\"周女士\",\"mobile\":\"13900000001\"}", file,
+           sizeof file);
+    s_upsend(f, 1, "customer", file, f->out, 0);
+    s_json_value(f->out, "customer_id", c, sizeof c);
+    s_file(f, "staff.json", "{\"record_id\":\"st-1\",\"staff_id\":\"S1\",\"role\":\"consultant\",\"name\":\"钱顾问\"}",
+           file, sizeof file);
+    s_upsend(f, 0, "staff-add", file, f->out, 0);
+    /* D1 writes about it: a follow-up, an order, a file matching it by mobile,
+       a file naming D2 */
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"fu-1\",\"customer_id\":\"%s\",\"consultant_id\":\"S1\",\"result\":\"answered\"}", c);
+    s_file(f, "fu.json", text, file, sizeof file);
+    s_upsend(f, 0, "followup", file, f->out, 1);
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"ord-1\",\"order_id\":\"O1\",\"action\":\"placed\",\"customer_id\":\"%s\","
+             "\"model\":\"M7\",\"promised_date\":\"2026-12-20\"}",
+             c);
+    s_file(f, "ord.json", text, file, sizeof file);
+    s_upsend(f, 0, "order", file, f->out, 1);
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
+    s_file(f, "d1.jsonl",
+           "{\"record_id\":\"d1-cust-1\",\"name\":\"周女士\",\"mobile\":\"139 0000 0001\",\"email\":\"zhou@example.com\"}\n"
+           "{\"record_id\":\"d1-cust-2\",\"name\":\"吴先生\",\"mobile\":\"13700000002\",\"dealer_id\":\"D2\"}\n",
+           file, sizeof file);
+    s_upsend(f, 0, "customer", file, f->out, 1);
+    char *out = crm_h_slurp(f->out);
+    assert_non_null(out);
+    const char *second = strchr(out, '\n');
+    assert_non_null(second);
+    if (!strstr(out, "\"code\":\"not_yours\"") || !strstr(second, "\"code\":\"not_yours\""))
+        fail_msg("expected not_yours twice, got\n%s", out);
+    free(out);
+    /* nothing of it stored */
+    char key[128];
+    snprintf(key, sizeof key, "crm:cust:{%s}", c);
+    assert_string_equal(s_hget(f, key, "dealer_id"), "D2");
+    assert_string_equal(s_hget(f, key, "email"), "");
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 0);
+    assert_int_equal(s_events(f, "followup", "followup.recorded"), 0);
+    assert_int_equal(s_events(f, "order", "order.placed"), 0);
+    assert_int_equal(s_events(f, "customer", "customer.recorded"), 1);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:idx:mobile:13700000002"), 0);
+}
+
+/* ------------------------------------------------------------ the Python client's tables */
+
+/* "field=TYPE[!]," for every body field of `type` ("!": required), in the
+   order of proto/messages.def. */
+static void s_desc_add(char *out, size_t size, const char *field, const char *type, bool req)
+{
+    size_t n = strlen(out);
+    snprintf(out + n, size - n, "%s=%s%s,", field, type, req ? "!" : "");
+}
+#define S_F_DESC(ident, field, type, req, doc) s_desc_add(out, size, #field, #type, !strcmp(#req, "REQ"));
+#define S_M_DESC(ident, wire, stream, doc)                                                         \
+    case CRM_T_##ident: CRM_FIELDS_##ident(S_F_DESC) break;
+static void s_desc(crm_type_t type, char *out, size_t size)
+{
+    out[0] = 0;
+    switch (type) {
+        CRM_MESSAGES(S_M_DESC)
+    default: break;
+    }
+}
+#undef S_M_DESC
+#undef S_F_DESC
+
+/* crm_dealer.py carries its own copy of the message tables (it is one file
+   a dealer's IT can read without ours): they must say what messages.def
+   says, field by field, type by type, required or not. */
+static void test_the_python_clients_message_tables_are_those_of_messages_def(void **state)
+{
+    fx_t *f = *state;
+    static const struct {
+        const char *name; /* send KIND, or the table of what it reads */
+        crm_type_t type;
+    } tables[] = {
+        {"customer", CRM_T_customer_file},       {"assign", CRM_T_customer_assign},
+        {"followup", CRM_T_followup_record},     {"order", CRM_T_order_record},
+        {"delivery", CRM_T_delivery_record},     {"service", CRM_T_service_record},
+        {"lost", CRM_T_prospect_lose},           {"lost-decide", CRM_T_lost_decide},
+        {"staff-add", CRM_T_staff_add},          {"staff-update", CRM_T_staff_update},
+        {"staff-leave", CRM_T_staff_leave},      {"<read>", CRM_T_dealer_dispatch},
+        {"<read>", CRM_T_dealer_assigned},       {"<read>", CRM_T_heartbeat},
+        {"<read>", CRM_T_dealer_reply},
+    };
+    char script[300];
+    snprintf(script, sizeof script, "%s/tables.py", f->dir);
+    FILE *py = fopen(script, "w");
+    assert_non_null(py);
+    fprintf(py, "import importlib.util, sys\n"
+                "spec = importlib.util.spec_from_file_location('crm_dealer', sys.argv[1])\n"
+                "m = importlib.util.module_from_spec(spec)\n"
+                "spec.loader.exec_module(m)\n"
+                "T = {m.STR: 'STR', m.INT: 'I64', m.BOOL: 'BOOL', m.STRS: 'STRS'}\n"
+                "def desc(schema):\n"
+                "    return ''.join('%%s=%%s%%s,' %% (f, T[k], '!' if r else '') for f, (k, r) in schema.items())\n"
+                "for kind, (t, schema) in m.UPLINK.items():\n"
+                "    print('%%s %%s %%s' %% (kind, t, desc(schema)))\n"
+                "for t, schema in m.BODIES.items():\n"
+                "    print('<read> %%s %%s' %% (t, desc(schema)))\n");
+    fclose(py);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s/tools/crm_dealer.py' > '%s' 2>&1", s_python(), script,
+             CRM_SOURCE_DIR, f->out);
+    assert_int_equal(system(cmd), 0);
+    char *got = crm_h_slurp(f->out);
+    assert_non_null(got);
+    static char line[8192];
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        char fields[7000];
+        s_desc(tables[i].type, fields, sizeof fields);
+        snprintf(line, sizeof line, "%s %s %s\n", tables[i].name, crm_type_name(tables[i].type), fields);
+        if (!strstr(got, line))
+            fail_msg("crm_dealer.py has no line\n%sit has\n%s", line, got);
+    }
+    /* and nothing else: 11 kinds, 4 tables read */
+    int lines = 0;
+    for (const char *p = got; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, (int) (sizeof tables / sizeof tables[0]));
+    free(got);
+}
+
+/* Replaces every `from` in `text` (in place, same length or shorter) by `to`. */
+static void s_replace(char *text, size_t size, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    for (char *p = strstr(text, from); p; p = strstr(p + tl, from)) {
+        size_t rest = strlen(p + fl);
+        if (tl > fl && strlen(text) + tl - fl >= size)
+            fail_msg("s_replace: no room");
+        memmove(p + tl, p + fl, rest + 1);
+        memcpy(p, to, tl);
+    }
+}
+
+/* DEALERS.md, Part 3, section U7: the first ```json block of each record's
+   section is sent as it is written there (customer ids replaced by those
+   the store gives), in the document's order, and every record is stored. */
+static void test_every_example_of_dealers_md_part_3_is_stored(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_set_clock(&f->sys, 1796097600000LL); /* 2026-12-01 12:00 China time */
+    static const struct {
+        const char *type, *kind;
+    } kinds[] = {{"staff.add", "staff-add"},         {"staff.update", "staff-update"},
+                 {"staff.leave", "staff-leave"},     {"customer.file", "customer"},
+                 {"customer.assign", "assign"},      {"followup.record", "followup"},
+                 {"order.record", "order"},          {"delivery.record", "delivery"},
+                 {"service.record", "service"},      {"prospect.lose", "lost"},
+                 {"lost.decide", "lost-decide"}};
+    char path[400];
+    snprintf(path, sizeof path, "%s/tools/DEALERS.md", CRM_SOURCE_DIR);
+    char *doc = crm_h_slurp(path);
+    assert_non_null(doc);
+    char c1[64] = "", c2[64] = "";
+    int sent = 0;
+    for (const char *h = strstr(doc, "\n### U7."); h; h = strstr(h + 1, "\n### U7.")) {
+        const char *t = strchr(h + 8, ' ');
+        assert_non_null(t);
+        t++;
+        size_t tl = strcspn(t, ":");
+        const char *kind = NULL;
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (strlen(kinds[i].type) == tl && !strncmp(t, kinds[i].type, tl))
+                kind = kinds[i].kind;
+        if (!kind)
+            fail_msg("DEALERS.md: a section U7 for %.*s", (int) tl, t);
+        const char *b = strstr(h, "```json\n");
+        const char *next = strstr(h + 1, "\n### ");
+        if (!b || (next && b > next))
+            fail_msg("DEALERS.md: no example for %s", kind);
+        b += 8;
+        const char *e = strstr(b, "```");
+        assert_non_null(e);
+        static char text[8192];
+        snprintf(text, sizeof text, "%.*s", (int) (e - b), b);
+        if (c1[0])
+            s_replace(text, sizeof text, "C1207", c1);
+        if (c2[0])
+            s_replace(text, sizeof text, "C1208", c2);
+        char file[300], out[300], name[64];
+        snprintf(name, sizeof name, "example-%d.json", sent + 1);
+        s_file(f, name, text, file, sizeof file);
+        snprintf(name, sizeof name, "example-%d.out", sent + 1);
+        crm_h_path(&f->sys.redis, name, out, sizeof out);
+        s_upsend(f, 0, kind, file, out, 0);
+        if (getenv("CRM_TEST_SHOW")) {
+            char *o = crm_h_slurp(out);
+            print_message("%s:\n%s", kind, o ? o : "");
+            free(o);
+        }
+        if (!strcmp(kind, "customer")) {
+            s_json_value(out, "customer_id", c1, sizeof c1);
+            char *o = crm_h_slurp(out);
+            const char *second = o ? strchr(o, '\n') : NULL;
+            assert_non_null(second);
+            const char *cid = strstr(second, "\"customer_id\":\"");
+            assert_non_null(cid);
+            snprintf(c2, sizeof c2, "%.*s", (int) strcspn(cid + 15, "\""), cid + 15);
+            free(o);
+        }
+        sent++;
+    }
+    assert_int_equal(sent, 11);
+    free(doc);
+    /* what they made */
+    char key[128];
+    snprintf(key, sizeof key, "crm:cust:{%s}", c2);
+    assert_string_equal(s_hget(f, key, "stage"), "lost");
+    assert_string_equal(s_hget(f, key, "consultant_id"), "S14");
+    snprintf(key, sizeof key, "crm:cust:{%s}", c1);
+    assert_string_equal(s_hget(f, key, "stage"), "owner");
+    assert_string_equal(s_hget(f, s_order_key("D1", "5531"), "state"), "delivered");
+    assert_string_equal(s_hget(f, s_order_key("D1", "5532"), "state"), "cancelled");
+    assert_string_equal(s_hget(f, "crm:dealer:D1:staff:S13", "state"), "left");
+    assert_string_equal(s_hget(f, "crm:dealer:D1:staff:S12", "manager_id"), "M09");
+    assert_int_equal(s_events(f, "order", "vehicle.delivered"), 1);
+    assert_int_equal(s_events(f, "service", "service.recorded"), 1);
+    assert_int_equal(s_events(f, "followup", "prospect.lost"), 1);
+}
+
+/* A prospect D2 gave up (approved by its manager), reactivated by the
+   carmaker to D1: D1's client gets it on its stream as dealer.assigned,
+   applies and acknowledges it, and D1 may write about it; D2 no more. */
+static void test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_assigned(void **state)
+{
+    fx_t *f = *state;
+    char file[300], c[64], text[1024];
+    s_file(f, "d2-staff.jsonl",
+           "{\"record_id\":\"st-1\",\"staff_id\":\"M1\",\"role\":\"manager\",\"name\":\"赵经理\"}\n"
+           "{\"record_id\":\"st-2\",\"staff_id\":\"S1\",\"role\":\"consultant\",\"name\":\"钱顾问\",\"manager_id\":\"M1\"}\n",
+           file, sizeof file);
+    s_upsend(f, 1, "staff-add", file, f->out, 0);
+    s_file(f, "d2-cust.json",
+           "{\"record_id\":\"cust-1\",\"name\":\"周女士\",\"mobile\":\"13900000001\",\"grade\":\"C\",\"consultant_id\":\"S1\"}",
+           file, sizeof file);
+    s_upsend(f, 1, "customer", file, f->out, 0);
+    s_json_value(f->out, "customer_id", c, sizeof c);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"lose-1\",\"customer_id\":\"%s\",\"consultant_id\":\"S1\",\"reason\":\"no_budget\"}", c);
+    s_file(f, "d2-lose.json", text, file, sizeof file);
+    s_upsend(f, 1, "lost", file, f->out, 0);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"decide-1\",\"customer_id\":\"%s\",\"manager_id\":\"M1\",\"decision\":\"approved\"}", c);
+    s_file(f, "d2-decide.json", text, file, sizeof file);
+    s_upsend(f, 1, "lost-decide", file, f->out, 0);
+    assert_int_equal(run(f, "crmctl", f->out, "lost", "reactivate", c, "--to-dealer", "D1", "--reason", "second chance",
+                         NULL),
+                     0);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D1}:seq"), 1);
+    /* D1's client: the assignment is number 1 of its stream */
+    const char *once[] = {"--once", NULL};
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_seqs_are(f->out, 1, 1);
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"dealer.assigned\""));
+    char want[200];
+    snprintf(want, sizeof want, "\"body\":{\"customer_id\":\"%s\",\"dealer_id\":\"D1\",\"customer_name\":\"周女士\"", c);
+    assert_true(crm_h_file_contains(f->out, want));
+    assert_true(crm_h_file_contains(f->out, "\"reason\":\"reactivated\""));
+    assert_int_equal(s_state(f->state), 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "HGET crm:dealer:D1 acked"), 1);
+    /* D1 follows it up; D2 may not any more */
+    s_file(f, "d1-staff.json", "{\"record_id\":\"st-1\",\"staff_id\":\"S9\",\"role\":\"consultant\",\"name\":\"吴顾问\"}",
+           file, sizeof file);
+    s_upsend(f, 0, "staff-add", file, f->out, 0);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"fu-1\",\"customer_id\":\"%s\",\"consultant_id\":\"S9\",\"result\":\"answered\","
+             "\"next_at\":%lld,\"next_content\":\"到店\"}",
+             c, NOW + 86400000LL);
+    s_file(f, "d1-fu.json", text, file, sizeof file);
+    s_upsend(f, 0, "followup", file, f->out, 0);
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"fu-2\",\"customer_id\":\"%s\",\"consultant_id\":\"S1\",\"result\":\"answered\"}", c);
+    s_file(f, "d2-fu.json", text, file, sizeof file);
+    s_upsend(f, 1, "followup", file, f->out, 1);
+    assert_true(crm_h_file_contains(f->out, "\"code\":\"not_yours\""));
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 1);
+}
+
+/* The same case for both clients, told apart in cmocka's output: against
+   the fake gateway (BOTH), against the real one (REAL). */
 #define BOTH(fn)                                                                   \
     {#fn " (crm_dealer.py)", fn, setup_fake_python, teardown_fake, NULL},            \
         {#fn " (crm-dealer)", fn, setup_fake_c, teardown_fake, NULL}
+#define REAL(fn)                                                                   \
+    {#fn " (crm_dealer.py)", fn, setup, teardown, NULL}, {#fn " (crm-dealer)", fn, setup_c, teardown, NULL}
 
 int main(int argc, char **argv)
 {
@@ -1036,9 +1872,24 @@ int main(int argc, char **argv)
         BOTH(test_below_retained_stops_it_with_3_and_nothing_applied),
         BOTH(test_a_dealer_id_breaking_the_id_rule_is_refused_with_2),
         BOTH(test_a_damaged_state_file_is_refused_with_1_and_left_as_it_is),
+        /* the uplink: send KIND FILE, and dealer.assigned on the stream */
+        cmocka_unit_test_setup_teardown(test_the_python_clients_message_tables_are_those_of_messages_def,
+                                        setup_fake_python, teardown_fake),
+        BOTH(test_send_sends_each_record_in_file_order_and_prints_each_answer),
+        BOTH(test_send_without_an_answer_sends_the_same_bytes_again_on_a_new_connection),
+        BOTH(test_send_refuses_a_record_without_record_id_or_with_a_mistyped_field_unsent),
+        BOTH(test_send_stops_with_2_when_the_gateway_does_not_answer),
+        BOTH(test_a_dealer_assigned_on_the_stream_is_applied_and_acknowledged_like_a_dispatch),
+        REAL(test_uplink_records_become_their_events_and_a_resend_changes_nothing),
+        REAL(test_a_revoked_dealer_cannot_write),
+        REAL(test_a_dealer_writing_another_dealers_customer_gets_not_yours),
+        REAL(test_every_example_of_dealers_md_part_3_is_stored),
+        REAL(test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_assigned),
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };
     (void) argc, (void) argv;
+    if (getenv("CRM_TEST_ONLY"))
+        cmocka_set_test_filter(getenv("CRM_TEST_ONLY"));
     return cmocka_run_group_tests_name("dealer_python", today, NULL, NULL);
 }
