@@ -1254,6 +1254,20 @@ static crm_handled_t s_on_service(crm_service_t *svc, crm_req_t *req, crm_tx_t *
         rc = crm_req_fail(req, "customer_id", "required", "the customer_id or a vin on file");
         goto out;
     }
+    if (!owner && vin[0]) {
+        /* both given: the car must be that customer's (when it is on file) */
+        redisReply *o = crm_store_cmd(u.store, "HGET crm:veh:%s customer_id", vin);
+        if (!o) {
+            rc = crm_service_failed(svc);
+            goto out;
+        }
+        bool other = o->type == REDIS_REPLY_STRING && strcmp(o->str, cid);
+        freeReplyObject(o);
+        if (other) {
+            rc = crm_req_fail(req, "vin", "invalid", "%s is another customer's car, not %s's", vin, cid);
+            goto out;
+        }
+    }
     rc = s_customer(&u, cid ? "customer_id" : "vin", cid, true);
     freeReplyObject(owner);
     if (rc != CRM_APPLIED)

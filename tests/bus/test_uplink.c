@@ -533,6 +533,20 @@ static void test_dealer_work_becomes_events_once(void **state)
     s_assert_refused(&a, "unknown", "consultant_id");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "followup"), fu + 1);
+    /* a work order naming one customer and another customer's car */
+    char *other = s_file(f, d, "U2-C2", "孙九", "13922224444", &a);
+    crm_msg_clear(&a);
+    crm_msg_init(&m, CRM_T_service_record);
+    CRM_SET_STR(&m, service_record, record_id, "U2-W-mixed");
+    CRM_SET_STR(&m, service_record, work_order, "WO-78");
+    CRM_SET_STR(&m, service_record, customer_id, other);
+    CRM_SET_STR(&m, service_record, vin, "LSVAM4187C2184847");
+    CRM_SET_STR(&m, service_record, date, "2027-01-11");
+    s_ask(d, &m, &a);
+    s_assert_refused(&a, "invalid", "vin");
+    crm_msg_clear(&a);
+    assert_int_equal(s_events(f, "service"), sv + 1);
+    free(other);
     free(cid);
 }
 
