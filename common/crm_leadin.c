@@ -2975,3 +2975,47 @@ void crm_csv_close(crm_csv_reader_t **rp)
     free(r);
     *rp = NULL;
 }
+
+/* ------------------------------------------------------------ files */
+
+char *crm_leadin_read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!in)
+        return NULL;
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    int err = 0;
+    while (buf) {
+        if (n == cap) {
+            char *grown = cap > max ? NULL : realloc(buf, cap * 2 + 1);
+            if (!grown) {
+                err = cap > max ? EFBIG : ENOMEM;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, in);
+        n += got;
+        if (got == 0) {
+            if (ferror(in))
+                err = errno ? errno : EIO;
+            break;
+        }
+    }
+    if (!buf)
+        err = ENOMEM;
+    if (!err && n > max)
+        err = EFBIG;
+    if (in != stdin)
+        fclose(in);
+    if (err) {
+        free(buf);
+        errno = err;
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}

@@ -207,6 +207,11 @@ crm_leadin_doc_t *crm_leadin_adf(const char *text, size_t len, int64_t now_ms);
 /* Frees a document and everything in it; sets *doc to NULL, safe twice. */
 void crm_leadin_doc_destroy(crm_leadin_doc_t **doc);
 
+/* The whole of the file at `path` ("-": stdin), NUL-terminated, at most
+   `max` bytes; *len gets its length. NULL with errno set (EFBIG when it is
+   larger than `max`). The caller frees. */
+char *crm_leadin_read_file(const char *path, size_t max, size_t *len);
+
 /* ------------------------------------------------------------------ CSV */
 
 typedef struct crm_csv_reader_t crm_csv_reader_t;

@@ -1287,49 +1287,6 @@ static void s_send_record(s_sender_t *s, long record, long line, json_t *obj)
     crm_msg_clear(&r);
 }
 
-/* The whole of FILE ("-": stdin), at most S_FILE_MAX bytes; NULL (errno). */
-static char *s_read_all(const char *path, size_t *len)
-{
-    FILE *in = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!in)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            if (cap >= S_FILE_MAX) {
-                free(buf);
-                buf = NULL;
-                errno = EFBIG;
-                break;
-            }
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, in);
-        n += got;
-        if (got == 0) {
-            if (ferror(in)) {
-                int err = errno;
-                free(buf);
-                buf = NULL;
-                errno = err;
-            }
-            break;
-        }
-    }
-    if (in != stdin)
-        fclose(in);
-    *len = n;
-    return buf;
-}
-
 static bool s_blank_text(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -1354,7 +1311,7 @@ static int s_send_file(s_dealer_t *d, const char *kind, const char *path)
         return S_EXIT_USAGE;
     }
     size_t len = 0;
-    char *data = s_read_all(path, &len);
+    char *data = crm_leadin_read_file(path, S_FILE_MAX, &len);
     if (!data) {
         fprintf(stderr, "crm-dealer: cannot read %s (%s)\n", path, strerror(errno));
         return S_EXIT_USAGE;

@@ -1,5 +1,6 @@
 /*  crmctl lead submit|import, quarantine list|show|retry: the client side of
  *  crm-intake. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,48 +96,6 @@ int crmctl_ask_intake(crmctl_t *ctl, const void *frame, size_t len, zframe_t **a
                  (int) crmctl_i64(ctl, "tries"), answer);
 }
 
-static char *s_read_all(const char *path, size_t *len)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "crmctl: cannot read %s\n", path);
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            if (cap > CRM_LEADIN_DOC_MAX) {
-                fprintf(stderr, "crmctl: %s is larger than %d bytes\n", path, CRM_LEADIN_DOC_MAX);
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            char *grown = realloc(buf, cap * 2 + 1);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    if (buf && ferror(f)) {
-        fprintf(stderr, "crmctl: cannot read %s\n", path);
-        free(buf);
-        buf = NULL;
-    }
-    if (f != stdin)
-        fclose(f);
-    if (buf)
-        buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* Prints the answer as JSON and maps it to the exit code. */
 static int s_print_answer(const zframe_t *answer)
 {
@@ -172,9 +131,14 @@ static int s_encode_submit(crm_msg_t *m, msgpack_sbuffer *buf)
 static crm_leadin_doc_t *s_parse_doc(const char *path)
 {
     size_t len;
-    char *text = s_read_all(path, &len);
-    if (!text)
+    char *text = crm_leadin_read_file(path, CRM_LEADIN_DOC_MAX, &len);
+    if (!text) {
+        if (errno == EFBIG)
+            fprintf(stderr, "crmctl: %s is larger than %d bytes\n", path, CRM_LEADIN_DOC_MAX);
+        else
+            fprintf(stderr, "crmctl: cannot read %s (%s)\n", path, strerror(errno));
         return NULL;
+    }
     crm_leadin_doc_t *doc = crm_leadin_convert(text, len, crm_now_ms());
     free(text);
     if (!doc) {
