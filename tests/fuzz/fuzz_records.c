@@ -42,11 +42,8 @@ static void s_record(const crm_msg_t *m, crm_type_t type)
     case CRM_T_customer_file:
         CRM_FIELDS_customer_file(FR_F)
         id = m->body.customer_file.record_id, dealer = m->body.customer_file.has.dealer_id;
-        s_date(m->body.customer_file.birthday);
-        s_date(m->body.customer_file.sale_date);
-        s_date(m->body.customer_file.plate_date);
-        s_date(m->body.customer_file.first_service_date);
-        s_date(m->body.customer_file.expected_purchase_date);
+        /* a customer file's dates are sent as written when they cannot be
+           read (the service stores a finding): UTF-8 is all they promise */
         break;
     case CRM_T_service_record:
         CRM_FIELDS_service_record(FR_F)
