@@ -80,11 +80,11 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     return oom ? -1 : n;
 }
 
-void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in)
+void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in, unsigned keep)
 {
-    if (in->indexable_mobile && in->v[CRM_CF_mobile])
+    if (in->indexable_mobile && in->v[CRM_CF_mobile] && !(keep & CRM_IDX_KEEP_MOBILE))
         crm_tx_cmd(tx, "SET " CRM_KEY_IDX_MOBILE_FMT " %s", in->v[CRM_CF_mobile], cid);
-    if (in->indexable_id && in->v[CRM_CF_id_number])
+    if (in->indexable_id && in->v[CRM_CF_id_number] && !(keep & CRM_IDX_KEEP_ID))
         crm_tx_cmd(tx, "SET " CRM_KEY_IDX_ID_FMT " %s", in->v[CRM_CF_id_number], cid);
     if (in->v[CRM_CF_name])
         crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", in->v[CRM_CF_name], cid);
@@ -122,40 +122,54 @@ static void s_put(const crm_issues_t *list, const char **argv, int *na, char (*k
     }
 }
 
-void crm_customer_findings(crm_tx_t *tx, const char *cid, const crm_fields_t *rec, const crm_issues_t *own,
-                           const crm_issues_t *extra, bool replace)
+static void s_write(crm_tx_t *tx, const char *key, const crm_issues_t *a, int from, bool all, const crm_issues_t *b,
+                    bool replace)
 {
-    crm_issues_t *computed = own ? NULL : calloc(1, sizeof *computed);
-    if (!own && !computed)
-        return;
-    if (computed)
-        s_record_findings(rec, computed);
-    char fkey[80];
-    snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
     if (replace)
-        crm_tx_cmd(tx, "DEL %s", fkey);
+        crm_tx_cmd(tx, "DEL %s", key);
     const char **argv = calloc(2 + 4 * CRM_ISSUES_MAX, sizeof *argv);
     char (*keys)[72] = calloc(2 * CRM_ISSUES_MAX, sizeof *keys);
     char (*vals)[240] = calloc(2 * CRM_ISSUES_MAX, sizeof *vals);
     if (argv && keys && vals) {
-        argv[0] = "HSET", argv[1] = fkey;
+        argv[0] = "HSET", argv[1] = key;
         int na = 2, nk = 0;
-        /* a lead's own rejecting rules never reach here (it was refused);
-           for a computed view of a record they are findings */
-        s_put(own ? own : computed, argv, &na, keys, vals, &nk, false);
-        if (computed) {
-            /* the record's missing name or phone counts too */
-            for (int i = 0; i < computed->n; i++)
-                if (computed->v[i].severity == CRM_SEV_REJECT && crm_lead_is_record_field(computed->v[i].field)) {
-                    crm_issues_t one = {.n = 1};
-                    one.v[0] = computed->v[i];
-                    s_put(&one, argv, &na, keys, vals, &nk, true);
-                }
-        }
-        s_put(extra, argv, &na, keys, vals, &nk, true);
+        crm_issues_t rest = {0};
+        for (int i = from; a && i < a->n; i++)
+            rest.v[rest.n++] = a->v[i];
+        s_put(&rest, argv, &na, keys, vals, &nk, all);
+        s_put(b, argv, &na, keys, vals, &nk, true);
         if (na > 2)
             crm_tx_cmdargv(tx, na, argv, NULL);
     }
     free(argv), free(keys), free(vals);
+}
+
+void crm_customer_findings(crm_tx_t *tx, const char *cid, const crm_fields_t *rec, const crm_issues_t *own,
+                           bool replace)
+{
+    char fkey[80];
+    snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
+    if (own) {
+        /* a lead's own rejecting rules never reach here (it was refused) */
+        s_write(tx, fkey, own, 0, false, NULL, replace);
+        return;
+    }
+    crm_issues_t *computed = calloc(2, sizeof *computed);
+    if (!computed)
+        return;
+    s_record_findings(rec, computed);
+    /* for a record, what would refuse a lead (no name, no phone) counts too */
+    crm_issues_t *rejects = computed + 1;
+    for (int i = 0; i < computed->n; i++)
+        if (computed->v[i].severity == CRM_SEV_REJECT && crm_lead_is_record_field(computed->v[i].field))
+            rejects->v[rejects->n++] = computed->v[i];
+    s_write(tx, fkey, computed, 0, false, rejects, replace);
     free(computed);
+}
+
+void crm_customer_file_findings(crm_tx_t *tx, const char *cid, const crm_issues_t *issues, int first)
+{
+    char fkey[96];
+    snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings:dealer", cid);
+    s_write(tx, fkey, issues, first, true, NULL, true);
 }

@@ -35,14 +35,21 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
                        const crm_merge_t *how, crm_strs_t *changed);
 
 /* The match keys of `in` (indexable mobile, ID number) and the name index
-   pointed at `cid`. */
-void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in);
+   pointed at `cid`; `keep` (CRM_IDX_KEEP_*) leaves a match key as it is. */
+#define CRM_IDX_KEEP_ID 1u
+#define CRM_IDX_KEEP_MOBILE 2u
+void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in, unsigned keep);
 
-/* The findings of the record as it stands (the lead rules over its
-   fields), kept in crm:cust:{C}:findings; `extra` (may be NULL) adds
-   findings of the writer's own (a dealer file's sale date, ...). The hash
-   is replaced when `replace`. */
+/* The findings of the record as it stands, kept in crm:cust:{C}:findings:
+   `own` when given (a new customer's lead: its own issues), else the lead
+   rules run over `rec`. The hash is replaced when `replace`. */
 void crm_customer_findings(crm_tx_t *tx, const char *cid, const crm_fields_t *rec, const crm_issues_t *own,
-                           const crm_issues_t *extra, bool replace);
+                           bool replace);
+
+/* The findings of a dealer's latest customer file that are the file's own
+   (vehicle dates, grade, consultant, VIN, shared match keys: issues
+   first..n of `issues`), replacing crm:cust:{C}:findings:dealer. Every
+   severity is kept as is, a lead's rejecting one as an error. */
+void crm_customer_file_findings(crm_tx_t *tx, const char *cid, const crm_issues_t *issues, int first);
 
 #endif

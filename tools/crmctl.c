@@ -295,8 +295,32 @@ int crmctl_request(crmctl_t *ctl, const char *service, crm_msg_t *req, crm_msg_t
     return CRMCTL_OK;
 }
 
+/* A dealer.reply (the answer of an uplink record, whichever endpoint it
+   came through) printed as a reply is: its fields as name=value lines. */
+static int s_dealer_reply(const crm_msg_t *answer, const char *what)
+{
+    const crm_body_dealer_reply_t *r = &answer->body.dealer_reply;
+    if (!r->ok) {
+        fprintf(stderr, "crmctl %s: refused (%s): %s\n", what, r->code ? r->code : "-", r->message ? r->message : "");
+        for (size_t i = 1; i < r->errors.n; i++)
+            fprintf(stderr, "  %s\n", r->errors.v[i]);
+        return r->code && !strcmp(r->code, "unavailable") ? CRMCTL_UNREACHABLE : CRMCTL_NO;
+    }
+    if (r->customer_id)
+        printf("  customer_id=%s\n", r->customer_id);
+    if (r->has.created)
+        printf("  created=%d\n", r->created ? 1 : 0);
+    if (r->has.count)
+        printf("  customers=%lld\n", (long long) r->count);
+    for (size_t i = 0; i < r->findings.n; i++)
+        printf("  finding=%s\n", r->findings.v[i]);
+    return CRMCTL_OK;
+}
+
 int crmctl_reply(const crm_msg_t *answer, const char *what)
 {
+    if (answer->type == CRM_T_dealer_reply)
+        return s_dealer_reply(answer, what);
     if (answer->type != CRM_T_reply) {
         fprintf(stderr, "crmctl %s: unexpected answer %s\n", what, crm_type_name(answer->type));
         return CRMCTL_NO;

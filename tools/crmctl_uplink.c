@@ -367,10 +367,11 @@ static int s_run(crmctl_t *ctl, const s_cmd_t *cmd)
     crm_msg_clear(&req);
     if (rc != CRMCTL_OK)
         return rc;
-    if (ans.type == CRM_T_reply && ans.body.reply.ok)
-        printf("%s%s%s: done%s%s%s\n", what, pos ? " " : "", pos ? pos : "",
-               ans.body.reply.id ? " (" : "", ans.body.reply.id ? ans.body.reply.id : "",
-               ans.body.reply.id ? ")" : "");
+    const char *done_id = ans.type == CRM_T_dealer_reply ? ans.body.dealer_reply.id : ans.body.reply.id;
+    bool ok = ans.type == CRM_T_dealer_reply ? ans.body.dealer_reply.ok : ans.type == CRM_T_reply && ans.body.reply.ok;
+    if (ok)
+        printf("%s%s%s: done%s%s%s\n", what, pos ? " " : "", pos ? pos : "", done_id ? " (" : "",
+               done_id ? done_id : "", done_id ? ")" : "");
     rc = crmctl_reply(&ans, what);
     crm_msg_clear(&ans);
     return rc;

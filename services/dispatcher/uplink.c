@@ -106,40 +106,22 @@ static int s_key_control(const crm_msg_t *msg, char *out, size_t size, crm_err_t
 
 /* ------------------------------------------------------------ answers */
 
+/* An uplink record's answer is a dealer.reply on both endpoints: kept
+   under the record, it is the first answer to a resend from either (the
+   dealer's client, or crmctl importing the dealer's export). Refusals are
+   the endpoint's own (they are not kept). */
 static crm_msg_t *s_ok(s_up_t *u, const char *id, const char *cid)
 {
-    crm_msg_t *a;
-    if (u->gateway) {
-        a = gateway_reply_ok(u->req);
-        CRM_SET_STR(a, dealer_reply, id, id);
-        CRM_SET_STR(a, dealer_reply, customer_id, cid);
-    } else {
-        a = crm_req_ok(u->req, id);
-        if (cid) {
-            char line[80];
-            snprintf(line, sizeof line, "customer_id=%s", cid);
-            crm_strs_push(&a->body.reply.fields, line);
-            a->body.reply.has.fields = true;
-        }
-    }
+    crm_msg_t *a = gateway_reply_ok(u->req);
+    CRM_SET_STR(a, dealer_reply, id, id);
+    CRM_SET_STR(a, dealer_reply, customer_id, cid);
     return a;
 }
 
-static void s_ok_more(s_up_t *u, crm_msg_t *a, const char *name, const char *value)
+static void s_ok_finding(crm_msg_t *a, const char *line)
 {
-    if (u->gateway) {
-        if (!strcmp(name, "finding")) {
-            crm_strs_push(&a->body.dealer_reply.findings, value);
-            a->body.dealer_reply.has.findings = true;
-        } else if (!strcmp(name, "created")) {
-            CRM_SET_BOOL(a, dealer_reply, created, !strcmp(value, "1"));
-        }
-        return;
-    }
-    char line[400];
-    snprintf(line, sizeof line, "%s=%s", name, value);
-    crm_strs_push(&a->body.reply.fields, line);
-    a->body.reply.has.fields = true;
+    crm_strs_push(&a->body.dealer_reply.findings, line);
+    a->body.dealer_reply.has.findings = true;
 }
 
 static crm_handled_t s_not_yours(s_up_t *u, const char *field, const char *what)
@@ -363,6 +345,7 @@ static crm_handled_t s_read_customer(s_up_t *u, const char *field, const char *c
     snprintf(u->cid, sizeof u->cid, "%s", cid);
     if (u->cust != u->pre_cust)
         freeReplyObject(u->cust);
+    u->cust = NULL;
     if (u->pre_cust && !strcmp(u->pre_cid, cid)) {
         u->cust = (redisReply *) u->pre_cust; /* WATCHed by s_prefetch */
     } else {
@@ -563,9 +546,7 @@ static crm_handled_t s_on_staff_leave(crm_service_t *svc, crm_req_t *req, crm_tx
     CRM_SET_STR(&ev, staff_left, reason, reason);
     s_emit(&u, &ev);
     crm_msg_t *a = s_ok(&u, b->staff_id, NULL);
-    char cnt[24];
-    snprintf(cnt, sizeof cnt, "%lld", (long long) owned);
-    s_ok_more(&u, a, "customers", cnt);
+    CRM_SET_I64(a, dealer_reply, count, owned); /* customers to reassign */
     crm_info("staff.left", "dealer=%s staff=%s customers=%lld", u.dealer, b->staff_id, (long long) owned);
     free(reason);
     return CRM_APPLIED;
@@ -631,20 +612,20 @@ static const char *s_transmission(const char *in)
 }
 
 /* Matches a customer file to a customer: its customer_id, else the ID
-   number, else the mobile. 0 (cid "" when new), or the handled code. */
+   number, else the mobile. 0 (cid "" when new), or the handled code. The
+   match keys are read (WATCHed) in every case: idx_id / idx_mobile get the
+   customers they name now ("" when none), so a file never points them
+   away from another customer. */
+typedef struct {
+    char id[CRM_ID_NAME_MAX + 1], mobile[CRM_ID_NAME_MAX + 1];
+} s_idx_t;
+
 static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const crm_fields_t *f, char *cid,
-                             size_t size, const char **match)
+                             size_t size, const char **match, s_idx_t *idx)
 {
     cid[0] = 0;
     *match = NULL;
-    if (b->customer_id && *b->customer_id) {
-        crm_handled_t rc = s_customer(u, "customer_id", b->customer_id, false);
-        if (rc == CRM_APPLIED) {
-            snprintf(cid, size, "%s", b->customer_id);
-            *match = "customer_id";
-        }
-        return rc;
-    }
+    memset(idx, 0, sizeof *idx);
     char kid[300] = "crm:idx:none", kmob[300] = "crm:idx:none";
     if (f->indexable_id)
         snprintf(kid, sizeof kid, CRM_KEY_IDX_ID_FMT, f->v[CRM_CF_id_number]);
@@ -658,11 +639,20 @@ static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const
     if (!m)
         return crm_service_failed(u->svc);
     const char *found = NULL;
-    for (size_t i = 0; m->type == REDIS_REPLY_ARRAY && i < m->elements && i < 2 && !found; i++)
-        if (m->element[i]->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, m->element[i]->str)) {
-            found = m->element[i]->str;
+    for (size_t i = 0; m->type == REDIS_REPLY_ARRAY && i < m->elements && i < 2; i++) {
+        const redisReply *e = m->element[i];
+        if (e->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, e->str))
+            continue;
+        snprintf(i == 0 ? idx->id : idx->mobile, sizeof idx->id, "%s", e->str);
+        if (!found) {
+            found = e->str;
             *match = i == 0 ? "id_number" : "mobile";
         }
+    }
+    if (b->customer_id && *b->customer_id) {
+        found = b->customer_id;
+        *match = "customer_id";
+    }
     crm_handled_t rc = CRM_APPLIED;
     if (found) {
         rc = s_customer(u, *match, found, false);
@@ -671,6 +661,40 @@ static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const
     }
     freeReplyObject(m);
     return rc;
+}
+
+/* The car `vin` as the store has it (WATCHed): *owner gets its customer
+   ("" when none), *owner_dealer that customer's dealer. 0, or -1 (store). */
+static int s_vehicle(s_up_t *u, const char *vin, char owner[CRM_ID_NAME_MAX + 1],
+                     char owner_dealer[CRM_ID_NAME_MAX + 1], redisReply **out)
+{
+    owner[0] = owner_dealer[0] = 0;
+    if (out)
+        *out = NULL;
+    redisReply *w = crm_store_cmd(u->store, "WATCH crm:veh:%s", vin);
+    if (!w)
+        return -1;
+    freeReplyObject(w);
+    redisReply *h = crm_store_cmd(u->store, "HGETALL crm:veh:%s", vin);
+    if (!h)
+        return -1;
+    const char *c = crm_reply_field(h, "customer_id");
+    if (c && crm_id_valid(CRM_ID_NAME, c)) {
+        snprintf(owner, CRM_ID_NAME_MAX + 1, "%s", c);
+        redisReply *d = crm_store_cmd(u->store, "HGET " CRM_KEY_CUST_FMT " dealer_id", c);
+        if (!d) {
+            freeReplyObject(h);
+            return -1;
+        }
+        if (d->type == REDIS_REPLY_STRING)
+            snprintf(owner_dealer, CRM_ID_NAME_MAX + 1, "%s", d->str);
+        freeReplyObject(d);
+    }
+    if (out)
+        *out = h;
+    else
+        freeReplyObject(h);
+    return 0;
 }
 
 static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
@@ -711,9 +735,15 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         goto out;
     }
     /* The file's own rules: vehicle dates, grade, the sale date of an owner. */
+    int n_lead = is->n; /* the issues after this are the file's own */
     s_vehicle_t v = {0};
-    if (f.v[CRM_CF_vin])
-        snprintf(v.vin, sizeof v.vin, "%s", f.v[CRM_CF_vin]);
+    if (f.v[CRM_CF_vin]) {
+        /* a car is kept by its VIN only when it is one (a check digit that
+           fails is a warning: imported cars often do) */
+        crm_norm_code_t vc = crm_norm_vin(f.v[CRM_CF_vin], v.vin);
+        if (vc != CRM_NORM_OK && vc != CRM_NORM_BAD_CHECK)
+            v.vin[0] = 0;
+    }
     if (f.v[CRM_CF_plate])
         snprintf(v.plate, sizeof v.plate, "%s", f.v[CRM_CF_plate]);
     s_file_date(is, "plate_date", b->plate_date, v.plate_date);
@@ -734,14 +764,23 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     s_file_date(is, "expected_purchase_date", b->expected_purchase_date, epd);
     if (owner && !v.sale_date[0] && !(b->sale_date && *b->sale_date))
         crm_issue_add(is, CRM_SEV_ERROR, "sale_date", "required", "an owner's file needs the sale (invoice) date");
-    if (v.any && !v.vin[0] && !f.raw[CRM_CF_vin])
-        crm_issue_add(is, CRM_SEV_WARNING, "vin", "required", "a vehicle without a VIN is kept with the customer only");
+    if (v.any && !v.vin[0])
+        crm_issue_add(is, CRM_SEV_WARNING, "vin", f.v[CRM_CF_vin] ? "unusable" : "required",
+                      "a vehicle without a usable VIN is kept in the customer's history only");
 
     /* Who it is. */
     char cid[CRM_ID_NAME_MAX + 8];
     const char *match;
-    if ((rc = s_match(&u, b, &f, cid, sizeof cid, &match)) != CRM_APPLIED)
+    s_idx_t idx;
+    if ((rc = s_match(&u, b, &f, cid, sizeof cid, &match, &idx)) != CRM_APPLIED)
         goto out;
+    /* The car: another dealer's customer's car is not moved (a finding);
+       one of this dealer's other customers' moves to this one. */
+    char vowner[CRM_ID_NAME_MAX + 1] = "", vdealer[CRM_ID_NAME_MAX + 1] = "";
+    if (v.vin[0] && s_vehicle(&u, v.vin, vowner, vdealer, NULL) != 0) {
+        rc = crm_service_failed(svc);
+        goto out;
+    }
     bool created = !cid[0];
     if (created) {
         redisReply *r = crm_store_cmd(u.store, "INCR crm:ids:customer");
@@ -786,7 +825,20 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         rc = crm_req_fail(req, "service", "unavailable", "out of memory; send again");
         goto out;
     }
-    crm_customer_index(tx, cid, &f);
+    /* A match key that names another customer keeps naming it: a dealer's
+       file never takes a customer's ID number or mobile away. */
+    unsigned keep = 0;
+    if (f.indexable_id && idx.id[0] && strcmp(idx.id, cid)) {
+        keep |= CRM_IDX_KEEP_ID;
+        crm_issue_add(is, CRM_SEV_WARNING, "id_number", "shared",
+                      "the ID number is on file for customer %s, which keeps it as its match key", idx.id);
+    }
+    if (f.indexable_mobile && idx.mobile[0] && strcmp(idx.mobile, cid)) {
+        keep |= CRM_IDX_KEEP_MOBILE;
+        crm_issue_add(is, CRM_SEV_WARNING, "mobile", "shared",
+                      "the mobile is on file for customer %s, which keeps it as its match key", idx.mobile);
+    }
+    crm_customer_index(tx, cid, &f, keep);
     /* What the file gave that no rule could read stays in the history as
        received (the record's own fields keep theirs in the merge's entry). */
     char hkey[80];
@@ -829,7 +881,14 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     else if (consultant && (!old_consultant || strcmp(old_consultant, consultant)))
         s_owner(tx, cid, u.dealer, consultant, u.dealer, old_consultant, "customer_file");
 
-    /* The vehicle. */
+    /* The vehicle: another dealer's customer's car stays theirs. */
+    if (v.vin[0] && vowner[0] && strcmp(vowner, cid) && strcmp(vdealer, u.dealer)) {
+        crm_issue_add(is, CRM_SEV_WARNING, "vin", "other_owner",
+                      "the car is on file for another dealer's customer; it stays with them");
+        v.vin[0] = 0;
+    } else if (v.vin[0] && vowner[0] && strcmp(vowner, cid)) {
+        crm_tx_cmd(tx, "SREM " CRM_KEY_CUST_FMT ":vehicles %s", vowner, v.vin); /* sold on within the dealer */
+    }
     if (v.vin[0]) {
         char vkey[64];
         snprintf(vkey, sizeof vkey, "crm:veh:%s", v.vin);
@@ -852,24 +911,19 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         CRM_SET_STR(&ev, customer_recorded, vin, v.vin);
     }
 
-    /* Findings: the record as it stands, and the file's own. */
-    crm_issues_t *own = calloc(1, sizeof *own);
-    if (own) {
-        for (int i = 0; i < is->n; i++)
-            if (!crm_lead_is_record_field(is->v[i].field) && own->n < CRM_ISSUES_MAX)
-                own->v[own->n++] = is->v[i];
-        crm_customer_findings(tx, cid, &rec, NULL, own, true);
-        free(own);
-    }
+    /* Findings: the record as it stands (crm:cust:{C}:findings, what
+       every writer recomputes) and this file's own (…:findings:dealer). */
+    crm_customer_findings(tx, cid, &rec, NULL, true);
+    crm_customer_file_findings(tx, cid, is, n_lead);
     crm_msg_t *a = s_ok(&u, cid, cid);
-    s_ok_more(&u, a, "created", created ? "1" : "0");
+    CRM_SET_BOOL(a, dealer_reply, created, created);
     for (int i = 0; i < is->n; i++) {
         crm_issue_t one = is->v[i];
         if (one.severity == CRM_SEV_REJECT)
             one.severity = CRM_SEV_ERROR;
         char line[320];
         crm_issue_format(&one, line, sizeof line);
-        s_ok_more(&u, a, "finding", line);
+        s_ok_finding(a, line);
         crm_strs_push(&ev.body.customer_recorded.findings, line);
         ev.body.customer_recorded.has.findings = true;
     }
@@ -1166,8 +1220,19 @@ static crm_handled_t s_on_delivery(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     const char *old = crm_reply_field(o, "promised_date");
     const char *first = crm_reply_field_or(o, "first_promised_date", old ? old : "");
     crm_msg_t ev;
+    char vowner[CRM_ID_NAME_MAX + 1], vdealer[CRM_ID_NAME_MAX + 1];
+    if (delivered && s_vehicle(&u, vin, vowner, vdealer, NULL) != 0) {
+        rc = crm_service_failed(svc);
+        goto out;
+    }
+    if (delivered && vowner[0] && strcmp(vowner, u.cid) && strcmp(vdealer, u.dealer)) {
+        rc = s_not_yours(&u, "vin", vin);
+        goto out;
+    }
     if (delivered) {
         bool late = first && *first && strcmp(date, first) > 0;
+        if (vowner[0] && strcmp(vowner, u.cid))
+            crm_tx_cmd(tx, "SREM " CRM_KEY_CUST_FMT ":vehicles %s", vowner, vin);
         crm_tx_cmd(tx, "HSET %s state delivered vin %s delivered_date %s", u.okey, vin, date);
         crm_tx_cmd(tx, "HSET crm:veh:%s vin %s customer_id %s dealer_id %s order_id %s delivered_date %s", vin, vin, u.cid,
                    u.dealer, oid, date);
@@ -1236,40 +1301,27 @@ static crm_handled_t s_on_service(crm_service_t *svc, crm_req_t *req, crm_tx_t *
             goto out;
         }
     }
-    const char *cid = b->customer_id && *b->customer_id ? b->customer_id : NULL;
-    redisReply *owner = NULL;
-    if (!cid && vin[0]) {
-        if (!(owner = crm_store_cmd(u.store, "HGET crm:veh:%s customer_id", vin))) {
-            rc = crm_service_failed(svc);
-            goto out;
-        }
-        if (owner->type != REDIS_REPLY_STRING) {
-            freeReplyObject(owner);
-            rc = crm_req_fail(req, "vin", "unknown", "no car %s on file (send its customer file first, or the customer_id)", vin);
-            goto out;
-        }
-        cid = owner->str;
-    }
-    if (!cid) {
-        rc = crm_req_fail(req, "customer_id", "required", "the customer_id or a vin on file");
+    /* The car (WATCHed): it names the customer when none is given, and
+       must be that customer's when both are. */
+    char vowner[CRM_ID_NAME_MAX + 1] = "", vdealer[CRM_ID_NAME_MAX + 1] = "";
+    redisReply *veh = NULL;
+    if (vin[0] && s_vehicle(&u, vin, vowner, vdealer, &veh) != 0) {
+        rc = crm_service_failed(svc);
         goto out;
     }
-    if (!owner && vin[0]) {
-        /* both given: the car must be that customer's (when it is on file) */
-        redisReply *o = crm_store_cmd(u.store, "HGET crm:veh:%s customer_id", vin);
-        if (!o) {
-            rc = crm_service_failed(svc);
-            goto out;
-        }
-        bool other = o->type == REDIS_REPLY_STRING && strcmp(o->str, cid);
-        freeReplyObject(o);
-        if (other) {
-            rc = crm_req_fail(req, "vin", "invalid", "%s is another customer's car, not %s's", vin, cid);
-            goto out;
-        }
-    }
-    rc = s_customer(&u, cid ? "customer_id" : "vin", cid, true);
-    freeReplyObject(owner);
+    const char *cid = b->customer_id && *b->customer_id ? b->customer_id : vowner[0] ? vowner : NULL;
+    if (!cid)
+        rc = vin[0] ? crm_req_fail(req, "vin", "unknown",
+                                   "no car %s on file (send its customer file first, or the customer_id)", vin)
+                    : crm_req_fail(req, "customer_id", "required", "the customer_id or a vin on file");
+    else if (vowner[0] && strcmp(vowner, cid))
+        rc = crm_req_fail(req, "vin", "invalid", "%s is another customer's car, not %s's", vin, cid);
+    else
+        rc = s_customer(&u, b->customer_id && *b->customer_id ? "customer_id" : "vin", cid, true);
+    const char *last = crm_reply_field(veh, "last_service_date");
+    bool newer = !last || strcmp(date, last) >= 0; /* an older visit imported late moves nothing */
+    bool on_file = vowner[0] != 0;
+    freeReplyObject(veh);
     if (rc != CRM_APPLIED)
         goto out;
     char km[24] = "", amt[24] = "";
@@ -1280,12 +1332,19 @@ static crm_handled_t s_on_service(crm_service_t *svc, crm_req_t *req, crm_tx_t *
     crm_tx_cmd(tx, "XADD " CRM_KEY_CUST_FMT ":service * work_order %s dealer_id %s record_id %s vin %s date %s mileage %s "
                    "work %s amount_fen %s",
                u.cid, wo, u.dealer, u.record, vin, date, km, work ? work : "", amt);
-    if (vin[0]) {
+    if (vin[0] && !on_file) {
+        /* a car first known by its work order */
+        crm_tx_cmd(tx, "HSET crm:veh:%s vin %s customer_id %s dealer_id %s", vin, vin, u.cid, u.dealer);
+        crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":vehicles %s", u.cid, vin);
+    }
+    if (vin[0] && newer) {
         crm_tx_cmd(tx, "HSET crm:veh:%s last_service_date %s", vin, date);
         if (km[0])
             crm_tx_cmd(tx, "HSET crm:veh:%s last_service_mileage %s", vin, km);
     }
-    crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " last_service_date %s", u.cid, date);
+    const char *clast = s_cust_field(&u, "last_service_date");
+    if (!clast || strcmp(date, clast) >= 0)
+        crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " last_service_date %s", u.cid, date);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_service_recorded);
     CRM_SET_STR(&ev, service_recorded, customer_id, u.cid);

@@ -395,12 +395,12 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     crm_msg_init(&upd, CRM_T_customer_updated);
     crm_merge_t how = {"lead", lid, lead->channel, now, !merged};
     crm_customer_merge(tx, cid, &c->rec, f, &how, &upd.body.customer_updated.fields);
-    crm_customer_index(tx, cid, f);
+    crm_customer_index(tx, cid, f, 0);
     if (mobile)
         s_map_set(b, 'm', mobile, cid);
     if (idnum)
         s_map_set(b, 'i', idnum, cid);
-    crm_customer_findings(tx, cid, &c->rec, merged ? NULL : &it->issues, NULL, merged);
+    crm_customer_findings(tx, cid, &c->rec, merged ? NULL : &it->issues, merged);
 
     char tdat[24] = "", leadkey[64];
     if (lead->has.testdrive_at)

@@ -467,7 +467,7 @@ static void test_dealer_work_becomes_events_once(void **state)
         CRM_SET_STR(&m, delivery_record, record_id, "U2-D2");
         CRM_SET_STR(&m, delivery_record, order_id, "SO-1001");
         CRM_SET_STR(&m, delivery_record, action, "delivered");
-        CRM_SET_STR(&m, delivery_record, vin, "LSVAM4187C2184847");
+        CRM_SET_STR(&m, delivery_record, vin, "LSGPC52U0DF111111");
         CRM_SET_STR(&m, delivery_record, date, "2026-12-27");
         s_ask(d, &m, &a);
         s_assert_ok(&a, "delivery.record delivered");
@@ -476,7 +476,7 @@ static void test_dealer_work_becomes_events_once(void **state)
         crm_msg_init(&m, CRM_T_service_record);
         CRM_SET_STR(&m, service_record, record_id, "U2-W1");
         CRM_SET_STR(&m, service_record, work_order, "WO-77");
-        CRM_SET_STR(&m, service_record, vin, "LSVAM4187C2184847");
+        CRM_SET_STR(&m, service_record, vin, "LSGPC52U0DF111111");
         CRM_SET_STR(&m, service_record, date, "2027-01-10");
         CRM_SET_I64(&m, service_record, mileage, 3000);
         CRM_SET_STR(&m, service_record, work, "首保");
@@ -540,7 +540,7 @@ static void test_dealer_work_becomes_events_once(void **state)
     CRM_SET_STR(&m, service_record, record_id, "U2-W-mixed");
     CRM_SET_STR(&m, service_record, work_order, "WO-78");
     CRM_SET_STR(&m, service_record, customer_id, other);
-    CRM_SET_STR(&m, service_record, vin, "LSVAM4187C2184847");
+    CRM_SET_STR(&m, service_record, vin, "LSGPC52U0DF111111");
     CRM_SET_STR(&m, service_record, date, "2027-01-11");
     s_ask(d, &m, &a);
     s_assert_refused(&a, "invalid", "vin");
@@ -739,6 +739,98 @@ static void test_revoked_dealer_cannot_write(void **state)
 }
 
 
+/* A dealer's file never takes another dealer's car or match keys, and a
+   file's own findings outlive a lead merging into the customer. */
+static void test_a_file_takes_nothing_from_another_dealers_customer(void **state)
+{
+    fx_t *f = *state;
+    zsock_t *d1 = s_dealer(f, "U1"), *d3 = s_dealer(f, "K1");
+    crm_msg_t m, a;
+    crm_msg_init(&m, CRM_T_customer_file);
+    CRM_SET_STR(&m, customer_file, record_id, "U1-FENG");
+    CRM_SET_STR(&m, customer_file, name, "冯十二");
+    CRM_SET_STR(&m, customer_file, mobile, "13612340000");
+    CRM_SET_STR(&m, customer_file, vin, "LFVAB12C3D4567890");
+    s_ask(d1, &m, &a);
+    s_assert_ok(&a, "U1's owner file");
+    char *feng = strdup(a.body.dealer_reply.customer_id);
+    crm_msg_clear(&a);
+    char key[80], fkey[96];
+    snprintf(key, sizeof key, CRM_KEY_CUST_FMT, feng);
+    snprintf(fkey, sizeof fkey, "%s:findings:dealer", key);
+    assert_true(crm_h_int(f->sys.store, "HEXISTS %s sale_date:required", fkey) == 1);
+
+    /* K1 files its own customer with U1's car and U1's customer's mobile */
+    char *mine = s_file(f, d3, "K1-WEI", "卫十三", "13612349999", &a);
+    crm_msg_clear(&a);
+    crm_msg_init(&m, CRM_T_customer_file);
+    CRM_SET_STR(&m, customer_file, record_id, "K1-WEI-2");
+    CRM_SET_STR(&m, customer_file, customer_id, mine);
+    CRM_SET_STR(&m, customer_file, name, "卫十三");
+    CRM_SET_STR(&m, customer_file, usual_phone, "13612340000");
+    CRM_SET_STR(&m, customer_file, mobile, "13612340000");
+    CRM_SET_STR(&m, customer_file, vin, "LFVAB12C3D4567890");
+    CRM_SET_STR(&m, customer_file, sale_date, "2026-10-01");
+    s_ask(d3, &m, &a);
+    s_assert_ok(&a, "K1's file naming U1's car");
+    bool other_owner = false, shared = false;
+    for (size_t i = 0; i < a.body.dealer_reply.findings.n; i++) {
+        other_owner |= !strncmp(a.body.dealer_reply.findings.v[i], "vin|other_owner|", 16);
+        shared |= !strncmp(a.body.dealer_reply.findings.v[i], "mobile|shared|", 14);
+    }
+    assert_true(other_owner && shared);
+    crm_msg_clear(&a);
+    s_assert_hash(f, "crm:veh:LFVAB12C3D4567890", "customer_id", feng);
+    redisReply *ix = crm_store_cmd(f->sys.store, "GET crm:idx:mobile:13612340000");
+    assert_non_null(ix);
+    assert_int_equal(ix->type, REDIS_REPLY_STRING);
+    assert_string_equal(ix->str, feng); /* still U1's customer's match key */
+    freeReplyObject(ix);
+
+    /* nor deliver it: an order of its own customer, delivered with U1's car */
+    crm_msg_init(&m, CRM_T_order_record);
+    CRM_SET_STR(&m, order_record, record_id, "K1-O1");
+    CRM_SET_STR(&m, order_record, order_id, "K1-SO-1");
+    CRM_SET_STR(&m, order_record, action, "placed");
+    CRM_SET_STR(&m, order_record, customer_id, mine);
+    CRM_SET_STR(&m, order_record, model, "408");
+    CRM_SET_STR(&m, order_record, promised_date, "2026-12-30");
+    s_ask(d3, &m, &a);
+    s_assert_ok(&a, "K1's order");
+    crm_msg_clear(&a);
+    crm_msg_init(&m, CRM_T_delivery_record);
+    CRM_SET_STR(&m, delivery_record, record_id, "K1-D1");
+    CRM_SET_STR(&m, delivery_record, order_id, "K1-SO-1");
+    CRM_SET_STR(&m, delivery_record, action, "delivered");
+    CRM_SET_STR(&m, delivery_record, vin, "LFVAB12C3D4567890");
+    CRM_SET_STR(&m, delivery_record, date, "2026-12-29");
+    s_ask(d3, &m, &a);
+    s_assert_refused(&a, "not_yours", "vin");
+    crm_msg_clear(&a);
+    s_assert_hash(f, "crm:veh:LFVAB12C3D4567890", "customer_id", feng);
+    free(mine);
+
+    /* a lead for 冯 merges in: the file's own findings stay */
+    zsock_t *in = zsock_new(ZMQ_DEALER);
+    assert_non_null(in);
+    zsock_set_linger(in, 0);
+    assert_int_equal(zsock_connect(in, "tcp://127.0.0.1:%d", f->sys.intake), 0);
+    f->socks[f->nsocks++] = in;
+    crm_msg_init(&m, CRM_T_lead_submit);
+    CRM_SET_STR(&m, lead_submit, submission_id, "web-feng");
+    CRM_SET_STR(&m, lead_submit, channel, "website");
+    CRM_SET_STR(&m, lead_submit, name, "冯十二");
+    CRM_SET_STR(&m, lead_submit, mobile, "13612340000");
+    CRM_SET_STR(&m, lead_submit, email, "feng@example.com");
+    s_ask(in, &m, &a);
+    assert_int_equal(a.type, CRM_T_lead_accepted);
+    assert_string_equal(a.body.lead_accepted.customer_id, feng);
+    crm_msg_clear(&a);
+    assert_true(crm_h_int(f->sys.store, "HEXISTS %s sale_date:required", fkey) == 1);
+
+    free(feng);
+}
+
 /* A record the dealer sent, sent again by the CRM department for it (an
    import of the dealer's export, say), is one record: the first answer,
    nothing new. */
@@ -772,7 +864,8 @@ static void test_the_same_record_on_both_endpoints_is_one(void **state)
     CRM_SET_STR(&m, customer_file, name, "另一位");
     s_ask(c, &m, &a);
     s_assert_ok(&a, "another dealer's record of the same id");
-    assert_int_equal(a.type, CRM_T_reply);
+    assert_int_equal(a.type, CRM_T_dealer_reply);
+    assert_string_not_equal(a.body.dealer_reply.customer_id, cid);
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "customer"), before + 2);
     free(cid);
@@ -857,6 +950,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lost_prospect_waits_and_is_reactivated_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_endpoint_acts_for_a_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_same_record_on_both_endpoints_is_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_file_takes_nothing_from_another_dealers_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_dealer_cannot_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing, setup, teardown),
     };

@@ -178,14 +178,12 @@ static void s_file(fx_t *f, const char *dealer, const char *name, const char *mo
     crm_err_t err;
     assert_int_equal(crm_msg_decode(zframe_data(fr), zframe_size(fr), &a, &err), 0);
     zframe_destroy(&fr);
-    assert_int_equal(a.type, CRM_T_reply);
-    if (!a.body.reply.ok)
-        fail_msg("customer.file refused: %s %s", a.body.reply.code ? a.body.reply.code : "-",
-                 a.body.reply.message ? a.body.reply.message : "-");
-    cid[0] = 0;
-    for (size_t i = 0; i < a.body.reply.fields.n; i++)
-        if (!strncmp(a.body.reply.fields.v[i], "customer_id=", 12))
-            snprintf(cid, size, "%s", a.body.reply.fields.v[i] + 12);
+    /* a record's answer is a dealer.reply whichever endpoint it came by */
+    assert_int_equal(a.type, CRM_T_dealer_reply);
+    if (!a.body.dealer_reply.ok)
+        fail_msg("customer.file refused: %s %s", a.body.dealer_reply.code ? a.body.dealer_reply.code : "-",
+                 a.body.dealer_reply.message ? a.body.dealer_reply.message : "-");
+    snprintf(cid, size, "%s", a.body.dealer_reply.customer_id ? a.body.dealer_reply.customer_id : "");
     crm_msg_clear(&a);
     assert_true(cid[0]);
     char key[64];

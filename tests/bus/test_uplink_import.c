@@ -429,9 +429,9 @@ static void add_consultant(fx_t *f, const char *dealer, const char *id)
     crm_err_t err;
     assert_int_equal(crm_msg_decode(zframe_data(fr), zframe_size(fr), &a, &err), 0);
     zframe_destroy(&fr);
-    assert_int_equal(a.type, CRM_T_reply);
-    if (!a.body.reply.ok)
-        fail_msg("staff.add: %s: %s", a.body.reply.code, a.body.reply.message);
+    assert_int_equal(a.type, CRM_T_dealer_reply); /* a record's answer, whichever endpoint */
+    if (!a.body.dealer_reply.ok)
+        fail_msg("staff.add: %s: %s", a.body.dealer_reply.code, a.body.dealer_reply.message);
     crm_msg_clear(&a);
     zsock_destroy(&req);
 }
