@@ -62,8 +62,13 @@
  *                          fleet, vip, difficult ("1"/"0"), grade, expected_purchase_date,
  *                          last_followup_ms, last_followup_id, last_result, next_at, next_content,
  *                          lost_reason, lost_note, lost_by, lost_requested_ms, lost_ms,
- *                          lost_approved_by, last_service_date
- *  crm:cust:{<C>}:history  entries from a dealer carry channel dealer:<D> and record <record id>
+ *                          lost_approved_by, last_service_date, open_orders (placed, not yet
+ *                          delivered or cancelled)
+ *  crm:cust:{<C>}:history  entries from a dealer carry channel dealer:<D> and record <record id>;
+ *                          what a file gave that no rule could read: "<field>.raw"
+ *  crm:cust:{<C>}:findings:dealer  hash; the dealer's latest customer file's own findings (vehicle
+ *                          dates, grade, consultant, VIN, shared match keys), "<field>:<code>" ->
+ *                          "<severity>|<message>"; crm:cust:{<C>}:findings holds the record rules
  *  crm:cust:{<C>}:vehicles set; VINs of the customer's cars
  *  crm:veh:<VIN>           hash; vin, customer_id, dealer_id, engine_number, model, transmission,
  *                          colour, plate, plate_date, sale_date, first_service_date,

@@ -257,7 +257,8 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
         return CRM_RETRY;
     const char *cid = td->customer_id && crm_id_valid(CRM_ID_NAME, td->customer_id) ? td->customer_id : "-";
     const char *lid = td->lead_id && crm_id_valid(CRM_ID_NAME, td->lead_id) ? td->lead_id : "-";
-    crm_tx_cmd(reads, "WATCH %s", seqkey);
+    /* the customer too: the dispatch may make it this dealer's */
+    crm_tx_cmd(reads, "WATCH %s " CRM_KEY_CUST_FMT, seqkey, cid);
     crm_tx_cmd(reads, "GET %s", seqkey);
     crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT, cid);
     crm_tx_cmd(reads, "HGETALL " CRM_KEY_LEAD_FMT, lid);

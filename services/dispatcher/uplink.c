@@ -209,6 +209,17 @@ static int s_one_of(s_up_t *u, const char *field, const char *v, const char *con
 
 static const char *const s_grades[] = {"H", "A", "B", "C", NULL};
 
+/* An intent grade as a dealer writes it (h, H): the letter, or NULL. */
+static const char *s_grade(const char *in)
+{
+    if (!in || !in[0] || in[1])
+        return NULL;
+    for (int i = 0; s_grades[i]; i++)
+        if ((in[0] & ~0x20) == s_grades[i][0])
+            return s_grades[i];
+    return NULL;
+}
+
 /* Adds "key value" to an argv when the value is there. */
 static void s_arg(const char **argv, int *n, const char *key, const char *value)
 {
@@ -267,7 +278,7 @@ static void s_prefetch(s_up_t *u, const char *cid, const char *sid, const char *
     if (!cid || !crm_id_valid(CRM_ID_NAME, cid) || !sid || !crm_id_valid(CRM_ID_NAME, sid) ||
         !(u->pre = crm_tx_new("dispatcher", 0)))
         return;
-    crm_tx_cmd(u->pre, "WATCH " CRM_KEY_CUST_FMT, cid);
+    crm_tx_cmd(u->pre, "WATCH " CRM_KEY_CUST_FMT " crm:dealer:%s:staff:%s", cid, u->dealer, sid);
     crm_tx_cmd(u->pre, "HGETALL " CRM_KEY_CUST_FMT, cid);
     crm_tx_cmd(u->pre, "HGETALL crm:dealer:%s:staff:%s", u->dealer, sid);
     if (counter)
@@ -382,6 +393,13 @@ static crm_handled_t s_staff(s_up_t *u, const char *field, const char *sid, int 
     if (!sid || !crm_id_valid(CRM_ID_NAME, sid))
         return crm_req_fail(u->req, field, "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
     bool borrowed = u->pre_staff && !strcmp(u->pre_sid, sid) && !out;
+    if (!borrowed) {
+        /* decided on: WATCHed (a person leaving meanwhile runs this again) */
+        redisReply *w = crm_store_cmd(u->store, "WATCH crm:dealer:%s:staff:%s", u->dealer, sid);
+        if (!w)
+            return crm_service_failed(u->svc);
+        freeReplyObject(w);
+    }
     redisReply *h = borrowed ? (redisReply *) u->pre_staff
                              : crm_store_cmd(u->store, "HGETALL crm:dealer:%s:staff:%s", u->dealer, sid);
     if (!h)
@@ -444,11 +462,17 @@ static crm_handled_t s_on_staff_add(crm_service_t *svc, crm_req_t *req, crm_tx_t
     if (s_text(&u, "name", b->name, S_SHORT_MAX, true, &name) != 0)
         return CRM_REFUSE;
     rc = s_manager(&u, b->staff_id, b->manager_id);
-    redisReply *e = rc == CRM_APPLIED ? crm_store_cmd(u.store, "EXISTS crm:dealer:%s:staff:%s", u.dealer, b->staff_id) : NULL;
+    redisReply *w = rc == CRM_APPLIED ? crm_store_cmd(u.store, "WATCH crm:dealer:%s:staff:%s", u.dealer, b->staff_id)
+                                      : NULL;
+    freeReplyObject(w);
+    redisReply *e = rc == CRM_APPLIED && w ? crm_store_cmd(u.store, "HGET crm:dealer:%s:staff:%s state", u.dealer,
+                                                           b->staff_id)
+                                           : NULL;
     if (rc == CRM_APPLIED && !e)
         rc = crm_service_failed(svc);
-    else if (rc == CRM_APPLIED && e->integer)
+    else if (rc == CRM_APPLIED && e->type == REDIS_REPLY_STRING && strcmp(e->str, "left"))
         rc = crm_req_fail(req, "staff_id", "exists", "%s is registered already (staff.update changes it)", b->staff_id);
+    /* someone who left and comes back is registered again (staff.added) */
     freeReplyObject(e);
     if (rc == CRM_APPLIED) {
         const char *mid = b->manager_id && *b->manager_id ? b->manager_id : "";
@@ -755,8 +779,8 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         crm_issue_add(is, CRM_SEV_WARNING, "first_service_mileage", "invalid", "0 to 10,000,000 km");
     v.any = v.vin[0] || v.plate[0] || engine || model || colour || v.sale_date[0] || b->sale_date;
     bool owner = v.vin[0] || v.sale_date[0] || (b->sale_date && *b->sale_date);
-    const char *grade = b->grade && *b->grade ? b->grade : NULL;
-    if (grade && !s_in(grade, s_grades)) {
+    const char *grade = b->grade && *b->grade ? s_grade(b->grade) : NULL;
+    if (b->grade && *b->grade && !grade) {
         crm_issue_add(is, CRM_SEV_WARNING, "grade", "invalid", "intent grade H, A, B or C");
         grade = NULL;
     }
@@ -966,7 +990,7 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         return rc;
     int64_t at = b->has.at ? b->at : u.now;
     if (s_one_of(&u, "result", b->result, s_results, S_RESULTS) != 0 ||
-        (b->grade && s_one_of(&u, "grade", b->grade, s_grades, "H, A, B or C") != 0) ||
+        (b->grade && !s_grade(b->grade) && s_one_of(&u, "grade", b->grade, s_grades, "H, A, B or C") != 0) ||
         s_date(&u, "expected_purchase_date", b->expected_purchase_date, false, epd) < 0 ||
         s_text(&u, "content", b->content, S_TEXT_MAX, false, &content) != 0 ||
         s_text(&u, "feedback", b->feedback, S_TEXT_MAX, false, &feedback) != 0 ||
@@ -974,6 +998,8 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         rc = CRM_REFUSE;
     else if (at < 946684800000LL || at > u.now + S_DAY_MS)
         rc = crm_req_fail(req, "at", "invalid", "the contact's time, ms UTC, not in the future");
+    else if (next && !b->has.next_at)
+        rc = crm_req_fail(req, "next_at", "required", "the time of the next activity, with its content");
     else if (b->has.next_at && (b->next_at < at || b->next_at > at + 400 * S_DAY_MS))
         rc = crm_req_fail(req, "next_at", "invalid", "the next activity comes after the contact, within 400 days");
     if (rc == CRM_APPLIED)
@@ -1007,7 +1033,7 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
             int na = 15;
             s_arg(argv, &na, "content", content);
             s_arg(argv, &na, "feedback", feedback);
-            s_arg(argv, &na, "grade", b->grade);
+            s_arg(argv, &na, "grade", s_grade(b->grade));
             s_arg(argv, &na, "expected_purchase_date", epd);
             s_arg(argv, &na, "next_at", nexts);
             s_arg(argv, &na, "next_content", next);
@@ -1017,7 +1043,7 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
             snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, u.cid);
             const char *hs[20] = {"HSET", ckey, "last_followup_ms", ats, "last_followup_id", fid, "last_result", b->result};
             na = 8;
-            s_arg(hs, &na, "grade", b->grade);
+            s_arg(hs, &na, "grade", s_grade(b->grade));
             s_arg(hs, &na, "expected_purchase_date", epd);
             s_arg(hs, &na, "next_at", nexts);
             s_arg(hs, &na, "next_content", next);
@@ -1033,7 +1059,7 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
             CRM_SET_STR(&ev, followup_recorded, result, b->result);
             CRM_SET_STR(&ev, followup_recorded, content, content);
             CRM_SET_STR(&ev, followup_recorded, feedback, feedback);
-            CRM_SET_STR(&ev, followup_recorded, grade, b->grade);
+            CRM_SET_STR(&ev, followup_recorded, grade, s_grade(b->grade));
             CRM_SET_STR(&ev, followup_recorded, expected_purchase_date, epd[0] ? epd : NULL);
             if (b->has.next_at)
                 CRM_SET_I64(&ev, followup_recorded, next_at, b->next_at);
@@ -1115,6 +1141,17 @@ static crm_handled_t s_on_order(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx
             goto out;
         if (b->consultant_id && (rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL)) != CRM_APPLIED)
             goto out;
+        const char *was = s_cust_field(&u, "stage");
+        if (was && !strcmp(was, "lost")) {
+            rc = crm_req_fail(req, "customer_id", "closed", "%s is a lost prospect (the carmaker can reactivate it)", u.cid);
+            goto out;
+        }
+        if (was && !strcmp(was, "lost_pending")) {
+            /* an order answers the question the manager was asked */
+            crm_tx_cmd(tx, "SREM crm:dealer:%s:lost_pending %s", u.dealer, u.cid);
+            crm_tx_cmd(tx, "HDEL " CRM_KEY_CUST_FMT " lost_reason lost_note lost_by lost_requested_ms", u.cid);
+        }
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_CUST_FMT " open_orders 1", u.cid);
         char price[24] = "";
         if (b->has.price)
             snprintf(price, sizeof price, "%lld", (long long) b->price);
@@ -1151,8 +1188,11 @@ static crm_handled_t s_on_order(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx
             goto out;
         crm_tx_cmd(tx, "HSET %s state cancelled cancelled_ms %s reason %s", u.okey, u.nows,
                    reason ? reason : "");
+        /* back to a prospect when it was the customer's last open order */
         const char *stage = s_cust_field(&u, "stage");
-        if (stage && !strcmp(stage, "customer"))
+        long long open = atoll(crm_reply_field_or(u.cust, "open_orders", "1"));
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_CUST_FMT " open_orders -1", u.cid);
+        if (stage && !strcmp(stage, "customer") && open <= 1)
             crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect", u.cid);
         crm_msg_t ev;
         crm_msg_init(&ev, CRM_T_order_cancelled);
@@ -1241,6 +1281,7 @@ static crm_handled_t s_on_delivery(crm_service_t *svc, crm_req_t *req, crm_tx_t 
             crm_tx_cmd(tx, "HSET crm:veh:%s model %s", vin, model);
         crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_FMT ":vehicles %s", u.cid, vin);
         crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage owner", u.cid);
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_CUST_FMT " open_orders -1", u.cid);
         crm_msg_init(&ev, CRM_T_vehicle_delivered);
         CRM_SET_STR(&ev, vehicle_delivered, order_id, oid);
         CRM_SET_STR(&ev, vehicle_delivered, dealer_id, u.dealer);
@@ -1449,6 +1490,7 @@ static crm_handled_t s_on_decide(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
         } else {
             crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect lost_refused_by %s lost_refused_ms %s", u.cid,
                        b->manager_id, u.nows);
+            crm_tx_cmd(tx, "HDEL " CRM_KEY_CUST_FMT " lost_reason lost_note lost_by lost_requested_ms", u.cid);
             crm_msg_init(&ev, CRM_T_prospect_lost_refused);
             CRM_SET_STR(&ev, prospect_lost_refused, customer_id, u.cid);
             CRM_SET_STR(&ev, prospect_lost_refused, dealer_id, u.dealer);
@@ -1498,6 +1540,8 @@ static crm_handled_t s_on_reactivate(crm_service_t *svc, crm_req_t *req, crm_tx_
     if (rc == CRM_APPLIED) {
         const char *old = s_cust_field(&u, "dealer_id");
         crm_tx_cmd(tx, "HSET " CRM_KEY_CUST_FMT " stage prospect reactivated_ms %s", u.cid, u.nows);
+        crm_tx_cmd(tx, "HDEL " CRM_KEY_CUST_FMT " lost_reason lost_note lost_by lost_requested_ms lost_ms lost_approved_by",
+                   u.cid);
         if (old) {
             crm_tx_cmd(tx, "SREM crm:dealer:%s:lost %s", old, u.cid);
             crm_tx_cmd(tx, "SREM crm:dealer:%s:lost_pending %s", old, u.cid);

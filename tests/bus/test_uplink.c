@@ -831,6 +831,92 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     free(feng);
 }
 
+/* The smaller rules of follow-ups and orders, as a dealer meets them. */
+static void test_followup_and_order_rules(void **state)
+{
+    fx_t *f = *state;
+    s_staff(f, "U2", "S2-U2", "consultant", NULL);
+    zsock_t *d = s_dealer(f, "U2");
+    crm_msg_t m, a;
+    char *cid = s_file(f, d, "U2-RULES", "何十四", "13533334444", &a);
+    crm_msg_clear(&a);
+    char key[80];
+    snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
+    /* a next activity's content without its time */
+    crm_msg_init(&m, CRM_T_followup_record);
+    CRM_SET_STR(&m, followup_record, record_id, "U2-R-F1");
+    CRM_SET_STR(&m, followup_record, customer_id, cid);
+    CRM_SET_STR(&m, followup_record, consultant_id, "S2-U2");
+    CRM_SET_STR(&m, followup_record, result, "answered");
+    CRM_SET_STR(&m, followup_record, next_content, "再联系");
+    s_ask(d, &m, &a);
+    s_assert_refused(&a, "required", "next_at");
+    crm_msg_clear(&a);
+    /* a grade written in lower case is the grade */
+    crm_msg_init(&m, CRM_T_followup_record);
+    CRM_SET_STR(&m, followup_record, record_id, "U2-R-F2");
+    CRM_SET_STR(&m, followup_record, customer_id, cid);
+    CRM_SET_STR(&m, followup_record, consultant_id, "S2-U2");
+    CRM_SET_STR(&m, followup_record, result, "answered");
+    CRM_SET_STR(&m, followup_record, grade, "b");
+    s_ask(d, &m, &a);
+    s_assert_ok(&a, "a follow-up graded b");
+    crm_msg_clear(&a);
+    s_assert_hash(f, key, "grade", "B");
+    /* two orders, one cancelled: still a customer with an order */
+    for (int i = 0; i < 2; i++) {
+        char rec[32], oid[32];
+        snprintf(rec, sizeof rec, "U2-R-O%d", i);
+        snprintf(oid, sizeof oid, "R-SO-%d", i);
+        crm_msg_init(&m, CRM_T_order_record);
+        CRM_SET_STR(&m, order_record, record_id, rec);
+        CRM_SET_STR(&m, order_record, order_id, oid);
+        CRM_SET_STR(&m, order_record, action, "placed");
+        CRM_SET_STR(&m, order_record, customer_id, cid);
+        CRM_SET_STR(&m, order_record, model, "508");
+        CRM_SET_STR(&m, order_record, promised_date, "2027-01-15");
+        s_ask(d, &m, &a);
+        s_assert_ok(&a, "order placed");
+        crm_msg_clear(&a);
+    }
+    crm_msg_init(&m, CRM_T_order_record);
+    CRM_SET_STR(&m, order_record, record_id, "U2-R-C0");
+    CRM_SET_STR(&m, order_record, order_id, "R-SO-0");
+    CRM_SET_STR(&m, order_record, action, "cancelled");
+    CRM_SET_STR(&m, order_record, reason, "客户改订");
+    s_ask(d, &m, &a);
+    s_assert_ok(&a, "order cancelled");
+    crm_msg_clear(&a);
+    s_assert_hash(f, key, "stage", "customer");
+    crm_msg_init(&m, CRM_T_order_record);
+    CRM_SET_STR(&m, order_record, record_id, "U2-R-C1");
+    CRM_SET_STR(&m, order_record, order_id, "R-SO-1");
+    CRM_SET_STR(&m, order_record, action, "cancelled");
+    s_ask(d, &m, &a);
+    s_assert_ok(&a, "the last order cancelled");
+    crm_msg_clear(&a);
+    s_assert_hash(f, key, "stage", "prospect");
+    /* a consultant who left does no more follow-ups */
+    zsock_t *c = s_control(f);
+    crm_msg_init(&m, CRM_T_staff_leave);
+    CRM_SET_STR(&m, staff_leave, record_id, "U2-R-LEAVE");
+    CRM_SET_STR(&m, staff_leave, dealer_id, "U2");
+    CRM_SET_STR(&m, staff_leave, staff_id, "S2-U2");
+    s_ask(c, &m, &a);
+    s_assert_ok(&a, "staff.leave");
+    assert_int_equal(a.body.dealer_reply.count, 1); /* 何 is theirs */
+    crm_msg_clear(&a);
+    crm_msg_init(&m, CRM_T_followup_record);
+    CRM_SET_STR(&m, followup_record, record_id, "U2-R-F3");
+    CRM_SET_STR(&m, followup_record, customer_id, cid);
+    CRM_SET_STR(&m, followup_record, consultant_id, "S2-U2");
+    CRM_SET_STR(&m, followup_record, result, "answered");
+    s_ask(d, &m, &a);
+    s_assert_refused(&a, "closed", "consultant_id");
+    crm_msg_clear(&a);
+    free(cid);
+}
+
 /* A record the dealer sent, sent again by the CRM department for it (an
    import of the dealer's export, say), is one record: the first answer,
    nothing new. */
@@ -949,6 +1035,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_another_dealers_customer_is_not_yours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_prospect_waits_and_is_reactivated_elsewhere, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_endpoint_acts_for_a_dealer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_followup_and_order_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_same_record_on_both_endpoints_is_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_file_takes_nothing_from_another_dealers_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_dealer_cannot_write, setup, teardown),
