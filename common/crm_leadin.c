@@ -2763,7 +2763,7 @@ static int s_row_to_record(crm_csv_reader_t *r, int64_t now_ms, crm_msg_t *out, 
                service stores it with a finding on the date */
             break;
         case S_C_TIME:
-            if (strspn(v, "0123456789") == n && n > 8 && n <= 15)
+            if (strspn(v, "0123456789") == n && n == 13)
                 x = strtoll(v, NULL, 10); /* ms since the epoch, as the proto field */
             else if (crm_leadin_parse_datetime(v, &x) != 0)
                 x = INT64_MIN;
@@ -2996,6 +2996,7 @@ char *crm_leadin_read_file(const char *path, size_t max, size_t *len)
             buf = grown;
             cap *= 2;
         }
+        errno = 0;
         size_t got = fread(buf + n, 1, cap - n, in);
         n += got;
         if (got == 0) {
