@@ -1178,6 +1178,8 @@ static void s_out_record(long record, long line, const char *record_id, const cr
         }
     if (a->has.created)
         fprintf(out, ",\"created\":%s", a->created ? "true" : "false");
+    if (a->has.count)
+        fprintf(out, ",\"count\":%lld", (long long) a->count);
     s_out_strs(out, "findings", a->has.findings ? &a->findings : NULL);
     s_out_strs(out, "errors", errors ? errors : a->has.errors ? &a->errors : NULL);
     fputs("}\n", out);
@@ -1256,7 +1258,17 @@ static void s_send_record(s_sender_t *s, long record, long line, json_t *obj)
     msgpack_sbuffer buf;
     crm_msg_t r;
     bool got = false;
-    if (s_encode_request(&m, &buf) == 0)
+    int enc = s_encode_request(&m, &buf);
+    if (enc == 0 && buf.size > CRM_FRAME_MAX) {
+        /* the gateway drops a frame over its limit unanswered: refused here,
+           and the records after it go on */
+        s_err_add(&errs, true, "record", "too_long", "the record is over the 256 KiB of one request");
+        msgpack_sbuffer_destroy(&buf);
+        s_out_client_errors(s, record, line, record_id, &errs);
+        crm_msg_clear(&m);
+        return;
+    }
+    if (enc == 0)
         got = s_call(d, &s->sock, &buf, m.id, &r);
     msgpack_sbuffer_destroy(&buf);
     crm_msg_clear(&m);

@@ -1184,7 +1184,7 @@ def record_line(record, line, record_id, body, errors=None):
     if record_id is not None:
         out["record_id"] = record_id
     out["ok"] = body["ok"]
-    for key in ("code", "message", "id", "customer_id", "created"):
+    for key in ("code", "message", "id", "customer_id", "created", "count"):
         if key in body:
             out[key] = body[key]
     if body.get("findings"):
@@ -1226,7 +1226,19 @@ class Sender:
             self.refused += 1
             return
         req_id = self.ids.next()
-        reply = self.caller.call(request(self.type_name, req_id, body), req_id)
+        frame = request(self.type_name, req_id, body)
+        if len(frame) > FRAME_MAX:
+            # the gateway drops a frame over its limit unanswered: refused
+            # here, and the records after it go on
+            text = "the record is over the 256 KiB of one request"
+            record_line(record, line, record_id,
+                        {"ok": False, "code": "too_long", "message": "record: " + text},
+                        ["record|too_long|" + text])
+            log("warn", "dealer.record_not_sent", dealer=self.o.dealer, record=record, field="record",
+                code="too_long")
+            self.refused += 1
+            return
+        reply = self.caller.call(frame, req_id)
         if reply is None:
             record_line(record, line, record_id,
                         {"ok": False, "code": "no_answer",

@@ -1,5 +1,6 @@
 /*  crm_import: a CSV file sent row by row to a service. See crm_import.h. */
 #include "crm_import.h"
+#include "crm_id.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -231,7 +232,12 @@ int crm_import_run(crm_csv_reader_t *r, const char *path, const crm_import_conf_
                    crm_import_stats_t *st)
 {
     memset(st, 0, sizeof *st);
-    snprintf(st->rejects_path, sizeof st->rejects_path, "%s.rejects.csv", path);
+    int k = snprintf(st->rejects_path, sizeof st->rejects_path, "%s.rejects.csv", path);
+    if (k < 0 || (size_t) k >= sizeof st->rejects_path) {
+        /* a cut name could be the input itself, or another file */
+        fprintf(stderr, "import: %s: path too long for its rejects file\n", path);
+        return -1;
+    }
     unlink(st->rejects_path);
     s_run_t run = {.st = st, .header = crm_csv_header(r)};
     zhashx_t *pending = zhashx_new();
@@ -266,10 +272,11 @@ int crm_import_run(crm_csv_reader_t *r, const char *path, const crm_import_conf_
             }
             p->tries++;
             p->due_us = now + (int64_t) conf->timeout_ms * 1000;
-            if (conf->delimiter)
-                zsock_send(conf->sock, "zb", p->frame, p->len);
-            else
-                zsock_send(conf->sock, "b", p->frame, p->len);
+            /* never blocking: with the far end away the queue fills, and a
+               send that does not go is a lost one, sent again on its timeout */
+            void *h = zsock_resolve(conf->sock);
+            if (!conf->delimiter || zmq_send(h, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0)
+                zmq_send(h, p->frame, p->len, ZMQ_DONTWAIT);
         }
         if (st->unconfirmed) {
             st->unconfirmed = (long) zhashx_size(pending);
@@ -364,8 +371,9 @@ static int s_record_prepare(void *arg, crm_msg_t *m, char *match, char *dedupe)
     m->ts = crm_now_ms();
     snprintf(m->producer, sizeof m->producer, "%s", how->producer);
     snprintf(match, CRM_IMPORT_KEY_SZ, "%s", m->id);
+    /* the whole record id, however long: its digest */
     const char *rec = crm_import_record_id(m);
-    snprintf(dedupe, CRM_IMPORT_KEY_SZ, "%s", rec ? rec : m->id);
+    crm_id_digest_bytes(rec ? rec : m->id, strlen(rec ? rec : m->id), dedupe);
     return 0;
 }
 

@@ -76,7 +76,7 @@ typedef struct {
     long unconfirmed;   /* sent `tries` times without a final answer */
     double secs;
     bool rejects;             /* the rejects file was written */
-    char rejects_path[1100];  /* "<file>.rejects.csv" */
+    char rejects_path[4096 + 16]; /* "<file>.rejects.csv" (a path the reader opened is under PATH_MAX) */
 } crm_import_stats_t;
 
 /* Imports every row of r (opened on `path`); fills *st. 0, or -1 when

@@ -181,9 +181,10 @@ static void s_history(const redisReply *hist)
 static int s_show(crm_store_t *store, const char *cid)
 {
     crm_tx_t *tx = crm_tx_new("crmctl", 0), *more = crm_tx_new("crmctl", 0);
-    enum { R_CUST, R_FINDINGS, R_LEADS, R_VEHICLES, R_ORDERS, R_FOLLOWUPS, R_SERVICE, R_HISTORY };
+    enum { R_CUST, R_FINDINGS, R_FILE_FINDINGS, R_LEADS, R_VEHICLES, R_ORDERS, R_FOLLOWUPS, R_SERVICE, R_HISTORY };
     static const char *const cmds[] = {"HGETALL " CRM_KEY_CUST_FMT,
                                        "HGETALL " CRM_KEY_CUST_FMT ":findings",
+                                       "HGETALL " CRM_KEY_CUST_FMT ":findings:dealer",
                                        "LRANGE " CRM_KEY_CUST_FMT ":leads 0 -1",
                                        "SORT " CRM_KEY_CUST_FMT ":vehicles ALPHA",
                                        "SORT " CRM_KEY_CUST_FMT ":orders ALPHA",
@@ -233,11 +234,15 @@ static int s_show(crm_store_t *store, const char *cid)
     size_t base = nl + nv + no;
     s_record(c, crm_tx_result(more, (int) base), crm_tx_result(more, (int) base + 1));
 
-    const redisReply *f = crm_tx_result(tx, R_FINDINGS);
-    if (f && f->elements) {
-        printf("findings:\n");
+    static const char *const heads[] = {"findings:", "findings of the dealer's latest file:"};
+    for (int k = 0; k < 2; k++) {
+        const redisReply *f = crm_tx_result(tx, k ? R_FILE_FINDINGS : R_FINDINGS);
+        if (!f || f->type != REDIS_REPLY_ARRAY || !f->elements)
+            continue;
+        printf("%s\n", heads[k]);
         for (size_t i = 0; i + 1 < f->elements; i += 2)
-            printf("  %-28s %s\n", f->element[i]->str, f->element[i + 1]->str);
+            printf("  %-28s %s\n", f->element[i]->str ? f->element[i]->str : "-",
+                   f->element[i + 1]->str ? f->element[i + 1]->str : "-");
     }
     printf("leads:\n");
     for (size_t i = 0; i < nl; i++) {

@@ -218,20 +218,6 @@ static bool s_complete(crmctl_t *ctl, const s_cmd_t *cmd, const char *what)
     return true;
 }
 
-/* YUAN, YUAN.F or YUAN.FF -> fen; -1 when it is not an amount. */
-static long long s_fen(const char *v)
-{
-    const char *dot = strchr(v, '.');
-    size_t whole = dot ? (size_t) (dot - v) : strlen(v), frac = dot ? strlen(dot + 1) : 0;
-    if (whole == 0 || whole > 13 || strspn(v, "0123456789") != whole ||
-        (dot && (frac < 1 || frac > 2)) || (dot && strspn(dot + 1, "0123456789") != frac))
-        return -1;
-    long long fen = strtoll(v, NULL, 10) * 100;
-    if (dot)
-        fen += (dot[1] - '0') * 10 + (frac == 2 ? dot[2] - '0' : 0);
-    return fen;
-}
-
 /* Puts the value of one argument into the request, converted. */
 static int s_set(crm_msg_t *req, const char *what, const s_arg_t *a, const char *value)
 {
@@ -254,14 +240,14 @@ static int s_set(crm_msg_t *req, const char *what, const s_arg_t *a, const char 
         snprintf(num, sizeof num, "%lld", (long long) ms);
         text = num;
     } else if (a->how == A_FEN) {
-        long long fen = s_fen(value);
-        if (fen < 0) {
+        int64_t fen; /* read as the CSV import reads amounts */
+        if (crm_leadin_parse_fen(value, &fen) != 0 || fen < 0) {
             fprintf(stderr,
-                    "crmctl %s: %s: expected yuan with at most two decimals (1280.50), got '%s'\n",
+                    "crmctl %s: %s: expected yuan with at most two decimals (1280.50, ¥1,200), got '%s'\n",
                     what, label, value);
             return CRMCTL_USAGE;
         }
-        snprintf(num, sizeof num, "%lld", fen);
+        snprintf(num, sizeof num, "%lld", (long long) fen);
         text = num;
     }
     crm_err_t e;

@@ -607,6 +607,32 @@ static void test_an_import_interrupted_by_a_dispatcher_crash_ends_with_every_row
     }
 }
 
+/* A long file and nobody answering: the import gives up with exit 2 in
+   bounded time (it never blocks on a full queue), for crmctl and for
+   crm-dealer. */
+static void test_a_long_import_nobody_answers_ends_with_exit_2(void **state)
+{
+    fx_t *f = *state;
+    char csv[300], away[64];
+    crm_h_path(&f->sys.redis, "long.csv", csv, sizeof csv);
+    FILE *out = fopen(csv, "w");
+    assert_non_null(out);
+    fputs("档案编号,姓名,手机\n", out);
+    for (int i = 0; i < 1500; i++)
+        fprintf(out, "L%d,客户%d,139%08d\n", i, i, i);
+    fclose(out);
+    snprintf(away, sizeof away, "tcp://127.0.0.1:%d", crm_h_free_port());
+    int64_t t0 = crm_mono_ms();
+    assert_int_equal(run(f, "crmctl", "customer", "import", csv, "--dealer", "D1", "--dispatcher-control", away,
+                         "--timeout-ms", "200", "--tries", "2", NULL),
+                     2);
+    assert_true(crm_h_file_contains(f->out, "not confirmed"));
+    assert_int_equal(run(f, "crm-dealer", "--dealer", "D1", "--cert", f->secret1, "--server-cert", f->sys.server_cert,
+                         "--endpoint", away, "--timeout-ms", "200", "--tries", "2", "import", "customer", csv, NULL),
+                     2);
+    assert_true(crm_mono_ms() - t0 < 60000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,6 +649,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_crm_dealer_imports_over_curve_and_cannot_write_another_dealers_customer,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_long_import_nobody_answers_ends_with_exit_2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
