@@ -29,6 +29,7 @@ typedef struct {
 typedef struct {
     crm_import_stats_t *st;
     FILE *rejects;
+    bool rejects_failed; /* the rejects file could not be made */
     const char *const *header;
     int shown;
 } s_run_t;
@@ -50,27 +51,34 @@ void crm_import_csv_cell(FILE *f, const char *v)
 
 static void s_reject_row(s_run_t *run, long row, char **cells, size_t n, const char *why)
 {
-    if (run->shown++ < S_SHOWN_MAX)
+    if (!run->rejects && !run->rejects_failed) {
+        run->rejects = fopen(run->st->rejects_path, "w");
+        if (!run->rejects) {
+            /* every refusal is then listed here, none only in a file */
+            run->rejects_failed = true;
+            fprintf(stderr, "crm import: cannot write %s; every refused row is listed below\n",
+                    run->st->rejects_path);
+        } else {
+            run->st->rejects = true;
+            for (size_t i = 0; run->header[i]; i++) {
+                crm_import_csv_cell(run->rejects, run->header[i]);
+                fputc(',', run->rejects);
+            }
+            fputs("error\n", run->rejects);
+        }
+    }
+    if (run->rejects_failed || run->shown++ < S_SHOWN_MAX)
         printf("  row %ld: %s\n", row, why);
     else if (run->shown == S_SHOWN_MAX + 1)
         printf("  ... (all in %s)\n", run->st->rejects_path);
-    if (!run->rejects) {
-        run->rejects = fopen(run->st->rejects_path, "w");
-        if (!run->rejects) {
-            fprintf(stderr, "crm import: cannot write %s\n", run->st->rejects_path);
-            return;
-        }
-        run->st->rejects = true;
-        for (size_t i = 0; run->header[i]; i++) {
-            crm_import_csv_cell(run->rejects, run->header[i]);
-            fputc(',', run->rejects);
-        }
-        fputs("error\n", run->rejects);
-    }
+    if (!run->rejects)
+        return;
     size_t cols = 0;
     while (run->header[cols])
         cols++;
-    for (size_t i = 0; i < cols; i++) {
+    /* the row as read, every cell (one with more cells than the header
+       keeps them all), then why */
+    for (size_t i = 0; i < (n > cols ? n : cols); i++) {
         crm_import_csv_cell(run->rejects, i < n && cells[i] ? cells[i] : "");
         fputc(',', run->rejects);
     }

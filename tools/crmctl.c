@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_lead.h"
 #include "crmctl.h"
 
 static const char *s_summary =
@@ -295,17 +296,23 @@ int crmctl_request(crmctl_t *ctl, const char *service, crm_msg_t *req, crm_msg_t
     return CRMCTL_OK;
 }
 
+/* A refusal: "code: message" and the further errors on stderr; the exit
+   code (unavailable is the unreachable one). */
+static int s_refused(const char *what, const char *code, const char *message, const crm_strs_t *errors)
+{
+    fprintf(stderr, "crmctl %s: refused (%s): %s\n", what, code ? code : "-", message ? message : "");
+    for (size_t i = 1; i < errors->n; i++)
+        fprintf(stderr, "  %s\n", errors->v[i]);
+    return code && !strcmp(code, "unavailable") ? CRMCTL_UNREACHABLE : CRMCTL_NO;
+}
+
 /* A dealer.reply (the answer of an uplink record, whichever endpoint it
    came through) printed as a reply is: its fields as name=value lines. */
 static int s_dealer_reply(const crm_msg_t *answer, const char *what)
 {
     const crm_body_dealer_reply_t *r = &answer->body.dealer_reply;
-    if (!r->ok) {
-        fprintf(stderr, "crmctl %s: refused (%s): %s\n", what, r->code ? r->code : "-", r->message ? r->message : "");
-        for (size_t i = 1; i < r->errors.n; i++)
-            fprintf(stderr, "  %s\n", r->errors.v[i]);
-        return r->code && !strcmp(r->code, "unavailable") ? CRMCTL_UNREACHABLE : CRMCTL_NO;
-    }
+    if (!r->ok)
+        return s_refused(what, r->code, r->message, &r->errors);
     if (r->customer_id)
         printf("  customer_id=%s\n", r->customer_id);
     if (r->has.created)
@@ -315,6 +322,22 @@ static int s_dealer_reply(const crm_msg_t *answer, const char *what)
     for (size_t i = 0; i < r->findings.n; i++)
         printf("  finding=%s\n", r->findings.v[i]);
     return CRMCTL_OK;
+}
+
+const char *crmctl_or(const redisReply *h, const char *field)
+{
+    const char *v = crm_reply_field(h, field);
+    return v && *v ? v : "-";
+}
+
+const char *crmctl_time(const redisReply *h, const char *field, char *out, size_t size)
+{
+    const char *v = crm_reply_field(h, field);
+    if (v && *v)
+        crm_format_cst(atoll(v), out, size);
+    else
+        snprintf(out, size, "-");
+    return out;
 }
 
 int crmctl_reply(const crm_msg_t *answer, const char *what)
@@ -333,10 +356,7 @@ int crmctl_reply(const crm_msg_t *answer, const char *what)
             printf("  %s\n", r->message);
         return CRMCTL_OK;
     }
-    fprintf(stderr, "crmctl %s: refused (%s): %s\n", what, r->code ? r->code : "-", r->message ? r->message : "");
-    for (size_t i = 1; i < r->errors.n; i++)
-        fprintf(stderr, "  %s\n", r->errors.v[i]);
-    return r->code && !strcmp(r->code, "unavailable") ? CRMCTL_UNREACHABLE : CRMCTL_NO;
+    return s_refused(what, r->code, r->message, &r->errors);
 }
 
 crm_store_t *crmctl_store(crmctl_t *ctl)

@@ -46,6 +46,10 @@ int crmctl_request(crmctl_t *ctl, const char *service, crm_msg_t *req, crm_msg_t
 /* Prints a reply: its fields on stdout when ok, else "code: message" on
    stderr; the exit code (0 ok, 1 refused, 2 unreachable-like). */
 int crmctl_reply(const crm_msg_t *answer, const char *what);
+/* For showing a Redis hash: field `field`, "-" when absent or empty. */
+const char *crmctl_or(const redisReply *h, const char *field);
+/* "2026-12-05 10:00 CST" from a field holding ms, "-" without; returns out. */
+const char *crmctl_time(const redisReply *h, const char *field, char *out, size_t size);
 /* A positional id argument checked against the id rule (crm_id). */
 bool crmctl_id_ok(const char *id, const char *what);
 

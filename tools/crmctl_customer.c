@@ -6,23 +6,6 @@
 #include "crm_norm.h"
 #include "crmctl.h"
 
-static const char *s_or(const redisReply *h, const char *field)
-{
-    const char *v = crm_reply_field(h, field);
-    return v && *v ? v : "-";
-}
-
-/* "2026-12-05 10:00 CST" from a field holding ms, "-" without. */
-static const char *s_time(const redisReply *h, const char *field, char *out, size_t size)
-{
-    const char *v = crm_reply_field(h, field);
-    if (v && *v)
-        crm_format_cst(atoll(v), out, size);
-    else
-        snprintf(out, size, "-");
-    return out;
-}
-
 static void s_record(const redisReply *c, const redisReply *dealer_name,
                      const redisReply *consultant_name)
 {
@@ -34,7 +17,7 @@ static void s_record(const redisReply *c, const redisReply *dealer_name,
     printf(", consultant %s", cons && *cons ? cons : "-");
     if (consultant_name && consultant_name->type == REDIS_REPLY_STRING)
         printf(" (%s)", consultant_name->str);
-    printf("\n  stage         %s", s_or(c, "stage"));
+    printf("\n  stage         %s", crmctl_or(c, "stage"));
     static const char *const flags[][2] = {{"fleet", "fleet"},
                                            {"vip", "VIP"},
                                            {"difficult", "difficult"}};
@@ -42,11 +25,11 @@ static void s_record(const redisReply *c, const redisReply *dealer_name,
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
         if (!strcmp(crm_reply_field_or(c, flags[i][0], ""), "1"))
             printf("%s%s", nflags++ ? ", " : "   flags ", flags[i][1]);
-    printf("   grade %s, expected purchase %s\n", s_or(c, "grade"),
-           s_or(c, "expected_purchase_date"));
+    printf("   grade %s, expected purchase %s\n", crmctl_or(c, "grade"),
+           crmctl_or(c, "expected_purchase_date"));
     const char *stage = crm_reply_field_or(c, "stage", "");
     if (!strcmp(stage, "lost") || !strcmp(stage, "lost_pending"))
-        printf("  lost          %s%s%s\n", s_or(c, "lost_reason"),
+        printf("  lost          %s%s%s\n", crmctl_or(c, "lost_reason"),
                *crm_reply_field_or(c, "lost_note", "") ? ": " : "",
                crm_reply_field_or(c, "lost_note", ""));
     for (int i = 0; i < CRM_CF_COUNT; i++) {
@@ -64,12 +47,12 @@ static void s_vehicle(const char *vin, const redisReply *v)
     const char *km = crm_reply_field(v, "first_service_mileage");
     if (km && *km)
         snprintf(extra, sizeof extra, " at %s km", km);
-    printf("  %-17s %s %s %s, plate %s (%s), engine %s\n", vin, s_or(v, "model"), s_or(v, "colour"),
-           s_or(v, "transmission"), s_or(v, "plate"), s_or(v, "plate_date"),
-           s_or(v, "engine_number"));
+    printf("  %-17s %s %s %s, plate %s (%s), engine %s\n", vin, crmctl_or(v, "model"), crmctl_or(v, "colour"),
+           crmctl_or(v, "transmission"), crmctl_or(v, "plate"), crmctl_or(v, "plate_date"),
+           crmctl_or(v, "engine_number"));
     printf("  %-17s sold %s, delivered %s (order %s), first service %s%s\n", "",
-           s_or(v, "sale_date"), s_or(v, "delivered_date"), s_or(v, "order_id"),
-           s_or(v, "first_service_date"), extra);
+           crmctl_or(v, "sale_date"), crmctl_or(v, "delivered_date"), crmctl_or(v, "order_id"),
+           crmctl_or(v, "first_service_date"), extra);
 }
 
 static void s_order(const char *member, const redisReply *o)
@@ -78,16 +61,16 @@ static void s_order(const char *member, const redisReply *o)
     /* the member names the key (the order number's digest): show the
        dealer and its own order number */
     const char *colon = strchr(member, ':');
-    snprintf(shown, sizeof shown, "%.*s:%s", colon ? (int) (colon - member) : 0, member, s_or(o, "order_id"));
-    printf("  %-16s %-9s placed %s by %s: %s, %s yuan, promised %s", shown, s_or(o, "state"),
-           s_time(o, "placed_ms", placed, sizeof placed), s_or(o, "consultant_id"),
-           s_or(o, "model"), s_or(o, "price"), s_or(o, "promised_date"));
+    snprintf(shown, sizeof shown, "%.*s:%s", colon ? (int) (colon - member) : 0, member, crmctl_or(o, "order_id"));
+    printf("  %-16s %-9s placed %s by %s: %s, %s yuan, promised %s", shown, crmctl_or(o, "state"),
+           crmctl_time(o, "placed_ms", placed, sizeof placed), crmctl_or(o, "consultant_id"),
+           crmctl_or(o, "model"), crmctl_or(o, "price"), crmctl_or(o, "promised_date"));
     const char *first = crm_reply_field(o, "first_promised_date"),
                *now = crm_reply_field(o, "promised_date");
     if (first && now && strcmp(first, now))
-        printf(" (first promised %s, delays %s)", first, s_or(o, "delays"));
+        printf(" (first promised %s, delays %s)", first, crmctl_or(o, "delays"));
     if (crm_reply_field(o, "delivered_date"))
-        printf(", delivered %s vin %s", s_or(o, "delivered_date"), s_or(o, "vin"));
+        printf(", delivered %s vin %s", crmctl_or(o, "delivered_date"), crmctl_or(o, "vin"));
     if (*crm_reply_field_or(o, "reason", ""))
         printf(", reason: %s", crm_reply_field(o, "reason"));
     printf("\n");
@@ -102,24 +85,24 @@ static void s_followups(const redisReply *f)
     for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i < f->elements; i++) {
         const redisReply *kv = f->element[i]->element[1];
         char at[40], next[40];
-        printf("  %s  %-8s %s by %s at %s: %s\n", s_time(kv, "at", at, sizeof at),
-               s_or(kv, "followup_id"), s_or(kv, "result"), s_or(kv, "consultant_id"),
-               s_or(kv, "dealer_id"), s_or(kv, "content"));
+        printf("  %s  %-8s %s by %s at %s: %s\n", crmctl_time(kv, "at", at, sizeof at),
+               crmctl_or(kv, "followup_id"), crmctl_or(kv, "result"), crmctl_or(kv, "consultant_id"),
+               crmctl_or(kv, "dealer_id"), crmctl_or(kv, "content"));
         if (*crm_reply_field_or(kv, "feedback", ""))
             printf("  %21s feedback: %s\n", "", crm_reply_field(kv, "feedback"));
         if (*crm_reply_field_or(kv, "grade", "") ||
             *crm_reply_field_or(kv, "expected_purchase_date", ""))
-            printf("  %21s grade %s, expected purchase %s\n", "", s_or(kv, "grade"),
-                   s_or(kv, "expected_purchase_date"));
+            printf("  %21s grade %s, expected purchase %s\n", "", crmctl_or(kv, "grade"),
+                   crmctl_or(kv, "expected_purchase_date"));
         if (*crm_reply_field_or(kv, "next_at", ""))
-            printf("  %21s next %s: %s\n", "", s_time(kv, "next_at", next, sizeof next),
-                   s_or(kv, "next_content"));
+            printf("  %21s next %s: %s\n", "", crmctl_time(kv, "next_at", next, sizeof next),
+                   crmctl_or(kv, "next_content"));
         last = kv;
     }
     char next[40];
     if (last && *crm_reply_field_or(last, "next_at", ""))
-        printf("  next activity: %s %s\n", s_time(last, "next_at", next, sizeof next),
-               s_or(last, "next_content"));
+        printf("  next activity: %s %s\n", crmctl_time(last, "next_at", next, sizeof next),
+               crmctl_or(last, "next_content"));
 }
 
 static void s_service(const redisReply *sv)
@@ -134,9 +117,9 @@ static void s_service(const redisReply *sv)
             snprintf(amount, sizeof amount, "%s%lld.%02lld yuan", n < 0 ? "-" : "", llabs(n) / 100,
                      llabs(n) % 100);
         }
-        printf("  %s  work order %s at %s, vin %s, %s km, %s: %s\n", s_or(kv, "date"),
-               s_or(kv, "work_order"), s_or(kv, "dealer_id"), s_or(kv, "vin"), s_or(kv, "mileage"),
-               amount, s_or(kv, "work"));
+        printf("  %s  work order %s at %s, vin %s, %s km, %s: %s\n", crmctl_or(kv, "date"),
+               crmctl_or(kv, "work_order"), crmctl_or(kv, "dealer_id"), crmctl_or(kv, "vin"), crmctl_or(kv, "mileage"),
+               amount, crmctl_or(kv, "work"));
     }
 }
 
@@ -159,9 +142,9 @@ static void s_history(const redisReply *hist)
            it replaced, the channel (website, dealer:SZ1 ...) and the lead
            or the dealer's record. */
         const redisReply *kv = hist->element[i]->element[1];
-        s_time(kv, "ts", when, sizeof when);
+        crmctl_time(kv, "ts", when, sizeof when);
         const char *by = crm_reply_field(kv, "lead") ? crm_reply_field(kv, "lead")
-                                                     : s_or(kv, "record");
+                                                     : crmctl_or(kv, "record");
         for (size_t k = 0; k + 1 < kv->elements; k += 2) {
             const char *name = kv->element[k]->str;
             if (s_meta_field(name))
@@ -170,7 +153,7 @@ static void s_history(const redisReply *hist)
             snprintf(oldname, sizeof oldname, "%s.old", name);
             const char *old = crm_reply_field(kv, oldname);
             printf("  %s  %-13s %s%s%s   (%s, %s)\n", when, name, old ? old : "", old ? " -> " : "",
-                   kv->element[k + 1]->str, s_or(kv, "channel"), by);
+                   kv->element[k + 1]->str, crmctl_or(kv, "channel"), by);
         }
     }
 }
@@ -229,8 +212,8 @@ static int s_show(crm_store_t *store, const char *cid)
     }
     char when[40], when2[40];
     printf("customer %s   first seen %s via %s   updated %s\n", cid,
-           s_time(c, "created_ms", when, sizeof when), s_or(c, "first_channel"),
-           s_time(c, "updated_ms", when2, sizeof when2));
+           crmctl_time(c, "created_ms", when, sizeof when), crmctl_or(c, "first_channel"),
+           crmctl_time(c, "updated_ms", when2, sizeof when2));
     size_t base = nl + nv + no;
     s_record(c, crm_tx_result(more, (int) base), crm_tx_result(more, (int) base + 1));
 
@@ -249,10 +232,10 @@ static int s_show(crm_store_t *store, const char *cid)
         const redisReply *h = crm_tx_result(more, (int) i);
         const char *td = crm_reply_field(h, "testdrive_at");
         printf("  %-8s %s  %-9s %-18s model=%s grade=%s dealer=%s%s%s  [%s]\n",
-               leads->element[i]->str, s_time(h, "created_ms", when, sizeof when),
-               s_or(h, "channel"), s_or(h, "source"), s_or(h, "model"), s_or(h, "intent_grade"),
-               s_or(h, "dealer_id"), td ? " test drive " : "",
-               td ? s_time(h, "testdrive_at", when2, sizeof when2) : "",
+               leads->element[i]->str, crmctl_time(h, "created_ms", when, sizeof when),
+               crmctl_or(h, "channel"), crmctl_or(h, "source"), crmctl_or(h, "model"), crmctl_or(h, "intent_grade"),
+               crmctl_or(h, "dealer_id"), td ? " test drive " : "",
+               td ? crmctl_time(h, "testdrive_at", when2, sizeof when2) : "",
                crm_reply_field_or(h, "submission_id", ""));
     }
     printf("vehicles:\n");

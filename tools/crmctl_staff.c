@@ -33,21 +33,6 @@ static void s_cell(const char *s, int width)
     printf("%s%*s", s, cols < width ? width - cols : 0, "");
 }
 
-static const char *s_or(const redisReply *h, const char *field)
-{
-    const char *v = crm_reply_field(h, field);
-    return v && *v ? v : "-";
-}
-
-static void s_when(const redisReply *h, const char *field, char *out, size_t size)
-{
-    const char *ms = crm_reply_field(h, field);
-    if (ms && *ms)
-        crm_format_cst(atoll(ms), out, size);
-    else
-        snprintf(out, size, "-");
-}
-
 /* Whether the dealer is known (result 0) and its staff ids sorted
    (result 1), in one round trip; the caller destroys the pipeline. NULL
    when Redis cannot be read. */
@@ -89,9 +74,9 @@ static int s_list(crm_store_t *store, const char *dealer)
         for (size_t i = 0; i < ids->elements; i++) {
             const redisReply *h = crm_tx_result(tx, (int) (2 * i));
             const redisReply *n = crm_tx_result(tx, (int) (2 * i + 1));
-            printf("%-12s %-10s ", ids->element[i]->str, s_or(h, "role"));
-            s_cell(s_or(h, "name"), 16);
-            printf(" %-12s %-6s %lld\n", s_or(h, "manager_id"), s_or(h, "state"),
+            printf("%-12s %-10s ", ids->element[i]->str, crmctl_or(h, "role"));
+            s_cell(crmctl_or(h, "name"), 16);
+            printf(" %-12s %-6s %lld\n", crmctl_or(h, "manager_id"), crmctl_or(h, "state"),
                    n ? n->integer : 0);
         }
         printf("%zu staff at %s\n", ids->elements, dealer);
@@ -129,16 +114,16 @@ static int s_show(crm_store_t *store, const char *dealer, const char *sid)
     }
     if (rc == CRMCTL_OK) {
         char since[40], updated[40], left[40];
-        s_when(h, "created_ms", since, sizeof since);
-        s_when(h, "updated_ms", updated, sizeof updated);
-        s_when(h, "left_ms", left, sizeof left);
-        printf("staff %s at dealer %s: %s %s, %s\n", sid, dealer, s_or(h, "role"), s_or(h, "name"),
-               s_or(h, "state"));
+        crmctl_time(h, "created_ms", since, sizeof since);
+        crmctl_time(h, "updated_ms", updated, sizeof updated);
+        crmctl_time(h, "left_ms", left, sizeof left);
+        printf("staff %s at dealer %s: %s %s, %s\n", sid, dealer, crmctl_or(h, "role"), crmctl_or(h, "name"),
+               crmctl_or(h, "state"));
         const char *mgr = crm_reply_field(h, "manager_id");
         printf("  manager    %s\n", mgr && *mgr ? mgr : "-");
         printf("  registered %s, updated %s\n", since, updated);
-        if (!strcmp(s_or(h, "state"), "left"))
-            printf("  left       %s (%s)\n", left, s_or(h, "reason"));
+        if (!strcmp(crmctl_or(h, "state"), "left"))
+            printf("  left       %s (%s)\n", left, crmctl_or(h, "reason"));
         const redisReply *cs = crm_tx_result(tx, 1);
         printf("  customers  %zu", cs ? cs->elements : 0);
         for (size_t i = 0; cs && i < cs->elements; i++)

@@ -631,6 +631,18 @@ static void test_a_long_import_nobody_answers_ends_with_exit_2(void **state)
                          "--endpoint", away, "--timeout-ms", "200", "--tries", "2", "import", "customer", csv, NULL),
                      2);
     assert_true(crm_mono_ms() - t0 < 60000);
+
+    /* a row with a cell more than the header is kept whole in the rejects
+       file, for the user to mend */
+    char odd[300], rej[400];
+    crm_h_path(&f->sys.redis, "odd.csv", odd, sizeof odd);
+    out = fopen(odd, "w");
+    assert_non_null(out);
+    fputs("姓名,通信地址\n甲,深圳市南山区,科技园1号\n", out);
+    fclose(out);
+    assert_int_equal(CRMCTL(f, "customer", "import", odd, "--dealer", "D1"), 1);
+    snprintf(rej, sizeof rej, "%s.rejects.csv", odd);
+    assert_true(crm_h_file_contains(rej, "甲,深圳市南山区,科技园1号,"));
 }
 
 int main(void)
