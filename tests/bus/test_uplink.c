@@ -11,6 +11,7 @@
  *  CRM_TEST_ONLY=<name> runs the cases whose name matches (cmocka filter).
  */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,6 +187,35 @@ static void s_ask(zsock_t *sock, crm_msg_t *m, crm_msg_t *ans)
     fail_msg("no answer to %s", id);
 }
 
+/* Sends a request of `type` whose body is the name/value pairs (text, as
+   crm_msg_set_text reads it; NULL-terminated) and returns its answer. */
+static void s_req(zsock_t *sock, crm_msg_t *ans, crm_type_t type, ...) __attribute__((sentinel));
+static void s_req(zsock_t *sock, crm_msg_t *ans, crm_type_t type, ...)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, type);
+    va_list ap;
+    va_start(ap, type);
+    for (const char *name; (name = va_arg(ap, const char *));) {
+        const char *value = va_arg(ap, const char *);
+        crm_err_t err;
+        if (value && crm_msg_set_text(&m, name, value, &err) != 0)
+            fail_msg("%s: cannot set %s", crm_type_name(type), name);
+    }
+    va_end(ap);
+    s_ask(sock, &m, ans);
+}
+
+/* A number as text for s_req (eight at a time may be in use). */
+static const char *s_i64(int64_t v)
+{
+    static char bufs[8][24];
+    static int k;
+    char *b = bufs[k++ % 8];
+    snprintf(b, sizeof bufs[0], "%lld", (long long) v);
+    return b;
+}
+
 static bool s_ok(const crm_msg_t *a)
 {
     return a->type == CRM_T_dealer_reply ? a->body.dealer_reply.ok : a->type == CRM_T_reply && a->body.reply.ok;
@@ -313,18 +343,8 @@ static void test_bad_customer_file_is_kept_with_its_findings(void **state)
     fx_t *f = *state;
     zsock_t *d = s_dealer(f, "U1");
     long long before = s_events(f, "customer");
-    crm_msg_t m, a;
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "DMS-0001");
-    CRM_SET_STR(&m, customer_file, name, "赵六");
-    CRM_SET_STR(&m, customer_file, postcode, "51805");
-    CRM_SET_STR(&m, customer_file, email, "zhao@@example");
-    CRM_SET_STR(&m, customer_file, id_number, "11010519491231002X");
-    CRM_SET_STR(&m, customer_file, vin, "LSVAM4187C2184847");
-    CRM_SET_STR(&m, customer_file, model, "408");
-    CRM_SET_STR(&m, customer_file, transmission, "自动");
-    CRM_SET_BOOL(&m, customer_file, vip, true);
-    s_ask(d, &m, &a);
+    crm_msg_t a;
+    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-0001", "name", "赵六", "postcode", "51805", "email", "zhao@@example", "id_number", "11010519491231002X", "vin", "LSVAM4187C2184847", "model", "408", "transmission", "自动", "vip", (true) ? "1" : "0", NULL);
     s_assert_ok(&a, "a file with findings");
     assert_true(a.body.dealer_reply.created);
     const crm_strs_t *fs = &a.body.dealer_reply.findings;
@@ -349,10 +369,7 @@ static void test_bad_customer_file_is_kept_with_its_findings(void **state)
     crm_msg_clear(&a);
 
     /* Neither a name nor an ID number: not a record. */
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "DMS-0002");
-    CRM_SET_STR(&m, customer_file, mobile, "13900000002");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-0002", "mobile", "13900000002", NULL);
     s_assert_refused(&a, "required", "name");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "customer"), before + 2);
@@ -368,27 +385,14 @@ static void test_lead_and_dealer_file_are_one_customer(void **state)
     zsock_set_linger(in, 0);
     assert_int_equal(zsock_connect(in, "tcp://127.0.0.1:%d", f->sys.intake), 0);
     f->socks[f->nsocks++] = in;
-    crm_msg_t m, a;
-    crm_msg_init(&m, CRM_T_lead_submit);
-    CRM_SET_STR(&m, lead_submit, submission_id, "web-uplink-1");
-    CRM_SET_STR(&m, lead_submit, channel, "website");
-    CRM_SET_STR(&m, lead_submit, name, "钱七");
-    CRM_SET_STR(&m, lead_submit, mobile, "13811112222");
-    CRM_SET_STR(&m, lead_submit, dealer_id, "U1");
-    s_ask(in, &m, &a);
+    crm_msg_t a;
+    s_req(in, &a, CRM_T_lead_submit, "submission_id", "web-uplink-1", "channel", "website", "name", "钱七", "mobile", "13811112222", "dealer_id", "U1", NULL);
     assert_int_equal(a.type, CRM_T_lead_accepted);
     char *cid = strdup(a.body.lead_accepted.customer_id);
     crm_msg_clear(&a);
 
     zsock_t *d = s_dealer(f, "U1");
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "DMS-QIAN");
-    CRM_SET_STR(&m, customer_file, name, "钱七");
-    CRM_SET_STR(&m, customer_file, mobile, "138 1111 2222");
-    CRM_SET_STR(&m, customer_file, home_phone, "0755-86001234");
-    CRM_SET_STR(&m, customer_file, vin, "LFV2A21K6D4012345");
-    CRM_SET_STR(&m, customer_file, sale_date, "2026/11/3");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-QIAN", "name", "钱七", "mobile", "138 1111 2222", "home_phone", "0755-86001234", "vin", "LFV2A21K6D4012345", "sale_date", "2026/11/3", NULL);
     s_assert_ok(&a, "the owner's file");
     assert_string_equal(a.body.dealer_reply.customer_id, cid);
     assert_false(a.body.dealer_reply.created);
@@ -421,67 +425,29 @@ static void test_dealer_work_becomes_events_once(void **state)
     s_staff(f, "U2", "M-U2", "manager", NULL);
     s_staff(f, "U2", "S-U2", "consultant", "M-U2");
     zsock_t *d = s_dealer(f, "U2");
-    crm_msg_t m, a;
+    crm_msg_t a;
     char *cid = s_file(f, d, "U2-C1", "孙八", "13922223333", &a);
     crm_msg_clear(&a);
     long long fu = s_events(f, "followup"), od = s_events(f, "order"), sv = s_events(f, "service");
     for (int round = 0; round < 2; round++) {
         int64_t now = crm_now_ms();
-        crm_msg_init(&m, CRM_T_followup_record);
-        CRM_SET_STR(&m, followup_record, record_id, "U2-F1");
-        CRM_SET_STR(&m, followup_record, customer_id, cid);
-        CRM_SET_STR(&m, followup_record, consultant_id, "S-U2");
-        CRM_SET_STR(&m, followup_record, result, "visit");
-        CRM_SET_STR(&m, followup_record, content, "到店看车，试驾 408");
-        CRM_SET_STR(&m, followup_record, grade, "H");
-        CRM_SET_STR(&m, followup_record, expected_purchase_date, "2026-12-05");
-        CRM_SET_I64(&m, followup_record, next_at, now + DAY_MS);
-        CRM_SET_STR(&m, followup_record, next_content, "电话确认价格");
-        s_ask(d, &m, &a);
+        s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F1", "customer_id", cid, "consultant_id", "S-U2", "result", "visit", "content", "到店看车，试驾 408", "grade", "H", "expected_purchase_date", "2026-12-05", "next_at", s_i64(now + DAY_MS), "next_content", "电话确认价格", NULL);
         s_assert_ok(&a, "followup.record");
         crm_msg_clear(&a);
 
-        crm_msg_init(&m, CRM_T_order_record);
-        CRM_SET_STR(&m, order_record, record_id, "U2-O1");
-        CRM_SET_STR(&m, order_record, order_id, "SO-1001");
-        CRM_SET_STR(&m, order_record, action, "placed");
-        CRM_SET_STR(&m, order_record, customer_id, cid);
-        CRM_SET_STR(&m, order_record, model, "408");
-        CRM_SET_I64(&m, order_record, price, 159800);
-        CRM_SET_STR(&m, order_record, promised_date, "2026-12-20");
-        s_ask(d, &m, &a);
+        s_req(d, &a, CRM_T_order_record, "record_id", "U2-O1", "order_id", "SO-1001", "action", "placed", "customer_id", cid, "model", "408", "price", s_i64(159800), "promised_date", "2026-12-20", NULL);
         s_assert_ok(&a, "order.record");
         crm_msg_clear(&a);
 
-        crm_msg_init(&m, CRM_T_delivery_record);
-        CRM_SET_STR(&m, delivery_record, record_id, "U2-D1");
-        CRM_SET_STR(&m, delivery_record, order_id, "SO-1001");
-        CRM_SET_STR(&m, delivery_record, action, "delayed");
-        CRM_SET_STR(&m, delivery_record, promised_date, "2026-12-28");
-        CRM_SET_STR(&m, delivery_record, reason, "车辆在途");
-        s_ask(d, &m, &a);
+        s_req(d, &a, CRM_T_delivery_record, "record_id", "U2-D1", "order_id", "SO-1001", "action", "delayed", "promised_date", "2026-12-28", "reason", "车辆在途", NULL);
         s_assert_ok(&a, "delivery.record delayed");
         crm_msg_clear(&a);
 
-        crm_msg_init(&m, CRM_T_delivery_record);
-        CRM_SET_STR(&m, delivery_record, record_id, "U2-D2");
-        CRM_SET_STR(&m, delivery_record, order_id, "SO-1001");
-        CRM_SET_STR(&m, delivery_record, action, "delivered");
-        CRM_SET_STR(&m, delivery_record, vin, "LSGPC52U0DF111111");
-        CRM_SET_STR(&m, delivery_record, date, "2026-12-27");
-        s_ask(d, &m, &a);
+        s_req(d, &a, CRM_T_delivery_record, "record_id", "U2-D2", "order_id", "SO-1001", "action", "delivered", "vin", "LSGPC52U0DF111111", "date", "2026-12-27", NULL);
         s_assert_ok(&a, "delivery.record delivered");
         crm_msg_clear(&a);
 
-        crm_msg_init(&m, CRM_T_service_record);
-        CRM_SET_STR(&m, service_record, record_id, "U2-W1");
-        CRM_SET_STR(&m, service_record, work_order, "WO-77");
-        CRM_SET_STR(&m, service_record, vin, "LSGPC52U0DF111111");
-        CRM_SET_STR(&m, service_record, date, "2027-01-10");
-        CRM_SET_I64(&m, service_record, mileage, 3000);
-        CRM_SET_STR(&m, service_record, work, "首保");
-        CRM_SET_I64(&m, service_record, amount_fen, 35050);
-        s_ask(d, &m, &a);
+        s_req(d, &a, CRM_T_service_record, "record_id", "U2-W1", "work_order", "WO-77", "vin", "LSGPC52U0DF111111", "date", "2027-01-10", "mileage", s_i64(3000), "work", "首保", "amount_fen", s_i64(35050), NULL);
         s_assert_ok(&a, "service.record");
         assert_string_equal(a.body.dealer_reply.customer_id, cid);
         crm_msg_clear(&a);
@@ -516,33 +482,17 @@ static void test_dealer_work_becomes_events_once(void **state)
     assert_int_equal(crm_h_int(f->sys.store, "XLEN %s:service", key), 1);
 
     /* field-level refusals */
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U2-F-bad");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "S-U2");
-    CRM_SET_STR(&m, followup_record, result, "chatted");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F-bad", "customer_id", cid, "consultant_id", "S-U2", "result", "chatted", NULL);
     s_assert_refused(&a, "invalid", "result");
     crm_msg_clear(&a);
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U2-F-nobody");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "NOBODY");
-    CRM_SET_STR(&m, followup_record, result, "answered");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F-nobody", "customer_id", cid, "consultant_id", "NOBODY", "result", "answered", NULL);
     s_assert_refused(&a, "unknown", "consultant_id");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "followup"), fu + 1);
     /* a work order naming one customer and another customer's car */
     char *other = s_file(f, d, "U2-C2", "孙九", "13922224444", &a);
     crm_msg_clear(&a);
-    crm_msg_init(&m, CRM_T_service_record);
-    CRM_SET_STR(&m, service_record, record_id, "U2-W-mixed");
-    CRM_SET_STR(&m, service_record, work_order, "WO-78");
-    CRM_SET_STR(&m, service_record, customer_id, other);
-    CRM_SET_STR(&m, service_record, vin, "LSGPC52U0DF111111");
-    CRM_SET_STR(&m, service_record, date, "2027-01-11");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_service_record, "record_id", "U2-W-mixed", "work_order", "WO-78", "customer_id", other, "vin", "LSGPC52U0DF111111", "date", "2027-01-11", NULL);
     s_assert_refused(&a, "invalid", "vin");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "service"), sv + 1);
@@ -556,33 +506,19 @@ static void test_another_dealers_customer_is_not_yours(void **state)
     fx_t *f = *state;
     s_staff(f, "U3", "S-U3", "consultant", NULL);
     zsock_t *d1 = s_dealer(f, "U1"), *d3 = s_dealer(f, "U3");
-    crm_msg_t m, a;
+    crm_msg_t a;
     char *cid = s_file(f, d1, "U1-LI", "李四", "13733334444", &a);
     crm_msg_clear(&a);
     long long fu = s_events(f, "followup"), cu = s_events(f, "customer");
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U3-F1");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "S-U3");
-    CRM_SET_STR(&m, followup_record, result, "answered");
-    s_ask(d3, &m, &a);
+    s_req(d3, &a, CRM_T_followup_record, "record_id", "U3-F1", "customer_id", cid, "consultant_id", "S-U3", "result", "answered", NULL);
     s_assert_refused(&a, "not_yours", "customer_id");
     crm_msg_clear(&a);
     /* the same person filed by U3, matched by mobile */
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "U3-LI");
-    CRM_SET_STR(&m, customer_file, name, "李四");
-    CRM_SET_STR(&m, customer_file, mobile, "13733334444");
-    CRM_SET_STR(&m, customer_file, email, "li@example.com");
-    s_ask(d3, &m, &a);
+    s_req(d3, &a, CRM_T_customer_file, "record_id", "U3-LI", "name", "李四", "mobile", "13733334444", "email", "li@example.com", NULL);
     s_assert_refused(&a, "not_yours", "mobile");
     crm_msg_clear(&a);
     /* the payload cannot claim another dealer */
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "U3-AS-U1");
-    CRM_SET_STR(&m, customer_file, dealer_id, "U1");
-    CRM_SET_STR(&m, customer_file, name, "某人");
-    s_ask(d3, &m, &a);
+    s_req(d3, &a, CRM_T_customer_file, "record_id", "U3-AS-U1", "dealer_id", "U1", "name", "某人", NULL);
     s_assert_refused(&a, "not_yours", "dealer_id");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "followup"), fu);
@@ -603,58 +539,35 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     s_staff(f, "U1", "M-U1", "manager", NULL);
     s_staff(f, "U1", "S-U1", "consultant", "M-U1");
     zsock_t *d = s_dealer(f, "U1");
-    crm_msg_t m, a;
+    crm_msg_t a;
     char *cid = s_file(f, d, "U1-ZHOU", "周九", "13644445555", &a);
     crm_msg_clear(&a);
     char key[80];
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
-    crm_msg_init(&m, CRM_T_prospect_lose);
-    CRM_SET_STR(&m, prospect_lose, record_id, "U1-LOST-1");
-    CRM_SET_STR(&m, prospect_lose, customer_id, cid);
-    CRM_SET_STR(&m, prospect_lose, consultant_id, "S-U1");
-    CRM_SET_STR(&m, prospect_lose, reason, "other_brand");
-    CRM_SET_STR(&m, prospect_lose, note, "买了别的品牌");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_prospect_lose, "record_id", "U1-LOST-1", "customer_id", cid, "consultant_id", "S-U1", "reason", "other_brand", "note", "买了别的品牌", NULL);
     s_assert_ok(&a, "prospect.lose");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "lost_pending");
     assert_int_equal(s_events_about(f, "followup", "prospect.lost_requested", cid), 1);
     assert_int_equal(s_events_about(f, "followup", "prospect.lost", cid), 0);
     /* a consultant cannot approve */
-    crm_msg_init(&m, CRM_T_lost_decide);
-    CRM_SET_STR(&m, lost_decide, record_id, "U1-DEC-0");
-    CRM_SET_STR(&m, lost_decide, customer_id, cid);
-    CRM_SET_STR(&m, lost_decide, manager_id, "S-U1");
-    CRM_SET_STR(&m, lost_decide, decision, "approved");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_lost_decide, "record_id", "U1-DEC-0", "customer_id", cid, "manager_id", "S-U1", "decision", "approved", NULL);
     s_assert_refused(&a, "invalid", "manager_id");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "lost_pending");
-    crm_msg_init(&m, CRM_T_lost_decide);
-    CRM_SET_STR(&m, lost_decide, record_id, "U1-DEC-1");
-    CRM_SET_STR(&m, lost_decide, customer_id, cid);
-    CRM_SET_STR(&m, lost_decide, manager_id, "M-U1");
-    CRM_SET_STR(&m, lost_decide, decision, "approved");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_lost_decide, "record_id", "U1-DEC-1", "customer_id", cid, "manager_id", "M-U1", "decision", "approved", NULL);
     s_assert_ok(&a, "lost.decide");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "lost");
     assert_int_equal(s_events_about(f, "followup", "prospect.lost", cid), 1);
 
     /* reactivation is the carmaker's: not on the gateway */
-    crm_msg_init(&m, CRM_T_prospect_reactivate);
-    CRM_SET_STR(&m, prospect_reactivate, customer_id, cid);
-    CRM_SET_STR(&m, prospect_reactivate, dealer_id, "U1");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_prospect_reactivate, "customer_id", cid, "dealer_id", "U1", NULL);
     s_assert_refused(&a, "unknown_type", NULL);
     crm_msg_clear(&a);
     long long k1 = s_events(f, "dealer.K1");
     zsock_t *c = s_control(f);
-    crm_msg_init(&m, CRM_T_prospect_reactivate);
-    CRM_SET_STR(&m, prospect_reactivate, customer_id, cid);
-    CRM_SET_STR(&m, prospect_reactivate, dealer_id, "K1");
-    CRM_SET_STR(&m, prospect_reactivate, reason, "换店跟进");
-    s_ask(c, &m, &a);
+    s_req(c, &a, CRM_T_prospect_reactivate, "customer_id", cid, "dealer_id", "K1", "reason", "换店跟进", NULL);
     s_assert_ok(&a, "prospect.reactivate");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "prospect");
@@ -665,12 +578,7 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:K1:customers %s", cid) == 1);
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:U1:customers %s", cid) == 0);
     /* the old dealer is cut off */
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U1-AFTER");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "S-U1");
-    CRM_SET_STR(&m, followup_record, result, "answered");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U1-AFTER", "customer_id", cid, "consultant_id", "S-U1", "result", "answered", NULL);
     s_assert_refused(&a, "not_yours", "customer_id");
     crm_msg_clear(&a);
     free(cid);
@@ -682,34 +590,18 @@ static void test_control_endpoint_acts_for_a_dealer(void **state)
 {
     fx_t *f = *state;
     zsock_t *c = s_control(f);
-    crm_msg_t m, a;
-    crm_msg_init(&m, CRM_T_staff_add);
-    CRM_SET_STR(&m, staff_add, record_id, "ctl-1");
-    CRM_SET_STR(&m, staff_add, staff_id, "X");
-    CRM_SET_STR(&m, staff_add, role, "consultant");
-    CRM_SET_STR(&m, staff_add, name, "无店");
-    s_ask(c, &m, &a);
+    crm_msg_t a;
+    s_req(c, &a, CRM_T_staff_add, "record_id", "ctl-1", "staff_id", "X", "role", "consultant", "name", "无店", NULL);
     assert_false(s_ok(&a));
     assert_string_equal(s_code(&a), "required");
     crm_msg_clear(&a);
     s_staff(f, "U3", "C-U3", "consultant", NULL);
-    crm_msg_init(&m, CRM_T_staff_add);
-    CRM_SET_STR(&m, staff_add, record_id, "ctl-2");
-    CRM_SET_STR(&m, staff_add, dealer_id, "U3");
-    CRM_SET_STR(&m, staff_add, staff_id, "C2-U3");
-    CRM_SET_STR(&m, staff_add, role, "consultant");
-    CRM_SET_STR(&m, staff_add, name, "二号");
-    CRM_SET_STR(&m, staff_add, manager_id, "C-U3");
-    s_ask(c, &m, &a);
+    s_req(c, &a, CRM_T_staff_add, "record_id", "ctl-2", "dealer_id", "U3", "staff_id", "C2-U3", "role", "consultant", "name", "二号", "manager_id", "C-U3", NULL);
     assert_false(s_ok(&a));
     assert_string_equal(s_code(&a), "invalid");
     crm_msg_clear(&a);
     long long before = s_events(f, "dealers");
-    crm_msg_init(&m, CRM_T_staff_leave);
-    CRM_SET_STR(&m, staff_leave, record_id, "ctl-3");
-    CRM_SET_STR(&m, staff_leave, dealer_id, "U3");
-    CRM_SET_STR(&m, staff_leave, staff_id, "C-U3");
-    s_ask(c, &m, &a);
+    s_req(c, &a, CRM_T_staff_leave, "record_id", "ctl-3", "dealer_id", "U3", "staff_id", "C-U3", NULL);
     s_assert_ok(&a, "staff.leave");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "dealers"), before + 1);
@@ -757,13 +649,8 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
 {
     fx_t *f = *state;
     zsock_t *d1 = s_dealer(f, "U1"), *d3 = s_dealer(f, "K1");
-    crm_msg_t m, a;
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "U1-FENG");
-    CRM_SET_STR(&m, customer_file, name, "冯十二");
-    CRM_SET_STR(&m, customer_file, mobile, "13612340000");
-    CRM_SET_STR(&m, customer_file, vin, "LFVAB12C3D4567890");
-    s_ask(d1, &m, &a);
+    crm_msg_t a;
+    s_req(d1, &a, CRM_T_customer_file, "record_id", "U1-FENG", "name", "冯十二", "mobile", "13612340000", "vin", "LFVAB12C3D4567890", NULL);
     s_assert_ok(&a, "U1's owner file");
     char *feng = strdup(a.body.dealer_reply.customer_id);
     crm_msg_clear(&a);
@@ -775,15 +662,7 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     /* K1 files its own customer with U1's car and U1's customer's mobile */
     char *mine = s_file(f, d3, "K1-WEI", "卫十三", "13612349999", &a);
     crm_msg_clear(&a);
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "K1-WEI-2");
-    CRM_SET_STR(&m, customer_file, customer_id, mine);
-    CRM_SET_STR(&m, customer_file, name, "卫十三");
-    CRM_SET_STR(&m, customer_file, usual_phone, "13612340000");
-    CRM_SET_STR(&m, customer_file, mobile, "13612340000");
-    CRM_SET_STR(&m, customer_file, vin, "LFVAB12C3D4567890");
-    CRM_SET_STR(&m, customer_file, sale_date, "2026-10-01");
-    s_ask(d3, &m, &a);
+    s_req(d3, &a, CRM_T_customer_file, "record_id", "K1-WEI-2", "customer_id", mine, "name", "卫十三", "usual_phone", "13612340000", "mobile", "13612340000", "vin", "LFVAB12C3D4567890", "sale_date", "2026-10-01", NULL);
     s_assert_ok(&a, "K1's file naming U1's car");
     bool other_owner = false, shared = false;
     for (size_t i = 0; i < a.body.dealer_reply.findings.n; i++) {
@@ -800,23 +679,10 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     freeReplyObject(ix);
 
     /* nor deliver it: an order of its own customer, delivered with U1's car */
-    crm_msg_init(&m, CRM_T_order_record);
-    CRM_SET_STR(&m, order_record, record_id, "K1-O1");
-    CRM_SET_STR(&m, order_record, order_id, "K1-SO-1");
-    CRM_SET_STR(&m, order_record, action, "placed");
-    CRM_SET_STR(&m, order_record, customer_id, mine);
-    CRM_SET_STR(&m, order_record, model, "408");
-    CRM_SET_STR(&m, order_record, promised_date, "2026-12-30");
-    s_ask(d3, &m, &a);
+    s_req(d3, &a, CRM_T_order_record, "record_id", "K1-O1", "order_id", "K1-SO-1", "action", "placed", "customer_id", mine, "model", "408", "promised_date", "2026-12-30", NULL);
     s_assert_ok(&a, "K1's order");
     crm_msg_clear(&a);
-    crm_msg_init(&m, CRM_T_delivery_record);
-    CRM_SET_STR(&m, delivery_record, record_id, "K1-D1");
-    CRM_SET_STR(&m, delivery_record, order_id, "K1-SO-1");
-    CRM_SET_STR(&m, delivery_record, action, "delivered");
-    CRM_SET_STR(&m, delivery_record, vin, "LFVAB12C3D4567890");
-    CRM_SET_STR(&m, delivery_record, date, "2026-12-29");
-    s_ask(d3, &m, &a);
+    s_req(d3, &a, CRM_T_delivery_record, "record_id", "K1-D1", "order_id", "K1-SO-1", "action", "delivered", "vin", "LFVAB12C3D4567890", "date", "2026-12-29", NULL);
     s_assert_refused(&a, "not_yours", "vin");
     crm_msg_clear(&a);
     s_assert_hash(f, "crm:veh:LFVAB12C3D4567890", "customer_id", feng);
@@ -828,13 +694,7 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     zsock_set_linger(in, 0);
     assert_int_equal(zsock_connect(in, "tcp://127.0.0.1:%d", f->sys.intake), 0);
     f->socks[f->nsocks++] = in;
-    crm_msg_init(&m, CRM_T_lead_submit);
-    CRM_SET_STR(&m, lead_submit, submission_id, "web-feng");
-    CRM_SET_STR(&m, lead_submit, channel, "website");
-    CRM_SET_STR(&m, lead_submit, name, "冯十二");
-    CRM_SET_STR(&m, lead_submit, mobile, "13612340000");
-    CRM_SET_STR(&m, lead_submit, email, "feng@example.com");
-    s_ask(in, &m, &a);
+    s_req(in, &a, CRM_T_lead_submit, "submission_id", "web-feng", "channel", "website", "name", "冯十二", "mobile", "13612340000", "email", "feng@example.com", NULL);
     assert_int_equal(a.type, CRM_T_lead_accepted);
     assert_string_equal(a.body.lead_accepted.customer_id, feng);
     crm_msg_clear(&a);
@@ -849,29 +709,17 @@ static void test_followup_and_order_rules(void **state)
     fx_t *f = *state;
     s_staff(f, "U2", "S2-U2", "consultant", NULL);
     zsock_t *d = s_dealer(f, "U2");
-    crm_msg_t m, a;
+    crm_msg_t a;
     char *cid = s_file(f, d, "U2-RULES", "何十四", "13533334444", &a);
     crm_msg_clear(&a);
     char key[80];
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
     /* a next activity's content without its time */
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U2-R-F1");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "S2-U2");
-    CRM_SET_STR(&m, followup_record, result, "answered");
-    CRM_SET_STR(&m, followup_record, next_content, "再联系");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F1", "customer_id", cid, "consultant_id", "S2-U2", "result", "answered", "next_content", "再联系", NULL);
     s_assert_refused(&a, "required", "next_at");
     crm_msg_clear(&a);
     /* a grade written in lower case is the grade */
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U2-R-F2");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "S2-U2");
-    CRM_SET_STR(&m, followup_record, result, "answered");
-    CRM_SET_STR(&m, followup_record, grade, "b");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F2", "customer_id", cid, "consultant_id", "S2-U2", "result", "answered", "grade", "b", NULL);
     s_assert_ok(&a, "a follow-up graded b");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "grade", "B");
@@ -880,50 +728,25 @@ static void test_followup_and_order_rules(void **state)
         char rec[32], oid[32];
         snprintf(rec, sizeof rec, "U2-R-O%d", i);
         snprintf(oid, sizeof oid, "R-SO-%d", i);
-        crm_msg_init(&m, CRM_T_order_record);
-        CRM_SET_STR(&m, order_record, record_id, rec);
-        CRM_SET_STR(&m, order_record, order_id, oid);
-        CRM_SET_STR(&m, order_record, action, "placed");
-        CRM_SET_STR(&m, order_record, customer_id, cid);
-        CRM_SET_STR(&m, order_record, model, "508");
-        CRM_SET_STR(&m, order_record, promised_date, "2027-01-15");
-        s_ask(d, &m, &a);
+        s_req(d, &a, CRM_T_order_record, "record_id", rec, "order_id", oid, "action", "placed", "customer_id", cid, "model", "508", "promised_date", "2027-01-15", NULL);
         s_assert_ok(&a, "order placed");
         crm_msg_clear(&a);
     }
-    crm_msg_init(&m, CRM_T_order_record);
-    CRM_SET_STR(&m, order_record, record_id, "U2-R-C0");
-    CRM_SET_STR(&m, order_record, order_id, "R-SO-0");
-    CRM_SET_STR(&m, order_record, action, "cancelled");
-    CRM_SET_STR(&m, order_record, reason, "客户改订");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_order_record, "record_id", "U2-R-C0", "order_id", "R-SO-0", "action", "cancelled", "reason", "客户改订", NULL);
     s_assert_ok(&a, "order cancelled");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "customer");
-    crm_msg_init(&m, CRM_T_order_record);
-    CRM_SET_STR(&m, order_record, record_id, "U2-R-C1");
-    CRM_SET_STR(&m, order_record, order_id, "R-SO-1");
-    CRM_SET_STR(&m, order_record, action, "cancelled");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_order_record, "record_id", "U2-R-C1", "order_id", "R-SO-1", "action", "cancelled", NULL);
     s_assert_ok(&a, "the last order cancelled");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "prospect");
     /* a consultant who left does no more follow-ups */
     zsock_t *c = s_control(f);
-    crm_msg_init(&m, CRM_T_staff_leave);
-    CRM_SET_STR(&m, staff_leave, record_id, "U2-R-LEAVE");
-    CRM_SET_STR(&m, staff_leave, dealer_id, "U2");
-    CRM_SET_STR(&m, staff_leave, staff_id, "S2-U2");
-    s_ask(c, &m, &a);
+    s_req(c, &a, CRM_T_staff_leave, "record_id", "U2-R-LEAVE", "dealer_id", "U2", "staff_id", "S2-U2", NULL);
     s_assert_ok(&a, "staff.leave");
     assert_int_equal(a.body.dealer_reply.count, 1); /* 何 is theirs */
     crm_msg_clear(&a);
-    crm_msg_init(&m, CRM_T_followup_record);
-    CRM_SET_STR(&m, followup_record, record_id, "U2-R-F3");
-    CRM_SET_STR(&m, followup_record, customer_id, cid);
-    CRM_SET_STR(&m, followup_record, consultant_id, "S2-U2");
-    CRM_SET_STR(&m, followup_record, result, "answered");
-    s_ask(d, &m, &a);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F3", "customer_id", cid, "consultant_id", "S2-U2", "result", "answered", NULL);
     s_assert_refused(&a, "closed", "consultant_id");
     crm_msg_clear(&a);
     free(cid);
@@ -936,17 +759,11 @@ static void test_the_same_record_on_both_endpoints_is_one(void **state)
 {
     fx_t *f = *state;
     zsock_t *d = s_dealer(f, "U2"), *c = s_control(f);
-    crm_msg_t m, a;
+    crm_msg_t a;
     char *cid = s_file(f, d, "U2-BOTH", "郑十一", "13555556666", &a);
     crm_msg_clear(&a);
     long long before = s_events(f, "customer");
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "U2-BOTH");
-    CRM_SET_STR(&m, customer_file, dealer_id, "U2");
-    CRM_SET_STR(&m, customer_file, name, "郑十一");
-    CRM_SET_STR(&m, customer_file, mobile, "13555556666");
-    CRM_SET_STR(&m, customer_file, email, "zheng@example.com");
-    s_ask(c, &m, &a);
+    s_req(c, &a, CRM_T_customer_file, "record_id", "U2-BOTH", "dealer_id", "U2", "name", "郑十一", "mobile", "13555556666", "email", "zheng@example.com", NULL);
     s_assert_ok(&a, "the same record on the control endpoint");
     assert_int_equal(a.type, CRM_T_dealer_reply); /* the first answer, as the gateway gave it */
     assert_string_equal(a.body.dealer_reply.customer_id, cid);
@@ -956,11 +773,7 @@ static void test_the_same_record_on_both_endpoints_is_one(void **state)
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
     assert_null(s_hget(f, key, "email"));
     /* another dealer's record of the same id is its own */
-    crm_msg_init(&m, CRM_T_customer_file);
-    CRM_SET_STR(&m, customer_file, record_id, "U2-BOTH");
-    CRM_SET_STR(&m, customer_file, dealer_id, "U1");
-    CRM_SET_STR(&m, customer_file, name, "另一位");
-    s_ask(c, &m, &a);
+    s_req(c, &a, CRM_T_customer_file, "record_id", "U2-BOTH", "dealer_id", "U1", "name", "另一位", NULL);
     s_assert_ok(&a, "another dealer's record of the same id");
     assert_int_equal(a.type, CRM_T_dealer_reply);
     assert_string_not_equal(a.body.dealer_reply.customer_id, cid);
