@@ -59,9 +59,10 @@ static int group_setup(void **state)
     int rc = 0;
     for (const char *const *d = s_dealers; *d && rc == 0; d++) {
         char secret[300];
-        rc = crm_h_sys_crmctl(&f->sys, "dealer", "add", *d, "--name", "测试店", "--province", "广东", "--city", "深圳",
-                              NULL) ||
-             crm_h_sys_crmctl(&f->sys, "dealer", "cert", *d, "--out", s_secret(f, *d, secret, sizeof secret), NULL);
+        rc = crm_h_sys_crmctl(&f->sys, "dealer", "add", *d, "--name", "测试店", "--province",
+                              "广东", "--city", "深圳", NULL) ||
+             crm_h_sys_crmctl(&f->sys, "dealer", "cert", *d, "--out",
+                              s_secret(f, *d, secret, sizeof secret), NULL);
     }
     zcert_t *server = rc == 0 ? zcert_load(f->sys.server_cert) : NULL;
     if (!server) {
@@ -131,7 +132,9 @@ static zsock_t *s_control(fx_t *f)
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     assert_non_null(sock);
     zsock_set_linger(sock, 0);
-    assert_int_equal(zsock_connect(sock, "tcp://127.0.0.1:%d", f->sys.control[crm_h_service_index("dispatcher")]), 0);
+    assert_int_equal(zsock_connect(sock, "tcp://127.0.0.1:%d",
+                                   f->sys.control[crm_h_service_index("dispatcher")]),
+                     0);
     f->socks[f->nsocks++] = sock;
     return sock;
 }
@@ -218,7 +221,8 @@ static const char *s_i64(int64_t v)
 
 static bool s_ok(const crm_msg_t *a)
 {
-    return a->type == CRM_T_dealer_reply ? a->body.dealer_reply.ok : a->type == CRM_T_reply && a->body.reply.ok;
+    return a->type == CRM_T_dealer_reply ? a->body.dealer_reply.ok
+                                         : a->type == CRM_T_reply && a->body.reply.ok;
 }
 
 static const char *s_code(const crm_msg_t *a)
@@ -231,7 +235,8 @@ static const char *s_code(const crm_msg_t *a)
 static void s_assert_ok(const crm_msg_t *a, const char *what)
 {
     if (!s_ok(a)) {
-        const char *msg = a->type == CRM_T_dealer_reply ? a->body.dealer_reply.message : a->body.reply.message;
+        const char *msg = a->type == CRM_T_dealer_reply ? a->body.dealer_reply.message
+                                                        : a->body.reply.message;
         fail_msg("%s refused: %s %s", what, s_code(a), msg ? msg : "");
     }
 }
@@ -296,7 +301,8 @@ static void s_assert_hash(fx_t *f, const char *key, const char *field, const cha
 }
 
 /* staff.add on the control endpoint, as crmctl staff add sends it. */
-static void s_staff(fx_t *f, const char *dealer, const char *id, const char *role, const char *manager)
+static void s_staff(fx_t *f, const char *dealer, const char *id, const char *role,
+                    const char *manager)
 {
     zsock_t *c = s_control(f);
     crm_msg_t m, a;
@@ -316,7 +322,8 @@ static void s_staff(fx_t *f, const char *dealer, const char *id, const char *rol
 }
 
 /* A customer file the dealer sends; returns its customer id (malloc'ed). */
-static char *s_file(fx_t *f, zsock_t *sock, const char *record, const char *name, const char *mobile, crm_msg_t *ans)
+static char *s_file(fx_t *f, zsock_t *sock, const char *record, const char *name,
+                    const char *mobile, crm_msg_t *ans)
 {
     crm_msg_t m;
     crm_msg_init(&m, CRM_T_customer_file);
@@ -344,7 +351,9 @@ static void test_bad_customer_file_is_kept_with_its_findings(void **state)
     zsock_t *d = s_dealer(f, "U1");
     long long before = s_events(f, "customer");
     crm_msg_t a;
-    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-0001", "name", "赵六", "postcode", "51805", "email", "zhao@@example", "id_number", "11010519491231002X", "vin", "LSVAM4187C2184847", "model", "408", "transmission", "自动", "vip", (true) ? "1" : "0", NULL);
+    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-0001", "name", "赵六", "postcode", "51805",
+          "email", "zhao@@example", "id_number", "11010519491231002X", "vin", "LSVAM4187C2184847",
+          "model", "408", "transmission", "自动", "vip", "1", NULL);
     s_assert_ok(&a, "a file with findings");
     assert_true(a.body.dealer_reply.created);
     const crm_strs_t *fs = &a.body.dealer_reply.findings;
@@ -386,13 +395,16 @@ static void test_lead_and_dealer_file_are_one_customer(void **state)
     assert_int_equal(zsock_connect(in, "tcp://127.0.0.1:%d", f->sys.intake), 0);
     f->socks[f->nsocks++] = in;
     crm_msg_t a;
-    s_req(in, &a, CRM_T_lead_submit, "submission_id", "web-uplink-1", "channel", "website", "name", "钱七", "mobile", "13811112222", "dealer_id", "U1", NULL);
+    s_req(in, &a, CRM_T_lead_submit, "submission_id", "web-uplink-1", "channel", "website", "name",
+          "钱七", "mobile", "13811112222", "dealer_id", "U1", NULL);
     assert_int_equal(a.type, CRM_T_lead_accepted);
     char *cid = strdup(a.body.lead_accepted.customer_id);
     crm_msg_clear(&a);
 
     zsock_t *d = s_dealer(f, "U1");
-    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-QIAN", "name", "钱七", "mobile", "138 1111 2222", "home_phone", "0755-86001234", "vin", "LFV2A21K6D4012345", "sale_date", "2026/11/3", NULL);
+    s_req(d, &a, CRM_T_customer_file, "record_id", "DMS-QIAN", "name", "钱七", "mobile",
+          "138 1111 2222", "home_phone", "0755-86001234", "vin", "LFV2A21K6D4012345", "sale_date",
+          "2026/11/3", NULL);
     s_assert_ok(&a, "the owner's file");
     assert_string_equal(a.body.dealer_reply.customer_id, cid);
     assert_false(a.body.dealer_reply.created);
@@ -431,23 +443,32 @@ static void test_dealer_work_becomes_events_once(void **state)
     long long fu = s_events(f, "followup"), od = s_events(f, "order"), sv = s_events(f, "service");
     for (int round = 0; round < 2; round++) {
         int64_t now = crm_now_ms();
-        s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F1", "customer_id", cid, "consultant_id", "S-U2", "result", "visit", "content", "到店看车，试驾 408", "grade", "H", "expected_purchase_date", "2026-12-05", "next_at", s_i64(now + DAY_MS), "next_content", "电话确认价格", NULL);
+        s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F1", "customer_id", cid,
+              "consultant_id", "S-U2", "result", "visit", "content", "到店看车，试驾 408", "grade",
+              "H", "expected_purchase_date", "2026-12-05", "next_at", s_i64(now + DAY_MS),
+              "next_content", "电话确认价格", NULL);
         s_assert_ok(&a, "followup.record");
         crm_msg_clear(&a);
 
-        s_req(d, &a, CRM_T_order_record, "record_id", "U2-O1", "order_id", "SO-1001", "action", "placed", "customer_id", cid, "model", "408", "price", s_i64(159800), "promised_date", "2026-12-20", NULL);
+        s_req(d, &a, CRM_T_order_record, "record_id", "U2-O1", "order_id", "SO-1001", "action",
+              "placed", "customer_id", cid, "model", "408", "price", s_i64(159800), "promised_date",
+              "2026-12-20", NULL);
         s_assert_ok(&a, "order.record");
         crm_msg_clear(&a);
 
-        s_req(d, &a, CRM_T_delivery_record, "record_id", "U2-D1", "order_id", "SO-1001", "action", "delayed", "promised_date", "2026-12-28", "reason", "车辆在途", NULL);
+        s_req(d, &a, CRM_T_delivery_record, "record_id", "U2-D1", "order_id", "SO-1001", "action",
+              "delayed", "promised_date", "2026-12-28", "reason", "车辆在途", NULL);
         s_assert_ok(&a, "delivery.record delayed");
         crm_msg_clear(&a);
 
-        s_req(d, &a, CRM_T_delivery_record, "record_id", "U2-D2", "order_id", "SO-1001", "action", "delivered", "vin", "LSGPC52U0DF111111", "date", "2026-12-27", NULL);
+        s_req(d, &a, CRM_T_delivery_record, "record_id", "U2-D2", "order_id", "SO-1001", "action",
+              "delivered", "vin", "LSGPC52U0DF111111", "date", "2026-12-27", NULL);
         s_assert_ok(&a, "delivery.record delivered");
         crm_msg_clear(&a);
 
-        s_req(d, &a, CRM_T_service_record, "record_id", "U2-W1", "work_order", "WO-77", "vin", "LSGPC52U0DF111111", "date", "2027-01-10", "mileage", s_i64(3000), "work", "首保", "amount_fen", s_i64(35050), NULL);
+        s_req(d, &a, CRM_T_service_record, "record_id", "U2-W1", "work_order", "WO-77", "vin",
+              "LSGPC52U0DF111111", "date", "2027-01-10", "mileage", s_i64(3000), "work", "首保",
+              "amount_fen", s_i64(35050), NULL);
         s_assert_ok(&a, "service.record");
         assert_string_equal(a.body.dealer_reply.customer_id, cid);
         crm_msg_clear(&a);
@@ -482,17 +503,20 @@ static void test_dealer_work_becomes_events_once(void **state)
     assert_int_equal(crm_h_int(f->sys.store, "XLEN %s:service", key), 1);
 
     /* field-level refusals */
-    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F-bad", "customer_id", cid, "consultant_id", "S-U2", "result", "chatted", NULL);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F-bad", "customer_id", cid,
+          "consultant_id", "S-U2", "result", "chatted", NULL);
     s_assert_refused(&a, "invalid", "result");
     crm_msg_clear(&a);
-    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F-nobody", "customer_id", cid, "consultant_id", "NOBODY", "result", "answered", NULL);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-F-nobody", "customer_id", cid,
+          "consultant_id", "NOBODY", "result", "answered", NULL);
     s_assert_refused(&a, "unknown", "consultant_id");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "followup"), fu + 1);
     /* a work order naming one customer and another customer's car */
     char *other = s_file(f, d, "U2-C2", "孙九", "13922224444", &a);
     crm_msg_clear(&a);
-    s_req(d, &a, CRM_T_service_record, "record_id", "U2-W-mixed", "work_order", "WO-78", "customer_id", other, "vin", "LSGPC52U0DF111111", "date", "2027-01-11", NULL);
+    s_req(d, &a, CRM_T_service_record, "record_id", "U2-W-mixed", "work_order", "WO-78",
+          "customer_id", other, "vin", "LSGPC52U0DF111111", "date", "2027-01-11", NULL);
     s_assert_refused(&a, "invalid", "vin");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "service"), sv + 1);
@@ -510,15 +534,18 @@ static void test_another_dealers_customer_is_not_yours(void **state)
     char *cid = s_file(f, d1, "U1-LI", "李四", "13733334444", &a);
     crm_msg_clear(&a);
     long long fu = s_events(f, "followup"), cu = s_events(f, "customer");
-    s_req(d3, &a, CRM_T_followup_record, "record_id", "U3-F1", "customer_id", cid, "consultant_id", "S-U3", "result", "answered", NULL);
+    s_req(d3, &a, CRM_T_followup_record, "record_id", "U3-F1", "customer_id", cid, "consultant_id",
+          "S-U3", "result", "answered", NULL);
     s_assert_refused(&a, "not_yours", "customer_id");
     crm_msg_clear(&a);
     /* the same person filed by U3, matched by mobile */
-    s_req(d3, &a, CRM_T_customer_file, "record_id", "U3-LI", "name", "李四", "mobile", "13733334444", "email", "li@example.com", NULL);
+    s_req(d3, &a, CRM_T_customer_file, "record_id", "U3-LI", "name", "李四", "mobile",
+          "13733334444", "email", "li@example.com", NULL);
     s_assert_refused(&a, "not_yours", "mobile");
     crm_msg_clear(&a);
     /* the payload cannot claim another dealer */
-    s_req(d3, &a, CRM_T_customer_file, "record_id", "U3-AS-U1", "dealer_id", "U1", "name", "某人", NULL);
+    s_req(d3, &a, CRM_T_customer_file, "record_id", "U3-AS-U1", "dealer_id", "U1", "name", "某人",
+          NULL);
     s_assert_refused(&a, "not_yours", "dealer_id");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "followup"), fu);
@@ -544,18 +571,21 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     crm_msg_clear(&a);
     char key[80];
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
-    s_req(d, &a, CRM_T_prospect_lose, "record_id", "U1-LOST-1", "customer_id", cid, "consultant_id", "S-U1", "reason", "other_brand", "note", "买了别的品牌", NULL);
+    s_req(d, &a, CRM_T_prospect_lose, "record_id", "U1-LOST-1", "customer_id", cid, "consultant_id",
+          "S-U1", "reason", "other_brand", "note", "买了别的品牌", NULL);
     s_assert_ok(&a, "prospect.lose");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "lost_pending");
     assert_int_equal(s_events_about(f, "followup", "prospect.lost_requested", cid), 1);
     assert_int_equal(s_events_about(f, "followup", "prospect.lost", cid), 0);
     /* a consultant cannot approve */
-    s_req(d, &a, CRM_T_lost_decide, "record_id", "U1-DEC-0", "customer_id", cid, "manager_id", "S-U1", "decision", "approved", NULL);
+    s_req(d, &a, CRM_T_lost_decide, "record_id", "U1-DEC-0", "customer_id", cid, "manager_id",
+          "S-U1", "decision", "approved", NULL);
     s_assert_refused(&a, "invalid", "manager_id");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "lost_pending");
-    s_req(d, &a, CRM_T_lost_decide, "record_id", "U1-DEC-1", "customer_id", cid, "manager_id", "M-U1", "decision", "approved", NULL);
+    s_req(d, &a, CRM_T_lost_decide, "record_id", "U1-DEC-1", "customer_id", cid, "manager_id",
+          "M-U1", "decision", "approved", NULL);
     s_assert_ok(&a, "lost.decide");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "lost");
@@ -567,7 +597,8 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     crm_msg_clear(&a);
     long long k1 = s_events(f, "dealer.K1");
     zsock_t *c = s_control(f);
-    s_req(c, &a, CRM_T_prospect_reactivate, "customer_id", cid, "dealer_id", "K1", "reason", "换店跟进", NULL);
+    s_req(c, &a, CRM_T_prospect_reactivate, "customer_id", cid, "dealer_id", "K1", "reason",
+          "换店跟进", NULL);
     s_assert_ok(&a, "prospect.reactivate");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "prospect");
@@ -578,7 +609,8 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:K1:customers %s", cid) == 1);
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:U1:customers %s", cid) == 0);
     /* the old dealer is cut off */
-    s_req(d, &a, CRM_T_followup_record, "record_id", "U1-AFTER", "customer_id", cid, "consultant_id", "S-U1", "result", "answered", NULL);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U1-AFTER", "customer_id", cid,
+          "consultant_id", "S-U1", "result", "answered", NULL);
     s_assert_refused(&a, "not_yours", "customer_id");
     crm_msg_clear(&a);
     free(cid);
@@ -591,17 +623,20 @@ static void test_control_endpoint_acts_for_a_dealer(void **state)
     fx_t *f = *state;
     zsock_t *c = s_control(f);
     crm_msg_t a;
-    s_req(c, &a, CRM_T_staff_add, "record_id", "ctl-1", "staff_id", "X", "role", "consultant", "name", "无店", NULL);
+    s_req(c, &a, CRM_T_staff_add, "record_id", "ctl-1", "staff_id", "X", "role", "consultant",
+          "name", "无店", NULL);
     assert_false(s_ok(&a));
     assert_string_equal(s_code(&a), "required");
     crm_msg_clear(&a);
     s_staff(f, "U3", "C-U3", "consultant", NULL);
-    s_req(c, &a, CRM_T_staff_add, "record_id", "ctl-2", "dealer_id", "U3", "staff_id", "C2-U3", "role", "consultant", "name", "二号", "manager_id", "C-U3", NULL);
+    s_req(c, &a, CRM_T_staff_add, "record_id", "ctl-2", "dealer_id", "U3", "staff_id", "C2-U3",
+          "role", "consultant", "name", "二号", "manager_id", "C-U3", NULL);
     assert_false(s_ok(&a));
     assert_string_equal(s_code(&a), "invalid");
     crm_msg_clear(&a);
     long long before = s_events(f, "dealers");
-    s_req(c, &a, CRM_T_staff_leave, "record_id", "ctl-3", "dealer_id", "U3", "staff_id", "C-U3", NULL);
+    s_req(c, &a, CRM_T_staff_leave, "record_id", "ctl-3", "dealer_id", "U3", "staff_id", "C-U3",
+          NULL);
     s_assert_ok(&a, "staff.leave");
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "dealers"), before + 1);
@@ -615,7 +650,8 @@ static void test_revoked_dealer_cannot_write(void **state)
     fx_t *f = *state;
     zsock_t *d = s_dealer(f, "U3");
     crm_msg_t m, a;
-    char *cid = s_file(f, d, "U3-BEFORE-REVOKE", "吴十", "13544445555", &a); /* it could, until now */
+    char *cid = s_file(f, d, "U3-BEFORE-REVOKE", "吴十", "13544445555",
+                       &a); /* it could, until now */
     crm_msg_clear(&a);
     free(cid);
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "dealer", "revoke", "U3", NULL), 0);
@@ -642,7 +678,6 @@ static void test_revoked_dealer_cannot_write(void **state)
     assert_int_equal(crm_h_int(f->sys.store, "SCARD crm:idx:name:吴十一"), 0);
 }
 
-
 /* A dealer's file never takes another dealer's car or match keys, and a
    file's own findings outlive a lead merging into the customer. */
 static void test_a_file_takes_nothing_from_another_dealers_customer(void **state)
@@ -650,7 +685,8 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     fx_t *f = *state;
     zsock_t *d1 = s_dealer(f, "U1"), *d3 = s_dealer(f, "K1");
     crm_msg_t a;
-    s_req(d1, &a, CRM_T_customer_file, "record_id", "U1-FENG", "name", "冯十二", "mobile", "13612340000", "vin", "LFVAB12C3D4567890", NULL);
+    s_req(d1, &a, CRM_T_customer_file, "record_id", "U1-FENG", "name", "冯十二", "mobile",
+          "13612340000", "vin", "LFVAB12C3D4567890", NULL);
     s_assert_ok(&a, "U1's owner file");
     char *feng = strdup(a.body.dealer_reply.customer_id);
     crm_msg_clear(&a);
@@ -662,7 +698,9 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     /* K1 files its own customer with U1's car and U1's customer's mobile */
     char *mine = s_file(f, d3, "K1-WEI", "卫十三", "13612349999", &a);
     crm_msg_clear(&a);
-    s_req(d3, &a, CRM_T_customer_file, "record_id", "K1-WEI-2", "customer_id", mine, "name", "卫十三", "usual_phone", "13612340000", "mobile", "13612340000", "vin", "LFVAB12C3D4567890", "sale_date", "2026-10-01", NULL);
+    s_req(d3, &a, CRM_T_customer_file, "record_id", "K1-WEI-2", "customer_id", mine, "name",
+          "卫十三", "usual_phone", "13612340000", "mobile", "13612340000", "vin",
+          "LFVAB12C3D4567890", "sale_date", "2026-10-01", NULL);
     s_assert_ok(&a, "K1's file naming U1's car");
     bool other_owner = false, shared = false;
     for (size_t i = 0; i < a.body.dealer_reply.findings.n; i++) {
@@ -679,10 +717,12 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     freeReplyObject(ix);
 
     /* nor deliver it: an order of its own customer, delivered with U1's car */
-    s_req(d3, &a, CRM_T_order_record, "record_id", "K1-O1", "order_id", "K1-SO-1", "action", "placed", "customer_id", mine, "model", "408", "promised_date", "2026-12-30", NULL);
+    s_req(d3, &a, CRM_T_order_record, "record_id", "K1-O1", "order_id", "K1-SO-1", "action",
+          "placed", "customer_id", mine, "model", "408", "promised_date", "2026-12-30", NULL);
     s_assert_ok(&a, "K1's order");
     crm_msg_clear(&a);
-    s_req(d3, &a, CRM_T_delivery_record, "record_id", "K1-D1", "order_id", "K1-SO-1", "action", "delivered", "vin", "LFVAB12C3D4567890", "date", "2026-12-29", NULL);
+    s_req(d3, &a, CRM_T_delivery_record, "record_id", "K1-D1", "order_id", "K1-SO-1", "action",
+          "delivered", "vin", "LFVAB12C3D4567890", "date", "2026-12-29", NULL);
     s_assert_refused(&a, "not_yours", "vin");
     crm_msg_clear(&a);
     s_assert_hash(f, "crm:veh:LFVAB12C3D4567890", "customer_id", feng);
@@ -694,7 +734,8 @@ static void test_a_file_takes_nothing_from_another_dealers_customer(void **state
     zsock_set_linger(in, 0);
     assert_int_equal(zsock_connect(in, "tcp://127.0.0.1:%d", f->sys.intake), 0);
     f->socks[f->nsocks++] = in;
-    s_req(in, &a, CRM_T_lead_submit, "submission_id", "web-feng", "channel", "website", "name", "冯十二", "mobile", "13612340000", "email", "feng@example.com", NULL);
+    s_req(in, &a, CRM_T_lead_submit, "submission_id", "web-feng", "channel", "website", "name",
+          "冯十二", "mobile", "13612340000", "email", "feng@example.com", NULL);
     assert_int_equal(a.type, CRM_T_lead_accepted);
     assert_string_equal(a.body.lead_accepted.customer_id, feng);
     crm_msg_clear(&a);
@@ -715,11 +756,13 @@ static void test_followup_and_order_rules(void **state)
     char key[80];
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
     /* a next activity's content without its time */
-    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F1", "customer_id", cid, "consultant_id", "S2-U2", "result", "answered", "next_content", "再联系", NULL);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F1", "customer_id", cid, "consultant_id",
+          "S2-U2", "result", "answered", "next_content", "再联系", NULL);
     s_assert_refused(&a, "required", "next_at");
     crm_msg_clear(&a);
     /* a grade written in lower case is the grade */
-    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F2", "customer_id", cid, "consultant_id", "S2-U2", "result", "answered", "grade", "b", NULL);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F2", "customer_id", cid, "consultant_id",
+          "S2-U2", "result", "answered", "grade", "b", NULL);
     s_assert_ok(&a, "a follow-up graded b");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "grade", "B");
@@ -728,25 +771,30 @@ static void test_followup_and_order_rules(void **state)
         char rec[32], oid[32];
         snprintf(rec, sizeof rec, "U2-R-O%d", i);
         snprintf(oid, sizeof oid, "R-SO-%d", i);
-        s_req(d, &a, CRM_T_order_record, "record_id", rec, "order_id", oid, "action", "placed", "customer_id", cid, "model", "508", "promised_date", "2027-01-15", NULL);
+        s_req(d, &a, CRM_T_order_record, "record_id", rec, "order_id", oid, "action", "placed",
+              "customer_id", cid, "model", "508", "promised_date", "2027-01-15", NULL);
         s_assert_ok(&a, "order placed");
         crm_msg_clear(&a);
     }
-    s_req(d, &a, CRM_T_order_record, "record_id", "U2-R-C0", "order_id", "R-SO-0", "action", "cancelled", "reason", "客户改订", NULL);
+    s_req(d, &a, CRM_T_order_record, "record_id", "U2-R-C0", "order_id", "R-SO-0", "action",
+          "cancelled", "reason", "客户改订", NULL);
     s_assert_ok(&a, "order cancelled");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "customer");
-    s_req(d, &a, CRM_T_order_record, "record_id", "U2-R-C1", "order_id", "R-SO-1", "action", "cancelled", NULL);
+    s_req(d, &a, CRM_T_order_record, "record_id", "U2-R-C1", "order_id", "R-SO-1", "action",
+          "cancelled", NULL);
     s_assert_ok(&a, "the last order cancelled");
     crm_msg_clear(&a);
     s_assert_hash(f, key, "stage", "prospect");
     /* a consultant who left does no more follow-ups */
     zsock_t *c = s_control(f);
-    s_req(c, &a, CRM_T_staff_leave, "record_id", "U2-R-LEAVE", "dealer_id", "U2", "staff_id", "S2-U2", NULL);
+    s_req(c, &a, CRM_T_staff_leave, "record_id", "U2-R-LEAVE", "dealer_id", "U2", "staff_id",
+          "S2-U2", NULL);
     s_assert_ok(&a, "staff.leave");
     assert_int_equal(a.body.dealer_reply.count, 1); /* 何 is theirs */
     crm_msg_clear(&a);
-    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F3", "customer_id", cid, "consultant_id", "S2-U2", "result", "answered", NULL);
+    s_req(d, &a, CRM_T_followup_record, "record_id", "U2-R-F3", "customer_id", cid, "consultant_id",
+          "S2-U2", "result", "answered", NULL);
     s_assert_refused(&a, "closed", "consultant_id");
     crm_msg_clear(&a);
     free(cid);
@@ -763,7 +811,8 @@ static void test_the_same_record_on_both_endpoints_is_one(void **state)
     char *cid = s_file(f, d, "U2-BOTH", "郑十一", "13555556666", &a);
     crm_msg_clear(&a);
     long long before = s_events(f, "customer");
-    s_req(c, &a, CRM_T_customer_file, "record_id", "U2-BOTH", "dealer_id", "U2", "name", "郑十一", "mobile", "13555556666", "email", "zheng@example.com", NULL);
+    s_req(c, &a, CRM_T_customer_file, "record_id", "U2-BOTH", "dealer_id", "U2", "name", "郑十一",
+          "mobile", "13555556666", "email", "zheng@example.com", NULL);
     s_assert_ok(&a, "the same record on the control endpoint");
     assert_int_equal(a.type, CRM_T_dealer_reply); /* the first answer, as the gateway gave it */
     assert_string_equal(a.body.dealer_reply.customer_id, cid);
@@ -773,7 +822,8 @@ static void test_the_same_record_on_both_endpoints_is_one(void **state)
     snprintf(key, sizeof key, CRM_KEY_CUST_FMT, cid);
     assert_null(s_hget(f, key, "email"));
     /* another dealer's record of the same id is its own */
-    s_req(c, &a, CRM_T_customer_file, "record_id", "U2-BOTH", "dealer_id", "U1", "name", "另一位", NULL);
+    s_req(c, &a, CRM_T_customer_file, "record_id", "U2-BOTH", "dealer_id", "U1", "name", "另一位",
+          NULL);
     s_assert_ok(&a, "another dealer's record of the same id");
     assert_int_equal(a.type, CRM_T_dealer_reply);
     assert_string_not_equal(a.body.dealer_reply.customer_id, cid);
@@ -816,7 +866,7 @@ static void test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing(void **s
     long long before = s_events(f, "followup");
     void **frames = calloc(S_FLOOD, sizeof *frames);
     size_t *lens = calloc(S_FLOOD, sizeof *lens);
-    char (*ids)[CRM_ID_MAX] = calloc(S_FLOOD, sizeof *ids);
+    char(*ids)[CRM_ID_MAX] = calloc(S_FLOOD, sizeof *ids);
     assert_true(frames && lens && ids);
     for (int i = 0; i < S_FLOOD; i++) {
         crm_msg_t m;
@@ -837,7 +887,8 @@ static void test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing(void **s
         lens[i] = buf.size;
     }
     int ok = 0;
-    int answered = crm_h_send_all(d, frames, lens, ids, S_FLOOD, 200, 2000, 30000, s_kill_once, f, &ok);
+    int answered = crm_h_send_all(d, frames, lens, ids, S_FLOOD, 200, 2000, 30000, s_kill_once, f,
+                                  &ok);
     assert_int_equal(answered, S_FLOOD);
     assert_int_equal(ok, S_FLOOD);
     assert_int_equal(s_events(f, "followup"), before + S_FLOOD);
@@ -850,7 +901,8 @@ static void test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing(void **s
     zhashx_t *seen = zhashx_new();
     assert_non_null(seen);
     for (int i = 0; i < S_FLOOD_CUSTOMERS; i++) {
-        redisReply *r = crm_store_cmd(f->sys.store, "XRANGE " CRM_KEY_CUST_FMT ":followups - +", cids[i]);
+        redisReply *r = crm_store_cmd(f->sys.store, "XRANGE " CRM_KEY_CUST_FMT ":followups - +",
+                                      cids[i]);
         assert_non_null(r);
         for (size_t k = 0; k < r->elements; k++) {
             const char *rid = crm_reply_field(r->element[k]->element[1], "record_id");
@@ -871,17 +923,24 @@ static void test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing(void **s
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_customer_file_is_kept_with_its_findings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lead_and_dealer_file_are_one_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_customer_file_is_kept_with_its_findings, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lead_and_dealer_file_are_one_customer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_dealer_work_becomes_events_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_another_dealers_customer_is_not_yours, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lost_prospect_waits_and_is_reactivated_elsewhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_another_dealers_customer_is_not_yours, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_lost_prospect_waits_and_is_reactivated_elsewhere,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_endpoint_acts_for_a_dealer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_followup_and_order_rules, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_the_same_record_on_both_endpoints_is_one, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_file_takes_nothing_from_another_dealers_customer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_same_record_on_both_endpoints_is_one, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_file_takes_nothing_from_another_dealers_customer,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_dealer_cannot_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dispatcher_killed_mid_uplink_loses_and_doubles_nothing,
+                                        setup, teardown),
     };
     const char *only = getenv("CRM_TEST_ONLY");
     if (only && *only)
