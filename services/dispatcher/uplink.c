@@ -444,7 +444,49 @@ static crm_handled_t s_manager(s_up_t *u, const char *sid, const char *mid)
         return CRM_APPLIED;
     if (!strcmp(mid, sid))
         return crm_req_fail(u->req, "manager_id", "invalid", "a person cannot be their own manager");
-    return s_staff(u, "manager_id", mid, S_MANAGER | S_DIRECTOR, NULL);
+    crm_handled_t rc = s_staff(u, "manager_id", mid, S_MANAGER | S_DIRECTOR, NULL);
+    /* up the chain from the new manager: never back to the person */
+    char at[CRM_ID_NAME_MAX + 1];
+    snprintf(at, sizeof at, "%s", mid);
+    for (int depth = 0; rc == CRM_APPLIED && depth < 64; depth++) {
+        redisReply *r = crm_store_cmd(u->store, "HGET crm:dealer:%s:staff:%s manager_id", u->dealer, at);
+        if (!r)
+            return crm_service_failed(u->svc);
+        bool up = r->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, r->str);
+        if (up && !strcmp(r->str, sid))
+            rc = crm_req_fail(u->req, "manager_id", "invalid", "%s reports to %s already (a circle)", mid, sid);
+        if (up)
+            snprintf(at, sizeof at, "%s", r->str);
+        freeReplyObject(r);
+        if (!up)
+            break;
+    }
+    return rc;
+}
+
+/* Whether anyone active reports to `sid` (a manager becoming a
+   consultant must hand them over first): 1, 0, or -1 (store). */
+static int s_has_reports(s_up_t *u, const char *sid)
+{
+    redisReply *ids = crm_store_cmd(u->store, "SMEMBERS crm:dealer:%s:staff", u->dealer);
+    if (!ids)
+        return -1;
+    crm_tx_t *t = crm_tx_new("dispatcher", 0);
+    int found = t ? 0 : -1;
+    for (size_t i = 0; t && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++)
+        crm_tx_cmd(t, "HMGET crm:dealer:%s:staff:%s manager_id state", u->dealer, ids->element[i]->str);
+    if (t && crm_tx_size(t) && crm_store_pipeline(u->store, t) != 0)
+        found = -1;
+    for (size_t i = 0; found == 0 && t && i < crm_tx_size(t); i++) {
+        const redisReply *r = crm_tx_result(t, (int) i);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+            !strcmp(r->element[0]->str, sid) &&
+            !(r->element[1]->type == REDIS_REPLY_STRING && !strcmp(r->element[1]->str, "left")))
+            found = 1;
+    }
+    crm_tx_destroy(&t);
+    freeReplyObject(ids);
+    return found;
 }
 
 static crm_handled_t s_on_staff_add(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
@@ -512,6 +554,15 @@ static crm_handled_t s_on_staff_update(crm_service_t *svc, crm_req_t *req, crm_t
         rc = CRM_REFUSE;
     else
         rc = s_manager(&u, b->staff_id, b->manager_id);
+    if (rc == CRM_APPLIED && b->role && !strcmp(b->role, "consultant") &&
+        strcmp(crm_reply_field_or(h, "role", "consultant"), "consultant")) {
+        int has = s_has_reports(&u, b->staff_id);
+        if (has < 0)
+            rc = crm_service_failed(svc);
+        else if (has)
+            rc = crm_req_fail(req, "role", "invalid",
+                              "%s still manages staff; give them another manager first", b->staff_id);
+    }
     if (rc == CRM_APPLIED) {
         crm_msg_t ev;
         crm_msg_init(&ev, CRM_T_staff_updated);

@@ -641,6 +641,23 @@ static void test_control_endpoint_acts_for_a_dealer(void **state)
     crm_msg_clear(&a);
     assert_int_equal(s_events(f, "dealers"), before + 1);
     s_assert_hash(f, "crm:dealer:U3:staff:C-U3", "state", "left");
+
+    /* the reporting lines stay a tree of managers over consultants */
+    s_staff(f, "U3", "MA-U3", "manager", NULL);
+    s_staff(f, "U3", "MB-U3", "manager", "MA-U3");
+    s_staff(f, "U3", "CB-U3", "consultant", "MB-U3");
+    s_req(c, &a, CRM_T_staff_update, "record_id", "ctl-4", "dealer_id", "U3", "staff_id", "MA-U3",
+          "manager_id", "MB-U3", NULL);
+    assert_false(s_ok(&a));
+    assert_string_equal(s_code(&a), "invalid"); /* MB-U3 reports to MA-U3: a circle */
+    crm_msg_clear(&a);
+    s_req(c, &a, CRM_T_staff_update, "record_id", "ctl-5", "dealer_id", "U3", "staff_id", "MB-U3",
+          "role", "consultant", NULL);
+    assert_false(s_ok(&a));
+    assert_string_equal(s_code(&a), "invalid"); /* CB-U3 reports to MB-U3 */
+    crm_msg_clear(&a);
+    s_assert_hash(f, "crm:dealer:U3:staff:MB-U3", "role", "manager");
+    s_assert_hash(f, "crm:dealer:U3:staff:MA-U3", "manager_id", "");
 }
 
 /* A revoked dealer cannot write: not on the connection it had open, not on
