@@ -1347,7 +1347,13 @@ static int setup_c(void **state)
 }
 
 /* How many events of `type` the stream `stream` holds (crm:{stream}:events). */
-static int s_events(fx_t *f, const char *stream, const char *type)
+/* Events of `type` on `stream` (those whose JSON holds `needle`, when
+   not NULL). */
+static int s_events_with(fx_t *f, const char *stream, const char *type, const char *needle);
+
+static int s_events(fx_t *f, const char *stream, const char *type) { return s_events_with(f, stream, type, NULL); }
+
+static int s_events_with(fx_t *f, const char *stream, const char *type, const char *needle)
 {
     redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events - +", stream);
     assert_non_null(r);
@@ -1363,8 +1369,10 @@ static int s_events(fx_t *f, const char *stream, const char *type)
             crm_msg_t m;
             crm_err_t err;
             if (crm_msg_decode(kv->element[j + 1]->str, kv->element[j + 1]->len, &m, &err) == 0) {
-                if (!strcmp(crm_type_name(m.type), type))
+                char *json = needle ? crm_msg_to_json(&m) : NULL;
+                if (!strcmp(crm_type_name(m.type), type) && (!needle || (json && strstr(json, needle))))
                     n++;
+                free(json);
                 crm_msg_clear(&m);
             }
         }
@@ -1477,6 +1485,12 @@ static void test_uplink_records_become_their_events_and_a_resend_changes_nothing
     s_file(f, "followup.jsonl", text, files[2], sizeof files[2]);
     s_upsend(f, 0, kinds[2], files[2], outs[2], 0);
     assert_int_equal(s_events(f, "followup", "followup.recorded"), 1);
+    /* every field as sent: the client dropped none */
+    char want[96];
+    snprintf(want, sizeof want, "\"next_at\":%lld", NOW + 86400000LL);
+    assert_int_equal(s_events_with(f, "followup", "followup.recorded", want), 1);
+    assert_int_equal(s_events_with(f, "followup", "followup.recorded", "\"next_content\":\"报价\""), 1);
+    assert_int_equal(s_events_with(f, "followup", "followup.recorded", "\"feedback\":\"价格偏高\""), 1);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 1);
 
     /* an order, its delay, its delivery, a work order on the car */
@@ -1494,8 +1508,9 @@ static void test_uplink_records_become_their_events_and_a_resend_changes_nothing
            "\"date\":\"2026-11-20\"}\n",
            files[4], sizeof files[4]);
     s_upsend(f, 0, kinds[4], files[4], outs[4], 0);
-    assert_int_equal(s_events(f, "order", "delivery.delayed"), 1);
-    assert_int_equal(s_events(f, "order", "vehicle.delivered"), 1);
+    assert_int_equal(s_events_with(f, "order", "delivery.delayed", "\"promised_date\":\"2026-11-30\""), 1);
+    assert_int_equal(s_events_with(f, "order", "vehicle.delivered", "\"vin\":\"LSVAU2186N2183292\""), 1);
+    assert_int_equal(s_events_with(f, "order", "vehicle.delivered", "\"date\":\"2026-11-20\""), 1);
     assert_string_equal(s_hget(f, s_order_key("D1", "O1"), "state"), "delivered");
     snprintf(text, sizeof text,
              "{\"record_id\":\"svc-1\",\"work_order\":\"W1\",\"customer_id\":\"%s\",\"vin\":\"LSVAU2186N2183292\","
@@ -1503,7 +1518,8 @@ static void test_uplink_records_become_their_events_and_a_resend_changes_nothing
              c);
     s_file(f, "service.json", text, files[5], sizeof files[5]);
     s_upsend(f, 0, kinds[5], files[5], outs[5], 0);
-    assert_int_equal(s_events(f, "service", "service.recorded"), 1);
+    assert_int_equal(s_events_with(f, "service", "service.recorded", "\"amount_fen\":35000"), 1);
+    assert_int_equal(s_events_with(f, "service", "service.recorded", "\"mileage\":5000"), 1);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:service", c), 1);
 
     /* every file again: the first answers, and not one event more */
