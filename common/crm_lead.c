@@ -69,17 +69,6 @@ void crm_issue_format(const crm_issue_t *issue, char *out, size_t size)
     snprintf(out, size, "%s|%s|%s", issue->field, issue->code, issue->message);
 }
 
-bool crm_dealer_id_valid(const char *id)
-{
-    if (!id || !*id || strlen(id) > CRM_DEALER_ID_MAX)
-        return false;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-'))
-            return false;
-    return true;
-}
-
 void crm_format_cst(int64_t ms, char *out, size_t size)
 {
     time_t t = (time_t) ((ms + CRM_CST_OFFSET_MS) / 1000);

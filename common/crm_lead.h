@@ -89,10 +89,6 @@ bool crm_lead_is_record_field(const char *field);
    stored record's fields; used by crm_lead_check and by the auditor. */
 void crm_record_audit(const crm_fields_t *fields, crm_issues_t *issues);
 
-/* A dealer id becomes part of topics, Redis keys and file names:
-   1..CRM_DEALER_ID_MAX of [A-Za-z0-9_-]. */
-#define CRM_DEALER_ID_MAX 32
-bool crm_dealer_id_valid(const char *id);
 
 /* "2026-12-05 10:00 CST" for messages to people. */
 void crm_format_cst(int64_t ms, char *out, size_t size);
