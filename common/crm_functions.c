@@ -13,6 +13,10 @@
  *  events, all in one step: two instances can never fire a timer twice, and
  *  a crash between claim and append cannot happen.
  *
+ *  crm_fire does the same for compact timers (a timer is only its id in a
+ *  sorted set scored by its due time): up to a limit of them, removed and
+ *  listed in one timers.fired event.
+ *
  *  Inside MULTI/EXEC the append runs as EVAL of crm_append_lua, not as a
  *  library function: a command of an EXEC that fails does not undo the
  *  others, so a transaction must not depend on a library that FUNCTION
@@ -76,4 +80,33 @@ const char crm_functions_lua[] =
     "    end\n"
     "  end\n"
     "  return out\n"
+    "end)\n"
+    /* crm_fire (keys: due set, events, seq; args: now, limit, maxlen, the
+       timers.fired envelope whose last byte is its empty timers array, the
+       seq offset): the due timers, oldest first, removed and appended as one
+       event listing "<due> <id>" for each, in one step. */
+    "local function mpstr(s)\n"
+    "  local l = #s\n"
+    "  if l < 32 then return string.char(160 + l) .. s end\n"
+    "  if l < 256 then return string.char(217, l) .. s end\n"
+    "  return string.char(218, math.floor(l / 256), l % 256) .. s\n"
+    "end\n"
+    "redis.register_function('crm_fire', function(keys, args)\n"
+    "  local got = redis.call('ZRANGE', keys[1], '-inf', args[1], 'BYSCORE', 'LIMIT', 0, "
+    "tonumber(args[2]), 'WITHSCORES')\n"
+    "  local n = #got / 2\n"
+    "  if n == 0 then return {0} end\n"
+    "  local ids, parts = {}, {}\n"
+    "  for i = 1, #got, 2 do\n"
+    "    ids[#ids + 1] = got[i]\n"
+    "    parts[#parts + 1] = mpstr(got[i + 1] .. ' ' .. got[i])\n"
+    "  end\n"
+    "  for i = 1, #ids, 500 do\n"
+    "    redis.call('ZREM', keys[1], unpack(ids, i, math.min(i + 499, #ids)))\n"
+    "  end\n"
+    "  local head = string.sub(args[4], 1, #args[4] - 1)\n"
+    "  local count = n < 16 and string.char(144 + n) or string.char(220, math.floor(n / 256), n % 256)\n"
+    "  local seq, frame = append(keys[2], keys[3], head .. count .. table.concat(parts), "
+    "tonumber(args[5]), args[3])\n"
+    "  return {n, seq, frame}\n"
     "end)\n";

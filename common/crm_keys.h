@@ -16,6 +16,8 @@
  *                          kept CRM_ANSWER_TTL_DAYS (7), lead submissions
  *                          CRM_SUBMISSION_TTL_DAYS (90)
  *  crm:timers:<set>        sorted set; timer id scored by due time (ms)
+ *  crm:due:<set>           sorted set; a compact timer: its id ("o:K12") scored by its due
+ *                          time (ms); fired as timers.fired on stream "timer" (crm_store_fire_due)
  *  crm:timers:<set>:frame  hash; timer id -> envelope to emit when due
  *  crm:timers:<set>:meta   hash; timer id -> "<stream> <seq offset>"
  *
@@ -91,6 +93,32 @@
  *  crm:dealer:<D>:lost_pending, crm:dealer:<D>:lost  sets; lost prospects waiting, approved
  *  (the answer first given to an uplink record: crm:ans:dispatcher:<digest>, kept
  *  uplink-keep-days, 90 by default)
+ *  Scheduler (crm-scheduler: plans, tasks, timers, reports):
+ *  crm:plan:{<C>}          hash; a prospect's plan: dealer_id, consultant_id, grade,
+ *                          expected_purchase_date, last_contact_ms, last_effective_ms, task (the open
+ *                          follow-up task), stage (prospect | ordered | lost), released (1),
+ *                          released_ms, updated_ms
+ *  crm:cust:{<C>}:tasks    set; every task of the customer, open or closed
+ *  crm:task:<K>            hash; task_id, customer_id, dealer_id, consultant_id, kind, source,
+ *                          content, due_ms, day (YYYY-MM-DD, China), state (open | overdue | done |
+ *                          replaced | postponed | cancelled), created_ms, closed_ms, followup_id,
+ *                          replaces, warned_ms, overdue_ms
+ *  crm:ids:task            counter for task ids (K<n>)
+ *  crm:tasks:open:<D>      sorted set; the dealer's open tasks by due time (ms)
+ *  crm:tasks:open:<D>:<S>  sorted set; a consultant's open tasks ("-": the dealer's, no one yet)
+ *  crm:due:followup        the scheduler's timers: "w:<K>" warning, "o:<K>" overdue,
+ *                          "x:<C>" expected date passes, "r:<C>" release after no effective
+ *                          follow-up
+ *  crm:report:<YYYY-MM-DD>:<D>  hash; daily counters "<S>|<what>": due, done, done_late, overdue,
+ *                          expired, missing_plan, released, flagged
+ *  crm:report:<YYYY-MM-DD> set; dealers with counters that day
+ *  crm:violations:<YYYY-MM>  stream; the facts behind the sanctions: code (overdue, expired,
+ *                          missing_plan, under_frequency, pushed_out), dealer_id, consultant_id,
+ *                          manager_id, customer_id, records, at, day
+ *  crm:metrics:scheduler   hash; timers_fired, timers_late (fired after every scheduler was down),
+ *                          late_max_ms
+ *  crm:calendar            hash; text (the working-day calendar loaded with crmctl calendar load),
+ *                          source, loaded_ms; absent: the built-in table
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H
@@ -104,6 +132,17 @@
 #define CRM_KEY_REJECTS_STATE "crm:rejects:state"
 #define CRM_KEY_ANSWER_FMT "crm:ans:%s:%s"
 #define CRM_KEY_TIMERS_FMT "crm:timers:%s"
+#define CRM_KEY_DUE_FMT "crm:due:%s"
+#define CRM_KEY_PLAN_FMT "crm:plan:{%s}"
+#define CRM_KEY_TASK_FMT "crm:task:%s"
+#define CRM_KEY_TASKS_OPEN_FMT "crm:tasks:open:%s"
+#define CRM_KEY_TASKS_MINE_FMT "crm:tasks:open:%s:%s"
+#define CRM_KEY_CUST_TASKS_FMT "crm:cust:{%s}:tasks"
+#define CRM_KEY_REPORT_FMT "crm:report:%s:%s"
+#define CRM_KEY_REPORT_DEALERS_FMT "crm:report:%s"
+#define CRM_KEY_VIOLATIONS_FMT "crm:violations:%s"
+#define CRM_KEY_CALENDAR "crm:calendar"
+#define CRM_KEY_SCHED_METRICS "crm:metrics:scheduler"
 #define CRM_REJECTS_MAXLEN "100000"
 #define CRM_KEY_QUARANTINE "crm:quarantine"
 #define CRM_KEY_QUARANTINE_FMT "crm:quarantine:%s"
@@ -121,7 +160,7 @@
 #define CRM_KEY_TDS "crm:tds"
 
 /* The event streams, for heartbeats and `crmctl`. */
-#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(dealers) S(ops)
+#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(dealers) S(ops) S(task) S(timer)
 
 /* The five services, in start order, with their default publish and control ports. */
 #define CRM_SERVICES(S)                                                                           \

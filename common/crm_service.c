@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct {
     uint64_t applied, skipped, duplicates, gaps, refused, frames_bad, published, dropped, poisoned;
+    uint64_t fired, conflicts;
 } s_stats_t;
 
 struct crm_service_t {
@@ -61,6 +62,7 @@ struct crm_service_t {
     size_t nendpoints;
     int64_t answer_ttl_ms;
     int64_t retry_max, retry_max_ms;
+    int64_t fire_batch, fire_budget_ms;
     char why[300]; /* a handler's reason for its last refusal or retry */
     bool on_start_called;
     crm_publish_hook_fn hook;
@@ -439,6 +441,29 @@ static int s_set_aside(crm_service_t *svc, s_stream_t *st, const crm_msg_t *msg,
     return 0;
 }
 
+/* For a shared consumer: WATCHes the cursors and reads this stream's.
+   1 when another instance applied `seq` already (the cursor moves there),
+   0 when it is ours to apply, -1 when Redis could not say. */
+static int s_shared_seen(crm_service_t *svc, s_stream_t *st, uint64_t seq)
+{
+    redisReply *w = crm_store_cmd(svc->store, "WATCH %s", svc->cursor_key);
+    redisReply *c = w ? crm_store_cmd(svc->store, "HGET %s %s", svc->cursor_key, st->name) : NULL;
+    freeReplyObject(w);
+    if (!c) {
+        crm_store_unwatch(svc->store);
+        st->stale = true;
+        return -1;
+    }
+    uint64_t there = c->type == REDIS_REPLY_STRING ? strtoull(c->str, NULL, 10) : 0;
+    freeReplyObject(c);
+    if (there < seq)
+        return 0;
+    crm_store_unwatch(svc->store);
+    st->cursor = st->flushed = there;
+    svc->stats.duplicates++;
+    return 1;
+}
+
 /* Applies one in-order message (seq == cursor + 1). 0 when the cursor
    moved, -1 when it must be retried later (the stream is marked stale). */
 static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const void *frame,
@@ -467,7 +492,16 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         return rc;
     }
     svc->why[0] = 0;
-    if (h->batch && msg->seq > st->single_upto) {
+    if (svc->def->shared_consumer) {
+        /* Another instance may have applied it: ask Redis, under WATCH, so
+           that whichever commits second finds the cursor moved. */
+        int seen = s_flush_batch(svc) == 0 ? s_shared_seen(svc, st, msg->seq) : -1;
+        if (seen != 0) {
+            crm_log_context(NULL);
+            return seen > 0 ? 0 : -1;
+        }
+    }
+    if (h->batch && msg->seq > st->single_upto && !svc->def->shared_consumer) {
         /* Write-only handlers share one transaction per batch. */
         if (svc->batch_stream && (svc->batch_stream != st || svc->batch_n >= 512) &&
             s_flush_batch(svc) != 0) {
@@ -535,7 +569,17 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         return k;
     }
     int cursor_cmd = crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
-    if (crm_service_commit(svc, tx) != 0) {
+    int committed = crm_service_commit(svc, tx);
+    if (committed == CRM_TX_CONFLICT) {
+        /* Another instance moved a cursor (shared consumer) or a key the
+           handler watched changed: nothing was applied; ask again. */
+        svc->stats.conflicts++;
+        crm_tx_reset(tx);
+        s_commit_failed(st);
+        crm_log_context(NULL);
+        return -1;
+    }
+    if (committed != 0) {
         if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED) {
             /* Redis refused a command of it: no retry can mend that. When
                the rest was applied, what was left out is kept with the
@@ -787,13 +831,14 @@ static void s_write_status(crm_service_t *svc, const char *state)
         svc->store,
         "HSET %s state %s pid %d version %s pub %s consumer %s started_ms %lld seen_ms %lld "
         "applied %llu skipped %llu duplicates %llu gaps %llu refused %llu frames_bad %llu "
-        "published %llu poisoned %llu control %s",
+        "published %llu poisoned %llu fired %llu conflicts %llu control %s",
         key, state, (int) getpid(), CRM_VERSION, crm_opt(svc->opts, "pub"), svc->consumer,
         (long long) svc->started_ms, (long long) crm_now_ms(),
         (unsigned long long) svc->stats.applied, (unsigned long long) svc->stats.skipped,
         (unsigned long long) svc->stats.duplicates, (unsigned long long) svc->stats.gaps,
         (unsigned long long) svc->stats.refused, (unsigned long long) svc->stats.frames_bad,
         (unsigned long long) svc->stats.published, (unsigned long long) svc->stats.poisoned,
+        (unsigned long long) svc->stats.fired, (unsigned long long) svc->stats.conflicts,
         crm_opt(svc->opts, "control") ? crm_opt(svc->opts, "control") : "none");
     freeReplyObject(r);
     if (r && strcmp(state, "running") == 0) {
@@ -877,6 +922,40 @@ static int s_on_timers(zloop_t *loop, int timer_id, void *arg)
                 crm_service_publish(svc, tx);
             }
         } while (n == S_TIMER_CLAIM && ++rounds < S_TIMER_ROUNDS);
+    }
+    return 0;
+}
+
+/* Compact timers: claimed and listed in timers.fired events, in rounds of
+   fire-batch while they come full, for at most fire-budget-ms per turn
+   (every 100 ms), so a backlog never holds the loop; the events are then
+   applied at once from Redis (this service's own stream). */
+static int s_on_due(zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    crm_service_t *svc = arg;
+    int64_t until = crm_mono_ms() + svc->fire_budget_ms;
+    for (const char *const *set = svc->def->due_sets; set && *set; set++) {
+        int n;
+        do {
+            crm_tx_t *tx = crm_service_tx(svc);
+            n = crm_store_fire_due(svc->store, *set, crm_now_ms(), (int) svc->fire_batch, svc->maxlen,
+                                   svc->def->name, tx);
+            if (n > 0) {
+                svc->stats.fired += (uint64_t) n;
+                crm_debug("timers.fired", "set=%s count=%d", *set, n);
+                crm_service_publish(svc, tx);
+            }
+        } while (n == svc->fire_batch && crm_mono_ms() < until);
+    }
+    s_stream_t *st = s_stream(svc, "timer");
+    if (st && !st->reload && s_flush_batch(svc) == 0) {
+        redisReply *r = crm_store_cmd(svc->store, "GET " CRM_KEY_SEQ_FMT, "timer");
+        uint64_t latest = r && r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+        freeReplyObject(r);
+        if (latest > st->cursor)
+            st->stale = s_catch_up(svc, st, latest, 200) != 0;
     }
     return 0;
 }
@@ -1066,7 +1145,9 @@ static int s_start(crm_service_t *svc)
         crm_opt_i64(svc->opts, "redis-wait-ms", 0, 3600000, &wait_ms) != 0 ||
         crm_opt_i64(svc->opts, "answer-ttl-days", 1, 3650, &svc->answer_ttl_ms) != 0 ||
         crm_opt_i64(svc->opts, "retry-max", 1, 1000000, &svc->retry_max) != 0 ||
-        crm_opt_i64(svc->opts, "retry-max-ms", 1000, 86400000LL * 30, &svc->retry_max_ms) != 0)
+        crm_opt_i64(svc->opts, "retry-max-ms", 1000, 86400000LL * 30, &svc->retry_max_ms) != 0 ||
+        crm_opt_i64(svc->opts, "fire-batch", 1, CRM_STRS_MAX, &svc->fire_batch) != 0 ||
+        crm_opt_i64(svc->opts, "fire-budget-ms", 1, 10000, &svc->fire_budget_ms) != 0)
         return 2;
     svc->answer_ttl_ms *= 86400000LL;
     const char *consumer = crm_opt(svc->opts, "consumer");
@@ -1168,6 +1249,8 @@ static int s_start(crm_service_t *svc)
     zloop_timer(svc->loop, 1000, 0, s_on_second, svc);
     if (def->timer_sets)
         zloop_timer(svc->loop, 100, 0, s_on_timers, svc);
+    if (def->due_sets)
+        zloop_timer(svc->loop, 100, 0, s_on_due, svc);
     int nticks = 0;
     while (def->ticks && def->ticks[nticks].name)
         nticks++;
@@ -1217,7 +1300,10 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
         {"retry-max", "CRM_RETRY_MAX", "10",
          "A message still failing after this many tries while Redis answers is set aside in crm:rejects",
          NULL},
-        {"retry-max-ms", "CRM_RETRY_MAX_MS", "300000", "... or after this long", NULL}};
+        {"retry-max-ms", "CRM_RETRY_MAX_MS", "300000", "... or after this long", NULL},
+        {"fire-batch", "CRM_FIRE_BATCH", "1000", "Due timers claimed per timers.fired event (1-1024)", NULL},
+        {"fire-budget-ms", "CRM_FIRE_BUDGET_MS", "50",
+         "How long each 100 ms turn may spend claiming due timers", NULL}};
     int ncommon = (int) (sizeof common / sizeof common[0]);
     int nown = s_count(def->opts);
     crm_opt_t *opts = calloc((size_t) (ncommon + nown + 1), sizeof *opts);

@@ -194,6 +194,13 @@ typedef struct {
     const crm_handler_t *handlers; /* ends with {NULL, NULL}; may be NULL */
     const crm_tick_t *ticks;       /* ends with {NULL, 0, NULL}; may be NULL */
     const char *const *timer_sets; /* durable timer sets this service fires; NULL-terminated */
+    /* compact timer sets (crm_tx_due) this service fires as timers.fired on
+       stream "timer" (its handler applies them); NULL-terminated */
+    const char *const *due_sets;
+    /* Several instances may run with one consumer name: each message is
+       applied by exactly one of them (the cursor is read and committed
+       under WATCH; batching is off). */
+    bool shared_consumer;
     const crm_opt_t *opts;         /* the service's own options, CRM_OPT_END-terminated */
     const crm_request_t *requests; /* served on the control endpoint (with reject.retry); may be NULL */
     const char *control_default;   /* default control endpoint */

@@ -680,6 +680,16 @@ int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const 
     return rc;
 }
 
+int crm_tx_due(crm_tx_t *self, const char *set, const char *id, int64_t due_ms)
+{
+    return crm_tx_cmd(self, "ZADD " CRM_KEY_DUE_FMT " %lld %s", set, (long long) due_ms, id);
+}
+
+int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id)
+{
+    return crm_tx_cmd(self, "ZREM " CRM_KEY_DUE_FMT " %s", set, id);
+}
+
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
 {
     self->last = CRM_STORE_OK;
@@ -889,6 +899,65 @@ int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, i
             if (k >= 0) {
                 out->emits[k].seq = (uint64_t) e->element[1]->integer;
                 n++;
+            }
+        }
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+int crm_store_fire_due(crm_store_t *self, const char *set, int64_t now_ms, int limit,
+                       long long maxlen, const char *producer, crm_tx_t *out)
+{
+    /* The event around the list, made by the generated encoder: the list
+       is its last field, so its empty array is the frame's last byte and
+       crm_fire puts the timers there. */
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_timers_fired);
+    crm_new_id(m.id, sizeof m.id);
+    m.ts = now_ms;
+    snprintf(m.producer, sizeof m.producer, "%s", producer);
+    CRM_SET_STR(&m, timers_fired, set, set);
+    CRM_SET_I64(&m, timers_fired, now, now_ms);
+    m.body.timers_fired.has.timers = true;
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    size_t off = 0;
+    int rc = crm_msg_encode(&m, &buf, &off);
+    crm_msg_clear(&m);
+    if (rc != 0 || buf.size == 0 || (unsigned char) buf.data[buf.size - 1] != 0x90) {
+        msgpack_sbuffer_destroy(&buf);
+        snprintf(self->err, sizeof self->err, "timers.fired does not encode with its list last");
+        self->last = CRM_STORE_REFUSED;
+        return -1;
+    }
+    char key[160], offs[24];
+    snprintf(key, sizeof key, CRM_KEY_DUE_FMT, set);
+    snprintf(offs, sizeof offs, "%zu", off);
+    char now[24], lim[24], ml[24];
+    snprintf(now, sizeof now, "%lld", (long long) now_ms);
+    snprintf(lim, sizeof lim, "%d", limit > 0 && limit <= CRM_STRS_MAX ? limit : CRM_STRS_MAX);
+    snprintf(ml, sizeof ml, "%lld", maxlen > 0 ? maxlen : 1000000);
+    const char *argv[] = {"FCALL", "crm_fire", "3", key, "crm:{timer}:events", "crm:{timer}:seq",
+                          now, lim, ml, buf.data, offs};
+    size_t lens[11];
+    for (int i = 0; i < 11; i++)
+        lens[i] = strlen(argv[i]);
+    lens[9] = buf.size;
+    redisReply *r = crm_store_cmdargv(self, 11, argv, lens);
+    msgpack_sbuffer_destroy(&buf);
+    if (!r)
+        return -1;
+    int n = 0;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+        r->element[1]->type == REDIS_REPLY_INTEGER && r->element[2]->type == REDIS_REPLY_STRING) {
+        char *frame = malloc(r->element[2]->len ? r->element[2]->len : 1);
+        if (frame) {
+            memcpy(frame, r->element[2]->str, r->element[2]->len);
+            int k = s_add_emit(out, "timer", frame, r->element[2]->len, 0, -1);
+            if (k >= 0) {
+                out->emits[k].seq = (uint64_t) r->element[1]->integer;
+                n = (int) r->element[0]->integer;
             }
         }
     }

@@ -86,6 +86,13 @@ int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t 
 int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
 /* The same for `n` timers in three commands. */
 int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const *timer_ids, size_t n);
+/* Compact durable timers: a timer is only its id (at most CRM_DUE_ID_MAX
+   bytes, e.g. "o:K12"), scored by its due time in crm:due:<set>; what to
+   do when it falls due is decided then, from the id and the state it names.
+   crm_store_fire_due claims them. Re-scheduling an id moves it. */
+#define CRM_DUE_ID_MAX 64
+int crm_tx_due(crm_tx_t *self, const char *set, const char *id, int64_t due_ms);
+int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id);
 /* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;
    CRM_TX_CONFLICT when a key WATCHed before (crm_store_cmd "WATCH ...")
    changed, so nothing was applied and the caller may redo its reads; -1
@@ -131,6 +138,14 @@ const crm_emit_t *crm_tx_emit_at(const crm_tx_t *self, size_t i);
    or -1. */
 int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, int limit,
                            long long maxlen, crm_tx_t *out);
+
+/* Claims up to `limit` timers of due set `set` due at `now_ms` (oldest
+   first): removes them and appends one timers.fired event listing them to
+   stream "timer", in one step, so two instances never fire a timer twice
+   and a crash cannot lose one. Returns how many (the event in `out`, which
+   the caller publishes and resets), or -1. */
+int crm_store_fire_due(crm_store_t *self, const char *set, int64_t now_ms, int limit,
+                       long long maxlen, const char *producer, crm_tx_t *out);
 
 /* The value of `name` in a field/value array reply (HGETALL, a stream
    entry's fields), or NULL. The pointer lives as long as the reply. */

@@ -1,32 +1,116 @@
 /*  crm-scheduler: follow-up rules by intent grade.
  *
- *  Foundation stage: it follows the lead stream and fires its durable timer
- *  set "followup"; the follow-up rules arrive with their own issue.
+ *  It follows the uplink's follow-ups, orders and lost prospects and the
+ *  owners the dispatcher and the uplink set, keeps each prospect's plan and
+ *  tasks, and fires its compact timers (crm:due:followup) as timers.fired
+ *  events it applies itself: warnings, overdue, expired opportunities,
+ *  released prospects. Any number of instances may run: each timer fires
+ *  once, each event is applied by one of them (shared consumer).
+ *  Every "today" and "end of day" is China Standard Time, from the common
+ *  clock.
  */
-#include "crm_service.h"
+#include "sched.h"
 
-static crm_handled_t scheduler_on_lead(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+#include <string.h>
+
+static sched_t s_state;
+
+sched_t *sched_of(crm_service_t *svc)
 {
     (void) svc;
-    (void) tx;
-    crm_debug("lead.seen", "lead=%s", msg->body.lead_created.lead_id);
-    return CRM_APPLIED;
+    return &s_state;
 }
 
+crm_handled_t sched_on_calendar_loaded(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+
 static const crm_handler_t scheduler_handlers[] = {
-    {"lead.created", scheduler_on_lead, false},
+    {"followup.recorded", sched_on_followup, false},
+    {"owner.changed", sched_on_owner, false},
+    {"order.placed", sched_on_order, false},
+    {"prospect.lost", sched_on_lost, false},
+    {"timers.fired", sched_on_fired, false},
+    {"calendar.loaded", sched_on_calendar_loaded, false},
     {NULL, NULL, false},
 };
 
-static const char *const scheduler_timers[] = {"followup", NULL};
+static const crm_request_t scheduler_requests[] = {
+    {"calendar.load", sched_req_calendar_load, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
+    {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
+};
+
+static const char *const scheduler_due[] = {SCHED_SET, NULL};
+
+static const crm_opt_t scheduler_opts[] = {
+    {"hours", "CRM_HOURS", "09:00-18:00", "Dealers' working hours, China time (HH:MM-HH:MM)", NULL},
+    {"first-contact-hours", "CRM_FIRST_CONTACT_HOURS", "24",
+     "A prospect dispatched or assigned must be contacted within this many working hours", NULL},
+    {"warn-lead-min", "CRM_WARN_LEAD_MIN", "120",
+     "followup.due warns this many working minutes before an activity is due", NULL},
+    {"day-end", "CRM_DAY_END", "23:59",
+     "The last minute of the working day that still counts (overdue after it), China time", NULL},
+    {"late-after-ms", "CRM_LATE_AFTER_MS", "5000",
+     "A timer fired later than this after its due time is marked late (late_ms)", NULL},
+    {"release-days", "CRM_RELEASE_DAYS", "30", "A prospect with no effective follow-up this long is released", NULL},
+    {"pushed-out-days", "CRM_PUSHED_OUT_DAYS", "3",
+     "Moving an expected date that passes within this many days later, grade unchanged, is pushing it out", NULL},
+    {"calendar-days", "CRM_CALENDAR_DAYS", "",
+     "Rules in days that do not move off non-working days: followup, expiry (comma-separated)", NULL},
+    CRM_OPT_END};
+
+static int scheduler_start(crm_service_t *svc)
+{
+    sched_t *s = &s_state;
+    int64_t fc, lead, late, rel, po;
+    if (crm_hours_parse(crm_service_opt(svc, "hours"), &s->hours) != 0) {
+        fprintf(stderr, "crm-scheduler: --hours: expected HH:MM-HH:MM, opening before closing\n");
+        return -1;
+    }
+    int h, m;
+    char tail;
+    const char *de = crm_service_opt(svc, "day-end");
+    if (sscanf(de, "%2d:%2d%c", &h, &m, &tail) != 2 || strlen(de) != 5 || h < 0 || h > 23 || m < 0 || m > 59) {
+        fprintf(stderr, "crm-scheduler: --day-end: expected HH:MM\n");
+        return -1;
+    }
+    s->day_end_min = h * 60 + m;
+    if (crm_service_opt_i64(svc, "first-contact-hours", 1, 24 * 365, &fc) != 0 ||
+        crm_service_opt_i64(svc, "warn-lead-min", 0, 60 * 24 * 30, &lead) != 0 ||
+        crm_service_opt_i64(svc, "late-after-ms", 0, 86400000, &late) != 0 ||
+        crm_service_opt_i64(svc, "release-days", 1, 3650, &rel) != 0 ||
+        crm_service_opt_i64(svc, "pushed-out-days", 0, 365, &po) != 0)
+        return -1;
+    s->first_contact_ms = fc * 3600000;
+    s->warn_lead_ms = lead * 60000;
+    s->late_after_ms = late;
+    s->release_days = (int) rel;
+    s->pushed_out_days = (int) po;
+    const char *cd = crm_service_opt(svc, "calendar-days");
+    s->shift_followup = !strstr(cd, "followup");
+    s->shift_expiry = !strstr(cd, "expiry");
+    if (!(s->reads = crm_tx_new("scheduler", 0)))
+        return -1;
+    return sched_calendar_start(svc);
+}
+
+static void scheduler_stop(crm_service_t *svc)
+{
+    (void) svc;
+    crm_calendar_destroy(&s_state.cal);
+    crm_tx_destroy(&s_state.reads);
+}
 
 static const crm_service_def_t scheduler_def = {
     .name = "scheduler",
-    .summary = "Follow-up scheduler: due, overdue and expired opportunities.",
+    .summary = "Follow-up scheduler: cadence by intent grade, due, overdue, expired, released.",
     .pub_default = "tcp://127.0.0.1:7103",
     .control_default = "tcp://127.0.0.1:7213",
     .handlers = scheduler_handlers,
-    .timer_sets = scheduler_timers,
+    .requests = scheduler_requests,
+    .due_sets = scheduler_due,
+    .shared_consumer = true,
+    .opts = scheduler_opts,
+    .on_start = scheduler_start,
+    .on_stop = scheduler_stop,
 };
 
 int main(int argc, char **argv) { return crm_service_main(&scheduler_def, argc, argv); }
