@@ -1,0 +1,619 @@
+/*  crm-scheduler as the CRM department and a dealer's manager see it: the
+ *  cadence by intent grade, warnings and overdue at the end of the China
+ *  day, holidays and make-up working days, expired opportunities, released
+ *  prospects, first contacts in working hours, and timers that fire once,
+ *  with two instances, after a SIGKILL, and late after an outage.
+ *
+ *  A real redis-server and crm-scheduler per case, on a clock the test
+ *  sets (days pass in milliseconds); the uplink's and the dispatcher's
+ *  events are published by the test as those services publish them.
+ *
+ *  CRM_TEST_ONLY=<name> runs the cases whose name matches (cmocka filter).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "crm_cadence.h"
+#include "crm_clock.h"
+#include "crm_harness.h"
+#include "crm_keys.h"
+
+#define HOUR_MS 3600000LL
+#define DAY_MS 86400000LL
+
+typedef struct {
+    crm_h_sys_t sys;
+    char log[400];
+    int64_t now;
+} fx_t;
+
+static int64_t s_cst(int y, int m, int d, int hh, int mm, int ss)
+{
+    return crm_cst_day_start_ms(crm_day_from_ymd(y, m, d)) + hh * HOUR_MS + mm * 60000LL + ss * 1000LL;
+}
+
+static void s_clock(fx_t *f, int64_t ms)
+{
+    f->now = ms;
+    crm_h_sys_set_clock(&f->sys, ms);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_sys_start(&f->sys, false, true) != 0) {
+        free(f);
+        return -1;
+    }
+    s_clock(f, s_cst(2026, 3, 2, 8, 0, 0));
+    /* A dealer with a manager and two consultants (the uplink's registry). */
+    redisReply *r = crm_store_cmd(f->sys.store, "HSET crm:dealer:D1:staff:S1 staff_id S1 role consultant manager_id M1 state active");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->sys.store, "HSET crm:dealer:D1:staff:S2 staff_id S2 role consultant manager_id M1 state active");
+    freeReplyObject(r);
+    crm_h_sys_spawn(&f->sys, "scheduler", NULL);
+    crm_h_sys_log(&f->sys, "scheduler", f->log, sizeof f->log);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    int i = crm_h_service_index("scheduler");
+    bool died = f->sys.pids[i] > 0 && !crm_h_alive(f->sys.pids[i]);
+    if (died)
+        f->sys.pids[i] = 0;
+    crm_h_sys_stop(&f->sys);
+    free(f);
+    if (died) {
+        fprintf(stderr, "crm-scheduler died during the case\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static long long s_int(fx_t *f, const char *fmt, const char *a, const char *b)
+{
+    return crm_h_int(f->sys.store, fmt, a, b);
+}
+
+/* Waits until the scheduler has applied everything on `stream`. */
+static void s_applied(fx_t *f, const char *stream)
+{
+    for (int i = 0; i < 1000; i++) {
+        long long seq = crm_h_int(f->sys.store, "GET crm:{%s}:seq", stream);
+        long long cur = crm_h_int(f->sys.store, "HGET crm:cursor:scheduler %s", stream);
+        if (cur >= seq)
+            return;
+        usleep(10000);
+    }
+    fail_msg("crm-scheduler did not apply stream %s (see %s)", stream, f->log);
+}
+
+/* Waits up to `ms` until no timer due by the clock is left; how many are. */
+static long long s_none_left(fx_t *f, int ms)
+{
+    long long n = 0;
+    for (int i = 0; i < ms / 20; i++) {
+        if ((n = crm_h_int(f->sys.store, "ZCOUNT crm:due:followup -inf %lld", (long long) f->now)) == 0)
+            return 0;
+        usleep(20000);
+    }
+    return n;
+}
+
+/* Moves the clock and waits until every timer due by then has fired and
+   been applied. */
+static void s_at(fx_t *f, int64_t ms)
+{
+    s_clock(f, ms);
+    for (int i = 0; i < 1000; i++) {
+        if (crm_h_int(f->sys.store, "ZCOUNT crm:due:followup -inf %lld", (long long) ms) == 0)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(crm_h_int(f->sys.store, "ZCOUNT crm:due:followup -inf %lld", (long long) ms), 0);
+    s_applied(f, "timer");
+}
+
+static void s_publish(fx_t *f, crm_msg_t *m, const char *producer)
+{
+    crm_tx_t *tx = crm_tx_new(producer, 1000000);
+    assert_non_null(tx);
+    m->ts = f->now;
+    assert_true(crm_tx_emit(tx, m) >= 0);
+    crm_h_sys_commit(&f->sys, tx);
+    crm_tx_destroy(&tx);
+    crm_msg_clear(m);
+}
+
+static int s_fid;
+
+/* A follow-up as the uplink reports it (followup.recorded). */
+static void s_followup(fx_t *f, const char *cid, const char *consultant, const char *result, const char *content,
+                       const char *grade, const char *date, int64_t next_at, int64_t at)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_followup_recorded);
+    char fid[16];
+    snprintf(fid, sizeof fid, "F%d", ++s_fid);
+    CRM_SET_STR(&m, followup_recorded, customer_id, cid);
+    CRM_SET_STR(&m, followup_recorded, consultant_id, consultant);
+    CRM_SET_STR(&m, followup_recorded, result, result);
+    if (content)
+        CRM_SET_STR(&m, followup_recorded, content, content);
+    if (grade)
+        CRM_SET_STR(&m, followup_recorded, grade, grade);
+    if (date)
+        CRM_SET_STR(&m, followup_recorded, expected_purchase_date, date);
+    if (next_at)
+        CRM_SET_I64(&m, followup_recorded, next_at, next_at);
+    CRM_SET_STR(&m, followup_recorded, dealer_id, "D1");
+    CRM_SET_STR(&m, followup_recorded, followup_id, fid);
+    CRM_SET_I64(&m, followup_recorded, at, at);
+    s_publish(f, &m, "dispatcher");
+    s_applied(f, "followup");
+}
+
+static char *s_hget(fx_t *f, const char *key, const char *field)
+{
+    redisReply *r = crm_store_cmd(f->sys.store, "HGET %s %s", key, field);
+    assert_non_null(r);
+    char *v = r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The plan's open task id of customer `cid` (static buffer). */
+static const char *s_task(fx_t *f, const char *cid)
+{
+    static char out[32];
+    char key[64];
+    snprintf(key, sizeof key, "crm:plan:{%s}", cid);
+    char *v = s_hget(f, key, "task");
+    snprintf(out, sizeof out, "%s", v ? v : "");
+    free(v);
+    return out;
+}
+
+static char *s_task_field(fx_t *f, const char *task, const char *field)
+{
+    char key[64];
+    snprintf(key, sizeof key, "crm:task:%s", task);
+    return s_hget(f, key, field);
+}
+
+static void s_assert_task(fx_t *f, const char *task, const char *field, const char *want)
+{
+    char *v = s_task_field(f, task, field);
+    if (!v || strcmp(v, want))
+        fail_msg("task %s %s is %s, not %s", task, field, v ? v : "(none)", want);
+    free(v);
+}
+
+/* Events of `type` on `stream` whose JSON has `needle` (NULL: any). */
+static int s_events(fx_t *f, const char *stream, const char *type, const char *needle)
+{
+    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:{%s}:events - +", stream);
+    assert_non_null(r);
+    int n = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *fr = crm_reply_field_reply(r->element[i]->element[1], "m");
+        crm_msg_t m;
+        crm_err_t err;
+        if (!fr || crm_msg_decode(fr->str, fr->len, &m, &err) != 0)
+            continue;
+        char *json = crm_msg_to_json(&m);
+        if (!strcmp(crm_type_name(m.type), type) && json && (!needle || strstr(json, needle)))
+            n++;
+        free(json);
+        crm_msg_clear(&m);
+    }
+    freeReplyObject(r);
+    return n;
+}
+
+static int64_t s_due(fx_t *f, const char *task)
+{
+    char *v = s_task_field(f, task, "due_ms");
+    assert_non_null(v);
+    int64_t due = strtoll(v, NULL, 10);
+    free(v);
+    return due;
+}
+
+/* ------------------------------------------------------------ cadence */
+
+static void test_cadence_per_grade(void **state)
+{
+    fx_t *f = *state;
+    /* Monday 2026-03-02 10:00 China time; no next activity given. */
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    struct {
+        const char *cid, *grade, *date;
+        int y, m, d;
+    } c[] = {
+        {"CH", "H", "2026-03-06", 2026, 3, 5},  /* +3: Thursday */
+        {"CA", "A", "2026-03-15", 2026, 3, 9},  /* +7: Monday */
+        {"CB", "B", "2026-03-30", 2026, 3, 17}, /* +15: Tuesday */
+        {"CC", "C", "2026-05-01", 2026, 4, 1},  /* +30: Wednesday */
+    };
+    for (size_t i = 0; i < 4; i++) {
+        char content[64];
+        snprintf(content, sizeof content, "%s 客户想买, 下次再约", c[i].grade);
+        s_followup(f, c[i].cid, "S1", "answered", content, c[i].grade, c[i].date, 0, at);
+        const char *task = s_task(f, c[i].cid);
+        assert_true(task[0]);
+        s_assert_task(f, task, "source", "grade");
+        s_assert_task(f, task, "consultant_id", "S1");
+        s_assert_task(f, task, "state", "open");
+        /* Due on the grade's day at the opening hour, overdue after 23:59. */
+        assert_int_equal(s_due(f, task), s_cst(c[i].y, c[i].m, c[i].d, 9, 0, 0));
+        char tid[40];
+        snprintf(tid, sizeof tid, "o:%s", task);
+        assert_int_equal(s_int(f, "ZSCORE crm:due:followup %s", tid, NULL), s_cst(c[i].y, c[i].m, c[i].d + 1, 0, 0, 0));
+        /* The missing plan is a violation, and the remark and date agree. */
+        char needle[64];
+        snprintf(needle, sizeof needle, "\"customer_id\":\"%s\"", c[i].cid);
+        assert_int_equal(s_events(f, "followup", "followup.flagged", needle), 1);
+        assert_int_equal(s_events(f, "task", "task.opened", needle), 1);
+    }
+    assert_int_equal(s_events(f, "followup", "followup.flagged", "\"code\":\"missing_plan\""), 4);
+    assert_int_equal(crm_h_int(f->sys.store, "XLEN crm:violations:2026-03"), 4);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-02:D1 S1|missing_plan"), 4);
+}
+
+static void test_consultant_plan_and_flags(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    /* Planned by the consultant within the grade's interval: no flag. */
+    s_followup(f, "C1", "S1", "answered", "A 看车, 周四再联系", "A", "2026-03-12", s_cst(2026, 3, 5, 15, 0, 0), at);
+    const char *task = s_task(f, "C1");
+    s_assert_task(f, task, "source", "consultant");
+    assert_int_equal(s_due(f, task), s_cst(2026, 3, 5, 15, 0, 0));
+    assert_int_equal(s_events(f, "followup", "followup.flagged", NULL), 0);
+    /* Planned beyond the grade (A: 7 days), a remark not starting with the
+       grade, and a date that disagrees with it. */
+    s_followup(f, "C2", "S1", "answered", "客户还在比较", "A", "2026-06-01", s_cst(2026, 3, 20, 10, 0, 0), at);
+    assert_int_equal(s_events(f, "followup", "followup.flagged", "\"code\":\"under_frequency\""), 1);
+    assert_int_equal(s_events(f, "followup", "followup.flagged", "\"code\":\"remark\""), 1);
+    assert_int_equal(s_events(f, "followup", "followup.flagged", "\"code\":\"grade_date\""), 1);
+    /* An expected date about to pass, pushed out with the grade kept. */
+    s_followup(f, "C3", "S1", "answered", "H 下周提车", "H", "2026-03-04", s_cst(2026, 3, 3, 10, 0, 0), at);
+    s_followup(f, "C3", "S1", "answered", "H 再等等", "H", "2026-03-08", s_cst(2026, 3, 4, 10, 0, 0),
+               at + HOUR_MS);
+    assert_int_equal(s_events(f, "followup", "followup.flagged", "\"code\":\"pushed_out\""), 1);
+    /* under_frequency and pushed_out are the sanctioned ones. */
+    assert_int_equal(crm_h_int(f->sys.store, "XLEN crm:violations:2026-03"), 2);
+}
+
+static void test_unanswered_call_keeps_the_cadence(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "B 考虑中", "B", "2026-03-25", 0, at);
+    char first[32];
+    snprintf(first, sizeof first, "%s", s_task(f, "C1"));
+    int64_t due = s_due(f, first);
+    /* Two days later nobody answers: the plan and its due time stay. */
+    s_followup(f, "C1", "S1", "no_answer", NULL, NULL, NULL, 0, at + 2 * DAY_MS);
+    assert_string_equal(s_task(f, "C1"), first);
+    assert_int_equal(s_due(f, first), due);
+    s_assert_task(f, first, "state", "open");
+    char *lc = s_hget(f, "crm:plan:{C1}", "last_contact_ms");
+    assert_int_equal(strtoll(lc, NULL, 10), at);
+    free(lc);
+    /* A grade change at the next contact recomputes from that contact. */
+    s_followup(f, "C1", "S1", "answered", "H 决定下周买", "H", "2026-03-10", 0, at + 3 * DAY_MS);
+    const char *task = s_task(f, "C1");
+    assert_string_not_equal(task, first);
+    assert_int_equal(s_due(f, task), s_cst(2026, 3, 9, 9, 0, 0)); /* Thu 5th + 3 = Sun 8th -> Monday */
+    s_assert_task(f, first, "state", "done");
+}
+
+/* ------------------------------------------------------------ enforcement */
+
+static void test_warning_then_overdue_at_the_end_of_the_china_day(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "A 约周二下午", "A", "2026-03-12", s_cst(2026, 3, 3, 15, 0, 0), at);
+    s_followup(f, "C2", "S2", "answered", "A 约周二下午", "A", "2026-03-12", s_cst(2026, 3, 3, 15, 0, 0), at);
+    char t1[32], t2[32];
+    snprintf(t1, sizeof t1, "%s", s_task(f, "C1"));
+    snprintf(t2, sizeof t2, "%s", s_task(f, "C2"));
+    /* The warning comes 2 working hours before: 13:00, not before. */
+    s_at(f, s_cst(2026, 3, 3, 12, 59, 59));
+    assert_int_equal(s_events(f, "followup", "followup.due", NULL), 0);
+    s_at(f, s_cst(2026, 3, 3, 13, 0, 0));
+    assert_int_equal(s_events(f, "followup", "followup.due", NULL), 2);
+    /* C2's consultant calls at 23:59:59 China time: done that day. */
+    s_clock(f, s_cst(2026, 3, 3, 23, 59, 59));
+    s_followup(f, "C2", "S2", "answered", "A 已联系", "A", "2026-03-12", s_cst(2026, 3, 6, 10, 0, 0), f->now);
+    s_at(f, s_cst(2026, 3, 3, 23, 59, 59) + 999);
+    assert_int_equal(s_events(f, "followup", "followup.overdue", NULL), 0);
+    /* 00:00:00 the next day (16:00 UTC): C1's is overdue, escalated. */
+    s_at(f, s_cst(2026, 3, 4, 0, 0, 0));
+    assert_int_equal(s_events(f, "followup", "followup.overdue", NULL), 1);
+    assert_int_equal(s_events(f, "followup", "followup.overdue", "\"manager_id\":\"M1\""), 1);
+    assert_int_equal(s_events(f, "followup", "followup.overdue", "\"day\":\"2026-03-03\""), 1);
+    s_assert_task(f, t1, "state", "overdue");
+    s_assert_task(f, t2, "state", "done");
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-03:D1 S1|overdue"), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-03:D1 S1|due"), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-03:D1 S2|done"), 1);
+    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:violations:2026-03 - +");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(crm_reply_field(r->element[0]->element[1], "code"), "overdue");
+    assert_string_equal(crm_reply_field(r->element[0]->element[1], "records"), t1);
+    assert_string_equal(crm_reply_field(r->element[0]->element[1], "manager_id"), "M1");
+    freeReplyObject(r);
+    /* Done late: closed, marked overdue, never overdue twice. */
+    s_followup(f, "C1", "S1", "answered", "A 补打电话", "A", "2026-03-12", s_cst(2026, 3, 6, 10, 0, 0), f->now + HOUR_MS);
+    s_assert_task(f, t1, "state", "done");
+    assert_int_equal(s_events(f, "task", "task.closed", "\"overdue\":true"), 1);
+}
+
+static void test_holiday_and_make_up_working_day(void **state)
+{
+    fx_t *f = *state;
+    /* H on Monday 2026-09-28: +3 is 1 October (National Day) -> 8 October. */
+    int64_t at = s_cst(2026, 9, 28, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "H 节后提车", "H", "2026-10-02", 0, at);
+    assert_int_equal(s_due(f, s_task(f, "C1")), s_cst(2026, 10, 8, 9, 0, 0));
+    /* H on 7 October: +3 is Saturday 10 October, a make-up working day. */
+    at = s_cst(2026, 10, 7, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C2", "S1", "answered", "H 周六来店", "H", "2026-10-12", 0, at);
+    assert_int_equal(s_due(f, s_task(f, "C2")), s_cst(2026, 10, 10, 9, 0, 0));
+    /* An ordinary weekend: Wednesday 2026-03-04 + 3 = Saturday -> Monday. */
+    at = s_cst(2026, 3, 4, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C3", "S1", "answered", "H 周末看车", "H", "2026-03-09", 0, at);
+    assert_int_equal(s_due(f, s_task(f, "C3")), s_cst(2026, 3, 9, 9, 0, 0));
+}
+
+static void test_expired_opportunity_and_order(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "H 本周买", "H", "2026-03-05", s_cst(2026, 3, 4, 10, 0, 0), at);
+    s_followup(f, "C2", "S2", "answered", "H 本周买", "H", "2026-03-05", s_cst(2026, 3, 4, 10, 0, 0), at);
+    /* C2 orders. */
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_order_placed);
+    CRM_SET_STR(&m, order_placed, order_id, "O1");
+    CRM_SET_STR(&m, order_placed, dealer_id, "D1");
+    CRM_SET_STR(&m, order_placed, customer_id, "C2");
+    s_publish(f, &m, "dispatcher");
+    s_applied(f, "order");
+    s_at(f, s_cst(2026, 3, 5, 23, 59, 59));
+    assert_int_equal(s_events(f, "followup", "opportunity.expired", NULL), 0);
+    s_at(f, s_cst(2026, 3, 6, 0, 0, 0));
+    assert_int_equal(s_events(f, "followup", "opportunity.expired", NULL), 1);
+    assert_int_equal(s_events(f, "followup", "opportunity.expired", "\"customer_id\":\"C1\""), 1);
+    assert_int_equal(s_events(f, "followup", "opportunity.expired", "\"manager_id\":\"M1\""), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-05:D1 S1|expired"), 1);
+}
+
+static void test_release_after_30_days_without_an_effective_followup(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "C 明年再说", "C", "2026-06-01", s_cst(2026, 3, 20, 10, 0, 0), at);
+    s_followup(f, "C2", "S1", "answered", "C 明年再说", "C", "2026-06-01", s_cst(2026, 3, 20, 10, 0, 0), at);
+    /* C2 gets an effective follow-up on day 20; C1 only unanswered calls. */
+    s_clock(f, at + 20 * DAY_MS);
+    s_followup(f, "C1", "S1", "no_answer", NULL, NULL, NULL, 0, f->now);
+    s_followup(f, "C2", "S1", "visit", "C 来店看了新款", "C", "2026-06-01", s_cst(2026, 4, 10, 10, 0, 0), f->now);
+    s_at(f, at + 30 * DAY_MS - 1);
+    assert_int_equal(s_events(f, "followup", "prospect.released", NULL), 0);
+    s_at(f, at + 30 * DAY_MS);
+    assert_int_equal(s_events(f, "followup", "prospect.released", "\"customer_id\":\"C1\""), 1);
+    assert_int_equal(s_events(f, "followup", "prospect.released", NULL), 1);
+    char *rel = s_hget(f, "crm:plan:{C1}", "released");
+    assert_string_equal(rel, "1");
+    free(rel);
+}
+
+static void test_first_contact_within_24_working_hours(void **state)
+{
+    fx_t *f = *state;
+    /* Dispatched Friday 2026-03-06 17:00: 1 h Friday, 9 h Monday, 9 h
+       Tuesday, 5 h Wednesday -> due Wednesday 14:00. */
+    s_clock(f, s_cst(2026, 3, 6, 17, 0, 0));
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_owner_changed);
+    CRM_SET_STR(&m, owner_changed, customer_id, "C1");
+    CRM_SET_STR(&m, owner_changed, dealer_id, "D1");
+    CRM_SET_STR(&m, owner_changed, reason, "testdrive_dispatched");
+    s_publish(f, &m, "dispatcher");
+    s_applied(f, "customer");
+    const char *task = s_task(f, "C1");
+    s_assert_task(f, task, "kind", "first_contact");
+    assert_int_equal(s_due(f, task), s_cst(2026, 3, 11, 14, 0, 0));
+    /* Assigned to S2: the task is S2's now, in S2's list. */
+    crm_msg_init(&m, CRM_T_owner_changed);
+    CRM_SET_STR(&m, owner_changed, customer_id, "C1");
+    CRM_SET_STR(&m, owner_changed, dealer_id, "D1");
+    CRM_SET_STR(&m, owner_changed, consultant_id, "S2");
+    CRM_SET_STR(&m, owner_changed, reason, "first_followup");
+    s_publish(f, &m, "dispatcher");
+    s_applied(f, "customer");
+    assert_string_equal(s_task(f, "C1"), task);
+    s_assert_task(f, task, "consultant_id", "S2");
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S2"), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:-"), 0);
+}
+
+/* ------------------------------------------------------------ timers */
+
+/* Every timers.fired entry, counted per timer id: how many ids fired more
+   than once, and how many entries in all. */
+static void s_fired(fx_t *f, long *entries, long *twice, long *late)
+{
+    *entries = *twice = *late = 0;
+    zhash_t *seen = zhash_new();
+    char last[40] = "-";
+    for (;;) {
+        redisReply *r = strcmp(last, "-") ? crm_store_cmd(f->sys.store, "XRANGE crm:{timer}:events (%s + COUNT 500", last)
+                                          : crm_store_cmd(f->sys.store, "XRANGE crm:{timer}:events - + COUNT 500");
+        assert_non_null(r);
+        if (r->elements == 0) {
+            freeReplyObject(r);
+            break;
+        }
+        for (size_t i = 0; i < r->elements; i++) {
+            snprintf(last, sizeof last, "%s", r->element[i]->element[0]->str);
+            const redisReply *fr = crm_reply_field_reply(r->element[i]->element[1], "m");
+            crm_msg_t m;
+            crm_err_t err;
+            assert_int_equal(crm_msg_decode(fr->str, fr->len, &m, &err), 0);
+            for (size_t k = 0; k < m.body.timers_fired.timers.n; k++) {
+                const char *e = m.body.timers_fired.timers.v[k];
+                const char *id = strchr(e, ' ') + 1;
+                if (zhash_lookup(seen, id))
+                    (*twice)++;
+                else
+                    zhash_insert(seen, id, (void *) 1);
+                if (m.body.timers_fired.now - strtoll(e, NULL, 10) > 5000)
+                    (*late)++;
+                (*entries)++;
+            }
+            crm_msg_clear(&m);
+        }
+        freeReplyObject(r);
+    }
+    zhash_destroy(&seen);
+}
+
+static void s_load_timers(fx_t *f, int n, int64_t due0, int64_t spread)
+{
+    for (int i = 0; i < n; i += 1000) {
+        char **argv = calloc(2 + 2 * 1000, sizeof *argv);
+        int argc = 0;
+        argv[argc++] = strdup("ZADD");
+        argv[argc++] = strdup("crm:due:followup");
+        for (int k = i; k < i + 1000 && k < n; k++) {
+            char v[32];
+            snprintf(v, sizeof v, "%lld", (long long) (due0 + (spread ? (k * 7919LL) % spread : 0)));
+            argv[argc++] = strdup(v);
+            snprintf(v, sizeof v, "w:Z%d", k);
+            argv[argc++] = strdup(v);
+        }
+        redisReply *r = crm_store_cmdargv(f->sys.store, argc, (const char **) argv, NULL);
+        assert_non_null(r);
+        freeReplyObject(r);
+        for (int k = 0; k < argc; k++)
+            free(argv[k]);
+        free(argv);
+    }
+}
+
+static void test_two_instances_fire_100k_timers_once(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_kill(&f->sys, "scheduler", SIGTERM);
+    int64_t due0 = f->now + 1000;
+    s_load_timers(f, 100000, due0, 4000);
+    /* Two instances, one consumer: both claim, each timer once. */
+    crm_h_sys_spawn(&f->sys, "scheduler", NULL);
+    char pub[64], control[64], log[400];
+    snprintf(pub, sizeof pub, "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(control, sizeof control, "CRM_CONTROL=tcp://127.0.0.1:%d", crm_h_free_port());
+    const char *env[48];
+    int n = 0;
+    env[n++] = pub;
+    env[n++] = control;
+    for (int k = 0; k < f->sys.nenv && n < 46; k++)
+        env[n++] = f->sys.envp[k];
+    env[n] = NULL;
+    crm_h_path(&f->sys.redis, "scheduler2.log", log, sizeof log);
+    pid_t second = crm_h_spawn("crm-scheduler", NULL, env, log);
+    usleep(300000);
+    s_clock(f, due0 + 5000);
+    assert_int_equal(s_none_left(f, 60000), 0);
+    assert_int_equal(crm_h_wait_int(f->sys.store, 100000, 60000, "HGET crm:metrics:scheduler timers_fired"), 100000);
+    long entries, twice, late;
+    s_fired(f, &entries, &twice, &late);
+    assert_int_equal(entries, 100000);
+    assert_int_equal(twice, 0);
+    usleep(300000);
+    /* Applied once: the metric is not counted twice by the second one. */
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:metrics:scheduler timers_fired"), 100000);
+    /* Both did share the work. */
+    assert_true(crm_h_file_contains(log, "service.started"));
+    assert_int_equal(crm_h_stop(second, SIGTERM, 5000), 0);
+}
+
+static void test_killed_scheduler_loses_no_timer_and_fires_late_once(void **state)
+{
+    fx_t *f = *state;
+    /* A real task whose overdue check falls due while no scheduler runs. */
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "A 周二再联系", "A", "2026-03-12", s_cst(2026, 3, 3, 15, 0, 0), at);
+    char task[32];
+    snprintf(task, sizeof task, "%s", s_task(f, "C1"));
+    s_load_timers(f, 30000, at + 1000, 2000);
+    /* A burst falls due and the scheduler is killed in the middle of it. */
+    s_clock(f, at + 4000);
+    for (int i = 0; i < 500 && crm_h_int(f->sys.store, "ZCARD crm:due:followup") > 25000; i++)
+        usleep(2000);
+    crm_h_sys_kill(&f->sys, "scheduler", SIGKILL);
+    long long left = crm_h_int(f->sys.store, "ZCARD crm:due:followup");
+    assert_true(left > 4); /* the task's four timers, and part of the burst */
+    /* Down for a day: the task's warning and overdue fall due meanwhile. */
+    s_clock(f, s_cst(2026, 3, 4, 9, 0, 0));
+    crm_h_sys_spawn(&f->sys, "scheduler", NULL);
+    assert_int_equal(s_none_left(f, 30000), 0);
+    s_applied(f, "timer");
+    long entries, twice, late;
+    s_fired(f, &entries, &twice, &late);
+    assert_int_equal(entries, 30000 + 2);
+    assert_int_equal(twice, 0);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:metrics:scheduler timers_fired"), 30000 + 2);
+    /* Fired once on recovery, marked late with how late. */
+    assert_int_equal(s_events(f, "followup", "followup.overdue", "\"late_ms\":"), 1);
+    assert_int_equal(s_events(f, "followup", "followup.due", "\"late_ms\":"), 1);
+    assert_true(crm_h_int(f->sys.store, "HGET crm:metrics:scheduler timers_late") >= 2);
+    assert_true(crm_h_int(f->sys.store, "HGET crm:metrics:scheduler late_max_ms") >= 9 * HOUR_MS);
+    s_assert_task(f, task, "state", "overdue");
+}
+
+int main(void)
+{
+    const char *only = getenv("CRM_TEST_ONLY");
+    if (only)
+        cmocka_set_test_filter(only);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cadence_per_grade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consultant_plan_and_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_call_keeps_the_cadence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warning_then_overdue_at_the_end_of_the_china_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_holiday_and_make_up_working_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expired_opportunity_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_after_30_days_without_an_effective_followup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_contact_within_24_working_hours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_instances_fire_100k_timers_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_killed_scheduler_loses_no_timer_and_fires_late_once, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
