@@ -105,6 +105,7 @@
  *                          replaces, warned_ms, overdue_ms
  *  crm:ids:task            counter for task ids (K<n>)
  *  crm:tasks:open:<D>      sorted set; the dealer's open tasks by due time (ms)
+ *  crm:tasks:dealers       set; every dealer that ever had a task
  *  crm:tasks:open:<D>:<S>  sorted set; a consultant's open tasks ("-": the dealer's, no one yet)
  *  crm:due:followup        the scheduler's timers: "w:<K>" warning, "o:<K>" overdue,
  *                          "x:<C>" expected date passes, "r:<C>" release after no effective
@@ -136,6 +137,7 @@
 #define CRM_KEY_PLAN_FMT "crm:plan:{%s}"
 #define CRM_KEY_TASK_FMT "crm:task:%s"
 #define CRM_KEY_TASKS_OPEN_FMT "crm:tasks:open:%s"
+#define CRM_KEY_TASKS_DEALERS "crm:tasks:dealers"
 #define CRM_KEY_TASKS_MINE_FMT "crm:tasks:open:%s:%s"
 #define CRM_KEY_CUST_TASKS_FMT "crm:cust:{%s}:tasks"
 #define CRM_KEY_REPORT_FMT "crm:report:%s:%s"

@@ -48,6 +48,12 @@ static const char *s_summary =
     "  staff add ID --dealer D --role consultant|manager|director --name NAME [--manager M]\n"
     "  staff update ID --dealer D [--role R] [--name N] [--manager M|'']\n"
     "  staff leave ID --dealer D [--reason TEXT] | list --dealer D | show ID --dealer D\n"
+    "  calendar show [--year Y] | load FILE   China's working days (holidays, make-up working\n"
+    "                              days) crm-scheduler counts with; FILE as common/data/calendar_cn.txt\n"
+    "  tasks list [--dealer D [--consultant S]] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n"
+    "                              open tasks (planned follow-ups, first contacts), soonest first\n"
+    "  report daily [--date YYYY-MM-DD] [--dealer D] [--json]   per consultant and manager: due,\n"
+    "                              done, overdue, expired, missing plans, released, lost pending\n"
     "  followup record C --consultant S --result R --content TEXT [--feedback TEXT] [--grade H|A|B|C]\n"
     "                  [--expected-date YYYY-MM-DD] [--next \"YYYY-MM-DD HH:MM\" --next-content TEXT]\n"
     "                  [--at \"YYYY-MM-DD HH:MM\"]   (times China time)\n"
@@ -472,6 +478,10 @@ int main(int argc, char **argv)
         {"to-dealer", NULL, NULL, "lost reactivate: the dealer that takes the prospect over", NULL},
         {"out", NULL, NULL, "dealer|source cert: file for the secret certificate", NULL},
         {"status", NULL, NULL, "testdrive list: only in this status", NULL},
+        {"year", NULL, NULL, "calendar show: only this year's days", NULL},
+        {"due-before", NULL, NULL, "tasks list: only tasks due before \"YYYY-MM-DD HH:MM\" China time", NULL},
+        {"state", NULL, NULL, "tasks list: only tasks in this state (open, overdue; --overdue)", NULL},
+        {"format", NULL, NULL, "report: table (default), json (--json) or csv (--csv)", NULL},
         {"from", NULL, "1", "events: first sequence number", NULL},
         {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},
         CRM_OPT_END,
@@ -479,6 +489,23 @@ int main(int argc, char **argv)
     int npos = 0;
     if (s_action_flags(opts, argc, argv) != 0)
         return 2;
+    /* --overdue, --json, --csv: more flags without a value. */
+    static char flags[][24] = {"--state=overdue", "--format=json", "--format=csv"};
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        bool takes_value = false;
+        for (const crm_opt_t *o = opts; o->name && !strncmp(argv[i], "--", 2); o++)
+            takes_value |= !strcmp(o->name, argv[i] + 2);
+        if (takes_value) {
+            i++;
+            continue;
+        }
+        if (!strcmp(argv[i], "--overdue"))
+            argv[i] = flags[0];
+        else if (!strcmp(argv[i], "--json"))
+            argv[i] = flags[1];
+        else if (!strcmp(argv[i], "--csv"))
+            argv[i] = flags[2];
+    }
     int rc = crm_config_parse(opts, argc, argv, "crmctl", s_summary, &npos);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
@@ -520,6 +547,12 @@ int main(int argc, char **argv)
         rc = crmctl_rejects(&ctl);
     else if (!strcmp(cmd, "staff"))
         rc = crmctl_staff(&ctl);
+    else if (!strcmp(cmd, "calendar"))
+        rc = crmctl_calendar(&ctl);
+    else if (!strcmp(cmd, "tasks"))
+        rc = crmctl_tasks(&ctl);
+    else if (!strcmp(cmd, "report"))
+        rc = crmctl_report(&ctl);
     else if (!strcmp(cmd, "followup") || !strcmp(cmd, "order") || !strcmp(cmd, "delivery") ||
              !strcmp(cmd, "service") || !strcmp(cmd, "lost"))
         rc = crmctl_uplink(&ctl);

@@ -68,6 +68,10 @@ int crmctl_rejects(crmctl_t *ctl);    /* rejects [list] | show ID | retry ID */
    reactivate|list, staff add|update|leave; argv[0] and argv[1] name it. */
 int crmctl_uplink(crmctl_t *ctl);
 int crmctl_staff(crmctl_t *ctl); /* staff add | update | leave | list | show */
+/* crm-scheduler's (tools/crmctl_sched.c) */
+int crmctl_calendar(crmctl_t *ctl); /* calendar show | load FILE */
+int crmctl_tasks(crmctl_t *ctl);    /* tasks list */
+int crmctl_report(crmctl_t *ctl);   /* report daily */
 /* CURVE certificates of dealers (service "dispatcher", kind "dealer-id")
    and lead sources ("intake", "source-id"), tools/crmctl_cert.c: the key
    pair is made here and the secret written to `out_secret_file` (0600);

@@ -102,6 +102,7 @@ int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const cha
     crm_tx_cmd(tx, "ZADD " CRM_KEY_TASKS_MINE_FMT " %lld %s", t->dealer_id,
                t->consultant_id[0] ? t->consultant_id : "-", (long long) t->due_ms, t->task_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_TASKS_FMT " %s", t->customer_id, t->task_id);
+    crm_tx_cmd(tx, "SADD " CRM_KEY_TASKS_DEALERS " %s", t->dealer_id);
     char tid[CRM_DUE_ID_MAX];
     int64_t warn = crm_work_shift(s->cal, s->hours, t->due_ms, -s->warn_lead_ms);
     if (warn > now) {

@@ -463,6 +463,65 @@ static void test_first_contact_within_24_working_hours(void **state)
     assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:-"), 0);
 }
 
+/* ------------------------------------------------------------ crmctl */
+
+/* What the last crmctl printed holds `needle`. */
+static void s_out_has(fx_t *f, const char *needle)
+{
+    char *out = crm_h_slurp(f->sys.out);
+    bool has = out && strstr(out, needle);
+    if (!has) {
+        fprintf(stderr, "crmctl printed:\n%s\n", out ? out : "(nothing)");
+        free(out);
+        fail_msg("crmctl printed no \"%s\"", needle);
+    }
+    free(out);
+}
+
+static void test_crmctl_calendar_tasks_and_daily_report(void **state)
+{
+    fx_t *f = *state;
+    char path[300];
+    crm_h_path(&f->sys.redis, "calendar.txt", path, sizeof path);
+    /* A table of the carmaker's own: 5 March 2026 off. */
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("year 2026 test\n2026-03-05 off 测试假日\n", fp);
+    fclose(fp);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "calendar", "load", path, NULL), 0);
+    assert_int_equal(s_events(f, "ops", "calendar.loaded", "\"source\":\"calendar.txt\""), 1);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "calendar", "show", "--year", "2026", NULL), 0);
+    s_out_has(f, "2026-03-05 off  测试假日");
+    /* A malformed one is refused, naming its line; the table stays. */
+    fp = fopen(path, "w");
+    fputs("year 2026 test\n2026-02-30 off 不存在\n", fp);
+    fclose(fp);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "calendar", "load", path, NULL), 1);
+    s_out_has(f, "line 2");
+    /* H on Monday 2 March: +3 is the 5th, off in this table -> the 6th. */
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "H 周五来", "H", "2026-03-06", 0, at);
+    s_followup(f, "C2", "S2", "answered", "A 下周二来", "A", "2026-03-12", s_cst(2026, 3, 3, 11, 0, 0), at);
+    assert_int_equal(s_due(f, s_task(f, "C1")), s_cst(2026, 3, 6, 9, 0, 0));
+    s_at(f, s_cst(2026, 3, 4, 0, 0, 0)); /* C2's is overdue */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "tasks", "list", "--dealer", "D1", NULL), 0);
+    s_out_has(f, "2026-03-06 09:00");
+    s_out_has(f, "# 2 open tasks");
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "tasks", "list", "--overdue", NULL), 0);
+    s_out_has(f, "# 1 open task\n");
+    s_out_has(f, "C2");
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "tasks", "list", "--dealer", "D1", "--consultant", "S1",
+                                      "--due-before", "2026-03-06 08:59", NULL), 0);
+    s_out_has(f, "# 0 open tasks");
+    /* The day's report: S2 and their manager M1 each one due, one overdue. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "report", "daily", "--date", "2026-03-03", "--json", NULL), 0);
+    s_out_has(f, "\"role\":\"consultant\",\"staff_id\":\"S2\",\"due\":1,\"done\":0,\"done_late\":0,\"overdue\":1");
+    s_out_has(f, "\"role\":\"manager\",\"staff_id\":\"M1\",\"due\":1,\"done\":0,\"done_late\":0,\"overdue\":1");
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "report", "daily", "--date", "2026-03-02", "--dealer", "D1", NULL), 0);
+    s_out_has(f, "missing_");
+}
+
 /* ------------------------------------------------------------ timers */
 
 /* Every timers.fired entry, counted per timer id: how many ids fired more
@@ -612,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_opportunity_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_after_30_days_without_an_effective_followup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_contact_within_24_working_hours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crmctl_calendar_tasks_and_daily_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances_fire_100k_timers_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_scheduler_loses_no_timer_and_fires_late_once, setup, teardown),
     };

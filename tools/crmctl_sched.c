@@ -1,0 +1,329 @@
+/*  crmctl calendar|tasks|report: what crm-scheduler keeps.
+ *
+ *  calendar load FILE asks crm-scheduler to replace the working-day table;
+ *  calendar show, tasks list and report daily read Redis to show things
+ *  (crm:calendar, crm:tasks:open:*, crm:task:*, crm:report:*).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_cadence.h"
+#include "crm_lead.h"
+#include "crm_leadin.h"
+#include "crmctl.h"
+
+/* ------------------------------------------------------------ calendar */
+
+static int s_calendar_show(crmctl_t *ctl)
+{
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    redisReply *r = crm_store_cmd(store, "HMGET " CRM_KEY_CALENDAR " text source loaded_ms");
+    if (!r)
+        return CRMCTL_REDIS;
+    crm_calendar_t *cal = NULL;
+    char err[256] = "";
+    const char *source = "built-in (common/data/calendar_cn.txt)";
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING) {
+        cal = crm_calendar_parse(r->element[0]->str, r->element[0]->len, err, sizeof err);
+        source = r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "crm:calendar";
+    } else {
+        cal = crm_calendar_default();
+    }
+    if (!cal) {
+        fprintf(stderr, "crmctl calendar show: the table in Redis is unreadable: %s\n", err);
+        freeReplyObject(r);
+        return CRMCTL_NO;
+    }
+    int years[64];
+    size_t n = crm_calendar_years(cal, years, 64);
+    printf("source: %s\nyears:", source);
+    for (size_t i = 0; i < n; i++)
+        printf(" %d", years[i]);
+    printf("\n");
+    const char *want = crm_opt(ctl->opts, "year");
+    for (size_t i = 0; i < n; i++) {
+        if (want && atoi(want) != years[i])
+            continue;
+        int64_t d = crm_day_from_ymd(years[i], 1, 1), end = crm_day_from_ymd(years[i] + 1, 1, 1);
+        int off = 0, work = 0;
+        for (; d < end; d++) {
+            const char *name = NULL;
+            crm_day_kind_t k = crm_calendar_kind(cal, d, &name);
+            if (k != CRM_DAY_HOLIDAY && k != CRM_DAY_MAKEUP)
+                continue;
+            char day[16];
+            crm_day_format(d, day, sizeof day);
+            printf("%s %-4s %s\n", day, k == CRM_DAY_HOLIDAY ? "off" : "work", name ? name : "");
+            off += k == CRM_DAY_HOLIDAY;
+            work += k == CRM_DAY_MAKEUP;
+        }
+        printf("# %d: %d days off, %d make-up working days\n", years[i], off, work);
+    }
+    crm_calendar_destroy(&cal);
+    freeReplyObject(r);
+    return CRMCTL_OK;
+}
+
+int crmctl_calendar(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "show";
+    if (!strcmp(sub, "show"))
+        return s_calendar_show(ctl);
+    if (strcmp(sub, "load") || ctl->argc < 3) {
+        fprintf(stderr, "crmctl calendar: show [--year Y] | load FILE (the form of common/data/calendar_cn.txt)\n");
+        return CRMCTL_USAGE;
+    }
+    size_t len = 0;
+    char *text = crm_leadin_read_file(ctl->argv[2], 1 << 20, &len);
+    if (!text) {
+        fprintf(stderr, "crmctl calendar load: cannot read %s\n", ctl->argv[2]);
+        return CRMCTL_USAGE;
+    }
+    /* Checked here too, so a mistake is named before anything is sent. */
+    char err[256];
+    crm_calendar_t *cal = crm_calendar_parse(text, len, err, sizeof err);
+    if (!cal || strlen(text) != len) {
+        fprintf(stderr, "crmctl calendar load: %s: %s\n", ctl->argv[2], cal ? "holds a NUL byte" : err);
+        crm_calendar_destroy(&cal);
+        free(text);
+        return CRMCTL_NO;
+    }
+    crm_calendar_destroy(&cal);
+    crm_msg_t req, ans;
+    crm_msg_init(&req, CRM_T_calendar_load);
+    CRM_SET_STR(&req, calendar_load, text, text);
+    const char *base = strrchr(ctl->argv[2], '/');
+    CRM_SET_STR(&req, calendar_load, source, base ? base + 1 : ctl->argv[2]);
+    free(text);
+    int rc = crmctl_request(ctl, "scheduler", &req, &ans);
+    crm_msg_clear(&req);
+    if (rc != CRMCTL_OK)
+        return rc;
+    rc = crmctl_reply(&ans, "calendar load");
+    crm_msg_clear(&ans);
+    return rc;
+}
+
+/* ------------------------------------------------------------ tasks */
+
+int crmctl_tasks(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "list";
+    if (strcmp(sub, "list")) {
+        fprintf(stderr, "crmctl tasks: list [--dealer D] [--consultant C] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n");
+        return CRMCTL_USAGE;
+    }
+    const char *dealer = crm_opt(ctl->opts, "dealer"), *consultant = crm_opt(ctl->opts, "consultant");
+    const char *state = crm_opt(ctl->opts, "state");
+    const char *db = crm_opt(ctl->opts, "due-before");
+    int64_t before = INT64_MAX / 2;
+    if (db && crm_leadin_parse_datetime(db, &before) != 0) {
+        fprintf(stderr, "crmctl tasks list: --due-before: expected \"YYYY-MM-DD HH:MM\" (China time), got '%s'\n", db);
+        return CRMCTL_USAGE;
+    }
+    if (consultant && !dealer) {
+        fprintf(stderr, "crmctl tasks list: --consultant needs --dealer (staff ids are per dealer)\n");
+        return CRMCTL_USAGE;
+    }
+    if ((dealer && !crmctl_id_ok(dealer, "--dealer")) || (consultant && !crmctl_id_ok(consultant, "--consultant")))
+        return CRMCTL_USAGE;
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    redisReply *dealers = dealer ? NULL : crm_store_cmd(store, "SORT " CRM_KEY_TASKS_DEALERS " ALPHA");
+    if (!dealer && !dealers)
+        return CRMCTL_REDIS;
+    crm_tx_t *ids = crm_tx_new("crmctl", 0);
+    char key[300];
+    size_t nd = dealer ? 1 : dealers->elements;
+    for (size_t i = 0; i < nd; i++) {
+        const char *d = dealer ? dealer : dealers->element[i]->str;
+        if (consultant)
+            snprintf(key, sizeof key, CRM_KEY_TASKS_MINE_FMT, d, consultant);
+        else
+            snprintf(key, sizeof key, CRM_KEY_TASKS_OPEN_FMT, d);
+        crm_tx_cmd(ids, "ZRANGE %s -inf %lld BYSCORE", key, (long long) before);
+    }
+    int rc = nd && crm_store_pipeline(store, ids) != 0 ? CRMCTL_REDIS : CRMCTL_OK;
+    crm_tx_t *tasks = crm_tx_new("crmctl", 0);
+    size_t nt = 0;
+    for (size_t i = 0; rc == CRMCTL_OK && i < nd; i++) {
+        const redisReply *l = crm_tx_result(ids, (int) i);
+        for (size_t k = 0; l && k < l->elements; k++, nt++)
+            crm_tx_cmd(tasks, "HGETALL " CRM_KEY_TASK_FMT, l->element[k]->str);
+    }
+    if (rc == CRMCTL_OK && nt && crm_store_pipeline(store, tasks) != 0)
+        rc = CRMCTL_REDIS;
+    if (rc == CRMCTL_OK) {
+        printf("%-10s %-20s %-8s %-14s %-10s %-12s %-12s %s\n", "TASK", "DUE (CHINA)", "STATE", "KIND", "DEALER",
+               "CONSULTANT", "CUSTOMER", "CONTENT");
+        size_t shown = 0;
+        for (size_t i = 0; i < nt; i++) {
+            const redisReply *h = crm_tx_result(tasks, (int) i);
+            if (!h || h->type != REDIS_REPLY_ARRAY || !h->elements)
+                continue;
+            if (state && strcmp(crmctl_or(h, "state"), state))
+                continue;
+            char due[40];
+            printf("%-10s %-20s %-8s %-14s %-10s %-12s %-12s %s\n", crmctl_or(h, "task_id"),
+                   crmctl_time(h, "due_ms", due, sizeof due), crmctl_or(h, "state"), crmctl_or(h, "kind"),
+                   crmctl_or(h, "dealer_id"), crmctl_or(h, "consultant_id"), crmctl_or(h, "customer_id"),
+                   crmctl_or(h, "content"));
+            shown++;
+        }
+        printf("# %zu open task%s\n", shown, shown == 1 ? "" : "s");
+    }
+    crm_tx_destroy(&tasks);
+    crm_tx_destroy(&ids);
+    freeReplyObject(dealers);
+    return rc;
+}
+
+/* ------------------------------------------------------------ report daily */
+
+static const char *const s_cols[] = {"due", "done", "done_late", "overdue", "expired", "missing_plan", "released",
+                                     "lost_pending", NULL};
+#define S_NCOLS 8
+#define S_ROWS 512
+
+typedef struct {
+    char who[128];
+    char role[16]; /* consultant, manager */
+    char manager[128];
+    long long v[S_NCOLS];
+} s_row_t;
+
+static s_row_t *s_row(s_row_t *rows, size_t *n, const char *who, const char *role)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(rows[i].who, who) && !strcmp(rows[i].role, role))
+            return &rows[i];
+    if (*n == S_ROWS)
+        return NULL;
+    s_row_t *r = &rows[(*n)++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->who, sizeof r->who, "%s", who);
+    snprintf(r->role, sizeof r->role, "%s", role);
+    return r;
+}
+
+static int s_col(const char *what)
+{
+    for (int i = 0; s_cols[i]; i++)
+        if (!strcmp(s_cols[i], what))
+            return i;
+    return -1;
+}
+
+static int s_report_dealer(crm_store_t *store, const char *day, const char *dealer, bool json, bool *first)
+{
+    redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_REPORT_FMT, day, dealer);
+    redisReply *lost = h ? crm_store_cmd(store, "SMEMBERS crm:dealer:%s:lost_pending", dealer) : NULL;
+    if (!h || !lost) {
+        freeReplyObject(h);
+        return CRMCTL_REDIS;
+    }
+    s_row_t *rows = calloc(S_ROWS, sizeof *rows);
+    size_t n = 0;
+    for (size_t i = 0; rows && i + 1 < h->elements; i += 2) {
+        const char *f = h->element[i]->str, *bar = strrchr(f, '|');
+        if (!bar)
+            continue;
+        char who[128];
+        snprintf(who, sizeof who, "%.*s", (int) (bar - f), f);
+        int c = s_col(bar + 1);
+        s_row_t *r = c >= 0 ? s_row(rows, &n, who, "consultant") : NULL;
+        if (r)
+            r->v[c] += atoll(h->element[i + 1]->str);
+    }
+    /* Lost prospects waiting for a manager: counted for whoever asked. */
+    for (size_t i = 0; rows && i < lost->elements; i++) {
+        redisReply *by = crm_store_cmd(store, "HGET " CRM_KEY_CUST_FMT " lost_by", lost->element[i]->str);
+        s_row_t *r = s_row(rows, &n, by && by->type == REDIS_REPLY_STRING ? by->str : "-", "consultant");
+        if (r)
+            r->v[S_NCOLS - 1]++;
+        freeReplyObject(by);
+    }
+    /* Each manager's row sums the consultants reporting to them. */
+    size_t consultants = n;
+    for (size_t i = 0; rows && i < consultants; i++) {
+        redisReply *m = crm_store_cmd(store, "HGET crm:dealer:%s:staff:%s manager_id", dealer, rows[i].who);
+        if (m && m->type == REDIS_REPLY_STRING && m->str[0]) {
+            snprintf(rows[i].manager, sizeof rows[i].manager, "%s", m->str);
+            s_row_t *r = s_row(rows, &n, m->str, "manager");
+            for (int c = 0; r && c < S_NCOLS; c++)
+                r->v[c] += rows[i].v[c];
+        }
+        freeReplyObject(m);
+    }
+    for (size_t i = 0; rows && i < n; i++) {
+        const s_row_t *r = &rows[i];
+        if (json) {
+            printf("%s{\"date\":\"%s\",\"dealer_id\":\"%s\",\"role\":\"%s\",\"staff_id\":\"%s\"", *first ? "" : ",\n",
+                   day, dealer, r->role, r->who);
+            for (int c = 0; c < S_NCOLS; c++)
+                printf(",\"%s\":%lld", s_cols[c], r->v[c]);
+            printf("}");
+            *first = false;
+        } else {
+            printf("%-10s %-10s %-12s %-12s", dealer, r->role, r->who, r->manager[0] ? r->manager : "-");
+            for (int c = 0; c < S_NCOLS; c++)
+                printf(" %8lld", r->v[c]);
+            printf("\n");
+        }
+    }
+    free(rows);
+    freeReplyObject(h);
+    freeReplyObject(lost);
+    return CRMCTL_OK;
+}
+
+int crmctl_report(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    if (strcmp(sub, "daily")) {
+        fprintf(stderr, "crmctl report: daily [--date YYYY-MM-DD] [--dealer D] [--json]\n");
+        return CRMCTL_USAGE;
+    }
+    char day[16];
+    const char *date = crm_opt(ctl->opts, "date");
+    if (date) {
+        if (crm_day_parse(date) == INT64_MIN) {
+            fprintf(stderr, "crmctl report daily: --date: expected YYYY-MM-DD, got '%s'\n", date);
+            return CRMCTL_USAGE;
+        }
+        snprintf(day, sizeof day, "%s", date);
+    } else {
+        crm_day_format(crm_cst_day(crm_now_ms()), day, sizeof day);
+    }
+    const char *dealer = crm_opt(ctl->opts, "dealer");
+    if (dealer && !crmctl_id_ok(dealer, "--dealer"))
+        return CRMCTL_USAGE;
+    const char *format = crm_opt(ctl->opts, "format");
+    bool json = format && !strcmp(format, "json");
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    redisReply *dealers = dealer ? NULL : crm_store_cmd(store, "SORT " CRM_KEY_REPORT_DEALERS_FMT " ALPHA", day);
+    if (!dealer && !dealers)
+        return CRMCTL_REDIS;
+    if (json) {
+        printf("[");
+    } else {
+        printf("# daily report %s (China time)\n%-10s %-10s %-12s %-12s", day, "DEALER", "ROLE", "STAFF", "MANAGER");
+        for (int c = 0; c < S_NCOLS; c++)
+            printf(" %8.8s", s_cols[c]);
+        printf("\n");
+    }
+    bool first = true;
+    int rc = CRMCTL_OK;
+    size_t nd = dealer ? 1 : dealers->elements;
+    for (size_t i = 0; rc == CRMCTL_OK && i < nd; i++)
+        rc = s_report_dealer(store, day, dealer ? dealer : dealers->element[i]->str, json, &first);
+    if (json)
+        printf("]\n");
+    freeReplyObject(dealers);
+    return rc;
+}
