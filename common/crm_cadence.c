@@ -139,3 +139,30 @@ int64_t crm_overdue_at(int64_t due, int day_end_min)
 {
     return s_at(crm_cst_day(due), day_end_min) + S_MIN_MS;
 }
+
+const char *crm_sanction_class(const char *code)
+{
+    if (!code)
+        return NULL;
+    if (!strcmp(code, "overdue") || !strcmp(code, "expired"))
+        return "discipline";
+    if (!strcmp(code, "under_frequency") || !strcmp(code, "pushed_out"))
+        return "fine";
+    return NULL;
+}
+
+const char *crm_sanction(const char *code, int nth, int64_t *fen)
+{
+    *fen = 0;
+    const char *cls = crm_sanction_class(code);
+    if (!cls || nth < 1)
+        return NULL;
+    if (!strcmp(cls, "discipline"))
+        return nth == 1 ? "rectification" : "suspension";
+    /* 50 yuan, doubled each time after; capped where int64 would not hold it. */
+    int64_t amount = 5000;
+    for (int i = 1; i < nth && amount < INT64_MAX / 4; i++)
+        amount *= 2;
+    *fen = amount;
+    return "fine";
+}

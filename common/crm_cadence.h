@@ -62,4 +62,20 @@ int64_t crm_cadence_due(const crm_calendar_t *cal, crm_hours_t hours, int64_t fr
    day does not), i.e. the first ms after that minute. */
 int64_t crm_overdue_at(int64_t due, int day_end_min);
 
+/* ------------------------------------------------------------ sanctions */
+
+/* What the n-th (1-based) violation of a kind in a month costs a
+   consultant (DOMAIN.md): an overdue item or an expired opportunity
+   (codes overdue, expired: counted together) is first a rectification
+   report, then suspension for retraining; follow-up below the required
+   frequency or a date pushed out (under_frequency, pushed_out: counted
+   together) is 50 yuan the first time, doubled each time after. The
+   manager bears half of a consultant's fine. Returns the action
+   ("rectification", "suspension", "fine") or NULL for a code no sanction
+   follows; *fen gets the fine in fen (0 for the others). */
+const char *crm_sanction(const char *code, int nth, int64_t *fen);
+/* The class a code is counted in ("discipline", "fine"), or NULL. */
+const char *crm_sanction_class(const char *code);
+#define CRM_SANCTION_MANAGER_SHARE_PCT 50
+
 #endif

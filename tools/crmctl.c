@@ -54,6 +54,9 @@ static const char *s_summary =
     "                              open tasks (planned follow-ups, first contacts), soonest first\n"
     "  report daily [--date YYYY-MM-DD] [--dealer D] [--json]   per consultant and manager: due,\n"
     "                              done, overdue, expired, missing plans, released, lost pending\n"
+    "  report sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]   the month's sanctions ledger:\n"
+    "                              each entry, what it costs and the records behind it; --csv opens\n"
+    "                              in Excel (UTF-8 with BOM, ids as text)\n"
     "  followup record C --consultant S --result R --content TEXT [--feedback TEXT] [--grade H|A|B|C]\n"
     "                  [--expected-date YYYY-MM-DD] [--next \"YYYY-MM-DD HH:MM\" --next-content TEXT]\n"
     "                  [--at \"YYYY-MM-DD HH:MM\"]   (times China time)\n"
@@ -479,6 +482,7 @@ int main(int argc, char **argv)
         {"out", NULL, NULL, "dealer|source cert: file for the secret certificate", NULL},
         {"status", NULL, NULL, "testdrive list: only in this status", NULL},
         {"year", NULL, NULL, "calendar show: only this year's days", NULL},
+        {"month", NULL, NULL, "report sanctions: the month, YYYY-MM (default: this month, China time)", NULL},
         {"due-before", NULL, NULL, "tasks list: only tasks due before \"YYYY-MM-DD HH:MM\" China time", NULL},
         {"state", NULL, NULL, "tasks list: only tasks in this state (open, overdue; --overdue)", NULL},
         {"format", NULL, NULL, "report: table (default), json (--json) or csv (--csv)", NULL},

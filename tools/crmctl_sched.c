@@ -280,11 +280,168 @@ static int s_report_dealer(crm_store_t *store, const char *day, const char *deal
     return CRMCTL_OK;
 }
 
+/* ------------------------------------------------------------ sanctions */
+
+typedef struct {
+    const char *dealer, *consultant, *manager, *code, *customer, *records, *day;
+    int64_t at;
+    size_t order;
+} s_viol_t;
+
+static int s_viol_cmp(const void *a, const void *b)
+{
+    const s_viol_t *x = a, *y = b;
+    int c = strcmp(x->dealer, y->dealer);
+    if (!c)
+        c = strcmp(x->consultant, y->consultant);
+    if (!c)
+        c = x->at < y->at ? -1 : x->at > y->at;
+    if (!c)
+        c = x->order < y->order ? -1 : x->order > y->order;
+    return c;
+}
+
+/* A CSV cell Excel keeps as text (ids, phones: never a number). */
+static void s_csv_text(const char *v)
+{
+    printf("\"=\"\"");
+    for (const char *p = v; *p; p++)
+        printf(*p == '"' ? "\"\"\"\"" : "%c", *p);
+    printf("\"\"\"");
+}
+
+static void s_csv(const char *v)
+{
+    printf("\"");
+    for (const char *p = v; *p; p++)
+        printf(*p == '"' ? "\"\"" : "%c", *p);
+    printf("\"");
+}
+
+static void s_json_str(const char *k, const char *v, bool comma)
+{
+    printf("%s\"%s\":\"", comma ? "," : "", k);
+    for (const unsigned char *p = (const unsigned char *) v; *p; p++)
+        printf(*p == '"' || *p == '\\' ? "\\%c" : *p < 0x20 ? "\\u%04x" : "%c", *p);
+    printf("\"");
+}
+
+static int s_sanctions(crmctl_t *ctl)
+{
+    const char *month = crm_opt(ctl->opts, "month");
+    char mbuf[8];
+    if (!month) {
+        char d[16];
+        crm_day_format(crm_cst_day(crm_now_ms()), d, sizeof d);
+        snprintf(mbuf, sizeof mbuf, "%.7s", d);
+        month = mbuf;
+    }
+    char probe[16];
+    snprintf(probe, sizeof probe, "%.7s-01", month);
+    if (strlen(month) != 7 || crm_day_parse(probe) == INT64_MIN) {
+        fprintf(stderr, "crmctl report sanctions: --month: expected YYYY-MM, got '%s'\n", month);
+        return CRMCTL_USAGE;
+    }
+    const char *dealer = crm_opt(ctl->opts, "dealer");
+    const char *format = crm_opt(ctl->opts, "format");
+    bool json = format && !strcmp(format, "json"), csv = format && !strcmp(format, "csv");
+    crm_store_t *store = crmctl_store(ctl);
+    if (!store)
+        return CRMCTL_REDIS;
+    redisReply *r = crm_store_cmd(store, "XRANGE " CRM_KEY_VIOLATIONS_FMT " - +", month);
+    if (!r)
+        return CRMCTL_REDIS;
+    s_viol_t *v = calloc(r->elements ? r->elements : 1, sizeof *v);
+    size_t n = 0;
+    for (size_t i = 0; v && i < r->elements; i++) {
+        const redisReply *h = r->element[i]->element[1];
+        s_viol_t *x = &v[n];
+        x->code = crmctl_or(h, "code");
+        if (!crm_sanction_class(x->code))
+            continue;
+        x->dealer = crmctl_or(h, "dealer_id");
+        if (dealer && strcmp(dealer, x->dealer))
+            continue;
+        x->consultant = crmctl_or(h, "consultant_id");
+        x->manager = crmctl_or(h, "manager_id");
+        x->customer = crmctl_or(h, "customer_id");
+        x->records = crmctl_or(h, "records");
+        x->day = crmctl_or(h, "day");
+        x->at = atoll(crmctl_or(h, "at"));
+        x->order = i;
+        n++;
+    }
+    qsort(v, n, sizeof *v, s_viol_cmp);
+    if (csv)
+        printf("\xEF\xBB\xBF月份 month,经销商 dealer,顾问 consultant,日期 day,违规 violation,次数 nth,处理 action,"
+               "罚款(元) fine_yuan,经理 manager,经理分担(元) manager_yuan,客户 customer,记录 records\r\n");
+    else if (json)
+        printf("[");
+    else
+        printf("# sanctions %s\n%-10s %-12s %-10s %-16s %3s %-14s %8s %-12s %8s %-10s %s\n", month, "DEALER",
+               "CONSULTANT", "DAY", "VIOLATION", "N", "ACTION", "YUAN", "MANAGER", "MGR YUAN", "CUSTOMER",
+               "RECORDS");
+    int64_t total = 0, mgr_total = 0;
+    int disc = 0, fines = 0;
+    for (size_t i = 0; i < n; i++) {
+        const s_viol_t *x = &v[i];
+        if (i == 0 || strcmp(x->dealer, v[i - 1].dealer) || strcmp(x->consultant, v[i - 1].consultant))
+            disc = fines = 0;
+        bool is_fine = !strcmp(crm_sanction_class(x->code), "fine");
+        int nth = is_fine ? ++fines : ++disc;
+        int64_t fen;
+        const char *action = crm_sanction(x->code, nth, &fen);
+        int64_t mgr = *x->manager && strcmp(x->manager, "-") ? fen * CRM_SANCTION_MANAGER_SHARE_PCT / 100 : 0;
+        total += fen;
+        mgr_total += mgr;
+        char yuan[32], myuan[32], nths[16];
+        snprintf(yuan, sizeof yuan, "%lld.%02lld", (long long) (fen / 100), (long long) (fen % 100));
+        snprintf(myuan, sizeof myuan, "%lld.%02lld", (long long) (mgr / 100), (long long) (mgr % 100));
+        snprintf(nths, sizeof nths, "%d", nth);
+        if (csv) {
+            s_csv(month), printf(","), s_csv_text(x->dealer), printf(","), s_csv_text(x->consultant);
+            printf(","), s_csv(x->day), printf(","), s_csv(x->code), printf(",%d,", nth), s_csv(action);
+            printf(",%s,", yuan), s_csv_text(x->manager), printf(",%s,", myuan), s_csv_text(x->customer);
+            printf(","), s_csv_text(x->records), printf("\r\n");
+        } else if (json) {
+            printf("%s{", i ? ",\n" : "");
+            s_json_str("month", month, false);
+            s_json_str("dealer_id", x->dealer, true);
+            s_json_str("consultant_id", x->consultant, true);
+            s_json_str("day", x->day, true);
+            s_json_str("violation", x->code, true);
+            printf(",\"nth\":%d", nth);
+            s_json_str("action", action, true);
+            printf(",\"fine_fen\":%lld", (long long) fen);
+            s_json_str("manager_id", x->manager, true);
+            printf(",\"manager_fen\":%lld", (long long) mgr);
+            s_json_str("customer_id", x->customer, true);
+            s_json_str("records", x->records, true);
+            printf("}");
+        } else {
+            printf("%-10s %-12s %-10s %-16s %3d %-14s %8s %-12s %8s %-10s %s\n", x->dealer, x->consultant, x->day,
+                   x->code, nth, action, yuan, x->manager, myuan, x->customer, x->records);
+        }
+    }
+    if (json)
+        printf("]\n");
+    else if (!csv)
+        printf("# %zu entries; fines %lld.%02lld yuan, borne by managers %lld.%02lld yuan\n", n,
+               (long long) (total / 100), (long long) (total % 100), (long long) (mgr_total / 100),
+               (long long) (mgr_total % 100));
+    free(v);
+    freeReplyObject(r);
+    return CRMCTL_OK;
+}
+
 int crmctl_report(crmctl_t *ctl)
 {
     const char *sub = ctl->argc > 1 ? ctl->argv[1] : "";
+    if (!strcmp(sub, "sanctions"))
+        return s_sanctions(ctl);
     if (strcmp(sub, "daily")) {
-        fprintf(stderr, "crmctl report: daily [--date YYYY-MM-DD] [--dealer D] [--json]\n");
+        fprintf(stderr, "crmctl report: daily [--date YYYY-MM-DD] [--dealer D] [--json]\n"
+                        "               | sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]\n");
         return CRMCTL_USAGE;
     }
     char day[16];

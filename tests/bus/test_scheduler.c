@@ -522,6 +522,50 @@ static void test_crmctl_calendar_tasks_and_daily_report(void **state)
     s_out_has(f, "missing_");
 }
 
+/* A month of made-up history, its sanctions worked out by hand. */
+static void test_sanctions_for_a_month(void **state)
+{
+    fx_t *f = *state;
+    int64_t mon = s_cst(2026, 3, 2, 10, 0, 0), tue = s_cst(2026, 3, 3, 9, 0, 0);
+    s_clock(f, mon);
+    /* S1: two tasks left undone (overdue at 00:00 on the 4th). */
+    s_followup(f, "C1", "S1", "answered", "A 周二再打", "A", "2026-03-12", s_cst(2026, 3, 3, 15, 0, 0), mon);
+    s_followup(f, "C2", "S1", "answered", "A 周二再打", "A", "2026-03-12", s_cst(2026, 3, 3, 16, 0, 0), mon);
+    /* S1: next activities later than the grade allows (A 7 days, B 15). */
+    s_followup(f, "C4", "S1", "answered", "A 月底再说", "A", "2026-03-12", s_cst(2026, 3, 20, 10, 0, 0), mon);
+    s_followup(f, "C5", "S1", "answered", "B 下月再说", "B", "2026-03-25", s_cst(2026, 4, 30, 10, 0, 0), mon);
+    /* S1: C3's expected date (the 4th) passes without an order. */
+    s_followup(f, "C3", "S1", "answered", "H 周三提车", "H", "2026-03-04", s_cst(2026, 3, 3, 8, 30, 0), mon);
+    /* S1: C6's date, about to pass, pushed out with the grade kept. */
+    s_followup(f, "C6", "S1", "answered", "H 周三提车", "H", "2026-03-04", s_cst(2026, 3, 3, 8, 30, 0), mon);
+    /* S2 (also M1's): one late plan. */
+    s_followup(f, "C7", "S2", "answered", "A 月底再说", "A", "2026-03-12", s_cst(2026, 3, 25, 10, 0, 0), mon);
+    s_clock(f, tue);
+    s_followup(f, "C3", "S1", "answered", "H 明天提车", NULL, NULL, s_cst(2026, 3, 5, 10, 0, 0), tue);
+    s_followup(f, "C6", "S1", "answered", "H 下周一提车", "H", "2026-03-09", s_cst(2026, 3, 5, 10, 0, 0), tue);
+    s_at(f, s_cst(2026, 3, 5, 0, 0, 1));
+    /* By hand: S1 overdue C1 (1st: rectification), overdue C2 (2nd:
+       suspension), expired C3 (3rd: suspension); under-frequency C4 50,
+       C5 100 (doubled), pushed out C6 200. S2: C7 50. M1 bears half. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "report", "sanctions", "--month", "2026-03", "--json", NULL), 0);
+    s_out_has(f, "\"consultant_id\":\"S1\",\"day\":\"2026-03-02\",\"violation\":\"under_frequency\",\"nth\":1,\"action\":\"fine\",\"fine_fen\":5000,\"manager_id\":\"M1\",\"manager_fen\":2500,\"customer_id\":\"C4\"");
+    s_out_has(f, "\"violation\":\"under_frequency\",\"nth\":2,\"action\":\"fine\",\"fine_fen\":10000,\"manager_id\":\"M1\",\"manager_fen\":5000,\"customer_id\":\"C5\"");
+    s_out_has(f, "\"day\":\"2026-03-03\",\"violation\":\"pushed_out\",\"nth\":3,\"action\":\"fine\",\"fine_fen\":20000,\"manager_id\":\"M1\",\"manager_fen\":10000,\"customer_id\":\"C6\"");
+    s_out_has(f, "\"violation\":\"overdue\",\"nth\":1,\"action\":\"rectification\",\"fine_fen\":0,\"manager_id\":\"M1\",\"manager_fen\":0,\"customer_id\":\"C1\"");
+    s_out_has(f, "\"violation\":\"overdue\",\"nth\":2,\"action\":\"suspension\",\"fine_fen\":0,\"manager_id\":\"M1\",\"manager_fen\":0,\"customer_id\":\"C2\"");
+    s_out_has(f, "\"day\":\"2026-03-04\",\"violation\":\"expired\",\"nth\":3,\"action\":\"suspension\"");
+    s_out_has(f, "\"consultant_id\":\"S2\",\"day\":\"2026-03-02\",\"violation\":\"under_frequency\",\"nth\":1,\"action\":\"fine\",\"fine_fen\":5000");
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "report", "sanctions", "--month", "2026-03", NULL), 0);
+    s_out_has(f, "# 7 entries; fines 400.00 yuan, borne by managers 200.00 yuan");
+    /* The CSV opens in Excel: UTF-8 with a BOM, ids as text. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "report", "sanctions", "--month", "2026-03", "--csv", NULL), 0);
+    char *csv = crm_h_slurp(f->sys.out);
+    assert_non_null(csv);
+    assert_memory_equal(csv, "\xEF\xBB\xBF", 3);
+    assert_non_null(strstr(csv, "\"=\"\"S1\"\"\",\"2026-03-02\",\"under_frequency\",1,\"fine\",50.00,\"=\"\"M1\"\"\",25.00"));
+    free(csv);
+}
+
 /* ------------------------------------------------------------ timers */
 
 /* Every timers.fired entry, counted per timer id: how many ids fired more
@@ -672,6 +716,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_after_30_days_without_an_effective_followup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_contact_within_24_working_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crmctl_calendar_tasks_and_daily_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sanctions_for_a_month, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances_fire_100k_timers_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_scheduler_loses_no_timer_and_fires_late_once, setup, teardown),
     };
