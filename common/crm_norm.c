@@ -169,11 +169,13 @@ static int s_utf8_valid(const unsigned char *s, size_t n)
 }
 
 /* NFKC leaves the ideographic full stop alone, but in an e-mail address
-   typed on a Chinese IME "。" means '.', so we map it before decomposing. */
+   typed on a Chinese IME "。" means '.', so we map it before decomposing,
+   and the forms NFKC turns into it (halfwidth U+FF61, vertical U+FE12)
+   with it: mapped after, they would only become '.' the second time. */
 static utf8proc_int32_t s_map_char(utf8proc_int32_t cp, void *data)
 {
     (void) data;
-    if (cp == 0x3002 || cp == 0xFF61)
+    if (cp == 0x3002 || cp == 0xFF61 || cp == 0xFE12)
         return '.';
     return cp;
 }

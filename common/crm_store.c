@@ -942,8 +942,7 @@ int crm_store_fire_due(crm_store_t *self, const char *set, int64_t now_ms, int l
                           now, lim, ml, buf.data, offs};
     size_t lens[11];
     for (int i = 0; i < 11; i++)
-        lens[i] = strlen(argv[i]);
-    lens[9] = buf.size;
+        lens[i] = i == 9 ? buf.size : strlen(argv[i]); /* the envelope is no C string */
     redisReply *r = crm_store_cmdargv(self, 11, argv, lens);
     msgpack_sbuffer_destroy(&buf);
     if (!r)

@@ -202,23 +202,7 @@ static void s_assert_task(fx_t *f, const char *task, const char *field, const ch
 /* Events of `type` on `stream` whose JSON has `needle` (NULL: any). */
 static int s_events(fx_t *f, const char *stream, const char *type, const char *needle)
 {
-    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:{%s}:events - +", stream);
-    assert_non_null(r);
-    int n = 0;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *fr = crm_reply_field_reply(r->element[i]->element[1], "m");
-        crm_msg_t m;
-        crm_err_t err;
-        if (!fr || crm_msg_decode(fr->str, fr->len, &m, &err) != 0)
-            continue;
-        char *json = crm_msg_to_json(&m);
-        if (!strcmp(crm_type_name(m.type), type) && json && (!needle || strstr(json, needle)))
-            n++;
-        free(json);
-        crm_msg_clear(&m);
-    }
-    freeReplyObject(r);
-    return n;
+    return crm_h_events(f->sys.store, stream, type, needle);
 }
 
 static int64_t s_due(fx_t *f, const char *task)

@@ -262,25 +262,9 @@ static long long s_events(fx_t *f, const char *stream)
 /* Events of type `type` on `stream` about `cid` (their bodies' customer_id). */
 static int s_events_about(fx_t *f, const char *stream, const char *type, const char *cid)
 {
-    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:{%s}:events - +", stream);
-    assert_non_null(r);
-    int n = 0;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *fr = crm_reply_field_reply(r->element[i]->element[1], "m");
-        crm_msg_t m;
-        crm_err_t err;
-        if (!fr || crm_msg_decode(fr->str, fr->len, &m, &err) != 0)
-            continue;
-        char *json = crm_msg_to_json(&m);
-        char want[80];
-        snprintf(want, sizeof want, "\"customer_id\":\"%s\"", cid);
-        if (!strcmp(crm_type_name(m.type), type) && json && (!cid || strstr(json, want)))
-            n++;
-        free(json);
-        crm_msg_clear(&m);
-    }
-    freeReplyObject(r);
-    return n;
+    char want[80];
+    snprintf(want, sizeof want, "\"customer_id\":\"%s\"", cid ? cid : "");
+    return crm_h_events(f->sys.store, stream, type, cid ? want : NULL);
 }
 
 static char *s_hget(fx_t *f, const char *key, const char *field)

@@ -638,3 +638,24 @@ int crm_h_send_all(void *sockp, void *const *frames, const size_t *lens, char (*
         *ok = oks;
     return answered;
 }
+
+int crm_h_events(crm_store_t *store, const char *stream, const char *type, const char *needle)
+{
+    redisReply *r = crm_store_cmd(store, "XRANGE crm:{%s}:events - +", stream);
+    assert_non_null(r);
+    int n = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *fr = crm_reply_field_reply(r->element[i]->element[1], "m");
+        crm_msg_t m;
+        crm_err_t err;
+        if (!fr || crm_msg_decode(fr->str, fr->len, &m, &err) != 0)
+            continue;
+        char *json = crm_msg_to_json(&m);
+        if (!strcmp(crm_type_name(m.type), type) && json && (!needle || strstr(json, needle)))
+            n++;
+        free(json);
+        crm_msg_clear(&m);
+    }
+    freeReplyObject(r);
+    return n;
+}

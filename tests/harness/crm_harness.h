@@ -147,6 +147,9 @@ void *crm_h_dealer_socket(crm_h_sys_t *s, const char *secret, const char *server
    answered; *ok (may be NULL) gets how many answers were ok. */
 int crm_h_send_all(void *sock, void *const *frames, const size_t *lens, char (*ids)[CRM_ID_MAX], int n, int window,
                    int resend_ms, int give_up_ms, void (*tick)(void *arg, int answered), void *arg, int *ok);
+/* How many events of `type` on `stream` (read from Redis) have `needle`
+   in their JSON form (NULL: every one). */
+int crm_h_events(crm_store_t *store, const char *stream, const char *type, const char *needle);
 /* Stops every service still running (SIGTERM), then Redis. */
 void crm_h_sys_stop(crm_h_sys_t *s);
 

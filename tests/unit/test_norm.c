@@ -83,6 +83,7 @@ static void test_fullwidth_text_is_nfkc_normalised_and_trimmed(void **state)
         {"zhang＠qq。com", "zhang@qq.com"},
         {"ｚｈａｎｇ＠ｑｑ．ｃｏｍ", "zhang@qq.com"},
         {"li｡wei", "li.wei"},                           /* half-width 。 */
+        {"ﾑ︒３４５６", "ム.3456"},                       /* vertical 。 (U+FE12): '.' at once */
         {"\xe3\x80\x80广东省\xe3\x80\x80", "广东省"},     /* U+3000 both ends */
         {" \t\r\n 北京 市 \n", "北京 市"},                /* inner space kept */
         {"\xc2\xa0\xe2\x80\x8b" "abc" "\xef\xbb\xbf", "abc"}, /* NBSP, ZWSP, BOM */
