@@ -63,7 +63,10 @@ static void s_id(long long i, char *out, size_t size)
     snprintf(out, size, "%s%lld", kinds[i % 4], i + 1 - (i & 1));
 }
 
-static double s_secs(int64_t us) { return (double) us / 1e6; }
+static double s_secs(int64_t us)
+{
+    return (double) us / 1e6;
+}
 
 static long long s_used_memory(void)
 {
@@ -152,8 +155,8 @@ static int s_scan(s_scan_t *sc)
     uint64_t from = 1;
     sc->due_min = INT64_MAX, sc->due_max = INT64_MIN, sc->prev_due = INT64_MIN;
     for (;;) {
-        redisReply *r =
-            crm_store_cmd(s_store, "XRANGE crm:{timer}:events %llu-0 + COUNT 100", (unsigned long long) from);
+        redisReply *r = crm_store_cmd(s_store, "XRANGE crm:{timer}:events %llu-0 + COUNT 100",
+                                      (unsigned long long) from);
         if (!r || r->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
             return -1;
@@ -204,9 +207,10 @@ static int s_scan(s_scan_t *sc)
 static void s_scan_report(const char *what, const s_scan_t *sc, long long want)
 {
     bool ok = sc->timers == want && !sc->bad && !sc->early;
-    printf("  check %-10s %lld timers.fired events listing %lld timers (loaded %lld); %lld undecodable, %lld "
-           "listed before due, %lld out of due order%s\n",
-           what, sc->events, sc->timers, want, sc->bad, sc->early, sc->unordered, ok ? "" : "  <-- WRONG");
+    printf("  check %-10s %lld timers.fired events listing %lld timers (loaded %lld); %lld "
+           "undecodable, %lld listed before due, %lld out of due order%s\n",
+           what, sc->events, sc->timers, want, sc->bad, sc->early, sc->unordered,
+           ok ? "" : "  <-- WRONG");
 }
 
 static pid_t s_scheduler(const char *clock)
@@ -225,6 +229,24 @@ static pid_t s_scheduler(const char *clock)
     redisReply *r = crm_store_cmd(s_store, "DEL crm:svc:scheduler");
     freeReplyObject(r);
     return crm_h_spawn("crm-scheduler", NULL, s_envp, s_log);
+}
+
+/* A stalled run: the scheduler's log, but for the expected timers.late. */
+static void s_log_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int shown = 0, other = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (strstr(line, "event=timers.late "))
+            continue;
+        other++;
+        if (shown++ < 20)
+            printf("            log: %s", line);
+    }
+    if (f)
+        fclose(f);
+    printf("            %d lines in the scheduler's log besides timers.late\n", other);
 }
 
 static int s_cmp(const void *a, const void *b)
@@ -260,10 +282,10 @@ int main(int argc, char **argv)
     crm_h_path(&s_redis, "scheduler.log", s_log, sizeof s_log);
     char clock[300];
     crm_h_path(&s_redis, "clock", clock, sizeof clock);
-    printf("autocrm compact timers benchmark: %ld cores, redis-server with appendonly %s, crm-scheduler "
-           "fire-batch %s, fire-budget-ms %s\n",
-           sysconf(_SC_NPROCESSORS_ONLN), aof ? "yes (everysec)" : "no", s_env_or("CRM_FIRE_BATCH", "1000"),
-           s_env_or("CRM_FIRE_BUDGET_MS", "50"));
+    printf("autocrm compact timers benchmark: %ld cores, redis-server with appendonly %s, "
+           "crm-scheduler fire-batch %s, fire-budget-ms %s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), aof ? "yes (everysec)" : "no",
+           s_env_or("CRM_FIRE_BATCH", "1000"), s_env_or("CRM_FIRE_BUDGET_MS", "50"));
     double yard = crm_h_redis_benchmark(&s_redis);
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s (same Redis, same run)\n", yard);
     s_flush();
@@ -284,11 +306,12 @@ int main(int argc, char **argv)
     long long card = crm_h_int(s_store, "ZCARD crm:due:followup");
     long long usage = crm_h_int(s_store, "MEMORY USAGE crm:due:followup");
     double per = (double) (m1 - m0) / (double) ntimers;
-    printf("memory      %lld pending timers (ZCARD %lld): used_memory %lld -> %lld bytes, %.1f bytes/timer "
-           "(MEMORY USAGE of the key: %.1f bytes/timer) (aim <= 150) %s\n",
-           ntimers, card, m0, m1, per, (double) usage / (double) ntimers, per <= 150 ? "MET" : "MISSED");
-    printf("load        pipelined ZADD, %d members each, %d per pipeline: %.2f s = %.0f timers/s\n", S_PER_ZADD,
-           S_PER_PIPE, s_secs(load_us), (double) ntimers / s_secs(load_us));
+    printf("memory      %lld pending timers (ZCARD %lld): used_memory %lld -> %lld bytes, %.1f "
+           "bytes/timer (MEMORY USAGE of the key, sampled: %.1f bytes/timer) (aim <= 150) %s\n",
+           ntimers, card, m0, m1, per, (double) usage / (double) ntimers,
+           per <= 150 ? "MET" : "MISSED");
+    printf("load        pipelined ZADD, %d members each, %d per pipeline: %.2f s = %.0f timers/s\n",
+           S_PER_ZADD, S_PER_PIPE, s_secs(load_us), (double) ntimers / s_secs(load_us));
 
     /* 2a. Claim and emit from this process. */
     int64_t past_all = future.from + future.span + 1000;
@@ -296,7 +319,8 @@ int main(int argc, char **argv)
     long long claimed = 0, calls = 0;
     int n;
     t0 = crm_mono_us();
-    while ((n = crm_store_fire_due(s_store, "followup", past_all, S_CLAIM, S_MAXLEN, "bench", tx)) > 0) {
+    while ((n = crm_store_fire_due(s_store, "followup", past_all, S_CLAIM, S_MAXLEN, "bench", tx)) >
+           0) {
         claimed += n;
         calls++;
         crm_tx_reset(tx);
@@ -305,9 +329,10 @@ int main(int argc, char **argv)
     crm_tx_reset(tx);
     crm_tx_destroy(&tx);
     if (n < 0)
-        printf("claim       crm_store_fire_due failed after %lld timers: %s\n", claimed, crm_store_error(s_store));
-    printf("claim (a)   crm_store_fire_due from the bench, %d per call: %lld timers in %lld calls, %.2f s = %.0f "
-           "timers/s (aim >= 100000) %s; left in the set: %lld\n",
+        printf("claim       crm_store_fire_due failed after %lld timers: %s\n", claimed,
+               crm_store_error(s_store));
+    printf("claim (a)   crm_store_fire_due from the bench, %d per call: %lld timers in %lld calls, "
+           "%.2f s = %.0f timers/s (aim >= 100000) %s; left in the set: %lld\n",
            S_CLAIM, claimed, calls, s_secs(fire_us), (double) claimed / s_secs(fire_us),
            (double) claimed / s_secs(fire_us) >= 100000 ? "MET" : "MISSED",
            crm_h_int(s_store, "ZCARD crm:due:followup"));
@@ -331,8 +356,10 @@ int main(int argc, char **argv)
     fclose(f);
     t0 = crm_mono_us();
     pid_t pid = s_scheduler(clock);
-    int64_t t_up = 0, t_first = 0, t_fired = 0, t_applied = 0;
+    int64_t t_up = 0, t_first = 0, t_fired = 0, t_applied = 0, t_sample = 1000000;
     long long applied = 0;
+    char trail[600] = "";
+    size_t used = 0;
     while (crm_mono_us() - t0 < 120 * 1000000LL && (!t_fired || !t_applied)) {
         int64_t t = crm_mono_us() - t0;
         if (!t_up && crm_h_int(s_store, "EXISTS crm:svc:scheduler") == 1)
@@ -345,6 +372,11 @@ int main(int argc, char **argv)
         applied = crm_h_int(s_store, "HGET crm:metrics:scheduler timers_fired");
         if (!t_applied && applied >= ntimers)
             t_applied = t;
+        if (t >= t_sample && used < sizeof trail - 40) {
+            /* claimed by each second, for a run that stalls */
+            used += (size_t) snprintf(trail + used, sizeof trail - used, " %lld", ntimers - left);
+            t_sample += 1000000;
+        }
         if (!crm_h_alive(pid))
             break;
         usleep(5000);
@@ -352,19 +384,25 @@ int main(int argc, char **argv)
     bool alive = crm_h_alive(pid);
     crm_h_stop(pid, SIGTERM, 10000);
     if (!t_fired || !t_applied) {
-        printf("claim (b)   crm-scheduler did not finish in 120 s (%s): %lld left in the set, %lld applied; see "
-               "%s (CRM_TEST_KEEP=1 keeps it)\n",
-               alive ? "running" : "exited", crm_h_int(s_store, "ZCARD crm:due:followup"), applied, s_log);
+        printf("claim (b)   crm-scheduler did not finish in 120 s (%s): %lld left in the set, %lld "
+               "applied; see %s (CRM_TEST_KEEP=1 keeps it)\n",
+               alive ? "running" : "exited", crm_h_int(s_store, "ZCARD crm:due:followup"), applied,
+               s_log);
+        printf("            claimed by each second:%s\n", trail);
+        s_log_tail(s_log);
         rc = 1;
     } else {
-        double fired_rate = (double) ntimers / s_secs(t_fired), applied_rate = (double) ntimers / s_secs(t_applied);
-        printf("claim (b)   crm-scheduler, %lld timers all due (clock file past them): up (crm:svc:scheduler) "
-               "after %.2f s, first claim seen %.2f s; set empty (claimed + appended) after %.2f s = %.0f timers/s "
-               "(%.0f timers/s from the first claim); timers_fired = %lld (applied) after %.2f s = %.0f timers/s "
-               "(%.0f from the first claim) (aim >= 100000) %s\n",
+        double fired_rate = (double) ntimers / s_secs(t_fired),
+               applied_rate = (double) ntimers / s_secs(t_applied);
+        printf("claim (b)   crm-scheduler, %lld timers all due (clock file past them): up "
+               "(crm:svc:scheduler) after %.2f s, first claim seen %.2f s; set empty (claimed + "
+               "appended) after %.2f s = %.0f timers/s (%.0f timers/s from the first claim); "
+               "timers_fired = %lld (applied) after %.2f s = %.0f timers/s (%.0f from the first "
+               "claim) (aim >= 100000) %s\n",
                ntimers, s_secs(t_up), s_secs(t_first), s_secs(t_fired), fired_rate,
-               (double) ntimers / s_secs(t_fired - t_first), applied, s_secs(t_applied), applied_rate,
-               (double) ntimers / s_secs(t_applied - t_first), applied_rate >= 100000 ? "MET" : "MISSED");
+               (double) ntimers / s_secs(t_fired - t_first), applied, s_secs(t_applied),
+               applied_rate, (double) ntimers / s_secs(t_applied - t_first),
+               applied_rate >= 100000 ? "MET" : "MISSED");
         printf("            timers_late %lld, late_max_ms %lld\n",
                crm_h_int(s_store, "HGET crm:metrics:scheduler timers_late"),
                crm_h_int(s_store, "HGET crm:metrics:scheduler late_max_ms"));
@@ -400,16 +438,18 @@ int main(int argc, char **argv)
         usleep(20000);
     }
     int64_t all_fired = crm_now_ms();
-    long long applied3 = crm_h_wait_int(s_store, ndue, 60000, "HGET crm:metrics:scheduler timers_fired");
+    long long applied3 = crm_h_wait_int(s_store, ndue, 60000,
+                                        "HGET crm:metrics:scheduler timers_fired");
     int64_t all_applied = crm_now_ms();
     crm_h_stop(pid, SIGTERM, 10000);
-    printf("lateness    %lld timers due over %d s of real time (from %.2f s after loading) beside %lld pending "
-           "far ahead; crm-scheduler up %.2f s after loading%s; %lld left in the set (want %lld)\n",
+    printf("lateness    %lld timers due over %d s of real time (from %.2f s after loading) beside "
+           "%lld pending far ahead; crm-scheduler up %.2f s after loading%s; %lld left in the set "
+           "(want %lld)\n",
            ndue, S_WINDOW_MS / 1000, (double) (soon.from - loaded_at) / 1000.0, ntimers,
            (double) (up_at - loaded_at) / 1000.0, up == 1 ? "" : " (NOT UP)",
            crm_h_int(s_store, "ZCARD crm:due:followup"), ntimers);
-    printf("            the last fired %lld ms after the last due time, timers_fired = %lld (applied) %lld ms after "
-           "it\n",
+    printf("            the last seen fired %lld ms after the last due time, timers_fired = %lld "
+           "(applied) %lld ms after it\n",
            (long long) (all_fired - last_due), applied3, (long long) (all_applied - last_due));
     memset(&sc, 0, sizeof sc);
     sc.cap = ndue;
@@ -418,14 +458,16 @@ int main(int argc, char **argv)
         printf("  check (3) could not read the stream: %s\n", crm_store_error(s_store));
     if (sc.nlate > 0) {
         qsort(sc.late, (size_t) sc.nlate, sizeof *sc.late, s_cmp);
-        long long p50 = sc.late[sc.nlate / 2], p99 = sc.late[sc.nlate * 99 / 100], max = sc.late[sc.nlate - 1];
-        printf("            lateness (event's now - due) of %lld fired timers: p50 %lld ms, p99 %lld ms, max %lld "
-               "ms, min %lld ms (aim p99 <= 1000 ms) %s\n",
+        long long p50 = sc.late[sc.nlate / 2], p99 = sc.late[sc.nlate * 99 / 100],
+                  max = sc.late[sc.nlate - 1];
+        printf("            lateness (event's now - due) of %lld fired timers: p50 %lld ms, p99 "
+               "%lld ms, max %lld ms, min %lld ms (aim p99 <= 1000 ms) %s\n",
                sc.nlate, p50, p99, max, sc.late[0], p99 <= 1000 ? "MET" : "MISSED");
     }
     s_scan_report("(3)", &sc, ndue);
     if (sc.due_max > last_due)
-        printf("  check (3) a far-future timer fired (due %lld)  <-- WRONG\n", (long long) sc.due_max);
+        printf("  check (3) a far-future timer fired (due %lld)  <-- WRONG\n",
+               (long long) sc.due_max);
     free(sc.late);
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s (same Redis, same run)\n", yard);
 
