@@ -682,6 +682,11 @@ int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const 
 
 int crm_tx_due(crm_tx_t *self, const char *set, const char *id, int64_t due_ms)
 {
+    if (!id || !*id || strlen(id) > CRM_DUE_ID_MAX || strchr(id, ' ')) {
+        /* Listed in a timers.fired event of 1024 at most: kept short. */
+        self->failed = true;
+        return -1;
+    }
     return crm_tx_cmd(self, "ZADD " CRM_KEY_DUE_FMT " %lld %s", set, (long long) due_ms, id);
 }
 

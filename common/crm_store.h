@@ -86,11 +86,11 @@ int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t 
 int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id);
 /* The same for `n` timers in three commands. */
 int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const *timer_ids, size_t n);
-/* Compact durable timers: a timer is only its id (at most CRM_DUE_ID_MAX
-   bytes, e.g. "o:K12"), scored by its due time in crm:due:<set>; what to
+/* Compact durable timers: a timer is only its id (1 to CRM_DUE_ID_MAX
+   bytes without a space, e.g. "o:K12"; a longer one fails the transaction), scored by its due time in crm:due:<set>; what to
    do when it falls due is decided then, from the id and the state it names.
    crm_store_fire_due claims them. Re-scheduling an id moves it. */
-#define CRM_DUE_ID_MAX 64
+#define CRM_DUE_ID_MAX 80
 int crm_tx_due(crm_tx_t *self, const char *set, const char *id, int64_t due_ms);
 int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id);
 /* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;

@@ -381,14 +381,17 @@ int64_t crmctl_i64(crmctl_t *ctl, const char *opt)
     return v ? atoll(v) : 0;
 }
 
-/* order record --placed, delivery record --delayed, ...: flags without a
-   value, which crm_config does not have, become --action=<word> here.
-   Only an argument in a flag's place counts (not the value of --content);
-   two of them are a mistake. 0, or -1 after a message. */
-static int s_action_flags(const crm_opt_t *opts, int argc, char **argv)
+/* Flags without a value, which crm_config does not have, become valued
+   options here: order record --placed, delivery record --delayed, ...
+   become --action=<word> (two of them are a mistake); tasks list --overdue
+   is --state=overdue; report --json, --csv are --format=json|csv. Only an
+   argument in a flag's place counts (not the value of --content). 0, or -1
+   after a message. */
+static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
 {
-    static char words[][20] = {"--action=placed", "--action=cancelled", "--action=delivered",
-                               "--action=delayed"};
+    static char words[][24] = {"--action=placed", "--action=cancelled", "--action=delivered",
+                               "--action=delayed", "--state=overdue", "--format=json", "--format=csv"};
+    static const char *const flags[] = {"placed", "cancelled", "delivered", "delayed", "overdue", "json", "csv"};
     const char *given = NULL;
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
         const char *a = argv[i];
@@ -405,15 +408,18 @@ static int s_action_flags(const crm_opt_t *opts, int argc, char **argv)
             i++;
             continue;
         }
-        for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
-            if (!strcmp(a + 2, words[w] + 9)) {
+        for (size_t w = 0; w < sizeof flags / sizeof flags[0]; w++) {
+            if (strcmp(a + 2, flags[w]))
+                continue;
+            if (!strncmp(words[w], "--action=", 9)) {
                 if (given) {
                     fprintf(stderr, "crmctl: %s and %s: say one of them\n", given, a);
                     return -1;
                 }
                 given = a;
-                argv[i] = words[w];
             }
+            argv[i] = words[w];
+        }
     }
     return 0;
 }
@@ -491,25 +497,8 @@ int main(int argc, char **argv)
         CRM_OPT_END,
     };
     int npos = 0;
-    if (s_action_flags(opts, argc, argv) != 0)
+    if (s_value_flags(opts, argc, argv) != 0)
         return 2;
-    /* --overdue, --json, --csv: more flags without a value. */
-    static char flags[][24] = {"--state=overdue", "--format=json", "--format=csv"};
-    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-        bool takes_value = false;
-        for (const crm_opt_t *o = opts; o->name && !strncmp(argv[i], "--", 2); o++)
-            takes_value |= !strcmp(o->name, argv[i] + 2);
-        if (takes_value) {
-            i++;
-            continue;
-        }
-        if (!strcmp(argv[i], "--overdue"))
-            argv[i] = flags[0];
-        else if (!strcmp(argv[i], "--json"))
-            argv[i] = flags[1];
-        else if (!strcmp(argv[i], "--csv"))
-            argv[i] = flags[2];
-    }
     int rc = crm_config_parse(opts, argc, argv, "crmctl", s_summary, &npos);
     if (rc != 0)
         return rc > 0 ? 0 : 2;

@@ -46,12 +46,13 @@ static void s_warn(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, const 
     crm_tx_cmd(tx, "HSET " CRM_KEY_TASK_FMT " warned_ms %lld", t->task_id, (long long) crm_now_ms());
 }
 
-static void s_overdue(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, const sched_task_t *t)
+static void s_overdue(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, const sched_task_t *t,
+                      const char *manager)
 {
+    (void) svc;
     if (strcmp(t->state, "open"))
         return;
-    char manager[128], day[16];
-    sched_manager(svc, t->dealer_id, t->consultant_id, manager, sizeof manager);
+    char day[16];
     int64_t d = crm_cst_day(t->due_ms);
     crm_day_format(d, day, sizeof day);
     crm_msg_t ev;
@@ -78,7 +79,8 @@ static void s_overdue(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, con
              t->customer_id, t->consultant_id, manager[0] ? manager : "-", day, (long long) tm->late);
 }
 
-static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, const redisReply *plan)
+static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, const redisReply *plan,
+                         const char *manager)
 {
     sched_t *s = sched_of(svc);
     const char *stage = crm_reply_field(plan, "stage");
@@ -86,7 +88,6 @@ static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, 
         return;
     const char *dealer = crm_reply_field_or(plan, "dealer_id", "-");
     const char *consultant = crm_reply_field_or(plan, "consultant_id", "");
-    char manager[128];
     if (tm->kind == 'x') {
         const char *date = crm_reply_field(plan, "expected_purchase_date");
         int64_t day = date ? crm_day_parse(date) : INT64_MIN;
@@ -96,7 +97,6 @@ static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, 
             day = crm_calendar_next_working(s->cal, day);
         if (crm_overdue_at(crm_cst_day_start_ms(day), s->day_end_min) > tm->due)
             return; /* the date moved later since */
-        sched_manager(svc, dealer, consultant, manager, sizeof manager);
         crm_msg_t ev;
         crm_msg_init(&ev, CRM_T_opportunity_expired);
         CRM_SET_STR(&ev, opportunity_expired, customer_id, tm->id);
@@ -179,7 +179,37 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         free(tms);
         return crm_service_failed(svc);
     }
-    int k = 0;
+    /* The managers the overdue and expired ones escalate to, in a second
+       pipeline: entry i's result index in mgr_at (-1: none asked). */
+    int *mgr_at = calloc(n ? n : 1, sizeof *mgr_at);
+    crm_tx_t *mgr = crm_tx_new("scheduler", 0);
+    if (!mgr_at || !mgr) {
+        free(mgr_at);
+        crm_tx_destroy(&mgr);
+        free(tms);
+        return CRM_RETRY;
+    }
+    int k = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        mgr_at[i] = -1;
+        if (!tms[i].id)
+            continue;
+        const redisReply *r = crm_tx_result(s->reads, k++);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0 || (tms[i].kind != 'o' && tms[i].kind != 'x'))
+            continue;
+        const char *dealer = crm_reply_field(r, "dealer_id"), *consultant = crm_reply_field(r, "consultant_id");
+        if (dealer && *dealer && consultant && *consultant) {
+            crm_tx_cmd(mgr, "HGET crm:dealer:%s:staff:%s manager_id", dealer, consultant);
+            mgr_at[i] = m++;
+        }
+    }
+    if (m && crm_store_pipeline(crm_service_store(svc), mgr) != 0) {
+        free(mgr_at);
+        crm_tx_destroy(&mgr);
+        free(tms);
+        return crm_service_failed(svc);
+    }
+    k = 0;
     for (size_t i = 0; i < n; i++) {
         s_timer_t *tm = &tms[i];
         if (!tm->id)
@@ -187,19 +217,23 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         const redisReply *r = crm_tx_result(s->reads, k++);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
             continue;
+        const redisReply *mr = mgr_at[i] >= 0 ? crm_tx_result(mgr, mgr_at[i]) : NULL;
+        const char *manager = mr && mr->type == REDIS_REPLY_STRING ? mr->str : "";
         if (tm->kind == 'w' || tm->kind == 'o') {
             sched_task_t t;
             sched_task_from_reply(r, &t);
             if (tm->kind == 'w')
                 s_warn(svc, tx, tm, &t);
             else
-                s_overdue(svc, tx, tm, &t);
+                s_overdue(svc, tx, tm, &t, manager);
         } else if (tm->kind == 'x' || tm->kind == 'r') {
-            s_plan_timer(svc, tx, tm, r);
+            s_plan_timer(svc, tx, tm, r, manager);
         } else {
             crm_warn("timer.unknown", "timer=%c:%s", tm->kind, tm->id);
         }
     }
+    free(mgr_at);
+    crm_tx_destroy(&mgr);
     crm_tx_cmd(tx, "HINCRBY " CRM_KEY_SCHED_METRICS " timers_fired %lld", (long long) n);
     if (late) {
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_SCHED_METRICS " timers_late %lld", (long long) late);

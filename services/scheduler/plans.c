@@ -33,6 +33,21 @@ static int64_t s_plan_i64(const s_ctx_t *c, const char *field)
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
+/* The ids an event names become parts of keys: each is checked against
+   the id rule first (NULL or "" passes: not given). false after saying why. */
+static bool s_ids_ok(crm_service_t *svc, const char *cid, const char *dealer, const char *consultant)
+{
+    const char *v[] = {cid, dealer, consultant}, *names[] = {"customer_id", "dealer_id", "consultant_id"};
+    for (int i = 0; i < 3; i++) {
+        char err[160];
+        if (v[i] && *v[i] && crm_id_check(CRM_ID_NAME, v[i], names[i], err, sizeof err) != 0) {
+            crm_service_why(svc, "%s", err);
+            return false;
+        }
+    }
+    return cid && *cid;
+}
+
 static redisReply *s_read_plan(crm_service_t *svc, const char *cid)
 {
     return crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_PLAN_FMT, cid);
@@ -78,7 +93,7 @@ static void s_flag(crm_service_t *svc, crm_tx_t *tx, const s_ctx_t *c, const cha
 static void s_expiry(crm_service_t *svc, crm_tx_t *tx, const char *cid, const char *date)
 {
     sched_t *s = sched_of(svc);
-    char tid[CRM_DUE_ID_MAX];
+    char tid[CRM_DUE_ID_MAX + 1];
     snprintf(tid, sizeof tid, "x:%s", cid);
     int64_t day = date ? crm_day_parse(date) : INT64_MIN;
     if (day == INT64_MIN) {
@@ -108,6 +123,8 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     const crm_body_followup_recorded_t *b = &msg->body.followup_recorded;
     s_ctx_t c = {.cid = b->customer_id, .dealer = b->has.dealer_id ? b->dealer_id : "-",
                  .consultant = b->consultant_id};
+    if (!s_ids_ok(svc, c.cid, b->has.dealer_id ? b->dealer_id : NULL, c.consultant))
+        return CRM_REFUSE;
     if (!(c.plan = s_read_plan(svc, c.cid)))
         return crm_service_failed(svc);
     crm_handled_t rc = CRM_APPLIED;
@@ -236,7 +253,7 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
         argv[argc++] = le;
         argv[argc++] = "released";
         argv[argc++] = "0";
-        char tid[CRM_DUE_ID_MAX];
+        char tid[CRM_DUE_ID_MAX + 1];
         snprintf(tid, sizeof tid, "r:%s", c.cid);
         crm_tx_due(tx, SCHED_SET, tid, at + s->release_days * S_DAY_MS);
     }
@@ -278,6 +295,8 @@ crm_handled_t sched_on_owner(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
     const crm_body_owner_changed_t *b = &msg->body.owner_changed;
     const char *consultant = b->has.consultant_id ? b->consultant_id : "";
     s_ctx_t c = {.cid = b->customer_id, .dealer = b->dealer_id, .consultant = consultant};
+    if (!s_ids_ok(svc, c.cid, c.dealer, consultant) || !*c.dealer)
+        return CRM_REFUSE;
     if (!(c.plan = s_read_plan(svc, c.cid)))
         return crm_service_failed(svc);
     bool fresh = !strcmp(b->reason, "testdrive_dispatched") || !strcmp(b->reason, "assigned") ||
@@ -328,6 +347,8 @@ crm_handled_t sched_on_owner(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
 static crm_handled_t s_end(crm_service_t *svc, crm_tx_t *tx, const char *cid, const char *stage, int64_t at)
 {
     s_ctx_t c = {.cid = cid};
+    if (!s_ids_ok(svc, cid, NULL, NULL))
+        return CRM_REFUSE;
     if (!(c.plan = s_read_plan(svc, cid)))
         return crm_service_failed(svc);
     sched_task_t open;
@@ -338,7 +359,7 @@ static crm_handled_t s_end(crm_service_t *svc, crm_tx_t *tx, const char *cid, co
     }
     if (has_open)
         sched_task_close(svc, tx, &open, "cancelled", NULL, at);
-    char tid[CRM_DUE_ID_MAX];
+    char tid[CRM_DUE_ID_MAX + 1];
     snprintf(tid, sizeof tid, "x:%s", cid);
     crm_tx_due_cancel(tx, SCHED_SET, tid);
     snprintf(tid, sizeof tid, "r:%s", cid);

@@ -103,7 +103,7 @@ int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const cha
                t->consultant_id[0] ? t->consultant_id : "-", (long long) t->due_ms, t->task_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_TASKS_FMT " %s", t->customer_id, t->task_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_TASKS_DEALERS " %s", t->dealer_id);
-    char tid[CRM_DUE_ID_MAX];
+    char tid[CRM_DUE_ID_MAX + 1];
     int64_t warn = crm_work_shift(s->cal, s->hours, t->due_ms, -s->warn_lead_ms);
     if (warn > now) {
         s_timer_id(tid, sizeof tid, 'w', t->task_id);
@@ -146,7 +146,7 @@ void sched_task_close(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, c
     crm_tx_cmd(tx, "ZREM " CRM_KEY_TASKS_OPEN_FMT " %s", t->dealer_id, t->task_id);
     crm_tx_cmd(tx, "ZREM " CRM_KEY_TASKS_MINE_FMT " %s", t->dealer_id,
                t->consultant_id[0] ? t->consultant_id : "-", t->task_id);
-    char tid[CRM_DUE_ID_MAX];
+    char tid[CRM_DUE_ID_MAX + 1];
     s_timer_id(tid, sizeof tid, 'w', t->task_id);
     crm_tx_due_cancel(tx, SCHED_SET, tid);
     s_timer_id(tid, sizeof tid, 'o', t->task_id);
