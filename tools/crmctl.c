@@ -57,6 +57,13 @@ static const char *s_summary =
     "  report sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]   the month's sanctions ledger:\n"
     "                              each entry, what it costs and the records behind it; --csv opens\n"
     "                              in Excel (UTF-8 with BOM, ids as text)\n"
+    "  consultant leave S [--dealer D] --from YYYY-MM-DD --to YYYY-MM-DD [--postpone] [--reason R]\n"
+    "                              leave or training: no new customers meanwhile; --postpone moves the\n"
+    "                              activities due then to the first working day after, else they are listed\n"
+    "  consultant reassign S --to S2 [--dealer D] [--reason R] | reassign --undo R12 [--dealer D]\n"
+    "                              every customer and open activity of S goes to S2 (undone by its id)\n"
+    "  owner approve|refuse C --director X [--dealer D]   a released prospect's transfer to the\n"
+    "                              consultant who followed it up\n"
     "  followup record C --consultant S --result R --content TEXT [--feedback TEXT] [--grade H|A|B|C]\n"
     "                  [--expected-date YYYY-MM-DD] [--next \"YYYY-MM-DD HH:MM\" --next-content TEXT]\n"
     "                  [--at \"YYYY-MM-DD HH:MM\"]   (times China time)\n"
@@ -390,8 +397,9 @@ int64_t crmctl_i64(crmctl_t *ctl, const char *opt)
 static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
 {
     static char words[][24] = {"--action=placed", "--action=cancelled", "--action=delivered",
-                               "--action=delayed", "--state=overdue", "--format=json", "--format=csv"};
-    static const char *const flags[] = {"placed", "cancelled", "delivered", "delayed", "overdue", "json", "csv"};
+                               "--action=delayed", "--state=overdue", "--format=json", "--format=csv", "--postpone=yes"};
+    static const char *const flags[] = {"placed", "cancelled", "delivered", "delayed", "overdue", "json", "csv",
+                                        "postpone"};
     const char *given = NULL;
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
         const char *a = argv[i];
@@ -400,7 +408,8 @@ static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
         if (strncmp(a, "--", 2) || strchr(a, '='))
             continue;
         bool takes_value = false;
-        for (const crm_opt_t *o = opts; o->name; o++)
+        /* --postpone's option only holds what the flag says: no value */
+        for (const crm_opt_t *o = opts; o->name && strcmp(a, "--postpone"); o++)
             takes_value |= !strcmp(o->name, a + 2);
         if (takes_value) {
             if (!strcmp(a, "--action"))
@@ -492,7 +501,11 @@ int main(int argc, char **argv)
         {"due-before", NULL, NULL, "tasks list: only tasks due before \"YYYY-MM-DD HH:MM\" China time", NULL},
         {"state", NULL, NULL, "tasks list: only tasks in this state (open, overdue; --overdue)", NULL},
         {"format", NULL, NULL, "report: table (default), json (--json) or csv (--csv)", NULL},
-        {"from", NULL, "1", "events: first sequence number", NULL},
+        {"from", NULL, NULL, "events: first sequence number (default 1); consultant leave: first day away, YYYY-MM-DD", NULL},
+        {"to", NULL, NULL, "consultant leave: last day away, YYYY-MM-DD; consultant reassign: who takes the customers", NULL},
+        {"postpone", NULL, NULL, "consultant leave: move the activities due meanwhile to after it (--postpone)", NULL},
+        {"undo", NULL, NULL, "consultant reassign: the reassignment (R12) to undo", NULL},
+        {"director", NULL, NULL, "owner approve|refuse: the dealer's director deciding", NULL},
         {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},
         CRM_OPT_END,
     };
@@ -509,8 +522,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "crmctl: a command is needed (try --help)\n");
         return 2;
     }
-    int64_t from, count, n;
-    if (crm_opt_i64(opts, "from", 1, INT64_MAX, &from) != 0 ||
+    int64_t from = 1, count, n;
+    if ((!strcmp(argv[1], "events") && crm_opt(opts, "from") && crm_opt_i64(opts, "from", 1, INT64_MAX, &from) != 0) ||
         crm_opt_i64(opts, "count", 1, 1000000, &count) != 0 ||
         crm_opt_i64(opts, "timeout-ms", 10, 3600000, &n) != 0 ||
         crm_opt_i64(opts, "tries", 1, 100, &n) != 0)
@@ -547,7 +560,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "report"))
         rc = crmctl_report(&ctl);
     else if (!strcmp(cmd, "followup") || !strcmp(cmd, "order") || !strcmp(cmd, "delivery") ||
-             !strcmp(cmd, "service") || !strcmp(cmd, "lost"))
+             !strcmp(cmd, "service") || !strcmp(cmd, "lost") || !strcmp(cmd, "consultant") || !strcmp(cmd, "owner"))
         rc = crmctl_uplink(&ctl);
     else if (!strcmp(cmd, "source")) {
         const char *sub = npos > 1 ? argv[2] : "", *id = npos > 2 ? argv[3] : NULL;

@@ -71,6 +71,8 @@ int crmctl_staff(crmctl_t *ctl); /* staff add | update | leave | list | show */
 /* crm-scheduler's (tools/crmctl_sched.c) */
 int crmctl_calendar(crmctl_t *ctl); /* calendar show | load FILE */
 int crmctl_tasks(crmctl_t *ctl);    /* tasks list */
+/* consultant leave without --postpone: the tasks due while away. */
+int crmctl_tasks_away(crmctl_t *ctl, const char *dealer, const char *consultant, const char *from, const char *to);
 int crmctl_report(crmctl_t *ctl);   /* report daily */
 /* CURVE certificates of dealers (service "dispatcher", kind "dealer-id")
    and lead sources ("intake", "source-id"), tools/crmctl_cert.c: the key

@@ -108,27 +108,11 @@ int crmctl_calendar(crmctl_t *ctl)
 
 /* ------------------------------------------------------------ tasks */
 
-int crmctl_tasks(crmctl_t *ctl)
+/* The open tasks of a dealer (or of every dealer), of one consultant,
+   in one state, due in [lo, hi), soonest first. */
+static int s_tasks_list(crmctl_t *ctl, const char *dealer, const char *consultant, const char *state, int64_t lo,
+                        int64_t hi)
 {
-    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "list";
-    if (strcmp(sub, "list")) {
-        fprintf(stderr, "crmctl tasks: list [--dealer D] [--consultant C] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n");
-        return CRMCTL_USAGE;
-    }
-    const char *dealer = crm_opt(ctl->opts, "dealer"), *consultant = crm_opt(ctl->opts, "consultant");
-    const char *state = crm_opt(ctl->opts, "state");
-    const char *db = crm_opt(ctl->opts, "due-before");
-    int64_t before = INT64_MAX / 2;
-    if (db && crm_leadin_parse_datetime(db, &before) != 0) {
-        fprintf(stderr, "crmctl tasks list: --due-before: expected \"YYYY-MM-DD HH:MM\" (China time), got '%s'\n", db);
-        return CRMCTL_USAGE;
-    }
-    if (consultant && !dealer) {
-        fprintf(stderr, "crmctl tasks list: --consultant needs --dealer (staff ids are per dealer)\n");
-        return CRMCTL_USAGE;
-    }
-    if ((dealer && !crmctl_id_ok(dealer, "--dealer")) || (consultant && !crmctl_id_ok(consultant, "--consultant")))
-        return CRMCTL_USAGE;
     crm_store_t *store = crmctl_store(ctl);
     if (!store)
         return CRMCTL_REDIS;
@@ -144,7 +128,7 @@ int crmctl_tasks(crmctl_t *ctl)
             snprintf(key, sizeof key, CRM_KEY_TASKS_MINE_FMT, d, consultant);
         else
             snprintf(key, sizeof key, CRM_KEY_TASKS_OPEN_FMT, d);
-        crm_tx_cmd(ids, "ZRANGE %s -inf %lld BYSCORE", key, (long long) before);
+        crm_tx_cmd(ids, "ZRANGE %s %lld (%lld BYSCORE", key, (long long) lo, (long long) hi);
     }
     int rc = nd && crm_store_pipeline(store, ids) != 0 ? CRMCTL_REDIS : CRMCTL_OK;
     crm_tx_t *tasks = crm_tx_new("crmctl", 0);
@@ -179,6 +163,38 @@ int crmctl_tasks(crmctl_t *ctl)
     crm_tx_destroy(&ids);
     freeReplyObject(dealers);
     return rc;
+}
+
+int crmctl_tasks(crmctl_t *ctl)
+{
+    const char *sub = ctl->argc > 1 ? ctl->argv[1] : "list";
+    if (strcmp(sub, "list")) {
+        fprintf(stderr, "crmctl tasks: list [--dealer D] [--consultant C] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n");
+        return CRMCTL_USAGE;
+    }
+    const char *dealer = crm_opt(ctl->opts, "dealer"), *consultant = crm_opt(ctl->opts, "consultant");
+    const char *db = crm_opt(ctl->opts, "due-before");
+    int64_t before = INT64_MAX / 2;
+    if (db && crm_leadin_parse_datetime(db, &before) != 0) {
+        fprintf(stderr, "crmctl tasks list: --due-before: expected \"YYYY-MM-DD HH:MM\" (China time), got '%s'\n", db);
+        return CRMCTL_USAGE;
+    }
+    if (consultant && !dealer) {
+        fprintf(stderr, "crmctl tasks list: --consultant needs --dealer (staff ids are per dealer)\n");
+        return CRMCTL_USAGE;
+    }
+    if ((dealer && !crmctl_id_ok(dealer, "--dealer")) || (consultant && !crmctl_id_ok(consultant, "--consultant")))
+        return CRMCTL_USAGE;
+    return s_tasks_list(ctl, dealer, consultant, crm_opt(ctl->opts, "state"), INT64_MIN / 2, before);
+}
+
+int crmctl_tasks_away(crmctl_t *ctl, const char *dealer, const char *consultant, const char *from, const char *to)
+{
+    int64_t f = crm_day_parse(from), t = crm_day_parse(to);
+    if (f == INT64_MIN || t == INT64_MIN)
+        return CRMCTL_USAGE;
+    printf("# to do before leaving: due from %s to %s\n", from, to);
+    return s_tasks_list(ctl, dealer, consultant, NULL, crm_cst_day_start_ms(f), crm_cst_day_start_ms(t + 1));
 }
 
 /* ------------------------------------------------------------ report daily */

@@ -112,6 +112,25 @@ static const s_cmd_t s_cmds[] = {
      "    other_dealer, no_budget, unreachable, postponed, no_interest or other, which needs --note)",
      {S_CUSTOMER, S_OWNER, {A_ID, "consultant", "consultant_id", ""}, {A_TEXT, "reason", "reason", ""},
       {A_TEXT, "note", "note", NULL}}},
+    {"consultant", "leave", CRM_T_staff_away, NULL, NULL,
+     "consultant leave ID [--dealer D] --from YYYY-MM-DD --to YYYY-MM-DD [--postpone] [--reason R]",
+     {{A_POS, "ID", "staff_id", ""}, S_DEALER, {A_TEXT, "from", "from", ""}, {A_TEXT, "to", "to", ""},
+      {A_TEXT, "postpone", "postpone", NULL}, {A_TEXT, "reason", "reason", NULL}}},
+    {"consultant", "reassign", CRM_T_consultant_reassign, NULL, NULL,
+     "consultant reassign ID --to C2 [--dealer D] [--reason R]",
+     {{A_POS, "ID", "from_consultant", ""}, S_DEALER, {A_ID, "to", "to_consultant", ""},
+      {A_TEXT, "reason", "reason", NULL}}},
+    {"consultant", "reassign", CRM_T_consultant_reassign, NULL, NULL,
+     "consultant reassign --undo R12 [--dealer D]",
+     {S_DEALER, {A_ID, "undo", "undo", ""}}},
+    {"owner", "approve", CRM_T_owner_decide, NULL, NULL,
+     "owner approve CUSTOMER [--dealer D] --director X [--note N]",
+     {S_CUSTOMER, S_OWNER, {A_ID, "director", "director_id", ""}, {A_TEXT, "note", "note", NULL},
+      {A_FIXED, "approve", "decision", NULL}}},
+    {"owner", "refuse", CRM_T_owner_decide, NULL, NULL,
+     "owner refuse CUSTOMER [--dealer D] --director X [--note N]",
+     {S_CUSTOMER, S_OWNER, {A_ID, "director", "director_id", ""}, {A_TEXT, "note", "note", NULL},
+      {A_FIXED, "refuse", "decision", NULL}}},
     S_DECIDE("approve", "approved"),
     S_DECIDE("refuse", "refused"),
     {"lost", "reactivate", CRM_T_prospect_reactivate, NULL, NULL,
@@ -471,9 +490,18 @@ int crmctl_uplink(crmctl_t *ctl)
         }
         return s_lost_list(ctl);
     }
+    /* consultant reassign has two forms: with --undo, the second row. */
+    bool undo = crm_opt(ctl->opts, "undo") != NULL;
     for (size_t c = 0; c < S_NCMDS; c++)
-        if (!strcmp(s_cmds[c].group, group) && !strcmp(s_cmds[c].sub, sub))
-            return s_run(ctl, &s_cmds[c]);
+        if (!strcmp(s_cmds[c].group, group) && !strcmp(s_cmds[c].sub, sub) &&
+            (s_cmds[c].type != CRM_T_consultant_reassign || undo == (s_cmds[c].args[0].how != A_POS))) {
+            int rc = s_run(ctl, &s_cmds[c]);
+            /* Leave without postponing: what to do before it. */
+            if (rc == CRMCTL_OK && s_cmds[c].type == CRM_T_staff_away && !crm_opt(ctl->opts, "postpone"))
+                rc = crmctl_tasks_away(ctl, crm_opt(ctl->opts, "dealer"), ctl->argv[2], crm_opt(ctl->opts, "from"),
+                                       crm_opt(ctl->opts, "to"));
+            return rc;
+        }
     fprintf(stderr, "crmctl %s:\n", group);
     for (size_t c = 0; c < S_NCMDS; c++)
         if (!strcmp(s_cmds[c].group, group))

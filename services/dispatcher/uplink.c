@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_calendar.h"
 #include "crm_customer.h"
 #include "crm_lead.h"
 #include "crm_norm.h"
@@ -26,7 +27,8 @@ enum { S_CONSULTANT = 1, S_MANAGER = 2, S_DIRECTOR = 4 };
 /* The uplink request types and their body structs. */
 #define S_UPLINK(X)                                                                                \
     X(customer_file) X(customer_assign) X(followup_record) X(order_record) X(delivery_record)       \
-    X(service_record) X(prospect_lose) X(lost_decide) X(staff_add) X(staff_update) X(staff_leave)
+    X(service_record) X(prospect_lose) X(lost_decide) X(staff_add) X(staff_update) X(staff_leave)           \
+    X(staff_away) X(consultant_reassign) X(owner_decide)
 
 typedef struct {
     crm_service_t *svc;
@@ -306,8 +308,18 @@ static const char *s_cust_field(const s_up_t *u, const char *name)
 
 /* owner.changed, and the sets that list a dealer's and a consultant's
    customers. */
+static void s_owner_r(crm_tx_t *tx, const char *cid, const char *dealer, const char *consultant,
+                      const char *old_dealer, const char *old_consultant, const char *reason, const char *reassign);
+
 static void s_owner(crm_tx_t *tx, const char *cid, const char *dealer, const char *consultant, const char *old_dealer,
                     const char *old_consultant, const char *reason)
+{
+    s_owner_r(tx, cid, dealer, consultant, old_dealer, old_consultant, reason, NULL);
+}
+
+/* The same, part of reassignment `reassign` (owner.changed reassign_id). */
+static void s_owner_r(crm_tx_t *tx, const char *cid, const char *dealer, const char *consultant,
+                      const char *old_dealer, const char *old_consultant, const char *reason, const char *reassign)
 {
     if (old_dealer && strcmp(old_dealer, dealer))
         crm_tx_cmd(tx, "SREM crm:dealer:%s:customers %s", old_dealer, cid);
@@ -329,6 +341,7 @@ static void s_owner(crm_tx_t *tx, const char *cid, const char *dealer, const cha
     CRM_SET_STR(&ev, owner_changed, old_dealer_id, old_dealer);
     CRM_SET_STR(&ev, owner_changed, old_consultant_id, old_consultant);
     CRM_SET_STR(&ev, owner_changed, reason, reason);
+    CRM_SET_STR(&ev, owner_changed, reassign_id, reassign);
     crm_tx_emit(tx, &ev);
     crm_msg_clear(&ev);
     crm_info("owner.changed", "customer=%s dealer=%s consultant=%s old_dealer=%s reason=%s", cid, dealer,
@@ -627,6 +640,262 @@ static crm_handled_t s_on_staff_leave(crm_service_t *svc, crm_req_t *req, crm_tx
     return CRM_APPLIED;
 }
 
+/* Whether the staff member (HGETALL) is away today (China time). */
+static bool s_away_now(const s_up_t *u, const redisReply *staff)
+{
+    const char *from = crm_reply_field(staff, "away_from"), *to = crm_reply_field(staff, "away_to");
+    int64_t f = from ? crm_day_parse(from) : INT64_MIN, t = to ? crm_day_parse(to) : INT64_MIN;
+    int64_t today = crm_cst_day(u->now);
+    return f != INT64_MIN && t != INT64_MIN && f <= today && today <= t;
+}
+
+/* staff.away: leave or training from one day to another. */
+static crm_handled_t s_on_staff_away(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_staff_away_t *b = &crm_req_msg(req)->body.staff_away;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    if ((rc = s_staff(&u, "staff_id", b->staff_id, S_STAFF_ROLE_ANY, NULL)) != CRM_APPLIED)
+        return rc;
+    int64_t from = crm_day_parse(b->from), to = crm_day_parse(b->to);
+    if (from == INT64_MIN)
+        return crm_req_fail(req, "from", "invalid", "not a date (YYYY-MM-DD)");
+    if (to == INT64_MIN)
+        return crm_req_fail(req, "to", "invalid", "not a date (YYYY-MM-DD)");
+    if (to < from || to - from > 366)
+        return crm_req_fail(req, "to", "invalid", "the last day away is before the first, or more than a year after");
+    char *reason = NULL;
+    if (s_text(&u, "reason", b->reason, S_SHORT_MAX, false, &reason) != 0)
+        return CRM_REFUSE;
+    bool postpone = b->has.postpone && b->postpone;
+    char f[16], t[16];
+    crm_day_format(from, f, sizeof f);
+    crm_day_format(to, t, sizeof t);
+    crm_tx_cmd(tx, "HSET crm:dealer:%s:staff:%s away_from %s away_to %s away_postpone %s updated_ms %s", u.dealer,
+               b->staff_id, f, t, postpone ? "1" : "0", u.nows);
+    /* What falls due meanwhile (the scheduler's open tasks), for the answer. */
+    redisReply *n = crm_store_cmd(u.store, "ZCOUNT " CRM_KEY_TASKS_MINE_FMT " %lld (%lld", u.dealer, b->staff_id,
+                                  (long long) crm_cst_day_start_ms(from), (long long) crm_cst_day_start_ms(to + 1));
+    int64_t due = n && n->type == REDIS_REPLY_INTEGER ? n->integer : 0;
+    freeReplyObject(n);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_staff_absent);
+    CRM_SET_STR(&ev, staff_absent, dealer_id, u.dealer);
+    CRM_SET_STR(&ev, staff_absent, staff_id, b->staff_id);
+    CRM_SET_STR(&ev, staff_absent, from, f);
+    CRM_SET_STR(&ev, staff_absent, to, t);
+    CRM_SET_BOOL(&ev, staff_absent, postpone, postpone);
+    CRM_SET_STR(&ev, staff_absent, reason, reason);
+    s_emit(&u, &ev);
+    crm_msg_t *a = s_ok(&u, b->staff_id, NULL);
+    CRM_SET_I64(a, dealer_reply, count, due); /* activities due while away */
+    crm_info("staff.absent", "dealer=%s staff=%s from=%s to=%s postpone=%d due=%lld", u.dealer, b->staff_id, f, t,
+             postpone, (long long) due);
+    free(reason);
+    return CRM_APPLIED;
+}
+
+/* consultant.reassign: every customer of one consultant to another at
+   once, in this one transaction, each with its owner.changed; the
+   original owner is kept on each (original_consultant) and the list in
+   crm:reassign:<R>, so the reassignment can be undone. */
+static crm_handled_t s_reassign_undo(s_up_t *u, const char *rid)
+{
+    if (!crm_id_valid(CRM_ID_NAME, rid))
+        return crm_req_fail(u->req, "undo", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+    redisReply *w = crm_store_cmd(u->store, "WATCH crm:reassign:%s", rid);
+    freeReplyObject(w);
+    redisReply *h = w ? crm_store_cmd(u->store, "HGETALL crm:reassign:%s", rid) : NULL;
+    if (!h)
+        return crm_service_failed(u->svc);
+    crm_handled_t rc = CRM_APPLIED;
+    const char *dealer = crm_reply_field(h, "dealer_id"), *state = crm_reply_field(h, "state");
+    if (h->elements == 0 || !dealer || strcmp(dealer, u->dealer))
+        rc = crm_req_fail(u->req, "undo", "unknown", "no reassignment %s at dealer %s", rid, u->dealer);
+    else if (state && !strcmp(state, "undone"))
+        rc = crm_req_fail(u->req, "undo", "closed", "%s was undone already", rid);
+    if (rc != CRM_APPLIED) {
+        freeReplyObject(h);
+        return rc;
+    }
+    const char *from = crm_reply_field_or(h, "from_consultant", ""), *to = crm_reply_field_or(h, "to_consultant", "");
+    char *list = strdup(crm_reply_field_or(h, "customers", ""));
+    /* Back only what is still the other's by this reassignment. */
+    int64_t moved = 0;
+    for (char *save = NULL, *cid = strtok_r(list, " ", &save); cid && rc == CRM_APPLIED;
+         cid = strtok_r(NULL, " ", &save)) {
+        if (!crm_id_valid(CRM_ID_NAME, cid))
+            continue;
+        redisReply *cw = crm_store_cmd(u->store, "WATCH " CRM_KEY_CUST_FMT, cid);
+        freeReplyObject(cw);
+        redisReply *c = cw ? crm_store_cmd(u->store, "HMGET " CRM_KEY_CUST_FMT " dealer_id consultant_id", cid) : NULL;
+        if (!c) {
+            rc = crm_service_failed(u->svc);
+            break;
+        }
+        bool still = c->elements == 2 && c->element[0]->type == REDIS_REPLY_STRING &&
+                     !strcmp(c->element[0]->str, u->dealer) && c->element[1]->type == REDIS_REPLY_STRING &&
+                     !strcmp(c->element[1]->str, to);
+        freeReplyObject(c);
+        if (still) {
+            s_owner_r(u->tx, cid, u->dealer, from, u->dealer, to, "reassign_undone", rid);
+            moved++;
+        }
+    }
+    free(list);
+    if (rc == CRM_APPLIED) {
+        crm_tx_cmd(u->tx, "HSET crm:reassign:%s state undone undone_ms %s", rid, u->nows);
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_consultant_reassigned);
+        CRM_SET_STR(&ev, consultant_reassigned, reassign_id, rid);
+        CRM_SET_STR(&ev, consultant_reassigned, dealer_id, u->dealer);
+        CRM_SET_STR(&ev, consultant_reassigned, from_consultant, to);
+        CRM_SET_STR(&ev, consultant_reassigned, to_consultant, from);
+        CRM_SET_I64(&ev, consultant_reassigned, customers, moved);
+        CRM_SET_STR(&ev, consultant_reassigned, undo_of, rid);
+        s_emit(u, &ev);
+        crm_msg_t *a = s_ok(u, rid, NULL);
+        CRM_SET_I64(a, dealer_reply, count, moved);
+        crm_info("consultant.reassign_undone", "dealer=%s reassign=%s customers=%lld", u->dealer, rid, (long long) moved);
+    }
+    freeReplyObject(h);
+    return rc;
+}
+
+static crm_handled_t s_on_reassign(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_consultant_reassign_t *b = &crm_req_msg(req)->body.consultant_reassign;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    if (rc != CRM_APPLIED)
+        return rc;
+    if (b->has.undo && *b->undo)
+        return s_reassign_undo(&u, b->undo);
+    if (!b->has.from_consultant || !crm_id_valid(CRM_ID_NAME, b->from_consultant))
+        return crm_req_fail(req, "from_consultant", "required", "whose customers (or undo)");
+    if (!b->has.to_consultant || !*b->to_consultant)
+        return crm_req_fail(req, "to_consultant", "required", "who takes them");
+    if (!strcmp(b->from_consultant, b->to_consultant))
+        return crm_req_fail(req, "to_consultant", "invalid", "the same consultant");
+    /* The one who gives may have left; the one who takes must be here. */
+    redisReply *fw = crm_store_cmd(u.store, "WATCH crm:dealer:%s:staff:%s crm:dealer:%s:staff:%s:customers", u.dealer,
+                                   b->from_consultant, u.dealer, b->from_consultant);
+    freeReplyObject(fw);
+    redisReply *fe = fw ? crm_store_cmd(u.store, "EXISTS crm:dealer:%s:staff:%s", u.dealer, b->from_consultant) : NULL;
+    if (!fe)
+        return crm_service_failed(svc);
+    bool known = fe->type == REDIS_REPLY_INTEGER && fe->integer == 1;
+    freeReplyObject(fe);
+    if (!known)
+        return crm_req_fail(req, "from_consultant", "unknown", "no staff member %s at dealer %s", b->from_consultant,
+                            u.dealer);
+    redisReply *staff = NULL;
+    if ((rc = s_staff(&u, "to_consultant", b->to_consultant, S_STAFF_ROLE_ANY, &staff)) != CRM_APPLIED)
+        return rc;
+    bool away = s_away_now(&u, staff);
+    freeReplyObject(staff);
+    if (away)
+        return crm_req_fail(req, "to_consultant", "on_leave", "%s is away: no new customers meanwhile", b->to_consultant);
+    char *reason = NULL;
+    if (s_text(&u, "reason", b->reason, S_SHORT_MAX, false, &reason) != 0)
+        return CRM_REFUSE;
+    redisReply *ids = crm_store_cmd(u.store, "SORT crm:dealer:%s:staff:%s:customers ALPHA", u.dealer, b->from_consultant);
+    redisReply *n = ids ? crm_store_cmd(u.store, "INCR crm:ids:reassign") : NULL;
+    if (!ids || !n) {
+        freeReplyObject(ids);
+        free(reason);
+        return crm_service_failed(svc);
+    }
+    char rid[32];
+    snprintf(rid, sizeof rid, "R%lld", n->integer);
+    freeReplyObject(n);
+    size_t cap = 1, len = 0;
+    for (size_t i = 0; i < ids->elements; i++)
+        cap += ids->element[i]->len + 1;
+    char *list = malloc(cap);
+    if (!list) {
+        freeReplyObject(ids);
+        free(reason);
+        return CRM_RETRY;
+    }
+    list[0] = 0;
+    for (size_t i = 0; i < ids->elements; i++) {
+        const char *cid = ids->element[i]->str;
+        s_owner_r(tx, cid, u.dealer, b->to_consultant, u.dealer, b->from_consultant, "reassigned", rid);
+        crm_tx_cmd(tx, "HSETNX " CRM_KEY_CUST_FMT " original_consultant %s", cid, b->from_consultant);
+        len += (size_t) snprintf(list + len, cap - len, "%s%s", len ? " " : "", cid);
+    }
+    crm_tx_cmd(tx, "HSET crm:reassign:%s reassign_id %s dealer_id %s from_consultant %s to_consultant %s customers %s "
+                   "reason %s state done created_ms %s",
+               rid, rid, u.dealer, b->from_consultant, b->to_consultant, list, reason ? reason : "", u.nows);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_consultant_reassigned);
+    CRM_SET_STR(&ev, consultant_reassigned, reassign_id, rid);
+    CRM_SET_STR(&ev, consultant_reassigned, dealer_id, u.dealer);
+    CRM_SET_STR(&ev, consultant_reassigned, from_consultant, b->from_consultant);
+    CRM_SET_STR(&ev, consultant_reassigned, to_consultant, b->to_consultant);
+    CRM_SET_I64(&ev, consultant_reassigned, customers, (int64_t) ids->elements);
+    s_emit(&u, &ev);
+    crm_msg_t *a = s_ok(&u, rid, NULL);
+    CRM_SET_I64(a, dealer_reply, count, (int64_t) ids->elements);
+    crm_info("consultant.reassigned", "dealer=%s reassign=%s from=%s to=%s customers=%zu", u.dealer, rid,
+             b->from_consultant, b->to_consultant, ids->elements);
+    free(list);
+    free(reason);
+    freeReplyObject(ids);
+    return CRM_APPLIED;
+}
+
+/* owner.decide: the director approves or refuses the transfer of a
+   released prospect that crm-scheduler asked for (crm:plan:{C}
+   transfer_to). */
+static crm_handled_t s_on_owner_decide(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const crm_body_owner_decide_t *b = &crm_req_msg(req)->body.owner_decide;
+    s_up_t u;
+    crm_handled_t rc = s_begin(svc, req, tx, &u);
+    bool approve = b->decision && !strcmp(b->decision, "approve");
+    if (rc == CRM_APPLIED && !approve && (!b->decision || strcmp(b->decision, "refuse")))
+        rc = crm_req_fail(req, "decision", "invalid", "approve or refuse");
+    if (rc == CRM_APPLIED)
+        rc = s_customer(&u, "customer_id", b->customer_id, false);
+    if (rc == CRM_APPLIED)
+        rc = s_staff(&u, "director_id", b->director_id, S_DIRECTOR, NULL);
+    redisReply *p = NULL;
+    if (rc == CRM_APPLIED) {
+        redisReply *w = crm_store_cmd(u.store, "WATCH " CRM_KEY_PLAN_FMT, u.cid);
+        freeReplyObject(w);
+        p = w ? crm_store_cmd(u.store, "HMGET " CRM_KEY_PLAN_FMT " transfer_to transfer_from", u.cid) : NULL;
+        if (!p)
+            rc = crm_service_failed(svc);
+    }
+    const char *to = p && p->elements == 2 && p->element[0]->type == REDIS_REPLY_STRING ? p->element[0]->str : NULL;
+    if (rc == CRM_APPLIED && (!to || !*to))
+        rc = crm_req_fail(req, "customer_id", "unknown", "no ownership transfer of %s is waiting", u.cid);
+    if (rc == CRM_APPLIED) {
+        const char *cur = s_cust_field(&u, "consultant_id");
+        if (approve && (!cur || strcmp(cur, to)))
+            s_owner(tx, u.cid, u.dealer, to, u.dealer, cur, "transferred");
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_owner_transfer_decided);
+        CRM_SET_STR(&ev, owner_transfer_decided, customer_id, u.cid);
+        CRM_SET_STR(&ev, owner_transfer_decided, dealer_id, u.dealer);
+        CRM_SET_STR(&ev, owner_transfer_decided, decision, approve ? "approved" : "refused");
+        CRM_SET_STR(&ev, owner_transfer_decided, director_id, b->director_id);
+        CRM_SET_STR(&ev, owner_transfer_decided, to_consultant, to);
+        CRM_SET_STR(&ev, owner_transfer_decided, from_consultant, cur);
+        s_emit(&u, &ev);
+        s_ok(&u, u.cid, u.cid);
+        crm_info("owner.transfer_decided", "customer=%s to=%s decision=%s by=%s", u.cid, to,
+                 approve ? "approved" : "refused", b->director_id);
+    }
+    freeReplyObject(p);
+    s_end(&u);
+    return rc;
+}
+
 /* ------------------------------------------------------------ customers */
 
 static crm_handled_t s_on_assign(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
@@ -637,8 +906,13 @@ static crm_handled_t s_on_assign(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     char *reason = NULL;
     if (rc == CRM_APPLIED)
         rc = s_customer(&u, "customer_id", b->customer_id, true);
+    redisReply *staff = NULL;
     if (rc == CRM_APPLIED)
-        rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, NULL);
+        rc = s_staff(&u, "consultant_id", b->consultant_id, S_STAFF_ROLE_ANY, &staff);
+    if (rc == CRM_APPLIED && s_away_now(&u, staff))
+        rc = crm_req_fail(req, "consultant_id", "on_leave", "%s is away from %s to %s: no new customers meanwhile",
+                          b->consultant_id, crm_reply_field(staff, "away_from"), crm_reply_field(staff, "away_to"));
+    freeReplyObject(staff);
     if (rc == CRM_APPLIED && s_text(&u, "reason", b->reason, S_SHORT_MAX, false, &reason) != 0)
         rc = CRM_REFUSE;
     if (rc == CRM_APPLIED) {
@@ -1651,7 +1925,11 @@ static crm_handled_t s_on_reactivate(crm_service_t *svc, crm_req_t *req, crm_tx_
         {"lost.decide", s_on_decide, CRM_REQ_WRITE, KEY, "lost.decide", UPLINK_KEEP_OPT, NULL, NAMED},    \
         {"staff.add", s_on_staff_add, CRM_REQ_WRITE, KEY, "staff.add", UPLINK_KEEP_OPT, NULL, NAMED},     \
         {"staff.update", s_on_staff_update, CRM_REQ_WRITE, KEY, "staff.update", UPLINK_KEEP_OPT, NULL, NAMED}, \
-        {"staff.leave", s_on_staff_leave, CRM_REQ_WRITE, KEY, "staff.leave", UPLINK_KEEP_OPT, NULL, NAMED}
+        {"staff.leave", s_on_staff_leave, CRM_REQ_WRITE, KEY, "staff.leave", UPLINK_KEEP_OPT, NULL, NAMED},    \
+        {"staff.away", s_on_staff_away, CRM_REQ_WRITE, KEY, "staff.away", UPLINK_KEEP_OPT, NULL, NAMED},     \
+        {"consultant.reassign", s_on_reassign, CRM_REQ_WRITE, KEY, "consultant.reassign", UPLINK_KEEP_OPT, NULL, \
+         NAMED},                                                                                          \
+        {"owner.decide", s_on_owner_decide, CRM_REQ_WRITE, KEY, "owner.decide", UPLINK_KEEP_OPT, NULL, NAMED}
 
 const crm_request_t uplink_gateway_rows[] = {
     S_ROWS(s_key_gateway, false),

@@ -28,6 +28,8 @@ static const crm_handler_t scheduler_handlers[] = {
     {"owner.changed", sched_on_owner, false},
     {"order.placed", sched_on_order, false},
     {"prospect.lost", sched_on_lost, false},
+    {"owner.transfer_decided", sched_on_transfer_decided, false},
+    {"staff.absent", sched_on_absent, false},
     {"timers.fired", sched_on_fired, false},
     {"calendar.loaded", sched_on_calendar_loaded, false},
     {NULL, NULL, false},

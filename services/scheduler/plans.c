@@ -181,7 +181,18 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     sched_task_t next = {0};
     snprintf(next.customer_id, sizeof next.customer_id, "%s", c.cid);
     snprintf(next.dealer_id, sizeof next.dealer_id, "%s", c.dealer);
-    snprintf(next.consultant_id, sizeof next.consultant_id, "%s", c.consultant);
+    /* The next activity is the owner's (the uplink's crm:cust consultant_id,
+       which a reassignment changes), else the one who recorded this. */
+    redisReply *own = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_CUST_FMT " dealer_id consultant_id", c.cid);
+    if (!own) {
+        freeReplyObject(c.plan);
+        return crm_service_failed(svc);
+    }
+    bool owned = own->type == REDIS_REPLY_ARRAY && own->elements == 2 && own->element[0]->type == REDIS_REPLY_STRING &&
+                 !strcmp(own->element[0]->str, c.dealer) && own->element[1]->type == REDIS_REPLY_STRING &&
+                 crm_id_valid(CRM_ID_NAME, own->element[1]->str);
+    snprintf(next.consultant_id, sizeof next.consultant_id, "%s", owned ? own->element[1]->str : c.consultant);
+    freeReplyObject(own);
     snprintf(next.kind, sizeof next.kind, "followup");
     bool make = false, missing = false;
     const char *replaces = NULL;
@@ -224,7 +235,7 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     char lc[24], now[24];
     snprintf(lc, sizeof lc, "%lld", (long long) last_contact);
     snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
-    const char *argv[24] = {"HSET", NULL, "dealer_id", c.dealer, "consultant_id", c.consultant,
+    const char *argv[24] = {"HSET", NULL, "dealer_id", c.dealer, "consultant_id", next.consultant_id,
                             "last_contact_ms", lc, "updated_ms", now};
     int argc = 10;
     char key[96];
@@ -247,6 +258,23 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
         argv[argc++] = "prospect";
     }
     char le[24];
+    const char *released = s_plan(&c, "released"), *owner = next.consultant_id;
+    if (effective && released && !strcmp(released, "1") && *owner && strcmp(owner, c.consultant)) {
+        /* Released, and another consultant followed it up: ownership
+           passes to them if the director approves (owner.decide). */
+        crm_msg_t ev;
+        crm_msg_init(&ev, CRM_T_owner_transfer_requested);
+        CRM_SET_STR(&ev, owner_transfer_requested, customer_id, c.cid);
+        CRM_SET_STR(&ev, owner_transfer_requested, dealer_id, c.dealer);
+        CRM_SET_STR(&ev, owner_transfer_requested, from_consultant, owner);
+        CRM_SET_STR(&ev, owner_transfer_requested, to_consultant, c.consultant);
+        CRM_SET_STR(&ev, owner_transfer_requested, followup_id, fid);
+        crm_tx_emit(tx, &ev);
+        crm_msg_clear(&ev);
+        crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " transfer_to %s transfer_from %s transfer_ms %lld", c.cid,
+                   c.consultant, owner, (long long) at);
+        crm_info("owner.transfer_requested", "customer=%s from=%s to=%s", c.cid, owner, c.consultant);
+    }
     if (effective) {
         snprintf(le, sizeof le, "%lld", (long long) at);
         argv[argc++] = "last_effective_ms";
@@ -377,4 +405,62 @@ crm_handled_t sched_on_order(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
 crm_handled_t sched_on_lost(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     return s_end(svc, tx, msg->body.prospect_lost.customer_id, "lost", msg->ts);
+}
+
+crm_handled_t sched_on_transfer_decided(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    const crm_body_owner_transfer_decided_t *b = &msg->body.owner_transfer_decided;
+    if (!s_ids_ok(svc, b->customer_id, b->dealer_id, b->to_consultant))
+        return CRM_REFUSE;
+    crm_tx_cmd(tx, "HDEL " CRM_KEY_PLAN_FMT " transfer_to transfer_from", b->customer_id);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " transfer_decision %s transfer_decided_ms %lld", b->customer_id,
+               b->decision, (long long) msg->ts);
+    return CRM_APPLIED;
+}
+
+/* Leave with postponement: every open task of the consultant due in the
+   window moves to the first working day after it, same time of day. */
+crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    sched_t *s = sched_of(svc);
+    const crm_body_staff_absent_t *b = &msg->body.staff_absent;
+    if (!s_ids_ok(svc, "-", b->dealer_id, b->staff_id))
+        return CRM_REFUSE;
+    int64_t from = crm_day_parse(b->from), to = crm_day_parse(b->to);
+    if (!b->postpone || from == INT64_MIN || to == INT64_MIN || to < from)
+        return CRM_APPLIED;
+    int64_t back = crm_calendar_next_working(s->cal, to + 1);
+    redisReply *ids = crm_store_cmd(crm_service_store(svc), "ZRANGE " CRM_KEY_TASKS_MINE_FMT " %lld (%lld BYSCORE",
+                                    b->dealer_id, b->staff_id, (long long) crm_cst_day_start_ms(from),
+                                    (long long) crm_cst_day_start_ms(to + 1));
+    if (!ids)
+        return crm_service_failed(svc);
+    crm_handled_t rc = CRM_APPLIED;
+    for (size_t i = 0; ids->type == REDIS_REPLY_ARRAY && i < ids->elements && rc == CRM_APPLIED; i++) {
+        sched_task_t t;
+        int found = sched_task_read(svc, ids->element[i]->str, &t);
+        if (found < 0) {
+            rc = crm_service_failed(svc);
+            break;
+        }
+        if (!found || (strcmp(t.state, "open") && strcmp(t.state, "overdue")))
+            continue;
+        sched_task_t moved = t;
+        moved.due_ms = crm_cst_day_start_ms(back) + (t.due_ms - crm_cst_day_start_ms(crm_cst_day(t.due_ms)));
+        snprintf(moved.source, sizeof moved.source, "postponed");
+        sched_task_close(svc, tx, &t, "postponed", NULL, msg->ts);
+        if (sched_task_open(svc, tx, &moved, t.task_id) != 0) {
+            rc = crm_service_failed(svc);
+            break;
+        }
+        /* The plan's open task, when it was this one. */
+        redisReply *cur = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_PLAN_FMT " task", t.customer_id);
+        if (cur && cur->type == REDIS_REPLY_STRING && !strcmp(cur->str, t.task_id))
+            crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " task %s", t.customer_id, moved.task_id);
+        freeReplyObject(cur);
+    }
+    crm_info("staff.absent", "dealer=%s staff=%s from=%s to=%s postponed=%zu", b->dealer_id, b->staff_id, b->from,
+             b->to, ids->elements);
+    freeReplyObject(ids);
+    return rc;
 }

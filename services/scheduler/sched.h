@@ -70,6 +70,8 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
 crm_handled_t sched_on_owner(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t sched_on_order(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t sched_on_lost(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_transfer_decided(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 
 /* fire.c */
 crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);

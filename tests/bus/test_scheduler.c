@@ -550,6 +550,204 @@ static void test_sanctions_for_a_month(void **state)
     free(csv);
 }
 
+/* ------------------------------------------------------------ people */
+
+/* The scheduler with the dispatcher (the uplink's control endpoint): dealer
+   D1 with manager M1, consultants S1 and S2, director DIR. */
+static int setup_people(void **state)
+{
+    if (setup(state) != 0)
+        return -1;
+    fx_t *f = *state;
+    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
+    redisReply *r = crm_store_cmd(f->sys.store, "DEL crm:dealer:D1:staff:S1 crm:dealer:D1:staff:S2");
+    freeReplyObject(r);
+    int rc = crm_h_sys_crmctl(&f->sys, "dealer", "add", "D1", "--name", "测试店", "--province", "广东", "--city", "深圳",
+                              NULL);
+    const char *staff[][3] = {{"DIR", "director", ""}, {"M1", "manager", ""}, {"S1", "consultant", "M1"},
+                              {"S2", "consultant", "M1"}};
+    for (int i = 0; i < 4 && rc == 0; i++)
+        rc = staff[i][2][0] ? crm_h_sys_crmctl(&f->sys, "staff", "add", staff[i][0], "--dealer", "D1", "--role",
+                                               staff[i][1], "--name", "某某", "--manager", staff[i][2], NULL)
+                            : crm_h_sys_crmctl(&f->sys, "staff", "add", staff[i][0], "--dealer", "D1", "--role",
+                                               staff[i][1], "--name", "某某", NULL);
+    if (rc != 0) {
+        fprintf(stderr, "setup_people: crmctl failed (see %s)\n", f->sys.out);
+        teardown(state);
+        return -1;
+    }
+    return 0;
+}
+
+/* `n` customers P1..Pn of D1 owned by `consultant`, as the uplink keeps
+   them, and the owner.changed it emitted for each. */
+static void s_customers(fx_t *f, int n, const char *consultant)
+{
+    crm_tx_t *tx = crm_tx_new("dispatcher", 1000000);
+    for (int i = 1; i <= n; i++) {
+        char cid[16];
+        snprintf(cid, sizeof cid, "P%d", i);
+        crm_tx_cmd(tx, "HSET crm:cust:{%s} name 客户 mobile 1380000%04d dealer_id D1 consultant_id %s stage prospect", cid,
+                   i, consultant);
+        crm_tx_cmd(tx, "SADD crm:dealer:D1:customers %s", cid);
+        crm_tx_cmd(tx, "SADD crm:dealer:D1:staff:%s:customers %s", consultant, cid);
+        crm_msg_t m;
+        crm_msg_init(&m, CRM_T_owner_changed);
+        CRM_SET_STR(&m, owner_changed, customer_id, cid);
+        CRM_SET_STR(&m, owner_changed, dealer_id, "D1");
+        CRM_SET_STR(&m, owner_changed, consultant_id, consultant);
+        CRM_SET_STR(&m, owner_changed, reason, "assigned");
+        m.ts = f->now;
+        crm_tx_emit(tx, &m);
+        crm_msg_clear(&m);
+    }
+    crm_h_sys_commit(&f->sys, tx);
+    crm_tx_destroy(&tx);
+    s_applied(f, "customer");
+}
+
+static void test_reassignment_under_load_and_its_undo(void **state)
+{
+    fx_t *f = *state;
+    s_clock(f, s_cst(2026, 3, 2, 10, 0, 0));
+    s_customers(f, 300, "S1");
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S1"), 300);
+    /* S1 leaves: while a burst of S1's last follow-ups is still being
+       applied, the director reassigns everything to S2. */
+    crm_tx_t *tx = crm_tx_new("dispatcher", 1000000);
+    for (int i = 1; i <= 300; i++) {
+        char cid[16], fid[16];
+        snprintf(cid, sizeof cid, "P%d", i);
+        snprintf(fid, sizeof fid, "FL%d", i);
+        crm_msg_t m;
+        crm_msg_init(&m, CRM_T_followup_recorded);
+        CRM_SET_STR(&m, followup_recorded, customer_id, cid);
+        CRM_SET_STR(&m, followup_recorded, consultant_id, "S1");
+        CRM_SET_STR(&m, followup_recorded, result, "answered");
+        CRM_SET_STR(&m, followup_recorded, content, "A 交接前最后一次联系");
+        CRM_SET_STR(&m, followup_recorded, grade, "A");
+        CRM_SET_I64(&m, followup_recorded, next_at, s_cst(2026, 3, 5, 10, 0, 0));
+        CRM_SET_STR(&m, followup_recorded, dealer_id, "D1");
+        CRM_SET_STR(&m, followup_recorded, followup_id, fid);
+        CRM_SET_I64(&m, followup_recorded, at, f->now);
+        m.ts = f->now;
+        crm_tx_emit(tx, &m);
+        crm_msg_clear(&m);
+    }
+    crm_h_sys_commit(&f->sys, tx);
+    crm_tx_destroy(&tx);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "staff", "leave", "S1", "--dealer", "D1", NULL), 0);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "S1", "--to", "S2", "--dealer", "D1", NULL), 0);
+    s_out_has(f, "R1");
+    s_applied(f, "followup");
+    s_applied(f, "customer");
+    /* Every customer and open activity is S2's; none lost, none doubled. */
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S1"), 0);
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S2"), 300);
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1"), 300);
+    assert_int_equal(crm_h_int(f->sys.store, "SCARD crm:dealer:D1:staff:S2:customers"), 300);
+    assert_int_equal(crm_h_int(f->sys.store, "SCARD crm:dealer:D1:staff:S1:customers"), 0);
+    assert_int_equal(s_events(f, "customer", "owner.changed", "\"reassign_id\":\"R1\""), 300);
+    assert_int_equal(s_events(f, "customer", "consultant.reassigned", "\"customers\":300"), 1);
+    char *orig = s_hget(f, "crm:cust:{P7}", "original_consultant");
+    assert_string_equal(orig, "S1");
+    free(orig);
+    /* Nothing was deleted because S1 left. */
+    assert_int_equal(crm_h_int(f->sys.store, "EXISTS crm:dealer:D1:staff:S1"), 1);
+    /* Undone: all back. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "--undo", "R1", "--dealer", "D1", NULL), 0);
+    s_applied(f, "customer");
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S1"), 300);
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S2"), 0);
+    assert_int_equal(crm_h_int(f->sys.store, "SCARD crm:dealer:D1:staff:S1:customers"), 300);
+    assert_int_equal(s_events(f, "customer", "owner.changed", "\"reason\":\"reassign_undone\""), 300);
+    /* Twice is refused. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "--undo", "R1", "--dealer", "D1", NULL), 1);
+    s_out_has(f, "closed");
+}
+
+static void test_leave_with_and_without_postponement(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_customers(f, 4, "S1");
+    /* P1..P3 planned inside 10-12 March, P4 after. */
+    for (int i = 1; i <= 4; i++) {
+        char cid[16];
+        snprintf(cid, sizeof cid, "P%d", i);
+        s_followup(f, cid, "S1", "answered", "B 下周再联系", "B", "2026-03-25",
+                   i < 4 ? s_cst(2026, 3, 9 + i, 15, 0, 0) : s_cst(2026, 3, 16, 10, 0, 0), at);
+    }
+    /* Without postponing: the list of what to do first; nothing moves. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "leave", "S1", "--dealer", "D1", "--from", "2026-03-10",
+                                      "--to", "2026-03-12", NULL),
+                     0);
+    s_out_has(f, "# to do before leaving: due from 2026-03-10 to 2026-03-12");
+    s_out_has(f, "# 3 open tasks");
+    s_applied(f, "dealers");
+    assert_int_equal(s_due(f, s_task(f, "P1")), s_cst(2026, 3, 10, 15, 0, 0));
+    /* On leave: no new customers for S1. */
+    s_clock(f, s_cst(2026, 3, 11, 10, 0, 0));
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "customer", "assign", "P4", "--dealer", "D1", "--consultant", "S1", NULL), 1);
+    s_out_has(f, "on_leave");
+    /* With postponing (S1 again, a later window): each moves to the first
+       working day after, Friday 20 March, same time. */
+    s_clock(f, at);
+    for (int i = 1; i <= 2; i++) {
+        char cid[16];
+        snprintf(cid, sizeof cid, "P%d", i);
+        s_followup(f, cid, "S1", "answered", "B 再约", "B", "2026-03-30", s_cst(2026, 3, 17 + i, 11, 0, 0), at + HOUR_MS);
+    }
+    char before[32];
+    snprintf(before, sizeof before, "%s", s_task(f, "P1"));
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "leave", "S1", "--dealer", "D1", "--from", "2026-03-17",
+                                      "--to", "2026-03-19", "--postpone", NULL),
+                     0);
+    s_applied(f, "dealers");
+    s_assert_task(f, before, "state", "postponed");
+    const char *now1 = s_task(f, "P1");
+    assert_string_not_equal(now1, before);
+    assert_int_equal(s_due(f, now1), s_cst(2026, 3, 20, 11, 0, 0));
+    s_assert_task(f, now1, "source", "postponed");
+    assert_int_equal(s_due(f, s_task(f, "P2")), s_cst(2026, 3, 20, 11, 0, 0));
+    assert_int_equal(s_events(f, "task", "task.closed", "\"state\":\"postponed\""), 2);
+}
+
+static void test_released_prospect_transfers_through_the_director(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_customers(f, 2, "S1");
+    s_followup(f, "P1", "S1", "answered", "C 明年", "C", "2026-06-01", s_cst(2026, 3, 25, 10, 0, 0), at);
+    s_followup(f, "P2", "S1", "answered", "C 明年", "C", "2026-06-01", s_cst(2026, 3, 25, 10, 0, 0), at);
+    s_at(f, at + 30 * DAY_MS);
+    assert_int_equal(s_events(f, "followup", "prospect.released", NULL), 2);
+    /* S2 follows both up effectively: a transfer asked for each. */
+    s_followup(f, "P1", "S2", "visit", "C 来店试驾", "C", "2026-06-01", s_cst(2026, 4, 10, 10, 0, 0), f->now);
+    s_followup(f, "P2", "S2", "visit", "C 来店试驾", "C", "2026-06-01", s_cst(2026, 4, 10, 10, 0, 0), f->now);
+    assert_int_equal(s_events(f, "followup", "owner.transfer_requested", "\"to_consultant\":\"S2\""), 2);
+    /* Only the director decides. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "owner", "approve", "P1", "--director", "M1", NULL), 1);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "owner", "approve", "P1", "--director", "DIR", NULL), 0);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "owner", "refuse", "P2", "--director", "DIR", NULL), 0);
+    s_applied(f, "customer");
+    char *o1 = s_hget(f, "crm:cust:{P1}", "consultant_id"), *o2 = s_hget(f, "crm:cust:{P2}", "consultant_id");
+    assert_string_equal(o1, "S2");
+    assert_string_equal(o2, "S1");
+    free(o1);
+    free(o2);
+    assert_int_equal(s_events(f, "customer", "owner.changed", "\"reason\":\"transferred\""), 1);
+    s_assert_task(f, s_task(f, "P1"), "consultant_id", "S2");
+    s_assert_task(f, s_task(f, "P2"), "consultant_id", "S1");
+    char *t = s_hget(f, "crm:plan:{P1}", "transfer_to");
+    assert_null(t);
+    /* Decided: nothing waits any more. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "owner", "approve", "P2", "--director", "DIR", NULL), 1);
+    s_out_has(f, "no ownership transfer");
+}
+
 /* ------------------------------------------------------------ timers */
 
 /* Every timers.fired entry, counted per timer id: how many ids fired more
@@ -701,6 +899,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_contact_within_24_working_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crmctl_calendar_tasks_and_daily_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sanctions_for_a_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reassignment_under_load_and_its_undo, setup_people, teardown),
+        cmocka_unit_test_setup_teardown(test_leave_with_and_without_postponement, setup_people, teardown),
+        cmocka_unit_test_setup_teardown(test_released_prospect_transfers_through_the_director, setup_people, teardown),
         cmocka_unit_test_setup_teardown(test_two_instances_fire_100k_timers_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_killed_scheduler_loses_no_timer_and_fires_late_once, setup, teardown),
     };
