@@ -53,8 +53,10 @@ int sched_calendar_start(crm_service_t *svc) { return s_reload(svc); }
 crm_handled_t sched_on_calendar_loaded(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     (void) msg;
-    (void) tx;
-    return s_reload(svc) == 0 ? CRM_APPLIED : crm_service_failed(svc);
+    if (s_reload(svc) != 0)
+        return crm_service_failed(svc);
+    sched_holidays(svc, tx);
+    return CRM_APPLIED;
 }
 
 crm_handled_t sched_req_calendar_load(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)

@@ -12,6 +12,7 @@
  *           escalated to the consultant's manager, counted, a violation
  *    x:<C>  the expected purchase date passed with no order: opportunity.expired
  *    r:<C>  no effective follow-up for --release-days: prospect.released
+ *    t, f, b, c, s, h: reminders and care (care.c)
  */
 #include "sched.h"
 
@@ -172,8 +173,17 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         }
         if (tm->kind == 'w' || tm->kind == 'o')
             crm_tx_cmd(s->reads, "HGETALL " CRM_KEY_TASK_FMT, tm->id);
-        else
+        else if (tm->kind == 'x' || tm->kind == 'r')
             crm_tx_cmd(s->reads, "HGETALL " CRM_KEY_PLAN_FMT, tm->id);
+        else if (tm->kind == 't' || tm->kind == 'f')
+            crm_tx_cmd(s->reads, "HGETALL " CRM_KEY_TD_FMT, tm->id);
+        else if (tm->kind == 'h')
+            crm_tx_cmd(s->reads, "ECHO h");
+        else { /* b, c, s: the customer (c:<C>:<days>) */
+            char cid[CRM_DUE_ID_MAX + 1];
+            snprintf(cid, sizeof cid, "%.*s", (int) strcspn(tm->id, ":"), tm->id);
+            crm_tx_cmd(s->reads, "HGETALL " CRM_KEY_CUST_FMT, cid);
+        }
     }
     if (n && crm_store_pipeline(crm_service_store(svc), s->reads) != 0) {
         free(tms);
@@ -215,6 +225,10 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         if (!tm->id)
             continue;
         const redisReply *r = crm_tx_result(s->reads, k++);
+        if (tm->kind == 'h') {
+            sched_fire_care(svc, tx, tm->kind, tm->id, tm->due, NULL);
+            continue;
+        }
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
             continue;
         const redisReply *mr = mgr_at[i] >= 0 ? crm_tx_result(mgr, mgr_at[i]) : NULL;
@@ -228,6 +242,8 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
                 s_overdue(svc, tx, tm, &t, manager);
         } else if (tm->kind == 'x' || tm->kind == 'r') {
             s_plan_timer(svc, tx, tm, r, manager);
+        } else if (strchr("tfbcs", tm->kind)) {
+            sched_fire_care(svc, tx, tm->kind, tm->id, tm->due, r);
         } else {
             crm_warn("timer.unknown", "timer=%c:%s", tm->kind, tm->id);
         }

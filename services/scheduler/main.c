@@ -11,6 +11,7 @@
  */
 #include "sched.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static sched_t s_state;
@@ -31,6 +32,15 @@ static const crm_handler_t scheduler_handlers[] = {
     {"owner.transfer_decided", sched_on_transfer_decided, false},
     {"staff.absent", sched_on_absent, false},
     {"timers.fired", sched_on_fired, false},
+    {"testdrive.dispatched", sched_on_dispatched, false},
+    {"testdrive.status", sched_on_testdrive_status, false},
+    {"delivery.delayed", sched_on_delayed, false},
+    {"vehicle.delivered", sched_on_delivered, false},
+    {"service.recorded", sched_on_serviced, false},
+    {"lead.created", sched_on_lead, false},
+    {"lead.merged", sched_on_lead, false},
+    {"customer.updated", sched_on_customer_updated, false},
+    {"customer.recorded", sched_on_customer_recorded, false},
     {"calendar.loaded", sched_on_calendar_loaded, false},
     {NULL, NULL, false},
 };
@@ -57,6 +67,10 @@ static const crm_opt_t scheduler_opts[] = {
      "Moving an expected date that passes within this many days later, grade unchanged, is pushing it out", NULL},
     {"calendar-days", "CRM_CALENDAR_DAYS", "",
      "Rules in days that do not move off non-working days: followup, expiry (comma-separated)", NULL},
+    {"owner-callback-days", "CRM_OWNER_CALLBACK_DAYS", "7,30,90",
+     "Owner call-back tasks this many days after delivery (comma-separated, at most 8)", NULL},
+    {"service-reminder-days", "CRM_SERVICE_REMINDER_DAYS", "180",
+     "A service reminder this many days after delivery or the last service", NULL},
     CRM_OPT_END};
 
 static int scheduler_start(crm_service_t *svc)
@@ -89,9 +103,30 @@ static int scheduler_start(crm_service_t *svc)
     const char *cd = crm_service_opt(svc, "calendar-days");
     s->shift_followup = !strstr(cd, "followup");
     s->shift_expiry = !strstr(cd, "expiry");
-    if (!(s->reads = crm_tx_new("scheduler", 0)))
+    int64_t sd;
+    if (crm_service_opt_i64(svc, "service-reminder-days", 1, 3650, &sd) != 0)
         return -1;
-    return sched_calendar_start(svc);
+    s->service_days = (int) sd;
+    s->ncallbacks = 0;
+    char list[128];
+    snprintf(list, sizeof list, "%s", crm_service_opt(svc, "owner-callback-days"));
+    for (char *save = NULL, *p = strtok_r(list, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        char *end;
+        long d = strtol(p, &end, 10);
+        if (*end || d < 1 || d > 3650 || s->ncallbacks == 8) {
+            fprintf(stderr, "crm-scheduler: --owner-callback-days: up to 8 whole numbers of days, 1-3650\n");
+            return -1;
+        }
+        s->callbacks[s->ncallbacks++] = (int) d;
+    }
+    if (!(s->reads = crm_tx_new("scheduler", 0)) || sched_calendar_start(svc) != 0)
+        return -1;
+    /* The holidays still to come (again when the calendar is replaced). */
+    crm_tx_t *tx = crm_service_tx(svc);
+    sched_holidays(svc, tx);
+    if (crm_service_commit(svc, tx) != 0)
+        crm_warn("holidays.not_scheduled", "reason=\"%s\"", crm_store_error(crm_service_store(svc)));
+    return 0;
 }
 
 static void scheduler_stop(crm_service_t *svc)

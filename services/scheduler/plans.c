@@ -464,3 +464,38 @@ crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     freeReplyObject(ids);
     return rc;
 }
+
+crm_handled_t sched_regrade(crm_service_t *svc, crm_tx_t *tx, const char *cid, int64_t at)
+{
+    sched_t *s = sched_of(svc);
+    redisReply *g = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_CUST_FMT " grade", cid);
+    if (!g)
+        return crm_service_failed(svc);
+    char grade[8];
+    snprintf(grade, sizeof grade, "%s", g->type == REDIS_REPLY_STRING ? g->str : "");
+    freeReplyObject(g);
+    s_ctx_t c = {.cid = cid};
+    if (crm_grade_index(grade) < 0 || !(c.plan = s_read_plan(svc, cid)))
+        return crm_grade_index(grade) < 0 ? CRM_APPLIED : crm_service_failed(svc);
+    const char *old = s_plan(&c, "grade");
+    crm_handled_t rc = CRM_APPLIED;
+    sched_task_t open;
+    int has_open = old && !strcmp(old, grade) ? 0 : s_open_task(svc, &c, &open);
+    if (has_open < 0)
+        rc = crm_service_failed(svc);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " grade %s", cid, grade);
+    if (has_open > 0 && !strcmp(open.source, "grade")) {
+        int64_t last = s_plan_i64(&c, "last_contact_ms");
+        sched_task_t next = open;
+        int days = crm_grade_interval_days(grade);
+        next.due_ms = crm_cadence_due(s->cal, s->hours, last ? last : at, days, s->shift_followup);
+        snprintf(next.content, sizeof next.content, "follow up (grade %s: at least every %d days)", grade, days);
+        sched_task_close(svc, tx, &open, "replaced", NULL, at);
+        if (sched_task_open(svc, tx, &next, open.task_id) != 0)
+            rc = crm_service_failed(svc);
+        else
+            crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " task %s", cid, next.task_id);
+    }
+    freeReplyObject(c.plan);
+    return rc;
+}

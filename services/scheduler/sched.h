@@ -5,6 +5,8 @@
  *  tasks.c     tasks (planned activities) and their timers, the daily
  *              counters and the violations behind the sanctions
  *  fire.c      what a fired timer does: warning, overdue, expired, released
+ *  care.c      reminders and care: test drives, delays, birthdays, holidays,
+ *              owners' call-backs and service reminders
  *  calendar.c  the working-day calendar in Redis (calendar.load)
  */
 #ifndef SCHED_H
@@ -28,6 +30,9 @@ typedef struct {
     int pushed_out_days;      /* --pushed-out-days */
     bool shift_followup;      /* grade-made due dates move off non-working days */
     bool shift_expiry;        /* an expected date on a holiday expires after the next working day */
+    int callbacks[8];         /* --owner-callback-days */
+    int ncallbacks;
+    int service_days;         /* --service-reminder-days */
     crm_tx_t *reads;          /* pipelined reads */
 } sched_t;
 
@@ -72,6 +77,27 @@ crm_handled_t sched_on_order(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
 crm_handled_t sched_on_lost(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t sched_on_transfer_decided(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+
+/* A grade changed outside a follow-up (a dealer's customer file): the
+   grade-made next activity is recomputed from the last contact. */
+crm_handled_t sched_regrade(crm_service_t *svc, crm_tx_t *tx, const char *cid, int64_t at);
+
+/* care.c */
+crm_handled_t sched_on_dispatched(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_testdrive_status(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_delayed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_delivered(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_serviced(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_lead(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_customer_updated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+crm_handled_t sched_on_customer_recorded(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+/* The next 09:00 China time of a birthday after `now`; 0 for none (the
+   1900-01-01 sentinel, not a date). */
+int64_t sched_next_birthday(const char *birthday, int64_t now);
+/* Timers for the first day of every public holiday still to come. */
+void sched_holidays(crm_service_t *svc, crm_tx_t *tx);
+/* A care timer (t, f, b, c, s, h) fired; `what` its test drive or customer. */
+void sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id, int64_t due, const redisReply *what);
 
 /* fire.c */
 crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);

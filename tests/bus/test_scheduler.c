@@ -550,6 +550,132 @@ static void test_sanctions_for_a_month(void **state)
     free(csv);
 }
 
+/* ------------------------------------------------------------ care */
+
+static void s_emit_one(fx_t *f, crm_msg_t *m, const char *stream)
+{
+    s_publish(f, m, "dispatcher");
+    s_applied(f, stream);
+}
+
+static void test_reminders_and_care(void **state)
+{
+    fx_t *f = *state;
+    int64_t mon = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, mon);
+    redisReply *r = crm_store_cmd(f->sys.store,
+                                  "HSET crm:cust:{P1} mobile 13800000001 dealer_id D1 consultant_id S1 stage prospect");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->sys.store, "HSET crm:td:T1 customer_id P1 dealer_id D1 at %lld status dispatched",
+                      (long long) s_cst(2026, 3, 6, 15, 0, 0));
+    freeReplyObject(r);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_testdrive_dispatched);
+    CRM_SET_STR(&m, testdrive_dispatched, testdrive_id, "T1");
+    CRM_SET_STR(&m, testdrive_dispatched, dealer_id, "D1");
+    CRM_SET_I64(&m, testdrive_dispatched, dealer_seq, 1);
+    s_emit_one(f, &m, "testdrive");
+    /* T-1 (Thursday 5th) 09:00: the prospect is reminded, the dealer calls. */
+    s_at(f, s_cst(2026, 3, 5, 8, 59, 59));
+    assert_int_equal(s_events(f, "notify", "notify.request", "testdrive_reminder"), 0);
+    s_at(f, s_cst(2026, 3, 5, 9, 0, 0));
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"to\":\"13800000001\",\"template\":\"testdrive_reminder\""), 1);
+    assert_int_equal(s_events(f, "task", "task.opened", "\"kind\":\"testdrive_remind\""), 1);
+    /* The next working day after it (Monday 9th): the feedback call. */
+    s_at(f, s_cst(2026, 3, 9, 9, 0, 0));
+    assert_int_equal(s_events(f, "task", "task.opened", "\"consultant_id\":\"S1\",\"kind\":\"testdrive_feedback\""), 1);
+
+    /* A delivery delayed: the customer is told at once, a call before the
+       old promised date. */
+    crm_msg_init(&m, CRM_T_delivery_delayed);
+    CRM_SET_STR(&m, delivery_delayed, order_id, "O1");
+    CRM_SET_STR(&m, delivery_delayed, dealer_id, "D1");
+    CRM_SET_STR(&m, delivery_delayed, customer_id, "P1");
+    CRM_SET_STR(&m, delivery_delayed, promised_date, "2026-03-20");
+    CRM_SET_STR(&m, delivery_delayed, old_promised_date, "2026-03-10");
+    CRM_SET_STR(&m, delivery_delayed, reason, "船期延误");
+    s_emit_one(f, &m, "order");
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"template\":\"delivery_delayed\""), 1);
+    assert_int_equal(s_events(f, "notify", "notify.request", "promised_date=2026-03-20"), 1);
+    assert_int_equal(s_events(f, "task", "task.opened", "\"kind\":\"delay_notice\""), 1);
+
+    /* Birthdays: greeted on the day, never for the 1900-01-01 sentinel. */
+    r = crm_store_cmd(f->sys.store, "HSET crm:cust:{P2} mobile 13800000002 birthday 1985-03-11");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->sys.store, "HSET crm:cust:{P3} mobile 13800000003 birthday 1900-01-01");
+    freeReplyObject(r);
+    for (int i = 2; i <= 3; i++) {
+        crm_msg_init(&m, CRM_T_customer_updated);
+        CRM_SET_STR(&m, customer_updated, customer_id, i == 2 ? "P2" : "P3");
+        crm_strs_push(&m.body.customer_updated.fields, "birthday");
+        m.body.customer_updated.has.fields = true;
+        s_emit_one(f, &m, "customer");
+    }
+    redisReply *z = crm_store_cmd(f->sys.store, "ZSCORE crm:due:followup b:P3");
+    assert_int_equal(z->type, REDIS_REPLY_NIL);
+    freeReplyObject(z);
+    s_at(f, s_cst(2026, 3, 11, 9, 0, 0));
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"template\":\"birthday_greeting\""), 1);
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"to\":\"13800000002\""), 1);
+    /* Next year's is set. */
+    assert_int_equal(crm_h_int(f->sys.store, "ZSCORE crm:due:followup b:P2"), s_cst(2027, 3, 11, 9, 0, 0));
+
+    /* An owner: call-backs 7, 30, 90 days after delivery, a service reminder. */
+    r = crm_store_cmd(f->sys.store, "HSET crm:cust:{P4} mobile 13800000004 dealer_id D1 consultant_id S2 stage owner");
+    freeReplyObject(r);
+    crm_msg_init(&m, CRM_T_vehicle_delivered);
+    CRM_SET_STR(&m, vehicle_delivered, order_id, "O2");
+    CRM_SET_STR(&m, vehicle_delivered, dealer_id, "D1");
+    CRM_SET_STR(&m, vehicle_delivered, customer_id, "P4");
+    CRM_SET_STR(&m, vehicle_delivered, vin, "LSGJA52H0EH123456");
+    CRM_SET_STR(&m, vehicle_delivered, date, "2026-03-11");
+    s_emit_one(f, &m, "order");
+    s_at(f, s_cst(2026, 3, 18, 9, 0, 0));
+    assert_int_equal(s_events(f, "task", "task.opened", "\"customer_id\":\"P4\",\"dealer_id\":\"D1\",\"consultant_id\":\"S2\",\"kind\":\"owner_callback\""), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "ZSCORE crm:due:followup s:P4"), s_cst(2026, 3, 11, 9, 0, 0) + 180 * DAY_MS);
+    /* A service visit moves the reminder. */
+    crm_msg_init(&m, CRM_T_service_recorded);
+    CRM_SET_STR(&m, service_recorded, customer_id, "P4");
+    CRM_SET_STR(&m, service_recorded, dealer_id, "D1");
+    CRM_SET_STR(&m, service_recorded, work_order, "W1");
+    CRM_SET_STR(&m, service_recorded, date, "2026-03-18");
+    s_emit_one(f, &m, "service");
+    assert_int_equal(crm_h_int(f->sys.store, "ZSCORE crm:due:followup s:P4"), s_cst(2026, 3, 18, 9, 0, 0) + 180 * DAY_MS);
+
+    /* Holiday greetings from the calendar: 清明节 starts Saturday 4 April. */
+    s_at(f, s_cst(2026, 4, 4, 9, 0, 0));
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"to\":\"segment:owners\",\"template\":\"holiday_greeting\""), 1);
+    assert_int_equal(s_events(f, "notify", "notify.request", "holiday=清明节"), 1);
+}
+
+static void test_grade_changed_in_a_customer_file(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "C 明年", "C", "2026-06-01", 0, at);
+    char first[32];
+    snprintf(first, sizeof first, "%s", s_task(f, "C1"));
+    assert_int_equal(s_due(f, first), s_cst(2026, 4, 1, 9, 0, 0));
+    /* The dealer's file says H now: due 3 days after the last contact. */
+    redisReply *r = crm_store_cmd(f->sys.store, "HSET crm:cust:{C1} grade H");
+    freeReplyObject(r);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_customer_recorded);
+    CRM_SET_STR(&m, customer_recorded, customer_id, "C1");
+    CRM_SET_STR(&m, customer_recorded, dealer_id, "D1");
+    CRM_SET_STR(&m, customer_recorded, record_id, "file-1");
+    CRM_SET_STR(&m, customer_recorded, channel, "dealer:D1");
+    CRM_SET_BOOL(&m, customer_recorded, created, false);
+    crm_strs_push(&m.body.customer_recorded.fields, "grade");
+    m.body.customer_recorded.has.fields = true;
+    s_emit_one(f, &m, "customer");
+    const char *task = s_task(f, "C1");
+    assert_string_not_equal(task, first);
+    assert_int_equal(s_due(f, task), s_cst(2026, 3, 5, 9, 0, 0));
+    s_assert_task(f, first, "state", "replaced");
+}
+
 /* ------------------------------------------------------------ people */
 
 /* The scheduler with the dispatcher (the uplink's control endpoint): dealer
@@ -899,6 +1025,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_first_contact_within_24_working_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crmctl_calendar_tasks_and_daily_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sanctions_for_a_month, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reminders_and_care, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grade_changed_in_a_customer_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reassignment_under_load_and_its_undo, setup_people, teardown),
         cmocka_unit_test_setup_teardown(test_leave_with_and_without_postponement, setup_people, teardown),
         cmocka_unit_test_setup_teardown(test_released_prospect_transfers_through_the_director, setup_people, teardown),
