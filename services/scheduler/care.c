@@ -93,12 +93,15 @@ static bool s_id(crm_service_t *svc, const char *field, const char *id)
 static crm_handled_t s_testdrive_timers(crm_service_t *svc, crm_tx_t *tx, const char *tid)
 {
     sched_t *s = sched_of(svc);
-    redisReply *r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_TD_FMT " at status", tid);
+    redisReply *r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_TD_FMT " at status dealer_id", tid);
     if (!r)
         return crm_service_failed(svc);
-    int64_t at = r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10)
+    char dealer[CRM_ID_NAME_MAX + 1] = "";
+    if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, r->element[2]->str))
+        snprintf(dealer, sizeof dealer, "%s", r->element[2]->str);
+    int64_t at = r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING ? strtoll(r->element[0]->str, NULL, 10)
                                                                                : 0;
-    bool cancelled = r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING &&
+    bool cancelled = r->elements == 3 && r->element[1]->type == REDIS_REPLY_STRING &&
                      (!strcmp(r->element[1]->str, "cancelled") || !strcmp(r->element[1]->str, "completed") ||
                       !strcmp(r->element[1]->str, "no_show"));
     freeReplyObject(r);
@@ -109,7 +112,8 @@ static crm_handled_t s_testdrive_timers(crm_service_t *svc, crm_tx_t *tx, const 
     int64_t day = crm_cst_day(at);
     int64_t remind = crm_cst_day_start_ms(day - 1) + 9 * S_HOUR_MS;
     s_timer(tx, 't', tid, remind > crm_now_ms() ? remind : crm_now_ms());
-    s_timer(tx, 'f', tid, crm_cst_day_start_ms(crm_calendar_next_working(s->cal, day + 1)) + s->hours.open_min * 60000LL);
+    s_timer(tx, 'f', tid, crm_cst_day_start_ms(crm_calendar_next_working(s->cal, day + 1)) +
+                               sched_hours(svc, dealer).open_min * 60000LL);
     return CRM_APPLIED;
 }
 
@@ -160,7 +164,7 @@ crm_handled_t sched_on_delayed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
     snprintf(timer, sizeof timer, "delay:%.40s:%.20s", b->customer_id, b->promised_date);
     s_notify(tx, timer, msg->ts, b->customer_id, mobile, "delivery_delayed", params);
     int64_t old = b->has.old_promised_date ? crm_day_parse(b->old_promised_date) : INT64_MIN;
-    int64_t due = crm_work_shift(s->cal, s->hours, msg->ts, 2 * S_HOUR_MS);
+    int64_t due = crm_work_shift(s->cal, sched_hours(svc, b->dealer_id), msg->ts, 2 * S_HOUR_MS);
     if (old != INT64_MIN && crm_cst_day_start_ms(old) < due)
         due = crm_cst_day_start_ms(old) > msg->ts ? crm_cst_day_start_ms(old) : msg->ts;
     char content[400];
@@ -179,7 +183,7 @@ crm_handled_t sched_on_delivered(crm_service_t *svc, const crm_msg_t *msg, crm_t
     int64_t day = crm_day_parse(b->date);
     if (day == INT64_MIN)
         day = crm_cst_day(msg->ts);
-    int64_t at = crm_cst_day_start_ms(day) + s->hours.open_min * 60000LL;
+    int64_t at = crm_cst_day_start_ms(day) + sched_hours(svc, b->dealer_id).open_min * 60000LL;
     for (int i = 0; i < s->ncallbacks; i++) {
         char id[CRM_DUE_ID_MAX];
         snprintf(id, sizeof id, "%s:%d", b->customer_id, s->callbacks[i]);
@@ -199,7 +203,8 @@ crm_handled_t sched_on_serviced(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     if (day == INT64_MIN)
         return CRM_APPLIED;
     s_timer(tx, 's', b->customer_id,
-            crm_cst_day_start_ms(day) + s->hours.open_min * 60000LL + s->service_days * S_DAY_MS);
+            crm_cst_day_start_ms(day) + sched_hours(svc, b->dealer_id).open_min * 60000LL +
+                s->service_days * S_DAY_MS);
     return CRM_APPLIED;
 }
 

@@ -32,6 +32,8 @@ static const crm_handler_t scheduler_handlers[] = {
     {"owner.transfer_decided", sched_on_transfer_decided, false},
     {"staff.absent", sched_on_absent, false},
     {"timers.fired", sched_on_fired, false},
+    {"dealer.registered", sched_on_dealer_updated, false},
+    {"dealer.updated", sched_on_dealer_updated, false},
     {"testdrive.dispatched", sched_on_dispatched, false},
     {"testdrive.status", sched_on_testdrive_status, false},
     {"delivery.delayed", sched_on_delayed, false},
@@ -119,7 +121,7 @@ static int scheduler_start(crm_service_t *svc)
         }
         s->callbacks[s->ncallbacks++] = (int) d;
     }
-    if (!(s->reads = crm_tx_new("scheduler", 0)) || sched_calendar_start(svc) != 0)
+    if (!(s->reads = crm_tx_new("scheduler", 0)) || !(s->dealer_hours = zhash_new()) || sched_calendar_start(svc) != 0)
         return -1;
     /* The holidays still to come (again when the calendar is replaced). */
     crm_tx_t *tx = crm_service_tx(svc);
@@ -134,6 +136,7 @@ static void scheduler_stop(crm_service_t *svc)
     (void) svc;
     crm_calendar_destroy(&s_state.cal);
     crm_tx_destroy(&s_state.reads);
+    zhash_destroy(&s_state.dealer_hours);
 }
 
 static const crm_service_def_t scheduler_def = {

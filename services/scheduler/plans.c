@@ -177,7 +177,7 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     int interval = crm_grade_interval_days(grade);
     if (!interval)
         interval = crm_grade_interval_days("H"); /* ungraded: the strictest until graded */
-    int64_t cadence_due = crm_cadence_due(s->cal, s->hours, last_contact, interval, s->shift_followup);
+    int64_t cadence_due = crm_cadence_due(s->cal, sched_hours(svc, c.dealer), last_contact, interval, s->shift_followup);
     sched_task_t next = {0};
     snprintf(next.customer_id, sizeof next.customer_id, "%s", c.cid);
     snprintf(next.dealer_id, sizeof next.dealer_id, "%s", c.dealer);
@@ -356,7 +356,7 @@ crm_handled_t sched_on_owner(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         snprintf(t.kind, sizeof t.kind, "first_contact");
         snprintf(t.source, sizeof t.source, "rule");
         snprintf(t.content, sizeof t.content, "first contact (%s)", b->reason);
-        t.due_ms = crm_work_shift(s->cal, s->hours, msg->ts, s->first_contact_ms);
+        t.due_ms = crm_work_shift(s->cal, sched_hours(svc, b->dealer_id), msg->ts, s->first_contact_ms);
         if (sched_task_open(svc, tx, &t, has_open ? open.task_id : NULL) != 0)
             rc = crm_service_failed(svc);
         else
@@ -488,7 +488,7 @@ crm_handled_t sched_regrade(crm_service_t *svc, crm_tx_t *tx, const char *cid, i
         int64_t last = s_plan_i64(&c, "last_contact_ms");
         sched_task_t next = open;
         int days = crm_grade_interval_days(grade);
-        next.due_ms = crm_cadence_due(s->cal, s->hours, last ? last : at, days, s->shift_followup);
+        next.due_ms = crm_cadence_due(s->cal, sched_hours(svc, open.dealer_id), last ? last : at, days, s->shift_followup);
         snprintf(next.content, sizeof next.content, "follow up (grade %s: at least every %d days)", grade, days);
         sched_task_close(svc, tx, &open, "replaced", NULL, at);
         if (sched_task_open(svc, tx, &next, open.task_id) != 0)

@@ -34,6 +34,7 @@ typedef struct {
     int ncallbacks;
     int service_days;         /* --service-reminder-days */
     crm_tx_t *reads;          /* pipelined reads */
+    zhash_t *dealer_hours;    /* dealer -> its hours (crm:dealer:<D> hours), read at most every 5 s */
 } sched_t;
 
 sched_t *sched_of(crm_service_t *svc);
@@ -52,6 +53,10 @@ typedef struct {
 } sched_task_t;
 
 /* tasks.c */
+/* A dealer's working hours (crm:dealer:<D> hours, read again after 5 s or a
+   dealer.updated), else --hours. */
+crm_hours_t sched_hours(crm_service_t *svc, const char *dealer);
+crm_handled_t sched_on_dealer_updated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 /* Opens a task: stored, indexed, its warning and overdue timers set,
    task.opened emitted. `t->task_id` gets its id. 0, or -1 (Redis). */
 int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const char *replaces);

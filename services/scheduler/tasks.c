@@ -74,6 +74,53 @@ void sched_manager(crm_service_t *svc, const char *dealer, const char *consultan
     freeReplyObject(r);
 }
 
+typedef struct {
+    crm_hours_t hours;
+    int64_t read_ms;
+} s_hours_t;
+
+crm_hours_t sched_hours(crm_service_t *svc, const char *dealer)
+{
+    sched_t *s = sched_of(svc);
+    if (!dealer || !*dealer || !s->dealer_hours)
+        return s->hours;
+    /* Kept 5 s: several instances share the events, so the one that did
+       not apply a dealer.updated learns it this way. */
+    s_hours_t *h = zhash_lookup(s->dealer_hours, dealer);
+    if (h && crm_mono_ms() - h->read_ms < 5000)
+        return h->hours;
+    zhash_delete(s->dealer_hours, dealer);
+    redisReply *r = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_DEALER_FMT " hours", dealer);
+    if (!r)
+        return s->hours; /* not kept: asked again next time */
+    crm_hours_t got = s->hours;
+    if (r->type == REDIS_REPLY_STRING && *r->str && crm_hours_parse(r->str, &got) != 0) {
+        crm_warn("dealer.hours_unreadable", "dealer=%s hours=\"%s\" using=default", dealer, r->str);
+        got = s->hours;
+    }
+    freeReplyObject(r);
+    if ((h = malloc(sizeof *h))) {
+        h->hours = got;
+        h->read_ms = crm_mono_ms();
+        if (zhash_insert(s->dealer_hours, dealer, h) == 0)
+            zhash_freefn(s->dealer_hours, dealer, free);
+        else
+            free(h);
+    }
+    return got;
+}
+
+crm_handled_t sched_on_dealer_updated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    (void) tx;
+    sched_t *s = sched_of(svc);
+    const char *d = msg->type == CRM_T_dealer_updated ? msg->body.dealer_updated.dealer_id
+                                                      : msg->body.dealer_registered.dealer_id;
+    if (s->dealer_hours && d)
+        zhash_delete(s->dealer_hours, d);
+    return CRM_APPLIED;
+}
+
 static void s_timer_id(char *out, size_t size, char kind, const char *id) { snprintf(out, size, "%c:%s", kind, id); }
 
 int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const char *replaces)
@@ -104,7 +151,7 @@ int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const cha
     crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_TASKS_FMT " %s", t->customer_id, t->task_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_TASKS_DEALERS " %s", t->dealer_id);
     char tid[CRM_DUE_ID_MAX + 1];
-    int64_t warn = crm_work_shift(s->cal, s->hours, t->due_ms, -s->warn_lead_ms);
+    int64_t warn = crm_work_shift(s->cal, sched_hours(svc, t->dealer_id), t->due_ms, -s->warn_lead_ms);
     if (warn > now) {
         s_timer_id(tid, sizeof tid, 'w', t->task_id);
         crm_tx_due(tx, SCHED_SET, tid, warn);

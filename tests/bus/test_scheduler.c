@@ -447,6 +447,44 @@ static void test_first_contact_within_24_working_hours(void **state)
     assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:-"), 0);
 }
 
+static void test_dealers_own_working_hours(void **state)
+{
+    fx_t *f = *state;
+    /* D2 works 10:00-16:00 (crm:dealer:<D> hours, set by crm-dispatcher). */
+    redisReply *r = crm_store_cmd(f->sys.store, "HSET crm:dealer:D2 hours 10:00-16:00");
+    freeReplyObject(r);
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_followup_recorded);
+    CRM_SET_STR(&m, followup_recorded, customer_id, "C1");
+    CRM_SET_STR(&m, followup_recorded, consultant_id, "S9");
+    CRM_SET_STR(&m, followup_recorded, result, "answered");
+    CRM_SET_STR(&m, followup_recorded, content, "H 周四");
+    CRM_SET_STR(&m, followup_recorded, grade, "H");
+    CRM_SET_STR(&m, followup_recorded, dealer_id, "D2");
+    CRM_SET_I64(&m, followup_recorded, at, at);
+    s_publish(f, &m, "dispatcher");
+    s_applied(f, "followup");
+    /* Due at D2's opening hour; warned 2 working hours before: 14:00 the
+       day before (D2 closes at 16:00). */
+    const char *task = s_task(f, "C1");
+    assert_int_equal(s_due(f, task), s_cst(2026, 3, 5, 10, 0, 0));
+    char tid[40];
+    snprintf(tid, sizeof tid, "w:%s", task);
+    assert_int_equal(s_int(f, "ZSCORE crm:due:followup %s", tid, NULL), s_cst(2026, 3, 4, 14, 0, 0));
+    /* First contact in 24 working hours of D2 (6 a day), from Monday 15:00:
+       1 h Monday, 6 Tuesday, Wednesday, Thursday, 5 h Friday -> 15:00. */
+    s_clock(f, s_cst(2026, 3, 2, 15, 0, 0));
+    crm_msg_init(&m, CRM_T_owner_changed);
+    CRM_SET_STR(&m, owner_changed, customer_id, "C2");
+    CRM_SET_STR(&m, owner_changed, dealer_id, "D2");
+    CRM_SET_STR(&m, owner_changed, reason, "testdrive_dispatched");
+    s_publish(f, &m, "dispatcher");
+    s_applied(f, "customer");
+    assert_int_equal(s_due(f, s_task(f, "C2")), s_cst(2026, 3, 6, 15, 0, 0));
+}
+
 /* ------------------------------------------------------------ crmctl */
 
 /* What the last crmctl printed holds `needle`. */
@@ -1023,6 +1061,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expired_opportunity_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_after_30_days_without_an_effective_followup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_contact_within_24_working_hours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dealers_own_working_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crmctl_calendar_tasks_and_daily_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sanctions_for_a_month, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reminders_and_care, setup, teardown),
