@@ -87,7 +87,13 @@
  *  crm:ids:followup        counter for follow-up ids (F<n>)
  *  crm:dealer:<D>:staff    set; staff ids
  *  crm:dealer:<D>:staff:<S>  hash; staff_id, dealer_id, role, name, manager_id, state (active | left),
- *                          created_ms, updated_ms, left_ms, reason
+ *                          created_ms, updated_ms, left_ms, reason, away_from, away_to (YYYY-MM-DD,
+ *                          staff.away), away_postpone (1/0)
+ *  crm:reassign:<R>        hash; a reassignment: reassign_id, dealer_id, from_consultant,
+ *                          to_consultant, customers (space-separated), reason, state (done | undone),
+ *                          created_ms, undone_ms
+ *  crm:ids:reassign        counter for reassignment ids (R<n>)
+ *  crm:cust:{<C>} also holds original_consultant (its owner before its first reassignment)
  *  crm:dealer:<D>:customers  set; the customers the dealer owns
  *  crm:dealer:<D>:staff:<S>:customers  set; a consultant's customers
  *  crm:dealer:<D>:lost_pending, crm:dealer:<D>:lost  sets; lost prospects waiting, approved
@@ -97,7 +103,9 @@
  *  crm:plan:{<C>}          hash; a prospect's plan: dealer_id, consultant_id, grade,
  *                          expected_purchase_date, last_contact_ms, last_effective_ms, task (the open
  *                          follow-up task), stage (prospect | ordered | lost), released (1),
- *                          released_ms, updated_ms
+ *                          released_ms, released_from, expired_ms, transfer_to, transfer_from,
+ *                          transfer_ms (a transfer waiting for the director), transfer_decision,
+ *                          updated_ms
  *  crm:cust:{<C>}:tasks    set; every task of the customer, open or closed
  *  crm:task:<K>            hash; task_id, customer_id, dealer_id, consultant_id, kind, source,
  *                          content, due_ms, day (YYYY-MM-DD, China), state (open | overdue | done |
@@ -109,7 +117,9 @@
  *  crm:tasks:open:<D>:<S>  sorted set; a consultant's open tasks ("-": the dealer's, no one yet)
  *  crm:due:followup        the scheduler's timers: "w:<K>" warning, "o:<K>" overdue,
  *                          "x:<C>" expected date passes, "r:<C>" release after no effective
- *                          follow-up
+ *                          follow-up; care: "t:<T>" test drive T-1, "f:<T>" feedback call,
+ *                          "b:<C>" birthday, "h:<YYYY-MM-DD>" holiday greeting, "c:<C>:<days>"
+ *                          owner call-back, "s:<C>" service reminder
  *  crm:report:<YYYY-MM-DD>:<D>  hash; daily counters "<S>|<what>": due, done, done_late, overdue,
  *                          expired, missing_plan, released, flagged
  *  crm:report:<YYYY-MM-DD> set; dealers with counters that day
