@@ -701,6 +701,22 @@ static crm_handled_t s_on_staff_away(crm_service_t *svc, crm_req_t *req, crm_tx_
    once, in this one transaction, each with its owner.changed; the
    original owner is kept on each (original_consultant) and the list in
    crm:reassign:<R>, so the reassignment can be undone. */
+/* consultant.reassigned, and the answer: the reassignment and how many moved. */
+static void s_reassigned(s_up_t *u, const char *rid, const char *from, const char *to, int64_t n, const char *undo_of)
+{
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_consultant_reassigned);
+    CRM_SET_STR(&ev, consultant_reassigned, reassign_id, rid);
+    CRM_SET_STR(&ev, consultant_reassigned, dealer_id, u->dealer);
+    CRM_SET_STR(&ev, consultant_reassigned, from_consultant, from);
+    CRM_SET_STR(&ev, consultant_reassigned, to_consultant, to);
+    CRM_SET_I64(&ev, consultant_reassigned, customers, n);
+    CRM_SET_STR(&ev, consultant_reassigned, undo_of, undo_of);
+    s_emit(u, &ev);
+    crm_msg_t *a = s_ok(u, rid, NULL);
+    CRM_SET_I64(a, dealer_reply, count, n);
+}
+
 static crm_handled_t s_reassign_undo(s_up_t *u, const char *rid)
 {
     if (!crm_id_valid(CRM_ID_NAME, rid))
@@ -747,17 +763,7 @@ static crm_handled_t s_reassign_undo(s_up_t *u, const char *rid)
     free(list);
     if (rc == CRM_APPLIED) {
         crm_tx_cmd(u->tx, "HSET crm:reassign:%s state undone undone_ms %s", rid, u->nows);
-        crm_msg_t ev;
-        crm_msg_init(&ev, CRM_T_consultant_reassigned);
-        CRM_SET_STR(&ev, consultant_reassigned, reassign_id, rid);
-        CRM_SET_STR(&ev, consultant_reassigned, dealer_id, u->dealer);
-        CRM_SET_STR(&ev, consultant_reassigned, from_consultant, to);
-        CRM_SET_STR(&ev, consultant_reassigned, to_consultant, from);
-        CRM_SET_I64(&ev, consultant_reassigned, customers, moved);
-        CRM_SET_STR(&ev, consultant_reassigned, undo_of, rid);
-        s_emit(u, &ev);
-        crm_msg_t *a = s_ok(u, rid, NULL);
-        CRM_SET_I64(a, dealer_reply, count, moved);
+        s_reassigned(u, rid, to, from, moved, rid);
         crm_info("consultant.reassign_undone", "dealer=%s reassign=%s customers=%lld", u->dealer, rid, (long long) moved);
     }
     freeReplyObject(h);
@@ -830,16 +836,7 @@ static crm_handled_t s_on_reassign(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     crm_tx_cmd(tx, "HSET crm:reassign:%s reassign_id %s dealer_id %s from_consultant %s to_consultant %s customers %s "
                    "reason %s state done created_ms %s",
                rid, rid, u.dealer, b->from_consultant, b->to_consultant, list, reason ? reason : "", u.nows);
-    crm_msg_t ev;
-    crm_msg_init(&ev, CRM_T_consultant_reassigned);
-    CRM_SET_STR(&ev, consultant_reassigned, reassign_id, rid);
-    CRM_SET_STR(&ev, consultant_reassigned, dealer_id, u.dealer);
-    CRM_SET_STR(&ev, consultant_reassigned, from_consultant, b->from_consultant);
-    CRM_SET_STR(&ev, consultant_reassigned, to_consultant, b->to_consultant);
-    CRM_SET_I64(&ev, consultant_reassigned, customers, (int64_t) ids->elements);
-    s_emit(&u, &ev);
-    crm_msg_t *a = s_ok(&u, rid, NULL);
-    CRM_SET_I64(a, dealer_reply, count, (int64_t) ids->elements);
+    s_reassigned(&u, rid, b->from_consultant, b->to_consultant, (int64_t) ids->elements, NULL);
     crm_info("consultant.reassigned", "dealer=%s reassign=%s from=%s to=%s customers=%zu", u.dealer, rid,
              b->from_consultant, b->to_consultant, ids->elements);
     free(list);
