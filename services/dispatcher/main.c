@@ -7,9 +7,10 @@
  *  days 09:00 China time (at once if that has passed) a durable timer
  *  fires testdrive.due and the dispatch goes onto the dealer's own stream;
  *  a dealer that stays silent is escalated. The scheduler's tasks
- *  (task.opened, task.closed) go onto the same stream as dealer.task. The registry (dealers, their
- *  certificates, the sales regions) changes only through requests on the
- *  control endpoint; dealers' systems talk to the gateway.
+ *  (task.opened, task.closed) go onto the same stream as dealer.task. The
+ *  registry (dealers, their certificates, the sales regions) changes only
+ *  through requests on the control endpoint; dealers' systems talk to the
+ *  gateway.
  */
 #include <stdlib.h>
 #include <string.h>

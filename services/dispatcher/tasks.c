@@ -5,7 +5,8 @@
 
 /* Every id of the event is checked before it becomes part of a key or
    reaches a dealer's system (NULL or "" passes for an optional one). */
-static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n, size_t required)
+static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n,
+                     size_t required)
 {
     for (size_t i = 0; i < n; i++) {
         if (i >= required && (!ids[i] || !*ids[i]))
@@ -20,7 +21,8 @@ static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *con
 }
 
 /* 1: the dealer is in the registry; 0: it is not (logged); -1: store failure. */
-static int s_dealer_known(crm_service_t *svc, const char *type, const char *task, const char *dealer)
+static int s_dealer_known(crm_service_t *svc, const char *type, const char *task,
+                          const char *dealer)
 {
     redisReply *e = crm_store_cmd(crm_service_store(svc), "EXISTS " CRM_KEY_DEALER_FMT, dealer);
     if (!e)
@@ -28,7 +30,8 @@ static int s_dealer_known(crm_service_t *svc, const char *type, const char *task
     int known = e->type == REDIS_REPLY_INTEGER && e->integer > 0;
     freeReplyObject(e);
     if (!known)
-        crm_warn("task.dealer_unknown", "type=%s task=%s dealer=%s why=\"no such dealer: not forwarded\"", type, task,
+        crm_warn("task.dealer_unknown",
+                 "type=%s task=%s dealer=%s why=\"no such dealer: not forwarded\"", type, task,
                  dealer);
     return known;
 }
@@ -69,8 +72,8 @@ crm_handled_t tasks_on_opened(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
         CRM_SET_STR(&ev, dealer_task, content, t->content);
     crm_handled_t rc = s_emit(tx, &ev, t->dealer_id);
     if (rc == CRM_APPLIED)
-        crm_info("task.forwarded", "task=%s dealer=%s customer=%s state=open kind=%s due_at=%lld", t->task_id,
-                 t->dealer_id, t->customer_id, t->kind, (long long) t->due_at);
+        crm_info("task.forwarded", "task=%s dealer=%s customer=%s state=open kind=%s due_at=%lld",
+                 t->task_id, t->dealer_id, t->customer_id, t->kind, (long long) t->due_at);
     return rc;
 }
 
@@ -102,7 +105,7 @@ crm_handled_t tasks_on_closed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     CRM_SET_STR(&ev, dealer_task, state, t->state);
     crm_handled_t rc = s_emit(tx, &ev, t->dealer_id);
     if (rc == CRM_APPLIED)
-        crm_info("task.forwarded", "task=%s dealer=%s customer=%s state=%s", t->task_id, t->dealer_id,
-                 t->customer_id, t->state);
+        crm_info("task.forwarded", "task=%s dealer=%s customer=%s state=%s", t->task_id,
+                 t->dealer_id, t->customer_id, t->state);
     return rc;
 }
