@@ -2063,6 +2063,16 @@ static void test_a_task_the_scheduler_opens_reaches_the_dealer_as_dealer_task_nu
     assert_true(opened && closed && opened < closed);
     free(all);
     assert_int_equal(s_state(f->state), 3);
+    /* and live: a task opened while the client follows is pushed to it */
+    const char *debug[] = {"--log-level", "debug", NULL};
+    pid_t d = start_following(f, debug);
+    s_task_event(f, true, "K2", "D1", NULL);
+    s_wait_t live = {f->err, 0, "seq=4 via=live"};
+    if (!crm_h_wait(s_contains, &live, 5000))
+        fail_msg("dealer.task number 4 did not arrive on the live socket");
+    assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"task_id\":\"K2\","));
+    assert_int_equal(s_state(f->state), 4);
 }
 
 /* The same case for both clients, told apart in cmocka's output: against
