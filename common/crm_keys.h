@@ -42,7 +42,9 @@
  *
  *  Dispatcher (dealers and test drives):
  *  crm:dealer:<D>          hash; name, region, province, city, address, capacity (absent: the
- *                          dispatcher's default), state, created_ms, acked, acked_ms, ack_pending
+ *                          dispatcher's default), hours (working hours, China time, "HH:MM-HH:MM";
+ *                          absent: the scheduler's, 09:00-18:00), state, created_ms, acked,
+ *                          acked_ms, ack_pending
  *  crm:dealers:acks_pending  set; dealers whose long acknowledgement is being finished
  *  crm:regions             hash; province -> sales region (crm_regions.h)
  *  crm:regions:table       list; one "region=province,..." line per region, in order
@@ -52,7 +54,8 @@
  *  crm:dealer:<D>:open     set; the dealer's open test drives
  *  crm:dealer:<D>:day:<YYYYMMDD>  counter; test drives booked that day (China time); expires
  *                          7 days after that day
- *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive, until acknowledged
+ *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive, until acknowledged (numbers
+ *                          of dealer.assigned and dealer.task have no entry: acks pass over them)
  *  crm:{dealer.<D>}:events, crm:{dealer.<D>}:seq   the dealer's own dispatch stream
  *  crm:td:<T>              hash; a test drive: lead, customer, dealer, reason, at, status, ...
  *  crm:td:<T>:history      stream; every status change with its time and who

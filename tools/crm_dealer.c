@@ -23,9 +23,12 @@
  *  100 dispatches or 100 ms) up to 100. Each carries its number (seq) for
  *  the dealer's system to drop a repeat.
  *
- *  The stream carries dealer.dispatch (a test drive) and dealer.assigned (a
- *  customer the carmaker gave this dealer); both are numbered, applied and
- *  acknowledged alike.
+ *  The stream carries dealer.dispatch (a test drive), dealer.assigned (a
+ *  customer the carmaker gave this dealer) and dealer.task (a task for the
+ *  dealer's consultant, opened or closed); all are numbered, applied and
+ *  acknowledged alike. A numbered message of a type this client does not
+ *  know (a newer gateway's) is logged and passed over: its number counts
+ *  as applied and is acknowledged, so it never stalls the stream.
  *
  *  crm-dealer ... status TESTDRIVE_ID STATUS [--at ..] [--note ..] sends one
  *  status report instead, and crm-dealer ... send KIND FILE.json the
@@ -56,6 +59,7 @@
 #include "crm_import.h"
 #include "crm_leadin.h"
 #include "crm_log.h"
+#include "crm_mp.h"
 #include "crm_proto.h"
 #include "crm_store.h"
 
@@ -418,8 +422,78 @@ static int s_run_exec(const char *cmd, const char *json)
 
 /* Applies one dispatch that is exactly next in line; on failure it is left
    for a later try (blocked_until), or the run ends (state not written). */
+/* The types applied (printed or given to --exec); any other type numbered
+   on our stream is passed over. */
+static bool s_stream_type(crm_type_t t)
+{
+    return t == CRM_T_dealer_dispatch || t == CRM_T_dealer_assigned || t == CRM_T_dealer_task;
+}
+
+/* A frame the decoder refused for its type (one this build does not know):
+   when the rest of the envelope is sound (v, type, stream, seq, a body map)
+   `out` gets its stream and seq and `type` its name, for the stream to pass
+   over it. Reads nothing of the body. 0 or -1. */
+static int s_peek_numbered(const void *data, size_t len, crm_msg_t *out, char *type, size_t tsz)
+{
+    memset(out, 0, sizeof *out);
+    crm_mp_t r;
+    crm_mp_init(&r, data, len);
+    uint32_t count;
+    if (len == 0 || len > CRM_FRAME_MAX || crm_mp_map(&r, &count) != 0)
+        return -1;
+    unsigned seen = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        const char *k, *v;
+        uint32_t kl, vl;
+        uint64_t n;
+        if (crm_mp_str(&r, &k, &kl) != 0)
+            return -1;
+#define S_IS(lit) (kl == sizeof lit - 1 && !memcmp(k, lit, kl))
+        if (S_IS("v")) {
+            if (crm_mp_u64(&r, &n) != 0 || n == 0 || n > CRM_SCHEMA_VERSION)
+                return -1;
+            seen |= 1;
+        } else if (S_IS("type") || S_IS("stream")) {
+            bool is_type = S_IS("type");
+            size_t cap = is_type ? tsz : sizeof out->stream;
+            if (crm_mp_str(&r, &v, &vl) != 0 || vl == 0 || (!is_type && vl >= cap))
+                return -1;
+            if (vl >= cap)
+                vl = (uint32_t) cap - 1; /* a type's name is only logged */
+            char *dst = is_type ? type : out->stream;
+            memcpy(dst, v, vl);
+            dst[vl] = 0;
+            seen |= is_type ? 2 : 4;
+        } else if (S_IS("seq")) {
+            if (crm_mp_u64(&r, &out->seq) != 0)
+                return -1;
+            seen |= 8;
+        } else if (S_IS("body")) {
+            if (crm_mp_peek(&r) != CRM_MP_MAP || crm_mp_skip(&r, 32) != 0)
+                return -1;
+            seen |= 16;
+        } else if (crm_mp_skip(&r, 32) != 0) {
+            return -1;
+        }
+#undef S_IS
+    }
+    return seen == 31 && crm_mp_left(&r) == 0 ? 0 : -1;
+}
+
+static void s_advance(s_dealer_t *d, const crm_msg_t *m, bool live);
+
 static void s_apply(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
+    if (!s_stream_type(m->type)) {
+        /* Passed over, not applied: nothing for the dealer's system, but
+           the number counts, or the stream would stop here. */
+        char shown[64];
+        crm_warn("dealer.unknown_type", "dealer=%s seq=%llu type=%s hint=\"skipped; a newer client may know it\"",
+                 d->dealer, (unsigned long long) m->seq,
+                 crm_log_value(m->type == CRM_T_NONE ? m->corr : crm_type_name(m->type), shown, sizeof shown));
+        s_advance(d, m, live);
+        return;
+    }
     char *json = crm_msg_to_json(m);
     int rc = -1;
     if (json && d->exec)
@@ -434,6 +508,12 @@ static void s_apply(s_dealer_t *d, const crm_msg_t *m, bool live)
         d->failed = true;
         return;
     }
+    s_advance(d, m, live);
+}
+
+/* m's number is applied: recorded (--sync each) and acknowledged. */
+static void s_advance(s_dealer_t *d, const crm_msg_t *m, bool live)
+{
     if (!d->sync_batch) {
         if (s_state_write(d->state_file, m->seq) != 0) {
             /* Applied but not recorded: stop here; the next start repeats it. */
@@ -451,8 +531,8 @@ static void s_apply(s_dealer_t *d, const crm_msg_t *m, bool live)
     s_ack(d, false);
 }
 
-/* A numbered message of our stream (dealer.dispatch or dealer.assigned),
-   from a replay or a push: dropped when already applied, applied when
+/* A numbered message of our stream (dealer.dispatch, dealer.assigned,
+   dealer.task, or a type passed over), from a replay or a push: dropped when already applied, applied when
    next, and a replay is asked for when numbers are missing. */
 static void s_on_dispatch(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
@@ -614,6 +694,30 @@ static void s_touch_requests(s_dealer_t *d)
 
 /* ------------------------------------------------------------ sockets in */
 
+/* A decoded message that takes a number of our stream: a type we apply,
+   or any other (known to the codec, not to this client) that carries our
+   stream's name and a number, passed over in its turn. */
+static bool s_numbered(const s_dealer_t *d, const crm_msg_t *m)
+{
+    if (s_stream_type(m->type))
+        return true;
+    return m->type != CRM_T_dealer_reply && m->type != CRM_T_heartbeat && m->seq > 0 &&
+           !strcmp(m->stream, d->stream);
+}
+
+/* The same for a frame of a type the codec does not know: `m` gets its
+   stream and seq, type CRM_T_NONE and the type's name in m->corr (for the
+   log line only). */
+static bool s_numbered_unknown(const s_dealer_t *d, const void *data, size_t len, crm_msg_t *m)
+{
+    char type[sizeof m->corr];
+    if (s_peek_numbered(data, len, m, type, sizeof type) != 0)
+        return false;
+    m->type = CRM_T_NONE;
+    snprintf(m->corr, sizeof m->corr, "%s", type);
+    return m->seq > 0 && !strcmp(m->stream, d->stream);
+}
+
 static void s_drain_req(s_dealer_t *d, bool finishing)
 {
     for (int i = 0; i < S_DRAIN_MAX && (zsock_events(d->req) & ZMQ_POLLIN); i++) {
@@ -632,10 +736,15 @@ static void s_drain_req(s_dealer_t *d, bool finishing)
         if (!f) {
             crm_warn("dealer.malformed", "dealer=%s socket=requests field=frames", d->dealer);
         } else if (crm_msg_decode(zframe_data(f), zframe_size(f), &m, &e) != 0) {
-            crm_warn("dealer.malformed", "dealer=%s socket=requests field=%s", d->dealer, e.field);
+            if (e.code == CRM_E_UNKNOWN && s_numbered_unknown(d, zframe_data(f), zframe_size(f), &m)) {
+                s_touch_requests(d);
+                s_on_dispatch(d, &m, false);
+            } else {
+                crm_warn("dealer.malformed", "dealer=%s socket=requests field=%s", d->dealer, e.field);
+            }
         } else {
             s_touch_requests(d);
-            if (m.type == CRM_T_dealer_dispatch || m.type == CRM_T_dealer_assigned)
+            if (s_numbered(d, &m))
                 s_on_dispatch(d, &m, false);
             else if (m.type == CRM_T_dealer_reply)
                 s_on_reply(d, &m);
@@ -662,9 +771,14 @@ static void s_drain_sub(s_dealer_t *d)
         if (zmsg_size(msg) != 2 || !zframe_streq(topic, d->topic)) {
             crm_warn("dealer.malformed", "dealer=%s socket=live field=frames", d->dealer);
         } else if (crm_msg_decode(zframe_data(frame), zframe_size(frame), &m, &e) != 0) {
-            crm_warn("dealer.malformed", "dealer=%s socket=live field=%s", d->dealer, e.field);
+            if (e.code == CRM_E_UNKNOWN && s_numbered_unknown(d, zframe_data(frame), zframe_size(frame), &m)) {
+                d->sub_alive_at = crm_mono_ms();
+                s_on_dispatch(d, &m, true);
+            } else {
+                crm_warn("dealer.malformed", "dealer=%s socket=live field=%s", d->dealer, e.field);
+            }
         } else {
-            bool numbered = m.type == CRM_T_dealer_dispatch || m.type == CRM_T_dealer_assigned;
+            bool numbered = m.type != CRM_T_heartbeat && s_numbered(d, &m);
             if (m.type == CRM_T_heartbeat || numbered) {
                 d->sub_alive_at = crm_mono_ms();
                 if (!d->sub_live)

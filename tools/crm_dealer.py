@@ -7,11 +7,14 @@ the standard library, pyzmq and msgpack; it takes the flags of crm-dealer
 with the same codes.
 
 It follows one dealer's stream (dealer.dispatch: a test drive;
-dealer.assigned: a customer given to this dealer; both numbered alike): the
+dealer.assigned: a customer given to this dealer; dealer.task: a task for
+the dealer's consultant, opened or closed; all numbered alike): the
 last number applied is kept in a state file; at start it asks for a replay
 from there, applies what comes in order, then applies live pushes. A push that skips a number, a heartbeat
 announcing a number it has not applied, or --poll-ms without news make it
-ask for a replay again. A request without an answer is sent again on a
+ask for a replay again. A numbered message of a type this client does not
+know (a newer gateway's) is logged and passed over: its number counts as
+applied and is acknowledged, so it never stalls the stream. A request without an answer is sent again on a
 fresh socket; busy, unavailable and not_certified make it wait and ask
 again. Everything read from the network is checked before use: a frame
 that does not follow Part 2 is logged and dropped.
@@ -154,6 +157,11 @@ BODIES = {
         "mobile": (STR, False), "phone": (STR, False), "model": (STR, False),
         "grade": (STR, False), "reason": (STR, True), "reason_text": (STR, False),
     },
+    "dealer.task": {
+        "task_id": (STR, True), "customer_id": (STR, True), "dealer_id": (STR, True),
+        "state": (STR, True), "consultant_id": (STR, False), "kind": (STR, False),
+        "due_at": (INT, False), "content": (STR, False),
+    },
     "heartbeat": {"streams": (STRS, True), "uptime_ms": (INT, False)},
     "dealer.reply": {
         "ok": (BOOL, True), "code": (STR, False), "message": (STR, False),
@@ -164,8 +172,9 @@ BODIES = {
 }
 
 # The numbered messages of the dealer's own stream: applied, counted and
-# acknowledged alike.
-STREAM_TYPES = ("dealer.dispatch", "dealer.assigned")
+# acknowledged alike. Another type numbered on our stream is passed over
+# (counted, acknowledged, not applied): see Stream.numbered.
+STREAM_TYPES = ("dealer.dispatch", "dealer.assigned", "dealer.task")
 
 # The uplink requests (DEALERS.md, "Uplink"): send KIND -> request type and
 # its body fields, field -> (type, required), in the order of the reference.
@@ -281,7 +290,9 @@ def _plain(v, depth):
 
 def decode(frame):
     """One frame from the gateway -> the envelope as a dict (keys in wire
-    order, body checked against BODIES), or Malformed."""
+    order, body checked against BODIES), or Malformed. A type not in
+    BODIES comes back with "unknown": True and its body unchecked (a newer
+    gateway's message: the caller passes it over)."""
     if not isinstance(frame, bytes) or not 0 < len(frame) <= FRAME_MAX:
         raise Malformed("frame", "%d bytes, limit %d" % (len(frame), FRAME_MAX))
     try:
@@ -312,7 +323,9 @@ def decode(frame):
         raise Malformed("body", "expected a map with string keys")
     schema = BODIES.get(out["type"])
     if schema is None:
-        raise Malformed("type", "%s is not sent to dealers" % out["type"][:64])
+        out["body"] = {}
+        out["unknown"] = True
+        return out
     clean = {}
     for key, value in body.items():
         if value is None:
@@ -609,6 +622,13 @@ class Follower:
     # -------------------------------------------------------------- receiving
 
     def apply(self, m, via):
+        if m.get("unknown"):
+            # Passed over, not applied: nothing for the dealer's system,
+            # but the number counts, or the stream would stop here.
+            log("warn", "dealer.unknown_type", dealer=self.o.dealer, seq=m["seq"], type=m["type"],
+                hint="skipped; a newer client may know it")
+            self.advance(m, via)
+            return
         line = to_json(m).encode("utf-8") + b"\n"
         ok = True
         try:
@@ -625,6 +645,10 @@ class Follower:
             self.blocked_until = mono_ms() + APPLY_RETRY_MS
             self.failed = True
             return
+        self.advance(m, via)
+
+    def advance(self, m, via):
+        """m's number is applied: recorded (--sync each) and acknowledged."""
         if self.o.sync == "each":
             try:
                 write_state(self.o.state, m["seq"])
@@ -640,10 +664,19 @@ class Follower:
         self.maybe_sync()
         self.maybe_ack()
 
+    def numbered(self, m):
+        """A message that takes a number of our stream: one of STREAM_TYPES,
+        or one of a type we do not know that carries our stream's name and a
+        number (passed over when its turn comes)."""
+        if m["type"] in STREAM_TYPES:
+            return True
+        return bool(m.get("unknown")) and m["stream"] == self.stream and m["seq"] > 0
+
     def on_dispatch(self, m, live):
-        """A numbered message of our stream (dealer.dispatch or
-        dealer.assigned): dropped when applied, applied when next, a replay
-        asked for when numbers are missing."""
+        """A numbered message of our stream (dealer.dispatch,
+        dealer.assigned, dealer.task, or a type we do not know): dropped when
+        applied, applied (or passed over) when next, a replay asked for when
+        numbers are missing."""
         if m["stream"] != self.stream:
             log("warn", "dealer.unexpected", dealer=self.o.dealer, stream=m["stream"])
             return
@@ -773,7 +806,7 @@ class Follower:
                     field=e.field, why=e.why)
                 continue
             self._touch_requests()
-            if m["type"] in STREAM_TYPES:
+            if self.numbered(m):
                 self.on_dispatch(m, live=False)
             elif m["type"] == "dealer.reply":
                 self.on_reply(m)
@@ -798,14 +831,15 @@ class Follower:
                 log("warn", "dealer.malformed", dealer=self.o.dealer, socket="live",
                     field=e.field, why=e.why)
                 continue
-            if m["type"] == "heartbeat" or m["type"] in STREAM_TYPES:
+            numbered = m["type"] != "heartbeat" and self.numbered(m)
+            if m["type"] == "heartbeat" or numbered:
                 self.sub_alive_at = mono_ms()
                 if not self.sub_live:
                     log("info", "dealer.live", dealer=self.o.dealer, endpoint=self.o.pub)
                 self.sub_live = True
             if m["type"] == "heartbeat":
                 self.on_heartbeat(m)
-            elif m["type"] in STREAM_TYPES:
+            elif numbered:
                 self.on_dispatch(m, live=True)
             else:
                 log("warn", "dealer.unexpected", dealer=self.o.dealer, type=m["type"])

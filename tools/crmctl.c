@@ -35,8 +35,9 @@ static const char *s_summary =
     "  quarantine show ID          one of them, as submitted, with its errors\n"
     "  quarantine retry ID [FILE|-]  submit it again, corrected from FILE or as it was\n"
     "  dealer add ID --name N --province P --city C [--region R] [--capacity K] [--address A]\n"
+    "                   [--hours HH:MM-HH:MM]\n"
     "  dealer update ID [--name N] [--province P] [--city C] [--region R] [--address A]\n"
-    "                   [--capacity K|default]\n"
+    "                   [--capacity K|default] [--hours HH:MM-HH:MM|default]\n"
     "  dealer list | show ID | suspend ID | activate ID\n"
     "  dealer cert ID --out FILE   a CURVE certificate for the dealer: crm-dispatcher trusts its\n"
     "                              public key at once; the secret part is written to FILE only\n"
@@ -460,6 +461,9 @@ int main(int argc, char **argv)
         {"address", NULL, NULL, "dealer add|update: address", NULL},
         {"capacity", NULL, NULL,
          "dealer add|update: test drives per day (0: no limit; default: crm-dispatcher's CRM_DEFAULT_CAPACITY)", NULL},
+        {"hours", NULL, NULL,
+         "dealer add|update: working hours, China time, HH:MM-HH:MM (update: default or \"\" for the scheduler's, "
+         "09:00-18:00)", NULL},
         {"dealer", NULL, NULL,
          "testdrive|lost list: only this dealer's; staff, followup, order, delivery, service, customer assign, "
          "lost: the dealer crmctl acts for (default, where a customer is named: its owning dealer); "

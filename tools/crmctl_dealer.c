@@ -17,9 +17,13 @@ static int s_change(crmctl_t *ctl, const char *sub, const char *id, const char *
     const char *name = crm_opt(ctl->opts, "name"), *region = crm_opt(ctl->opts, "region"),
                *province = crm_opt(ctl->opts, "province"), *city = crm_opt(ctl->opts, "city"),
                *address = crm_opt(ctl->opts, "address"), *capacity = crm_opt(ctl->opts, "capacity");
+    /* Checked by crm-dispatcher (crm_hours_parse), which names the field. */
+    const char *hours = crm_opt(ctl->opts, "hours");
     bool add = !strcmp(sub, "add");
+    if (hours && !add && !strcmp(hours, "default"))
+        hours = ""; /* empty: back to the scheduler's default */
     if (add && (!name || !province || !city)) {
-        fprintf(stderr, "crmctl dealer add ID --name N --province P --city C [--region R] [--capacity K] [--address A]\n");
+        fprintf(stderr, "crmctl dealer add ID --name N --province P --city C [--region R] [--capacity K] [--address A] [--hours HH:MM-HH:MM]\n");
         return CRMCTL_USAGE;
     }
     long long cap = 0;
@@ -47,6 +51,7 @@ static int s_change(crmctl_t *ctl, const char *sub, const char *id, const char *
         CRM_SET_STR(&req, dealer_register, address, address);
         if (has_cap)
             CRM_SET_I64(&req, dealer_register, capacity, cap);
+        CRM_SET_STR(&req, dealer_register, hours, hours);
     } else {
         crm_msg_init(&req, CRM_T_dealer_update);
         CRM_SET_STR(&req, dealer_update, dealer_id, id);
@@ -58,6 +63,7 @@ static int s_change(crmctl_t *ctl, const char *sub, const char *id, const char *
         CRM_SET_STR(&req, dealer_update, state, state);
         if (has_cap)
             CRM_SET_I64(&req, dealer_update, capacity, cap);
+        CRM_SET_STR(&req, dealer_update, hours, hours);
     }
     int rc = crmctl_request(ctl, "dispatcher", &req, &ans);
     crm_msg_clear(&req);
@@ -83,6 +89,8 @@ static void s_print_dealer(crm_store_t *store, const char *id, bool full)
            crm_reply_field(h, "name") ? crm_reply_field(h, "name") : "");
     if (full && crm_reply_field(h, "address") && *crm_reply_field(h, "address"))
         printf("  address: %s\n", crm_reply_field(h, "address"));
+    if (full)
+        printf("  hours: %s\n", crm_reply_field(h, "hours") ? crm_reply_field(h, "hours") : "default (09:00-18:00)");
     freeReplyObject(h);
     freeReplyObject(o);
     freeReplyObject(s);
@@ -97,7 +105,7 @@ int crmctl_dealer(crmctl_t *ctl)
     for (const char *const *s = subs; *s; s++)
         known |= !strcmp(sub, *s);
     if (!list && (!id || !known)) {
-        fprintf(stderr, "crmctl dealer: add ID --name N --province P --city C [--region R] [--capacity K] | "
+        fprintf(stderr, "crmctl dealer: add ID --name N --province P --city C [--region R] [--capacity K] [--hours HH:MM-HH:MM] | "
                         "update ID [flags] | list | show ID | suspend ID | activate ID | cert ID --out FILE | revoke ID\n");
         return CRMCTL_USAGE;
     }

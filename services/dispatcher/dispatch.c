@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "crm_cadence.h"
 #include "crm_lead.h"
 #include "crm_norm.h"
 #include "gateway.h"
@@ -741,6 +742,20 @@ static int s_region(crm_req_t *req, const char *given, const char *province, con
     return 0;
 }
 
+/* Working hours as given ("HH:MM-HH:MM", China time), written back in one
+   canonical form ("9:00-18:00" becomes "09:00-18:00"). 0, or -1 after
+   refusing the field. */
+static int s_hours(crm_req_t *req, const char *in, char *out, size_t size)
+{
+    crm_hours_t h;
+    if (!in || crm_hours_parse(in, &h) != 0) {
+        crm_req_fail(req, "hours", "invalid", "HH:MM-HH:MM, China time, opening before closing (09:00-18:00)");
+        return -1;
+    }
+    snprintf(out, size, "%02d:%02d-%02d:%02d", h.open_min / 60, h.open_min % 60, h.close_min / 60, h.close_min % 60);
+    return 0;
+}
+
 crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 {
     const crm_body_dealer_register_t *b = &crm_req_msg(req)->body.dealer_register;
@@ -755,6 +770,9 @@ crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         return CRM_REFUSE;
     if (b->has.capacity && (b->capacity < 0 || b->capacity > 100000))
         return crm_req_fail(req, "capacity", "invalid", "0 (no limit) to 100000 test drives a day");
+    char hours[48] = "";
+    if (b->has.hours && s_hours(req, b->hours, hours, sizeof hours) != 0)
+        return CRM_REFUSE;
     redisReply *e = crm_store_cmd(crm_service_store(svc), "EXISTS " CRM_KEY_DEALER_FMT, b->dealer_id);
     if (!e)
         return crm_service_failed(svc);
@@ -773,6 +791,8 @@ crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         argv[argc++] = "address", argv[argc++] = address;
     if (b->has.capacity)
         argv[argc++] = "capacity", argv[argc++] = caps;
+    if (*hours)
+        argv[argc++] = "hours", argv[argc++] = hours;
     char key[96];
     snprintf(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
     argv[1] = key;
@@ -806,6 +826,7 @@ crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         snprintf(caps, sizeof caps, "default (%lld)", (long long) dispatch_config.default_capacity);
         S_FIELD("capacity", caps)
     }
+    S_FIELD("hours", *hours ? hours : "default")
     S_FIELD("state", "active")
 #undef S_FIELD
     a->body.reply.has.fields = true;
@@ -869,6 +890,12 @@ crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
         rc = crm_req_fail(req, "state", "invalid", "active or suspended");
         goto done;
     }
+    /* Working hours: empty clears them (the scheduler's default again). */
+    char hours[48] = "";
+    if (b->has.hours && b->hours && *b->hours && s_hours(req, b->hours, hours, sizeof hours) != 0) {
+        rc = CRM_REFUSE;
+        goto done;
+    }
     char key[96], line[300];
     snprintf(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
 #define S_CHANGE(field, value, old) s_change(tx, &ev, key, field, value, old);
@@ -902,6 +929,17 @@ crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
         } else if (b->capacity >= 0 && (!old_cap || strcmp(old_cap, caps))) {
             crm_tx_cmd(tx, "HSET %s capacity %s", key, caps);
             snprintf(line, sizeof line, "capacity=%s", caps);
+            crm_strs_push(&ev.body.dealer_updated.changes, line);
+        }
+    }
+    if (b->has.hours) {
+        const char *old_hours = crm_reply_field(h, "hours");
+        if (!*hours && old_hours) {
+            crm_tx_cmd(tx, "HDEL %s hours", key);
+            crm_strs_push(&ev.body.dealer_updated.changes, "hours=default");
+        } else if (*hours && (!old_hours || strcmp(old_hours, hours))) {
+            crm_tx_cmd(tx, "HSET %s hours %s", key, hours);
+            snprintf(line, sizeof line, "hours=%s", hours);
             crm_strs_push(&ev.body.dealer_updated.changes, line);
         }
     }

@@ -6,9 +6,11 @@
  *  drives; dealers at capacity that day skipped), recording why. At T-3
  *  days 09:00 China time (at once if that has passed) a durable timer
  *  fires testdrive.due and the dispatch goes onto the dealer's own stream;
- *  a dealer that stays silent is escalated. The registry (dealers, their
- *  certificates, the sales regions) changes only through requests on the
- *  control endpoint; dealers' systems talk to the gateway.
+ *  a dealer that stays silent is escalated. The scheduler's tasks
+ *  (task.opened, task.closed) go onto the same stream as dealer.task. The
+ *  registry (dealers, their certificates, the sales regions) changes only
+ *  through requests on the control endpoint; dealers' systems talk to the
+ *  gateway.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "crm_service.h"
 #include "dispatch.h"
 #include "gateway.h"
+#include "tasks.h"
 #include "uplink.h"
 
 static gateway_t *s_gateway;
@@ -102,6 +105,8 @@ static void dispatcher_stop(crm_service_t *svc)
 static const crm_handler_t dispatcher_handlers[] = {
     {"testdrive.requested", dispatch_on_requested, false},
     {"testdrive.due", dispatch_on_due, false},
+    {"task.opened", tasks_on_opened, false},
+    {"task.closed", tasks_on_closed, false},
     {NULL, NULL, false},
 };
 

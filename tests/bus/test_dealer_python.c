@@ -1336,6 +1336,123 @@ static void test_a_dealer_assigned_on_the_stream_is_applied_and_acknowledged_lik
     fake_destroy(&fk);
 }
 
+
+static void fake_task(fake_t *fk, uint64_t seq, const char *task_state, bool live)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_dealer_task);
+    snprintf(m.stream, sizeof m.stream, "dealer.D1");
+    m.seq = seq;
+    CRM_SET_STR(&m, dealer_task, task_id, "K12");
+    CRM_SET_STR(&m, dealer_task, customer_id, "C43");
+    CRM_SET_STR(&m, dealer_task, dealer_id, "D1");
+    CRM_SET_STR(&m, dealer_task, state, task_state);
+    if (!strcmp(task_state, "open")) {
+        CRM_SET_STR(&m, dealer_task, consultant_id, "S9");
+        CRM_SET_STR(&m, dealer_task, kind, "followup");
+        CRM_SET_I64(&m, dealer_task, due_at, AT_NOV22);
+        CRM_SET_STR(&m, dealer_task, content, "回访试驾感受");
+    }
+    fake_msg(fk, &m, live);
+}
+
+/* A numbered message of a type no client knows (a newer gateway's), on
+   D1's stream: a sound envelope in every respect. */
+static void fake_unknown(fake_t *fk, uint64_t seq, bool live)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 8);
+    s_pack_str(&pk, "v");
+    msgpack_pack_uint32(&pk, 1);
+    s_pack_str(&pk, "type");
+    s_pack_str(&pk, "dealer.survey");
+    s_pack_str(&pk, "id");
+    s_pack_str(&pk, "future-1");
+    s_pack_str(&pk, "stream");
+    s_pack_str(&pk, "dealer.D1");
+    s_pack_str(&pk, "seq");
+    msgpack_pack_uint64(&pk, seq);
+    s_pack_str(&pk, "ts");
+    msgpack_pack_int64(&pk, 1);
+    s_pack_str(&pk, "producer");
+    s_pack_str(&pk, "dispatcher");
+    s_pack_str(&pk, "body");
+    msgpack_pack_map(&pk, 1);
+    s_pack_str(&pk, "survey_id");
+    s_pack_str(&pk, "Q7");
+    if (live)
+        fake_push(fk, b.data, b.size);
+    else
+        fake_send(fk, b.data, b.size);
+    msgpack_sbuffer_destroy(&b);
+}
+
+/* dealer.task is applied like a dispatch; a numbered type the client does
+   not know (one no build knows, and one the codec knows but no dealer
+   reads) is logged and passed over: its number counts and is
+   acknowledged, and what follows it is applied, replayed or live. */
+static void test_a_dealer_task_is_applied_and_an_unknown_numbered_type_does_not_stall_the_stream(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    const char *flags[] = {"--timeout-ms", "1000", "--log-level", "debug", NULL};
+    pid_t d = s_dealer(f, 0, f->state, flags, f->out, f->err);
+    fake_expect_replay(fk, 10000, 1);
+    char corr[CRM_ID_MAX];
+    snprintf(corr, sizeof corr, "%s", fk->req.id);
+    fake_dispatch(fk, "dealer.D1", 1, false);
+    fake_task(fk, 2, "open", false);
+    fake_unknown(fk, 3, false);
+    fake_dispatch(fk, "dealer.D1", 4, false);
+    fake_reply(fk, corr, true, NULL, 4, 4);
+    for (int64_t until = crm_mono_ms() + 5000; fk->subs < 1 && crm_mono_ms() < until;)
+        fake_pump(fk, 50);
+    assert_true(fk->subs >= 1);
+    fake_heartbeat(fk, "dealer.D1=4");
+    fake_pump(fk, 300);
+    /* live: the task closed, a type the codec knows but no dealer reads,
+       one nobody knows, a dispatch */
+    fake_task(fk, 5, "done", true);
+    crm_msg_t other;
+    crm_msg_init(&other, CRM_T_task_opened);
+    snprintf(other.stream, sizeof other.stream, "dealer.D1");
+    other.seq = 6;
+    CRM_SET_STR(&other, task_opened, task_id, "K13");
+    CRM_SET_STR(&other, task_opened, customer_id, "C43");
+    CRM_SET_STR(&other, task_opened, dealer_id, "D1");
+    CRM_SET_STR(&other, task_opened, kind, "followup");
+    CRM_SET_I64(&other, task_opened, due_at, AT_NOV22);
+    fake_msg(fk, &other, true);
+    fake_unknown(fk, 7, true);
+    fake_dispatch(fk, "dealer.D1", 8, true);
+    fake_heartbeat(fk, "dealer.D1=8");
+    assert_false(fake_pump(fk, 500)); /* nothing missing: no replay */
+    assert_int_equal(fake_stop_client(fk, d), 0);
+    assert_int_equal(s_state(f->state), 8);
+    assert_int_equal(fk->acked, 8);
+    /* applied: the three dispatches and both states of the task, in order */
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.dispatch\""), 3);
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.task\""), 2);
+    assert_true(crm_h_file_contains(f->out, "\"stream\":\"dealer.D1\",\"seq\":2,"));
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"task_id\":\"K12\",\"customer_id\":\"C43\",\"dealer_id\":\"D1\","
+                                            "\"state\":\"open\",\"consultant_id\":\"S9\",\"kind\":\"followup\","));
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"task_id\":\"K12\",\"customer_id\":\"C43\",\"dealer_id\":\"D1\","
+                                            "\"state\":\"done\"}"));
+    assert_true(crm_h_file_contains(f->out, "\"stream\":\"dealer.D1\",\"seq\":8,"));
+    /* passed over, not applied, each said once */
+    assert_false(crm_h_file_contains(f->out, "dealer.survey"));
+    assert_false(crm_h_file_contains(f->out, "task.opened"));
+    assert_int_equal(crm_h_file_count(f->err, "dealer.unknown_type"), 3);
+    assert_true(crm_h_file_contains(f->err, "seq=3 type=dealer.survey"));
+    assert_true(crm_h_file_contains(f->err, "seq=6 type=task.opened"));
+    assert_true(crm_h_file_contains(f->err, "seq=8 via=live"));
+    assert_false(crm_h_file_contains(f->err, "dealer.malformed"));
+    fake_destroy(&fk);
+}
+
 /* ------------------------------------------------------------ uplink: send, real gateway */
 
 static int setup_c(void **state)
@@ -1667,7 +1784,7 @@ static void test_the_python_clients_message_tables_are_those_of_messages_def(voi
         {"staff-add", CRM_T_staff_add},          {"staff-update", CRM_T_staff_update},
         {"staff-leave", CRM_T_staff_leave},      {"<read>", CRM_T_dealer_dispatch},
         {"<read>", CRM_T_dealer_assigned},       {"<read>", CRM_T_heartbeat},
-        {"<read>", CRM_T_dealer_reply},
+        {"<read>", CRM_T_dealer_reply},          {"<read>", CRM_T_dealer_task},
     };
     char script[300];
     snprintf(script, sizeof script, "%s/tables.py", f->dir);
@@ -1864,6 +1981,100 @@ static void test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_a
     assert_int_equal(crm_h_int(f->store, "XLEN crm:cust:{%s}:followups", c), 1);
 }
 
+
+/* A task crm-scheduler opens for D1 (committed and published as it would)
+   reaches D1's client as dealer.task, numbered on D1's stream with its
+   dispatches; applied and acknowledged, replayed from 1 to a client that
+   lost its state; closed, it comes again with its state. A task for a
+   dealer nobody registered is skipped with one log line. */
+static void s_task_event(fx_t *f, bool open, const char *task, const char *dealer, const char *closed_state)
+{
+    crm_tx_t *tx = crm_tx_new("scheduler", 100000);
+    crm_msg_t m;
+    if (open) {
+        crm_msg_init(&m, CRM_T_task_opened);
+        CRM_SET_STR(&m, task_opened, task_id, task);
+        CRM_SET_STR(&m, task_opened, customer_id, "C1");
+        CRM_SET_STR(&m, task_opened, dealer_id, dealer);
+        CRM_SET_STR(&m, task_opened, consultant_id, "S9");
+        CRM_SET_STR(&m, task_opened, kind, "followup");
+        CRM_SET_I64(&m, task_opened, due_at, AT_NOV22);
+        CRM_SET_STR(&m, task_opened, content, "回访");
+        CRM_SET_STR(&m, task_opened, source, "cadence");
+    } else {
+        crm_msg_init(&m, CRM_T_task_closed);
+        CRM_SET_STR(&m, task_closed, task_id, task);
+        CRM_SET_STR(&m, task_closed, customer_id, "C1");
+        CRM_SET_STR(&m, task_closed, dealer_id, dealer);
+        CRM_SET_STR(&m, task_closed, state, closed_state);
+        CRM_SET_STR(&m, task_closed, followup_id, "F1");
+    }
+    crm_tx_emit(tx, &m);
+    crm_msg_clear(&m);
+    crm_h_sys_commit(&f->sys, tx);
+    crm_tx_destroy(&tx);
+}
+
+static void test_a_task_the_scheduler_opens_reaches_the_dealer_as_dealer_task_numbered_and_replayable(void **state)
+{
+    fx_t *f = *state;
+    request_many(f, "D1", 1, 1, 1); /* a dispatch first: number 1 */
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D1}:seq"), 1);
+    s_task_event(f, true, "K1", "DX", NULL); /* nobody's */
+    s_task_event(f, true, "K1", "D1", NULL);
+    assert_int_equal(crm_h_wait_int(f->store, 2, 10000, "GET crm:{dealer.D1}:seq"), 2);
+    s_wait_t skipped = {f->log, 0, "task.dealer_unknown"};
+    assert_true(crm_h_wait(s_contains, &skipped, 5000));
+    assert_int_equal(crm_h_file_count(f->log, "task.dealer_unknown"), 1);
+    assert_true(crm_h_file_contains(f->log, "dealer=DX"));
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:{dealer.DX}:seq"), 0);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:rejects"), 0);
+    const char *once[] = {"--once", NULL};
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_seqs_are(f->out, 1, 1); /* the dispatch */
+    assert_true(crm_h_file_contains(f->out, "\"type\":\"dealer.task\""));
+    assert_true(crm_h_file_contains(f->out, "\"stream\":\"dealer.D1\",\"seq\":2,"));
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"task_id\":\"K1\",\"customer_id\":\"C1\",\"dealer_id\":\"D1\","
+                                            "\"state\":\"open\",\"consultant_id\":\"S9\",\"kind\":\"followup\","
+                                            "\"due_at\":1795330800000,\"content\":\"回访\"}"));
+    assert_int_equal(s_state(f->state), 2);
+    assert_int_equal(crm_h_wait_int(f->store, 2, 10000, "HGET crm:dealer:D1 acked"), 2);
+    /* the acknowledgement passed over number 2: the dispatch is acked */
+    char *acked = crm_h_sys_td(&f->sys, "T1", "acked_ms");
+    assert_true(acked && *acked);
+    free(acked);
+    /* closed: number 3, with its state and nothing of the open task */
+    s_task_event(f, false, "K1", "D1", "done");
+    assert_int_equal(crm_h_wait_int(f->store, 3, 10000, "GET crm:{dealer.D1}:seq"), 3);
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_true(crm_h_file_contains(f->out, "\"stream\":\"dealer.D1\",\"seq\":3,"));
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"task_id\":\"K1\",\"customer_id\":\"C1\",\"dealer_id\":\"D1\","
+                                            "\"state\":\"done\"}"));
+    assert_int_equal(s_state(f->state), 3);
+    assert_int_equal(crm_h_wait_int(f->store, 3, 10000, "HGET crm:dealer:D1 acked"), 3);
+    /* a client that lost its state gets all three again, in order */
+    unlink(f->state);
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.task\""), 2);
+    assert_seqs_are(f->out, 1, 1);
+    char *all = crm_h_slurp(f->out);
+    assert_non_null(all);
+    const char *opened = strstr(all, "\"seq\":2,"), *closed = strstr(all, "\"seq\":3,");
+    assert_true(opened && closed && opened < closed);
+    free(all);
+    assert_int_equal(s_state(f->state), 3);
+    /* and live: a task opened while the client follows is pushed to it */
+    const char *debug[] = {"--log-level", "debug", NULL};
+    pid_t d = start_following(f, debug);
+    s_task_event(f, true, "K2", "D1", NULL);
+    s_wait_t live = {f->err, 0, "seq=4 via=live"};
+    if (!crm_h_wait(s_contains, &live, 5000))
+        fail_msg("dealer.task number 4 did not arrive on the live socket");
+    assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
+    assert_true(crm_h_file_contains(f->out, "\"body\":{\"task_id\":\"K2\","));
+    assert_int_equal(s_state(f->state), 4);
+}
+
 /* The same case for both clients, told apart in cmocka's output: against
    the fake gateway (BOTH), against the real one (REAL). */
 #define BOTH(fn)                                                                   \
@@ -1896,11 +2107,13 @@ int main(int argc, char **argv)
         BOTH(test_send_refuses_a_record_without_record_id_or_with_a_mistyped_field_unsent),
         BOTH(test_send_stops_with_2_when_the_gateway_does_not_answer),
         BOTH(test_a_dealer_assigned_on_the_stream_is_applied_and_acknowledged_like_a_dispatch),
+        BOTH(test_a_dealer_task_is_applied_and_an_unknown_numbered_type_does_not_stall_the_stream),
         REAL(test_uplink_records_become_their_events_and_a_resend_changes_nothing),
         REAL(test_a_revoked_dealer_cannot_write),
         REAL(test_a_dealer_writing_another_dealers_customer_gets_not_yours),
         REAL(test_every_example_of_dealers_md_part_3_is_stored),
         REAL(test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_assigned),
+        REAL(test_a_task_the_scheduler_opens_reaches_the_dealer_as_dealer_task_numbered_and_replayable),
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };

@@ -259,6 +259,73 @@ static void test_dispatch_timers_survive_a_restart(void **state)
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 1);
 }
 
+static char *s_dealer_field(fx_t *f, const char *dealer, const char *field)
+{
+    redisReply *r = crm_store_cmd(f->store, "HGET crm:dealer:%s %s", dealer, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : strdup("(absent)");
+    freeReplyObject(r);
+    return v;
+}
+
+#define assert_hours(f, dealer, want)                                                             \
+    do {                                                                                          \
+        char *got_ = s_dealer_field(f, dealer, "hours");                                          \
+        assert_string_equal(got_, want);                                                          \
+        free(got_);                                                                               \
+    } while (0)
+
+/* A dealer's working hours: given at registration, changed, cleared back to the default, shown; a value that is no
+   HH:MM-HH:MM opening before it closes is refused naming the field, and
+   nothing changes. */
+static void test_working_hours_are_stored_shown_changed_cleared_and_a_bad_value_is_refused_naming_hours(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(crmctl(f, "dealer", "add", "WH1", "--name", "深圳三店", "--province", "广东", "--city", "深圳",
+                            "--hours", "09:30-17:30", NULL), 0);
+    assert_hours(f, "WH1", "09:30-17:30");
+    assert_true(crm_h_file_contains(f->out, "hours=09:30-17:30"));
+    assert_int_equal(crmctl(f, "dealer", "show", "WH1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "hours: 09:30-17:30"));
+    /* a dealer registered without them has none: the default */
+    assert_hours(f, "SZ1", "(absent)");
+    assert_int_equal(crmctl(f, "dealer", "show", "SZ1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "hours: default"));
+    static const char *const bad[] = {"9:30-17:30", "18:00-09:00", "09:00-09:00", "25:00-26:00", "9-18", "09:00", "09:00-18:00x",
+                                      "", "早上九点"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (crmctl(f, "dealer", "add", "WH2", "--name", "坏", "--province", "广东", "--city", "深圳", "--hours", bad[i],
+                   NULL) != 1 ||
+            !crm_h_file_contains(f->out, "refused (invalid): hours:"))
+            fail_msg("dealer add --hours \"%s\" was not refused naming hours", bad[i]);
+        assert_int_equal(crm_h_int(f->store, "EXISTS crm:dealer:WH2"), 0);
+        if (!*bad[i])
+            continue; /* empty on update clears: below */
+        if (crmctl(f, "dealer", "update", "WH1", "--hours", bad[i], NULL) != 1 ||
+            !crm_h_file_contains(f->out, "refused (invalid): hours:"))
+            fail_msg("dealer update --hours \"%s\" was not refused naming hours", bad[i]);
+        assert_hours(f, "WH1", "09:30-17:30");
+    }
+    /* changed: stored, answered, in dealer.updated */
+    assert_int_equal(crmctl(f, "dealer", "update", "WH1", "--hours", "08:00-20:00", NULL), 0);
+    assert_hours(f, "WH1", "08:00-20:00");
+    assert_true(crm_h_file_contains(f->out, "hours=08:00-20:00"));
+    assert_int_equal(crm_h_events(f->store, "dealers", "dealer.updated", "hours=08:00-20:00"), 1);
+    /* the same again changes nothing */
+    assert_int_equal(crmctl(f, "dealer", "update", "WH1", "--hours", "08:00-20:00", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "nothing changed"));
+    /* cleared: "default" or empty */
+    assert_int_equal(crmctl(f, "dealer", "update", "WH1", "--hours", "default", NULL), 0);
+    assert_hours(f, "WH1", "(absent)");
+    assert_int_equal(crm_h_events(f->store, "dealers", "dealer.updated", "hours=default"), 1);
+    assert_int_equal(crmctl(f, "dealer", "show", "WH1", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "hours: default"));
+    assert_int_equal(crmctl(f, "dealer", "update", "WH1", "--hours", "10:00-19:00", NULL), 0);
+    assert_hours(f, "WH1", "10:00-19:00");
+    assert_int_equal(crmctl(f, "dealer", "update", "WH1", "--hours", "", NULL), 0);
+    assert_hours(f, "WH1", "(absent)");
+    assert_int_equal(crm_h_events(f->store, "dealers", "dealer.updated", "hours=default"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +335,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_dealer_at_capacity_that_day_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_silent_dealer_is_escalated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_timers_survive_a_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_working_hours_are_stored_shown_changed_cleared_and_a_bad_value_is_refused_naming_hours,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -521,6 +521,70 @@ test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows
     assert_int_equal(s_log_lines(f, "dispatcher", "handler.retry", NULL), 0);
 }
 
+/* The scheduler's task events, every id field with every hostile value:
+   refused and kept in crm:rejects naming the field, no key made of it,
+   and the next ordinary task reaches its dealer's stream. */
+static void test_hostile_ids_in_task_events_are_set_aside_and_the_tasks_flow(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_spawn(&f->s, "dispatcher", NULL);
+    s_dealer_add(f, "SZ1", "深圳", "0");
+    static const struct {
+        crm_type_t type;
+        const char *field;
+    } fields[] = {
+        {CRM_T_task_opened, "task_id"},   {CRM_T_task_opened, "customer_id"},
+        {CRM_T_task_opened, "dealer_id"}, {CRM_T_task_opened, "consultant_id"},
+        {CRM_T_task_closed, "task_id"},   {CRM_T_task_closed, "customer_id"},
+        {CRM_T_task_closed, "dealer_id"},
+    };
+    long long forwarded = 0;
+    for (size_t fi = 0; fi < sizeof fields / sizeof fields[0]; fi++) {
+        for (int h = 0; h < CRM_H_NHOSTILE; h++) {
+            const char *v = crm_h_hostile_id(h), *field = fields[fi].field;
+            char label[80];
+            snprintf(label, sizeof label, "%s %s, hostile value %d", crm_type_name(fields[fi].type), field, h);
+            crm_msg_t m;
+            if (fields[fi].type == CRM_T_task_opened) {
+                crm_msg_init(&m, CRM_T_task_opened);
+                CRM_SET_STR(&m, task_opened, task_id, !strcmp(field, "task_id") ? v : "K1");
+                CRM_SET_STR(&m, task_opened, customer_id, !strcmp(field, "customer_id") ? v : "C1");
+                CRM_SET_STR(&m, task_opened, dealer_id, !strcmp(field, "dealer_id") ? v : "SZ1");
+                CRM_SET_STR(&m, task_opened, consultant_id, !strcmp(field, "consultant_id") ? v : "S1");
+                CRM_SET_STR(&m, task_opened, kind, "followup");
+                CRM_SET_I64(&m, task_opened, due_at, crm_now_ms() + HOUR);
+            } else {
+                crm_msg_init(&m, CRM_T_task_closed);
+                CRM_SET_STR(&m, task_closed, task_id, !strcmp(field, "task_id") ? v : "K1");
+                CRM_SET_STR(&m, task_closed, customer_id, !strcmp(field, "customer_id") ? v : "C1");
+                CRM_SET_STR(&m, task_closed, dealer_id, !strcmp(field, "dealer_id") ? v : "SZ1");
+                CRM_SET_STR(&m, task_closed, state, "done");
+            }
+            uint64_t seq = s_commit(f, &m);
+            /* an ordinary one behind it */
+            crm_msg_init(&m, CRM_T_task_closed);
+            CRM_SET_STR(&m, task_closed, task_id, "K2");
+            CRM_SET_STR(&m, task_closed, customer_id, "C1");
+            CRM_SET_STR(&m, task_closed, dealer_id, "SZ1");
+            CRM_SET_STR(&m, task_closed, state, "cancelled");
+            s_commit(f, &m);
+            forwarded++;
+            if (crm_h_wait_int(f->s.store, forwarded, 5000, "GET crm:{dealer.SZ1}:seq") != forwarded)
+                fail_msg("%s: the next task did not reach SZ1", label);
+            char id[64], kind[32];
+            char *reason = s_reject(f, "task", seq, id, sizeof id, kind, sizeof kind);
+            if (!reason)
+                fail_msg("%s: not kept in crm:rejects", label);
+            if (!strstr(reason, field))
+                fail_msg("%s: the reason does not name the field: %s", label, reason);
+            free(reason);
+            s_no_key_holds(f, v, label);
+        }
+    }
+    assert_int_equal(crm_h_int(f->s.store, "XLEN crm:{dealer.SZ1}:events"), forwarded);
+    assert_int_equal(s_log_lines(f, "dispatcher", "handler.retry", NULL), 0);
+}
+
 /* A message whose handler fails for good (Redis answers WRONGTYPE: a
    string where SZ1's set of open test drives belongs) is set aside with its
    reason, listed, counted and logged once; the stream moves on; once the
@@ -845,6 +909,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_hostile_ids_in_every_field_of_bus_events_are_set_aside_and_the_stream_flows, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_ids_in_task_events_are_set_aside_and_the_tasks_flow, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_a_message_failing_with_wrongtype_is_set_aside_listed_and_applied_again_after_the_fix,
             setup, teardown),
