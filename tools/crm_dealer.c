@@ -125,7 +125,7 @@ static const char *s_summary =
     "             [--at \"YYYY-MM-DD HH:MM\"] [--note TEXT]\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC send KIND FILE.json\n"
     "             KIND: customer assign followup order delivery service lost lost-decide\n"
-    "             staff-add staff-update staff-leave; FILE: one JSON object, an array of\n"
+    "             staff-add staff-update staff-leave staff-away reassign owner-decide; FILE: one JSON object, an array of\n"
     "             them, or one a line (\"-\": stdin); one line of JSON out per record\n"
     "  crm-dealer --dealer ID --cert SECRET --server-cert PUBLIC import customer|service|followup\n"
     "             FILE.csv [--encoding utf-8|gbk|gb18030]\n"
@@ -1069,7 +1069,8 @@ static const struct {
     {"delivery", CRM_T_delivery_record},   {"service", CRM_T_service_record},
     {"lost", CRM_T_prospect_lose},         {"lost-decide", CRM_T_lost_decide},
     {"staff-add", CRM_T_staff_add},        {"staff-update", CRM_T_staff_update},
-    {"staff-leave", CRM_T_staff_leave},
+    {"staff-leave", CRM_T_staff_leave},   {"staff-away", CRM_T_staff_away},
+    {"reassign", CRM_T_consultant_reassign}, {"owner-decide", CRM_T_owner_decide},
 };
 #define S_NKINDS (sizeof s_kinds / sizeof s_kinds[0])
 #define S_FILE_MAX ((size_t) 1 << 30)

@@ -83,7 +83,7 @@ dispatch applied but not yet in the state file, --sync batch up to one batch
                 [--at "YYYY-MM-DD HH:MM"] [--note TEXT]
   crm_dealer.py --dealer ID --cert SECRET --server-cert PUBLIC send KIND FILE.json
                 KIND: customer assign followup order delivery service lost lost-decide
-                staff-add staff-update staff-leave; FILE: one JSON object, an array of
+                staff-add staff-update staff-leave staff-away reassign owner-decide; FILE: one JSON object, an array of
                 them, or one a line ("-": stdin); one line of JSON out per record"""
 
 EPILOG = """\
@@ -224,6 +224,15 @@ UPLINK = {
         "manager_id": (STR, False)})),
     "staff-leave": ("staff.leave", dict(_RID, **{
         "staff_id": (STR, True), "reason": (STR, False)})),
+    "staff-away": ("staff.away", dict(_RID, **{
+        "staff_id": (STR, True), "from": (STR, True), "to": (STR, True),
+        "postpone": (BOOL, False), "reason": (STR, False)})),
+    "reassign": ("consultant.reassign", dict(_RID, **{
+        "from_consultant": (STR, False), "to_consultant": (STR, False), "undo": (STR, False),
+        "reason": (STR, False)})),
+    "owner-decide": ("owner.decide", dict(_RID, **{
+        "customer_id": (STR, True), "decision": (STR, True), "director_id": (STR, True),
+        "note": (STR, False)})),
 }
 I64_TEXT_MAX = 999999999999999999  # 18 digits, what crm-dealer takes too
 
