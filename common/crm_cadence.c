@@ -58,11 +58,16 @@ bool crm_followup_is_effective(const char *result, const char *content)
 
 int crm_hours_parse(const char *text, crm_hours_t *out)
 {
-    int h1, m1, h2, m2;
-    char tail;
-    if (!text || sscanf(text, "%2d:%2d-%2d:%2d%c", &h1, &m1, &h2, &m2, &tail) != 4 || strlen(text) != 11)
+    /* Exactly "HH:MM-HH:MM": digits where digits go, nothing else. */
+    static const char shape[] = "00:00-00:00";
+    if (!text || strlen(text) != sizeof shape - 1)
         return -1;
-    if (h1 < 0 || h1 > 23 || m1 < 0 || m1 > 59 || h2 < 0 || h2 > 24 || m2 < 0 || m2 > 59 ||
+    for (size_t i = 0; i < sizeof shape - 1; i++)
+        if (shape[i] == '0' ? (text[i] < '0' || text[i] > '9') : text[i] != shape[i])
+            return -1;
+    int h1 = (text[0] - '0') * 10 + text[1] - '0', m1 = (text[3] - '0') * 10 + text[4] - '0';
+    int h2 = (text[6] - '0') * 10 + text[7] - '0', m2 = (text[9] - '0') * 10 + text[10] - '0';
+    if (h1 > 23 || m1 > 59 || h2 > 24 || m2 > 59 ||
         (h2 == 24 && m2 != 0))
         return -1;
     int open = h1 * 60 + m1, close = h2 * 60 + m2;
