@@ -334,6 +334,9 @@ static void test_warning_then_overdue_at_the_end_of_the_china_day(void **state)
     assert_int_equal(s_events(f, "followup", "followup.overdue", NULL), 1);
     assert_int_equal(s_events(f, "followup", "followup.overdue", "\"manager_id\":\"M1\""), 1);
     assert_int_equal(s_events(f, "followup", "followup.overdue", "\"day\":\"2026-03-03\""), 1);
+    /* The manager is told on the dealer channel. */
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"channel\":\"dealer\",\"to\":\"D1\",\"template\":\"followup_overdue\""), 1);
+    assert_int_equal(s_events(f, "notify", "notify.request", "manager_id=M1"), 1);
     s_assert_task(f, t1, "state", "overdue");
     s_assert_task(f, t2, "state", "done");
     assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-03:D1 S1|overdue"), 1);
@@ -393,6 +396,7 @@ static void test_expired_opportunity_and_order(void **state)
     assert_int_equal(s_events(f, "followup", "opportunity.expired", NULL), 1);
     assert_int_equal(s_events(f, "followup", "opportunity.expired", "\"customer_id\":\"C1\""), 1);
     assert_int_equal(s_events(f, "followup", "opportunity.expired", "\"manager_id\":\"M1\""), 1);
+    assert_int_equal(s_events(f, "notify", "notify.request", "\"template\":\"opportunity_expired\""), 1);
     assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-05:D1 S1|expired"), 1);
 }
 
