@@ -142,7 +142,21 @@ int64_t crm_cadence_due(const crm_calendar_t *cal, crm_hours_t hours, int64_t fr
 
 int64_t crm_overdue_at(int64_t due, int day_end_min)
 {
-    return s_at(crm_cst_day(due), day_end_min) + S_MIN_MS;
+    int64_t day = crm_cst_day(due), at = s_at(day, day_end_min) + S_MIN_MS;
+    /* Due after the day's end (a day ending at 18:00, a call planned at
+       20:00): its day ends the next day, never before it is due. */
+    return at > due ? at : s_at(day + 1, day_end_min) + S_MIN_MS;
+}
+
+int crm_hhmm_parse(const char *text)
+{
+    if (!text || strlen(text) != 5 || text[2] != ':')
+        return -1;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (text[i] < '0' || text[i] > '9'))
+            return -1;
+    int h = (text[0] - '0') * 10 + text[1] - '0', m = (text[3] - '0') * 10 + text[4] - '0';
+    return h > 23 || m > 59 ? -1 : h * 60 + m;
 }
 
 const char *crm_sanction_class(const char *code)

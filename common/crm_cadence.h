@@ -59,8 +59,11 @@ int64_t crm_work_shift(const crm_calendar_t *cal, crm_hours_t hours, int64_t t, 
 int64_t crm_cadence_due(const crm_calendar_t *cal, crm_hours_t hours, int64_t from, int days, bool shift);
 /* When an activity due at `due` becomes overdue: the end of its CST day,
    `day_end_min` minutes after 00:00 (1439: 23:59 counts, 00:00 the next
-   day does not), i.e. the first ms after that minute. */
+   day does not), i.e. the first ms after that minute; the next day's when
+   `due` is later than that. */
 int64_t crm_overdue_at(int64_t due, int day_end_min);
+/* "HH:MM" (00:00-23:59, exactly so) -> minutes after midnight, or -1. */
+int crm_hhmm_parse(const char *text);
 
 /* ------------------------------------------------------------ sanctions */
 

@@ -110,6 +110,7 @@
  *                          transfer_ms (a transfer waiting for the director), transfer_decision,
  *                          updated_ms
  *  crm:cust:{<C>}:tasks    set; every task of the customer, open or closed
+ *  crm:cust:{<C>}:tasks:open  set; its open (or overdue) tasks
  *  crm:task:<K>            hash; task_id, customer_id, dealer_id, consultant_id, kind, source,
  *                          content, due_ms, day (YYYY-MM-DD, China), state (open | overdue | done |
  *                          replaced | postponed | cancelled), created_ms, closed_ms, followup_id,
@@ -132,7 +133,7 @@
  *  crm:metrics:scheduler   hash; timers_fired, timers_late (fired after every scheduler was down),
  *                          late_max_ms
  *  crm:calendar            hash; text (the working-day calendar loaded with crmctl calendar load),
- *                          source, loaded_ms; absent: the built-in table
+ *                          source, loaded_ms, version (one more each load); absent: the built-in table
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H
@@ -153,6 +154,7 @@
 #define CRM_KEY_TASKS_DEALERS "crm:tasks:dealers"
 #define CRM_KEY_TASKS_MINE_FMT "crm:tasks:open:%s:%s"
 #define CRM_KEY_CUST_TASKS_FMT "crm:cust:{%s}:tasks"
+#define CRM_KEY_CUST_OPEN_TASKS_FMT "crm:cust:{%s}:tasks:open"
 #define CRM_KEY_REPORT_FMT "crm:report:%s:%s"
 #define CRM_KEY_REPORT_DEALERS_FMT "crm:report:%s"
 #define CRM_KEY_VIOLATIONS_FMT "crm:violations:%s"

@@ -58,22 +58,7 @@ static void s_err(char *err, size_t errsz, const char *fmt, ...)
     vsnprintf(err, errsz, fmt, ap);
     va_end(ap);
     s_one_line(err);
-    crm_leadin_utf8_cut(err); /* a reason goes into a UTF-8 rejects file */
-}
-
-void crm_leadin_utf8_cut(char *s)
-{
-    const unsigned char *p = (const unsigned char *) s;
-    size_t n = s ? strlen(s) : 0;
-    for (size_t i = 0; i < n;) {
-        uint32_t cp;
-        int k = crm_utf8_next(p + i, n - i, &cp);
-        if (k < 0) {
-            s[i] = '\0';
-            return;
-        }
-        i += k > 0 ? (size_t) k : 1;
-    }
+    crm_utf8_cut(err); /* a reason goes into a UTF-8 rejects file */
 }
 
 typedef struct {

@@ -364,9 +364,6 @@ crm_csv_reader_t *crm_csv_open_records(const char *path, crm_type_t type, const 
    (CRM_LEADIN_KEY_SZ is enough for "csv:"). */
 int crm_leadin_record_key(const crm_msg_t *m, const char *prefix, char *out, size_t outsz);
 
-/* Cuts a UTF-8 sequence left unfinished at the end of s (a string that
-   snprintf cut at its buffer's end), so s ends at a character boundary. */
-void crm_leadin_utf8_cut(char *s);
 
 /* A date in the shapes above -> "YYYY-MM-DD" in out (11 bytes at least).
    0, or -1 (out empty) when it is none of them or does not exist. */

@@ -302,6 +302,13 @@ static const crm_handler_t *s_handler(crm_service_t *svc, crm_type_t type)
 
 static int s_flush_batch(crm_service_t *svc);
 
+/* Moves a cursor only forward: a handler's own commit (or another
+   instance of a shared consumer) may have gone further. */
+#define S_CURSOR_FORWARD_LUA                                                                       \
+    "local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') "                             \
+    "if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end "             \
+    "return 1"
+
 static void s_flush_cursors(crm_service_t *svc)
 {
     if (s_flush_batch(svc) != 0)
@@ -311,12 +318,8 @@ static void s_flush_cursors(crm_service_t *svc)
         if (s->cursor == s->flushed)
             continue;
         /* Only ever forward: a handler's own commit may have gone further. */
-        redisReply *r = crm_store_cmd(svc->store,
-                                      "EVAL %s 1 %s %s %llu", 
-                                      "local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') "
-                                      "if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end "
-                                      "return 1",
-                                      svc->cursor_key, s->name, (unsigned long long) s->cursor);
+        redisReply *r = crm_store_cmd(svc->store, "EVAL %s 1 %s %s %llu", S_CURSOR_FORWARD_LUA, svc->cursor_key,
+                                      s->name, (unsigned long long) s->cursor);
         if (r)
             s->flushed = s->cursor;
         freeReplyObject(r);
@@ -418,7 +421,9 @@ static int s_set_aside(crm_service_t *svc, s_stream_t *st, const crm_msg_t *msg,
     crm_tx_t *tx = crm_service_tx(svc);
     if (why) /* NULL: kept already; only the cursor moves */
         s_reject_xadd(svc, &r, tx);
-    crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
+    /* Only forward: another instance of a shared consumer may be past it. */
+    crm_tx_cmd(tx, "EVAL %s 1 %s %s %llu", S_CURSOR_FORWARD_LUA, svc->cursor_key, st->name,
+               (unsigned long long) msg->seq);
     if (crm_service_commit(svc, tx) != 0) {
         if (crm_store_passing(svc->store) || !why) {
             s_commit_failed(st);
@@ -429,7 +434,8 @@ static int s_set_aside(crm_service_t *svc, s_stream_t *st, const crm_msg_t *msg,
         crm_error("reject.not_kept", "origin=%s seq=%llu reason=\"%s\" redis=\"%s\"", st->name,
                   (unsigned long long) msg->seq, why, crm_store_error(svc->store));
         tx = crm_service_tx(svc);
-        crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
+        crm_tx_cmd(tx, "EVAL %s 1 %s %s %llu", S_CURSOR_FORWARD_LUA, svc->cursor_key, st->name,
+                   (unsigned long long) msg->seq);
         if (crm_service_commit(svc, tx) != 0) {
             s_commit_failed(st);
             return -1;

@@ -846,3 +846,18 @@ const char *crm_msg_field_type(crm_type_t type, const char *field)
     default: return NULL;
     }
 }
+
+void crm_utf8_cut(char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = crm_utf8_next(p + i, n - i, &cp);
+        if (k < 0) {
+            s[i] = '\0';
+            return;
+        }
+        i += k > 0 ? (size_t) k : 1;
+    }
+}

@@ -103,6 +103,9 @@ const char *crm_errcode_name(crm_errcode_t code);
    included), -1 when the sequence runs past n. The one decoder every
    check of text from outside uses. */
 int crm_utf8_next(const unsigned char *p, size_t n, uint32_t *cp);
+/* Cuts a UTF-8 sequence left unfinished at the end of s (valid UTF-8 that
+   snprintf cut at its buffer's end), so s ends at a character boundary. */
+void crm_utf8_cut(char *s);
 
 /* The message table. */
 const char *crm_type_name(crm_type_t type);

@@ -162,7 +162,7 @@ static void s_on_answer(const crm_import_conf_t *conf, s_run_t *run, zhashx_t *p
         break;
     default:
         st->refused++;
-        crm_leadin_utf8_cut(res.why); /* the rejects file reads back as UTF-8 */
+        crm_utf8_cut(res.why); /* the rejects file reads back as UTF-8 */
         s_reject_row(run, p->row, p->cells, p->ncells, res.why[0] ? res.why : "refused");
         break;
     }

@@ -737,7 +737,16 @@ static crm_handled_t s_reassign_undo(s_up_t *u, const char *rid)
         return rc;
     }
     const char *from = crm_reply_field_or(h, "from_consultant", ""), *to = crm_reply_field_or(h, "to_consultant", "");
+    /* Back to someone who has left: no (reassign to someone else). */
+    if ((rc = s_staff(u, "undo", from, S_STAFF_ROLE_ANY, NULL)) != CRM_APPLIED) {
+        freeReplyObject(h);
+        return rc;
+    }
     char *list = strdup(crm_reply_field_or(h, "customers", ""));
+    if (!list) {
+        freeReplyObject(h);
+        return CRM_RETRY;
+    }
     /* Back only what is still the other's by this reassignment. */
     int64_t moved = 0;
     for (char *save = NULL, *cid = strtok_r(list, " ", &save); cid && rc == CRM_APPLIED;
@@ -827,8 +836,14 @@ static crm_handled_t s_on_reassign(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         return CRM_RETRY;
     }
     list[0] = 0;
+    size_t moved = 0;
     for (size_t i = 0; i < ids->elements; i++) {
         const char *cid = ids->element[i]->str;
+        if (ids->element[i]->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, cid)) {
+            crm_warn("reassign.bad_member", "dealer=%s staff=%s", u.dealer, b->from_consultant);
+            continue;
+        }
+        moved++;
         s_owner_r(tx, cid, u.dealer, b->to_consultant, u.dealer, b->from_consultant, "reassigned", rid);
         crm_tx_cmd(tx, "HSETNX " CRM_KEY_CUST_FMT " original_consultant %s", cid, b->from_consultant);
         len += (size_t) snprintf(list + len, cap - len, "%s%s", len ? " " : "", cid);
@@ -836,9 +851,9 @@ static crm_handled_t s_on_reassign(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     crm_tx_cmd(tx, "HSET crm:reassign:%s reassign_id %s dealer_id %s from_consultant %s to_consultant %s customers %s "
                    "reason %s state done created_ms %s",
                rid, rid, u.dealer, b->from_consultant, b->to_consultant, list, reason ? reason : "", u.nows);
-    s_reassigned(&u, rid, b->from_consultant, b->to_consultant, (int64_t) ids->elements, NULL);
+    s_reassigned(&u, rid, b->from_consultant, b->to_consultant, (int64_t) moved, NULL);
     crm_info("consultant.reassigned", "dealer=%s reassign=%s from=%s to=%s customers=%zu", u.dealer, rid,
-             b->from_consultant, b->to_consultant, ids->elements);
+             b->from_consultant, b->to_consultant, moved);
     free(list);
     free(reason);
     freeReplyObject(ids);
@@ -871,6 +886,10 @@ static crm_handled_t s_on_owner_decide(crm_service_t *svc, crm_req_t *req, crm_t
     const char *to = p && p->elements == 2 && p->element[0]->type == REDIS_REPLY_STRING ? p->element[0]->str : NULL;
     if (rc == CRM_APPLIED && (!to || !*to))
         rc = crm_req_fail(req, "customer_id", "unknown", "no ownership transfer of %s is waiting", u.cid);
+    /* The one who would take it over must still be here (refused closed
+       when they left meanwhile). */
+    if (rc == CRM_APPLIED && approve)
+        rc = s_staff(&u, "customer_id", to, S_STAFF_ROLE_ANY, NULL);
     if (rc == CRM_APPLIED) {
         const char *cur = s_cust_field(&u, "consultant_id");
         if (approve && (!cur || strcmp(cur, to)))

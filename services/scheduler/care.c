@@ -153,12 +153,16 @@ crm_handled_t sched_on_delayed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
     if (!c)
         return crm_service_failed(svc);
     const char *mobile = c->elements == 2 && c->element[0]->type == REDIS_REPLY_STRING ? c->element[0]->str : NULL;
-    const char *consultant = c->elements == 2 && c->element[1]->type == REDIS_REPLY_STRING ? c->element[1]->str : NULL;
+    const char *consultant = c->elements == 2 && c->element[1]->type == REDIS_REPLY_STRING &&
+                                     crm_id_valid(CRM_ID_NAME, c->element[1]->str)
+                                 ? c->element[1]->str
+                                 : NULL;
     /* Told now, before the promised date; and a call before it. */
     char p1[96], p2[96], p3[300];
     snprintf(p1, sizeof p1, "promised_date=%s", b->promised_date);
     snprintf(p2, sizeof p2, "old_promised_date=%s", b->has.old_promised_date ? b->old_promised_date : "");
     snprintf(p3, sizeof p3, "reason=%.250s", b->reason);
+    crm_utf8_cut(p3);
     const char *params[] = {p1, p2, p3, NULL};
     char timer[96];
     snprintf(timer, sizeof timer, "delay:%.40s:%.20s", b->customer_id, b->promised_date);
@@ -178,7 +182,7 @@ crm_handled_t sched_on_delivered(crm_service_t *svc, const crm_msg_t *msg, crm_t
 {
     sched_t *s = sched_of(svc);
     const crm_body_vehicle_delivered_t *b = &msg->body.vehicle_delivered;
-    if (!s_id(svc, "customer_id", b->customer_id))
+    if (!s_id(svc, "customer_id", b->customer_id) || !s_id(svc, "dealer_id", b->dealer_id))
         return CRM_REFUSE;
     int64_t day = crm_day_parse(b->date);
     if (day == INT64_MIN)
@@ -197,7 +201,7 @@ crm_handled_t sched_on_serviced(crm_service_t *svc, const crm_msg_t *msg, crm_tx
 {
     sched_t *s = sched_of(svc);
     const crm_body_service_recorded_t *b = &msg->body.service_recorded;
-    if (!s_id(svc, "customer_id", b->customer_id))
+    if (!s_id(svc, "customer_id", b->customer_id) || !s_id(svc, "dealer_id", b->dealer_id))
         return CRM_REFUSE;
     int64_t day = crm_day_parse(b->date);
     if (day == INT64_MIN)
@@ -313,8 +317,8 @@ void sched_holidays(crm_service_t *svc, crm_tx_t *tx)
 
 /* A care timer fired: `what` is its reply (the test drive or the customer;
    NULL for holidays). */
-void sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id, int64_t due,
-                     const redisReply *what)
+int sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id, int64_t due,
+                    const redisReply *what)
 {
     sched_t *s = sched_of(svc);
     char timer[CRM_DUE_ID_MAX + 4];
@@ -326,10 +330,10 @@ void sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id
         snprintf(p, sizeof p, "holiday=%s", name ? name : id);
         const char *params[] = {p, NULL};
         s_notify(tx, timer, due, NULL, "segment:owners", "holiday_greeting", params);
-        return;
+        return 0;
     }
     if (!what || what->type != REDIS_REPLY_ARRAY || what->elements == 0)
-        return;
+        return 0; /* what it names is gone: nothing to do */
     const char *cid = kind == 't' || kind == 'f' ? crm_reply_field(what, "customer_id") : NULL;
     char cidbuf[CRM_ID_NAME_MAX + 1];
     if (kind != 't' && kind != 'f') {
@@ -337,11 +341,13 @@ void sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id
         cid = cidbuf;
     }
     if (!cid || !crm_id_valid(CRM_ID_NAME, cid))
-        return;
+        return 0;
     /* The customer's mobile and owner (for t/f `what` is the test drive). */
-    redisReply *c = kind == 't' || kind == 'f'
-                        ? crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_CUST_FMT, cid)
-                        : NULL;
+    redisReply *c = NULL;
+    if (kind == 't' || kind == 'f') {
+        if (!(c = crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_CUST_FMT, cid)))
+            return -1;
+    }
     const redisReply *cust = c ? c : what;
     const char *mobile = crm_reply_field(cust, "mobile"), *consultant = crm_reply_field(cust, "consultant_id");
     const char *dealer = kind == 't' || kind == 'f' ? crm_reply_field(what, "dealer_id") : crm_reply_field(cust, "dealer_id");
@@ -355,28 +361,33 @@ void sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id
         const char *at = crm_reply_field(what, "at");
         crm_format_cst(at ? strtoll(at, NULL, 10) : 0, when, sizeof when);
     }
+    int rc = 0;
     if (kind == 't') {
         snprintf(p1, sizeof p1, "at=%s", when);
         const char *params[] = {p1, NULL};
         s_notify(tx, timer, due, cid, mobile, "testdrive_reminder", params);
         if (dealer)
-            s_task(svc, tx, cid, dealer, consultant, "testdrive_remind", due, "remind the prospect of tomorrow's test drive");
+            rc = s_task(svc, tx, cid, dealer, consultant, "testdrive_remind", due,
+                        "remind the prospect of tomorrow's test drive");
     } else if (kind == 'f') {
         if (dealer)
-            s_task(svc, tx, cid, dealer, consultant, "testdrive_feedback", due, "feedback call after the test drive");
+            rc = s_task(svc, tx, cid, dealer, consultant, "testdrive_feedback", due, "feedback call after the test drive");
     } else if (kind == 'b') {
         s_notify(tx, timer, due, cid, mobile, "birthday_greeting", NULL);
-        s_birthday(svc, tx, cid); /* next year's */
+        int64_t next = sched_next_birthday(crm_reply_field(cust, "birthday"), due); /* next year's */
+        if (next)
+            s_timer(tx, 'b', cid, next);
     } else if (kind == 'c') {
         if (dealer && stage && !strcmp(stage, "owner"))
-            s_task(svc, tx, cid, dealer, consultant, "owner_callback", due, "owner call-back after delivery");
+            rc = s_task(svc, tx, cid, dealer, consultant, "owner_callback", due, "owner call-back after delivery");
     } else if (kind == 's') {
         if (stage && !strcmp(stage, "owner")) {
             s_notify(tx, timer, due, cid, mobile, "service_reminder", NULL);
             if (dealer)
-                s_task(svc, tx, cid, dealer, consultant, "service_reminder", due, "service reminder");
+                rc = s_task(svc, tx, cid, dealer, consultant, "service_reminder", due, "service reminder");
             s_timer(tx, 's', cid, due + s->service_days * S_DAY_MS); /* again if no service comes */
         }
     }
     freeReplyObject(c);
+    return rc;
 }

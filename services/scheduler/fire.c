@@ -129,6 +129,9 @@ static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, 
             day = crm_calendar_next_working(s->cal, day);
         if (crm_overdue_at(crm_cst_day_start_ms(day), s->day_end_min) > tm->due)
             return; /* the date moved later since */
+        const char *done = crm_reply_field(plan, "expired_date");
+        if (done && !strcmp(done, date))
+            return; /* expired once already */
         crm_msg_t ev;
         crm_msg_init(&ev, CRM_T_opportunity_expired);
         CRM_SET_STR(&ev, opportunity_expired, customer_id, tm->id);
@@ -147,7 +150,7 @@ static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, 
         char timer[48];
         snprintf(timer, sizeof timer, "x:%s", tm->id);
         s_escalate(tx, timer, tm->due, dealer, manager, consultant, tm->id, "opportunity_expired", date);
-        crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " expired_ms %lld", tm->id, (long long) tm->due);
+        crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " expired_ms %lld expired_date %s", tm->id, (long long) tm->due, date);
         crm_info("opportunity.expired", "customer=%s consultant=%s date=%s", tm->id, consultant, date);
         return;
     }
@@ -175,6 +178,23 @@ static void s_plan_timer(crm_service_t *svc, crm_tx_t *tx, const s_timer_t *tm, 
     crm_info("prospect.released", "customer=%s consultant=%s", tm->id, consultant);
 }
 
+/* " <kind>:<id>" after the due time: the id (up to a ':' for c:<C>:<days>)
+   keeps the id rule, as it becomes part of keys; h: holds a date. */
+static bool s_timer_ok(const char *p)
+{
+    if (p[0] != ' ' || !p[1] || p[2] != ':')
+        return false;
+    const char *id = p + 3;
+    if (p[1] == 'h')
+        return crm_day_parse(id) != INT64_MIN;
+    char head[CRM_ID_NAME_MAX + 2];
+    size_t n = strcspn(id, ":");
+    if (n == 0 || n > CRM_ID_NAME_MAX)
+        return false;
+    snprintf(head, sizeof head, "%.*s", (int) n, id);
+    return crm_id_valid(CRM_ID_NAME, head);
+}
+
 crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     sched_t *s = sched_of(svc);
@@ -193,7 +213,7 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         char *end;
         s_timer_t *tm = &tms[i];
         tm->due = strtoll(e, &end, 10);
-        if (end[0] != ' ' || !end[1] || end[2] != ':') {
+        if (end == e || !s_timer_ok(end)) {
             crm_warn("timer.unknown", "timer=\"%s\"", e);
             continue;
         }
@@ -219,9 +239,11 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
             crm_tx_cmd(s->reads, "HGETALL " CRM_KEY_CUST_FMT, cid);
         }
     }
-    if (n && crm_store_pipeline(crm_service_store(svc), s->reads) != 0) {
+    /* A reply that is an error (a key of the wrong type) is that timer's
+       alone: it is skipped below; only Redis away retries the batch. */
+    if (n && crm_store_pipeline(crm_service_store(svc), s->reads) != 0 && crm_store_passing(crm_service_store(svc))) {
         free(tms);
-        return crm_service_failed(svc);
+        return CRM_RETRY;
     }
     /* The managers the overdue and expired ones escalate to, in a second
        pipeline: entry i's result index in mgr_at (-1: none asked). */
@@ -247,11 +269,11 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
             mgr_at[i] = m++;
         }
     }
-    if (m && crm_store_pipeline(crm_service_store(svc), mgr) != 0) {
+    if (m && crm_store_pipeline(crm_service_store(svc), mgr) != 0 && crm_store_passing(crm_service_store(svc))) {
         free(mgr_at);
         crm_tx_destroy(&mgr);
         free(tms);
-        return crm_service_failed(svc);
+        return CRM_RETRY;
     }
     k = 0;
     for (size_t i = 0; i < n; i++) {
@@ -263,6 +285,7 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
             sched_fire_care(svc, tx, tm->kind, tm->id, tm->due, NULL);
             continue;
         }
+        int failed = 0;
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements == 0)
             continue;
         const redisReply *mr = mgr_at[i] >= 0 ? crm_tx_result(mgr, mgr_at[i]) : NULL;
@@ -277,9 +300,15 @@ crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
         } else if (tm->kind == 'x' || tm->kind == 'r') {
             s_plan_timer(svc, tx, tm, r, manager);
         } else if (strchr("tfbcs", tm->kind)) {
-            sched_fire_care(svc, tx, tm->kind, tm->id, tm->due, r);
+            failed = sched_fire_care(svc, tx, tm->kind, tm->id, tm->due, r);
         } else {
             crm_warn("timer.unknown", "timer=%c:%s", tm->kind, tm->id);
+        }
+        if (failed) {
+            free(mgr_at);
+            crm_tx_destroy(&mgr);
+            free(tms);
+            return crm_service_failed(svc);
         }
     }
     free(mgr_at);

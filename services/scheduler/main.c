@@ -54,6 +54,11 @@ static const crm_request_t scheduler_requests[] = {
 
 static const char *const scheduler_due[] = {SCHED_SET, NULL};
 
+static const crm_tick_t scheduler_ticks[] = {
+    {"calendar", 2000, sched_calendar_tick},
+    {NULL, 0, NULL},
+};
+
 static const crm_opt_t scheduler_opts[] = {
     {"hours", "CRM_HOURS", "09:00-18:00", "Dealers' working hours, China time (HH:MM-HH:MM)", NULL},
     {"first-contact-hours", "CRM_FIRST_CONTACT_HOURS", "24",
@@ -83,14 +88,10 @@ static int scheduler_start(crm_service_t *svc)
         fprintf(stderr, "crm-scheduler: --hours: expected HH:MM-HH:MM, opening before closing\n");
         return -1;
     }
-    int h, m;
-    char tail;
-    const char *de = crm_service_opt(svc, "day-end");
-    if (sscanf(de, "%2d:%2d%c", &h, &m, &tail) != 2 || strlen(de) != 5 || h < 0 || h > 23 || m < 0 || m > 59) {
-        fprintf(stderr, "crm-scheduler: --day-end: expected HH:MM\n");
+    if ((s->day_end_min = crm_hhmm_parse(crm_service_opt(svc, "day-end"))) < 0) {
+        fprintf(stderr, "crm-scheduler: --day-end: expected HH:MM (00:00-23:59)\n");
         return -1;
     }
-    s->day_end_min = h * 60 + m;
     if (crm_service_opt_i64(svc, "first-contact-hours", 1, 24 * 365, &fc) != 0 ||
         crm_service_opt_i64(svc, "warn-lead-min", 0, 60 * 24 * 30, &lead) != 0 ||
         crm_service_opt_i64(svc, "late-after-ms", 0, 86400000, &late) != 0 ||
@@ -147,6 +148,7 @@ static const crm_service_def_t scheduler_def = {
     .handlers = scheduler_handlers,
     .requests = scheduler_requests,
     .due_sets = scheduler_due,
+    .ticks = scheduler_ticks,
     .shared_consumer = true,
     .opts = scheduler_opts,
     .on_start = scheduler_start,

@@ -64,6 +64,7 @@ static void s_flag(crm_service_t *svc, crm_tx_t *tx, const s_ctx_t *c, const cha
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    crm_utf8_cut(text);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_followup_flagged);
     CRM_SET_STR(&ev, followup_flagged, customer_id, c->cid);
@@ -114,7 +115,7 @@ static int s_open_task(crm_service_t *svc, const s_ctx_t *c, sched_task_t *t)
     int rc = sched_task_read(svc, id, t);
     if (rc <= 0)
         return rc;
-    return !strcmp(t->state, "open") || !strcmp(t->state, "overdue");
+    return sched_task_is_open(t);
 }
 
 crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
@@ -165,7 +166,21 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     }
     int64_t last_contact = s_plan_i64(&c, "last_contact_ms");
     if (contact) {
-        if (has_open)
+        /* The contact does every open task of the customer: the planned
+           follow-up and the calls reminders and care asked for. */
+        sched_task_t *all = NULL;
+        size_t n = 0;
+        if (sched_open_tasks(svc, c.cid, &all, &n) != 0) {
+            freeReplyObject(c.plan);
+            return crm_service_failed(svc);
+        }
+        bool plan_done = false;
+        for (size_t i = 0; i < n; i++) {
+            sched_task_close(svc, tx, &all[i], "done", fid, at);
+            plan_done |= has_open && !strcmp(all[i].task_id, open.task_id);
+        }
+        free(all);
+        if (has_open && !plan_done)
             sched_task_close(svc, tx, &open, "done", fid, at);
         has_open = 0;
         last_contact = at;
@@ -287,33 +302,33 @@ crm_handled_t sched_on_followup(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     }
     crm_tx_cmdargv(tx, argc, argv, NULL);
     const char *stage = s_plan(&c, "stage");
-    if (b->has.expected_purchase_date && (!stage || !strcmp(stage, "prospect")))
+    /* A new date (a resent one changes nothing: an expired date does not
+       expire again). */
+    if (b->has.expected_purchase_date && (!old_date || strcmp(old_date, date)) && (!stage || !strcmp(stage, "prospect")))
         s_expiry(svc, tx, c.cid, date);
     freeReplyObject(c.plan);
     return rc;
 }
 
-/* Moves the customer's open tasks to another consultant. */
+/* Moves the customer's open tasks to another consultant ("": the dealer's). */
 static int s_move_tasks(crm_service_t *svc, crm_tx_t *tx, const char *cid, const char *dealer,
                         const char *consultant)
 {
-    redisReply *r = crm_store_cmd(crm_service_store(svc), "SMEMBERS " CRM_KEY_CUST_TASKS_FMT, cid);
-    if (!r)
+    sched_task_t *all = NULL;
+    size_t n = 0;
+    if (sched_open_tasks(svc, cid, &all, &n) != 0)
         return -1;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        sched_task_t t;
-        if (sched_task_read(svc, r->element[i]->str, &t) != 1)
+    const char *to = *consultant ? consultant : "-";
+    for (size_t i = 0; i < n; i++) {
+        sched_task_t *t = &all[i];
+        if (strcmp(t->dealer_id, dealer) || !strcmp(t->consultant_id, consultant))
             continue;
-        if ((strcmp(t.state, "open") && strcmp(t.state, "overdue")) || strcmp(t.dealer_id, dealer) ||
-            !strcmp(t.consultant_id, consultant))
-            continue;
-        crm_tx_cmd(tx, "ZREM " CRM_KEY_TASKS_MINE_FMT " %s", t.dealer_id, t.consultant_id[0] ? t.consultant_id : "-",
-                   t.task_id);
-        crm_tx_cmd(tx, "ZADD " CRM_KEY_TASKS_MINE_FMT " %lld %s", t.dealer_id, consultant, (long long) t.due_ms,
-                   t.task_id);
-        crm_tx_cmd(tx, "HSET " CRM_KEY_TASK_FMT " consultant_id %s", t.task_id, consultant);
+        crm_tx_cmd(tx, "ZREM " CRM_KEY_TASKS_MINE_FMT " %s", t->dealer_id, t->consultant_id[0] ? t->consultant_id : "-",
+                   t->task_id);
+        crm_tx_cmd(tx, "ZADD " CRM_KEY_TASKS_MINE_FMT " %lld %s", t->dealer_id, to, (long long) t->due_ms, t->task_id);
+        crm_tx_cmd(tx, "HSET " CRM_KEY_TASK_FMT " consultant_id %s", t->task_id, consultant);
     }
-    freeReplyObject(r);
+    free(all);
     return 0;
 }
 
@@ -443,7 +458,7 @@ crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
             rc = crm_service_failed(svc);
             break;
         }
-        if (!found || (strcmp(t.state, "open") && strcmp(t.state, "overdue")))
+        if (!found || !sched_task_is_open(&t))
             continue;
         sched_task_t moved = t;
         moved.due_ms = crm_cst_day_start_ms(back) + (t.due_ms - crm_cst_day_start_ms(crm_cst_day(t.due_ms)));
@@ -455,7 +470,11 @@ crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
         }
         /* The plan's open task, when it was this one. */
         redisReply *cur = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_PLAN_FMT " task", t.customer_id);
-        if (cur && cur->type == REDIS_REPLY_STRING && !strcmp(cur->str, t.task_id))
+        if (!cur) {
+            rc = crm_service_failed(svc);
+            break;
+        }
+        if (cur->type == REDIS_REPLY_STRING && !strcmp(cur->str, t.task_id))
             crm_tx_cmd(tx, "HSET " CRM_KEY_PLAN_FMT " task %s", t.customer_id, moved.task_id);
         freeReplyObject(cur);
     }

@@ -16,11 +16,12 @@
 #include "crm_service.h"
 
 #define SCHED_SET "followup" /* the compact timer set (crm:due:followup) */
-#define SCHED_FIELD_MAX 512
+#define SCHED_FIELD_MAX 4100 /* a dealer's content: 4000 bytes at most */
 
 typedef struct {
     crm_calendar_t *cal;
     char cal_source[128];
+    int64_t cal_version;      /* crm:calendar version of the table in use (0: built-in) */
     crm_hours_t hours;        /* --hours: dealers without their own */
     int64_t first_contact_ms; /* --first-contact-hours, working time */
     int64_t warn_lead_ms;     /* --warn-lead-min, working time */
@@ -64,6 +65,11 @@ int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const cha
    postponed, cancelled); `followup_id` for done. */
 void sched_task_close(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, const char *state,
                       const char *followup_id, int64_t at);
+/* Open or overdue (not yet done). */
+bool sched_task_is_open(const sched_task_t *t);
+/* The customer's open tasks (crm:cust:{C}:tasks:open, in one pipeline):
+   *out (caller frees) and *n; 0, or -1 when Redis could not say. */
+int sched_open_tasks(crm_service_t *svc, const char *cid, sched_task_t **out, size_t *n);
 /* Reads task `id`; 1 found, 0 not, -1 Redis. */
 int sched_task_read(crm_service_t *svc, const char *id, sched_task_t *t);
 void sched_task_from_reply(const redisReply *h, sched_task_t *t);
@@ -101,14 +107,16 @@ crm_handled_t sched_on_customer_recorded(crm_service_t *svc, const crm_msg_t *ms
 int64_t sched_next_birthday(const char *birthday, int64_t now);
 /* Timers for the first day of every public holiday still to come. */
 void sched_holidays(crm_service_t *svc, crm_tx_t *tx);
-/* A care timer (t, f, b, c, s, h) fired; `what` its test drive or customer. */
-void sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id, int64_t due, const redisReply *what);
+/* A care timer (t, f, b, c, s, h) fired; `what` its test drive or customer.
+   0, or -1 when Redis failed (the batch is tried again). */
+int sched_fire_care(crm_service_t *svc, crm_tx_t *tx, char kind, const char *id, int64_t due, const redisReply *what);
 
 /* fire.c */
 crm_handled_t sched_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 
 /* calendar.c */
 int sched_calendar_start(crm_service_t *svc);
+void sched_calendar_tick(crm_service_t *svc);
 crm_handled_t sched_req_calendar_load(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
 
 #endif

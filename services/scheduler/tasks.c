@@ -131,6 +131,7 @@ int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const cha
         return -1;
     snprintf(t->task_id, sizeof t->task_id, "K%lld", r->integer);
     freeReplyObject(r);
+    crm_utf8_cut(t->content); /* cut at a character, never inside one */
     int64_t now = crm_now_ms();
     char due[24], created[24], day[16];
     snprintf(due, sizeof due, "%lld", (long long) t->due_ms);
@@ -149,6 +150,7 @@ int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const cha
     crm_tx_cmd(tx, "ZADD " CRM_KEY_TASKS_MINE_FMT " %lld %s", t->dealer_id,
                t->consultant_id[0] ? t->consultant_id : "-", (long long) t->due_ms, t->task_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_TASKS_FMT " %s", t->customer_id, t->task_id);
+    crm_tx_cmd(tx, "SADD " CRM_KEY_CUST_OPEN_TASKS_FMT " %s", t->customer_id, t->task_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_TASKS_DEALERS " %s", t->dealer_id);
     char tid[CRM_DUE_ID_MAX + 1];
     int64_t warn = crm_work_shift(s->cal, sched_hours(svc, t->dealer_id), t->due_ms, -s->warn_lead_ms);
@@ -191,6 +193,7 @@ void sched_task_close(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, c
     crm_tx_cmd(tx, "HSET " CRM_KEY_TASK_FMT " state %s closed_ms %s followup_id %s", t->task_id, state, ts,
                followup_id ? followup_id : "");
     crm_tx_cmd(tx, "ZREM " CRM_KEY_TASKS_OPEN_FMT " %s", t->dealer_id, t->task_id);
+    crm_tx_cmd(tx, "SREM " CRM_KEY_CUST_OPEN_TASKS_FMT " %s", t->customer_id, t->task_id);
     crm_tx_cmd(tx, "ZREM " CRM_KEY_TASKS_MINE_FMT " %s", t->dealer_id,
                t->consultant_id[0] ? t->consultant_id : "-", t->task_id);
     char tid[CRM_DUE_ID_MAX + 1];
@@ -199,13 +202,24 @@ void sched_task_close(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, c
     s_timer_id(tid, sizeof tid, 'o', t->task_id);
     crm_tx_due_cancel(tx, SCHED_SET, tid);
     if (!strcmp(state, "done")) {
-        int64_t day = crm_cst_day(t->due_ms);
+        int64_t day = crm_cst_day(t->due_ms), end = crm_overdue_at(t->due_ms, s->day_end_min);
         if (was_overdue) {
             sched_count(tx, day, t->dealer_id, t->consultant_id, "done_late", 1);
-        } else if (at < crm_overdue_at(t->due_ms, s->day_end_min)) {
+        } else if (at < end) {
             /* Done by the end of its day (or early): due that day and done. */
             sched_count(tx, day, t->dealer_id, t->consultant_id, "due", 1);
             sched_count(tx, day, t->dealer_id, t->consultant_id, "done", 1);
+        } else {
+            /* Done late before its overdue timer fired (the scheduler was
+               catching up): overdue all the same, and done late. */
+            char manager[128];
+            sched_manager(svc, t->dealer_id, t->consultant_id, manager, sizeof manager);
+            sched_count(tx, day, t->dealer_id, t->consultant_id, "due", 1);
+            sched_count(tx, day, t->dealer_id, t->consultant_id, "overdue", 1);
+            sched_count(tx, day, t->dealer_id, t->consultant_id, "done_late", 1);
+            sched_violation(tx, end - 1, "overdue", t->dealer_id, t->consultant_id, manager, t->customer_id,
+                            t->task_id);
+            was_overdue = true;
         }
     }
     crm_msg_t ev;
@@ -222,4 +236,45 @@ void sched_task_close(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, c
     crm_msg_clear(&ev);
     crm_info("task.closed", "task=%s customer=%s state=%s followup=%s", t->task_id, t->customer_id, state,
              followup_id ? followup_id : "-");
+}
+
+bool sched_task_is_open(const sched_task_t *t) { return !strcmp(t->state, "open") || !strcmp(t->state, "overdue"); }
+
+int sched_open_tasks(crm_service_t *svc, const char *cid, sched_task_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    redisReply *ids = crm_store_cmd(crm_service_store(svc), "SMEMBERS " CRM_KEY_CUST_OPEN_TASKS_FMT, cid);
+    if (!ids)
+        return -1;
+    if (ids->type != REDIS_REPLY_ARRAY || ids->elements == 0) {
+        freeReplyObject(ids);
+        return 0;
+    }
+    crm_tx_t *reads = crm_tx_new("scheduler", 0);
+    sched_task_t *t = calloc(ids->elements, sizeof *t);
+    int rc = reads && t ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < ids->elements; i++)
+        if (ids->element[i]->type != REDIS_REPLY_STRING ||
+            crm_tx_cmd(reads, "HGETALL " CRM_KEY_TASK_FMT, ids->element[i]->str) < 0)
+            rc = -1;
+    if (rc == 0 && crm_store_pipeline(crm_service_store(svc), reads) != 0 && crm_store_passing(crm_service_store(svc)))
+        rc = -1;
+    for (size_t i = 0; rc == 0 && i < ids->elements; i++) {
+        const redisReply *h = crm_tx_result(reads, (int) i);
+        if (!h || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
+            continue;
+        sched_task_from_reply(h, &t[*n]);
+        if (sched_task_is_open(&t[*n]) && crm_id_valid(CRM_ID_NAME, t[*n].dealer_id))
+            (*n)++;
+    }
+    crm_tx_destroy(&reads);
+    freeReplyObject(ids);
+    if (rc != 0) {
+        free(t);
+        *n = 0;
+        return -1;
+    }
+    *out = t;
+    return 0;
 }

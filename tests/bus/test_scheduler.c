@@ -516,6 +516,7 @@ static void test_crmctl_calendar_tasks_and_daily_report(void **state)
     fclose(fp);
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "calendar", "load", path, NULL), 0);
     assert_int_equal(s_events(f, "ops", "calendar.loaded", "\"source\":\"calendar.txt\""), 1);
+    s_applied(f, "ops");
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "calendar", "show", "--year", "2026", NULL), 0);
     s_out_has(f, "2026-03-05 off  测试假日");
     /* A malformed one is refused, naming its line; the table stays. */
@@ -804,7 +805,6 @@ static void test_reassignment_under_load_and_its_undo(void **state)
     }
     crm_h_sys_commit(&f->sys, tx);
     crm_tx_destroy(&tx);
-    assert_int_equal(crm_h_sys_crmctl(&f->sys, "staff", "leave", "S1", "--dealer", "D1", NULL), 0);
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "S1", "--to", "S2", "--dealer", "D1", NULL), 0);
     s_out_has(f, "R1");
     s_applied(f, "followup");
@@ -820,9 +820,7 @@ static void test_reassignment_under_load_and_its_undo(void **state)
     char *orig = s_hget(f, "crm:cust:{P7}", "original_consultant");
     assert_string_equal(orig, "S1");
     free(orig);
-    /* Nothing was deleted because S1 left. */
-    assert_int_equal(crm_h_int(f->sys.store, "EXISTS crm:dealer:D1:staff:S1"), 1);
-    /* Undone: all back. */
+    /* Undone (it was a mistake): all back. */
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "--undo", "R1", "--dealer", "D1", NULL), 0);
     s_applied(f, "customer");
     assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S1"), 300);
@@ -832,6 +830,17 @@ static void test_reassignment_under_load_and_its_undo(void **state)
     /* Twice is refused. */
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "--undo", "R1", "--dealer", "D1", NULL), 1);
     s_out_has(f, "closed");
+    /* S1 leaves: everything goes to S2 again; nothing of S1 is deleted, and
+       nothing can be sent back to someone who left. */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "staff", "leave", "S1", "--dealer", "D1", NULL), 0);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "S1", "--to", "S2", "--dealer", "D1", NULL), 0);
+    s_out_has(f, "R2");
+    s_applied(f, "customer");
+    assert_int_equal(crm_h_int(f->sys.store, "ZCARD crm:tasks:open:D1:S2"), 300);
+    assert_int_equal(crm_h_int(f->sys.store, "EXISTS crm:dealer:D1:staff:S1"), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "SCARD crm:cust:{P1}:tasks"), 2); /* first contact and follow-up, kept */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "consultant", "reassign", "--undo", "R2", "--dealer", "D1", NULL), 1);
+    s_out_has(f, "has left");
 }
 
 static void test_leave_with_and_without_postponement(void **state)

@@ -85,6 +85,12 @@ static void test_working_time_skips_nights_weekends_and_holidays(void **state)
     /* Overdue after 23:59 China time of the due day: 00:00 the next day. */
     assert_int_equal(crm_overdue_at(s_at(2026, 3, 3, 15, 0), 23 * 60 + 59), s_at(2026, 3, 4, 0, 0));
     assert_int_equal(crm_overdue_at(s_at(2026, 3, 3, 0, 0), 18 * 60), s_at(2026, 3, 3, 18, 1));
+    /* Due after the day's end: overdue at the next day's, never before due. */
+    assert_int_equal(crm_overdue_at(s_at(2026, 3, 3, 20, 0), 18 * 60), s_at(2026, 3, 4, 18, 1));
+    assert_int_equal(crm_hhmm_parse("23:59"), 1439);
+    assert_int_equal(crm_hhmm_parse("+9:00"), -1);
+    assert_int_equal(crm_hhmm_parse(" 9:00"), -1);
+    assert_int_equal(crm_hhmm_parse("24:00"), -1);
     crm_calendar_destroy(&cal);
 }
 
