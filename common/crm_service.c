@@ -107,6 +107,21 @@ void crm_service_why(crm_service_t *svc, const char *fmt, ...)
     va_end(ap);
 }
 
+bool crm_service_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n,
+                        size_t required)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i >= required && (!ids[i] || !*ids[i]))
+            continue;
+        char err[160];
+        if (crm_id_check(CRM_ID_NAME, ids[i], names[i], err, sizeof err) != 0) {
+            crm_service_why(svc, "%s", err);
+            return false;
+        }
+    }
+    return true;
+}
+
 crm_handled_t crm_service_failed(crm_service_t *svc)
 {
     if (crm_store_passing(svc->store))

@@ -260,6 +260,12 @@ void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reje
 /* A handler says why it refuses or retries (kept with the message in
    crm:rejects when it is refused for good). */
 void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The ids an event names, checked against crm_id's name rule before they
+   become parts of keys: the first `required` must be there, the others
+   may be NULL or "". false after saying why (crm_service_why), for a
+   handler that then refuses the message. */
+bool crm_service_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n,
+                        size_t required);
 /* What a handler returns after a failed store call: CRM_RETRY when the
    failure passes (Redis away, loading), CRM_REFUSE when Redis refused the
    command (retrying cannot help). */

@@ -3,23 +3,6 @@
 
 #include "tasks.h"
 
-/* Every id of the event is checked before it becomes part of a key or
-   reaches a dealer's system (NULL or "" passes for an optional one). */
-static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n,
-                     size_t required)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (i >= required && (!ids[i] || !*ids[i]))
-            continue;
-        char err[160];
-        if (crm_id_check(CRM_ID_NAME, ids[i], names[i], err, sizeof err) != 0) {
-            crm_service_why(svc, "%s", err);
-            return false;
-        }
-    }
-    return true;
-}
-
 /* 1: the dealer is in the registry; 0: it is not (logged); -1: store failure. */
 static int s_dealer_known(crm_service_t *svc, const char *type, const char *task,
                           const char *dealer)
@@ -51,7 +34,7 @@ crm_handled_t tasks_on_opened(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     const crm_body_task_opened_t *t = &msg->body.task_opened;
     const char *ids[] = {t->task_id, t->customer_id, t->dealer_id, t->consultant_id};
     static const char *const names[] = {"task_id", "customer_id", "dealer_id", "consultant_id"};
-    if (!s_ids_ok(svc, ids, names, 4, 3))
+    if (!crm_service_ids_ok(svc, ids, names, 4, 3))
         return CRM_REFUSE;
     int known = s_dealer_known(svc, "task.opened", t->task_id, t->dealer_id);
     if (known < 0)
@@ -82,7 +65,7 @@ crm_handled_t tasks_on_closed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     const crm_body_task_closed_t *t = &msg->body.task_closed;
     const char *ids[] = {t->task_id, t->customer_id, t->dealer_id};
     static const char *const names[] = {"task_id", "customer_id", "dealer_id"};
-    if (!s_ids_ok(svc, ids, names, 3, 3))
+    if (!crm_service_ids_ok(svc, ids, names, 3, 3))
         return CRM_REFUSE;
     static const char *const states[] = {"done", "replaced", "postponed", "cancelled"};
     bool state_ok = false;

@@ -80,12 +80,7 @@ static void s_cancel(crm_tx_t *tx, char kind, const char *id)
 
 static bool s_id(crm_service_t *svc, const char *field, const char *id)
 {
-    char err[160];
-    if (!id || crm_id_check(CRM_ID_NAME, id, field, err, sizeof err) != 0) {
-        crm_service_why(svc, "%s", id ? err : "no id");
-        return false;
-    }
-    return true;
+    return crm_service_ids_ok(svc, &id, &field, 1, 1);
 }
 
 /* ------------------------------------------------------------ test drives */

@@ -33,19 +33,13 @@ static int64_t s_plan_i64(const s_ctx_t *c, const char *field)
     return v ? strtoll(v, NULL, 10) : 0;
 }
 
-/* The ids an event names become parts of keys: each is checked against
-   the id rule first (NULL or "" passes: not given). false after saying why. */
+/* The ids an event names become parts of keys (the customer required,
+   the others when given). false after saying why. */
 static bool s_ids_ok(crm_service_t *svc, const char *cid, const char *dealer, const char *consultant)
 {
-    const char *v[] = {cid, dealer, consultant}, *names[] = {"customer_id", "dealer_id", "consultant_id"};
-    for (int i = 0; i < 3; i++) {
-        char err[160];
-        if (v[i] && *v[i] && crm_id_check(CRM_ID_NAME, v[i], names[i], err, sizeof err) != 0) {
-            crm_service_why(svc, "%s", err);
-            return false;
-        }
-    }
-    return cid && *cid;
+    const char *v[] = {cid, dealer, consultant};
+    static const char *const names[] = {"customer_id", "dealer_id", "consultant_id"};
+    return crm_service_ids_ok(svc, v, names, 3, 1);
 }
 
 static redisReply *s_read_plan(crm_service_t *svc, const char *cid)
@@ -439,7 +433,9 @@ crm_handled_t sched_on_absent(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
 {
     sched_t *s = sched_of(svc);
     const crm_body_staff_absent_t *b = &msg->body.staff_absent;
-    if (!s_ids_ok(svc, "-", b->dealer_id, b->staff_id))
+    const char *who[] = {b->dealer_id, b->staff_id};
+    static const char *const names[] = {"dealer_id", "staff_id"};
+    if (!crm_service_ids_ok(svc, who, names, 2, 2))
         return CRM_REFUSE;
     int64_t from = crm_day_parse(b->from), to = crm_day_parse(b->to);
     if (!b->postpone || from == INT64_MIN || to == INT64_MIN || to < from)

@@ -75,6 +75,14 @@ int sched_task_read(crm_service_t *svc, const char *id, sched_task_t *t);
 void sched_task_from_reply(const redisReply *h, sched_task_t *t);
 /* Counts `what` for a consultant on a CST day in the daily report. */
 void sched_count(crm_tx_t *tx, int64_t day, const char *dealer, const char *consultant, const char *what, int n);
+/* A task not done by the end of its day (`at`, fired `late` ms after it):
+   followup.overdue, the manager told, counted, a violation. */
+void sched_overdue(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, const char *manager, int64_t at,
+                   int64_t late);
+/* The escalation: a notify.request on the dealer channel for the
+   consultant's manager (none: nothing). */
+void sched_escalate(crm_tx_t *tx, const char *timer, int64_t due, const char *dealer, const char *manager,
+                    const char *consultant, const char *customer, const char *what, const char *record);
 /* Records a violation (the sanctions' facts) for the month of `at`. */
 void sched_violation(crm_tx_t *tx, int64_t at, const char *code, const char *dealer, const char *consultant,
                      const char *manager, const char *customer, const char *records);

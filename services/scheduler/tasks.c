@@ -121,6 +121,66 @@ crm_handled_t sched_on_dealer_updated(crm_service_t *svc, const crm_msg_t *msg, 
     return CRM_APPLIED;
 }
 
+/* The escalation: a notify.request on the dealer channel for the
+   consultant's manager (crm-notifier delivers it to the dealer's system). */
+void sched_escalate(crm_tx_t *tx, const char *timer, int64_t due, const char *dealer, const char *manager,
+                    const char *consultant, const char *customer, const char *what, const char *record)
+{
+    if (!manager || !*manager)
+        return;
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_notify_request);
+    char rid[160], p[4][160];
+    snprintf(rid, sizeof rid, "sched:%s:%lld", timer, (long long) due);
+    CRM_SET_STR(&ev, notify_request, request_id, rid);
+    CRM_SET_STR(&ev, notify_request, channel, "dealer");
+    CRM_SET_STR(&ev, notify_request, to, dealer);
+    CRM_SET_STR(&ev, notify_request, template, what);
+    CRM_SET_STR(&ev, notify_request, customer_id, customer);
+    snprintf(p[0], sizeof p[0], "manager_id=%s", manager);
+    snprintf(p[1], sizeof p[1], "consultant_id=%s", consultant ? consultant : "");
+    snprintf(p[2], sizeof p[2], "customer_id=%s", customer);
+    snprintf(p[3], sizeof p[3], "record=%s", record);
+    for (int i = 0; i < 4; i++)
+        crm_strs_push(&ev.body.notify_request.params, p[i]);
+    ev.body.notify_request.has.params = true;
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+}
+
+void sched_overdue(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, const char *manager, int64_t at,
+                   int64_t late)
+{
+    (void) svc;
+    char day[16];
+    int64_t d = crm_cst_day(t->due_ms);
+    crm_day_format(d, day, sizeof day);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_followup_overdue);
+    CRM_SET_STR(&ev, followup_overdue, task_id, t->task_id);
+    CRM_SET_STR(&ev, followup_overdue, customer_id, t->customer_id);
+    CRM_SET_STR(&ev, followup_overdue, consultant_id, t->consultant_id);
+    CRM_SET_I64(&ev, followup_overdue, due_at, t->due_ms);
+    CRM_SET_STR(&ev, followup_overdue, dealer_id, t->dealer_id);
+    if (manager[0])
+        CRM_SET_STR(&ev, followup_overdue, manager_id, manager);
+    CRM_SET_STR(&ev, followup_overdue, day, day);
+    CRM_SET_STR(&ev, followup_overdue, kind, t->kind);
+    if (late)
+        CRM_SET_I64(&ev, followup_overdue, late_ms, late);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    char timer[48];
+    snprintf(timer, sizeof timer, "o:%s", t->task_id);
+    sched_escalate(tx, timer, at, t->dealer_id, manager, t->consultant_id, t->customer_id, "followup_overdue",
+                   t->task_id);
+    sched_count(tx, d, t->dealer_id, t->consultant_id, "due", 1);
+    sched_count(tx, d, t->dealer_id, t->consultant_id, "overdue", 1);
+    sched_violation(tx, at - 1, "overdue", t->dealer_id, t->consultant_id, manager, t->customer_id, t->task_id);
+    crm_info("followup.overdue", "task=%s customer=%s consultant=%s manager=%s day=%s late_ms=%lld", t->task_id,
+             t->customer_id, t->consultant_id, manager[0] ? manager : "-", day, (long long) late);
+}
+
 static void s_timer_id(char *out, size_t size, char kind, const char *id) { snprintf(out, size, "%c:%s", kind, id); }
 
 int sched_task_open(crm_service_t *svc, crm_tx_t *tx, sched_task_t *t, const char *replaces)
@@ -214,11 +274,8 @@ void sched_task_close(crm_service_t *svc, crm_tx_t *tx, const sched_task_t *t, c
                catching up): overdue all the same, and done late. */
             char manager[128];
             sched_manager(svc, t->dealer_id, t->consultant_id, manager, sizeof manager);
-            sched_count(tx, day, t->dealer_id, t->consultant_id, "due", 1);
-            sched_count(tx, day, t->dealer_id, t->consultant_id, "overdue", 1);
+            sched_overdue(svc, tx, t, manager, end, at - end);
             sched_count(tx, day, t->dealer_id, t->consultant_id, "done_late", 1);
-            sched_violation(tx, end - 1, "overdue", t->dealer_id, t->consultant_id, manager, t->customer_id,
-                            t->task_id);
             was_overdue = true;
         }
     }

@@ -355,6 +355,41 @@ static void test_warning_then_overdue_at_the_end_of_the_china_day(void **state)
     assert_int_equal(s_events(f, "task", "task.closed", "\"overdue\":true"), 1);
 }
 
+/* Done the next morning while the scheduler was down: its overdue check
+   had not fired yet, and the activity counts overdue all the same, once. */
+static void test_done_late_while_the_scheduler_was_down_is_overdue_once(void **state)
+{
+    fx_t *f = *state;
+    int64_t at = s_cst(2026, 3, 2, 10, 0, 0);
+    s_clock(f, at);
+    s_followup(f, "C1", "S1", "answered", "A 周二下午", "A", "2026-03-12", s_cst(2026, 3, 3, 15, 0, 0), at);
+    char task[32];
+    snprintf(task, sizeof task, "%s", s_task(f, "C1"));
+    crm_h_sys_kill(&f->sys, "scheduler", SIGTERM);
+    /* Wednesday 10:00: the uplink records the call, the scheduler is back. */
+    s_clock(f, s_cst(2026, 3, 4, 10, 0, 0));
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_followup_recorded);
+    CRM_SET_STR(&m, followup_recorded, customer_id, "C1");
+    CRM_SET_STR(&m, followup_recorded, consultant_id, "S1");
+    CRM_SET_STR(&m, followup_recorded, result, "answered");
+    CRM_SET_STR(&m, followup_recorded, content, "A 晚了一天");
+    CRM_SET_STR(&m, followup_recorded, dealer_id, "D1");
+    CRM_SET_STR(&m, followup_recorded, followup_id, "F900");
+    CRM_SET_I64(&m, followup_recorded, next_at, s_cst(2026, 3, 6, 10, 0, 0));
+    CRM_SET_I64(&m, followup_recorded, at, f->now);
+    s_publish(f, &m, "dispatcher");
+    crm_h_sys_spawn(&f->sys, "scheduler", NULL);
+    s_applied(f, "followup");
+    s_at(f, f->now + 1000);
+    s_assert_task(f, task, "state", "done");
+    assert_int_equal(s_events(f, "followup", "followup.overdue", "\"late_ms\":"), 1);
+    assert_int_equal(s_events(f, "followup", "followup.overdue", NULL), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-03:D1 S1|overdue"), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "HGET crm:report:2026-03-03:D1 S1|done_late"), 1);
+    assert_int_equal(crm_h_int(f->sys.store, "XLEN crm:violations:2026-03"), 1);
+}
+
 static void test_holiday_and_make_up_working_day(void **state)
 {
     fx_t *f = *state;
@@ -1070,6 +1105,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_consultant_plan_and_flags, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unanswered_call_keeps_the_cadence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warning_then_overdue_at_the_end_of_the_china_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_done_late_while_the_scheduler_was_down_is_overdue_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_holiday_and_make_up_working_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_opportunity_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_after_30_days_without_an_effective_followup, setup, teardown),
