@@ -134,6 +134,45 @@
  *                          late_max_ms
  *  crm:calendar            hash; text (the working-day calendar loaded with crmctl calendar load),
  *                          source, loaded_ms, version (one more each load); absent: the built-in table
+ *  Auditor (crm-auditor: live findings, audit runs, value classes, retention):
+ *  crm:cust:{<C>}:findings written by crm-auditor only, on every change of the record: the
+ *                          record's findings as it stands (crm_audit's rules)
+ *  crm:audit:rec:{<C>}     hash; the auditor's view of a record: ver (rule set), fail, not_run
+ *                          (hex rule masks, crm_audit.h), at (ms evaluated), dealers (space-separated:
+ *                          every dealer that filed it), m, i (its mobile and ID number as indexed for
+ *                          the duplicates), by:<field> (the consultant whose file set that field)
+ *  crm:audit:files:<D>     hash; the dealer's customer files: customer id -> "<ver> <fail> <not_run>
+ *                          <expected purchase day or ->" (what a run reads, one entry per record)
+ *  crm:audit:period:<P>:<D>  set; the dealer's files created or changed in period P (YYYY-MM, YYYYQn,
+ *                          China time)
+ *  crm:audit:keys:<n>      hash (n = 0..16383, a hash of the value); "m:<mobile>" | "i:<ID number>" ->
+ *                          the customer ids holding it, space-separated
+ *  crm:audit:dups          set; the "m:..."/"i:..." keys held by two customers or more
+ *  crm:ids:audit           counter for run ids (A<n>)
+ *  crm:audit:runs          sorted set; every run id by the time it was asked for (ms)
+ *  crm:audit:running       set; runs asked for and not finished (taken again after a restart)
+ *  crm:audit:run:<A>       hash; run_id, kind (audit | abc | retention), period (or "all"), dealer,
+ *                          region, as_of, ruleset, rate_rules, requested_by, state (running | done |
+ *                          failed), created_ms, finished_ms, supersedes, superseded_by, and the
+ *                          summary: dealers, audited, in_error, highest_ppm, lowest_ppm, average_ppm,
+ *                          dealers_at_zero, not_run (rules, comma-separated), regions (JSON)
+ *  crm:audit:run:<A>:dealers  hash; dealer id -> its figures, JSON (audit: audited, in_error, email,
+ *                          per rule failed / not run / up to 10 sample ids, deduction; retention:
+ *                          the table by vehicle age)
+ *  crm:audit:run:<A>:recs:<D>  list; "<customer id> <fail> <not_run>" for every record of the dealer
+ *                          that failed a rule (crmctl audit show A --dealer D --rule R)
+ *  crm:audit:run:<A>:rows  list; abc: "<customer id> <amount fen> <visits> <running fen> <share cbp>
+ *                          <class> <previous class or ->", descending
+ *  crm:audit:scope:<kind>|<period>|<dealer>|<region>  string; the latest run of that scope (a later
+ *                          one supersedes it)
+ *  crm:audit:dealer:<D>:runs  list; the audit runs that covered the dealer, oldest first
+ *  crm:audit:abc:<D>:last  hash; customer id -> class at the dealer's last ABC run
+ *  crm:audit:paid:<D>:<YYYY-MM>  hash; "<C>" -> fen paid that month (work orders; delivered
+ *                          orders' prices), "<C>#v" -> service visits
+ *  crm:audit:paid:<D>:months  set; the months with payments
+ *  crm:audit:cars:<D>      hash; VIN of a car the dealer sold -> "<sale date>|<customer id>|<service
+ *                          visits at the dealer>|<last service date or ->"
+ *  crm:audit:scheduled:<P> string; the scheduled run of period P was asked for (once)
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H
@@ -175,6 +214,26 @@
 #define CRM_KEY_REGIONS_TABLE "crm:regions:table"
 #define CRM_KEY_TD_FMT "crm:td:%s"
 #define CRM_KEY_TDS "crm:tds"
+#define CRM_KEY_FINDINGS_FMT "crm:cust:{%s}:findings"
+#define CRM_KEY_AUDIT_REC_FMT "crm:audit:rec:{%s}"
+#define CRM_KEY_AUDIT_FILES_FMT "crm:audit:files:%s"
+#define CRM_KEY_AUDIT_PERIOD_FMT "crm:audit:period:%s:%s"
+#define CRM_KEY_AUDIT_KEYS_FMT "crm:audit:keys:%u"
+#define CRM_AUDIT_KEY_BUCKETS 16384u
+#define CRM_KEY_AUDIT_DUPS "crm:audit:dups"
+#define CRM_KEY_AUDIT_RUNS "crm:audit:runs"
+#define CRM_KEY_AUDIT_RUNNING "crm:audit:running"
+#define CRM_KEY_AUDIT_RUN_FMT "crm:audit:run:%s"
+#define CRM_KEY_AUDIT_RUN_DEALERS_FMT "crm:audit:run:%s:dealers"
+#define CRM_KEY_AUDIT_RUN_RECS_FMT "crm:audit:run:%s:recs:%s"
+#define CRM_KEY_AUDIT_RUN_ROWS_FMT "crm:audit:run:%s:rows"
+#define CRM_KEY_AUDIT_SCOPE_FMT "crm:audit:scope:%s"
+#define CRM_KEY_AUDIT_DEALER_RUNS_FMT "crm:audit:dealer:%s:runs"
+#define CRM_KEY_AUDIT_ABC_LAST_FMT "crm:audit:abc:%s:last"
+#define CRM_KEY_AUDIT_PAID_FMT "crm:audit:paid:%s:%s"
+#define CRM_KEY_AUDIT_PAID_MONTHS_FMT "crm:audit:paid:%s:months"
+#define CRM_KEY_AUDIT_CARS_FMT "crm:audit:cars:%s"
+#define CRM_KEY_AUDIT_SCHEDULED_FMT "crm:audit:scheduled:%s"
 
 /* The event streams, for heartbeats and `crmctl`. */
 #define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(dealers) S(ops) S(task) S(timer)

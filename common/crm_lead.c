@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "crm_audit.h"
+#include "crm_calendar.h"
 #include "crm_clock.h"
 #include "crm_norm.h"
 
@@ -58,6 +60,7 @@ void crm_issue_add(crm_issues_t *issues, crm_severity_t severity, const char *fi
     i->severity = severity;
     snprintf(i->field, sizeof i->field, "%s", field);
     snprintf(i->code, sizeof i->code, "%s", code);
+    i->rule[0] = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(i->message, sizeof i->message, fmt, ap);
@@ -116,54 +119,10 @@ static bool s_text(const char *in, char *buf, size_t size, const char *field, cr
     return true;
 }
 
-/* The shape of a phone value for a message: every digit written as 'd',
-   so the finding says what was typed (ddd-ddd-dddd) without the number in
-   clear. Whole characters only; a long value is cut with "…". size >= 4. */
-static void s_shape(const char *text, char *out, size_t size)
-{
-    size_t n = 0, i = 0;
-    while (text[i]) {
-        unsigned char c = (unsigned char) text[i];
-        size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-        if (strnlen(text + i, len) < len)
-            break;
-        /* Leave room for "…" and the NUL. */
-        if (n >= 32 || n + len + 4 > size) {
-            memcpy(out + n, "…", 3);
-            n += 3;
-            break;
-        }
-        if (len == 1)
-            out[n++] = (c >= '0' && c <= '9') ? 'd' : (char) c;
-        else {
-            memcpy(out + n, text + i, len);
-            n += len;
-        }
-        i += len;
-    }
-    out[n] = 0;
-}
-
-/* A complete number of another plan (+1, +44, +852, ...): usable as
-   written, but none of our rules can check it, and reading it as Chinese
-   would make up a number. */
-static void s_other_plan(const char *text, crm_cf_t f, crm_fields_t *out, crm_issues_t *issues)
-{
-    const char *field = crm_cf_name(f);
-    int cc = crm_norm_phone_calling_code(text);
-    char code[16] = "another one";
-    if (cc > 0)
-        snprintf(code, sizeof code, "+%d", cc);
-    s_set(out, f, text);
-    crm_issue_add(issues, CRM_SEV_WARNING, field, "other_calling_code",
-                  "%s is written with calling code %s, outside the +86 plan: kept as given, "
-                  "not checked",
-                  field, code);
-}
-
-/* A phone in one of the four slots: a mobile anywhere is fine; a landline
-   must carry its area code. A value that is no Chinese number as written is
-   kept as given (NFKC and trimming only), never completed into one.
+/* A phone in one of the four slots, normalised (a mobile to its 11
+   digits, a landline to its national form); a value that is no number
+   of China's plan as written is kept as given (NFKC and trimming only),
+   never completed into one. What is wrong with it is crm_audit's.
    Returns true when something was recorded. */
 static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t *issues)
 {
@@ -173,68 +132,34 @@ static bool s_phone(const char *raw, crm_cf_t f, crm_fields_t *out, crm_issues_t
         return false;
     char mobile[CRM_NORM_MOBILE_SZ];
     crm_norm_code_t mc = crm_norm_mobile(text, mobile);
-    if (mc == CRM_NORM_OTHER_CALLING_CODE) {
-        s_other_plan(text, f, out, issues);
-        return true;
-    }
     if (mc == CRM_NORM_OK || mc == CRM_NORM_NOT_IN_PLAN || mc == CRM_NORM_PLACEHOLDER ||
         mc == CRM_NORM_MASKED) {
         s_set(out, f, mobile);
-        if (mc == CRM_NORM_MASKED)
-            crm_issue_add(issues, CRM_SEV_ERROR, field, "masked",
-                          "%s is masked (%s): the full number is unknown", field, mobile);
-        else if (mc == CRM_NORM_NOT_IN_PLAN)
-            crm_issue_add(issues, CRM_SEV_WARNING, field, "not_in_numbering_plan",
-                          "%s %.3s… is not in China's mobile numbering plan", field, mobile);
-        else if (mc == CRM_NORM_PLACEHOLDER)
-            crm_issue_add(issues, CRM_SEV_ERROR, field, "placeholder",
-                          "%s looks like a placeholder, not a real number", field);
         if (f == CRM_CF_mobile)
             out->indexable_mobile = mc == CRM_NORM_OK || mc == CRM_NORM_NOT_IN_PLAN;
         return true;
     }
     crm_landline_t line;
-    crm_norm_code_t lc = crm_norm_landline(text, &line);
-    switch (lc) {
-    case CRM_NORM_OK:
-        s_set(out, f, line.formatted);
-        if (f == CRM_CF_mobile)
-            crm_issue_add(issues, CRM_SEV_WARNING, field, "landline_as_mobile",
-                          "mobile holds a landline number");
-        return true;
-    case CRM_NORM_MISSING_AREA_CODE:
-        /* formatted keeps the extension (12345678-8001); local alone would
-           drop digits the customer wrote. */
-        s_set(out, f, line.formatted);
-        crm_issue_add(issues, CRM_SEV_ERROR, field, "missing_area_code",
-                      "%s has no area code (a landline must carry it)", field);
-        return true;
-    case CRM_NORM_BUSINESS_NUMBER:
-        s_set(out, f, line.formatted);
-        crm_issue_add(issues, CRM_SEV_WARNING, field, "business_number",
-                      "%s is a 400/800 business number", field);
-        return true;
-    case CRM_NORM_OTHER_CALLING_CODE: /* with an extension the mobile check refuses */
-        s_other_plan(text, f, out, issues);
-        return true;
-    case CRM_NORM_NOT_CN_NUMBER: {
-        /* An error like missing_area_code: written without +86 and without
-           a trunk 0, it shows no area code, and guessing one (0393?) would
-           make up a number. It still counts as filled. */
-        char shape[48];
-        s_shape(text, shape, sizeof shape);
+    crm_norm_code_t lc = mc == CRM_NORM_OTHER_CALLING_CODE ? mc : crm_norm_landline(text, &line);
+    if (lc == CRM_NORM_OK || lc == CRM_NORM_MISSING_AREA_CODE || lc == CRM_NORM_BUSINESS_NUMBER)
+        s_set(out, f, line.formatted); /* formatted keeps an extension */
+    else
         s_set(out, f, text);
-        crm_issue_add(issues, CRM_SEV_ERROR, field, "not_cn_number",
-                      "%s (written %s) is not a Chinese number as written: no +86 and no "
-                      "trunk 0 before an area code; kept as given",
-                      field, shape);
-        return true;
-    }
-    default:
-        s_set(out, f, text);
-        crm_issue_add(issues, CRM_SEV_ERROR, field, "invalid", "%s is not a phone number", field);
-        return true;
-    }
+    return true;
+}
+
+void crm_lead_record_findings(const crm_fields_t *rec, int64_t now_ms, crm_issues_t *issues)
+{
+    crm_audit_input_t in = {.today = now_ms > 0 ? crm_cst_day(now_ms) : 0, .vehicles_unread = true};
+    for (int f = 0; f < CRM_CF_COUNT; f++)
+        in.v[f] = rec->v[f];
+    crm_audit_result_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    crm_audit_eval(&in, NULL, r);
+    for (int i = 0; i < r->issues.n && issues->n < CRM_ISSUES_MAX; i++)
+        issues->v[issues->n++] = r->issues.v[i];
+    free(r);
 }
 
 const char *crm_lead_gender(const char *in)
@@ -264,20 +189,6 @@ static int s_gender(const char *in, char *out, size_t size)
         return -1;
     snprintf(out, size, "%s", g);
     return 0;
-}
-
-void crm_record_audit(const crm_fields_t *f, crm_issues_t *issues)
-{
-    if (!f->v[CRM_CF_address])
-        crm_issue_add(issues, CRM_SEV_ERROR, "address", "missing", "mailing address is missing");
-    if (!f->v[CRM_CF_postcode])
-        crm_issue_add(issues, CRM_SEV_ERROR, "postcode", "missing", "postcode is missing");
-    if (!f->v[CRM_CF_city])
-        crm_issue_add(issues, CRM_SEV_ERROR, "city", "missing", "city is missing");
-    if (!f->v[CRM_CF_province])
-        crm_issue_add(issues, CRM_SEV_ERROR, "province", "missing", "province is missing");
-    if (!f->v[CRM_CF_email])
-        crm_issue_add(issues, CRM_SEV_WARNING, "email", "missing", "e-mail is missing");
 }
 
 int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_t *out,
@@ -313,55 +224,23 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
     /* birthday: 1900-01-01 is the seed's "unknown" */
     if (s_text(in->birthday, text, 64, "birthday", issues) && text[0]) {
         crm_norm_code_t c = crm_norm_birthday(text, norm);
-        if (c == CRM_NORM_OK)
-            s_set(out, CRM_CF_birthday, norm);
-        else if (c == CRM_NORM_UNKNOWN_SENTINEL) {
-            s_set(out, CRM_CF_birthday, "1900-01-01");
-            crm_issue_add(issues, CRM_SEV_WARNING, "birthday", "unknown",
-                          "birthday is unknown (1900-01-01)");
-        } else {
-            s_set(out, CRM_CF_birthday, text);
-            crm_issue_add(issues, CRM_SEV_WARNING, "birthday", crm_norm_code_str(c),
-                          "birthday is not a real date (YYYY-MM-DD)");
-        }
+        s_set(out, CRM_CF_birthday,
+              c == CRM_NORM_OK ? norm : c == CRM_NORM_UNKNOWN_SENTINEL ? "1900-01-01" : text);
     }
 
-    /* e-mail */
+    /* e-mail: the domain lower-cased */
     if (s_text(in->email, text, 512, "email", issues) && text[0]) {
-        char email[CRM_NORM_EMAIL_SZ], suggest[CRM_NORM_DOMAIN_SZ] = "";
-        crm_norm_code_t c = crm_norm_email(text, email, suggest);
-        if (c == CRM_NORM_OK || c == CRM_NORM_SUSPECTED_TYPO)
-            s_set(out, CRM_CF_email, email);
-        else
-            s_set(out, CRM_CF_email, text);
-        if (c == CRM_NORM_SUSPECTED_TYPO)
-            crm_issue_add(issues, CRM_SEV_ERROR, "email", "suspected_typo",
-                          "e-mail domain looks like a typo of %s", suggest);
-        else if (c != CRM_NORM_OK)
-            crm_issue_add(issues, CRM_SEV_ERROR, "email", crm_norm_code_str(c),
-                          "e-mail address is not valid");
+        char email[CRM_NORM_EMAIL_SZ];
+        crm_norm_code_t c = crm_norm_email(text, email, NULL);
+        s_set(out, CRM_CF_email, c == CRM_NORM_OK || c == CRM_NORM_SUSPECTED_TYPO ? email : text);
     }
 
-    /* ID number, and its birth date and sex against the record's */
+    /* ID number: the 18-character form; a match key only when it passes */
     if (s_text(in->id_number, text, 64, "id_number", issues) && text[0]) {
         crm_idcard_t id;
         crm_norm_code_t c = crm_norm_idcard(text, &id);
-        if (c == CRM_NORM_OK) {
-            s_set(out, CRM_CF_id_number, id.id);
-            out->indexable_id = true;
-            const char *bd = out->v[CRM_CF_birthday];
-            if (bd && strcmp(bd, "1900-01-01") && strcmp(bd, id.birth))
-                crm_issue_add(issues, CRM_SEV_WARNING, "birthday", "id_number_mismatch",
-                              "birthday differs from the birth date in the ID number");
-            const char *g = out->v[CRM_CF_gender];
-            if (g && ((id.sex == 'M' && !strcmp(g, "female")) || (id.sex == 'F' && !strcmp(g, "male"))))
-                crm_issue_add(issues, CRM_SEV_WARNING, "gender", "id_number_mismatch",
-                              "gender differs from the sex in the ID number");
-        } else {
-            s_set(out, CRM_CF_id_number, c == CRM_NORM_BAD_CHECK ? id.id : text);
-            crm_issue_add(issues, CRM_SEV_WARNING, "id_number", crm_norm_code_str(c),
-                          "ID number fails GB 11643 (%s)", crm_norm_code_str(c));
-        }
+        s_set(out, CRM_CF_id_number, c == CRM_NORM_OK || c == CRM_NORM_BAD_CHECK ? id.id : text);
+        out->indexable_id = c == CRM_NORM_OK;
     }
 
     /* address, postcode, city, province */
@@ -369,10 +248,7 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
         s_set(out, CRM_CF_address, text);
     if (s_text(in->postcode, text, 64, "postcode", issues) && text[0]) {
         crm_norm_code_t c = crm_norm_postcode(text, norm);
-        s_set(out, CRM_CF_postcode, c == CRM_NORM_OK ? norm : text);
-        if (c != CRM_NORM_OK)
-            crm_issue_add(issues, CRM_SEV_ERROR, "postcode", crm_norm_code_str(c),
-                          "postcode must be exactly 6 digits");
+        s_set(out, CRM_CF_postcode, c == CRM_NORM_OK || c == CRM_NORM_RESERVED ? norm : text);
     }
     if (s_text(in->city, text, 256, "city", issues) && text[0]) {
         if (crm_norm_city(text, norm, sizeof norm) == 0)
@@ -382,19 +258,7 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
     }
     if (s_text(in->province, text, 256, "province", issues) && text[0]) {
         const char *canonical;
-        int code;
-        if (crm_norm_province(text, &canonical, &code) == 0) {
-            s_set(out, CRM_CF_province, canonical);
-            const char *pc = out->v[CRM_CF_postcode];
-            int pprov = pc ? crm_norm_postcode_province(pc) : -1;
-            if (pprov > 0 && pprov != code)
-                crm_issue_add(issues, CRM_SEV_WARNING, "postcode", "province_mismatch",
-                              "postcode belongs to another province than %s", canonical);
-        } else {
-            s_set(out, CRM_CF_province, text);
-            crm_issue_add(issues, CRM_SEV_ERROR, "province", "unknown",
-                          "province is not one of the 34 provincial-level divisions");
-        }
+        s_set(out, CRM_CF_province, crm_norm_province(text, &canonical, NULL) == 0 ? canonical : text);
     }
 
     /* vehicle */
@@ -402,18 +266,11 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
         char vin[CRM_NORM_VIN_SZ];
         crm_norm_code_t c = crm_norm_vin(text, vin);
         s_set(out, CRM_CF_vin, c == CRM_NORM_OK || c == CRM_NORM_BAD_CHECK ? vin : text);
-        if (c != CRM_NORM_OK)
-            crm_issue_add(issues, CRM_SEV_WARNING, "vin", crm_norm_code_str(c),
-                          c == CRM_NORM_BAD_CHECK ? "VIN check digit (position 9) is wrong"
-                                                  : "VIN must be 17 characters without I, O, Q");
     }
     if (s_text(in->plate, text, 64, "plate", issues) && text[0]) {
         char plate[CRM_NORM_PLATE_SZ];
         crm_norm_code_t c = crm_norm_plate(text, plate, NULL);
         s_set(out, CRM_CF_plate, c == CRM_NORM_OK ? plate : text);
-        if (c != CRM_NORM_OK)
-            crm_issue_add(issues, CRM_SEV_WARNING, "plate", crm_norm_code_str(c),
-                          "plate number does not match GA 36-2018");
     }
 
     /* what was received, beside what was kept */
@@ -421,8 +278,8 @@ int crm_lead_check(const crm_body_lead_submit_t *in, int64_t now_ms, crm_fields_
     CRM_CUSTOMER_FIELDS(S_RAW)
 #undef S_RAW
 
-    /* the record-level rules of the audit */
-    crm_record_audit(out, issues);
+    /* the record's findings: the audit's rules, once (crm_audit) */
+    crm_lead_record_findings(out, now_ms, issues);
 
     /* lead-level: grade, expected date, test drive */
     if (in->intent_grade && *in->intent_grade) {

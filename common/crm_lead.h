@@ -54,6 +54,7 @@ typedef struct {
     char field[32];
     char code[32];
     char message[200];
+    char rule[24]; /* the audit rule (crm_audit.h), "" for the lead's own checks */
     crm_severity_t severity; /* REJECT: the lead is refused; ERROR: counts in the audit rate */
 } crm_issue_t;
 
@@ -85,9 +86,10 @@ int crm_lead_check(const crm_body_lead_submit_t *lead, int64_t now_ms, crm_field
    such as intent_grade or testdrive_at, are not kept with the record). */
 bool crm_lead_is_record_field(const char *field);
 
-/* The record-level audit rules (DOMAIN.md, part one: contact data) over a
-   stored record's fields; used by crm_lead_check and by the auditor. */
-void crm_record_audit(const crm_fields_t *fields, crm_issues_t *issues);
+/* The record's findings (crm_audit's rules over its fields; the cars are
+   not known here, so the rules on them are not run), added to `issues`:
+   used by crm_lead_check and by whoever answers with a record's findings. */
+void crm_lead_record_findings(const crm_fields_t *rec, int64_t now_ms, crm_issues_t *issues);
 
 
 /* "2026-12-05 10:00 CST" for messages to people. */

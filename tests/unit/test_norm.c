@@ -1187,9 +1187,9 @@ static void test_lead_mobile_slot_never_turns_a_number_chinese(void **state)
         {"+1 393 999 3922", "+1 393 999 3922", "other_calling_code", CRM_SEV_WARNING},
         {"+852 9123 4567", "+852 9123 4567", "other_calling_code", CRM_SEV_WARNING},
         /* 010 is Beijing's area code: a trunk 0 before 10 is no mobile's. */
-        {"010-6234-56789", "010-6234-56789", "invalid", CRM_SEV_ERROR},
+        {"010-6234-56789", "010-6234-56789", "bad_length", CRM_SEV_WARNING},
         /* Only one calling code is removed. */
-        {"+86 86 138 1234 5678", "+86 86 138 1234 5678", "invalid", CRM_SEV_ERROR},
+        {"+86 86 138 1234 5678", "+86 86 138 1234 5678", "invalid", CRM_SEV_WARNING},
         {"+86 138 1234 5678", "13812345678", NULL, CRM_SEV_WARNING},
         {"013812345678", "13812345678", NULL, CRM_SEV_WARNING},
     };
