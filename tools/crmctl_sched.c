@@ -1,7 +1,8 @@
 /*  crmctl calendar|tasks|report: what crm-scheduler keeps.
  *
  *  calendar load FILE asks crm-scheduler to replace the working-day table;
- *  calendar show, tasks list and report daily read Redis to show things
+ *  calendar show, tasks list and the reports (daily, sanctions: a table,
+ *  --json or --csv, tools/crm_table.h) read Redis to show things
  *  (crm:calendar, crm:tasks:open:*, crm:task:*, crm:report:*).
  */
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "crm_cadence.h"
 #include "crm_lead.h"
 #include "crm_leadin.h"
+#include "crm_rate.h"
+#include "crm_table.h"
 #include "crmctl.h"
 
 /* ------------------------------------------------------------ calendar */
@@ -199,8 +202,24 @@ int crmctl_tasks_away(crmctl_t *ctl, const char *dealer, const char *consultant,
 
 /* ------------------------------------------------------------ report daily */
 
-static const char *const s_cols[] = {"due", "done", "done_late", "overdue", "expired", "missing_plan", "released",
-                                     "lost_pending", NULL};
+/* The daily report's columns; the counters are named as in crm:report:*
+   (field "<staff>|<counter>"). */
+static const crm_col_t s_daily_cols[] = {
+    {"date", "日期 date", CRM_COL_TEXT},
+    {"dealer_id", "经销商 dealer", CRM_COL_ID},
+    {"role", "角色 role", CRM_COL_TEXT},
+    {"staff_id", "员工 staff", CRM_COL_ID},
+    {"due", "应跟进 due", CRM_COL_INT},
+    {"done", "已完成 done", CRM_COL_INT},
+    {"done_late", "逾期完成 done_late", CRM_COL_INT},
+    {"overdue", "逾期 overdue", CRM_COL_INT},
+    {"expired", "过期 expired", CRM_COL_INT},
+    {"missing_plan", "缺计划 missing_plan", CRM_COL_INT},
+    {"released", "释放 released", CRM_COL_INT},
+    {"lost_pending", "待批战败 lost_pending", CRM_COL_INT},
+    {"manager_id", "经理 manager", CRM_COL_ID},
+};
+#define S_COUNT0 4 /* the first counter's column */
 #define S_NCOLS 8
 #define S_ROWS 512
 
@@ -227,13 +246,13 @@ static s_row_t *s_row(s_row_t *rows, size_t *n, const char *who, const char *rol
 
 static int s_col(const char *what)
 {
-    for (int i = 0; s_cols[i]; i++)
-        if (!strcmp(s_cols[i], what))
+    for (int i = 0; i < S_NCOLS; i++)
+        if (!strcmp(s_daily_cols[S_COUNT0 + i].name, what))
             return i;
     return -1;
 }
 
-static int s_report_dealer(crm_store_t *store, const char *day, const char *dealer, bool json, bool *first)
+static int s_report_dealer(crm_store_t *store, const char *day, const char *dealer, crm_table_t *t)
 {
     redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_REPORT_FMT, day, dealer);
     redisReply *lost = h ? crm_store_cmd(store, "SMEMBERS crm:dealer:%s:lost_pending", dealer) : NULL;
@@ -276,24 +295,30 @@ static int s_report_dealer(crm_store_t *store, const char *day, const char *deal
     }
     for (size_t i = 0; rows && i < n; i++) {
         const s_row_t *r = &rows[i];
-        if (json) {
-            printf("%s{\"date\":\"%s\",\"dealer_id\":\"%s\",\"role\":\"%s\",\"staff_id\":\"%s\"", *first ? "" : ",\n",
-                   day, dealer, r->role, r->who);
-            for (int c = 0; c < S_NCOLS; c++)
-                printf(",\"%s\":%lld", s_cols[c], r->v[c]);
-            printf("}");
-            *first = false;
-        } else {
-            printf("%-10s %-10s %-12s %-12s", dealer, r->role, r->who, r->manager[0] ? r->manager : "-");
-            for (int c = 0; c < S_NCOLS; c++)
-                printf(" %8lld", r->v[c]);
-            printf("\n");
-        }
+        crm_table_text(t, day);
+        crm_table_text(t, dealer);
+        crm_table_text(t, r->role);
+        crm_table_text(t, r->who);
+        for (int c = 0; c < S_NCOLS; c++)
+            crm_table_int(t, r->v[c]);
+        crm_table_text(t, r->manager[0] ? r->manager : NULL);
+        crm_table_end_row(t);
     }
     free(rows);
     freeReplyObject(h);
     freeReplyObject(lost);
     return CRMCTL_OK;
+}
+
+/* The form asked for with --json, --csv (--format); -1 after a message. */
+static int s_report_fmt(crmctl_t *ctl, const char *what, crm_table_fmt_t *fmt)
+{
+    const char *format = crm_opt(ctl->opts, "format");
+    if (crm_table_fmt_parse(format, fmt) == 0)
+        return 0;
+    fprintf(stderr, "crmctl report %s: --format: expected table, json or csv, got '%s'\n", what,
+            format);
+    return -1;
 }
 
 /* ------------------------------------------------------------ sanctions */
@@ -317,30 +342,20 @@ static int s_viol_cmp(const void *a, const void *b)
     return c;
 }
 
-/* A CSV cell Excel keeps as text (ids, phones: never a number). */
-static void s_csv_text(const char *v)
-{
-    printf("\"=\"\"");
-    for (const char *p = v; *p; p++)
-        printf(*p == '"' ? "\"\"\"\"" : "%c", *p);
-    printf("\"\"\"");
-}
-
-static void s_csv(const char *v)
-{
-    printf("\"");
-    for (const char *p = v; *p; p++)
-        printf(*p == '"' ? "\"\"" : "%c", *p);
-    printf("\"");
-}
-
-static void s_json_str(const char *k, const char *v, bool comma)
-{
-    printf("%s\"%s\":\"", comma ? "," : "", k);
-    for (const unsigned char *p = (const unsigned char *) v; *p; p++)
-        printf(*p == '"' || *p == '\\' ? "\\%c" : *p < 0x20 ? "\\u%04x" : "%c", *p);
-    printf("\"");
-}
+static const crm_col_t s_sanction_cols[] = {
+    {"month", "月份 month", CRM_COL_TEXT},
+    {"dealer_id", "经销商 dealer", CRM_COL_ID},
+    {"consultant_id", "顾问 consultant", CRM_COL_ID},
+    {"day", "日期 day", CRM_COL_TEXT},
+    {"violation", "违规 violation", CRM_COL_TEXT},
+    {"nth", "次数 nth", CRM_COL_INT},
+    {"action", "处理 action", CRM_COL_TEXT},
+    {"fine_fen", "罚款(元) fine_yuan", CRM_COL_FEN},
+    {"manager_id", "经理 manager", CRM_COL_ID},
+    {"manager_fen", "经理分担(元) manager_yuan", CRM_COL_FEN},
+    {"customer_id", "客户 customer", CRM_COL_ID},
+    {"records", "记录 records", CRM_COL_ID},
+};
 
 static int s_sanctions(crmctl_t *ctl)
 {
@@ -359,8 +374,9 @@ static int s_sanctions(crmctl_t *ctl)
         return CRMCTL_USAGE;
     }
     const char *dealer = crm_opt(ctl->opts, "dealer");
-    const char *format = crm_opt(ctl->opts, "format");
-    bool json = format && !strcmp(format, "json"), csv = format && !strcmp(format, "csv");
+    crm_table_fmt_t fmt;
+    if (s_report_fmt(ctl, "sanctions", &fmt) != 0)
+        return CRMCTL_USAGE;
     crm_store_t *store = crmctl_store(ctl);
     if (!store)
         return CRMCTL_REDIS;
@@ -388,18 +404,13 @@ static int s_sanctions(crmctl_t *ctl)
         n++;
     }
     qsort(v, n, sizeof *v, s_viol_cmp);
-    if (csv)
-        printf("\xEF\xBB\xBF月份 month,经销商 dealer,顾问 consultant,日期 day,违规 violation,次数 nth,处理 action,"
-               "罚款(元) fine_yuan,经理 manager,经理分担(元) manager_yuan,客户 customer,记录 records\r\n");
-    else if (json)
-        printf("[");
-    else
-        printf("# sanctions %s\n%-10s %-12s %-10s %-16s %3s %-14s %8s %-12s %8s %-10s %s\n", month, "DEALER",
-               "CONSULTANT", "DAY", "VIOLATION", "N", "ACTION", "YUAN", "MANAGER", "MGR YUAN", "CUSTOMER",
-               "RECORDS");
+    if (fmt == CRM_TABLE_TEXT)
+        printf("# sanctions %s\n", month);
+    crm_table_t *t = crm_table_new(stdout, fmt, s_sanction_cols,
+                                   sizeof s_sanction_cols / sizeof *s_sanction_cols, 0);
     int64_t total = 0, mgr_total = 0;
     int disc = 0, fines = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; t && i < n; i++) {
         const s_viol_t *x = &v[i];
         if (i == 0 || strcmp(x->dealer, v[i - 1].dealer) || strcmp(x->consultant, v[i - 1].consultant))
             disc = fines = 0;
@@ -410,44 +421,30 @@ static int s_sanctions(crmctl_t *ctl)
         int64_t mgr = *x->manager && strcmp(x->manager, "-") ? fen * CRM_SANCTION_MANAGER_SHARE_PCT / 100 : 0;
         total += fen;
         mgr_total += mgr;
-        char yuan[32], myuan[32], nths[16];
-        snprintf(yuan, sizeof yuan, "%lld.%02lld", (long long) (fen / 100), (long long) (fen % 100));
-        snprintf(myuan, sizeof myuan, "%lld.%02lld", (long long) (mgr / 100), (long long) (mgr % 100));
-        snprintf(nths, sizeof nths, "%d", nth);
-        if (csv) {
-            s_csv(month), printf(","), s_csv_text(x->dealer), printf(","), s_csv_text(x->consultant);
-            printf(","), s_csv(x->day), printf(","), s_csv(x->code), printf(",%d,", nth), s_csv(action);
-            printf(",%s,", yuan), s_csv_text(x->manager), printf(",%s,", myuan), s_csv_text(x->customer);
-            printf(","), s_csv_text(x->records), printf("\r\n");
-        } else if (json) {
-            printf("%s{", i ? ",\n" : "");
-            s_json_str("month", month, false);
-            s_json_str("dealer_id", x->dealer, true);
-            s_json_str("consultant_id", x->consultant, true);
-            s_json_str("day", x->day, true);
-            s_json_str("violation", x->code, true);
-            printf(",\"nth\":%d", nth);
-            s_json_str("action", action, true);
-            printf(",\"fine_fen\":%lld", (long long) fen);
-            s_json_str("manager_id", x->manager, true);
-            printf(",\"manager_fen\":%lld", (long long) mgr);
-            s_json_str("customer_id", x->customer, true);
-            s_json_str("records", x->records, true);
-            printf("}");
-        } else {
-            printf("%-10s %-12s %-10s %-16s %3d %-14s %8s %-12s %8s %-10s %s\n", x->dealer, x->consultant, x->day,
-                   x->code, nth, action, yuan, x->manager, myuan, x->customer, x->records);
-        }
+        crm_table_text(t, month);
+        crm_table_text(t, x->dealer);
+        crm_table_text(t, x->consultant);
+        crm_table_text(t, x->day);
+        crm_table_text(t, x->code);
+        crm_table_int(t, nth);
+        crm_table_text(t, action);
+        crm_table_int(t, fen);
+        crm_table_text(t, x->manager);
+        crm_table_int(t, mgr);
+        crm_table_text(t, x->customer);
+        crm_table_text(t, x->records);
+        crm_table_end_row(t);
     }
-    if (json)
-        printf("]\n");
-    else if (!csv)
-        printf("# %zu entries; fines %lld.%02lld yuan, borne by managers %lld.%02lld yuan\n", n,
-               (long long) (total / 100), (long long) (total % 100), (long long) (mgr_total / 100),
-               (long long) (mgr_total % 100));
+    int rc = t && crm_table_finish(&t) == 0 ? CRMCTL_OK : CRMCTL_NO;
+    if (rc == CRMCTL_OK && fmt == CRM_TABLE_TEXT) {
+        char yuan[32], myuan[32];
+        crm_yuan_format(total, yuan, sizeof yuan);
+        crm_yuan_format(mgr_total, myuan, sizeof myuan);
+        printf("# %zu entries; fines %s yuan, borne by managers %s yuan\n", n, yuan, myuan);
+    }
     free(v);
     freeReplyObject(r);
-    return CRMCTL_OK;
+    return rc;
 }
 
 int crmctl_report(crmctl_t *ctl)
@@ -456,8 +453,9 @@ int crmctl_report(crmctl_t *ctl)
     if (!strcmp(sub, "sanctions"))
         return s_sanctions(ctl);
     if (strcmp(sub, "daily")) {
-        fprintf(stderr, "crmctl report: daily [--date YYYY-MM-DD] [--dealer D] [--json]\n"
-                        "               | sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]\n");
+        fprintf(stderr,
+                "crmctl report: daily [--date YYYY-MM-DD] [--dealer D] [--json|--csv]\n"
+                "               | sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]\n");
         return CRMCTL_USAGE;
     }
     char day[16];
@@ -474,29 +472,26 @@ int crmctl_report(crmctl_t *ctl)
     const char *dealer = crm_opt(ctl->opts, "dealer");
     if (dealer && !crmctl_id_ok(dealer, "--dealer"))
         return CRMCTL_USAGE;
-    const char *format = crm_opt(ctl->opts, "format");
-    bool json = format && !strcmp(format, "json");
+    crm_table_fmt_t fmt;
+    if (s_report_fmt(ctl, "daily", &fmt) != 0)
+        return CRMCTL_USAGE;
     crm_store_t *store = crmctl_store(ctl);
     if (!store)
         return CRMCTL_REDIS;
     redisReply *dealers = dealer ? NULL : crm_store_cmd(store, "SORT " CRM_KEY_REPORT_DEALERS_FMT " ALPHA", day);
     if (!dealer && !dealers)
         return CRMCTL_REDIS;
-    if (json) {
-        printf("[");
-    } else {
-        printf("# daily report %s (China time)\n%-10s %-10s %-12s %-12s", day, "DEALER", "ROLE", "STAFF", "MANAGER");
-        for (int c = 0; c < S_NCOLS; c++)
-            printf(" %8.8s", s_cols[c]);
-        printf("\n");
-    }
-    bool first = true;
-    int rc = CRMCTL_OK;
+    if (fmt == CRM_TABLE_TEXT)
+        printf("# daily report %s (China time)\n", day);
+    crm_table_t *t = crm_table_new(stdout, fmt, s_daily_cols,
+                                   sizeof s_daily_cols / sizeof *s_daily_cols, 0);
+    int rc = t ? CRMCTL_OK : CRMCTL_NO;
     size_t nd = dealer ? 1 : dealers->elements;
     for (size_t i = 0; rc == CRMCTL_OK && i < nd; i++)
-        rc = s_report_dealer(store, day, dealer ? dealer : dealers->element[i]->str, json, &first);
-    if (json)
-        printf("]\n");
+        rc = s_report_dealer(store, day, dealer ? dealer : dealers->element[i]->str, t);
+    /* Printed even after a Redis error, so json stays one document. */
+    if (crm_table_finish(&t) != 0 && rc == CRMCTL_OK)
+        rc = CRMCTL_NO;
     freeReplyObject(dealers);
     return rc;
 }
