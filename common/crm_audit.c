@@ -184,7 +184,7 @@ static bool s_has_area_code(const char *text)
         return false; /* longer than any area code and local number */
     if (s[0] == '1' && s[1] == '0')
         return rest > 2 + 4;
-    if (s[0] == '2')
+    if (s[0] == '2' && s[1] != '6') /* 026 is reserved */
         return rest > 2 + 4;
     if (s[0] >= '3' && s[0] <= '9')
         return rest > 3 + 4;
@@ -275,6 +275,17 @@ static void s_required(s_eval_t *e, crm_rule_t rule, crm_cf_t f, const char *wha
         s_fail(e, rule, crm_cf_name(f), "missing", "%s is missing", what);
 }
 
+/* NFKC and trim into `buf`: NULL when nothing is left; "?" when the value
+   cannot be read as text (it is there, but no form rule can pass). */
+static const char *s_plain(const char *v, char *buf, size_t size)
+{
+    if (!v || !*v)
+        return NULL;
+    if (crm_norm_text(v, buf, size) != 0)
+        snprintf(buf, size, "?");
+    return buf[0] ? buf : NULL;
+}
+
 static bool s_has_order(const char *stage)
 {
     return stage && (!strcmp(stage, "customer") || !strcmp(stage, "owner"));
@@ -291,6 +302,20 @@ void crm_audit_eval(const crm_audit_input_t *in, const crm_audit_opts_t *opts, c
     s_eval_t *e = &(s_eval_t) {.out = out};
     for (int f = 0; f < CRM_CF_COUNT; f++)
         s_norm(e, (crm_cf_t) f, in->v[f]);
+    /* the cars' and the prospect's values are read the same way */
+    crm_audit_input_t view = *in;
+    char cars[CRM_AUDIT_VEHICLES_MAX][3][64], remark[512], gradebuf[16], epdate[32];
+    if (view.nveh > CRM_AUDIT_VEHICLES_MAX)
+        view.nveh = CRM_AUDIT_VEHICLES_MAX;
+    for (size_t i = 0; i < view.nveh; i++) {
+        view.veh[i].vin = s_plain(in->veh[i].vin, cars[i][0], sizeof cars[i][0]);
+        view.veh[i].plate = s_plain(in->veh[i].plate, cars[i][1], sizeof cars[i][1]);
+        view.veh[i].sale_date = s_plain(in->veh[i].sale_date, cars[i][2], sizeof cars[i][2]);
+    }
+    view.remark = s_plain(in->remark, remark, sizeof remark);
+    view.grade = s_plain(in->grade, gradebuf, sizeof gradebuf);
+    view.expected_purchase_date = s_plain(in->expected_purchase_date, epdate, sizeof epdate);
+    in = &view;
 
     /* ---- part one: contact data */
     static const crm_cf_t phones[] = {CRM_CF_mobile, CRM_CF_home_phone, CRM_CF_office_phone, CRM_CF_usual_phone};
@@ -347,12 +372,13 @@ void crm_audit_eval(const crm_audit_input_t *in, const crm_audit_opts_t *opts, c
     }
 
     bool car = in->nveh > 0 || s_val(e, CRM_CF_vin);
-    if (!opts->sale_date_all && !car && !s_has_order(in->stage)) {
+    char saleb[64];
+    if (!opts->sale_date_all && !car && !s_has_order(in->stage) && !s_plain(in->sale_date, saleb, sizeof saleb)) {
         s_na(e, CRM_RULE_sale_date);
-    } else if (in->vehicles_unread) {
+    } else if (in->vehicles_unread && !s_plain(in->sale_date, saleb, sizeof saleb)) {
         s_not_run(e, CRM_RULE_sale_date);
     } else {
-        bool dated = false;
+        bool dated = s_plain(in->sale_date, epdate, sizeof epdate) != NULL;
         for (size_t i = 0; i < in->nveh && i < CRM_AUDIT_VEHICLES_MAX; i++)
             dated |= in->veh[i].sale_date && *in->veh[i].sale_date;
         if (!dated)

@@ -99,6 +99,7 @@ const char *crm_audit_part_name(crm_audit_part_t part);
 typedef struct {
     const char *v[CRM_CF_COUNT]; /* name ... plate (crm_lead.h) */
     const char *remark, *grade, *expected_purchase_date, *stage;
+    const char *sale_date; /* the record's own (a dealer's file may give it without a car's VIN) */
     struct {
         const char *vin, *plate, *sale_date;
     } veh[CRM_AUDIT_VEHICLES_MAX];

@@ -90,20 +90,6 @@ void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in, u
         crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", in->v[CRM_CF_name], cid);
 }
 
-/* The record's findings as it stands: the lead rules over the record. */
-static void s_record_findings(const crm_fields_t *rec, crm_issues_t *issues)
-{
-    crm_body_lead_submit_t view;
-    memset(&view, 0, sizeof view);
-#define S_VIEW(f) view.f = rec->v[CRM_CF_##f];
-    CRM_CUSTOMER_FIELDS(S_VIEW)
-#undef S_VIEW
-    crm_fields_t scratch;
-    memset(&scratch, 0, sizeof scratch);
-    crm_lead_check(&view, 0, &scratch, issues);
-    crm_fields_clear(&scratch);
-}
-
 static void s_put(const crm_issues_t *list, const char **argv, int *na, char (*keys)[72], char (*vals)[240],
                   int *nk, bool all)
 {
@@ -142,29 +128,6 @@ static void s_write(crm_tx_t *tx, const char *key, const crm_issues_t *a, int fr
             crm_tx_cmdargv(tx, na, argv, NULL);
     }
     free(argv), free(keys), free(vals);
-}
-
-void crm_customer_findings(crm_tx_t *tx, const char *cid, const crm_fields_t *rec, const crm_issues_t *own,
-                           bool replace)
-{
-    char fkey[80];
-    snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings", cid);
-    if (own) {
-        /* a lead's own rejecting rules never reach here (it was refused) */
-        s_write(tx, fkey, own, 0, false, NULL, replace);
-        return;
-    }
-    crm_issues_t *computed = calloc(2, sizeof *computed);
-    if (!computed)
-        return;
-    s_record_findings(rec, computed);
-    /* for a record, what would refuse a lead (no name, no phone) counts too */
-    crm_issues_t *rejects = computed + 1;
-    for (int i = 0; i < computed->n; i++)
-        if (computed->v[i].severity == CRM_SEV_REJECT && crm_lead_is_record_field(computed->v[i].field))
-            rejects->v[rejects->n++] = computed->v[i];
-    s_write(tx, fkey, computed, 0, false, rejects, replace);
-    free(computed);
 }
 
 void crm_customer_file_findings(crm_tx_t *tx, const char *cid, const crm_issues_t *issues, int first)

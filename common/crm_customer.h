@@ -40,12 +40,6 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
 #define CRM_IDX_KEEP_MOBILE 2u
 void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in, unsigned keep);
 
-/* The findings of the record as it stands, kept in crm:cust:{C}:findings:
-   `own` when given (a new customer's lead: its own issues), else the lead
-   rules run over `rec`. The hash is replaced when `replace`. */
-void crm_customer_findings(crm_tx_t *tx, const char *cid, const crm_fields_t *rec, const crm_issues_t *own,
-                           bool replace);
-
 /* The findings of a dealer's latest customer file that are the file's own
    (vehicle dates, grade, consultant, VIN, shared match keys: issues
    first..n of `issues`), replacing crm:cust:{C}:findings:dealer. Every

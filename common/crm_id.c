@@ -105,3 +105,11 @@ void crm_id_digest_bytes(const void *data, size_t len, char out[CRM_ID_DIGEST_SZ
     crypto_hash_sha256(hash, data, len);
     sodium_bin2hex(out, CRM_ID_DIGEST_SZ, hash, sizeof hash);
 }
+
+void crm_order_key(const char *dealer, const char *order_id, char *out, size_t size)
+{
+    const char *parts[] = {order_id ? order_id : ""};
+    char digest[CRM_ID_DIGEST_SZ];
+    crm_id_digest(parts, 1, digest);
+    snprintf(out, size, "crm:order:%s:%.32s", dealer, digest);
+}

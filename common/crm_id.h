@@ -49,6 +49,10 @@ bool crm_id_quarantine_valid(const char *id);
    ("a","bc") differ), as 64 lower-case hex digits. For keys made from
    opaque ids and for idempotency digests of content. */
 void crm_id_digest(const char *const *parts, size_t nparts, char out[CRM_ID_DIGEST_SZ]);
+/* The key of a dealer's order: crm:order:<D>:<the first 32 hex digits of
+   the SHA-256 of the dealer's order number> (any characters, so never in
+   a key as it is). */
+void crm_order_key(const char *dealer, const char *order_id, char *out, size_t size);
 /* SHA-256 of `len` bytes, as 64 lower-case hex digits. */
 void crm_id_digest_bytes(const void *data, size_t len, char out[CRM_ID_DIGEST_SZ]);
 

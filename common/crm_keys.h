@@ -68,7 +68,8 @@
  *                          last_followup_ms, last_followup_id, last_result, next_at, next_content,
  *                          lost_reason, lost_note, lost_by, lost_requested_ms, lost_ms,
  *                          lost_approved_by, last_service_date, open_orders (placed, not yet
- *                          delivered or cancelled)
+ *                          delivered or cancelled), sale_date (the latest file's sale date, as
+ *                          given when it could not be read: part one of the audit)
  *  crm:cust:{<C>}:history  entries from a dealer carry channel dealer:<D> and record <record id>;
  *                          what a file gave that no rule could read: "<field>.raw"
  *  crm:cust:{<C>}:findings:dealer  hash; the dealer's latest customer file's own findings (vehicle

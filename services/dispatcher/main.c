@@ -107,6 +107,8 @@ static const crm_handler_t dispatcher_handlers[] = {
     {"testdrive.due", dispatch_on_due, false},
     {"task.opened", tasks_on_opened, false},
     {"task.closed", tasks_on_closed, false},
+    {"audit.finding", tasks_on_finding, false},
+    {"audit.cleared", tasks_on_finding, false},
     {NULL, NULL, false},
 };
 

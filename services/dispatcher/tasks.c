@@ -92,3 +92,46 @@ crm_handled_t tasks_on_closed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
                  t->dealer_id, t->customer_id, t->state);
     return rc;
 }
+
+/* audit.finding / audit.cleared (crm-auditor) -> dealer.finding on the
+   record's dealer's stream: an error the moment it is entered, and its
+   clearing once corrected. Warnings stay with the carmaker. */
+crm_handled_t tasks_on_finding(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    bool open = msg->type == CRM_T_audit_finding;
+    const char *cid = open ? msg->body.audit_finding.customer_id : msg->body.audit_cleared.customer_id;
+    const char *dealer = open ? msg->body.audit_finding.dealer_id : msg->body.audit_cleared.dealer_id;
+    const char *ids[] = {cid, dealer};
+    static const char *const names[] = {"customer_id", "dealer_id"};
+    if (!crm_service_ids_ok(svc, ids, names, 2, 1))
+        return CRM_REFUSE;
+    if (!dealer || !*dealer || (open && strcmp(msg->body.audit_finding.severity, "error")))
+        return CRM_APPLIED; /* nobody's file, or a warning */
+    int known = s_dealer_known(svc, crm_type_name(msg->type), cid, dealer);
+    if (known <= 0)
+        return known < 0 ? crm_service_failed(svc) : CRM_APPLIED;
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_dealer_finding);
+    CRM_SET_STR(&ev, dealer_finding, customer_id, cid);
+    CRM_SET_STR(&ev, dealer_finding, dealer_id, dealer);
+    CRM_SET_STR(&ev, dealer_finding, state, open ? "open" : "cleared");
+    if (open) {
+        const crm_body_audit_finding_t *f = &msg->body.audit_finding;
+        CRM_SET_STR(&ev, dealer_finding, field, f->field);
+        CRM_SET_STR(&ev, dealer_finding, code, f->code);
+        CRM_SET_STR(&ev, dealer_finding, rule, f->has.rule ? f->rule : NULL);
+        CRM_SET_STR(&ev, dealer_finding, part, f->has.part ? f->part : NULL);
+        CRM_SET_STR(&ev, dealer_finding, severity, f->severity);
+        CRM_SET_STR(&ev, dealer_finding, message, f->has.message ? f->message : NULL);
+        CRM_SET_STR(&ev, dealer_finding, consultant_id, f->has.consultant_id ? f->consultant_id : NULL);
+    } else {
+        const crm_body_audit_cleared_t *f = &msg->body.audit_cleared;
+        CRM_SET_STR(&ev, dealer_finding, field, f->field);
+        CRM_SET_STR(&ev, dealer_finding, code, f->code);
+        CRM_SET_STR(&ev, dealer_finding, rule, f->has.rule ? f->rule : NULL);
+    }
+    crm_handled_t rc = s_emit(tx, &ev, dealer);
+    if (rc == CRM_APPLIED)
+        crm_info("finding.forwarded", "dealer=%s customer=%s state=%s", dealer, cid, open ? "open" : "cleared");
+    return rc;
+}

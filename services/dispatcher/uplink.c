@@ -1230,6 +1230,12 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     s_arg(extra, &ne, "stage", new_stage);
     s_arg(extra, &ne, "grade", grade);
     s_arg(extra, &ne, "expected_purchase_date", epd);
+    /* the sale date of part one is the record's too (a file may give it
+       without a usable VIN; an unreadable one is still given) */
+    char sale_given[64] = "";
+    if (!v.sale_date[0] && b->sale_date && *b->sale_date)
+        snprintf(sale_given, sizeof sale_given, "%s", b->sale_date), crm_utf8_cut(sale_given);
+    s_arg(extra, &ne, "sale_date", v.sale_date[0] ? v.sale_date : sale_given[0] ? sale_given : NULL);
     s_arg(extra, &ne, "fleet", b->has.fleet ? (b->fleet ? "1" : "0") : NULL);
     s_arg(extra, &ne, "vip", b->has.vip ? (b->vip ? "1" : "0") : NULL);
     s_arg(extra, &ne, "difficult", b->has.difficult ? (b->difficult ? "1" : "0") : NULL);
@@ -1276,9 +1282,8 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
         CRM_SET_STR(&ev, customer_recorded, vin, v.vin);
     }
 
-    /* Findings: the record as it stands (crm:cust:{C}:findings, what
-       every writer recomputes) and this file's own (…:findings:dealer). */
-    crm_customer_findings(tx, cid, &rec, NULL, true);
+    /* Findings: this file's own (…:findings:dealer); the record's as it
+       stands are crm-auditor's (it follows customer.recorded). */
     crm_customer_file_findings(tx, cid, is, n_lead);
     crm_msg_t *a = s_ok(&u, cid, cid);
     CRM_SET_BOOL(a, dealer_reply, created, created);
@@ -1427,10 +1432,7 @@ static int s_order(s_up_t *u, const char *oid, redisReply **out)
 {
     /* The dealer's order number is its own key (any characters): in a
        Redis key only as a digest. */
-    const char *parts[] = {oid};
-    char digest[CRM_ID_DIGEST_SZ];
-    crm_id_digest(parts, 1, digest);
-    snprintf(u->okey, sizeof u->okey, "crm:order:%s:%.32s", u->dealer, digest);
+    crm_order_key(u->dealer, oid, u->okey, sizeof u->okey);
     redisReply *w = crm_store_cmd(u->store, "WATCH %s", u->okey);
     if (!w)
         return -1;

@@ -388,9 +388,8 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     cid = c->cid;
 
     /* Merge (crm_customer: never blanks a known field; the history keeps
-       what it replaced), match keys, and the record's findings as it now
-       stands: for a new customer the lead's own, else the rules run again
-       over the merged record. */
+       what it replaced) and match keys. The record's findings as it now
+       stands are crm-auditor's (it follows customer.updated). */
     crm_msg_t upd;
     crm_msg_init(&upd, CRM_T_customer_updated);
     crm_merge_t how = {"lead", lid, lead->channel, now, !merged};
@@ -400,7 +399,6 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
         s_map_set(b, 'm', mobile, cid);
     if (idnum)
         s_map_set(b, 'i', idnum, cid);
-    crm_customer_findings(tx, cid, &c->rec, merged ? NULL : &it->issues, merged);
 
     char tdat[24] = "", leadkey[64];
     if (lead->has.testdrive_at)

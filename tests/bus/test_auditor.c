@@ -1,0 +1,416 @@
+/*  crm-auditor as the carmaker's CRM department and a dealer see it: a
+ *  record that gains an error is told to its dealer at once (and its
+ *  clearing once corrected); audit runs give the rebate's figures exactly
+ *  as the seed defines them, are kept, and a re-run supersedes; the ABC
+ *  classes come out as the seed's worked example.
+ *
+ *  One real redis-server, crm-intake, crm-dispatcher and crm-auditor; the
+ *  dealers' files go in as a dealer's IT sends them (crmctl customer
+ *  import, the CSV of tools/DEALERS.md); runs are asked for on
+ *  crm-auditor's control endpoint as crmctl asks.
+ *
+ *  CRM_TEST_ONLY=<name> runs the cases whose name matches (cmocka filter).
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "crm_clock.h"
+#include "crm_harness.h"
+#include "crm_keys.h"
+#include "crm_proto.h"
+
+typedef struct {
+    crm_h_sys_t sys;
+    char dir[300];
+    int files;
+} fx_t;
+
+static fx_t *s_fx;
+
+/* ------------------------------------------------------------ fixture */
+
+static int group_setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    if (!f || crm_h_sys_start(&f->sys, false, false) != 0) {
+        free(f);
+        return -1;
+    }
+    crm_h_path(&f->sys.redis, "", f->dir, sizeof f->dir);
+    crm_h_sys_spawn(&f->sys, "intake", NULL);
+    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
+    static const char *const aud[] = {"--schedule", "none", NULL};
+    crm_h_sys_spawn(&f->sys, "auditor", aud);
+    /* the carmaker's sales regions of the seed (Q1 2007) */
+    char path[400];
+    snprintf(path, sizeof path, "%s/regions.txt", f->dir);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -1;
+    fputs("北京区=北京,天津,河北,山西,内蒙古,辽宁,吉林,黑龙江,山东,河南\n"
+          "南京区=上海,江苏,浙江,安徽,福建,江西,湖北,湖南\n"
+          "成都区=四川,重庆,贵州,云南,西藏,陕西,甘肃,青海,宁夏,新疆\n"
+          "广州区=广东,广西,海南,香港,澳门,台湾\n",
+          fp);
+    fclose(fp);
+    if (crm_h_sys_crmctl(&f->sys, "regions", "load", path, NULL) != 0) {
+        fprintf(stderr, "regions load: %s\n", crm_h_slurp(f->sys.out));
+        return -1;
+    }
+    s_fx = f;
+    *state = f;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    fx_t *f = *state;
+    crm_h_sys_stop(&f->sys);
+    free(f);
+    return 0;
+}
+
+static void s_dealer(fx_t *f, const char *id, const char *region, const char *province)
+{
+    int rc = crm_h_sys_crmctl(&f->sys, "dealer", "add", id, "--name", "测试店", "--province", province, "--city",
+                              "某市", "--region", region, NULL);
+    if (rc != 0)
+        fail_msg("dealer add %s: %s", id, crm_h_slurp(f->sys.out));
+}
+
+/* A dealer's customer file export, sent as its IT sends it; waits until
+   crm-auditor has every row of it among the dealer's files. */
+static void s_import(fx_t *f, const char *dealer, const char *csv, long long files_after)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/file%d.csv", f->dir, f->files++);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(csv, fp);
+    fclose(fp);
+    int rc = crm_h_sys_crmctl(&f->sys, "customer", "import", path, "--dealer", dealer, NULL);
+    if (rc != 0)
+        fail_msg("customer import for %s: exit %d: %s", dealer, rc, crm_h_slurp(f->sys.out));
+    if (files_after >= 0 &&
+        crm_h_wait_int(f->sys.store, files_after, 20000, "HLEN " CRM_KEY_AUDIT_FILES_FMT, dealer) != files_after)
+        fail_msg("crm-auditor has %lld of %s's files, not %lld", crm_h_int(f->sys.store, "HLEN " CRM_KEY_AUDIT_FILES_FMT, dealer),
+                 dealer, files_after);
+}
+
+/* Waits until crm-auditor has applied everything up to now (its cursor on
+   the customer stream reaches the stream's end). */
+static void s_settle(fx_t *f)
+{
+    for (int i = 0; i < 200; i++) {
+        long long seq = crm_h_int(f->sys.store, "GET crm:{customer}:seq");
+        long long cur = crm_h_int(f->sys.store, "HGET crm:cursor:auditor customer");
+        long long oseq = crm_h_int(f->sys.store, "GET crm:{order}:seq");
+        long long ocur = crm_h_int(f->sys.store, "HGET crm:cursor:auditor order");
+        long long sseq = crm_h_int(f->sys.store, "GET crm:{service}:seq");
+        long long scur = crm_h_int(f->sys.store, "HGET crm:cursor:auditor service");
+        if (cur >= seq && ocur >= oseq && scur >= sseq)
+            return;
+        usleep(50000);
+    }
+    fail_msg("crm-auditor did not catch up with the customer stream");
+}
+
+/* The number of `type` events on `stream` (matching `needle`) once it
+   reaches `want`, or what it is after 10 s. */
+static int s_events(fx_t *f, const char *stream, const char *type, const char *needle, int want)
+{
+    int n = 0;
+    for (int i = 0; i < 200 && (n = crm_h_events(f->sys.store, stream, type, needle)) < want; i++)
+        usleep(50000);
+    return n;
+}
+
+/* audit.run on crm-auditor's control endpoint; the run id (static). */
+static const char *s_ask(fx_t *f, const char *kind, const char *period, const char *dealer, const char *region)
+{
+    static char id[32];
+    zsock_t *req = zsock_new(ZMQ_REQ);
+    assert_non_null(req);
+    assert_int_equal(zsock_connect(req, "tcp://127.0.0.1:%d", f->sys.control[crm_h_service_index("auditor")]), 0);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_audit_run);
+    crm_new_id(m.id, sizeof m.id);
+    m.ts = crm_now_ms();
+    snprintf(m.producer, sizeof m.producer, "test");
+    CRM_SET_STR(&m, audit_run, kind, kind);
+    CRM_SET_STR(&m, audit_run, period, period);
+    CRM_SET_STR(&m, audit_run, dealer_id, dealer);
+    CRM_SET_STR(&m, audit_run, region, region);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    assert_int_equal(crm_msg_encode(&m, &buf, NULL), 0);
+    crm_msg_clear(&m);
+    zframe_t *fr = zframe_new(buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+    assert_int_equal(zframe_send(&fr, req, 0), 0);
+    zsock_set_rcvtimeo(req, 10000);
+    zframe_t *ans = zframe_recv(req);
+    assert_non_null(ans);
+    crm_msg_t a;
+    crm_err_t err;
+    assert_int_equal(crm_msg_decode(zframe_data(ans), zframe_size(ans), &a, &err), 0);
+    zframe_destroy(&ans);
+    zsock_destroy(&req);
+    if (a.type != CRM_T_reply || !a.body.reply.ok)
+        fail_msg("audit.run refused: %s", a.type == CRM_T_reply ? a.body.reply.message : "?");
+    snprintf(id, sizeof id, "%s", a.body.reply.id);
+    crm_msg_clear(&a);
+    return id;
+}
+
+static void s_wait_run(fx_t *f, const char *run)
+{
+    char key[64];
+    snprintf(key, sizeof key, CRM_KEY_AUDIT_RUN_FMT, run);
+    for (int i = 0; i < 600; i++) {
+        redisReply *r = crm_store_cmd(f->sys.store, "HGET %s state", key);
+        assert_non_null(r);
+        bool done = r->type == REDIS_REPLY_STRING && !strcmp(r->str, "done");
+        freeReplyObject(r);
+        if (done)
+            return;
+        usleep(50000);
+    }
+    fail_msg("run %s did not finish", run);
+}
+
+/* A run's figures for a dealer (JSON; the caller decrefs). */
+static json_t *s_figures(fx_t *f, const char *run, const char *dealer)
+{
+    redisReply *r = crm_store_cmd(f->sys.store, "HGET " CRM_KEY_AUDIT_RUN_DEALERS_FMT " %s", run, dealer);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("run %s has no figures for %s", run, dealer);
+    json_error_t e;
+    json_t *j = json_loads(r->str, 0, &e);
+    freeReplyObject(r);
+    assert_non_null(j);
+    return j;
+}
+
+static long long s_num(json_t *o, const char *path)
+{
+    json_t *v = o;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *p = strtok_r(buf, ".", &save); p && v; p = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, p);
+    if (!json_is_integer(v))
+        fail_msg("no number at %s", path);
+    return (long long) json_integer_value(v);
+}
+
+static char *s_hget(fx_t *f, const char *key, const char *field)
+{
+    redisReply *r = crm_store_cmd(f->sys.store, "HGET %s %s", key, field);
+    assert_non_null(r);
+    char *v = strdup(r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    return v;
+}
+
+#define HDR "档案编号,客户编号,姓名,手机,家用电话,通信地址,邮编,城市,省份,电子邮件,底盘号,开票日期\n"
+
+/* ------------------------------------------------------------ live findings */
+
+static void test_an_error_reaches_the_dealer_at_once_and_its_clearing_after_the_correction(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "L1", "北京区", "北京");
+    /* a 5-digit postcode: an error of part one */
+    s_import(f, "L1",
+             HDR "r1,,张伟,13911110001,,北京市朝阳区建国路1号,10002,北京,北京,zw@example.com,LFWADRJF011002346,2026-03-01\n",
+             1);
+    s_settle(f);
+    char cid[32];
+    redisReply *k = crm_store_cmd(f->sys.store, "HKEYS " CRM_KEY_AUDIT_FILES_FMT, "L1");
+    assert_true(k && k->type == REDIS_REPLY_ARRAY && k->elements == 1);
+    snprintf(cid, sizeof cid, "%s", k->element[0]->str);
+    freeReplyObject(k);
+    char fkey[64];
+    snprintf(fkey, sizeof fkey, CRM_KEY_FINDINGS_FMT, cid);
+    assert_int_equal(crm_h_int(f->sys.store, "HEXISTS %s postcode:bad_length", fkey), 1);
+    char *v = s_hget(f, fkey, "postcode:bad_length");
+    assert_non_null(strstr(v, "error|"));
+    free(v);
+    /* told to the dealer on its own stream, the moment it was entered */
+    assert_int_equal(s_events(f, "dealer.L1", "dealer.finding", "\"state\":\"open\"", 1), 1);
+    assert_int_equal(crm_h_events(f->sys.store, "dealer.L1", "dealer.finding", "\"code\":\"bad_length\""), 1);
+    assert_int_equal(crm_h_events(f->sys.store, "audit", "audit.finding", "\"rule\":\"postcode\""), 1);
+    /* nothing else was wrong: no other open finding went to the dealer */
+    assert_int_equal(crm_h_events(f->sys.store, "dealer.L1", "dealer.finding", NULL), 1);
+
+    /* the dealer corrects it: the error clears, once */
+    char csv[512];
+    snprintf(csv, sizeof csv,
+             HDR "r1-fix,%s,张伟,13911110001,,北京市朝阳区建国路1号,100022,北京,北京,zw@example.com,,\n", cid);
+    s_import(f, "L1", csv, 1);
+    s_settle(f);
+    assert_int_equal(crm_h_int(f->sys.store, "HEXISTS %s postcode:bad_length", fkey), 0);
+    assert_int_equal(s_events(f, "dealer.L1", "dealer.finding", "\"state\":\"cleared\"", 1), 1);
+    assert_int_equal(crm_h_events(f->sys.store, "audit", "audit.cleared", "\"field\":\"postcode\""), 1);
+    /* a change that breaks nothing tells the dealer nothing */
+    snprintf(csv, sizeof csv, HDR "r1-again,%s,张伟,13911110001,,北京市朝阳区建国路2号,100022,北京,北京,,,\n", cid);
+    s_import(f, "L1", csv, 1);
+    s_settle(f);
+    /* ... but the e-mail is never blanked by a file without one */
+    assert_int_equal(crm_h_events(f->sys.store, "dealer.L1", "dealer.finding", NULL), 2);
+}
+
+static void test_a_warning_stays_with_the_carmaker(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "L2", "北京区", "北京");
+    /* masked mobile: filled (part one passes), a warning beyond the seed */
+    s_import(f, "L2",
+             HDR "w1,,王芳,138****5678,,北京市海淀区1号,100080,北京,北京,wf@example.com,LFWADRJF211002347,2026-03-01\n",
+             1);
+    s_settle(f);
+    assert_int_equal(crm_h_events(f->sys.store, "dealer.L2", "dealer.finding", NULL), 0);
+    redisReply *k = crm_store_cmd(f->sys.store, "HVALS " CRM_KEY_AUDIT_FILES_FMT, "L2");
+    assert_true(k && k->elements == 1);
+    unsigned long long fail = 0;
+    char ver[32];
+    assert_int_equal(sscanf(k->element[0]->str, "%31s %llx", ver, &fail), 2);
+    freeReplyObject(k);
+    assert_true(fail & (1ull << 8)); /* mobile_plan */
+    assert_int_equal(fail & 0x7f, 0); /* part one passes */
+}
+
+/* ------------------------------------------------------------ runs */
+
+/* The seed's rules over files, record by record: each rule failing alone,
+   all together, and clean ones; the run counts each rule and the records
+   in error, and lists the records behind each figure. */
+static void test_a_run_counts_each_rule_of_part_one_record_by_record(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "R1", "南京区", "江苏");
+    const char *csv = HDR
+        /* clean, full-width digits included */
+        "a1,,甲一,１３９１１１１０００２,,南京市玄武区1号,２１００００,南京,江苏,a1@example.com,LFWADRJF411002348,2026-01-05\n"
+        /* a 7-digit local number with its area code passes; no mobile */
+        "a2,,甲二,,025-1234567,南京市玄武区2号,210000,南京,江苏,a2@example.com,,2026-01-05\n"
+        /* each rule alone */
+        "b1,,乙一,,,南京市玄武区3号,210000,南京,江苏,b1@example.com,,2026-01-05\n"     /* phone */
+        "b2,,乙二,,62345678,南京市玄武区4号,210000,南京,江苏,b2@example.com,,2026-01-05\n" /* area code */
+        "b3,,乙三,13911110003,,,210000,南京,江苏,b3@example.com,,2026-01-05\n"          /* address */
+        "b4,,乙四,13911110004,,南京市玄武区5号,21000,南京,江苏,b4@example.com,,2026-01-05\n" /* postcode */
+        "b5,,乙五,13911110005,,南京市玄武区6号,210000,,江苏,b5@example.com,,2026-01-05\n"   /* city */
+        "b6,,乙六,13911110006,,南京市玄武区7号,210000,南京,,b6@example.com,,2026-01-05\n"   /* province */
+        "b7,,乙七,13911110007,,南京市玄武区8号,210000,南京,江苏,b7@example.com,LFWADRJF611002349,\n" /* sale date */
+        /* all together */
+        "c1,,丙一,,,,,,,,LFWADRJF211002350,\n"
+        /* e-mail only: part two, not part one */
+        "d1,,丁一,13911110008,,南京市玄武区9号,210000,南京,江苏,无,,2026-01-05\n";
+    s_import(f, "R1", csv, 11);
+    s_settle(f);
+    const char *run = s_ask(f, "audit", NULL, "R1", NULL);
+    s_wait_run(f, run);
+    json_t *j = s_figures(f, run, "R1");
+    if (getenv("CRM_TEST_DEBUG")) {
+        redisReply *all = crm_store_cmd(f->sys.store, "HGETALL " CRM_KEY_AUDIT_FILES_FMT, "R1");
+        for (size_t i = 0; all && i + 1 < all->elements; i += 2) {
+            redisReply *fd = crm_store_cmd(f->sys.store, "HKEYS " CRM_KEY_FINDINGS_FMT, all->element[i]->str);
+            char *name = s_hget(f, "crm:cust:{C1}", "name");
+            fprintf(stderr, "%s %s:", all->element[i]->str, all->element[i + 1]->str);
+            for (size_t k = 0; fd && k < fd->elements; k++)
+                fprintf(stderr, " %s", fd->element[k]->str);
+            fprintf(stderr, "\n");
+            free(name);
+            freeReplyObject(fd);
+        }
+        freeReplyObject(all);
+        all = crm_store_cmd(f->sys.store, "LRANGE " CRM_KEY_AUDIT_RUN_RECS_FMT " 0 -1", run, "R1");
+        for (size_t i = 0; all && i < all->elements; i++)
+            fprintf(stderr, "rec %s\n", all->element[i]->str);
+        freeReplyObject(all);
+    }
+    assert_int_equal(s_num(j, "audited"), 11);
+    assert_int_equal(s_num(j, "in_error"), 8);
+    assert_int_equal(s_num(j, "rules.phone.failed"), 2);
+    assert_int_equal(s_num(j, "rules.area_code.failed"), 1);
+    assert_int_equal(s_num(j, "rules.address.failed"), 2);
+    assert_int_equal(s_num(j, "rules.postcode.failed"), 2);
+    assert_int_equal(s_num(j, "rules.city.failed"), 2);
+    assert_int_equal(s_num(j, "rules.province.failed"), 2);
+    assert_int_equal(s_num(j, "rules.sale_date.failed"), 2);
+    assert_int_equal(s_num(j, "email_in_error"), 2);
+    assert_int_equal(s_num(j, "rules.sale_date.not_run"), 0);
+    /* the records behind a figure: the postcode's are b4 and c1 */
+    json_t *smp = json_object_get(json_object_get(json_object_get(j, "rules"), "postcode"), "samples");
+    assert_int_equal(json_array_size(smp), 2);
+    json_decref(j);
+    /* every record that failed a rule: the eight in error, d1's e-mail, and
+       a2's warning (025 numbers have 8 digits) */
+    assert_int_equal(crm_h_int(f->sys.store, "LLEN " CRM_KEY_AUDIT_RUN_RECS_FMT, run, "R1"), 10);
+    /* the kept run says what it applied */
+    char key[64];
+    snprintf(key, sizeof key, CRM_KEY_AUDIT_RUN_FMT, run);
+    char *rs = s_hget(f, key, "ruleset");
+    assert_true(strlen(rs) > 0);
+    free(rs);
+    assert_int_equal(crm_h_events(f->sys.store, "audit", "audit.report", "\"dealer_id\":\"R1\""), 1);
+}
+
+/* A re-run of the same period and scope is kept and supersedes the
+   earlier one, which is kept too. */
+static void test_a_rerun_supersedes_and_both_are_kept(void **state)
+{
+    fx_t *f = *state;
+    const char *a = s_ask(f, "audit", NULL, "R1", NULL);
+    char first[32];
+    snprintf(first, sizeof first, "%s", a);
+    s_wait_run(f, first);
+    const char *b = s_ask(f, "audit", NULL, "R1", NULL);
+    char second[32];
+    snprintf(second, sizeof second, "%s", b);
+    s_wait_run(f, second);
+    char k1[64], k2[64];
+    snprintf(k1, sizeof k1, CRM_KEY_AUDIT_RUN_FMT, first);
+    snprintf(k2, sizeof k2, CRM_KEY_AUDIT_RUN_FMT, second);
+    char *sup = s_hget(f, k1, "superseded_by"), *was = s_hget(f, k2, "supersedes");
+    assert_string_equal(sup, second);
+    assert_string_equal(was, first);
+    free(sup), free(was);
+    json_t *j = s_figures(f, first, "R1");
+    assert_int_equal(s_num(j, "audited"), 11);
+    json_decref(j);
+    /* a run of another scope supersedes nothing of these */
+    const char *c = s_ask(f, "audit", "2026Q4", "R1", NULL);
+    char third[32];
+    snprintf(third, sizeof third, "%s", c);
+    s_wait_run(f, third);
+    char k3[64];
+    snprintf(k3, sizeof k3, CRM_KEY_AUDIT_RUN_FMT, third);
+    char *none = s_hget(f, k3, "supersedes");
+    assert_string_equal(none, "");
+    free(none);
+    /* the dealer's history lists every audit run that covered it */
+    assert_true(crm_h_int(f->sys.store, "LLEN " CRM_KEY_AUDIT_DEALER_RUNS_FMT, "R1") >= 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_an_error_reaches_the_dealer_at_once_and_its_clearing_after_the_correction),
+        cmocka_unit_test(test_a_warning_stays_with_the_carmaker),
+        cmocka_unit_test(test_a_run_counts_each_rule_of_part_one_record_by_record),
+        cmocka_unit_test(test_a_rerun_supersedes_and_both_are_kept),
+    };
+    const char *only = getenv("CRM_TEST_ONLY");
+    if (only)
+        cmocka_set_test_filter(only);
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
