@@ -949,9 +949,10 @@ static int s_show_retention(crmctl_t *ctl, const redisReply *h, crm_table_fmt_t 
 
 /* ------------------------------------------------------------ show */
 
-static int s_show(crmctl_t *ctl, const char *run, crm_table_fmt_t fmt)
+/* A run as its kind calls for; `dealer` (may be NULL) and `rule_name` (may
+   be NULL) narrow an audit run to a dealer and to one rule's records. */
+static int s_show(crmctl_t *ctl, const char *run, const char *dealer, const char *rule_name, crm_table_fmt_t fmt)
 {
-    const char *dealer = crm_opt(ctl->opts, "dealer"), *rule_name = crm_opt(ctl->opts, "rule");
     int rule = -1;
     if (rule_name) {
         rule = crm_rule_from_name(rule_name);
@@ -1095,7 +1096,8 @@ static int s_ask(crmctl_t *ctl, const char *sub, const char *kind, crm_table_fmt
     rc = s_wait(ctl, run);
     if (rc != CRMCTL_OK)
         return rc;
-    return s_show(ctl, run, fmt);
+    /* as audit show RUN: the run's scope is in its header */
+    return s_show(ctl, run, NULL, NULL, fmt);
 }
 
 /* ------------------------------------------------------------ history */
@@ -1249,7 +1251,7 @@ int crmctl_audit(crmctl_t *ctl)
         const char *dealer = crm_opt(ctl->opts, "dealer");
         if (!crmctl_id_ok(ctl->argv[2], "the run") || (dealer && !crmctl_id_ok(dealer, "--dealer")))
             return CRMCTL_USAGE;
-        return s_show(ctl, ctl->argv[2], fmt);
+        return s_show(ctl, ctl->argv[2], dealer, crm_opt(ctl->opts, "rule"), fmt);
     }
     fprintf(stderr, "%s\n", s_usage);
     return CRMCTL_USAGE;
