@@ -58,6 +58,16 @@ static const char *s_summary =
     "  report sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]   the month's sanctions ledger:\n"
     "                              each entry, what it costs and the records behind it; --csv opens\n"
     "                              in Excel (UTF-8 with BOM, ids as text)\n"
+    "  audit run [--period 2026Q4|2026-11] [--dealer D] [--region R] [--no-wait] [--json|--csv]\n"
+    "                              crm-auditor audits the customer files (the seed's contact rules, e-mail,\n"
+    "                              extended warnings); waits for the run (--wait-s) and shows it\n"
+    "  audit abc --dealer D [--period P] [--no-wait] [--json|--csv]   ABC value classes of D's customers\n"
+    "  audit retention [--dealer D] [--region R] [--as-of YYYY-MM-DD] [--no-wait] [--json|--csv]\n"
+    "                              cars kept by vehicle age: grasp rate, 1st-3rd service\n"
+    "  audit show RUN [--dealer D [--rule R]] [--json|--csv]   a run: summary, dealers, regions; one\n"
+    "                              dealer's rules; with --rule the records behind the figure\n"
+    "  audit history --dealer D [--json|--csv]   the dealer's audit runs, the change between them\n"
+    "  audit rules                 every audit rule: part (contact, email, extended) and what it checks\n"
     "  consultant leave S [--dealer D] --from YYYY-MM-DD --to YYYY-MM-DD [--postpone] [--reason R]\n"
     "                              leave or training: no new customers meanwhile; --postpone moves the\n"
     "                              activities due then to the first working day after, else they are listed\n"
@@ -398,9 +408,10 @@ int64_t crmctl_i64(crmctl_t *ctl, const char *opt)
 static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
 {
     static char words[][24] = {"--action=placed", "--action=cancelled", "--action=delivered",
-                               "--action=delayed", "--state=overdue", "--format=json", "--format=csv", "--postpone=yes"};
+                               "--action=delayed", "--state=overdue", "--format=json", "--format=csv", "--postpone=yes",
+                               "--no-wait=yes"};
     static const char *const flags[] = {"placed", "cancelled", "delivered", "delayed", "overdue", "json", "csv",
-                                        "postpone"};
+                                        "postpone", "no-wait"};
     const char *given = NULL;
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
         const char *a = argv[i];
@@ -409,8 +420,9 @@ static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
         if (strncmp(a, "--", 2) || strchr(a, '='))
             continue;
         bool takes_value = false;
-        /* --postpone's option only holds what the flag says: no value */
-        for (const crm_opt_t *o = opts; o->name && strcmp(a, "--postpone"); o++)
+        /* --postpone's and --no-wait's options only hold what the flag
+           says: no value */
+        for (const crm_opt_t *o = opts; o->name && strcmp(a, "--postpone") && strcmp(a, "--no-wait"); o++)
             takes_value |= !strcmp(o->name, a + 2);
         if (takes_value) {
             if (!strcmp(a, "--action"))
@@ -455,7 +467,9 @@ int main(int argc, char **argv)
         {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
         {"id-number", NULL, NULL, "customer find: by ID number", NULL},
         {"name", NULL, NULL, "customer find: by name; dealer add|update: the dealer's name; staff add|update: the person's", NULL},
-        {"region", NULL, NULL, "dealer add|update: sales region (crmctl regions show; default: the province's)", NULL},
+        {"region", NULL, NULL,
+         "dealer add|update: sales region (crmctl regions show; default: the province's); audit run|retention: only "
+         "the dealers of this region", NULL},
         {"province", NULL, NULL, "dealer add|update: province", NULL},
         {"city", NULL, NULL, "dealer add|update: city", NULL},
         {"address", NULL, NULL, "dealer add|update: address", NULL},
@@ -467,7 +481,8 @@ int main(int argc, char **argv)
         {"dealer", NULL, NULL,
          "testdrive|lost list: only this dealer's; staff, followup, order, delivery, service, customer assign, "
          "lost: the dealer crmctl acts for (default, where a customer is named: its owning dealer); "
-         "customer|service|followup import: the dealer the file is from (required)", NULL},
+         "customer|service|followup import: the dealer the file is from (required); audit run|abc|retention: only "
+         "this dealer; audit show: this dealer's figures; audit history: whose runs", NULL},
         {"role", NULL, NULL, "staff add|update: consultant, manager or director", NULL},
         {"manager", NULL, NULL, "staff add|update: the manager a consultant reports to; lost approve|refuse: who decides", NULL},
         {"consultant", NULL, NULL, "followup|order record, customer assign, lost request: the consultant", NULL},
@@ -504,7 +519,13 @@ int main(int argc, char **argv)
         {"month", NULL, NULL, "report sanctions: the month, YYYY-MM (default: this month, China time)", NULL},
         {"due-before", NULL, NULL, "tasks list: only tasks due before \"YYYY-MM-DD HH:MM\" China time", NULL},
         {"state", NULL, NULL, "tasks list: only tasks in this state (open, overdue; --overdue)", NULL},
-        {"format", NULL, NULL, "report: table (default), json (--json) or csv (--csv)", NULL},
+        {"format", NULL, NULL, "report, audit: table (default), json (--json) or csv (--csv)", NULL},
+        {"period", NULL, NULL, "audit run|abc: a quarter 2026Q4 (or 2026-Q4) or a month 2026-11 (default: every record, "
+         "all time)", NULL},
+        {"as-of", NULL, NULL, "audit retention: the day the fleet is counted on, YYYY-MM-DD (default: today)", NULL},
+        {"rule", NULL, NULL, "audit show RUN --dealer D: the records behind this rule's figure (crmctl audit rules)", NULL},
+        {"no-wait", NULL, NULL, "audit run|abc|retention: print the run id and return (--no-wait)", NULL},
+        {"wait-s", NULL, "900", "audit run|abc|retention: how long to wait for the run, in seconds", NULL},
         {"from", NULL, NULL, "events: first sequence number (default 1); consultant leave: first day away, YYYY-MM-DD", NULL},
         {"to", NULL, NULL, "consultant leave: last day away, YYYY-MM-DD; consultant reassign: who takes the customers", NULL},
         {"postpone", NULL, NULL, "consultant leave: move the activities due meanwhile to after it (--postpone)", NULL},
@@ -563,6 +584,8 @@ int main(int argc, char **argv)
         rc = crmctl_tasks(&ctl);
     else if (!strcmp(cmd, "report"))
         rc = crmctl_report(&ctl);
+    else if (!strcmp(cmd, "audit"))
+        rc = crmctl_audit(&ctl);
     else if (!strcmp(cmd, "followup") || !strcmp(cmd, "order") || !strcmp(cmd, "delivery") ||
              !strcmp(cmd, "service") || !strcmp(cmd, "lost") || !strcmp(cmd, "consultant") || !strcmp(cmd, "owner"))
         rc = crmctl_uplink(&ctl);

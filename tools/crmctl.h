@@ -74,6 +74,9 @@ int crmctl_tasks(crmctl_t *ctl);    /* tasks list */
 /* consultant leave without --postpone: the tasks due while away. */
 int crmctl_tasks_away(crmctl_t *ctl, const char *dealer, const char *consultant, const char *from, const char *to);
 int crmctl_report(crmctl_t *ctl);   /* report daily */
+/* crm-auditor's runs (tools/crmctl_audit.c): audit run | abc | retention
+   (asked of crm-auditor), show | history | rules (read from Redis). */
+int crmctl_audit(crmctl_t *ctl);
 /* CURVE certificates of dealers (service "dispatcher", kind "dealer-id")
    and lead sources ("intake", "source-id"), tools/crmctl_cert.c: the key
    pair is made here and the secret written to `out_secret_file` (0600);
