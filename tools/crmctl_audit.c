@@ -493,6 +493,7 @@ static const crm_col_t s_rec_cols[] = {
     {"failed_rules", "不合格规则 rules failed in the run", CRM_COL_TEXT},
     {"not_run_rules", "未执行规则 rules not run", CRM_COL_TEXT},
     {"findings_now", "当前问题 findings now", CRM_COL_TEXT},
+    {"value_now", "当前值 value now", CRM_COL_ID},
 };
 
 /* The record fields a rule judges: a finding (crm:cust:{C}:findings,
@@ -601,17 +602,35 @@ static int s_records(crmctl_t *ctl, s_doc_t *d, const char *run, const char *dea
         ids[i] = recs[i].id;
     crm_tx_t *nt = ids && names ? s_names(store, ids, m, names) : NULL;
     crm_tx_t *ft = crm_tx_new("crmctl", 0);
-    for (size_t i = 0; ft && i < m; i++)
+    const char *fields = s_rule_fields(rule);
+    for (size_t i = 0; ft && i < m; i++) {
         crm_tx_cmd(ft, "HGETALL " CRM_KEY_FINDINGS_FMT, recs[i].id);
+        crm_tx_cmd(ft, "HGETALL " CRM_KEY_CUST_FMT, recs[i].id);
+    }
     int rc = (!recs || !nt || !ft) ? CRMCTL_NO : (m && crm_store_pipeline(store, ft) != 0) ? CRMCTL_REDIS : CRMCTL_OK;
     crm_table_t *t = s_doc_table(d, "records", "规则背后的档案 the records behind the figure", s_rec_cols,
                                  sizeof s_rec_cols / sizeof *s_rec_cols);
-    const char *fields = s_rule_fields(rule);
     for (size_t i = 0; t && rc == CRMCTL_OK && i < m; i++) {
-        char failed[1024], not_run[1024], now[2048];
+        char failed[1024], not_run[1024], now[2048], value[2048] = "";
         size_t used = 0;
         now[0] = '\0';
-        const redisReply *fh = crm_tx_result(ft, (int) i);
+        const redisReply *fh = crm_tx_result(ft, (int) (2 * i)), *ch = crm_tx_result(ft, (int) (2 * i + 1));
+        /* the values the rule judged, as the record holds them now: one
+           field's alone, several as field=value */
+        size_t nf = 0, vused = 0;
+        for (const char *p = fields; *p; p += *p == ' ')
+            nf++, p += strcspn(p, " ");
+        for (const char *p = fields; *p;) {
+            size_t len = strcspn(p, " ");
+            char name[48];
+            snprintf(name, sizeof name, "%.*s", (int) len, p);
+            const char *v = crm_reply_field(ch, name);
+            if (v && *v && vused < sizeof value)
+                vused += (size_t) (nf > 1 ? snprintf(value + vused, sizeof value - vused, "%s%s=%s", vused ? "; " : "", name, v)
+                                          : snprintf(value + vused, sizeof value - vused, "%s", v));
+            p += len;
+            p += *p == ' ';
+        }
         for (size_t k = 0; fh && fh->type == REDIS_REPLY_ARRAY && k + 1 < fh->elements; k += 2) {
             const char *key = fh->element[k]->str, *colon = strchr(key, ':');
             if (!colon || !s_word_in(key, (size_t) (colon - key), fields) || used >= sizeof now)
@@ -625,6 +644,7 @@ static int s_records(crmctl_t *ctl, s_doc_t *d, const char *run, const char *dea
         crm_table_text(t, s_rule_list(recs[i].fail, failed, sizeof failed)[0] ? failed : NULL);
         crm_table_text(t, s_rule_list(recs[i].not_run, not_run, sizeof not_run)[0] ? not_run : NULL);
         crm_table_text(t, now[0] ? now : "(none now)");
+        crm_table_text(t, value[0] ? value : NULL);
         crm_table_end_row(t);
     }
     if (crm_table_finish(&t) != 0 && rc == CRMCTL_OK)

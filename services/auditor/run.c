@@ -927,8 +927,8 @@ static int s_abc(crm_service_t *svc, aud_run_t *run)
     }
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
-    crm_tx_cmd(tx, "HSET %s state done finished_ms %s customers %zu a %lld b %lld c %lld moved %lld total_fen %lld", key,
-               now, classified, (long long) count[0], (long long) count[1], (long long) count[2], (long long) moved,
+    crm_tx_cmd(tx, "HSET %s state done finished_ms %s customers %lld a %lld b %lld c %lld moved %lld total_fen %lld", key,
+               now, (long long) classified, (long long) count[0], (long long) count[1], (long long) count[2], (long long) moved,
                (long long) total);
     crm_tx_cmd(tx, "SREM " CRM_KEY_AUDIT_RUNNING " %s", run->id);
     char scope[256];

@@ -45,7 +45,7 @@ static int group_setup(void **state)
     crm_h_path(&f->sys.redis, "", f->dir, sizeof f->dir);
     crm_h_sys_spawn(&f->sys, "intake", NULL);
     crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
-    static const char *const aud[] = {"--schedule", "none", NULL};
+    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
     crm_h_sys_spawn(&f->sys, "auditor", aud);
     /* the carmaker's sales regions of the seed (Q1 2007) */
     char path[400];
@@ -401,6 +401,188 @@ static void test_a_rerun_supersedes_and_both_are_kept(void **state)
     assert_true(crm_h_int(f->sys.store, "LLEN " CRM_KEY_AUDIT_DEALER_RUNS_FMT, "R1") >= 4);
 }
 
+
+/* ------------------------------------------------------------ ABC */
+
+static void s_cid_of_mobile(fx_t *f, const char *mobile, char *out, size_t size)
+{
+    redisReply *r = crm_store_cmd(f->sys.store, "GET crm:idx:mobile:%s", mobile);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("no customer has mobile %s", mobile);
+    snprintf(out, size, "%s", r->str);
+    freeReplyObject(r);
+}
+
+static void s_write(fx_t *f, const char *name, const char *text, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", f->dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* DOMAIN.md's worked example (seed 003): 9 customers, 9,850 paid; the one
+   whose running share first passes 80% (李强) is B, the one passing 95%
+   (王顺) is C. Amounts come from work orders as a dealer imports them;
+   malformed rows are refused, naming their row, and count for nothing. */
+static void test_abc_classes_come_out_as_the_seed_worked_example(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "V1", "广州区", "广东");
+    static const char *const names[] = {"刘春江", "牛理财", "孙凤武", "张丽", "马玉", "李强", "张昆", "王顺", "李向阳"};
+    static const char *const visits[] = {"600 600 600 630", "600 600 640", "400 400 400", "450 450", "445 445",
+                                         "300 300 220", "200 200 200 190", "80 80 80 80 80 100", "160 160 160"};
+    static const int want_share[] = {2467, 4335, 5553, 6467, 7371, 8203, 9005, 9513, 10000};
+    static const char want_cls[] = "AAAAABBCC";
+    char csv[4096] = HDR;
+    for (int i = 0; i < 9; i++)
+        snprintf(csv + strlen(csv), sizeof csv - strlen(csv),
+                 "v%d,,%s,1370000000%d,,广州市天河区%d号,510000,广州,广东,v%d@example.com,,2026-01-05\n", i, names[i],
+                 i + 1, i + 1, i);
+    s_import(f, "V1", csv, 9);
+    char cids[9][32];
+    char wo[8192] = "工单号,客户编号,维修日期,金额\n";
+    int n = 0;
+    for (int i = 0; i < 9; i++) {
+        char mobile[16];
+        snprintf(mobile, sizeof mobile, "1370000000%d", i + 1);
+        s_cid_of_mobile(f, mobile, cids[i], sizeof cids[i]);
+        char list[64];
+        snprintf(list, sizeof list, "%s", visits[i]);
+        for (char *save = NULL, *p = strtok_r(list, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+            n++;
+            snprintf(wo + strlen(wo), sizeof wo - strlen(wo), "WO-%d,%s,2026-%02d-%02d,%s.00\n", n, cids[i],
+                     10 + n % 3, 1 + n % 27, p);
+        }
+    }
+    /* malformed rows, each refused with its row number */
+    snprintf(wo + strlen(wo), sizeof wo - strlen(wo),
+             "WO-bad1,%s,2026-13-45,100\n" /* no such date */
+             "WO-bad2,%s,2026-11-02,abc元\n" /* no amount */
+             ",%s,2026-11-03,100\n"           /* no work order */
+             "WO-bad4,C999999,2026-11-04,100\n", /* no such customer */
+             cids[0], cids[0], cids[0]);
+    char path[400];
+    s_write(f, "wo.csv", wo, path, sizeof path);
+    int rc = crm_h_sys_crmctl(&f->sys, "service", "import", path, "--dealer", "V1", NULL);
+    assert_int_equal(rc, 1); /* some rows refused */
+    for (int row = n + 1; row <= n + 4; row++) {
+        char needle[32];
+        snprintf(needle, sizeof needle, "row %d: ", row);
+        if (!crm_h_file_contains(f->sys.out, needle))
+            fail_msg("the refusal of row %d is not named: %s", row, crm_h_slurp(f->sys.out));
+    }
+    s_settle(f);
+    const char *run = s_ask(f, "abc", "2026Q4", "V1", NULL);
+    char first[32];
+    snprintf(first, sizeof first, "%s", run);
+    s_wait_run(f, first);
+    redisReply *rows = crm_store_cmd(f->sys.store, "LRANGE " CRM_KEY_AUDIT_RUN_ROWS_FMT " 0 -1", first);
+    assert_non_null(rows);
+    assert_int_equal(rows->elements, 9);
+    for (int i = 0; i < 9; i++) {
+        char cid[32], cls, prev;
+        long long amount, v, running;
+        int share;
+        assert_int_equal(sscanf(rows->element[i]->str, "%31s %lld %lld %lld %d %c %c", cid, &amount, &v, &running,
+                                &share, &cls, &prev),
+                         7);
+        assert_string_equal(cid, cids[i]);
+        assert_int_equal(share, want_share[i]);
+        if (cls != want_cls[i])
+            fail_msg("%s: class %c, the seed says %c", names[i], cls, want_cls[i]);
+        assert_int_equal(prev, '-');
+    }
+    assert_int_equal(crm_h_int(f->sys.store, "HGET " CRM_KEY_AUDIT_RUN_FMT " total_fen", first), 985000);
+    freeReplyObject(rows);
+    /* what the CRM department reads */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", first, NULL), 0);
+    assert_true(crm_h_file_contains(f->sys.out, "24.67%"));
+    assert_true(crm_h_file_contains(f->sys.out, "刘春江"));
+
+    /* a big work order moves 李向阳 up: the move is shown against the last run */
+    char more[256];
+    snprintf(more, sizeof more, "工单号,客户编号,维修日期,金额\nWO-big,%s,2026-12-20,3000.00\n", cids[8]);
+    s_write(f, "wo2.csv", more, path, sizeof path);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "service", "import", path, "--dealer", "V1", NULL), 0);
+    s_settle(f);
+    run = s_ask(f, "abc", "2026Q4", "V1", NULL);
+    char second[32];
+    snprintf(second, sizeof second, "%s", run);
+    s_wait_run(f, second);
+    rows = crm_store_cmd(f->sys.store, "LRANGE " CRM_KEY_AUDIT_RUN_ROWS_FMT " 0 0", second);
+    assert_true(rows && rows->elements == 1);
+    char cid[32], cls, prev;
+    long long amount, v, running;
+    int share;
+    assert_int_equal(sscanf(rows->element[0]->str, "%31s %lld %lld %lld %d %c %c", cid, &amount, &v, &running, &share,
+                            &cls, &prev),
+                     7);
+    freeReplyObject(rows);
+    assert_string_equal(cid, cids[8]);
+    assert_int_equal(amount, 348000);
+    assert_int_equal(v, 4);
+    assert_int_equal(cls, 'A');
+    assert_int_equal(prev, 'C');
+    assert_true(crm_h_int(f->sys.store, "HGET " CRM_KEY_AUDIT_RUN_FMT " moved", second) >= 1);
+    assert_true(s_events(f, "audit", "audit.classes", "\"dealer_id\":\"V1\"", 2) == 2);
+}
+
+/* ------------------------------------------------------------ retention */
+
+/* Cars a dealer sold, by age, and their service visits: sold, serviced in
+   the last 12 months (grasp rate), came back for the 1st, 2nd, 3rd. */
+static void test_retention_by_vehicle_age(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "G1", "广州区", "广东");
+    static const char *const vins[] = {"LFWADRJF411002351", "LFWADRJF611002352", "LFWADRJF811002353",
+                                       "LFWADRJFX11002354"};
+    /* sold: 2026-03 (age 0), 2025-02 (age 1), 2024-06 (age 2), 2023-01 (age 3), as of 2026-12-01 */
+    static const char *const sold[] = {"2026-03-01", "2025-02-01", "2024-06-01", "2023-01-15"};
+    char csv[2048] = HDR;
+    for (int i = 0; i < 4; i++)
+        snprintf(csv + strlen(csv), sizeof csv - strlen(csv),
+                 "g%d,,车主%d,1360000000%d,,广州市越秀区%d号,510000,广州,广东,g%d@example.com,%s,%s\n", i, i, i + 1,
+                 i + 1, i, vins[i], sold[i]);
+    s_import(f, "G1", csv, 4);
+    /* visits: car 0 once (this year), car 1 three times (last 2026-05), car 2 twice (last 2025-01: lapsed),
+       car 3 never */
+    char wo[1024];
+    snprintf(wo, sizeof wo,
+             "工单号,底盘号,维修日期,金额\n"
+             "WG-1,%s,2026-06-01,300\n"
+             "WG-2,%s,2025-08-01,300\nWG-3,%s,2026-01-10,300\nWG-4,%s,2026-05-05,300\n"
+             "WG-5,%s,2024-12-01,300\nWG-6,%s,2025-01-20,300\n",
+             vins[0], vins[1], vins[1], vins[1], vins[2], vins[2]);
+    char path[400];
+    s_write(f, "wog.csv", wo, path, sizeof path);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "service", "import", path, "--dealer", "G1", NULL), 0);
+    s_settle(f);
+    const char *run = s_ask(f, "retention", NULL, "G1", NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%s", run);
+    s_wait_run(f, id);
+    json_t *j = s_figures(f, id, "G1");
+    json_t *ages = json_object_get(j, "ages");
+    assert_int_equal(json_array_size(ages), 12);
+    /* ages 0..3: one car each */
+    for (int a = 0; a < 4; a++)
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(ages, (size_t) a), "sold")), 1);
+    json_t *total = json_array_get(ages, 11);
+    assert_int_equal(json_integer_value(json_object_get(total, "sold")), 4);
+    assert_int_equal(json_integer_value(json_object_get(total, "active")), 2); /* cars 0 and 1 */
+    assert_int_equal(json_integer_value(json_object_get(total, "came1")), 3);
+    assert_int_equal(json_integer_value(json_object_get(total, "came2")), 2);
+    assert_int_equal(json_integer_value(json_object_get(total, "came3")), 1);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(ages, 2), "active")), 0); /* lapsed */
+    json_decref(j);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", id, NULL), 0);
+    assert_true(crm_h_file_contains(f->sys.out, "50.00%")); /* grasp rate, all ages: 2 of 4 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +590,8 @@ int main(void)
         cmocka_unit_test(test_a_warning_stays_with_the_carmaker),
         cmocka_unit_test(test_a_run_counts_each_rule_of_part_one_record_by_record),
         cmocka_unit_test(test_a_rerun_supersedes_and_both_are_kept),
+        cmocka_unit_test(test_abc_classes_come_out_as_the_seed_worked_example),
+        cmocka_unit_test(test_retention_by_vehicle_age),
     };
     const char *only = getenv("CRM_TEST_ONLY");
     if (only)

@@ -55,7 +55,7 @@ static int group_setup(void **state)
     }
     crm_h_sys_spawn(&f->sys, "intake", NULL);
     crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
-    static const char *const aud[] = {"--schedule", "none", NULL};
+    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
     crm_h_sys_spawn(&f->sys, "auditor", aud);
     crm_h_sys_log(&f->sys, "dispatcher", f->log, sizeof f->log);
     int rc = 0;

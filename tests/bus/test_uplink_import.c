@@ -61,7 +61,7 @@ static int setup(void **state)
     snprintf(f->ep_router, sizeof f->ep_router, "tcp://127.0.0.1:%d", f->sys.gw_router);
     crm_h_sys_spawn(&f->sys, "intake", NULL);
     crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
-    static const char *const aud[] = {"--schedule", "none", NULL};
+    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
     crm_h_sys_spawn(&f->sys, "auditor", aud);
     if (CRMCTL(f, "dealer", "add", "D1", "--name", "北京一店", "--province", "北京", "--city", "北京") != 0 ||
         CRMCTL(f, "dealer", "add", "D2", "--name", "上海一店", "--province", "上海", "--city", "上海") != 0 ||
