@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <czmq.h>
@@ -583,6 +584,117 @@ static void test_retention_by_vehicle_age(void **state)
     assert_true(crm_h_file_contains(f->sys.out, "50.00%")); /* grasp rate, all ages: 2 of 4 */
 }
 
+/* ------------------------------------------------------------ periods, not run, CSV */
+
+/* A period run covers the files created or changed in it; none else. */
+static void test_a_period_run_covers_the_files_changed_in_it(void **state)
+{
+    fx_t *f = *state;
+    char month[32];
+    int64_t now = crm_now_ms();
+    time_t t = (time_t) (now / 1000 + 8 * 3600);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(month, sizeof month, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
+    const char *run = s_ask(f, "audit", month, "R1", NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%s", run);
+    s_wait_run(f, id);
+    json_t *j = s_figures(f, id, "R1");
+    assert_int_equal(s_num(j, "audited"), 11);
+    json_decref(j);
+    run = s_ask(f, "audit", "2025-11", "R1", NULL);
+    snprintf(id, sizeof id, "%s", run);
+    s_wait_run(f, id);
+    j = s_figures(f, id, "R1");
+    assert_int_equal(s_num(j, "audited"), 0);
+    json_decref(j);
+}
+
+/* A record judged by other rules than the run's is reported "not run",
+   rule by rule, never as passing. */
+static void test_a_rule_that_could_not_be_evaluated_is_not_run_never_passing(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "N1", "南京区", "江苏");
+    s_import(f, "N1",
+             HDR "n1,,钱一,13911112001,,南京市1号,210000,南京,江苏,n1@example.com,,2026-01-05\n"
+                 "n2,,钱二,13911112002,,南京市2号,21000,南京,江苏,n2@example.com,,2026-01-05\n",
+             2);
+    s_settle(f);
+    /* one record as an earlier rule set judged it (an upgrade in progress) */
+    redisReply *k = crm_store_cmd(f->sys.store, "HKEYS " CRM_KEY_AUDIT_FILES_FMT, "N1");
+    assert_true(k && k->elements == 2);
+    redisReply *w = crm_store_cmd(f->sys.store, "HSET " CRM_KEY_AUDIT_FILES_FMT " %s %s", "N1", k->element[0]->str,
+                                  "2020.1 0 0 -1");
+    freeReplyObject(w);
+    freeReplyObject(k);
+    const char *run = s_ask(f, "audit", NULL, "N1", NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%s", run);
+    s_wait_run(f, id);
+    json_t *j = s_figures(f, id, "N1");
+    assert_int_equal(s_num(j, "audited"), 2);
+    assert_int_equal(s_num(j, "rules.postcode.not_run"), 1);
+    assert_int_equal(s_num(j, "rules.phone.not_run"), 1);
+    json_decref(j);
+    char key[64];
+    snprintf(key, sizeof key, CRM_KEY_AUDIT_RUN_FMT, id);
+    char *nr = s_hget(f, key, "not_run");
+    assert_non_null(strstr(nr, "postcode"));
+    free(nr);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", id, NULL), 0);
+    assert_true(crm_h_file_contains(f->sys.out, "not run"));
+    assert_int_equal(s_events(f, "audit", "audit.report", "\"not_run\":[\"phone\"", 1), 1);
+}
+
+/* Reports for Excel in China: every digit of an 18-digit ID number and the
+   leading 0 of a landline survive a save and a re-read of the CSV. */
+static void test_the_csv_keeps_every_id_digit_and_leading_zero(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "X1", "北京区", "北京");
+    /* an 18-digit ID number with a wrong check character, all digits */
+    s_import(f, "X1",
+             "档案编号,姓名,手机,家用电话,通信地址,邮编,城市,省份,电子邮件,身份证号\n"
+             "x1,赵一,13911113001,010-62345678,北京市1号,100010,北京,北京,x1@example.com,110105194912310021\n",
+             1);
+    s_settle(f);
+    const char *run = s_ask(f, "audit", NULL, "X1", NULL);
+    char id[32];
+    snprintf(id, sizeof id, "%s", run);
+    s_wait_run(f, id);
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", id, "--dealer", "X1", "--rule", "id_check", "--csv",
+                                      NULL),
+                     0);
+    char *out = crm_h_slurp(f->sys.out);
+    assert_non_null(out);
+    assert_int_equal(memcmp(out, "\xEF\xBB\xBF", 3), 0);
+    char csv[400], cmd[1200];
+    snprintf(csv, sizeof csv, "%s/report.csv", f->dir);
+    FILE *fp = fopen(csv, "w");
+    assert_non_null(fp);
+    fputs(out, fp);
+    fclose(fp);
+    free(out);
+    /* re-read as a program (and Excel) reads it: each cell, its text */
+    snprintf(cmd, sizeof cmd,
+             "python3 -c \"import csv,sys\n"
+             "rows=list(csv.reader(open(sys.argv[1],encoding='utf-8-sig')))\n"
+             "cells=[c[2:-1] if c.startswith('=\\\"') else c for r in rows for c in r]\n"
+             "print('ID' if '110105194912310021' in cells else 'NOID')\" %s",
+             csv);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char line[64] = "";
+    assert_non_null(fgets(line, sizeof line, p));
+    pclose(p);
+    assert_string_equal(line, "ID\n");
+    /* and the landline with its 0, in the phones' figure */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", id, "--csv", NULL), 0);
+    assert_true(crm_h_file_contains(f->sys.out, "\"=\"\"X1\"\"\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +704,9 @@ int main(void)
         cmocka_unit_test(test_a_rerun_supersedes_and_both_are_kept),
         cmocka_unit_test(test_abc_classes_come_out_as_the_seed_worked_example),
         cmocka_unit_test(test_retention_by_vehicle_age),
+        cmocka_unit_test(test_a_period_run_covers_the_files_changed_in_it),
+        cmocka_unit_test(test_a_rule_that_could_not_be_evaluated_is_not_run_never_passing),
+        cmocka_unit_test(test_the_csv_keeps_every_id_digit_and_leading_zero),
     };
     const char *only = getenv("CRM_TEST_ONLY");
     if (only)
