@@ -72,6 +72,9 @@ struct crm_service_t {
     s_stream_t *batch_stream;
     int batch_n;
     uint64_t batch_first;
+    unsigned long batch_gen; /* changes whenever a batch is dropped (applied again later) */
+    crm_msg_t *drain_msgs;   /* S_DRAIN, the bus messages of one wake-up */
+    zmsg_t **drain_zms;
     /* test hooks */
     long drop_every; /* 0: none, 1: every send, k: every k-th */
     long die_after;  /* raise SIGKILL after this many commits, before sending */
@@ -373,6 +376,7 @@ static int s_flush_batch(crm_service_t *svc)
             crm_reject_t r = {.origin = st->name, .kind = "event", .field = "commit", .type = range};
             crm_service_reject_partial(svc, tx, &r, cursor_cmd, NULL, 0);
             svc->stats.poisoned++;
+            svc->batch_gen++;
             crm_tx_reset(tx);
             s_commit_failed(st);
             return -1;
@@ -385,6 +389,7 @@ static int s_flush_batch(crm_service_t *svc)
                      (unsigned long long) first, (unsigned long long) st->cursor,
                      crm_store_error(svc->store));
         }
+        svc->batch_gen++;
         crm_tx_reset(tx);
         s_commit_failed(st);
         return -1;
@@ -540,6 +545,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
             crm_tx_reset(svc->batch_tx);
             svc->batch_stream = NULL;
             svc->batch_n = 0;
+            svc->batch_gen++;
             crm_log_context(NULL);
             return -1;
         }
@@ -549,6 +555,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
             crm_tx_reset(svc->batch_tx);
             svc->batch_stream = NULL;
             svc->batch_n = 0;
+            svc->batch_gen++;
             s_commit_failed(st);
             crm_log_context(NULL);
             return -1;
@@ -633,6 +640,13 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     return 0;
 }
 
+/* The service's prefetch over the messages about to be applied. */
+static void s_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
+{
+    if (svc->def->prefetch && n)
+        svc->def->prefetch(svc, msgs, n);
+}
+
 /* Reads (cursor, upto] from Redis and applies it, at most `budget` events.
    Returns 1 when more is left, 0 when done, -1 on failure. */
 static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int budget)
@@ -671,6 +685,30 @@ static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int bud
             st->cursor = upto;
             freeReplyObject(r);
             return 0;
+        }
+        if (svc->def->prefetch) {
+            /* what the prefetch reads must not miss a write of the batch
+               still open: commit it first */
+            if (s_flush_batch(svc) != 0) {
+                freeReplyObject(r);
+                return -1;
+            }
+            crm_msg_t *pre = calloc(r->elements ? r->elements : 1, sizeof *pre);
+            size_t np = 0;
+            for (size_t i = 0; pre && i < r->elements; i++) {
+                const redisReply *e = r->element[i];
+                crm_err_t err;
+                if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[1]->type == REDIS_REPLY_ARRAY &&
+                    e->element[1]->elements >= 2 &&
+                    crm_msg_decode(e->element[1]->element[1]->str, e->element[1]->element[1]->len, &pre[np],
+                                   &err) == 0)
+                    np++;
+            }
+            if (pre)
+                s_prefetch(svc, pre, np);
+            for (size_t i = 0; i < np; i++)
+                crm_msg_clear(&pre[i]);
+            free(pre);
         }
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *e = r->element[i];
@@ -796,12 +834,21 @@ static void s_on_heartbeat(crm_service_t *svc, const crm_msg_t *msg)
     }
 }
 
+#define S_DRAIN 1000 /* messages taken from the bus per wake-up */
+
 static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     crm_service_t *svc = arg;
-    /* Drain what is queued, a bounded number per wake-up. */
-    for (int k = 0; k < 1000; k++) {
+    /* Drain what is queued, a bounded number per wake-up: decoded first,
+       so a service's prefetch reads for all of them at once, then applied
+       in order. */
+    if (!svc->drain_msgs && !(svc->drain_msgs = calloc(S_DRAIN, sizeof *svc->drain_msgs)))
+        return 0;
+    if (!svc->drain_zms && !(svc->drain_zms = calloc(S_DRAIN, sizeof *svc->drain_zms)))
+        return 0;
+    int n = 0;
+    for (int k = 0; k < S_DRAIN; k++) {
         zmsg_t *zm = zmsg_recv_nowait(sock);
         if (!zm)
             break;
@@ -831,11 +878,20 @@ static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
             zmsg_destroy(&zm);
             continue;
         }
-        if (msg.type == CRM_T_heartbeat)
-            s_on_heartbeat(svc, &msg);
+        svc->drain_msgs[n] = msg;
+        svc->drain_zms[n++] = zm;
+    }
+    if (n && s_flush_batch(svc) == 0)
+        s_prefetch(svc, svc->drain_msgs, (size_t) n);
+    for (int k = 0; k < n; k++) {
+        crm_msg_t *msg = &svc->drain_msgs[k];
+        zmsg_t *zm = svc->drain_zms[k];
+        zframe_t *body = zmsg_last(zm);
+        if (msg->type == CRM_T_heartbeat)
+            s_on_heartbeat(svc, msg);
         else
-            s_offer(svc, &msg, zframe_data(body), zframe_size(body));
-        crm_msg_clear(&msg);
+            s_offer(svc, msg, zframe_data(body), zframe_size(body));
+        crm_msg_clear(msg);
         zmsg_destroy(&zm);
     }
     s_flush_batch(svc);
@@ -1384,7 +1440,11 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
     zsock_destroy(&svc->pub);
     crm_tx_destroy(&svc->tx);
     crm_tx_destroy(&svc->batch_tx);
+    free(svc->drain_msgs);
+    free(svc->drain_zms);
     crm_store_destroy(&svc->store);
     free(opts);
     return rc;
 }
+
+unsigned long crm_service_batch(const crm_service_t *svc) { return svc->batch_gen; }

@@ -206,6 +206,11 @@ typedef struct {
     const char *control_default;   /* default control endpoint */
     int (*on_start)(crm_service_t *svc); /* after catch-up, before serving; -1 aborts */
     void (*on_stop)(crm_service_t *svc);
+    /* Called with the messages of the bus (or of a catch-up from Redis)
+       about to be applied, in order, before the first of them is: one
+       round trip can read for all (what each handler reads for itself
+       otherwise). Everything before them is committed. May be NULL. */
+    void (*prefetch)(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
 } crm_service_def_t;
 
 /* Runs the service until SIGINT/SIGTERM. Returns the process exit code:
@@ -266,6 +271,12 @@ void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((fo
    handler that then refuses the message. */
 bool crm_service_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n,
                         size_t required);
+/* A number that changes whenever a batch of .batch handlers is dropped
+   (not committed: its messages are applied again later). A handler that
+   keeps what it wrote for the later messages of its batch (they cannot
+   read it from Redis before the commit) drops what it kept when the
+   number changes. */
+unsigned long crm_service_batch(const crm_service_t *svc);
 /* What a handler returns after a failed store call: CRM_RETRY when the
    failure passes (Redis away, loading), CRM_REFUSE when Redis refused the
    command (retrying cannot help). */

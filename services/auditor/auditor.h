@@ -38,6 +38,8 @@ aud_t *aud_state(crm_service_t *svc);
 
 /* live.c */
 crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+/* The records the coming messages name, read at once (the framework's prefetch). */
+void aud_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
 /* The bucket (crm:audit:keys:<n>) of a duplicate index value. */
 unsigned aud_key_bucket(const char *key);
 

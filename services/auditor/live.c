@@ -76,7 +76,7 @@ typedef struct {
     bool by_lead;
 } s_what_t;
 
-static bool s_what(crm_service_t *svc, const crm_msg_t *msg, s_what_t *w)
+static bool s_what_of(const crm_msg_t *msg, s_what_t *w, const char **dealer_out)
 {
     memset(w, 0, sizeof *w);
     const char *dealer = NULL;
@@ -100,20 +100,118 @@ static bool s_what(crm_service_t *svc, const crm_msg_t *msg, s_what_t *w)
     case CRM_T_vehicle_delivered: w->cid = msg->body.vehicle_delivered.customer_id; break;
     default: return false;
     }
+    *dealer_out = dealer;
+    return true;
+}
+
+static bool s_what(crm_service_t *svc, const crm_msg_t *msg, s_what_t *w)
+{
+    const char *dealer = NULL;
+    if (!s_what_of(msg, w, &dealer))
+        return false;
     const char *ids[] = {w->cid, dealer};
     static const char *const names[] = {"customer_id", "dealer_id"};
     return crm_service_ids_ok(svc, ids, names, 2, 1);
 }
 
-/* The findings hash: "<field>:<code>" -> "<severity>|<message>". */
-static const char *s_finding_severity(const redisReply *h, const char *key, char *buf, size_t size)
+/* What the auditor kept of a record before this message: from Redis, or,
+   when an earlier message of the same batch judged it (its commit is not
+   made yet), from what that message wrote. */
+#define S_BY_MAX (CRM_CF_COUNT + 16)
+typedef struct {
+    char dealers[1024], owner[CRM_ID_NAME_MAX + 1], m[24], i[32];
+    int nby, nf;
+    struct {
+        char field[48], who[CRM_ID_NAME_MAX + 1];
+    } by[S_BY_MAX];
+    struct {
+        char key[72];
+        bool error;
+    } f[CRM_ISSUES_MAX];
+} s_prev_t;
+
+static void s_pre_reset(void);
+static zhashx_t *s_cache;          /* customer id -> s_prev_t, this batch's */
+static unsigned long s_cache_batch; /* the batch it is of */
+
+static void s_cache_drop(void **p)
 {
-    const char *v = crm_reply_field(h, key);
-    if (!v)
-        return NULL;
-    const char *bar = strchr(v, '|');
-    snprintf(buf, size, "%.*s", bar ? (int) (bar - v) : (int) strlen(v), v);
-    return buf;
+    free(*p);
+    *p = NULL;
+}
+
+static s_prev_t *s_cached(crm_service_t *svc, const char *cid)
+{
+    if (!s_cache) {
+        s_cache = zhashx_new();
+        if (!s_cache)
+            return NULL;
+        zhashx_set_destructor(s_cache, s_cache_drop);
+    }
+    if (s_cache_batch != crm_service_batch(svc)) {
+        /* a batch was dropped: what it wrote is not in Redis, and what was
+           read before it may be older than what was committed before it */
+        zhashx_purge(s_cache);
+        s_pre_reset();
+        s_cache_batch = crm_service_batch(svc);
+    }
+    return zhashx_lookup(s_cache, cid);
+}
+
+static void s_prev_by_set(s_prev_t *p, const char *field, const char *who)
+{
+    int k = 0;
+    while (k < p->nby && strcmp(p->by[k].field, field))
+        k++;
+    if (k == p->nby && (!who || p->nby == S_BY_MAX))
+        return;
+    if (!who) {
+        p->by[k] = p->by[--p->nby];
+        return;
+    }
+    snprintf(p->by[k].field, sizeof p->by[k].field, "%s", field);
+    snprintf(p->by[k].who, sizeof p->by[k].who, "%s", who);
+    if (k == p->nby)
+        p->nby++;
+}
+
+static const char *s_prev_by(const s_prev_t *p, const char *field)
+{
+    for (int k = 0; k < p->nby; k++)
+        if (!strcmp(p->by[k].field, field))
+            return p->by[k].who;
+    return NULL;
+}
+
+static void s_prev_from(s_prev_t *p, const redisReply *rec, const redisReply *old)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->dealers, sizeof p->dealers, "%s", crm_reply_field_or(rec, "dealers", ""));
+    snprintf(p->owner, sizeof p->owner, "%s", crm_reply_field_or(rec, "owner", ""));
+    snprintf(p->m, sizeof p->m, "%s", crm_reply_field_or(rec, "m", ""));
+    snprintf(p->i, sizeof p->i, "%s", crm_reply_field_or(rec, "i", ""));
+    for (size_t e = 0; rec && rec->type == REDIS_REPLY_ARRAY && e + 1 < rec->elements; e += 2) {
+        const char *k = rec->element[e]->str, *v = rec->element[e + 1]->str;
+        if (k && v && !strncmp(k, "by:", 3) && *v)
+            s_prev_by_set(p, k + 3, v);
+    }
+    for (size_t e = 0; old && old->type == REDIS_REPLY_ARRAY && e + 1 < old->elements && p->nf < CRM_ISSUES_MAX;
+         e += 2) {
+        const char *k = old->element[e]->str, *v = old->element[e + 1]->str;
+        if (!k || !v)
+            continue;
+        snprintf(p->f[p->nf].key, sizeof p->f[0].key, "%s", k);
+        p->f[p->nf++].error = !strncmp(v, "error|", 6);
+    }
+}
+
+/* -1 not there, 0 a warning, 1 an error */
+static int s_prev_finding(const s_prev_t *p, const char *key)
+{
+    for (int k = 0; k < p->nf; k++)
+        if (!strcmp(p->f[k].key, key))
+            return p->f[k].error;
+    return -1;
 }
 
 static void s_emit_finding(crm_tx_t *tx, const char *cid, const char *dealer, const crm_issue_t *is,
@@ -152,6 +250,97 @@ static void s_emit_cleared(crm_tx_t *tx, const char *cid, const char *dealer, co
     crm_msg_clear(&ev);
 }
 
+/* ------------------------------------------------------------ prefetch
+ *
+ * The framework hands over the messages of a wake-up before applying
+ * them: the records they name are read in one pipeline (and their cars in
+ * a second), instead of a round trip per message. What the auditor itself
+ * writes (its view, the findings) is read from there for a record's first
+ * message only; the batch's cache has it after that. */
+#define S_PRE_CMDS 4
+static crm_tx_t *s_pre, *s_pre_veh;
+static zhashx_t *s_pre_at; /* customer id -> 1 + its index among the prefetched */
+static size_t s_pre_n;
+static struct {
+    int first; /* its first car's result in s_pre_veh, -1 none */
+    int nveh;
+} *s_pre_cars;
+
+static void s_pre_reset(void)
+{
+    if (s_pre)
+        crm_tx_reset(s_pre);
+    if (s_pre_veh)
+        crm_tx_reset(s_pre_veh);
+    if (s_pre_at)
+        zhashx_purge(s_pre_at);
+    s_pre_n = 0;
+}
+
+void aud_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
+{
+    /* everything before these is committed: what was kept for a batch is
+       in Redis now, and the reads below see it */
+    (void) s_cached(svc, "");
+    if (s_cache)
+        zhashx_purge(s_cache);
+    if (!s_pre && !(s_pre = crm_tx_new("auditor", 0)))
+        return;
+    if (!s_pre_veh && !(s_pre_veh = crm_tx_new("auditor", 0)))
+        return;
+    if (!s_pre_at && !(s_pre_at = zhashx_new()))
+        return;
+    s_pre_reset();
+    void *grown = realloc(s_pre_cars, (n ? n : 1) * sizeof *s_pre_cars);
+    if (!grown)
+        return;
+    s_pre_cars = grown;
+    for (size_t k = 0; k < n; k++) {
+        s_what_t w;
+        const char *dealer;
+        if (!s_what_of(&msgs[k], &w, &dealer) || !w.cid || !crm_id_valid(CRM_ID_NAME, w.cid) ||
+            zhashx_lookup(s_pre_at, w.cid))
+            continue;
+        crm_tx_cmd(s_pre, "HGETALL " CRM_KEY_CUST_FMT, w.cid);
+        crm_tx_cmd(s_pre, "SMEMBERS " CRM_KEY_CUST_FMT ":vehicles", w.cid);
+        crm_tx_cmd(s_pre, "HGETALL " CRM_KEY_AUDIT_REC_FMT, w.cid);
+        crm_tx_cmd(s_pre, "HGETALL " CRM_KEY_FINDINGS_FMT, w.cid);
+        s_pre_cars[s_pre_n].first = -1;
+        s_pre_cars[s_pre_n].nveh = 0;
+        zhashx_insert(s_pre_at, w.cid, (void *) (uintptr_t) ++s_pre_n);
+    }
+    crm_store_t *store = crm_service_store(svc);
+    if (!s_pre_n || crm_store_pipeline(store, s_pre) != 0) {
+        s_pre_reset();
+        return;
+    }
+    int nv = 0;
+    for (size_t i = 0; i < s_pre_n; i++) {
+        const redisReply *v = crm_tx_result(s_pre, (int) (i * S_PRE_CMDS + 1));
+        size_t cars = v && v->type == REDIS_REPLY_ARRAY ? v->elements : 0;
+        if (cars > CRM_AUDIT_VEHICLES_MAX)
+            cars = CRM_AUDIT_VEHICLES_MAX;
+        if (!cars)
+            continue;
+        s_pre_cars[i].first = nv;
+        s_pre_cars[i].nveh = (int) cars;
+        for (size_t c = 0; c < cars; c++, nv++)
+            crm_tx_cmd(s_pre_veh, "HMGET crm:veh:%s vin plate sale_date dealer_id", v->element[c]->str);
+    }
+    if (nv && crm_store_pipeline(store, s_pre_veh) != 0)
+        s_pre_reset();
+}
+
+/* The prefetched reads of `cid`: index, or -1. Once per record per wake-up
+   for what the auditor writes (`own`: its view and findings are usable). */
+static long s_pre_of(const char *cid)
+{
+    if (!s_pre_at || !s_pre_n)
+        return -1;
+    size_t i = (size_t) (uintptr_t) zhashx_lookup(s_pre_at, cid);
+    return i ? (long) i - 1 : -1;
+}
+
 crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     aud_t *a = aud_state(svc);
@@ -162,20 +351,39 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     crm_handled_t rc = CRM_APPLIED;
     crm_tx_t *rd = crm_tx_new("auditor", 0), *vr = NULL;
     crm_audit_result_t *res = calloc(1, sizeof *res);
-    if (!rd || !res) {
+    s_prev_t *cached = s_cached(svc, w.cid), *prev = malloc(sizeof *prev);
+    if (!rd || !res || !prev) {
         rc = CRM_RETRY;
         goto out;
     }
-    crm_tx_cmd(rd, "HGETALL " CRM_KEY_CUST_FMT, w.cid);
-    crm_tx_cmd(rd, "SMEMBERS " CRM_KEY_CUST_FMT ":vehicles", w.cid);
-    crm_tx_cmd(rd, "HGETALL " CRM_KEY_AUDIT_REC_FMT, w.cid);
-    crm_tx_cmd(rd, "HGETALL " CRM_KEY_FINDINGS_FMT, w.cid);
-    if (crm_store_pipeline(store, rd) != 0) {
-        rc = crm_service_failed(svc);
-        goto out;
+    long pre = s_pre_of(w.cid);
+    const redisReply *cust, *vehs;
+    if (pre >= 0) {
+        cust = crm_tx_result(s_pre, (int) (pre * S_PRE_CMDS));
+        vehs = crm_tx_result(s_pre, (int) (pre * S_PRE_CMDS + 1));
+        if (cached)
+            *prev = *cached;
+        else
+            s_prev_from(prev, crm_tx_result(s_pre, (int) (pre * S_PRE_CMDS + 2)),
+                        crm_tx_result(s_pre, (int) (pre * S_PRE_CMDS + 3)));
+    } else {
+        crm_tx_cmd(rd, "HGETALL " CRM_KEY_CUST_FMT, w.cid);
+        crm_tx_cmd(rd, "SMEMBERS " CRM_KEY_CUST_FMT ":vehicles", w.cid);
+        if (!cached) {
+            crm_tx_cmd(rd, "HGETALL " CRM_KEY_AUDIT_REC_FMT, w.cid);
+            crm_tx_cmd(rd, "HGETALL " CRM_KEY_FINDINGS_FMT, w.cid);
+        }
+        if (crm_store_pipeline(store, rd) != 0) {
+            rc = crm_service_failed(svc);
+            goto out;
+        }
+        cust = crm_tx_result(rd, 0);
+        vehs = crm_tx_result(rd, 1);
+        if (cached)
+            *prev = *cached;
+        else
+            s_prev_from(prev, crm_tx_result(rd, 2), crm_tx_result(rd, 3));
     }
-    const redisReply *cust = crm_tx_result(rd, 0), *vehs = crm_tx_result(rd, 1), *rec = crm_tx_result(rd, 2),
-                     *old = crm_tx_result(rd, 3);
     if (!cust || cust->type != REDIS_REPLY_ARRAY || !cust->elements) {
         crm_debug("audit.no_record", "customer=%s type=%s", w.cid, crm_type_name(msg->type));
         goto out; /* nothing to audit (yet) */
@@ -202,7 +410,12 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     size_t nveh = vehs && vehs->type == REDIS_REPLY_ARRAY ? vehs->elements : 0;
     if (nveh > CRM_AUDIT_VEHICLES_MAX)
         nveh = CRM_AUDIT_VEHICLES_MAX;
-    if (nveh) {
+    const crm_tx_t *cars = NULL;
+    int car0 = 0;
+    if (nveh && pre >= 0 && s_pre_cars[pre].nveh == (int) nveh) {
+        cars = s_pre_veh;
+        car0 = s_pre_cars[pre].first;
+    } else if (nveh) {
         vr = crm_tx_new("auditor", 0);
         if (!vr) {
             rc = CRM_RETRY;
@@ -214,8 +427,11 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
             rc = crm_service_failed(svc);
             goto out;
         }
+        cars = vr;
+    }
+    if (nveh) {
         for (size_t i = 0; i < nveh; i++) {
-            const redisReply *r = crm_tx_result(vr, (int) i);
+            const redisReply *r = crm_tx_result(cars, car0 + (int) i);
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
                 in.vehicles_unread = true;
                 continue;
@@ -229,12 +445,11 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     crm_audit_eval(&in, &a->rules, res);
 
     /* ---- the dealers whose file it is, and who entered what */
-    const char *dealers_old = crm_reply_field(rec, "dealers");
-    char dealers[1024];
-    snprintf(dealers, sizeof dealers, "%s", dealers_old ? dealers_old : "");
-    if (w.filed_by && !s_word_in(dealers, w.filed_by) && strlen(dealers) + strlen(w.filed_by) + 2 < sizeof dealers)
-        snprintf(dealers + strlen(dealers), sizeof dealers - strlen(dealers), "%s%s", dealers[0] ? " " : "",
-                 w.filed_by);
+    s_prev_t next = *prev;
+    if (w.filed_by && !s_word_in(next.dealers, w.filed_by) &&
+        strlen(next.dealers) + strlen(w.filed_by) + 2 < sizeof next.dealers)
+        snprintf(next.dealers + strlen(next.dealers), sizeof next.dealers - strlen(next.dealers), "%s%s",
+                 next.dealers[0] ? " " : "", w.filed_by);
     char rkey[80], fkey[80];
     snprintf(rkey, sizeof rkey, CRM_KEY_AUDIT_REC_FMT, w.cid);
     snprintf(fkey, sizeof fkey, CRM_KEY_FINDINGS_FMT, w.cid);
@@ -242,10 +457,13 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
         const char *f = w.fields->v[i];
         if (!f || strlen(f) > 40)
             continue;
-        if (w.filed_by && consultant)
+        if (w.filed_by && consultant) {
             crm_tx_cmd(tx, "HSET %s by:%s %s", rkey, f, consultant);
-        else
+            s_prev_by_set(&next, f, consultant);
+        } else {
             crm_tx_cmd(tx, "HDEL %s by:%s", rkey, f);
+            s_prev_by_set(&next, f, NULL);
+        }
     }
 
     /* ---- the findings: replaced; errors gained and lost told */
@@ -253,36 +471,28 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     char keys[CRM_ISSUES_MAX][72], vals[CRM_ISSUES_MAX][240];
     int na = 2;
     argv[0] = "HSET", argv[1] = fkey;
-    const char *old_owner = crm_reply_field(rec, "owner");
-    bool new_owner = owner && (!old_owner || strcmp(owner, old_owner));
+    bool new_owner = owner && strcmp(owner, prev->owner);
     int gained = 0, lost = 0;
+    next.nf = 0;
     for (int i = 0; i < res->issues.n; i++) {
         const crm_issue_t *is = &res->issues.v[i];
         snprintf(keys[i], sizeof keys[i], "%s:%s", is->field, is->code);
         snprintf(vals[i], sizeof vals[i], "%s|%s", crm_severity_name(is->severity), is->message);
         argv[na++] = keys[i];
         argv[na++] = vals[i];
-        char sev[16];
-        const char *was = s_finding_severity(old, keys[i], sev, sizeof sev);
-        if (is->severity == CRM_SEV_ERROR && (new_owner || !was || strcmp(was, "error"))) {
-            char bykey[64];
-            snprintf(bykey, sizeof bykey, "by:%s", is->field);
-            const char *by = w.filed_by && consultant && w.fields ? consultant : crm_reply_field(rec, bykey);
+        snprintf(next.f[next.nf].key, sizeof next.f[0].key, "%s", keys[i]);
+        next.f[next.nf++].error = is->severity == CRM_SEV_ERROR;
+        if (is->severity == CRM_SEV_ERROR && (new_owner || s_prev_finding(prev, keys[i]) != 1)) {
+            const char *by = s_prev_by(&next, is->field);
             s_emit_finding(tx, w.cid, owner, is, by);
             gained++;
         }
     }
-    for (size_t e = 0; old && old->type == REDIS_REPLY_ARRAY && e + 1 < old->elements; e += 2) {
-        const char *k = old->element[e]->str, *v = old->element[e + 1]->str;
-        if (!k || !v || strncmp(v, "error|", 6))
+    for (int k = 0; k < prev->nf; k++) {
+        if (!prev->f[k].error || s_prev_finding(&next, prev->f[k].key) == 1)
             continue;
-        bool still = false;
-        for (int i = 0; i < res->issues.n && !still; i++)
-            still = !strcmp(keys[i], k) && res->issues.v[i].severity == CRM_SEV_ERROR;
-        if (!still) {
-            s_emit_cleared(tx, w.cid, owner, k);
-            lost++;
-        }
+        s_emit_cleared(tx, w.cid, owner, prev->f[k].key);
+        lost++;
     }
     crm_tx_cmd(tx, "DEL %s", fkey);
     if (na > 2)
@@ -297,13 +507,14 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     int64_t epd = prospect && in.expected_purchase_date ? crm_day_parse(in.expected_purchase_date) : INT64_MIN;
     snprintf(summary, sizeof summary, "%s %s %s %lld", CRM_AUDIT_RULESET, fail, notrun,
              epd == INT64_MIN ? -1LL : (long long) epd);
+    snprintf(next.owner, sizeof next.owner, "%s", owner ? owner : "");
     crm_tx_cmd(tx, "HSET %s ver %s fail %s not_run %s at %s dealers %s owner %s", rkey, CRM_AUDIT_RULESET, fail,
-               notrun, at, dealers, owner ? owner : "");
+               notrun, at, next.dealers, next.owner);
     int64_t ts = msg->ts > 0 ? msg->ts : crm_now_ms();
     char month[8], quarter[8];
     crm_period_month_of(crm_cst_day(ts), month);
     crm_period_quarter_of(crm_cst_day(ts), quarter);
-    for (const char *p = dealers; *p;) {
+    for (const char *p = next.dealers; *p;) {
         size_t n = strcspn(p, " ");
         char d[CRM_ID_NAME_MAX + 1];
         snprintf(d, sizeof d, "%.*s", (int) (n < sizeof d ? n : sizeof d - 1), p);
@@ -322,27 +533,40 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     /* ---- the duplicate index */
     char m[24], idk[32];
     s_dup_keys(&in, m, idk);
-    const char *oldm = crm_reply_field(rec, "m"), *oldi = crm_reply_field(rec, "i");
-    if (oldm && strcmp(oldm, m))
-        s_index(tx, oldm, w.cid, "del");
-    if (m[0] && (!oldm || strcmp(oldm, m)))
+    if (prev->m[0] && strcmp(prev->m, m))
+        s_index(tx, prev->m, w.cid, "del");
+    if (m[0] && strcmp(prev->m, m))
         s_index(tx, m, w.cid, "add");
-    if (oldi && strcmp(oldi, idk))
-        s_index(tx, oldi, w.cid, "del");
-    if (idk[0] && (!oldi || strcmp(oldi, idk)))
+    if (prev->i[0] && strcmp(prev->i, idk))
+        s_index(tx, prev->i, w.cid, "del");
+    if (idk[0] && strcmp(prev->i, idk))
         s_index(tx, idk, w.cid, "add");
-    crm_tx_cmd(tx, "HSET %s m %s i %s", rkey, m, idk);
+    if (strcmp(prev->m, m) || strcmp(prev->i, idk))
+        crm_tx_cmd(tx, "HSET %s m %s i %s", rkey, m, idk);
+    snprintf(next.m, sizeof next.m, "%s", m);
+    snprintf(next.i, sizeof next.i, "%s", idk);
 
     /* ---- the cars the dealer sold, for retention */
     for (size_t i = 0; i < nveh; i++) {
-        const redisReply *r = crm_tx_result(vr, (int) i);
+        const redisReply *r = crm_tx_result(cars, car0 + (int) i);
         if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4 && r->element[0]->str && r->element[2]->str &&
             r->element[3]->str && crm_id_valid(CRM_ID_NAME, r->element[3]->str))
             aud_car_sold(tx, r->element[3]->str, r->element[0]->str, r->element[2]->str, w.cid);
     }
+
+    /* ---- what later messages of this batch must see */
+    if (s_cache) {
+        s_prev_t *keep = cached ? cached : malloc(sizeof *keep);
+        if (keep) {
+            *keep = next;
+            if (!cached && zhashx_insert(s_cache, w.cid, keep) != 0)
+                free(keep);
+        }
+    }
     crm_debug("audit.record", "customer=%s type=%s fail=%s not_run=%s findings=%d gained=%d cleared=%d", w.cid,
               crm_type_name(msg->type), fail, notrun, res->issues.n, gained, lost);
 out:
+    free(prev);
     free(res);
     crm_tx_destroy(&vr);
     crm_tx_destroy(&rd);
