@@ -24,11 +24,13 @@
  *  the dealer's system to drop a repeat.
  *
  *  The stream carries dealer.dispatch (a test drive), dealer.assigned (a
- *  customer the carmaker gave this dealer) and dealer.task (a task for the
- *  dealer's consultant, opened or closed); all are numbered, applied and
- *  acknowledged alike. A numbered message of a type this client does not
- *  know (a newer gateway's) is logged and passed over: its number counts
- *  as applied and is acknowledged, so it never stalls the stream.
+ *  customer the carmaker gave this dealer), dealer.task (a task for the
+ *  dealer's consultant, opened or closed) and dealer.finding (a data-quality
+ *  error on one of the dealer's customer records, open or cleared); all are
+ *  numbered, applied and acknowledged alike. A numbered message of a type
+ *  this client does not know (a newer gateway's) is logged and passed over:
+ *  its number counts as applied and is acknowledged, so it never stalls the
+ *  stream.
  *
  *  crm-dealer ... status TESTDRIVE_ID STATUS [--at ..] [--note ..] sends one
  *  status report instead, and crm-dealer ... send KIND FILE.json the
@@ -426,7 +428,8 @@ static int s_run_exec(const char *cmd, const char *json)
    on our stream is passed over. */
 static bool s_stream_type(crm_type_t t)
 {
-    return t == CRM_T_dealer_dispatch || t == CRM_T_dealer_assigned || t == CRM_T_dealer_task;
+    return t == CRM_T_dealer_dispatch || t == CRM_T_dealer_assigned || t == CRM_T_dealer_task ||
+           t == CRM_T_dealer_finding;
 }
 
 /* A frame the decoder refused for its type (one this build does not know):
@@ -532,8 +535,9 @@ static void s_advance(s_dealer_t *d, const crm_msg_t *m, bool live)
 }
 
 /* A numbered message of our stream (dealer.dispatch, dealer.assigned,
-   dealer.task, or a type passed over), from a replay or a push: dropped when already applied, applied when
-   next, and a replay is asked for when numbers are missing. */
+   dealer.task, dealer.finding, or a type passed over), from a replay or a
+   push: dropped when already applied, applied when next, and a replay is
+   asked for when numbers are missing. */
 static void s_on_dispatch(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
     if (strcmp(m->stream, d->stream)) {

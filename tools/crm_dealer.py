@@ -8,7 +8,9 @@ with the same codes.
 
 It follows one dealer's stream (dealer.dispatch: a test drive;
 dealer.assigned: a customer given to this dealer; dealer.task: a task for
-the dealer's consultant, opened or closed; all numbered alike): the
+the dealer's consultant, opened or closed; dealer.finding: a data-quality
+error on one of the dealer's customer records, open or cleared; all
+numbered alike): the
 last number applied is kept in a state file; at start it asks for a replay
 from there, applies what comes in order, then applies live pushes. A push that skips a number, a heartbeat
 announcing a number it has not applied, or --poll-ms without news make it
@@ -162,6 +164,11 @@ BODIES = {
         "state": (STR, True), "consultant_id": (STR, False), "kind": (STR, False),
         "due_at": (INT, False), "content": (STR, False),
     },
+    "dealer.finding": {
+        "customer_id": (STR, True), "dealer_id": (STR, True), "state": (STR, True),
+        "field": (STR, True), "code": (STR, True), "rule": (STR, False), "part": (STR, False),
+        "severity": (STR, False), "message": (STR, False), "consultant_id": (STR, False),
+    },
     "heartbeat": {"streams": (STRS, True), "uptime_ms": (INT, False)},
     "dealer.reply": {
         "ok": (BOOL, True), "code": (STR, False), "message": (STR, False),
@@ -174,7 +181,7 @@ BODIES = {
 # The numbered messages of the dealer's own stream: applied, counted and
 # acknowledged alike. Another type numbered on our stream is passed over
 # (counted, acknowledged, not applied): see Stream.numbered.
-STREAM_TYPES = ("dealer.dispatch", "dealer.assigned", "dealer.task")
+STREAM_TYPES = ("dealer.dispatch", "dealer.assigned", "dealer.task", "dealer.finding")
 
 # The uplink requests (DEALERS.md, "Uplink"): send KIND -> request type and
 # its body fields, field -> (type, required), in the order of the reference.
@@ -683,9 +690,9 @@ class Follower:
 
     def on_dispatch(self, m, live):
         """A numbered message of our stream (dealer.dispatch,
-        dealer.assigned, dealer.task, or a type we do not know): dropped when
-        applied, applied (or passed over) when next, a replay asked for when
-        numbers are missing."""
+        dealer.assigned, dealer.task, dealer.finding, or a type we do not
+        know): dropped when applied, applied (or passed over) when next, a
+        replay asked for when numbers are missing."""
         if m["stream"] != self.stream:
             log("warn", "dealer.unexpected", dealer=self.o.dealer, stream=m["stream"])
             return

@@ -1453,6 +1453,81 @@ static void test_a_dealer_task_is_applied_and_an_unknown_numbered_type_does_not_
     fake_destroy(&fk);
 }
 
+static void fake_finding(fake_t *fk, uint64_t seq, bool open, bool live)
+{
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_dealer_finding);
+    snprintf(m.stream, sizeof m.stream, "dealer.D1");
+    m.seq = seq;
+    CRM_SET_STR(&m, dealer_finding, customer_id, "C43");
+    CRM_SET_STR(&m, dealer_finding, dealer_id, "D1");
+    CRM_SET_STR(&m, dealer_finding, state, open ? "open" : "cleared");
+    CRM_SET_STR(&m, dealer_finding, field, "postcode");
+    CRM_SET_STR(&m, dealer_finding, code, "bad_length");
+    if (open) {
+        CRM_SET_STR(&m, dealer_finding, rule, "postcode");
+        CRM_SET_STR(&m, dealer_finding, part, "contact");
+        CRM_SET_STR(&m, dealer_finding, severity, "error");
+        CRM_SET_STR(&m, dealer_finding, message, "postcode must be exactly 6 digits");
+        CRM_SET_STR(&m, dealer_finding, consultant_id, "S9");
+    }
+    fake_msg(fk, &m, live);
+}
+
+/* An error on one of D1's records, replayed (open), then its clearing
+   pushed live: the dealer's system is shown both, in order, each as its
+   JSON line; both numbers are recorded and acknowledged, and the dispatch
+   after them goes on. */
+static void test_a_dealer_finding_opened_then_cleared_is_shown_and_acknowledged(void **state)
+{
+    fx_t *f = *state;
+    fake_t *fk = fake_new(f);
+    const char *flags[] = {"--timeout-ms", "1000", "--log-level", "debug", NULL};
+    pid_t d = s_dealer(f, 0, f->state, flags, f->out, f->err);
+    fake_expect_replay(fk, 10000, 1);
+    char corr[CRM_ID_MAX];
+    snprintf(corr, sizeof corr, "%s", fk->req.id);
+    fake_dispatch(fk, "dealer.D1", 1, false);
+    fake_finding(fk, 2, true, false);
+    fake_reply(fk, corr, true, NULL, 2, 2);
+    for (int64_t until = crm_mono_ms() + 5000; fk->subs < 1 && crm_mono_ms() < until;)
+        fake_pump(fk, 50);
+    assert_true(fk->subs >= 1);
+    fake_heartbeat(fk, "dealer.D1=2");
+    fake_pump(fk, 300);
+    fake_finding(fk, 3, false, true); /* corrected: cleared, live */
+    fake_dispatch(fk, "dealer.D1", 4, true);
+    fake_heartbeat(fk, "dealer.D1=4");
+    assert_false(fake_pump(fk, 500)); /* nothing missing: no replay */
+    assert_int_equal(fake_stop_client(fk, d), 0);
+    assert_int_equal(s_state(f->state), 4);
+    assert_int_equal(fk->acked, 4);
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.finding\""), 2);
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.dispatch\""), 2);
+    char *all = crm_h_slurp(f->out);
+    assert_non_null(all);
+    const char *opened = strstr(all, "\"type\":\"dealer.finding\",\"id\":");
+    assert_non_null(opened);
+    assert_non_null(strstr(opened, "\"stream\":\"dealer.D1\",\"seq\":2,"));
+    const char *open_body =
+        strstr(all, "\"body\":{\"customer_id\":\"C43\",\"dealer_id\":\"D1\",\"state\":\"open\","
+                    "\"field\":\"postcode\",\"code\":\"bad_length\",\"rule\":\"postcode\","
+                    "\"part\":\"contact\",\"severity\":\"error\","
+                    "\"message\":\"postcode must be exactly 6 digits\",\"consultant_id\":\"S9\"}}");
+    const char *cleared_body =
+        strstr(all, "\"body\":{\"customer_id\":\"C43\",\"dealer_id\":\"D1\",\"state\":\"cleared\","
+                    "\"field\":\"postcode\",\"code\":\"bad_length\"}}");
+    if (!open_body || !cleared_body || open_body > cleared_body)
+        fail_msg("the open finding, then its clearing, expected in\n%s", all);
+    assert_non_null(strstr(all, "\"stream\":\"dealer.D1\",\"seq\":3,"));
+    free(all);
+    assert_true(crm_h_file_contains(f->err, "seq=3 via=live"));
+    assert_true(crm_h_file_contains(f->err, "seq=4 via=live"));
+    assert_false(crm_h_file_contains(f->err, "dealer.unknown_type"));
+    assert_false(crm_h_file_contains(f->err, "dealer.malformed"));
+    fake_destroy(&fk);
+}
+
 /* ------------------------------------------------------------ uplink: send, real gateway */
 
 static int setup_c(void **state)
@@ -1787,6 +1862,7 @@ static void test_the_python_clients_message_tables_are_those_of_messages_def(voi
         {"<read>", CRM_T_dealer_dispatch},
         {"<read>", CRM_T_dealer_assigned},       {"<read>", CRM_T_heartbeat},
         {"<read>", CRM_T_dealer_reply},          {"<read>", CRM_T_dealer_task},
+        {"<read>", CRM_T_dealer_finding},
     };
     char script[300];
     snprintf(script, sizeof script, "%s/tables.py", f->dir);
@@ -1818,7 +1894,7 @@ static void test_the_python_clients_message_tables_are_those_of_messages_def(voi
         if (!strstr(got, line))
             fail_msg("crm_dealer.py has no line\n%sit has\n%s", line, got);
     }
-    /* and nothing else: 14 kinds, 5 tables read */
+    /* and nothing else: 14 kinds, 6 tables read */
     int lines = 0;
     for (const char *p = got; *p; p++)
         lines += *p == '\n';
@@ -2093,6 +2169,76 @@ static void test_a_task_the_scheduler_opens_reaches_the_dealer_as_dealer_task_nu
     assert_int_equal(s_state(f->state), 4);
 }
 
+/* D1 files a customer with a 5-digit postcode: the record is stored (the
+   answer lists the finding), crm-auditor finds the error and crm-dispatcher
+   puts it on D1's stream as dealer.finding, open; D1's client shows it.
+   D1 corrects the postcode and files the customer again: the finding
+   clears, and the client shows that too, both acknowledged. */
+static void
+test_a_postcode_error_reaches_the_dealer_as_dealer_finding_and_clears_after_the_correction(
+    void **state)
+{
+    fx_t *f = *state;
+    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
+    crm_h_sys_spawn(&f->sys, "auditor", aud);
+    char file[300], c[64], text[1024], want[600];
+    s_file(f, "customer.json",
+           "{\"record_id\":\"cust-1\",\"name\":\"孙先生\",\"mobile\":\"13812345678\",\"address\":"
+           "\"深圳市南山区科技园1号\","
+           "\"postcode\":\"51800\",\"city\":\"深圳\",\"province\":\"广东\",\"email\":\"sun@example."
+           "com\"}",
+           file, sizeof file);
+    s_upsend(f, 0, "customer", file, f->out, 0);
+    s_json_value(f->out, "customer_id", c, sizeof c);
+    assert_true(crm_h_file_contains(f->out, "\"postcode|bad_length|"));
+    /* stored as sent, whatever its findings */
+    char key[128];
+    snprintf(key, sizeof key, "crm:cust:{%s}", c);
+    assert_string_equal(s_hget(f, key, "postcode"), "51800");
+    if (crm_h_wait_int(f->store, 1, 20000, "GET crm:{dealer.D1}:seq") != 1)
+        fail_msg("no dealer.finding on D1's stream (see the auditor's and the dispatcher's logs)");
+    const char *once[] = {"--once", NULL};
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.finding\""), 1);
+    assert_true(crm_h_file_contains(f->out, "\"stream\":\"dealer.D1\",\"seq\":1,"));
+    snprintf(
+        want, sizeof want,
+        "\"body\":{\"customer_id\":\"%s\",\"dealer_id\":\"D1\",\"state\":\"open\",\"field\":"
+        "\"postcode\","
+        "\"code\":\"bad_length\",\"rule\":\"postcode\",\"part\":\"contact\",\"severity\":\"error\","
+        "\"message\":\"",
+        c);
+    if (!crm_h_file_contains(f->out, want))
+        fail_msg("the open finding, expected\n%s\nin\n%s", want, crm_h_slurp(f->out));
+    assert_int_equal(s_state(f->state), 1);
+    assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "HGET crm:dealer:D1 acked"), 1);
+
+    /* corrected in the DMS and filed again (a new record id) */
+    snprintf(text, sizeof text,
+             "{\"record_id\":\"cust-1-fix\",\"customer_id\":\"%s\",\"name\":\"孙先生\","
+             "\"postcode\":\"518000\"}",
+             c);
+    s_file(f, "customer-fix.json", text, file, sizeof file);
+    s_upsend(f, 0, "customer", file, f->out, 0);
+    assert_false(crm_h_file_contains(f->out, "postcode|"));
+    if (crm_h_wait_int(f->store, 2, 20000, "GET crm:{dealer.D1}:seq") != 2)
+        fail_msg("no cleared dealer.finding on D1's stream");
+    assert_int_equal(s_exit_code(f, s_dealer(f, 0, f->state, once, f->out, f->err), 30000), 0);
+    assert_int_equal(crm_h_file_count(f->out, "\"type\":\"dealer.finding\""), 1);
+    assert_true(crm_h_file_contains(f->out, "\"stream\":\"dealer.D1\",\"seq\":2,"));
+    snprintf(want, sizeof want,
+             "\"body\":{\"customer_id\":\"%s\",\"dealer_id\":\"D1\",\"state\":\"cleared\","
+             "\"field\":\"postcode\","
+             "\"code\":\"bad_length\"",
+             c);
+    if (!crm_h_file_contains(f->out, want))
+        fail_msg("the cleared finding, expected\n%s\nin\n%s", want, crm_h_slurp(f->out));
+    assert_int_equal(s_state(f->state), 2);
+    assert_int_equal(crm_h_wait_int(f->store, 2, 10000, "HGET crm:dealer:D1 acked"), 2);
+    /* nothing else went to the dealer: warnings stay with the carmaker */
+    assert_int_equal(crm_h_int(f->store, "GET crm:{dealer.D1}:seq"), 2);
+}
+
 /* The same case for both clients, told apart in cmocka's output: against
    the fake gateway (BOTH), against the real one (REAL). */
 #define BOTH(fn)                                                                   \
@@ -2126,12 +2272,14 @@ int main(int argc, char **argv)
         BOTH(test_send_stops_with_2_when_the_gateway_does_not_answer),
         BOTH(test_a_dealer_assigned_on_the_stream_is_applied_and_acknowledged_like_a_dispatch),
         BOTH(test_a_dealer_task_is_applied_and_an_unknown_numbered_type_does_not_stall_the_stream),
+        BOTH(test_a_dealer_finding_opened_then_cleared_is_shown_and_acknowledged),
         REAL(test_uplink_records_become_their_events_and_a_resend_changes_nothing),
         REAL(test_a_revoked_dealer_cannot_write),
         REAL(test_a_dealer_writing_another_dealers_customer_gets_not_yours),
         REAL(test_every_example_of_dealers_md_part_3_is_stored),
         REAL(test_a_prospect_reactivated_to_another_dealer_reaches_it_as_dealer_assigned),
         REAL(test_a_task_the_scheduler_opens_reaches_the_dealer_as_dealer_task_numbered_and_replayable),
+        REAL(test_a_postcode_error_reaches_the_dealer_as_dealer_finding_and_clears_after_the_correction),
         cmocka_unit_test_setup_teardown(test_v1_heartbeats_keep_the_subscription_and_reveal_a_lost_last_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_a_status_on_another_dealers_testdrive_is_not_yours, setup, teardown),
     };
