@@ -592,7 +592,9 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     s_assert_hash(f, key, "dealer_id", "K1");
     assert_null(s_hget(f, key, "consultant_id"));
     assert_int_equal(s_events_about(f, "followup", "prospect.reactivated", cid), 1);
-    assert_int_equal(s_events(f, "dealer.K1"), k1 + 1);
+    /* one assignment (crm-auditor may add the record's open findings, addressed to K1 now) */
+    (void) k1;
+    assert_int_equal(s_events_about(f, "dealer.K1", "dealer.assigned", cid), 1);
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:K1:customers %s", cid) == 1);
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:U1:customers %s", cid) == 0);
     /* the old dealer is cut off */
