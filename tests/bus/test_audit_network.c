@@ -357,7 +357,7 @@ static void s_row(char **csv, size_t *len, const char *dealer, int k, const s_pl
 {
     long long n = s_next_customer++;
     char mobile[24] = "", home[24] = "", address[96], postcode[24], city[40], province[40],
-         mail[64], vin[18] = "", sale[16] = "";
+         mail[64], vin[18] = "", sale[40] = "";
     if (defects & (1u << D_NO_SALE_DATE))
         car = true; /* a sale date is only required of a file with a car */
     if (defects & (1u << D_NO_PHONE)) {
