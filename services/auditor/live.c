@@ -117,15 +117,15 @@ static bool s_what(crm_service_t *svc, const crm_msg_t *msg, s_what_t *w)
 /* What the auditor kept of a record before this message: from Redis, or,
    when an earlier message of the same batch judged it (its commit is not
    made yet), from what that message wrote. */
-#define S_BY_MAX (CRM_CF_COUNT + 16)
+#define S_BY_MAX (CRM_CF_COUNT + 8)
 typedef struct {
-    char dealers[1024], owner[CRM_ID_NAME_MAX + 1], m[24], i[32];
+    char dealers[512], owner[CRM_ID_NAME_MAX + 1], m[24], i[32];
     int nby, nf;
     struct {
-        char field[48], who[CRM_ID_NAME_MAX + 1];
+        char field[24], who[CRM_ID_NAME_MAX + 1];
     } by[S_BY_MAX];
     struct {
-        char key[72];
+        char key[66]; /* "<field>:<code>" */
         bool error;
     } f[CRM_ISSUES_MAX];
 } s_prev_t;
@@ -264,6 +264,7 @@ static size_t s_pre_n;
 static struct {
     int first; /* its first car's result in s_pre_veh, -1 none */
     int nveh;
+    int msgs;  /* how many of the wake-up's messages name it */
 } *s_pre_cars;
 
 static void s_pre_reset(void)
@@ -298,15 +299,20 @@ void aud_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
     for (size_t k = 0; k < n; k++) {
         s_what_t w;
         const char *dealer;
-        if (!s_what_of(&msgs[k], &w, &dealer) || !w.cid || !crm_id_valid(CRM_ID_NAME, w.cid) ||
-            zhashx_lookup(s_pre_at, w.cid))
+        if (!s_what_of(&msgs[k], &w, &dealer) || !w.cid || !crm_id_valid(CRM_ID_NAME, w.cid))
             continue;
+        size_t seen = (size_t) (uintptr_t) zhashx_lookup(s_pre_at, w.cid);
+        if (seen) {
+            s_pre_cars[seen - 1].msgs++;
+            continue;
+        }
         crm_tx_cmd(s_pre, "HGETALL " CRM_KEY_CUST_FMT, w.cid);
         crm_tx_cmd(s_pre, "SMEMBERS " CRM_KEY_CUST_FMT ":vehicles", w.cid);
         crm_tx_cmd(s_pre, "HGETALL " CRM_KEY_AUDIT_REC_FMT, w.cid);
         crm_tx_cmd(s_pre, "HGETALL " CRM_KEY_FINDINGS_FMT, w.cid);
         s_pre_cars[s_pre_n].first = -1;
         s_pre_cars[s_pre_n].nveh = 0;
+        s_pre_cars[s_pre_n].msgs = 1;
         zhashx_insert(s_pre_at, w.cid, (void *) (uintptr_t) ++s_pre_n);
     }
     crm_store_t *store = crm_service_store(svc);
@@ -446,16 +452,20 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
 
     /* ---- the dealers whose file it is, and who entered what */
     s_prev_t next = *prev;
-    if (w.filed_by && !s_word_in(next.dealers, w.filed_by) &&
-        strlen(next.dealers) + strlen(w.filed_by) + 2 < sizeof next.dealers)
-        snprintf(next.dealers + strlen(next.dealers), sizeof next.dealers - strlen(next.dealers), "%s%s",
-                 next.dealers[0] ? " " : "", w.filed_by);
+    if (w.filed_by && !s_word_in(next.dealers, w.filed_by)) {
+        if (strlen(next.dealers) + strlen(w.filed_by) + 2 < sizeof next.dealers)
+            snprintf(next.dealers + strlen(next.dealers), sizeof next.dealers - strlen(next.dealers), "%s%s",
+                     next.dealers[0] ? " " : "", w.filed_by);
+        else
+            crm_warn("audit.too_many_dealers", "customer=%s dealer=%s why=\"the record is on file for more "
+                     "dealers than are kept; not counted as this dealer's file\"", w.cid, w.filed_by);
+    }
     char rkey[80], fkey[80];
     snprintf(rkey, sizeof rkey, CRM_KEY_AUDIT_REC_FMT, w.cid);
     snprintf(fkey, sizeof fkey, CRM_KEY_FINDINGS_FMT, w.cid);
     for (size_t i = 0; w.fields && i < w.fields->n; i++) {
         const char *f = w.fields->v[i];
-        if (!f || strlen(f) > 40)
+        if (!f || strlen(f) >= sizeof next.by[0].field)
             continue;
         if (w.filed_by && consultant) {
             crm_tx_cmd(tx, "HSET %s by:%s %s", rkey, f, consultant);
@@ -554,8 +564,9 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
             aud_car_sold(tx, r->element[3]->str, r->element[0]->str, r->element[2]->str, w.cid);
     }
 
-    /* ---- what later messages of this batch must see */
-    if (s_cache) {
+    /* ---- what later messages of this batch must see (none when the
+       wake-up's prefetch saw no other message about this record) */
+    if (s_cache && (pre < 0 || s_pre_cars[pre].msgs > 1 || cached)) {
         s_prev_t *keep = cached ? cached : malloc(sizeof *keep);
         if (keep) {
             *keep = next;

@@ -12,6 +12,7 @@
  *  CRM_TEST_ONLY=<name> runs the cases whose name matches (cmocka filter).
  */
 #include <jansson.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 #include <czmq.h>
 
+#include "crm_audit.h"
 #include "crm_clock.h"
 #include "crm_harness.h"
 #include "crm_keys.h"
@@ -695,6 +697,66 @@ static void test_the_csv_keeps_every_id_digit_and_leading_zero(void **state)
     assert_true(crm_h_file_contains(f->sys.out, "\"=\"\"X1\"\"\""));
 }
 
+/* ------------------------------------------------------------ crash */
+
+/* A run killed half-way (kill -9 of crm-auditor) is done again from the
+   start by the next instance: the same figures, each record behind them
+   once, one report per dealer. The files are written as crm-auditor keeps
+   them (50,000 of them would take minutes through the uplink). */
+static void test_a_run_killed_half_way_is_done_again_once(void **state)
+{
+    fx_t *f = *state;
+    static const char *const ds[] = {"K1", "K2", "K3"};
+    for (int d = 0; d < 3; d++)
+        s_dealer(f, ds[d], "成都区", "四川");
+    crm_tx_t *tx = crm_tx_new("test", 0);
+    long long in_error[3] = {0}, total = 60000;
+    for (long long n = 0; n < total; n++) {
+        int d = (int) (n % 3);
+        bool bad = n % 7 == 0;
+        in_error[d] += bad;
+        char cid[32], v[64];
+        snprintf(cid, sizeof cid, "CK%lld", n);
+        snprintf(v, sizeof v, "%s %llx 0 -1", CRM_AUDIT_RULESET, bad ? (unsigned long long) CRM_RULE_BIT(CRM_RULE_city) : 0ull);
+        crm_tx_cmd(tx, "HSET " CRM_KEY_AUDIT_FILES_FMT " %s %s", ds[d], cid, v);
+        if (n % 1000 == 999) {
+            assert_int_equal(crm_store_pipeline(f->sys.store, tx), 0);
+            crm_tx_reset(tx);
+        }
+    }
+    crm_tx_destroy(&tx);
+    /* a slow run: ten records a page, a millisecond at a time */
+    crm_h_sys_kill(&f->sys, "auditor", SIGTERM);
+    static const char *const slow[] = {"CRM_AUDIT_SCHEDULE=none", "CRM_AUDIT_RUN_PAGE=10", "CRM_AUDIT_RUN_SLICE_MS=1",
+                                       NULL};
+    crm_h_sys_spawn(&f->sys, "auditor", slow);
+    const char *run = s_ask(f, "audit", NULL, NULL, "成都区");
+    char id[32], key[64];
+    snprintf(id, sizeof id, "%s", run);
+    snprintf(key, sizeof key, CRM_KEY_AUDIT_RUN_FMT, id);
+    /* half-way: some records read, the run not finished */
+    for (int i = 0; i < 400 && crm_h_int(f->sys.store, "LLEN " CRM_KEY_AUDIT_RUN_RECS_FMT, id, "K1") < 500; i++)
+        usleep(10000);
+    char *st = s_hget(f, key, "state");
+    assert_string_equal(st, "running");
+    free(st);
+    crm_h_sys_kill(&f->sys, "auditor", SIGKILL);
+    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
+    crm_h_sys_spawn(&f->sys, "auditor", aud);
+    s_wait_run(f, id);
+    for (int d = 0; d < 3; d++) {
+        json_t *j = s_figures(f, id, ds[d]);
+        assert_int_equal(s_num(j, "audited"), total / 3);
+        assert_int_equal(s_num(j, "in_error"), in_error[d]);
+        json_decref(j);
+        assert_int_equal(crm_h_int(f->sys.store, "LLEN " CRM_KEY_AUDIT_RUN_RECS_FMT, id, ds[d]), in_error[d]);
+        char needle[96];
+        snprintf(needle, sizeof needle, "\"report_id\":\"%s\",\"dealer_id\":\"%s\"", id, ds[d]);
+        assert_int_equal(crm_h_events(f->sys.store, "audit", "audit.report", needle), 1);
+    }
+    assert_int_equal(crm_h_int(f->sys.store, "SISMEMBER " CRM_KEY_AUDIT_RUNNING " %s", id), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +769,7 @@ int main(void)
         cmocka_unit_test(test_a_period_run_covers_the_files_changed_in_it),
         cmocka_unit_test(test_a_rule_that_could_not_be_evaluated_is_not_run_never_passing),
         cmocka_unit_test(test_the_csv_keeps_every_id_digit_and_leading_zero),
+        cmocka_unit_test(test_a_run_killed_half_way_is_done_again_once),
     };
     const char *only = getenv("CRM_TEST_ONLY");
     if (only)
