@@ -378,7 +378,8 @@ void crm_audit_eval(const crm_audit_input_t *in, const crm_audit_opts_t *opts, c
     } else if (in->vehicles_unread && !s_plain(in->sale_date, saleb, sizeof saleb)) {
         s_not_run(e, CRM_RULE_sale_date);
     } else {
-        bool dated = s_plain(in->sale_date, epdate, sizeof epdate) != NULL;
+        char own[64];
+        bool dated = s_plain(in->sale_date, own, sizeof own) != NULL;
         for (size_t i = 0; i < in->nveh && i < CRM_AUDIT_VEHICLES_MAX; i++)
             dated |= in->veh[i].sale_date && *in->veh[i].sale_date;
         if (!dated)

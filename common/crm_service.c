@@ -576,6 +576,8 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     crm_handled_t rc = h->fn(svc, msg, tx);
     if (rc != CRM_APPLIED)
         crm_store_unwatch(svc->store); /* a handler may have read under WATCH */
+    if (rc != CRM_APPLIED)
+        svc->batch_gen++; /* what a handler kept of this message is not committed */
     if (rc == CRM_RETRY) {
         s_failed(svc, st, msg->seq);
         crm_warn("handler.retry", "type=%s stream=%s seq=%llu tries=%lld", crm_type_name(msg->type),
@@ -598,6 +600,8 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     }
     int cursor_cmd = crm_tx_cmd(tx, "HSET %s %s %llu", svc->cursor_key, st->name, (unsigned long long) msg->seq);
     int committed = crm_service_commit(svc, tx);
+    if (committed != 0)
+        svc->batch_gen++;
     if (committed == CRM_TX_CONFLICT) {
         /* Another instance moved a cursor (shared consumer) or a key the
            handler watched changed: nothing was applied; ask again. */

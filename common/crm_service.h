@@ -271,8 +271,9 @@ void crm_service_why(crm_service_t *svc, const char *fmt, ...) __attribute__((fo
    handler that then refuses the message. */
 bool crm_service_ids_ok(crm_service_t *svc, const char *const *ids, const char *const *names, size_t n,
                         size_t required);
-/* A number that changes whenever a batch of .batch handlers is dropped
-   (not committed: its messages are applied again later). A handler that
+/* A number that changes whenever what handlers did is not committed (a
+   batch of .batch handlers dropped, a handler's own commit failed, a
+   message refused or retried). A handler that
    keeps what it wrote for the later messages of its batch (they cannot
    read it from Redis before the commit) drops what it kept when the
    number changes. */

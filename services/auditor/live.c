@@ -14,14 +14,15 @@
 #include "crm_norm.h"
 
 /* The duplicate index (crm:audit:keys:<n>, crm:audit:dups): adds or takes
-   a customer off a value's holders, and keeps the set of values held by
-   two or more. Run as EVAL inside the transaction (crm_functions.c says
+   a customer off a value's holders (at most 1,000 listed: a number typed
+   into a thousand records is a duplicate already), and keeps the set of
+   values held by two or more. Run as EVAL inside the transaction (crm_functions.c says
    why not as a library function). */
 static const char s_key_lua[] =
     "local v = redis.call('HGET', KEYS[1], ARGV[1]) or ''\n"
     "local ids = {}\n"
     "for id in string.gmatch(v, '%S+') do if id ~= ARGV[2] then ids[#ids + 1] = id end end\n"
-    "if ARGV[3] == 'add' then ids[#ids + 1] = ARGV[2] end\n"
+    "if ARGV[3] == 'add' and #ids < 1000 then ids[#ids + 1] = ARGV[2] end\n"
     "if #ids == 0 then redis.call('HDEL', KEYS[1], ARGV[1])\n"
     "else redis.call('HSET', KEYS[1], ARGV[1], table.concat(ids, ' ')) end\n"
     "if #ids >= 2 then redis.call('SADD', KEYS[2], ARGV[1]) else redis.call('SREM', KEYS[2], ARGV[1]) end\n"
@@ -488,6 +489,7 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
         const crm_issue_t *is = &res->issues.v[i];
         snprintf(keys[i], sizeof keys[i], "%s:%s", is->field, is->code);
         snprintf(vals[i], sizeof vals[i], "%s|%s", crm_severity_name(is->severity), is->message);
+        crm_utf8_cut(vals[i]);
         argv[na++] = keys[i];
         argv[na++] = vals[i];
         snprintf(next.f[next.nf].key, sizeof next.f[0].key, "%s", keys[i]);
@@ -499,9 +501,16 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
         }
     }
     for (int k = 0; k < prev->nf; k++) {
-        if (!prev->f[k].error || s_prev_finding(&next, prev->f[k].key) == 1)
+        if (!prev->f[k].error)
             continue;
-        s_emit_cleared(tx, w.cid, owner, prev->f[k].key);
+        /* the dealer that had the record is told its errors are no longer
+           its own; the new one was told them all above */
+        if (new_owner && prev->owner[0])
+            s_emit_cleared(tx, w.cid, prev->owner, prev->f[k].key);
+        else if (s_prev_finding(&next, prev->f[k].key) == 1)
+            continue;
+        else
+            s_emit_cleared(tx, w.cid, owner, prev->f[k].key);
         lost++;
     }
     crm_tx_cmd(tx, "DEL %s", fkey);

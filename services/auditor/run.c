@@ -22,6 +22,7 @@ typedef struct {
     char id[CRM_ID_NAME_MAX + 1];
     char name[160], region[96];
     int64_t audited, in_error, email_audited, email_err, warnings;
+    int64_t unjudged; /* records whose rate rules could not all be run, none failed */
     int64_t failed[CRM_RULE_COUNT], not_run[CRM_RULE_COUNT];
     char samples[CRM_RULE_COUNT][S_SAMPLES][24];
     int nsamples[CRM_RULE_COUNT];
@@ -42,6 +43,7 @@ struct aud_run_t {
     int failures;
     int64_t started_us;
     int64_t records;
+    zhashx_t *dups_seen; /* duplicate values counted (SSCAN may return one twice) */
 };
 
 typedef enum { S_AUDIT, S_ABC, S_RETENTION } s_kind_t;
@@ -55,6 +57,7 @@ static void s_run_free(aud_run_t **run_p)
 {
     if (!*run_p)
         return;
+    zhashx_destroy(&(*run_p)->dups_seen);
     free((*run_p)->d);
     free(*run_p);
     *run_p = NULL;
@@ -275,7 +278,7 @@ static void s_sample(s_dealer_t *d, int r, const char *cid)
 
 /* One record's evaluation ("<ver> <fail> <not_run> <expected day>"). */
 static void s_account(aud_t *a, aud_run_t *run, s_dealer_t *d, const char *cid, const char *summary,
-                      crm_tx_t *recs)
+                      crm_tx_t *recs, int64_t *records)
 {
     char ver[32] = "";
     unsigned long long fail = 0, notrun = 0;
@@ -289,13 +292,19 @@ static void s_account(aud_t *a, aud_run_t *run, s_dealer_t *d, const char *cid, 
         /* a date passes with time, not with a change of the record */
         fail |= CRM_RULE_BIT(CRM_RULE_expected_passed);
     }
-    run->records++;
-    d->audited++;
-    if (fail & a->rate_mask)
-        d->in_error++;
-    d->email_audited++;
-    if (fail & CRM_AUDIT_EMAIL_MASK)
-        d->email_err++;
+    (*records)++;
+    /* a record whose rate rules were not all run is in error when one of
+       them failed, and otherwise not judged: never counted as passing */
+    if ((fail & a->rate_mask) || !(notrun & a->rate_mask)) {
+        d->audited++;
+        d->in_error += (fail & a->rate_mask) != 0;
+    } else {
+        d->unjudged++;
+    }
+    if (!(notrun & CRM_AUDIT_EMAIL_MASK)) {
+        d->email_audited++;
+        d->email_err += (fail & CRM_AUDIT_EMAIL_MASK) != 0;
+    }
     if (fail & ~(CRM_AUDIT_CONTACT_MASK | CRM_AUDIT_EMAIL_MASK | CRM_AUDIT_DUP_MASK))
         d->warnings++;
     for (int r = 0; r < CRM_RULE_COUNT; r++) {
@@ -317,7 +326,13 @@ static void s_account(aud_t *a, aud_run_t *run, s_dealer_t *d, const char *cid, 
    dealer, -1 store failure. */
 static int s_page(aud_t *a, crm_store_t *store, aud_run_t *run)
 {
-    s_dealer_t *d = &run->d[run->di];
+    /* counted into a copy, kept only when the page is done: a page read
+       again after a failure counts once */
+    s_dealer_t *d = malloc(sizeof *d);
+    if (!d)
+        return -1;
+    *d = run->d[run->di];
+    int64_t records = run->records;
     s_kind_t kind = s_kind(run->kind);
     redisReply *scan;
     if (kind == S_RETENTION)
@@ -328,10 +343,13 @@ static int s_page(aud_t *a, crm_store_t *store, aud_run_t *run)
     else
         scan = crm_store_cmd(store, "HSCAN " CRM_KEY_AUDIT_FILES_FMT " %s COUNT %d", d->id, run->cursor,
                              a->scan_count);
-    if (!scan)
+    if (!scan) {
+        free(d);
         return -1;
+    }
     if (scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 || scan->element[1]->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(scan);
+        free(d);
         return 0; /* not a set or hash (nothing filed): done */
     }
     const redisReply *items = scan->element[1];
@@ -339,6 +357,7 @@ static int s_page(aud_t *a, crm_store_t *store, aud_run_t *run)
     crm_tx_t *recs = crm_tx_new("auditor", 0), *look = NULL;
     if (!recs) {
         freeReplyObject(scan);
+        free(d);
         return -1;
     }
     if (kind == S_RETENTION) {
@@ -351,7 +370,7 @@ static int s_page(aud_t *a, crm_store_t *store, aud_run_t *run)
             int64_t sd = crm_day_parse(sale), ld = last[0] && strcmp(last, "-") ? crm_day_parse(last) : INT64_MIN;
             if (sd != INT64_MIN)
                 crm_retention_add(&d->ret, run->as_of_day, sd, ld == INT64_MIN ? INT64_MIN : ld, visits);
-            run->records++;
+            records++;
         }
     } else if (run->has_period) {
         if (items->elements) {
@@ -378,32 +397,68 @@ static int s_page(aud_t *a, crm_store_t *store, aud_run_t *run)
                 const char *v = vals && vals->type == REDIS_REPLY_ARRAY && i < vals->elements ? vals->element[i]->str
                                                                                               : NULL;
                 if (cid)
-                    s_account(a, run, d, cid, v, recs);
+                    s_account(a, run, d, cid, v, recs, &records);
             }
         }
     } else {
         for (size_t i = 0; i + 1 < items->elements; i += 2)
             if (items->element[i]->str)
-                s_account(a, run, d, items->element[i]->str, items->element[i + 1]->str, recs);
+                s_account(a, run, d, items->element[i]->str, items->element[i + 1]->str, recs, &records);
     }
-    if (crm_tx_size(recs) && crm_store_pipeline(store, recs) != 0) {
+    if (crm_tx_size(recs) && crm_store_commit(store, recs) != 0) {
         rc = -1;
         goto out;
     }
+    run->d[run->di] = *d;
+    run->records = records;
     snprintf(run->cursor, sizeof run->cursor, "%s", scan->element[0]->str ? scan->element[0]->str : "0");
     if (!strcmp(run->cursor, "0"))
         rc = 0;
 out:
+    free(d);
     crm_tx_destroy(&look);
     crm_tx_destroy(&recs);
     freeReplyObject(scan);
     return rc;
 }
 
-/* One page of the duplicates: values held by two customers or more.
-   1 more, 0 done, -1 store failure. */
+/* One page of the duplicates: values held by two customers or more
+   (crm:audit:dups). For each value, its holders and the dealers whose
+   files they are: a holder filed by D has a duplicate within D when
+   another holder is filed by D too, across dealers when another holder is
+   filed by another dealer. Linear in the holders; counted into copies of
+   the dealers' counters, kept only when the page is done. A value SSCAN
+   returns twice (the set changes under it) counts once. 1 more, 0 done,
+   -1 store failure. */
+typedef struct {
+    char cid[CRM_ID_NAME_MAX + 1];
+    char dealers[512];
+    size_t key;
+} s_holder_t;
+
+static void s_count_drop(void **p)
+{
+    free(*p);
+    *p = NULL;
+}
+
+static size_t s_ndealers(const char *list)
+{
+    size_t n = 0;
+    for (const char *q = list; *q;) {
+        size_t m = strcspn(q, " ");
+        n += m > 0;
+        q += m;
+        while (*q == ' ')
+            q++;
+    }
+    return n;
+}
+
 static int s_dups(aud_run_t *run, crm_store_t *store)
 {
+    if (!run->dups_seen && !(run->dups_seen = zhashx_new()))
+        return -1;
     redisReply *scan = crm_store_cmd(store, "SSCAN " CRM_KEY_AUDIT_DUPS " %s COUNT 200", run->cursor);
     if (!scan)
         return -1;
@@ -412,125 +467,157 @@ static int s_dups(aud_run_t *run, crm_store_t *store)
         return 0;
     }
     const redisReply *keys = scan->element[1];
-    int rc = 1;
-    crm_tx_t *holders = crm_tx_new("auditor", 0), *who = NULL, *recs = NULL;
-    if (!holders) {
-        freeReplyObject(scan);
-        return -1;
-    }
-    for (size_t i = 0; i < keys->elements; i++)
-        crm_tx_cmd(holders, "HGET " CRM_KEY_AUDIT_KEYS_FMT " %s", aud_key_bucket(keys->element[i]->str),
-                   keys->element[i]->str);
-    if (keys->elements && crm_store_pipeline(store, holders) != 0) {
-        rc = -1;
+    int rc = -1;
+    crm_tx_t *holders = crm_tx_new("auditor", 0), *who = crm_tx_new("auditor", 0), *inp = crm_tx_new("auditor", 0),
+             *recs = crm_tx_new("auditor", 0);
+    s_holder_t *h = NULL;
+    size_t nh = 0, cap = 0;
+    s_dealer_t *copy = malloc((run->nd ? run->nd : 1) * sizeof *copy);
+    bool *fresh = calloc(keys->elements ? keys->elements : 1, sizeof *fresh);
+    if (!holders || !who || !inp || !recs || !copy || !fresh)
         goto out;
-    }
-    /* every holder's dealers */
-    who = crm_tx_new("auditor", 0);
-    recs = crm_tx_new("auditor", 0);
-    if (!who || !recs) {
-        rc = -1;
-        goto out;
-    }
-    size_t nh = 0;
-    char (*cids)[32] = NULL;
-    size_t *keyof = NULL;
+    memcpy(copy, run->d, run->nd * sizeof *copy);
     for (size_t i = 0; i < keys->elements; i++) {
-        const redisReply *h = crm_tx_result(holders, (int) i);
-        for (const char *p = h && h->str ? h->str : ""; *p;) {
+        const char *k = keys->element[i]->str;
+        fresh[i] = k && !zhashx_lookup(run->dups_seen, k);
+        if (fresh[i])
+            crm_tx_cmd(holders, "HGET " CRM_KEY_AUDIT_KEYS_FMT " %s", aud_key_bucket(k), k);
+    }
+    if (crm_tx_size(holders) && crm_store_pipeline(store, holders) != 0)
+        goto out;
+    int hi = 0;
+    for (size_t i = 0; i < keys->elements; i++) {
+        if (!fresh[i])
+            continue;
+        const redisReply *v = crm_tx_result(holders, hi++);
+        for (const char *p = v && v->str ? v->str : ""; *p;) {
             size_t n = strcspn(p, " ");
-            char (*nc)[32] = realloc(cids, (nh + 1) * sizeof *cids);
-            size_t *nk = realloc(keyof, (nh + 1) * sizeof *keyof);
-            if (nc)
-                cids = nc;
-            if (nk)
-                keyof = nk;
-            if (!nc || !nk) {
-                rc = -1;
-                goto done;
+            if (n && n <= CRM_ID_NAME_MAX) {
+                if (nh == cap) {
+                    size_t nc = cap ? cap * 2 : 256;
+                    s_holder_t *g = realloc(h, nc * sizeof *g);
+                    if (!g)
+                        goto out;
+                    h = g, cap = nc;
+                }
+                snprintf(h[nh].cid, sizeof h[nh].cid, "%.*s", (int) n, p);
+                h[nh].dealers[0] = 0;
+                h[nh++].key = i;
             }
-            snprintf(cids[nh], sizeof cids[0], "%.*s", (int) (n < 31 ? n : 31), p);
-            keyof[nh++] = i;
             p += n;
             while (*p == ' ')
                 p++;
         }
     }
     for (size_t j = 0; j < nh; j++)
-        crm_tx_cmd(who, "HGET " CRM_KEY_AUDIT_REC_FMT " dealers", cids[j]);
-    if (nh && crm_store_pipeline(store, who) != 0) {
-        rc = -1;
-        goto done;
-    }
+        crm_tx_cmd(who, "HGET " CRM_KEY_AUDIT_REC_FMT " dealers", h[j].cid);
+    if (nh && crm_store_pipeline(store, who) != 0)
+        goto out;
     for (size_t j = 0; j < nh; j++) {
-        const char *key = keys->element[keyof[j]]->str;
-        bool mobile = key[0] == 'm';
         const redisReply *dl = crm_tx_result(who, (int) j);
-        const char *mine = dl && dl->str ? dl->str : "";
-        for (const char *p = mine; *p;) {
-            size_t n = strcspn(p, " ");
-            char did[CRM_ID_NAME_MAX + 1];
-            snprintf(did, sizeof did, "%.*s", (int) (n < sizeof did ? n : sizeof did - 1), p);
-            p += n;
-            while (*p == ' ')
-                p++;
-            s_dealer_t *d = s_find(run, did);
-            if (!d)
-                continue;
-            if (run->has_period) {
-                redisReply *m = crm_store_cmd(store, "SISMEMBER " CRM_KEY_AUDIT_PERIOD_FMT " %s", run->period, did,
-                                              cids[j]);
-                if (!m) {
-                    rc = -1;
-                    goto done;
-                }
-                bool in = m->type == REDIS_REPLY_INTEGER && m->integer == 1;
-                freeReplyObject(m);
-                if (!in)
-                    continue;
+        snprintf(h[j].dealers, sizeof h[j].dealers, "%s", dl && dl->str ? dl->str : "");
+    }
+    /* in the run's period: one pipeline for every (holder, dealer of the run) */
+    if (run->has_period) {
+        for (size_t j = 0; j < nh; j++)
+            for (const char *p = h[j].dealers; *p;) {
+                size_t n = strcspn(p, " ");
+                char did[CRM_ID_NAME_MAX + 1];
+                snprintf(did, sizeof did, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
+                if (did[0] && s_find(run, did))
+                    crm_tx_cmd(inp, "SISMEMBER " CRM_KEY_AUDIT_PERIOD_FMT " %s", run->period, did, h[j].cid);
+                p += n;
+                while (*p == ' ')
+                    p++;
             }
-            bool same = false, other = false;
-            for (size_t k = 0; k < nh; k++) {
-                if (k == j || keyof[k] != keyof[j])
+        if (crm_tx_size(inp) && crm_store_pipeline(store, inp) != 0)
+            goto out;
+    }
+    int pi = 0;
+    for (size_t g0 = 0; g0 < nh;) {
+        size_t g1 = g0;
+        while (g1 < nh && h[g1].key == h[g0].key)
+            g1++;
+        const char *key = keys->element[h[g0].key]->str;
+        bool mobile = key[0] == 'm';
+        /* per dealer: holders filed by it, and those filed by it alone */
+        size_t filed = 0;
+        zhashx_t *per = zhashx_new();
+        if (!per)
+            goto out;
+        zhashx_set_destructor(per, s_count_drop);
+        for (size_t j = g0; j < g1; j++) {
+            size_t mine = s_ndealers(h[j].dealers);
+            filed += mine > 0;
+            for (const char *p = h[j].dealers; *p;) {
+                size_t n = strcspn(p, " ");
+                char did[CRM_ID_NAME_MAX + 1];
+                snprintf(did, sizeof did, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
+                p += n;
+                while (*p == ' ')
+                    p++;
+                if (!did[0])
                     continue;
-                const redisReply *dk = crm_tx_result(who, (int) k);
-                const char *theirs = dk && dk->str ? dk->str : "";
-                for (const char *q = theirs; *q;) {
-                    size_t m = strcspn(q, " ");
-                    if (m == strlen(did) && !strncmp(q, did, m))
-                        same = true;
-                    else if (m)
-                        other = true;
-                    q += m;
-                    while (*q == ' ')
-                        q++;
+                size_t *c = zhashx_lookup(per, did);
+                if (!c && (c = calloc(2, sizeof *c)) && zhashx_insert(per, did, c) != 0) {
+                    free(c);
+                    c = NULL;
                 }
-            }
-            int rules[2] = {same ? (mobile ? CRM_RULE_dup_mobile : CRM_RULE_dup_id) : -1,
-                            other ? (mobile ? CRM_RULE_dup_mobile_other : CRM_RULE_dup_id_other) : -1};
-            for (int k = 0; k < 2; k++) {
-                if (rules[k] < 0)
-                    continue;
-                d->failed[rules[k]]++;
-                s_sample(d, rules[k], cids[j]);
-                char line[96];
-                snprintf(line, sizeof line, "%s %llx 0", cids[j], (unsigned long long) CRM_RULE_BIT(rules[k]));
-                crm_tx_cmd(recs, "RPUSH " CRM_KEY_AUDIT_RUN_RECS_FMT " %s", run->id, d->id, line);
+                if (c)
+                    c[0]++, c[1] += mine == 1;
             }
         }
+        for (size_t j = g0; j < g1; j++) {
+            size_t mine = s_ndealers(h[j].dealers);
+            for (const char *p = h[j].dealers; *p;) {
+                size_t n = strcspn(p, " ");
+                char did[CRM_ID_NAME_MAX + 1];
+                snprintf(did, sizeof did, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
+                p += n;
+                while (*p == ' ')
+                    p++;
+                s_dealer_t *d0 = did[0] ? s_find(run, did) : NULL;
+                const size_t *c = did[0] ? zhashx_lookup(per, did) : NULL;
+                if (!d0 || !c)
+                    continue;
+                if (run->has_period) {
+                    const redisReply *m = crm_tx_result(inp, pi++);
+                    if (!m || m->type != REDIS_REPLY_INTEGER || m->integer != 1)
+                        continue;
+                }
+                s_dealer_t *d = &copy[d0 - run->d];
+                size_t same = c[0] - 1;                             /* others filed by this dealer */
+                size_t others = filed - c[1] - (mine >= 2 ? 1 : 0); /* others filed by another one */
+                int rules[2] = {same ? (mobile ? CRM_RULE_dup_mobile : CRM_RULE_dup_id) : -1,
+                                others ? (mobile ? CRM_RULE_dup_mobile_other : CRM_RULE_dup_id_other) : -1};
+                for (int r = 0; r < 2; r++) {
+                    if (rules[r] < 0)
+                        continue;
+                    d->failed[rules[r]]++;
+                    s_sample(d, rules[r], h[j].cid);
+                    char line[96];
+                    snprintf(line, sizeof line, "%s %llx 0", h[j].cid, (unsigned long long) CRM_RULE_BIT(rules[r]));
+                    crm_tx_cmd(recs, "RPUSH " CRM_KEY_AUDIT_RUN_RECS_FMT " %s", run->id, d->id, line);
+                }
+            }
+        }
+        zhashx_destroy(&per);
+        g0 = g1;
     }
-    if (crm_tx_size(recs) && crm_store_pipeline(store, recs) != 0) {
-        rc = -1;
-        goto done;
-    }
+    if (crm_tx_size(recs) && crm_store_commit(store, recs) != 0)
+        goto out;
+    memcpy(run->d, copy, run->nd * sizeof *copy);
+    for (size_t i = 0; i < keys->elements; i++)
+        if (fresh[i])
+            zhashx_insert(run->dups_seen, keys->element[i]->str, (void *) 1);
     snprintf(run->cursor, sizeof run->cursor, "%s", scan->element[0]->str ? scan->element[0]->str : "0");
-    if (!strcmp(run->cursor, "0"))
-        rc = 0;
-done:
-    free(cids);
-    free(keyof);
+    rc = strcmp(run->cursor, "0") ? 1 : 0;
 out:
+    free(h);
+    free(copy);
+    free(fresh);
     crm_tx_destroy(&recs);
+    crm_tx_destroy(&inp);
     crm_tx_destroy(&who);
     crm_tx_destroy(&holders);
     freeReplyObject(scan);
@@ -577,6 +664,7 @@ static json_t *s_dealer_json(const aud_run_t *run, const s_dealer_t *d)
     json_object_set_new(o, "email_audited", json_integer(d->email_audited));
     json_object_set_new(o, "email_in_error", json_integer(d->email_err));
     json_object_set_new(o, "warnings", json_integer(d->warnings));
+    json_object_set_new(o, "unjudged", json_integer(d->unjudged));
     json_object_set_new(o, "deduction_milli", json_integer(d->deduction_milli));
     if (d->worst && d->deduction_milli)
         json_array_append_new(why, json_string("worst_in_region"));
@@ -604,7 +692,8 @@ static json_t *s_dealer_json(const aud_run_t *run, const s_dealer_t *d)
 static json_t *s_regions(aud_t *a, aud_run_t *run)
 {
     json_t *out = json_array();
-    bool *seen = calloc(run->nd + 1, sizeof *seen);
+    /* a one-dealer run cannot tell the worst of its region: not run */
+    bool *seen = run->dealer[0] ? NULL : calloc(run->nd + 1, sizeof *seen);
     for (size_t i = 0; seen && i < run->nd; i++) {
         if (seen[i])
             continue;
@@ -731,6 +820,8 @@ static int s_finish(crm_service_t *svc, aud_run_t *run)
         for (int r = 0; r < CRM_RULE_COUNT; r++)
             if (d->not_run[r])
                 crm_strs_push(&ev.body.audit_report.not_run, crm_rule_name((crm_rule_t) r));
+        if (run->dealer[0])
+            crm_strs_push(&ev.body.audit_report.not_run, "worst_in_region");
         ev.body.audit_report.has.not_run = ev.body.audit_report.not_run.n > 0;
         CRM_SET_STR(&ev, audit_report, supersedes, earlier[0] ? earlier : NULL);
         crm_tx_emit(tx, &ev);
@@ -757,7 +848,8 @@ static int s_finish(crm_service_t *svc, aud_run_t *run)
     s_hset_i64(tx, key, "records", run->records);
     if (kind == S_AUDIT) {
         char *rj = json_dumps(regions, JSON_COMPACT);
-        crm_tx_cmd(tx, "HSET %s regions %s", key, rj ? rj : "[]");
+        crm_tx_cmd(tx, "HSET %s regions %s region_comparison %s", key, rj ? rj : "[]",
+                   run->dealer[0] ? "not_run" : "done");
         free(rj);
         s_hset_i64(tx, key, "audited", audited);
         s_hset_i64(tx, key, "in_error", in_error);

@@ -624,19 +624,22 @@ static void test_a_rule_that_could_not_be_evaluated_is_not_run_never_passing(voi
                  "n2,,钱二,13911112002,,南京市2号,21000,南京,江苏,n2@example.com,,2026-01-05\n",
              2);
     s_settle(f);
-    /* one record as an earlier rule set judged it (an upgrade in progress) */
-    redisReply *k = crm_store_cmd(f->sys.store, "HKEYS " CRM_KEY_AUDIT_FILES_FMT, "N1");
-    assert_true(k && k->elements == 2);
-    redisReply *w = crm_store_cmd(f->sys.store, "HSET " CRM_KEY_AUDIT_FILES_FMT " %s %s", "N1", k->element[0]->str,
-                                  "2020.1 0 0 -1");
+    /* the record in error (its postcode) as an earlier rule set judged it
+       (an upgrade in progress) */
+    char bad[32];
+    s_cid_of_mobile(f, "13911112002", bad, sizeof bad);
+    redisReply *w = crm_store_cmd(f->sys.store, "HSET " CRM_KEY_AUDIT_FILES_FMT " %s %s", "N1", bad, "2020.1 0 0 -1");
     freeReplyObject(w);
-    freeReplyObject(k);
     const char *run = s_ask(f, "audit", NULL, "N1", NULL);
     char id[32];
     snprintf(id, sizeof id, "%s", run);
     s_wait_run(f, id);
     json_t *j = s_figures(f, id, "N1");
-    assert_int_equal(s_num(j, "audited"), 2);
+    /* it is not counted as passing: not judged, outside the rate */
+    assert_int_equal(s_num(j, "audited"), 1);
+    assert_int_equal(s_num(j, "in_error"), 0);
+    assert_int_equal(s_num(j, "unjudged"), 1);
+    assert_int_equal(s_num(j, "email_audited"), 1);
     assert_int_equal(s_num(j, "rules.postcode.not_run"), 1);
     assert_int_equal(s_num(j, "rules.phone.not_run"), 1);
     json_decref(j);
@@ -695,6 +698,56 @@ static void test_the_csv_keeps_every_id_digit_and_leading_zero(void **state)
     /* and the landline with its 0, in the phones' figure */
     assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", id, "--csv", NULL), 0);
     assert_true(crm_h_file_contains(f->sys.out, "\"=\"\"X1\"\"\""));
+}
+
+/* ------------------------------------------------------------ duplicates */
+
+/* The same mobile on two customers of a dealer, and on a customer of
+   another dealer: both counted, each record once per rule. */
+static void test_duplicates_within_a_dealer_and_across_dealers(void **state)
+{
+    fx_t *f = *state;
+    s_dealer(f, "P1", "广州区", "广西");
+    s_dealer(f, "P2", "广州区", "海南");
+    s_import(f, "P1",
+             HDR "p1,,周一,13955550001,,南宁市1号,530000,南宁,广西,p1@example.com,,\n"
+                 "p2,,周二,13955550002,,南宁市2号,530000,南宁,广西,p2@example.com,,\n",
+             2);
+    s_import(f, "P2", HDR "q1,,吴一,13955550003,,海口市1号,570000,海口,海南,q1@example.com,,\n", 1);
+    char a[32], b[32], c[32];
+    s_cid_of_mobile(f, "13955550001", a, sizeof a);
+    s_cid_of_mobile(f, "13955550002", b, sizeof b);
+    s_cid_of_mobile(f, "13955550003", c, sizeof c);
+    /* each dealer corrects a record to the first one's mobile (its own customer, by id) */
+    char csv[512];
+    snprintf(csv, sizeof csv, HDR "p2-fix,%s,周二,13955550001,,南宁市2号,530000,南宁,广西,p2@example.com,,\n", b);
+    s_import(f, "P1", csv, 2);
+    snprintf(csv, sizeof csv, HDR "q1-fix,%s,吴一,13955550001,,海口市1号,570000,海口,海南,q1@example.com,,\n", c);
+    s_import(f, "P2", csv, 1);
+    s_settle(f);
+    assert_int_equal(crm_h_int(f->sys.store, "SISMEMBER " CRM_KEY_AUDIT_DUPS " m:13955550001"), 1);
+    const char *run = s_ask(f, "audit", NULL, NULL, "广州区");
+    char id[32];
+    snprintf(id, sizeof id, "%s", run);
+    s_wait_run(f, id);
+    json_t *j = s_figures(f, id, "P1");
+    assert_int_equal(s_num(j, "rules.dup_mobile.failed"), 2);       /* a and b */
+    assert_int_equal(s_num(j, "rules.dup_mobile_other.failed"), 2); /* both share it with P2's c */
+    assert_int_equal(s_num(j, "rules.dup_id.failed"), 0);
+    json_decref(j);
+    j = s_figures(f, id, "P2");
+    assert_int_equal(s_num(j, "rules.dup_mobile.failed"), 0);
+    assert_int_equal(s_num(j, "rules.dup_mobile_other.failed"), 1); /* c */
+    json_decref(j);
+    /* the records behind the figure, as the CRM department lists them */
+    assert_int_equal(crm_h_sys_crmctl(&f->sys, "audit", "show", id, "--dealer", "P1", "--rule", "dup_mobile", NULL),
+                     0);
+    assert_true(crm_h_file_contains(f->sys.out, a));
+    assert_true(crm_h_file_contains(f->sys.out, b));
+    /* duplicates are warnings: not in the rate */
+    j = s_figures(f, id, "P1");
+    assert_int_equal(s_num(j, "in_error"), 0);
+    json_decref(j);
 }
 
 /* ------------------------------------------------------------ crash */
@@ -769,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_a_period_run_covers_the_files_changed_in_it),
         cmocka_unit_test(test_a_rule_that_could_not_be_evaluated_is_not_run_never_passing),
         cmocka_unit_test(test_the_csv_keeps_every_id_digit_and_leading_zero),
+        cmocka_unit_test(test_duplicates_within_a_dealer_and_across_dealers),
         cmocka_unit_test(test_a_run_killed_half_way_is_done_again_once),
     };
     const char *only = getenv("CRM_TEST_ONLY");

@@ -592,9 +592,24 @@ static void test_lost_prospect_waits_and_is_reactivated_elsewhere(void **state)
     s_assert_hash(f, key, "dealer_id", "K1");
     assert_null(s_hget(f, key, "consultant_id"));
     assert_int_equal(s_events_about(f, "followup", "prospect.reactivated", cid), 1);
-    /* one assignment (crm-auditor may add the record's open findings, addressed to K1 now) */
+    /* one assignment (crm-auditor adds the record's open findings, addressed to K1 now) */
     (void) k1;
     assert_int_equal(s_events_about(f, "dealer.K1", "dealer.assigned", cid), 1);
+    /* U1 is told that the errors it had on the record are no longer its own */
+    char open_u1[160], cleared_u1[160], open_k1[160];
+    snprintf(open_u1, sizeof open_u1, "\"customer_id\":\"%s\",\"dealer_id\":\"U1\",\"state\":\"open\"", cid);
+    snprintf(cleared_u1, sizeof cleared_u1, "\"customer_id\":\"%s\",\"dealer_id\":\"U1\",\"state\":\"cleared\"", cid);
+    snprintf(open_k1, sizeof open_k1, "\"customer_id\":\"%s\",\"dealer_id\":\"K1\",\"state\":\"open\"", cid);
+    int opened = crm_h_events(f->sys.store, "dealer.U1", "dealer.finding", open_u1);
+    assert_true(opened > 0); /* the record has errors (no address, postcode ...) */
+    int cleared = 0, moved = 0;
+    for (int i = 0; i < 200 && (cleared < opened || moved < opened); i++) {
+        usleep(50000);
+        cleared = crm_h_events(f->sys.store, "dealer.U1", "dealer.finding", cleared_u1);
+        moved = crm_h_events(f->sys.store, "dealer.K1", "dealer.finding", open_k1);
+    }
+    assert_int_equal(cleared, opened);
+    assert_int_equal(moved, opened);
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:K1:customers %s", cid) == 1);
     assert_true(crm_h_int(f->sys.store, "SISMEMBER crm:dealer:U1:customers %s", cid) == 0);
     /* the old dealer is cut off */

@@ -883,6 +883,29 @@ static void test_hostile_values_never_crash_and_are_judged(void **state)
 
 /* ------------------------------------------------------------ masks */
 
+/* The record's own sale date (a file without a car's VIN) fills part one's
+   rule, and is never read as the prospect's expected purchase date. */
+static void test_the_records_own_sale_date_fills_the_rule_and_nothing_else(void **state)
+{
+    (void) state;
+    crm_audit_input_t in = s_clean();
+    in.nveh = 0;
+    in.sale_date = "2025-03-01";
+    in.stage = "prospect";
+    in.grade = "C";
+    in.remark = "C 明年再说";
+    in.expected_purchase_date = "2027-06-20";
+    crm_audit_result_t r;
+    s_eval(&in, NULL, &r);
+    assert_false(r.fail & CRM_RULE_BIT(CRM_RULE_sale_date));
+    assert_false(r.na & CRM_RULE_BIT(CRM_RULE_sale_date));
+    assert_false(r.fail & CRM_RULE_BIT(CRM_RULE_expected_passed));
+    assert_false(r.fail & CRM_RULE_BIT(CRM_RULE_grade_date));
+    in.sale_date = "  ";
+    s_eval(&in, NULL, &r);
+    assert_true(r.na & CRM_RULE_BIT(CRM_RULE_sale_date)); /* a prospect without one */
+}
+
 static void test_mask_parse_reads_names_and_parts(void **state)
 {
     (void) state;
@@ -936,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_not_run_is_never_passing),
         cmocka_unit_test(test_sale_date_of_a_prospect_does_not_apply_unless_configured),
         cmocka_unit_test(test_hostile_values_never_crash_and_are_judged),
+        cmocka_unit_test(test_the_records_own_sale_date_fills_the_rule_and_nothing_else),
         cmocka_unit_test(test_mask_parse_reads_names_and_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
