@@ -156,9 +156,10 @@
  *                          region, as_of, ruleset, rate_rules, requested_by, state (running | done |
  *                          failed), created_ms, finished_ms, supersedes, superseded_by, and the
  *                          summary: dealers, audited, in_error, highest_ppm, lowest_ppm, average_ppm,
- *                          dealers_at_zero, not_run (rules, comma-separated), regions (JSON)
- *  crm:audit:run:<A>:dealers  hash; dealer id -> its figures, JSON (audit: audited, in_error, email,
- *                          per rule failed / not run / up to 10 sample ids, deduction; retention:
+ *                          dealers_at_zero, not_run (rules, comma-separated), regions (JSON),
+ *                          region_comparison (done | not_run: a one-dealer run)
+ *  crm:audit:run:<A>:dealers  hash; dealer id -> its figures, JSON (audit: audited, in_error, unjudged,
+ *                          email, per rule failed / not run / up to 10 sample ids, deduction; retention:
  *                          the table by vehicle age)
  *  crm:audit:run:<A>:recs:<D>  list; "<customer id> <fail> <not_run>" for every record of the dealer
  *                          that failed a rule (crmctl audit show A --dealer D --rule R)

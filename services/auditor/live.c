@@ -126,7 +126,7 @@ typedef struct {
         char field[24], who[CRM_ID_NAME_MAX + 1];
     } by[S_BY_MAX];
     struct {
-        char key[66]; /* "<field>:<code>" */
+        char key[72]; /* "<field>:<code>" */
         bool error;
     } f[CRM_ISSUES_MAX];
 } s_prev_t;
