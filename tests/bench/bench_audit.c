@@ -172,35 +172,8 @@ static void s_write_files(long long first, long long count)
 /* audit.run over every dealer; seconds until done. */
 static double s_run(char *id, size_t size)
 {
-    zsock_t *req = zsock_new(ZMQ_REQ);
-    zsock_connect(req, "tcp://127.0.0.1:%d", s_sys.control[crm_h_service_index("auditor")]);
-    crm_msg_t m;
-    crm_msg_init(&m, CRM_T_audit_run);
-    crm_new_id(m.id, sizeof m.id);
-    m.ts = crm_now_ms();
-    snprintf(m.producer, sizeof m.producer, "bench");
-    CRM_SET_STR(&m, audit_run, kind, "audit");
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    crm_msg_encode(&m, &buf, NULL);
-    crm_msg_clear(&m);
     int64_t t0 = crm_mono_us();
-    zframe_t *fr = zframe_new(buf.data, buf.size);
-    msgpack_sbuffer_destroy(&buf);
-    zframe_send(&fr, req, 0);
-    zsock_set_rcvtimeo(req, 30000);
-    zframe_t *ans = zframe_recv(req);
-    crm_msg_t a;
-    crm_err_t err;
-    if (!ans || crm_msg_decode(zframe_data(ans), zframe_size(ans), &a, &err) != 0 || a.type != CRM_T_reply ||
-        !a.body.reply.ok) {
-        fprintf(stderr, "bench: audit.run not accepted\n");
-        exit(1);
-    }
-    snprintf(id, size, "%s", a.body.reply.id);
-    crm_msg_clear(&a);
-    zframe_destroy(&ans);
-    zsock_destroy(&req);
+    crm_h_audit_ask(&s_sys, "audit", NULL, NULL, NULL, id, size);
     for (;;) {
         redisReply *r = crm_store_cmd(s_sys.store, "HGET " CRM_KEY_AUDIT_RUN_FMT " state", id);
         bool done = r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "done");

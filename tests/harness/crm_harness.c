@@ -1,5 +1,7 @@
 #include "crm_harness.h"
 
+#include <jansson.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -658,4 +660,81 @@ int crm_h_events(crm_store_t *store, const char *stream, const char *type, const
     }
     freeReplyObject(r);
     return n;
+}
+
+/* ------------------------------------------------------------ crm-auditor */
+
+void crm_h_audit_ask(crm_h_sys_t *s, const char *kind, const char *period, const char *dealer, const char *region,
+                     char *id, size_t size)
+{
+    zsock_t *req = zsock_new(ZMQ_REQ);
+    assert_non_null(req);
+    assert_int_equal(zsock_connect(req, "tcp://127.0.0.1:%d", s->control[crm_h_service_index("auditor")]), 0);
+    crm_msg_t m;
+    crm_msg_init(&m, CRM_T_audit_run);
+    crm_new_id(m.id, sizeof m.id);
+    m.ts = crm_now_ms();
+    snprintf(m.producer, sizeof m.producer, "test");
+    CRM_SET_STR(&m, audit_run, kind, kind);
+    CRM_SET_STR(&m, audit_run, period, period);
+    CRM_SET_STR(&m, audit_run, dealer_id, dealer);
+    CRM_SET_STR(&m, audit_run, region, region);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    assert_int_equal(crm_msg_encode(&m, &buf, NULL), 0);
+    crm_msg_clear(&m);
+    zframe_t *fr = zframe_new(buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+    assert_int_equal(zframe_send(&fr, req, 0), 0);
+    zsock_set_rcvtimeo(req, 10000);
+    zframe_t *ans = zframe_recv(req);
+    assert_non_null(ans);
+    crm_msg_t a;
+    crm_err_t err;
+    assert_int_equal(crm_msg_decode(zframe_data(ans), zframe_size(ans), &a, &err), 0);
+    zframe_destroy(&ans);
+    zsock_destroy(&req);
+    if (a.type != CRM_T_reply || !a.body.reply.ok)
+        fail_msg("audit.run refused: %s", a.type == CRM_T_reply && a.body.reply.message ? a.body.reply.message : "?");
+    snprintf(id, size, "%s", a.body.reply.id);
+    crm_msg_clear(&a);
+}
+
+void crm_h_audit_wait(crm_h_sys_t *s, const char *run)
+{
+    for (int i = 0; i < 600; i++) {
+        redisReply *r = crm_store_cmd(s->store, "HGET crm:audit:run:%s state", run);
+        assert_non_null(r);
+        bool done = r->type == REDIS_REPLY_STRING && !strcmp(r->str, "done");
+        freeReplyObject(r);
+        if (done)
+            return;
+        s_sleep_ms(50);
+    }
+    fail_msg("run %s did not finish", run);
+}
+
+void *crm_h_audit_figures(crm_h_sys_t *s, const char *run, const char *dealer)
+{
+    redisReply *r = crm_store_cmd(s->store, "HGET crm:audit:run:%s:dealers %s", run, dealer);
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_STRING)
+        fail_msg("run %s has no figures for %s", run, dealer);
+    json_error_t e;
+    json_t *j = json_loads(r->str, 0, &e);
+    freeReplyObject(r);
+    assert_non_null(j);
+    return j;
+}
+
+long long crm_h_json_num(const void *json, const char *path)
+{
+    const json_t *v = json;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *save = NULL, *p = strtok_r(buf, ".", &save); p && v; p = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, p);
+    if (!json_is_integer(v))
+        fail_msg("no number at %s", path);
+    return (long long) json_integer_value(v);
 }

@@ -153,4 +153,20 @@ int crm_h_events(crm_store_t *store, const char *stream, const char *type, const
 /* Stops every service still running (SIGTERM), then Redis. */
 void crm_h_sys_stop(crm_h_sys_t *s);
 
+/* ------------------------------------------------------------ crm-auditor */
+
+/* audit.run on crm-auditor's control endpoint as crmctl asks (kind audit,
+   abc or retention; the others may be NULL); the run id into `id`
+   (fails the test when refused). */
+void crm_h_audit_ask(crm_h_sys_t *s, const char *kind, const char *period, const char *dealer, const char *region,
+                     char *id, size_t size);
+/* Waits until the run is done (fails the test after 30 s). */
+void crm_h_audit_wait(crm_h_sys_t *s, const char *run);
+/* A run's figures for a dealer (crm:audit:run:<A>:dealers), parsed; the
+   caller json_decref()s (a json_t *, void here to keep jansson out of the
+   header's users). */
+void *crm_h_audit_figures(crm_h_sys_t *s, const char *run, const char *dealer);
+/* The integer at "a.b.c" in a JSON object (fails the test when absent). */
+long long crm_h_json_num(const void *json, const char *path);
+
 #endif
