@@ -40,6 +40,9 @@ aud_t *aud_state(crm_service_t *svc);
 crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 /* The records the coming messages name, read at once (the framework's prefetch). */
 void aud_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
+/* The next dealer id of a space-separated list into `did` ("" for one too
+   long to be an id); the rest of the list, or NULL at its end. */
+const char *aud_next_dealer(const char *list, char did[CRM_ID_NAME_MAX + 1]);
 /* The bucket (crm:audit:keys:<n>) of a duplicate index value. */
 unsigned aud_key_bucket(const char *key);
 

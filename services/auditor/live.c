@@ -28,6 +28,17 @@ static const char s_key_lua[] =
     "if #ids >= 2 then redis.call('SADD', KEYS[2], ARGV[1]) else redis.call('SREM', KEYS[2], ARGV[1]) end\n"
     "return #ids\n";
 
+const char *aud_next_dealer(const char *p, char did[CRM_ID_NAME_MAX + 1])
+{
+    while (p && *p == ' ')
+        p++;
+    if (!p || !*p)
+        return NULL;
+    size_t n = strcspn(p, " ");
+    snprintf(did, CRM_ID_NAME_MAX + 1, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
+    return p + n;
+}
+
 unsigned aud_key_bucket(const char *key)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
@@ -533,10 +544,8 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     char month[8], quarter[8];
     crm_period_month_of(crm_cst_day(ts), month);
     crm_period_quarter_of(crm_cst_day(ts), quarter);
-    for (const char *p = next.dealers; *p;) {
-        size_t n = strcspn(p, " ");
-        char d[CRM_ID_NAME_MAX + 1];
-        snprintf(d, sizeof d, "%.*s", (int) (n < sizeof d ? n : sizeof d - 1), p);
+    char d[CRM_ID_NAME_MAX + 1];
+    for (const char *p = next.dealers; (p = aud_next_dealer(p, d));) {
         if (crm_id_valid(CRM_ID_NAME, d)) {
             crm_tx_cmd(tx, "HSET " CRM_KEY_AUDIT_FILES_FMT " %s %s", d, w.cid, summary);
             if (month[0])
@@ -544,9 +553,6 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
             if (quarter[0])
                 crm_tx_cmd(tx, "SADD " CRM_KEY_AUDIT_PERIOD_FMT " %s", quarter, d, w.cid);
         }
-        p += n;
-        while (*p == ' ')
-            p++;
     }
 
     /* ---- the duplicate index */

@@ -55,17 +55,26 @@ static void s_paid(crm_tx_t *tx, const char *dealer, const char *cid, const char
     crm_tx_cmd(tx, "SADD " CRM_KEY_AUDIT_PAID_MONTHS_FMT " %s", dealer, month);
 }
 
+/* The customer, the dealer and the day an event names, checked; false
+   after saying why. */
+static bool s_event_ok(crm_service_t *svc, const char *cid, const char *dealer, const char *date)
+{
+    const char *ids[] = {cid, dealer};
+    static const char *const names[] = {"customer_id", "dealer_id"};
+    if (!crm_service_ids_ok(svc, ids, names, 2, 2))
+        return false;
+    if (!date || crm_day_parse(date) == INT64_MIN) {
+        crm_service_why(svc, "date: YYYY-MM-DD expected");
+        return false;
+    }
+    return true;
+}
+
 crm_handled_t aud_on_service(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_service_recorded_t *b = &msg->body.service_recorded;
-    const char *ids[] = {b->customer_id, b->dealer_id};
-    static const char *const names[] = {"customer_id", "dealer_id"};
-    if (!crm_service_ids_ok(svc, ids, names, 2, 2))
+    if (!s_event_ok(svc, b->customer_id, b->dealer_id, b->date))
         return CRM_REFUSE;
-    if (!b->date || crm_day_parse(b->date) == INT64_MIN) {
-        crm_service_why(svc, "date: YYYY-MM-DD expected");
-        return CRM_REFUSE;
-    }
     s_paid(tx, b->dealer_id, b->customer_id, b->date, b->has.amount_fen ? b->amount_fen : 0, 1);
     if (b->has.vin && b->vin && *b->vin && !strchr(b->vin, ' ') && strlen(b->vin) < 64) {
         char key[CRM_ID_NAME_MAX + 32];
@@ -78,14 +87,8 @@ crm_handled_t aud_on_service(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
 crm_handled_t aud_on_delivered(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_vehicle_delivered_t *b = &msg->body.vehicle_delivered;
-    const char *ids[] = {b->customer_id, b->dealer_id};
-    static const char *const names[] = {"customer_id", "dealer_id"};
-    if (!crm_service_ids_ok(svc, ids, names, 2, 2))
+    if (!s_event_ok(svc, b->customer_id, b->dealer_id, b->date))
         return CRM_REFUSE;
-    if (!b->date || crm_day_parse(b->date) == INT64_MIN) {
-        crm_service_why(svc, "date: YYYY-MM-DD expected");
-        return CRM_REFUSE;
-    }
     /* the order's price: what the customer paid for the car */
     char okey[CRM_ID_NAME_MAX + 64];
     crm_order_key(b->dealer_id, b->order_id, okey, sizeof okey);

@@ -445,13 +445,9 @@ static void s_count_drop(void **p)
 static size_t s_ndealers(const char *list)
 {
     size_t n = 0;
-    for (const char *q = list; *q;) {
-        size_t m = strcspn(q, " ");
-        n += m > 0;
-        q += m;
-        while (*q == ' ')
-            q++;
-    }
+    char did[CRM_ID_NAME_MAX + 1];
+    for (const char *q = list; (q = aud_next_dealer(q, did));)
+        n++;
     return n;
 }
 
@@ -519,17 +515,11 @@ static int s_dups(aud_run_t *run, crm_store_t *store)
     }
     /* in the run's period: one pipeline for every (holder, dealer of the run) */
     if (run->has_period) {
+        char did[CRM_ID_NAME_MAX + 1];
         for (size_t j = 0; j < nh; j++)
-            for (const char *p = h[j].dealers; *p;) {
-                size_t n = strcspn(p, " ");
-                char did[CRM_ID_NAME_MAX + 1];
-                snprintf(did, sizeof did, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
+            for (const char *p = h[j].dealers; (p = aud_next_dealer(p, did));)
                 if (did[0] && s_find(run, did))
                     crm_tx_cmd(inp, "SISMEMBER " CRM_KEY_AUDIT_PERIOD_FMT " %s", run->period, did, h[j].cid);
-                p += n;
-                while (*p == ' ')
-                    p++;
-            }
         if (crm_tx_size(inp) && crm_store_pipeline(store, inp) != 0)
             goto out;
     }
@@ -549,13 +539,8 @@ static int s_dups(aud_run_t *run, crm_store_t *store)
         for (size_t j = g0; j < g1; j++) {
             size_t mine = s_ndealers(h[j].dealers);
             filed += mine > 0;
-            for (const char *p = h[j].dealers; *p;) {
-                size_t n = strcspn(p, " ");
-                char did[CRM_ID_NAME_MAX + 1];
-                snprintf(did, sizeof did, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
-                p += n;
-                while (*p == ' ')
-                    p++;
+            char did[CRM_ID_NAME_MAX + 1];
+            for (const char *p = h[j].dealers; (p = aud_next_dealer(p, did));) {
                 if (!did[0])
                     continue;
                 size_t *c = zhashx_lookup(per, did);
@@ -569,13 +554,8 @@ static int s_dups(aud_run_t *run, crm_store_t *store)
         }
         for (size_t j = g0; j < g1; j++) {
             size_t mine = s_ndealers(h[j].dealers);
-            for (const char *p = h[j].dealers; *p;) {
-                size_t n = strcspn(p, " ");
-                char did[CRM_ID_NAME_MAX + 1];
-                snprintf(did, sizeof did, "%.*s", (int) (n <= CRM_ID_NAME_MAX ? n : 0), p);
-                p += n;
-                while (*p == ' ')
-                    p++;
+            char did[CRM_ID_NAME_MAX + 1];
+            for (const char *p = h[j].dealers; (p = aud_next_dealer(p, did));) {
                 s_dealer_t *d0 = did[0] ? s_find(run, did) : NULL;
                 const size_t *c = did[0] ? zhashx_lookup(per, did) : NULL;
                 if (!d0 || !c)

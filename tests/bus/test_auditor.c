@@ -46,24 +46,9 @@ static int group_setup(void **state)
         return -1;
     }
     crm_h_path(&f->sys.redis, "", f->dir, sizeof f->dir);
-    crm_h_sys_spawn(&f->sys, "intake", NULL);
-    crm_h_sys_spawn(&f->sys, "dispatcher", NULL);
-    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
-    crm_h_sys_spawn(&f->sys, "auditor", aud);
-    /* the carmaker's sales regions of the seed (Q1 2007) */
-    char path[400];
-    snprintf(path, sizeof path, "%s/regions.txt", f->dir);
-    FILE *fp = fopen(path, "w");
-    if (!fp)
-        return -1;
-    fputs("北京区=北京,天津,河北,山西,内蒙古,辽宁,吉林,黑龙江,山东,河南\n"
-          "南京区=上海,江苏,浙江,安徽,福建,江西,湖北,湖南\n"
-          "成都区=四川,重庆,贵州,云南,西藏,陕西,甘肃,青海,宁夏,新疆\n"
-          "广州区=广东,广西,海南,香港,澳门,台湾\n",
-          fp);
-    fclose(fp);
-    if (crm_h_sys_crmctl(&f->sys, "regions", "load", path, NULL) != 0) {
-        fprintf(stderr, "regions load: %s\n", crm_h_slurp(f->sys.out));
+    if (crm_h_audit_system(&f->sys) != 0) {
+        crm_h_sys_stop(&f->sys);
+        free(f);
         return -1;
     }
     s_fx = f;

@@ -664,6 +664,33 @@ int crm_h_events(crm_store_t *store, const char *stream, const char *type, const
 
 /* ------------------------------------------------------------ crm-auditor */
 
+int crm_h_audit_system(crm_h_sys_t *s)
+{
+    crm_h_sys_spawn(s, "intake", NULL);
+    crm_h_sys_spawn(s, "dispatcher", NULL);
+    static const char *const aud[] = {"CRM_AUDIT_SCHEDULE=none", NULL};
+    crm_h_sys_spawn(s, "auditor", aud);
+    /* the carmaker's sales regions of the seed (Q1 2007), every province in one */
+    char path[400];
+    crm_h_path(&s->redis, "regions.txt", path, sizeof path);
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return -1;
+    fputs("北京区=北京,天津,河北,山西,内蒙古,辽宁,吉林,黑龙江,山东,河南\n"
+          "南京区=上海,江苏,浙江,安徽,福建,江西,湖北,湖南\n"
+          "成都区=四川,重庆,贵州,云南,西藏,陕西,甘肃,青海,宁夏,新疆\n"
+          "广州区=广东,广西,海南,香港,澳门,台湾\n",
+          fp);
+    fclose(fp);
+    if (crm_h_sys_crmctl(s, "regions", "load", path, NULL) != 0) {
+        char *out = crm_h_slurp(s->out);
+        fprintf(stderr, "regions load: %s\n", out ? out : "?");
+        free(out);
+        return -1;
+    }
+    return 0;
+}
+
 void crm_h_audit_ask(crm_h_sys_t *s, const char *kind, const char *period, const char *dealer, const char *region,
                      char *id, size_t size)
 {

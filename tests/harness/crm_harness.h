@@ -155,6 +155,10 @@ void crm_h_sys_stop(crm_h_sys_t *s);
 
 /* ------------------------------------------------------------ crm-auditor */
 
+/* crm-intake, crm-dispatcher and crm-auditor (no schedule) on `s`, and the
+   seed's four sales regions (北京区, 南京区, 成都区, 广州区) loaded with
+   crmctl regions load. 0, or -1 after a message. */
+int crm_h_audit_system(crm_h_sys_t *s);
 /* audit.run on crm-auditor's control endpoint as crmctl asks (kind audit,
    abc or retention; the others may be NULL); the run id into `id`
    (fails the test when refused). */
