@@ -273,6 +273,7 @@ static void test_secrets_parse_only_whsec_base64_of_24_to_64_bytes(void **state)
         "whpk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "WHSEC_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "whsec_whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsecXMfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         NULL,
     };
     for (int i = 0; bad[i]; i++) {
