@@ -386,6 +386,16 @@ static void test_template_header_and_render(void **state)
     assert_non_null(s);
     assert_string_equal(s, "{\"customer_name\":\"王先生\",\"at\":\"3月3日 10:00\",\"dealer_name\":\"杭州西湖店\"}");
     free(s);
+    /* JSON strings: quotes and backslashes escaped; in the text, as given. */
+    const char *quoted[] = {"at=10:00", "customer_name=王\"小\\明", "dealer_name=店"};
+    s = crm_template_params_json(t, quoted, 3, err, sizeof err);
+    assert_non_null(s);
+    assert_string_equal(s, "{\"customer_name\":\"王\\\"小\\\\明\",\"at\":\"10:00\",\"dealer_name\":\"店\"}");
+    free(s);
+    s = crm_template_render(t, quoted, 3, false, err, sizeof err);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "王\"小\\明您好"));
+    free(s);
     /* One missing: an error naming it, never a half-filled message. */
     s = crm_template_render(t, params, 2, true, err, sizeof err);
     assert_null(s);
