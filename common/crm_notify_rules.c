@@ -25,10 +25,19 @@ static int s_find(const char *const *names, int n, const char *text)
     return -1;
 }
 
-int crm_class_parse(const char *text) { return s_find(s_classes, CRM_CLASS_COUNT, text); }
-int crm_channel_parse(const char *text) { return s_find(s_channels, CRM_CHANNEL_COUNT, text); }
+int crm_class_parse(const char *text)
+{
+    return s_find(s_classes, CRM_CLASS_COUNT, text);
+}
+int crm_channel_parse(const char *text)
+{
+    return s_find(s_channels, CRM_CHANNEL_COUNT, text);
+}
 
-const char *crm_class_name(int cls) { return cls >= 0 && cls < CRM_CLASS_COUNT ? s_classes[cls] : "unknown"; }
+const char *crm_class_name(int cls)
+{
+    return cls >= 0 && cls < CRM_CLASS_COUNT ? s_classes[cls] : "unknown";
+}
 
 const char *crm_channel_name(int channel)
 {
@@ -64,7 +73,7 @@ int crm_quiet_parse(const char *text, crm_quiet_t *out)
     int start = crm_hhmm_parse(a), end = crm_hhmm_parse(b);
     if (start < 0 || end < 0 || start == end)
         return -1;
-    *out = (crm_quiet_t) {true, start, end};
+    *out = (crm_quiet_t){true, start, end};
     return 0;
 }
 
@@ -105,7 +114,8 @@ void crm_notify_config_default(crm_notify_config_t *cfg)
     memset(cfg, 0, sizeof *cfg);
     for (int c = 0; c < CRM_CLASS_COUNT; c++)
         for (int ch = 0; ch < CRM_CHANNEL_COUNT; ch++)
-            cfg->quiet[c][ch] = ch == CRM_CHANNEL_SMS || ch == CRM_CHANNEL_CALL ? CRM_QUIET_NIGHT : CRM_QUIET_NONE;
+            cfg->quiet[c][ch] = ch == CRM_CHANNEL_SMS || ch == CRM_CHANNEL_CALL ? CRM_QUIET_NIGHT
+                                                                                : CRM_QUIET_NONE;
     cfg->critical_bypass = true;
 }
 
@@ -168,9 +178,13 @@ bool crm_optout_reply(const char *text)
 
 /* ------------------------------------------------------------ the decision */
 
-static crm_notify_decision_t s_drop(crm_reason_t why) { return (crm_notify_decision_t) {CRM_VERDICT_DROP, 0, why}; }
+static crm_notify_decision_t s_drop(crm_reason_t why)
+{
+    return (crm_notify_decision_t){CRM_VERDICT_DROP, 0, why};
+}
 
-crm_notify_decision_t crm_notify_decide(const crm_notify_config_t *cfg, const crm_notify_msg_t *msg, int64_t now_ms)
+crm_notify_decision_t crm_notify_decide(const crm_notify_config_t *cfg, const crm_notify_msg_t *msg,
+                                        int64_t now_ms)
 {
     if (!cfg || !msg || msg->cls < 0 || msg->cls >= CRM_CLASS_COUNT || msg->channel < 0 ||
         msg->channel >= CRM_CHANNEL_COUNT)
@@ -206,6 +220,6 @@ crm_notify_decision_t crm_notify_decide(const crm_notify_config_t *cfg, const cr
     if (msg->not_after && at > msg->not_after)
         return s_drop(CRM_REASON_EXPIRED);
     if (why == CRM_REASON_NONE)
-        return (crm_notify_decision_t) {CRM_VERDICT_SEND, now_ms, CRM_REASON_NONE};
-    return (crm_notify_decision_t) {CRM_VERDICT_DEFER, at, why};
+        return (crm_notify_decision_t){CRM_VERDICT_SEND, now_ms, CRM_REASON_NONE};
+    return (crm_notify_decision_t){CRM_VERDICT_DEFER, at, why};
 }

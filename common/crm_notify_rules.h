@@ -28,11 +28,22 @@
 
 /* ------------------------------------------------------------ names */
 
-typedef enum { CRM_CLASS_TRANSACTIONAL = 0, CRM_CLASS_MARKETING, CRM_CLASS_CRITICAL, CRM_CLASS_COUNT } crm_class_t;
+typedef enum {
+    CRM_CLASS_TRANSACTIONAL = 0,
+    CRM_CLASS_MARKETING,
+    CRM_CLASS_CRITICAL,
+    CRM_CLASS_COUNT
+} crm_class_t;
 
 /* notify.request's "dealer" channel (the dealer's own system) is webhook
    here; the notifier maps it. */
-typedef enum { CRM_CHANNEL_SMS = 0, CRM_CHANNEL_EMAIL, CRM_CHANNEL_CALL, CRM_CHANNEL_WEBHOOK, CRM_CHANNEL_COUNT } crm_channel_t;
+typedef enum {
+    CRM_CHANNEL_SMS = 0,
+    CRM_CHANNEL_EMAIL,
+    CRM_CHANNEL_CALL,
+    CRM_CHANNEL_WEBHOOK,
+    CRM_CHANNEL_COUNT
+} crm_channel_t;
 
 /* "transactional", "marketing", "critical" -> class; -1 for anything else
    (exact, lower case). */
@@ -54,8 +65,8 @@ typedef struct {
     int end_min;
 } crm_quiet_t;
 
-#define CRM_QUIET_NONE ((crm_quiet_t) {false, 0, 0})
-#define CRM_QUIET_NIGHT ((crm_quiet_t) {true, 21 * 60, 8 * 60})
+#define CRM_QUIET_NONE ((crm_quiet_t){false, 0, 0})
+#define CRM_QUIET_NIGHT ((crm_quiet_t){true, 21 * 60, 8 * 60})
 
 /* "HH:MM-HH:MM" (each half exactly as crm_hhmm_parse takes it) or "none"
    -> window; -1 for anything else, and for a window that starts when it
@@ -74,8 +85,8 @@ int64_t crm_quiet_next_allowed(const crm_quiet_t *q, int64_t now_ms);
 
 typedef struct {
     crm_quiet_t quiet[CRM_CLASS_COUNT][CRM_CHANNEL_COUNT];
-    bool critical_bypass;        /* critical ignores quiet hours */
-    int cap[CRM_CHANNEL_COUNT];  /* messages per customer per China day; 0: no cap */
+    bool critical_bypass;       /* critical ignores quiet hours */
+    int cap[CRM_CHANNEL_COUNT]; /* messages per customer per China day; 0: no cap */
 } crm_notify_config_t;
 
 /* Quiet hours 21:00-08:00 on sms and call for every class, none on email
@@ -131,13 +142,13 @@ const char *crm_verdict_name(int verdict); /* "send", "defer", "drop" */
 const char *crm_reason_name(int reason);
 
 typedef struct {
-    int cls;              /* crm_class_t */
-    int channel;          /* crm_channel_t */
-    int64_t not_before;   /* ms; 0: none */
-    int64_t not_after;    /* ms, the last moment it may go; 0: none */
-    int64_t count_today;  /* sent to this customer on this channel today (CST) */
-    bool opted_in;        /* a current marketing opt-in */
-    bool opted_out;       /* opted out of this channel */
+    int cls;             /* crm_class_t */
+    int channel;         /* crm_channel_t */
+    int64_t not_before;  /* ms; 0: none */
+    int64_t not_after;   /* ms, the last moment it may go; 0: none */
+    int64_t count_today; /* sent to this customer on this channel today (CST) */
+    bool opted_in;       /* a current marketing opt-in */
+    bool opted_out;      /* opted out of this channel */
 } crm_notify_msg_t;
 
 typedef struct {
@@ -148,6 +159,7 @@ typedef struct {
 
 /* What to do with `msg` at `now_ms`. A deferred message is to be decided
    again at `at` (consent and counts may have changed by then). */
-crm_notify_decision_t crm_notify_decide(const crm_notify_config_t *cfg, const crm_notify_msg_t *msg, int64_t now_ms);
+crm_notify_decision_t crm_notify_decide(const crm_notify_config_t *cfg, const crm_notify_msg_t *msg,
+                                        int64_t now_ms);
 
 #endif

@@ -13,7 +13,8 @@
 #define S_MAX_VARS 32
 #define S_NAME_MAX 64
 
-const char *const crm_template_optout_lines[] = {"拒收请回复R", "回T退订", "退订回T", "回TD退订", "退订回TD", NULL};
+const char *const crm_template_optout_lines[] = {"拒收请回复R", "回T退订",  "退订回T",
+                                                 "回TD退订",    "退订回TD", NULL};
 
 struct crm_template_t {
     char *name;
@@ -47,17 +48,22 @@ static char *s_strndup(const char *s, size_t n)
 }
 
 /* A control character: C0 but tab and newline, DEL, C1. */
-static bool s_control(int32_t cp) { return (cp < 0x20 && cp != '\t' && cp != '\n') || (cp >= 0x7f && cp < 0xa0); }
+static bool s_control(int32_t cp)
+{
+    return (cp < 0x20 && cp != '\t' && cp != '\n') || (cp >= 0x7f && cp < 0xa0);
+}
 
 /* Checks text as UTF-8 without control characters (a CR only before a LF
    when crlf); 0, or -1 with *line (1-based) and *cp (-1: invalid UTF-8). */
-static int s_check_text(const char *text, size_t len, bool crlf, bool newline_ok, int *line, int32_t *cp)
+static int s_check_text(const char *text, size_t len, bool crlf, bool newline_ok, int *line,
+                        int32_t *cp)
 {
     *line = 1;
     size_t i = 0;
     while (i < len) {
         int32_t c;
-        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *) text + i, (utf8proc_ssize_t) (len - i), &c);
+        utf8proc_ssize_t n = utf8proc_iterate((const utf8proc_uint8_t *) text + i,
+                                              (utf8proc_ssize_t) (len - i), &c);
         if (n <= 0) {
             *cp = -1;
             return -1;
@@ -74,7 +80,10 @@ static int s_check_text(const char *text, size_t len, bool crlf, bool newline_ok
     return 0;
 }
 
-static bool s_name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+static bool s_name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+}
 
 static bool s_valid_name(const char *s, size_t n)
 {
@@ -95,8 +104,8 @@ static int s_var_index(const crm_template_t *t, const char *name, size_t n)
 }
 
 /* Every {{name}} in `text` (starting on `line`) declared; marks used. */
-static int s_check_placeholders(const crm_template_t *t, const char *file, const char *text, int line,
-                                bool *used, char *err, size_t errsz)
+static int s_check_placeholders(const crm_template_t *t, const char *file, const char *text,
+                                int line, bool *used, char *err, size_t errsz)
 {
     for (const char *p = text; *p; p++) {
         if (*p == '\n') {
@@ -109,13 +118,14 @@ static int s_check_placeholders(const crm_template_t *t, const char *file, const
         while (*q && s_name_char(*q))
             q++;
         if (q[0] != '}' || q[1] != '}' || !s_valid_name(name, (size_t) (q - name))) {
-            s_err(err, errsz, "%s:%d: malformed placeholder (want {{name}}, name [a-z][a-z0-9_]*)", file, line);
+            s_err(err, errsz, "%s:%d: malformed placeholder (want {{name}}, name [a-z][a-z0-9_]*)",
+                  file, line);
             return -1;
         }
         int i = s_var_index(t, name, (size_t) (q - name));
         if (i < 0) {
-            s_err(err, errsz, "%s:%d: {{%.*s}} is not a declared variable (vars:)", file, line, (int) (q - name),
-                  name);
+            s_err(err, errsz, "%s:%d: {{%.*s}} is not a declared variable (vars:)", file, line,
+                  (int) (q - name), name);
             return -1;
         }
         used[i] = true;
@@ -163,8 +173,8 @@ static void s_trim(const char **s, size_t *n)
         (*n)--;
 }
 
-static int s_parse_vars(crm_template_t *t, const char *file, int line, const char *v, size_t n, char *err,
-                        size_t errsz)
+static int s_parse_vars(crm_template_t *t, const char *file, int line, const char *v, size_t n,
+                        char *err, size_t errsz)
 {
     if (n == 0)
         return 0; /* a template without variables */
@@ -177,7 +187,8 @@ static int s_parse_vars(crm_template_t *t, const char *file, int line, const cha
         size_t len = j - i;
         s_trim(&name, &len);
         if (!s_valid_name(name, len)) {
-            s_err(err, errsz, "%s:%d: bad variable name '%.*s' (want [a-z][a-z0-9_]*)", file, line, (int) len, name);
+            s_err(err, errsz, "%s:%d: bad variable name '%.*s' (want [a-z][a-z0-9_]*)", file, line,
+                  (int) len, name);
             return -1;
         }
         if (s_var_index(t, name, len) >= 0) {
@@ -198,8 +209,8 @@ static int s_parse_vars(crm_template_t *t, const char *file, int line, const cha
     return 0;
 }
 
-static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *text, size_t len, char *err,
-                               size_t errsz)
+static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *text, size_t len,
+                               char *err, size_t errsz)
 {
     int line;
     int32_t cp;
@@ -307,7 +318,8 @@ static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *
         goto fail;
     }
     if ((t->channel == CRM_CHANNEL_EMAIL) != (t->subject != NULL)) {
-        s_err(err, errsz, "%s:1: subject is %s", file, t->subject ? "for email only" : "required for email");
+        s_err(err, errsz, "%s:1: subject is %s", file,
+              t->subject ? "for email only" : "required for email");
         goto fail;
     }
     int body_line = line + 1;
@@ -330,20 +342,24 @@ static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *
     t->body[o] = '\0';
 
     bool used[S_MAX_VARS] = {false};
-    if ((t->subject && s_check_placeholders(t, file, t->subject, subject_line, used, err, errsz) != 0) ||
+    if ((t->subject &&
+         s_check_placeholders(t, file, t->subject, subject_line, used, err, errsz) != 0) ||
         s_check_placeholders(t, file, t->body, body_line, used, err, errsz) != 0)
         goto fail;
     for (size_t i = 0; i < t->nvars; i++)
         if (!used[i]) {
-            s_err(err, errsz, "%s:%d: variable %s is declared but not used", file, vars_line, t->vars[i]);
+            s_err(err, errsz, "%s:%d: variable %s is declared but not used", file, vars_line,
+                  t->vars[i]);
             goto fail;
         }
-    if (t->channel == CRM_CHANNEL_SMS && t->cls == CRM_CLASS_MARKETING && !s_ends_with_optout(t->body)) {
+    if (t->channel == CRM_CHANNEL_SMS && t->cls == CRM_CLASS_MARKETING &&
+        !s_ends_with_optout(t->body)) {
         int last = body_line;
         for (const char *b = t->body; *b; b++)
             last += *b == '\n';
-        s_err(err, errsz, "%s:%d: a marketing SMS must end with an opt-out line (拒收请回复R, 回T退订, ...)", file,
-              last);
+        s_err(err, errsz,
+              "%s:%d: a marketing SMS must end with an opt-out line (拒收请回复R, 回T退订, ...)",
+              file, last);
         goto fail;
     }
     free(claimed);
@@ -353,7 +369,8 @@ fail:
     return NULL;
 }
 
-crm_template_t *crm_template_parse(const char *file, const char *text, size_t len, char *err, size_t errsz)
+crm_template_t *crm_template_parse(const char *file, const char *text, size_t len, char *err,
+                                   size_t errsz)
 {
     s_err(err, errsz, "%s", "");
     if (!file)
@@ -415,13 +432,34 @@ void crm_template_destroy(crm_template_t **tpl_p)
     *tpl_p = NULL;
 }
 
-const char *crm_template_name(const crm_template_t *tpl) { return tpl ? tpl->name : NULL; }
-int crm_template_channel(const crm_template_t *tpl) { return tpl ? tpl->channel : -1; }
-int crm_template_class(const crm_template_t *tpl) { return tpl ? tpl->cls : -1; }
-const char *crm_template_sign(const crm_template_t *tpl) { return tpl ? tpl->sign : NULL; }
-const char *crm_template_subject(const crm_template_t *tpl) { return tpl ? tpl->subject : NULL; }
-const char *crm_template_body(const crm_template_t *tpl) { return tpl ? tpl->body : NULL; }
-size_t crm_template_nvars(const crm_template_t *tpl) { return tpl ? tpl->nvars : 0; }
+const char *crm_template_name(const crm_template_t *tpl)
+{
+    return tpl ? tpl->name : NULL;
+}
+int crm_template_channel(const crm_template_t *tpl)
+{
+    return tpl ? tpl->channel : -1;
+}
+int crm_template_class(const crm_template_t *tpl)
+{
+    return tpl ? tpl->cls : -1;
+}
+const char *crm_template_sign(const crm_template_t *tpl)
+{
+    return tpl ? tpl->sign : NULL;
+}
+const char *crm_template_subject(const crm_template_t *tpl)
+{
+    return tpl ? tpl->subject : NULL;
+}
+const char *crm_template_body(const crm_template_t *tpl)
+{
+    return tpl ? tpl->body : NULL;
+}
+size_t crm_template_nvars(const crm_template_t *tpl)
+{
+    return tpl ? tpl->nvars : 0;
+}
 
 const char *crm_template_var(const crm_template_t *tpl, size_t i)
 {
@@ -468,8 +506,8 @@ static char *s_done(s_buf_t *b, char *err, size_t errsz)
 }
 
 /* Every declared variable's value from params into values; 0 or -1. */
-static int s_values(const crm_template_t *t, const char *const *params, size_t nparams, const char **values,
-                    char *err, size_t errsz)
+static int s_values(const crm_template_t *t, const char *const *params, size_t nparams,
+                    const char **values, char *err, size_t errsz)
 {
     for (size_t i = 0; i < t->nvars; i++) {
         size_t n = strlen(t->vars[i]);
@@ -498,8 +536,8 @@ static int s_values(const crm_template_t *t, const char *const *params, size_t n
     return 0;
 }
 
-static char *s_fill(const crm_template_t *t, const char *text, const char *prefix, const char *const *params,
-                    size_t nparams, char *err, size_t errsz)
+static char *s_fill(const crm_template_t *t, const char *text, const char *prefix,
+                    const char *const *params, size_t nparams, char *err, size_t errsz)
 {
     s_err(err, errsz, "%s", "");
     if (!t || !text) {
@@ -535,8 +573,8 @@ static char *s_fill(const crm_template_t *t, const char *text, const char *prefi
     return s_done(&b, err, errsz);
 }
 
-char *crm_template_render(const crm_template_t *tpl, const char *const *params, size_t nparams, bool with_sign,
-                          char *err, size_t errsz)
+char *crm_template_render(const crm_template_t *tpl, const char *const *params, size_t nparams,
+                          bool with_sign, char *err, size_t errsz)
 {
     char sign[256] = "";
     if (tpl && with_sign && tpl->sign)
@@ -544,8 +582,8 @@ char *crm_template_render(const crm_template_t *tpl, const char *const *params, 
     return s_fill(tpl, tpl ? tpl->body : NULL, sign[0] ? sign : NULL, params, nparams, err, errsz);
 }
 
-char *crm_template_render_subject(const crm_template_t *tpl, const char *const *params, size_t nparams, char *err,
-                                  size_t errsz)
+char *crm_template_render_subject(const crm_template_t *tpl, const char *const *params,
+                                  size_t nparams, char *err, size_t errsz)
 {
     return s_fill(tpl, tpl ? tpl->subject : NULL, NULL, params, nparams, err, errsz);
 }
@@ -564,8 +602,8 @@ static void s_put_json(s_buf_t *b, const char *s)
     s_put(b, "\"", 1);
 }
 
-char *crm_template_params_json(const crm_template_t *tpl, const char *const *params, size_t nparams, char *err,
-                               size_t errsz)
+char *crm_template_params_json(const crm_template_t *tpl, const char *const *params, size_t nparams,
+                               char *err, size_t errsz)
 {
     s_err(err, errsz, "%s", "");
     if (!tpl) {

@@ -44,15 +44,16 @@ extern const char *const crm_template_optout_lines[];
    NAME.CHANNEL.txt must agree with the channel header). NULL with `err`
    ("FILE:LINE: ...") when it is not a valid template. The caller owns the
    result. */
-crm_template_t *crm_template_parse(const char *file, const char *text, size_t len, char *err, size_t errsz);
+crm_template_t *crm_template_parse(const char *file, const char *text, size_t len, char *err,
+                                   size_t errsz);
 /* The same from a file (at most CRM_TEMPLATE_MAX bytes). */
 crm_template_t *crm_template_load(const char *path, char *err, size_t errsz);
 void crm_template_destroy(crm_template_t **tpl_p);
 
 /* What it is; strings owned by the template. */
 const char *crm_template_name(const crm_template_t *tpl);
-int crm_template_channel(const crm_template_t *tpl); /* crm_channel_t */
-int crm_template_class(const crm_template_t *tpl);   /* crm_class_t */
+int crm_template_channel(const crm_template_t *tpl);         /* crm_channel_t */
+int crm_template_class(const crm_template_t *tpl);           /* crm_class_t */
 const char *crm_template_sign(const crm_template_t *tpl);    /* sms; else NULL */
 const char *crm_template_subject(const crm_template_t *tpl); /* email, unrendered; else NULL */
 const char *crm_template_body(const crm_template_t *tpl);    /* unrendered */
@@ -69,14 +70,14 @@ const char *crm_template_var(const crm_template_t *tpl, size_t i);
 /* `text` (the body or the subject) with every placeholder filled; for an
    SMS body `with_sign` puts 【sign】 first, as the phone shows it. A new
    string the caller frees, or NULL with `err`. */
-char *crm_template_render(const crm_template_t *tpl, const char *const *params, size_t nparams, bool with_sign,
-                          char *err, size_t errsz);
-char *crm_template_render_subject(const crm_template_t *tpl, const char *const *params, size_t nparams, char *err,
-                                  size_t errsz);
+char *crm_template_render(const crm_template_t *tpl, const char *const *params, size_t nparams,
+                          bool with_sign, char *err, size_t errsz);
+char *crm_template_render_subject(const crm_template_t *tpl, const char *const *params,
+                                  size_t nparams, char *err, size_t errsz);
 /* The declared variables as Aliyun's TemplateParam: a JSON object of
    strings, {"at":"2026-03-02 10:00"}, in declared order. Same rules and
    ownership as crm_template_render. */
-char *crm_template_params_json(const crm_template_t *tpl, const char *const *params, size_t nparams, char *err,
-                               size_t errsz);
+char *crm_template_params_json(const crm_template_t *tpl, const char *const *params, size_t nparams,
+                               char *err, size_t errsz);
 
 #endif

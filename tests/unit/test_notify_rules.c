@@ -60,15 +60,21 @@ static void test_quiet_hours_across_midnight_at_the_edges(void **state)
     int64_t t = s_cst(2026, 3, 2, 20, 59, 59);
     assert_int_equal(crm_quiet_next_allowed(&q, t), t);
     assert_int_equal(crm_quiet_next_allowed(&q, t + 999), t + 999);
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 21, 0, 0)), s_cst(2026, 3, 3, 8, 0, 0));
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 23, 59, 59)), s_cst(2026, 3, 3, 8, 0, 0));
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 3, 0, 0, 0)), s_cst(2026, 3, 3, 8, 0, 0));
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 3, 7, 59, 0)), s_cst(2026, 3, 3, 8, 0, 0));
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 3, 7, 59, 59) + 999), s_cst(2026, 3, 3, 8, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 21, 0, 0)),
+                     s_cst(2026, 3, 3, 8, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 23, 59, 59)),
+                     s_cst(2026, 3, 3, 8, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 3, 0, 0, 0)),
+                     s_cst(2026, 3, 3, 8, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 3, 7, 59, 0)),
+                     s_cst(2026, 3, 3, 8, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 3, 7, 59, 59) + 999),
+                     s_cst(2026, 3, 3, 8, 0, 0));
     t = s_cst(2026, 3, 3, 8, 0, 0);
     assert_int_equal(crm_quiet_next_allowed(&q, t), t);
     /* The last day of a month, of a year. */
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 12, 31, 22, 0, 0)), s_cst(2027, 1, 1, 8, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 12, 31, 22, 0, 0)),
+                     s_cst(2027, 1, 1, 8, 0, 0));
 }
 
 static void test_quiet_hours_in_china_time_not_utc(void **state)
@@ -95,8 +101,10 @@ static void test_quiet_window_not_crossing_midnight(void **state)
     assert_true(q.on);
     int64_t t = s_cst(2026, 3, 2, 11, 59, 59);
     assert_int_equal(crm_quiet_next_allowed(&q, t), t);
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 12, 0, 0)), s_cst(2026, 3, 2, 14, 0, 0));
-    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 13, 59, 59)), s_cst(2026, 3, 2, 14, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 12, 0, 0)),
+                     s_cst(2026, 3, 2, 14, 0, 0));
+    assert_int_equal(crm_quiet_next_allowed(&q, s_cst(2026, 3, 2, 13, 59, 59)),
+                     s_cst(2026, 3, 2, 14, 0, 0));
     t = s_cst(2026, 3, 2, 14, 0, 0);
     assert_int_equal(crm_quiet_next_allowed(&q, t), t);
     t = s_cst(2026, 3, 2, 23, 0, 0);
@@ -119,8 +127,9 @@ static void test_quiet_window_parse_is_strict(void **state)
     assert_string_equal(text, "none");
     int64_t t = s_cst(2026, 3, 2, 23, 0, 0);
     assert_int_equal(crm_quiet_next_allowed(&q, t), t);
-    const char *bad[] = {"21:00-8:00", "21:00 - 08:00", "21:00-08:00 ", "24:00-08:00", "21:60-08:00",
-                         "08:00-08:00", "None", "", "21:00–08:00", "2100-0800x", "21:00-08:0a"};
+    const char *bad[] = {"21:00-8:00",  "21:00 - 08:00", "21:00-08:00 ", "24:00-08:00",
+                         "21:60-08:00", "08:00-08:00",   "None",         "",
+                         "21:00–08:00", "2100-0800x",    "21:00-08:0a"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(crm_quiet_parse(bad[i], &q), -1);
     assert_int_equal(crm_quiet_parse(NULL, &q), -1);
@@ -133,22 +142,35 @@ static void test_quiet_hours_per_class_and_channel(void **state)
     crm_notify_config_default(&cfg);
     int64_t night = s_cst(2026, 3, 2, 22, 0, 0), morning = s_cst(2026, 3, 3, 8, 0, 0);
     for (int c = CRM_CLASS_TRANSACTIONAL; c <= CRM_CLASS_MARKETING; c++) {
-        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_SMS), night), morning);
-        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_CALL), night), morning);
-        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_EMAIL), night), night);
-        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_WEBHOOK), night), night);
+        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_SMS), night),
+                         morning);
+        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_CALL), night),
+                         morning);
+        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_EMAIL),
+                                                night),
+                         night);
+        assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, c, CRM_CHANNEL_WEBHOOK),
+                                                night),
+                         night);
     }
     /* Critical bypasses, while the flag says so. */
-    assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_CRITICAL, CRM_CHANNEL_SMS), night), night);
+    assert_int_equal(
+        crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_CRITICAL, CRM_CHANNEL_SMS), night),
+        night);
     cfg.critical_bypass = false;
-    assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_CRITICAL, CRM_CHANNEL_SMS), night),
-                     morning);
+    assert_int_equal(
+        crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_CRITICAL, CRM_CHANNEL_SMS), night),
+        morning);
     /* A class's own window. */
-    assert_int_equal(crm_quiet_parse("20:00-09:00", &cfg.quiet[CRM_CLASS_MARKETING][CRM_CHANNEL_SMS]), 0);
-    assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_MARKETING, CRM_CHANNEL_SMS),
+    assert_int_equal(crm_quiet_parse("20:00-09:00",
+                                     &cfg.quiet[CRM_CLASS_MARKETING][CRM_CHANNEL_SMS]),
+                     0);
+    assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_MARKETING,
+                                                             CRM_CHANNEL_SMS),
                                             s_cst(2026, 3, 2, 20, 30, 0)),
                      s_cst(2026, 3, 3, 9, 0, 0));
-    assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_TRANSACTIONAL, CRM_CHANNEL_SMS),
+    assert_int_equal(crm_quiet_next_allowed(crm_notify_quiet(&cfg, CRM_CLASS_TRANSACTIONAL,
+                                                             CRM_CHANNEL_SMS),
                                             s_cst(2026, 3, 2, 20, 30, 0)),
                      s_cst(2026, 3, 2, 20, 30, 0));
     assert_false(crm_notify_quiet(&cfg, 9, CRM_CHANNEL_SMS)->on);
@@ -164,7 +186,9 @@ static void test_cap_key_names_channel_customer_and_china_day(void **state)
     int64_t t = 1772456400000LL + 3 * HOUR + 30 * MIN;
     assert_int_equal(crm_cap_key(CRM_CHANNEL_SMS, "C42", crm_cst_day(t), key, sizeof key), 0);
     assert_string_equal(key, "sms:C42:2026-03-03");
-    assert_int_equal(crm_cap_key(CRM_CHANNEL_EMAIL, "C42", crm_day_from_ymd(2026, 1, 9), key, sizeof key), 0);
+    assert_int_equal(crm_cap_key(CRM_CHANNEL_EMAIL, "C42", crm_day_from_ymd(2026, 1, 9), key,
+                                 sizeof key),
+                     0);
     assert_string_equal(key, "email:C42:2026-01-09");
     assert_int_equal(crm_cap_key(CRM_CHANNEL_SMS, "C:42", 0, key, sizeof key), -1);
     assert_string_equal(key, "");
@@ -193,14 +217,18 @@ static void test_cap_defers_the_n_plus_first_to_tomorrows_first_allowed_moment(v
 static void test_optout_words_incl_full_width(void **state)
 {
     (void) state;
-    const char *yes[] = {"TD",  "td", "Td", " td ", "ＴＤ", "ｔｄ", "T", "t", "R", "r", "Ｒ", "退订", " 退订\n",
-                         "退订。", "TD.", "退订！", "T!", "\xe3\x80\x80TD\xe3\x80\x80"};
+    const char *yes[] = {"TD",      "td",     "Td",
+                         " td ",    "ＴＤ",   "ｔｄ",
+                         "T",       "t",      "R",
+                         "r",       "Ｒ",     "退订",
+                         " 退订\n", "退订。", "TD.",
+                         "退订！",  "T!",     "\xe3\x80\x80TD\xe3\x80\x80"};
     for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
         if (!crm_optout_reply(yes[i]))
             fail_msg("'%s' is an opt-out", yes[i]);
     }
-    const char *no[] = {"TDX", "退订了吗", "T D", "不要再发了", "好的", "", " ", "RT", "TD TD", "退 订",
-                        "N", "我要退订", "\xff", "TD?"};
+    const char *no[] = {"TDX", "退订了吗", "T D",   "不要再发了", "好的",     "",     " ",
+                        "RT",  "TD TD",    "退 订", "N",          "我要退订", "\xff", "TD?"};
     for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
         if (crm_optout_reply(no[i]))
             fail_msg("'%s' is no opt-out", no[i]);
@@ -212,14 +240,15 @@ static void test_optout_words_incl_full_width(void **state)
 
 static crm_notify_msg_t s_msg(int cls, int channel)
 {
-    return (crm_notify_msg_t) {.cls = cls, .channel = channel, .opted_in = true};
+    return (crm_notify_msg_t){.cls = cls, .channel = channel, .opted_in = true};
 }
 
 static void s_expect(crm_notify_decision_t d, crm_verdict_t v, int64_t at, crm_reason_t why)
 {
     if (d.verdict != v || d.at != at || d.reason != why)
-        fail_msg("got %s at %lld (%s), want %s at %lld (%s)", crm_verdict_name(d.verdict), (long long) d.at,
-                 crm_reason_name(d.reason), crm_verdict_name(v), (long long) at, crm_reason_name(why));
+        fail_msg("got %s at %lld (%s), want %s at %lld (%s)", crm_verdict_name(d.verdict),
+                 (long long) d.at, crm_reason_name(d.reason), crm_verdict_name(v), (long long) at,
+                 crm_reason_name(why));
 }
 
 static void test_not_after_drops_and_not_before_defers(void **state)
@@ -235,7 +264,8 @@ static void test_not_after_drops_and_not_before_defers(void **state)
     s_expect(crm_notify_decide(&cfg, &m, now), CRM_VERDICT_SEND, now, CRM_REASON_NONE);
     m.not_after = 0;
     m.not_before = now + HOUR;
-    s_expect(crm_notify_decide(&cfg, &m, now), CRM_VERDICT_DEFER, now + HOUR, CRM_REASON_NOT_BEFORE);
+    s_expect(crm_notify_decide(&cfg, &m, now), CRM_VERDICT_DEFER, now + HOUR,
+             CRM_REASON_NOT_BEFORE);
     m.not_before = now; /* not in the future */
     s_expect(crm_notify_decide(&cfg, &m, now), CRM_VERDICT_SEND, now, CRM_REASON_NONE);
     /* A not_before inside quiet hours: the end of them is what counts. */
@@ -253,7 +283,8 @@ static void test_decision_table(void **state)
     crm_notify_config_t cfg;
     crm_notify_config_default(&cfg);
     cfg.cap[CRM_CHANNEL_SMS] = 2;
-    int64_t day = s_cst(2026, 3, 2, 10, 0, 0), night = s_cst(2026, 3, 2, 21, 0, 0), morning = s_cst(2026, 3, 3, 8, 0, 0);
+    int64_t day = s_cst(2026, 3, 2, 10, 0, 0), night = s_cst(2026, 3, 2, 21, 0, 0),
+            morning = s_cst(2026, 3, 3, 8, 0, 0);
     enum { T = CRM_CLASS_TRANSACTIONAL, M = CRM_CLASS_MARKETING, C = CRM_CLASS_CRITICAL };
     struct {
         int cls, channel;
@@ -266,15 +297,18 @@ static void test_decision_table(void **state)
         /* class channel opted_in opted_out count now -> verdict at reason */
         {T, CRM_CHANNEL_SMS, false, false, 0, day, CRM_VERDICT_SEND, day, CRM_REASON_NONE},
         {T, CRM_CHANNEL_SMS, false, true, 0, day, CRM_VERDICT_DROP, 0, CRM_REASON_OPTED_OUT},
-        {T, CRM_CHANNEL_SMS, false, false, 0, night, CRM_VERDICT_DEFER, morning, CRM_REASON_QUIET_HOURS},
+        {T, CRM_CHANNEL_SMS, false, false, 0, night, CRM_VERDICT_DEFER, morning,
+         CRM_REASON_QUIET_HOURS},
         {T, CRM_CHANNEL_EMAIL, false, false, 0, night, CRM_VERDICT_SEND, night, CRM_REASON_NONE},
         {T, CRM_CHANNEL_SMS, false, false, 1, day, CRM_VERDICT_SEND, day, CRM_REASON_NONE},
-        {T, CRM_CHANNEL_SMS, false, false, 2, day, CRM_VERDICT_DEFER, morning, CRM_REASON_DAILY_CAP},
+        {T, CRM_CHANNEL_SMS, false, false, 2, day, CRM_VERDICT_DEFER, morning,
+         CRM_REASON_DAILY_CAP},
         {T, CRM_CHANNEL_EMAIL, false, false, 99, day, CRM_VERDICT_SEND, day, CRM_REASON_NONE},
         {M, CRM_CHANNEL_SMS, true, false, 0, day, CRM_VERDICT_SEND, day, CRM_REASON_NONE},
         {M, CRM_CHANNEL_SMS, false, false, 0, day, CRM_VERDICT_DROP, 0, CRM_REASON_NO_CONSENT},
         {M, CRM_CHANNEL_SMS, true, true, 0, day, CRM_VERDICT_DROP, 0, CRM_REASON_OPTED_OUT},
-        {M, CRM_CHANNEL_SMS, true, false, 0, night, CRM_VERDICT_DEFER, morning, CRM_REASON_QUIET_HOURS},
+        {M, CRM_CHANNEL_SMS, true, false, 0, night, CRM_VERDICT_DEFER, morning,
+         CRM_REASON_QUIET_HOURS},
         {M, CRM_CHANNEL_SMS, true, false, 2, day, CRM_VERDICT_DEFER, morning, CRM_REASON_DAILY_CAP},
         {C, CRM_CHANNEL_SMS, false, false, 0, night, CRM_VERDICT_SEND, night, CRM_REASON_NONE},
         {C, CRM_CHANNEL_CALL, false, false, 0, night, CRM_VERDICT_SEND, night, CRM_REASON_NONE},
@@ -283,7 +317,8 @@ static void test_decision_table(void **state)
         {C, CRM_CHANNEL_SMS, false, false, 2, day, CRM_VERDICT_DEFER, s_cst(2026, 3, 3, 0, 0, 0),
          CRM_REASON_DAILY_CAP},
         /* Quiet hours already move it to tomorrow: today's count says nothing there. */
-        {T, CRM_CHANNEL_SMS, false, false, 2, night, CRM_VERDICT_DEFER, morning, CRM_REASON_QUIET_HOURS},
+        {T, CRM_CHANNEL_SMS, false, false, 2, night, CRM_VERDICT_DEFER, morning,
+         CRM_REASON_QUIET_HOURS},
         /* At 07:00 with the cap reached: past quiet hours, then the cap. */
         {T, CRM_CHANNEL_SMS, false, false, 2, s_cst(2026, 3, 3, 7, 0, 0), CRM_VERDICT_DEFER,
          s_cst(2026, 3, 4, 8, 0, 0), CRM_REASON_DAILY_CAP},
@@ -298,8 +333,9 @@ static void test_decision_table(void **state)
                               .opted_out = rows[i].out};
         crm_notify_decision_t d = crm_notify_decide(&cfg, &m, rows[i].now);
         if (d.verdict != rows[i].v || d.at != rows[i].at || d.reason != rows[i].why)
-            fail_msg("row %zu: got %s at %lld (%s), want %s at %lld (%s)", i, crm_verdict_name(d.verdict),
-                     (long long) d.at, crm_reason_name(d.reason), crm_verdict_name(rows[i].v), (long long) rows[i].at,
+            fail_msg("row %zu: got %s at %lld (%s), want %s at %lld (%s)", i,
+                     crm_verdict_name(d.verdict), (long long) d.at, crm_reason_name(d.reason),
+                     crm_verdict_name(rows[i].v), (long long) rows[i].at,
                      crm_reason_name(rows[i].why));
     }
 }
@@ -345,10 +381,10 @@ static void test_every_shipped_template_loads(void **state)
     }
     closedir(d);
     /* What crm-scheduler asks for today, and the test-drive escalation. */
-    const char *names[] = {"testdrive_reminder.sms",          "delivery_delayed.sms",
-                           "birthday_greeting.sms",           "holiday_greeting.sms",
-                           "service_reminder.sms",            "followup_overdue.webhook",
-                           "opportunity_expired.webhook",     "testdrive_escalated_manager.sms",
+    const char *names[] = {"testdrive_reminder.sms",       "delivery_delayed.sms",
+                           "birthday_greeting.sms",        "holiday_greeting.sms",
+                           "service_reminder.sms",         "followup_overdue.webhook",
+                           "opportunity_expired.webhook",  "testdrive_escalated_manager.sms",
                            "testdrive_escalated_crm.email"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char path[512], err[256];
@@ -376,21 +412,25 @@ static void test_template_header_and_render(void **state)
     assert_string_equal(crm_template_var(t, 0), "customer_name");
     assert_string_equal(crm_template_var(t, 2), "dealer_name");
     assert_null(crm_template_var(t, 3));
-    const char *params[] = {"at=3月3日 10:00", "customer_name=王先生", "dealer_name=杭州西湖店", "extra=ignored"};
+    const char *params[] = {"at=3月3日 10:00", "customer_name=王先生", "dealer_name=杭州西湖店",
+                            "extra=ignored"};
     char *s = crm_template_render(t, params, 4, true, err, sizeof err);
     assert_non_null(s);
-    assert_string_equal(s, "【汽车客服】王先生您好，您预约的试驾将于3月3日 10:00在杭州西湖店进行，请携带驾驶证准时到店。"
+    assert_string_equal(s, "【汽车客服】王先生您好，您预约的试驾将于3月3日 "
+                           "10:00在杭州西湖店进行，请携带驾驶证准时到店。"
                            "如需改期请联系您的销售顾问。");
     free(s);
     s = crm_template_params_json(t, params, 4, err, sizeof err);
     assert_non_null(s);
-    assert_string_equal(s, "{\"customer_name\":\"王先生\",\"at\":\"3月3日 10:00\",\"dealer_name\":\"杭州西湖店\"}");
+    assert_string_equal(
+        s, "{\"customer_name\":\"王先生\",\"at\":\"3月3日 10:00\",\"dealer_name\":\"杭州西湖店\"}");
     free(s);
     /* JSON strings: quotes and backslashes escaped; in the text, as given. */
     const char *quoted[] = {"at=10:00", "customer_name=王\"小\\明", "dealer_name=店"};
     s = crm_template_params_json(t, quoted, 3, err, sizeof err);
     assert_non_null(s);
-    assert_string_equal(s, "{\"customer_name\":\"王\\\"小\\\\明\",\"at\":\"10:00\",\"dealer_name\":\"店\"}");
+    assert_string_equal(
+        s, "{\"customer_name\":\"王\\\"小\\\\明\",\"at\":\"10:00\",\"dealer_name\":\"店\"}");
     free(s);
     s = crm_template_render(t, quoted, 3, false, err, sizeof err);
     assert_non_null(s);
@@ -439,9 +479,11 @@ static void test_template_load_errors_name_file_line_and_variable(void **state)
     s_refused(text, "t/x.sms.txt:6: invalid UTF-8");
     snprintf(text, sizeof text, "%svars: a\n\n你好\xc0\xaf{{a}}\n", head); /* overlong '/' */
     s_refused(text, "t/x.sms.txt:6: invalid UTF-8");
-    snprintf(text, sizeof text, "channel: sms\nclass: marketing\nsign: 汽车客服\nvars: a\n\n{{a}}生日快乐！\n");
+    snprintf(text, sizeof text,
+             "channel: sms\nclass: marketing\nsign: 汽车客服\nvars: a\n\n{{a}}生日快乐！\n");
     s_refused(text, "t/x.sms.txt:6: a marketing SMS must end with an opt-out line");
-    snprintf(text, sizeof text, "channel: sms\nclass: marketing\nsign: 汽车客服\nvars: a\n\n{{a}}生日快乐！回T退订\n");
+    snprintf(text, sizeof text,
+             "channel: sms\nclass: marketing\nsign: 汽车客服\nvars: a\n\n{{a}}生日快乐！回T退订\n");
     char err[256];
     crm_template_t *t = s_parse(text, err, sizeof err);
     assert_non_null(t);
@@ -459,14 +501,18 @@ static void test_template_load_errors_name_file_line_and_variable(void **state)
     snprintf(text, sizeof text, "%svars: a, a\n\n{{a}}\n", head);
     s_refused(text, "t/x.sms.txt:4: variable a declared twice");
     s_refused("channel: sms\nclass: transactional\nvars:\n\n你好\n", "sign is required for sms");
-    s_refused("channel: email\nclass: transactional\nvars:\n\n你好\n", "the file name says channel sms");
-    s_refused("channel: sms\nclass: transactional\nsign: 【汽车客服】\nvars:\n\n你好\n", "without 【】");
+    s_refused("channel: email\nclass: transactional\nvars:\n\n你好\n",
+              "the file name says channel sms");
+    s_refused("channel: sms\nclass: transactional\nsign: 【汽车客服】\nvars:\n\n你好\n",
+              "without 【】");
     s_refused("channel: sms\nclass: transactional\nsign: 汽车客服\nvars:\n\n\n\n", "empty body");
     s_refused("channel: sms\nclass: transactional\nsign: 汽车客服\nvars:\n", "no blank line");
-    s_refused("channel: sms\nclass: sometimes\nsign: 汽车客服\nvars:\n\nx\n", "t/x.sms.txt:2: unknown class");
+    s_refused("channel: sms\nclass: sometimes\nsign: 汽车客服\nvars:\n\nx\n",
+              "t/x.sms.txt:2: unknown class");
     /* CRLF files are read as LF ones. */
-    t = s_parse("channel: sms\r\nclass: transactional\r\nsign: 汽车客服\r\nvars: a\r\n\r\n你好{{a}}\r\n", err,
-                sizeof err);
+    t = s_parse(
+        "channel: sms\r\nclass: transactional\r\nsign: 汽车客服\r\nvars: a\r\n\r\n你好{{a}}\r\n",
+        err, sizeof err);
     assert_non_null(t);
     assert_string_equal(crm_template_body(t), "你好{{a}}");
     crm_template_destroy(&t);
