@@ -242,7 +242,8 @@ static void test_mixed_widths_and_long_subjects_decode_exactly(void **state)
         "🚗",
         "Ihr Termin: Probefahrt am Samstag — Café Müller, Straße 5 · 试驾 🚗 ok",
         "a🚗b🚗c🚗d🚗e🚗f🚗g🚗h🚗i🚗j🚗k🚗l🚗m🚗n🚗o🚗p🚗q🚗r🚗s🚗t🚗u🚗v🚗w🚗x🚗y🚗z🚗",
-        "🚗🚙🚕🚌🏎🚓🚑🚒🚐🛻🚚🚛🚜🛵🏍🛺🚲🛴🚗🚙🚕🚌🏎🚓🚑🚒🚐🛻🚚🚛🚜🛵🏍🛺🚲"
+        "🚗🚙🚕🚌🏎🚓🚑🚒🚐🛻🚚🚛🚜🛵🏍🛺🚲🛴🚗🚙🚕🚌🏎🚓🚑🚒🚐🛻🚚🚛🚜🛵🏍🛺"
+        "🚲"
         "🛴",
         "ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé",
         "x一ab二abc三abcd四é五éé六🚗七a🚗八ab🚗九abc🚗十 ASCII words between 中文 and more",
@@ -358,6 +359,21 @@ static void test_body_line_ends_become_crlf(void **state)
     s_roundtrip(&m, NULL);
 }
 
+static void test_date_is_written_in_the_given_zone(void **state)
+{
+    (void) state;
+    crm_mail_t m = s_mail();
+    m.tz_minutes = -330;
+    char *msg = crm_mail_build(&m, NULL);
+    assert_non_null(strstr(msg, "\r\nDate: Fri, 04 Dec 2026 20:30:00 -0530\r\n"));
+    free(msg);
+    m.tz_minutes = 24 * 60;
+    assert_null(crm_mail_build(&m, NULL));
+    m.tz_minutes = 0;
+    m.date = 253402300800LL; /* year 10000 */
+    assert_null(crm_mail_build(&m, NULL));
+}
+
 /* ------------------------------------------------------------ plain ASCII */
 
 static void test_ascii_subject_is_written_plainly(void **state)
@@ -381,6 +397,16 @@ static void test_ascii_subject_is_written_plainly(void **state)
     crm_mail_t m = s_mail();
     m.subject = lng;
     s_roundtrip(&m, NULL);
+    /* ASCII that a reader would take for an encoded word, or whose edge
+       spaces a reader would drop, is encoded instead, and reads back as is. */
+    const char *tricky[] = {"Code =?UTF-8?B?5oKo?= inside", " leading space", "trailing space "};
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(crm_mail_header_encode("Subject", tricky[i], out, sizeof out) > 0);
+        assert_memory_equal(out, "Subject: =?UTF-8?B?", 19);
+        assert_null(strstr(out, "5oKo?="));
+        m.subject = tricky[i];
+        s_roundtrip(&m, NULL);
+    }
     /* One word longer than 78 cannot fold: kept whole (<= 998). */
     char word[1200];
     memset(word, 'x', 900);
@@ -568,6 +594,7 @@ int main(void)
         cmocka_unit_test(test_words_never_split_a_character_at_any_offset),
         cmocka_unit_test(test_reference_vector_is_reproduced),
         cmocka_unit_test(test_body_line_ends_become_crlf),
+        cmocka_unit_test(test_date_is_written_in_the_given_zone),
         cmocka_unit_test(test_ascii_subject_is_written_plainly),
         cmocka_unit_test(test_marketing_mail_carries_one_click_unsubscribe),
         cmocka_unit_test(test_transactional_mail_has_no_unsubscribe_headers),
