@@ -468,41 +468,45 @@ const char *crm_template_var(const crm_template_t *tpl, size_t i)
 
 /* ------------------------------------------------------------ rendering */
 
+/* What a render writes: a memory stream (open_memstream), nothing grown by hand. */
 typedef struct {
+    FILE *f;
     char *s;
-    size_t len, cap;
-    bool oom;
+    size_t len;
 } s_buf_t;
+
+static bool s_open(s_buf_t *b, char *err, size_t errsz)
+{
+    b->s = NULL;
+    b->len = 0;
+    b->f = open_memstream(&b->s, &b->len);
+    if (!b->f)
+        s_err(err, errsz, "out of memory");
+    return b->f != NULL;
+}
 
 static void s_put(s_buf_t *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *s2 = realloc(b->s, cap);
-        if (!s2) {
-            b->oom = true;
-            return;
-        }
-        b->s = s2;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
+    if (n)
+        fwrite(s, 1, n, b->f);
 }
 
+/* The text written, or NULL after an error (the stream failed). */
 static char *s_done(s_buf_t *b, char *err, size_t errsz)
 {
-    if (b->oom || !b->s) {
+    bool failed = ferror(b->f) != 0;
+    if (fclose(b->f) != 0 || failed || !b->s) {
         free(b->s);
         s_err(err, errsz, "out of memory");
         return NULL;
     }
     return b->s;
+}
+
+static void s_drop(s_buf_t *b)
+{
+    fclose(b->f);
+    free(b->s);
 }
 
 /* Every declared variable's value from params into values; 0 or -1. */
@@ -547,7 +551,9 @@ static char *s_fill(const crm_template_t *t, const char *text, const char *prefi
     const char *values[S_MAX_VARS];
     if (s_values(t, params, nparams, values, err, errsz) != 0)
         return NULL;
-    s_buf_t b = {0};
+    s_buf_t b;
+    if (!s_open(&b, err, errsz))
+        return NULL;
     if (prefix)
         s_put(&b, prefix, strlen(prefix));
     const char *p = text;
@@ -561,15 +567,13 @@ static char *s_fill(const crm_template_t *t, const char *text, const char *prefi
         const char *name = o + 2, *c = strstr(name, "}}");
         int i = c ? s_var_index(t, name, (size_t) (c - name)) : -1;
         if (i < 0) { /* load made sure it cannot be */
-            free(b.s);
+            s_drop(&b);
             s_err(err, errsz, "%s: malformed placeholder", t->name);
             return NULL;
         }
         s_put(&b, values[i], strlen(values[i]));
         p = c + 2;
     }
-    if (!b.s)
-        s_put(&b, "", 0);
     return s_done(&b, err, errsz);
 }
 
@@ -613,7 +617,9 @@ char *crm_template_params_json(const crm_template_t *tpl, const char *const *par
     const char *values[S_MAX_VARS];
     if (s_values(tpl, params, nparams, values, err, errsz) != 0)
         return NULL;
-    s_buf_t b = {0};
+    s_buf_t b;
+    if (!s_open(&b, err, errsz))
+        return NULL;
     s_put(&b, "{", 1);
     for (size_t i = 0; i < tpl->nvars; i++) {
         if (i)
