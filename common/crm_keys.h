@@ -175,6 +175,43 @@
  *  crm:audit:cars:<D>      hash; VIN of a car the dealer sold -> "<sale date>|<customer id>|<service
  *                          visits at the dealer>|<last service date or ->"
  *  crm:audit:scheduled:<P> string; the scheduled run of period P was asked for (once)
+ *  Notifier (crm-notifier: notifications, consent, dealer webhooks, call tasks):
+ *  crm:ids:notify          counter for notification numbers (N<n>)
+ *  crm:notify:req:<digest> string; N, the notification of a request id (digest: crm_id_digest
+ *                          of the request id, an opaque key)
+ *  crm:notify:<N>          hash; request_id, channel, class, recipient, recipient_id, to,
+ *                          template, customer_id, dealer_id, not_before, not_after, created_ms,
+ *                          text, subject, sign, code (the gateway's template code), params (JSON
+ *                          object), state (queued | deferred | sending | sent | delivered |
+ *                          undelivered | failed | dead), reason, attempts, next_ms, provider_id,
+ *                          sent_ms, delivered_ms, resent (sends after an unknown outcome),
+ *                          last_code, last_error, updated_ms
+ *  crm:notify:<N>:log      stream; every step: state, reason, code, at, attempt
+ *  crm:due:notify          compact timers "n:<N>": when to look at a notification again
+ *  crm:notify:inflight     set; N recorded as being sent (the window: looked at on start)
+ *  crm:notify:count:<channel>:<C>:<YYYY-MM-DD>  counter; messages to a customer on a channel
+ *                          that China day (the daily cap); expires after 2 days
+ *  crm:notify:dlq          stream; the dead letters: notification, request_id, channel,
+ *                          reason, code, message, attempts, at
+ *  crm:notify:dlq:state    hash; dlq entry id -> retried:<ms>
+ *  crm:notify:replies      stream; SMS replies (上行): phone, content, at, customer_id, optout
+ *  crm:notify:sms:cursor   string; where the receipt and reply poll is in the gateway's queue
+ *  crm:consent:{<C>}       hash; channel -> "<opt_in|opt_out>|<at ms>|<ledger entry>", the
+ *                          current state (C: a customer id, or tel:<mobile> for a number no
+ *                          record has)
+ *  crm:consent:{<C>}:ledger  stream, append-only; channel, state, source, text, at, by
+ *  crm:webhook:<D>         hash; url, secrets (whsec_..., newest first, space-separated),
+ *                          prev_until (ms; the older secret signs until then), state (enabled |
+ *                          disabled), failing_since, disabled_ms, disabled_reason,
+ *                          contact_email, contact_mobile, updated_ms
+ *  crm:ids:call            counter for call task ids (P<n>)
+ *  crm:call:<P>            hash; call_id, request_id, queue, dealer_id, consultant_id,
+ *                          customer_id, phone, template, text, due_ms, state (open), created_ms
+ *  crm:calls:open:<Q>      sorted set; a queue's open call tasks by due time (Q: a dealer id,
+ *                          or callcentre)
+ *  crm:calls:queues        set; every queue that ever had a call task
+ *  crm:metrics:notifier    hash; sent, failed, deferred, retried, resent (after an unknown
+ *                          outcome), reconciled (found sent by the gateway's records)
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H
@@ -236,6 +273,25 @@
 #define CRM_KEY_AUDIT_PAID_MONTHS_FMT "crm:audit:paid:%s:months"
 #define CRM_KEY_AUDIT_CARS_FMT "crm:audit:cars:%s"
 #define CRM_KEY_AUDIT_SCHEDULED_FMT "crm:audit:scheduled:%s"
+#define CRM_KEY_NOTIFY_IDS "crm:ids:notify"
+#define CRM_KEY_NOTIFY_REQ_FMT "crm:notify:req:%s"
+#define CRM_KEY_NOTIFY_FMT "crm:notify:%s"
+#define CRM_KEY_NOTIFY_LOG_FMT "crm:notify:%s:log"
+#define CRM_NOTIFY_SET "notify"
+#define CRM_KEY_NOTIFY_INFLIGHT "crm:notify:inflight"
+#define CRM_KEY_NOTIFY_COUNT_FMT "crm:notify:count:%s"
+#define CRM_KEY_NOTIFY_DLQ "crm:notify:dlq"
+#define CRM_KEY_NOTIFY_DLQ_STATE "crm:notify:dlq:state"
+#define CRM_KEY_NOTIFY_REPLIES "crm:notify:replies"
+#define CRM_KEY_NOTIFY_SMS_CURSOR "crm:notify:sms:cursor"
+#define CRM_KEY_CONSENT_FMT "crm:consent:{%s}"
+#define CRM_KEY_CONSENT_LEDGER_FMT "crm:consent:{%s}:ledger"
+#define CRM_KEY_WEBHOOK_FMT "crm:webhook:%s"
+#define CRM_KEY_CALL_IDS "crm:ids:call"
+#define CRM_KEY_CALL_FMT "crm:call:%s"
+#define CRM_KEY_CALLS_OPEN_FMT "crm:calls:open:%s"
+#define CRM_KEY_CALLS_QUEUES "crm:calls:queues"
+#define CRM_KEY_NOTIFY_METRICS "crm:metrics:notifier"
 
 /* The event streams, for heartbeats and `crmctl`. */
 #define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(dealers) S(ops) S(task) S(timer)
