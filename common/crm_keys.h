@@ -196,7 +196,7 @@
  *  crm:notify:dlq:state    hash; dlq entry id -> retried:<ms>
  *  crm:notify:replies      stream; SMS replies (上行): phone, content, at, customer_id, optout
  *  crm:notify:sms:cursor   string; where the receipt and reply poll is in the gateway's queue
- *  crm:consent:{<C>}       hash; channel -> "<opt_in|opt_out>|<at ms>|<ledger entry>", the
+ *  crm:consent:{<C>}       hash; channel -> "<opt_in|opt_out>|<at ms>|<source>", the
  *                          current state (C: a customer id, or tel:<mobile> for a number no
  *                          record has)
  *  crm:consent:{<C>}:ledger  stream, append-only; channel, state, source, text, at, by

@@ -22,6 +22,7 @@ struct crm_template_t {
     int cls;
     char *sign;
     char *subject;
+    char *code;
     char *body;
     size_t nvars;
     char *vars[S_MAX_VARS];
@@ -254,9 +255,9 @@ static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *
         const char *v = colon + 1;
         size_t vlen = n - klen - 1;
         s_trim(&v, &vlen);
-        static const char *const keys[] = {"channel", "class", "sign", "subject", "vars"};
+        static const char *const keys[] = {"channel", "class", "sign", "subject", "vars", "code"};
         int k = -1;
-        for (int i = 0; i < 5; i++)
+        for (int i = 0; i < 6; i++)
             if (strlen(keys[i]) == klen && !memcmp(keys[i], l, klen))
                 k = i;
         if (k < 0) {
@@ -288,10 +289,18 @@ static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *
             free(val);
             goto fail;
         }
+        if (k == 5 && (!*val || strspn(val, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") !=
+                                    strlen(val))) {
+            s_err(err, errsz, "%s:%d: code is the gateway's template code (letters, digits, _ - .)", file, line);
+            free(val);
+            goto fail;
+        }
         if (k == 2)
             t->sign = val;
         else if (k == 3)
             t->subject = val, subject_line = line;
+        else if (k == 5)
+            t->code = val;
         else
             free(val);
         if (k == 4) {
@@ -315,6 +324,10 @@ static crm_template_t *s_parse(crm_template_t *t, const char *file, const char *
     }
     if ((t->channel == CRM_CHANNEL_SMS) != (t->sign != NULL)) {
         s_err(err, errsz, "%s:1: sign is %s", file, t->sign ? "for sms only" : "required for sms");
+        goto fail;
+    }
+    if (t->code && t->channel != CRM_CHANNEL_SMS) {
+        s_err(err, errsz, "%s:1: code is for sms only", file);
         goto fail;
     }
     if ((t->channel == CRM_CHANNEL_EMAIL) != (t->subject != NULL)) {
@@ -425,6 +438,7 @@ void crm_template_destroy(crm_template_t **tpl_p)
     free(t->name);
     free(t->sign);
     free(t->subject);
+    free(t->code);
     free(t->body);
     for (size_t i = 0; i < t->nvars; i++)
         free(t->vars[i]);
@@ -451,6 +465,10 @@ const char *crm_template_sign(const crm_template_t *tpl)
 const char *crm_template_subject(const crm_template_t *tpl)
 {
     return tpl ? tpl->subject : NULL;
+}
+const char *crm_template_code(const crm_template_t *tpl)
+{
+    return !tpl ? NULL : tpl->code ? tpl->code : tpl->channel == CRM_CHANNEL_SMS ? tpl->name : NULL;
 }
 const char *crm_template_body(const crm_template_t *tpl)
 {

@@ -12,7 +12,9 @@
  *  crm_notify_rules), vars (a comma-separated list, may be empty), sign
  *  (the SMS signature, required for sms and refused elsewhere: the
  *  gateways take it apart from the text, SignName) and subject (required
- *  for email, refused elsewhere; it may hold placeholders too). A blank
+ *  for email, refused elsewhere; it may hold placeholders too) and code
+ *  (sms only, optional: the template code the gateway approved, SMS_123;
+ *  absent: the template's name). A blank
  *  line ends the header; the rest, trailing newlines cut, is the body.
  *
  *  Loading checks what would otherwise go wrong at 21:00 in front of a
@@ -56,6 +58,7 @@ int crm_template_channel(const crm_template_t *tpl);         /* crm_channel_t */
 int crm_template_class(const crm_template_t *tpl);           /* crm_class_t */
 const char *crm_template_sign(const crm_template_t *tpl);    /* sms; else NULL */
 const char *crm_template_subject(const crm_template_t *tpl); /* email, unrendered; else NULL */
+const char *crm_template_code(const crm_template_t *tpl);    /* sms: the gateway's code; else NULL */
 const char *crm_template_body(const crm_template_t *tpl);    /* unrendered */
 /* The declared variables in their declared order (Tencent's
    TemplateParamSet takes the values in that order). */

@@ -1,0 +1,624 @@
+/*  When a notification's timer fires: the rules decide (crm_notify_rules),
+ *  a send is recorded before it leaves, and the outcome a lane brings back
+ *  is committed: sent, retried with backoff, deferred, or dead-lettered.
+ *
+ *  At most once per notification id: a notification is handed to a lane
+ *  only after "sending" is committed (crm:notify:inflight); its outcome is
+ *  committed when the lane returns. The window is between the two: a crash
+ *  there leaves it in crm:notify:inflight, and the start looks at it again
+ *  (ntf_reconcile): an SMS is looked up in the gateway's records first
+ *  (QuerySendDetails by number, matched by OutId) and sent only when the
+ *  gateway does not have it; an e-mail is sent again with the same
+ *  Message-ID, a webhook with the same webhook-id (receivers drop the
+ *  repeat); a call task is opened in the same commit as its decision and
+ *  has no window. Every such second send says resent=true, and counts in
+ *  the notification's `resent` and crm:metrics:notifier.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crm_calendar.h"
+#include "notifier.h"
+
+void ntf_log(crm_tx_t *tx, const char *id, const char *state, const char *reason, const char *code,
+             int64_t attempt)
+{
+    char key[64], at[24], att[24];
+    snprintf(key, sizeof key, CRM_KEY_NOTIFY_LOG_FMT, id);
+    snprintf(at, sizeof at, "%lld", (long long) crm_now_ms());
+    snprintf(att, sizeof att, "%lld", (long long) attempt);
+    const char *argv[16] = {"XADD", key, "MAXLEN", "~", "200", "*", "state", state, "at", at};
+    int argc = 10;
+    if (reason)
+        argv[argc++] = "reason", argv[argc++] = reason;
+    if (code && *code)
+        argv[argc++] = "code", argv[argc++] = code;
+    if (attempt)
+        argv[argc++] = "attempt", argv[argc++] = att;
+    crm_tx_cmdargv(tx, argc, argv, NULL);
+}
+
+void ntf_metric(crm_tx_t *tx, const char *name, int64_t by)
+{
+    crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_METRICS " %s %lld", name, (long long) by);
+}
+
+static void s_set_state(crm_tx_t *tx, const char *id, const char *state, const char *reason)
+{
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
+    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " state %s reason %s updated_ms %s", id, state, reason ? reason : "",
+               now);
+}
+
+void ntf_fail(crm_tx_t *tx, const char *id, const char *request_id, const char *channel, const char *reason,
+              const char *field, const char *code, const char *message, int64_t attempts, bool dlq)
+{
+    s_set_state(tx, id, dlq ? "dead" : "failed", reason);
+    if (code && *code)
+        crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " last_code %s", id, code);
+    if (message && *message)
+        crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " last_error %s", id, message);
+    crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
+    if (dlq) {
+        char at[24], att[24];
+        snprintf(at, sizeof at, "%lld", (long long) crm_now_ms());
+        snprintf(att, sizeof att, "%lld", (long long) attempts);
+        const char *argv[] = {"XADD", CRM_KEY_NOTIFY_DLQ, "MAXLEN", "~", "1000000", "*",
+                              "notification", id, "request_id", request_id, "channel", channel,
+                              "reason", reason, "code", code ? code : "", "message", message ? message : "",
+                              "field", field ? field : "", "attempts", att, "at", at};
+        crm_tx_cmdargv(tx, (int) (sizeof argv / sizeof argv[0]), argv, NULL);
+    }
+    ntf_log(tx, id, dlq ? "dead" : "failed", reason, code, attempts);
+    ntf_metric(tx, dlq ? "dead" : "dropped", 1);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_notify_failed);
+    CRM_SET_STR(&ev, notify_failed, request_id, request_id);
+    CRM_SET_STR(&ev, notify_failed, channel, channel);
+    CRM_SET_STR(&ev, notify_failed, reason, reason);
+    if (field)
+        CRM_SET_STR(&ev, notify_failed, field, field);
+    if (code && *code)
+        CRM_SET_STR(&ev, notify_failed, code, code);
+    if (message && *message)
+        CRM_SET_STR(&ev, notify_failed, message, message);
+    if (attempts)
+        CRM_SET_I64(&ev, notify_failed, attempts, attempts);
+    CRM_SET_BOOL(&ev, notify_failed, dlq, dlq);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+}
+
+static void s_defer(crm_tx_t *tx, const char *id, const char *request_id, const char *channel, const char *reason,
+                    const char *code, int64_t until)
+{
+    char tid[NTF_ID_SZ + 2], next[24];
+    snprintf(tid, sizeof tid, "n:%s", id);
+    snprintf(next, sizeof next, "%lld", (long long) until);
+    crm_tx_due(tx, CRM_NOTIFY_SET, tid, until);
+    s_set_state(tx, id, "deferred", reason);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " next_ms %s", id, next);
+    ntf_log(tx, id, "deferred", reason, code, 0);
+    ntf_metric(tx, "deferred", 1);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_notify_deferred);
+    CRM_SET_STR(&ev, notify_deferred, request_id, request_id);
+    CRM_SET_STR(&ev, notify_deferred, channel, channel);
+    CRM_SET_STR(&ev, notify_deferred, reason, reason);
+    CRM_SET_I64(&ev, notify_deferred, until, until);
+    if (code && *code)
+        CRM_SET_STR(&ev, notify_deferred, code, code);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+}
+
+/* The daily cap's counter of the customer on a channel, for `at`'s China day. */
+static bool s_count_key(const char *channel_name, const char *customer, int64_t at, char *out, size_t size)
+{
+    char k[160];
+    int ch = crm_channel_parse(channel_name);
+    if (crm_cap_key(ch, customer, crm_cst_day(at), k, sizeof k) != 0)
+        return false;
+    snprintf(out, size, CRM_KEY_NOTIFY_COUNT_FMT, k);
+    return true;
+}
+
+static const char *s_f(const redisReply *h, const char *name)
+{
+    const char *v = crm_reply_field(h, name);
+    return v && *v ? v : NULL;
+}
+
+static int64_t s_i64(const redisReply *h, const char *name)
+{
+    const char *v = crm_reply_field(h, name);
+    return v ? strtoll(v, NULL, 10) : 0;
+}
+
+static char *s_dup(const char *v) { return v ? strdup(v) : NULL; }
+
+/* The consent state of a channel in a crm:consent hash: 1 opted in, -1 out, 0 none. */
+static int s_consent(const redisReply *h, const char *channel)
+{
+    const char *v = h ? crm_reply_field(h, channel) : NULL;
+    if (!v)
+        return 0;
+    if (!strncmp(v, "opt_out", 7))
+        return -1;
+    return !strncmp(v, "opt_in", 6) ? 1 : 0;
+}
+
+ntf_job_t *ntf_job_new(void) { return calloc(1, sizeof(ntf_job_t)); }
+
+void ntf_job_free(ntf_job_t *job)
+{
+    if (!job)
+        return;
+    free(job->request_id), free(job->to), free(job->subject), free(job->text), free(job->sign);
+    free(job->code), free(job->params), free(job->url), free(job->secrets), free(job->template_name);
+    free(job->customer_id), free(job->dealer_id);
+    free(job);
+}
+
+static ntf_job_t *s_job(const char *id, const redisReply *h, const redisReply *hook)
+{
+    ntf_job_t *j = ntf_job_new();
+    if (!j)
+        return NULL;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    j->request_id = s_dup(s_f(h, "request_id"));
+    j->channel = crm_channel_parse(s_f(h, "channel") ? s_f(h, "channel") : "");
+    j->cls = crm_class_parse(s_f(h, "class") ? s_f(h, "class") : "");
+    j->attempt = s_i64(h, "attempts") + 1;
+    j->to = s_dup(s_f(h, "to"));
+    j->subject = s_dup(s_f(h, "subject"));
+    j->text = s_dup(s_f(h, "text"));
+    j->sign = s_dup(s_f(h, "sign"));
+    j->code = s_dup(s_f(h, "code"));
+    j->params = s_dup(s_f(h, "params"));
+    j->template_name = s_dup(s_f(h, "template"));
+    j->customer_id = s_dup(s_f(h, "customer_id"));
+    j->dealer_id = s_dup(s_f(h, "dealer_id"));
+    j->created_ms = s_i64(h, "created_ms");
+    if (hook) {
+        j->url = s_dup(s_f(hook, "url"));
+        j->secrets = s_dup(s_f(hook, "secrets"));
+        /* the secret before a rotation signs until prev_until only */
+        char *sp = j->secrets ? strchr(j->secrets, ' ') : NULL;
+        if (sp && s_i64(hook, "prev_until") < crm_now_ms())
+            *sp = '\0';
+    }
+    if (!j->request_id || !j->to || !j->text) {
+        ntf_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+typedef struct {
+    char id[NTF_ID_SZ];
+    int64_t due;
+    int hi, ci, ti, wi, ki; /* indices of its reads */
+} s_fired_t;
+
+crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    (void) tx;
+    ntf_t *n = ntf_of(svc);
+    const crm_body_timers_fired_t *b = &msg->body.timers_fired;
+    if (strcmp(b->set, CRM_NOTIFY_SET))
+        return CRM_APPLIED; /* another service's */
+    size_t cnt = b->timers.n;
+    if (!cnt)
+        return CRM_APPLIED;
+    s_fired_t *f = calloc(cnt, sizeof *f);
+    if (!f)
+        return CRM_RETRY;
+    crm_store_t *store = crm_service_store(svc);
+    /* Round one: the notifications. */
+    crm_tx_reset(n->reads);
+    size_t m = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        char *end;
+        long long due = strtoll(b->timers.v[i], &end, 10);
+        if (end == b->timers.v[i] || strncmp(end, " n:N", 4) || strlen(end + 3) >= NTF_ID_SZ ||
+            !crm_id_valid(CRM_ID_NAME, end + 3)) {
+            crm_warn("timer.unknown", "timer=\"%.80s\"", b->timers.v[i]);
+            continue;
+        }
+        snprintf(f[m].id, sizeof f[m].id, "%s", end + 3);
+        f[m].due = due;
+        f[m].hi = crm_tx_cmd(n->reads, "HGETALL " CRM_KEY_NOTIFY_FMT, f[m].id);
+        m++;
+    }
+    if (crm_store_pipeline(store, n->reads) != 0) {
+        free(f);
+        return crm_service_failed(svc);
+    }
+    /* Round two: consent, the day's counts, webhook endpoints. */
+    redisReply **hs = calloc(m ? m : 1, sizeof *hs);
+    if (!hs) {
+        free(f);
+        return CRM_RETRY;
+    }
+    int64_t now = crm_now_ms();
+    crm_tx_t *r2 = crm_tx_new(crm_service_name(svc), 0);
+    for (size_t i = 0; i < m; i++) {
+        const redisReply *h = crm_tx_result(n->reads, f[i].hi);
+        f[i].ci = f[i].ti = f[i].wi = f[i].ki = -1;
+        if (!h || h->type != REDIS_REPLY_ARRAY || !h->elements)
+            continue;
+        const char *state = s_f(h, "state"), *cust = s_f(h, "customer_id"), *rcpt = s_f(h, "recipient");
+        const char *ch = s_f(h, "channel"), *to = s_f(h, "to");
+        if (!state || (strcmp(state, "queued") && strcmp(state, "deferred")))
+            continue;
+        if (cust && rcpt && !strcmp(rcpt, "customer") && crm_id_valid(CRM_ID_NAME, cust)) {
+            f[i].ci = crm_tx_cmd(r2, "HGETALL " CRM_KEY_CONSENT_FMT, cust);
+            char key[200];
+            if (ch && s_count_key(ch, cust, now, key, sizeof key))
+                f[i].ki = crm_tx_cmd(r2, "GET %s", key);
+        }
+        if (ch && !strcmp(ch, "sms") && to) {
+            char subject[40];
+            snprintf(subject, sizeof subject, "tel:%s", to);
+            f[i].ti = crm_tx_cmd(r2, "HGETALL " CRM_KEY_CONSENT_FMT, subject);
+        }
+        if (ch && !strcmp(ch, "webhook") && to && crm_id_valid(CRM_ID_NAME, to))
+            f[i].wi = crm_tx_cmd(r2, "HGETALL " CRM_KEY_WEBHOOK_FMT, to);
+    }
+    if (!r2 || (crm_tx_size(r2) && crm_store_pipeline(store, r2) != 0)) {
+        crm_tx_destroy(&r2);
+        free(hs), free(f);
+        return crm_service_failed(svc);
+    }
+
+    /* The decisions, in one commit; the sends leave after it. */
+    crm_tx_t *w = crm_service_tx(svc);
+    ntf_job_t *jobs = NULL, **tail = &jobs;
+    zhash_t *counted = zhash_new(); /* counter key -> sends added in this batch */
+    int64_t free_slots = ntf_lanes_free(n);
+    for (size_t i = 0; i < m; i++) {
+        const redisReply *h = crm_tx_result(n->reads, f[i].hi);
+        if (!h || h->type != REDIS_REPLY_ARRAY || !h->elements) {
+            crm_warn("notify.unknown", "id=%s (a timer of a notification that is not kept)", f[i].id);
+            continue;
+        }
+        const char *state = s_f(h, "state");
+        if (!state || (strcmp(state, "queued") && strcmp(state, "deferred")))
+            continue; /* fired again after a crash: already decided */
+        const char *id = f[i].id, *rid = s_f(h, "request_id"), *chn = s_f(h, "channel");
+        const char *cust = s_f(h, "customer_id"), *rcpt = s_f(h, "recipient");
+        if (!rid || !chn) {
+            crm_warn("notify.broken", "id=%s (no request_id or channel)", id);
+            continue;
+        }
+        crm_notify_msg_t nm = {0};
+        nm.cls = crm_class_parse(s_f(h, "class") ? s_f(h, "class") : "");
+        nm.channel = crm_channel_parse(chn);
+        nm.not_before = s_i64(h, "not_before");
+        nm.not_after = s_i64(h, "not_after");
+        const redisReply *cons = f[i].ci >= 0 ? crm_tx_result(r2, f[i].ci) : NULL;
+        const redisReply *tel = f[i].ti >= 0 ? crm_tx_result(r2, f[i].ti) : NULL;
+        bool is_customer = cust && rcpt && !strcmp(rcpt, "customer");
+        nm.opted_in = is_customer && s_consent(cons, chn) > 0;
+        nm.opted_out = (is_customer && s_consent(cons, chn) < 0) || s_consent(tel, chn) < 0;
+        char ckey[200] = "";
+        if (f[i].ki >= 0 && s_count_key(chn, cust, now, ckey, sizeof ckey)) {
+            const redisReply *c = crm_tx_result(r2, f[i].ki);
+            nm.count_today = c && c->type == REDIS_REPLY_STRING ? strtoll(c->str, NULL, 10) : 0;
+            void *added = zhash_lookup(counted, ckey);
+            nm.count_today += (int64_t) (intptr_t) added;
+        }
+        crm_notify_config_t rules = n->rules;
+        if (!is_customer)
+            rules.cap[nm.channel >= 0 && nm.channel < CRM_CHANNEL_COUNT ? nm.channel : 0] = 0;
+        crm_notify_decision_t d = crm_notify_decide(&rules, &nm, now);
+        if (d.verdict == CRM_VERDICT_DROP) {
+            ntf_fail(w, id, rid, chn, crm_reason_name(d.reason), NULL, NULL, NULL, s_i64(h, "attempts"),
+                     d.reason == CRM_REASON_INVALID);
+            crm_info("notify.dropped", "id=%s request=%.80s reason=%s", id, rid, crm_reason_name(d.reason));
+            continue;
+        }
+        if (d.verdict == CRM_VERDICT_DEFER) {
+            s_defer(w, id, rid, chn, crm_reason_name(d.reason), NULL, d.at);
+            continue;
+        }
+        const redisReply *hook = f[i].wi >= 0 ? crm_tx_result(r2, f[i].wi) : NULL;
+        if (nm.channel == CRM_CHANNEL_WEBHOOK) {
+            const char *st = hook ? s_f(hook, "state") : NULL;
+            if (!hook || !s_f(hook, "url") || !s_f(hook, "secrets")) {
+                ntf_fail(w, id, rid, chn, "no_recipient", "to", NULL, "the dealer has no webhook endpoint (crmctl webhook set)",
+                         s_i64(h, "attempts"), true);
+                continue;
+            }
+            if (st && !strcmp(st, "disabled")) {
+                ntf_fail(w, id, rid, chn, "endpoint_disabled", "to", NULL,
+                         "the dealer's endpoint is disabled (crmctl webhook set --enable)", s_i64(h, "attempts"), true);
+                continue;
+            }
+        }
+        if (nm.channel != CRM_CHANNEL_CALL && free_slots <= 0) {
+            /* every lane busy: looked at again shortly, nothing recorded */
+            char tid[NTF_ID_SZ + 2];
+            snprintf(tid, sizeof tid, "n:%s", id);
+            crm_tx_due(w, CRM_NOTIFY_SET, tid, now + 100);
+            continue;
+        }
+        if (ckey[0]) {
+            crm_tx_cmd(w, "INCR %s", ckey);
+            crm_tx_cmd(w, "EXPIRE %s 172800", ckey);
+            void *added = zhash_lookup(counted, ckey);
+            zhash_update(counted, ckey, (void *) ((intptr_t) added + 1));
+        }
+        if (nm.channel == CRM_CHANNEL_CALL) {
+            char call_id[NTF_ID_SZ];
+            if (ntf_call_open(svc, w, h, id, call_id, sizeof call_id) != 0) {
+                crm_tx_destroy(&r2);
+                zhash_destroy(&counted);
+                free(hs), free(f);
+                return crm_service_failed(svc);
+            }
+            continue;
+        }
+        ntf_job_t *j = s_job(id, h, hook);
+        if (!j) {
+            ntf_fail(w, id, rid, chn, "invalid", NULL, NULL, "the kept notification is incomplete", 0, true);
+            continue;
+        }
+        s_set_state(w, id, "sending", NULL);
+        crm_tx_cmd(w, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts 1", id);
+        crm_tx_cmd(w, "SADD " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
+        ntf_log(w, id, "sending", NULL, NULL, j->attempt);
+        *tail = j, tail = &j->next;
+        free_slots--;
+    }
+    zhash_destroy(&counted);
+    crm_tx_destroy(&r2);
+    free(hs), free(f);
+    if (crm_service_commit(svc, w) != 0) {
+        while (jobs) {
+            ntf_job_t *nx = jobs->next;
+            ntf_job_free(jobs);
+            jobs = nx;
+        }
+        return crm_service_failed(svc);
+    }
+    while (jobs) {
+        ntf_job_t *nx = jobs->next;
+        jobs->next = NULL;
+        ntf_lanes_submit(svc, jobs);
+        jobs = nx;
+    }
+    return CRM_APPLIED;
+}
+
+/* Exponential backoff with jitter: base * 2^(attempt-1), at most max, then
+   between 75% and 125% of it; never sooner than the peer's Retry-After. */
+static int64_t s_backoff(const ntf_t *n, int64_t attempt, int64_t retry_after)
+{
+    int64_t d = n->retry_base_ms;
+    for (int64_t i = 1; i < attempt && d < n->retry_max_ms; i++)
+        d *= 2;
+    if (d > n->retry_max_ms)
+        d = n->retry_max_ms;
+    d = d * 3 / 4 + (int64_t) (((double) rand() / RAND_MAX) * (double) (d / 2));
+    return d > retry_after ? d : retry_after;
+}
+
+static void s_release(crm_tx_t *tx, const ntf_job_t *j)
+{
+    char key[200];
+    if (j->customer_id && s_count_key(crm_channel_name(j->channel), j->customer_id, crm_now_ms(), key, sizeof key))
+        crm_tx_cmd(tx, "DECR %s", key);
+}
+
+static int64_t s_not_after(crm_service_t *svc, const char *id)
+{
+    redisReply *r = crm_store_cmd(crm_service_store(svc), "HGET " CRM_KEY_NOTIFY_FMT " not_after", id);
+    int64_t v = r && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+    freeReplyObject(r);
+    return v;
+}
+
+void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
+{
+    ntf_t *n = ntf_of(svc);
+    /* A receipt may be pulled before the gateway's answer is committed:
+       delivered stays delivered. */
+    crm_tx_reset(n->reads);
+    for (size_t i = 0; i < cnt; i++)
+        crm_tx_cmd(n->reads, "HGET " CRM_KEY_NOTIFY_FMT " state", jobs[i]->id);
+    bool read = crm_store_pipeline(crm_service_store(svc), n->reads) == 0;
+    crm_tx_t *tx = crm_service_tx(svc);
+    int64_t now = crm_now_ms();
+    for (size_t i = 0; i < cnt; i++) {
+        ntf_job_t *j = jobs[i];
+        const redisReply *st = read ? crm_tx_result(n->reads, (int) i) : NULL;
+        bool receipted = st && st->type == REDIS_REPLY_STRING &&
+                         (!strcmp(st->str, "delivered") || !strcmp(st->str, "undelivered"));
+        const char *chn = crm_channel_name(j->channel);
+        char code[128];
+        if (j->status && !j->code_out[0])
+            snprintf(code, sizeof code, "%ld", j->status);
+        else
+            snprintf(code, sizeof code, "%s", j->code_out);
+        if (j->channel == CRM_CHANNEL_WEBHOOK)
+            ntf_webhook_after(svc, tx, j);
+        switch (j->outcome) {
+        case NTF_OK: {
+            char sent[24];
+            snprintf(sent, sizeof sent, "%lld", (long long) now);
+            if (!receipted)
+                s_set_state(tx, j->id, "sent", NULL);
+            crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " sent_ms %s provider_id %s", j->id, sent, j->provider_id);
+            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
+            bool resent = j->reconcile && !j->found;
+            if (resent) {
+                crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " resent 1", j->id);
+                ntf_metric(tx, "resent", 1);
+            }
+            if (j->found)
+                ntf_metric(tx, "reconciled", 1);
+            ntf_log(tx, j->id, "sent", j->found ? "found_at_gateway" : resent ? "resent" : NULL, NULL, j->attempt);
+            ntf_metric(tx, "sent", 1);
+            crm_msg_t ev;
+            crm_msg_init(&ev, CRM_T_notify_sent);
+            CRM_SET_STR(&ev, notify_sent, request_id, j->request_id);
+            CRM_SET_STR(&ev, notify_sent, channel, chn);
+            if (j->provider_id[0])
+                CRM_SET_STR(&ev, notify_sent, provider_id, j->provider_id);
+            CRM_SET_I64(&ev, notify_sent, attempt, j->attempt);
+            if (resent)
+                CRM_SET_BOOL(&ev, notify_sent, resent, true);
+            crm_tx_emit(tx, &ev);
+            crm_msg_clear(&ev);
+            crm_debug("notify.sent", "id=%s channel=%s attempt=%lld provider=%s%s", j->id, chn,
+                      (long long) j->attempt, j->provider_id, resent ? " resent=1" : "");
+            break;
+        }
+        case NTF_LIMIT:
+            s_release(tx, j);
+            crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", j->id);
+            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
+            s_defer(tx, j->id, j->request_id, chn, "gateway_limit", code, j->until_ms > now ? j->until_ms : now + 60000);
+            crm_info("notify.limited", "id=%s channel=%s code=%s until=%lld", j->id, chn, code, (long long) j->until_ms);
+            break;
+        case NTF_TEMP: {
+            s_release(tx, j);
+            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
+            int64_t at = now + s_backoff(n, j->attempt, j->retry_after_ms);
+            int64_t na = s_not_after(svc, j->id);
+            if (j->attempt >= n->max_attempts || (na && at > na)) {
+                ntf_fail(tx, j->id, j->request_id, chn, j->attempt >= n->max_attempts ? "exhausted" : "expired", NULL,
+                         code, j->message, j->attempt, true);
+                crm_warn("notify.exhausted", "id=%s channel=%s attempts=%lld code=%s why=\"%s\"", j->id, chn,
+                         (long long) j->attempt, code, j->message);
+            } else {
+                s_defer(tx, j->id, j->request_id, chn, "retry", code, at);
+                ntf_metric(tx, "retried", 1);
+                crm_info("notify.retry", "id=%s channel=%s attempt=%lld code=%s in_ms=%lld why=\"%s\"", j->id, chn,
+                         (long long) j->attempt, code, (long long) (at - now), j->message);
+            }
+            break;
+        }
+        case NTF_PERM:
+        case NTF_GONE:
+            s_release(tx, j);
+            ntf_fail(tx, j->id, j->request_id, chn, j->outcome == NTF_GONE ? "endpoint_disabled" : "permanent", NULL,
+                     code, j->message, j->attempt, true);
+            crm_warn("notify.failed", "id=%s channel=%s code=%s why=\"%s\"", j->id, chn, code, j->message);
+            break;
+        }
+    }
+    if (crm_service_commit(svc, tx) != 0)
+        crm_warn("notify.outcome_lost", "count=%zu (left in crm:notify:inflight: looked at again on start)", cnt);
+}
+
+/* What was "sending" when the last process stopped. */
+int ntf_reconcile(crm_service_t *svc)
+{
+    ntf_t *n = ntf_of(svc);
+    crm_store_t *store = crm_service_store(svc);
+    redisReply *r = crm_store_cmd(store, "SMEMBERS " CRM_KEY_NOTIFY_INFLIGHT);
+    if (!r)
+        return -1;
+    size_t again = 0, held = 0;
+    crm_tx_t *tx = crm_service_tx(svc);
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const char *id = r->element[i]->str;
+        if (!crm_id_valid(CRM_ID_NAME, id)) {
+            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
+            continue;
+        }
+        redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_NOTIFY_FMT, id);
+        if (!h) {
+            freeReplyObject(r);
+            return -1;
+        }
+        const char *state = s_f(h, "state");
+        if (!state || strcmp(state, "sending")) {
+            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
+            freeReplyObject(h);
+            continue;
+        }
+        const char *chn = s_f(h, "channel");
+        bool sms = chn && !strcmp(chn, "sms");
+        if (!strcmp(n->uncertain, "hold") && !(sms && n->lane_cfg.sms_query_url[0])) {
+            ntf_fail(tx, id, s_f(h, "request_id") ? s_f(h, "request_id") : "", chn ? chn : "", "uncertain", NULL,
+                     NULL, "the process stopped while it was being sent: it may have gone (notify dlq retry sends it)",
+                     s_i64(h, "attempts"), true);
+            held++;
+            freeReplyObject(h);
+            continue;
+        }
+        redisReply *hook = NULL;
+        const char *to = s_f(h, "to");
+        if (chn && !strcmp(chn, "webhook") && to && crm_id_valid(CRM_ID_NAME, to))
+            hook = crm_store_cmd(store, "HGETALL " CRM_KEY_WEBHOOK_FMT, to);
+        ntf_job_t *j = s_job(id, h, hook);
+        freeReplyObject(hook);
+        freeReplyObject(h);
+        if (!j)
+            continue;
+        j->attempt--; /* the same attempt, once more */
+        j->reconcile = true;
+        ntf_lanes_submit(svc, j);
+        again++;
+    }
+    freeReplyObject(r);
+    if (crm_tx_size(tx) && crm_service_commit(svc, tx) != 0)
+        return -1;
+    crm_tx_reset(tx);
+    if (again || held)
+        crm_warn("notify.reconcile", "uncertain=%zu held=%zu (sent when the process stopped: sms looked up at the "
+                 "gateway, others sent again with the same id)", again, held);
+    return 0;
+}
+
+/* notify.retry: a dead letter goes again as new (its attempts start over). */
+crm_handled_t ntf_req_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
+{
+    const char *rid = crm_req_msg(req)->body.notify_retry.request_id;
+    char err[160];
+    if (crm_id_check(CRM_ID_KEY, rid, "request_id", err, sizeof err) != 0)
+        return crm_req_fail_text(req, "bad_id", err);
+    char digest[CRM_ID_DIGEST_SZ];
+    const char *parts[] = {rid};
+    crm_id_digest(parts, 1, digest);
+    redisReply *r = crm_store_cmd(crm_service_store(svc), "GET " CRM_KEY_NOTIFY_REQ_FMT, digest);
+    if (!r)
+        return crm_req_unavailable(req);
+    char id[NTF_ID_SZ] = "";
+    if (r->type == REDIS_REPLY_STRING)
+        snprintf(id, sizeof id, "%s", r->str);
+    freeReplyObject(r);
+    if (!id[0])
+        return crm_req_fail(req, "request_id", "unknown", "request_id: no notification with this id");
+    if (!(r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_NOTIFY_FMT " state text", id)))
+        return crm_req_unavailable(req);
+    const char *state = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING
+                            ? r->element[0]->str
+                            : "";
+    bool has_text = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING;
+    bool dead = !strcmp(state, "dead");
+    freeReplyObject(r);
+    if (!dead)
+        return crm_req_fail(req, "request_id", "not_dead", "request_id: only a dead letter is retried (state %s)", state);
+    if (!has_text)
+        return crm_req_fail(req, "request_id", "invalid",
+                            "request_id: it was refused as asked (see its reason): ask again with a corrected request");
+    int64_t now = crm_now_ms();
+    ntf_t *n = ntf_of(svc);
+    char tid[NTF_ID_SZ + 2], na[24];
+    snprintf(tid, sizeof tid, "n:%s", id);
+    /* a fresh life: attempts and the age limit start now */
+    snprintf(na, sizeof na, "%lld", (long long) (now + n->max_age_ms[CRM_CLASS_TRANSACTIONAL]));
+    s_set_state(tx, id, "queued", "dlq_retry");
+    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " attempts 0 not_after %s", id, na);
+    crm_tx_due(tx, CRM_NOTIFY_SET, tid, now);
+    ntf_log(tx, id, "queued", "dlq_retry", NULL, 0);
+    crm_info("notify.dlq_retry", "id=%s request=%.80s", id, rid);
+    crm_req_ok(req, id);
+    return CRM_APPLIED;
+}
