@@ -191,15 +191,19 @@ static void s_notify_log(s_doc_t *d, const redisReply *log)
             s_doc_t entry = {.fmt = CRM_TABLE_JSON};
             printf("%s{", i ? "," : "");
             s_put_str(&entry, "entry", NULL, e->element[0]->str);
-            static const s_field_t f[] = {{"at", "", S_TIME},       {"state", "", S_STR}, {"reason", "", S_STR},
-                                          {"code", "", S_STR},      {"attempt", "", S_INT}};
+            static const s_field_t f[] = {{"at", "", S_TIME},
+                                          {"state", "", S_STR},
+                                          {"reason", "", S_STR},
+                                          {"code", "", S_STR},
+                                          {"attempt", "", S_INT}};
             for (size_t k = 0; k < sizeof f / sizeof *f; k++)
                 s_put_field(&entry, kv, &f[k]);
             fputc('}', stdout);
         } else {
             char at[40];
             printf("  %s  %-11s %-16s code %-8s attempt %s\n", crmctl_time(kv, "at", at, sizeof at),
-                   crmctl_or(kv, "state"), crmctl_or(kv, "reason"), crmctl_or(kv, "code"), crmctl_or(kv, "attempt"));
+                   crmctl_or(kv, "state"), crmctl_or(kv, "reason"), crmctl_or(kv, "code"),
+                   crmctl_or(kv, "attempt"));
         }
     }
     if (d->fmt == CRM_TABLE_JSON)
@@ -218,7 +222,8 @@ static int s_notify_show(crmctl_t *ctl, const char *id)
         return CRMCTL_USAGE;
     }
     if (!crm_id_valid(CRM_ID_KEY, id)) {
-        fprintf(stderr, "crmctl notify show: %s is neither a notification (N12) nor a request id\n", id);
+        fprintf(stderr, "crmctl notify show: %s is neither a notification (N12) nor a request id\n",
+                id);
         return CRMCTL_USAGE;
     }
     crm_store_t *store = crmctl_store(ctl);
@@ -227,7 +232,10 @@ static int s_notify_show(crmctl_t *ctl, const char *id)
     char n[24];
     int rc = s_resolve_notification(store, id, n, sizeof n);
     if (rc == 1) {
-        fprintf(stderr, "crmctl notify show: no notification %s (neither a number nor a request id known)\n", id);
+        fprintf(
+            stderr,
+            "crmctl notify show: no notification %s (neither a number nor a request id known)\n",
+            id);
         return CRMCTL_NO;
     }
     if (rc != 0)
@@ -289,7 +297,8 @@ static int s_dlq_list(crmctl_t *ctl)
         freeReplyObject(r);
         return CRMCTL_REDIS;
     }
-    crm_table_t *t = crm_table_new(stdout, fmt, s_dlq_cols, sizeof s_dlq_cols / sizeof *s_dlq_cols, 0);
+    crm_table_t *t = crm_table_new(stdout, fmt, s_dlq_cols, sizeof s_dlq_cols / sizeof *s_dlq_cols,
+                                   0);
     size_t shown = 0;
     for (size_t i = 0; t && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const redisReply *e = r->element[i];
@@ -351,7 +360,9 @@ static int s_dlq_request_id(crm_store_t *store, const char *id, char *out, size_
         if (rc == CRMCTL_REDIS)
             return rc;
         if (rc != 0) {
-            fprintf(stderr, "crmctl notify dlq retry: no notification %s (entry id, N12 or request id)\n", id);
+            fprintf(stderr,
+                    "crmctl notify dlq retry: no notification %s (entry id, N12 or request id)\n",
+                    id);
             return 1;
         }
         r = crm_store_cmd(store, "HGET " CRM_KEY_NOTIFY_FMT " request_id", n);
@@ -378,7 +389,9 @@ static int s_dlq_request_id(crm_store_t *store, const char *id, char *out, size_
 static int s_dlq_retry(crmctl_t *ctl, const char *id)
 {
     if (!crm_id_valid(CRM_ID_KEY, id)) {
-        fprintf(stderr, "crmctl notify dlq retry: %s is not an entry id, a notification or a request id\n", id);
+        fprintf(stderr,
+                "crmctl notify dlq retry: %s is not an entry id, a notification or a request id\n",
+                id);
         return CRMCTL_USAGE;
     }
     crm_store_t *store = crmctl_store(ctl);
@@ -414,8 +427,10 @@ int crmctl_notify(crmctl_t *ctl)
         if (!strcmp(what, "retry") && ctl->argc == 4)
             return s_dlq_retry(ctl, ctl->argv[3]);
     }
-    fprintf(stderr, "crmctl notify: show ID [--json] | dlq list [--count K] [--json|--csv] | dlq retry ID\n"
-                    "               (ID: a notification N12, a request id; for retry also a dlq entry id)\n");
+    fprintf(
+        stderr,
+        "crmctl notify: show ID [--json] | dlq list [--count K] [--json|--csv] | dlq retry ID\n"
+        "               (ID: a notification N12, a request id; for retry also a dlq entry id)\n");
     return CRMCTL_USAGE;
 }
 
@@ -448,13 +463,16 @@ static int s_consent_set(crmctl_t *ctl, const char *c)
         return CRMCTL_USAGE;
     }
     if (!source || !*source) {
-        fprintf(stderr, "crmctl consent set: --source is needed (website, showroom, hotline, sms_reply, "
-                        "unsubscribe_link, crm ...)\n");
+        fprintf(stderr,
+                "crmctl consent set: --source is needed (website, showroom, hotline, sms_reply, "
+                "unsubscribe_link, crm ...)\n");
         return CRMCTL_USAGE;
     }
     int64_t at_ms = 0;
     if (at && crm_leadin_parse_datetime(at, &at_ms) != 0) {
-        fprintf(stderr, "crmctl consent set: --at: expected \"YYYY-MM-DD HH:MM\" (China time), got '%s'\n", at);
+        fprintf(stderr,
+                "crmctl consent set: --at: expected \"YYYY-MM-DD HH:MM\" (China time), got '%s'\n",
+                at);
         return CRMCTL_USAGE;
     }
     crm_msg_t req, ans;
@@ -503,22 +521,16 @@ static int s_consent_subjects(crm_store_t *store, const char *c, char subj[2][64
 }
 
 static const crm_col_t s_consent_cols[] = {
-    {"subject", "subject", CRM_COL_ID},
-    {"channel", "channel", CRM_COL_TEXT},
-    {"state", "state", CRM_COL_TEXT},
-    {"at", "since (China)", CRM_COL_TEXT},
+    {"subject", "subject", CRM_COL_ID},    {"channel", "channel", CRM_COL_TEXT},
+    {"state", "state", CRM_COL_TEXT},      {"at", "since (China)", CRM_COL_TEXT},
     {"entry", "ledger entry", CRM_COL_ID},
 };
 
 static const crm_col_t s_ledger_cols[] = {
-    {"subject", "subject", CRM_COL_ID},
-    {"entry", "entry", CRM_COL_ID},
-    {"at", "at (China)", CRM_COL_TEXT},
-    {"channel", "channel", CRM_COL_TEXT},
-    {"state", "state", CRM_COL_TEXT},
-    {"source", "source", CRM_COL_TEXT},
-    {"by", "by", CRM_COL_TEXT},
-    {"text", "text", CRM_COL_TEXT},
+    {"subject", "subject", CRM_COL_ID}, {"entry", "entry", CRM_COL_ID},
+    {"at", "at (China)", CRM_COL_TEXT}, {"channel", "channel", CRM_COL_TEXT},
+    {"state", "state", CRM_COL_TEXT},   {"source", "source", CRM_COL_TEXT},
+    {"by", "by", CRM_COL_TEXT},         {"text", "text", CRM_COL_TEXT},
 };
 
 /* One subject's current state per channel: rows of `t`; the number of
@@ -605,7 +617,8 @@ static int s_consent_read(crmctl_t *ctl, const char *c, bool history)
     int none = 0, rc = t ? CRMCTL_OK : CRMCTL_NO;
     size_t entries = 0;
     for (int i = 0; rc == CRMCTL_OK && i < ns; i++) {
-        int k = history ? s_ledger_rows(store, subj[i], t, &entries) : s_consent_rows(store, subj[i], t);
+        int k = history ? s_ledger_rows(store, subj[i], t, &entries)
+                        : s_consent_rows(store, subj[i], t);
         if (k < 0)
             rc = CRMCTL_REDIS;
         else
@@ -632,9 +645,11 @@ int crmctl_consent(crmctl_t *ctl)
         return s_consent_set(ctl, c);
     if (c && (!strcmp(sub, "show") || !strcmp(sub, "history")))
         return s_consent_read(ctl, c, !strcmp(sub, "history"));
-    fprintf(stderr, "crmctl consent: set C --channel sms|email|call --state opt_in|opt_out --source S [--text T]\n"
-                    "                  [--at \"YYYY-MM-DD HH:MM\"] | show C | history C [--json|--csv]\n"
-                    "                (C: a customer id or, for show and history, an 11-digit mobile)\n");
+    fprintf(stderr,
+            "crmctl consent: set C --channel sms|email|call --state opt_in|opt_out --source S "
+            "[--text T]\n"
+            "                  [--at \"YYYY-MM-DD HH:MM\"] | show C | history C [--json|--csv]\n"
+            "                (C: a customer id or, for show and history, an 11-digit mobile)\n");
     return CRMCTL_USAGE;
 }
 
@@ -646,7 +661,8 @@ static int s_webhook_set(crmctl_t *ctl, const char *d)
         return CRMCTL_USAGE;
     const char *secret = crm_opt(ctl->opts, "secret");
     if (secret && strncmp(secret, "whsec_", 6)) {
-        fprintf(stderr, "crmctl webhook set: --secret: expected whsec_... (leave it out with --rotate to have one "
+        fprintf(stderr, "crmctl webhook set: --secret: expected whsec_... (leave it out with "
+                        "--rotate to have one "
                         "made)\n");
         return CRMCTL_USAGE;
     }
@@ -674,7 +690,8 @@ static int s_webhook_set(crmctl_t *ctl, const char *d)
     }
     rc = crmctl_reply(&ans, "webhook set");
     if (made)
-        printf("# the secret is shown this once: give it to the dealer now (webhook show masks it)\n");
+        printf(
+            "# the secret is shown this once: give it to the dealer now (webhook show masks it)\n");
     crm_msg_clear(&ans);
     return rc;
 }
@@ -719,7 +736,9 @@ static int s_webhook_show(crmctl_t *ctl, const char *d)
     if (!h)
         return CRMCTL_REDIS;
     if (h->type != REDIS_REPLY_ARRAY || !h->elements) {
-        fprintf(stderr, "crmctl webhook show: dealer %s has no webhook (crmctl webhook set %s --url ...)\n", d, d);
+        fprintf(stderr,
+                "crmctl webhook show: dealer %s has no webhook (crmctl webhook set %s --url ...)\n",
+                d, d);
         freeReplyObject(h);
         return CRMCTL_NO;
     }
@@ -769,7 +788,8 @@ int crmctl_webhook(crmctl_t *ctl)
         return s_webhook_set(ctl, d);
     if (d && !strcmp(sub, "show"))
         return s_webhook_show(ctl, d);
-    fprintf(stderr, "crmctl webhook: set D [--url U] [--secret whsec_...] [--rotate] [--contact-email E]\n"
-                    "                  [--contact-mobile M] [--enable] | show D [--json]\n");
+    fprintf(stderr,
+            "crmctl webhook: set D [--url U] [--secret whsec_...] [--rotate] [--contact-email E]\n"
+            "                  [--contact-mobile M] [--enable] | show D [--json]\n");
     return CRMCTL_USAGE;
 }
