@@ -477,8 +477,9 @@ int main(int argc, char **argv)
          "lead: this lead source's secret certificate, when crm-intake asks for CURVE", NULL},
         {"intake-server-cert", "CRM_INTAKE_SERVER_CERT", "var/intake.cert",
          "lead: crm-intake's public certificate, with --source-cert", NULL},
-        {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead: how long to wait for intake's answer", NULL},
-        {"tries", NULL, "3", "lead: how many times to send before giving up", NULL},
+        {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead and every request to a service (notify dlq retry, consent set, "
+         "webhook set, ...): how long to wait for an answer", NULL},
+        {"tries", NULL, "3", "lead and requests to a service: how many times to send before giving up", NULL},
         {"encoding", NULL, NULL, "lead|customer|service|followup import: utf-8, gbk or gb18030 (default: detect)", NULL},
         {"source", NULL, NULL,
          "lead import: the source (default: the file name); consent set: where it was given (website, showroom, "
