@@ -52,7 +52,22 @@ static const char *s_summary =
     "  calendar show [--year Y] | load FILE   China's working days (holidays, make-up working\n"
     "                              days) crm-scheduler counts with; FILE as common/data/calendar_cn.txt\n"
     "  tasks list [--dealer D [--consultant S]] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n"
-    "                              open tasks (planned follow-ups, first contacts), soonest first\n"
+    "             [--calls] [--queue Q]\n"
+    "                              open tasks (planned follow-ups, first contacts), soonest first,\n"
+    "                              then crm-notifier's open call tasks (kind call; queue Q: a dealer\n"
+    "                              id or callcentre); --calls or --queue: only the call tasks\n"
+    "  notify show ID [--json]     a notification (N12, or the request id): its record, its log\n"
+    "  notify dlq list [--count K] [--json|--csv]   dead letters, newest first, dead or retried\n"
+    "  notify dlq retry ID         crm-notifier sends it again as new (ID: dlq entry, N12, request id)\n"
+    "  consent set C --channel sms|email|call --state opt_in|opt_out --source S [--text T]\n"
+    "                  [--at \"YYYY-MM-DD HH:MM\"]   a customer's consent, into the ledger\n"
+    "  consent show C [--json|--csv]   the state per channel (C: a customer or an 11-digit mobile);\n"
+    "                              no record: marketing is not sent, transactional messages are\n"
+    "  consent history C [--json|--csv]   the consent ledger, oldest first\n"
+    "  webhook set D [--url U] [--secret whsec_...] [--rotate] [--contact-email E]\n"
+    "                  [--contact-mobile M] [--enable]   a dealer's webhook; --rotate without\n"
+    "                              --secret makes one, shown this once\n"
+    "  webhook show D [--json]     the endpoint, its state, its secrets masked\n"
     "  report daily [--date YYYY-MM-DD] [--dealer D] [--json|--csv]   per consultant and manager:\n"
     "                              due, done, overdue, expired, missing plans, released, lost pending\n"
     "  report sanctions [--month YYYY-MM] [--dealer D] [--json|--csv]   the month's sanctions ledger:\n"
@@ -409,9 +424,9 @@ static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
 {
     static char words[][24] = {"--action=placed", "--action=cancelled", "--action=delivered",
                                "--action=delayed", "--state=overdue", "--format=json", "--format=csv", "--postpone=yes",
-                               "--no-wait=yes"};
+                               "--no-wait=yes", "--calls=yes", "--rotate=yes", "--enable=yes"};
     static const char *const flags[] = {"placed", "cancelled", "delivered", "delayed", "overdue", "json", "csv",
-                                        "postpone", "no-wait"};
+                                        "postpone", "no-wait", "calls", "rotate", "enable"};
     const char *given = NULL;
     for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
         const char *a = argv[i];
@@ -420,9 +435,11 @@ static int s_value_flags(const crm_opt_t *opts, int argc, char **argv)
         if (strncmp(a, "--", 2) || strchr(a, '='))
             continue;
         bool takes_value = false;
-        /* --postpone's and --no-wait's options only hold what the flag
-           says: no value */
-        for (const crm_opt_t *o = opts; o->name && strcmp(a, "--postpone") && strcmp(a, "--no-wait"); o++)
+        /* --postpone's, --no-wait's, --calls', --rotate's and --enable's
+           options only hold what the flag says: no value */
+        bool bare = !strcmp(a, "--postpone") || !strcmp(a, "--no-wait") || !strcmp(a, "--calls") ||
+                    !strcmp(a, "--rotate") || !strcmp(a, "--enable");
+        for (const crm_opt_t *o = opts; o->name && !bare; o++)
             takes_value |= !strcmp(o->name, a + 2);
         if (takes_value) {
             if (!strcmp(a, "--action"))
@@ -460,10 +477,13 @@ int main(int argc, char **argv)
          "lead: this lead source's secret certificate, when crm-intake asks for CURVE", NULL},
         {"intake-server-cert", "CRM_INTAKE_SERVER_CERT", "var/intake.cert",
          "lead: crm-intake's public certificate, with --source-cert", NULL},
-        {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead: how long to wait for intake's answer", NULL},
-        {"tries", NULL, "3", "lead: how many times to send before giving up", NULL},
+        {"timeout-ms", "CRM_TIMEOUT_MS", "3000", "lead and every request to a service (notify dlq retry, consent set, "
+         "webhook set, ...): how long to wait for an answer", NULL},
+        {"tries", NULL, "3", "lead and requests to a service: how many times to send before giving up", NULL},
         {"encoding", NULL, NULL, "lead|customer|service|followup import: utf-8, gbk or gb18030 (default: detect)", NULL},
-        {"source", NULL, NULL, "lead import: the source (default: the file name)", NULL},
+        {"source", NULL, NULL,
+         "lead import: the source (default: the file name); consent set: where it was given (website, showroom, "
+         "hotline, sms_reply, unsubscribe_link, crm ...)", NULL},
         {"mobile", NULL, NULL, "customer find: by mobile number", NULL},
         {"id-number", NULL, NULL, "customer find: by ID number", NULL},
         {"name", NULL, NULL, "customer find: by name; dealer add|update: the dealer's name; staff add|update: the person's", NULL},
@@ -496,7 +516,8 @@ int main(int argc, char **argv)
         {"expected-date", NULL, NULL, "followup record: expected purchase date YYYY-MM-DD", NULL},
         {"next", NULL, NULL, "followup record: the next activity, \"YYYY-MM-DD HH:MM\" China time", NULL},
         {"next-content", NULL, NULL, "followup record: what the next activity is", NULL},
-        {"at", NULL, NULL, "followup record: when the contact was, \"YYYY-MM-DD HH:MM\" China time (default: now)",
+        {"at", NULL, NULL, "followup record: when the contact was, consent set: when it was given; \"YYYY-MM-DD HH:MM\" "
+         "China time (default: now)",
          NULL},
         {"action", NULL, NULL,
          "order record: placed|cancelled, delivery record: delivered|delayed (or --placed, --cancelled, "
@@ -518,7 +539,18 @@ int main(int argc, char **argv)
         {"year", NULL, NULL, "calendar show: only this year's days", NULL},
         {"month", NULL, NULL, "report sanctions: the month, YYYY-MM (default: this month, China time)", NULL},
         {"due-before", NULL, NULL, "tasks list: only tasks due before \"YYYY-MM-DD HH:MM\" China time", NULL},
-        {"state", NULL, NULL, "tasks list: only tasks in this state (open, overdue; --overdue)", NULL},
+        {"state", NULL, NULL,
+         "tasks list: only tasks in this state (open, overdue; --overdue); consent set: opt_in or opt_out", NULL},
+        {"calls", NULL, NULL, "tasks list: only crm-notifier's call tasks (--calls)", NULL},
+        {"queue", NULL, NULL, "tasks list: only the call tasks of this queue (a dealer id, or callcentre)", NULL},
+        {"channel", NULL, NULL, "consent set: sms, email or call", NULL},
+        {"text", NULL, NULL, "consent set: the text the customer saw or sent, as it was", NULL},
+        {"url", NULL, NULL, "webhook set: the dealer's endpoint, http(s)://...", NULL},
+        {"secret", NULL, NULL, "webhook set: the signing secret, whsec_... (absent with --rotate: one is made)", NULL},
+        {"rotate", NULL, NULL, "webhook set: a new secret signs beside the old one for a while (--rotate)", NULL},
+        {"enable", NULL, NULL, "webhook set: enable a disabled endpoint again (--enable)", NULL},
+        {"contact-email", NULL, NULL, "webhook set: who is told by e-mail when the endpoint is disabled", NULL},
+        {"contact-mobile", NULL, NULL, "webhook set: who is told by SMS when the endpoint is disabled", NULL},
         {"format", NULL, NULL, "report, audit: table (default), json (--json) or csv (--csv)", NULL},
         {"period", NULL, NULL, "audit run|abc: a quarter 2026Q4 (or 2026-Q4) or a month 2026-11 (default: every record, "
          "all time)", NULL},
@@ -531,7 +563,7 @@ int main(int argc, char **argv)
         {"postpone", NULL, NULL, "consultant leave: move the activities due meanwhile to after it (--postpone)", NULL},
         {"undo", NULL, NULL, "consultant reassign: the reassignment (R12) to undo", NULL},
         {"director", NULL, NULL, "owner approve|refuse: the dealer's director deciding", NULL},
-        {"count", NULL, "100", "events, rejects, quarantine list: how many at most", NULL},
+        {"count", NULL, "100", "events, rejects, quarantine list, notify dlq list: how many at most", NULL},
         CRM_OPT_END,
     };
     int npos = 0;
@@ -586,6 +618,12 @@ int main(int argc, char **argv)
         rc = crmctl_report(&ctl);
     else if (!strcmp(cmd, "audit"))
         rc = crmctl_audit(&ctl);
+    else if (!strcmp(cmd, "notify"))
+        rc = crmctl_notify(&ctl);
+    else if (!strcmp(cmd, "consent"))
+        rc = crmctl_consent(&ctl);
+    else if (!strcmp(cmd, "webhook"))
+        rc = crmctl_webhook(&ctl);
     else if (!strcmp(cmd, "followup") || !strcmp(cmd, "order") || !strcmp(cmd, "delivery") ||
              !strcmp(cmd, "service") || !strcmp(cmd, "lost") || !strcmp(cmd, "consultant") || !strcmp(cmd, "owner"))
         rc = crmctl_uplink(&ctl);

@@ -81,6 +81,11 @@ int crmctl_audit(crmctl_t *ctl);
    and lead sources ("intake", "source-id"), tools/crmctl_cert.c: the key
    pair is made here and the secret written to `out_secret_file` (0600);
    only the public key travels, in a cert.issue request. */
+/* crm-notifier's (tools/crmctl_notify.c): notify show | dlq list | dlq retry,
+   consent set | show | history, webhook set | show. */
+int crmctl_notify(crmctl_t *ctl);
+int crmctl_consent(crmctl_t *ctl);
+int crmctl_webhook(crmctl_t *ctl);
 int crmctl_cert(crmctl_t *ctl, const char *service, const char *meta_key, const char *id,
                 const char *out_secret_file);
 int crmctl_cert_revoke(crmctl_t *ctl, const char *service, const char *id);

@@ -3,7 +3,8 @@
  *  calendar load FILE asks crm-scheduler to replace the working-day table;
  *  calendar show, tasks list and the reports (daily, sanctions: a table,
  *  --json or --csv, tools/crm_table.h) read Redis to show things
- *  (crm:calendar, crm:tasks:open:*, crm:task:*, crm:report:*).
+ *  (crm:calendar, crm:tasks:open:*, crm:task:*, crm:report:*; and
+ *  crm-notifier's call tasks, crm:calls:open:*, crm:call:*, in tasks list).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -111,20 +112,77 @@ int crmctl_calendar(crmctl_t *ctl)
 
 /* ------------------------------------------------------------ tasks */
 
+#define S_TASK_ROW "%-10s %-20s %-8s %-14s %-10s %-12s %-12s %s\n"
+
+/* crm-notifier's open call tasks (crm:calls:open:<Q>, crm:call:<P>) of
+   queue `queue` (or of every queue), of one consultant, in one state, due
+   in [lo, hi), as rows of the tasks list with kind "call"; the number
+   printed, or -1 when Redis failed. */
+static long s_calls_rows(crm_store_t *store, const char *queue, const char *consultant, const char *state,
+                         int64_t lo, int64_t hi)
+{
+    redisReply *queues = queue ? NULL : crm_store_cmd(store, "SORT " CRM_KEY_CALLS_QUEUES " ALPHA");
+    if (!queue && !queues)
+        return -1;
+    crm_tx_t *ids = crm_tx_new("crmctl", 0), *calls = crm_tx_new("crmctl", 0);
+    size_t nq = 0, nc = 0;
+    for (size_t i = 0; i < (queue ? 1 : queues->elements); i++) {
+        const char *q = queue ? queue : queues->element[i]->str;
+        /* Members of a Redis set, but they become part of a key. */
+        if (!crm_id_valid(CRM_ID_NAME, q))
+            continue;
+        crm_tx_cmd(ids, "ZRANGE " CRM_KEY_CALLS_OPEN_FMT " %lld (%lld BYSCORE", q, (long long) lo, (long long) hi);
+        nq++;
+    }
+    long shown = nq && crm_store_pipeline(store, ids) != 0 ? -1 : 0;
+    for (size_t i = 0; shown == 0 && i < nq; i++) {
+        const redisReply *l = crm_tx_result(ids, (int) i);
+        for (size_t k = 0; l && l->type == REDIS_REPLY_ARRAY && k < l->elements; k++)
+            if (crm_id_valid(CRM_ID_NAME, l->element[k]->str)) {
+                crm_tx_cmd(calls, "HGETALL " CRM_KEY_CALL_FMT, l->element[k]->str);
+                nc++;
+            }
+    }
+    if (shown == 0 && nc && crm_store_pipeline(store, calls) != 0)
+        shown = -1;
+    for (size_t i = 0; shown >= 0 && i < nc; i++) {
+        const redisReply *h = crm_tx_result(calls, (int) i);
+        if (!h || h->type != REDIS_REPLY_ARRAY || !h->elements)
+            continue;
+        if ((state && strcmp(crmctl_or(h, "state"), state)) ||
+            (consultant && strcmp(crmctl_or(h, "consultant_id"), consultant)))
+            continue;
+        char due[40], content[600];
+        const char *q = crmctl_or(h, "queue");
+        snprintf(content, sizeof content, "%s%s: %s", strcmp(q, "callcentre") ? "" : "[callcentre] ",
+                 crmctl_or(h, "template"), crmctl_or(h, "text"));
+        printf(S_TASK_ROW, crmctl_or(h, "call_id"), crmctl_time(h, "due_ms", due, sizeof due), crmctl_or(h, "state"),
+               "call", crmctl_or(h, "dealer_id"), crmctl_or(h, "consultant_id"), crmctl_or(h, "customer_id"),
+               content);
+        shown++;
+    }
+    crm_tx_destroy(&calls);
+    crm_tx_destroy(&ids);
+    freeReplyObject(queues);
+    return shown;
+}
+
 /* The open tasks of a dealer (or of every dealer), of one consultant,
-   in one state, due in [lo, hi), soonest first. */
+   in one state, due in [lo, hi), soonest first; then, with `calls`, the
+   open call tasks of `queue` (default: the dealer's, or every queue).
+   Without `with_tasks` only the call tasks. */
 static int s_tasks_list(crmctl_t *ctl, const char *dealer, const char *consultant, const char *state, int64_t lo,
-                        int64_t hi)
+                        int64_t hi, bool with_tasks, bool calls, const char *queue)
 {
     crm_store_t *store = crmctl_store(ctl);
     if (!store)
         return CRMCTL_REDIS;
-    redisReply *dealers = dealer ? NULL : crm_store_cmd(store, "SORT " CRM_KEY_TASKS_DEALERS " ALPHA");
-    if (!dealer && !dealers)
+    redisReply *dealers = dealer || !with_tasks ? NULL : crm_store_cmd(store, "SORT " CRM_KEY_TASKS_DEALERS " ALPHA");
+    if (!dealer && with_tasks && !dealers)
         return CRMCTL_REDIS;
     crm_tx_t *ids = crm_tx_new("crmctl", 0);
     char key[300];
-    size_t nd = dealer ? 1 : dealers->elements;
+    size_t nd = !with_tasks ? 0 : dealer ? 1 : dealers->elements;
     for (size_t i = 0; i < nd; i++) {
         const char *d = dealer ? dealer : dealers->element[i]->str;
         if (consultant)
@@ -144,7 +202,7 @@ static int s_tasks_list(crmctl_t *ctl, const char *dealer, const char *consultan
     if (rc == CRMCTL_OK && nt && crm_store_pipeline(store, tasks) != 0)
         rc = CRMCTL_REDIS;
     if (rc == CRMCTL_OK) {
-        printf("%-10s %-20s %-8s %-14s %-10s %-12s %-12s %s\n", "TASK", "DUE (CHINA)", "STATE", "KIND", "DEALER",
+        printf(S_TASK_ROW, "TASK", "DUE (CHINA)", "STATE", "KIND", "DEALER",
                "CONSULTANT", "CUSTOMER", "CONTENT");
         size_t shown = 0;
         for (size_t i = 0; i < nt; i++) {
@@ -154,13 +212,21 @@ static int s_tasks_list(crmctl_t *ctl, const char *dealer, const char *consultan
             if (state && strcmp(crmctl_or(h, "state"), state))
                 continue;
             char due[40];
-            printf("%-10s %-20s %-8s %-14s %-10s %-12s %-12s %s\n", crmctl_or(h, "task_id"),
+            printf(S_TASK_ROW, crmctl_or(h, "task_id"),
                    crmctl_time(h, "due_ms", due, sizeof due), crmctl_or(h, "state"), crmctl_or(h, "kind"),
                    crmctl_or(h, "dealer_id"), crmctl_or(h, "consultant_id"), crmctl_or(h, "customer_id"),
                    crmctl_or(h, "content"));
             shown++;
         }
-        printf("# %zu open task%s\n", shown, shown == 1 ? "" : "s");
+        /* The call rows come after the tasks and the tasks' count stays
+           as it was: scripts and tests read it. */
+        long ncalls = calls ? s_calls_rows(store, queue ? queue : dealer, consultant, state, lo, hi) : 0;
+        if (ncalls < 0)
+            rc = CRMCTL_REDIS;
+        if (with_tasks)
+            printf("# %zu open task%s\n", shown, shown == 1 ? "" : "s");
+        if (ncalls > 0 || (ncalls == 0 && !with_tasks))
+            printf("# %ld open call task%s\n", ncalls, ncalls == 1 ? "" : "s");
     }
     crm_tx_destroy(&tasks);
     crm_tx_destroy(&ids);
@@ -172,7 +238,8 @@ int crmctl_tasks(crmctl_t *ctl)
 {
     const char *sub = ctl->argc > 1 ? ctl->argv[1] : "list";
     if (strcmp(sub, "list")) {
-        fprintf(stderr, "crmctl tasks: list [--dealer D] [--consultant C] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n");
+        fprintf(stderr, "crmctl tasks: list [--dealer D] [--consultant C] [--overdue] [--due-before \"YYYY-MM-DD HH:MM\"]\n"
+                        "                   [--calls] [--queue Q]\n");
         return CRMCTL_USAGE;
     }
     const char *dealer = crm_opt(ctl->opts, "dealer"), *consultant = crm_opt(ctl->opts, "consultant");
@@ -186,9 +253,19 @@ int crmctl_tasks(crmctl_t *ctl)
         fprintf(stderr, "crmctl tasks list: --consultant needs --dealer (staff ids are per dealer)\n");
         return CRMCTL_USAGE;
     }
-    if ((dealer && !crmctl_id_ok(dealer, "--dealer")) || (consultant && !crmctl_id_ok(consultant, "--consultant")))
+    const char *queue = crm_opt(ctl->opts, "queue");
+    if ((dealer && !crmctl_id_ok(dealer, "--dealer")) || (consultant && !crmctl_id_ok(consultant, "--consultant")) ||
+        (queue && !crmctl_id_ok(queue, "--queue")))
         return CRMCTL_USAGE;
-    return s_tasks_list(ctl, dealer, consultant, crm_opt(ctl->opts, "state"), INT64_MIN / 2, before);
+    if (queue && dealer && strcmp(queue, dealer)) {
+        fprintf(stderr, "crmctl tasks list: --queue %s and --dealer %s: a dealer's calls are in its own queue; say "
+                        "one of them\n", queue, dealer);
+        return CRMCTL_USAGE;
+    }
+    /* --calls or --queue: only the call tasks (a queue holds nothing else). */
+    bool only_calls = crm_opt(ctl->opts, "calls") || queue;
+    return s_tasks_list(ctl, dealer, consultant, crm_opt(ctl->opts, "state"), INT64_MIN / 2, before, !only_calls, true,
+                        queue);
 }
 
 int crmctl_tasks_away(crmctl_t *ctl, const char *dealer, const char *consultant, const char *from, const char *to)
@@ -197,7 +274,8 @@ int crmctl_tasks_away(crmctl_t *ctl, const char *dealer, const char *consultant,
     if (f == INT64_MIN || t == INT64_MIN)
         return CRMCTL_USAGE;
     printf("# to do before leaving: due from %s to %s\n", from, to);
-    return s_tasks_list(ctl, dealer, consultant, NULL, crm_cst_day_start_ms(f), crm_cst_day_start_ms(t + 1));
+    return s_tasks_list(ctl, dealer, consultant, NULL, crm_cst_day_start_ms(f), crm_cst_day_start_ms(t + 1), true, false,
+                        NULL);
 }
 
 /* ------------------------------------------------------------ report daily */
