@@ -193,7 +193,8 @@
  *                          that China day (the daily cap); expires after 2 days
  *  crm:notify:dlq          stream; the dead letters: notification, request_id, channel,
  *                          reason, code, message, attempts, at
- *  crm:notify:dlq:state    hash; dlq entry id -> retried:<ms>
+ *  crm:notify:dlq:state    hash; notification -> retried:<ms>, its latest notify.retry (an
+ *                          entry older than it was retried)
  *  crm:notify:replies      stream; SMS replies (上行): phone, content, at, customer_id, optout
  *  crm:notify:sms:cursor   string; where the receipt and reply poll is in the gateway's queue
  *  crm:consent:{<C>}       hash; channel -> "<opt_in|opt_out>|<at ms>|<source>", the

@@ -305,11 +305,17 @@ static int s_dlq_list(crmctl_t *ctl)
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2)
             continue;
         const redisReply *kv = e->element[1];
-        const char *st = crm_reply_field(states, e->element[0]->str);
+        /* crm:notify:dlq:state: notification -> retried:<ms>, its latest
+           retry; an entry older than that retry was retried */
+        const char *nid = crm_reply_field(kv, "notification");
+        const char *st = nid ? crm_reply_field(states, nid) : NULL;
+        const char *eat = crm_reply_field(kv, "at");
         char at[40], retried[40] = "";
         crmctl_time(kv, "at", at, sizeof at);
-        if (st && !strncmp(st, "retried:", 8))
+        if (st && !strncmp(st, "retried:", 8) && (!eat || atoll(st + 8) >= atoll(eat)))
             crm_format_cst(atoll(st + 8), retried, sizeof retried);
+        else
+            st = NULL;
         crm_table_text(t, e->element[0]->str);
         crm_table_text(t, crm_reply_field(kv, "at") ? at : NULL);
         crm_table_text(t, crm_reply_field(kv, "notification"));
@@ -523,7 +529,7 @@ static int s_consent_subjects(crm_store_t *store, const char *c, char subj[2][64
 static const crm_col_t s_consent_cols[] = {
     {"subject", "subject", CRM_COL_ID},    {"channel", "channel", CRM_COL_TEXT},
     {"state", "state", CRM_COL_TEXT},      {"at", "since (China)", CRM_COL_TEXT},
-    {"entry", "ledger entry", CRM_COL_ID},
+    {"source", "source", CRM_COL_TEXT},
 };
 
 static const crm_col_t s_ledger_cols[] = {

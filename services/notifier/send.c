@@ -615,6 +615,7 @@ crm_handled_t ntf_req_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     /* a fresh life: attempts and the age limit start now */
     snprintf(na, sizeof na, "%lld", (long long) (now + n->max_age_ms[CRM_CLASS_TRANSACTIONAL]));
     s_set_state(tx, id, "queued", "dlq_retry");
+    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_DLQ_STATE " %s retried:%lld", id, (long long) now);
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " attempts 0 not_after %s", id, na);
     crm_tx_due(tx, CRM_NOTIFY_SET, tid, now);
     ntf_log(tx, id, "queued", "dlq_retry", NULL, 0);
