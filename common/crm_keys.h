@@ -184,7 +184,8 @@
  *                          text, subject, sign, code (the gateway's template code), params (JSON
  *                          object), state (queued | deferred | sending | sent | delivered |
  *                          undelivered | failed | dead), reason, attempts, next_ms, provider_id,
- *                          sent_ms, delivered_ms, resent (sends after an unknown outcome),
+ *                          sent_ms, delivered_ms, uncertain (starts that found it being sent:
+ *                          each may have sent it once more), resent (such sends that went),
  *                          last_code, last_error, updated_ms
  *  crm:notify:<N>:log      stream; every step: state, reason, code, at, attempt
  *  crm:due:notify          compact timers "n:<N>": when to look at a notification again
@@ -211,8 +212,9 @@
  *  crm:calls:open:<Q>      sorted set; a queue's open call tasks by due time (Q: a dealer id,
  *                          or callcentre)
  *  crm:calls:queues        set; every queue that ever had a call task
- *  crm:metrics:notifier    hash; sent, failed, deferred, retried, resent (after an unknown
- *                          outcome), reconciled (found sent by the gateway's records)
+ *  crm:metrics:notifier    hash; sent, dead, dropped, deferred, retried, delivered,
+ *                          undelivered, uncertain (found being sent at a start), resent (sent
+ *                          again after that), reconciled (found sent by the gateway's records)
  *  crm:test:*              used by the test suite only
  */
 #ifndef CRM_KEYS_H

@@ -25,7 +25,8 @@
  *
  *  The stream carries dealer.dispatch (a test drive), dealer.assigned (a
  *  customer the carmaker gave this dealer), dealer.task (a task for the
- *  dealer's consultant, opened or closed) and dealer.finding (a data-quality
+ *  dealer's consultant, opened or closed), dealer.call (a call task from
+ *  crm-notifier) and dealer.finding (a data-quality
  *  error on one of the dealer's customer records, open or cleared); all are
  *  numbered, applied and acknowledged alike. A numbered message of a type
  *  this client does not know (a newer gateway's) is logged and passed over:
@@ -429,7 +430,7 @@ static int s_run_exec(const char *cmd, const char *json)
 static bool s_stream_type(crm_type_t t)
 {
     return t == CRM_T_dealer_dispatch || t == CRM_T_dealer_assigned || t == CRM_T_dealer_task ||
-           t == CRM_T_dealer_finding;
+           t == CRM_T_dealer_finding || t == CRM_T_dealer_call;
 }
 
 /* A frame the decoder refused for its type (one this build does not know):

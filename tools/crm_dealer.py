@@ -8,7 +8,8 @@ with the same codes.
 
 It follows one dealer's stream (dealer.dispatch: a test drive;
 dealer.assigned: a customer given to this dealer; dealer.task: a task for
-the dealer's consultant, opened or closed; dealer.finding: a data-quality
+the dealer's consultant, opened or closed; dealer.call: a call task from
+crm-notifier; dealer.finding: a data-quality
 error on one of the dealer's customer records, open or cleared; all
 numbered alike): the
 last number applied is kept in a state file; at start it asks for a replay
@@ -169,6 +170,11 @@ BODIES = {
         "field": (STR, True), "code": (STR, True), "rule": (STR, False), "part": (STR, False),
         "severity": (STR, False), "message": (STR, False), "consultant_id": (STR, False),
     },
+    "dealer.call": {
+        "call_id": (STR, True), "dealer_id": (STR, True), "consultant_id": (STR, False),
+        "customer_id": (STR, False), "phone": (STR, False), "topic": (STR, True),
+        "text": (STR, True), "due_at": (INT, True),
+    },
     "heartbeat": {"streams": (STRS, True), "uptime_ms": (INT, False)},
     "dealer.reply": {
         "ok": (BOOL, True), "code": (STR, False), "message": (STR, False),
@@ -181,7 +187,7 @@ BODIES = {
 # The numbered messages of the dealer's own stream: applied, counted and
 # acknowledged alike. Another type numbered on our stream is passed over
 # (counted, acknowledged, not applied): see Stream.numbered.
-STREAM_TYPES = ("dealer.dispatch", "dealer.assigned", "dealer.task", "dealer.finding")
+STREAM_TYPES = ("dealer.dispatch", "dealer.assigned", "dealer.task", "dealer.finding", "dealer.call")
 
 # The uplink requests (DEALERS.md, "Uplink"): send KIND -> request type and
 # its body fields, field -> (type, required), in the order of the reference.

@@ -109,6 +109,7 @@ static const crm_handler_t dispatcher_handlers[] = {
     {"task.closed", tasks_on_closed, false},
     {"audit.finding", tasks_on_finding, false},
     {"audit.cleared", tasks_on_finding, false},
+    {"notify.call", tasks_on_call, false},
     {NULL, NULL, false},
 };
 

@@ -135,3 +135,38 @@ crm_handled_t tasks_on_finding(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
         crm_info("finding.forwarded", "dealer=%s customer=%s state=%s", dealer, cid, open ? "open" : "cleared");
     return rc;
 }
+
+/* notify.call (crm-notifier) -> dealer.call on the dealer's stream: a call
+   task for one of its consultants. Call-centre tasks stay with the carmaker. */
+crm_handled_t tasks_on_call(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    const crm_body_notify_call_t *c = &msg->body.notify_call;
+    const char *ids[] = {c->call_id, c->has.dealer_id ? c->dealer_id : NULL,
+                         c->has.consultant_id ? c->consultant_id : NULL, c->has.customer_id ? c->customer_id : NULL};
+    static const char *const names[] = {"call_id", "dealer_id", "consultant_id", "customer_id"};
+    if (!crm_service_ids_ok(svc, ids, names, 4, 1))
+        return CRM_REFUSE;
+    if (!c->has.dealer_id || !c->dealer_id[0] || !strcmp(c->queue, "callcentre"))
+        return CRM_APPLIED;
+    int known = s_dealer_known(svc, "notify.call", c->call_id, c->dealer_id);
+    if (known <= 0)
+        return known < 0 ? crm_service_failed(svc) : CRM_APPLIED;
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_dealer_call);
+    CRM_SET_STR(&ev, dealer_call, call_id, c->call_id);
+    CRM_SET_STR(&ev, dealer_call, dealer_id, c->dealer_id);
+    if (c->has.consultant_id && c->consultant_id[0])
+        CRM_SET_STR(&ev, dealer_call, consultant_id, c->consultant_id);
+    if (c->has.customer_id && c->customer_id[0])
+        CRM_SET_STR(&ev, dealer_call, customer_id, c->customer_id);
+    if (c->has.phone && c->phone[0])
+        CRM_SET_STR(&ev, dealer_call, phone, c->phone);
+    CRM_SET_STR(&ev, dealer_call, topic, c->template);
+    CRM_SET_STR(&ev, dealer_call, text, c->text);
+    CRM_SET_I64(&ev, dealer_call, due_at, c->due_at);
+    crm_handled_t rc = s_emit(tx, &ev, c->dealer_id);
+    if (rc == CRM_APPLIED)
+        crm_info("call.forwarded", "call=%s dealer=%s customer=%s", c->call_id, c->dealer_id,
+                 c->has.customer_id ? c->customer_id : "-");
+    return rc;
+}

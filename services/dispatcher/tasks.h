@@ -20,5 +20,7 @@ crm_handled_t tasks_on_closed(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
 /* audit.finding (errors only) and audit.cleared (crm-auditor) become a
    dealer.finding, state open or cleared, on the record's dealer's stream. */
 crm_handled_t tasks_on_finding(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+/* notify.call -> dealer.call on the dealer's stream. */
+crm_handled_t tasks_on_call(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 
 #endif

@@ -525,6 +525,7 @@ int ntf_reconcile(crm_service_t *svc)
         return -1;
     size_t again = 0, held = 0;
     crm_tx_t *tx = crm_service_tx(svc);
+    ntf_job_t *jobs = NULL, **tail = &jobs;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const char *id = r->element[i]->str;
         if (!crm_id_valid(CRM_ID_NAME, id)) {
@@ -563,13 +564,29 @@ int ntf_reconcile(crm_service_t *svc)
             continue;
         j->attempt--; /* the same attempt, once more */
         j->reconcile = true;
-        ntf_lanes_submit(svc, j);
+        /* counted before it goes: every second send is explained by one */
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", id);
+        ntf_log(tx, id, "sending", "uncertain", NULL, j->attempt);
+        ntf_metric(tx, "uncertain", 1);
+        *tail = j, tail = &j->next;
         again++;
     }
     freeReplyObject(r);
-    if (crm_tx_size(tx) && crm_service_commit(svc, tx) != 0)
+    if (crm_tx_size(tx) && crm_service_commit(svc, tx) != 0) {
+        while (jobs) {
+            ntf_job_t *nx = jobs->next;
+            ntf_job_free(jobs);
+            jobs = nx;
+        }
         return -1;
+    }
     crm_tx_reset(tx);
+    while (jobs) {
+        ntf_job_t *nx = jobs->next;
+        jobs->next = NULL;
+        ntf_lanes_submit(svc, jobs);
+        jobs = nx;
+    }
     if (again || held)
         crm_warn("notify.reconcile", "uncertain=%zu held=%zu (sent when the process stopped: sms looked up at the "
                  "gateway, others sent again with the same id)", again, held);
