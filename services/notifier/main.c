@@ -234,7 +234,7 @@ static int notifier_start(crm_service_t *svc)
     }
     s_copy(n->crm_email, sizeof n->crm_email, crm_service_opt(svc, "crm-email"));
     s_copy(n->crm_mobile, sizeof n->crm_mobile, crm_service_opt(svc, "crm-mobile"));
-    if (!(n->reads = crm_tx_new(crm_service_name(svc), 0)))
+    if (!(n->reads = crm_tx_new(crm_service_name(svc), 0)) || !(n->wtx = crm_tx_new(crm_service_name(svc), strtoll(crm_service_opt(svc, "stream-maxlen"), NULL, 10))))
         return -1;
     if (ntf_lanes_start(svc, (int) v[12], (int) v[13], (int) v[14]) != 0)
         return -1;
@@ -253,6 +253,7 @@ static void notifier_stop(crm_service_t *svc)
         crm_template_destroy(&n->templates[i]);
     free(n->templates);
     crm_tx_destroy(&n->reads);
+    crm_tx_destroy(&n->wtx);
     curl_global_cleanup();
 }
 

@@ -142,7 +142,7 @@ typedef struct {
     ntf_lane_t *puller;
     bool pulling;
     int64_t pull_next_mono;
-    crm_tx_t *reads;
+    crm_tx_t *reads, *wtx;
     bool started;
 } ntf_t;
 

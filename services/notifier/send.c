@@ -181,6 +181,7 @@ static ntf_job_t *s_job(const char *id, const redisReply *h, const redisReply *h
     j->customer_id = s_dup(s_f(h, "customer_id"));
     j->dealer_id = s_dup(s_f(h, "dealer_id"));
     j->created_ms = s_i64(h, "created_ms");
+    j->reconcile = s_i64(h, "check") == 1; /* an earlier attempt's outcome is unknown */
     if (hook) {
         j->url = s_dup(s_f(hook, "url"));
         j->secrets = s_dup(s_f(hook, "secrets"));
@@ -273,8 +274,12 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
         return crm_service_failed(svc);
     }
 
-    /* The decisions, in one commit; the sends leave after it. */
-    crm_tx_t *w = crm_service_tx(svc);
+    /* The decisions, in one commit of their own (the handler's `tx` is
+       the framework's, committed with the cursor after this returns); the
+       sends leave after it. Applied again after a crash, the timers find
+       their notifications decided already. */
+    crm_tx_t *w = n->wtx;
+    crm_tx_reset(w);
     ntf_job_t *jobs = NULL, **tail = &jobs;
     zhash_t *counted = zhash_new(); /* counter key -> sends added in this batch */
     int64_t free_slots = ntf_lanes_free(n);
@@ -345,7 +350,7 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             crm_tx_due(w, CRM_NOTIFY_SET, tid, now + 100);
             continue;
         }
-        if (ckey[0]) {
+        if (ckey[0] && s_i64(h, "check") != 1) { /* an uncertain one was counted when it first went */
             crm_tx_cmd(w, "INCR %s", ckey);
             crm_tx_cmd(w, "EXPIRE %s 172800", ckey);
             void *added = zhash_lookup(counted, ckey);
@@ -367,6 +372,7 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             continue;
         }
         s_set_state(w, id, "sending", NULL);
+        crm_tx_cmd(w, "HSET " CRM_KEY_NOTIFY_FMT " sending_ms %lld", id, (long long) now);
         crm_tx_cmd(w, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts 1", id);
         crm_tx_cmd(w, "SADD " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
         ntf_log(w, id, "sending", NULL, NULL, j->attempt);
@@ -443,6 +449,8 @@ void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
             snprintf(code, sizeof code, "%ld", j->status);
         else
             snprintf(code, sizeof code, "%s", j->code_out);
+        if (j->reconcile)
+            crm_tx_cmd(tx, "HDEL " CRM_KEY_NOTIFY_FMT " check", j->id);
         if (j->channel == CRM_CHANNEL_WEBHOOK)
             ntf_webhook_after(svc, tx, j);
         switch (j->outcome) {
@@ -551,6 +559,28 @@ int ntf_reconcile(crm_service_t *svc)
                      s_i64(h, "attempts"), true);
             held++;
             freeReplyObject(h);
+            continue;
+        }
+        if (sms && n->lane_cfg.sms_query_url[0]) {
+            /* The gateway may still be working on the lost request: it is
+               looked up once that request would have timed out, then sent
+               only if the gateway does not have it (decided again then:
+               consent, quiet hours and not_after still hold). */
+            int64_t at = s_i64(h, "sending_ms") + n->lane_cfg.timeout_ms + 2000, now = crm_now_ms();
+            if (at < now)
+                at = now;
+            char tid[NTF_ID_SZ + 2];
+            snprintf(tid, sizeof tid, "n:%s", id);
+            s_set_state(tx, id, "deferred", "uncertain");
+            crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " check 1 next_ms %lld", id, (long long) at);
+            crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", id);
+            crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", id);
+            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
+            crm_tx_due(tx, CRM_NOTIFY_SET, tid, at);
+            ntf_log(tx, id, "deferred", "uncertain", NULL, 0);
+            ntf_metric(tx, "uncertain", 1);
+            freeReplyObject(h);
+            again++;
             continue;
         }
         redisReply *hook = NULL;
