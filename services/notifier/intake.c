@@ -36,12 +36,177 @@ static int s_bad(s_bad_t *bad, const char *reason, const char *field, const char
     return -1;
 }
 
+/* ------------------------------------------------------------ prefetch
+ *
+ * One wake-up's requests are read in two pipelines before they are
+ * applied (crm_service_def_t.prefetch): whether each request id is known,
+ * the customers' names and dealers, the dealers' names, and as many new
+ * numbers as there are requests. The handlers then only write (they are
+ * batched). What a request of the batch keeps is put in the cache at once,
+ * so a second request with the same id in the batch finds it; when the
+ * batch is not committed (crm_service_batch changes) the cache is not
+ * used and the reads are made one by one. */
+static struct {
+    zhash_t *req;    /* digest -> N, or "" when not kept */
+    zhash_t *name;   /* "c:<C>" -> name, "d:<C>" -> its dealer, "n:<D>" -> dealer name */
+    unsigned long batch;
+    bool valid;
+    long long next_id, last_id; /* numbers taken for this wake-up */
+} s_pf;
+
+static void s_pf_put(zhash_t *h, const char *key, const char *value)
+{
+    char *v = strdup(value ? value : "");
+    if (!v)
+        return;
+    if (zhash_lookup(h, key))
+        zhash_delete(h, key);
+    if (zhash_insert(h, key, v) == 0)
+        zhash_freefn(h, key, free);
+    else
+        free(v);
+}
+
+static bool s_pf_ok(crm_service_t *svc) { return s_pf.valid && s_pf.batch == crm_service_batch(svc); }
+
+static void s_digest(const char *rid, char out[CRM_ID_DIGEST_SZ])
+{
+    const char *parts[] = {rid};
+    crm_id_digest(parts, 1, out);
+}
+
+void ntf_prefetch_free(void)
+{
+    zhash_destroy(&s_pf.req);
+    zhash_destroy(&s_pf.name);
+    s_pf.valid = false;
+}
+
+void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
+{
+    s_pf.valid = false;
+    ntf_prefetch_free();
+    if (!(s_pf.req = zhash_new()) || !(s_pf.name = zhash_new()))
+        return;
+    crm_tx_t *p = ntf_of(svc)->reads;
+    crm_tx_reset(p);
+    size_t reqs = 0;
+    char key[64];
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].type != CRM_T_notify_request)
+            continue;
+        const crm_body_notify_request_t *b = &msgs[i].body.notify_request;
+        if (!b->request_id || crm_id_check(CRM_ID_KEY, b->request_id, "request_id", NULL, 0) != 0)
+            continue;
+        reqs++;
+        char d[CRM_ID_DIGEST_SZ];
+        s_digest(b->request_id, d);
+        if (!zhash_lookup(s_pf.req, d)) {
+            s_pf_put(s_pf.req, d, "?");
+            crm_tx_cmd(p, "GET " CRM_KEY_NOTIFY_REQ_FMT, d);
+        }
+        const char *c = b->has.customer_id ? b->customer_id : NULL;
+        snprintf(key, sizeof key, "c:%s", c ? c : "");
+        if (c && crm_id_valid(CRM_ID_NAME, c) && !zhash_lookup(s_pf.name, key)) {
+            s_pf_put(s_pf.name, key, "?");
+            crm_tx_cmd(p, "HMGET " CRM_KEY_CUST_FMT " name dealer_id", c);
+        }
+        const char *dl = b->has.dealer_id ? b->dealer_id : NULL;
+        snprintf(key, sizeof key, "n:%s", dl ? dl : "");
+        if (dl && crm_id_valid(CRM_ID_NAME, dl) && !zhash_lookup(s_pf.name, key)) {
+            s_pf_put(s_pf.name, key, "?");
+            crm_tx_cmd(p, "HGET " CRM_KEY_DEALER_FMT " name", dl);
+        }
+    }
+    if (!reqs)
+        return;
+    int id_at = crm_tx_cmd(p, "INCRBY " CRM_KEY_NOTIFY_IDS " %zu", reqs);
+    if (crm_store_pipeline(crm_service_store(svc), p) != 0)
+        return;
+    /* the answers, in the order asked */
+    int k = 0;
+    zhash_t *dealers = zhash_new();
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].type != CRM_T_notify_request)
+            continue;
+        const crm_body_notify_request_t *b = &msgs[i].body.notify_request;
+        if (!b->request_id || crm_id_check(CRM_ID_KEY, b->request_id, "request_id", NULL, 0) != 0)
+            continue;
+        char d[CRM_ID_DIGEST_SZ];
+        s_digest(b->request_id, d);
+        const char *v = zhash_lookup(s_pf.req, d);
+        if (v && !strcmp(v, "?")) {
+            const redisReply *r = crm_tx_result(p, k++);
+            s_pf_put(s_pf.req, d, r && r->type == REDIS_REPLY_STRING ? r->str : "");
+        }
+        const char *c = b->has.customer_id ? b->customer_id : NULL;
+        snprintf(key, sizeof key, "c:%s", c ? c : "");
+        v = c ? zhash_lookup(s_pf.name, key) : NULL;
+        if (v && !strcmp(v, "?")) {
+            const redisReply *r = crm_tx_result(p, k++);
+            bool two = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2;
+            s_pf_put(s_pf.name, key, two && r->element[0]->type == REDIS_REPLY_STRING ? r->element[0]->str : "");
+            snprintf(key, sizeof key, "d:%s", c);
+            const char *dd = two && r->element[1]->type == REDIS_REPLY_STRING ? r->element[1]->str : "";
+            s_pf_put(s_pf.name, key, dd);
+            char nk[64];
+            snprintf(nk, sizeof nk, "n:%s", dd);
+            if (*dd && crm_id_valid(CRM_ID_NAME, dd) && dealers && !zhash_lookup(s_pf.name, nk))
+                zhash_insert(dealers, dd, (void *) 1);
+        }
+        const char *dl = b->has.dealer_id ? b->dealer_id : NULL;
+        snprintf(key, sizeof key, "n:%s", dl ? dl : "");
+        v = dl ? zhash_lookup(s_pf.name, key) : NULL;
+        if (v && !strcmp(v, "?")) {
+            const redisReply *r = crm_tx_result(p, k++);
+            s_pf_put(s_pf.name, key, r && r->type == REDIS_REPLY_STRING ? r->str : "");
+        }
+    }
+    const redisReply *ids = crm_tx_result(p, id_at);
+    if (!ids || ids->type != REDIS_REPLY_INTEGER) {
+        zhash_destroy(&dealers);
+        return;
+    }
+    s_pf.last_id = ids->integer;
+    s_pf.next_id = ids->integer - (long long) reqs + 1;
+    /* the dealers of the customers, in a second round */
+    if (dealers && zhash_size(dealers)) {
+        crm_tx_reset(p);
+        zlist_t *keys = zhash_keys(dealers);
+        for (const char *dd = zlist_first(keys); dd; dd = zlist_next(keys))
+            crm_tx_cmd(p, "HGET " CRM_KEY_DEALER_FMT " name", dd);
+        if (crm_store_pipeline(crm_service_store(svc), p) != 0) {
+            zlist_destroy(&keys);
+            zhash_destroy(&dealers);
+            return;
+        }
+        int j = 0;
+        for (const char *dd = zlist_first(keys); dd; dd = zlist_next(keys), j++) {
+            const redisReply *r = crm_tx_result(p, j);
+            snprintf(key, sizeof key, "n:%s", dd);
+            s_pf_put(s_pf.name, key, r && r->type == REDIS_REPLY_STRING ? r->str : "");
+        }
+        zlist_destroy(&keys);
+    }
+    zhash_destroy(&dealers);
+    s_pf.batch = crm_service_batch(svc);
+    s_pf.valid = true;
+}
+
 /* A value the template needs that the request did not give: the names of
-   the customer and of the dealer come from their records. */
-static char *s_lookup(crm_service_t *svc, const char *key_fmt, const char *id, const char *field)
+   the customer and of the dealer come from their records. `pf` is the
+   cache key ("c:<C>", "d:<C>", "n:<D>"). */
+static char *s_lookup(crm_service_t *svc, const char *pf, const char *key_fmt, const char *id, const char *field)
 {
     if (!id || !*id || !crm_id_valid(CRM_ID_NAME, id))
         return NULL;
+    if (s_pf_ok(svc)) {
+        char key[64];
+        snprintf(key, sizeof key, "%s%s", pf, id);
+        const char *v = zhash_lookup(s_pf.name, key);
+        if (v && strcmp(v, "?"))
+            return *v ? strdup(v) : NULL;
+    }
     redisReply *r = crm_store_cmd(crm_service_store(svc), key_fmt, id, field);
     char *v = r && r->type == REDIS_REPLY_STRING && r->len ? strdup(r->str) : NULL;
     freeReplyObject(r);
@@ -168,7 +333,7 @@ static int s_prepare(crm_service_t *svc, const crm_body_notify_request_t *b, s_n
     for (size_t i = 0; i < crm_template_nvars(tpl); i++) {
         const char *v = crm_template_var(tpl, i);
         if (!strcmp(v, "customer_name") && !s_has_param(&params, v)) {
-            cname = s_lookup(svc, "HGET " CRM_KEY_CUST_FMT " %s", o->customer, "name");
+            cname = s_lookup(svc, "c:", "HGET " CRM_KEY_CUST_FMT " %s", o->customer, "name");
             char *p = NULL;
             if (asprintf(&p, "customer_name=%s", cname ? cname : "尊敬的客户") >= 0)
                 crm_strs_push(&params, p);
@@ -176,8 +341,8 @@ static int s_prepare(crm_service_t *svc, const crm_body_notify_request_t *b, s_n
         } else if (!strcmp(v, "dealer_name") && !s_has_param(&params, v)) {
             const char *d = o->dealer;
             if (!d && o->customer)
-                d = dealer_of = s_lookup(svc, "HGET " CRM_KEY_CUST_FMT " %s", o->customer, "dealer_id");
-            dname = s_lookup(svc, "HGET " CRM_KEY_DEALER_FMT " %s", d, "name");
+                d = dealer_of = s_lookup(svc, "d:", "HGET " CRM_KEY_CUST_FMT " %s", o->customer, "dealer_id");
+            dname = s_lookup(svc, "n:", "HGET " CRM_KEY_DEALER_FMT " %s", d, "name");
             if (dname) {
                 char *p = NULL;
                 if (asprintf(&p, "dealer_name=%s", dname) >= 0)
@@ -234,21 +399,36 @@ int ntf_intake(crm_service_t *svc, crm_tx_t *tx, const crm_body_notify_request_t
 {
     crm_store_t *store = crm_service_store(svc);
     char digest[CRM_ID_DIGEST_SZ];
-    const char *parts[] = {b->request_id};
-    crm_id_digest(parts, 1, digest);
-    redisReply *r = crm_store_cmd(store, "GET " CRM_KEY_NOTIFY_REQ_FMT, digest);
-    if (!r)
-        return -1;
-    if (r->type == REDIS_REPLY_STRING) {
-        snprintf(id, idsz, "%s", r->str);
-        freeReplyObject(r);
+    s_digest(b->request_id, digest);
+    const char *known = s_pf_ok(svc) ? zhash_lookup(s_pf.req, digest) : NULL;
+    if (known && !strcmp(known, "?"))
+        known = NULL;
+    if (known && *known) {
+        snprintf(id, idsz, "%s", known);
         return 1;
     }
-    freeReplyObject(r);
-    if (!(r = crm_store_cmd(store, "INCR " CRM_KEY_NOTIFY_IDS)))
-        return -1;
-    snprintf(id, idsz, "N%lld", r->integer);
-    freeReplyObject(r);
+    if (!known) {
+        redisReply *r = crm_store_cmd(store, "GET " CRM_KEY_NOTIFY_REQ_FMT, digest);
+        if (!r)
+            return -1;
+        if (r->type == REDIS_REPLY_STRING) {
+            snprintf(id, idsz, "%s", r->str);
+            freeReplyObject(r);
+            return 1;
+        }
+        freeReplyObject(r);
+    }
+    if (s_pf_ok(svc) && s_pf.next_id && s_pf.next_id <= s_pf.last_id)
+        snprintf(id, idsz, "N%lld", s_pf.next_id++);
+    else {
+        redisReply *r = crm_store_cmd(store, "INCR " CRM_KEY_NOTIFY_IDS);
+        if (!r)
+            return -1;
+        snprintf(id, idsz, "N%lld", r->integer);
+        freeReplyObject(r);
+    }
+    if (s_pf_ok(svc))
+        s_pf_put(s_pf.req, digest, id); /* a second request of this id in the batch finds it */
 
     s_note_t o = {0};
     s_bad_t bad = {0};

@@ -21,7 +21,9 @@ ntf_t *ntf_of(crm_service_t *svc)
 }
 
 static const crm_handler_t notifier_handlers[] = {
-    {"notify.request", ntf_on_request, false},
+    /* batched: a wake-up's requests are read at once (ntf_prefetch) and
+       share one commit */
+    {"notify.request", ntf_on_request, true},
     {"testdrive.escalated", ntf_on_escalated, false},
     {"timers.fired", ntf_on_fired, false},
     {NULL, NULL, false},
@@ -249,6 +251,7 @@ static void notifier_stop(crm_service_t *svc)
 {
     ntf_t *n = ntf_of(svc);
     ntf_lanes_stop(n);
+    ntf_prefetch_free();
     for (size_t i = 0; i < n->ntemplates; i++)
         crm_template_destroy(&n->templates[i]);
     free(n->templates);
@@ -269,6 +272,7 @@ static const crm_service_def_t notifier_def = {
     .opts = notifier_opts,
     .on_start = notifier_start,
     .on_stop = notifier_stop,
+    .prefetch = ntf_prefetch,
 };
 
 int main(int argc, char **argv) { return crm_service_main(&notifier_def, argc, argv); }

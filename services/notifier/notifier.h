@@ -153,6 +153,10 @@ const crm_template_t *ntf_template(const ntf_t *n, const char *name, int channel
 
 /* intake.c: notify.request and the events that imply one. */
 crm_handled_t ntf_on_request(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+/* Reads one wake-up's requests need in two round trips (the handlers then
+   only write and share one commit). */
+void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
+void ntf_prefetch_free(void);
 crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 /* Keeps a new notification from a notify.request body (validated here) in
    `tx`; the notification's number in `id` (already there: kept as it was,
