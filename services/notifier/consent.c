@@ -262,9 +262,9 @@ void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len)
                 json_decref(root);
                 return;
             }
-            /* a reply is the customer's latest word even if the gateway's
-               clock is behind ours */
-            ntf_consent_add_current(tx, subject, "sms", "opt_out", "sms_reply", cut, at > cur ? at : cur, m, true);
+            /* in force from when we learn it (the gateway's send_time is
+               kept in crm:notify:replies): the customer's latest word */
+            ntf_consent_add_current(tx, subject, "sms", "opt_out", "sms_reply", cut, now > cur ? now : cur, m, true);
             optouts++;
             crm_info("consent.sms_reply", "subject=%s reply=\"%s\"", subject, cut);
         }

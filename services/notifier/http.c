@@ -14,9 +14,11 @@
 static size_t s_write(char *data, size_t size, size_t nmemb, void *arg)
 {
     ntf_http_t *res = arg;
-    size_t n = size * nmemb;
-    if (res->len + n > S_BODY_MAX)
-        n = res->len < S_BODY_MAX ? S_BODY_MAX - res->len : 0;
+    size_t n = size * nmemb, max = res->max ? res->max : S_BODY_MAX;
+    if (res->len + n > max) {
+        res->truncated = true;
+        n = res->len < max ? max - res->len : 0;
+    }
     if (n) {
         char *b = realloc(res->body, res->len + n + 1);
         if (!b)
@@ -65,7 +67,9 @@ static size_t s_header(char *data, size_t size, size_t nmemb, void *arg)
 
 static int s_perform(CURL *curl, const char *url, int timeout_ms, ntf_http_t *res, struct curl_slist *hdrs)
 {
+    size_t max = res->max;
     memset(res, 0, sizeof *res);
+    res->max = max;
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long) timeout_ms);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, (long) (timeout_ms < 5000 ? timeout_ms : 5000));
@@ -94,6 +98,7 @@ int ntf_http_post(CURL *curl, const char *url, const char *content_type, const c
     struct curl_slist *h = NULL, *t;
     char ct[160];
     snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+    res->max = 0;
     if (!(t = curl_slist_append(h, ct)))
         goto oom;
     h = t;
@@ -122,6 +127,7 @@ oom:
 
 int ntf_http_get(CURL *curl, const char *url, int timeout_ms, ntf_http_t *res)
 {
+    /* res->max: set by the caller (0: 64 KiB) */
     curl_easy_setopt(curl, CURLOPT_POST, 0L);
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
     return s_perform(curl, url, timeout_ms, res, NULL);

@@ -106,6 +106,8 @@ typedef struct {
     int64_t retry_after_ms;
     CURLcode rc;
     bool sent; /* the request left (so a failure after it may have been applied) */
+    size_t max;      /* GET: the most of the body kept (0: 64 KiB); POST: 64 KiB */
+    bool truncated;  /* the body was longer */
 } ntf_http_t;
 /* POSTs `body` with `content_type` and extra headers (NULL-terminated
    "Name: value"); 0 when an HTTP answer came (any status), -1 otherwise

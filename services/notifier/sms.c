@@ -100,17 +100,18 @@ static int s_query(CURL *curl, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
 static void s_pull(CURL *curl, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
 {
     char url[400];
-    snprintf(url, sizeof url, "%s%scursor=%s&limit=500", cfg->sms_pull_url, strchr(cfg->sms_pull_url, '?') ? "&" : "?",
+    snprintf(url, sizeof url, "%s%scursor=%s&limit=200", cfg->sms_pull_url, strchr(cfg->sms_pull_url, '?') ? "&" : "?",
              job->to);
-    ntf_http_t res;
-    if (ntf_http_get(curl, url, cfg->timeout_ms, &res) == 0 && res.status == 200 && res.body) {
+    ntf_http_t res = {.max = 16u << 20};
+    if (ntf_http_get(curl, url, cfg->timeout_ms, &res) == 0 && res.status == 200 && res.body && !res.truncated) {
         job->outcome = NTF_OK;
         job->text = res.body;
         res.body = NULL;
     } else {
         job->outcome = NTF_TEMP;
         snprintf(job->code_out, sizeof job->code_out, "%ld", res.status);
-        snprintf(job->message, sizeof job->message, "pull: %s", res.rc ? curl_easy_strerror(res.rc) : "bad answer");
+        snprintf(job->message, sizeof job->message, "pull: %s",
+                 res.rc ? curl_easy_strerror(res.rc) : res.truncated ? "the answer is over 16 MiB" : "bad answer");
     }
     ntf_http_clear(&res);
 }

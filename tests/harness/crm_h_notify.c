@@ -131,8 +131,16 @@ void crm_h_ntf_ctl(crm_h_ntf_t *f, const char *path, const char *json)
 
 void crm_h_ntf_up(crm_h_ntf_t *f, bool clock, const char *const *env, const char *const *smtp_args)
 {
+    crm_h_ntf_up_at(f, clock ? crm_now_ms() : 0, env, smtp_args);
+}
+
+void crm_h_ntf_up_at(crm_h_ntf_t *f, int64_t clock_ms, const char *const *env, const char *const *smtp_args)
+{
     memset(f, 0, sizeof *f);
+    bool clock = clock_ms != 0;
     assert_int_equal(crm_h_sys_start(&f->sys, false, clock), 0);
+    if (clock)
+        crm_h_sys_set_clock(&f->sys, clock_ms);
     f->clock = clock;
     crm_h_path(&f->sys.redis, "", f->dir, sizeof f->dir);
     crm_h_ntf_start_http(f);

@@ -30,6 +30,8 @@ typedef struct {
    wang@example.cn) and C2 (李女士, 13912345678) of dealer D1 (深圳安途4S店),
    and crm-notifier with `env` ("NAME=value", NULL-terminated) added. */
 void crm_h_ntf_up(crm_h_ntf_t *f, bool clock, const char *const *env, const char *const *smtp_args);
+/* The same with the test clock set to `clock_ms` first (0: no clock). */
+void crm_h_ntf_up_at(crm_h_ntf_t *f, int64_t clock_ms, const char *const *env, const char *const *smtp_args);
 void crm_h_ntf_down(crm_h_ntf_t *f);
 /* A notify.request published as crm-scheduler would. */
 void crm_h_ntf_request(crm_h_ntf_t *f, const crm_h_ntf_req_t *q);

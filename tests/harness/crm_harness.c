@@ -691,36 +691,43 @@ int crm_h_audit_system(crm_h_sys_t *s)
     return 0;
 }
 
+int crm_h_ask(crm_h_sys_t *s, const char *svc, crm_msg_t *req, crm_msg_t *answer)
+{
+    zsock_t *sock = zsock_new(ZMQ_REQ);
+    assert_non_null(sock);
+    assert_int_equal(zsock_connect(sock, "tcp://127.0.0.1:%d", s->control[crm_h_service_index(svc)]), 0);
+    crm_new_id(req->id, sizeof req->id);
+    req->ts = crm_now_ms();
+    snprintf(req->producer, sizeof req->producer, "test");
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    assert_int_equal(crm_msg_encode(req, &buf, NULL), 0);
+    zframe_t *fr = zframe_new(buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+    assert_int_equal(zframe_send(&fr, sock, 0), 0);
+    zsock_set_rcvtimeo(sock, 10000);
+    zframe_t *ans = zframe_recv(sock);
+    zsock_destroy(&sock);
+    if (!ans)
+        return -1;
+    crm_err_t err;
+    int rc = crm_msg_decode(zframe_data(ans), zframe_size(ans), answer, &err);
+    zframe_destroy(&ans);
+    return rc;
+}
+
 void crm_h_audit_ask(crm_h_sys_t *s, const char *kind, const char *period, const char *dealer, const char *region,
                      char *id, size_t size)
 {
-    zsock_t *req = zsock_new(ZMQ_REQ);
-    assert_non_null(req);
-    assert_int_equal(zsock_connect(req, "tcp://127.0.0.1:%d", s->control[crm_h_service_index("auditor")]), 0);
     crm_msg_t m;
     crm_msg_init(&m, CRM_T_audit_run);
-    crm_new_id(m.id, sizeof m.id);
-    m.ts = crm_now_ms();
-    snprintf(m.producer, sizeof m.producer, "test");
     CRM_SET_STR(&m, audit_run, kind, kind);
     CRM_SET_STR(&m, audit_run, period, period);
     CRM_SET_STR(&m, audit_run, dealer_id, dealer);
     CRM_SET_STR(&m, audit_run, region, region);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
-    assert_int_equal(crm_msg_encode(&m, &buf, NULL), 0);
-    crm_msg_clear(&m);
-    zframe_t *fr = zframe_new(buf.data, buf.size);
-    msgpack_sbuffer_destroy(&buf);
-    assert_int_equal(zframe_send(&fr, req, 0), 0);
-    zsock_set_rcvtimeo(req, 10000);
-    zframe_t *ans = zframe_recv(req);
-    assert_non_null(ans);
     crm_msg_t a;
-    crm_err_t err;
-    assert_int_equal(crm_msg_decode(zframe_data(ans), zframe_size(ans), &a, &err), 0);
-    zframe_destroy(&ans);
-    zsock_destroy(&req);
+    assert_int_equal(crm_h_ask(s, "auditor", &m, &a), 0);
+    crm_msg_clear(&m);
     if (a.type != CRM_T_reply || !a.body.reply.ok)
         fail_msg("audit.run refused: %s", a.type == CRM_T_reply && a.body.reply.message ? a.body.reply.message : "?");
     snprintf(id, size, "%s", a.body.reply.id);

@@ -159,6 +159,10 @@ void crm_h_sys_stop(crm_h_sys_t *s);
    seed's four sales regions (北京区, 南京区, 成都区, 广州区) loaded with
    crmctl regions load. 0, or -1 after a message. */
 int crm_h_audit_system(crm_h_sys_t *s);
+/* Sends `req` (type and body set; id, ts and producer are filled) to
+   crm-<svc>'s control endpoint and decodes its answer into `answer`
+   (caller clears). 0, or -1 when no answer came in 10 s. */
+int crm_h_ask(crm_h_sys_t *s, const char *svc, crm_msg_t *req, crm_msg_t *answer);
 /* audit.run on crm-auditor's control endpoint as crmctl asks (kind audit,
    abc or retention; the others may be NULL); the run id into `id`
    (fails the test when refused). */
