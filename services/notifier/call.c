@@ -50,7 +50,7 @@ int ntf_call_open(crm_service_t *svc, crm_tx_t *tx, const redisReply *h, const c
     crm_tx_cmdargv(tx, argc, argv, NULL);
     crm_tx_cmd(tx, "ZADD " CRM_KEY_CALLS_OPEN_FMT " %s %s", queue, due, call_id);
     crm_tx_cmd(tx, "SADD " CRM_KEY_CALLS_QUEUES " %s", queue);
-    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " state sent reason \"\" sent_ms %s provider_id %s updated_ms %s", id, due, call_id,
+    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " state sent reason %s sent_ms %s provider_id %s updated_ms %s", id, "", due, call_id,
                due);
     crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts 1", id);
     ntf_log(tx, id, "sent", "call_task", call_id, 1);
