@@ -498,8 +498,9 @@ crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
     const crm_body_testdrive_escalated_t *e = &msg->body.testdrive_escalated;
     const char *ids[] = {e->testdrive_id, e->dealer_id};
     static const char *const names[] = {"testdrive_id", "dealer_id"};
-    if (!crm_service_ids_ok(svc, ids, names, 2, 2))
+    if (!crm_service_ids_ok(svc, ids, names, 2, 1))
         return CRM_REFUSE;
+    bool dealer = e->dealer_id && *e->dealer_id; /* none: nobody to escalate to but the CRM department */
     crm_store_t *store = crm_service_store(svc);
     redisReply *td = crm_store_cmd(store, "HMGET " CRM_KEY_TD_FMT " at", e->testdrive_id);
     if (!td)
@@ -508,7 +509,7 @@ crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
     if (td->type == REDIS_REPLY_ARRAY && td->elements == 1 && td->element[0]->type == REDIS_REPLY_STRING)
         crm_format_cst(strtoll(td->element[0]->str, NULL, 10), at, sizeof at);
     freeReplyObject(td);
-    redisReply *wh = crm_store_cmd(store, "HMGET " CRM_KEY_WEBHOOK_FMT " contact_mobile url", e->dealer_id);
+    redisReply *wh = crm_store_cmd(store, "HMGET " CRM_KEY_WEBHOOK_FMT " contact_mobile url", dealer ? e->dealer_id : "-");
     if (!wh)
         return crm_service_failed(svc);
     bool mobile = wh->type == REDIS_REPLY_ARRAY && wh->elements == 2 && wh->element[0]->type == REDIS_REPLY_STRING &&
@@ -522,7 +523,7 @@ crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
 
     char p[4][160];
     snprintf(p[0], sizeof p[0], "testdrive_id=%s", e->testdrive_id);
-    snprintf(p[1], sizeof p[1], "dealer_id=%s", e->dealer_id);
+    snprintf(p[1], sizeof p[1], "dealer_id=%s", dealer ? e->dealer_id : "-");
     snprintf(p[2], sizeof p[2], "at=%s", at);
     snprintf(p[3], sizeof p[3], "reason=%s", e->reason);
     struct {
@@ -530,8 +531,8 @@ crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
         bool on;
     } sends[] = {
         {"email", "crm", "testdrive_escalated_crm", "crm", "crm", true},
-        {"sms", contact, "testdrive_escalated_manager", "manager", "staff", mobile || !hook},
-        {"webhook", e->dealer_id, "testdrive_escalated_manager", "dealer", "dealer", hook},
+        {"sms", contact, "testdrive_escalated_manager", "manager", "staff", dealer && (mobile || !hook)},
+        {"webhook", e->dealer_id, "testdrive_escalated_manager", "dealer", "dealer", dealer && hook},
     };
     for (size_t i = 0; i < sizeof sends / sizeof sends[0]; i++) {
         if (!sends[i].on)
@@ -546,7 +547,8 @@ crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
         CRM_SET_STR(&m, notify_request, to, sends[i].to[0] ? sends[i].to : "-");
         CRM_SET_STR(&m, notify_request, template, sends[i].tpl);
         CRM_SET_STR(&m, notify_request, recipient, sends[i].recipient);
-        CRM_SET_STR(&m, notify_request, dealer_id, e->dealer_id);
+        if (dealer)
+            CRM_SET_STR(&m, notify_request, dealer_id, e->dealer_id);
         for (int k = 0; k < 4; k++)
             crm_strs_push(&m.body.notify_request.params, p[k]);
         m.body.notify_request.has.params = true;
