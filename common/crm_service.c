@@ -1018,17 +1018,24 @@ static int s_on_due(zloop_t *loop, int timer_id, void *arg)
     crm_service_t *svc = arg;
     int64_t until = crm_mono_ms() + svc->fire_budget_ms;
     for (const char *const *set = svc->def->due_sets; set && *set; set++) {
-        int n;
+        int n, limit = (int) svc->fire_batch;
+        if (svc->def->due_limit) {
+            /* what the service can take now: one round, applied below
+               before the next turn asks again */
+            int64_t l = svc->def->due_limit(svc, *set);
+            if (l <= 0)
+                continue;
+            limit = l < limit ? (int) l : limit;
+        }
         do {
             crm_tx_t *tx = crm_service_tx(svc);
-            n = crm_store_fire_due(svc->store, *set, crm_now_ms(), (int) svc->fire_batch, svc->maxlen,
-                                   svc->def->name, tx);
+            n = crm_store_fire_due(svc->store, *set, crm_now_ms(), limit, svc->maxlen, svc->def->name, tx);
             if (n > 0) {
                 svc->stats.fired += (uint64_t) n;
                 crm_debug("timers.fired", "set=%s count=%d", *set, n);
                 crm_service_publish(svc, tx);
             }
-        } while (n == svc->fire_batch && crm_mono_ms() < until);
+        } while (!svc->def->due_limit && n == svc->fire_batch && crm_mono_ms() < until);
     }
     s_stream_t *st = s_stream(svc, "timer");
     if (st && !st->reload && s_flush_batch(svc) == 0) {

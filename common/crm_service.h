@@ -211,6 +211,11 @@ typedef struct {
        round trip can read for all (what each handler reads for itself
        otherwise). Everything before them is committed. May be NULL. */
     void (*prefetch)(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
+    /* How many timers of due set `set` the service can take now (a
+       notifier with so many sends in flight): each turn fires at most
+       that many, in one round, and none when it is 0. NULL: fire-batch,
+       in rounds while they come full. */
+    int64_t (*due_limit)(crm_service_t *svc, const char *set);
 } crm_service_def_t;
 
 /* Runs the service until SIGINT/SIGTERM. Returns the process exit code:

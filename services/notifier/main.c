@@ -45,6 +45,15 @@ static const crm_tick_t notifier_ticks[] = {
 
 static const char *const notifier_due[] = {CRM_NOTIFY_SET, NULL};
 
+/* No more notifications are taken from their timers than can be sent:
+   none waits recorded as "sending" for a lane (the window after a crash
+   stays small) and none is taken only to be put back. */
+static int64_t s_due_limit(crm_service_t *svc, const char *set)
+{
+    (void) set;
+    return ntf_lanes_free(ntf_of(svc));
+}
+
 static const crm_opt_t notifier_opts[] = {
     {"templates", "CRM_NOTIFY_TEMPLATES", CRM_TEMPLATES_DIR,
      "Directory of the message templates (NAME.CHANNEL.txt, UTF-8); every one is checked at start", NULL},
@@ -273,6 +282,7 @@ static const crm_service_def_t notifier_def = {
     .on_start = notifier_start,
     .on_stop = notifier_stop,
     .prefetch = ntf_prefetch,
+    .due_limit = s_due_limit,
 };
 
 int main(int argc, char **argv) { return crm_service_main(&notifier_def, argc, argv); }
