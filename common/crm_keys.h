@@ -297,7 +297,7 @@
 #define CRM_KEY_NOTIFY_METRICS "crm:metrics:notifier"
 
 /* The event streams, for heartbeats and `crmctl`. */
-#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(dealers) S(ops) S(task) S(timer)
+#define CRM_STREAMS(S) S(lead) S(customer) S(testdrive) S(followup) S(order) S(service) S(audit) S(notify) S(notice) S(dealers) S(ops) S(task) S(timer)
 
 /* The five services, in start order, with their default publish and control ports. */
 #define CRM_SERVICES(S)                                                                           \

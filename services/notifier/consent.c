@@ -179,24 +179,30 @@ void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len)
     size_t i;
     json_t *e;
     size_t delivered = 0, optouts = 0;
+    /* the notifications the receipts name, in one round trip */
+    crm_tx_t *rd = ntf_of(svc)->reads;
+    crm_tx_reset(rd);
     json_array_foreach(reports, i, e)
     {
         const char *out = s_str(e, "out_id");
-        if (!*out || crm_id_check(CRM_ID_KEY, out, "out_id", NULL, 0) != 0)
-            continue;
-        char digest[CRM_ID_DIGEST_SZ];
-        const char *parts[] = {out};
-        crm_id_digest(parts, 1, digest);
-        redisReply *r = crm_store_cmd(store, "GET " CRM_KEY_NOTIFY_REQ_FMT, digest);
-        if (!r) {
-            crm_tx_reset(tx);
-            json_decref(root);
-            return; /* pulled again later */
+        char digest[CRM_ID_DIGEST_SZ] = "-";
+        if (*out && crm_id_check(CRM_ID_KEY, out, "out_id", NULL, 0) == 0) {
+            const char *parts[] = {out};
+            crm_id_digest(parts, 1, digest);
         }
+        crm_tx_cmd(rd, "GET " CRM_KEY_NOTIFY_REQ_FMT, digest);
+    }
+    if (nrep && crm_store_pipeline(store, rd) != 0) {
+        json_decref(root);
+        return; /* pulled again later */
+    }
+    json_array_foreach(reports, i, e)
+    {
+        const char *out = s_str(e, "out_id");
+        const redisReply *r = crm_tx_result(rd, (int) i);
         char id[NTF_ID_SZ] = "";
-        if (r->type == REDIS_REPLY_STRING && r->len < sizeof id)
+        if (r && r->type == REDIS_REPLY_STRING && r->len < sizeof id)
             snprintf(id, sizeof id, "%s", r->str);
-        freeReplyObject(r);
         if (!id[0]) {
             crm_info("sms.receipt_unknown", "out_id=%.80s", out);
             continue;

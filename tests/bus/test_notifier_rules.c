@@ -45,11 +45,11 @@ static const char *const s_anytime[] = {"CRM_QUIET_TRANSACTIONAL=none", "CRM_QUI
 
 /* ------------------------------------------------------------ helpers */
 
-/* The body of the newest event of `type` on the notify stream whose JSON
+/* The body of the newest event of `type` on the notice stream whose JSON
    holds `needle` (caller decrefs), or NULL. */
 static json_t *s_event(crm_h_ntf_t *f, const char *type, const char *needle)
 {
-    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:{notify}:events - +");
+    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:{notice}:events - +");
     assert_non_null(r);
     json_t *last = NULL;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {

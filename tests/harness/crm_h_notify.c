@@ -353,7 +353,7 @@ json_t *crm_h_ntf_mails(crm_h_ntf_t *f)
 
 int crm_h_ntf_events(crm_h_ntf_t *f, const char *type, const char *needle)
 {
-    return crm_h_events(f->sys.store, "notify", type, needle);
+    return crm_h_events(f->sys.store, "notice", type, needle);
 }
 
 /* China time "YYYY-MM-DD HH:MM" -> ms. */

@@ -49,7 +49,7 @@ json_t *crm_h_ntf_http_last(crm_h_ntf_t *f, const char *path);
 char *crm_h_ntf_form(const char *body, const char *name);
 /* The captured mails as tests/peers/check_mail.py decodes them (a JSON array). */
 json_t *crm_h_ntf_mails(crm_h_ntf_t *f);
-/* Events of `type` on the notify stream whose JSON holds `needle`. */
+/* Events of `type` on the notice stream (what crm-notifier did) whose JSON holds `needle`. */
 int crm_h_ntf_events(crm_h_ntf_t *f, const char *type, const char *needle);
 /* China time -> ms UTC. */
 int64_t crm_h_ntf_cst(int y, int mo, int d, int h, int mi);
