@@ -49,30 +49,7 @@ static const char *const s_anytime[] = {"CRM_QUIET_TRANSACTIONAL=none", "CRM_QUI
    holds `needle` (caller decrefs), or NULL. */
 static json_t *s_event(crm_h_ntf_t *f, const char *type, const char *needle)
 {
-    redisReply *r = crm_store_cmd(f->sys.store, "XRANGE crm:{notice}:events - +");
-    assert_non_null(r);
-    json_t *last = NULL;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *fr = crm_reply_field_reply(r->element[i]->element[1], "m");
-        crm_msg_t m;
-        crm_err_t err;
-        if (!fr || crm_msg_decode(fr->str, fr->len, &m, &err) != 0)
-            continue;
-        char *js = crm_msg_to_json(&m);
-        if (js && !strcmp(crm_type_name(m.type), type) && (!needle || strstr(js, needle))) {
-            json_error_t e;
-            json_t *o = json_loads(js, 0, &e);
-            if (o) {
-                json_decref(last);
-                last = json_incref(json_object_get(o, "body"));
-                json_decref(o);
-            }
-        }
-        free(js);
-        crm_msg_clear(&m);
-    }
-    freeReplyObject(r);
-    return last;
+    return crm_h_event_body(f->sys.store, "notice", type, needle);
 }
 
 /* Waits until at least `n` events of `type` hold `needle`; their count. */

@@ -30,26 +30,7 @@ const char *crm_h_ntf_python(void)
 
 pid_t crm_h_ntf_spawn_py(const char *const *args, const char *log)
 {
-    const char *argv[24] = {crm_h_ntf_python()};
-    int n = 1;
-    for (const char *const *a = args; *a && n < 23; a++)
-        argv[n++] = *a;
-    argv[n] = NULL;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        crm_h_die_with_parent(parent);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execv(argv[0], (char *const *) argv);
-        _exit(127);
-    }
-    return pid;
+    return crm_h_spawn_path(crm_h_ntf_python(), args, NULL, log);
 }
 
 static int s_wait_port(const char *file)

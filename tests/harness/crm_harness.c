@@ -134,10 +134,8 @@ crm_store_t *crm_h_store(const crm_h_redis_t *r)
     return s;
 }
 
-pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *env, const char *log)
+pid_t crm_h_spawn_path(const char *path, const char *const *args, const char *const *env, const char *log)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", CRM_BIN_DIR, bin);
     const char *argv[32] = {path};
     int n = 1;
     for (const char *const *a = args; a && *a && n < 31; a++)
@@ -160,6 +158,13 @@ pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *e
         _exit(127);
     }
     return pid;
+}
+
+pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *env, const char *log)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", CRM_BIN_DIR, bin);
+    return crm_h_spawn_path(path, args, env, log);
 }
 
 int crm_h_run(const char *bin, const char *const *args, const char *const *env, const char *log)
@@ -641,7 +646,9 @@ int crm_h_send_all(void *sockp, void *const *frames, const size_t *lens, char (*
     return answered;
 }
 
-int crm_h_events(crm_store_t *store, const char *stream, const char *type, const char *needle)
+/* Walks the events of `type` on `stream` whose JSON holds `needle`: their
+   count, and the body of the newest in *last (when asked; caller decrefs). */
+static int s_events_walk(crm_store_t *store, const char *stream, const char *type, const char *needle, json_t **last)
 {
     redisReply *r = crm_store_cmd(store, "XRANGE crm:{%s}:events - +", stream);
     assert_non_null(r);
@@ -653,13 +660,33 @@ int crm_h_events(crm_store_t *store, const char *stream, const char *type, const
         if (!fr || crm_msg_decode(fr->str, fr->len, &m, &err) != 0)
             continue;
         char *json = crm_msg_to_json(&m);
-        if (!strcmp(crm_type_name(m.type), type) && json && (!needle || strstr(json, needle)))
+        if (!strcmp(crm_type_name(m.type), type) && json && (!needle || strstr(json, needle))) {
             n++;
+            json_error_t e;
+            json_t *o = last ? json_loads(json, 0, &e) : NULL;
+            if (o) {
+                json_decref(*last);
+                *last = json_incref(json_object_get(o, "body"));
+                json_decref(o);
+            }
+        }
         free(json);
         crm_msg_clear(&m);
     }
     freeReplyObject(r);
     return n;
+}
+
+int crm_h_events(crm_store_t *store, const char *stream, const char *type, const char *needle)
+{
+    return s_events_walk(store, stream, type, needle, NULL);
+}
+
+json_t *crm_h_event_body(crm_store_t *store, const char *stream, const char *type, const char *needle)
+{
+    json_t *last = NULL;
+    s_events_walk(store, stream, type, needle, &last);
+    return last;
 }
 
 /* ------------------------------------------------------------ crm-auditor */

@@ -38,6 +38,8 @@ crm_store_t *crm_h_store(const crm_h_redis_t *r);
 /* Starts build/<bin> with `args` (NULL-terminated, may be NULL) and the
    extra environment `env` ("NAME=value", NULL-terminated), output to
    `log` (truncated). Returns the pid (asserts on failure). */
+/* The same with `path` as it is (not in CRM_BIN_DIR): an interpreter, a script. */
+pid_t crm_h_spawn_path(const char *path, const char *const *args, const char *const *env, const char *log);
 pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *env, const char *log);
 /* Sends `sig` and waits up to timeout_ms; returns the raw wait status, or
    -1 after a SIGKILL when it did not end in time. */
@@ -150,6 +152,9 @@ int crm_h_send_all(void *sock, void *const *frames, const size_t *lens, char (*i
 /* How many events of `type` on `stream` (read from Redis) have `needle`
    in their JSON form (NULL: every one). */
 int crm_h_events(crm_store_t *store, const char *stream, const char *type, const char *needle);
+/* The body of the newest of them as JSON (a json_t *, caller decrefs), or NULL. */
+struct json_t;
+struct json_t *crm_h_event_body(crm_store_t *store, const char *stream, const char *type, const char *needle);
 /* Stops every service still running (SIGTERM), then Redis. */
 void crm_h_sys_stop(crm_h_sys_t *s);
 

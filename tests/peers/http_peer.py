@@ -21,13 +21,14 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import re
 import signal
 import sys
 import time
 import uuid
 from urllib.parse import parse_qsl, urlsplit
+
+from peerlib import write_port_file
 
 REASONS = {
     100: "Continue", 200: "OK", 201: "Created", 202: "Accepted",
@@ -486,14 +487,6 @@ class Server:
         if req.path.startswith("/_ctl/"):
             e["control"] = True
         log.add(e)
-
-
-def write_port_file(path, port):
-    """Write ``port`` to ``path`` atomically (tmp file + rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
 
 
 async def main(args):

@@ -30,6 +30,8 @@ import time
 
 from aiosmtpd.smtp import SMTP
 
+from peerlib import write_port_file
+
 
 class SinkHandler:
     """aiosmtpd handler: applies the fault knobs and logs messages."""
@@ -74,14 +76,6 @@ class SinkHandler:
         if self.log is not None:
             self.log.close()
             self.log = None
-
-
-def write_port_file(path, port):
-    """Write ``port`` to ``path`` atomically (tmp file + rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
 
 
 async def main(args):
