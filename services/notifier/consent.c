@@ -114,6 +114,8 @@ crm_handled_t ntf_req_consent(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     int64_t at = b->has.at ? b->at : now;
     if (at <= 0 || at > now + 300000)
         return crm_req_fail(req, "at", "invalid", "at: when the customer gave it, not in the future");
+    if (at > now)
+        at = now; /* a clock a little ahead: in force from now */
     if (!tel) {
         redisReply *r = crm_store_cmd(crm_service_store(svc), "EXISTS " CRM_KEY_CUST_FMT, c);
         if (!r)
@@ -157,7 +159,7 @@ static const char *s_str(json_t *o, const char *k)
     return v ? v : "";
 }
 
-void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len)
+void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len, const char *from)
 {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
@@ -169,7 +171,13 @@ void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len)
         return;
     }
     size_t nrep = json_array_size(reports), nreply = json_array_size(replies);
+    long long next = (long long) json_integer_value(cursor);
     if (!nrep && !nreply) {
+        /* nothing new; a cursor the gateway moved all the same is kept */
+        if (from && next != atoll(from)) {
+            redisReply *r = crm_store_cmd(crm_service_store(svc), "SET " CRM_KEY_NOTIFY_SMS_CURSOR " %lld", next);
+            freeReplyObject(r);
+        }
         json_decref(root);
         return;
     }
@@ -228,29 +236,38 @@ void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len)
         crm_msg_clear(&ev);
         delivered++;
     }
+    /* the customers the replying numbers belong to, in one round trip */
+    crm_tx_reset(rd);
+    json_array_foreach(replies, i, e)
+    {
+        char m[CRM_NORM_MOBILE_SZ];
+        crm_norm_code_t c = crm_norm_mobile(s_str(e, "phone_number"), m);
+        crm_tx_cmd(rd, "GET " CRM_KEY_IDX_MOBILE_FMT, c == CRM_NORM_OK || c == CRM_NORM_NOT_IN_PLAN ? m : "-");
+    }
+    if (nreply && crm_store_pipeline(store, rd) != 0) {
+        crm_tx_reset(tx);
+        json_decref(root);
+        return; /* pulled again later */
+    }
     json_array_foreach(replies, i, e)
     {
         const char *phone = s_str(e, "phone_number"), *content = s_str(e, "content");
         char m[CRM_NORM_MOBILE_SZ];
-        if (crm_norm_mobile(phone, m) != CRM_NORM_OK && crm_norm_mobile(phone, m) != CRM_NORM_NOT_IN_PLAN) {
+        crm_norm_code_t c = crm_norm_mobile(phone, m);
+        if (c != CRM_NORM_OK && c != CRM_NORM_NOT_IN_PLAN) {
             crm_info("sms.reply_refused", "why=\"not a mobile number\"");
             continue;
         }
         if (!s_utf8_valid(content, strlen(content)))
             content = "";
         int64_t at = s_cst(json_string_value(json_object_get(e, "send_time")), now);
-        redisReply *r = crm_store_cmd(store, "GET " CRM_KEY_IDX_MOBILE_FMT, m);
-        if (!r) {
-            crm_tx_reset(tx);
-            json_decref(root);
-            return;
-        }
-        char subject[40];
-        if (r->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, r->str))
+        const redisReply *r = crm_tx_result(rd, (int) i);
+        char subject[40], tel[40];
+        snprintf(tel, sizeof tel, "tel:%s", m);
+        if (r && r->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, r->str))
             snprintf(subject, sizeof subject, "%s", r->str);
         else
-            snprintf(subject, sizeof subject, "tel:%s", m);
-        freeReplyObject(r);
+            snprintf(subject, sizeof subject, "%s", tel);
         bool optout = crm_optout_reply(content);
         char at_s[24];
         snprintf(at_s, sizeof at_s, "%lld", (long long) at);
@@ -271,11 +288,22 @@ void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len)
             /* in force from when we learn it (the gateway's send_time is
                kept in crm:notify:replies): the customer's latest word */
             ntf_consent_add_current(tx, subject, "sms", "opt_out", "sms_reply", cut, now > cur ? now : cur, m, true);
+            if (strcmp(subject, tel)) {
+                /* the number's own record too: a message to it that names no
+                   customer is refused as well */
+                int64_t tcur = s_current_at(svc, tel, "sms");
+                if (tcur < 0) {
+                    crm_tx_reset(tx);
+                    json_decref(root);
+                    return;
+                }
+                ntf_consent_add_current(tx, tel, "sms", "opt_out", "sms_reply", cut, now > tcur ? now : tcur, m, true);
+            }
             optouts++;
             crm_info("consent.sms_reply", "subject=%s reply=\"%s\"", subject, cut);
         }
     }
-    crm_tx_cmd(tx, "SET " CRM_KEY_NOTIFY_SMS_CURSOR " %lld", (long long) json_integer_value(cursor));
+    crm_tx_cmd(tx, "SET " CRM_KEY_NOTIFY_SMS_CURSOR " %lld", next);
     if (crm_service_commit(svc, tx) != 0)
         crm_warn("sms.pull_lost", "reports=%zu replies=%zu (pulled again)", nrep, nreply);
     else if (delivered || nreply)

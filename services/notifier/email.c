@@ -100,7 +100,7 @@ static void s_send(void *lane, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
     if (cfg->smtp_user[0]) {
         curl_easy_setopt(curl, CURLOPT_USERNAME, cfg->smtp_user);
         curl_easy_setopt(curl, CURLOPT_PASSWORD, cfg->smtp_pass);
-        curl_easy_setopt(curl, CURLOPT_USE_SSL, (long) CURLUSESSL_TRY);
+        curl_easy_setopt(curl, CURLOPT_USE_SSL, (long) CURLUSESSL_ALL); /* never a password in clear */
     }
     CURLcode rc = curl_easy_perform(curl);
     long code = 0;

@@ -69,6 +69,35 @@ static void s_pf_put(zhash_t *h, const char *key, const char *value)
 
 static bool s_pf_ok(crm_service_t *svc) { return s_pf.valid && s_pf.batch == crm_service_batch(svc); }
 
+/* The request ids kept by this batch, whatever became of the prefetch:
+   a second request with the same id in one batch finds the first. Emptied
+   when the batch changes (committed or dropped) and at each prefetch. */
+static struct {
+    zhash_t *ids; /* digest -> N */
+    unsigned long batch;
+} s_seen;
+
+static const char *s_seen_get(crm_service_t *svc, const char *digest)
+{
+    if (!s_seen.ids || s_seen.batch != crm_service_batch(svc))
+        return NULL;
+    return zhash_lookup(s_seen.ids, digest);
+}
+
+static void s_seen_put(crm_service_t *svc, const char *digest, const char *id)
+{
+    if (s_seen.ids && (s_seen.batch != crm_service_batch(svc) || zhash_size(s_seen.ids) > 100000))
+        zhash_destroy(&s_seen.ids);
+    if (!s_seen.ids && !(s_seen.ids = zhash_new()))
+        return;
+    s_seen.batch = crm_service_batch(svc);
+    char *v = strdup(id);
+    if (v && zhash_insert(s_seen.ids, digest, v) == 0)
+        zhash_freefn(s_seen.ids, digest, free);
+    else
+        free(v);
+}
+
 static void s_digest(const char *rid, char out[CRM_ID_DIGEST_SZ])
 {
     const char *parts[] = {rid};
@@ -82,10 +111,19 @@ void ntf_prefetch_free(void)
     s_pf.valid = false;
 }
 
+static void s_seen_free(void) { zhash_destroy(&s_seen.ids); }
+
+void ntf_intake_free(void)
+{
+    ntf_prefetch_free();
+    s_seen_free();
+}
+
 void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
 {
     s_pf.valid = false;
     ntf_prefetch_free();
+    s_seen_free(); /* everything before these is committed */
     if (!(s_pf.req = zhash_new()) || !(s_pf.name = zhash_new()))
         return;
     crm_tx_t *p = ntf_of(svc)->reads;
@@ -400,7 +438,9 @@ int ntf_intake(crm_service_t *svc, crm_tx_t *tx, const crm_body_notify_request_t
     crm_store_t *store = crm_service_store(svc);
     char digest[CRM_ID_DIGEST_SZ];
     s_digest(b->request_id, digest);
-    const char *known = s_pf_ok(svc) ? zhash_lookup(s_pf.req, digest) : NULL;
+    const char *known = s_seen_get(svc, digest);
+    if (!known && s_pf_ok(svc))
+        known = zhash_lookup(s_pf.req, digest);
     if (known && !strcmp(known, "?"))
         known = NULL;
     if (known && *known) {
@@ -427,8 +467,7 @@ int ntf_intake(crm_service_t *svc, crm_tx_t *tx, const crm_body_notify_request_t
         snprintf(id, idsz, "N%lld", r->integer);
         freeReplyObject(r);
     }
-    if (s_pf_ok(svc))
-        s_pf_put(s_pf.req, digest, id); /* a second request of this id in the batch finds it */
+    s_seen_put(svc, digest, id); /* a second request of this id in the batch finds it */
 
     s_note_t o = {0};
     s_bad_t bad = {0};
@@ -459,6 +498,7 @@ int ntf_intake(crm_service_t *svc, crm_tx_t *tx, const crm_body_notify_request_t
                         "code", o.code,
                         "params", o.params,
                         "attempts", "0",
+                        "refused", bad_rc ? "1" : NULL,
                         "state", bad_rc ? "failed" : "queued"};
     s_hset(tx, id, fv, sizeof fv / sizeof fv[0]);
     crm_tx_cmd(tx, "SET " CRM_KEY_NOTIFY_REQ_FMT " %s", digest, id);
@@ -539,8 +579,8 @@ crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_
             continue;
         crm_msg_t m;
         crm_msg_init(&m, CRM_T_notify_request);
-        char rid[200], id[NTF_ID_SZ];
-        snprintf(rid, sizeof rid, "esc:%s:%s:%s", e->testdrive_id, e->reason, sends[i].suffix);
+        char rid[CRM_ID_KEY_MAX + 1], id[NTF_ID_SZ];
+        snprintf(rid, sizeof rid, "esc:%s:%.100s:%s", e->testdrive_id, e->reason, sends[i].suffix);
         CRM_SET_STR(&m, notify_request, request_id, rid);
         CRM_SET_STR(&m, notify_request, channel, sends[i].channel);
         /* no contact mobile: the failure (no_recipient) tells the CRM department */

@@ -4,6 +4,11 @@
  *  hands it one job at a time over the actor's pipe and gets the job back
  *  with its outcome. Jobs wait in a queue per channel while every lane of
  *  the channel is busy; they were recorded as "sending" before they queued.
+ *  A channel takes at most --lane-queue jobs per lane at a time (one sent,
+ *  the others waiting), so what is recorded as "sending" leaves within a
+ *  few sends' time (the window after a crash stays small, quiet hours and
+ *  not_after are never overtaken by a long queue) and a slow channel never
+ *  takes the room of the others.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,65 @@ static void s_lane(zsock_t *pipe, void *arg)
 
 static void s_feed(crm_service_t *svc);
 
+/* Waits up to `timeout_ms` for `sock` to have a message: 0, or -1. */
+static int s_wait_readable(void *sock, int timeout_ms)
+{
+    zmq_pollitem_t item = {zsock_resolve(sock), 0, ZMQ_POLLIN, 0};
+    return zmq_poll(&item, 1, timeout_ms) == 1 ? 0 : -1;
+}
+
+/* Hold list: every notification a job of this process holds. */
+static void s_hold(ntf_t *n, const char *id, bool on)
+{
+    if (!n->held && !(n->held = zhash_new()))
+        return;
+    if (on)
+        zhash_insert(n->held, id, (void *) 1);
+    else
+        zhash_delete(n->held, id);
+}
+
+bool ntf_held(const ntf_t *n, const char *id) { return n->held && zhash_lookup(n->held, id); }
+
+/* Commits outcomes; the jobs are freed once committed, else kept for the
+   next try (ntf_tick_unsaved). */
+static void s_commit_outcomes(crm_service_t *svc, ntf_job_t **done, size_t k)
+{
+    ntf_t *n = ntf_of(svc);
+    if (ntf_outcome(svc, done, k) == 0) {
+        for (size_t i = 0; i < k; i++) {
+            s_hold(n, done[i]->id, false);
+            ntf_job_free(done[i]);
+        }
+        return;
+    }
+    for (size_t i = 0; i < k; i++) {
+        done[i]->next = n->unsaved;
+        n->unsaved = done[i];
+    }
+}
+
+/* A lane's job back: a pull applied, a send's outcome collected. */
+static void s_back(crm_service_t *svc, ntf_lane_t *l, ntf_job_t *j, ntf_job_t **done, size_t *k)
+{
+    ntf_t *n = ntf_of(svc);
+    l->job = NULL;
+    if (!j)
+        return;
+    if (j->pull) {
+        n->pulling = false;
+        if (j->outcome == NTF_OK && j->text)
+            ntf_apply_pull(svc, j->text, strlen(j->text), j->to);
+        else
+            crm_warn("sms.pull_failed", "code=%s why=\"%s\"", j->code_out, j->message);
+        ntf_job_free(j);
+        return;
+    }
+    if (j->channel >= 0 && j->channel < CRM_CHANNEL_COUNT)
+        n->inflight[j->channel]--;
+    done[(*k)++] = j;
+}
+
 /* Outcomes back from the lanes: everything ready now, in one commit. */
 static int s_on_lane(zloop_t *loop, zsock_t *reader, void *arg)
 {
@@ -64,27 +128,11 @@ static int s_on_lane(zloop_t *loop, zsock_t *reader, void *arg)
             if (zsock_recv(zactor_sock(l->actor), "sp", &cmd, &ptr) != 0)
                 break;
             free(cmd);
-            ntf_job_t *j = ptr;
-            l->job = NULL;
-            if (!j)
-                continue;
-            if (j->pull) {
-                n->pulling = false;
-                if (j->outcome == NTF_OK && j->text)
-                    ntf_apply_pull(svc, j->text, strlen(j->text));
-                else
-                    crm_warn("sms.pull_failed", "code=%s why=\"%s\"", j->code_out, j->message);
-                ntf_job_free(j);
-                continue;
-            }
-            n->inflight--;
-            done[k++] = j;
+            s_back(svc, l, ptr, done, &k);
         }
     }
     if (k)
-        ntf_outcome(svc, done, k);
-    for (size_t i = 0; i < k; i++)
-        ntf_job_free(done[i]);
+        s_commit_outcomes(svc, done, k);
     s_feed(svc);
     return 0;
 }
@@ -101,6 +149,8 @@ static bool s_give(ntf_lane_t *l, ntf_job_t *job)
 static void s_feed(crm_service_t *svc)
 {
     ntf_t *n = ntf_of(svc);
+    if (n->stopping)
+        return;
     for (int i = 0; i < n->nlanes; i++) {
         ntf_lane_t *l = &n->lanes[i];
         if (l->job || l == n->puller)
@@ -134,12 +184,36 @@ void ntf_lanes_submit(crm_service_t *svc, ntf_job_t *job)
     job->next = NULL;
     *n->waiting_tail[job->channel] = job;
     n->waiting_tail[job->channel] = &job->next;
-    n->inflight++;
+    n->inflight[job->channel]++;
+    s_hold(n, job->id, true);
     if (n->started)
         s_feed(svc);
 }
 
-int64_t ntf_lanes_free(const ntf_t *n) { return n->max_inflight - n->inflight; }
+int64_t ntf_lanes_free_ch(const ntf_t *n, int ch)
+{
+    if (ch < 0 || ch >= CRM_CHANNEL_COUNT)
+        return 0;
+    if (ch == CRM_CHANNEL_CALL)
+        return INT32_MAX; /* no I/O */
+    int64_t total = 0;
+    for (int c = 0; c < CRM_CHANNEL_COUNT; c++)
+        total += n->inflight[c];
+    int64_t room = (int64_t) n->nlanes_ch[ch] * n->per_lane - n->inflight[ch], all = n->max_inflight - total;
+    return room < all ? room : all;
+}
+
+int64_t ntf_lanes_free(const ntf_t *n)
+{
+    int64_t sum = 0;
+    for (int c = 0; c < CRM_CHANNEL_COUNT; c++)
+        if (c != CRM_CHANNEL_CALL) {
+            int64_t f = ntf_lanes_free_ch(n, c);
+            sum += f > 0 ? f : 0;
+        }
+    /* call tasks need no lane: a little room for them whatever the others */
+    return sum + 16;
+}
 
 static int s_add(crm_service_t *svc, const ntf_channel_t *ch, int count)
 {
@@ -168,6 +242,9 @@ int ntf_lanes_start(crm_service_t *svc, int sms, int email, int webhook)
     if (s_add(svc, &ntf_sms_channel, sms) || s_add(svc, &ntf_email_channel, email) ||
         s_add(svc, &ntf_webhook_channel, webhook))
         return -1;
+    n->nlanes_ch[CRM_CHANNEL_SMS] = sms;
+    n->nlanes_ch[CRM_CHANNEL_EMAIL] = email;
+    n->nlanes_ch[CRM_CHANNEL_WEBHOOK] = webhook;
     if (pull) {
         if (s_add(svc, &ntf_sms_channel, 1))
             return -1;
@@ -178,27 +255,79 @@ int ntf_lanes_start(crm_service_t *svc, int sms, int email, int webhook)
     return 0;
 }
 
-void ntf_lanes_stop(ntf_t *n)
+/* A clean stop: the sends under way are waited for (briefly) and their
+   outcomes committed; what waited for a lane goes back to its timer, never
+   sent and not uncertain. What a lane still holds after that stays
+   "sending": the next start looks at it (send.c). */
+void ntf_lanes_stop(crm_service_t *svc)
 {
-    /* the jobs lanes hold stay "sending" in Redis: the next start looks
-       at them again (send.c) */
-    for (int i = 0; i < n->nlanes; i++)
-        zactor_destroy(&n->lanes[i].actor);
-    free(n->lanes);
-    n->lanes = NULL;
-    n->nlanes = 0;
+    ntf_t *n = ntf_of(svc);
+    n->stopping = true;
+    ntf_job_t *back = NULL;
     for (int c = 0; c < CRM_CHANNEL_COUNT; c++)
         while (n->waiting[c]) {
             ntf_job_t *j = n->waiting[c];
             n->waiting[c] = j->next;
-            ntf_job_free(j);
+            n->inflight[c]--;
+            j->next = back;
+            back = j;
         }
+    if (back)
+        ntf_requeue(svc, back);
+    int64_t until = crm_mono_ms() + 500;
+    ntf_job_t *done[256];
+    size_t k = 0;
+    for (int i = 0; i < n->nlanes; i++) {
+        ntf_lane_t *l = &n->lanes[i];
+        while (l->job && k < 256) {
+            int64_t left = until - crm_mono_ms();
+            if (left <= 0 || s_wait_readable(zactor_sock(l->actor), (int) left) != 0)
+                break;
+            char *cmd = NULL;
+            void *ptr = NULL;
+            if (zsock_recv(zactor_sock(l->actor), "sp", &cmd, &ptr) != 0)
+                break;
+            free(cmd);
+            s_back(svc, l, ptr, done, &k);
+        }
+    }
+    if (k)
+        s_commit_outcomes(svc, done, k);
+    for (int i = 0; i < n->nlanes; i++) {
+        zactor_destroy(&n->lanes[i].actor);
+        ntf_job_free(n->lanes[i].job); /* its thread is gone: stays "sending" in Redis */
+        n->lanes[i].job = NULL;
+    }
+    free(n->lanes);
+    n->lanes = NULL;
+    n->nlanes = 0;
+    while (n->unsaved) {
+        ntf_job_t *j = n->unsaved;
+        n->unsaved = j->next;
+        ntf_job_free(j);
+    }
+    zhash_destroy(&n->held);
+}
+
+/* Outcomes whose commit failed (Redis away): tried again. */
+void ntf_tick_unsaved(crm_service_t *svc)
+{
+    ntf_t *n = ntf_of(svc);
+    if (!n->unsaved)
+        return;
+    ntf_job_t *done[256];
+    size_t k = 0;
+    while (n->unsaved && k < 256) {
+        done[k++] = n->unsaved;
+        n->unsaved = n->unsaved->next;
+    }
+    s_commit_outcomes(svc, done, k);
 }
 
 void ntf_tick_pull(crm_service_t *svc)
 {
     ntf_t *n = ntf_of(svc);
-    if (!n->puller || n->pulling || crm_mono_ms() < n->pull_next_mono)
+    if (!n->puller || n->pulling || n->stopping || crm_mono_ms() < n->pull_next_mono)
         return;
     redisReply *r = crm_store_cmd(crm_service_store(svc), "GET " CRM_KEY_NOTIFY_SMS_CURSOR);
     if (!r)

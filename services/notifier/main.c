@@ -3,6 +3,7 @@
  *  (notifier.h; what is guaranteed per channel: tools/NOTIFY.md).
  */
 #include <dirent.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,10 +37,13 @@ static const crm_request_t notifier_requests[] = {
     {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 
-static void s_tick_pull(crm_service_t *svc) { ntf_tick_pull(svc); }
-
 static const crm_tick_t notifier_ticks[] = {
-    {"pull", 100, s_tick_pull},
+    {"pull", 100, ntf_tick_pull},
+    /* outcomes whose commit failed (Redis away), again */
+    {"unsaved", 500, ntf_tick_unsaved},
+    /* "sending" that no job of this process holds (a decision whose commit
+       was not known to apply): decided again */
+    {"sweep", 10000, ntf_tick_sweep},
     {NULL, 0, NULL},
 };
 
@@ -99,6 +103,8 @@ static const crm_opt_t notifier_opts[] = {
     {"sms-lanes", "CRM_SMS_LANES", "4", "Connections to the SMS gateway", NULL},
     {"email-lanes", "CRM_EMAIL_LANES", "2", "Connections to the SMTP server", NULL},
     {"webhook-lanes", "CRM_WEBHOOK_LANES", "8", "Connections to dealers' endpoints", NULL},
+    {"lane-queue", "CRM_NOTIFY_LANE_QUEUE", "4",
+     "Notifications a channel takes per lane at a time (one being sent, the others waiting for it)", NULL},
     {"max-inflight", "CRM_NOTIFY_MAX_INFLIGHT", "256",
      "Notifications recorded as being sent at most at once (the window after a crash)", NULL},
     {"uncertain", "CRM_NOTIFY_UNCERTAIN", "resend",
@@ -173,6 +179,7 @@ static int notifier_start(crm_service_t *svc)
 {
     ntf_t *n = &s_state;
     memset(n, 0, sizeof *n);
+    srand((unsigned) (crm_mono_us() ^ (int64_t) getpid())); /* the retries' jitter */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "crm-notifier: libcurl does not start\n");
         return -1;
@@ -207,8 +214,10 @@ static int notifier_start(crm_service_t *svc)
         crm_service_opt_i64(svc, "sms-lanes", 1, 64, &v[12]) || crm_service_opt_i64(svc, "email-lanes", 1, 64, &v[13]) ||
         crm_service_opt_i64(svc, "webhook-lanes", 1, 64, &v[14]) ||
         crm_service_opt_i64(svc, "max-inflight", 1, 100000, &v[15]) ||
-        crm_service_opt_i64(svc, "pull-ms", 10, 3600000, &v[16]))
+        crm_service_opt_i64(svc, "pull-ms", 10, 3600000, &v[16]) ||
+        crm_service_opt_i64(svc, "lane-queue", 1, 1000000, &v[17]))
         return -1;
+    n->per_lane = v[17];
     n->rules.cap[CRM_CHANNEL_SMS] = (int) v[0];
     n->rules.cap[CRM_CHANNEL_EMAIL] = (int) v[1];
     n->rules.cap[CRM_CHANNEL_CALL] = (int) v[2];
@@ -243,13 +252,18 @@ static int notifier_start(crm_service_t *svc)
         fprintf(stderr, "crm-notifier: --unsubscribe-url: an https:// URI (RFC 8058)\n");
         return -1;
     }
+    if (c->unsubscribe_url[0] && strlen(c->unsubscribe_key) < 16) {
+        fprintf(stderr, "crm-notifier: --unsubscribe-url needs --unsubscribe-key (16 characters or more): the "
+                        "links' tokens are made with it, so that nobody can unsubscribe someone else\n");
+        return -1;
+    }
     s_copy(n->crm_email, sizeof n->crm_email, crm_service_opt(svc, "crm-email"));
     s_copy(n->crm_mobile, sizeof n->crm_mobile, crm_service_opt(svc, "crm-mobile"));
     if (!(n->reads = crm_tx_new(crm_service_name(svc), 0)) || !(n->wtx = crm_tx_new(crm_service_name(svc), strtoll(crm_service_opt(svc, "stream-maxlen"), NULL, 10))))
         return -1;
     if (ntf_lanes_start(svc, (int) v[12], (int) v[13], (int) v[14]) != 0)
         return -1;
-    if (ntf_reconcile(svc) != 0) {
+    if (ntf_reconcile(svc, false) != 0) {
         fprintf(stderr, "crm-notifier: cannot read what was being sent (Redis)\n");
         return -1;
     }
@@ -259,8 +273,8 @@ static int notifier_start(crm_service_t *svc)
 static void notifier_stop(crm_service_t *svc)
 {
     ntf_t *n = ntf_of(svc);
-    ntf_lanes_stop(n);
-    ntf_prefetch_free();
+    ntf_lanes_stop(svc);
+    ntf_intake_free();
     for (size_t i = 0; i < n->ntemplates; i++)
         crm_template_destroy(&n->templates[i]);
     free(n->templates);

@@ -55,7 +55,9 @@ typedef struct ntf_job_t {
     char *url, *secrets;      /* webhook: endpoint, whsec_ secrets (space-separated) */
     char *template_name;
     char *customer_id, *dealer_id;
+    char *count_key;          /* the daily cap's counter it was counted in, or NULL */
     int64_t created_ms;
+    int64_t sending_ms;       /* when this attempt was recorded as being sent */
     /* the outcome */
     ntf_outcome_t outcome;
     bool found;               /* reconcile: the gateway has it already */
@@ -134,13 +136,16 @@ typedef struct {
     int64_t max_age_ms[CRM_CLASS_COUNT];
     int64_t retry_base_ms, retry_max_ms, max_attempts;
     int64_t disable_after_ms, rotate_ms, pull_ms;
-    int64_t max_inflight;
+    int64_t max_inflight, per_lane;
     char uncertain[16]; /* resend | hold */
     /* lanes */
     ntf_lane_t *lanes;
-    int nlanes;
+    int nlanes, nlanes_ch[CRM_CHANNEL_COUNT];
     ntf_job_t *waiting[CRM_CHANNEL_COUNT], **waiting_tail[CRM_CHANNEL_COUNT];
-    int64_t inflight; /* jobs handed out and not yet back */
+    int64_t inflight[CRM_CHANNEL_COUNT]; /* jobs handed out and not yet back, per channel */
+    zhash_t *held;       /* notifications a job of this process holds */
+    ntf_job_t *unsaved;  /* outcomes whose commit failed, tried again */
+    bool stopping;
     ntf_lane_t *puller;
     bool pulling;
     int64_t pull_next_mono;
@@ -159,6 +164,8 @@ crm_handled_t ntf_on_request(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t 
    only write and share one commit). */
 void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
 void ntf_prefetch_free(void);
+/* All intake keeps (the prefetch, the batch's ids): on stop. */
+void ntf_intake_free(void);
 crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 /* Keeps a new notification from a notify.request body (validated here) in
    `tx`; the notification's number in `id` (already there: kept as it was,
@@ -169,9 +176,18 @@ int ntf_intake(crm_service_t *svc, crm_tx_t *tx, const crm_body_notify_request_t
 
 /* send.c: the timers, the decision, the outcomes. */
 crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
-void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t n);
+/* Commits the outcomes of `n` jobs in one transaction: 0, or -1 when the
+   commit failed (the caller keeps the jobs and tries again). */
+int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t n);
+/* Jobs that never left (a stop): back to their timers, not sent, not uncertain. */
+void ntf_requeue(crm_service_t *svc, ntf_job_t *jobs);
 crm_handled_t ntf_req_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
-int ntf_reconcile(crm_service_t *svc);
+/* What a crash left "sending" (at start: all of crm:notify:inflight; later,
+   the sweep: those no job of this process holds, older than a send's
+   timeout): each is decided again (consent, quiet hours, not_after), and
+   sent again only as NOTIFY.md section 6 says. */
+int ntf_reconcile(crm_service_t *svc, bool sweep);
+void ntf_tick_sweep(crm_service_t *svc);
 /* Dead letter + notify.failed + state, in `tx`. */
 void ntf_fail(crm_tx_t *tx, const char *id, const char *request_id, const char *channel, const char *reason,
               const char *field, const char *code, const char *message, int64_t attempts, bool dlq);
@@ -181,10 +197,15 @@ void ntf_metric(crm_tx_t *tx, const char *name, int64_t by);
 
 /* lanes.c */
 int ntf_lanes_start(crm_service_t *svc, int sms, int email, int webhook);
-void ntf_lanes_stop(ntf_t *n);
+void ntf_lanes_stop(crm_service_t *svc);
 /* Hands a job to an idle lane of its channel, or queues it. */
 void ntf_lanes_submit(crm_service_t *svc, ntf_job_t *job);
+/* Room for more jobs: all channels (with a little for call tasks), one channel. */
 int64_t ntf_lanes_free(const ntf_t *n);
+int64_t ntf_lanes_free_ch(const ntf_t *n, int channel);
+/* Whether a job of this process holds the notification. */
+bool ntf_held(const ntf_t *n, const char *id);
+void ntf_tick_unsaved(crm_service_t *svc);
 /* Starts a receipt/reply pull when one is due and none runs (a tick). */
 void ntf_tick_pull(crm_service_t *svc);
 
@@ -200,12 +221,14 @@ void ntf_consent_add(crm_tx_t *tx, const char *subject, const char *channel, con
 /* The same; `current` false for an older statement (ledger only). */
 void ntf_consent_add_current(crm_tx_t *tx, const char *subject, const char *channel, const char *state,
                              const char *source, const char *text, int64_t at, const char *by, bool current);
-/* The receipts and replies of one pull (JSON text from the gateway). */
-void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len);
+/* The receipts and replies of one pull (JSON text from the gateway), asked
+   from cursor `from`. */
+void ntf_apply_pull(crm_service_t *svc, const char *json, size_t len, const char *from);
 
 /* webhook.c (the loop's side) */
 crm_handled_t ntf_req_webhook(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
-/* After a webhook attempt: failing_since, disabling. */
-void ntf_webhook_after(crm_service_t *svc, crm_tx_t *tx, const ntf_job_t *job);
+/* After a webhook attempt: failing_since, disabling (`disabled`: the
+   dealers disabled in this batch already). */
+void ntf_webhook_after(crm_service_t *svc, crm_tx_t *tx, const ntf_job_t *job, zhash_t *disabled);
 
 #endif

@@ -157,7 +157,7 @@ void ntf_job_free(ntf_job_t *job)
         return;
     free(job->request_id), free(job->to), free(job->subject), free(job->text), free(job->sign);
     free(job->code), free(job->params), free(job->url), free(job->secrets), free(job->template_name);
-    free(job->customer_id), free(job->dealer_id);
+    free(job->customer_id), free(job->dealer_id), free(job->count_key);
     free(job);
 }
 
@@ -181,6 +181,8 @@ static ntf_job_t *s_job(const char *id, const redisReply *h, const redisReply *h
     j->customer_id = s_dup(s_f(h, "customer_id"));
     j->dealer_id = s_dup(s_f(h, "dealer_id"));
     j->created_ms = s_i64(h, "created_ms");
+    j->sending_ms = s_i64(h, "sending_ms");
+    j->count_key = s_dup(s_f(h, "count_key"));
     j->reconcile = s_i64(h, "check") == 1; /* an earlier attempt's outcome is unknown */
     if (hook) {
         j->url = s_dup(s_f(hook, "url"));
@@ -203,6 +205,17 @@ typedef struct {
     int hi, ci, ti, wi, ki; /* indices of its reads */
 } s_fired_t;
 
+/* A pipeline whose replies are read one by one: 0, or -1 when Redis is
+   away (a reply Redis refused is that item's error, not the batch's). */
+static int s_read(crm_service_t *svc, crm_tx_t *t)
+{
+    if (!crm_tx_size(t) || crm_store_pipeline(crm_service_store(svc), t) == 0)
+        return 0;
+    return crm_store_last_error(crm_service_store(svc)) == CRM_STORE_REFUSED ? 0 : -1;
+}
+
+static bool s_err(const redisReply *r) { return r && r->type == REDIS_REPLY_ERROR; }
+
 crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     (void) tx;
@@ -214,9 +227,14 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
     if (!cnt)
         return CRM_APPLIED;
     s_fired_t *f = calloc(cnt, sizeof *f);
-    if (!f)
+    crm_tx_t *r2 = crm_tx_new(crm_service_name(svc), 0);
+    zhash_t *counted = zhash_new(); /* counter key -> sends added in this batch */
+    if (!f || !r2 || !counted) {
+        free(f);
+        crm_tx_destroy(&r2);
+        zhash_destroy(&counted);
         return CRM_RETRY;
-    crm_store_t *store = crm_service_store(svc);
+    }
     /* Round one: the notifications. */
     crm_tx_reset(n->reads);
     size_t m = 0;
@@ -233,18 +251,13 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
         f[m].hi = crm_tx_cmd(n->reads, "HGETALL " CRM_KEY_NOTIFY_FMT, f[m].id);
         m++;
     }
-    if (crm_store_pipeline(store, n->reads) != 0) {
-        free(f);
-        return crm_service_failed(svc);
+    crm_handled_t rc = CRM_APPLIED;
+    if (s_read(svc, n->reads) != 0) {
+        rc = crm_service_failed(svc);
+        goto done;
     }
     /* Round two: consent, the day's counts, webhook endpoints. */
-    redisReply **hs = calloc(m ? m : 1, sizeof *hs);
-    if (!hs) {
-        free(f);
-        return CRM_RETRY;
-    }
     int64_t now = crm_now_ms();
-    crm_tx_t *r2 = crm_tx_new(crm_service_name(svc), 0);
     for (size_t i = 0; i < m; i++) {
         const redisReply *h = crm_tx_result(n->reads, f[i].hi);
         f[i].ci = f[i].ti = f[i].wi = f[i].ki = -1;
@@ -260,7 +273,7 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             if (ch && s_count_key(ch, cust, now, key, sizeof key))
                 f[i].ki = crm_tx_cmd(r2, "GET %s", key);
         }
-        if (ch && !strcmp(ch, "sms") && to) {
+        if (ch && !strcmp(ch, "sms") && to && strlen(to) == 11 && strspn(to, "0123456789") == 11) {
             char subject[40];
             snprintf(subject, sizeof subject, "tel:%s", to);
             f[i].ti = crm_tx_cmd(r2, "HGETALL " CRM_KEY_CONSENT_FMT, subject);
@@ -268,10 +281,9 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
         if (ch && !strcmp(ch, "webhook") && to && crm_id_valid(CRM_ID_NAME, to))
             f[i].wi = crm_tx_cmd(r2, "HGETALL " CRM_KEY_WEBHOOK_FMT, to);
     }
-    if (!r2 || (crm_tx_size(r2) && crm_store_pipeline(store, r2) != 0)) {
-        crm_tx_destroy(&r2);
-        free(hs), free(f);
-        return crm_service_failed(svc);
+    if (s_read(svc, r2) != 0) {
+        rc = crm_service_failed(svc);
+        goto done;
     }
 
     /* The decisions, in one commit of their own (the handler's `tx` is
@@ -281,10 +293,15 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
     crm_tx_t *w = n->wtx;
     crm_tx_reset(w);
     ntf_job_t *jobs = NULL, **tail = &jobs;
-    zhash_t *counted = zhash_new(); /* counter key -> sends added in this batch */
-    int64_t free_slots = ntf_lanes_free(n);
+    int64_t room[CRM_CHANNEL_COUNT];
+    for (int c = 0; c < CRM_CHANNEL_COUNT; c++)
+        room[c] = ntf_lanes_free_ch(n, c);
     for (size_t i = 0; i < m; i++) {
         const redisReply *h = crm_tx_result(n->reads, f[i].hi);
+        if (s_err(h)) {
+            crm_error("notify.unreadable", "id=%s why=\"%s\" (its timer is dropped)", f[i].id, h->str);
+            continue;
+        }
         if (!h || h->type != REDIS_REPLY_ARRAY || !h->elements) {
             crm_warn("notify.unknown", "id=%s (a timer of a notification that is not kept)", f[i].id);
             continue;
@@ -305,23 +322,36 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
         nm.not_after = s_i64(h, "not_after");
         const redisReply *cons = f[i].ci >= 0 ? crm_tx_result(r2, f[i].ci) : NULL;
         const redisReply *tel = f[i].ti >= 0 ? crm_tx_result(r2, f[i].ti) : NULL;
+        const redisReply *hook = f[i].wi >= 0 ? crm_tx_result(r2, f[i].wi) : NULL;
+        const redisReply *cntr = f[i].ki >= 0 ? crm_tx_result(r2, f[i].ki) : NULL;
+        int64_t attempts = s_i64(h, "attempts");
+        if (s_err(cons) || s_err(tel) || s_err(hook) || s_err(cntr)) {
+            /* consent that cannot be read is no consent: nothing goes */
+            ntf_fail(w, id, rid, chn, "invalid", "customer_id", NULL,
+                     "its consent, count or endpoint record cannot be read (Redis refused it)", attempts, true);
+            continue;
+        }
         bool is_customer = cust && rcpt && !strcmp(rcpt, "customer");
         nm.opted_in = is_customer && s_consent(cons, chn) > 0;
         nm.opted_out = (is_customer && s_consent(cons, chn) < 0) || s_consent(tel, chn) < 0;
         char ckey[200] = "";
-        if (f[i].ki >= 0 && s_count_key(chn, cust, now, ckey, sizeof ckey)) {
-            const redisReply *c = crm_tx_result(r2, f[i].ki);
-            nm.count_today = c && c->type == REDIS_REPLY_STRING ? strtoll(c->str, NULL, 10) : 0;
-            void *added = zhash_lookup(counted, ckey);
-            nm.count_today += (int64_t) (intptr_t) added;
+        if (cntr && s_count_key(chn, cust, now, ckey, sizeof ckey)) {
+            nm.count_today = cntr->type == REDIS_REPLY_STRING ? strtoll(cntr->str, NULL, 10) : 0;
+            nm.count_today += (int64_t) (intptr_t) zhash_lookup(counted, ckey);
         }
         crm_notify_config_t rules = n->rules;
         if (!is_customer)
             rules.cap[nm.channel >= 0 && nm.channel < CRM_CHANNEL_COUNT ? nm.channel : 0] = 0;
+        bool uncertain = s_i64(h, "check") == 1;
+        if (uncertain)
+            nm.count_today = 0; /* counted when it first went */
         crm_notify_decision_t d = crm_notify_decide(&rules, &nm, now);
         if (d.verdict == CRM_VERDICT_DROP) {
-            ntf_fail(w, id, rid, chn, crm_reason_name(d.reason), NULL, NULL, NULL, s_i64(h, "attempts"),
+            ntf_fail(w, id, rid, chn, crm_reason_name(d.reason), NULL, NULL,
+                     uncertain ? "it may have gone before the crash that left it uncertain" : NULL, attempts,
                      d.reason == CRM_REASON_INVALID);
+            if (uncertain)
+                crm_tx_cmd(w, "HDEL " CRM_KEY_NOTIFY_FMT " check", id);
             crm_info("notify.dropped", "id=%s request=%.80s reason=%s", id, rid, crm_reason_name(d.reason));
             continue;
         }
@@ -329,40 +359,36 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             s_defer(w, id, rid, chn, crm_reason_name(d.reason), NULL, d.at);
             continue;
         }
-        const redisReply *hook = f[i].wi >= 0 ? crm_tx_result(r2, f[i].wi) : NULL;
         if (nm.channel == CRM_CHANNEL_WEBHOOK) {
             const char *st = hook ? s_f(hook, "state") : NULL;
             if (!hook || !s_f(hook, "url") || !s_f(hook, "secrets")) {
                 ntf_fail(w, id, rid, chn, "no_recipient", "to", NULL, "the dealer has no webhook endpoint (crmctl webhook set)",
-                         s_i64(h, "attempts"), true);
+                         attempts, true);
                 continue;
             }
             if (st && !strcmp(st, "disabled")) {
                 ntf_fail(w, id, rid, chn, "endpoint_disabled", "to", NULL,
-                         "the dealer's endpoint is disabled (crmctl webhook set --enable)", s_i64(h, "attempts"), true);
+                         "the dealer's endpoint is disabled (crmctl webhook set --enable)", attempts, true);
                 continue;
             }
         }
-        if (nm.channel != CRM_CHANNEL_CALL && free_slots <= 0) {
-            /* every lane busy: looked at again shortly, nothing recorded */
+        if (nm.channel >= 0 && nm.channel < CRM_CHANNEL_COUNT && room[nm.channel] <= 0) {
+            /* every lane of the channel busy: looked at again shortly, nothing recorded */
             char tid[NTF_ID_SZ + 2];
             snprintf(tid, sizeof tid, "n:%s", id);
             crm_tx_due(w, CRM_NOTIFY_SET, tid, now + 100);
             continue;
         }
-        if (ckey[0] && s_i64(h, "check") != 1) { /* an uncertain one was counted when it first went */
-            crm_tx_cmd(w, "INCR %s", ckey);
-            crm_tx_cmd(w, "EXPIRE %s 172800", ckey);
-            void *added = zhash_lookup(counted, ckey);
-            zhash_update(counted, ckey, (void *) ((intptr_t) added + 1));
-        }
         if (nm.channel == CRM_CHANNEL_CALL) {
+            if (ckey[0]) {
+                crm_tx_cmd(w, "INCR %s", ckey);
+                crm_tx_cmd(w, "EXPIRE %s 172800", ckey);
+                zhash_update(counted, ckey, (void *) ((intptr_t) zhash_lookup(counted, ckey) + 1));
+            }
             char call_id[NTF_ID_SZ];
             if (ntf_call_open(svc, w, h, id, call_id, sizeof call_id) != 0) {
-                crm_tx_destroy(&r2);
-                zhash_destroy(&counted);
-                free(hs), free(f);
-                return crm_service_failed(svc);
+                rc = crm_service_failed(svc);
+                goto done;
             }
             continue;
         }
@@ -371,24 +397,33 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             ntf_fail(w, id, rid, chn, "invalid", NULL, NULL, "the kept notification is incomplete", 0, true);
             continue;
         }
+        if (ckey[0] && !uncertain) {
+            crm_tx_cmd(w, "INCR %s", ckey);
+            crm_tx_cmd(w, "EXPIRE %s 172800", ckey);
+            crm_tx_cmd(w, "HSET " CRM_KEY_NOTIFY_FMT " count_key %s", id, ckey);
+            zhash_update(counted, ckey, (void *) ((intptr_t) zhash_lookup(counted, ckey) + 1));
+            free(j->count_key);
+            j->count_key = strdup(ckey);
+        }
         s_set_state(w, id, "sending", NULL);
+        j->sending_ms = now;
         crm_tx_cmd(w, "HSET " CRM_KEY_NOTIFY_FMT " sending_ms %lld", id, (long long) now);
         crm_tx_cmd(w, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts 1", id);
         crm_tx_cmd(w, "SADD " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
-        ntf_log(w, id, "sending", NULL, NULL, j->attempt);
+        ntf_log(w, id, "sending", uncertain ? "uncertain" : NULL, NULL, j->attempt);
         *tail = j, tail = &j->next;
-        free_slots--;
+        room[nm.channel]--;
     }
-    zhash_destroy(&counted);
-    crm_tx_destroy(&r2);
-    free(hs), free(f);
     if (crm_service_commit(svc, w) != 0) {
+        /* Not known to have applied: the jobs do not go. If it did apply,
+           the notifications are "sending" and the sweep finds them. */
         while (jobs) {
             ntf_job_t *nx = jobs->next;
             ntf_job_free(jobs);
             jobs = nx;
         }
-        return crm_service_failed(svc);
+        rc = crm_service_failed(svc);
+        goto done;
     }
     while (jobs) {
         ntf_job_t *nx = jobs->next;
@@ -396,7 +431,11 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
         ntf_lanes_submit(svc, jobs);
         jobs = nx;
     }
-    return CRM_APPLIED;
+done:
+    zhash_destroy(&counted);
+    crm_tx_destroy(&r2);
+    free(f);
+    return rc;
 }
 
 /* Exponential backoff with jitter: base * 2^(attempt-1), at most max, then
@@ -412,11 +451,13 @@ static int64_t s_backoff(const ntf_t *n, int64_t attempt, int64_t retry_after)
     return d > retry_after ? d : retry_after;
 }
 
+/* The daily cap's count given back, in the counter it was taken from. */
 static void s_release(crm_tx_t *tx, const ntf_job_t *j)
 {
-    char key[200];
-    if (j->customer_id && s_count_key(crm_channel_name(j->channel), j->customer_id, crm_now_ms(), key, sizeof key))
-        crm_tx_cmd(tx, "DECR %s", key);
+    if (!j->count_key)
+        return;
+    crm_tx_cmd(tx, "DECR %s", j->count_key);
+    crm_tx_cmd(tx, "HDEL " CRM_KEY_NOTIFY_FMT " count_key", j->id);
 }
 
 static int64_t s_not_after(crm_service_t *svc, const char *id)
@@ -427,17 +468,51 @@ static int64_t s_not_after(crm_service_t *svc, const char *id)
     return v;
 }
 
-void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
+static void s_sent(crm_tx_t *tx, ntf_job_t *j, bool receipted, int64_t now)
+{
+    const char *chn = crm_channel_name(j->channel);
+    char sent[24];
+    snprintf(sent, sizeof sent, "%lld", (long long) now);
+    if (!receipted)
+        s_set_state(tx, j->id, "sent", NULL);
+    crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " sent_ms %s provider_id %s", j->id, sent, j->provider_id);
+    crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
+    bool resent = j->reconcile && !j->found && !receipted;
+    if (resent) {
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " resent 1", j->id);
+        ntf_metric(tx, "resent", 1);
+    }
+    if (j->found)
+        ntf_metric(tx, "reconciled", 1);
+    ntf_log(tx, j->id, "sent", j->found ? "found_at_gateway" : resent ? "resent" : NULL, NULL, j->attempt);
+    ntf_metric(tx, "sent", 1);
+    crm_msg_t ev;
+    crm_msg_init(&ev, CRM_T_notify_sent);
+    CRM_SET_STR(&ev, notify_sent, request_id, j->request_id);
+    CRM_SET_STR(&ev, notify_sent, channel, chn);
+    if (j->provider_id[0])
+        CRM_SET_STR(&ev, notify_sent, provider_id, j->provider_id);
+    CRM_SET_I64(&ev, notify_sent, attempt, j->attempt);
+    if (resent)
+        CRM_SET_BOOL(&ev, notify_sent, resent, true);
+    crm_tx_emit(tx, &ev);
+    crm_msg_clear(&ev);
+    crm_debug("notify.sent", "id=%s channel=%s attempt=%lld provider=%s%s", j->id, chn, (long long) j->attempt,
+              j->provider_id, resent ? " resent=1" : "");
+}
+
+int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
 {
     ntf_t *n = ntf_of(svc);
     /* A receipt may be pulled before the gateway's answer is committed:
-       delivered stays delivered. */
+       a delivered message is sent, whatever its lane made of the answer. */
     crm_tx_reset(n->reads);
     for (size_t i = 0; i < cnt; i++)
         crm_tx_cmd(n->reads, "HGET " CRM_KEY_NOTIFY_FMT " state", jobs[i]->id);
     bool read = crm_store_pipeline(crm_service_store(svc), n->reads) == 0;
     crm_tx_t *tx = crm_service_tx(svc);
     int64_t now = crm_now_ms();
+    zhash_t *disabled = zhash_new();
     for (size_t i = 0; i < cnt; i++) {
         ntf_job_t *j = jobs[i];
         const redisReply *st = read ? crm_tx_result(n->reads, (int) i) : NULL;
@@ -449,42 +524,19 @@ void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
             snprintf(code, sizeof code, "%ld", j->status);
         else
             snprintf(code, sizeof code, "%s", j->code_out);
-        if (j->reconcile)
+        if (receipted && j->outcome != NTF_OK) {
+            crm_info("notify.receipted", "id=%s (the gateway's receipt came; its answer said %s)", j->id, code);
+            j->outcome = NTF_OK;
+            j->found = true;
+        }
+        if (j->reconcile || j->unknown)
             crm_tx_cmd(tx, "HDEL " CRM_KEY_NOTIFY_FMT " check", j->id);
         if (j->channel == CRM_CHANNEL_WEBHOOK)
-            ntf_webhook_after(svc, tx, j);
+            ntf_webhook_after(svc, tx, j, disabled);
         switch (j->outcome) {
-        case NTF_OK: {
-            char sent[24];
-            snprintf(sent, sizeof sent, "%lld", (long long) now);
-            if (!receipted)
-                s_set_state(tx, j->id, "sent", NULL);
-            crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " sent_ms %s provider_id %s", j->id, sent, j->provider_id);
-            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
-            bool resent = j->reconcile && !j->found;
-            if (resent) {
-                crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " resent 1", j->id);
-                ntf_metric(tx, "resent", 1);
-            }
-            if (j->found)
-                ntf_metric(tx, "reconciled", 1);
-            ntf_log(tx, j->id, "sent", j->found ? "found_at_gateway" : resent ? "resent" : NULL, NULL, j->attempt);
-            ntf_metric(tx, "sent", 1);
-            crm_msg_t ev;
-            crm_msg_init(&ev, CRM_T_notify_sent);
-            CRM_SET_STR(&ev, notify_sent, request_id, j->request_id);
-            CRM_SET_STR(&ev, notify_sent, channel, chn);
-            if (j->provider_id[0])
-                CRM_SET_STR(&ev, notify_sent, provider_id, j->provider_id);
-            CRM_SET_I64(&ev, notify_sent, attempt, j->attempt);
-            if (resent)
-                CRM_SET_BOOL(&ev, notify_sent, resent, true);
-            crm_tx_emit(tx, &ev);
-            crm_msg_clear(&ev);
-            crm_debug("notify.sent", "id=%s channel=%s attempt=%lld provider=%s%s", j->id, chn,
-                      (long long) j->attempt, j->provider_id, resent ? " resent=1" : "");
+        case NTF_OK:
+            s_sent(tx, j, receipted, now);
             break;
-        }
         case NTF_LIMIT:
             s_release(tx, j);
             crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", j->id);
@@ -496,6 +548,18 @@ void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
             s_release(tx, j);
             crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
             int64_t at = now + s_backoff(n, j->attempt, j->retry_after_ms);
+            if (j->unknown) {
+                /* The request left and no answer came: it may have gone. The
+                   next attempt is an uncertain one (counted; an SMS is
+                   looked up first, once the gateway has had the time to
+                   record it). */
+                crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " check 1", j->id);
+                crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", j->id);
+                ntf_metric(tx, "uncertain", 1);
+                int64_t settle = now + n->lane_cfg.timeout_ms + 2000;
+                if (j->channel == CRM_CHANNEL_SMS && at < settle)
+                    at = settle;
+            }
             int64_t na = s_not_after(svc, j->id);
             if (j->attempt >= n->max_attempts || (na && at > na)) {
                 ntf_fail(tx, j->id, j->request_id, chn, j->attempt >= n->max_attempts ? "exhausted" : "expired", NULL,
@@ -519,12 +583,39 @@ void ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
             break;
         }
     }
-    if (crm_service_commit(svc, tx) != 0)
-        crm_warn("notify.outcome_lost", "count=%zu (left in crm:notify:inflight: looked at again on start)", cnt);
+    zhash_destroy(&disabled);
+    if (crm_service_commit(svc, tx) != 0) {
+        crm_warn("notify.outcome_unsaved", "count=%zu (tried again; on a crash left in crm:notify:inflight)", cnt);
+        return -1;
+    }
+    return 0;
 }
 
-/* What was "sending" when the last process stopped. */
-int ntf_reconcile(crm_service_t *svc)
+void ntf_requeue(crm_service_t *svc, ntf_job_t *jobs)
+{
+    crm_tx_t *tx = crm_service_tx(svc);
+    int64_t now = crm_now_ms();
+    size_t k = 0;
+    for (ntf_job_t *j = jobs; j; j = j->next, k++) {
+        char tid[NTF_ID_SZ + 2];
+        snprintf(tid, sizeof tid, "n:%s", j->id);
+        s_release(tx, j);
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", j->id);
+        crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
+        s_set_state(tx, j->id, "queued", "stopped");
+        crm_tx_due(tx, CRM_NOTIFY_SET, tid, now);
+        ntf_log(tx, j->id, "queued", "stopped", NULL, 0);
+    }
+    if (crm_service_commit(svc, tx) != 0)
+        crm_warn("notify.requeue_failed", "count=%zu (left being sent: the next start looks at them)", k);
+    while (jobs) {
+        ntf_job_t *nx = jobs->next;
+        ntf_job_free(jobs);
+        jobs = nx;
+    }
+}
+
+int ntf_reconcile(crm_service_t *svc, bool sweep)
 {
     ntf_t *n = ntf_of(svc);
     crm_store_t *store = crm_service_store(svc);
@@ -533,27 +624,35 @@ int ntf_reconcile(crm_service_t *svc)
         return -1;
     size_t again = 0, held = 0;
     crm_tx_t *tx = crm_service_tx(svc);
-    ntf_job_t *jobs = NULL, **tail = &jobs;
+    int64_t now = crm_now_ms();
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         const char *id = r->element[i]->str;
         if (!crm_id_valid(CRM_ID_NAME, id)) {
             crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
             continue;
         }
+        if (sweep && ntf_held(n, id))
+            continue; /* being sent by this process */
         redisReply *h = crm_store_cmd(store, "HGETALL " CRM_KEY_NOTIFY_FMT, id);
         if (!h) {
             freeReplyObject(r);
             return -1;
         }
         const char *state = s_f(h, "state");
-        if (!state || strcmp(state, "sending")) {
+        if (h->type != REDIS_REPLY_ARRAY || !state || strcmp(state, "sending")) {
             crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
             freeReplyObject(h);
             continue;
         }
+        int64_t sending = s_i64(h, "sending_ms");
+        if (sweep && now - sending < n->lane_cfg.timeout_ms + 5000) {
+            freeReplyObject(h); /* a decision just committed: its job is on its way */
+            continue;
+        }
         const char *chn = s_f(h, "channel");
         bool sms = chn && !strcmp(chn, "sms");
-        if (!strcmp(n->uncertain, "hold") && !(sms && n->lane_cfg.sms_query_url[0])) {
+        bool ask = sms && n->lane_cfg.sms_query_url[0];
+        if (!strcmp(n->uncertain, "hold") && !ask) {
             ntf_fail(tx, id, s_f(h, "request_id") ? s_f(h, "request_id") : "", chn ? chn : "", "uncertain", NULL,
                      NULL, "the process stopped while it was being sent: it may have gone (notify dlq retry sends it)",
                      s_i64(h, "attempts"), true);
@@ -561,66 +660,39 @@ int ntf_reconcile(crm_service_t *svc)
             freeReplyObject(h);
             continue;
         }
-        if (sms && n->lane_cfg.sms_query_url[0]) {
-            /* The gateway may still be working on the lost request: it is
-               looked up once that request would have timed out, then sent
-               only if the gateway does not have it (decided again then:
-               consent, quiet hours and not_after still hold). */
-            int64_t at = s_i64(h, "sending_ms") + n->lane_cfg.timeout_ms + 2000, now = crm_now_ms();
-            if (at < now)
-                at = now;
-            char tid[NTF_ID_SZ + 2];
-            snprintf(tid, sizeof tid, "n:%s", id);
-            s_set_state(tx, id, "deferred", "uncertain");
-            crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " check 1 next_ms %lld", id, (long long) at);
-            crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", id);
-            crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", id);
-            crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
-            crm_tx_due(tx, CRM_NOTIFY_SET, tid, at);
-            ntf_log(tx, id, "deferred", "uncertain", NULL, 0);
-            ntf_metric(tx, "uncertain", 1);
-            freeReplyObject(h);
-            again++;
-            continue;
-        }
-        redisReply *hook = NULL;
-        const char *to = s_f(h, "to");
-        if (chn && !strcmp(chn, "webhook") && to && crm_id_valid(CRM_ID_NAME, to))
-            hook = crm_store_cmd(store, "HGETALL " CRM_KEY_WEBHOOK_FMT, to);
-        ntf_job_t *j = s_job(id, h, hook);
-        freeReplyObject(hook);
-        freeReplyObject(h);
-        if (!j)
-            continue;
-        j->attempt--; /* the same attempt, once more */
-        j->reconcile = true;
-        /* counted before it goes: every second send is explained by one */
+        /* Decided again like any other (consent, quiet hours, not_after
+           hold); an SMS once the gateway has had the time to record the
+           lost request, then looked up before it goes. */
+        int64_t at = ask ? sending + n->lane_cfg.timeout_ms + 2000 : now;
+        if (at < now)
+            at = now;
+        char tid[NTF_ID_SZ + 2];
+        snprintf(tid, sizeof tid, "n:%s", id);
+        s_set_state(tx, id, "deferred", "uncertain");
+        crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " check 1 next_ms %lld", id, (long long) at);
+        crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", id);
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", id);
-        ntf_log(tx, id, "sending", "uncertain", NULL, j->attempt);
+        crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
+        crm_tx_due(tx, CRM_NOTIFY_SET, tid, at);
+        ntf_log(tx, id, "deferred", "uncertain", NULL, 0);
         ntf_metric(tx, "uncertain", 1);
-        *tail = j, tail = &j->next;
+        freeReplyObject(h);
         again++;
     }
     freeReplyObject(r);
-    if (crm_tx_size(tx) && crm_service_commit(svc, tx) != 0) {
-        while (jobs) {
-            ntf_job_t *nx = jobs->next;
-            ntf_job_free(jobs);
-            jobs = nx;
-        }
+    if (crm_tx_size(tx) && crm_service_commit(svc, tx) != 0)
         return -1;
-    }
-    crm_tx_reset(tx);
-    while (jobs) {
-        ntf_job_t *nx = jobs->next;
-        jobs->next = NULL;
-        ntf_lanes_submit(svc, jobs);
-        jobs = nx;
-    }
     if (again || held)
-        crm_warn("notify.reconcile", "uncertain=%zu held=%zu (sent when the process stopped: sms looked up at the "
-                 "gateway, others sent again with the same id)", again, held);
+        crm_warn("notify.reconcile", "uncertain=%zu held=%zu sweep=%d (being sent when a process stopped or a commit "
+                 "failed: decided again; sms looked up at the gateway first, others sent with the same id)",
+                 again, held, sweep);
     return 0;
+}
+
+void ntf_tick_sweep(crm_service_t *svc)
+{
+    if (ntf_reconcile(svc, true) != 0)
+        crm_warn("notify.sweep_failed", "why=\"%s\"", crm_store_error(crm_service_store(svc)));
 }
 
 /* notify.retry: a dead letter goes again as new (its attempts start over). */
@@ -642,25 +714,29 @@ crm_handled_t ntf_req_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     freeReplyObject(r);
     if (!id[0])
         return crm_req_fail(req, "request_id", "unknown", "request_id: no notification with this id");
-    if (!(r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_NOTIFY_FMT " state text", id)))
+    if (!(r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_NOTIFY_FMT " state text refused class", id)))
         return crm_req_unavailable(req);
-    const char *state = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING
-                            ? r->element[0]->str
-                            : "";
-    bool has_text = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING;
-    bool dead = !strcmp(state, "dead");
+    bool four = r->type == REDIS_REPLY_ARRAY && r->elements == 4;
+    char state[24] = "", cls[24] = "";
+    if (four && r->element[0]->type == REDIS_REPLY_STRING)
+        snprintf(state, sizeof state, "%s", r->element[0]->str);
+    if (four && r->element[3]->type == REDIS_REPLY_STRING)
+        snprintf(cls, sizeof cls, "%s", r->element[3]->str);
+    bool has_text = four && r->element[1]->type == REDIS_REPLY_STRING;
+    bool refused = four && r->element[2]->type == REDIS_REPLY_STRING;
     freeReplyObject(r);
-    if (!dead)
+    if (strcmp(state, "dead"))
         return crm_req_fail(req, "request_id", "not_dead", "request_id: only a dead letter is retried (state %s)", state);
-    if (!has_text)
+    if (!has_text || refused)
         return crm_req_fail(req, "request_id", "invalid",
                             "request_id: it was refused as asked (see its reason): ask again with a corrected request");
     int64_t now = crm_now_ms();
     ntf_t *n = ntf_of(svc);
+    int c = crm_class_parse(cls);
     char tid[NTF_ID_SZ + 2], na[24];
     snprintf(tid, sizeof tid, "n:%s", id);
-    /* a fresh life: attempts and the age limit start now */
-    snprintf(na, sizeof na, "%lld", (long long) (now + n->max_age_ms[CRM_CLASS_TRANSACTIONAL]));
+    /* a fresh life: attempts and the age limit of its class start now */
+    snprintf(na, sizeof na, "%lld", (long long) (now + n->max_age_ms[c >= 0 ? c : CRM_CLASS_TRANSACTIONAL]));
     s_set_state(tx, id, "queued", "dlq_retry");
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_DLQ_STATE " %s retried:%lld", id, (long long) now);
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " attempts 0 not_after %s", id, na);

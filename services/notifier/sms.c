@@ -7,7 +7,8 @@
  *  before sending again after a timeout. So an attempt whose answer was
  *  lost after the request left, and any attempt a crash left unknown, is
  *  first looked up with QuerySendDetails (by number and day, matched by
- *  OutId) when the gateway offers it: found, it counts as sent.
+ *  OutId) when the gateway offers it: found, it counts as sent; when the
+ *  gateway cannot say, it is not sent (tried again later).
  *
  *  The gateway's answers: OK sent; isv.BUSINESS_LIMIT_CONTROL (minute,
  *  hour or day flow control), isv.DAY_LIMIT_CONTROL and
@@ -38,11 +39,13 @@ static int s_query(CURL *curl, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
 {
     if (!cfg->sms_query_url[0])
         return -1;
-    int64_t days[2] = {crm_cst_day(crm_now_ms()), job->created_ms ? crm_cst_day(job->created_ms) : -1};
-    for (int d = 0; d < 2; d++) {
-        if (d == 1 && days[1] == days[0])
-            break;
-        if (days[d] < 0)
+    /* the day the lost attempt went (China time), and the next (the
+       gateway's day may have turned while it was working), and today */
+    int64_t sent = job->sending_ms ? job->sending_ms : job->created_ms;
+    int64_t days[3] = {sent ? crm_cst_day(sent) : -1, sent ? crm_cst_day(sent) + 1 : -1, crm_cst_day(crm_now_ms())};
+    for (int d = 0; d < 3; d++) {
+        if (days[d] < 0 || (d == 2 && (days[2] == days[0] || days[2] == days[1])) ||
+            (d == 1 && days[1] > days[2]))
             continue;
         int y, mo, da;
         crm_day_ymd(days[d], &y, &mo, &da);
@@ -156,12 +159,19 @@ static void s_send(void *lane, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
         s_pull(curl, cfg, job);
         return;
     }
-    if (job->reconcile) {
+    if (job->reconcile && cfg->sms_query_url[0]) {
         int q = s_query(curl, cfg, job);
         if (q == 1) {
             job->outcome = NTF_OK;
             job->found = true;
             snprintf(job->message, sizeof job->message, "found in the gateway's records");
+            return;
+        }
+        if (q < 0) {
+            /* not known whether the gateway has it: never sent blind */
+            job->outcome = NTF_TEMP;
+            job->unknown = true;
+            snprintf(job->message, sizeof job->message, "the gateway could not say whether it has it (QuerySendDetails)");
             return;
         }
     }
@@ -184,16 +194,12 @@ static void s_send(void *lane, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
     free(form);
     job->status = res.status;
     if (rc != 0) {
-        /* no answer: if the request left, the gateway may have it */
+        /* No answer. If the request left, the gateway may have it: the
+           next attempt looks it up first, once the gateway has had the time
+           to record it (send.c). */
         job->unknown = res.sent;
-        if (res.sent && s_query(curl, cfg, job) == 1) {
-            job->outcome = NTF_OK;
-            job->found = true;
-            snprintf(job->message, sizeof job->message, "no answer, found in the gateway's records");
-        } else {
-            job->outcome = NTF_TEMP;
-            snprintf(job->message, sizeof job->message, "%s", curl_easy_strerror(res.rc));
-        }
+        job->outcome = NTF_TEMP;
+        snprintf(job->message, sizeof job->message, "%s", curl_easy_strerror(res.rc));
     } else if (res.status == 429 || res.status >= 500) {
         job->outcome = NTF_TEMP;
         job->retry_after_ms = res.retry_after_ms;

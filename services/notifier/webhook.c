@@ -135,7 +135,7 @@ static void s_changed(crm_tx_t *tx, const char *dealer, const char *state, const
 /* The dealer's contact is told its endpoint was disabled, by e-mail and
    SMS where known (templates webhook_disabled). */
 static void s_tell_contact(crm_service_t *svc, crm_tx_t *tx, const char *dealer, const redisReply *w, const char *url,
-                           int64_t at)
+                           int64_t failing_since)
 {
     const char *contacts[2] = {crm_reply_field(w, "contact_email"), crm_reply_field(w, "contact_mobile")};
     const char *channels[2] = {"email", "sms"};
@@ -145,7 +145,8 @@ static void s_tell_contact(crm_service_t *svc, crm_tx_t *tx, const char *dealer,
         crm_msg_t m;
         crm_msg_init(&m, CRM_T_notify_request);
         char rid[160], p1[80], p2[300], id[NTF_ID_SZ];
-        snprintf(rid, sizeof rid, "webhook_disabled:%s:%lld:%s", dealer, (long long) at, channels[i]);
+        /* one per run of failures: the same id if it is decided twice */
+        snprintf(rid, sizeof rid, "webhook_disabled:%s:%lld:%s", dealer, (long long) failing_since, channels[i]);
         snprintf(p1, sizeof p1, "dealer_id=%s", dealer);
         snprintf(p2, sizeof p2, "url=%s", url ? url : "");
         CRM_SET_STR(&m, notify_request, request_id, rid);
@@ -163,11 +164,13 @@ static void s_tell_contact(crm_service_t *svc, crm_tx_t *tx, const char *dealer,
     }
 }
 
-void ntf_webhook_after(crm_service_t *svc, crm_tx_t *tx, const ntf_job_t *job)
+void ntf_webhook_after(crm_service_t *svc, crm_tx_t *tx, const ntf_job_t *job, zhash_t *disabled)
 {
     const char *d = job->to;
     if (!d || !crm_id_valid(CRM_ID_NAME, d))
         return;
+    if (disabled && zhash_lookup(disabled, d))
+        return; /* disabled by an earlier job of this batch */
     if (job->outcome == NTF_OK) {
         crm_tx_cmd(tx, "HDEL " CRM_KEY_WEBHOOK_FMT " failing_since", d);
         return;
@@ -183,9 +186,9 @@ void ntf_webhook_after(crm_service_t *svc, crm_tx_t *tx, const ntf_job_t *job)
     int64_t since = fs ? strtoll(fs, NULL, 10) : now;
     if (!fs)
         crm_tx_cmd(tx, "HSET " CRM_KEY_WEBHOOK_FMT " failing_since %lld", d, (long long) now);
-    bool disabled = state && !strcmp(state, "disabled");
+    bool off = state && !strcmp(state, "disabled");
     bool gone = job->outcome == NTF_GONE;
-    if (!disabled && (gone || now - since >= n->disable_after_ms)) {
+    if (!off && (gone || now - since >= n->disable_after_ms)) {
         char why[160];
         if (gone)
             snprintf(why, sizeof why, "HTTP 410 from the endpoint");
@@ -196,7 +199,9 @@ void ntf_webhook_after(crm_service_t *svc, crm_tx_t *tx, const ntf_job_t *job)
                    (long long) now, why);
         const char *url = crm_reply_field(w, "url");
         s_changed(tx, d, "disabled", url, why, since);
-        s_tell_contact(svc, tx, d, w, url, now);
+        s_tell_contact(svc, tx, d, w, url, since);
+        if (disabled)
+            zhash_insert(disabled, d, (void *) 1);
         crm_warn("webhook.disabled", "dealer=%s url=%s why=\"%s\"", d, url ? url : "-", why);
     }
     freeReplyObject(w);

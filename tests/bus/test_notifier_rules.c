@@ -333,8 +333,11 @@ static void test_an_sms_reply_td_opts_out_and_the_ledger_shows_why(void **state)
     S_CTL_UNTIL(&f, "sms_reply", S_WAIT_MS, "consent", "history", "C1");
     assert_non_null(strstr(s_out(&f), "opt_out"));
     assert_non_null(strstr(s_out(&f), "TD"));
-    assert_true(s_wait_events(&f, "consent.changed", "sms_reply", 1, S_WAIT_MS) == 1);
-    json_t *ev = s_event(&f, "consent.changed", "sms_reply");
+    /* one entry in the customer's ledger, one in the number's own (a
+       message to the number that names no customer is refused too) */
+    assert_true(s_wait_events(&f, "consent.changed", "sms_reply", 2, S_WAIT_MS) == 2);
+    assert_int_equal(crm_h_ntf_events(&f, "consent.changed", "\"customer_id\":\"tel:13812345678\""), 1);
+    json_t *ev = s_event(&f, "consent.changed", "\"customer_id\":\"C1\"");
     assert_string_equal(s_json_s(ev, "customer_id"), "C1");
     assert_string_equal(s_json_s(ev, "channel"), "sms");
     assert_string_equal(s_json_s(ev, "state"), "opt_out");
@@ -346,6 +349,14 @@ static void test_an_sms_reply_td_opts_out_and_the_ledger_shows_why(void **state)
     s_expect_field(&f, "optout:C1:2", "reason", "opted_out");
     s_wait_events(&f, "notify.failed", "optout:C1:2", 1, S_WAIT_MS);
     assert_int_equal(crm_h_ntf_http_count(&f, "/sms/send", "PhoneNumbers=13812345678"), 1);
+    crm_h_ntf_request(&f, &(crm_h_ntf_req_t){.rid = "optout:tel:3",
+                                             .channel = "sms",
+                                             .to = "13812345678",
+                                             .tpl = "testdrive_escalated_manager",
+                                             .recipient = "staff",
+                                             .params = {"testdrive_id=T1", "at=2026-12-05 10:00"}});
+    crm_h_ntf_wait_state(&f, "optout:tel:3", "failed", S_WAIT_MS);
+    s_expect_field(&f, "optout:tel:3", "reason", "opted_out");
 
     /* a question about opting out is kept for a person, and changes nothing */
     crm_h_ntf_ctl(&f, "/_ctl/reply",

@@ -149,7 +149,7 @@ static void test_randomized_requests_over_a_simulated_week_break_no_rule(void **
     int steps = (int) (S_DAYS * 86400000LL / S_STEP_MS);
     int per_step = (total + steps - 1) / steps;
     int64_t start = crm_h_ntf_cst(2026, 12, 7, 0, 0);
-    const char *env[] = {"CRM_CAP_SMS=3", "CRM_CAP_EMAIL=2", "CRM_CAP_CALL=2", "CRM_NOTIFY_MAX_INFLIGHT=100000",
+    const char *env[] = {"CRM_CAP_SMS=3", "CRM_CAP_EMAIL=2", "CRM_CAP_CALL=2", "CRM_NOTIFY_MAX_INFLIGHT=100000", "CRM_NOTIFY_LANE_QUEUE=100000",
                          "CRM_SMS_LANES=8", "CRM_LOG_LEVEL=warn", NULL};
     crm_h_ntf_t f;
     crm_h_ntf_up_at(&f, start, env, (const char *const[]){"--no-log-data", NULL});

@@ -134,7 +134,7 @@ void crm_h_ntf_up_at(crm_h_ntf_t *f, int64_t clock_ms, const char *const *env, c
     crm_h_sys_env(&f->sys, "CRM_DEPT_EMAIL=%s", "crm@carmaker.example");
     crm_h_sys_env(&f->sys, "CRM_MAIL_FROM=%s", "notice@carmaker.example");
     crm_h_sys_env(&f->sys, "CRM_UNSUBSCRIBE_URL=%s", "https://crm.carmaker.example/unsubscribe");
-    crm_h_sys_env(&f->sys, "CRM_UNSUBSCRIBE_KEY=%s", "test-key");
+    crm_h_sys_env(&f->sys, "CRM_UNSUBSCRIBE_KEY=%s", "test-key-of-16-chars");
     crm_h_sys_env(&f->sys, "CRM_RETRY_BASE_MS=%d", 200);
     crm_h_sys_env(&f->sys, "CRM_RETRY_MAX_MS=%d", 1000);
     crm_h_sys_env(&f->sys, "CRM_NOTIFY_TIMEOUT_MS=%d", 3000);
