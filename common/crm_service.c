@@ -1338,7 +1338,7 @@ static int s_start(crm_service_t *svc)
     if (def->timer_sets)
         zloop_timer(svc->loop, 100, 0, s_on_timers, svc);
     if (def->due_sets)
-        zloop_timer(svc->loop, 100, 0, s_on_due, svc);
+        zloop_timer(svc->loop, def->due_every_ms > 0 ? def->due_every_ms : 100, 0, s_on_due, svc);
     int nticks = 0;
     while (def->ticks && def->ticks[nticks].name)
         nticks++;

@@ -216,6 +216,9 @@ typedef struct {
        that many, in one round, and none when it is 0. NULL: fire-batch,
        in rounds while they come full. */
     int64_t (*due_limit)(crm_service_t *svc, const char *set);
+    /* How often due sets are claimed, ms; 0: every 100 ms. A service with
+       a due_limit claims more often, so that room freed is taken soon. */
+    int due_every_ms;
 } crm_service_def_t;
 
 /* Runs the service until SIGINT/SIGTERM. Returns the process exit code:

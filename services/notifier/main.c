@@ -297,6 +297,7 @@ static const crm_service_def_t notifier_def = {
     .on_stop = notifier_stop,
     .prefetch = ntf_prefetch,
     .due_limit = s_due_limit,
+    .due_every_ms = 10,
 };
 
 int main(int argc, char **argv) { return crm_service_main(&notifier_def, argc, argv); }
