@@ -255,10 +255,10 @@ int ntf_lanes_start(crm_service_t *svc, int sms, int email, int webhook)
     return 0;
 }
 
-/* A clean stop: the sends under way are waited for (briefly) and their
-   outcomes committed; what waited for a lane goes back to its timer, never
-   sent and not uncertain. What a lane still holds after that stays
-   "sending": the next start looks at it (send.c). */
+/* A clean stop: the sends under way are waited for (each ends within
+   --http-timeout-ms) and their outcomes committed; what waited for a lane
+   goes back to its timer, never sent and not uncertain. What a lane still
+   holds after that stays "sending": the next start looks at it (send.c). */
 void ntf_lanes_stop(crm_service_t *svc)
 {
     ntf_t *n = ntf_of(svc);
@@ -274,7 +274,9 @@ void ntf_lanes_stop(crm_service_t *svc)
         }
     if (back)
         ntf_requeue(svc, back);
-    int64_t until = crm_mono_ms() + 500;
+    /* a send under way ends within its timeout: its outcome is waited for
+       (a lane's thread cannot be stopped in the middle of a send anyway) */
+    int64_t until = crm_mono_ms() + n->lane_cfg.timeout_ms + 500;
     ntf_job_t *done[256];
     size_t k = 0;
     for (int i = 0; i < n->nlanes; i++) {
