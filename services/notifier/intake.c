@@ -158,7 +158,7 @@ void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
     }
     if (!reqs)
         return;
-    int id_at = crm_tx_cmd(p, "INCRBY " CRM_KEY_NOTIFY_IDS " %zu", reqs);
+    int id_at = crm_tx_cmd(p, "INCRBY " CRM_KEY_NOTIFY_IDS " %lld", (long long) reqs); /* hiredis knows no %zu */
     if (crm_store_pipeline(crm_service_store(svc), p) != 0)
         return;
     /* the answers, in the order asked */
