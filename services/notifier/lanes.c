@@ -111,18 +111,20 @@ static void s_back(crm_service_t *svc, ntf_lane_t *l, ntf_job_t *j, ntf_job_t **
     done[(*k)++] = j;
 }
 
-/* Outcomes back from the lanes: everything ready now, in one commit. */
-static int s_on_lane(zloop_t *loop, zsock_t *reader, void *arg)
+/* The jobs the lanes have done: what is ready now (until 0), or what comes
+   before `until` (mono ms, a stop); their outcomes in one commit. */
+static void s_collect(crm_service_t *svc, int64_t until)
 {
-    (void) loop;
-    (void) reader;
-    crm_service_t *svc = arg;
     ntf_t *n = ntf_of(svc);
     ntf_job_t *done[256];
     size_t k = 0;
     for (int i = 0; i < n->nlanes && k < 256; i++) {
         ntf_lane_t *l = &n->lanes[i];
-        while (l->job && (zsock_events(zactor_sock(l->actor)) & ZMQ_POLLIN) && k < 256) {
+        while (l->job && k < 256) {
+            int64_t left = until ? until - crm_mono_ms() : 0;
+            if (until ? left <= 0 || s_wait_readable(zactor_sock(l->actor), (int) left) != 0
+                      : !(zsock_events(zactor_sock(l->actor)) & ZMQ_POLLIN))
+                break;
             char *cmd = NULL;
             void *ptr = NULL;
             if (zsock_recv(zactor_sock(l->actor), "sp", &cmd, &ptr) != 0)
@@ -133,6 +135,15 @@ static int s_on_lane(zloop_t *loop, zsock_t *reader, void *arg)
     }
     if (k)
         s_commit_outcomes(svc, done, k);
+}
+
+/* Outcomes back from the lanes: everything ready now, in one commit. */
+static int s_on_lane(zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    (void) reader;
+    crm_service_t *svc = arg;
+    s_collect(svc, 0);
     s_feed(svc);
     return 0;
 }
@@ -277,24 +288,7 @@ void ntf_lanes_stop(crm_service_t *svc)
     /* a send under way ends within its timeout: its outcome is waited for
        (a lane's thread cannot be stopped in the middle of a send anyway) */
     int64_t until = crm_mono_ms() + n->lane_cfg.timeout_ms + 500;
-    ntf_job_t *done[256];
-    size_t k = 0;
-    for (int i = 0; i < n->nlanes; i++) {
-        ntf_lane_t *l = &n->lanes[i];
-        while (l->job && k < 256) {
-            int64_t left = until - crm_mono_ms();
-            if (left <= 0 || s_wait_readable(zactor_sock(l->actor), (int) left) != 0)
-                break;
-            char *cmd = NULL;
-            void *ptr = NULL;
-            if (zsock_recv(zactor_sock(l->actor), "sp", &cmd, &ptr) != 0)
-                break;
-            free(cmd);
-            s_back(svc, l, ptr, done, &k);
-        }
-    }
-    if (k)
-        s_commit_outcomes(svc, done, k);
+    s_collect(svc, until);
     for (int i = 0; i < n->nlanes; i++) {
         zactor_destroy(&n->lanes[i].actor);
         ntf_job_free(n->lanes[i].job); /* its thread is gone: stays "sending" in Redis */
