@@ -116,7 +116,7 @@ static void s_send(void *lane, const ntf_lane_cfg_t *cfg, ntf_job_t *job)
     }
     snprintf(job->message, sizeof job->message, "%s", curl_easy_strerror(rc));
     snprintf(job->code_out, sizeof job->code_out, "smtp %ld", code);
-    job->unknown = src.off == len; /* the whole message went; the answer did not come */
+    job->unknown = src.off == len && code == 0; /* the whole message went and no answer came */
     job->outcome = code >= 500 && code < 600 ? NTF_PERM : NTF_TEMP;
 }
 

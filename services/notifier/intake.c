@@ -113,6 +113,8 @@ void ntf_prefetch_free(void)
 
 static void s_seen_free(void) { zhash_destroy(&s_seen.ids); }
 
+void ntf_intake_forget(void) { s_seen_free(); }
+
 void ntf_intake_free(void)
 {
     ntf_prefetch_free();

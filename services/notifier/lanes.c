@@ -59,15 +59,16 @@ static int s_wait_readable(void *sock, int timeout_ms)
     return zmq_poll(&item, 1, timeout_ms) == 1 ? 0 : -1;
 }
 
-/* Hold list: every notification a job of this process holds. */
-static void s_hold(ntf_t *n, const char *id, bool on)
+/* Hold list: every notification a job of this process holds (its job:
+   a job lets go of its own entry only). */
+static void s_hold(ntf_t *n, ntf_job_t *job, bool on)
 {
     if (!n->held && !(n->held = zhash_new()))
         return;
     if (on)
-        zhash_insert(n->held, id, (void *) 1);
-    else
-        zhash_delete(n->held, id);
+        zhash_update(n->held, job->id, job);
+    else if (zhash_lookup(n->held, job->id) == job)
+        zhash_delete(n->held, job->id);
 }
 
 bool ntf_held(const ntf_t *n, const char *id) { return n->held && zhash_lookup(n->held, id); }
@@ -79,7 +80,7 @@ static void s_commit_outcomes(crm_service_t *svc, ntf_job_t **done, size_t k)
     ntf_t *n = ntf_of(svc);
     if (ntf_outcome(svc, done, k) == 0) {
         for (size_t i = 0; i < k; i++) {
-            s_hold(n, done[i]->id, false);
+            s_hold(n, done[i], false);
             ntf_job_free(done[i]);
         }
         return;
@@ -121,8 +122,9 @@ static void s_collect(crm_service_t *svc, int64_t until)
     for (int i = 0; i < n->nlanes && k < 256; i++) {
         ntf_lane_t *l = &n->lanes[i];
         while (l->job && k < 256) {
+            /* past the deadline every lane is still looked at, without waiting */
             int64_t left = until ? until - crm_mono_ms() : 0;
-            if (until ? left <= 0 || s_wait_readable(zactor_sock(l->actor), (int) left) != 0
+            if (until ? s_wait_readable(zactor_sock(l->actor), left > 0 ? (int) left : 0) != 0
                       : !(zsock_events(zactor_sock(l->actor)) & ZMQ_POLLIN))
                 break;
             char *cmd = NULL;
@@ -196,7 +198,7 @@ void ntf_lanes_submit(crm_service_t *svc, ntf_job_t *job)
     *n->waiting_tail[job->channel] = job;
     n->waiting_tail[job->channel] = &job->next;
     n->inflight[job->channel]++;
-    s_hold(n, job->id, true);
+    s_hold(n, job, true);
     if (n->started)
         s_feed(svc);
 }
@@ -275,14 +277,17 @@ void ntf_lanes_stop(crm_service_t *svc)
     ntf_t *n = ntf_of(svc);
     n->stopping = true;
     ntf_job_t *back = NULL;
-    for (int c = 0; c < CRM_CHANNEL_COUNT; c++)
+    for (int c = 0; c < CRM_CHANNEL_COUNT; c++) {
         while (n->waiting[c]) {
             ntf_job_t *j = n->waiting[c];
             n->waiting[c] = j->next;
             n->inflight[c]--;
+            s_hold(n, j, false);
             j->next = back;
             back = j;
         }
+        n->waiting_tail[c] = &n->waiting[c];
+    }
     if (back)
         ntf_requeue(svc, back);
     /* a send under way ends within its timeout: its outcome is waited for

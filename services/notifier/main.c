@@ -49,9 +49,10 @@ static const crm_tick_t notifier_ticks[] = {
 
 static const char *const notifier_due[] = {CRM_NOTIFY_SET, NULL};
 
-/* No more notifications are taken from their timers than can be sent:
-   none waits recorded as "sending" for a lane (the window after a crash
-   stays small) and none is taken only to be put back. */
+/* No more notifications are taken from their timers than there is room
+   for in the lanes (the window after a crash stays small). The channels
+   share one timer set: while one channel is full, its timers taken are put
+   back for 100 ms (tools/NOTIFY.md, "left alone"). */
 static int64_t s_due_limit(crm_service_t *svc, const char *set)
 {
     (void) set;

@@ -166,6 +166,8 @@ void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
 void ntf_prefetch_free(void);
 /* All intake keeps (the prefetch, the batch's ids): on stop. */
 void ntf_intake_free(void);
+/* The batch's kept ids forgotten (a commit of what intake kept failed). */
+void ntf_intake_forget(void);
 crm_handled_t ntf_on_escalated(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 /* Keeps a new notification from a notify.request body (validated here) in
    `tx`; the notification's number in `id` (already there: kept as it was,

@@ -211,7 +211,12 @@ static int s_read(crm_service_t *svc, crm_tx_t *t)
 {
     if (!crm_tx_size(t) || crm_store_pipeline(crm_service_store(svc), t) == 0)
         return 0;
-    return crm_store_last_error(crm_service_store(svc)) == CRM_STORE_REFUSED ? 0 : -1;
+    if (crm_store_last_error(crm_service_store(svc)) != CRM_STORE_REFUSED)
+        return -1;
+    for (size_t i = 0; i < crm_tx_size(t); i++)
+        if (!crm_tx_result(t, (int) i))
+            return -1; /* not every reply came: not an item's error */
+    return 0;
 }
 
 static bool s_err(const redisReply *r) { return r && r->type == REDIS_REPLY_ERROR; }
@@ -315,6 +320,15 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             crm_warn("notify.broken", "id=%s (no request_id or channel)", id);
             continue;
         }
+        int64_t next = s_i64(h, "next_ms");
+        if (!strcmp(state, "deferred") && next > now + 50) {
+            /* an older timer applied again (after a crash): the notification's
+               own time stands (a backoff, an SMS's wait before its lookup) */
+            char tid[NTF_ID_SZ + 2];
+            snprintf(tid, sizeof tid, "n:%s", id);
+            crm_tx_due(w, CRM_NOTIFY_SET, tid, next);
+            continue;
+        }
         crm_notify_msg_t nm = {0};
         nm.cls = crm_class_parse(s_f(h, "class") ? s_f(h, "class") : "");
         nm.channel = crm_channel_parse(chn);
@@ -387,6 +401,16 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             }
             char call_id[NTF_ID_SZ];
             if (ntf_call_open(svc, w, h, id, call_id, sizeof call_id) != 0) {
+                if (crm_store_last_error(crm_service_store(svc)) == CRM_STORE_REFUSED) {
+                    ntf_fail(w, id, rid, chn, "invalid", "customer_id", NULL,
+                             "the call task cannot be made (Redis refused a read of it)", attempts, true);
+                    continue;
+                }
+                while (jobs) {
+                    ntf_job_t *nx = jobs->next;
+                    ntf_job_free(jobs);
+                    jobs = nx;
+                }
                 rc = crm_service_failed(svc);
                 goto done;
             }
@@ -457,6 +481,7 @@ static void s_release(crm_tx_t *tx, const ntf_job_t *j)
     if (!j->count_key)
         return;
     crm_tx_cmd(tx, "DECR %s", j->count_key);
+    crm_tx_cmd(tx, "EXPIRE %s 172800", j->count_key);
     crm_tx_cmd(tx, "HDEL " CRM_KEY_NOTIFY_FMT " count_key", j->id);
 }
 
@@ -477,7 +502,7 @@ static void s_sent(crm_tx_t *tx, ntf_job_t *j, bool receipted, int64_t now)
         s_set_state(tx, j->id, "sent", NULL);
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " sent_ms %s provider_id %s", j->id, sent, j->provider_id);
     crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
-    bool resent = j->reconcile && !j->found && !receipted;
+    bool resent = j->reconcile && !j->found;
     if (resent) {
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " resent 1", j->id);
         ntf_metric(tx, "resent", 1);
@@ -504,20 +529,36 @@ static void s_sent(crm_tx_t *tx, ntf_job_t *j, bool receipted, int64_t now)
 int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
 {
     ntf_t *n = ntf_of(svc);
-    /* A receipt may be pulled before the gateway's answer is committed:
-       a delivered message is sent, whatever its lane made of the answer. */
+    /* What each notification is now: a receipt may have come before the
+       gateway's answer (a delivered message is sent, whatever its lane made
+       of the answer); an outcome tried again after a commit that did apply
+       finds its notification moved on, and changes nothing. */
     crm_tx_reset(n->reads);
     for (size_t i = 0; i < cnt; i++)
-        crm_tx_cmd(n->reads, "HGET " CRM_KEY_NOTIFY_FMT " state", jobs[i]->id);
-    bool read = crm_store_pipeline(crm_service_store(svc), n->reads) == 0;
+        crm_tx_cmd(n->reads, "HMGET " CRM_KEY_NOTIFY_FMT " state sending_ms", jobs[i]->id);
+    if (crm_store_pipeline(crm_service_store(svc), n->reads) != 0)
+        return -1;
     crm_tx_t *tx = crm_service_tx(svc);
     int64_t now = crm_now_ms();
     zhash_t *disabled = zhash_new();
+    bool hold = !strcmp(n->uncertain, "hold");
     for (size_t i = 0; i < cnt; i++) {
         ntf_job_t *j = jobs[i];
-        const redisReply *st = read ? crm_tx_result(n->reads, (int) i) : NULL;
-        bool receipted = st && st->type == REDIS_REPLY_STRING &&
-                         (!strcmp(st->str, "delivered") || !strcmp(st->str, "undelivered"));
+        const redisReply *st = crm_tx_result(n->reads, (int) i);
+        const char *state = st && st->type == REDIS_REPLY_ARRAY && st->elements == 2 &&
+                                    st->element[0]->type == REDIS_REPLY_STRING
+                                ? st->element[0]->str
+                                : "";
+        int64_t sending = st && st->type == REDIS_REPLY_ARRAY && st->elements == 2 &&
+                                  st->element[1]->type == REDIS_REPLY_STRING
+                              ? strtoll(st->element[1]->str, NULL, 10)
+                              : -1;
+        bool receipted = !strcmp(state, "delivered") || !strcmp(state, "undelivered");
+        if ((strcmp(state, "sending") && !receipted) || sending != j->sending_ms) {
+            crm_info("notify.outcome_stale", "id=%s state=%s (applied already, or another attempt since)", j->id,
+                     state);
+            continue;
+        }
         const char *chn = crm_channel_name(j->channel);
         char code[128];
         if (j->status && !j->code_out[0])
@@ -527,9 +568,10 @@ int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
         if (receipted && j->outcome != NTF_OK) {
             crm_info("notify.receipted", "id=%s (the gateway's receipt came; its answer said %s)", j->id, code);
             j->outcome = NTF_OK;
-            j->found = true;
         }
-        if (j->reconcile || j->unknown)
+        /* an attempt whose outcome is known ends the uncertainty; a passing
+           failure or a deferral keeps it for the next attempt */
+        if ((j->reconcile || j->unknown) && j->outcome != NTF_TEMP && j->outcome != NTF_LIMIT)
             crm_tx_cmd(tx, "HDEL " CRM_KEY_NOTIFY_FMT " check", j->id);
         if (j->channel == CRM_CHANNEL_WEBHOOK)
             ntf_webhook_after(svc, tx, j, disabled);
@@ -538,24 +580,35 @@ int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
             s_sent(tx, j, receipted, now);
             break;
         case NTF_LIMIT:
-            s_release(tx, j);
+            if (!j->reconcile)
+                s_release(tx, j);
             crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", j->id);
             crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
             s_defer(tx, j->id, j->request_id, chn, "gateway_limit", code, j->until_ms > now ? j->until_ms : now + 60000);
             crm_info("notify.limited", "id=%s channel=%s code=%s until=%lld", j->id, chn, code, (long long) j->until_ms);
             break;
         case NTF_TEMP: {
-            s_release(tx, j);
+            if (!j->unknown && !j->reconcile)
+                s_release(tx, j); /* it did not go: the day's count back (a maybe-sent one stays counted) */
             crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
             int64_t at = now + s_backoff(n, j->attempt, j->retry_after_ms);
+            bool ask = j->channel == CRM_CHANNEL_SMS && n->lane_cfg.sms_query_url[0];
+            if (j->unknown && hold && !ask) {
+                ntf_fail(tx, j->id, j->request_id, chn, "uncertain", NULL, code,
+                         "no answer came after it was sent: it may have gone (notify dlq retry sends it)", j->attempt,
+                         true);
+                break;
+            }
             if (j->unknown) {
                 /* The request left and no answer came: it may have gone. The
-                   next attempt is an uncertain one (counted; an SMS is
+                   next attempt is an uncertain one (counted once; an SMS is
                    looked up first, once the gateway has had the time to
                    record it). */
                 crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " check 1", j->id);
-                crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", j->id);
-                ntf_metric(tx, "uncertain", 1);
+                if (!j->reconcile) {
+                    crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", j->id);
+                    ntf_metric(tx, "uncertain", 1);
+                }
                 int64_t settle = now + n->lane_cfg.timeout_ms + 2000;
                 if (j->channel == CRM_CHANNEL_SMS && at < settle)
                     at = settle;
@@ -576,7 +629,8 @@ int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
         }
         case NTF_PERM:
         case NTF_GONE:
-            s_release(tx, j);
+            if (!j->reconcile)
+                s_release(tx, j);
             ntf_fail(tx, j->id, j->request_id, chn, j->outcome == NTF_GONE ? "endpoint_disabled" : "permanent", NULL,
                      code, j->message, j->attempt, true);
             crm_warn("notify.failed", "id=%s channel=%s code=%s why=\"%s\"", j->id, chn, code, j->message);
@@ -585,6 +639,16 @@ int ntf_outcome(crm_service_t *svc, ntf_job_t **jobs, size_t cnt)
     }
     zhash_destroy(&disabled);
     if (crm_service_commit(svc, tx) != 0) {
+        ntf_intake_forget(); /* what the intake of this transaction kept is not committed */
+        if (crm_store_last_error(crm_service_store(svc)) == CRM_STORE_REFUSED) {
+            /* applied but for what Redis refused: kept for review, not
+               tried again (that would apply the rest twice) */
+            crm_reject_t r = {.origin = "notice", .kind = "outcome", .field = "commit",
+                              .reason = "Redis refused part of the outcomes' commit"};
+            crm_service_reject_partial(svc, tx, &r, -1, NULL, 0);
+            crm_error("notify.outcome_refused", "count=%zu why=\"%s\"", cnt, crm_store_error(crm_service_store(svc)));
+            return 0;
+        }
         crm_warn("notify.outcome_unsaved", "count=%zu (tried again; on a crash left in crm:notify:inflight)", cnt);
         return -1;
     }
@@ -599,10 +663,11 @@ void ntf_requeue(crm_service_t *svc, ntf_job_t *jobs)
     for (ntf_job_t *j = jobs; j; j = j->next, k++) {
         char tid[NTF_ID_SZ + 2];
         snprintf(tid, sizeof tid, "n:%s", j->id);
-        s_release(tx, j);
+        if (!j->reconcile)
+            s_release(tx, j);
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", j->id);
         crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
-        s_set_state(tx, j->id, "queued", "stopped");
+        s_set_state(tx, j->id, j->reconcile ? "deferred" : "queued", "stopped");
         crm_tx_due(tx, CRM_NOTIFY_SET, tid, now);
         ntf_log(tx, j->id, "queued", "stopped", NULL, 0);
     }
