@@ -188,7 +188,9 @@
  *                          each may have sent it once more), resent (such sends that went),
  *                          last_code, last_error, updated_ms
  *  crm:notify:<N>:log      stream; every step: state, reason, code, at, attempt
- *  crm:due:notify          compact timers "n:<N>": when to look at a notification again
+ *  crm:due:notify_<channel>  compact timers "n:<N>": when to look at a notification again,
+ *                          one set per channel (sms, email, call, webhook), so that a full
+ *                          channel's backlog never holds up the others
  *  crm:notify:inflight     set; N recorded as being sent (the window: looked at on start)
  *  crm:notify:count:<channel>:<C>:<YYYY-MM-DD>  counter; messages to a customer on a channel
  *                          that China day (the daily cap); expires after 2 days
@@ -280,7 +282,7 @@
 #define CRM_KEY_NOTIFY_REQ_FMT "crm:notify:req:%s"
 #define CRM_KEY_NOTIFY_FMT "crm:notify:%s"
 #define CRM_KEY_NOTIFY_LOG_FMT "crm:notify:%s:log"
-#define CRM_NOTIFY_SET "notify"
+#define CRM_NOTIFY_SET_FMT "notify_%s" /* a channel's timer set: crm:due:notify_sms ... */
 #define CRM_KEY_NOTIFY_INFLIGHT "crm:notify:inflight"
 #define CRM_KEY_NOTIFY_COUNT_FMT "crm:notify:count:%s"
 #define CRM_KEY_NOTIFY_DLQ "crm:notify:dlq"

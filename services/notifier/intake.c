@@ -512,7 +512,7 @@ int ntf_intake(crm_service_t *svc, crm_tx_t *tx, const crm_body_notify_request_t
         ntf_log(tx, id, "queued", NULL, NULL, 0);
         char tid[NTF_ID_SZ + 2];
         snprintf(tid, sizeof tid, "n:%s", id);
-        crm_tx_due(tx, CRM_NOTIFY_SET, tid, o.not_before > now ? o.not_before : now);
+        crm_tx_due(tx, ntf_set(crm_channel_parse(o.channel)), tid, o.not_before > now ? o.not_before : now);
         crm_debug("notify.queued", "id=%s request=%.80s channel=%s template=%s", id, b->request_id, o.channel,
                   o.tpl);
     }

@@ -216,17 +216,6 @@ int64_t ntf_lanes_free_ch(const ntf_t *n, int ch)
     return room < all ? room : all;
 }
 
-int64_t ntf_lanes_free(const ntf_t *n)
-{
-    int64_t sum = 0;
-    for (int c = 0; c < CRM_CHANNEL_COUNT; c++)
-        if (c != CRM_CHANNEL_CALL) {
-            int64_t f = ntf_lanes_free_ch(n, c);
-            sum += f > 0 ? f : 0;
-        }
-    /* call tasks need no lane: a little room for them whatever the others */
-    return sum + 16;
-}
 
 static int s_add(crm_service_t *svc, const ntf_channel_t *ch, int count)
 {

@@ -47,16 +47,37 @@ static const crm_tick_t notifier_ticks[] = {
     {NULL, 0, NULL},
 };
 
-static const char *const notifier_due[] = {CRM_NOTIFY_SET, NULL};
+static const char *const notifier_due[] = {"notify_sms", "notify_email", "notify_call", "notify_webhook", NULL};
 
-/* No more notifications are taken from their timers than there is room
-   for in the lanes (the window after a crash stays small). The channels
-   share one timer set: while one channel is full, its timers taken are put
-   back for 100 ms (tools/NOTIFY.md, "left alone"). */
+const char *ntf_set(int channel)
+{
+    switch (channel) {
+    case CRM_CHANNEL_EMAIL:
+        return "notify_email";
+    case CRM_CHANNEL_CALL:
+        return "notify_call";
+    case CRM_CHANNEL_WEBHOOK:
+        return "notify_webhook";
+    default:
+        return "notify_sms";
+    }
+}
+
+int ntf_set_channel(const char *set)
+{
+    if (!set || strncmp(set, "notify_", 7))
+        return -1;
+    int c = crm_channel_parse(set + 7);
+    return c >= 0 && !strcmp(ntf_set(c), set) ? c : -1;
+}
+
+/* No more notifications of a channel are taken from their timers than
+   there is room for in its lanes: the window after a crash stays small,
+   none is taken only to be put back, and a full channel never holds up the
+   others (each has its own set). */
 static int64_t s_due_limit(crm_service_t *svc, const char *set)
 {
-    (void) set;
-    return ntf_lanes_free(ntf_of(svc));
+    return ntf_lanes_free_ch(ntf_of(svc), ntf_set_channel(set));
 }
 
 static const crm_opt_t notifier_opts[] = {

@@ -155,6 +155,11 @@ typedef struct {
 
 ntf_t *ntf_of(crm_service_t *svc);
 
+/* The timer set of a channel's notifications ("notify_sms", ...), and back
+   (-1: not one of ours). */
+const char *ntf_set(int channel);
+int ntf_set_channel(const char *set);
+
 /* Templates (intake.c). */
 const crm_template_t *ntf_template(const ntf_t *n, const char *name, int channel);
 
@@ -202,8 +207,7 @@ int ntf_lanes_start(crm_service_t *svc, int sms, int email, int webhook);
 void ntf_lanes_stop(crm_service_t *svc);
 /* Hands a job to an idle lane of its channel, or queues it. */
 void ntf_lanes_submit(crm_service_t *svc, ntf_job_t *job);
-/* Room for more jobs: all channels (with a little for call tasks), one channel. */
-int64_t ntf_lanes_free(const ntf_t *n);
+/* Room for more jobs of a channel (call tasks: no limit). */
 int64_t ntf_lanes_free_ch(const ntf_t *n, int channel);
 /* Whether a job of this process holds the notification. */
 bool ntf_held(const ntf_t *n, const char *id);

@@ -96,7 +96,7 @@ static void s_defer(crm_tx_t *tx, const char *id, const char *request_id, const 
     char tid[NTF_ID_SZ + 2], next[24];
     snprintf(tid, sizeof tid, "n:%s", id);
     snprintf(next, sizeof next, "%lld", (long long) until);
-    crm_tx_due(tx, CRM_NOTIFY_SET, tid, until);
+    crm_tx_due(tx, ntf_set(crm_channel_parse(channel)), tid, until);
     s_set_state(tx, id, "deferred", reason);
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " next_ms %s", id, next);
     ntf_log(tx, id, "deferred", reason, code, 0);
@@ -226,7 +226,7 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
     (void) tx;
     ntf_t *n = ntf_of(svc);
     const crm_body_timers_fired_t *b = &msg->body.timers_fired;
-    if (strcmp(b->set, CRM_NOTIFY_SET))
+    if (ntf_set_channel(b->set) < 0)
         return CRM_APPLIED; /* another service's */
     size_t cnt = b->timers.n;
     if (!cnt)
@@ -326,7 +326,7 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
                own time stands (a backoff, an SMS's wait before its lookup) */
             char tid[NTF_ID_SZ + 2];
             snprintf(tid, sizeof tid, "n:%s", id);
-            crm_tx_due(w, CRM_NOTIFY_SET, tid, next);
+            crm_tx_due(w, ntf_set(crm_channel_parse(chn)), tid, next);
             continue;
         }
         crm_notify_msg_t nm = {0};
@@ -390,7 +390,7 @@ crm_handled_t ntf_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *t
             /* every lane of the channel busy: looked at again shortly, nothing recorded */
             char tid[NTF_ID_SZ + 2];
             snprintf(tid, sizeof tid, "n:%s", id);
-            crm_tx_due(w, CRM_NOTIFY_SET, tid, now + 100);
+            crm_tx_due(w, ntf_set(nm.channel), tid, now + 100);
             continue;
         }
         if (nm.channel == CRM_CHANNEL_CALL) {
@@ -668,7 +668,7 @@ void ntf_requeue(crm_service_t *svc, ntf_job_t *jobs)
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", j->id);
         crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", j->id);
         s_set_state(tx, j->id, j->reconcile ? "deferred" : "queued", "stopped");
-        crm_tx_due(tx, CRM_NOTIFY_SET, tid, now);
+        crm_tx_due(tx, ntf_set(j->channel), tid, now);
         ntf_log(tx, j->id, "queued", "stopped", NULL, 0);
     }
     if (crm_service_commit(svc, tx) != 0)
@@ -738,7 +738,7 @@ int ntf_reconcile(crm_service_t *svc, bool sweep)
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " attempts -1", id);
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_NOTIFY_FMT " uncertain 1", id);
         crm_tx_cmd(tx, "SREM " CRM_KEY_NOTIFY_INFLIGHT " %s", id);
-        crm_tx_due(tx, CRM_NOTIFY_SET, tid, at);
+        crm_tx_due(tx, ntf_set(crm_channel_parse(chn ? chn : "")), tid, at);
         ntf_log(tx, id, "deferred", "uncertain", NULL, 0);
         ntf_metric(tx, "uncertain", 1);
         freeReplyObject(h);
@@ -779,10 +779,12 @@ crm_handled_t ntf_req_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     freeReplyObject(r);
     if (!id[0])
         return crm_req_fail(req, "request_id", "unknown", "request_id: no notification with this id");
-    if (!(r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_NOTIFY_FMT " state text refused class", id)))
+    if (!(r = crm_store_cmd(crm_service_store(svc), "HMGET " CRM_KEY_NOTIFY_FMT " state text refused class channel", id)))
         return crm_req_unavailable(req);
-    bool four = r->type == REDIS_REPLY_ARRAY && r->elements == 4;
-    char state[24] = "", cls[24] = "";
+    bool four = r->type == REDIS_REPLY_ARRAY && r->elements == 5;
+    char state[24] = "", cls[24] = "", chn[24] = "";
+    if (four && r->element[4]->type == REDIS_REPLY_STRING)
+        snprintf(chn, sizeof chn, "%s", r->element[4]->str);
     if (four && r->element[0]->type == REDIS_REPLY_STRING)
         snprintf(state, sizeof state, "%s", r->element[0]->str);
     if (four && r->element[3]->type == REDIS_REPLY_STRING)
@@ -805,7 +807,7 @@ crm_handled_t ntf_req_retry(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     s_set_state(tx, id, "queued", "dlq_retry");
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_DLQ_STATE " %s retried:%lld", id, (long long) now);
     crm_tx_cmd(tx, "HSET " CRM_KEY_NOTIFY_FMT " attempts 0 not_after %s", id, na);
-    crm_tx_due(tx, CRM_NOTIFY_SET, tid, now);
+    crm_tx_due(tx, ntf_set(crm_channel_parse(chn)), tid, now);
     ntf_log(tx, id, "queued", "dlq_retry", NULL, 0);
     crm_info("notify.dlq_retry", "id=%s request=%.80s", id, rid);
     crm_req_ok(req, id);

@@ -77,15 +77,17 @@ static double s_run(crm_h_ntf_t *f, const char *kind, long long count)
         crm_tx_destroy(&tx);
     }
     /* all kept before they may go */
+    char set[48];
+    snprintf(set, sizeof set, "ZCARD crm:due:notify_%s", kind);
     while (crm_now_ms() < go - 200) {
-        redisReply *r = crm_store_cmd(f->sys.store, "ZCARD crm:due:notify");
+        redisReply *r = crm_store_cmd(f->sys.store, set);
         long long q = r ? r->integer : 0;
         freeReplyObject(r);
         if (q >= count)
             break;
         usleep(20000);
     }
-    redisReply *r = crm_store_cmd(f->sys.store, "ZCARD crm:due:notify");
+    redisReply *r = crm_store_cmd(f->sys.store, set);
     long long queued = r ? r->integer : 0;
     freeReplyObject(r);
     double intake_s = (double) (crm_mono_ms() - t0) / 1000.0;

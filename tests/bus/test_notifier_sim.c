@@ -70,7 +70,13 @@ static void s_idle(crm_h_ntf_t *f, uint64_t last_seq, long long replies, int64_t
     snprintf(now_s, sizeof now_s, "%lld", (long long) now);
     while (crm_mono_ms() < until) {
         long long cur = s_int(st, "HGET crm:cursor:notifier %s", "notify");
-        long long due = s_int(st, "ZCOUNT crm:due:notify -inf %s", now_s);
+        long long due = 0;
+        static const char *const sets[] = {"sms", "email", "call", "webhook"};
+        for (int k = 0; k < 4; k++) {
+            char key[48];
+            snprintf(key, sizeof key, "ZCOUNT crm:due:notify_%s -inf %%s", sets[k]);
+            due += s_int(st, key, now_s);
+        }
         long long tseq = s_int(st, "GET crm:{%s}:seq", "timer");
         long long tcur = s_int(st, "HGET crm:cursor:notifier %s", "timer");
         long long inflight = s_int(st, "SCARD %s", CRM_KEY_NOTIFY_INFLIGHT);
