@@ -121,6 +121,15 @@ void ntf_intake_free(void)
     s_seen_free();
 }
 
+/* A notify.request whose id its handler will take, or NULL. */
+static const crm_body_notify_request_t *s_request_of(const crm_msg_t *m)
+{
+    if (m->type != CRM_T_notify_request)
+        return NULL;
+    const crm_body_notify_request_t *b = &m->body.notify_request;
+    return b->request_id && crm_id_check(CRM_ID_KEY, b->request_id, "request_id", NULL, 0) == 0 ? b : NULL;
+}
+
 void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
 {
     s_pf.valid = false;
@@ -133,10 +142,8 @@ void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
     size_t reqs = 0;
     char key[64];
     for (size_t i = 0; i < n; i++) {
-        if (msgs[i].type != CRM_T_notify_request)
-            continue;
-        const crm_body_notify_request_t *b = &msgs[i].body.notify_request;
-        if (!b->request_id || crm_id_check(CRM_ID_KEY, b->request_id, "request_id", NULL, 0) != 0)
+        const crm_body_notify_request_t *b = s_request_of(&msgs[i]);
+        if (!b)
             continue;
         reqs++;
         char d[CRM_ID_DIGEST_SZ];
@@ -167,10 +174,8 @@ void ntf_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
     int k = 0;
     zhash_t *dealers = zhash_new();
     for (size_t i = 0; i < n; i++) {
-        if (msgs[i].type != CRM_T_notify_request)
-            continue;
-        const crm_body_notify_request_t *b = &msgs[i].body.notify_request;
-        if (!b->request_id || crm_id_check(CRM_ID_KEY, b->request_id, "request_id", NULL, 0) != 0)
+        const crm_body_notify_request_t *b = s_request_of(&msgs[i]);
+        if (!b)
             continue;
         char d[CRM_ID_DIGEST_SZ];
         s_digest(b->request_id, d);

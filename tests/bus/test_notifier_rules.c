@@ -181,6 +181,19 @@ static const char *s_json_s(json_t *o, const char *k)
     return v ? v : "";
 }
 
+/* The notification is deferred for `reason` until `until`: its state, and
+   the notify.deferred event that says so. */
+static void s_expect_deferred(crm_h_ntf_t *f, const char *rid, const char *reason, int64_t until)
+{
+    crm_h_ntf_wait_state(f, rid, "deferred", S_WAIT_MS);
+    s_expect_field(f, rid, "reason", reason);
+    s_wait_events(f, "notify.deferred", rid, 1, S_WAIT_MS);
+    json_t *ev = s_event(f, "notify.deferred", rid);
+    assert_string_equal(s_json_s(ev, "reason"), reason);
+    assert_true(s_json_i64(ev, "until") == until);
+    json_decref(ev);
+}
+
 /* The t_ms of every logged request to `path` holding `needle`, into t (at most max); how many. */
 static int s_http_times(crm_h_ntf_t *f, const char *path, const char *needle, int64_t *t, int max)
 {
@@ -247,13 +260,7 @@ test_quiet_hours_defer_an_sms_to_08_00_and_never_drop_it_while_critical_goes_at_
     crm_h_ntf_up(&f, true, NULL, NULL);
     crm_h_sys_set_clock(&f.sys, crm_h_ntf_cst(2026, 12, 4, 22, 30));
     s_reminder(&f, "quiet:T1:1", "C1", "13812345678");
-    crm_h_ntf_wait_state(&f, "quiet:T1:1", "deferred", S_WAIT_MS);
-    s_expect_field(&f, "quiet:T1:1", "reason", "quiet_hours");
-    s_wait_events(&f, "notify.deferred", "quiet:T1:1", 1, S_WAIT_MS);
-    json_t *ev = s_event(&f, "notify.deferred", "quiet:T1:1");
-    assert_string_equal(s_json_s(ev, "reason"), "quiet_hours");
-    assert_true(s_json_i64(ev, "until") == crm_h_ntf_cst(2026, 12, 5, 8, 0));
-    json_decref(ev);
+    s_expect_deferred(&f, "quiet:T1:1", "quiet_hours", crm_h_ntf_cst(2026, 12, 5, 8, 0));
 
     /* a critical message to staff goes at 22:30 all the same */
     crm_h_ntf_request(&f, &(crm_h_ntf_req_t){.rid = "quiet:esc:T5",
@@ -304,13 +311,7 @@ test_the_daily_cap_defers_the_third_sms_to_the_next_china_day_and_spares_other_c
                  "%s after one",
                  crm_h_ntf_field(&f, "cap:C1:2", "reason", st, sizeof st), counted);
     s_reminder(&f, "cap:C1:3", "C1", "13812345678");
-    crm_h_ntf_wait_state(&f, "cap:C1:3", "deferred", S_WAIT_MS);
-    s_expect_field(&f, "cap:C1:3", "reason", "daily_cap");
-    s_wait_events(&f, "notify.deferred", "cap:C1:3", 1, S_WAIT_MS);
-    json_t *ev = s_event(&f, "notify.deferred", "cap:C1:3");
-    assert_string_equal(s_json_s(ev, "reason"), "daily_cap");
-    assert_true(s_json_i64(ev, "until") == crm_h_ntf_cst(2026, 12, 5, 8, 0));
-    json_decref(ev);
+    s_expect_deferred(&f, "cap:C1:3", "daily_cap", crm_h_ntf_cst(2026, 12, 5, 8, 0));
     /* another customer the same day is not held back */
     s_reminder(&f, "cap:C2:1", "C2", "13912345678");
     crm_h_ntf_wait_state(&f, "cap:C2:1", "sent delivered", S_WAIT_MS);
