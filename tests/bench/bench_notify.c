@@ -31,6 +31,8 @@ static long long s_sent(crm_h_ntf_t *f)
     return v;
 }
 
+static double s_yard;
+
 /* Asks for `count` notifications of one kind; returns the rate, or -1. */
 static double s_run(crm_h_ntf_t *f, const char *kind, long long count)
 {
@@ -98,8 +100,10 @@ static double s_run(crm_h_ntf_t *f, const char *kind, long long count)
         usleep(2000);
     double secs = (double) (crm_mono_ms() - start) / 1000.0;
     long long done = s_sent(f) - before;
-    printf("%-8s %6lld queued (asked and kept in %.2f s), %6lld sent in %6.2f s: %8.0f sends/s\n", kind, queued,
-           intake_s, done, secs, secs > 0 ? (double) done / secs : 0);
+    char sh[64];
+    double rate = secs > 0 ? (double) done / secs : 0;
+    printf("%-8s %6lld queued (asked and kept in %.2f s), %6lld sent in %6.2f s: %8.0f sends/s, %s\n", kind, queued,
+           intake_s, done, secs, rate, crm_h_share(rate, s_yard, sh, sizeof sh));
     fflush(stdout);
     return done == count && secs > 0 ? (double) done / secs : -1;
 }
@@ -120,7 +124,7 @@ int main(int argc, char **argv)
     printf("autocrm notifier benchmark: %ld cores, %lld notifications per channel, peers of tests/peers "
            "(Python asyncio HTTP server, aiosmtpd)\n",
            sysconf(_SC_NPROCESSORS_ONLN), count);
-    double yard = crm_h_redis_benchmark(&f.sys.redis);
+    double yard = s_yard = crm_h_redis_benchmark(&f.sys.redis);
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s (same Redis, same run)\n", yard);
     char url[160];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hook/d1", f.http_port);
@@ -133,8 +137,10 @@ int main(int argc, char **argv)
     double w = !only || !strcmp(only, "webhook") ? s_run(&f, "webhook", count) : 0;
     double s = !only || !strcmp(only, "sms") ? s_run(&f, "sms", count) : 0;
     double e = !only || !strcmp(only, "email") ? s_run(&f, "email", count) : 0;
-    printf("aim: >= 2,000 sends/s to the HTTP sink: webhooks %s, SMS %s (e-mail: %.0f/s to aiosmtpd)\n",
-           w >= 2000 ? "met" : "NOT met", s >= 2000 ? "met" : "NOT met", e);
+    printf("aim: >= 2,000 sends/s to the HTTP sink:%s%s%s%s\n", !only || !strcmp(only, "webhook") ? " webhooks " : "",
+           !only || !strcmp(only, "webhook") ? (w >= 2000 ? "met" : "NOT met") : "",
+           !only || !strcmp(only, "sms") ? ", SMS " : "", !only || !strcmp(only, "sms") ? (s >= 2000 ? "met" : "NOT met") : "");
+    (void) e;
     crm_h_ntf_down(&f);
     return 0;
 }

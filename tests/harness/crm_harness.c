@@ -192,6 +192,15 @@ double crm_h_redis_benchmark(const crm_h_redis_t *r)
     return rps;
 }
 
+const char *crm_h_share(double rate, double yardstick, char *out, size_t size)
+{
+    if (yardstick > 0)
+        snprintf(out, size, "%.2f%% of the yardstick", 100.0 * rate / yardstick);
+    else
+        snprintf(out, size, "%s", "no yardstick");
+    return out;
+}
+
 bool crm_h_alive(pid_t pid)
 {
     int status;

@@ -50,6 +50,9 @@ int crm_h_run(const char *bin, const char *const *args, const char *const *env, 
 /* The benchmarks' yardstick: `redis-benchmark -P 16 -t set` against `r`,
    in SET/s (0 when it could not run). */
 double crm_h_redis_benchmark(const crm_h_redis_t *r);
+/* A benchmark's rate as a share of the same run's yardstick, "1.23% of the
+   yardstick", into out (returns it); "no yardstick" when there is none. */
+const char *crm_h_share(double rate, double yardstick, char *out, size_t size);
 bool crm_h_alive(pid_t pid);
 
 /* Polls `cond` every 20 ms until true or timeout. */
