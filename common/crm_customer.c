@@ -29,6 +29,11 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     hset[1] = ckey;
     hist[1] = hkey;
     int nh = 2, nx = 9, n = 0;
+    /* A new record's first values are the record itself (and the lead that
+       brought them): its history holds only what the record cannot, the
+       values received that the rules refused or rewrote. A value a later
+       change replaces is in that change's entry as "<field>.old". */
+    bool values = !how->created;
     char *olds[CRM_CF_COUNT] = {0};
     bool oom = false;
     for (int i = 0; i < CRM_CF_COUNT; i++) {
@@ -50,8 +55,10 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
         }
         hset[nh++] = name;
         hset[nh++] = nv;
-        hist[nx++] = name;
-        hist[nx++] = nv;
+        if (values) {
+            hist[nx++] = name;
+            hist[nx++] = nv;
+        }
         if (rec->v[i]) {
             snprintf(oldnames[i], sizeof oldnames[i], "%s.old", name);
             hist[nx++] = oldnames[i];
@@ -70,6 +77,9 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     if (how->created) {
         hset[nh++] = "created_ms", hset[nh++] = how->now;
         hset[nh++] = "first_channel", hset[nh++] = how->channel;
+        /* a dealer's record it came from (a lead's is its first lead) */
+        if (how->ref && *how->ref && strcmp(how->ref_name, "lead"))
+            hset[nh++] = "first_ref", hset[nh++] = how->ref;
     }
     hset[nh++] = "updated_ms", hset[nh++] = how->now;
     crm_tx_cmdargv(tx, nh, hset, NULL);

@@ -170,12 +170,36 @@ static int s_encode(crm_service_t *svc, crm_msg_t *a, const char *corr, msgpack_
     return crm_msg_encode(a, out, NULL);
 }
 
+/* The id of a kept answer comes from its key: a resend gets the same id
+   back without the id being kept. */
+static void s_answer_id(const crm_req_t *req, crm_msg_t *a)
+{
+    const char *digest = req->akey[0] ? strrchr(req->akey, ':') : NULL;
+    if (!a->id[0] && digest)
+        snprintf(a->id, sizeof a->id, "ans-%.24s", digest + 1);
+}
+
 static void s_encode_answer(crm_req_t *req)
 {
     if (!req->has_answer)
         crm_req_ok(req, NULL);
     if (s_encode(req->ep->svc, &req->answer, req->msg.id, &req->out) != 0)
         crm_error("request.encode_failed", "type=%s", crm_type_name(req->answer.type));
+}
+
+/* What is kept for a resend: the answer without what is made again alike
+   (its id from the key, the producer, corr: the resend's id; s_use_kept
+   fills them), so a resend of the same bytes gets the same bytes. */
+static int s_encode_kept(crm_req_t *req, msgpack_sbuffer *out)
+{
+    crm_msg_t *a = &req->answer;
+    char id[sizeof a->id], producer[sizeof a->producer], corr[sizeof a->corr];
+    memcpy(id, a->id, sizeof id), memcpy(producer, a->producer, sizeof producer), memcpy(corr, a->corr, sizeof corr);
+    a->id[0] = a->producer[0] = a->corr[0] = 0;
+    out->size = 0;
+    int rc = crm_msg_encode(a, out, NULL);
+    memcpy(a->id, id, sizeof id), memcpy(a->producer, producer, sizeof producer), memcpy(a->corr, corr, sizeof corr);
+    return rc;
 }
 
 static void s_send(crm_req_t *req)
@@ -198,7 +222,8 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
     if (crm_msg_decode(data, len, &a, &err) != 0)
         return -1;
     int rc = 0;
-    if (!strcmp(a.corr, req->msg.id)) {
+    s_answer_id(req, &a); /* kept without it */
+    if (a.corr[0] && !strcmp(a.corr, req->msg.id)) {
         req->out.size = 0;
         msgpack_sbuffer_write(&req->out, data, len);
     } else {
@@ -631,16 +656,33 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
             break;
         }
         int set_index[S_BATCH];
+        msgpack_sbuffer kept;
+        msgpack_sbuffer_init(&kept);
         for (int i = 0; i < m; i++) {
             crm_req_t *r = todo[i];
             set_index[i] = -1;
+            if (r->outcome == CRM_APPLIED && keep) {
+                if (!r->has_answer)
+                    crm_req_ok(r, NULL);
+                s_answer_id(r, &r->answer);
+            }
             s_encode_answer(r);
-            if (r->outcome != CRM_APPLIED)
+            if (r->outcome != CRM_APPLIED || !keep || !r->out.size)
                 continue;
-            if (keep && r->out.size)
-                set_index[i] = crm_tx_cmd(tx, "SET %s %b PX %lld", r->akey, r->out.data, r->out.size,
-                                          (long long) s_keep_ms(r));
+            char px[24];
+            snprintf(px, sizeof px, "%lld", (long long) s_keep_ms(r));
+            const char *argv[] = {"SET", r->akey, kept.data, "PX", px};
+            size_t lens[] = {3, strlen(r->akey), 0, 2, strlen(px)};
+            if (s_encode_kept(r, &kept) != 0) {
+                argv[2] = r->out.data; /* kept whole rather than not at all */
+                lens[2] = r->out.size;
+            } else {
+                argv[2] = kept.data;
+                lens[2] = kept.size;
+            }
+            set_index[i] = crm_tx_cmdargv(tx, 5, argv, lens);
         }
+        msgpack_sbuffer_destroy(&kept);
         if (crm_tx_size(tx) == 0 && crm_tx_emit_count(tx) == 0) {
             if (keep)
                 crm_store_unwatch(store);

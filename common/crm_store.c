@@ -509,11 +509,67 @@ int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...)
     return s_push(self, cmd, len);
 }
 
+/* Writes `v` in decimal at `p`; returns the end. */
+static char *s_utoa(char *p, size_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* The Redis protocol form of a command, in one allocation (hiredis's own
+   formats every length with sprintf, a tenth of intake's time). */
+static int s_format_argv(char **out, int argc, const char **argv, const size_t *lens)
+{
+    size_t total = 1 + 20 + 2, len[64], *l = len;
+    size_t *heap = NULL;
+    if (argc <= 0)
+        return -1;
+    if (argc > 64 && !lens) {
+        if (!(heap = malloc((size_t) argc * sizeof *heap)))
+            return -1;
+        l = heap;
+    }
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        if (!lens)
+            l[i] = n;
+        total += 1 + 20 + 2 + n + 2;
+    }
+    char *cmd = malloc(total), *p = cmd;
+    if (!cmd) {
+        free(heap);
+        return -1;
+    }
+    *p++ = '*';
+    p = s_utoa(p, (size_t) argc);
+    *p++ = '\r', *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        size_t n = lens ? lens[i] : l[i];
+        *p++ = '$';
+        p = s_utoa(p, n);
+        *p++ = '\r', *p++ = '\n';
+        if (n)
+            memcpy(p, argv[i], n);
+        p += n;
+        *p++ = '\r', *p++ = '\n';
+    }
+    free(heap);
+    *out = cmd;
+    return (int) (p - cmd);
+}
+
 int crm_tx_cmdargv(crm_tx_t *self, int argc, const char **argv, const size_t *lens)
 {
     char *cmd = NULL;
     /* lens NULL: C strings. */
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    int len = s_format_argv(&cmd, argc, argv, lens);
     return s_push(self, cmd, len);
 }
 

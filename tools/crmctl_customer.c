@@ -133,10 +133,34 @@ static bool s_meta_field(const char *name)
     return n > 4 && !strcmp(name + n - 4, ".old");
 }
 
-static void s_history(const redisReply *hist)
+/* The first value of customer field `name`: what its first change
+   replaced, or, never changed, what the record holds (a new record's
+   values are not repeated in its history). NULL: set later. */
+static const char *s_first_value(const redisReply *hist, const redisReply *cust, const char *name)
+{
+    char oldname[48];
+    snprintf(oldname, sizeof oldname, "%s.old", name);
+    for (size_t i = 0; hist && hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
+        const redisReply *kv = hist->element[i]->element[1];
+        if (crm_reply_field(kv, name))
+            return crm_reply_field(kv, oldname);
+    }
+    return crm_reply_field(cust, name);
+}
+
+static void s_history(const redisReply *hist, const redisReply *cust, const char *first_lead)
 {
     printf("history (every field change, oldest first):\n");
     char when[40];
+    /* What the record was created with, as it came. */
+    crmctl_time(cust, "created_ms", when, sizeof when);
+    for (int f = 0; f < CRM_CF_COUNT; f++) {
+        const char *name = crm_cf_name((crm_cf_t) f), *v = s_first_value(hist, cust, name);
+        if (v && *v)
+            printf("  %s  %-13s %s   (%s, %s)\n", when, name, v, crmctl_or(cust, "first_channel"),
+                   crm_reply_field(cust, "first_ref")   ? crm_reply_field(cust, "first_ref")
+                   : first_lead ? first_lead : "created");
+    }
     for (size_t i = 0; hist && hist->type == REDIS_REPLY_ARRAY && i < hist->elements; i++) {
         /* One entry per change: "<field>" new value, "<field>.old" the one
            it replaced, the channel (website, dealer:SZ1 ...) and the lead
@@ -246,7 +270,7 @@ static int s_show(crm_store_t *store, const char *cid)
         s_order(orders->element[i]->str, crm_tx_result(more, (int) (nl + nv + i)));
     s_followups(crm_tx_result(tx, R_FOLLOWUPS));
     s_service(crm_tx_result(tx, R_SERVICE));
-    s_history(crm_tx_result(tx, R_HISTORY));
+    s_history(crm_tx_result(tx, R_HISTORY), c, nl ? leads->element[0]->str : NULL);
     crm_tx_destroy(&tx);
     crm_tx_destroy(&more);
     return CRMCTL_OK;

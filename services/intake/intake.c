@@ -3,9 +3,9 @@
  *  The framework (crm_request.c) hands over the submissions waiting on the
  *  socket whose answer is not kept yet, one batch per call, and commits
  *  what this adds to the transaction together with every answer. Here a
- *  batch is read in two pipelined round trips (match keys and the
- *  quarantined submissions being retried; then the matched records and
- *  fresh ids), decided in memory in arrival order, and written into the
+ *  batch is read in one pipelined round trip (match keys, the
+ *  quarantined submissions being retried and fresh ids), and a second one
+ *  only when leads matched known customers (their records), decided in memory in arrival order, and written into the
  *  transaction with its events. The keys read are WATCHed, so a second
  *  intake instance writing the same customer makes the framework run the
  *  batch again from its reads.
@@ -155,9 +155,9 @@ static const char *s_mget_str(const crm_tx_t *t, int index, int pos)
     return r->element[pos]->type == REDIS_REPLY_STRING ? r->element[pos]->str : NULL;
 }
 
-/* Round 1: WATCH the match keys, read them (one WATCH, two MGETs) and the
-   quarantined submissions being retried. Round 2: WATCH and read the
-   matched records, and fresh ids. 0; -1 when Redis failed (see the store's
+/* Round 1: WATCH the match keys, read them (one WATCH, two MGETs), the
+   quarantined submissions being retried, and take fresh ids. Round 2, only
+   when a lead matched: WATCH and read the matched records. 0; -1 when Redis failed (see the store's
    error); -2 out of memory. */
 static int s_read(s_batch_t *b)
 {
@@ -200,13 +200,24 @@ static int s_read(s_batch_t *b)
     crm_tx_cmdargv(t, nw, watch, NULL);   /* 0 */
     crm_tx_cmdargv(t, ni, ids, NULL);     /* 1 */
     crm_tx_cmdargv(t, nm, mobiles, NULL); /* 2 */
+    int accepts = 0, rejects = 0;
     for (int i = 0; i < n; i++) {
         s_item_t *it = &b->items[i];
-        if (it->skip || !it->lead->retry_of)
+        if (it->skip)
+            continue;
+        accepts += it->kind == S_ACCEPT;
+        rejects += it->kind == S_REJECT;
+        if (!it->lead->retry_of)
             continue;
         it->r_quar = (int) crm_tx_size(t);
         crm_tx_cmd(t, "HGETALL " CRM_KEY_QUARANTINE_FMT, it->lead->retry_of);
     }
+    /* Fresh ids for every lead that may need one (a retry refused below
+       leaves a gap: ids are unique, not dense). */
+    int fresh = (int) crm_tx_size(t);
+    crm_tx_cmd(t, "INCRBY crm:ids:lead %d", accepts);
+    crm_tx_cmd(t, "INCRBY crm:ids:customer %d", accepts);
+    crm_tx_cmd(t, "INCRBY crm:ids:quarantine %d", rejects);
     int rc = crm_store_pipeline(b->store, t);
     free(watch), free(ids), free(mobiles), free(keys);
     if (rc != 0)
@@ -228,20 +239,20 @@ static int s_read(s_batch_t *b)
             it->skip = true;
         }
     }
-    /* Round 2. */
+    for (int k = 0; k < 3; k++)
+        if (!crm_tx_result(t, fresh + k) || crm_tx_result(t, fresh + k)->type != REDIS_REPLY_INTEGER)
+            return -1; /* an error reply fails the pipeline first */
+    b->lead_base = crm_tx_result(t, fresh)->integer - accepts + 1;
+    b->cust_base = crm_tx_result(t, fresh + 1)->integer - accepts + 1;
+    b->quar_base = crm_tx_result(t, fresh + 2)->integer - rejects + 1;
+    /* Round 2, when something matched: the records merged into. */
     crm_tx_t *t2 = crm_tx_new("intake", 0);
     if (!t2)
         return -2;
-    int accepts = 0, rejects = 0;
     for (int i = 0; i < b->n; i++) {
         s_item_t *it = &b->items[i];
-        if (it->skip)
+        if (it->skip || it->kind == S_REJECT)
             continue;
-        if (it->kind == S_REJECT) {
-            rejects++;
-            continue;
-        }
-        accepts++;
         const char *found[2] = {s_mget_str(t, 1, it->r_id), s_mget_str(t, 2, it->r_mobile)};
         for (int k = 0; k < 2; k++) {
             if (!found[k] || !crm_id_valid(CRM_ID_NAME, found[k]))
@@ -256,20 +267,13 @@ static int s_read(s_batch_t *b)
             }
         }
     }
-    int base = (int) crm_tx_size(t2);
-    crm_tx_cmd(t2, "INCRBY crm:ids:lead %d", accepts);
-    crm_tx_cmd(t2, "INCRBY crm:ids:customer %d", accepts);
-    crm_tx_cmd(t2, "INCRBY crm:ids:quarantine %d", rejects);
-    rc = crm_store_pipeline(b->store, t2);
+    rc = crm_tx_size(t2) ? crm_store_pipeline(b->store, t2) : 0;
     if (rc == 0) {
         int k = 0;
         for (int i = 0; i < b->ncusts; i++) {
             k++; /* its WATCH */
             crm_customer_load(&b->custs[i].rec, crm_tx_result(t2, k++));
         }
-        b->lead_base = crm_tx_result(t2, base)->integer - accepts + 1;
-        b->cust_base = crm_tx_result(t2, base + 1)->integer - accepts + 1;
-        b->quar_base = crm_tx_result(t2, base + 2)->integer - rejects + 1;
     }
     crm_tx_destroy(&t2);
     return rc;
