@@ -298,8 +298,13 @@ void crm_audit_eval(const crm_audit_input_t *in, const crm_audit_opts_t *opts, c
     static const crm_audit_opts_t defaults = {0};
     if (!opts)
         opts = &defaults;
-    memset(out, 0, sizeof *out);
-    s_eval_t *e = &(s_eval_t) {.out = out};
+    /* Only what is read before it is written is cleared: the issues are
+       written entry by entry, the texts field by field (s_norm). */
+    out->fail = out->not_run = out->na = 0;
+    out->issues.n = out->issues.rejects = 0;
+    s_eval_t ev, *e = &ev;
+    e->out = out;
+    memset(e->unreadable, 0, sizeof e->unreadable);
     for (int f = 0; f < CRM_CF_COUNT; f++)
         s_norm(e, (crm_cf_t) f, in->v[f]);
     /* the cars' and the prospect's values are read the same way */

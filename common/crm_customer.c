@@ -90,14 +90,31 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     return oom ? -1 : n;
 }
 
+/* "<cmd> <prefix><value> <cid>" into `tx`. */
+static void s_index(crm_tx_t *tx, const char *cmd, const char *prefix, const char *value, const char *cid)
+{
+    char buf[512], *key = buf;
+    size_t np = strlen(prefix), nv = strlen(value);
+    if (np + nv + 1 > sizeof buf && !(key = malloc(np + nv + 1))) {
+        crm_tx_cmdargv(tx, 0, NULL, NULL); /* marks the transaction failed: never a lost index */
+        return;
+    }
+    memcpy(key, prefix, np);
+    memcpy(key + np, value, nv + 1);
+    const char *argv[] = {cmd, key, cid};
+    crm_tx_cmdargv(tx, 3, argv, NULL);
+    if (key != buf)
+        free(key);
+}
+
 void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in, unsigned keep)
 {
     if (in->indexable_mobile && in->v[CRM_CF_mobile] && !(keep & CRM_IDX_KEEP_MOBILE))
-        crm_tx_cmd(tx, "SET " CRM_KEY_IDX_MOBILE_FMT " %s", in->v[CRM_CF_mobile], cid);
+        s_index(tx, "SET", CRM_KEY_IDX_MOBILE, in->v[CRM_CF_mobile], cid);
     if (in->indexable_id && in->v[CRM_CF_id_number] && !(keep & CRM_IDX_KEEP_ID))
-        crm_tx_cmd(tx, "SET " CRM_KEY_IDX_ID_FMT " %s", in->v[CRM_CF_id_number], cid);
+        s_index(tx, "SET", CRM_KEY_IDX_ID, in->v[CRM_CF_id_number], cid);
     if (in->v[CRM_CF_name])
-        crm_tx_cmd(tx, "SADD " CRM_KEY_IDX_NAME_FMT " %s", in->v[CRM_CF_name], cid);
+        s_index(tx, "SADD", CRM_KEY_IDX_NAME, in->v[CRM_CF_name], cid);
 }
 
 static void s_put(const crm_issues_t *list, const char **argv, int *na, char (*keys)[72], char (*vals)[240],

@@ -153,7 +153,7 @@ void crm_lead_record_findings(const crm_fields_t *rec, int64_t now_ms, crm_issue
     crm_audit_input_t in = {.today = now_ms > 0 ? crm_cst_day(now_ms) : 0, .vehicles_unread = true};
     for (int f = 0; f < CRM_CF_COUNT; f++)
         in.v[f] = rec->v[f];
-    crm_audit_result_t *r = calloc(1, sizeof *r);
+    crm_audit_result_t *r = malloc(sizeof *r); /* crm_audit_eval sets what it reads */
     if (!r)
         return;
     crm_audit_eval(&in, NULL, r);

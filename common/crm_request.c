@@ -234,6 +234,41 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
     return rc;
 }
 
+int crm_req_kept_reads(crm_req_t **reqs, int n, crm_tx_t *reads)
+{
+    const char **watch = malloc(((size_t) n + 1) * sizeof *watch);
+    if (!watch || n <= 0) {
+        free(watch);
+        crm_tx_cmdargv(reads, 0, NULL, NULL); /* the pipeline fails: answered unavailable */
+        return -1;
+    }
+    watch[0] = "WATCH";
+    for (int i = 0; i < n; i++)
+        watch[i + 1] = reqs[i]->akey;
+    crm_tx_cmdargv(reads, n + 1, watch, NULL);
+    watch[0] = "MGET";
+    int index = crm_tx_cmdargv(reads, n + 1, watch, NULL);
+    free(watch);
+    return index;
+}
+
+bool crm_req_is_kept(const crm_req_t *req) { return req->kept; }
+
+static crm_handled_t s_failed(crm_req_t *req);
+
+void crm_req_kept_apply(crm_req_t **reqs, int n, const crm_tx_t *reads, int index)
+{
+    const redisReply *got = index >= 0 ? crm_tx_result(reads, index) : NULL;
+    for (int i = 0; got && got->type == REDIS_REPLY_ARRAY && i < n && (size_t) i < got->elements; i++) {
+        const redisReply *e = got->element[i];
+        if (e->type == REDIS_REPLY_STRING && s_use_kept(reqs[i], e->str, e->len) != 0) {
+            crm_error("request.kept_unreadable", "endpoint=%s key=%s", reqs[i]->ep->def->name, reqs[i]->akey);
+            s_failed(reqs[i]);
+            reqs[i]->kept = true; /* never applied twice: answered as failed */
+        }
+    }
+}
+
 /* ------------------------------------------------------- certificates */
 
 crm_handled_t crm_req_fail_text(crm_req_t *req, const char *code, const char *text)
@@ -553,7 +588,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
     crm_service_t *svc = ep->svc;
     crm_store_t *store = crm_service_store(svc);
     const crm_request_t *row = reqs[0].row;
-    bool keep = row->mode == CRM_REQ_WRITE;
+    bool keep = row->mode == CRM_REQ_WRITE || row->mode == CRM_REQ_WRITE_BATCH;
     crm_req_t **todo = calloc((size_t) n, sizeof *todo);
     if (!todo) {
         s_all(reqs, n, crm_req_unavailable);
@@ -565,8 +600,11 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         for (int i = 0; i < n; i++)
             s_reset(&reqs[i]);
         crm_tx_t *tx = crm_service_tx(svc);
-        unsigned long gen = 0;
-        if (keep) {
+        unsigned long gen = crm_store_generation(store);
+        /* A batch handler that reads the kept answers itself does so in its
+           first round trip (after this: a reconnect since then changes gen). */
+        bool handler_reads = row->batch && row->mode == CRM_REQ_WRITE_BATCH;
+        if (keep && !handler_reads) {
             /* WATCH and read the kept answers in one round trip. */
             crm_tx_t *reads = crm_tx_new(crm_service_name(svc), 0);
             const char **watch = calloc((size_t) n + 1, sizeof *watch), **mget = calloc((size_t) n + 1, sizeof *mget);
@@ -622,6 +660,21 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         crm_handled_t rc;
         if (row->batch) {
             rc = row->batch(svc, todo, m, tx);
+            if (handler_reads) {
+                /* those it found answered are no longer to do */
+                int k = 0;
+                for (int i = 0; i < m; i++)
+                    if (!todo[i]->kept)
+                        todo[k++] = todo[i];
+                m = k;
+                if (m == 0) {
+                    /* every one answered already: nothing to change */
+                    crm_tx_reset(tx);
+                    crm_store_unwatch(store);
+                    decided = true;
+                    break;
+                }
+            }
             if (rc == CRM_REFUSE && m > 1) {
                 /* Redis refused something the batch read: each alone, so
                    only the one at fault is refused. */

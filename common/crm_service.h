@@ -92,7 +92,9 @@ typedef enum {
     CRM_REQ_WRITE = 0,  /* a transaction, committed before the answer, which is kept */
     CRM_REQ_IDEMPOTENT, /* a transaction, but the answer is not kept: the handler is idempotent
                            by nature (an acknowledgement up to a number) */
-    CRM_REQ_READ        /* no transaction; the answer is sent at once, or later (CRM_DEFERRED) */
+    CRM_REQ_READ,       /* no transaction; the answer is sent at once, or later (CRM_DEFERRED) */
+    CRM_REQ_WRITE_BATCH /* as CRM_REQ_WRITE, for a batch handler that reads the kept answers itself
+                           in its first round trip (crm_req_kept_reads below): one less a batch */
 } crm_req_mode_t;
 
 /* A CRM_REQ_READ handler that keeps the request (crm_req_detach) and
@@ -125,6 +127,15 @@ typedef struct {
        it is one request. */
     bool key_names_peer;
 } crm_request_t;
+
+/* For a row of mode CRM_REQ_WRITE_BATCH: appends the WATCH and the MGET of the
+   requests' kept answers to `reads` and returns the MGET's index; after the
+   round trip, crm_req_kept_apply answers those that have one, and
+   crm_req_is_kept tells them (the handler leaves them alone: no change, no
+   answer of its own). */
+int crm_req_kept_reads(crm_req_t **reqs, int n, crm_tx_t *reads);
+void crm_req_kept_apply(crm_req_t **reqs, int n, const crm_tx_t *reads, int index);
+bool crm_req_is_kept(const crm_req_t *req);
 
 /* Builds an error answer for an endpoint's clients (a lead.rejected, a
    dealer.reply); default: a reply. */

@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
     crm_store_t *store;
+    crm_req_t **reqs;
     s_item_t *items;
     int n;
     s_cust_t *custs; /* records read or created in this batch */
@@ -52,6 +53,7 @@ typedef struct {
     s_map_t *maps; /* match keys written in this batch */
     int nmaps;
     crm_tx_t *reads;
+    int r_watch, r_ids, r_mobiles; /* indices in reads */
     long long lead_base, cust_base, quar_base; /* first fresh ids */
     int leads_used, custs_used, quars_used;
 } s_batch_t;
@@ -171,6 +173,9 @@ static int s_read(s_batch_t *b)
         free(watch), free(ids), free(mobiles), free(keys);
         return -2;
     }
+    /* The kept answers first, in the same round trip (the framework leaves
+       them to this batch: crm_request_t.reads_kept). */
+    int kept = crm_req_kept_reads(b->reqs, n, t);
     int nw = 1, ni = 1, nm = 1;
     watch[0] = "WATCH", ids[0] = mobiles[0] = "MGET";
     for (int i = 0; i < n; i++) {
@@ -197,9 +202,9 @@ static int s_read(s_batch_t *b)
         ids[ni++] = "crm:idx:none";
     if (nm == 1)
         mobiles[nm++] = "crm:idx:none";
-    crm_tx_cmdargv(t, nw, watch, NULL);   /* 0 */
-    crm_tx_cmdargv(t, ni, ids, NULL);     /* 1 */
-    crm_tx_cmdargv(t, nm, mobiles, NULL); /* 2 */
+    b->r_watch = crm_tx_cmdargv(t, nw, watch, NULL);
+    b->r_ids = crm_tx_cmdargv(t, ni, ids, NULL);
+    b->r_mobiles = crm_tx_cmdargv(t, nm, mobiles, NULL);
     int accepts = 0, rejects = 0;
     for (int i = 0; i < n; i++) {
         s_item_t *it = &b->items[i];
@@ -222,6 +227,11 @@ static int s_read(s_batch_t *b)
     free(watch), free(ids), free(mobiles), free(keys);
     if (rc != 0)
         return -1;
+    /* A submission answered before is answered alike and left alone. */
+    crm_req_kept_apply(b->reqs, n, t, kept);
+    for (int i = 0; i < n; i++)
+        if (crm_req_is_kept(b->items[i].req))
+            b->items[i].skip = true;
     /* A retry must name a quarantined submission of the same id. */
     for (int i = 0; i < n; i++) {
         s_item_t *it = &b->items[i];
@@ -253,7 +263,7 @@ static int s_read(s_batch_t *b)
         s_item_t *it = &b->items[i];
         if (it->skip || it->kind == S_REJECT)
             continue;
-        const char *found[2] = {s_mget_str(t, 1, it->r_id), s_mget_str(t, 2, it->r_mobile)};
+        const char *found[2] = {s_mget_str(t, b->r_ids, it->r_id), s_mget_str(t, b->r_mobiles, it->r_mobile)};
         for (int k = 0; k < 2; k++) {
             if (!found[k] || !crm_id_valid(CRM_ID_NAME, found[k]))
                 continue;
@@ -370,7 +380,8 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     /* Match: what this batch wrote first, then what Redis holds; the ID
        number before the mobile (mobiles change hands). */
     const char *cid = NULL, *match = NULL;
-    const char *stored_id = s_mget_str(b->reads, 1, it->r_id), *stored_mobile = s_mget_str(b->reads, 2, it->r_mobile);
+    const char *stored_id = s_mget_str(b->reads, b->r_ids, it->r_id),
+               *stored_mobile = s_mget_str(b->reads, b->r_mobiles, it->r_mobile);
     if (stored_id && !crm_id_valid(CRM_ID_NAME, stored_id))
         stored_id = NULL; /* never a key from a broken index entry */
     if (stored_mobile && !crm_id_valid(CRM_ID_NAME, stored_mobile))
@@ -494,6 +505,10 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
 /* Checks a lead; what needs no Redis is decided here. */
 static void s_prepare(s_item_t *it, crm_req_t *req)
 {
+    /* not zeroed whole: the issues are written entry by entry */
+    it->issues.n = it->issues.rejects = 0;
+    it->skip = false;
+    it->r_id = it->r_mobile = it->r_quar = -1;
     it->req = req;
     it->lead = &crm_req_msg(req)->body.lead_submit;
     it->sid = crm_req_key(req);
@@ -509,16 +524,17 @@ static void s_prepare(s_item_t *it, crm_req_t *req)
 
 crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_tx_t *tx)
 {
-    s_batch_t b = {.store = crm_service_store(svc), .n = n};
-    b.items = calloc((size_t) n, sizeof *b.items);
+    s_batch_t b = {.store = crm_service_store(svc), .reqs = reqs, .n = n};
+    int prepared = 0;
+    b.items = malloc((size_t) n * sizeof *b.items);
     b.custs = calloc((size_t) n * 2 + 1, sizeof *b.custs);
     b.maps = calloc((size_t) n * 2 + 1, sizeof *b.maps);
     b.reads = crm_tx_new("intake", 0);
     crm_handled_t rc = CRM_RETRY;
     if (!b.items || !b.custs || !b.maps || !b.reads)
         goto out;
-    for (int i = 0; i < n; i++)
-        s_prepare(&b.items[i], reqs[i]);
+    for (; prepared < n; prepared++)
+        s_prepare(&b.items[prepared], reqs[prepared]);
     int read = s_read(&b);
     if (read != 0) {
         /* Redis refusing a read (a key of the wrong type, a counter that is
@@ -547,7 +563,7 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
     }
     rc = CRM_APPLIED;
 out:
-    for (int i = 0; b.items && i < n; i++)
+    for (int i = 0; i < prepared; i++)
         crm_fields_clear(&b.items[i].fields);
     for (int i = 0; b.custs && i < b.ncusts; i++)
         crm_fields_clear(&b.custs[i].rec);

@@ -22,7 +22,8 @@ static crm_handled_t intake_on_cert_issue(crm_service_t *svc, crm_req_t *req, cr
 static crm_handled_t intake_on_cert_revoke(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx);
 
 static const crm_request_t intake_lead_requests[] = {
-    {"lead.submit", NULL, CRM_REQ_WRITE, intake_submit_key, "submission", "submission-ttl-days", intake_on_submit, false},
+    {"lead.submit", NULL, CRM_REQ_WRITE_BATCH, intake_submit_key, "submission", "submission-ttl-days",
+     intake_on_submit, false},
     {"lead.unconvertible", intake_on_unconvertible, CRM_REQ_WRITE, intake_document_key, "document",
      "submission-ttl-days", NULL, false},
     {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
