@@ -38,22 +38,25 @@
     "                     hi % 256, floor(lo / 16777216) % 256, floor(lo / 65536) % 256,\n"          \
     "                     floor(lo / 256) % 256, lo % 256)\n"                                        \
     "end\n"                                                                                         \
-    "local function append(events, seqkey, frame, off, maxlen)\n"                                  \
-    "  local seq = redis.call('INCR', seqkey)\n"                                                    \
+    "local function put(events, seq, frame, off, maxlen)\n"                                        \
     "  if off > 0 then\n"                                                                           \
     "    frame = string.sub(frame, 1, off) .. be64(seq) .. string.sub(frame, off + 9)\n"            \
     "  end\n"                                                                                       \
     "  redis.call('XADD', events, 'MAXLEN', '~', maxlen, seq .. '-0', 'm', frame)\n"                \
-    "  return seq, frame\n"                                                                         \
+    "  return frame\n"                                                                              \
+    "end\n"                                                                                         \
+    "local function append(events, seqkey, frame, off, maxlen)\n"                                  \
+    "  local seq = redis.call('INCR', seqkey)\n"                                                    \
+    "  return seq, put(events, seq, frame, off, maxlen)\n"                                          \
     "end\n"
 
 /* For EVAL inside MULTI/EXEC (keys: events, seq; args: maxlen, then frame
    and seq offset per event); returns the first number. */
 const char crm_append_lua[] = S_APPEND_LUA
-    "local first\n"
-    "for i = 2, #ARGV, 2 do\n"
-    "  local seq = append(KEYS[1], KEYS[2], ARGV[i], tonumber(ARGV[i + 1]), ARGV[1])\n"
-    "  first = first or seq\n"
+    "local n = (#ARGV - 1) / 2\n"
+    "local first = redis.call('INCRBY', KEYS[2], n) - n + 1\n" /* the numbers at once */
+    "for i = 0, n - 1 do\n"
+    "  put(KEYS[1], first + i, ARGV[2 + 2 * i], tonumber(ARGV[3 + 2 * i]), ARGV[1])\n"
     "end\n"
     "return first\n";
 

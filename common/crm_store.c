@@ -781,10 +781,23 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         tx->exec = NULL;
     }
     redisContext *c = self->ctx;
-    int ok = redisAppendCommand(c, "MULTI") == REDIS_OK;
-    for (size_t i = 0; ok && i < tx->n; i++)
-        ok = redisAppendFormattedCommand(c, tx->cmds[i], tx->lens[i]) == REDIS_OK;
-    ok = ok && redisAppendCommand(c, "EXEC") == REDIS_OK;
+    /* MULTI, the commands and EXEC in one piece: one copy into hiredis's
+       buffer rather than one growth of it a command. */
+    static const char multi[] = "*1\r\n$5\r\nMULTI\r\n", exec_cmd[] = "*1\r\n$4\r\nEXEC\r\n";
+    size_t total = sizeof multi - 1 + sizeof exec_cmd - 1;
+    for (size_t i = 0; i < tx->n; i++)
+        total += tx->lens[i];
+    char *all = malloc(total);
+    int ok = all != NULL;
+    if (ok) {
+        size_t at = 0;
+        memcpy(all, multi, sizeof multi - 1), at += sizeof multi - 1;
+        for (size_t i = 0; i < tx->n; i++)
+            memcpy(all + at, tx->cmds[i], tx->lens[i]), at += tx->lens[i];
+        memcpy(all + at, exec_cmd, sizeof exec_cmd - 1);
+        ok = redisAppendFormattedCommand(c, all, total) == REDIS_OK;
+        free(all);
+    }
     int queued_errors = 0;
     crm_store_err_t queued_kind = CRM_STORE_REFUSED;
     for (size_t i = 0; ok && i < tx->n + 1; i++) {

@@ -437,7 +437,10 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     s_arg(argv, lens, &argc, "match", match);
     s_arg(argv, lens, &argc, "retry_of", lead->retry_of);
     crm_tx_cmdargv(tx, argc, argv, lens);
-    crm_tx_cmd(tx, "RPUSH " CRM_KEY_CUST_FMT ":leads %s", cid, lid);
+    char lkey[64];
+    snprintf(lkey, sizeof lkey, CRM_KEY_CUST_FMT ":leads", cid);
+    const char *push[] = {"RPUSH", lkey, lid};
+    crm_tx_cmdargv(tx, 3, push, NULL);
 
     /* Events. */
     crm_msg_t ev;
