@@ -145,8 +145,9 @@ static bool s_digit(char c) { return c >= '0' && c <= '9'; }
 static bool s_hex(char c) { return s_digit(c) || (c >= 'a' && c <= 'f'); }
 
 /* One word of a key (between ':', '{', '}', '.'), as its family names it:
-   C12 -> C*, a digest -> <hex>, a name -> <name>, a run of three digits
-   or more -> # (mobiles, dates, numbers; seq2td stays). */
+   C12 -> C*, a digest -> <hex>, a name -> <name>, digits -> # (mobiles,
+   dates, numbers), and a run of three digits or more in a word (web-#;
+   seq2td stays). */
 static void s_word(const char *w, size_t n, char *out, size_t *used, size_t size)
 {
     size_t u = 0, d = 0, h = 0, hi = 0;
@@ -159,7 +160,9 @@ static void s_word(const char *w, size_t n, char *out, size_t *used, size_t size
     }
     char tmp[170];
     size_t t = 0;
-    if (u >= 1 && u <= 3 && d == n - u && d > 0)
+    if (d == n && n > 0)
+        t = (size_t) snprintf(tmp, sizeof tmp, "#");
+    else if (u >= 1 && u <= 3 && d == n - u && d > 0)
         t = (size_t) snprintf(tmp, sizeof tmp, "%.*s*", (int) u, w);
     else if (hi)
         t = (size_t) snprintf(tmp, sizeof tmp, "<name>");
