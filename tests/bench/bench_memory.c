@@ -15,7 +15,10 @@
  *  counted against the same walk before the leads: bytes per new customer
  *  by family, their total, and each event stream's bytes per event
  *  (MEMORY USAGE / XLEN). INFO memory's used_memory before and after is the
- *  cross-check. Printed beside the same run's yardstick; asserts nothing.
+ *  cross-check. Then the same after every key is DUMPed and RESTOREd, as
+ *  a restart loads them: Redis 7.0 gives a new stream's first node room
+ *  for 4 KB, which a customer's one-entry history keeps until then.
+ *  Printed beside the same run's yardstick; asserts nothing.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -317,6 +320,117 @@ static int s_by_bytes(const void *a, const void *b)
     return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
 }
 
+/* The families, largest first, as the leads changed them (the walks
+   before and after, used_memory m0 and m1), per new customer. */
+static void s_report(const char *title, const s_walk_t *before, const s_walk_t *after, long long customers,
+                     long long m0, long long m1)
+{
+    printf("\n%s\n", title);
+    s_family_t *order[S_FAMILIES];
+    static s_family_t delta[S_FAMILIES];
+    int n = 0;
+    for (int i = 0; i < after->n; i++) {
+        const s_family_t *b = s_find(before, after->v[i].name);
+        delta[n] = after->v[i];
+        if (b) {
+            delta[n].keys -= b->keys;
+            delta[n].bytes -= b->bytes;
+            delta[n].entries -= b->entries;
+        }
+        if (delta[n].bytes != 0 || delta[n].keys != 0)
+            order[n] = &delta[n], n++;
+    }
+    qsort(order, (size_t) n, sizeof *order, s_by_bytes);
+    double cust_bytes = 0, event_bytes = 0, capped_bytes = 0;
+    printf("\n%-44s %9s %10s %12s\n", "key family (MEMORY USAGE, SAMPLES 0)", "new keys", "bytes/key", "B/customer");
+    /* a record's own stream (its history) is the record's: counted here, its entries beside it */
+    for (int i = 0; i < n; i++) {
+        const s_family_t *f = order[i];
+        if (f->stream)
+            continue;
+        double per = (double) f->bytes / (double) customers;
+        cust_bytes += per;
+        char entries[48] = "";
+        if (f->entries)
+            snprintf(entries, sizeof entries, "  (a stream: %lld entries, %.0f B/entry)", f->entries,
+                     (double) f->bytes / (double) f->entries);
+        printf("%-44s %9lld %10.0f %12.1f%s\n", f->name, f->keys, f->keys ? (double) f->bytes / (double) f->keys : 0,
+               per, entries);
+    }
+    printf("%-44s %9s %10s %12.1f\n", "total per new customer, before events", "", "", cust_bytes);
+    printf("\n%-44s %9s %10s %12s %12s\n", "event stream (MEMORY USAGE / XLEN)", "events", "B/event", "events/cust",
+           "B/customer");
+    for (int i = 0; i < n; i++) {
+        const s_family_t *f = order[i];
+        if (!f->stream)
+            continue;
+        const s_family_t *a = s_find(after, f->name);
+        double per_event = a && a->entries ? (double) a->bytes / (double) a->entries : 0;
+        double epc = (double) f->entries / (double) customers;
+        event_bytes += epc * per_event;
+        /* each stream is trimmed to --stream-maxlen entries (1,000,000) */
+        double kept = epc * 1e6 < S_MAXLEN ? epc * 1e6 : S_MAXLEN;
+        capped_bytes += kept * per_event;
+        printf("%-44s %9lld %10.0f %12.2f %12.1f\n", f->name, f->entries, per_event, epc, epc * per_event);
+    }
+    printf("%-44s %9s %10s %12s %12.1f\n", "events per new customer", "", "", "", event_bytes);
+    double used = (double) (m1 - m0) / (double) customers;
+    printf("\nused_memory (INFO memory) %lld -> %lld: %.1f bytes per new customer (cross-check of %.1f + %.1f)\n", m0,
+           m1, used, cust_bytes, event_bytes);
+    printf("Redis per million customers: %.2f GB before events, %.2f GB with every event kept, %.2f GB with the "
+           "events kept as now (each stream trimmed to 1,000,000 entries)\n",
+           cust_bytes * 1e6 / 1e9, (cust_bytes + event_bytes) * 1e6 / 1e9, (cust_bytes * 1e6 + capped_bytes) / 1e9);
+}
+
+/* DUMP and RESTORE (REPLACE, its TTL kept) of every key. 0 or -1. */
+static int s_restore_all(void)
+{
+    redisContext *c = redisConnect("127.0.0.1", s_sys.redis.port);
+    if (!c || c->err) {
+        redisFree(c);
+        return -1;
+    }
+    char cursor[32] = "0";
+    int rc = 0;
+    do {
+        redisReply *r = redisCommand(c, "SCAN %s COUNT %d", cursor, S_PIPE);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            freeReplyObject(r);
+            rc = -1;
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            redisAppendCommand(c, "DUMP %b", keys->element[i]->str, keys->element[i]->len);
+            redisAppendCommand(c, "PTTL %b", keys->element[i]->str, keys->element[i]->len);
+        }
+        size_t restores = 0;
+        for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+            redisReply *dump = NULL, *ttl = NULL;
+            if (redisGetReply(c, (void **) &dump) != REDIS_OK || redisGetReply(c, (void **) &ttl) != REDIS_OK)
+                rc = -1;
+            if (rc == 0 && dump->type == REDIS_REPLY_STRING) {
+                long long ms = ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 ? ttl->integer : 0;
+                redisAppendCommand(c, "RESTORE %b %lld %b REPLACE", keys->element[i]->str, keys->element[i]->len, ms,
+                                   dump->str, dump->len);
+                restores++;
+            }
+            freeReplyObject(dump);
+            freeReplyObject(ttl);
+        }
+        for (size_t i = 0; i < restores && rc == 0; i++) {
+            redisReply *ok = NULL;
+            if (redisGetReply(c, (void **) &ok) != REDIS_OK || ok->type == REDIS_REPLY_ERROR)
+                rc = -1;
+            freeReplyObject(ok);
+        }
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    redisFree(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int leads = argc > 1 ? atoi(argv[1]) : 20000;
@@ -397,61 +511,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* The families, largest first, as the leads changed them. */
-    s_family_t *order[S_FAMILIES];
-    static s_family_t delta[S_FAMILIES];
-    int n = 0;
-    for (int i = 0; i < after.n; i++) {
-        const s_family_t *b = s_find(&before, after.v[i].name);
-        delta[n] = after.v[i];
-        if (b) {
-            delta[n].keys -= b->keys;
-            delta[n].bytes -= b->bytes;
-            delta[n].entries -= b->entries;
-        }
-        if (delta[n].bytes != 0 || delta[n].keys != 0)
-            order[n] = &delta[n], n++;
+    s_report("As written (the live Redis):", &before, &after, customers, m0, m1);
+
+    /* What a restart makes of it: loading writes every key afresh, compact
+       (a stream's node is no longer its first allocation). DUMP and
+       RESTORE of every key do the same without restarting. */
+    if (s_restore_all() != 0) {
+        fprintf(stderr, "crm-bench-memory: DUMP/RESTORE failed\n");
+    } else {
+        static s_walk_t restored;
+        long long m2 = s_used_memory();
+        if (s_walk(&restored) == 0)
+            s_report("After a restart (every key DUMPed and RESTOREd, as loading the AOF or RDB writes it):", &before,
+                     &restored, customers, m0, m2);
     }
-    qsort(order, (size_t) n, sizeof *order, s_by_bytes);
-    double cust_bytes = 0, event_bytes = 0, capped_bytes = 0;
-    printf("\n%-44s %9s %10s %12s\n", "key family (MEMORY USAGE, SAMPLES 0)", "new keys", "bytes/key", "B/customer");
-    /* a record's own stream (its history) is the record's: counted here, its entries beside it */
-    for (int i = 0; i < n; i++) {
-        const s_family_t *f = order[i];
-        if (f->stream)
-            continue;
-        double per = (double) f->bytes / (double) customers;
-        cust_bytes += per;
-        char entries[48] = "";
-        if (f->entries)
-            snprintf(entries, sizeof entries, "  (a stream: %lld entries, %.0f B/entry)", f->entries,
-                     (double) f->bytes / (double) f->entries);
-        printf("%-44s %9lld %10.0f %12.1f%s\n", f->name, f->keys, f->keys ? (double) f->bytes / (double) f->keys : 0,
-               per, entries);
-    }
-    printf("%-44s %9s %10s %12.1f\n", "total per new customer, before events", "", "", cust_bytes);
-    printf("\n%-44s %9s %10s %12s %12s\n", "event stream (MEMORY USAGE / XLEN)", "events", "B/event", "events/cust",
-           "B/customer");
-    for (int i = 0; i < n; i++) {
-        const s_family_t *f = order[i];
-        if (!f->stream)
-            continue;
-        const s_family_t *a = s_find(&after, f->name);
-        double per_event = a && a->entries ? (double) a->bytes / (double) a->entries : 0;
-        double epc = (double) f->entries / (double) customers;
-        event_bytes += epc * per_event;
-        /* each stream is trimmed to --stream-maxlen entries (1,000,000) */
-        double kept = epc * 1e6 < S_MAXLEN ? epc * 1e6 : S_MAXLEN;
-        capped_bytes += kept * per_event;
-        printf("%-44s %9lld %10.0f %12.2f %12.1f\n", f->name, f->entries, per_event, epc, epc * per_event);
-    }
-    printf("%-44s %9s %10s %12s %12.1f\n", "events per new customer", "", "", "", event_bytes);
-    double used = (double) (m1 - m0) / (double) customers;
-    printf("\nused_memory (INFO memory) %lld -> %lld: %.1f bytes per new customer (cross-check of %.1f + %.1f)\n", m0,
-           m1, used, cust_bytes, event_bytes);
-    printf("Redis per million customers: %.2f GB before events, %.2f GB with every event kept, %.2f GB with the "
-           "events kept as now (each stream trimmed to 1,000,000 entries)\n",
-           cust_bytes * 1e6 / 1e9, (cust_bytes + event_bytes) * 1e6 / 1e9, (cust_bytes * 1e6 + capped_bytes) / 1e9);
     crm_h_sys_stop(&s_sys);
     return 0;
 }
