@@ -4,7 +4,11 @@
  *   1. the yardstick: redis-benchmark -P 16 -t set, from the same run;
  *   2. acknowledged leads/s with 1 and with 16 concurrent submitters (each
  *      a REQ socket waiting for every answer, as a website back end does);
- *   3. the time to import a 100,000-row CSV with crmctl.
+ *   3. the time to import a 100,000-row CSV with crmctl;
+ *   4. two crm-intake instances on the same Redis (issue 12, point 2): 16
+ *      submitters split 8/8 between their endpoints, beside one instance
+ *      with the same 16 and the same logging (info, to count the batches
+ *      whose commit met a WATCH conflict: "request.conflict" lines).
  *  Aims (issue 3): >= 25k leads/s with 16 submitters; 100k rows <= 5 s.
  */
 #include <pthread.h>
@@ -20,17 +24,18 @@
 #include "crm_harness.h"
 
 static crm_h_redis_t s_redis;
-static char s_endpoint[64];
+static char s_endpoint[64], s_endpoint2[64];
 
 typedef struct {
     int id, count;
     long ok;
+    const char *endpoint;
 } s_worker_t;
 
 static void *s_submitter(void *arg)
 {
     s_worker_t *w = arg;
-    zsock_t *req = zsock_new_req(s_endpoint);
+    zsock_t *req = zsock_new_req(w->endpoint ? w->endpoint : s_endpoint);
     zsock_set_rcvtimeo(req, 10000);
     for (int i = 0; i < w->count; i++) {
         crm_msg_t m;
@@ -64,13 +69,16 @@ static void *s_submitter(void *arg)
     return NULL;
 }
 
-static double s_run(int workers, int per_worker, int base)
+/* `workers` submitters of `per_worker` leads each; with `split`, the second
+   half sends to s_endpoint2. Acknowledged leads/s. */
+static double s_run_on(int workers, int per_worker, int base, bool split)
 {
     pthread_t th[64];
     s_worker_t w[64];
     int64_t t0 = crm_mono_us();
     for (int i = 0; i < workers; i++) {
-        w[i] = (s_worker_t){.id = base + i, .count = per_worker};
+        w[i] = (s_worker_t){.id = base + i, .count = per_worker,
+                            .endpoint = split && i >= workers / 2 ? s_endpoint2 : s_endpoint};
         pthread_create(&th[i], NULL, s_submitter, &w[i]);
     }
     long ok = 0;
@@ -80,6 +88,29 @@ static double s_run(int workers, int per_worker, int base)
     }
     double secs = (double) (crm_mono_us() - t0) / 1e6;
     return (double) ok / secs;
+}
+
+static double s_run(int workers, int per_worker, int base)
+{
+    return s_run_on(workers, per_worker, base, false);
+}
+
+/* crm-intake on `endpoint` with its own publisher and control endpoint,
+   logging at info into `log`; up once it reports itself running. */
+static pid_t s_intake(crm_store_t *store, const char *endpoint, const char *log)
+{
+    char env[5][200];
+    snprintf(env[0], sizeof env[0], "CRM_REDIS_URL=%s", s_redis.url);
+    snprintf(env[1], sizeof env[1], "CRM_INTAKE_ENDPOINT=%s", endpoint);
+    snprintf(env[2], sizeof env[2], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
+    snprintf(env[3], sizeof env[3], "CRM_LOG_LEVEL=info");
+    snprintf(env[4], sizeof env[4], "CRM_CONTROL=tcp://127.0.0.1:%d", crm_h_free_port());
+    const char *envp[] = {env[0], env[1], env[2], env[3], env[4], NULL};
+    redisReply *r = crm_store_cmd(store, "DEL crm:svc:intake");
+    freeReplyObject(r);
+    pid_t pid = crm_h_spawn("crm-intake", NULL, envp, log);
+    crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:intake");
+    return pid;
 }
 
 int main(void)
@@ -136,6 +167,30 @@ int main(void)
            100000 / secs, crm_h_share(100000 / secs, yard, sh, sizeof sh), WIFEXITED(status) ? WEXITSTATUS(status) : -1,
            created);
     crm_h_stop(intake, SIGTERM, 5000);
+
+    /* 4. One instance, then two, logging at info. */
+    char log1[300], log2[300], log0[300];
+    crm_h_path(&s_redis, "intake-one.log", log0, sizeof log0);
+    crm_h_path(&s_redis, "intake-a.log", log1, sizeof log1);
+    crm_h_path(&s_redis, "intake-b.log", log2, sizeof log2);
+    snprintf(s_endpoint2, sizeof s_endpoint2, "tcp://127.0.0.1:%d", crm_h_free_port());
+    intake = s_intake(store, s_endpoint, log0);
+    double single = s_run(16, 2000, 300);
+    crm_h_stop(intake, SIGTERM, 5000);
+    int c0 = crm_h_file_count(log0, "request.conflict"), a0 = crm_h_file_count(log0, "lead.accepted");
+    printf("one instance,  16 submitters, info log: %.0f acknowledged leads/s, %s (32000 leads; %d accepted in its "
+           "log, %d request.conflict)\n",
+           single, crm_h_share(single, yard, sh, sizeof sh), a0, c0);
+    intake = s_intake(store, s_endpoint, log1);
+    pid_t intake2 = s_intake(store, s_endpoint2, log2);
+    double two = s_run_on(16, 2000, 400, true);
+    crm_h_stop(intake, SIGTERM, 5000);
+    crm_h_stop(intake2, SIGTERM, 5000);
+    int c1 = crm_h_file_count(log1, "request.conflict"), c2 = crm_h_file_count(log2, "request.conflict");
+    int a1 = crm_h_file_count(log1, "lead.accepted"), a2 = crm_h_file_count(log2, "lead.accepted");
+    printf("two instances, 8 + 8 submitters, info log: %.0f acknowledged leads/s in all, %s, %.2fx one instance "
+           "(32000 leads; accepted %d + %d in their logs; request.conflict %d + %d)\n",
+           two, crm_h_share(two, yard, sh, sizeof sh), single > 0 ? two / single : 0, a1, a2, c1, c2);
     crm_store_destroy(&store);
     crm_h_redis_stop(&s_redis);
     return 0;

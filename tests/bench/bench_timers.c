@@ -310,8 +310,10 @@ int main(int argc, char **argv)
            "bytes/timer (MEMORY USAGE of the key, sampled: %.1f bytes/timer) (aim <= 150) %s\n",
            ntimers, card, m0, m1, per, (double) usage / (double) ntimers,
            per <= 150 ? "MET" : "MISSED");
-    printf("load        pipelined ZADD, %d members each, %d per pipeline: %.2f s = %.0f timers/s\n",
-           S_PER_ZADD, S_PER_PIPE, s_secs(load_us), (double) ntimers / s_secs(load_us));
+    char sh[64], sh2[64];
+    printf("load        pipelined ZADD, %d members each, %d per pipeline: %.2f s = %.0f timers/s, %s\n",
+           S_PER_ZADD, S_PER_PIPE, s_secs(load_us), (double) ntimers / s_secs(load_us),
+           crm_h_share((double) ntimers / s_secs(load_us), yard, sh, sizeof sh));
 
     /* 2a. Claim and emit from this process. */
     int64_t past_all = future.from + future.span + 1000;
@@ -332,8 +334,9 @@ int main(int argc, char **argv)
         printf("claim       crm_store_fire_due failed after %lld timers: %s\n", claimed,
                crm_store_error(s_store));
     printf("claim (a)   crm_store_fire_due from the bench, %d per call: %lld timers in %lld calls, "
-           "%.2f s = %.0f timers/s (aim >= 100000) %s; left in the set: %lld\n",
+           "%.2f s = %.0f timers/s, %s (aim >= 100000) %s; left in the set: %lld\n",
            S_CLAIM, claimed, calls, s_secs(fire_us), (double) claimed / s_secs(fire_us),
+           crm_h_share((double) claimed / s_secs(fire_us), yard, sh, sizeof sh),
            (double) claimed / s_secs(fire_us) >= 100000 ? "MET" : "MISSED",
            crm_h_int(s_store, "ZCARD crm:due:followup"));
     s_scan_t sc = {0};
@@ -396,12 +399,13 @@ int main(int argc, char **argv)
                applied_rate = (double) ntimers / s_secs(t_applied);
         printf("claim (b)   crm-scheduler, %lld timers all due (clock file past them): up "
                "(crm:svc:scheduler) after %.2f s, first claim seen %.2f s; set empty (claimed + "
-               "appended) after %.2f s = %.0f timers/s (%.0f timers/s from the first claim); "
-               "timers_fired = %lld (applied) after %.2f s = %.0f timers/s (%.0f from the first "
+               "appended) after %.2f s = %.0f timers/s, %s (%.0f timers/s from the first claim); "
+               "timers_fired = %lld (applied) after %.2f s = %.0f timers/s, %s (%.0f from the first "
                "claim) (aim >= 100000) %s\n",
                ntimers, s_secs(t_up), s_secs(t_first), s_secs(t_fired), fired_rate,
-               (double) ntimers / s_secs(t_fired - t_first), applied, s_secs(t_applied),
-               applied_rate, (double) ntimers / s_secs(t_applied - t_first),
+               crm_h_share(fired_rate, yard, sh, sizeof sh), (double) ntimers / s_secs(t_fired - t_first),
+               applied, s_secs(t_applied), applied_rate, crm_h_share(applied_rate, yard, sh2, sizeof sh2),
+               (double) ntimers / s_secs(t_applied - t_first),
                applied_rate >= 100000 ? "MET" : "MISSED");
         printf("            timers_late %lld, late_max_ms %lld\n",
                crm_h_int(s_store, "HGET crm:metrics:scheduler timers_late"),
@@ -461,8 +465,8 @@ int main(int argc, char **argv)
         long long p50 = sc.late[sc.nlate / 2], p99 = sc.late[sc.nlate * 99 / 100],
                   max = sc.late[sc.nlate - 1];
         printf("            lateness (event's now - due) of %lld fired timers: p50 %lld ms, p99 "
-               "%lld ms, max %lld ms, min %lld ms (aim p99 <= 1000 ms) %s\n",
-               sc.nlate, p50, p99, max, sc.late[0], p99 <= 1000 ? "MET" : "MISSED");
+               "%lld ms, max %lld ms, min %lld ms (aim p99 <= 1000 ms) %s (yardstick %.0f SET/s)\n",
+               sc.nlate, p50, p99, max, sc.late[0], p99 <= 1000 ? "MET" : "MISSED", yard);
     }
     s_scan_report("(3)", &sc, ndue);
     if (sc.due_max > last_due)

@@ -142,11 +142,14 @@ int main(void)
     snprintf(s_server_key, sizeof s_server_key, "%s", zcert_public_txt(server));
     zcert_destroy(&server);
     double yard = crm_h_redis_benchmark(&s_sys.redis);
+    char sh[64];
+    printf("yardstick: redis-benchmark SET (pipeline 16, 50 clients) %.0f requests/s, same Redis, same run\n", yard);
 
     s_job_t one = {"B0", S_ONE, 0, 0, 0};
     s_run(&one);
-    printf("uplink, one dealer client: %d follow-ups in %.2f s = %.0f records/s (%d ok)\n", one.answered, one.seconds,
-           one.seconds > 0 ? one.answered / one.seconds : 0, one.ok);
+    double rate = one.seconds > 0 ? one.answered / one.seconds : 0;
+    printf("uplink, one dealer client: %d follow-ups in %.2f s = %.0f records/s, %s (%d ok)\n", one.answered,
+           one.seconds, rate, crm_h_share(rate, yard, sh, sizeof sh), one.ok);
 
     pthread_t th[S_CLIENTS];
     s_job_t jobs[S_CLIENTS];
@@ -162,9 +165,10 @@ int main(void)
         oks += jobs[i].ok;
     }
     double secs = (double) (crm_mono_us() - t0) / 1e6;
-    printf("uplink, %d dealer clients at once: %d follow-ups in %.2f s = %.0f records/s (%d ok; set-up of each "
+    rate = secs > 0 ? total / secs : 0;
+    printf("uplink, %d dealer clients at once: %d follow-ups in %.2f s = %.0f records/s, %s (%d ok; set-up of each "
            "client included)\n",
-           S_CLIENTS, total, secs, secs > 0 ? total / secs : 0, oks);
+           S_CLIENTS, total, secs, rate, crm_h_share(rate, yard, sh, sizeof sh), oks);
 
     /* 3. a customer file of S_ROWS rows through crmctl */
     char path[300];
@@ -179,10 +183,10 @@ int main(void)
         t0 = crm_mono_us();
         int irc = crm_h_sys_crmctl(&s_sys, "customer", "import", path, "--dealer", "B0", NULL);
         secs = (double) (crm_mono_us() - t0) / 1e6;
-        printf("customer-file import (crmctl customer import, %d rows): %.2f s = %.0f rows/s (exit %d)\n", S_ROWS, secs,
-               secs > 0 ? S_ROWS / secs : 0, irc);
+        rate = secs > 0 ? S_ROWS / secs : 0;
+        printf("customer-file import (crmctl customer import, %d rows): %.2f s = %.0f rows/s, %s (exit %d)\n", S_ROWS,
+               secs, rate, crm_h_share(rate, yard, sh, sizeof sh), irc);
     }
-    printf("yardstick: redis-benchmark SET (pipeline 16, 50 clients) %.0f requests/s, same Redis, same run\n", yard);
     crm_h_sys_stop(&s_sys);
     return 0;
 }

@@ -18,6 +18,14 @@
 #include <unistd.h>
 
 #include <czmq.h>
+#include <dirent.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define S_HAVE_CALLGRIND 1
+#endif
+#endif
 
 #include "crm_clock.h"
 #include "crm_keys.h"
@@ -73,6 +81,47 @@ static void s_sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+const char *crm_h_callgrind(void)
+{
+    const char *dir = getenv("CRM_H_CALLGRIND");
+    return dir && *dir ? dir : NULL;
+}
+
+/* How much longer a wait for a program to come up is when profiling. */
+static int s_slow(void)
+{
+    return crm_h_callgrind() ? 10 : 1;
+}
+
+static const char *s_basename(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b ? b + 1 : path;
+}
+
+/* In a child about to exec `path` with `argv` (argv[0] is path; room for
+   five more in front): when profiling, execs valgrind with it instead;
+   returns only when not profiling or exec failed. */
+static void s_exec_profiled(const char *path, const char **argv, int argc)
+{
+    const char *dir = crm_h_callgrind();
+    if (!dir)
+        return;
+    const char *name = s_basename(path), *atstart = getenv("CRM_H_CALLGRIND_ATSTART");
+    bool on = false;
+    size_t n = strlen(name);
+    for (const char *p = atstart; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p))
+        on |= !strncmp(p, name, n) && (p[n] == ',' || p[n] == 0);
+    static char out[600];
+    snprintf(out, sizeof out, "--callgrind-out-file=%s/%s.%%p", dir, name);
+    const char *vg[40] = {"valgrind", "-q", "--tool=callgrind", on ? "--instr-atstart=yes" : "--instr-atstart=no", out};
+    int k = 5;
+    for (int i = 0; i < argc && k < 39; i++)
+        vg[k++] = argv[i];
+    vg[k] = NULL;
+    execvp("valgrind", (char *const *) vg);
+}
+
 int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
 {
     memset(r, 0, sizeof *r);
@@ -88,6 +137,10 @@ int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
     r->pid = fork();
     if (r->pid == 0) {
         crm_h_die_with_parent(parent);
+        const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir, "--save", "",
+                              "--appendonly", appendonly ? "yes" : "no", "--appendfsync", "everysec", "--logfile", log,
+                              "--daemonize", "no"};
+        s_exec_profiled("redis-server", argv, (int) (sizeof argv / sizeof argv[0]));
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
                r->dir, "--save", "", "--appendonly", appendonly ? "yes" : "no", "--appendfsync",
                "everysec", "--logfile", log, "--daemonize", "no", (char *) NULL);
@@ -95,7 +148,7 @@ int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
     }
     if (r->pid < 0)
         return -1;
-    for (int i = 0; i < 250; i++) {
+    for (int i = 0; i < 250 * s_slow(); i++) {
         /* Wait for the port to answer before a client (which would say
            "connection refused" on stderr) tries it. */
         int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -154,6 +207,7 @@ pid_t crm_h_spawn_path(const char *path, const char *const *args, const char *co
             dup2(fd, 2);
             close(fd);
         }
+        s_exec_profiled(path, argv, n);
         execv(path, (char *const *) argv);
         _exit(127);
     }
@@ -199,6 +253,88 @@ const char *crm_h_share(double rate, double yardstick, char *out, size_t size)
     else
         snprintf(out, size, "%s", "no yardstick");
     return out;
+}
+
+static int s_callgrind_control(const char *what, pid_t pid)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "callgrind_control %s %d >/dev/null 2>&1", what, (int) pid);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int crm_h_cg_on(pid_t pid)
+{
+    return crm_h_callgrind() ? s_callgrind_control("-i on", pid) : -1;
+}
+
+/* The Ir of a callgrind profile: its "totals:" line, else its "summary:". */
+static long long s_cg_file_ir(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    long long totals = -1, summary = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "totals:", 7))
+            totals = atoll(line + 7);
+        else if (!strncmp(line, "summary:", 8))
+            summary = atoll(line + 8);
+    }
+    if (f)
+        fclose(f);
+    return totals >= 0 ? totals : summary;
+}
+
+long long crm_h_cg_ir(const char *name, pid_t pid)
+{
+    const char *dir = crm_h_callgrind();
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return -1;
+    char prefix[300], best[600] = "";
+    snprintf(prefix, sizeof prefix, "%s.%d", name, (int) pid);
+    size_t pl = strlen(prefix);
+    long newest = -1; /* 0: the profile at exit, n: dump n */
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, pl) != 0 || (e->d_name[pl] != 0 && e->d_name[pl] != '.'))
+            continue;
+        long n = e->d_name[pl] ? atol(e->d_name + pl + 1) : 0;
+        if (n > newest || (n == 0 && newest < 0)) {
+            newest = n;
+            snprintf(best, sizeof best, "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    return best[0] ? s_cg_file_ir(best) : -1;
+}
+
+long long crm_h_cg_off(pid_t pid, const char *name)
+{
+    if (!crm_h_callgrind() || s_callgrind_control("-d", pid) != 0)
+        return -1;
+    s_callgrind_control("-i off", pid);
+    return crm_h_cg_ir(name, pid);
+}
+
+void crm_h_cg_self_on(void)
+{
+#ifdef S_HAVE_CALLGRIND
+    CALLGRIND_ZERO_STATS;
+    CALLGRIND_START_INSTRUMENTATION;
+#endif
+}
+
+long long crm_h_cg_self_off(const char *name)
+{
+#ifdef S_HAVE_CALLGRIND
+    if (!RUNNING_ON_VALGRIND)
+        return -1;
+    CALLGRIND_DUMP_STATS;
+    CALLGRIND_STOP_INSTRUMENTATION;
+    return crm_h_cg_ir(name, getpid());
+#else
+    (void) name;
+    return -1;
+#endif
 }
 
 bool crm_h_alive(pid_t pid)
@@ -444,7 +580,7 @@ pid_t crm_h_sys_spawn(crm_h_sys_t *s, const char *svc, const char *const *extra)
     redisReply *r = crm_store_cmd(s->store, "DEL %s", key);
     freeReplyObject(r);
     s->pids[i] = crm_h_spawn(bin, NULL, env, log);
-    if (crm_h_wait_int(s->store, 1, 15000, "EXISTS %s", key) != 1)
+    if (crm_h_wait_int(s->store, 1, 15000 * s_slow(), "EXISTS %s", key) != 1)
         fail_msg("crm-%s did not start (see %s)", svc, log);
     return s->pids[i];
 }

@@ -55,6 +55,31 @@ double crm_h_redis_benchmark(const crm_h_redis_t *r);
 const char *crm_h_share(double rate, double yardstick, char *out, size_t size);
 bool crm_h_alive(pid_t pid);
 
+/* ------------------------------------------------------------ profiling
+ *
+ * tests/bench/profile: with CRM_H_CALLGRIND=<dir> in the environment,
+ * crm_h_spawn_path and crm_h_redis_start run their program under
+ * valgrind --tool=callgrind with instrumentation off (on from the start
+ * for the programs whose file names are in CRM_H_CALLGRIND_ATSTART, comma
+ * separated), its profile in <dir>/<file name>.<pid>[.<dump>]; the
+ * harness's waits for a program to come up are longer then. Without it
+ * nothing changes. */
+/* The directory, or NULL when not profiling. */
+const char *crm_h_callgrind(void);
+/* callgrind_control -i on: `pid` counts from now. 0 or -1. */
+int crm_h_cg_on(pid_t pid);
+/* callgrind_control -d, then -i off: the instructions (Ir) `pid` (program
+   file name `name`) counted since crm_h_cg_on; -1 when unknown. */
+long long crm_h_cg_off(pid_t pid, const char *name);
+/* The Ir of <dir>/<name>.<pid>: its newest dump, or the profile it wrote
+   at its exit when it made no dump (-1: none). */
+long long crm_h_cg_ir(const char *name, pid_t pid);
+/* The same for the calling process when it runs under callgrind itself
+   (its --callgrind-out-file <dir>/<name>.%p): on, and dumped and off; -1
+   when it does not. */
+void crm_h_cg_self_on(void);
+long long crm_h_cg_self_off(const char *name);
+
 /* Polls `cond` every 20 ms until true or timeout. */
 bool crm_h_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* An integer from Redis: the reply of the command if it is an integer, or
