@@ -29,11 +29,15 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     hset[1] = ckey;
     hist[1] = hkey;
     int nh = 2, nx = 9, n = 0;
-    /* A new record's first values are the record itself (and the lead that
-       brought them): its history holds only what the record cannot, the
-       values received that the rules refused or rewrote. A value a later
-       change replaces is in that change's entry as "<field>.old". */
+    /* A new record's first values are the record itself (and the lead or
+       record that brought them): its history holds only what the record
+       cannot, a dealer record's values that the rules refused or rewrote. A
+       value a later change replaces is in that change's entry as
+       "<field>.old". */
     bool values = !how->created;
+    /* What a lead received is kept with the lead (crm:lead:L, intake); what
+       a dealer's record did, here. */
+    bool raw_here = strcmp(how->ref_name, "lead") != 0;
     char *olds[CRM_CF_COUNT] = {0};
     bool oom = false;
     for (int i = 0; i < CRM_CF_COUNT; i++) {
@@ -42,7 +46,7 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
         snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
         /* What was received, when it differs from what is kept: a value
            refused by the rules is in the history only. */
-        if (!nv && in->raw[i]) {
+        if (raw_here && !nv && in->raw[i]) {
             hist[nx++] = rawnames[i];
             hist[nx++] = in->raw[i];
         }
@@ -64,7 +68,7 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
             hist[nx++] = oldnames[i];
             hist[nx++] = rec->v[i];
         }
-        if (in->raw[i]) {
+        if (raw_here && in->raw[i]) {
             hist[nx++] = rawnames[i];
             hist[nx++] = in->raw[i];
         }

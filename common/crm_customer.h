@@ -29,8 +29,10 @@ void crm_customer_load(crm_fields_t *rec, const redisReply *hgetall);
 
 /* Adds to `tx` the merge of `in` into customer `cid`, whose current values
    are `rec` (brought up to date here): one HSET (changed fields, stamps)
-   and one history entry (for a new record, only when a value received was
-   refused or rewritten: its first values are the record itself). Names of changed fields go to `changed` (may be
+   and one history entry of the values changed (a new record's first values
+   are the record itself). What was received, when the rules refused or
+   rewrote it ("<field>.raw"), is in the entry for a dealer's record; a lead
+   keeps it in its own hash (intake writes it there). Names of changed fields go to `changed` (may be
    NULL). Returns how many fields changed, or -1 out of memory. */
 int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const crm_fields_t *in,
                        const crm_merge_t *how, crm_strs_t *changed);

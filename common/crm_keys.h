@@ -35,12 +35,14 @@
  *  crm:cust:{<C>}:history  stream; every field change: field, old, new, channel, lead, ts. A new
  *                          record's first values are not repeated here (the record, created_ms,
  *                          first_channel and its first lead say them; a later change keeps the
- *                          value it replaced as "<field>.old"): its creation has an entry only
- *                          for values received that the rules refused or rewrote ("<field>.raw")
+ *                          value it replaced as "<field>.old"): a dealer's file's creation has an
+ *                          entry only for values the rules refused or rewrote ("<field>.raw"; a
+ *                          lead's are in crm:lead:<L>)
  *  crm:cust:{<C>}:leads    list; the customer's lead ids, oldest first
  *  crm:cust:{<C>}:findings hash; "<field>:<code>" -> "<severity>|<message>" for the
  *                          record as it stands
- *  crm:lead:<L>            hash; one lead: customer_id, channel, source, model, ...
+ *  crm:lead:<L>            hash; one lead: customer_id, channel, source, model, ..., and
+ *                          "<field>.raw": a value as received where the rules rewrote or refused it
  *  crm:idx:mobile:<mobile> string; customer id (match key)
  *  crm:idx:id:<id number>  string; customer id (match key)
  *  crm:idx:name:<name>     set; customer ids (for crmctl customer find --name)

@@ -261,6 +261,13 @@ static int s_show(crm_store_t *store, const char *cid)
                crmctl_or(h, "dealer_id"), td ? " test drive " : "",
                td ? crmctl_time(h, "testdrive_at", when2, sizeof when2) : "",
                crm_reply_field_or(h, "submission_id", ""));
+        /* what the lead gave where the rules refused or rewrote it */
+        for (size_t k = 0; h && h->type == REDIS_REPLY_ARRAY && k + 1 < h->elements; k += 2) {
+            const char *name = h->element[k]->str;
+            size_t len = name ? strlen(name) : 0;
+            if (len > 4 && !strcmp(name + len - 4, ".raw"))
+                printf("           received %.*s as \"%s\"\n", (int) (len - 4), name, h->element[k + 1]->str);
+        }
     }
     printf("vehicles:\n");
     for (size_t i = 0; i < nv; i++)

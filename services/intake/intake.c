@@ -419,8 +419,8 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     if (lead->has.testdrive_at)
         snprintf(tdat, sizeof tdat, "%lld", (long long) lead->testdrive_at);
     snprintf(leadkey, sizeof leadkey, CRM_KEY_LEAD_FMT, lid);
-    const char *argv[40] = {"HSET", leadkey};
-    size_t lens[40] = {4, strlen(leadkey)};
+    const char *argv[40 + 2 * CRM_CF_COUNT] = {"HSET", leadkey};
+    size_t lens[40 + 2 * CRM_CF_COUNT] = {4, strlen(leadkey)};
     int argc = 2;
     s_arg(argv, lens, &argc, "customer_id", cid);
     s_arg(argv, lens, &argc, "submission_id", it->sid);
@@ -436,6 +436,14 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     s_arg(argv, lens, &argc, "created_ms", now);
     s_arg(argv, lens, &argc, "match", match);
     s_arg(argv, lens, &argc, "retry_of", lead->retry_of);
+    /* What was received where the rules refused or rewrote it, byte for
+       byte: the lead keeps it (the record keeps the values). */
+    char rawnames[CRM_CF_COUNT][32];
+    for (int i = 0; i < CRM_CF_COUNT; i++)
+        if (f->raw[i]) {
+            snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", crm_cf_name((crm_cf_t) i));
+            s_arg(argv, lens, &argc, rawnames[i], f->raw[i]);
+        }
     crm_tx_cmdargv(tx, argc, argv, lens);
     char lkey[64];
     snprintf(lkey, sizeof lkey, CRM_KEY_CUST_FMT ":leads", cid);

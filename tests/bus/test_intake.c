@@ -205,6 +205,38 @@ static void test_a_known_mobile_attaches_the_lead_and_never_blanks_a_field(void 
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 3); /* created, created, merged */
 }
 
+/* A new customer's values are its record: no history of its own to hold
+   them again; what was received where the rules rewrote it stays with the
+   lead, byte for byte; a later change is in the history with the value it
+   replaced. */
+static void test_a_new_customer_is_its_record_and_its_lead_keeps_what_was_received(void **state)
+{
+    fx_t *f = *state;
+    crm_msg_t a;
+    submit(f, &a, NULL, "submission_id=raw-1", "name=孙七", "mobile=１３６１２３４５６７８", "city=上海", NULL);
+    assert_int_equal(a.type, CRM_T_lead_accepted);
+    crm_msg_clear(&a);
+    char *mobile = hget(f, "crm:cust:{C1}", "mobile"), *raw = hget(f, "crm:lead:L1", "mobile.raw");
+    assert_string_equal(mobile, "13612345678");
+    assert_non_null(raw);
+    assert_string_equal(raw, "１３６１２３４５６７８");
+    free(mobile), free(raw);
+    assert_int_equal(crm_h_int(f->store, "EXISTS crm:cust:{C1}:history"), 0);
+    /* the city changes: the history has the change and the first value */
+    submit(f, &a, NULL, "submission_id=raw-2", "name=孙七", "mobile=13612345678", "city=北京", NULL);
+    assert_true(a.body.lead_accepted.merged);
+    crm_msg_clear(&a);
+    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:cust:{C1}:history - +");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 1);
+    const redisReply *kv = r->element[0]->element[1];
+    assert_string_equal(crm_reply_field(kv, "city"), "北京");
+    assert_string_equal(crm_reply_field(kv, "city.old"), "上海");
+    assert_string_equal(crm_reply_field(kv, "lead"), "L2");
+    assert_null(crm_reply_field(kv, "mobile.raw"));
+    freeReplyObject(r);
+}
+
 static void test_the_same_id_number_in_15_and_18_digits_is_the_same_customer(void **state)
 {
     fx_t *f = *state;
@@ -353,6 +385,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_an_accepted_lead_is_stored_and_announced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_resent_submission_gets_the_first_answer_and_creates_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_known_mobile_attaches_the_lead_and_never_blanks_a_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_new_customer_is_its_record_and_its_lead_keeps_what_was_received, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_the_same_id_number_in_15_and_18_digits_is_the_same_customer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_lead_without_name_or_phone_is_rejected_naming_the_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_test_drive_dates_are_required_and_never_in_the_past, setup, teardown),
