@@ -22,10 +22,19 @@
 #include "crm_service.h"
 #include "crm_service_private.h"
 
-#define S_BATCH 256
+#define S_BATCH 128
 #define S_ATTEMPTS 3
 #define S_SINGLES 8 /* requests of rows without a batch handler per wake-up */
 #define S_KEY_MAX (CRM_ID_KEY_MAX + 64)
+
+/* A refused request's frame to keep in crm:rejects once the store is free
+   (it was refused while a commit was under way). */
+typedef struct s_later_t {
+    struct s_later_t *next;
+    char *field, *reason, *peer, *type;
+    void *frame;
+    size_t len;
+} s_later_t;
 
 struct crm_endpoint_t {
     crm_service_t *svc;
@@ -33,7 +42,15 @@ struct crm_endpoint_t {
     crm_curve_t *curve;
     zsock_t *sock;
     char bind[256];
-    crm_req_t *reqs; /* S_BATCH, reused every wake-up */
+    /* Two batches of S_BATCH, reused: the one running and the one taken
+       off the socket (decoded, keyed, prepared) while the first commits. */
+    crm_req_t *bufs[2];
+    int cur;
+    int nahead;       /* requests taken ahead into bufs[!cur] */
+    bool ahead_ok;    /* this round may take ahead */
+    bool in_commit;   /* the store is busy: refusals are kept later */
+    s_later_t *later; /* those, oldest first */
+    s_later_t **later_tail;
     int64_t *keep_ms; /* per row of def->requests: how long its answers are kept */
 };
 
@@ -57,6 +74,8 @@ struct crm_req_t {
     bool refused_kept; /* its frame is in crm:rejects */
     char why[600];     /* "field|code|text" of its first error: the reason kept */
     msgpack_sbuffer out;
+    void *data; /* the endpoint's prepare's */
+    void (*data_free)(void *data);
 };
 
 struct crm_route_t {
@@ -72,6 +91,16 @@ const crm_msg_t *crm_req_msg(const crm_req_t *req) { return &req->msg; }
 const char *crm_req_peer(const crm_req_t *req) { return req->peer[0] ? req->peer : NULL; }
 const char *crm_req_key(const crm_req_t *req) { return req->key; }
 const char *crm_req_peer_key(const crm_req_t *req) { return req->peer_key[0] ? req->peer_key : NULL; }
+
+void crm_req_set_data(crm_req_t *req, void *data, void (*free_fn)(void *data))
+{
+    if (req->data && req->data_free)
+        req->data_free(req->data);
+    req->data = data;
+    req->data_free = free_fn;
+}
+
+void *crm_req_data(const crm_req_t *req) { return req->data; }
 
 const void *crm_req_frame(const crm_req_t *req, size_t *len)
 {
@@ -371,10 +400,50 @@ static const crm_request_t *s_row(const crm_endpoint_t *ep, crm_type_t type)
     return NULL;
 }
 
+static char *s_dup(const char *s) { return s ? strdup(s) : NULL; }
+
+static void s_later_free(s_later_t *l)
+{
+    free(l->field), free(l->reason), free(l->peer), free(l->type), free(l->frame);
+    free(l);
+}
+
+/* Keeps what was refused while a commit was under way. */
+static void s_keep_later(crm_endpoint_t *ep)
+{
+    while (ep->later) {
+        s_later_t *l = ep->later;
+        ep->later = l->next;
+        crm_reject_t r = {.origin = ep->def->name, .kind = "request", .peer = l->peer, .type = l->type,
+                          .field = l->field, .reason = l->reason, .frame = l->frame, .len = l->len};
+        crm_service_reject(ep->svc, &r);
+        s_later_free(l);
+    }
+    ep->later_tail = &ep->later;
+}
+
 static void s_keep(crm_req_t *req, const char *field, const char *reason)
 {
     size_t len;
     const void *frame = crm_req_frame(req, &len);
+    if (req->ep->in_commit) {
+        /* the store is mid-commit: kept as soon as it is free */
+        s_later_t *l = calloc(1, sizeof *l);
+        if (l && (l->frame = malloc(len ? len : 1))) {
+            if (len)
+                memcpy(l->frame, frame, len);
+            l->len = len;
+            l->field = s_dup(field), l->reason = s_dup(reason), l->peer = s_dup(crm_req_peer(req));
+            l->type = s_dup(req->msg.type ? crm_type_name(req->msg.type) : NULL);
+            *req->ep->later_tail = l;
+            req->ep->later_tail = &l->next;
+        } else {
+            free(l);
+            crm_error("request.not_kept", "endpoint=%s why=\"out of memory\"", req->ep->def->name);
+        }
+        req->refused_kept = true;
+        return;
+    }
     crm_reject_t r = {.origin = req->ep->def->name,
                       .kind = "request",
                       .peer = crm_req_peer(req),
@@ -402,6 +471,7 @@ static void s_refuse_early(crm_req_t *req, const char *field, const char *code, 
 
 static void s_release(crm_req_t *req)
 {
+    crm_req_set_data(req, NULL, NULL);
     crm_msg_clear(&req->msg);
     crm_msg_clear(&req->answer);
     zframe_destroy(&req->rid);
@@ -517,6 +587,19 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
     return 0;
 }
 
+/* Takes one message and, when it is a write to run, prepares it. */
+static int s_take_prepared(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
+{
+    if (s_take(ep, req, zm) != 0)
+        return -1;
+    if (req->row->mode != CRM_REQ_READ && ep->def->prepare) {
+        crm_log_context(req->msg.id);
+        ep->def->prepare(req);
+        crm_log_context(NULL);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ running */
 
 static int64_t s_keep_ms(crm_req_t *req)
@@ -559,6 +642,24 @@ static void s_keep_failed(crm_req_t *reqs, int n)
 /* Runs `n` write requests of one row: alone (n == 1) or through the row's
    batch handler. */
 static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n);
+
+/* Takes what waits on the socket into the next batch (decoded, keyed and
+   prepared) while a commit is under way: never the store. Up to S_BATCH
+   of rows with a batch handler, S_SINGLES of the others, as a wake-up. */
+static void s_take_ahead(void *arg)
+{
+    crm_endpoint_t *ep = arg;
+    crm_req_t *next = ep->bufs[!ep->cur];
+    while (ep->ahead_ok && ep->nahead < S_BATCH) {
+        if (ep->nahead >= S_SINGLES && !next[ep->nahead - 1].row->batch)
+            break;
+        zmsg_t *zm = zmsg_recv_nowait(ep->sock);
+        if (!zm)
+            break;
+        if (s_take_prepared(ep, &next[ep->nahead], zm) == 0)
+            ep->nahead++;
+    }
+}
 
 /* Whether queued command `index` is among those a refused commit left out. */
 static bool s_failed_index(crm_tx_t *tx, int index)
@@ -747,7 +848,10 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
             crm_tx_reset(tx);
             continue;
         }
-        int c = crm_service_commit(svc, tx);
+        ep->in_commit = true;
+        int c = crm_service_commit_with(svc, tx, s_take_ahead, ep);
+        ep->in_commit = false;
+        s_keep_later(ep);
         if (c == CRM_TX_CONFLICT) {
             crm_info("request.conflict", "endpoint=%s type=%s attempt=%d batch=%d", ep->def->name, row->type,
                      attempt + 1, m);
@@ -820,41 +924,56 @@ static void s_read(crm_endpoint_t *ep, crm_req_t *req)
     s_encode_answer(req);
 }
 
+#define S_ROUNDS 4 /* batches a wake-up, each taken while the one before commits */
+
 static int s_on_readable(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
     crm_endpoint_t *ep = arg;
     /* Up to S_BATCH of a row with a batch handler (one transaction), but
        only a few of the others, each its own transaction, so that timers
-       (a replay in progress) and the bus get their turns between them. */
-    int n = 0, taken = 0;
-    while (n < S_BATCH && taken < S_BATCH) {
-        if (n >= S_SINGLES && !ep->reqs[n - 1].row->batch)
-            break;
-        zmsg_t *zm = zmsg_recv_nowait(sock);
-        if (!zm)
-            break;
-        taken++;
-        if (s_take(ep, &ep->reqs[n], zm) == 0)
-            n++;
+       (a replay in progress) and the bus get their turns between them.
+       While a batch commits, the next is taken off the socket and
+       prepared; a few rounds a wake-up, the last taking none ahead. */
+    for (int round = 0; round < S_ROUNDS; round++) {
+        if (round > 0) {
+            if (!ep->nahead)
+                break;
+            ep->cur = !ep->cur;
+        }
+        crm_req_t *reqs = ep->bufs[ep->cur];
+        int n = ep->nahead, taken = 0;
+        ep->nahead = 0;
+        while (n < S_BATCH && taken < S_BATCH) {
+            if (n >= S_SINGLES && !reqs[n - 1].row->batch)
+                break;
+            zmsg_t *zm = zmsg_recv_nowait(sock);
+            if (!zm)
+                break;
+            taken++;
+            if (s_take_prepared(ep, &reqs[n], zm) == 0)
+                n++;
+        }
+        ep->ahead_ok = round + 1 < S_ROUNDS;
+        for (int i = 0; i < n;) {
+            crm_req_t *r = &reqs[i];
+            int j = i + 1;
+            if (r->row->mode == CRM_REQ_READ)
+                s_read(ep, r);
+            else if (r->row->batch) {
+                while (j < n && reqs[j].row == r->row)
+                    j++;
+                s_write(ep, r, j - i);
+            } else
+                s_write(ep, r, 1);
+            for (int k = i; k < j; k++)
+                s_send(&reqs[k]);
+            i = j;
+        }
+        ep->ahead_ok = false;
+        for (int i = 0; i < n; i++)
+            s_release(&reqs[i]);
     }
-    for (int i = 0; i < n;) {
-        crm_req_t *r = &ep->reqs[i];
-        int j = i + 1;
-        if (r->row->mode == CRM_REQ_READ)
-            s_read(ep, r);
-        else if (r->row->batch) {
-            while (j < n && ep->reqs[j].row == r->row)
-                j++;
-            s_write(ep, r, j - i);
-        } else
-            s_write(ep, r, 1);
-        for (int k = i; k < j; k++)
-            s_send(&ep->reqs[k]);
-        i = j;
-    }
-    for (int i = 0; i < n; i++)
-        s_release(&ep->reqs[i]);
     return 0;
 }
 
@@ -870,12 +989,14 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
     ep->def = def;
     ep->curve = curve;
     snprintf(ep->bind, sizeof ep->bind, "%s", bind ? bind : "");
-    ep->reqs = calloc(S_BATCH, sizeof *ep->reqs);
+    ep->bufs[0] = calloc(S_BATCH, sizeof *ep->bufs[0]);
+    ep->bufs[1] = calloc(S_BATCH, sizeof *ep->bufs[1]);
+    ep->later_tail = &ep->later;
     size_t nrows = 0;
     while (def->requests && def->requests[nrows].type)
         nrows++;
     ep->keep_ms = calloc(nrows + 1, sizeof *ep->keep_ms);
-    if (!ep->reqs || !ep->keep_ms)
+    if (!ep->bufs[0] || !ep->bufs[1] || !ep->keep_ms)
         goto fail;
     /* checked once, here: a bad value stops the start, never a commit */
     for (size_t i = 0; i < nrows; i++) {
@@ -916,7 +1037,8 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
 fail:
     zsock_destroy(&ep->sock);
     free(ep->keep_ms);
-    free(ep->reqs);
+    free(ep->bufs[0]);
+    free(ep->bufs[1]);
     free(ep);
     return NULL;
 }
@@ -930,8 +1052,16 @@ void crm_endpoint_destroy(crm_endpoint_t **ep_p)
         zloop_reader_end(crm_service_loop(ep->svc), ep->sock);
         zsock_destroy(&ep->sock);
     }
+    for (int i = 0; i < ep->nahead; i++)
+        s_release(&ep->bufs[!ep->cur][i]);
+    while (ep->later) {
+        s_later_t *l = ep->later;
+        ep->later = l->next;
+        s_later_free(l);
+    }
     free(ep->keep_ms);
-    free(ep->reqs);
+    free(ep->bufs[0]);
+    free(ep->bufs[1]);
     free(ep);
     *ep_p = NULL;
 }

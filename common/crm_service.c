@@ -177,9 +177,11 @@ void crm_service_publish(crm_service_t *svc, crm_tx_t *tx)
     }
 }
 
-int crm_service_commit(crm_service_t *svc, crm_tx_t *tx)
+int crm_service_commit(crm_service_t *svc, crm_tx_t *tx) { return crm_service_commit_with(svc, tx, NULL, NULL); }
+
+int crm_service_commit_with(crm_service_t *svc, crm_tx_t *tx, void (*meanwhile)(void *arg), void *arg)
 {
-    int rc = crm_store_commit(svc->store, tx);
+    int rc = crm_store_commit_with(svc->store, tx, meanwhile, arg);
     svc->commits++;
     if (svc->die_after && svc->commits >= svc->die_after) {
         crm_warn("test.die_after_exec", "commits=%ld", svc->commits);

@@ -145,7 +145,17 @@ typedef struct {
     const char *name;              /* "control", "leads", "gateway": logs and crm:rejects */
     const crm_request_t *requests; /* ends with {NULL} */
     crm_error_fn error;            /* NULL: reply {ok: false, code, message, errors} */
+    /* Called for each write request once it is decoded and keyed, before
+       its batch runs, possibly while the batch before it commits: work
+       that needs no Redis (intake's checks), kept with crm_req_set_data.
+       May be NULL. */
+    void (*prepare)(crm_req_t *req);
 } crm_endpoint_def_t;
+
+/* What prepare made of a request (freed with `free_fn` when the request
+   is done); NULL when nothing. */
+void crm_req_set_data(crm_req_t *req, void *data, void (*free_fn)(void *data));
+void *crm_req_data(const crm_req_t *req);
 
 /* Binds `bind` and serves `def` on it from the service's loop until the
    service stops. With `curve` the socket is a CURVE server and every
@@ -249,6 +259,8 @@ void *crm_service_state(crm_service_t *svc);
 crm_tx_t *crm_service_tx(crm_service_t *svc);
 /* Commits `tx` and publishes its events; 0 or -1 (logged). */
 int crm_service_commit(crm_service_t *svc, crm_tx_t *tx);
+/* The same, with `meanwhile` run while Redis applies it (crm_store_commit_with). */
+int crm_service_commit_with(crm_service_t *svc, crm_tx_t *tx, void (*meanwhile)(void *arg), void *arg);
 /* Called for every committed event as it is published (after the bus
    send), e.g. to forward dealer streams to the dealer gateway. */
 typedef void (*crm_publish_hook_fn)(void *arg, const crm_emit_t *emit);

@@ -751,7 +751,9 @@ int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id)
     return crm_tx_cmd(self, "ZREM " CRM_KEY_DUE_FMT " %s", set, id);
 }
 
-int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
+int crm_store_commit(crm_store_t *self, crm_tx_t *tx) { return crm_store_commit_with(self, tx, NULL, NULL); }
+
+int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(void *arg), void *arg)
 {
     self->last = CRM_STORE_OK;
     if (tx->failed) {
@@ -797,6 +799,15 @@ int crm_store_commit(crm_store_t *self, crm_tx_t *tx)
         memcpy(all + at, exec_cmd, sizeof exec_cmd - 1);
         ok = redisAppendFormattedCommand(c, all, total) == REDIS_OK;
         free(all);
+    }
+    if (ok && meanwhile) {
+        /* Sent whole, then the caller's work while Redis applies it (the
+           connection is not to be used until the replies are read). */
+        int done = 0;
+        while (ok && !done)
+            ok = redisBufferWrite(c, &done) == REDIS_OK;
+        if (ok)
+            meanwhile(arg);
     }
     int queued_errors = 0;
     crm_store_err_t queued_kind = CRM_STORE_REFUSED;

@@ -102,6 +102,10 @@ int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id);
    numbers. */
 #define CRM_TX_CONFLICT (-2)
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx);
+/* The same, calling `meanwhile(arg)` once the transaction is sent and
+   before its replies are read: work that overlaps Redis applying it. It
+   must not use this store. */
+int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(void *arg), void *arg);
 /* Sends the queued commands as one pipeline, without a transaction (for
    batched reads; WATCH may be among them). 0 when every reply arrived and
    none is an error; the replies stay in `tx` (crm_tx_result) until reset. */

@@ -46,7 +46,7 @@ typedef struct {
 typedef struct {
     crm_store_t *store;
     crm_req_t **reqs;
-    s_item_t *items;
+    s_item_t **items; /* each request's, made by intake_prepare */
     int n;
     s_cust_t *custs; /* records read or created in this batch */
     int ncusts;
@@ -179,7 +179,7 @@ static int s_read(s_batch_t *b)
     int nw = 1, ni = 1, nm = 1;
     watch[0] = "WATCH", ids[0] = mobiles[0] = "MGET";
     for (int i = 0; i < n; i++) {
-        s_item_t *it = &b->items[i];
+        s_item_t *it = b->items[i];
         it->r_id = it->r_mobile = it->r_quar = -1;
         if (it->skip || it->kind == S_REJECT)
             continue;
@@ -207,7 +207,7 @@ static int s_read(s_batch_t *b)
     b->r_mobiles = crm_tx_cmdargv(t, nm, mobiles, NULL);
     int accepts = 0, rejects = 0;
     for (int i = 0; i < n; i++) {
-        s_item_t *it = &b->items[i];
+        s_item_t *it = b->items[i];
         if (it->skip)
             continue;
         accepts += it->kind == S_ACCEPT;
@@ -230,11 +230,11 @@ static int s_read(s_batch_t *b)
     /* A submission answered before is answered alike and left alone. */
     crm_req_kept_apply(b->reqs, n, t, kept);
     for (int i = 0; i < n; i++)
-        if (crm_req_is_kept(b->items[i].req))
-            b->items[i].skip = true;
+        if (crm_req_is_kept(b->items[i]->req))
+            b->items[i]->skip = true;
     /* A retry must name a quarantined submission of the same id. */
     for (int i = 0; i < n; i++) {
-        s_item_t *it = &b->items[i];
+        s_item_t *it = b->items[i];
         if (it->r_quar < 0)
             continue;
         const redisReply *x = crm_tx_result(t, it->r_quar);
@@ -260,7 +260,7 @@ static int s_read(s_batch_t *b)
     if (!t2)
         return -2;
     for (int i = 0; i < b->n; i++) {
-        s_item_t *it = &b->items[i];
+        s_item_t *it = b->items[i];
         if (it->skip || it->kind == S_REJECT)
             continue;
         const char *found[2] = {s_mget_str(t, b->r_ids, it->r_id), s_mget_str(t, b->r_mobiles, it->r_mobile)};
@@ -513,30 +513,54 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
              crm_mask_phone(mobile ? mobile : "", m, sizeof m), it->issues.n);
 }
 
-/* Checks a lead; what needs no Redis is decided here. */
-static void s_prepare(s_item_t *it, crm_req_t *req)
+/* Checks a lead; what needs no Redis is decided here, once, possibly
+   while the batch before commits (the framework's prepare). */
+static void s_item_free(void *data)
 {
-    /* not zeroed whole: the issues are written entry by entry */
+    s_item_t *it = data;
+    crm_fields_clear(&it->fields);
+    free(it);
+}
+
+void intake_prepare(crm_req_t *req)
+{
+    if (crm_req_msg(req)->type != CRM_T_lead_submit)
+        return;
+    s_item_t *it = malloc(sizeof *it); /* not zeroed whole: the issues are written entry by entry */
+    if (!it)
+        return; /* intake_on_submit answers it unavailable */
     it->issues.n = it->issues.rejects = 0;
-    it->skip = false;
-    it->r_id = it->r_mobile = it->r_quar = -1;
-    it->req = req;
-    it->lead = &crm_req_msg(req)->body.lead_submit;
-    it->sid = crm_req_key(req);
-    it->kind = crm_lead_check(it->lead, crm_now_ms(), &it->fields, &it->issues) > 0 ? S_REJECT : S_ACCEPT;
+    const crm_body_lead_submit_t *lead = &crm_req_msg(req)->body.lead_submit;
+    it->kind = crm_lead_check(lead, crm_now_ms(), &it->fields, &it->issues) > 0 ? S_REJECT : S_ACCEPT;
     /* The chosen dealer becomes part of keys and topics downstream. */
-    const char *d = it->lead->dealer_id;
+    const char *d = lead->dealer_id;
     if (d && *d && !crm_id_valid(CRM_ID_NAME, d)) {
         crm_issue_add(&it->issues, CRM_SEV_REJECT, "dealer_id", "bad_id",
                       "a dealer id is 1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
         it->kind = S_REJECT;
     }
+    crm_req_set_data(req, it, s_item_free);
+}
+
+/* The request's prepared item, made ready for this run of the batch. */
+static s_item_t *s_item(crm_req_t *req)
+{
+    if (!crm_req_data(req))
+        intake_prepare(req);
+    s_item_t *it = crm_req_data(req);
+    if (!it)
+        return NULL;
+    it->skip = false;
+    it->r_id = it->r_mobile = it->r_quar = -1;
+    it->req = req;
+    it->lead = &crm_req_msg(req)->body.lead_submit;
+    it->sid = crm_req_key(req);
+    return it;
 }
 
 crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_tx_t *tx)
 {
     s_batch_t b = {.store = crm_service_store(svc), .reqs = reqs, .n = n};
-    int prepared = 0;
     b.items = malloc((size_t) n * sizeof *b.items);
     b.custs = calloc((size_t) n * 2 + 1, sizeof *b.custs);
     b.maps = calloc((size_t) n * 2 + 1, sizeof *b.maps);
@@ -544,8 +568,9 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
     crm_handled_t rc = CRM_RETRY;
     if (!b.items || !b.custs || !b.maps || !b.reads)
         goto out;
-    for (; prepared < n; prepared++)
-        s_prepare(&b.items[prepared], reqs[prepared]);
+    for (int i = 0; i < n; i++)
+        if (!(b.items[i] = s_item(reqs[i])))
+            goto out; /* out of memory: answered unavailable */
     int read = s_read(&b);
     if (read != 0) {
         /* Redis refusing a read (a key of the wrong type, a counter that is
@@ -562,7 +587,7 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
     char now[24];
     snprintf(now, sizeof now, "%lld", (long long) now_ms);
     for (int i = 0; i < n; i++) {
-        s_item_t *it = &b.items[i];
+        s_item_t *it = b.items[i];
         if (it->skip)
             continue;
         crm_log_context(crm_req_msg(it->req)->id);
@@ -574,8 +599,6 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
     }
     rc = CRM_APPLIED;
 out:
-    for (int i = 0; i < prepared; i++)
-        crm_fields_clear(&b.items[i].fields);
     for (int i = 0; b.custs && i < b.ncusts; i++)
         crm_fields_clear(&b.custs[i].rec);
     crm_tx_destroy(&b.reads);
