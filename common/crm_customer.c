@@ -117,8 +117,14 @@ void crm_customer_index(crm_tx_t *tx, const char *cid, const crm_fields_t *in, u
         s_index(tx, "SET", CRM_KEY_IDX_MOBILE, in->v[CRM_CF_mobile], cid);
     if (in->indexable_id && in->v[CRM_CF_id_number] && !(keep & CRM_IDX_KEEP_ID))
         s_index(tx, "SET", CRM_KEY_IDX_ID, in->v[CRM_CF_id_number], cid);
-    if (in->v[CRM_CF_name])
-        s_index(tx, "SADD", CRM_KEY_IDX_NAME, in->v[CRM_CF_name], cid);
+    if (in->v[CRM_CF_name]) {
+        /* C<n> as its number n: a set of numbers is Redis's small intset
+           (a name's set is a third of the size); readers add the C back */
+        const char *member = cid;
+        if (cid[0] == 'C' && cid[1] && strspn(cid + 1, "0123456789") == strlen(cid + 1) && strlen(cid) < 19)
+            member = cid + 1;
+        s_index(tx, "SADD", CRM_KEY_IDX_NAME, in->v[CRM_CF_name], member);
+    }
 }
 
 static void s_put(const crm_issues_t *list, const char **argv, int *na, char (*keys)[72], char (*vals)[240],

@@ -45,7 +45,8 @@
  *                          "<field>.raw": a value as received where the rules rewrote or refused it
  *  crm:idx:mobile:<mobile> string; customer id (match key)
  *  crm:idx:id:<id number>  string; customer id (match key)
- *  crm:idx:name:<name>     set; customer ids (for crmctl customer find --name)
+ *  crm:idx:name:<name>     set; customer ids (for crmctl customer find --name), C<n> kept as n
+ *                          (a set of numbers is Redis's compact intset)
  *
  *  Dispatcher (dealers and test drives):
  *  crm:dealer:<D>          hash; name, region, province, city, address, capacity (absent: the

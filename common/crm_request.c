@@ -22,7 +22,7 @@
 #include "crm_service.h"
 #include "crm_service_private.h"
 
-#define S_BATCH 128
+#define S_BATCH 64
 #define S_ATTEMPTS 3
 #define S_SINGLES 8 /* requests of rows without a batch handler per wake-up */
 #define S_KEY_MAX (CRM_ID_KEY_MAX + 64)

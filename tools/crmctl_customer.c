@@ -315,8 +315,11 @@ static int s_find(crmctl_t *ctl, crm_store_t *store)
         printf("%s\n", r->str);
         found = 1;
     }
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++, found++)
-        printf("%s\n", r->element[i]->str);
+    /* the name index keeps C<n> as n (crm_customer_index) */
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++, found++) {
+        const char *m = r->element[i]->str ? r->element[i]->str : "";
+        printf("%s%s\n", *m && strspn(m, "0123456789") == strlen(m) ? "C" : "", m);
+    }
     freeReplyObject(r);
     return found ? CRMCTL_OK : CRMCTL_NO;
 }

@@ -81,6 +81,9 @@ static void test_a_website_lead_is_accepted_once_and_a_resend_returns_the_first_
     assert_int_equal(crmctl(f, "lead", "submit", SAMPLES "website.json", NULL), 0);
     assert_true(crm_h_file_contains(f->out, "\"lead_id\":\"L1\""));
     assert_int_equal(crm_h_int(f->store, "EXISTS crm:lead:L2"), 0);
+    /* found by name (the index keeps the number; crmctl prints the id) */
+    assert_int_equal(crmctl(f, "customer", "find", "--name", "张三", NULL), 0);
+    assert_true(crm_h_file_contains(f->out, "C1\n"));
     /* its test drive was requested, at 2026-12-05 10:00 China time */
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{testdrive}:events"), 1);
     assert_int_equal(crmctl(f, "events", "testdrive", NULL), 0);
