@@ -207,6 +207,37 @@ static crm_norm_code_t s_text(const char *in, char *out, size_t outsz)
     if (len == 0)
         return CRM_NORM_OK;
 
+    /* Text of ASCII and CJK Unified Ideographs (U+4E00..U+9FFF) only, most
+       of what leads carry, is its own NFKC form: trimmed, it is copied
+       without the round trip through utf8proc. */
+    const unsigned char *b = (const unsigned char *) in;
+    size_t i = 0;
+    while (i < len) {
+        if (b[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (i + 2 < len && (b[i] & 0xF0) == 0xE0) {
+            unsigned cp = ((b[i] & 0x0Fu) << 12) | ((b[i + 1] & 0x3Fu) << 6) | (b[i + 2] & 0x3Fu);
+            if (cp >= 0x4E00 && cp <= 0x9FFF) {
+                i += 3;
+                continue;
+            }
+        }
+        break;
+    }
+    if (i == len) {
+        size_t start = 0, end = len;
+        while (start < end && (b[start] == ' ' || (b[start] >= 0x09 && b[start] <= 0x0D)))
+            start++;
+        while (end > start && (b[end - 1] == ' ' || (b[end - 1] >= 0x09 && b[end - 1] <= 0x0D)))
+            end--;
+        if (end - start >= outsz)
+            return CRM_NORM_TOO_LONG;
+        s_copy(out, in + start, end - start);
+        return CRM_NORM_OK;
+    }
+
     const utf8proc_option_t opts = UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
     /* Field values are short: decompose on the stack, fall back to the heap
        only for long free text. The +1 leaves room for the NUL that
