@@ -225,8 +225,12 @@ static int s_encode_kept(crm_req_t *req, msgpack_sbuffer *out)
     char id[sizeof a->id], producer[sizeof a->producer], corr[sizeof a->corr];
     memcpy(id, a->id, sizeof id), memcpy(producer, a->producer, sizeof producer), memcpy(corr, a->corr, sizeof corr);
     a->id[0] = a->producer[0] = a->corr[0] = 0;
+    if (req->ep->def->kept)
+        req->ep->def->kept(a, req->key, false);
     out->size = 0;
     int rc = crm_msg_encode(a, out, NULL);
+    if (req->ep->def->kept)
+        req->ep->def->kept(a, req->key, true);
     memcpy(a->id, id, sizeof id), memcpy(a->producer, producer, sizeof producer), memcpy(a->corr, corr, sizeof corr);
     return rc;
 }
@@ -252,6 +256,8 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
         return -1;
     int rc = 0;
     s_answer_id(req, &a); /* kept without it */
+    if (req->ep->def->kept)
+        req->ep->def->kept(&a, req->key, true);
     if (a.corr[0] && !strcmp(a.corr, req->msg.id)) {
         req->out.size = 0;
         msgpack_sbuffer_write(&req->out, data, len);

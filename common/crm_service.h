@@ -150,6 +150,11 @@ typedef struct {
        that needs no Redis (intake's checks), kept with crm_req_set_data.
        May be NULL. */
     void (*prepare)(crm_req_t *req);
+    /* What of a kept answer the request gives again (intake: the
+       submission id, which is the key): taken out before it is kept
+       (restore false) and put back when it is used (restore true). May be
+       NULL. */
+    void (*kept)(crm_msg_t *answer, const char *key, bool restore);
 } crm_endpoint_def_t;
 
 /* What prepare made of a request (freed with `free_fn` when the request

@@ -532,7 +532,7 @@ gateway_t *gateway_new(crm_service_t *svc, const char *cert_dir, const char *ser
     gw->rows[2] = (crm_request_t){"dealer.status", on_status, CRM_REQ_WRITE, NULL, "status", NULL, NULL, false};
     for (size_t i = 0; uplink && uplink[i].type && i < GATEWAY_ROWS_MAX; i++)
         gw->rows[3 + i] = uplink[i];
-    gw->def = (crm_endpoint_def_t){"gateway", gw->rows, s_error, NULL};
+    gw->def = (crm_endpoint_def_t){"gateway", gw->rows, s_error, NULL, NULL};
     s_gw = gw;
     if (!crm_service_endpoint(svc, &gw->def, router_endpoint ? router_endpoint : GATEWAY_ROUTER_DEFAULT, gw->curve))
         goto fail;

@@ -78,6 +78,24 @@ void intake_error(crm_req_t *req, const char *field, const char *code, const cha
     crm_strs_push(&a->body.lead_rejected.errors, line);
 }
 
+void intake_kept(crm_msg_t *a, const char *key, bool restore)
+{
+    char **sid = a->type == CRM_T_lead_accepted   ? &a->body.lead_accepted.submission_id
+                 : a->type == CRM_T_lead_rejected ? &a->body.lead_rejected.submission_id
+                                                  : NULL;
+    if (!sid)
+        return;
+    /* a required field: kept empty */
+    if (!restore && *sid && !strcmp(*sid, key)) {
+        (*sid)[0] = 0;
+    } else if (restore && (!*sid || !**sid)) {
+        if (a->type == CRM_T_lead_accepted)
+            CRM_SET_STR(a, lead_accepted, submission_id, key);
+        else
+            CRM_SET_STR(a, lead_rejected, submission_id, key);
+    }
+}
+
 /* ------------------------------------------------------------ the key */
 
 int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err)

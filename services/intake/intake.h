@@ -10,6 +10,8 @@ int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *e
 crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_tx_t *tx);
 /* The checks of a lead, made once as it is taken (the endpoint's prepare). */
 void intake_prepare(crm_req_t *req);
+/* A kept answer without its submission id (the key gives it back). */
+void intake_kept(crm_msg_t *answer, const char *key, bool restore);
 
 /* lead.unconvertible: kept in quarantine with its reason; the key is a
    digest of the document, so the same file sent again is answered alike. */

@@ -29,7 +29,8 @@ static const crm_request_t intake_lead_requests[] = {
     {NULL, NULL, 0, NULL, NULL, NULL, NULL, false},
 };
 
-static const crm_endpoint_def_t intake_leads = {"leads", intake_lead_requests, intake_error, intake_prepare};
+static const crm_endpoint_def_t intake_leads = {"leads", intake_lead_requests, intake_error, intake_prepare,
+                                                intake_kept};
 
 static const crm_request_t intake_control_requests[] = {
     {"cert.issue", intake_on_cert_issue, CRM_REQ_WRITE, NULL, NULL, NULL, NULL, false},
