@@ -100,11 +100,12 @@ static void dispatcher_stop(crm_service_t *svc)
 {
     (void) svc;
     gateway_destroy(&s_gateway);
+    dispatch_forget();
 }
 
 static const crm_handler_t dispatcher_handlers[] = {
-    {"testdrive.requested", dispatch_on_requested, false},
-    {"testdrive.due", dispatch_on_due, false},
+    {"testdrive.requested", dispatch_on_requested, true},
+    {"testdrive.due", dispatch_on_due, true},
     {"task.opened", tasks_on_opened, false},
     {"task.closed", tasks_on_closed, false},
     {"audit.finding", tasks_on_finding, false},
@@ -168,6 +169,7 @@ static const crm_service_def_t dispatcher_def = {
     .opts = dispatcher_opts,
     .on_start = dispatcher_start,
     .on_stop = dispatcher_stop,
+    .prefetch = dispatch_prefetch,
 };
 
 int main(int argc, char **argv)
