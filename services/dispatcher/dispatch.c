@@ -108,22 +108,28 @@ int dispatch_load_regions(crm_service_t *svc)
  *      each customer's city and province;
  *   2. (prefetch) the dealer sets of every routing level named (each set
  *      once), each lead and each customer's findings;
- *   3. (the first message of each transaction) under WATCH: every candidate
- *      dealer's state, capacity, open test drives, bookings on the days
- *      asked and stream number, and every customer;
- *   4. the commit (MULTI/EXEC).
- * So 4 round trips for a batch of up to 512 test drives (each further
- * transaction of the same prefetch: 2). What earlier messages of the
- * transaction decided (open test drives, day bookings, stream numbers,
- * customers claimed, test drives taken) is kept in memory, so the choices
- * are those of applying the messages one at a time. It is dropped when
- * crm_service_batch() says what handlers did is not committed, and step 3
- * is made again for each transaction, so nothing kept outlives its
- * transaction except what is committed. A message the prefetch did not
- * read (reject.retry, a failed read) reads for itself in the same steps. */
+ *   3. (the first message of each transaction, for it and the next 511)
+ *      under WATCH: every candidate dealer's state, capacity, open test
+ *      drives, bookings on the days asked and stream number, and the
+ *      customer of every test drive dispatched now;
+ *   4. the commit (MULTI/EXEC, the framework's).
+ * So 4 round trips for a batch of up to 512 test drives, 2 for each further
+ * transaction of the same prefetch (3 and 4); today's per-message code made
+ * 4 to 9 plus a commit for each test drive.
+ *
+ * What earlier messages of the transaction decided (open test drives, day
+ * bookings, the dealer stream's next number, customers claimed, test drives
+ * taken) is kept in memory, so the choices are those of applying the
+ * messages one at a time. The view of step 3 belongs to one transaction: it
+ * is read again when the transaction is not the one it was read for (a
+ * commit or a drop empties it, ending the WATCH; crm_service_batch()
+ * changes when what handlers did is not committed). Everything is read
+ * afresh at each prefetch (all before it is committed). A message the
+ * prefetch did not read (reject.retry, a failed read, a prefetch of another
+ * range in between) reads for itself in the same steps. */
 
-#define S_KEEP_MAX 8192 /* test drives remembered between prefetches */
 #define S_LEVELS 3
+#define S_AHEAD 511 /* messages read ahead for, with the first of a transaction */
 
 static const char *const s_level_names[S_LEVELS] = {"city", "province", "region"};
 
@@ -154,6 +160,7 @@ static struct {
     zhashx_t *taken;  /* testdrive id -> "routed", "unrouted", "dispatched" */
     crm_tx_t **txs;   /* the pipelines the replies live in */
     size_t ntx, txcap;
+    size_t views; /* transactions' views read since the prefetch */
 } s_pf;
 
 typedef struct {
@@ -188,6 +195,7 @@ static struct {
     zhashx_t *dealers, *days, *custs;
     crm_tx_t **txs;
     size_t ntx, txcap;
+    size_t used; /* messages applied with this view */
 } s_bt;
 
 static void s_free(void **item)
@@ -237,6 +245,7 @@ static void s_pf_clear(unsigned long gen)
         crm_tx_destroy(&s_pf.txs[i]);
     s_pf.ntx = 0;
     s_pf.gen = gen;
+    s_pf.views = 0;
     s_bt_clear();
 }
 
@@ -450,14 +459,13 @@ static void s_read(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
     s_read2(store, from);
 }
 
-/* The framework's prefetch: everything before `msgs` is committed. */
+/* The framework's prefetch: everything before `msgs` is committed, so what
+   was read and taken before is in Redis now and is read afresh. */
 void dispatch_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
 {
     if (s_init() != 0)
         return;
-    unsigned long gen = crm_service_batch(svc);
-    if (gen != s_pf.gen || s_pf.n + n > S_KEEP_MAX || zhashx_size(s_pf.taken) > S_KEEP_MAX)
-        s_pf_clear(gen);
+    s_pf_clear(crm_service_batch(svc));
     s_read(svc, msgs, n);
 }
 
@@ -555,26 +563,35 @@ static int s_ready(crm_service_t *svc, const crm_tx_t *tx, s_pre_t *e)
     }
     int64_t now = crm_now_ms();
     s_misses_t m = {0};
+    size_t ahead = S_AHEAD;
     if (!cur) {
-        /* A new transaction: what the last one kept is committed or gone. */
+        /* A new transaction: what the last one kept is committed or gone.
+           When the last one held a single message (the framework applying
+           them one by one), this one will too: no reading ahead. */
+        if (s_pf.views && s_bt.used <= 1)
+            ahead = 0;
         s_bt_clear();
         s_bt.valid = true;
         s_bt.tx = tx;
         s_bt.size = 0;
+        s_bt.used = 0;
         s_bt.gen = crm_service_batch(svc);
         s_bt.conn = crm_store_generation(crm_service_store(svc));
-        s_needs(&m, e, now);
-        size_t k = 0, ahead = 0;
-        while (k < s_pf.n && s_pf.v[k] != e)
-            k++;
-        for (k++; k < s_pf.n && ahead < 511; k++)
-            if (!s_pf.v[k]->done && s_pf.v[k]->read2) {
-                s_needs(&m, s_pf.v[k], now);
-                ahead++;
-            }
-    } else {
-        s_needs(&m, e, now);
+        s_pf.views++;
     }
+    s_needs(&m, e, now);
+    if (!m.n && cur) {
+        free(m.v);
+        return 0; /* read already */
+    }
+    size_t k = 0;
+    while (k < s_pf.n && s_pf.v[k] != e)
+        k++;
+    for (k++; k < s_pf.n && ahead; k++)
+        if (!s_pf.v[k]->done && s_pf.v[k]->read2) {
+            s_needs(&m, s_pf.v[k], now);
+            ahead--;
+        }
     if (!m.n) {
         free(m.v);
         return 0;
@@ -653,8 +670,10 @@ static int s_ready(crm_service_t *svc, const crm_tx_t *tx, s_pre_t *e)
 static void s_done(s_pre_t *e, const crm_tx_t *tx)
 {
     e->done = true;
-    if (s_bt.valid && s_bt.tx == tx)
+    if (s_bt.valid && s_bt.tx == tx) {
         s_bt.size = crm_tx_size(tx);
+        s_bt.used++;
+    }
 }
 
 /* The entry of `msg`, read now if the prefetch did not (or is gone); NULL
