@@ -323,7 +323,7 @@ static void s_read2(crm_store_t *store, size_t from)
         zhashx_destroy(&sets);
         return;
     }
-    /* the command index of each, +1 (0: not read) */
+    /* the command index of each, +1 (0: not read); a key read once */
     int (*ix)[2 + S_LEVELS] = calloc(s_pf.n - from + 1, sizeof *ix);
     for (size_t k = from; ix && k < s_pf.n; k++) {
         s_pre_t *e = s_pf.v[k];
@@ -357,8 +357,20 @@ static void s_read2(crm_store_t *store, size_t from)
                 }
             }
         }
-        x[0] = crm_tx_cmd(t, "HGETALL " CRM_KEY_LEAD_FMT, e->lid) + 1;
-        x[1] = crm_tx_cmd(t, "HGETALL " CRM_KEY_CUST_FMT ":findings", e->cid) + 1;
+        /* each lead and each customer's findings once, too */
+        char lk[96], fk[96];
+        snprintf(lk, sizeof lk, CRM_KEY_LEAD_FMT, e->lid);
+        snprintf(fk, sizeof fk, CRM_KEY_CUST_FMT ":findings", e->cid);
+        const char *keys[2] = {lk, fk};
+        for (int j = 0; j < 2; j++) {
+            void *have = zhashx_lookup(sets, keys[j]);
+            if (have) {
+                x[j] = (int) (intptr_t) have;
+            } else {
+                x[j] = crm_tx_cmd(t, "HGETALL %s", keys[j]) + 1;
+                zhashx_insert(sets, keys[j], (void *) (intptr_t) x[j]);
+            }
+        }
     }
     int rc = ix && crm_tx_size(t) ? crm_store_pipeline(store, t) : -1;
     if (ix && (rc == 0 || crm_store_last_error(store) == CRM_STORE_REFUSED))
