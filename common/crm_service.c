@@ -1,5 +1,6 @@
 #include "crm_service.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #define S_MAX_STREAMS 16
 #define S_CATCHUP_BATCH 1000
+#define S_BATCH_MAX 512 /* messages of .batch handlers sharing one transaction */
 #define S_HB_QUIET_MS 3000
 #define S_TIMER_CLAIM 500
 #define S_TIMER_ROUNDS 4
@@ -72,6 +74,14 @@ struct crm_service_t {
     s_stream_t *batch_stream;
     int batch_n;
     uint64_t batch_first;
+    /* each message of the batch: its number, type and first command, so
+       what Redis refuses of a batch is kept with the message it belongs to */
+    struct {
+        uint64_t seq;
+        const char *type;
+        int cmd0;
+    } batch_msgs[S_BATCH_MAX];
+    bool refused_now; /* a batch was dropped for a refused message: apply it alone at once */
     unsigned long batch_gen; /* changes whenever a batch is dropped (applied again later) */
     crm_msg_t *drain_msgs;   /* S_DRAIN, the bus messages of one wake-up */
     zmsg_t **drain_zms;
@@ -356,6 +366,39 @@ static void s_commit_failed(s_stream_t *st)
     st->reload = true;
 }
 
+/* Keeps the failed commands [from, to) of a commit Redis refused in part
+   (those it holds: none, nothing kept) as a reject like `about`. */
+static void s_reject_part(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *about, int from, int to)
+{
+    const int *idx;
+    size_t n = crm_tx_failed(tx, &idx), left = 0;
+    for (size_t i = 0; i < n; i++)
+        left += idx[i] >= from && idx[i] < to;
+    if (!left)
+        return;
+    crm_reject_t r = *about;
+    size_t len = 0;
+    char *blob = crm_tx_failed_blob_in(tx, from, to, &len);
+    char why[600];
+    if (blob)
+        snprintf(why, sizeof why, "Redis refused %zu of the %d commands of its part of a batch's transaction (%s); "
+                                  "the others were applied; crmctl rejects retry applies those %zu again once the "
+                                  "cause is mended",
+                 left, to - from, crm_store_error(svc->store), left);
+    else
+        snprintf(why, sizeof why, "Redis refused part of its transaction (%s); the others were applied; what was "
+                                  "left out could not be kept (out of memory): mend it by hand",
+                 crm_store_error(svc->store));
+    r.reason = why;
+    if (!blob)
+        r.kind = "partial"; /* without the commands left out, never applied again whole */
+    r.commands = blob;
+    r.commands_len = len;
+    r.commands_n = blob ? left : 0;
+    crm_service_reject(svc, &r);
+    free(blob);
+}
+
 /* Commits the open batch: the handlers' effects and the cursor together. */
 static int s_flush_batch(crm_service_t *svc)
 {
@@ -373,10 +416,18 @@ static int s_flush_batch(crm_service_t *svc)
         if (crm_store_last_error(svc->store) == CRM_STORE_REFUSED && crm_tx_failed(tx, NULL)) {
             /* Applied but for what Redis refused, cursor included or not:
                what was left out is kept, to be applied again on request. */
+            for (int k = 0; k < n; k++) {
+                /* each message's part with it, as if it had been applied alone */
+                int to = k + 1 < n ? svc->batch_msgs[k + 1].cmd0 : cursor_cmd;
+                crm_reject_t r = {.origin = st->name, .kind = "event", .seq = svc->batch_msgs[k].seq,
+                                  .type = svc->batch_msgs[k].type, .field = "commit"};
+                s_reject_part(svc, tx, &r, svc->batch_msgs[k].cmd0, to);
+            }
+            /* what belongs to no one message (the events' appends) with the range */
             char range[64];
             snprintf(range, sizeof range, "%llu-%llu", (unsigned long long) first, (unsigned long long) st->cursor);
             crm_reject_t r = {.origin = st->name, .kind = "event", .field = "commit", .type = range};
-            crm_service_reject_partial(svc, tx, &r, cursor_cmd, NULL, 0);
+            s_reject_part(svc, tx, &r, cursor_cmd + 1, INT_MAX);
             svc->stats.poisoned++;
             svc->batch_gen++;
             crm_tx_reset(tx);
@@ -531,11 +582,12 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     }
     if (h->batch && msg->seq > st->single_upto && !svc->def->shared_consumer) {
         /* Write-only handlers share one transaction per batch. */
-        if (svc->batch_stream && (svc->batch_stream != st || svc->batch_n >= 512) &&
+        if (svc->batch_stream && (svc->batch_stream != st || svc->batch_n >= S_BATCH_MAX) &&
             s_flush_batch(svc) != 0) {
             crm_log_context(NULL);
             return -1;
         }
+        int cmd0 = (int) crm_tx_size(svc->batch_tx);
         crm_handled_t rc = h->fn(svc, msg, svc->batch_tx);
         if (rc != CRM_APPLIED)
             crm_store_unwatch(svc->store);
@@ -544,6 +596,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
                this one alone (it is refused there and kept aside). */
             st->single_upto = msg->seq;
             s_commit_failed(st);
+            svc->refused_now = true;
             crm_tx_reset(svc->batch_tx);
             svc->batch_stream = NULL;
             svc->batch_n = 0;
@@ -554,6 +607,9 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         if (rc == CRM_RETRY) {
             /* Drop the whole batch: nothing of it is committed. */
             s_failed(svc, st, msg->seq);
+            crm_warn("handler.retry", "type=%s stream=%s seq=%llu tries=%lld batch=%d", crm_type_name(msg->type),
+                     st->name, (unsigned long long) msg->seq,
+                     st->fail_seq == msg->seq ? (long long) st->fail_tries : 0LL, svc->batch_n + 1);
             crm_tx_reset(svc->batch_tx);
             svc->batch_stream = NULL;
             svc->batch_n = 0;
@@ -564,6 +620,9 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         }
         if (!svc->batch_stream)
             svc->batch_first = msg->seq;
+        svc->batch_msgs[svc->batch_n].seq = msg->seq;
+        svc->batch_msgs[svc->batch_n].type = crm_type_name(msg->type);
+        svc->batch_msgs[svc->batch_n].cmd0 = cmd0;
         svc->batch_stream = st;
         svc->batch_n++;
         st->cursor = msg->seq;
@@ -769,8 +828,9 @@ static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int bud
 /* Asks Redis for the latest numbers of our streams and catches up. */
 static void s_poll_redis(crm_service_t *svc, int budget)
 {
-    for (int i = 0; i < svc->nstreams; i++) {
+    for (int i = 0, again = 0; i < svc->nstreams; i++) {
         s_stream_t *st = &svc->streams[i];
+    redo:
         if (st->reload) {
             redisReply *c = crm_store_cmd(svc->store, "HGET %s %s", svc->cursor_key, st->name);
             if (!c)
@@ -790,6 +850,12 @@ static void s_poll_redis(crm_service_t *svc, int budget)
         freeReplyObject(r);
         int rc = latest > st->cursor ? s_catch_up(svc, st, latest, budget) : 0;
         st->stale = rc != 0;
+        if (rc < 0 && svc->refused_now && again++ < 64) {
+            /* a batch dropped for one refused message: that one alone now,
+               not a second later (a few in a row, then the next turn) */
+            svc->refused_now = false;
+            goto redo;
+        }
     }
 }
 
@@ -901,6 +967,10 @@ static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
         zmsg_destroy(&zm);
     }
     s_flush_batch(svc);
+    if (svc->refused_now) {
+        svc->refused_now = false;
+        s_poll_redis(svc, 20000);
+    }
     return 0;
 }
 

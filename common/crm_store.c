@@ -428,6 +428,24 @@ char *crm_tx_failed_blob(const crm_tx_t *self, int except, size_t *len)
     return blob;
 }
 
+char *crm_tx_failed_blob_in(const crm_tx_t *self, int from, int to, size_t *len)
+{
+    size_t total = 0;
+    *len = 0;
+    for (size_t i = 0; i < self->nfailed; i++)
+        if (self->failed_idx[i] >= from && self->failed_idx[i] < to)
+            total += self->lens[self->failed_idx[i]];
+    char *blob = total ? malloc(total) : NULL;
+    for (size_t i = 0; blob && i < self->nfailed; i++) {
+        int k = self->failed_idx[i];
+        if (k < from || k >= to)
+            continue;
+        memcpy(blob + *len, self->cmds[k], self->lens[k]);
+        *len += self->lens[k];
+    }
+    return blob;
+}
+
 /* Length of the one Redis protocol command at p ("*N\r\n" then N bulk
    strings "$L\r\n...\r\n"), or 0 when it is not whole within n. */
 static size_t s_resp_command(const char *p, size_t n)

@@ -117,6 +117,9 @@ size_t crm_tx_failed(const crm_tx_t *self, const int **idx);
 /* The commands that failed, back to back in Redis protocol (for
    crm_tx_raw later); malloc'ed, NULL when none failed. */
 char *crm_tx_failed_blob(const crm_tx_t *self, int except, size_t *len);
+/* The same for the failed commands of indices [from, to) only (one
+   message's part of a batch). */
+char *crm_tx_failed_blob_in(const crm_tx_t *self, int from, int to, size_t *len);
 /* Queues commands already in Redis protocol (one or more, back to back,
    as crm_tx_failed_blob gives them): the commands a refused commit left out,
    applied again. Returns how many, or -1 when `blob` is not whole. */

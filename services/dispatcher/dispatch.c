@@ -95,6 +95,649 @@ int dispatch_load_regions(crm_service_t *svc)
     return 0;
 }
 
+/* 9999-12-31 23:59:59 UTC: beyond it the day arithmetic would overflow. */
+#define S_AT_MAX 253402300799000LL
+
+/* ------------------------------------------------------- batched reads
+ *
+ * testdrive.requested and testdrive.due are batch handlers: consecutive
+ * messages share one transaction (up to 512). Their reads are made for all
+ * of them together, in a constant number of pipelined round trips whatever
+ * the number of test drives and of candidate dealers:
+ *   1. (prefetch) each test drive's status (requested) or record (due),
+ *      each customer's city and province;
+ *   2. (prefetch) the dealer sets of every routing level named (each set
+ *      once), each lead and each customer's findings;
+ *   3. (the first message of each transaction, for it and the next 511)
+ *      under WATCH: every candidate dealer's state, capacity, open test
+ *      drives, bookings on the days asked and stream number, and the
+ *      customer of every test drive dispatched now;
+ *   4. the commit (MULTI/EXEC, the framework's).
+ * So 4 round trips for a batch of up to 512 test drives, 2 for each further
+ * transaction of the same prefetch (3 and 4); today's per-message code made
+ * 4 to 9 plus a commit for each test drive.
+ *
+ * What earlier messages of the transaction decided (open test drives, day
+ * bookings, the dealer stream's next number, customers claimed, test drives
+ * taken) is kept in memory, so the choices are those of applying the
+ * messages one at a time. The view of step 3 belongs to one transaction: it
+ * is read again when the transaction is not the one it was read for (a
+ * commit or a drop empties it, ending the WATCH; crm_service_batch()
+ * changes when what handlers did is not committed). Everything is read
+ * afresh at each prefetch (all before it is committed). A message the
+ * prefetch did not read (reject.retry, a failed read, a prefetch of another
+ * range in between) reads for itself in the same steps. */
+
+#define S_LEVELS 3
+#define S_AHEAD 511 /* messages read ahead for, with the first of a transaction */
+
+static const char *const s_level_names[S_LEVELS] = {"city", "province", "region"};
+
+/* One message's reads. */
+typedef struct {
+    char key[CRM_NAME_MAX + CRM_ID_MAX + 64];
+    crm_type_t type;
+    char tid[CRM_ID_NAME_MAX + 1];
+    char dealer[CRM_ID_NAME_MAX + 1]; /* due: the dealer named; requested: the one chosen, if valid */
+    char cid[CRM_ID_NAME_MAX + 1], lid[CRM_ID_NAME_MAX + 1]; /* or "-" */
+    const redisReply *td;    /* requested: HGET status; due: HGETALL */
+    const redisReply *place; /* requested: HMGET city province */
+    const redisReply *lead, *finds;
+    const redisReply *set[S_LEVELS]; /* the dealers of city, province, region */
+    char region[160];
+    char day[40];
+    int64_t at;
+    bool read2, done;
+} s_pre_t;
+
+/* What the prefetches read, and the test drives taken since (a replay in
+   the same transaction, or read before an earlier commit, changes nothing). */
+static struct {
+    unsigned long gen;
+    s_pre_t **v;
+    size_t n, cap;
+    zhashx_t *by_key; /* key -> s_pre_t (in v) */
+    zhashx_t *taken;  /* testdrive id -> "routed", "unrouted", "dispatched" */
+    crm_tx_t **txs;   /* the pipelines the replies live in */
+    size_t ntx, txcap;
+    size_t views; /* transactions' views read since the prefetch */
+} s_pf;
+
+typedef struct {
+    char state[48];
+    bool has_state;
+    long long capacity, open, seq; /* seq: the last number of its stream */
+    char err[240];                 /* Redis refused a read of its state or open test drives */
+    char seq_err[240];             /* ... of its stream's number */
+    int ix;
+    bool read;
+} s_dealer_t;
+
+typedef struct {
+    long long booked;
+    char err[240];
+    int ix;
+    bool read;
+} s_day_t;
+
+typedef struct {
+    const redisReply *h;
+    bool claimed; /* by a dispatch of this transaction */
+    int ix;
+} s_cust_t;
+
+/* This transaction's view of the dealers and customers (step 3). */
+static struct {
+    bool valid;
+    const crm_tx_t *tx; /* the transaction, and its size after our last message */
+    size_t size;
+    unsigned long gen, conn;
+    zhashx_t *dealers, *days, *custs;
+    crm_tx_t **txs;
+    size_t ntx, txcap;
+    size_t used; /* messages applied with this view */
+} s_bt;
+
+static void s_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static int s_keep_tx(crm_tx_t ***txs, size_t *n, size_t *cap, crm_tx_t *t)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 8;
+        crm_tx_t **g = realloc(*txs, c * sizeof *g);
+        if (!g)
+            return -1;
+        *txs = g;
+        *cap = c;
+    }
+    (*txs)[(*n)++] = t;
+    return 0;
+}
+
+static void s_bt_clear(void)
+{
+    if (s_bt.dealers)
+        zhashx_purge(s_bt.dealers);
+    if (s_bt.days)
+        zhashx_purge(s_bt.days);
+    if (s_bt.custs)
+        zhashx_purge(s_bt.custs);
+    for (size_t i = 0; i < s_bt.ntx; i++)
+        crm_tx_destroy(&s_bt.txs[i]);
+    s_bt.ntx = 0;
+    s_bt.valid = false;
+}
+
+static void s_pf_clear(unsigned long gen)
+{
+    if (s_pf.by_key)
+        zhashx_purge(s_pf.by_key);
+    if (s_pf.taken)
+        zhashx_purge(s_pf.taken);
+    for (size_t i = 0; i < s_pf.n; i++)
+        free(s_pf.v[i]);
+    s_pf.n = 0;
+    for (size_t i = 0; i < s_pf.ntx; i++)
+        crm_tx_destroy(&s_pf.txs[i]);
+    s_pf.ntx = 0;
+    s_pf.gen = gen;
+    s_pf.views = 0;
+    s_bt_clear();
+}
+
+static int s_init(void)
+{
+    if (s_pf.by_key)
+        return 0;
+    s_pf.by_key = zhashx_new();
+    s_pf.taken = zhashx_new();
+    s_bt.dealers = zhashx_new();
+    s_bt.days = zhashx_new();
+    s_bt.custs = zhashx_new();
+    if (!s_pf.by_key || !s_pf.taken || !s_bt.dealers || !s_bt.days || !s_bt.custs)
+        return -1;
+    zhashx_set_destructor(s_pf.taken, s_free);
+    zhashx_set_destructor(s_bt.dealers, s_free);
+    zhashx_set_destructor(s_bt.days, s_free);
+    zhashx_set_destructor(s_bt.custs, s_free);
+    return 0;
+}
+
+void dispatch_forget(void)
+{
+    s_pf_clear(0);
+    zhashx_destroy(&s_pf.by_key);
+    zhashx_destroy(&s_pf.taken);
+    zhashx_destroy(&s_bt.dealers);
+    zhashx_destroy(&s_bt.days);
+    zhashx_destroy(&s_bt.custs);
+    free(s_pf.v);
+    free(s_pf.txs);
+    free(s_bt.txs);
+    memset(&s_pf, 0, sizeof s_pf);
+    memset(&s_bt, 0, sizeof s_bt);
+}
+
+static void s_key(const crm_msg_t *msg, char *out, size_t size)
+{
+    snprintf(out, size, "%d|%s|%llu|%s", (int) msg->type, msg->stream, (unsigned long long) msg->seq, msg->id);
+}
+
+static bool s_str(const redisReply *r) { return r && r->type == REDIS_REPLY_STRING; }
+
+/* A reply Redis refused: says why, for a handler that then refuses. */
+static bool s_refused(crm_service_t *svc, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR)
+        return false;
+    crm_service_why(svc, "Redis refused a command: %s", r->str);
+    return true;
+}
+
+/* The customer's city (0) or province (1) from HMGET city province. */
+static const char *s_place_of(const redisReply *place, int i)
+{
+    return place && place->type == REDIS_REPLY_ARRAY && place->elements == 2 && s_str(place->element[i])
+               ? place->element[i]->str : NULL;
+}
+
+static const char *s_level_value(const s_pre_t *e, int level)
+{
+    return level < 2 ? s_place_of(e->place, level) : *e->region ? e->region : NULL;
+}
+
+static bool s_level_ok(const char *value) { return value && *value && strlen(value) <= 128; }
+
+/* Round 2 for the entries [from, n): the routing sets (each once), leads
+   and findings. */
+static void s_read2(crm_store_t *store, size_t from)
+{
+    crm_tx_t *t = crm_tx_new("dispatcher", 0);
+    zhashx_t *sets = zhashx_new();
+    if (!t || !sets || s_keep_tx(&s_pf.txs, &s_pf.ntx, &s_pf.txcap, t) != 0) {
+        crm_tx_destroy(&t);
+        zhashx_destroy(&sets);
+        return;
+    }
+    /* the command index of each, +1 (0: not read); a key read once */
+    int (*ix)[2 + S_LEVELS] = calloc(s_pf.n - from + 1, sizeof *ix);
+    for (size_t k = from; ix && k < s_pf.n; k++) {
+        s_pre_t *e = s_pf.v[k];
+        int *x = ix[k - from];
+        if (e->done)
+            continue;
+        if (e->type == CRM_T_testdrive_due) {
+            const char *status = crm_reply_field(e->td, "status");
+            if (!status || strcmp(status, "routed"))
+                continue;
+            const char *cid = crm_reply_field(e->td, "customer_id"), *lid = crm_reply_field(e->td, "lead_id");
+            snprintf(e->cid, sizeof e->cid, "%s", cid && crm_id_valid(CRM_ID_NAME, cid) ? cid : "-");
+            snprintf(e->lid, sizeof e->lid, "%s", lid && crm_id_valid(CRM_ID_NAME, lid) ? lid : "-");
+        } else if (!e->td || e->td->type != REDIS_REPLY_NIL || !e->place || e->place->type != REDIS_REPLY_ARRAY) {
+            continue; /* known, or refused: nothing more is read */
+        } else {
+            const char *region = crm_regions_of(s_regions, s_place_of(e->place, 1));
+            snprintf(e->region, sizeof e->region, "%s", region && strlen(region) < sizeof e->region ? region : "");
+            for (int l = 0; l < S_LEVELS; l++) {
+                const char *v = s_level_value(e, l);
+                if (!s_level_ok(v))
+                    continue;
+                char key[200];
+                snprintf(key, sizeof key, "crm:dealers:%s:%s", s_level_names[l], v);
+                void *have = zhashx_lookup(sets, key);
+                if (have) {
+                    x[2 + l] = (int) (intptr_t) have;
+                } else {
+                    x[2 + l] = crm_tx_cmd(t, "SMEMBERS %s", key) + 1;
+                    zhashx_insert(sets, key, (void *) (intptr_t) x[2 + l]);
+                }
+            }
+        }
+        /* each lead and each customer's findings once, too */
+        char lk[96], fk[96];
+        snprintf(lk, sizeof lk, CRM_KEY_LEAD_FMT, e->lid);
+        snprintf(fk, sizeof fk, CRM_KEY_CUST_FMT ":findings", e->cid);
+        const char *keys[2] = {lk, fk};
+        for (int j = 0; j < 2; j++) {
+            void *have = zhashx_lookup(sets, keys[j]);
+            if (have) {
+                x[j] = (int) (intptr_t) have;
+            } else {
+                x[j] = crm_tx_cmd(t, "HGETALL %s", keys[j]) + 1;
+                zhashx_insert(sets, keys[j], (void *) (intptr_t) x[j]);
+            }
+        }
+    }
+    int rc = ix && crm_tx_size(t) ? crm_store_pipeline(store, t) : -1;
+    if (ix && (rc == 0 || crm_store_last_error(store) == CRM_STORE_REFUSED))
+        for (size_t k = from; k < s_pf.n; k++) {
+            s_pre_t *e = s_pf.v[k];
+            int *x = ix[k - from];
+            if (!x[0])
+                continue;
+            e->lead = crm_tx_result(t, x[0] - 1);
+            e->finds = crm_tx_result(t, x[1] - 1);
+            for (int l = 0; l < S_LEVELS; l++)
+                e->set[l] = x[2 + l] ? crm_tx_result(t, x[2 + l] - 1) : NULL;
+            e->read2 = e->lead && e->finds;
+        }
+    free(ix);
+    zhashx_destroy(&sets);
+}
+
+/* Rounds 1 and 2 for the test drives among `msgs`: entries added (a
+   message read again replaces its entry). */
+static void s_read(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
+{
+    crm_store_t *store = crm_service_store(svc);
+    crm_tx_t *t = crm_tx_new("dispatcher", 0);
+    if (!t || s_keep_tx(&s_pf.txs, &s_pf.ntx, &s_pf.txcap, t) != 0) {
+        crm_tx_destroy(&t);
+        return;
+    }
+    size_t from = s_pf.n;
+    for (size_t i = 0; i < n; i++) {
+        const crm_msg_t *m = &msgs[i];
+        const char *tid, *cid = NULL, *lid = NULL, *dealer = NULL;
+        if (m->type == CRM_T_testdrive_requested) {
+            tid = m->body.testdrive_requested.testdrive_id;
+            dealer = m->body.testdrive_requested.dealer_id;
+            if (dealer && !crm_id_valid(CRM_ID_NAME, dealer))
+                dealer = NULL;
+            cid = m->body.testdrive_requested.customer_id;
+            lid = m->body.testdrive_requested.lead_id;
+            if (!crm_id_valid(CRM_ID_NAME, cid) || !crm_id_valid(CRM_ID_NAME, lid))
+                continue;
+        } else if (m->type == CRM_T_testdrive_due) {
+            tid = m->body.testdrive_due.testdrive_id;
+            dealer = m->body.testdrive_due.dealer_id;
+            if (!crm_id_valid(CRM_ID_NAME, dealer))
+                continue;
+        } else {
+            continue;
+        }
+        if (!crm_id_valid(CRM_ID_NAME, tid))
+            continue;
+        if (s_pf.n == s_pf.cap) {
+            size_t c = s_pf.cap ? s_pf.cap * 2 : 1024;
+            s_pre_t **g = realloc(s_pf.v, c * sizeof *g);
+            if (!g)
+                break;
+            s_pf.v = g;
+            s_pf.cap = c;
+        }
+        s_pre_t *e = calloc(1, sizeof *e);
+        if (!e)
+            break;
+        s_key(m, e->key, sizeof e->key);
+        e->type = m->type;
+        snprintf(e->tid, sizeof e->tid, "%s", tid);
+        snprintf(e->cid, sizeof e->cid, "%s", cid ? cid : "-");
+        snprintf(e->lid, sizeof e->lid, "%s", lid ? lid : "-");
+        snprintf(e->dealer, sizeof e->dealer, "%s", dealer ? dealer : "");
+        if (m->type == CRM_T_testdrive_requested) {
+            int64_t at = m->body.testdrive_requested.at;
+            e->at = at >= 0 && at <= S_AT_MAX ? at : 0;
+            s_cst_day(e->at, e->day, sizeof e->day);
+            /* HGET, not EXISTS: a key of another type there is no test
+               drive of ours, and Redis says so (WRONGTYPE: refused). */
+            crm_tx_cmd(t, "HGET " CRM_KEY_TD_FMT " status", tid);
+            crm_tx_cmd(t, "HMGET " CRM_KEY_CUST_FMT " city province", cid);
+        } else {
+            crm_tx_cmd(t, "HGETALL " CRM_KEY_TD_FMT, tid);
+        }
+        s_pre_t *old = zhashx_lookup(s_pf.by_key, e->key);
+        if (old)
+            old->done = true;
+        zhashx_update(s_pf.by_key, e->key, e);
+        s_pf.v[s_pf.n++] = e;
+    }
+    if (s_pf.n == from)
+        return;
+    int rc = crm_store_pipeline(store, t);
+    if (rc != 0 && crm_store_last_error(store) != CRM_STORE_REFUSED)
+        return; /* no replies: each message reads for itself */
+    int k = 0;
+    for (size_t i = from; i < s_pf.n; i++) {
+        s_pre_t *e = s_pf.v[i];
+        e->td = crm_tx_result(t, k++);
+        if (e->type == CRM_T_testdrive_requested)
+            e->place = crm_tx_result(t, k++);
+    }
+    s_read2(store, from);
+}
+
+/* The framework's prefetch: everything before `msgs` is committed, so what
+   was read and taken before is in Redis now and is read afresh. */
+void dispatch_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
+{
+    if (s_init() != 0)
+        return;
+    s_pf_clear(crm_service_batch(svc));
+    s_read(svc, msgs, n);
+}
+
+/* Is s_bt the view of the transaction `tx` is? It is while nothing but our
+   own messages went into `tx` since it was read: a commit or a drop empties
+   `tx` (and ends the WATCH), a failure changes crm_service_batch(). 1 yes,
+   0 no (read it again), -1 the connection was lost in the middle of a
+   transaction (its WATCH with it): the batch must be applied again. */
+static int s_bt_current(crm_service_t *svc, const crm_tx_t *tx)
+{
+    if (!s_bt.valid || s_bt.tx != tx || s_bt.gen != crm_service_batch(svc) || !s_bt.size ||
+        crm_tx_size(tx) != s_bt.size)
+        return 0;
+    return s_bt.conn == crm_store_generation(crm_service_store(svc)) ? 1 : -1;
+}
+
+/* A dealer, a dealer's bookings on a day, or a customer the view lacks. */
+typedef struct {
+    char kind; /* 'd' dealer, 'b' bookings, 'c' customer */
+    const char *id, *day;
+    void *item;
+} s_miss_t;
+
+typedef struct {
+    s_miss_t *v;
+    size_t n, cap;
+} s_misses_t;
+
+static void s_miss(s_misses_t *m, char kind, const char *id, const char *day)
+{
+    char k[CRM_ID_NAME_MAX + 48];
+    zhashx_t *h = kind == 'd' ? s_bt.dealers : kind == 'b' ? s_bt.days : s_bt.custs;
+    snprintf(k, sizeof k, "%s%s%s", id, day ? " " : "", day ? day : "");
+    if (zhashx_lookup(h, k))
+        return;
+    if (m->n == m->cap) {
+        size_t c = m->cap ? m->cap * 2 : 64;
+        s_miss_t *g = realloc(m->v, c * sizeof *g);
+        if (!g)
+            return;
+        m->v = g;
+        m->cap = c;
+    }
+    size_t size = kind == 'd' ? sizeof(s_dealer_t) : kind == 'b' ? sizeof(s_day_t) : sizeof(s_cust_t);
+    void *item = calloc(1, size);
+    if (!item || zhashx_insert(h, k, item) != 0) {
+        free(item);
+        return;
+    }
+    m->v[m->n++] = (s_miss_t){kind, id, day, item};
+}
+
+/* What entry `e` needs from the view: the dealers it may go to (with its
+   day) and, when it is dispatched now, its customer. */
+static void s_needs(s_misses_t *m, const s_pre_t *e, int64_t now)
+{
+    if (e->type == CRM_T_testdrive_due) {
+        s_miss(m, 'd', e->dealer, NULL);
+        s_miss(m, 'c', e->cid, NULL);
+        return;
+    }
+    if (*e->dealer) {
+        s_miss(m, 'd', e->dealer, NULL);
+        s_miss(m, 'b', e->dealer, e->day);
+    }
+    for (int l = 0; l < S_LEVELS; l++) {
+        const redisReply *s = e->set[l];
+        for (size_t i = 0; s && s->type == REDIS_REPLY_ARRAY && i < s->elements; i++)
+            if (s_str(s->element[i]) && crm_id_valid(CRM_ID_NAME, s->element[i]->str)) {
+                s_miss(m, 'd', s->element[i]->str, NULL);
+                s_miss(m, 'b', s->element[i]->str, e->day);
+            }
+    }
+    if (dispatch_due_ms(e->at) <= now)
+        s_miss(m, 'c', e->cid, NULL);
+}
+
+static void s_copy_err(char *out, size_t size, const redisReply *r)
+{
+    if (r && r->type == REDIS_REPLY_ERROR && !*out)
+        snprintf(out, size, "%s", r->str);
+}
+
+/* Step 3: reads what the view lacks for `e` (and, at the start of a
+   transaction, for the messages after it, up to a batch) in one round
+   trip, under WATCH for the dealers' numbers and the customers. 0, or -1
+   after saying why (Redis away: the message is tried again). */
+static int s_ready(crm_service_t *svc, const crm_tx_t *tx, s_pre_t *e)
+{
+    int cur = s_bt_current(svc, tx);
+    if (cur < 0) {
+        crm_service_why(svc, "the connection to Redis was lost during the batch (its WATCH with it)");
+        s_bt_clear();
+        return -1;
+    }
+    int64_t now = crm_now_ms();
+    s_misses_t m = {0};
+    size_t ahead = S_AHEAD;
+    if (!cur) {
+        /* A new transaction: what the last one kept is committed or gone.
+           When the last one held a single message (the framework applying
+           them one by one), this one will too: no reading ahead. */
+        if (s_pf.views && s_bt.used <= 1)
+            ahead = 0;
+        s_bt_clear();
+        s_bt.valid = true;
+        s_bt.tx = tx;
+        s_bt.size = 0;
+        s_bt.used = 0;
+        s_bt.gen = crm_service_batch(svc);
+        s_bt.conn = crm_store_generation(crm_service_store(svc));
+        s_pf.views++;
+    }
+    s_needs(&m, e, now);
+    if (!m.n && cur) {
+        free(m.v);
+        return 0; /* read already */
+    }
+    size_t k = 0;
+    while (k < s_pf.n && s_pf.v[k] != e)
+        k++;
+    for (k++; k < s_pf.n && ahead; k++)
+        if (!s_pf.v[k]->done && s_pf.v[k]->read2) {
+            s_needs(&m, s_pf.v[k], now);
+            ahead--;
+        }
+    if (!m.n) {
+        free(m.v);
+        return 0;
+    }
+    crm_store_t *store = crm_service_store(svc);
+    crm_tx_t *t = crm_tx_new("dispatcher", 0);
+    if (!t || s_keep_tx(&s_bt.txs, &s_bt.ntx, &s_bt.txcap, t) != 0) {
+        crm_tx_destroy(&t);
+        free(m.v);
+        s_bt_clear();
+        crm_service_why(svc, "out of memory");
+        return -1;
+    }
+    /* only the dispatcher writes dealer streams: a concurrent writer makes
+       the commit fail and the batch be applied again */
+    for (size_t i = 0; i < m.n; i++)
+        if (m.v[i].kind == 'd')
+            crm_tx_cmd(t, "WATCH crm:{dealer.%s}:seq", m.v[i].id);
+        else if (m.v[i].kind == 'c')
+            crm_tx_cmd(t, "WATCH " CRM_KEY_CUST_FMT, m.v[i].id);
+    for (size_t i = 0; i < m.n; i++) {
+        s_miss_t *x = &m.v[i];
+        if (x->kind == 'd') {
+            s_dealer_t *d = x->item;
+            d->ix = crm_tx_cmd(t, "GET crm:{dealer.%s}:seq", x->id);
+            crm_tx_cmd(t, "HMGET " CRM_KEY_DEALER_FMT " state capacity", x->id);
+            crm_tx_cmd(t, "SCARD crm:dealer:%s:open", x->id);
+        } else if (x->kind == 'b') {
+            ((s_day_t *) x->item)->ix = crm_tx_cmd(t, "GET crm:dealer:%s:day:%s", x->id, x->day);
+        } else {
+            ((s_cust_t *) x->item)->ix = crm_tx_cmd(t, "HGETALL " CRM_KEY_CUST_FMT, x->id);
+        }
+    }
+    int rc = crm_store_pipeline(store, t);
+    if (rc != 0 && crm_store_last_error(store) != CRM_STORE_REFUSED) {
+        free(m.v);
+        s_bt_clear();
+        crm_service_why(svc, "Redis unavailable: %s", crm_store_error(store));
+        return -1;
+    }
+    for (size_t i = 0; i < m.n; i++) {
+        s_miss_t *x = &m.v[i];
+        if (x->kind == 'd') {
+            s_dealer_t *d = x->item;
+            const redisReply *seq = crm_tx_result(t, d->ix), *h = crm_tx_result(t, d->ix + 1),
+                             *o = crm_tx_result(t, d->ix + 2);
+            s_copy_err(d->seq_err, sizeof d->seq_err, seq);
+            s_copy_err(d->err, sizeof d->err, h);
+            s_copy_err(d->err, sizeof d->err, o);
+            d->seq = s_str(seq) ? atoll(seq->str) : 0;
+            bool two = h && h->type == REDIS_REPLY_ARRAY && h->elements == 2;
+            const char *state = two && s_str(h->element[0]) ? h->element[0]->str : NULL;
+            const char *cap = two && s_str(h->element[1]) ? h->element[1]->str : NULL;
+            d->has_state = state != NULL;
+            snprintf(d->state, sizeof d->state, "%s", state ? state : "");
+            d->capacity = cap ? atoll(cap) : dispatch_config.default_capacity;
+            d->open = o && o->type == REDIS_REPLY_INTEGER ? o->integer : 0;
+            d->read = true;
+        } else if (x->kind == 'b') {
+            s_day_t *b = x->item;
+            const redisReply *r = crm_tx_result(t, b->ix);
+            s_copy_err(b->err, sizeof b->err, r);
+            b->booked = s_str(r) ? atoll(r->str) : 0;
+            b->read = true;
+        } else {
+            s_cust_t *c = x->item;
+            c->h = crm_tx_result(t, c->ix);
+        }
+    }
+    free(m.v);
+    s_bt.conn = crm_store_generation(store);
+    return 0;
+}
+
+/* After a message applied with the view: the transaction as it now is. */
+static void s_done(s_pre_t *e, const crm_tx_t *tx)
+{
+    e->done = true;
+    if (s_bt.valid && s_bt.tx == tx) {
+        s_bt.size = crm_tx_size(tx);
+        s_bt.used++;
+    }
+}
+
+/* The entry of `msg`, read now if the prefetch did not (or is gone); NULL
+   with *rc when it cannot be read. */
+static bool s_complete(const s_pre_t *e)
+{
+    if (!e->td)
+        return false;
+    if (e->td->type == REDIS_REPLY_ERROR)
+        return true;
+    if (e->type == CRM_T_testdrive_requested) {
+        if (e->td->type != REDIS_REPLY_NIL)
+            return true;
+        if (!e->place)
+            return false;
+        return e->place->type == REDIS_REPLY_ERROR || e->read2;
+    }
+    const char *status = crm_reply_field(e->td, "status");
+    return !status || strcmp(status, "routed") || e->read2;
+}
+
+static s_pre_t *s_entry(crm_service_t *svc, const crm_msg_t *msg, const char *tid, crm_handled_t *rc)
+{
+    *rc = CRM_RETRY;
+    if (s_init() != 0) {
+        crm_service_why(svc, "out of memory");
+        return NULL;
+    }
+    unsigned long gen = crm_service_batch(svc);
+    if (gen != s_pf.gen)
+        s_pf_clear(gen); /* what was kept is not committed */
+    char key[sizeof s_pf.v[0]->key];
+    s_key(msg, key, sizeof key);
+    s_pre_t *e = zhashx_lookup(s_pf.by_key, key);
+    if (!e || e->done || strcmp(e->tid, tid) || !s_complete(e)) {
+        s_read(svc, msg, 1);
+        e = zhashx_lookup(s_pf.by_key, key);
+    }
+    if (!e || !s_complete(e)) {
+        crm_service_why(svc, "could not read the test drive's state: %s", crm_store_error(crm_service_store(svc)));
+        return NULL;
+    }
+    return e;
+}
+
+static void s_take(const char *tid, const char *status)
+{
+    char *v = strdup(status);
+    if (v)
+        zhashx_update(s_pf.taken, tid, v);
+}
+
 /* ------------------------------------------------------------- routing */
 
 typedef struct {
@@ -118,59 +761,62 @@ typedef struct {
     char why[96];
 } s_cand_t;
 
-/* Checks every candidate in one pipelined round trip: its state and
-   capacity, its bookings that day, its open test drives. 0 or -1. */
-static int s_check(crm_store_t *store, const char *const *ids, size_t n, const char *day, s_cand_t *out)
+/* A candidate's state and capacity, its bookings that day and its open
+   test drives, as this transaction sees them. 0; -1 after saying why
+   (Redis refused one of its reads); -2 not read. */
+static int s_check(crm_service_t *svc, const char *id, const char *day, s_cand_t *c)
 {
-    crm_tx_t *t = crm_tx_new("dispatcher", 0);
-    if (!t)
+    memset(c, 0, sizeof *c);
+    c->id = id;
+    char k[CRM_ID_NAME_MAX + 48];
+    snprintf(k, sizeof k, "%s %s", id, day);
+    const s_dealer_t *d = zhashx_lookup(s_bt.dealers, id);
+    const s_day_t *b = zhashx_lookup(s_bt.days, k);
+    if (!d || !b || !d->read || !b->read) {
+        crm_service_why(svc, "dealer %s was not read", id);
+        return -2;
+    }
+    if (*d->err || *b->err) {
+        crm_service_why(svc, "Redis refused a command: %s", *d->err ? d->err : b->err);
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        crm_tx_cmd(t, "HMGET " CRM_KEY_DEALER_FMT " state capacity", ids[i]);
-        crm_tx_cmd(t, "GET crm:dealer:%s:day:%s", ids[i], day);
-        crm_tx_cmd(t, "SCARD crm:dealer:%s:open", ids[i]);
     }
-    int rc = n ? crm_store_pipeline(store, t) : 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        s_cand_t *c = &out[i];
-        memset(c, 0, sizeof *c);
-        c->id = ids[i];
-        const redisReply *h = crm_tx_result(t, (int) (3 * i)), *d = crm_tx_result(t, (int) (3 * i + 1)),
-                         *o = crm_tx_result(t, (int) (3 * i + 2));
-        const char *state = h && h->elements == 2 && h->element[0]->type == REDIS_REPLY_STRING ? h->element[0]->str : NULL;
-        const char *cap = h && h->elements == 2 && h->element[1]->type == REDIS_REPLY_STRING ? h->element[1]->str : NULL;
-        long long capacity = cap ? atoll(cap) : dispatch_config.default_capacity;
-        long long booked = d && d->type == REDIS_REPLY_STRING ? atoll(d->str) : 0;
-        c->open = o && o->type == REDIS_REPLY_INTEGER ? o->integer : 0;
-        if (!state)
-            snprintf(c->why, sizeof c->why, "unknown dealer");
-        else if (strcmp(state, "active"))
-            snprintf(c->why, sizeof c->why, "%.40s", state);
-        else if (capacity > 0 && booked >= capacity)
-            snprintf(c->why, sizeof c->why, "at capacity (%lld of %lld that day)", booked, capacity);
-        else
-            c->ok = true;
-    }
-    crm_tx_destroy(&t);
-    return rc;
+    c->open = d->open;
+    if (!d->has_state)
+        snprintf(c->why, sizeof c->why, "unknown dealer");
+    else if (strcmp(d->state, "active"))
+        snprintf(c->why, sizeof c->why, "%.40s", d->state);
+    else if (d->capacity > 0 && b->booked >= d->capacity)
+        snprintf(c->why, sizeof c->why, "at capacity (%lld of %lld that day)", b->booked, d->capacity);
+    else
+        c->ok = true;
+    return 0;
 }
 
-/* Chooses among the dealers of one routing level, in two round trips
-   whatever their number; 1 chosen, 0 none, -1 error. */
-static int s_route_level(crm_store_t *store, const char *level, const char *value, const char *day, s_route_t *out)
+/* Chooses among the dealers of one routing level (`set`, read by the
+   prefetch); 1 chosen, 0 none, -1 refused (why said), -2 not read. */
+static int s_route_level(crm_service_t *svc, const char *level, const char *value, const redisReply *set,
+                         const char *day, s_route_t *out)
 {
-    if (!value || !*value || strlen(value) > 128)
+    if (!s_level_ok(value))
         return 0;
-    redisReply *ids = crm_store_cmd(store, "SMEMBERS crm:dealers:%s:%s", level, value);
-    if (!ids)
+    if (!set)
+        return -2;
+    if (s_refused(svc, set))
         return -1;
     size_t n = 0;
-    const char **list = calloc(ids->elements + 1, sizeof *list);
-    s_cand_t *cands = calloc(ids->elements + 1, sizeof *cands);
-    for (size_t i = 0; list && i < ids->elements; i++)
-        if (ids->element[i]->type == REDIS_REPLY_STRING && crm_id_valid(CRM_ID_NAME, ids->element[i]->str))
-            list[n++] = ids->element[i]->str;
-    int rc = list && cands ? s_check(store, list, n, day, cands) : -1;
+    const char **list = calloc(set->elements + 1, sizeof *list);
+    s_cand_t *cands = calloc(set->elements + 1, sizeof *cands);
+    if (!list || !cands) {
+        free(list);
+        free(cands);
+        return -2;
+    }
+    for (size_t i = 0; set->type == REDIS_REPLY_ARRAY && i < set->elements; i++)
+        if (s_str(set->element[i]) && crm_id_valid(CRM_ID_NAME, set->element[i]->str))
+            list[n++] = set->element[i]->str;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = s_check(svc, list[i], day, &cands[i]);
     const s_cand_t *best = NULL;
     int usable = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -193,22 +839,23 @@ static int s_route_level(crm_store_t *store, const char *level, const char *valu
     }
     free(list);
     free(cands);
-    freeReplyObject(ids);
     return rc;
 }
 
-/* The prospect's choice, else city, province, region. 1, 0 (none), -1. */
-static int s_route(crm_store_t *store, const char *chosen, const char *city, const char *province, const char *day,
-                   s_route_t *out)
+/* The prospect's choice, else city, province, region. 1, 0 (none), -1
+   (refused, why said), -2 (not read). */
+static int s_route(crm_service_t *svc, const s_pre_t *e, const char *chosen, const char *day, s_route_t *out)
 {
+    const char *city = s_level_value(e, 0), *province = s_level_value(e, 1), *region = s_level_value(e, 2);
     char *pre = NULL;
     if (chosen && *chosen && !crm_id_valid(CRM_ID_NAME, chosen)) {
         /* Never a key: an id intake would not have let through. */
         pre = s_fmt("chosen dealer id is not a valid id; ");
     } else if (chosen && *chosen) {
         s_cand_t c;
-        if (s_check(store, &chosen, 1, day, &c) != 0)
-            return -1;
+        int k = s_check(svc, chosen, day, &c);
+        if (k != 0)
+            return k;
         if (c.ok || !strncmp(c.why, "at capacity", 11)) {
             /* The prospect's choice stands, even at capacity: the dealer sees it. */
             snprintf(out->dealer, sizeof out->dealer, "%s", chosen);
@@ -219,11 +866,10 @@ static int s_route(crm_store_t *store, const char *chosen, const char *city, con
         }
         pre = s_fmt("chosen dealer %s is %s; ", chosen, c.why);
     }
-    const char *region = crm_regions_of(s_regions, province);
     int rc;
-    if ((rc = s_route_level(store, "city", city, day, out)) == 0 &&
-        (rc = s_route_level(store, "province", province, day, out)) == 0)
-        rc = s_route_level(store, "region", region, day, out);
+    if ((rc = s_route_level(svc, "city", city, e->set[0], day, out)) == 0 &&
+        (rc = s_route_level(svc, "province", province, e->set[1], day, out)) == 0)
+        rc = s_route_level(svc, "region", region, e->set[2], day, out);
     if (rc == 1 && pre) {
         char *t = s_fmt("%s%s", pre, out->text ? out->text : "");
         free(out->text);
@@ -244,33 +890,27 @@ typedef struct {
 } s_td_t;
 
 /* Appends the dispatch to the dealer's stream and records it, in `tx`.
-   The dealer's next number is read under WATCH: only the dispatcher
-   writes dealer streams, and a concurrent writer makes the commit fail
-   and the message be applied again. */
-static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const char *dealer, const s_td_t *td)
+   The dealer's next number is this transaction's view of it, read under
+   WATCH (s_ready): only the dispatcher writes dealer streams, and a
+   concurrent writer makes the commit fail and the batch be applied again. */
+static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const char *dealer,
+                                const s_td_t *td, const s_pre_t *e)
 {
-    crm_store_t *store = crm_service_store(svc);
-    char seqkey[128];
-    snprintf(seqkey, sizeof seqkey, "crm:{dealer.%s}:seq", dealer);
-    /* One round trip for everything the dispatch needs. */
-    crm_tx_t *reads = crm_tx_new("dispatcher", 0);
-    if (!reads)
+    s_dealer_t *dl = zhashx_lookup(s_bt.dealers, dealer);
+    s_cust_t *cu = zhashx_lookup(s_bt.custs, e->cid);
+    if (!dl || !dl->read || !cu || !cu->h || !e->lead || !e->finds) {
+        crm_service_why(svc, "the dispatch of %s to %s was not read", tid, dealer);
         return CRM_RETRY;
-    const char *cid = td->customer_id && crm_id_valid(CRM_ID_NAME, td->customer_id) ? td->customer_id : "-";
-    const char *lid = td->lead_id && crm_id_valid(CRM_ID_NAME, td->lead_id) ? td->lead_id : "-";
-    /* the customer too: the dispatch may make it this dealer's */
-    crm_tx_cmd(reads, "WATCH %s " CRM_KEY_CUST_FMT, seqkey, cid);
-    crm_tx_cmd(reads, "GET %s", seqkey);
-    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT, cid);
-    crm_tx_cmd(reads, "HGETALL " CRM_KEY_LEAD_FMT, lid);
-    crm_tx_cmd(reads, "HGETALL " CRM_KEY_CUST_FMT ":findings", cid);
-    if (crm_store_pipeline(store, reads) != 0) {
-        crm_tx_destroy(&reads);
-        return crm_service_failed(svc);
     }
-    const redisReply *cur = crm_tx_result(reads, 1);
-    long long dealer_seq = (cur && cur->type == REDIS_REPLY_STRING ? atoll(cur->str) : 0) + 1;
-    const redisReply *cust = crm_tx_result(reads, 2), *lead = crm_tx_result(reads, 3), *finds = crm_tx_result(reads, 4);
+    if (*dl->seq_err) {
+        crm_service_why(svc, "Redis refused a command: %s", dl->seq_err);
+        return CRM_REFUSE;
+    }
+    if (s_refused(svc, cu->h) || s_refused(svc, e->lead) || s_refused(svc, e->finds))
+        return CRM_REFUSE;
+    long long dealer_seq = dl->seq + 1;
+    const redisReply *cust = cu->h, *lead = e->lead, *finds = e->finds;
+    const char *cid = e->cid;
     crm_msg_t d;
     crm_msg_init(&d, CRM_T_dealer_dispatch);
     snprintf(d.stream, sizeof d.stream, "dealer.%s", dealer);
@@ -309,13 +949,16 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
         d.body.dealer_dispatch.has.findings = true;
     }
     int64_t at = td->at;
-    /* A customer nobody owns yet becomes this dealer's. */
-    uplink_claim_on_dispatch(tx, cid, dealer, cust);
-    crm_tx_destroy(&reads);
+    /* A customer nobody owns yet becomes this dealer's (the first dispatch
+       of the transaction decides; the later ones see it owned). */
+    if (!cu->claimed)
+        uplink_claim_on_dispatch(tx, cid, dealer, cust);
+    cu->claimed = true;
     int k = crm_tx_emit(tx, &d);
     crm_msg_clear(&d);
     if (k < 0)
         return CRM_RETRY;
+    dl->seq = dealer_seq;
     int64_t now = crm_now_ms();
     char nows[24];
     snprintf(nows, sizeof nows, "%lld", (long long) now);
@@ -359,9 +1002,6 @@ static bool s_ids_ok(crm_service_t *svc, const char *const *ids, const char *con
     return true;
 }
 
-/* 9999-12-31 23:59:59 UTC: beyond it the day arithmetic would overflow. */
-#define S_AT_MAX 253402300799000LL
-
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_testdrive_requested_t *r = &msg->body.testdrive_requested;
@@ -373,31 +1013,34 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         crm_service_why(svc, "at: %lld is no time a test drive can have", (long long) r->at);
         return CRM_REFUSE;
     }
-    crm_store_t *store = crm_service_store(svc);
-    /* HGET, not EXISTS: a key of another type there is no test drive of
-       ours, and Redis says so (WRONGTYPE: refused, kept in crm:rejects). */
-    redisReply *exists = crm_store_cmd(store, "HGET " CRM_KEY_TD_FMT " status", r->testdrive_id);
-    if (!exists)
-        return crm_service_failed(svc);
-    bool known = exists->type == REDIS_REPLY_STRING;
-    freeReplyObject(exists);
-    if (known)
+    crm_handled_t handled;
+    s_pre_t *e = s_entry(svc, msg, r->testdrive_id, &handled);
+    if (!e)
+        return handled;
+    if (zhashx_lookup(s_pf.taken, r->testdrive_id)) {
+        e->done = true;
+        return CRM_APPLIED; /* taken by an earlier message of the batch */
+    }
+    /* HGET status, not EXISTS: a key of another type there is no test
+       drive of ours, and Redis says so (WRONGTYPE: refused, kept in
+       crm:rejects). */
+    if (s_refused(svc, e->td))
+        return CRM_REFUSE;
+    if (e->td->type == REDIS_REPLY_STRING) {
+        e->done = true;
         return CRM_APPLIED; /* already taken (a replay of the stream) */
-    redisReply *cust = crm_store_cmd(store, "HMGET " CRM_KEY_CUST_FMT " city province", r->customer_id);
-    if (!cust)
-        return crm_service_failed(svc);
+    }
+    if (s_refused(svc, e->place))
+        return CRM_REFUSE;
+    if (s_ready(svc, tx, e) != 0)
+        return CRM_RETRY;
     char day[40];
     int64_t day_end = s_cst_day(r->at, day, sizeof day);
     s_route_t route = {0};
-    const char *city = cust->type == REDIS_REPLY_ARRAY && cust->elements == 2 && cust->element[0]->type == REDIS_REPLY_STRING
-                           ? cust->element[0]->str : NULL;
-    const char *province = cust->type == REDIS_REPLY_ARRAY && cust->elements == 2 && cust->element[1]->type == REDIS_REPLY_STRING
-                               ? cust->element[1]->str : NULL;
-    int routed = s_route(store, r->dealer_id, city, province, day, &route);
-    freeReplyObject(cust);
+    int routed = s_route(svc, e, r->dealer_id, day, &route);
     if (routed < 0) {
         s_route_clear(&route);
-        return crm_service_failed(svc);
+        return routed == -1 ? CRM_REFUSE : CRM_RETRY;
     }
     const char *reason = route.text ? route.text : "";
     int64_t now = crm_now_ms(), due = dispatch_due_ms(r->at);
@@ -431,15 +1074,26 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         crm_tx_emit(tx, &esc);
         crm_msg_clear(&esc);
         s_route_clear(&route);
+        s_take(r->testdrive_id, "unrouted");
+        s_done(e, tx);
         return CRM_APPLIED;
     }
     crm_tx_cmd(tx, "SADD crm:dealer:%s:open %s", route.dealer, r->testdrive_id);
     crm_tx_cmd(tx, "INCR crm:dealer:%s:day:%s", route.dealer, day);
     crm_tx_cmd(tx, "PEXPIREAT crm:dealer:%s:day:%s %lld", route.dealer, day, (long long) (day_end + S_DAY_KEEP_MS));
+    /* what the later messages of the batch see */
+    char dk[CRM_ID_NAME_MAX + 48];
+    snprintf(dk, sizeof dk, "%s %s", route.dealer, day);
+    s_dealer_t *dl = zhashx_lookup(s_bt.dealers, route.dealer);
+    s_day_t *bk = zhashx_lookup(s_bt.days, dk);
+    if (dl)
+        dl->open++;
+    if (bk)
+        bk->booked++;
     if (due <= now) {
         /* T-3 09:00 has passed: at once, in this same transaction. */
         s_td_t td = {r->lead_id, r->customer_id, r->model, route.code, reason, route.dealer_text, r->at};
-        rc = s_dispatch(svc, tx, r->testdrive_id, route.dealer, &td);
+        rc = s_dispatch(svc, tx, r->testdrive_id, route.dealer, &td, e);
     } else {
         crm_msg_t d;
         crm_msg_init(&d, CRM_T_testdrive_due);
@@ -451,6 +1105,10 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         crm_msg_clear(&d);
     }
     s_route_clear(&route);
+    if (rc == CRM_APPLIED) {
+        s_take(r->testdrive_id, due <= now ? "dispatched" : "routed");
+        s_done(e, tx);
+    }
     return rc;
 }
 
@@ -461,19 +1119,34 @@ crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     static const char *const names[] = {"testdrive_id", "dealer_id"};
     if (!s_ids_ok(svc, ids, names, 2))
         return CRM_REFUSE;
-    redisReply *h = crm_store_cmd(crm_service_store(svc), "HGETALL " CRM_KEY_TD_FMT, d->testdrive_id);
-    if (!h)
-        return crm_service_failed(svc);
-    const char *status = crm_reply_field(h, "status");
-    crm_handled_t rc = CRM_APPLIED; /* cancelled, or dispatched already */
-    if (status && !strcmp(status, "routed")) {
-        const char *code = crm_reply_field(h, "reason");
-        s_td_t td = {crm_reply_field(h, "lead_id"), crm_reply_field(h, "customer_id"), crm_reply_field(h, "model"),
-                     code, crm_reply_field(h, "reason_text"), crm_reply_field(h, "reason_dealer"),
-                     atoll(crm_reply_field_or(h, "at", "0"))};
-        rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td);
+    crm_handled_t handled;
+    s_pre_t *e = s_entry(svc, msg, d->testdrive_id, &handled);
+    if (!e)
+        return handled;
+    const char *taken = zhashx_lookup(s_pf.taken, d->testdrive_id);
+    if (taken && !strcmp(taken, "dispatched")) {
+        e->done = true;
+        return CRM_APPLIED; /* dispatched by an earlier message of the batch */
     }
-    freeReplyObject(h);
+    if (s_refused(svc, e->td))
+        return CRM_REFUSE;
+    const redisReply *h = e->td;
+    const char *status = crm_reply_field(h, "status");
+    if (!status || strcmp(status, "routed")) {
+        e->done = true;
+        return CRM_APPLIED; /* cancelled, or dispatched already */
+    }
+    if (s_ready(svc, tx, e) != 0)
+        return CRM_RETRY;
+    const char *code = crm_reply_field(h, "reason");
+    s_td_t td = {crm_reply_field(h, "lead_id"), crm_reply_field(h, "customer_id"), crm_reply_field(h, "model"),
+                 code, crm_reply_field(h, "reason_text"), crm_reply_field(h, "reason_dealer"),
+                 atoll(crm_reply_field_or(h, "at", "0"))};
+    crm_handled_t rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td, e);
+    if (rc == CRM_APPLIED) {
+        s_take(d->testdrive_id, "dispatched");
+        s_done(e, tx);
+    }
     return rc;
 }
 

@@ -32,9 +32,14 @@ int64_t dispatch_escalate_ms(int64_t dispatched_ms, int64_t at_ms);
    there when none is. 0 or -1. */
 int dispatch_load_regions(crm_service_t *svc);
 
-/* Bus handlers. */
+/* Bus handlers, batch handlers both: their reads are made for a whole
+   batch by dispatch_prefetch and once per transaction (see dispatch.c). */
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
+/* The service's prefetch: reads for the test drives among `msgs`. */
+void dispatch_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);
+/* Frees what the prefetches kept (at stop). */
+void dispatch_forget(void);
 
 /* Gateway requests: dealer.ack, dealer.status (the dealer is the
    certified peer). */

@@ -6,7 +6,9 @@
  *  drives; dealers at capacity that day skipped), recording why. At T-3
  *  days 09:00 China time (at once if that has passed) a durable timer
  *  fires testdrive.due and the dispatch goes onto the dealer's own stream;
- *  a dealer that stays silent is escalated. The scheduler's tasks
+ *  a dealer that stays silent is escalated. Both are applied in batches (up
+ *  to 512 in one transaction), read for in a constant number of Redis round
+ *  trips per batch (dispatch.c says which). The scheduler's tasks
  *  (task.opened, task.closed) go onto the same stream as dealer.task. The
  *  registry (dealers, their certificates, the sales regions) changes only
  *  through requests on the control endpoint; dealers' systems talk to the
@@ -100,11 +102,12 @@ static void dispatcher_stop(crm_service_t *svc)
 {
     (void) svc;
     gateway_destroy(&s_gateway);
+    dispatch_forget();
 }
 
 static const crm_handler_t dispatcher_handlers[] = {
-    {"testdrive.requested", dispatch_on_requested, false},
-    {"testdrive.due", dispatch_on_due, false},
+    {"testdrive.requested", dispatch_on_requested, true},
+    {"testdrive.due", dispatch_on_due, true},
     {"task.opened", tasks_on_opened, false},
     {"task.closed", tasks_on_closed, false},
     {"audit.finding", tasks_on_finding, false},
@@ -168,6 +171,7 @@ static const crm_service_def_t dispatcher_def = {
     .opts = dispatcher_opts,
     .on_start = dispatcher_start,
     .on_stop = dispatcher_stop,
+    .prefetch = dispatch_prefetch,
 };
 
 int main(int argc, char **argv)

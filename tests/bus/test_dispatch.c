@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crm_harness.h"
@@ -259,6 +260,70 @@ static void test_dispatch_timers_survive_a_restart(void **state)
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 1);
 }
 
+/* Many test drives requested at once (one batch for the dispatcher) are
+   routed as if one at a time: SZ1 and SZ2 share the fewest open test drives
+   until SZ2 is full (1 a day) and SZ1 too (10, the default), then the
+   province's GZ1; a request sent twice is taken once; a bad id is refused
+   alone and kept; each dealer's stream is numbered without a gap. */
+static void test_many_test_drives_at_once_are_routed_as_one_at_a_time_and_numbered_without_gaps(void **state)
+{
+    fx_t *f = *state;
+    /* the real time: a day's bookings expire (in Redis's time) a week after
+       the day */
+    long long now = (long long) time(NULL) * 1000, at = now + 30 * HOUR;
+    set_clock(f, now);
+    redisReply *r = crm_store_cmd(f->store, "HSET crm:cust:{CB} name 测试 mobile 13812345678 city 深圳 province 广东省");
+    freeReplyObject(r);
+    crm_tx_t *tx = crm_tx_new("intake", 100000);
+    const char *tids[] = {"B1", "B2", "B3", "B3", "B4", "bad id", "B5", "B6", "B7", "B8", "B9",
+                          "B10", "B11", "B12", "B13"};
+    for (size_t i = 0; i < sizeof tids / sizeof tids[0]; i++) {
+        crm_msg_t m;
+        crm_msg_init(&m, CRM_T_testdrive_requested);
+        CRM_SET_STR(&m, testdrive_requested, testdrive_id, tids[i]);
+        CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
+        CRM_SET_STR(&m, testdrive_requested, customer_id, "CB");
+        CRM_SET_I64(&m, testdrive_requested, at, at);
+        crm_tx_emit(tx, &m);
+        crm_msg_clear(&m);
+    }
+    crm_h_sys_commit(&f->sys, tx);
+    crm_tx_destroy(&tx);
+    wait_status(f, "B13", "dispatched");
+    const char *want[] = {"SZ1", "SZ2", "SZ1", "SZ1", "SZ1", "SZ1", "SZ1", "SZ1", "SZ1", "SZ1", "SZ1", "GZ1", "GZ1"};
+    for (int i = 0; i < 13; i++) {
+        char tid[8];
+        snprintf(tid, sizeof tid, "B%d", i + 1);
+        char *d = td_field(f, tid, "dealer_id"), *st = td_field(f, tid, "status");
+        if (strcmp(d, want[i]) || strcmp(st, "dispatched"))
+            fail_msg("%s went to %s (%s), one at a time it goes to %s", tid, d, st, want[i]);
+        free(d);
+        free(st);
+    }
+    char *why = td_field(f, "B12", "reason_text");
+    assert_string_equal(why, "province 广东省: 1 of 3 dealers active with capacity; GZ1 has the fewest open test drives (0)");
+    free(why);
+    const char *dealers[] = {"SZ1", "SZ2", "GZ1"};
+    const long long counts[] = {10, 1, 2};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(crm_h_int(f->store, "GET crm:{dealer.%s}:seq", dealers[k]), counts[k]);
+        assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.%s}:events", dealers[k]), counts[k]);
+        assert_int_equal(crm_h_int(f->store, "SCARD crm:dealer:%s:open", dealers[k]), counts[k]);
+        for (long long n = 1; n <= counts[k]; n++) {
+            redisReply *t = crm_store_cmd(f->store, "HGET crm:dealer:%s:seq2td %lld", dealers[k], n);
+            assert_true(t && t->type == REDIS_REPLY_STRING);
+            char *seq = td_field(f, t->str, "dealer_seq");
+            assert_int_equal(atoll(seq), n);
+            free(seq);
+            freeReplyObject(t);
+        }
+    }
+    /* B3 sent twice: one history of it, one dispatch */
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:td:B3:history"), 2);
+    assert_int_equal(crm_h_int(f->store, "XLEN " CRM_KEY_REJECTS), 1);
+    assert_int_equal(crm_h_int(f->store, "ZCARD " CRM_KEY_TDS), 13);
+}
+
 static char *s_dealer_field(fx_t *f, const char *dealer, const char *field)
 {
     redisReply *r = crm_store_cmd(f->store, "HGET crm:dealer:%s %s", dealer, field);
@@ -333,6 +398,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_test_drive_two_days_away_is_dispatched_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing_goes_city_then_province_then_region_by_fewest_open_and_says_why, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_dealer_at_capacity_that_day_is_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_test_drives_at_once_are_routed_as_one_at_a_time_and_numbered_without_gaps,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_silent_dealer_is_escalated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dispatch_timers_survive_a_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_working_hours_are_stored_shown_changed_cleared_and_a_bad_value_is_refused_naming_hours,

@@ -832,7 +832,10 @@ test_while_redis_is_down_nothing_is_set_aside_and_everything_is_applied_after(vo
         snprintf(tid, sizeof tid, "T%d", i + 1);
         crm_h_sys_wait_td(&f->s, tid, "dispatched", 15000);
     }
-    assert_true(retries >= 3); /* the handler did fail while Redis was away */
+    /* the handler did fail while Redis was away (a batch handler's retry
+       drops its batch and the cursor is read again once Redis is back, so
+       it fails once per outage rather than once per delivery) */
+    assert_true(retries >= 1);
     assert_int_equal(crm_h_int(f->s.store, "XLEN " CRM_KEY_REJECTS), 0);
     assert_int_equal(s_log_lines(f, "dispatcher", "handler.poisoned", NULL), 0);
     assert_int_equal(crm_h_int(f->s.store, "XLEN crm:{dealer.SZ1}:events"), K + 1);
