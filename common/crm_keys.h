@@ -66,7 +66,9 @@
  *                          of dealer.assigned and dealer.task have no entry: acks pass over them)
  *  crm:{dealer.<D>}:events, crm:{dealer.<D>}:seq   the dealer's own dispatch stream
  *  crm:td:<T>              hash; a test drive: lead, customer, dealer, reason, at, status, ...
- *  crm:td:<T>:history      stream; every status change with its time and who
+ *  crm:td:<T>:history      stream; what the dealer says of it (status, by, ts, at, note); the
+ *                          routing, the dispatch and the acknowledgement are the record's own
+ *                          (requested_ms, reason_text; dispatched_ms; acked_ms)
  *  crm:tds                 sorted set; test drives by requested time
  *
  *  Dealer uplink (crm-dispatcher's uplink.c; what dealers' systems send back):

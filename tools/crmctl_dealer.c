@@ -282,10 +282,21 @@ int crmctl_testdrive(crmctl_t *ctl)
            S_F("reason"));
     printf("  dispatch due %s, dispatched %s (dealer number %s), acknowledged %s\n", due, disp, S_F("dealer_seq"),
            ack);
+    printf("history:\n");
+    /* the routing, the dispatch and the acknowledgement are the record's */
+    char when[40];
+    if (*crm_reply_field_or(h, "requested_ms", "")) {
+        s_when(crm_reply_field(h, "requested_ms"), when, sizeof when);
+        printf("  %s  %-11s by %-10s %s\n", when, strcmp(crm_reply_field_or(h, "reason", "none"), "none") ? "routed" : "unrouted",
+               "dispatcher", S_F("reason_text"));
+    }
+    if (*crm_reply_field_or(h, "dispatched_ms", ""))
+        printf("  %s  %-11s by %-10s %s\n", disp, "dispatched", "dispatcher", S_F("dealer_id"));
+    if (*crm_reply_field_or(h, "acked_ms", ""))
+        printf("  %s  %-11s by %-10s\n", ack, "acked", S_F("dealer_id"));
 #undef S_F
     freeReplyObject(h);
     redisReply *hist = crm_store_cmd(store, "XRANGE " CRM_KEY_TD_FMT ":history - +", tid);
-    printf("history:\n");
     for (size_t i = 0; hist && i < hist->elements; i++) {
         const redisReply *kv = hist->element[i]->element[1];
         s_when(crm_reply_field(kv, "ts"), at, sizeof at);
