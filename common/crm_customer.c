@@ -81,9 +81,10 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     if (how->created) {
         hset[nh++] = "created_ms", hset[nh++] = how->now;
         hset[nh++] = "first_channel", hset[nh++] = how->channel;
-        /* a dealer's record it came from (a lead's is its first lead) */
-        if (how->ref && *how->ref && strcmp(how->ref_name, "lead"))
-            hset[nh++] = "first_ref", hset[nh++] = how->ref;
+        /* the lead it came from (the later ones are in :leads), or the
+           dealer's record */
+        if (how->ref && *how->ref)
+            hset[nh++] = strcmp(how->ref_name, "lead") ? "first_ref" : "first_lead", hset[nh++] = how->ref;
     }
     hset[nh++] = "updated_ms", hset[nh++] = how->now;
     crm_tx_cmdargv(tx, nh, hset, NULL);

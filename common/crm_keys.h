@@ -30,15 +30,16 @@
  *                          entry, so intake instances committing in any order never collide
  *  crm:ids:customer|lead|quarantine  counters for new ids (C<n>, L<n>, Q<n>)
  *  crm:cust:{<C>}          hash; the customer record: the current value of each field,
- *                          created_ms, updated_ms, first_channel, first_ref (the dealer's record
- *                          it was created from; a lead's is the first of its leads)
+ *                          created_ms, updated_ms, first_channel, first_lead (the lead it was
+ *                          created from) or first_ref (the dealer's record it was created from)
  *  crm:cust:{<C>}:history  stream; every field change: field, old, new, channel, lead, ts. A new
  *                          record's first values are not repeated here (the record, created_ms,
  *                          first_channel and its first lead say them; a later change keeps the
  *                          value it replaced as "<field>.old"): a dealer's file's creation has an
  *                          entry only for values the rules refused or rewrote ("<field>.raw"; a
  *                          lead's are in crm:lead:<L>)
- *  crm:cust:{<C>}:leads    list; the customer's lead ids, oldest first
+ *  crm:cust:{<C>}:leads    list; the customer's later lead ids, oldest first (the first is the
+ *                          record's first_lead; a record from before first_lead has them all here)
  *  crm:cust:{<C>}:findings hash; "<field>:<code>" -> "<severity>|<message>" for the
  *                          record as it stands
  *  crm:lead:<L>            hash; one lead: customer_id, channel, source, model, ..., and

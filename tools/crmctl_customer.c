@@ -211,10 +211,18 @@ static int s_show(crm_store_t *store, const char *cid)
     }
     const redisReply *leads = crm_tx_result(tx, R_LEADS), *vehs = crm_tx_result(tx, R_VEHICLES),
                      *orders = crm_tx_result(tx, R_ORDERS);
-    size_t nl = leads ? leads->elements : 0, nv = vehs ? vehs->elements : 0,
+    /* the first lead is the record's (first_lead), the later ones the list's */
+    const char *first = c ? crm_reply_field(c, "first_lead") : NULL;
+    size_t nlist = leads ? leads->elements : 0, nl = nlist + (first ? 1 : 0);
+    const char **lids = calloc(nl + 1, sizeof *lids);
+    if (!lids)
+        rc = CRMCTL_NO;
+    for (size_t i = 0; lids && i < nl; i++)
+        lids[i] = first ? (i ? leads->element[i - 1]->str : first) : leads->element[i]->str;
+    size_t nv = vehs ? vehs->elements : 0,
            no = orders ? orders->elements : 0;
     for (size_t i = 0; rc == CRMCTL_OK && i < nl; i++)
-        rc = crm_tx_cmd(more, "HGETALL " CRM_KEY_LEAD_FMT, leads->element[i]->str) < 0 ? CRMCTL_NO
+        rc = crm_tx_cmd(more, "HGETALL " CRM_KEY_LEAD_FMT, lids[i]) < 0 ? CRMCTL_NO
                                                                                        : rc;
     for (size_t i = 0; rc == CRMCTL_OK && i < nv; i++)
         rc = crm_tx_cmd(more, "HGETALL crm:veh:%s", vehs->element[i]->str) < 0 ? CRMCTL_NO : rc;
@@ -230,6 +238,7 @@ static int s_show(crm_store_t *store, const char *cid)
     if (rc == CRMCTL_OK && crm_store_pipeline(store, more) != 0)
         rc = CRMCTL_REDIS;
     if (rc != CRMCTL_OK) {
+        free(lids);
         crm_tx_destroy(&tx);
         crm_tx_destroy(&more);
         return rc;
@@ -256,7 +265,7 @@ static int s_show(crm_store_t *store, const char *cid)
         const redisReply *h = crm_tx_result(more, (int) i);
         const char *td = crm_reply_field(h, "testdrive_at");
         printf("  %-8s %s  %-9s %-18s model=%s grade=%s dealer=%s%s%s  [%s]\n",
-               leads->element[i]->str, crmctl_time(h, "created_ms", when, sizeof when),
+               lids[i], crmctl_time(h, "created_ms", when, sizeof when),
                crmctl_or(h, "channel"), crmctl_or(h, "source"), crmctl_or(h, "model"), crmctl_or(h, "intent_grade"),
                crmctl_or(h, "dealer_id"), td ? " test drive " : "",
                td ? crmctl_time(h, "testdrive_at", when2, sizeof when2) : "",
@@ -277,7 +286,8 @@ static int s_show(crm_store_t *store, const char *cid)
         s_order(orders->element[i]->str, crm_tx_result(more, (int) (nl + nv + i)));
     s_followups(crm_tx_result(tx, R_FOLLOWUPS));
     s_service(crm_tx_result(tx, R_SERVICE));
-    s_history(crm_tx_result(tx, R_HISTORY), c, nl ? leads->element[0]->str : NULL);
+    s_history(crm_tx_result(tx, R_HISTORY), c, nl ? lids[0] : NULL);
+    free(lids);
     crm_tx_destroy(&tx);
     crm_tx_destroy(&more);
     return CRMCTL_OK;

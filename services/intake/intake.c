@@ -463,10 +463,13 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
             s_arg(argv, lens, &argc, rawnames[i], f->raw[i]);
         }
     crm_tx_cmdargv(tx, argc, argv, lens);
-    char lkey[64];
-    snprintf(lkey, sizeof lkey, CRM_KEY_CUST_FMT ":leads", cid);
-    const char *push[] = {"RPUSH", lkey, lid};
-    crm_tx_cmdargv(tx, 3, push, NULL);
+    if (merged) {
+        /* the first lead is the record's own (first_lead): a list only for the later ones */
+        char lkey[64];
+        snprintf(lkey, sizeof lkey, CRM_KEY_CUST_FMT ":leads", cid);
+        const char *push[] = {"RPUSH", lkey, lid};
+        crm_tx_cmdargv(tx, 3, push, NULL);
+    }
 
     /* Events. */
     crm_msg_t ev;
