@@ -102,7 +102,7 @@ int main(void)
     snprintf(env[3], sizeof env[3], "CRM_GATEWAY_PUB=%s", pub);
     snprintf(env[4], sizeof env[4], "CRM_GATEWAY_ROUTER=%s", router);
     snprintf(env[5], sizeof env[5], "CRM_PUB=tcp://127.0.0.1:%d", crm_h_free_port());
-    snprintf(env[6], sizeof env[6], "CRM_LOG_LEVEL=warn");
+    snprintf(env[6], sizeof env[6], "CRM_LOG_LEVEL=%s", getenv("BENCH_LOG_LEVEL") ? getenv("BENCH_LOG_LEVEL") : "warn");
     char bench_pub[64];
     snprintf(bench_pub, sizeof bench_pub, "tcp://127.0.0.1:%d", crm_h_free_port());
     s_pub = zsock_new_pub(bench_pub);
@@ -116,7 +116,7 @@ int main(void)
         return 1;
     /* The dispatcher first: crmctl asks it to register the dealer. */
     const char *denv[] = {env[0], env[1], env[2], env[3], env[4], env[5], env[6], env[7], env[8], NULL};
-    pid_t disp = crm_h_spawn("crm-dispatcher", NULL, denv, "/dev/null");
+    pid_t disp = crm_h_spawn("crm-dispatcher", NULL, denv, getenv("BENCH_DISPATCHER_LOG") ? getenv("BENCH_DISPATCHER_LOG") : "/dev/null");
     crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:dispatcher");
     const char *cenv[] = {env[0], env[9], NULL};
     const char *add[] = {"dealer", "add", "D1", "--name", "bench", "--region", "华南", "--province", "广东",
