@@ -13,7 +13,8 @@
  *      routed by city: dispatches/s.
  *  Aims (issue 4, issue 12): p50 <= 1 ms, p99 <= 5 ms; catch-up >= 50k/s;
  *  sustained dispatch >= 2% of the yardstick (each rate printed as a share
- *  of it).
+ *  of it). BENCH_DISPATCHER_LOG=FILE keeps crm-dispatcher's log, at
+ *  BENCH_LOG_LEVEL (default warn).
  */
 #include <pthread.h>
 #include <signal.h>
