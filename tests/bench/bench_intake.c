@@ -21,6 +21,7 @@
 #include <czmq.h>
 
 #include "crm_clock.h"
+#include "crm_h_bench.h"
 #include "crm_harness.h"
 
 static crm_h_redis_t s_redis;
@@ -39,27 +40,8 @@ static void *s_submitter(void *arg)
     zsock_set_rcvtimeo(req, 10000);
     for (int i = 0; i < w->count; i++) {
         crm_msg_t m;
-        crm_msg_init(&m, CRM_T_lead_submit);
-        snprintf(m.id, sizeof m.id, "bench-%d-%d", w->id, i);
-        snprintf(m.producer, sizeof m.producer, "bench");
-        m.ts = crm_now_ms();
-        char sid[64], mobile[16], name[32];
-        snprintf(sid, sizeof sid, "bench:%d:%d", w->id, i);
-        snprintf(mobile, sizeof mobile, "13%d%08d", w->id % 10, w->id / 10 * 10000000 + i);
-        snprintf(name, sizeof name, "客户%d-%d", w->id, i);
-        CRM_SET_STR(&m, lead_submit, submission_id, sid);
-        CRM_SET_STR(&m, lead_submit, channel, "website");
-        CRM_SET_STR(&m, lead_submit, name, name);
-        CRM_SET_STR(&m, lead_submit, mobile, mobile);
-        CRM_SET_STR(&m, lead_submit, city, "上海");
-        CRM_SET_STR(&m, lead_submit, province, "上海");
-        msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        crm_msg_encode(&m, &buf, NULL);
-        crm_msg_clear(&m);
-        zsock_send(req, "b", buf.data, buf.size);
-        msgpack_sbuffer_destroy(&buf);
-        zframe_t *ans = zframe_recv(req);
+        crm_h_bench_lead(&m, "bench", w->id, i);
+        zframe_t *ans = crm_h_bench_ask(req, &m);
         if (!ans)
             break;
         w->ok++;

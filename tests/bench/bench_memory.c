@@ -29,6 +29,7 @@
 #include <czmq.h>
 
 #include "crm_clock.h"
+#include "crm_h_bench.h"
 #include "crm_harness.h"
 
 #define S_SUBMITTERS 8
@@ -121,13 +122,7 @@ static void *s_submitter(void *arg)
     for (int i = w->first; i < w->first + w->count; i++) {
         crm_msg_t m;
         s_lead(i, &m);
-        msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        crm_msg_encode(&m, &buf, NULL);
-        crm_msg_clear(&m);
-        zsock_send(req, "b", buf.data, buf.size);
-        msgpack_sbuffer_destroy(&buf);
-        zframe_t *ans = zframe_recv(req);
+        zframe_t *ans = crm_h_bench_ask(req, &m);
         if (!ans)
             break;
         crm_err_t err;

@@ -1,0 +1,36 @@
+/*  crm_h_bench: what the benchmarks' lead submitters share (crm_h_bench.h). */
+#include "crm_h_bench.h"
+
+#include <stdio.h>
+
+#include "crm_clock.h"
+
+void crm_h_bench_lead(crm_msg_t *m, const char *prefix, int w, int i)
+{
+    crm_msg_init(m, CRM_T_lead_submit);
+    snprintf(m->id, sizeof m->id, "%s-%d-%d", prefix, w, i);
+    snprintf(m->producer, sizeof m->producer, "bench");
+    m->ts = crm_now_ms();
+    char sid[64], mobile[16], name[32];
+    snprintf(sid, sizeof sid, "%s:%d:%d", prefix, w, i);
+    snprintf(mobile, sizeof mobile, "13%d%08d", w % 10, w / 10 * 10000000 + i);
+    snprintf(name, sizeof name, "客户%d-%d", w, i);
+    CRM_SET_STR(m, lead_submit, submission_id, sid);
+    CRM_SET_STR(m, lead_submit, channel, "website");
+    CRM_SET_STR(m, lead_submit, name, name);
+    CRM_SET_STR(m, lead_submit, mobile, mobile);
+    CRM_SET_STR(m, lead_submit, city, "上海");
+    CRM_SET_STR(m, lead_submit, province, "上海");
+}
+
+zframe_t *crm_h_bench_ask(zsock_t *req, crm_msg_t *m)
+{
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    int rc = crm_msg_encode(m, &buf, NULL);
+    crm_msg_clear(m);
+    if (rc == 0)
+        zsock_send(req, "b", buf.data, buf.size);
+    msgpack_sbuffer_destroy(&buf);
+    return rc == 0 ? zframe_recv(req) : NULL;
+}

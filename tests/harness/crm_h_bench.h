@@ -1,0 +1,17 @@
+/*  crm_h_bench: what the benchmarks' lead submitters share. */
+#ifndef CRM_H_BENCH_H
+#define CRM_H_BENCH_H
+
+#include <czmq.h>
+
+#include "crm_proto.h"
+
+/* The benchmarks' website lead: envelope "<prefix>-<w>-<i>", submission
+   "<prefix>:<w>:<i>", a mobile of its own for each (w, i), in 上海. */
+void crm_h_bench_lead(crm_msg_t *m, const char *prefix, int w, int i);
+/* Encodes `m` (then cleared), sends it on the REQ socket `req` and waits
+   for the answer: its frame (the caller destroys it), or NULL after the
+   socket's receive timeout. */
+zframe_t *crm_h_bench_ask(zsock_t *req, crm_msg_t *m);
+
+#endif
