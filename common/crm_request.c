@@ -657,8 +657,8 @@ static void s_take_ahead(void *arg)
     crm_endpoint_t *ep = arg;
     crm_req_t *next = ep->bufs[!ep->cur];
     while (ep->ahead_ok && ep->nahead < S_BATCH) {
-        if (ep->nahead >= S_SINGLES && !next[ep->nahead - 1].row->batch)
-            break;
+        if (ep->nahead > 0 && !next[ep->nahead - 1].row->batch)
+            break; /* one request of another row at most: it starts the next round */
         zmsg_t *zm = zmsg_recv_nowait(ep->sock);
         if (!zm)
             break;
@@ -960,7 +960,9 @@ static int s_on_readable(zloop_t *loop, zsock_t *sock, void *arg)
             if (s_take_prepared(ep, &reqs[n], zm) == 0)
                 n++;
         }
-        ep->ahead_ok = round + 1 < S_ROUNDS;
+        /* only batches are taken ahead: requests of other rows stay a few
+           a wake-up, so that the bus and the timers get their turns */
+        ep->ahead_ok = round + 1 < S_ROUNDS && n > 0 && reqs[0].row->batch;
         for (int i = 0; i < n;) {
             crm_req_t *r = &reqs[i];
             int j = i + 1;
