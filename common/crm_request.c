@@ -909,7 +909,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
         }
         if (!r->out.size)
             s_encode_answer(r);
-        if (r->outcome == CRM_REFUSE && !r->refused_kept)
+        if (r->outcome == CRM_REFUSE && !r->refused_kept && !r->kept)
             s_keep(r, "request", r->why[0] ? r->why : "refused by the handler");
     }
     free(todo);

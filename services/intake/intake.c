@@ -241,19 +241,21 @@ static int s_read(s_batch_t *b)
     crm_tx_cmd(t, "INCRBY crm:ids:lead %d", accepts);
     crm_tx_cmd(t, "INCRBY crm:ids:customer %d", accepts);
     crm_tx_cmd(t, "INCRBY crm:ids:quarantine %d", rejects);
-    int rc = crm_store_pipeline(b->store, t);
+    int rc = kept < 0 ? -2 : crm_store_pipeline(b->store, t); /* -2: out of memory, a passing failure */
     free(watch), free(ids), free(mobiles), free(keys);
-    if (rc != 0)
-        return -1;
-    /* A submission answered before is answered alike and left alone. */
-    crm_req_kept_apply(b->reqs, n, t, kept);
+    /* A submission answered before is answered alike and left alone, also
+       when another read of the round failed (its reply is there). */
+    if (rc != -2)
+        crm_req_kept_apply(b->reqs, n, t, kept);
     for (int i = 0; i < n; i++)
         if (crm_req_is_kept(b->items[i]->req))
             b->items[i]->skip = true;
+    if (rc != 0)
+        return rc;
     /* A retry must name a quarantined submission of the same id. */
     for (int i = 0; i < n; i++) {
         s_item_t *it = b->items[i];
-        if (it->r_quar < 0)
+        if (it->skip || it->r_quar < 0)
             continue;
         const redisReply *x = crm_tx_result(t, it->r_quar);
         const redisReply *kv = x && x->type == REDIS_REPLY_ARRAY && x->elements ? x : NULL;
@@ -599,7 +601,8 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
            batch's requests one by one: only the one that meets it fails. */
         rc = read == -1 ? crm_service_failed(svc) : CRM_RETRY;
         for (int i = 0; rc == CRM_REFUSE && i < n; i++)
-            crm_req_fail(reqs[i], "service", "failed",
+            if (!crm_req_is_kept(reqs[i])) /* answered with its kept answer already */
+                crm_req_fail(reqs[i], "service", "failed",
                          "Redis refused reading what this lead merges into (%s); it is kept for review",
                          crm_store_error(b.store));
         goto out;
