@@ -27,6 +27,7 @@
 #include <czmq.h>
 
 #include "crm_clock.h"
+#include "crm_h_bench.h"
 #include "crm_harness.h"
 
 
@@ -66,15 +67,7 @@ static void s_request(crm_store_t *store, int first, int count, int64_t at)
     for (int i = first; i < first + count; i++) {
         char tid[32];
         snprintf(tid, sizeof tid, "B%d", i);
-        crm_msg_t m;
-        crm_msg_init(&m, CRM_T_testdrive_requested);
-        CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-        CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-        CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
-        CRM_SET_STR(&m, testdrive_requested, dealer_id, "D1");
-        CRM_SET_I64(&m, testdrive_requested, at, at);
-        crm_tx_emit(tx, &m);
-        crm_msg_clear(&m);
+        crm_h_bench_testdrive(tx, tid, "D1", at);
     }
     crm_store_commit(store, tx);
     for (size_t i = 0; i < crm_tx_emit_count(tx); i++) {
@@ -228,14 +221,7 @@ static void s_sustained(crm_store_t *store, int first, double yard)
         for (int k = first + i; k < first + i + 1000; k++) {
             char tid[32];
             snprintf(tid, sizeof tid, "B%d", k);
-            crm_msg_t m;
-            crm_msg_init(&m, CRM_T_testdrive_requested);
-            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
-            CRM_SET_I64(&m, testdrive_requested, at, at);
-            crm_tx_emit(tx, &m);
-            crm_msg_clear(&m);
+            crm_h_bench_testdrive(tx, tid, NULL, at);
         }
         crm_store_commit(store, tx);
         for (size_t e = 0; e < crm_tx_emit_count(tx); e++)

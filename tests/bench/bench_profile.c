@@ -238,15 +238,7 @@ static void s_request(crm_store_t *store, int first, int count, int64_t at, bool
         for (int k = i; k < i + S_TD_PER_TX && k < first + count; k++) {
             char tid[32];
             snprintf(tid, sizeof tid, "P%d", k);
-            crm_msg_t m;
-            crm_msg_init(&m, CRM_T_testdrive_requested);
-            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
-            CRM_SET_STR(&m, testdrive_requested, dealer_id, "D1");
-            CRM_SET_I64(&m, testdrive_requested, at, at);
-            crm_tx_emit(tx, &m);
-            crm_msg_clear(&m);
+            crm_h_bench_testdrive(tx, tid, "D1", at);
         }
         if (crm_store_commit(store, tx) != 0)
             fprintf(stderr, "crm-bench-profile: commit: %s\n", crm_store_error(store));

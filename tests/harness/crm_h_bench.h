@@ -5,6 +5,7 @@
 #include <czmq.h>
 
 #include "crm_proto.h"
+#include "crm_store.h"
 
 /* The benchmarks' website lead: envelope "<prefix>-<w>-<i>", submission
    "<prefix>:<w>:<i>", a mobile of its own for each (w, i), in 上海. */
@@ -13,5 +14,9 @@ void crm_h_bench_lead(crm_msg_t *m, const char *prefix, int w, int i);
    for the answer: its frame (the caller destroys it), or NULL after the
    socket's receive timeout. */
 zframe_t *crm_h_bench_ask(zsock_t *req, crm_msg_t *m);
+/* Adds to `tx` the testdrive.requested crm-intake would emit for test
+   drive `tid` of lead L1 and customer C1 at `at` (ms), for `dealer` (NULL:
+   none chosen, routed). */
+void crm_h_bench_testdrive(crm_tx_t *tx, const char *tid, const char *dealer, int64_t at);
 
 #endif
