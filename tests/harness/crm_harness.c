@@ -1,4 +1,5 @@
 #include "crm_harness.h"
+#include "crm_h_bench.h"
 
 #include <jansson.h>
 
@@ -627,15 +628,7 @@ void crm_h_sys_testdrives(crm_h_sys_t *s, const char *dealer, int first, int n, 
         for (int k = i; k < i + per_tx && k < n; k++) {
             char tid[32];
             snprintf(tid, sizeof tid, "T%d", first + k);
-            crm_msg_t m;
-            crm_msg_init(&m, CRM_T_testdrive_requested);
-            CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-            CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-            CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
-            CRM_SET_STR(&m, testdrive_requested, dealer_id, dealer);
-            CRM_SET_I64(&m, testdrive_requested, at, at);
-            crm_tx_emit(tx, &m);
-            crm_msg_clear(&m);
+            crm_h_bench_testdrive(tx, tid, dealer, at);
         }
         crm_h_sys_commit(s, tx);
         crm_tx_destroy(&tx);
