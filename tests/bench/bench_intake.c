@@ -36,18 +36,7 @@ typedef struct {
 static void *s_submitter(void *arg)
 {
     s_worker_t *w = arg;
-    zsock_t *req = zsock_new_req(w->endpoint ? w->endpoint : s_endpoint);
-    zsock_set_rcvtimeo(req, 10000);
-    for (int i = 0; i < w->count; i++) {
-        crm_msg_t m;
-        crm_h_bench_lead(&m, "bench", w->id, i);
-        zframe_t *ans = crm_h_bench_ask(req, &m);
-        if (!ans)
-            break;
-        w->ok++;
-        zframe_destroy(&ans);
-    }
-    zsock_destroy(&req);
+    w->ok = crm_h_bench_submit(w->endpoint ? w->endpoint : s_endpoint, "bench", w->id, w->count, 10000);
     return NULL;
 }
 

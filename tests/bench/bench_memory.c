@@ -225,10 +225,10 @@ static long long s_reply_int(const redisReply *r)
     return r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
 }
 
-/* Walks every key of the bench's Redis into `w`. 0 or -1. */
-static int s_walk(s_walk_t *w)
+/* Every key of the bench's Redis, a SCAN batch at a time, to `fn` (which
+   pipelines what it asks of them on `c`). 0, or -1 when Redis or `fn` failed. */
+static int s_scan(int (*fn)(redisContext *c, const redisReply *keys, void *arg), void *arg)
 {
-    memset(w, 0, sizeof *w);
     redisContext *c = redisConnect("127.0.0.1", s_sys.redis.port);
     if (!c || c->err) {
         redisFree(c);
@@ -244,36 +244,51 @@ static int s_walk(s_walk_t *w)
             break;
         }
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        const redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            const redisReply *k = keys->element[i];
-            redisAppendCommand(c, "TYPE %b", k->str, k->len);
-            redisAppendCommand(c, "MEMORY USAGE %b SAMPLES 0", k->str, k->len);
-            redisAppendCommand(c, "XLEN %b", k->str, k->len); /* an error but for streams */
-        }
-        for (size_t i = 0; i < keys->elements && rc == 0; i++) {
-            redisReply *type = NULL, *mem = NULL, *xlen = NULL;
-            if (redisGetReply(c, (void **) &type) != REDIS_OK || redisGetReply(c, (void **) &mem) != REDIS_OK ||
-                redisGetReply(c, (void **) &xlen) != REDIS_OK)
-                rc = -1;
-            bool is_stream = type && type->type == REDIS_REPLY_STATUS && !strcmp(type->str, "stream");
-            char name[160];
-            s_family_name(keys->element[i]->str, keys->element[i]->len, name, sizeof name);
-            size_t nl = strlen(name);
-            bool stream = is_stream && !strncmp(name, "crm:{", 5) && nl > 8 && !strcmp(name + nl - 8, "}:events");
-            s_family_t *f = s_family(w, name, stream);
-            f->keys++;
-            f->bytes += s_reply_int(mem);
-            f->entries += is_stream ? s_reply_int(xlen) : 0;
-            w->keys++;
-            freeReplyObject(type);
-            freeReplyObject(mem);
-            freeReplyObject(xlen);
-        }
+        rc = fn(c, r->element[1], arg);
         freeReplyObject(r);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
     redisFree(c);
     return rc;
+}
+
+/* One SCAN batch into the walk: each key's type, size and length. */
+static int s_walk_keys(redisContext *c, const redisReply *keys, void *arg)
+{
+    s_walk_t *w = arg;
+    int rc = 0;
+    for (size_t i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+        redisAppendCommand(c, "TYPE %b", k->str, k->len);
+        redisAppendCommand(c, "MEMORY USAGE %b SAMPLES 0", k->str, k->len);
+        redisAppendCommand(c, "XLEN %b", k->str, k->len); /* an error but for streams */
+    }
+    for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+        redisReply *type = NULL, *mem = NULL, *xlen = NULL;
+        if (redisGetReply(c, (void **) &type) != REDIS_OK || redisGetReply(c, (void **) &mem) != REDIS_OK ||
+            redisGetReply(c, (void **) &xlen) != REDIS_OK)
+            rc = -1;
+        bool is_stream = type && type->type == REDIS_REPLY_STATUS && !strcmp(type->str, "stream");
+        char name[160];
+        s_family_name(keys->element[i]->str, keys->element[i]->len, name, sizeof name);
+        size_t nl = strlen(name);
+        bool stream = is_stream && !strncmp(name, "crm:{", 5) && nl > 8 && !strcmp(name + nl - 8, "}:events");
+        s_family_t *f = s_family(w, name, stream);
+        f->keys++;
+        f->bytes += s_reply_int(mem);
+        f->entries += is_stream ? s_reply_int(xlen) : 0;
+        w->keys++;
+        freeReplyObject(type);
+        freeReplyObject(mem);
+        freeReplyObject(xlen);
+    }
+    return rc;
+}
+
+/* Walks every key of the bench's Redis into `w`. 0 or -1. */
+static int s_walk(s_walk_t *w)
+{
+    memset(w, 0, sizeof *w);
+    return s_scan(s_walk_keys, w);
 }
 
 static const s_family_t *s_find(const s_walk_t *w, const char *name)
@@ -377,54 +392,41 @@ static void s_report(const char *title, const s_walk_t *before, const s_walk_t *
            cust_bytes * 1e6 / 1e9, (cust_bytes + event_bytes) * 1e6 / 1e9, (cust_bytes * 1e6 + capped_bytes) / 1e9);
 }
 
-/* DUMP and RESTORE (REPLACE, its TTL kept) of every key. 0 or -1. */
-static int s_restore_all(void)
+/* One SCAN batch DUMPed and RESTOREd (REPLACE, its TTL kept). */
+static int s_restore_keys(redisContext *c, const redisReply *keys, void *arg)
 {
-    redisContext *c = redisConnect("127.0.0.1", s_sys.redis.port);
-    if (!c || c->err) {
-        redisFree(c);
-        return -1;
-    }
-    char cursor[32] = "0";
+    (void) arg;
     int rc = 0;
-    do {
-        redisReply *r = redisCommand(c, "SCAN %s COUNT %d", cursor, S_PIPE);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            freeReplyObject(r);
+    for (size_t i = 0; i < keys->elements; i++) {
+        redisAppendCommand(c, "DUMP %b", keys->element[i]->str, keys->element[i]->len);
+        redisAppendCommand(c, "PTTL %b", keys->element[i]->str, keys->element[i]->len);
+    }
+    size_t restores = 0;
+    for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+        redisReply *dump = NULL, *ttl = NULL;
+        if (redisGetReply(c, (void **) &dump) != REDIS_OK || redisGetReply(c, (void **) &ttl) != REDIS_OK)
             rc = -1;
-            break;
+        if (rc == 0 && dump->type == REDIS_REPLY_STRING) {
+            long long ms = ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 ? ttl->integer : 0;
+            redisAppendCommand(c, "RESTORE %b %lld %b REPLACE", keys->element[i]->str, keys->element[i]->len, ms,
+                               dump->str, dump->len);
+            restores++;
         }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-        const redisReply *keys = r->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            redisAppendCommand(c, "DUMP %b", keys->element[i]->str, keys->element[i]->len);
-            redisAppendCommand(c, "PTTL %b", keys->element[i]->str, keys->element[i]->len);
-        }
-        size_t restores = 0;
-        for (size_t i = 0; i < keys->elements && rc == 0; i++) {
-            redisReply *dump = NULL, *ttl = NULL;
-            if (redisGetReply(c, (void **) &dump) != REDIS_OK || redisGetReply(c, (void **) &ttl) != REDIS_OK)
-                rc = -1;
-            if (rc == 0 && dump->type == REDIS_REPLY_STRING) {
-                long long ms = ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 ? ttl->integer : 0;
-                redisAppendCommand(c, "RESTORE %b %lld %b REPLACE", keys->element[i]->str, keys->element[i]->len, ms,
-                                   dump->str, dump->len);
-                restores++;
-            }
-            freeReplyObject(dump);
-            freeReplyObject(ttl);
-        }
-        for (size_t i = 0; i < restores && rc == 0; i++) {
-            redisReply *ok = NULL;
-            if (redisGetReply(c, (void **) &ok) != REDIS_OK || ok->type == REDIS_REPLY_ERROR)
-                rc = -1;
-            freeReplyObject(ok);
-        }
-        freeReplyObject(r);
-    } while (rc == 0 && strcmp(cursor, "0") != 0);
-    redisFree(c);
+        freeReplyObject(dump);
+        freeReplyObject(ttl);
+    }
+    for (size_t i = 0; i < restores && rc == 0; i++) {
+        redisReply *ok = NULL;
+        if (redisGetReply(c, (void **) &ok) != REDIS_OK || ok->type == REDIS_REPLY_ERROR)
+            rc = -1;
+        freeReplyObject(ok);
+    }
     return rc;
 }
+
+/* DUMP and RESTORE (REPLACE, its TTL kept) of every key, as a restart
+   loads them. 0 or -1. */
+static int s_restore_all(void) { return s_scan(s_restore_keys, NULL); }
 
 int main(int argc, char **argv)
 {

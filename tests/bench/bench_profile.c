@@ -124,18 +124,7 @@ typedef struct {
 static void *s_submitter(void *arg)
 {
     s_worker_t *w = arg;
-    zsock_t *req = zsock_new_req(s_endpoint);
-    zsock_set_rcvtimeo(req, 300000);
-    for (int i = 0; i < w->count; i++) {
-        crm_msg_t m;
-        crm_h_bench_lead(&m, "prof", w->id, i);
-        zframe_t *ans = crm_h_bench_ask(req, &m);
-        if (!ans)
-            break;
-        w->ok++;
-        zframe_destroy(&ans);
-    }
-    zsock_destroy(&req);
+    w->ok = crm_h_bench_submit(s_endpoint, "prof", w->id, w->count, 300000);
     return NULL;
 }
 

@@ -47,3 +47,23 @@ void crm_h_bench_testdrive(crm_tx_t *tx, const char *tid, const char *dealer, in
     crm_tx_emit(tx, &m);
     crm_msg_clear(&m);
 }
+
+long crm_h_bench_submit(const char *endpoint, const char *prefix, int w, int count, int timeout_ms)
+{
+    zsock_t *req = zsock_new_req(endpoint);
+    if (!req)
+        return 0;
+    zsock_set_rcvtimeo(req, timeout_ms);
+    long ok = 0;
+    for (int i = 0; i < count; i++) {
+        crm_msg_t m;
+        crm_h_bench_lead(&m, prefix, w, i);
+        zframe_t *ans = crm_h_bench_ask(req, &m);
+        if (!ans)
+            break;
+        ok++;
+        zframe_destroy(&ans);
+    }
+    zsock_destroy(&req);
+    return ok;
+}

@@ -14,6 +14,10 @@ void crm_h_bench_lead(crm_msg_t *m, const char *prefix, int w, int i);
    for the answer: its frame (the caller destroys it), or NULL after the
    socket's receive timeout. */
 zframe_t *crm_h_bench_ask(zsock_t *req, crm_msg_t *m);
+/* One submitter: `count` of crm_h_bench_lead(prefix, w, 0..count-1) sent to
+   `endpoint` over a REQ socket, each after the answer to the one before
+   (each waited for up to `timeout_ms`). How many were answered. */
+long crm_h_bench_submit(const char *endpoint, const char *prefix, int w, int count, int timeout_ms);
 /* Adds to `tx` the testdrive.requested crm-intake would emit for test
    drive `tid` of lead L1 and customer C1 at `at` (ms), for `dealer` (NULL:
    none chosen, routed). */
