@@ -381,9 +381,10 @@ static void test_a_dispatch_committed_while_it_runs_arrives_live_within_a_second
     assert_true(crm_h_wait(s_dispatches_reached, &w, 1000));
     int64_t took = crm_mono_ms() - committed;
     assert_true(took < 1000);
-    /* live, or fetched by the client when a heartbeat announced it first:
-       seen since the batched dispatcher (issue 12's note), to be found out;
-       within the second and applied once either way */
+    /* its log line may come a little after the printed dispatch; live as
+       a rule (whether it was is printed; issue 12's note) */
+    s_wait_t applied = {f->err, 0, "seq=1 via="};
+    assert_true(crm_h_wait(s_contains, &applied, 5000));
     if (!crm_h_file_contains(f->err, "seq=1 via=live"))
         print_message("seq 1 was fetched, not pushed live\n");
     assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
@@ -488,10 +489,12 @@ static void test_a_new_dealer_refused_until_its_certificate_is_loaded_gets_throu
     assert_int_equal(crm_h_wait_int(f->store, 1, 10000, "GET crm:{dealer.D3}:seq"), 1);
     s_wait_t got = {f->out, 1, NULL};
     assert_true(crm_h_wait(s_dispatches_reached, &got, 1000));
-    /* pushed live to the subscription (a gateway heartbeat that lands
-       between the commit and the push makes the client fetch it first,
-       which is the same dispatch applied once) */
-    assert_true(crm_h_file_contains(f->err, "seq=1 via="));
+    /* applied once: its log line may come a little after the printed
+       dispatch; live as a rule (whether it was is printed) */
+    s_wait_t applied = {f->err, 0, "seq=1 via="};
+    assert_true(crm_h_wait(s_contains, &applied, 5000));
+    if (!crm_h_file_contains(f->err, "seq=1 via=live"))
+        print_message("seq 1 was fetched, not pushed live\n");
     assert_int_equal(s_exit_code(f, (kill(d, SIGTERM), d), 10000), 0);
 }
 
