@@ -11,7 +11,8 @@
  *  crm:rejects             stream; frames and messages refused: service, origin, kind
  *                          (event|request|frame), seq, peer, type, field, reason, frame
  *  crm:rejects:state       hash; reject entry id -> applied:<ms> | refused:<ms> (reject.retry)
- *  crm:ans:<service>:<digest>  string with a TTL; the answer first given to a request
+ *  crm:ans:<service>:<digest>  string with a TTL; the answer first given to a request, in
+ *                          the compact form (crm_msg_encode_compact; a whole envelope before);
  *                          (digest: SHA-256 of service, peer, keyspace and the request's key);
  *                          kept CRM_ANSWER_TTL_DAYS (7), lead submissions
  *                          CRM_SUBMISSION_TTL_DAYS (90)
@@ -152,7 +153,8 @@
  *  crm:audit:rec:{<C>}     hash; the auditor's view of a record: ver (rule set), fail, not_run
  *                          (hex rule masks, crm_audit.h), at (ms evaluated), dealers (space-separated:
  *                          every dealer that filed it), m, i (its mobile and ID number as indexed for
- *                          the duplicates), by:<field> (the consultant whose file set that field)
+ *                          the duplicates), by:<field> (the consultant whose file set that field);
+ *                          a field without a value is left out (read back absent: empty)
  *  crm:audit:files:<D>     hash; the dealer's customer files: customer id -> "<ver> <fail> <not_run>
  *                          <expected purchase day or ->" (what a run reads, one entry per record)
  *  crm:audit:period:<P>:<D>  set; the dealer's files created or changed in period P (YYYY-MM, YYYYQn,

@@ -216,22 +216,19 @@ static void s_encode_answer(crm_req_t *req)
         crm_error("request.encode_failed", "type=%s", crm_type_name(req->answer.type));
 }
 
-/* What is kept for a resend: the answer without what is made again alike
-   (its id from the key, the producer, corr: the resend's id; s_use_kept
-   fills them), so a resend of the same bytes gets the same bytes. */
+/* What is kept for a resend: the answer in its compact form, without what
+   is made again alike (its id from the key, the producer, corr: the
+   resend's id; s_use_kept fills them), so a resend of the same bytes gets
+   the same bytes. */
 static int s_encode_kept(crm_req_t *req, msgpack_sbuffer *out)
 {
     crm_msg_t *a = &req->answer;
-    char id[sizeof a->id], producer[sizeof a->producer], corr[sizeof a->corr];
-    memcpy(id, a->id, sizeof id), memcpy(producer, a->producer, sizeof producer), memcpy(corr, a->corr, sizeof corr);
-    a->id[0] = a->producer[0] = a->corr[0] = 0;
     if (req->ep->def->kept)
         req->ep->def->kept(a, req->key, false);
     out->size = 0;
-    int rc = crm_msg_encode(a, out, NULL);
+    int rc = crm_msg_encode_compact(a, out);
     if (req->ep->def->kept)
         req->ep->def->kept(a, req->key, true);
-    memcpy(a->id, id, sizeof id), memcpy(a->producer, producer, sizeof producer), memcpy(a->corr, corr, sizeof corr);
     return rc;
 }
 
@@ -252,7 +249,7 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
 {
     crm_msg_t a;
     crm_err_t err;
-    if (crm_msg_decode(data, len, &a, &err) != 0)
+    if (crm_msg_decode_kept(data, len, &a, &err) != 0)
         return -1;
     int rc = 0;
     s_answer_id(req, &a); /* kept without it */

@@ -12,6 +12,8 @@
 #include "crm_keys.h"
 #include "crm_log.h"
 
+enum { CRM_STORE_LISTPACK_VALUE = 256 };
+
 struct crm_store_t {
     char host[256];
     int port;
@@ -24,6 +26,7 @@ struct crm_store_t {
     int backoff_ms;
     crm_store_err_t last;
     bool reader; /* crm_store_reader: loads no functions */
+    bool checked; /* the settings the services assume were read once */
     unsigned long generation;
     char err[800];
 };
@@ -127,6 +130,22 @@ static redisReply *s_raw(crm_store_t *self, const char *fmt, ...)
     return r;
 }
 
+/* Redis settings the memory figures assume (deploy/README.md): told once,
+   never refused; a Redis that does not allow CONFIG is not asked again. */
+static void s_check_settings(crm_store_t *self)
+{
+    if (self->checked)
+        return;
+    self->checked = true;
+    redisReply *r = s_raw(self, "CONFIG GET hash-max-listpack-value");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING &&
+        atoll(r->element[1]->str) < CRM_STORE_LISTPACK_VALUE)
+        crm_warn("store.listpack_value", "hash-max-listpack-value=%s wanted=%d why=\"a hash with a longer value "
+                 "takes about three times the memory (deploy/README.md, Redis)\"", r->element[1]->str,
+                 CRM_STORE_LISTPACK_VALUE);
+    freeReplyObject(r);
+}
+
 static int s_setup(crm_store_t *self)
 {
     redisReply *r;
@@ -158,6 +177,7 @@ static int s_setup(crm_store_t *self)
         return -1;
     }
     freeReplyObject(r);
+    s_check_settings(self);
     return 0;
 }
 

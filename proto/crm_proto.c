@@ -861,3 +861,152 @@ void crm_utf8_cut(char *s)
         i += k > 0 ? (size_t) k : 1;
     }
 }
+
+/* --------------------------------------------------------- compact form */
+
+static uint32_t s_fnv(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char) *s) * 16777619u;
+    return (h ^ ',') * 16777619u;
+}
+
+/* A 16-bit hash of a type's field names and types, in their order. */
+static unsigned s_shape(crm_type_t type)
+{
+    uint32_t h = 2166136261u;
+    switch (type) {
+#define CRM__F_SHAPE(msg, field, type, req, doc) h = s_fnv(s_fnv(h, #field), #type);
+#define CRM__M_CASE(ident, wire, stream, doc)                                                      \
+    case CRM_T_##ident: CRM_FIELDS_##ident(CRM__F_SHAPE) break;
+        CRM_MESSAGES(CRM__M_CASE)
+#undef CRM__M_CASE
+#undef CRM__F_SHAPE
+    default: break;
+    }
+    return (h ^ (h >> 16)) & 0xffffu;
+}
+
+#define CRM__F_ENCP(msg, field, type, req, doc)                                                   \
+    rc |= b->has.field ? s_pack_##type(pk, &b->field) : msgpack_pack_nil(pk);
+#define CRM__M_ENCP(ident, wire, stream, doc)                                                      \
+    static int s_encp_##ident(msgpack_packer *pk, const crm_body_##ident##_t *b)                   \
+    {                                                                                              \
+        int rc = 0;                                                                                \
+        CRM_FIELDS_##ident(CRM__F_ENCP) return rc ? -1 : 0;                                        \
+    }
+CRM_MESSAGES(CRM__M_ENCP)
+#undef CRM__M_ENCP
+#undef CRM__F_ENCP
+
+static uint32_t s_nfields(crm_type_t type)
+{
+    uint32_t n = 0;
+    switch (type) {
+#define CRM__F_NUM(msg, field, type, req, doc) n++;
+#define CRM__M_CASE(ident, wire, stream, doc)                                                      \
+    case CRM_T_##ident: CRM_FIELDS_##ident(CRM__F_NUM) break;
+        CRM_MESSAGES(CRM__M_CASE)
+#undef CRM__M_CASE
+#undef CRM__F_NUM
+    default: break;
+    }
+    return n;
+}
+
+int crm_msg_encode_compact(const crm_msg_t *msg, msgpack_sbuffer *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    int rc = 0;
+    switch (msg->type) {
+#define CRM__M_CASE(ident, wire, stream, doc)                                                      \
+    case CRM_T_##ident:                                                                            \
+        rc |= msgpack_pack_array(&pk, 4 + s_nfields(msg->type));                                   \
+        rc |= msgpack_pack_uint32(&pk, msg->v) | s_pack_cstr(&pk, wire);                          \
+        rc |= msgpack_pack_int64(&pk, msg->ts) | msgpack_pack_uint32(&pk, s_shape(msg->type));     \
+        rc |= s_encp_##ident(&pk, &msg->body.ident);                                             \
+        break;
+        CRM_MESSAGES(CRM__M_CASE)
+#undef CRM__M_CASE
+    default: return -1;
+    }
+    return rc ? -1 : 0;
+}
+
+#define CRM__F_DECP(msg, field, type, req, doc)                                                   \
+    if (i++ < count) {                                                                             \
+        if (crm_mp_peek(r) == CRM_MP_NIL) {                                                        \
+            crm_mp_skip(r, 1);                                                                     \
+        } else {                                                                                   \
+            if (s_dec_##type(r, &b->field, "body." #field, err) != 0)                              \
+                return -1;                                                                         \
+            b->has.field = true;                                                                   \
+        }                                                                                          \
+    }
+#define CRM__F_REQP(msg, field, type, req, doc)                                                   \
+    if (CRM__REQ_##req && !b->has.field)                                                           \
+        return s_err(err, CRM_E_MISSING, "body." #field, "required field is missing");
+#define CRM__M_DECP(ident, wire, stream, doc)                                                      \
+    static int s_decp_##ident(crm_mp_t *r, uint32_t count, crm_body_##ident##_t *b, crm_err_t *err) \
+    {                                                                                              \
+        uint32_t i = 0;                                                                            \
+        CRM_FIELDS_##ident(CRM__F_DECP) CRM_FIELDS_##ident(CRM__F_REQP) return i < count ? -1 : 0;  \
+    }
+CRM_MESSAGES(CRM__M_DECP)
+#undef CRM__M_DECP
+#undef CRM__F_DECP
+
+static int s_decode_compact(crm_mp_t *r, crm_msg_t *msg, crm_err_t *err)
+{
+    uint32_t count, n;
+    uint64_t v, shape;
+    const char *s;
+    if (crm_mp_array(r, &count) != 0 || count < 4)
+        return s_err(err, CRM_E_MALFORMED, "envelope", "a kept message of fewer than 4 items");
+    if (crm_mp_peek(r) != CRM_MP_INT || crm_mp_u64(r, &v) != 0 || v == 0 || v > CRM_SCHEMA_VERSION)
+        return s_err(err, CRM_E_VERSION, "v", "not a schema version this build reads");
+    msg->v = (uint32_t) v;
+    if (s_read_str(r, &s, &n, "type", err) != 0)
+        return -1;
+    if ((msg->type = crm_type_from_name(s, n)) == CRM_T_NONE)
+        return s_err(err, CRM_E_UNKNOWN, "type", "unknown message type %.*s", (int) (n > 64 ? 64 : n), s);
+    if (s_dec_I64(r, &msg->ts, "ts", err) != 0)
+        return -1;
+    if (crm_mp_peek(r) != CRM_MP_INT || crm_mp_u64(r, &shape) != 0 || shape != s_shape(msg->type))
+        return s_err(err, CRM_E_VERSION, "body", "kept by a build whose %s has other fields",
+                     crm_type_name(msg->type));
+    int rc;
+    switch (msg->type) {
+#define CRM__M_CASE(ident, wire, stream, doc)                                                      \
+    case CRM_T_##ident: rc = s_decp_##ident(r, count - 4, &msg->body.ident, err); break;
+        CRM_MESSAGES(CRM__M_CASE)
+#undef CRM__M_CASE
+    default: rc = -1; break;
+    }
+    if (rc != 0)
+        return err && err->code ? -1 : s_err(err, CRM_E_MALFORMED, "body", "more items than fields");
+    if (crm_mp_left(r) != 0)
+        return s_err(err, CRM_E_MALFORMED, "envelope", "%zu bytes after the kept message", crm_mp_left(r));
+    return 0;
+}
+#undef CRM__F_REQP
+
+int crm_msg_decode_kept(const void *data, size_t len, crm_msg_t *msg, crm_err_t *err)
+{
+    crm_mp_t r;
+    crm_mp_init(&r, data, len);
+    if (len == 0 || len > CRM_FRAME_MAX || crm_mp_peek(&r) != CRM_MP_ARRAY)
+        return crm_msg_decode(data, len, msg, err);
+    memset(msg, 0, sizeof *msg);
+    if (err)
+        memset(err, 0, sizeof *err);
+    if (s_decode_compact(&r, msg, err) != 0) {
+        crm_msg_clear(msg);
+        crm_type_t type = msg->type;
+        memset(msg, 0, sizeof *msg);
+        msg->type = type;
+        return -1;
+    }
+    return 0;
+}

@@ -161,6 +161,17 @@ void crm_frame_patch_seq(void *frame, size_t off, uint64_t seq);
    Unknown fields are ignored. */
 int crm_msg_decode(const void *data, size_t len, crm_msg_t *msg, crm_err_t *err);
 
+/* The compact form, for what Redis keeps rather than what the bus carries
+   (a kept answer): a msgpack array [v, type, ts, shape, body fields in the
+   order of messages.def, nil where absent]. id, stream, seq, producer and
+   corr are not kept: the keeper fills them again. `shape` is a 16-bit hash
+   of the type's field names, so a form written by a build whose fields
+   differ is refused rather than read into the wrong fields. */
+int crm_msg_encode_compact(const crm_msg_t *msg, msgpack_sbuffer *out);
+/* Decodes a kept message: the compact form, or a whole envelope as
+   crm_msg_decode reads it (what was kept before the compact form). */
+int crm_msg_decode_kept(const void *data, size_t len, crm_msg_t *msg, crm_err_t *err);
+
 /* One line of JSON for people and tools (crmctl, logs). Strings are escaped;
    the caller frees the result. NULL on allocation failure. */
 char *crm_msg_to_json(const crm_msg_t *msg);

@@ -195,6 +195,13 @@ static const char *s_prev_by(const s_prev_t *p, const char *field)
     return NULL;
 }
 
+/* A field of the auditor's view that had a value and has none now. */
+static void s_hdel_emptied(crm_tx_t *tx, const char *key, const char *field, const char *was, const char *now)
+{
+    if (was[0] && !now[0])
+        crm_tx_cmd(tx, "HDEL %s %s", key, field);
+}
+
 static void s_prev_from(s_prev_t *p, const redisReply *rec, const redisReply *old)
 {
     memset(p, 0, sizeof *p);
@@ -538,8 +545,17 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
     snprintf(summary, sizeof summary, "%s %s %s %lld", CRM_AUDIT_RULESET, fail, notrun,
              epd == INT64_MIN ? -1LL : (long long) epd);
     snprintf(next.owner, sizeof next.owner, "%s", owner ? owner : "");
-    crm_tx_cmd(tx, "HSET %s ver %s fail %s not_run %s at %s dealers %s owner %s", rkey, CRM_AUDIT_RULESET, fail,
-               notrun, at, next.dealers, next.owner);
+    /* Empty fields are not kept (a record no dealer filed has neither
+       dealers nor owner): a field read back absent is empty. */
+    const char *rec[16] = {"HSET", rkey, "ver", CRM_AUDIT_RULESET, "fail", fail, "not_run", notrun, "at", at};
+    int nr = 10;
+    if (next.dealers[0])
+        rec[nr++] = "dealers", rec[nr++] = next.dealers;
+    if (next.owner[0])
+        rec[nr++] = "owner", rec[nr++] = next.owner;
+    crm_tx_cmdargv(tx, nr, rec, NULL);
+    s_hdel_emptied(tx, rkey, "dealers", prev->dealers, next.dealers);
+    s_hdel_emptied(tx, rkey, "owner", prev->owner, next.owner);
     int64_t ts = msg->ts > 0 ? msg->ts : crm_now_ms();
     char month[8], quarter[8];
     crm_period_month_of(crm_cst_day(ts), month);
@@ -566,8 +582,12 @@ crm_handled_t aud_on_record(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *
         s_index(tx, prev->i, w.cid, "del");
     if (idk[0] && strcmp(prev->i, idk))
         s_index(tx, idk, w.cid, "add");
-    if (strcmp(prev->m, m) || strcmp(prev->i, idk))
-        crm_tx_cmd(tx, "HSET %s m %s i %s", rkey, m, idk);
+    if (m[0] && strcmp(prev->m, m))
+        crm_tx_cmd(tx, "HSET %s m %s", rkey, m);
+    if (idk[0] && strcmp(prev->i, idk))
+        crm_tx_cmd(tx, "HSET %s i %s", rkey, idk);
+    s_hdel_emptied(tx, rkey, "m", prev->m, m);
+    s_hdel_emptied(tx, rkey, "i", prev->i, idk);
     snprintf(next.m, sizeof next.m, "%s", m);
     snprintf(next.i, sizeof next.i, "%s", idk);
 

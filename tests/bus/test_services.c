@@ -125,6 +125,25 @@ static void test_a_service_stops_within_a_second(void **state)
     }
 }
 
+/* A Redis with the default hash-max-listpack-value (64) is told in each
+   service's log once, at connect time; at the 256 the deployment sets it
+   is not. */
+static void test_a_redis_below_the_listpack_setting_is_told_once(void **state)
+{
+    fx_t *f = *state;
+    char log[300];
+    crm_h_sys_spawn(&f->sys, "scheduler", NULL); /* waits until it runs: it has connected */
+    crm_h_sys_kill(&f->sys, "scheduler", SIGTERM);
+    assert_false(crm_h_file_contains(crm_h_sys_log(&f->sys, "scheduler", log, sizeof log), "store.listpack_value"));
+    freeReplyObject(crm_store_cmd(f->store, "CONFIG SET hash-max-listpack-value 64"));
+    crm_h_sys_spawn(&f->sys, "intake", NULL);
+    crm_h_sys_log(&f->sys, "intake", log, sizeof log);
+    assert_int_equal(crm_h_file_count(log, "store.listpack_value"), 1);
+    assert_true(crm_h_file_contains(log, "hash-max-listpack-value=64 wanted=256"));
+    crm_h_sys_kill(&f->sys, "intake", SIGTERM);
+    freeReplyObject(crm_store_cmd(f->store, "CONFIG SET hash-max-listpack-value 256"));
+}
+
 static void test_a_service_catches_up_on_events_committed_while_it_was_down(void **state)
 {
     fx_t *f = *state;
@@ -179,6 +198,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crmctl_status_is_0_only_when_all_five_are_up, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_service_stops_within_a_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_service_catches_up_on_events_committed_while_it_was_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_redis_below_the_listpack_setting_is_told_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -123,6 +123,9 @@ static void s_exec_profiled(const char *path, const char **argv, int argc)
     execvp("valgrind", (char *const *) vg);
 }
 
+/* As deploy/ runs Redis (deploy/README.md, "Redis"). */
+#define CRM_H_LISTPACK_VALUE "256"
+
 int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
 {
     memset(r, 0, sizeof *r);
@@ -140,11 +143,12 @@ int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
         crm_h_die_with_parent(parent);
         const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir, "--save", "",
                               "--appendonly", appendonly ? "yes" : "no", "--appendfsync", "everysec", "--logfile", log,
-                              "--daemonize", "no"};
+                              "--daemonize", "no", "--hash-max-listpack-value", CRM_H_LISTPACK_VALUE};
         s_exec_profiled("redis-server", argv, (int) (sizeof argv / sizeof argv[0]));
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
                r->dir, "--save", "", "--appendonly", appendonly ? "yes" : "no", "--appendfsync",
-               "everysec", "--logfile", log, "--daemonize", "no", (char *) NULL);
+               "everysec", "--logfile", log, "--daemonize", "no", "--hash-max-listpack-value",
+               CRM_H_LISTPACK_VALUE, (char *) NULL);
         _exit(127);
     }
     if (r->pid < 0)

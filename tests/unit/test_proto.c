@@ -1120,6 +1120,90 @@ static void test_zero_length_frame_is_a_size_error(void **state)
     s_expect_error(NULL, 0, CRM_E_SIZE, "frame");
 }
 
+/* ------------------------------------------------------- compact form */
+
+/* The compact (kept) form of every message with all or only its required
+   fields reads back the same, but for what it does not keep. */
+static void test_every_message_type_round_trips_in_the_compact_form(void **state)
+{
+    (void) state;
+    for (int all = 0; all < 2; all++) {
+        for (int t = CRM_T_NONE + 1; t < CRM_T__COUNT; t++) {
+            crm_msg_t m, d;
+            s_fill(&m, (crm_type_t) t, all);
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            assert_int_equal(crm_msg_encode_compact(&m, &sb), 0);
+            crm_err_t err;
+            if (crm_msg_decode_kept(sb.data, sb.size, &d, &err) != 0)
+                fail_msg("%s does not decode: %s %s: %s", crm_type_name(m.type), crm_errcode_name(err.code),
+                         err.field, err.text);
+            /* not kept: made again by the keeper */
+            m.id[0] = m.stream[0] = m.producer[0] = m.corr[0] = 0;
+            m.seq = 0;
+            s_cmp(&m, &d);
+            /* every cut of it fails cleanly */
+            for (size_t len = 0; len < sb.size; len++) {
+                uint8_t *copy = malloc(len ? len : 1);
+                assert_non_null(copy);
+                memcpy(copy, sb.data, len);
+                crm_msg_t c;
+                if (crm_msg_decode_kept(copy, len, &c, &err) != -1)
+                    fail_msg("%s cut to %zu of %zu bytes decoded", crm_type_name(m.type), len, sb.size);
+                assert_int_not_equal(err.code, CRM_E_OK);
+                crm_msg_clear(&c);
+                free(copy);
+            }
+            msgpack_sbuffer_destroy(&sb);
+            crm_msg_clear(&d);
+            crm_msg_clear(&m);
+        }
+    }
+}
+
+/* A lead.accepted answer with a finding kept compact is under half its
+   envelope's size; an envelope kept before the compact form still reads. */
+static void test_compact_form_is_small_and_whole_envelopes_still_read(void **state)
+{
+    (void) state;
+    crm_msg_t m, d;
+    crm_msg_init(&m, CRM_T_lead_accepted);
+    m.ts = 1796206480832LL;
+    CRM_SET_STR(&m, lead_accepted, submission_id, "");
+    CRM_SET_STR(&m, lead_accepted, lead_id, "L192");
+    CRM_SET_STR(&m, lead_accepted, customer_id, "C192");
+    m.body.lead_accepted.merged = false, m.body.lead_accepted.has.merged = true;
+    assert_int_equal(crm_strs_push(&m.body.lead_accepted.findings, "email|missing|e-mail is missing"), 0);
+    m.body.lead_accepted.has.findings = true;
+    msgpack_sbuffer whole, compact;
+    msgpack_sbuffer_init(&whole), msgpack_sbuffer_init(&compact);
+    assert_int_equal(crm_msg_encode(&m, &whole, NULL), 0);
+    assert_int_equal(crm_msg_encode_compact(&m, &compact), 0);
+    assert_true(compact.size * 2 < whole.size);
+    assert_true(compact.size <= 80); /* 73: names and the envelope are not kept */
+    crm_err_t err;
+    assert_int_equal(crm_msg_decode_kept(whole.data, whole.size, &d, &err), 0);
+    s_cmp(&m, &d);
+    crm_msg_clear(&d);
+    msgpack_sbuffer_destroy(&whole);
+
+    /* another build's fields (the shape hash, item 4, differs): refused */
+    uint8_t *bad = malloc(compact.size);
+    assert_non_null(bad);
+    memcpy(bad, compact.data, compact.size);
+    /* [v, "lead.accepted", ts, shape, ...]: the shape follows the int64 ts */
+    size_t shape_at = 1 + 1 + 1 + strlen("lead.accepted") + 9;
+    assert_true(bad[shape_at] == 0xcd || bad[shape_at] < 0x80);
+    bad[shape_at + (bad[shape_at] == 0xcd ? 2 : 0)] ^= 1;
+    assert_int_equal(crm_msg_decode_kept(bad, compact.size, &d, &err), -1);
+    assert_int_equal(err.code, CRM_E_VERSION);
+    assert_string_equal(err.field, "body");
+    crm_msg_clear(&d);
+    free(bad);
+    msgpack_sbuffer_destroy(&compact);
+    crm_msg_clear(&m);
+}
+
 static void test_every_prefix_of_every_message_fails_cleanly(void **state)
 {
     (void) state;
@@ -1551,6 +1635,8 @@ int main(void)
         cmocka_unit_test(test_frame_over_the_maximum_is_refused_unread),
         cmocka_unit_test(test_zero_length_frame_is_a_size_error),
         cmocka_unit_test(test_every_prefix_of_every_message_fails_cleanly),
+        cmocka_unit_test(test_every_message_type_round_trips_in_the_compact_form),
+        cmocka_unit_test(test_compact_form_is_small_and_whole_envelopes_still_read),
         cmocka_unit_test(test_trailing_bytes_after_the_envelope_are_malformed),
         cmocka_unit_test(test_invalid_utf8_or_nul_in_a_string_is_a_type_error),
         cmocka_unit_test(test_valid_multibyte_utf8_is_accepted),
