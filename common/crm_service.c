@@ -30,7 +30,19 @@ typedef struct {
     int64_t fail_since_ms;
     char fail_why[300];
     uint64_t single_upto; /* apply one by one up to here (a batch was refused) */
+    /* What this service itself appended to the stream, committed and not yet
+       applied (its own publications never come back on the bus): applied
+       from here instead of read back from Redis after a gap. */
+    struct s_own *own;
+    size_t nown, capown;
 } s_stream_t;
+
+struct s_own {
+    uint64_t seq;
+    char *frame;
+    size_t len;
+};
+#define S_OWN_MAX 4096 /* beyond that, read back from Redis as any gap */
 
 typedef struct {
     uint64_t applied, skipped, duplicates, gaps, refused, frames_bad, published, dropped, poisoned;
@@ -161,6 +173,37 @@ void crm_service_set_publish_hook(crm_service_t *svc, crm_publish_hook_fn fn, vo
     svc->hook_arg = arg;
 }
 
+static s_stream_t *s_stream(crm_service_t *svc, const char *name);
+
+/* Keeps a copy of an event the service appended to a stream it reads. */
+static void s_own_keep(crm_service_t *svc, const crm_emit_t *e)
+{
+    s_stream_t *st = s_stream(svc, e->stream);
+    if (!st || st->reload || e->seq <= st->cursor || st->nown >= S_OWN_MAX)
+        return;
+    if (st->nown == st->capown) {
+        size_t cap = st->capown ? st->capown * 2 : 16;
+        struct s_own *grown = realloc(st->own, cap * sizeof *grown);
+        if (!grown)
+            return; /* read back from Redis instead */
+        st->own = grown, st->capown = cap;
+    }
+    char *copy = malloc(e->len ? e->len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, e->frame, e->len);
+    st->own[st->nown++] = (struct s_own){e->seq, copy, e->len};
+}
+
+static void s_own_drop(s_stream_t *st, size_t k)
+{
+    for (size_t i = 0; i < k && i < st->nown; i++)
+        free(st->own[i].frame);
+    k = k < st->nown ? k : st->nown;
+    memmove(st->own, st->own + k, (st->nown - k) * sizeof *st->own);
+    st->nown -= k;
+}
+
 void crm_service_publish(crm_service_t *svc, crm_tx_t *tx)
 {
     void *sock = zsock_resolve(svc->pub);
@@ -168,6 +211,7 @@ void crm_service_publish(crm_service_t *svc, crm_tx_t *tx)
         const crm_emit_t *e = crm_tx_emit_at(tx, i);
         if (!e->seq)
             continue;
+        s_own_keep(svc, e);
         if (svc->hook)
             svc->hook(svc->hook_arg, e);
         if (svc->drop_every && (svc->drop_every == 1 || e->seq % (uint64_t) svc->drop_every == 0)) {
@@ -712,10 +756,59 @@ static void s_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
         svc->def->prefetch(svc, msgs, n);
 }
 
+/* Applies the service's own events that follow its cursor, in order, from
+   the copies kept at publish; what does not follow (another producer's
+   event in between) is left to Redis. -1 when an apply failed. */
+static int s_own_apply(crm_service_t *svc, s_stream_t *st)
+{
+    size_t k = 0;
+    int rc = 0;
+    while (rc == 0 && k < st->nown && !st->reload) {
+        uint64_t seq = st->own[k].seq;
+        if (seq <= st->cursor) {
+            k++;
+            continue;
+        }
+        if (seq != st->cursor + 1)
+            break;
+        /* s_apply may commit and keep more: the array may move */
+        char *frame = st->own[k].frame;
+        size_t len = st->own[k].len;
+        st->own[k].frame = NULL;
+        k++;
+        crm_msg_t msg;
+        crm_err_t err;
+        if (crm_msg_decode(frame, len, &msg, &err) != 0) {
+            free(frame);
+            break; /* read back from Redis, where it is judged as any stored event */
+        }
+        msg.seq = seq;
+        if (s_handler(svc, msg.type)) {
+            /* as a catch-up does: what the prefetch reads must not miss a
+               write of the batch still open */
+            if ((rc = s_flush_batch(svc)) == 0)
+                s_prefetch(svc, &msg, 1);
+        }
+        if (rc == 0)
+            rc = s_apply(svc, st, &msg, frame, len);
+        crm_msg_clear(&msg);
+        free(frame);
+    }
+    s_own_drop(st, k);
+    /* what the cursor passed (applied from Redis meanwhile) goes too */
+    size_t stale = 0;
+    while (stale < st->nown && st->own[stale].seq <= st->cursor)
+        stale++;
+    s_own_drop(st, stale);
+    return rc;
+}
+
 /* Reads (cursor, upto] from Redis and applies it, at most `budget` events.
    Returns 1 when more is left, 0 when done, -1 on failure. */
 static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int budget)
 {
+    if (st->nown && (s_own_apply(svc, st) != 0 || st->cursor >= upto))
+        return st->cursor < upto ? -1 : 0;
     char key[96];
     snprintf(key, sizeof key, CRM_KEY_EVENTS_FMT, st->name);
     if (upto > st->cursor) {
@@ -873,6 +966,10 @@ static void s_offer(crm_service_t *svc, crm_msg_t *msg, const void *frame, size_
                   (unsigned long long) msg->seq, (unsigned long long) st->cursor);
         return;
     }
+    if (msg->seq > st->cursor + 1 && st->nown && s_own_apply(svc, st) != 0)
+        return; /* stale: the tick will finish it */
+    if (msg->seq <= st->cursor)
+        return; /* one of ours after all (a peer's copy of it) */
     if (msg->seq > st->cursor + 1) {
         svc->stats.gaps++;
         crm_info("bus.gap", "stream=%s cursor=%llu got=%llu", st->name,
@@ -1525,6 +1622,10 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
     crm_tx_destroy(&svc->batch_tx);
     free(svc->drain_msgs);
     free(svc->drain_zms);
+    for (int i = 0; i < svc->nstreams; i++) {
+        s_own_drop(&svc->streams[i], svc->streams[i].nown);
+        free(svc->streams[i].own);
+    }
     crm_store_destroy(&svc->store);
     free(opts);
     return rc;

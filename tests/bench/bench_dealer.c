@@ -3,8 +3,9 @@
  *  A private redis-server (AOF everysec), crm-dispatcher with its gateway,
  *  one dealer with its certificate, and crm-dealer printing dispatches:
  *   1. latency from testdrive.requested (due now) committed and published
- *      to the line crm-dealer prints, at 1,000 requests/s:
- *      p50/p99;
+ *      to the line crm-dealer prints, at 1,000 requests/s: p50/p99, with
+ *      crm-dealer --sync each (its default: the state file fsynced after
+ *      each dispatch, before the next is applied), then --sync batch;
  *   2. catch-up: 100,000 dispatches made while the dealer is offline, then
  *      crm-dealer --once --sync batch: dispatches/s applied (the state file
  *      written with fsync before every acknowledgement, 100 at a time;
@@ -14,7 +15,9 @@
  *  Aims (issue 4, issue 12): p50 <= 1 ms, p99 <= 5 ms; catch-up >= 50k/s;
  *  sustained dispatch >= 2% of the yardstick (each rate printed as a share
  *  of it). BENCH_DISPATCHER_LOG=FILE keeps crm-dispatcher's log, at
- *  BENCH_LOG_LEVEL (default warn).
+ *  BENCH_LOG_LEVEL (default warn); BENCH_ONLY=latency runs the first only;
+ *  BENCH_LAT_DUMP=FILE writes each test drive's latency to FILE.each and
+ *  FILE.batch; BENCH_NO_AOF=1 runs Redis without AOF.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -32,7 +35,8 @@
 
 
 static int64_t *s_sent, *s_got;
-static int s_n;
+static int s_n = 5000;
+static int s_first; /* the number of the first test drive of the run (B<n>) */
 static int s_fd;
 
 static void *s_reader(void *arg)
@@ -44,7 +48,7 @@ static void *s_reader(void *arg)
         const char *t = strstr(line, "\"testdrive_id\":\"B");
         if (!t)
             continue;
-        int i = atoi(t + 17);
+        int i = atoi(t + 17) - s_first;
         if (i >= 0 && i < s_n && !s_got[i])
             s_got[i] = crm_mono_us();
     }
@@ -52,6 +56,8 @@ static void *s_reader(void *arg)
 }
 
 static void s_sustained(crm_store_t *store, int first, double yard);
+static void s_latency(crm_store_t *store, int first, const char *sync, const char *secret, const char *server,
+                      const char *state, const char *router, const char *pub, double yard);
 
 static int s_cmp(const void *a, const void *b)
 {
@@ -80,7 +86,7 @@ static void s_request(crm_store_t *store, int first, int count, int64_t at)
 int main(void)
 {
     crm_h_redis_t redis;
-    if (crm_h_redis_start(&redis, true) != 0)
+    if (crm_h_redis_start(&redis, !getenv("BENCH_NO_AOF")) != 0)
         return 1;
     crm_store_t *store = crm_store_new(redis.url, 5000);
     char certs[300], secret[300], server[300], state[300], env[10][320], pub[64], router[64];
@@ -127,65 +133,32 @@ int main(void)
     char sh[64];
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s (same Redis, same run)\n", yard);
 
-    /* 1. latency at 1k/s: test drives two days away, dispatched at once */
-    s_n = 5000;
+    /* 1. latency at 1k/s: test drives two days away, dispatched at once,
+       with crm-dealer's default --sync each (an fsync a dispatch before the
+       next is applied), then --sync batch */
     s_sent = calloc((size_t) s_n, sizeof *s_sent);
     s_got = calloc((size_t) s_n, sizeof *s_got);
-    int pipefd[2];
-    if (pipe(pipefd) != 0)
+    if (!s_sent || !s_got)
         return 1;
-    pid_t dealer = fork();
-    if (dealer == 0) {
-        dup2(pipefd[1], 1);
-        close(pipefd[0]);
-        char bin[400];
-        snprintf(bin, sizeof bin, "%s/crm-dealer", CRM_BIN_DIR);
-        execl(bin, bin, "--dealer", "D1", "--cert", secret, "--server-cert", server, "--state", state, "--endpoint",
-              router, "--pub", pub, "--log-level", "warn", (char *) NULL);
-        _exit(127);
+    s_latency(store, 0, "each", secret, server, state, router, pub, yard);
+    s_latency(store, s_n, "batch", secret, server, state, router, pub, yard);
+    if (getenv("BENCH_ONLY") && !strcmp(getenv("BENCH_ONLY"), "latency")) {
+        crm_h_stop(disp, SIGTERM, 5000);
+        zsock_destroy(&s_pub);
+        crm_store_destroy(&store);
+        crm_h_redis_stop(&redis);
+        return 0;
     }
-    close(pipefd[1]);
-    s_fd = pipefd[0];
-    pthread_t th;
-    pthread_create(&th, NULL, s_reader, NULL);
-    sleep(1); /* the dealer connects and subscribes */
-    int64_t at = crm_now_ms() + 2 * 24 * 3600 * 1000LL;
-    int64_t t0 = crm_mono_us();
-    for (int i = 0; i < s_n; i++) {
-        int64_t when = t0 + (int64_t) i * 1000;
-        while (crm_mono_us() < when)
-            usleep(50);
-        s_sent[i] = crm_mono_us();
-        s_request(store, i, 1, at);
-    }
-    sleep(2);
-    kill(dealer, SIGTERM);
-    waitpid(dealer, &st, 0);
-    pthread_join(th, NULL);
-    int64_t *lat = calloc((size_t) s_n, sizeof *lat);
-    int m = 0;
-    for (int i = 0; i < s_n; i++)
-        if (s_got[i])
-            lat[m++] = s_got[i] - s_sent[i];
-    qsort(lat, (size_t) m, sizeof *lat, s_cmp);
-    if (m) {
-        double p50 = (double) lat[m / 2] / 1000.0, p99 = (double) lat[m * 99 / 100] / 1000.0;
-        printf("latency     %d of %d test drives at 1000/s, requested to printed by crm-dealer: p50 %.2f ms, p99 "
-               "%.2f ms (aim p50 <= 1 ms, p99 <= 5 ms) %s (yardstick %.0f SET/s)\n",
-               m, s_n, p50, p99, p50 <= 1 && p99 <= 5 ? "MET" : "MISSED", yard);
-    } else {
-        printf("latency     no dispatch reached the dealer\n");
-    }
-
     /* 2. catch-up over 100k dispatches made while the dealer is offline */
+    int64_t at = crm_now_ms() + 2 * 24 * 3600 * 1000LL;
     int n2 = 100000;
     for (int i = 0; i < n2; i += 1000)
-        s_request(store, s_n + i, 1000, at);
-    long long want = s_n + n2;
+        s_request(store, 2 * s_n + i, 1000, at);
+    long long want = 2 * s_n + n2;
     crm_h_wait_int(store, want, 300000, "GET crm:{dealer.D1}:seq");
     const char *once[] = {"--dealer", "D1", "--cert", secret, "--server-cert", server, "--state", state,
                           "--endpoint", router, "--pub", pub, "--once", "--log-level", "warn", "--sync", "batch", NULL};
-    t0 = crm_mono_us();
+    int64_t t0 = crm_mono_us();
     waitpid(crm_h_spawn("crm-dealer", once, NULL, "/dev/null"), &st, 0);
     double secs = (double) (crm_mono_us() - t0) / 1e6;
     FILE *sf = fopen(state, "r");
@@ -194,7 +167,7 @@ int main(void)
         last = 0;
     if (sf)
         fclose(sf);
-    long long applied = last - (long long) s_n;
+    long long applied = last - 2LL * s_n;
     printf("catch-up    %lld dispatches applied by crm-dealer --once --sync batch in %.2f s: %.0f/s, %s (aim >= 50000) "
            "%s\n",
            applied, secs, (double) applied / secs, crm_h_share((double) applied / secs, yard, sh, sizeof sh),
@@ -234,4 +207,73 @@ static void s_sustained(crm_store_t *store, int first, double yard)
     printf("sustained   %lld of %d test drives requested at once, routed by city and dispatched in %.2f s: %.0f "
            "dispatches/s, %s (aim >= 2%%) %s\n",
            got, n, secs, rate, crm_h_share(rate, yard, sh, sizeof sh), rate >= yard * 0.02 ? "MET" : "MISSED");
+}
+
+/* 5,000 test drives B<first>.. requested at 1,000/s to crm-dealer --sync
+   `sync`: requested (before the commit) to the line it prints, p50/p99. */
+static void s_latency(crm_store_t *store, int first, const char *sync, const char *secret, const char *server,
+                      const char *state, const char *router, const char *pub, double yard)
+{
+    s_first = first;
+    memset(s_sent, 0, (size_t) s_n * sizeof *s_sent);
+    memset(s_got, 0, (size_t) s_n * sizeof *s_got);
+    int pipefd[2], st;
+    if (pipe(pipefd) != 0)
+        return;
+    pid_t dealer = fork();
+    if (dealer == 0) {
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
+        char bin[400];
+        snprintf(bin, sizeof bin, "%s/crm-dealer", CRM_BIN_DIR);
+        execl(bin, bin, "--dealer", "D1", "--cert", secret, "--server-cert", server, "--state", state, "--endpoint",
+              router, "--pub", pub, "--log-level", "warn", "--sync", sync, (char *) NULL);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    s_fd = pipefd[0];
+    pthread_t th;
+    pthread_create(&th, NULL, s_reader, NULL);
+    sleep(1); /* the dealer connects and subscribes */
+    int64_t at = crm_now_ms() + 2 * 24 * 3600 * 1000LL;
+    int64_t t0 = crm_mono_us();
+    for (int i = 0; i < s_n; i++) {
+        int64_t when = t0 + (int64_t) i * 1000;
+        while (crm_mono_us() < when)
+            usleep(50);
+        s_sent[i] = crm_mono_us();
+        s_request(store, first + i, 1, at);
+    }
+    sleep(2);
+    kill(dealer, SIGTERM);
+    waitpid(dealer, &st, 0);
+    pthread_join(th, NULL);
+    int64_t *lat = calloc((size_t) s_n, sizeof *lat);
+    int m = 0;
+    for (int i = 0; lat && i < s_n; i++)
+        if (s_got[i])
+            lat[m++] = s_got[i] - s_sent[i];
+    if (lat)
+        qsort(lat, (size_t) m, sizeof *lat, s_cmp);
+    if (m) {
+        double p50 = (double) lat[m / 2] / 1000.0, p99 = (double) lat[m * 99 / 100] / 1000.0;
+        printf("latency     %d of %d test drives at 1000/s, requested to printed by crm-dealer --sync %s: p50 %.2f "
+               "ms, p99 %.2f ms (aim p50 <= 1 ms, p99 <= 5 ms) %s (yardstick %.0f SET/s)\n",
+               m, s_n, sync, p50, p99, p50 <= 1 && p99 <= 5 ? "MET" : "MISSED", yard);
+    } else {
+        printf("latency     no dispatch reached crm-dealer --sync %s\n", sync);
+    }
+    if (getenv("BENCH_LAT_DUMP")) {
+        /* per test drive: its number, when it was requested (us from the
+           first), its latency (us; -1: never printed) */
+        char path[400];
+        snprintf(path, sizeof path, "%s.%s", getenv("BENCH_LAT_DUMP"), sync);
+        FILE *df = fopen(path, "w");
+        for (int i = 0; df && i < s_n; i++)
+            fprintf(df, "%d %lld %lld\n", first + i, (long long) (s_sent[i] - t0),
+                    (long long) (s_got[i] ? s_got[i] - s_sent[i] : -1));
+        if (df)
+            fclose(df);
+    }
+    free(lat);
 }

@@ -567,8 +567,15 @@ pid_t crm_h_sys_spawn(crm_h_sys_t *s, const char *svc, const char *const *extra)
     assert_true(i >= 0);
     const char *env[64];
     int n = 0;
-    for (int k = 0; k < s->nenv; k++)
-        env[n++] = s->envp[k];
+    for (int k = 0; k < s->nenv; k++) {
+        /* an entry of `extra` replaces the system's of the same name */
+        size_t name = strcspn(s->envp[k], "=");
+        bool replaced = false;
+        for (const char *const *e = extra; e && *e && !replaced; e++)
+            replaced = !strncmp(*e, s->envp[k], name + 1);
+        if (!replaced)
+            env[n++] = s->envp[k];
+    }
     char pub[64], control[64];
     snprintf(pub, sizeof pub, "CRM_PUB=tcp://127.0.0.1:%d", s->pub[i]);
     snprintf(control, sizeof control, "CRM_CONTROL=tcp://127.0.0.1:%d", s->control[i]);

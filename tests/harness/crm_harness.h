@@ -133,7 +133,8 @@ int crm_h_sys_start(crm_h_sys_t *s, bool aof, bool clock);
 /* Adds "NAME=value" to the environment of the processes started after. */
 void crm_h_sys_env(crm_h_sys_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void crm_h_sys_set_clock(crm_h_sys_t *s, int64_t ms);
-/* Starts crm-<svc> with the environment (and `extra`, NULL-terminated),
+/* Starts crm-<svc> with the environment (and `extra`, NULL-terminated: an
+   entry of it replaces the environment's of the same name),
    logging to <dir>/<svc>.log; waits until it reports itself running
    (asserts). Returns its pid. */
 pid_t crm_h_sys_spawn(crm_h_sys_t *s, const char *svc, const char *const *extra);
