@@ -147,6 +147,7 @@ typedef struct {
     zcert_t *cert;
     char server_key[41];
     const char *state_file, *exec, *endpoint, *pub;
+    int state_fd; /* open for writes in place after the run's first write */
     bool sync_batch;
     int64_t timeout_ms, tries, poll_ms;
     bool once;
@@ -234,23 +235,61 @@ static int s_state_read(const char *path, uint64_t *last, const char **why)
     return 0;
 }
 
-/* Written to FILE.tmp, fsynced and renamed: the file always holds a whole
-   number, the old one or the new one. */
-static int s_state_write(const char *path, uint64_t last)
+/* The state file, as written: the number padded with spaces to 20 and a
+   line end, 21 bytes whatever the number, so that it is rewritten in place. */
+#define S_STATE_REC 21
+
+/* The first write of a run puts the whole file in place (FILE.tmp, fsync,
+   rename, fsync of the directory); it is then kept open and each write
+   overwrites its 21 bytes where they are (pwrite, fdatasync): the size
+   never changes and the bytes sit in the file's first disk sector, which
+   a disk writes whole, so the file holds the old number or the new one.
+   Half the time of a rename per dispatch, and no file created and removed
+   each time (ext4's journal commits were the tail of --sync each). */
+static int s_state_write(s_dealer_t *d, uint64_t last)
 {
-    char tmp[1024], buf[32];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int n = snprintf(buf, sizeof buf, "%llu\n", (unsigned long long) last);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return -1;
-    if (write(fd, buf, (size_t) n) != n || fsync(fd) != 0) {
-        close(fd);
+    char rec[S_STATE_REC + 1];
+    snprintf(rec, sizeof rec, "%-20llu\n", (unsigned long long) last);
+    if (d->state_fd >= 0) {
+        ssize_t n = pwrite(d->state_fd, rec, S_STATE_REC, 0);
+        if (n != S_STATE_REC) {
+            if (n >= 0)
+                errno = EIO;
+            return -1;
+        }
+        return fdatasync(d->state_fd);
+    }
+    char tmp[1024], dir[1024];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", d->state_file) >= (int) sizeof tmp) {
+        errno = ENAMETOOLONG;
         return -1;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0)
+    snprintf(dir, sizeof dir, "%s", d->state_file);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" is in "/" */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
         return -1;
-    return 0;
+    if (write(fd, rec, S_STATE_REC) != S_STATE_REC || fsync(fd) != 0) {
+        int err = errno ? errno : EIO;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    if (close(fd) != 0 || rename(tmp, d->state_file) != 0)
+        return -1;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        /* the rename itself made durable; a directory that cannot be
+           synced (some network file systems) still holds the file */
+        (void) fsync(dfd);
+        close(dfd);
+    }
+    d->state_fd = open(d->state_file, O_WRONLY | O_CLOEXEC);
+    return d->state_fd >= 0 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ sockets */
@@ -347,7 +386,7 @@ static void s_sync(s_dealer_t *d, bool force)
     int64_t now = crm_mono_ms();
     if (!force && d->last - d->synced < S_SYNC_EVERY_N && now - d->synced_at < S_SYNC_EVERY_MS)
         return;
-    if (s_state_write(d->state_file, d->last) != 0) {
+    if (s_state_write(d, d->last) != 0) {
         crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
                   d->state_file, strerror(errno));
         d->rc = S_EXIT_NO;
@@ -519,7 +558,7 @@ static void s_apply(s_dealer_t *d, const crm_msg_t *m, bool live)
 static void s_advance(s_dealer_t *d, const crm_msg_t *m, bool live)
 {
     if (!d->sync_batch) {
-        if (s_state_write(d->state_file, m->seq) != 0) {
+        if (s_state_write(d, m->seq) != 0) {
             /* Applied but not recorded: stop here; the next start repeats it. */
             crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
                       d->state_file, strerror(errno));
@@ -856,7 +895,7 @@ static void s_finish(s_dealer_t *d)
 {
     d->stopping = true;
     if (d->synced < d->last) {
-        if (s_state_write(d->state_file, d->last) != 0) {
+        if (s_state_write(d, d->last) != 0) {
             crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer,
                       d->state_file, strerror(errno));
             d->rc = S_EXIT_NO;
@@ -922,6 +961,12 @@ static int s_run(s_dealer_t *d)
             s_tick(d);
     }
     s_finish(d);
+    if (d->state_fd >= 0 && close(d->state_fd) != 0 && d->rc < 0) {
+        crm_error("dealer.state_not_written", "dealer=%s file=%s why=\"%s\"", d->dealer, d->state_file,
+                  strerror(errno));
+        d->rc = S_EXIT_NO;
+    }
+    d->state_fd = -1;
     int rc = d->rc < 0 ? S_EXIT_OK : d->rc;
     zpoller_destroy(&d->poller);
     zsock_destroy(&d->sub);
@@ -1591,7 +1636,7 @@ int main(int argc, char **argv)
     crm_log_init("dealer", crm_opt(s_opts, "log-level"));
     once = once || !strcmp(crm_opt(s_opts, "once"), "1");
 
-    s_dealer_t d = {.once = once, .rc = -1};
+    s_dealer_t d = {.once = once, .rc = -1, .state_fd = -1};
     d.dealer = crm_opt(s_opts, "dealer");
     d.endpoint = crm_opt(s_opts, "endpoint");
     d.pub = crm_opt(s_opts, "pub");

@@ -34,7 +34,7 @@
 #include "crm_harness.h"
 
 
-static int64_t *s_sent, *s_got;
+static int64_t *s_sent, *s_got, *s_done; /* s_done: the request committed and published */
 static int s_n = 5000;
 static int s_first; /* the number of the first test drive of the run (B<n>) */
 static int s_fd;
@@ -138,7 +138,8 @@ int main(void)
        next is applied), then --sync batch */
     s_sent = calloc((size_t) s_n, sizeof *s_sent);
     s_got = calloc((size_t) s_n, sizeof *s_got);
-    if (!s_sent || !s_got)
+    s_done = calloc((size_t) s_n, sizeof *s_done);
+    if (!s_sent || !s_got || !s_done)
         return 1;
     s_latency(store, 0, "each", secret, server, state, router, pub, yard);
     s_latency(store, s_n, "batch", secret, server, state, router, pub, yard);
@@ -243,6 +244,7 @@ static void s_latency(crm_store_t *store, int first, const char *sync, const cha
             usleep(50);
         s_sent[i] = crm_mono_us();
         s_request(store, first + i, 1, at);
+        s_done[i] = crm_mono_us();
     }
     sleep(2);
     kill(dealer, SIGTERM);
@@ -257,9 +259,15 @@ static void s_latency(crm_store_t *store, int first, const char *sync, const cha
         qsort(lat, (size_t) m, sizeof *lat, s_cmp);
     if (m) {
         double p50 = (double) lat[m / 2] / 1000.0, p99 = (double) lat[m * 99 / 100] / 1000.0;
+        /* of which the benchmark's own commit and publish of the request */
+        for (int i = 0; i < s_n; i++)
+            lat[i] = s_done[i] - s_sent[i];
+        qsort(lat, (size_t) s_n, sizeof *lat, s_cmp);
         printf("latency     %d of %d test drives at 1000/s, requested to printed by crm-dealer --sync %s: p50 %.2f "
-               "ms, p99 %.2f ms (aim p50 <= 1 ms, p99 <= 5 ms) %s (yardstick %.0f SET/s)\n",
-               m, s_n, sync, p50, p99, p50 <= 1 && p99 <= 5 ? "MET" : "MISSED", yard);
+               "ms, p99 %.2f ms (aim p50 <= 1 ms, p99 <= 5 ms) %s (yardstick %.0f SET/s; of which the request's "
+               "commit and publish p50 %.2f ms)\n",
+               m, s_n, sync, p50, p99, p50 <= 1 && p99 <= 5 ? "MET" : "MISSED", yard,
+               (double) lat[s_n / 2] / 1000.0);
     } else {
         printf("latency     no dispatch reached crm-dealer --sync %s\n", sync);
     }

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crm_clock.h"
 #include "crm_harness.h"
 #include "crm_keys.h"
 
@@ -152,6 +154,63 @@ static void test_the_dispatcher_killed_mid_stream_loses_nothing_and_doubles_noth
     assert_int_equal(crm_h_int(f->store, "HLEN crm:dealer:D1:seq2td"), 0);
 }
 
+/* The number in the state file (-1: none), and the file's inode. */
+static long long state_of(fx_t *f, ino_t *ino)
+{
+    struct stat st;
+    long long v = -1;
+    FILE *in = fopen(f->state, "r");
+    if (in && fstat(fileno(in), &st) == 0 && fscanf(in, "%lld", &v) == 1 && ino)
+        *ino = st.st_ino;
+    if (in)
+        fclose(in);
+    return v;
+}
+
+static void test_the_state_file_is_rewritten_in_place_and_always_reads_as_a_number(void **state)
+{
+    fx_t *f = *state;
+    /* as crm_dealer.py (or an operator) leaves it: the number alone */
+    FILE *out = fopen(f->state, "w");
+    assert_non_null(out);
+    fputs("0\n", out);
+    assert_int_equal(fclose(out), 0);
+    pid_t d = start_dealer(f, false);
+    usleep(500 * 1000);
+    request_many(f, 1, 300, 20);
+    int64_t deadline = crm_mono_ms() + 30000;
+    ino_t first = 0, later = 0;
+    long long v;
+    while ((v = state_of(f, &first)) < 1 && crm_mono_ms() < deadline)
+        usleep(1000);
+    assert_true(v >= 1);
+    /* while it runs, every read finds a whole number, and the same file */
+    long long last = v;
+    while (last < 300 && crm_mono_ms() < deadline) {
+        v = state_of(f, &later);
+        if (v < last)
+            fail_msg("state file read %lld after %lld", v, last);
+        if (later != first)
+            fail_msg("the state file was replaced (inode %llu, then %llu)", (unsigned long long) first,
+                     (unsigned long long) later);
+        last = v;
+        usleep(200);
+    }
+    assert_int_equal(last, 300);
+    assert_int_equal(crm_h_stop(d, SIGTERM, 5000), 0);
+    assert_dealer_got_exactly(f, 300);
+    /* 300, padded to 20 and a line end: the next run (and crm_dealer.py) reads it */
+    char *kept = crm_h_slurp(f->state);
+    assert_non_null(kept);
+    assert_string_equal(kept, "300                 \n");
+    free(kept);
+    d = start_dealer(f, true);
+    int status;
+    waitpid(d, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(state_of(f, NULL), 300);
+}
+
 static void test_dealer_status_reports_become_events_and_are_checked(void **state)
 {
     fx_t *f = *state;
@@ -213,6 +272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_dealer_offline_while_1000_are_dispatched_gets_them_once_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_dispatcher_killed_mid_stream_loses_nothing_and_doubles_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_state_file_is_rewritten_in_place_and_always_reads_as_a_number, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dealer_status_reports_become_events_and_are_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_revoked_dealer_gets_nothing_more, setup, teardown),
     };
