@@ -121,11 +121,29 @@ static void s_drop(crm_store_t *self, const char *why)
     self->next_try_ms = crm_mono_ms() + self->backoff_ms;
 }
 
+static int s_vformat(char **out, const char *fmt, va_list ap);
+
+/* redisvCommand with our formatting: NULL when the command could not be
+   formatted, sent or answered. */
+static redisReply *s_vcommand(redisContext *c, const char *fmt, va_list ap)
+{
+    char *cmd = NULL;
+    int len = s_vformat(&cmd, fmt, ap);
+    if (len < 0)
+        return NULL;
+    int ok = redisAppendFormattedCommand(c, cmd, (size_t) len);
+    free(cmd);
+    void *reply = NULL;
+    if (ok != REDIS_OK || redisGetReply(c, &reply) != REDIS_OK)
+        return NULL;
+    return reply;
+}
+
 static redisReply *s_raw(crm_store_t *self, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(self->ctx, fmt, ap);
+    redisReply *r = s_vcommand(self->ctx, fmt, ap);
     va_end(ap);
     return r;
 }
@@ -299,7 +317,7 @@ redisReply *crm_store_cmd(crm_store_t *self, const char *fmt, ...)
         return NULL;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(self->ctx, fmt, ap);
+    redisReply *r = s_vcommand(self->ctx, fmt, ap);
     va_end(ap);
     char what[32];
     snprintf(what, sizeof what, "%.*s", (int) strcspn(fmt, " "), fmt);
@@ -537,18 +555,8 @@ static int s_push(crm_tx_t *self, char *cmd, int len)
     return (int) self->n++;
 }
 
-int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...)
-{
-    char *cmd = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    int len = redisvFormatCommand(&cmd, fmt, ap);
-    va_end(ap);
-    return s_push(self, cmd, len);
-}
-
 /* Writes `v` in decimal at `p`; returns the end. */
-static char *s_utoa(char *p, size_t v)
+static char *s_utoa(char *p, unsigned long long v)
 {
     char tmp[24];
     int n = 0;
@@ -559,6 +567,152 @@ static char *s_utoa(char *p, size_t v)
     while (n)
         *p++ = tmp[--n];
     return p;
+}
+
+/* Does crm_store_format take `fmt` itself? Yes for %s, %b, %% and d, i, u
+   with no size, l or ll: every format of ours. Anything else (flags,
+   widths, x, f, h, ...) goes to hiredis, which knows them all. */
+static bool s_fmt_simple(const char *fmt)
+{
+    for (const char *c = fmt; *c; c++) {
+        if (*c != '%' || !c[1])
+            continue;
+        c++;
+        if (*c == 's' || *c == 'b' || *c == '%')
+            continue;
+        if (*c == 'l' && *++c == 'l')
+            c++;
+        if (*c != 'd' && *c != 'i' && *c != 'u')
+            return false;
+    }
+    return true;
+}
+
+/* A growing buffer that starts on the stack. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool heap;
+} s_buf_t;
+
+static int s_buf_put(s_buf_t *b, const void *src, size_t n)
+{
+    if (n > b->cap - b->n) {
+        size_t cap = b->cap * 2 > b->n + n ? b->cap * 2 : b->n + n + 256;
+        char *g = b->heap ? realloc(b->p, cap) : malloc(cap);
+        if (!g)
+            return -1;
+        if (!b->heap)
+            memcpy(g, b->p, b->n);
+        b->p = g, b->cap = cap, b->heap = true;
+    }
+    if (n)
+        memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return 0;
+}
+
+static void s_buf_free(s_buf_t *b)
+{
+    if (b->heap)
+        free(b->p);
+}
+
+/* hiredis's printf-like command formatting, without sprintf for each
+   length and each argument (it was half of crm-dispatcher's instructions):
+   arguments are split at the format's spaces, never at an argument's; a
+   conversion makes an argument even when it writes nothing. */
+static int s_vformat(char **out, const char *fmt, va_list ap)
+{
+    *out = NULL;
+    if (!s_fmt_simple(fmt))
+        return redisvFormatCommand(out, fmt, ap);
+    char local[1024];
+    size_t ends_local[64];
+    s_buf_t data = {local, 0, sizeof local, false};
+    s_buf_t ends = {(char *) ends_local, 0, sizeof ends_local, false};
+    bool touched = false, failed = false;
+    for (const char *c = fmt; *c && !failed; c++) {
+        if (*c != '%' || !c[1]) {
+            if (*c != ' ')
+                failed = s_buf_put(&data, c, 1) != 0, touched = true;
+            else if (touched)
+                failed = s_buf_put(&ends, &data.n, sizeof data.n) != 0, touched = false;
+            continue;
+        }
+        touched = true;
+        c++;
+        char num[24], *e = num;
+        if (*c == 's') {
+            const char *a = va_arg(ap, const char *);
+            failed = s_buf_put(&data, a, strlen(a)) != 0;
+        } else if (*c == 'b') {
+            const char *a = va_arg(ap, const char *);
+            size_t n = va_arg(ap, size_t);
+            failed = s_buf_put(&data, a, n) != 0;
+        } else if (*c == '%') {
+            failed = s_buf_put(&data, "%", 1) != 0;
+        } else {
+            int size = 0;
+            while (*c == 'l')
+                size++, c++;
+            unsigned long long u;
+            if (*c == 'u') {
+                u = size == 2 ? va_arg(ap, unsigned long long) : size ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+            } else {
+                long long v = size == 2 ? va_arg(ap, long long) : size ? va_arg(ap, long) : va_arg(ap, int);
+                if (v < 0)
+                    *e++ = '-';
+                u = v < 0 ? 0ULL - (unsigned long long) v : (unsigned long long) v;
+            }
+            e = s_utoa(e, u);
+            failed = s_buf_put(&data, num, (size_t) (e - num)) != 0;
+        }
+    }
+    if (touched && !failed)
+        failed = s_buf_put(&ends, &data.n, sizeof data.n) != 0;
+    size_t argc = ends.n / sizeof(size_t);
+    const size_t *end = (const size_t *) ends.p;
+    char *cmd = failed ? NULL : malloc(1 + 20 + 2 + argc * (1 + 20 + 2 + 2) + data.n);
+    int len = -1;
+    if (cmd) {
+        char *p = cmd;
+        *p++ = '*';
+        p = s_utoa(p, argc);
+        *p++ = '\r', *p++ = '\n';
+        for (size_t i = 0, from = 0; i < argc; from = end[i++]) {
+            *p++ = '$';
+            p = s_utoa(p, end[i] - from);
+            *p++ = '\r', *p++ = '\n';
+            memcpy(p, data.p + from, end[i] - from);
+            p += end[i] - from;
+            *p++ = '\r', *p++ = '\n';
+        }
+        *out = cmd;
+        len = (int) (p - cmd);
+    }
+    s_buf_free(&data);
+    s_buf_free(&ends);
+    return len;
+}
+
+int crm_store_format(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int len = s_vformat(out, fmt, ap);
+    va_end(ap);
+    return len;
+}
+
+int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = s_vformat(&cmd, fmt, ap);
+    va_end(ap);
+    return s_push(self, cmd, len);
 }
 
 /* The Redis protocol form of a command, in one allocation (hiredis's own

@@ -74,6 +74,9 @@ size_t crm_tx_size(const crm_tx_t *self);
 /* Queues a command; returns its index in the EXEC result, or -1. For
    crm_tx_cmdargv, `lens` may be NULL when every argument is a C string. */
 int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...);
+/* The Redis protocol form of `fmt` as hiredis's redisFormatCommand gives it
+   (crm_tx_cmd's and crm_store_cmd's): *out malloc'ed; its length, or -1. */
+int crm_store_format(char **out, const char *fmt, ...);
 int crm_tx_cmdargv(crm_tx_t *self, int argc, const char **argv, const size_t *lens);
 /* Queues an event: fills id, ts and producer if unset, encodes it and appends
    it to its stream at commit. The message is not kept (the caller clears

@@ -417,6 +417,57 @@ static void test_store_with_a_malformed_url_is_not_created(void **state)
     crm_store_destroy(NULL);
 }
 
+/* crm_store_format gives byte for byte what hiredis's redisFormatCommand
+   gives, for every kind of format the services use and the edges. */
+#define SAME(...)                                                                      \
+    do {                                                                               \
+        char *ours = NULL, *theirs = NULL;                                             \
+        int a = crm_store_format(&ours, __VA_ARGS__);                                  \
+        int b = redisFormatCommand(&theirs, __VA_ARGS__);                              \
+        if (a != b || (a > 0 && memcmp(ours, theirs, (size_t) a)))                     \
+            fail_msg("%s: ours %d \"%.*s\", hiredis's %d \"%.*s\"", #__VA_ARGS__, a,   \
+                     a > 0 ? a : 0, ours ? ours : "", b, b > 0 ? b : 0, theirs ? theirs : ""); \
+        free(ours);                                                                    \
+        free(theirs);                                                                  \
+        n++;                                                                           \
+    } while (0)
+
+static void test_commands_are_formatted_as_hiredis_formats_them(void **state)
+{
+    (void) state;
+    int n = 0;
+    static const char bin[] = {'a', 0, 'b', '\r', '\n', ' '};
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    SAME("PING");
+    SAME("GET crm:{dealer.%s}:seq", "D1");
+    SAME("HSET %s name %s city %s", "crm:cust:{C1}", "王先生", "深圳");
+    SAME("SET k %s", "with spaces inside");          /* one argument */
+    SAME("SET k %s", "");                            /* an empty one, still an argument */
+    SAME("SET %s%s %s", "a", "b", "c");              /* two conversions in one argument */
+    SAME("SET pre%ssuf x", "-");
+    SAME("SET k %b", bin, sizeof bin);
+    SAME("SET k %b", bin, (size_t) 0);
+    SAME("  SET   k    v  ");                         /* runs of spaces */
+    SAME("INCRBY k %d", -2147483647 - 1);
+    SAME("INCRBY k %i", 42);
+    SAME("SET k %u", 4294967295u);
+    SAME("SET k %ld %lu", -9223372036854775807L - 1, 18446744073709551615UL);
+    SAME("ZADD k %lld %s", -9223372036854775807LL - 1, "m");
+    SAME("ZADD k %lld %llu", 1795140000000LL, 18446744073709551615ULL);
+    SAME("SET k 100%%");
+    SAME("SET k %");                                 /* a '%' ending the format */
+    SAME("SET k %s", big);                           /* beyond the stack buffer */
+    SAME("SET k %05d %x %.2f", 7, 255, 1.5);         /* left to hiredis */
+    SAME("SET k %hd", 3);
+#define K10 " k v k v k v k v k v k v k v k v k v k v"
+    SAME("MSET" K10 K10 K10 K10 K10 K10 K10 K10 K10); /* more arguments than the first array holds */
+#undef K10
+    assert_true(n > 20);
+}
+#undef SAME
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -442,6 +493,7 @@ int main(void)
         cmocka_unit_test_setup(test_clock_file_sets_the_time_for_the_process, s_setup),
         cmocka_unit_test_setup(test_monotonic_clock_does_not_go_back, s_setup),
         cmocka_unit_test_setup(test_store_with_a_malformed_url_is_not_created, s_setup),
+        cmocka_unit_test_setup(test_commands_are_formatted_as_hiredis_formats_them, s_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
