@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crm_h_bench.h"
 #include "crm_harness.h"
 #include "crm_keys.h"
 
@@ -288,16 +289,9 @@ static void test_its_own_events_on_the_stream_it_reads_are_no_gap(void **state)
     enum { N = 300 };
     for (int i = 1; i <= N; i++) {
         crm_tx_t *tx = crm_tx_new("intake", 100000);
-        crm_msg_t m;
         char tid[8];
         snprintf(tid, sizeof tid, "G%d", i);
-        crm_msg_init(&m, CRM_T_testdrive_requested);
-        CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-        CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-        CRM_SET_STR(&m, testdrive_requested, customer_id, "CB");
-        CRM_SET_I64(&m, testdrive_requested, at, at);
-        crm_tx_emit(tx, &m);
-        crm_msg_clear(&m);
+        crm_h_testdrive(tx, tid, "L1", "CB", NULL, at);
         crm_h_sys_commit(&f->sys, tx);
         crm_tx_destroy(&tx);
         if (i % 10 == 0)
@@ -334,16 +328,8 @@ static void test_many_test_drives_at_once_are_routed_as_one_at_a_time_and_number
     crm_tx_t *tx = crm_tx_new("intake", 100000);
     const char *tids[] = {"B1", "B2", "B3", "B3", "B4", "bad id", "B5", "B6", "B7", "B8", "B9",
                           "B10", "B11", "B12", "B13"};
-    for (size_t i = 0; i < sizeof tids / sizeof tids[0]; i++) {
-        crm_msg_t m;
-        crm_msg_init(&m, CRM_T_testdrive_requested);
-        CRM_SET_STR(&m, testdrive_requested, testdrive_id, tids[i]);
-        CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-        CRM_SET_STR(&m, testdrive_requested, customer_id, "CB");
-        CRM_SET_I64(&m, testdrive_requested, at, at);
-        crm_tx_emit(tx, &m);
-        crm_msg_clear(&m);
-    }
+    for (size_t i = 0; i < sizeof tids / sizeof tids[0]; i++)
+        crm_h_testdrive(tx, tids[i], "L1", "CB", NULL, at);
     crm_h_sys_commit(&f->sys, tx);
     crm_tx_destroy(&tx);
     wait_status(f, "B13", "dispatched");

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "crm_clock.h"
+#include "crm_h_bench.h"
 #include "crm_harness.h"
 
 static const char *s_services[] = {"intake", "dispatcher", "scheduler", "auditor", "notifier"};
@@ -150,16 +151,9 @@ static void test_a_service_catches_up_on_events_committed_while_it_was_down(void
     /* Events on the testdrive stream before the dispatcher ever ran. */
     crm_tx_t *tx = crm_tx_new("test", 100000);
     for (int i = 0; i < 25; i++) {
-        crm_msg_t m;
         char id[16];
         snprintf(id, sizeof id, "T%d", i);
-        crm_msg_init(&m, CRM_T_testdrive_requested);
-        CRM_SET_STR(&m, testdrive_requested, testdrive_id, id);
-        CRM_SET_STR(&m, testdrive_requested, lead_id, "L");
-        CRM_SET_STR(&m, testdrive_requested, customer_id, "C");
-        CRM_SET_I64(&m, testdrive_requested, at, 1800000000000LL);
-        crm_tx_emit(tx, &m);
-        crm_msg_clear(&m);
+        crm_h_testdrive(tx, id, "L", "C", NULL, 1800000000000LL);
     }
     assert_int_equal(crm_store_commit(f->store, tx), 0);
     crm_tx_destroy(&tx);

@@ -35,17 +35,23 @@ zframe_t *crm_h_bench_ask(zsock_t *req, crm_msg_t *m)
     return rc == 0 ? zframe_recv(req) : NULL;
 }
 
-void crm_h_bench_testdrive(crm_tx_t *tx, const char *tid, const char *dealer, int64_t at)
+void crm_h_testdrive(crm_tx_t *tx, const char *tid, const char *lid, const char *cid, const char *dealer,
+                     int64_t at)
 {
     crm_msg_t m;
     crm_msg_init(&m, CRM_T_testdrive_requested);
     CRM_SET_STR(&m, testdrive_requested, testdrive_id, tid);
-    CRM_SET_STR(&m, testdrive_requested, lead_id, "L1");
-    CRM_SET_STR(&m, testdrive_requested, customer_id, "C1");
+    CRM_SET_STR(&m, testdrive_requested, lead_id, lid);
+    CRM_SET_STR(&m, testdrive_requested, customer_id, cid);
     CRM_SET_STR(&m, testdrive_requested, dealer_id, dealer);
     CRM_SET_I64(&m, testdrive_requested, at, at);
     crm_tx_emit(tx, &m);
     crm_msg_clear(&m);
+}
+
+void crm_h_bench_testdrive(crm_tx_t *tx, const char *tid, const char *dealer, int64_t at)
+{
+    crm_h_testdrive(tx, tid, "L1", "C1", dealer, at);
 }
 
 long crm_h_bench_submit(const char *endpoint, const char *prefix, int w, int count, int timeout_ms)

@@ -22,5 +22,8 @@ long crm_h_bench_submit(const char *endpoint, const char *prefix, int w, int cou
    drive `tid` of lead L1 and customer C1 at `at` (ms), for `dealer` (NULL:
    none chosen, routed). */
 void crm_h_bench_testdrive(crm_tx_t *tx, const char *tid, const char *dealer, int64_t at);
+/* The same for lead `lid` and customer `cid`. */
+void crm_h_testdrive(crm_tx_t *tx, const char *tid, const char *lid, const char *cid, const char *dealer,
+                     int64_t at);
 
 #endif
