@@ -197,6 +197,8 @@ static void s_own_keep(crm_service_t *svc, const crm_emit_t *e)
 
 static void s_own_drop(s_stream_t *st, size_t k)
 {
+    if (!st->own)
+        return;
     for (size_t i = 0; i < k && i < st->nown; i++)
         free(st->own[i].frame);
     k = k < st->nown ? k : st->nown;
@@ -757,13 +759,14 @@ static void s_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
 }
 
 /* Applies the service's own events that follow its cursor, in order, from
-   the copies kept at publish; what does not follow (another producer's
-   event in between) is left to Redis. -1 when an apply failed. */
-static int s_own_apply(crm_service_t *svc, s_stream_t *st)
+   the copies kept at publish, at most *budget (less what it applied);
+   what does not follow (another producer's event in between) is left to
+   Redis. -1 when an apply failed. */
+static int s_own_apply(crm_service_t *svc, s_stream_t *st, int *budget)
 {
     size_t k = 0;
     int rc = 0;
-    while (rc == 0 && k < st->nown && !st->reload) {
+    while (rc == 0 && k < st->nown && !st->reload && *budget > 0) {
         uint64_t seq = st->own[k].seq;
         if (seq <= st->cursor) {
             k++;
@@ -793,6 +796,7 @@ static int s_own_apply(crm_service_t *svc, s_stream_t *st)
             rc = s_apply(svc, st, &msg, frame, len);
         crm_msg_clear(&msg);
         free(frame);
+        (*budget)--;
     }
     s_own_drop(st, k);
     /* what the cursor passed (applied from Redis meanwhile) goes too */
@@ -807,8 +811,14 @@ static int s_own_apply(crm_service_t *svc, s_stream_t *st)
    Returns 1 when more is left, 0 when done, -1 on failure. */
 static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int budget)
 {
-    if (st->nown && (s_own_apply(svc, st) != 0 || st->cursor >= upto))
-        return st->cursor < upto ? -1 : 0;
+    if (st->nown) {
+        /* a failure leaves the stream stale (the caller's -1): the tick
+           takes the cursor from Redis again */
+        if (s_own_apply(svc, st, &budget) != 0)
+            return -1;
+        if (st->cursor >= upto || budget <= 0)
+            return s_flush_batch(svc) != 0 ? -1 : st->cursor < upto;
+    }
     char key[96];
     snprintf(key, sizeof key, CRM_KEY_EVENTS_FMT, st->name);
     if (upto > st->cursor) {
@@ -966,8 +976,11 @@ static void s_offer(crm_service_t *svc, crm_msg_t *msg, const void *frame, size_
                   (unsigned long long) msg->seq, (unsigned long long) st->cursor);
         return;
     }
-    if (msg->seq > st->cursor + 1 && st->nown && s_own_apply(svc, st) != 0)
-        return; /* stale: the tick will finish it */
+    int all = INT32_MAX;
+    if (msg->seq > st->cursor + 1 && st->nown && s_own_apply(svc, st, &all) != 0) {
+        st->stale = true; /* the tick finishes it */
+        return;
+    }
     if (msg->seq <= st->cursor)
         return; /* one of ours after all (a peer's copy of it) */
     if (msg->seq > st->cursor + 1) {

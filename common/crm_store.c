@@ -1,6 +1,7 @@
 #include "crm_store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,8 +130,12 @@ static redisReply *s_vcommand(redisContext *c, const char *fmt, va_list ap)
 {
     char *cmd = NULL;
     int len = s_vformat(&cmd, fmt, ap);
-    if (len < 0)
+    if (len < 0) {
+        /* as redisvCommand says it; the caller logs errstr */
+        c->err = REDIS_ERR_OTHER;
+        snprintf(c->errstr, sizeof c->errstr, "the command could not be formatted (%.40s)", fmt);
         return NULL;
+    }
     int ok = redisAppendFormattedCommand(c, cmd, (size_t) len);
     free(cmd);
     void *reply = NULL;
@@ -673,7 +678,8 @@ static int s_vformat(char **out, const char *fmt, va_list ap)
         failed = s_buf_put(&ends, &data.n, sizeof data.n) != 0;
     size_t argc = ends.n / sizeof(size_t);
     const size_t *end = (const size_t *) ends.p;
-    char *cmd = failed ? NULL : malloc(1 + 20 + 2 + argc * (1 + 20 + 2 + 2) + data.n);
+    size_t total = 1 + 20 + 2 + argc * (1 + 20 + 2 + 2) + data.n;
+    char *cmd = failed || total > INT_MAX ? NULL : malloc(total);
     int len = -1;
     if (cmd) {
         char *p = cmd;

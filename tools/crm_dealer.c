@@ -273,8 +273,9 @@ static int s_state_write(s_dealer_t *d, uint64_t last)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -1;
+    errno = 0;
     if (write(fd, rec, S_STATE_REC) != S_STATE_REC || fsync(fd) != 0) {
-        int err = errno ? errno : EIO;
+        int err = errno ? errno : EIO; /* a short write sets none */
         close(fd);
         errno = err;
         return -1;
