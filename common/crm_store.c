@@ -574,6 +574,31 @@ static char *s_utoa(char *p, unsigned long long v)
     return p;
 }
 
+/* The Redis protocol, written into a buffer sized with these bounds: a
+   command's header, and each argument's framing beside its bytes. */
+#define S_RESP_HEAD_MAX (1 + 20 + 2)
+#define S_RESP_ARG_MAX (1 + 20 + 2 + 2)
+
+static char *s_resp_head(char *p, size_t argc)
+{
+    *p++ = '*';
+    p = s_utoa(p, argc);
+    *p++ = '\r', *p++ = '\n';
+    return p;
+}
+
+static char *s_resp_arg(char *p, const char *arg, size_t n)
+{
+    *p++ = '$';
+    p = s_utoa(p, n);
+    *p++ = '\r', *p++ = '\n';
+    if (n)
+        memcpy(p, arg, n);
+    p += n;
+    *p++ = '\r', *p++ = '\n';
+    return p;
+}
+
 /* Does crm_store_format take `fmt` itself? Yes for %s, %b, %% and d, i, u
    with no size, l or ll: every format of ours. Anything else (flags,
    widths, x, f, h, ...) goes to hiredis, which knows them all. */
@@ -678,22 +703,13 @@ static int s_vformat(char **out, const char *fmt, va_list ap)
         failed = s_buf_put(&ends, &data.n, sizeof data.n) != 0;
     size_t argc = ends.n / sizeof(size_t);
     const size_t *end = (const size_t *) ends.p;
-    size_t total = 1 + 20 + 2 + argc * (1 + 20 + 2 + 2) + data.n;
+    size_t total = S_RESP_HEAD_MAX + argc * S_RESP_ARG_MAX + data.n;
     char *cmd = failed || total > INT_MAX ? NULL : malloc(total);
     int len = -1;
     if (cmd) {
-        char *p = cmd;
-        *p++ = '*';
-        p = s_utoa(p, argc);
-        *p++ = '\r', *p++ = '\n';
-        for (size_t i = 0, from = 0; i < argc; from = end[i++]) {
-            *p++ = '$';
-            p = s_utoa(p, end[i] - from);
-            *p++ = '\r', *p++ = '\n';
-            memcpy(p, data.p + from, end[i] - from);
-            p += end[i] - from;
-            *p++ = '\r', *p++ = '\n';
-        }
+        char *p = s_resp_head(cmd, argc);
+        for (size_t i = 0, from = 0; i < argc; from = end[i++])
+            p = s_resp_arg(p, data.p + from, end[i] - from);
         *out = cmd;
         len = (int) (p - cmd);
     }
@@ -725,7 +741,7 @@ int crm_tx_cmd(crm_tx_t *self, const char *fmt, ...)
    formats every length with sprintf, a tenth of intake's time). */
 static int s_format_argv(char **out, int argc, const char **argv, const size_t *lens)
 {
-    size_t total = 1 + 20 + 2, len[64], *l = len;
+    size_t total = S_RESP_HEAD_MAX, len[64], *l = len;
     size_t *heap = NULL;
     if (argc <= 0)
         return -1;
@@ -738,26 +754,16 @@ static int s_format_argv(char **out, int argc, const char **argv, const size_t *
         size_t n = lens ? lens[i] : strlen(argv[i]);
         if (!lens)
             l[i] = n;
-        total += 1 + 20 + 2 + n + 2;
+        total += S_RESP_ARG_MAX + n;
     }
-    char *cmd = malloc(total), *p = cmd;
+    char *cmd = malloc(total);
     if (!cmd) {
         free(heap);
         return -1;
     }
-    *p++ = '*';
-    p = s_utoa(p, (size_t) argc);
-    *p++ = '\r', *p++ = '\n';
-    for (int i = 0; i < argc; i++) {
-        size_t n = lens ? lens[i] : l[i];
-        *p++ = '$';
-        p = s_utoa(p, n);
-        *p++ = '\r', *p++ = '\n';
-        if (n)
-            memcpy(p, argv[i], n);
-        p += n;
-        *p++ = '\r', *p++ = '\n';
-    }
+    char *p = s_resp_head(cmd, (size_t) argc);
+    for (int i = 0; i < argc; i++)
+        p = s_resp_arg(p, argv[i], lens ? lens[i] : l[i]);
     free(heap);
     *out = cmd;
     return (int) (p - cmd);
