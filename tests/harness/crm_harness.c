@@ -103,7 +103,7 @@ static const char *s_basename(const char *path)
 /* In a child about to exec `path` with `argv` (argv[0] is path; room for
    five more in front): when profiling, execs valgrind with it instead;
    returns only when not profiling or exec failed. */
-static void s_exec_profiled(const char *path, const char **argv, int argc)
+static void s_exec_profiled(const char *path, const char **argv, int argc, char *const *envp)
 {
     const char *dir = crm_h_callgrind();
     if (!dir)
@@ -120,7 +120,10 @@ static void s_exec_profiled(const char *path, const char **argv, int argc)
     for (int i = 0; i < argc && k < 39; i++)
         vg[k++] = argv[i];
     vg[k] = NULL;
-    execvp("valgrind", (char *const *) vg);
+    if (envp)
+        execvpe("valgrind", (char *const *) vg, envp);
+    else
+        execvp("valgrind", (char *const *) vg);
 }
 
 /* As deploy/ runs Redis (deploy/README.md, "Redis"). */
@@ -144,7 +147,7 @@ int crm_h_redis_start(crm_h_redis_t *r, bool appendonly)
         const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r->dir, "--save", "",
                               "--appendonly", appendonly ? "yes" : "no", "--appendfsync", "everysec", "--logfile", log,
                               "--daemonize", "no", "--hash-max-listpack-value", CRM_H_LISTPACK_VALUE};
-        s_exec_profiled("redis-server", argv, (int) (sizeof argv / sizeof argv[0]));
+        s_exec_profiled("redis-server", argv, (int) (sizeof argv / sizeof argv[0]), NULL);
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
                r->dir, "--save", "", "--appendonly", appendonly ? "yes" : "no", "--appendfsync",
                "everysec", "--logfile", log, "--daemonize", "no", "--hash-max-listpack-value",
@@ -192,6 +195,41 @@ crm_store_t *crm_h_store(const crm_h_redis_t *r)
     return s;
 }
 
+/* This process's environment with the entries of `env` ("NAME=value")
+   in place of those of the same name; one allocation, freed by the caller
+   (the strings are borrowed). */
+static char **s_env_with(const char *const *env)
+{
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    for (const char *const *e = env; e && *e; e++)
+        k++;
+    char **out = calloc(n + k + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t name = strcspn(environ[i], "=");
+        bool replaced = false;
+        for (const char *const *e = env; e && *e && !replaced; e++)
+            replaced = !strncmp(*e, environ[i], name + 1);
+        if (!replaced)
+            out[m++] = environ[i];
+    }
+    for (const char *const *e = env; e && *e; e++) {
+        /* as putenv one after another: the last of a name wins */
+        size_t name = strcspn(*e, "=");
+        bool later = false;
+        for (const char *const *l = e + 1; *l && !later; l++)
+            later = !strncmp(*l, *e, name + 1);
+        if (!later)
+            out[m++] = (char *) *e;
+    }
+    out[m] = NULL;
+    return out;
+}
+
 pid_t crm_h_spawn_path(const char *path, const char *const *args, const char *const *env, const char *log)
 {
     const char *argv[32] = {path};
@@ -199,23 +237,29 @@ pid_t crm_h_spawn_path(const char *path, const char *const *args, const char *co
     for (const char *const *a = args; a && *a && n < 31; a++)
         argv[n++] = *a;
     argv[n] = NULL;
+    /* The child's environment is made here, before the fork: between fork
+       and exec the child of a process with threads (ZeroMQ's) may only make
+       async-signal-safe calls. putenv there allocates, and an allocator
+       whose lock another thread held at the fork (AddressSanitizer's) never
+       lets it go: the child hung before exec and the test with it. */
+    char **envv = s_env_with(env);
+    assert_non_null(envv);
     pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         crm_h_die_with_parent(parent);
-        for (const char *const *e = env; e && *e; e++)
-            putenv((char *) *e);
         int fd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
             close(fd);
         }
-        s_exec_profiled(path, argv, n);
-        execv(path, (char *const *) argv);
+        s_exec_profiled(path, argv, n, envv);
+        execve(path, (char *const *) argv, envv);
         _exit(127);
     }
+    free(envv);
     return pid;
 }
 
@@ -226,12 +270,30 @@ pid_t crm_h_spawn(const char *bin, const char *const *args, const char *const *e
     return crm_h_spawn_path(path, args, env, log);
 }
 
+#define S_RUN_LIMIT_MS 120000 /* a client run by a test; the slowest (an import under ASan) takes ~20 s */
+
 int crm_h_run(const char *bin, const char *const *args, const char *const *env, const char *log)
 {
     pid_t pid = crm_h_spawn(bin, args, env, log);
-    int status;
-    if (waitpid(pid, &status, 0) != pid)
-        return -1;
+    /* A client that never ends fails its test here, named, rather than the
+       whole test binary at ctest's timeout with nothing said. */
+    int status, limit_ms = S_RUN_LIMIT_MS * s_slow();
+    for (int64_t deadline = crm_mono_ms() + limit_ms;;) {
+        pid_t got = waitpid(pid, &status, WNOHANG);
+        if (got == pid)
+            break;
+        if (got < 0)
+            return -1;
+        if (crm_mono_ms() >= deadline) {
+            fprintf(stderr, "harness: %s", bin);
+            for (const char *const *a = args; a && *a; a++)
+                fprintf(stderr, " %s", *a);
+            fprintf(stderr, " did not end in %d s; stopped (output in %s)\n", limit_ms / 1000, log ? log : "-");
+            crm_h_stop(pid, SIGABRT, 5000);
+            return -1;
+        }
+        s_sleep_ms(10);
+    }
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
