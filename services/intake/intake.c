@@ -214,15 +214,11 @@ static int s_read(s_batch_t *b)
             mobiles[nm++] = keys[i][1];
         }
     }
-    if (nw == 1)
-        watch[nw++] = "crm:idx:none";
-    if (ni == 1)
-        ids[ni++] = "crm:idx:none";
-    if (nm == 1)
-        mobiles[nm++] = "crm:idx:none";
-    b->r_watch = crm_tx_cmdargv(t, nw, watch, NULL);
-    b->r_ids = crm_tx_cmdargv(t, ni, ids, NULL);
-    b->r_mobiles = crm_tx_cmdargv(t, nm, mobiles, NULL);
+    /* only what there is to read: a batch without ID numbers (most) sends
+       no MGET of them, one of rejects only no WATCH */
+    b->r_watch = nw > 1 ? crm_tx_cmdargv(t, nw, watch, NULL) : -1;
+    b->r_ids = ni > 1 ? crm_tx_cmdargv(t, ni, ids, NULL) : -1;
+    b->r_mobiles = nm > 1 ? crm_tx_cmdargv(t, nm, mobiles, NULL) : -1;
     int accepts = 0, rejects = 0;
     for (int i = 0; i < n; i++) {
         s_item_t *it = b->items[i];
@@ -237,10 +233,9 @@ static int s_read(s_batch_t *b)
     }
     /* Fresh ids for every lead that may need one (a retry refused below
        leaves a gap: ids are unique, not dense). */
-    int fresh = (int) crm_tx_size(t);
-    crm_tx_cmd(t, "INCRBY crm:ids:lead %d", accepts);
-    crm_tx_cmd(t, "INCRBY crm:ids:customer %d", accepts);
-    crm_tx_cmd(t, "INCRBY crm:ids:quarantine %d", rejects);
+    int fresh_lead = accepts ? crm_tx_cmd(t, "INCRBY crm:ids:lead %d", accepts) : -1;
+    int fresh_cust = accepts ? crm_tx_cmd(t, "INCRBY crm:ids:customer %d", accepts) : -1;
+    int fresh_quar = rejects ? crm_tx_cmd(t, "INCRBY crm:ids:quarantine %d", rejects) : -1;
     int rc = kept < 0 ? -2 : crm_store_pipeline(b->store, t); /* -2: out of memory, a passing failure */
     free(watch), free(ids), free(mobiles), free(keys);
     /* A submission answered before is answered alike and left alone, also
@@ -269,12 +264,19 @@ static int s_read(s_batch_t *b)
             it->skip = true;
         }
     }
-    for (int k = 0; k < 3; k++)
-        if (!crm_tx_result(t, fresh + k) || crm_tx_result(t, fresh + k)->type != REDIS_REPLY_INTEGER)
+    const int fresh[3] = {fresh_lead, fresh_cust, fresh_quar}, wanted[3] = {accepts, accepts, rejects};
+    long long base[3] = {1, 1, 1};
+    for (int k = 0; k < 3; k++) {
+        if (!wanted[k])
+            continue; /* none taken, none used */
+        const redisReply *x = crm_tx_result(t, fresh[k]);
+        if (!x || x->type != REDIS_REPLY_INTEGER)
             return -1; /* an error reply fails the pipeline first */
-    b->lead_base = crm_tx_result(t, fresh)->integer - accepts + 1;
-    b->cust_base = crm_tx_result(t, fresh + 1)->integer - accepts + 1;
-    b->quar_base = crm_tx_result(t, fresh + 2)->integer - rejects + 1;
+        base[k] = x->integer - wanted[k] + 1;
+    }
+    b->lead_base = base[0];
+    b->cust_base = base[1];
+    b->quar_base = base[2];
     /* Round 2, when something matched: the records merged into. */
     crm_tx_t *t2 = crm_tx_new("intake", 0);
     if (!t2)
