@@ -4,10 +4,10 @@
  *  for each event) allocates the next sequence numbers of a stream and
  *  appends the envelopes under them, patching each number into its
  *  envelope's fixed-width seq field, so what Redis keeps is byte for byte
- *  what ZeroMQ carries. It returns the first number. Called inside
- *  MULTI/EXEC with the handler's state changes, it makes "state + events"
- *  atomic; one call per stream per transaction keeps the Lua overhead per
- *  batch, not per event.
+ *  what ZeroMQ carries. crm_append_lua does the same for every stream of a
+ *  transaction in one call, inside MULTI/EXEC with the handler's state
+ *  changes: "state + events" is atomic, and the Lua overhead is paid once a
+ *  batch, not once an event or a stream.
  *
  *  crm_claim takes the due timers of a set, removes them and appends their
  *  events, all in one step: two instances can never fire a timer twice, and
@@ -50,17 +50,21 @@
     "  return seq, put(events, seq, frame, off, maxlen)\n"                                          \
     "end\n"
 
-/* For EVAL inside MULTI/EXEC (keys: events, seq; args: maxlen, then frame
-   and seq offset per event); returns the first number. Redis hashes an
-   EVAL's script at every call: this one is the append above in as few
-   bytes as it takes (one INCRBY for the numbers, the seq patched in place). */
+/* For EVAL inside MULTI/EXEC, once per transaction for all its streams
+   (keys: events and seq of each stream; args: maxlen, then per stream the
+   count of its events followed by frame and seq offset of each); returns
+   the first number of each stream, in the order of the keys. Redis hashes
+   an EVAL's script at every call and sets up Lua for it: one call a
+   transaction, not one a stream, and the append above in as few bytes as
+   it takes (one INCRBY a stream for its numbers, the seq patched in place). */
 const char crm_append_lua[] =
-    "local n=(#ARGV-1)/2 local s=redis.call('INCRBY',KEYS[2],n)-n local c,f=string.char,math.floor "
-    "for i=1,n do s=s+1 local m,o=ARGV[2*i],tonumber(ARGV[2*i+1]) if o>0 then "
+    "local a,r,c,f=2,{},string.char,math.floor for g=1,#KEYS/2 do local n=tonumber(ARGV[a]) a=a+1 "
+    "local s=redis.call('INCRBY',KEYS[2*g],n)-n r[g]=s+1 for i=1,n do s=s+1 "
+    "local m,o=ARGV[a],tonumber(ARGV[a+1]) a=a+2 if o>0 then "
     "local l=s%4294967296 local h=(s-l)/4294967296 "
     "m=m:sub(1,o)..c(f(h/16777216)%256,f(h/65536)%256,f(h/256)%256,h%256,"
     "f(l/16777216)%256,f(l/65536)%256,f(l/256)%256,l%256)..m:sub(o+9) end "
-    "redis.call('XADD',KEYS[1],'MAXLEN','~',ARGV[1],s..'-0','m',m) end return s-n+1";
+    "redis.call('XADD',KEYS[2*g-1],'MAXLEN','~',ARGV[1],s..'-0','m',m) end end return r";
 
 /* The library: crm_claim. */
 const char crm_functions_lua[] =

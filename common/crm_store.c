@@ -825,61 +825,83 @@ int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg)
     size_t off;
     if (s_encode(self, msg, &buf, &off) != 0)
         return -1;
-    /* Appended at commit, one crm_append per stream. The sbuffer's data is
+    /* Appended at commit, one crm_append_lua for all streams. The sbuffer's data is
        malloc'ed; the emit takes it. */
     return s_add_emit(self, msg->stream, buf.data, buf.size, off, -1);
 }
 
-/* Queues one crm_append per stream (in order of first emit) after the
-   caller's commands; each emit learns the index of its stream's call and
-   its place in it. */
+/* Queues one EVAL of crm_append_lua after the caller's commands for every
+   event not yet queued, grouped by stream in order of first emit; each emit
+   learns the call's index, its stream's place in the reply (group) and its
+   own place in its stream's numbers. */
 static int s_queue_appends(crm_tx_t *self)
 {
-    bool *done = calloc(self->nemits + 1, sizeof *done);
-    if (!done)
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < self->nemits && rc == 0; i++) {
+    size_t todo = 0;
+    for (size_t i = 0; i < self->nemits; i++)
+        todo += self->emits[i].index < 0;
+    if (!todo)
+        return 0;
+    /* at most 2 keys and 1 count a stream, 2 arguments an event */
+    size_t cap = 4 + 5 * todo;
+    const char **argv = calloc(cap, sizeof *argv);
+    size_t *lens = calloc(cap, sizeof *lens);
+    char (*nums)[24] = calloc(2 * todo + 1, sizeof *nums); /* key count, a count a stream, an offset an event */
+    char (*keys)[2][96] = calloc(todo, sizeof *keys);
+    bool *done = calloc(self->nemits, sizeof *done);
+    int rc = -1;
+    if (!argv || !lens || !nums || !keys || !done)
+        goto out;
+    /* the keys first (their count is argument 2), then the arguments */
+    size_t groups = 0;
+    for (size_t i = 0; i < self->nemits; i++) {
         if (done[i] || self->emits[i].index >= 0)
             continue;
         const char *stream = self->emits[i].stream;
-        size_t count = 0;
         for (size_t k = i; k < self->nemits; k++)
-            count += !done[k] && self->emits[k].index < 0 && !strcmp(self->emits[k].stream, stream);
-        size_t argc = 6 + 2 * count;
-        const char **argv = calloc(argc, sizeof *argv);
-        size_t *lens = calloc(argc, sizeof *lens);
-        char (*offs)[24] = calloc(count, sizeof *offs);
-        char events[96], seqkey[96];
-        snprintf(events, sizeof events, CRM_KEY_EVENTS_FMT, stream);
-        snprintf(seqkey, sizeof seqkey, CRM_KEY_SEQ_FMT, stream);
-        if (!argv || !lens || !offs) {
-            rc = -1;
-        } else {
-            argv[0] = "EVAL", argv[1] = crm_append_lua, argv[2] = "2";
-            argv[3] = events, argv[4] = seqkey, argv[5] = self->maxlen;
-            for (int a = 0; a < 6; a++)
-                lens[a] = strlen(argv[a]);
-            size_t a = 6, place = 0;
-            int index = (int) self->n; /* the call's index in EXEC */
-            for (size_t k = i; k < self->nemits; k++) {
-                crm_emit_t *e = &self->emits[k];
-                if (done[k] || e->index >= 0 || strcmp(e->stream, stream))
-                    continue;
-                snprintf(offs[place], sizeof offs[place], "%zu", e->seq_off);
-                argv[a] = e->frame, lens[a++] = e->len;
-                argv[a] = offs[place], lens[a++] = strlen(offs[place]);
-                e->index = index;
-                e->place = place++;
+            if (!done[k] && self->emits[k].index < 0 && !strcmp(self->emits[k].stream, stream)) {
                 done[k] = true;
+                self->emits[k].group = groups;
             }
-            if (crm_tx_cmdargv(self, (int) argc, argv, lens) != index)
-                rc = -1;
-        }
-        free(argv);
-        free(lens);
-        free(offs);
+        snprintf(keys[groups][0], sizeof keys[groups][0], CRM_KEY_EVENTS_FMT, stream);
+        snprintf(keys[groups][1], sizeof keys[groups][1], CRM_KEY_SEQ_FMT, stream);
+        groups++;
     }
+    size_t a = 0, nn = 0;
+#define S_ARG(s) (argv[a] = (s), lens[a] = strlen(argv[a]), a++)
+    S_ARG("EVAL");
+    S_ARG(crm_append_lua);
+    snprintf(nums[nn], sizeof nums[nn], "%zu", 2 * groups);
+    S_ARG(nums[nn++]);
+    for (size_t g = 0; g < groups; g++) {
+        S_ARG(keys[g][0]);
+        S_ARG(keys[g][1]);
+    }
+    S_ARG(self->maxlen);
+    int index = (int) self->n; /* the call's index in EXEC */
+    for (size_t g = 0; g < groups; g++) {
+        size_t count = 0, at = a++;
+        for (size_t k = 0; k < self->nemits; k++) {
+            crm_emit_t *e = &self->emits[k];
+            if (e->index >= 0 || e->group != g)
+                continue;
+            snprintf(nums[nn], sizeof nums[nn], "%zu", e->seq_off);
+            argv[a] = e->frame, lens[a++] = e->len;
+            S_ARG(nums[nn++]);
+            e->place = count++;
+        }
+        snprintf(nums[nn], sizeof nums[nn], "%zu", count);
+        argv[at] = nums[nn], lens[at] = strlen(nums[nn++]);
+    }
+#undef S_ARG
+    for (size_t k = 0; k < self->nemits; k++)
+        if (self->emits[k].index < 0)
+            self->emits[k].index = index;
+    rc = crm_tx_cmdargv(self, (int) a, argv, lens) == index ? 0 : -1;
+out:
+    free(argv);
+    free(lens);
+    free(nums);
+    free(keys);
     free(done);
     return rc;
 }
@@ -1086,6 +1108,7 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
     for (size_t i = 0; i < tx->nemits; i++) {
         crm_emit_t *e = &tx->emits[i];
         const redisReply *r = e->index >= 0 ? exec->element[e->index] : NULL;
+        r = r && r->type == REDIS_REPLY_ARRAY && e->group < r->elements ? r->element[e->group] : NULL;
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             e->seq = (uint64_t) r->integer + e->place;
             /* Same bytes crm_append stored: patch the number in place. */

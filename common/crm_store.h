@@ -136,8 +136,9 @@ typedef struct {
     char *frame;  /* the envelope, seq patched after commit */
     size_t len;
     size_t seq_off; /* where the 8-byte seq sits in frame */
-    int index;      /* of its stream's crm_append in the EXEC result, -1 until commit */
-    size_t place;   /* its place in that call */
+    int index;      /* of the transaction's crm_append_lua in the EXEC result, -1 until commit */
+    size_t group;   /* its stream's place in that call's reply */
+    size_t place;   /* its place in its stream's numbers */
 } crm_emit_t;
 
 size_t crm_tx_emit_count(const crm_tx_t *self);
