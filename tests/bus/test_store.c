@@ -87,6 +87,69 @@ static void test_commit_numbers_events_contiguously_and_the_entry_id_is_the_numb
     crm_tx_destroy(&tx);
 }
 
+/* Events of several streams in one transaction: each stream numbered from
+   its own counter in the order of emit, the bytes kept the bytes carried,
+   and one append for the whole commit (Redis hashes and sets up a script
+   per EVAL). */
+static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream(void **state)
+{
+    fx_t *f = *state;
+    redisReply *r = crm_store_cmd(f->store, "SET crm:{customer}:seq 41");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->store, "CONFIG RESETSTAT");
+    freeReplyObject(r);
+    for (int round = 0; round < 2; round++) {
+        crm_tx_t *tx = crm_tx_new("test", 100000);
+        for (int i = 0; i < 5; i++) {
+            crm_msg_t m;
+            char id[16];
+            snprintf(id, sizeof id, "X%d", round * 5 + i);
+            if (i % 2 == 0) {
+                make_lead(&m, id);
+            } else {
+                crm_msg_init(&m, CRM_T_customer_updated);
+                CRM_SET_STR(&m, customer_updated, customer_id, id);
+                crm_strs_push(&m.body.customer_updated.fields, "name");
+                m.body.customer_updated.has.fields = true;
+            }
+            assert_true(crm_tx_emit(tx, &m) >= 0);
+            crm_msg_clear(&m);
+        }
+        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        /* leads 1-3 then 4-6; customers 42-43 then 44-45 */
+        uint64_t lead = 1 + 3 * (uint64_t) round, cust = 42 + 2 * (uint64_t) round;
+        for (size_t i = 0; i < 5; i++) {
+            const crm_emit_t *e = crm_tx_emit_at(tx, i);
+            uint64_t want = i % 2 == 0 ? lead++ : cust++;
+            assert_int_equal(e->seq, want);
+            r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events %llu-0 %llu-0", e->stream,
+                              (unsigned long long) want, (unsigned long long) want);
+            assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+            const redisReply *stored = r->element[0]->element[1]->element[1];
+            assert_int_equal(stored->len, e->len);
+            assert_memory_equal(stored->str, e->frame, e->len);
+            crm_msg_t m;
+            crm_err_t err;
+            assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
+            assert_int_equal(m.seq, want);
+            char id[16];
+            snprintf(id, sizeof id, "X%d", round * 5 + (int) i);
+            assert_string_equal(i % 2 == 0 ? m.body.lead_created.lead_id : m.body.customer_updated.customer_id, id);
+            crm_msg_clear(&m);
+            freeReplyObject(r);
+        }
+        crm_tx_destroy(&tx);
+    }
+    assert_int_equal(crm_h_int(f->store, "GET crm:{lead}:seq"), 6);
+    assert_int_equal(crm_h_int(f->store, "GET crm:{customer}:seq"), 45);
+    r = crm_store_cmd(f->store, "INFO commandstats");
+    assert_non_null(r);
+    const char *eval = strstr(r->str, "cmdstat_eval:calls=");
+    assert_non_null(eval);
+    assert_int_equal(atoi(eval + strlen("cmdstat_eval:calls=")), 2); /* one a commit */
+    freeReplyObject(r);
+}
+
 static void test_a_failed_transaction_leaves_neither_state_nor_event(void **state)
 {
     fx_t *f = *state;
@@ -258,6 +321,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_commit_numbers_events_contiguously_and_the_entry_id_is_the_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_of_several_streams_in_one_commit_are_numbered_per_stream, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_transaction_leaves_neither_state_nor_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_timers_fire_once_even_with_two_claimers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_rescheduled_timer_fires_once_at_its_new_time, setup, teardown),
