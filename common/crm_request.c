@@ -266,21 +266,24 @@ static int s_use_kept(crm_req_t *req, const char *data, size_t len)
     return rc;
 }
 
-int crm_req_kept_reads(crm_req_t **reqs, int n, crm_tx_t *reads)
+int crm_req_kept_reads(crm_req_t **reqs, int n, crm_tx_t *reads, const char *const *watch, int nwatch)
 {
-    const char **watch = malloc(((size_t) n + 1) * sizeof *watch);
-    if (!watch || n <= 0) {
-        free(watch);
+    nwatch = watch && nwatch > 0 ? nwatch : 0;
+    const char **argv = malloc(((size_t) n + (size_t) nwatch + 1) * sizeof *argv);
+    if (!argv || n <= 0) {
+        free(argv);
         crm_tx_cmdargv(reads, 0, NULL, NULL); /* the pipeline fails: answered unavailable */
         return -1;
     }
-    watch[0] = "WATCH";
+    argv[0] = "WATCH";
     for (int i = 0; i < n; i++)
-        watch[i + 1] = reqs[i]->akey;
-    crm_tx_cmdargv(reads, n + 1, watch, NULL);
-    watch[0] = "MGET";
-    int index = crm_tx_cmdargv(reads, n + 1, watch, NULL);
-    free(watch);
+        argv[i + 1] = reqs[i]->akey;
+    for (int i = 0; i < nwatch; i++)
+        argv[n + 1 + i] = watch[i];
+    crm_tx_cmdargv(reads, n + 1 + nwatch, argv, NULL);
+    argv[0] = "MGET";
+    int index = crm_tx_cmdargv(reads, n + 1, argv, NULL);
+    free(argv);
     return index;
 }
 

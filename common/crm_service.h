@@ -132,8 +132,9 @@ typedef struct {
    requests' kept answers to `reads` and returns the MGET's index; after the
    round trip, crm_req_kept_apply answers those that have one, and
    crm_req_is_kept tells them (the handler leaves them alone: no change, no
-   answer of its own). */
-int crm_req_kept_reads(crm_req_t **reqs, int n, crm_tx_t *reads);
+   answer of its own). The WATCH also takes the handler's own `watch` keys
+   (nwatch of them; none: NULL, 0): one WATCH a round trip. */
+int crm_req_kept_reads(crm_req_t **reqs, int n, crm_tx_t *reads, const char *const *watch, int nwatch);
 void crm_req_kept_apply(crm_req_t **reqs, int n, const crm_tx_t *reads, int index);
 bool crm_req_is_kept(const crm_req_t *req);
 

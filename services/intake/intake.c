@@ -53,7 +53,7 @@ typedef struct {
     s_map_t *maps; /* match keys written in this batch */
     int nmaps;
     crm_tx_t *reads;
-    int r_watch, r_ids, r_mobiles; /* indices in reads */
+    int r_ids, r_mobiles; /* indices in reads */
     long long lead_base, cust_base, quar_base; /* first fresh ids */
     int leads_used, custs_used, quars_used;
 } s_batch_t;
@@ -175,7 +175,8 @@ static const char *s_mget_str(const crm_tx_t *t, int index, int pos)
     return r->element[pos]->type == REDIS_REPLY_STRING ? r->element[pos]->str : NULL;
 }
 
-/* Round 1: WATCH the match keys, read them (one WATCH, two MGETs), the
+/* Round 1: WATCH the kept answers and the match keys (one WATCH), read
+   them (an MGET each of answers, ID numbers and mobiles, when any), the
    quarantined submissions being retried, and take fresh ids. Round 2, only
    when a lead matched: WATCH and read the matched records. 0; -1 when Redis failed (see the store's
    error); -2 out of memory. */
@@ -191,9 +192,6 @@ static int s_read(s_batch_t *b)
         free(watch), free(ids), free(mobiles), free(keys);
         return -2;
     }
-    /* The kept answers first, in the same round trip (the framework leaves
-       them to this batch: crm_request_t.reads_kept). */
-    int kept = crm_req_kept_reads(b->reqs, n, t);
     int nw = 1, ni = 1, nm = 1;
     watch[0] = "WATCH", ids[0] = mobiles[0] = "MGET";
     for (int i = 0; i < n; i++) {
@@ -214,9 +212,11 @@ static int s_read(s_batch_t *b)
             mobiles[nm++] = keys[i][1];
         }
     }
-    /* only what there is to read: a batch without ID numbers (most) sends
-       no MGET of them, one of rejects only no WATCH */
-    b->r_watch = nw > 1 ? crm_tx_cmdargv(t, nw, watch, NULL) : -1;
+    /* The kept answers first, in the same round trip (the framework leaves
+       them to this batch: crm_request_t.reads_kept), under one WATCH with
+       the match keys; then only what there is to read: a batch without ID
+       numbers (most) sends no MGET of them. */
+    int kept = crm_req_kept_reads(b->reqs, n, t, watch + 1, nw - 1);
     b->r_ids = ni > 1 ? crm_tx_cmdargv(t, ni, ids, NULL) : -1;
     b->r_mobiles = nm > 1 ? crm_tx_cmdargv(t, nm, mobiles, NULL) : -1;
     int accepts = 0, rejects = 0;
