@@ -185,15 +185,15 @@ static int s_read(s_batch_t *b)
     crm_tx_t *t = b->reads;
     crm_tx_reset(t);
     int n = b->n;
-    const char **watch = calloc((size_t) (2 * n + 2), sizeof *watch);
+    const char **watch = calloc((size_t) (2 * n + 1), sizeof *watch); /* the match keys, for one WATCH */
     const char **ids = calloc((size_t) (n + 2), sizeof *ids), **mobiles = calloc((size_t) (n + 2), sizeof *mobiles);
     char (*keys)[2][300] = calloc((size_t) n, sizeof *keys);
     if (!watch || !ids || !mobiles || !keys) {
         free(watch), free(ids), free(mobiles), free(keys);
         return -2;
     }
-    int nw = 1, ni = 1, nm = 1;
-    watch[0] = "WATCH", ids[0] = mobiles[0] = "MGET";
+    int nw = 0, ni = 1, nm = 1;
+    ids[0] = mobiles[0] = "MGET";
     for (int i = 0; i < n; i++) {
         s_item_t *it = b->items[i];
         it->r_id = it->r_mobile = it->r_quar = -1;
@@ -216,7 +216,7 @@ static int s_read(s_batch_t *b)
        them to this batch: crm_request_t.reads_kept), under one WATCH with
        the match keys; then only what there is to read: a batch without ID
        numbers (most) sends no MGET of them. */
-    int kept = crm_req_kept_reads(b->reqs, n, t, watch + 1, nw - 1);
+    int kept = crm_req_kept_reads(b->reqs, n, t, watch, nw);
     b->r_ids = ni > 1 ? crm_tx_cmdargv(t, ni, ids, NULL) : -1;
     b->r_mobiles = nm > 1 ? crm_tx_cmdargv(t, nm, mobiles, NULL) : -1;
     int accepts = 0, rejects = 0;

@@ -195,6 +195,17 @@ crm_store_t *crm_h_store(const crm_h_redis_t *r)
     return s;
 }
 
+/* Whether "NAME=value" `a` is in `list` under its name (an entry of the
+   same NAME=). */
+static bool s_env_named(const char *a, const char *const *list)
+{
+    size_t name = strcspn(a, "=");
+    for (const char *const *e = list; e && *e; e++)
+        if (!strncmp(*e, a, name + 1))
+            return true;
+    return false;
+}
+
 /* This process's environment with the entries of `env` ("NAME=value")
    in place of those of the same name; one allocation, freed by the caller
    (the strings are borrowed). */
@@ -209,23 +220,12 @@ static char **s_env_with(const char *const *env)
     if (!out)
         return NULL;
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t name = strcspn(environ[i], "=");
-        bool replaced = false;
-        for (const char *const *e = env; e && *e && !replaced; e++)
-            replaced = !strncmp(*e, environ[i], name + 1);
-        if (!replaced)
+    for (size_t i = 0; i < n; i++)
+        if (!s_env_named(environ[i], env))
             out[m++] = environ[i];
-    }
-    for (const char *const *e = env; e && *e; e++) {
-        /* as putenv one after another: the last of a name wins */
-        size_t name = strcspn(*e, "=");
-        bool later = false;
-        for (const char *const *l = e + 1; *l && !later; l++)
-            later = !strncmp(*l, *e, name + 1);
-        if (!later)
+    for (const char *const *e = env; e && *e; e++)
+        if (!s_env_named(*e, e + 1)) /* as putenv one after another: the last of a name wins */
             out[m++] = (char *) *e;
-    }
     out[m] = NULL;
     return out;
 }
@@ -631,11 +631,7 @@ pid_t crm_h_sys_spawn(crm_h_sys_t *s, const char *svc, const char *const *extra)
     int n = 0;
     for (int k = 0; k < s->nenv; k++) {
         /* an entry of `extra` replaces the system's of the same name */
-        size_t name = strcspn(s->envp[k], "=");
-        bool replaced = false;
-        for (const char *const *e = extra; e && *e && !replaced; e++)
-            replaced = !strncmp(*e, s->envp[k], name + 1);
-        if (!replaced)
+        if (!s_env_named(s->envp[k], extra))
             env[n++] = s->envp[k];
     }
     char pub[64], control[64];
