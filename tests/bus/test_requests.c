@@ -635,7 +635,7 @@ static void s_hostile_request(fx_t *f, s_row_t row, const char *v, bool shaped, 
             s_register_msg(&m, dealer, "广东", "广州", 0);
         }
         bool fits = strlen(v) < CRM_ID_MAX;
-        snprintf(m.id, sizeof m.id, "%s", fits ? v : "@@placeholder@@");
+        snprintf(m.id, sizeof m.id, "%.*s", (int)sizeof m.id - 1, fits ? v : "@@placeholder@@");
         s_envelope(f, &m);
         assert_int_equal(crm_msg_encode(&m, &buf, NULL), 0);
         crm_msg_clear(&m);
