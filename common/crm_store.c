@@ -977,6 +977,25 @@ int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id)
     return crm_tx_cmd(self, "ZREM " CRM_KEY_DUE_FMT " %s", set, id);
 }
 
+int crm_tx_due_cancel_many(crm_tx_t *self, const char *set, const char *const *ids, size_t n)
+{
+    if (n == 0)
+        return 0;
+    char zset[128];
+    snprintf(zset, sizeof zset, CRM_KEY_DUE_FMT, set);
+    const char **argv = calloc(n + 2, sizeof *argv);
+    if (!argv) {
+        self->failed = true;
+        return -1;
+    }
+    argv[0] = "ZREM";
+    argv[1] = zset;
+    memcpy(argv + 2, ids, n * sizeof *argv);
+    int rc = crm_tx_cmdargv(self, (int) n + 2, argv, NULL);
+    free(argv);
+    return rc;
+}
+
 int crm_store_commit(crm_store_t *self, crm_tx_t *tx) { return crm_store_commit_with(self, tx, NULL, NULL); }
 
 int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(void *arg), void *arg)

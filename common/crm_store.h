@@ -96,6 +96,8 @@ int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const 
 #define CRM_DUE_ID_MAX 80
 int crm_tx_due(crm_tx_t *self, const char *set, const char *id, int64_t due_ms);
 int crm_tx_due_cancel(crm_tx_t *self, const char *set, const char *id);
+/* The same for `n` ids in one command. */
+int crm_tx_due_cancel_many(crm_tx_t *self, const char *set, const char *const *ids, size_t n);
 /* Runs MULTI, the queued commands, EXEC. 0 when every command succeeded;
    CRM_TX_CONFLICT when a key WATCHed before (crm_store_cmd "WATCH ...")
    changed, so nothing was applied and the caller may redo its reads; -1

@@ -175,6 +175,7 @@ typedef struct {
 
 typedef struct {
     long long booked;
+    bool expiry; /* its PEXPIREAT is in this transaction (once a day key) */
     char err[240];
     int ix;
     bool read;
@@ -974,18 +975,12 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
     CRM_SET_STR(&ev, testdrive_dispatched, reason_text, td->reason_text);
     crm_tx_emit(tx, &ev);
     crm_msg_clear(&ev);
-    /* Escalate if the dealer stays silent. */
-    crm_msg_t esc;
-    crm_msg_init(&esc, CRM_T_testdrive_escalated);
-    CRM_SET_STR(&esc, testdrive_escalated, testdrive_id, tid);
-    CRM_SET_STR(&esc, testdrive_escalated, dealer_id, dealer);
+    /* Escalate if the dealer stays silent: a compact timer, decided when it
+       falls due from the record (dispatch_on_fired). */
     int64_t when = dispatch_escalate_ms(now, at);
-    CRM_SET_STR(&esc, testdrive_escalated, reason,
-                when == now + dispatch_config.escalate_h * 3600 * 1000 ? "no_ack_24h" : "no_ack_before_t_minus_1");
-    char timer[96];
-    snprintf(timer, sizeof timer, "escalate:%s", tid);
-    crm_tx_timer(tx, DISPATCH_TIMERS, timer, when > now ? when : now, &esc);
-    crm_msg_clear(&esc);
+    char timer[CRM_ID_NAME_MAX + 8];
+    snprintf(timer, sizeof timer, DISPATCH_ESCALATE "%s", tid);
+    crm_tx_due(tx, DISPATCH_DUE, timer, when > now ? when : now);
     crm_info("testdrive.dispatched", "testdrive=%s dealer=%s escalate_at=%lld", tid, dealer, (long long) when);
     return CRM_APPLIED;
 }
@@ -1079,14 +1074,16 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         s_done(e, tx);
         return CRM_APPLIED;
     }
-    crm_tx_cmd(tx, "SADD crm:dealer:%s:open %s", route.dealer, r->testdrive_id);
-    crm_tx_cmd(tx, "INCR crm:dealer:%s:day:%s", route.dealer, day);
-    crm_tx_cmd(tx, "PEXPIREAT crm:dealer:%s:day:%s %lld", route.dealer, day, (long long) (day_end + S_DAY_KEEP_MS));
     /* what the later messages of the batch see */
     char dk[CRM_ID_NAME_MAX + 48];
     snprintf(dk, sizeof dk, "%s %s", route.dealer, day);
     s_dealer_t *dl = zhashx_lookup(s_bt.dealers, route.dealer);
     s_day_t *bk = zhashx_lookup(s_bt.days, dk);
+    crm_tx_cmd(tx, "SADD crm:dealer:%s:open %s", route.dealer, r->testdrive_id);
+    crm_tx_cmd(tx, "INCR crm:dealer:%s:day:%s", route.dealer, day);
+    if (!bk || !bk->expiry)
+        crm_tx_cmd(tx, "PEXPIREAT crm:dealer:%s:day:%s %lld", route.dealer, day,
+                   (long long) (day_end + S_DAY_KEEP_MS));
     if (dl)
         dl->open++;
     if (bk)
@@ -1107,6 +1104,8 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     }
     s_route_clear(&route);
     if (rc == CRM_APPLIED) {
+        if (bk)
+            bk->expiry = true; /* the next bookings of the day in this transaction need none */
         s_take(r->testdrive_id, due <= now ? "dispatched" : "routed");
         s_done(e, tx);
     }
@@ -1183,7 +1182,7 @@ static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, 
         free(argv), free(nums);
         return -1;
     }
-    /* The escalation timers of them all in three commands; the record of
+    /* The escalation timers of them all in one command; the record of
        each. */
     size_t nt = 0, cap = tids->type == REDIS_REPLY_ARRAY ? tids->elements : 0;
     char (*timers)[48] = cap ? calloc(cap, sizeof *timers) : NULL;
@@ -1192,14 +1191,14 @@ static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, 
         const redisReply *tid = tids->element[i];
         if (tid->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, tid->str))
             continue;
-        snprintf(timers[nt], sizeof timers[0], "escalate:%s", tid->str);
+        snprintf(timers[nt], sizeof timers[0], DISPATCH_ESCALATE "%s", tid->str);
         tptr[nt] = timers[nt];
         nt++;
         crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " acked_ms %s", tid->str, nows);
     }
     bool oom = cap && (!timers || !tptr);
     if (!oom)
-        crm_tx_timer_cancel_many(tx, DISPATCH_TIMERS, tptr, nt);
+        crm_tx_due_cancel_many(tx, DISPATCH_DUE, tptr, nt);
     free(timers);
     free(tptr);
     freeReplyObject(tids);
@@ -1690,4 +1689,129 @@ crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *
     s_regions = r;
     crm_info("regions.loaded", "source=request regions=%zu", crm_regions_count(r));
     return CRM_APPLIED;
+}
+
+/* ------------------------------------------------------------ escalation */
+
+/* The escalation timers that fell due (timers.fired of set "dispatch",
+   each "<due ms> e:<test drive>"): a test drive still not acknowledged
+   since its dispatch is escalated. The records are read in one pipeline;
+   a timer naming no test drive of ours, or a record Redis refuses to read
+   (a key of another type), is logged and passed over: only Redis away
+   retries the event. */
+crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
+{
+    const crm_body_timers_fired_t *b = &msg->body.timers_fired;
+    if (strcmp(b->set, DISPATCH_DUE))
+        return CRM_APPLIED; /* another service's set */
+    size_t n = b->timers.n;
+    const char **tids = calloc(n ? n : 1, sizeof *tids);
+    crm_tx_t *reads = crm_tx_new("dispatcher", 0);
+    if (!tids || !reads) {
+        free(tids);
+        crm_tx_destroy(&reads);
+        return CRM_RETRY;
+    }
+    size_t nr = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = b->timers.v[i], *sp = strchr(e, ' ');
+        const char *tid = sp && !strncmp(sp + 1, DISPATCH_ESCALATE, strlen(DISPATCH_ESCALATE))
+                              ? sp + 1 + strlen(DISPATCH_ESCALATE) : NULL;
+        if (!tid || !crm_id_valid(CRM_ID_NAME, tid)) {
+            crm_warn("timer.unknown", "set=%s timer=\"%.100s\"", DISPATCH_DUE, e);
+            continue;
+        }
+        tids[nr++] = tid;
+        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms at", tid);
+    }
+    crm_store_t *store = crm_service_store(svc);
+    if (nr && crm_store_pipeline(store, reads) != 0 && crm_store_passing(store)) {
+        free(tids);
+        crm_tx_destroy(&reads);
+        return CRM_RETRY;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const redisReply *r = crm_tx_result(reads, (int) i);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+            crm_warn("dispatcher.escalation_unread", "testdrive=%s why=\"%.200s\"", tids[i],
+                     r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+            continue;
+        }
+        const redisReply *dealer = r->element[0], *sent = r->element[1], *acked = r->element[2], *at = r->element[3];
+        if (!s_str(dealer) || !*dealer->str || !s_str(sent))
+            continue; /* not dispatched (any more): nothing to escalate */
+        long long sent_ms = atoll(sent->str);
+        if (s_str(acked) && atoll(acked->str) >= sent_ms)
+            continue; /* acknowledged since the dispatch */
+        int64_t when = dispatch_escalate_ms(sent_ms, s_str(at) ? atoll(at->str) : 0);
+        crm_msg_t esc;
+        crm_msg_init(&esc, CRM_T_testdrive_escalated);
+        CRM_SET_STR(&esc, testdrive_escalated, testdrive_id, tids[i]);
+        CRM_SET_STR(&esc, testdrive_escalated, dealer_id, dealer->str);
+        CRM_SET_STR(&esc, testdrive_escalated, reason,
+                    when == sent_ms + dispatch_config.escalate_h * 3600 * 1000 ? "no_ack_24h"
+                                                                               : "no_ack_before_t_minus_1");
+        crm_tx_emit(tx, &esc);
+        crm_msg_clear(&esc);
+        crm_info("testdrive.escalated", "testdrive=%s dealer=%s", tids[i], dealer->str);
+    }
+    free(tids);
+    crm_tx_destroy(&reads);
+    return CRM_APPLIED;
+}
+
+/* Escalation timers of an earlier release (whole envelopes, "escalate:<T>"
+   in crm:timers:dispatch) become compact ones with the same due time, in
+   steps of a few hundred, so that an acknowledgement cancels them. */
+int dispatch_migrate_timers(crm_service_t *svc)
+{
+    crm_store_t *store = crm_service_store(svc);
+    char cursor[32] = "0";
+    long long moved = 0;
+    do {
+        redisReply *r = crm_store_cmd(store, "ZSCAN " CRM_KEY_TIMERS_FMT " %s MATCH escalate:* COUNT 500",
+                                      DISPATCH_TIMERS, cursor);
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !s_str(r->element[0]) ||
+            r->element[1]->type != REDIS_REPLY_ARRAY) {
+            crm_error("dispatcher.timers_unmigrated", "why=\"%s\"",
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : crm_store_error(store));
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *items = r->element[1];
+        const char **old = calloc(items->elements / 2 + 1, sizeof *old);
+        crm_tx_t *tx = crm_tx_new("dispatcher", 0);
+        if (!old || !tx) {
+            free(old);
+            crm_tx_destroy(&tx);
+            freeReplyObject(r);
+            return -1;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i + 1 < items->elements; i += 2) {
+            const char *id = items->element[i]->str, *score = items->element[i + 1]->str;
+            const char *tid = id ? id + strlen("escalate:") : NULL;
+            if (!score || !tid || !crm_id_valid(CRM_ID_NAME, tid))
+                continue; /* fires as it is */
+            char timer[CRM_ID_NAME_MAX + 8];
+            snprintf(timer, sizeof timer, DISPATCH_ESCALATE "%s", tid);
+            crm_tx_due(tx, DISPATCH_DUE, timer, atoll(score));
+            old[k++] = id;
+        }
+        crm_tx_timer_cancel_many(tx, DISPATCH_TIMERS, old, k);
+        int rc = k ? crm_store_commit(store, tx) : 0;
+        free(old);
+        crm_tx_destroy(&tx);
+        freeReplyObject(r);
+        if (rc != 0) {
+            crm_error("dispatcher.timers_unmigrated", "why=\"%s\"", crm_store_error(store));
+            return -1;
+        }
+        moved += (long long) k;
+    } while (strcmp(cursor, "0"));
+    if (moved)
+        crm_info("dispatcher.timers_migrated", "count=%lld from=" CRM_KEY_TIMERS_FMT " to=" CRM_KEY_DUE_FMT, moved,
+                 DISPATCH_TIMERS, DISPATCH_DUE);
+    return 0;
 }

@@ -6,7 +6,8 @@
  *  drives; dealers at capacity that day skipped), recording why. At T-3
  *  days 09:00 China time (at once if that has passed) a durable timer
  *  fires testdrive.due and the dispatch goes onto the dealer's own stream;
- *  a dealer that stays silent is escalated. Both are applied in batches (up
+ *  a dealer that stays silent is escalated (a compact timer, crm:due:dispatch,
+ *  decided from the record when it falls due). Both are applied in batches (up
  *  to 512 in one transaction), read for in a constant number of Redis round
  *  trips per batch (dispatch.c says which). The scheduler's tasks
  *  (task.opened, task.closed) go onto the same stream as dealer.task. The
@@ -85,6 +86,8 @@ static int dispatcher_start(crm_service_t *svc)
         crm_service_opt_i64(svc, "dispatch-hour", 0, 23, &dispatch_config.hour) != 0 ||
         crm_service_opt_i64(svc, "escalate-after-h", 1, 24 * 30, &dispatch_config.escalate_h) != 0)
         return -1;
+    if (dispatch_migrate_timers(svc) != 0)
+        return -1;
     if (dispatch_load_regions(svc) != 0) {
         crm_error("dispatcher.regions_unavailable", "why=\"cannot read or write the sales regions\"");
         return -1;
@@ -108,6 +111,7 @@ static void dispatcher_stop(crm_service_t *svc)
 static const crm_handler_t dispatcher_handlers[] = {
     {"testdrive.requested", dispatch_on_requested, true},
     {"testdrive.due", dispatch_on_due, true},
+    {"timers.fired", dispatch_on_fired, false},
     {"task.opened", tasks_on_opened, false},
     {"task.closed", tasks_on_closed, false},
     {"audit.finding", tasks_on_finding, false},
@@ -135,6 +139,7 @@ static const crm_tick_t dispatcher_ticks[] = {
 };
 
 static const char *const dispatcher_timers[] = {DISPATCH_TIMERS, NULL};
+static const char *const dispatcher_due[] = {DISPATCH_DUE, NULL};
 
 static const crm_opt_t dispatcher_opts[] = {
     {"mask-contacts", "CRM_MASK_CONTACTS", "0",
@@ -168,6 +173,7 @@ static const crm_service_def_t dispatcher_def = {
     .requests = dispatcher_all_requests,
     .ticks = dispatcher_ticks,
     .timer_sets = dispatcher_timers,
+    .due_sets = dispatcher_due,
     .opts = dispatcher_opts,
     .on_start = dispatcher_start,
     .on_stop = dispatcher_stop,

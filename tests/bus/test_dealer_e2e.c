@@ -123,7 +123,7 @@ static void test_a_dealer_offline_while_1000_are_dispatched_gets_them_once_in_or
     assert_dealer_got_exactly(f, 1000);
     /* acknowledged: the dispatcher knows, and stops the escalation timers */
     assert_int_equal(crm_h_wait_int(f->store, 1000, 10000, "HGET crm:dealer:D1 acked"), 1000);
-    assert_int_equal(crm_h_wait_int(f->store, 0, 1, "ZCARD crm:timers:dispatch"), 0);
+    assert_int_equal(crm_h_wait_int(f->store, 0, 1, "ZCARD crm:due:dispatch"), 0);
     /* back again: nothing new */
     d = start_dealer(f, true);
     waitpid(d, &status, 0);

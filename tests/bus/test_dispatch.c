@@ -348,7 +348,21 @@ static void test_many_test_drives_at_once_are_routed_as_one_at_a_time_and_number
     free(why);
     const char *dealers[] = {"SZ1", "SZ2", "GZ1"};
     const long long counts[] = {10, 1, 2};
+    /* the day of the test drives, China time: each dealer's bookings of it,
+       expiring a week after it (one expiry a day key and transaction) */
+    long long local = at + 8 * HOUR, day_end = local - local % (24 * HOUR) + 24 * HOUR - 8 * HOUR;
+    time_t dt = (time_t) ((local - local % (24 * HOUR)) / 1000);
+    struct tm tm;
+    gmtime_r(&dt, &tm);
+    char day[40];
+    snprintf(day, sizeof day, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
     for (int k = 0; k < 3; k++) {
+        assert_int_equal(crm_h_int(f->store, "GET crm:dealer:%s:day:%s", dealers[k], day), counts[k]);
+        long long ttl = crm_h_int(f->store, "PTTL crm:dealer:%s:day:%s", dealers[k], day);
+        long long want_ttl = day_end + 7 * 24 * HOUR - (long long) time(NULL) * 1000;
+        if (ttl < want_ttl - 60000 || ttl > want_ttl + 60000)
+            fail_msg("crm:dealer:%s:day:%s expires in %lld ms, a week after its day is %lld ms", dealers[k], day, ttl,
+                     want_ttl);
         assert_int_equal(crm_h_int(f->store, "GET crm:{dealer.%s}:seq", dealers[k]), counts[k]);
         assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.%s}:events", dealers[k]), counts[k]);
         assert_int_equal(crm_h_int(f->store, "SCARD crm:dealer:%s:open", dealers[k]), counts[k]);

@@ -1250,8 +1250,8 @@ static void test_a_late_dispatch_is_escalated_a_day_before_the_test_drive(void *
     s_testdrive(f, "T2", "C1", "SZ1", at2);
     crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
     crm_h_sys_wait_td(&f->s, "T2", "dispatched", 5000);
-    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1"), at1 - DAY);
-    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T2"), now + DAY);
+    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:due:dispatch e:T1"), at1 - DAY);
+    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:due:dispatch e:T2"), now + DAY);
     crm_h_sys_set_clock(&f->s, at1 - DAY - 1000);
     usleep(400 * 1000);
     assert_int_equal(s_wait_escalated(f, "T1", "no_ack_before_t_minus_1", 0), 0);
@@ -1261,6 +1261,66 @@ static void test_a_late_dispatch_is_escalated_a_day_before_the_test_drive(void *
     assert_int_equal(s_wait_escalated(f, "T2", "no_ack_24h", 0), 0);
     crm_h_sys_set_clock(&f->s, now + DAY);
     assert_int_equal(s_wait_escalated(f, "T2", "no_ack_24h", 5000), 1);
+}
+
+/* Escalation timers of an earlier release (a whole envelope each in
+   crm:timers:dispatch) are carried over when the dispatcher starts: each
+   becomes "e:<T>" in crm:due:dispatch with its due time, and is decided
+   when it falls due from the record: T1, never acknowledged, is escalated
+   (24 h after its dispatch: no_ack_24h); T3, acknowledged since, is not.
+   The dispatch timers (due:) stay where they are; timers that name no test
+   drive of ours (a bad id, a record that is not there) are passed over and
+   the service goes on. */
+static void test_escalation_timers_of_an_earlier_release_are_carried_over_and_decided_from_the_record(void **state)
+{
+    fx_t *f = *state;
+    int64_t now = crm_now_ms() / 1000 * 1000, sent = now - 2 * HOUR;
+    crm_h_sys_set_clock(&f->s, now);
+    const char *cmds[] = {
+        "HSET crm:td:T1 status dispatched dealer_id SZ1 dispatched_ms %lld at %lld",
+        "HSET crm:td:T3 status dispatched dealer_id SZ1 dispatched_ms %lld at %lld acked_ms %lld",
+    };
+    redisReply *r = crm_store_cmd(f->s.store, cmds[0], (long long) sent, (long long) (now + 60 * HOUR));
+    freeReplyObject(r);
+    r = crm_store_cmd(f->s.store, cmds[1], (long long) sent, (long long) (now + 60 * HOUR),
+                      (long long) (sent + HOUR));
+    freeReplyObject(r);
+    const char *old[] = {"escalate:T1", "escalate:T3", "due:T9", "escalate:../x"};
+    for (int i = 0; i < 4; i++) {
+        r = crm_store_cmd(f->s.store, "ZADD crm:timers:dispatch %lld %s",
+                          (long long) (i == 2 ? now + 10 * DAY : sent + DAY), old[i]);
+        freeReplyObject(r);
+        r = crm_store_cmd(f->s.store, "HSET crm:timers:dispatch:frame %s envelope", old[i]);
+        freeReplyObject(r);
+        r = crm_store_cmd(f->s.store, "HSET crm:timers:dispatch:meta %s %s", old[i], "testdrive 0");
+        freeReplyObject(r);
+    }
+    crm_h_sys_spawn(&f->s, "dispatcher", NULL);
+    assert_int_equal(crm_h_wait_int(f->s.store, sent + DAY, 10000, "ZSCORE crm:due:dispatch e:T1"), sent + DAY);
+    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:due:dispatch e:T3"), sent + DAY);
+    assert_true(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1") < 0);
+    assert_int_equal(crm_h_int(f->s.store, "HEXISTS crm:timers:dispatch:frame escalate:T1"), 0);
+    assert_int_equal(crm_h_int(f->s.store, "HEXISTS crm:timers:dispatch:meta escalate:T3"), 0);
+    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch due:T9"), now + 10 * DAY);
+    assert_int_equal(crm_h_int(f->s.store, "HEXISTS crm:timers:dispatch:frame due:T9"), 1);
+    assert_int_equal(crm_h_int(f->s.store, "HEXISTS crm:timers:dispatch:meta due:T9"), 1);
+    /* hostile neighbours, due at the same moment */
+    r = crm_store_cmd(f->s.store, "ZADD crm:due:dispatch %lld e:no/such/id %lld e:T404 %lld x:T1",
+                      (long long) (sent + DAY), (long long) (sent + DAY), (long long) (sent + DAY));
+    freeReplyObject(r);
+    crm_h_sys_set_clock(&f->s, sent + DAY - 1000);
+    usleep(400 * 1000);
+    assert_int_equal(s_wait_escalated(f, "T1", "no_ack_24h", 0), 0);
+    crm_h_sys_set_clock(&f->s, sent + DAY);
+    assert_int_equal(s_wait_escalated(f, "T1", "no_ack_24h", 5000), 1);
+    assert_int_equal(crm_h_wait_int(f->s.store, 0, 5000, "ZCARD crm:due:dispatch"), 0);
+    usleep(300 * 1000);
+    assert_int_equal(s_wait_escalated(f, "T1", "no_ack_24h", 0), 1); /* once */
+    assert_int_equal(s_wait_escalated(f, "T3", "no_ack_24h", 0), 0);
+    assert_int_equal(s_wait_escalated(f, "T404", "no_ack_24h", 0), 0);
+    /* still serving: the registry answers */
+    s_dealer(f, "SZ1", "广东", "深圳", 0);
+    assert_int_equal(crm_h_int(f->s.store, "EXISTS crm:dealer:SZ1"), 1);
 }
 
 /* An acknowledgement whose commit Redis refuses in part (the test drive's
@@ -1278,7 +1338,7 @@ static void test_an_ack_whose_commit_redis_refuses_in_part_is_made_whole_by_reje
     s_customer(f, "C1", "深圳", "广东省");
     s_testdrive(f, "T1", "C1", "SZ1", crm_now_ms() + 30 * HOUR);
     crm_h_sys_wait_td(&f->s, "T1", "dispatched", 5000);
-    assert_true(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1") > 0);
+    assert_true(crm_h_int(f->s.store, "ZSCORE crm:due:dispatch e:T1") > 0);
 
     redisReply *r = crm_store_cmd(f->s.store, "RENAME crm:td:T1 crm:test:td");
     freeReplyObject(r);
@@ -1294,7 +1354,7 @@ static void test_an_ack_whose_commit_redis_refuses_in_part_is_made_whole_by_reje
     snprintf(rid, sizeof rid, "%.40s", kept + strlen("kept for review as "));
     crm_msg_clear(&a);
     /* what Redis applied stands */
-    assert_true(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1") < 0);
+    assert_true(crm_h_int(f->s.store, "ZSCORE crm:due:dispatch e:T1") < 0);
     assert_int_equal(s_events(f, "testdrive", s_acked, NULL), 1);
     assert_int_equal(crm_h_int(f->s.store, "HGET crm:dealer:SZ1 acked"), 1);
     assert_int_equal(crm_h_sys_crmctl(&f->s, "rejects", "show", rid, NULL), 0);
@@ -1419,6 +1479,9 @@ int main(int argc, char **argv)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_a_late_dispatch_is_escalated_a_day_before_the_test_drive, setup_clock, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_escalation_timers_of_an_earlier_release_are_carried_over_and_decided_from_the_record,
+            setup_clock, teardown),
         cmocka_unit_test_setup_teardown(test_sales_regions_are_a_table_the_registry_follows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
