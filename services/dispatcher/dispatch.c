@@ -173,6 +173,9 @@ typedef struct {
     bool read;
 } s_dealer_t;
 
+/* The most strings of a test drive's record written with its dispatch. */
+#define S_REC_MAX 32
+
 typedef struct {
     long long booked;
     bool expiry; /* its PEXPIREAT is in this transaction (once a day key) */
@@ -893,9 +896,12 @@ typedef struct {
 /* Appends the dispatch to the dealer's stream and records it, in `tx`.
    The dealer's next number is this transaction's view of it, read under
    WATCH (s_ready): only the dispatcher writes dealer streams, and a
-   concurrent writer makes the commit fail and the batch be applied again. */
+   concurrent writer makes the commit fail and the batch be applied again.
+   `rec` (field, value pairs, `nrec` strings; NULL: none) is the rest of a
+   record written with the dispatch in one HSET: a test drive dispatched
+   as it is requested. */
 static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *tid, const char *dealer,
-                                const s_td_t *td, const s_pre_t *e)
+                                const s_td_t *td, const s_pre_t *e, const char *const *rec, int nrec)
 {
     s_dealer_t *dl = zhashx_lookup(s_bt.dealers, dealer);
     s_cust_t *cu = zhashx_lookup(s_bt.custs, e->cid);
@@ -963,8 +969,20 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
     int64_t now = crm_now_ms();
     char nows[24];
     snprintf(nows, sizeof nows, "%lld", (long long) now);
-    crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " status dispatched dispatched_ms %s dealer_id %s dealer_seq %lld", tid, nows,
-               dealer, dealer_seq);
+    char key[96], seqs[24];
+    snprintf(key, sizeof key, CRM_KEY_TD_FMT, tid);
+    snprintf(seqs, sizeof seqs, "%lld", dealer_seq);
+    const char *argv[2 + S_REC_MAX + 8] = {"HSET", key};
+    int argc = 2;
+    for (int i = 0; rec && i + 1 < nrec && argc + 2 <= 2 + S_REC_MAX; i += 2)
+        if (strcmp(rec[i], "status") && strcmp(rec[i], "dealer_id")) {
+            argv[argc++] = rec[i];
+            argv[argc++] = rec[i + 1];
+        }
+    const char *mine[] = {"status", "dispatched", "dispatched_ms", nows, "dealer_id", dealer, "dealer_seq", seqs};
+    memcpy(argv + argc, mine, sizeof mine);
+    argc += 8;
+    crm_tx_cmdargv(tx, argc, argv, NULL);
     crm_tx_cmd(tx, "HSET crm:dealer:%s:seq2td %lld %s", dealer, dealer_seq, tid);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_testdrive_dispatched);
@@ -1052,7 +1070,11 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     char key[96];
     snprintf(key, sizeof key, CRM_KEY_TD_FMT, r->testdrive_id);
     argv[1] = key;
-    crm_tx_cmdargv(tx, (int) (sizeof argv / sizeof argv[0]), argv, NULL);
+    _Static_assert(sizeof argv / sizeof argv[0] - 2 <= S_REC_MAX, "the record fits s_dispatch's HSET");
+    /* dispatched at once: the record is written with the dispatch */
+    bool now_due = routed && due <= now;
+    if (!now_due)
+        crm_tx_cmdargv(tx, (int) (sizeof argv / sizeof argv[0]), argv, NULL);
     crm_tx_cmd(tx, "ZADD " CRM_KEY_TDS " %s %s", at, r->testdrive_id);
     /* The routing, the dispatch and the acknowledgement are the record's own
        (requested_ms and reason_text, dispatched_ms, acked_ms): its history
@@ -1091,7 +1113,8 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     if (due <= now) {
         /* T-3 09:00 has passed: at once, in this same transaction. */
         s_td_t td = {r->lead_id, r->customer_id, r->model, route.code, reason, route.dealer_text, r->at};
-        rc = s_dispatch(svc, tx, r->testdrive_id, route.dealer, &td, e);
+        rc = s_dispatch(svc, tx, r->testdrive_id, route.dealer, &td, e, argv + 2,
+                        (int) (sizeof argv / sizeof argv[0]) - 2);
     } else {
         crm_msg_t d;
         crm_msg_init(&d, CRM_T_testdrive_due);
@@ -1142,7 +1165,7 @@ crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t
     s_td_t td = {crm_reply_field(h, "lead_id"), crm_reply_field(h, "customer_id"), crm_reply_field(h, "model"),
                  code, crm_reply_field(h, "reason_text"), crm_reply_field(h, "reason_dealer"),
                  atoll(crm_reply_field_or(h, "at", "0"))};
-    crm_handled_t rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td, e);
+    crm_handled_t rc = s_dispatch(svc, tx, d->testdrive_id, d->dealer_id, &td, e, NULL, 0);
     if (rc == CRM_APPLIED) {
         s_take(d->testdrive_id, "dispatched");
         s_done(e, tx);

@@ -38,11 +38,22 @@
 #define S_SELF "crm-bench-profile"
 #define S_TD_PER_TX 10
 
+/* Redis's calls by command (INFO commandstats), or their difference. */
+#define S_CMDS 64
+typedef struct {
+    int n;
+    struct {
+        char name[40];
+        long long calls;
+    } v[S_CMDS];
+} s_mix_t;
+
 typedef struct {
     const char *path, *unit, *service, *client;
     long long units;
     long long service_ir, redis_ir, client_ir; /* -1: not counted */
     long long reads, commands;
+    s_mix_t mix;
 } s_row_t;
 
 static s_row_t s_rows[8];
@@ -78,6 +89,51 @@ static s_stats_t s_delta(s_stats_t a, s_stats_t b)
     return (s_stats_t){b.reads - a.reads - 1, b.commands - a.commands - 1};
 }
 
+static long long *s_mix_at(s_mix_t *m, const char *name)
+{
+    for (int i = 0; i < m->n; i++)
+        if (!strcmp(m->v[i].name, name))
+            return &m->v[i].calls;
+    if (m->n == S_CMDS)
+        return NULL;
+    snprintf(m->v[m->n].name, sizeof m->v[0].name, "%s", name);
+    m->v[m->n].calls = 0;
+    return &m->v[m->n++].calls;
+}
+
+/* Every command's calls so far ("cmdstat_hset:calls=12,..." lines). */
+static s_mix_t s_mix(crm_store_t *store)
+{
+    s_mix_t m = {0};
+    redisReply *r = crm_store_cmd(store, "INFO commandstats");
+    for (const char *p = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "cmdstat_") : NULL; p;
+         p = strstr(p + 1, "cmdstat_")) {
+        const char *name = p + strlen("cmdstat_"), *colon = strchr(name, ':');
+        if (!colon || strncmp(colon, ":calls=", 7) || colon - name >= (long) sizeof m.v[0].name)
+            continue;
+        char key[40];
+        snprintf(key, sizeof key, "%.*s", (int) (colon - name), name);
+        long long *at = s_mix_at(&m, key);
+        if (at)
+            *at = atoll(colon + 7);
+    }
+    freeReplyObject(r);
+    return m;
+}
+
+/* a - b, name by name (b's INFO calls taken off). */
+static void s_mix_sub(s_mix_t *a, const s_mix_t *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        long long *at = s_mix_at(a, b->v[i].name);
+        if (at)
+            *at -= b->v[i].calls;
+    }
+    long long *info = s_mix_at(a, "info");
+    if (info)
+        *info = 0;
+}
+
 /* ------------------------------------------------------------ a measured phase */
 
 typedef struct {
@@ -85,10 +141,12 @@ typedef struct {
     pid_t service, redis, client; /* client 0: this process */
     const char *service_name, *client_name;
     s_stats_t before;
+    s_mix_t mix;
 } s_phase_t;
 
 static void s_begin(s_phase_t *p)
 {
+    p->mix = s_mix(p->store);
     p->before = s_stats(p->store);
     crm_h_cg_on(p->service);
     crm_h_cg_on(p->redis);
@@ -101,7 +159,7 @@ static void s_begin(s_phase_t *p)
 static s_row_t *s_end(s_phase_t *p, const char *path, const char *unit, long long units)
 {
     s_row_t *row = &s_rows[s_nrows++];
-    *row = (s_row_t){path, unit, p->service_name, p->client_name, units, -1, -1, -1, 0, 0};
+    *row = (s_row_t){path, unit, p->service_name, p->client_name, units, -1, -1, -1, 0, 0, {0}};
     if (p->client == 0)
         row->client_ir = crm_h_cg_self_off(S_SELF);
     row->service_ir = crm_h_cg_off(p->service, p->service_name);
@@ -111,6 +169,8 @@ static s_row_t *s_end(s_phase_t *p, const char *path, const char *unit, long lon
     s_stats_t d = s_delta(p->before, s_stats(p->store));
     row->reads = d.reads;
     row->commands = d.commands;
+    row->mix = s_mix(p->store);
+    s_mix_sub(&row->mix, &p->mix);
     return row;
 }
 
@@ -168,7 +228,7 @@ static int s_intake_paths(int leads1, int leads16, int rows)
     }
     /* a few leads first: what is done once is not counted */
     s_submit(2, 10, 900);
-    s_phase_t ph = {store, intake, redis.pid, 0, "crm-intake", S_SELF, {0, 0}};
+    s_phase_t ph = {store, intake, redis.pid, 0, "crm-intake", S_SELF, {0, 0}, {0}};
     s_begin(&ph);
     long ok = s_submit(1, leads1, 0);
     s_end(&ph, "intake, 1 submitter", "lead", ok);
@@ -249,6 +309,7 @@ static s_row_t s_commit_cost(int n, int64_t at)
         return cost;
     crm_store_t *store = crm_store_new(redis.url, 30000);
     s_request(store, 1000000, 20, at, false); /* once */
+    s_mix_t mix = s_mix(store);
     s_stats_t a = s_stats(store);
     crm_h_cg_on(redis.pid);
     s_request(store, 0, n, at, false);
@@ -256,6 +317,8 @@ static s_row_t s_commit_cost(int n, int64_t at)
     s_stats_t d = s_delta(a, s_stats(store));
     cost.reads = d.reads;
     cost.commands = d.commands;
+    cost.mix = s_mix(store);
+    s_mix_sub(&cost.mix, &mix);
     crm_store_destroy(&store);
     crm_h_redis_stop(&redis);
     return cost;
@@ -333,7 +396,7 @@ static int s_dispatch_path(int n)
     }
     sleep(crm_h_callgrind() ? 5 : 1); /* their acknowledgements */
     int base = crm_h_file_count(dealer_log, "\"testdrive_id\":\"P");
-    s_phase_t ph = {store, disp, redis.pid, dealer, "crm-dispatcher", "crm-dealer", {0, 0}};
+    s_phase_t ph = {store, disp, redis.pid, dealer, "crm-dispatcher", "crm-dealer", {0, 0}, {0}};
     s_begin(&ph);
     s_request(store, 0, n, at, true);
     for (int64_t end = crm_mono_ms() + 600000; !s_printed(dealer_log, base + n) && crm_mono_ms() < end;)
@@ -345,6 +408,7 @@ static int s_dispatch_path(int n)
         fprintf(stderr, "crm-bench-profile: crm-dealer printed %d of %d dispatches\n", printed, n);
     row->reads -= cost.reads;
     row->commands -= cost.commands;
+    s_mix_sub(&row->mix, &cost.mix);
     if (row->redis_ir >= 0 && cost.redis_ir >= 0)
         row->redis_ir -= cost.redis_ir;
     crm_h_stop(dealer, SIGTERM, 30000);
@@ -396,6 +460,24 @@ int main(int argc, char **argv)
                s_ir(r->service_ir, r->units, a, sizeof a), r->service, s_ir(r->redis_ir, r->units, b, sizeof b),
                s_ir(r->client_ir, r->units, c, sizeof c), r->client, (double) r->reads / (double) r->units,
                (double) r->commands / (double) r->units);
+    }
+    printf("\nRedis commands per unit by name (INFO commandstats; those run by scripts included, so they add "
+           "up to more than the column above)\n\n");
+    for (int i = 0; i < s_nrows; i++) {
+        s_row_t *r = &s_rows[i];
+        printf("- %s:", r->path);
+        for (int shown = 0;; shown++) { /* largest first */
+            int best = -1;
+            for (int k = 0; k < r->mix.n; k++)
+                if (r->mix.v[k].calls > 0 && (best < 0 || r->mix.v[k].calls > r->mix.v[best].calls))
+                    best = k;
+            if (best < 0 || (double) r->mix.v[best].calls / (double) r->units < 0.005)
+                break;
+            printf("%s %s %.2f", shown ? "," : "", r->mix.v[best].name,
+                   (double) r->mix.v[best].calls / (double) r->units);
+            r->mix.v[best].calls = 0;
+        }
+        printf("\n");
     }
     return 0;
 }
