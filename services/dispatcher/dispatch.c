@@ -11,6 +11,7 @@
 #include "crm_cadence.h"
 #include "crm_lead.h"
 #include "crm_norm.h"
+#include "crm_str.h"
 #include "gateway.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -339,13 +340,13 @@ static void s_read2(crm_store_t *store, size_t from)
             if (!status || strcmp(status, "routed"))
                 continue;
             const char *cid = crm_reply_field(e->td, "customer_id"), *lid = crm_reply_field(e->td, "lead_id");
-            snprintf(e->cid, sizeof e->cid, "%s", cid && crm_id_valid(CRM_ID_NAME, cid) ? cid : "-");
-            snprintf(e->lid, sizeof e->lid, "%s", lid && crm_id_valid(CRM_ID_NAME, lid) ? lid : "-");
+            crm_copy(e->cid, sizeof e->cid, cid && crm_id_valid(CRM_ID_NAME, cid) ? cid : "-");
+            crm_copy(e->lid, sizeof e->lid, lid && crm_id_valid(CRM_ID_NAME, lid) ? lid : "-");
         } else if (!e->td || e->td->type != REDIS_REPLY_NIL || !e->place || e->place->type != REDIS_REPLY_ARRAY) {
             continue; /* known, or refused: nothing more is read */
         } else {
             const char *region = crm_regions_of(s_regions, s_place_of(e->place, 1));
-            snprintf(e->region, sizeof e->region, "%s", region && strlen(region) < sizeof e->region ? region : "");
+            crm_copy(e->region, sizeof e->region, region && strlen(region) < sizeof e->region ? region : "");
             for (int l = 0; l < S_LEVELS; l++) {
                 const char *v = s_level_value(e, l);
                 if (!s_level_ok(v))
@@ -439,10 +440,10 @@ static void s_read(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
             break;
         s_key(m, e->key, sizeof e->key);
         e->type = m->type;
-        snprintf(e->tid, sizeof e->tid, "%s", tid);
-        snprintf(e->cid, sizeof e->cid, "%s", cid ? cid : "-");
-        snprintf(e->lid, sizeof e->lid, "%s", lid ? lid : "-");
-        snprintf(e->dealer, sizeof e->dealer, "%s", dealer ? dealer : "");
+        crm_copy(e->tid, sizeof e->tid, tid);
+        crm_copy(e->cid, sizeof e->cid, cid ? cid : "-");
+        crm_copy(e->lid, sizeof e->lid, lid ? lid : "-");
+        crm_copy(e->dealer, sizeof e->dealer, dealer ? dealer : "");
         if (m->type == CRM_T_testdrive_requested) {
             int64_t at = m->body.testdrive_requested.at;
             e->at = at >= 0 && at <= S_AT_MAX ? at : 0;
@@ -514,7 +515,10 @@ static void s_miss(s_misses_t *m, char kind, const char *id, const char *day)
 {
     char k[CRM_ID_NAME_MAX + 48];
     zhashx_t *h = kind == 'd' ? s_bt.dealers : kind == 'b' ? s_bt.days : s_bt.custs;
-    snprintf(k, sizeof k, "%s%s%s", id, day ? " " : "", day ? day : "");
+    if (day)
+        crm_join(k, sizeof k, id, ' ', day);
+    else
+        crm_copy(k, sizeof k, id);
     if (zhashx_lookup(h, k))
         return;
     if (m->n == m->cap) {
@@ -662,7 +666,7 @@ static int s_ready(crm_service_t *svc, const crm_tx_t *tx, s_pre_t *e)
             const char *state = two && s_str(h->element[0]) ? h->element[0]->str : NULL;
             const char *cap = two && s_str(h->element[1]) ? h->element[1]->str : NULL;
             d->has_state = state != NULL;
-            snprintf(d->state, sizeof d->state, "%s", state ? state : "");
+            crm_copy(d->state, sizeof d->state, state ? state : "");
             d->capacity = cap ? atoll(cap) : dispatch_config.default_capacity;
             d->open = o && o->type == REDIS_REPLY_INTEGER ? o->integer : 0;
             d->read = true;
@@ -773,7 +777,7 @@ static int s_check(crm_service_t *svc, const char *id, const char *day, s_cand_t
     memset(c, 0, sizeof *c);
     c->id = id;
     char k[CRM_ID_NAME_MAX + 48];
-    snprintf(k, sizeof k, "%s %s", id, day);
+    crm_join(k, sizeof k, id, ' ', day);
     const s_dealer_t *d = zhashx_lookup(s_bt.dealers, id);
     const s_day_t *b = zhashx_lookup(s_bt.days, k);
     if (!d || !b || !d->read || !b->read) {
@@ -831,7 +835,7 @@ static int s_route_level(crm_service_t *svc, const char *level, const char *valu
             best = &cands[i];
     }
     if (rc == 0 && best) {
-        snprintf(out->dealer, sizeof out->dealer, "%s", best->id);
+        crm_copy(out->dealer, sizeof out->dealer, best->id);
         out->code = level;
         out->text = s_fmt("%s %s: %d of %zu dealers active with capacity; %s has the fewest open test drives (%lld)",
                           level, value, usable, n, best->id, best->open);
@@ -862,7 +866,7 @@ static int s_route(crm_service_t *svc, const s_pre_t *e, const char *chosen, con
             return k;
         if (c.ok || !strncmp(c.why, "at capacity", 11)) {
             /* The prospect's choice stands, even at capacity: the dealer sees it. */
-            snprintf(out->dealer, sizeof out->dealer, "%s", chosen);
+            crm_copy(out->dealer, sizeof out->dealer, chosen);
             out->code = "chosen";
             out->text = s_fmt("chosen by the prospect%s%s", c.ok ? "" : "; ", c.ok ? "" : c.why);
             out->dealer_text = s_fmt("chosen by the prospect");
@@ -1098,7 +1102,7 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     }
     /* what the later messages of the batch see */
     char dk[CRM_ID_NAME_MAX + 48];
-    snprintf(dk, sizeof dk, "%s %s", route.dealer, day);
+    crm_join(dk, sizeof dk, route.dealer, ' ', day);
     s_dealer_t *dl = zhashx_lookup(s_bt.dealers, route.dealer);
     s_day_t *bk = zhashx_lookup(s_bt.days, dk);
     crm_tx_cmd(tx, "SADD crm:dealer:%s:open %s", route.dealer, r->testdrive_id);
@@ -1796,10 +1800,13 @@ int dispatch_migrate_timers(crm_service_t *svc)
                                       DISPATCH_TIMERS, cursor);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !s_str(r->element[0]) ||
             r->element[1]->type != REDIS_REPLY_ARRAY) {
+            /* Redis away: no start; a set Redis will not scan (another type
+               there) is not ours to mend: its timers stay as they are */
+            bool away = !r;
             crm_error("dispatcher.timers_unmigrated", "why=\"%s\"",
-                      r && r->type == REDIS_REPLY_ERROR ? r->str : crm_store_error(store));
+                      r && r->type == REDIS_REPLY_ERROR ? r->str : away ? crm_store_error(store) : "not a scan");
             freeReplyObject(r);
-            return -1;
+            return away ? -1 : 0;
         }
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         const redisReply *items = r->element[1];
@@ -1829,7 +1836,7 @@ int dispatch_migrate_timers(crm_service_t *svc)
         freeReplyObject(r);
         if (rc != 0) {
             crm_error("dispatcher.timers_unmigrated", "why=\"%s\"", crm_store_error(store));
-            return -1;
+            return crm_store_passing(store) ? -1 : 0;
         }
         moved += (long long) k;
     } while (strcmp(cursor, "0"));
