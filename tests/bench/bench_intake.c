@@ -109,11 +109,14 @@ int main(void)
     pid_t intake = crm_h_spawn("crm-intake", NULL, envp, "/dev/null");
     crm_h_wait_int(store, 1, 10000, "EXISTS crm:svc:intake");
 
+    long long aof = crm_h_aof_mark(store);
     double one = s_run(1, 5000, 0);
-    printf("submitters  1: %.0f acknowledged leads/s, %s (5000 leads, each answered after commit)\n", one,
-           crm_h_share(one, yard, sh, sizeof sh));
+    printf("submitters  1: %.0f acknowledged leads/s, %s (5000 leads, each answered after commit)%s\n", one,
+           crm_h_share(one, yard, sh, sizeof sh), crm_h_aof_note(store, aof));
+    aof = crm_h_aof_mark(store);
     double many = s_run(16, 2000, 100);
-    printf("submitters 16: %.0f acknowledged leads/s, %s (32000 leads)\n", many, crm_h_share(many, yard, sh, sizeof sh));
+    printf("submitters 16: %.0f acknowledged leads/s, %s (32000 leads)%s\n", many, crm_h_share(many, yard, sh, sizeof sh),
+           crm_h_aof_note(store, aof));
 
     /* 100k-row import. */
     char csv[300];
@@ -128,15 +131,16 @@ int main(void)
     const char *args[] = {"lead", "import", csv, NULL};
     const char *cenv[] = {env[0], env[1], NULL};
     long long before = crm_h_int(store, "XLEN crm:{lead}:events");
+    aof = crm_h_aof_mark(store);
     int64_t t0 = crm_mono_us();
     pid_t imp = crm_h_spawn("crmctl", args, cenv, out);
     int status;
     waitpid(imp, &status, 0);
     double secs = (double) (crm_mono_us() - t0) / 1e6;
     long long created = crm_h_int(store, "XLEN crm:{lead}:events") - before;
-    printf("import      100000-row CSV: %.2f s, %.0f rows/s, %s, exit %d, %lld leads created\n", secs,
+    printf("import      100000-row CSV: %.2f s, %.0f rows/s, %s, exit %d, %lld leads created%s\n", secs,
            100000 / secs, crm_h_share(100000 / secs, yard, sh, sizeof sh), WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-           created);
+           created, crm_h_aof_note(store, aof));
     crm_h_stop(intake, SIGTERM, 5000);
 
     /* 4. One instance, then two, logging at info. */

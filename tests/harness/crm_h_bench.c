@@ -73,3 +73,27 @@ long crm_h_bench_submit(const char *endpoint, const char *prefix, int w, int cou
     zsock_destroy(&req);
     return ok;
 }
+
+static long long s_persistence_field(const char *info, const char *name)
+{
+    const char *p = info ? strstr(info, name) : NULL;
+    return p ? atoll(p + strlen(name)) : -1;
+}
+
+long long crm_h_aof_mark(crm_store_t *store)
+{
+    redisReply *r = crm_store_cmd(store, "INFO persistence");
+    const char *info = r && r->type == REDIS_REPLY_STRING ? r->str : NULL;
+    long long done = s_persistence_field(info, "aof_rewrites:"),
+              running = s_persistence_field(info, "aof_rewrite_in_progress:");
+    freeReplyObject(r);
+    return done < 0 || running < 0 ? -1 : done + running;
+}
+
+const char *crm_h_aof_note(crm_store_t *store, long long mark)
+{
+    long long now = crm_h_aof_mark(store);
+    if (now < 0 || mark < 0)
+        return " [Redis did not say whether it rewrote its AOF meanwhile]";
+    return now > mark ? " [Redis rewrote its AOF during this run: a fork busy on one of the cores]" : "";
+}

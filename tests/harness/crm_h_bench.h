@@ -26,4 +26,11 @@ void crm_h_bench_testdrive(crm_tx_t *tx, const char *tid, const char *dealer, in
 void crm_h_testdrive(crm_tx_t *tx, const char *tid, const char *lid, const char *cid, const char *dealer,
                      int64_t at);
 
+/* Redis's AOF rewrites so far, one more while one runs (INFO persistence;
+   -1 when Redis does not say). */
+long long crm_h_aof_mark(crm_store_t *store);
+/* "" when Redis has not rewritten its append-only file since `mark`, else
+   a note saying it did: a rewrite forks and takes a core of two. */
+const char *crm_h_aof_note(crm_store_t *store, long long mark);
+
 #endif
