@@ -67,7 +67,10 @@
  *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive, until acknowledged (numbers
  *                          of dealer.assigned and dealer.task have no entry: acks pass over them)
  *  crm:{dealer.<D>}:events, crm:{dealer.<D>}:seq   the dealer's own dispatch stream
- *  crm:timers:dispatch     the dispatch timers ("due:<T>", testdrive.due at T-3 09:00)
+ *  crm:timers:dispatch     the dispatch timers ("due:<T>", testdrive.due at T-3 09:00); an
+ *                          earlier release's escalation timers ("escalate:<T>") until
+ *                          crm-dispatcher moves them at start (one whose id is no test
+ *                          drive's stays and fires as it is)
  *  crm:due:dispatch        the escalation timers ("e:<T>", a compact timer each), decided when
  *                          due from crm:td:<T> (not acknowledged since dispatched_ms: escalated);
  *                          an acknowledgement removes them

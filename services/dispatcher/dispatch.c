@@ -1722,10 +1722,11 @@ crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *
 
 /* The escalation timers that fell due (timers.fired of set "dispatch",
    each "<due ms> e:<test drive>"): a test drive still not acknowledged
-   since its dispatch is escalated. The records are read in one pipeline;
-   a timer naming no test drive of ours, or a record Redis refuses to read
-   (a key of another type), is logged and passed over: only Redis away
-   retries the event. */
+   since its dispatch is escalated, the reason told by the timer's due time
+   (24 h after the dispatch, or earlier: the day before the test drive).
+   The records are read in one pipeline; a timer naming no test drive of
+   ours, or a record Redis refuses to read (a key of another type), is
+   logged and passed over; Redis away, or no reply, retries the event. */
 crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx)
 {
     const crm_body_timers_fired_t *b = &msg->body.timers_fired;
@@ -1733,44 +1734,56 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
         return CRM_APPLIED; /* another service's set */
     size_t n = b->timers.n;
     const char **tids = calloc(n ? n : 1, sizeof *tids);
+    int64_t *dues = calloc(n ? n : 1, sizeof *dues);
     crm_tx_t *reads = crm_tx_new("dispatcher", 0);
-    if (!tids || !reads) {
+    if (!tids || !dues || !reads) {
         free(tids);
+        free(dues);
         crm_tx_destroy(&reads);
         return CRM_RETRY;
     }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *e = b->timers.v[i], *sp = strchr(e, ' ');
-        const char *tid = sp && !strncmp(sp + 1, DISPATCH_ESCALATE, strlen(DISPATCH_ESCALATE))
-                              ? sp + 1 + strlen(DISPATCH_ESCALATE) : NULL;
+        const char *e = b->timers.v[i];
+        char *sp;
+        long long due = strtoll(e, &sp, 10);
+        size_t kl = strlen(DISPATCH_ESCALATE);
+        const char *tid = sp != e && due >= 0 && *sp == ' ' && !strncmp(sp + 1, DISPATCH_ESCALATE, kl) ? sp + 1 + kl
+                                                                                                         : NULL;
         if (!tid || !crm_id_valid(CRM_ID_NAME, tid)) {
             crm_warn("timer.unknown", "set=%s timer=\"%.100s\"", DISPATCH_DUE, e);
             continue;
         }
+        dues[nr] = due;
         tids[nr++] = tid;
-        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms at", tid);
+        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms", tid);
     }
     crm_store_t *store = crm_service_store(svc);
-    if (nr && crm_store_pipeline(store, reads) != 0 && crm_store_passing(store)) {
+    bool retry = nr && crm_store_pipeline(store, reads) != 0 && crm_store_passing(store);
+    for (size_t i = 0; i < nr && !retry; i++)
+        retry = !crm_tx_result(reads, (int) i); /* not asked (out of memory) or not answered */
+    if (retry) {
         free(tids);
+        free(dues);
         crm_tx_destroy(&reads);
         return CRM_RETRY;
     }
     for (size_t i = 0; i < nr; i++) {
         const redisReply *r = crm_tx_result(reads, (int) i);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
             crm_warn("dispatcher.escalation_unread", "testdrive=%s why=\"%.200s\"", tids[i],
-                     r && r->type == REDIS_REPLY_ERROR ? r->str : "no reply");
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not a reply of HMGET");
             continue;
         }
-        const redisReply *dealer = r->element[0], *sent = r->element[1], *acked = r->element[2], *at = r->element[3];
+        const redisReply *dealer = r->element[0], *sent = r->element[1], *acked = r->element[2];
         if (!s_str(dealer) || !*dealer->str || !s_str(sent))
-            continue; /* not dispatched (any more): nothing to escalate */
+            continue; /* never dispatched: nothing to escalate */
         long long sent_ms = atoll(sent->str);
         if (s_str(acked) && atoll(acked->str) >= sent_ms)
             continue; /* acknowledged since the dispatch */
-        int64_t when = dispatch_escalate_ms(sent_ms, s_str(at) ? atoll(at->str) : 0);
+        /* set at dispatch (s_dispatch): 24 h after it, or sooner (the day
+           before the test drive, or at once when that has passed) */
+        int64_t when = dues[i];
         crm_msg_t esc;
         crm_msg_init(&esc, CRM_T_testdrive_escalated);
         CRM_SET_STR(&esc, testdrive_escalated, testdrive_id, tids[i]);
@@ -1783,6 +1796,7 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
         crm_info("testdrive.escalated", "testdrive=%s dealer=%s", tids[i], dealer->str);
     }
     free(tids);
+    free(dues);
     crm_tx_destroy(&reads);
     return CRM_APPLIED;
 }
@@ -1793,6 +1807,18 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
 int dispatch_migrate_timers(crm_service_t *svc)
 {
     crm_store_t *store = crm_service_store(svc);
+    /* Inside MULTI/EXEC a ZADD Redis refuses (another type there) would not
+       stop the ZREM of the old timers: asked first. */
+    redisReply *t = crm_store_cmd(store, "TYPE " CRM_KEY_DUE_FMT, DISPATCH_DUE);
+    if (!t)
+        return crm_store_passing(store) ? -1 : 0;
+    bool ours = t->type == REDIS_REPLY_STATUS && (!strcmp(t->str, "zset") || !strcmp(t->str, "none"));
+    if (!ours)
+        crm_error("dispatcher.timers_unmigrated", "why=\"" CRM_KEY_DUE_FMT " is a %s, not a sorted set\"",
+                  DISPATCH_DUE, t->str ? t->str : "?");
+    freeReplyObject(t);
+    if (!ours)
+        return 0;
     char cursor[32] = "0";
     long long moved = 0;
     do {
@@ -1802,9 +1828,8 @@ int dispatch_migrate_timers(crm_service_t *svc)
             r->element[1]->type != REDIS_REPLY_ARRAY) {
             /* Redis away: no start; a set Redis will not scan (another type
                there) is not ours to mend: its timers stay as they are */
-            bool away = !r;
-            crm_error("dispatcher.timers_unmigrated", "why=\"%s\"",
-                      r && r->type == REDIS_REPLY_ERROR ? r->str : away ? crm_store_error(store) : "not a scan");
+            bool away = !r && crm_store_passing(store);
+            crm_error("dispatcher.timers_unmigrated", "why=\"%s\"", r ? "not a reply of ZSCAN" : crm_store_error(store));
             freeReplyObject(r);
             return away ? -1 : 0;
         }

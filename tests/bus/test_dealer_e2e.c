@@ -116,6 +116,7 @@ static void test_a_dealer_offline_while_1000_are_dispatched_gets_them_once_in_or
     fx_t *f = *state;
     request_many(f, 1, 1000, 100);
     assert_int_equal(crm_h_wait_int(f->store, 1000, 30000, "GET crm:{dealer.D1}:seq"), 1000);
+    assert_int_equal(crm_h_int(f->store, "ZCARD crm:due:dispatch"), 1000); /* an escalation each */
     pid_t d = start_dealer(f, true);
     int status;
     waitpid(d, &status, 0);

@@ -1323,6 +1323,38 @@ static void test_escalation_timers_of_an_earlier_release_are_carried_over_and_de
     assert_int_equal(crm_h_int(f->s.store, "EXISTS crm:dealer:SZ1"), 1);
 }
 
+/* A timer set that is not a sorted set (another type at crm:due:dispatch,
+   then at crm:timers:dispatch) neither stops crm-dispatcher from starting
+   nor costs an old timer: it stays where it was, and the log says why it
+   was not moved. */
+static void test_timer_sets_of_another_type_neither_stop_the_dispatcher_nor_lose_old_timers(void **state)
+{
+    fx_t *f = *state;
+    int64_t later = crm_now_ms() + 10 * DAY;
+    redisReply *r = crm_store_cmd(f->s.store, "SET crm:due:dispatch x");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->s.store, "HSET crm:timers:dispatch:frame escalate:T1 envelope");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->s.store, "HSET crm:timers:dispatch:meta escalate:T1 x");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->s.store, "ZADD crm:timers:dispatch %lld escalate:T1", (long long) later);
+    freeReplyObject(r);
+    crm_h_sys_spawn(&f->s, "dispatcher", NULL);
+    assert_int_equal(crm_h_int(f->s.store, "ZSCORE crm:timers:dispatch escalate:T1"), later);
+    assert_int_equal(crm_h_int(f->s.store, "HEXISTS crm:timers:dispatch:frame escalate:T1"), 1);
+    char log[400];
+    crm_h_path(&f->s.redis, "dispatcher.log", log, sizeof log);
+    assert_true(crm_h_file_contains(log, "dispatcher.timers_unmigrated"));
+    assert_int_equal(crm_h_sys_kill(&f->s, "dispatcher", SIGTERM), 0);
+
+    r = crm_store_cmd(f->s.store, "DEL crm:due:dispatch crm:timers:dispatch");
+    freeReplyObject(r);
+    r = crm_store_cmd(f->s.store, "SET crm:timers:dispatch x");
+    freeReplyObject(r);
+    crm_h_sys_spawn(&f->s, "dispatcher", NULL); /* asserts it runs */
+    s_dealer(f, "SZ1", "广东", "深圳", 0);
+}
+
 /* An acknowledgement whose commit Redis refuses in part (the test drive's
    record is not a hash). Redis has no rollback: what it applied stands (the
    escalation cancelled, testdrive.acked recorded), the answer says the rest
@@ -1482,6 +1514,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_escalation_timers_of_an_earlier_release_are_carried_over_and_decided_from_the_record,
             setup_clock, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_timer_sets_of_another_type_neither_stop_the_dispatcher_nor_lose_old_timers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sales_regions_are_a_table_the_registry_follows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
