@@ -67,13 +67,13 @@
  *  crm:dealer:<D>:seq2td   hash; dealer-stream number -> test drive, until acknowledged (numbers
  *                          of dealer.assigned and dealer.task have no entry: acks pass over them)
  *  crm:{dealer.<D>}:events, crm:{dealer.<D>}:seq   the dealer's own dispatch stream
- *  crm:timers:dispatch     the dispatch timers ("due:<T>", testdrive.due at T-3 09:00); an
- *                          earlier release's escalation timers ("escalate:<T>") until
- *                          crm-dispatcher moves them at start (one whose id is no test
- *                          drive's stays and fires as it is)
- *  crm:due:dispatch        the escalation timers ("e:<T>", a compact timer each), decided when
- *                          due from crm:td:<T> (not acknowledged since dispatched_ms: escalated);
- *                          an acknowledgement removes them
+ *  crm:timers:dispatch     an earlier release's timers ("due:<T>", "escalate:<T>", whole
+ *                          envelopes) until crm-dispatcher moves them at start (one whose id
+ *                          is no test drive's stays and fires as it is)
+ *  crm:due:dispatch        the dispatcher's compact timers, decided when due from crm:td:<T>:
+ *                          "d:<T>" its dispatch at T-3 09:00 (testdrive.due if still routed),
+ *                          "e:<T>" its escalation (not acknowledged since dispatched_ms:
+ *                          escalated; an acknowledgement removes it)
  *  crm:td:<T>              hash; a test drive: lead, customer, dealer, reason, at, status, ...
  *  crm:td:<T>:history      stream; what the dealer says of it (status, by, ts, at, note); the
  *                          routing, the dispatch and the acknowledgement are the record's own

@@ -1001,7 +1001,7 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
        falls due from the record (dispatch_on_fired). */
     int64_t when = dispatch_escalate_ms(now, at);
     char timer[CRM_ID_NAME_MAX + 8];
-    snprintf(timer, sizeof timer, DISPATCH_ESCALATE "%s", tid);
+    crm_join(timer, sizeof timer, DISPATCH_ESCALATE_KIND, ':', tid);
     crm_tx_due(tx, DISPATCH_DUE, timer, when > now ? when : now);
     crm_info("testdrive.dispatched", "testdrive=%s dealer=%s escalate_at=%lld", tid, dealer, (long long) when);
     return CRM_APPLIED;
@@ -1120,14 +1120,10 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
         rc = s_dispatch(svc, tx, r->testdrive_id, route.dealer, &td, e, argv + 2,
                         (int) (sizeof argv / sizeof argv[0]) - 2);
     } else {
-        crm_msg_t d;
-        crm_msg_init(&d, CRM_T_testdrive_due);
-        CRM_SET_STR(&d, testdrive_due, testdrive_id, r->testdrive_id);
-        CRM_SET_STR(&d, testdrive_due, dealer_id, route.dealer);
-        char timer[96];
-        snprintf(timer, sizeof timer, "due:%s", r->testdrive_id);
-        crm_tx_timer(tx, DISPATCH_TIMERS, timer, due, &d);
-        crm_msg_clear(&d);
+        /* testdrive.due at T-3 09:00 (dispatch_on_fired) */
+        char timer[CRM_ID_NAME_MAX + 8];
+        crm_join(timer, sizeof timer, DISPATCH_DUE_KIND, ':', r->testdrive_id);
+        crm_tx_due(tx, DISPATCH_DUE, timer, due);
     }
     s_route_clear(&route);
     if (rc == CRM_APPLIED) {
@@ -1218,7 +1214,7 @@ static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, 
         const redisReply *tid = tids->element[i];
         if (tid->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, tid->str))
             continue;
-        snprintf(timers[nt], sizeof timers[0], DISPATCH_ESCALATE "%s", tid->str);
+        crm_join(timers[nt], sizeof timers[0], DISPATCH_ESCALATE_KIND, ':', tid->str);
         tptr[nt] = timers[nt];
         nt++;
         crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " acked_ms %s", tid->str, nows);
@@ -1720,10 +1716,13 @@ crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *
 
 /* ------------------------------------------------------------ escalation */
 
-/* The escalation timers that fell due (timers.fired of set "dispatch",
-   each "<due ms> e:<test drive>"): a test drive still not acknowledged
-   since its dispatch is escalated, the reason told by the timer's due time
-   (24 h after the dispatch, or earlier: the day before the test drive).
+/* The dispatcher's timers that fell due (timers.fired of set "dispatch",
+   each "<due ms> <kind>:<test drive>"):
+   - d: its T-3 09:00: a test drive still routed gets testdrive.due (its
+     dispatch, dispatch_on_due);
+   - e: its escalation: a test drive still not acknowledged since its
+     dispatch is escalated, the reason told by the timer's due time (24 h
+     after the dispatch, or earlier: the day before the test drive).
    The records are read in one pipeline; a timer naming no test drive of
    ours, or a record Redis refuses to read (a key of another type), is
    logged and passed over; Redis away, or no reply, retries the event. */
@@ -1742,21 +1741,28 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
         crm_tx_destroy(&reads);
         return CRM_RETRY;
     }
+    char *kinds = calloc(n ? n : 1, 1);
+    if (!kinds) {
+        free(tids);
+        free(dues);
+        crm_tx_destroy(&reads);
+        return CRM_RETRY;
+    }
     size_t nr = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = b->timers.v[i];
         char *sp;
         long long due = strtoll(e, &sp, 10);
-        size_t kl = strlen(DISPATCH_ESCALATE);
-        const char *tid = sp != e && due >= 0 && *sp == ' ' && !strncmp(sp + 1, DISPATCH_ESCALATE, kl) ? sp + 1 + kl
-                                                                                                         : NULL;
+        bool ok = sp != e && due >= 0 && sp[0] == ' ' && (sp[1] == 'd' || sp[1] == 'e') && sp[2] == ':';
+        const char *tid = ok ? sp + 3 : NULL;
         if (!tid || !crm_id_valid(CRM_ID_NAME, tid)) {
             crm_warn("timer.unknown", "set=%s timer=\"%.100s\"", DISPATCH_DUE, e);
             continue;
         }
+        kinds[nr] = sp[1];
         dues[nr] = due;
         tids[nr++] = tid;
-        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms", tid);
+        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms status", tid);
     }
     crm_store_t *store = crm_service_store(svc);
     bool retry = nr && crm_store_pipeline(store, reads) != 0 && crm_store_passing(store);
@@ -1765,17 +1771,31 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     if (retry) {
         free(tids);
         free(dues);
+        free(kinds);
         crm_tx_destroy(&reads);
         return CRM_RETRY;
     }
     for (size_t i = 0; i < nr; i++) {
         const redisReply *r = crm_tx_result(reads, (int) i);
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
-            crm_warn("dispatcher.escalation_unread", "testdrive=%s why=\"%.200s\"", tids[i],
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+            crm_warn("dispatcher.timer_unread", "testdrive=%s why=\"%.200s\"", tids[i],
                      r->type == REDIS_REPLY_ERROR ? r->str : "not a reply of HMGET");
             continue;
         }
-        const redisReply *dealer = r->element[0], *sent = r->element[1], *acked = r->element[2];
+        const redisReply *dealer = r->element[0], *sent = r->element[1], *acked = r->element[2],
+                         *status = r->element[3];
+        if (kinds[i] == 'd') {
+            if (!s_str(status) || strcmp(status->str, "routed") || !s_str(dealer) ||
+                !crm_id_valid(CRM_ID_NAME, dealer->str))
+                continue; /* dispatched already, or no more ours to dispatch */
+            crm_msg_t d;
+            crm_msg_init(&d, CRM_T_testdrive_due);
+            CRM_SET_STR(&d, testdrive_due, testdrive_id, tids[i]);
+            CRM_SET_STR(&d, testdrive_due, dealer_id, dealer->str);
+            crm_tx_emit(tx, &d);
+            crm_msg_clear(&d);
+            continue;
+        }
         if (!s_str(dealer) || !*dealer->str || !s_str(sent))
             continue; /* never dispatched: nothing to escalate */
         long long sent_ms = atoll(sent->str);
@@ -1797,13 +1817,15 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     }
     free(tids);
     free(dues);
+    free(kinds);
     crm_tx_destroy(&reads);
     return CRM_APPLIED;
 }
 
-/* Escalation timers of an earlier release (whole envelopes, "escalate:<T>"
-   in crm:timers:dispatch) become compact ones with the same due time, in
-   steps of a few hundred, so that an acknowledgement cancels them. */
+/* Timers of an earlier release (whole envelopes in crm:timers:dispatch:
+   "due:<T>", "escalate:<T>") become compact ones ("d:<T>", "e:<T>") with
+   the same due time, in steps of a few hundred, so that an acknowledgement
+   cancels an escalation. */
 int dispatch_migrate_timers(crm_service_t *svc)
 {
     crm_store_t *store = crm_service_store(svc);
@@ -1822,8 +1844,7 @@ int dispatch_migrate_timers(crm_service_t *svc)
     char cursor[32] = "0";
     long long moved = 0;
     do {
-        redisReply *r = crm_store_cmd(store, "ZSCAN " CRM_KEY_TIMERS_FMT " %s MATCH escalate:* COUNT 500",
-                                      DISPATCH_TIMERS, cursor);
+        redisReply *r = crm_store_cmd(store, "ZSCAN " CRM_KEY_TIMERS_FMT " %s COUNT 500", DISPATCH_TIMERS, cursor);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || !s_str(r->element[0]) ||
             r->element[1]->type != REDIS_REPLY_ARRAY) {
             /* Redis away: no start; a set Redis will not scan (another type
@@ -1846,11 +1867,12 @@ int dispatch_migrate_timers(crm_service_t *svc)
         size_t k = 0;
         for (size_t i = 0; i + 1 < items->elements; i += 2) {
             const char *id = items->element[i]->str, *score = items->element[i + 1]->str;
-            const char *tid = id ? id + strlen("escalate:") : NULL;
+            bool esc = id && !strncmp(id, "escalate:", 9), due = id && !strncmp(id, "due:", 4);
+            const char *tid = esc ? id + 9 : due ? id + 4 : NULL;
             if (!score || !tid || !crm_id_valid(CRM_ID_NAME, tid))
                 continue; /* fires as it is */
             char timer[CRM_ID_NAME_MAX + 8];
-            snprintf(timer, sizeof timer, DISPATCH_ESCALATE "%s", tid);
+            crm_join(timer, sizeof timer, esc ? DISPATCH_ESCALATE_KIND : DISPATCH_DUE_KIND, ':', tid);
             crm_tx_due(tx, DISPATCH_DUE, timer, atoll(score));
             old[k++] = id;
         }

@@ -6,11 +6,15 @@
 #include "crm_regions.h"
 #include "crm_service.h"
 
-#define DISPATCH_TIMERS "dispatch" /* crm:timers:dispatch: testdrive.due, whole envelopes */
-/* crm:due:dispatch: the escalation of a silent dealer, a compact timer
-   "e:<test drive>" decided when it falls due (dispatch_on_fired) */
+/* crm:timers:dispatch: an earlier release's timers (whole envelopes),
+   moved to crm:due:dispatch at start (dispatch_migrate_timers) */
+#define DISPATCH_TIMERS "dispatch"
+/* crm:due:dispatch: compact timers, decided when they fall due from the
+   record (dispatch_on_fired): "d:<T>" its dispatch at T-3 09:00, "e:<T>"
+   the escalation of a silent dealer */
 #define DISPATCH_DUE "dispatch"
-#define DISPATCH_ESCALATE "e:"
+#define DISPATCH_DUE_KIND "d"
+#define DISPATCH_ESCALATE_KIND "e"
 /* The most acknowledged numbers one step handles; a longer ack is finished
    by the ack tick, so no request holds the loop. */
 #define DISPATCH_ACK_STEP 2000
@@ -40,11 +44,12 @@ int dispatch_load_regions(crm_service_t *svc);
    batch by dispatch_prefetch and once per transaction (see dispatch.c). */
 crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
 crm_handled_t dispatch_on_due(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
-/* timers.fired of DISPATCH_DUE: escalates the test drives still not
-   acknowledged since their dispatch. */
+/* timers.fired of DISPATCH_DUE: testdrive.due for the test drives still
+   routed at their T-3 09:00; escalates those still not acknowledged since
+   their dispatch. */
 crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx_t *tx);
-/* At start: escalation timers of an earlier release become compact ones.
-   0 or -1. */
+/* At start: timers of an earlier release become compact ones. 0, or -1
+   when Redis is away. */
 int dispatch_migrate_timers(crm_service_t *svc);
 /* The service's prefetch: reads for the test drives among `msgs`. */
 void dispatch_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n);

@@ -6,8 +6,9 @@
  *  drives; dealers at capacity that day skipped), recording why. At T-3
  *  days 09:00 China time (at once if that has passed) a durable timer
  *  fires testdrive.due and the dispatch goes onto the dealer's own stream;
- *  a dealer that stays silent is escalated (a compact timer, crm:due:dispatch,
- *  decided from the record when it falls due). Both are applied in batches (up
+ *  a dealer that stays silent is escalated (both timers compact ones in
+ *  crm:due:dispatch, decided from the record when they fall due). Both
+ *  are applied in batches (up
  *  to 512 in one transaction), read for in a constant number of Redis round
  *  trips per batch (dispatch.c says which). The scheduler's tasks
  *  (task.opened, task.closed) go onto the same stream as dealer.task. The

@@ -115,7 +115,7 @@ static void test_a_test_drive_is_dispatched_at_t_minus_3_days_0900_china_time(vo
     char *due = td_field(f, "T1", "due_ms");
     assert_int_equal(atoll(due), DUE_DEC2);
     free(due);
-    assert_int_equal(crm_h_int(f->store, "ZSCORE crm:timers:dispatch due:T1"), DUE_DEC2);
+    assert_int_equal(crm_h_int(f->store, "ZSCORE crm:due:dispatch d:T1"), DUE_DEC2);
     set_clock(f, DUE_DEC2 - 1000); /* a second before: nothing */
     usleep(600 * 1000);
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{dealer.SZ1}:events"), 0);
