@@ -1714,7 +1714,7 @@ crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *
     return CRM_APPLIED;
 }
 
-/* ------------------------------------------------------------ escalation */
+/* ---------------------------------------------------- dispatch timers */
 
 /* The dispatcher's timers that fell due (timers.fired of set "dispatch",
    each "<due ms> <kind>:<test drive>"):
@@ -1732,19 +1732,14 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
     if (strcmp(b->set, DISPATCH_DUE))
         return CRM_APPLIED; /* another service's set */
     size_t n = b->timers.n;
-    const char **tids = calloc(n ? n : 1, sizeof *tids);
-    int64_t *dues = calloc(n ? n : 1, sizeof *dues);
+    struct {
+        const char *tid;
+        int64_t due;
+        char kind;
+    } *tm = calloc(n ? n : 1, sizeof *tm);
     crm_tx_t *reads = crm_tx_new("dispatcher", 0);
-    if (!tids || !dues || !reads) {
-        free(tids);
-        free(dues);
-        crm_tx_destroy(&reads);
-        return CRM_RETRY;
-    }
-    char *kinds = calloc(n ? n : 1, 1);
-    if (!kinds) {
-        free(tids);
-        free(dues);
+    if (!tm || !reads) {
+        free(tm);
         crm_tx_destroy(&reads);
         return CRM_RETRY;
     }
@@ -1754,72 +1749,59 @@ crm_handled_t dispatch_on_fired(crm_service_t *svc, const crm_msg_t *msg, crm_tx
         char *sp;
         long long due = strtoll(e, &sp, 10);
         bool ok = sp != e && due >= 0 && sp[0] == ' ' && (sp[1] == 'd' || sp[1] == 'e') && sp[2] == ':';
-        const char *tid = ok ? sp + 3 : NULL;
-        if (!tid || !crm_id_valid(CRM_ID_NAME, tid)) {
+        if (!ok || !crm_id_valid(CRM_ID_NAME, sp + 3)) {
             crm_warn("timer.unknown", "set=%s timer=\"%.100s\"", DISPATCH_DUE, e);
             continue;
         }
-        kinds[nr] = sp[1];
-        dues[nr] = due;
-        tids[nr++] = tid;
-        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms status", tid);
+        tm[nr].tid = sp + 3;
+        tm[nr].due = due;
+        tm[nr++].kind = sp[1];
+        crm_tx_cmd(reads, "HMGET " CRM_KEY_TD_FMT " dealer_id dispatched_ms acked_ms status", sp + 3);
     }
     crm_store_t *store = crm_service_store(svc);
     bool retry = nr && crm_store_pipeline(store, reads) != 0 && crm_store_passing(store);
     for (size_t i = 0; i < nr && !retry; i++)
         retry = !crm_tx_result(reads, (int) i); /* not asked (out of memory) or not answered */
-    if (retry) {
-        free(tids);
-        free(dues);
-        free(kinds);
-        crm_tx_destroy(&reads);
-        return CRM_RETRY;
-    }
-    for (size_t i = 0; i < nr; i++) {
+    for (size_t i = 0; i < nr && !retry; i++) {
         const redisReply *r = crm_tx_result(reads, (int) i);
+        const char *tid = tm[i].tid;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-            crm_warn("dispatcher.timer_unread", "testdrive=%s why=\"%.200s\"", tids[i],
+            crm_warn("dispatcher.timer_unread", "testdrive=%s why=\"%.200s\"", tid,
                      r->type == REDIS_REPLY_ERROR ? r->str : "not a reply of HMGET");
             continue;
         }
         const redisReply *dealer = r->element[0], *sent = r->element[1], *acked = r->element[2],
                          *status = r->element[3];
-        if (kinds[i] == 'd') {
-            if (!s_str(status) || strcmp(status->str, "routed") || !s_str(dealer) ||
-                !crm_id_valid(CRM_ID_NAME, dealer->str))
-                continue; /* dispatched already, or no more ours to dispatch */
-            crm_msg_t d;
-            crm_msg_init(&d, CRM_T_testdrive_due);
-            CRM_SET_STR(&d, testdrive_due, testdrive_id, tids[i]);
-            CRM_SET_STR(&d, testdrive_due, dealer_id, dealer->str);
-            crm_tx_emit(tx, &d);
-            crm_msg_clear(&d);
-            continue;
+        if (!s_str(dealer) || !crm_id_valid(CRM_ID_NAME, dealer->str))
+            continue; /* not routed to a dealer: nothing to dispatch or escalate */
+        crm_msg_t ev;
+        if (tm[i].kind == 'd') {
+            if (!s_str(status) || strcmp(status->str, "routed"))
+                continue; /* dispatched already, or taken out of routing */
+            crm_msg_init(&ev, CRM_T_testdrive_due);
+            CRM_SET_STR(&ev, testdrive_due, testdrive_id, tid);
+            CRM_SET_STR(&ev, testdrive_due, dealer_id, dealer->str);
+        } else {
+            if (!s_str(sent))
+                continue; /* never dispatched: nothing to escalate */
+            long long sent_ms = atoll(sent->str);
+            if (s_str(acked) && atoll(acked->str) >= sent_ms)
+                continue; /* acknowledged since the dispatch */
+            /* set at dispatch (s_dispatch): 24 h after it, or sooner (the day
+               before the test drive, or at once when that has passed) */
+            bool day = tm[i].due == sent_ms + dispatch_config.escalate_h * 3600 * 1000;
+            crm_msg_init(&ev, CRM_T_testdrive_escalated);
+            CRM_SET_STR(&ev, testdrive_escalated, testdrive_id, tid);
+            CRM_SET_STR(&ev, testdrive_escalated, dealer_id, dealer->str);
+            CRM_SET_STR(&ev, testdrive_escalated, reason, day ? "no_ack_24h" : "no_ack_before_t_minus_1");
+            crm_info("testdrive.escalated", "testdrive=%s dealer=%s", tid, dealer->str);
         }
-        if (!s_str(dealer) || !*dealer->str || !s_str(sent))
-            continue; /* never dispatched: nothing to escalate */
-        long long sent_ms = atoll(sent->str);
-        if (s_str(acked) && atoll(acked->str) >= sent_ms)
-            continue; /* acknowledged since the dispatch */
-        /* set at dispatch (s_dispatch): 24 h after it, or sooner (the day
-           before the test drive, or at once when that has passed) */
-        int64_t when = dues[i];
-        crm_msg_t esc;
-        crm_msg_init(&esc, CRM_T_testdrive_escalated);
-        CRM_SET_STR(&esc, testdrive_escalated, testdrive_id, tids[i]);
-        CRM_SET_STR(&esc, testdrive_escalated, dealer_id, dealer->str);
-        CRM_SET_STR(&esc, testdrive_escalated, reason,
-                    when == sent_ms + dispatch_config.escalate_h * 3600 * 1000 ? "no_ack_24h"
-                                                                               : "no_ack_before_t_minus_1");
-        crm_tx_emit(tx, &esc);
-        crm_msg_clear(&esc);
-        crm_info("testdrive.escalated", "testdrive=%s dealer=%s", tids[i], dealer->str);
+        crm_tx_emit(tx, &ev);
+        crm_msg_clear(&ev);
     }
-    free(tids);
-    free(dues);
-    free(kinds);
+    free(tm);
     crm_tx_destroy(&reads);
-    return CRM_APPLIED;
+    return retry ? CRM_RETRY : CRM_APPLIED;
 }
 
 /* Timers of an earlier release (whole envelopes in crm:timers:dispatch:
