@@ -95,7 +95,9 @@ struct crm_service_t {
     } batch_msgs[S_BATCH_MAX];
     bool refused_now; /* a batch was dropped for a refused message: apply it alone at once */
     unsigned long batch_gen; /* changes whenever a batch is dropped (applied again later) */
+    unsigned long prefetches; /* the service's prefetch calls: a new one replaces what the last read */
     crm_msg_t *drain_msgs;   /* S_DRAIN, the bus messages of one wake-up */
+    crm_msg_t *drain_new;    /* S_DRAIN, shallow copies of those not applied yet (s_prefetch_new) */
     zmsg_t **drain_zms;
     /* test hooks */
     long drop_every; /* 0: none, 1: every send, k: every k-th */
@@ -754,8 +756,10 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
 /* The service's prefetch over the messages about to be applied. */
 static void s_prefetch(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
 {
-    if (svc->def->prefetch && n)
+    if (svc->def->prefetch && n) {
+        svc->prefetches++;
         svc->def->prefetch(svc, msgs, n);
+    }
 }
 
 /* Applies the service's own events that follow its cursor, in order, from
@@ -1018,6 +1022,24 @@ static void s_on_heartbeat(crm_service_t *svc, const crm_msg_t *msg)
 
 #define S_DRAIN 1000 /* messages taken from the bus per wake-up */
 
+/* The prefetch over those of msgs[0..n) that may still be applied: not
+   one already applied (a catch-up from Redis took it first), nor one of a
+   stream whose cursor is being read again. */
+static void s_prefetch_new(crm_service_t *svc, const crm_msg_t *msgs, size_t n)
+{
+    if (!svc->def->prefetch || !n)
+        return;
+    if (!svc->drain_new && !(svc->drain_new = calloc(S_DRAIN, sizeof *svc->drain_new)))
+        return; /* each message reads for itself */
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < S_DRAIN; i++) {
+        const s_stream_t *st = s_stream(svc, msgs[i].stream);
+        if (st && !st->reload && msgs[i].seq > st->cursor)
+            svc->drain_new[m++] = msgs[i]; /* read only: never cleared */
+    }
+    s_prefetch(svc, svc->drain_new, m);
+}
+
 static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
 {
     (void) loop;
@@ -1064,15 +1086,21 @@ static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
         svc->drain_zms[n++] = zm;
     }
     if (n && s_flush_batch(svc) == 0)
-        s_prefetch(svc, svc->drain_msgs, (size_t) n);
+        s_prefetch_new(svc, svc->drain_msgs, (size_t) n);
     for (int k = 0; k < n; k++) {
         crm_msg_t *msg = &svc->drain_msgs[k];
         zmsg_t *zm = svc->drain_zms[k];
         zframe_t *body = zmsg_last(zm);
+        unsigned long pf = svc->prefetches;
         if (msg->type == CRM_T_heartbeat)
             s_on_heartbeat(svc, msg);
         else
             s_offer(svc, msg, zframe_data(body), zframe_size(body));
+        /* A catch-up from Redis (a gap) prefetched for what it read, and
+           what was read for the rest of the drain is gone: read for it
+           again, all at once, not one message at a time. */
+        if (svc->prefetches != pf && k + 1 < n && s_flush_batch(svc) == 0)
+            s_prefetch_new(svc, &svc->drain_msgs[k + 1], (size_t) (n - k - 1));
         crm_msg_clear(msg);
         zmsg_destroy(&zm);
     }
@@ -1634,6 +1662,7 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
     crm_tx_destroy(&svc->tx);
     crm_tx_destroy(&svc->batch_tx);
     free(svc->drain_msgs);
+    free(svc->drain_new);
     free(svc->drain_zms);
     for (int i = 0; i < svc->nstreams; i++) {
         s_own_drop(&svc->streams[i], svc->streams[i].nown);
