@@ -52,19 +52,25 @@
 
 /* For EVAL inside MULTI/EXEC, once per transaction for all its streams
    (keys: events and seq of each stream; args: maxlen, then per stream the
-   count of its events followed by frame and seq offset of each); returns
-   the first number of each stream, in the order of the keys. Redis hashes
+   count of its events and the number the writer expects its first to get,
+   followed by frame and seq offset of each event); returns the first number
+   of each stream, in the order of the keys. The writer sends the frames
+   with the numbers it expects already patched in (the ones its last commit
+   to the stream left next): when the stream's counter agrees, as it does
+   while no other writer appended in between, they are appended as they
+   are; otherwise each number is patched into its frame here. Redis hashes
    an EVAL's script at every call and sets up Lua for it: one call a
-   transaction, not one a stream, and the append above in as few bytes as
-   it takes (one INCRBY a stream for its numbers, the seq patched in place). */
+   transaction, not one a stream, and per event as few Lua calls as it
+   takes (a Lua number concatenated to a string goes through "%.14g": the id
+   is formatted as an integer). The stream is trimmed once a call, not at
+   every XADD: an XADD with MAXLEN goes to the append-only file with three
+   more arguments, and an XTRIM that removes nothing does not go at all. */
 const char crm_append_lua[] =
-    "local a,r,c,f=2,{},string.char,math.floor for g=1,#KEYS/2 do local n=tonumber(ARGV[a]) a=a+1 "
-    "local s=redis.call('INCRBY',KEYS[2*g],n)-n r[g]=s+1 for i=1,n do s=s+1 "
-    "local m,o=ARGV[a],tonumber(ARGV[a+1]) a=a+2 if o>0 then "
-    "local l=s%4294967296 local h=(s-l)/4294967296 "
-    "m=m:sub(1,o)..c(f(h/16777216)%256,f(h/65536)%256,f(h/256)%256,h%256,"
-    "f(l/16777216)%256,f(l/65536)%256,f(l/256)%256,l%256)..m:sub(o+9) end "
-    "redis.call('XADD',KEYS[2*g-1],'MAXLEN','~',ARGV[1],s..'-0','m',m) end end return r";
+    "local a,r,f=2,{},string.format for g=1,#KEYS/2 do local n=tonumber(ARGV[a]) "
+    "local s=redis.call('INCRBY',KEYS[2*g],n)-n local ok=s+1==tonumber(ARGV[a+1]) a=a+2 r[g]=s+1 "
+    "local k=KEYS[2*g-1] for i=1,n do s=s+1 local m=ARGV[a] if not ok then local o=tonumber(ARGV[a+1]) "
+    "if o>0 then m=m:sub(1,o)..struct.pack('>I8',s)..m:sub(o+9) end end a=a+2 "
+    "redis.call('XADD',k,f('%d',s),'m',m) end redis.call('XTRIM',k,'MAXLEN','~',ARGV[1]) end return r";
 
 /* The library: crm_claim. */
 const char crm_functions_lua[] =

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "crm_clock.h"
+#include "crm_str.h"
 #include "crm_keys.h"
 #include "crm_log.h"
 
@@ -30,7 +31,37 @@ struct crm_store_t {
     bool checked; /* the settings the services assume were read once */
     unsigned long generation;
     char err[800];
+    /* per stream, the number its next event gets if no other writer appends
+       before this one's next commit (crm_append_lua appends the frames as
+       sent when it does): learnt from each commit */
+    struct {
+        char stream[CRM_NAME_MAX];
+        uint64_t next;
+    } next[16];
+    size_t nnext;
 };
+
+static uint64_t s_next_seq(const crm_store_t *self, const char *stream)
+{
+    for (size_t i = 0; i < self->nnext; i++)
+        if (!strcmp(self->next[i].stream, stream))
+            return self->next[i].next;
+    return 0; /* never matches: the numbers are patched in by Redis */
+}
+
+static void s_next_seq_set(crm_store_t *self, const char *stream, uint64_t next)
+{
+    size_t i = 0;
+    while (i < self->nnext && strcmp(self->next[i].stream, stream))
+        i++;
+    if (i == self->nnext) {
+        if (self->nnext == sizeof self->next / sizeof self->next[0])
+            return; /* more streams than expected: those patched by Redis */
+        crm_copy(self->next[i].stream, sizeof self->next[i].stream, stream);
+        self->nnext++;
+    }
+    self->next[i].next = next;
+}
 
 unsigned long crm_store_generation(const crm_store_t *self) { return self->generation; }
 
@@ -834,18 +865,18 @@ int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg)
    event not yet queued, grouped by stream in order of first emit; each emit
    learns the call's index, its stream's place in the reply (group) and its
    own place in its stream's numbers. */
-static int s_queue_appends(crm_tx_t *self)
+static int s_queue_appends(crm_store_t *store, crm_tx_t *self)
 {
     size_t todo = 0;
     for (size_t i = 0; i < self->nemits; i++)
         todo += self->emits[i].index < 0;
     if (!todo)
         return 0;
-    /* at most 2 keys and 1 count a stream, 2 arguments an event */
-    size_t cap = 4 + 5 * todo;
+    /* at most 2 keys, a count and a first number a stream, 2 arguments an event */
+    size_t cap = 4 + 6 * todo;
     const char **argv = calloc(cap, sizeof *argv);
     size_t *lens = calloc(cap, sizeof *lens);
-    char (*nums)[24] = calloc(2 * todo + 1, sizeof *nums); /* key count, a count a stream, an offset an event */
+    char (*nums)[24] = calloc(3 * todo + 1, sizeof *nums); /* key count; count and first a stream; an offset an event */
     char (*keys)[2][96] = calloc(todo, sizeof *keys);
     bool *done = calloc(self->nemits, sizeof *done);
     int rc = -1;
@@ -879,11 +910,18 @@ static int s_queue_appends(crm_tx_t *self)
     S_ARG(self->maxlen);
     int index = (int) self->n; /* the call's index in EXEC */
     for (size_t g = 0; g < groups; g++) {
-        size_t count = 0, at = a++;
+        size_t count = 0, at = a;
+        a += 2;
+        uint64_t first = 0;
         for (size_t k = 0; k < self->nemits; k++) {
             crm_emit_t *e = &self->emits[k];
             if (e->index >= 0 || e->group != g)
                 continue;
+            if (!count)
+                first = s_next_seq(store, e->stream);
+            /* sent with the number it gets if no other writer comes first */
+            if (first && e->seq_off > 0 && e->seq_off + 8 <= e->len)
+                crm_frame_patch_seq(e->frame, e->seq_off, first + count);
             snprintf(nums[nn], sizeof nums[nn], "%zu", e->seq_off);
             argv[a] = e->frame, lens[a++] = e->len;
             S_ARG(nums[nn++]);
@@ -891,6 +929,8 @@ static int s_queue_appends(crm_tx_t *self)
         }
         snprintf(nums[nn], sizeof nums[nn], "%zu", count);
         argv[at] = nums[nn], lens[at] = strlen(nums[nn++]);
+        snprintf(nums[nn], sizeof nums[nn], "%llu", (unsigned long long) first);
+        argv[at + 1] = nums[nn], lens[at + 1] = strlen(nums[nn++]);
     }
 #undef S_ARG
     for (size_t k = 0; k < self->nemits; k++)
@@ -1010,7 +1050,7 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
         self->last = CRM_STORE_REFUSED;
         return -1;
     }
-    if (s_queue_appends(tx) != 0) {
+    if (s_queue_appends(self, tx) != 0) {
         crm_error("tx.refused", "reason=\"out of memory\"");
         s_unwatch(self);
         snprintf(self->err, sizeof self->err, "out of memory");
@@ -1132,6 +1172,7 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
             e->seq = (uint64_t) r->integer + e->place;
             /* Same bytes crm_append stored: patch the number in place. */
             crm_frame_patch_seq(e->frame, e->seq_off, e->seq);
+            s_next_seq_set(self, e->stream, e->seq + 1);
         } else {
             e->seq = 0;
         }

@@ -88,13 +88,13 @@ static void test_commit_numbers_events_contiguously_and_the_entry_id_is_the_numb
 }
 
 /* Events of several streams in one transaction: each stream numbered from
-   its own counter in the order of emit, the bytes kept the bytes carried,
-   and one append for the whole commit (Redis hashes and sets up a script
-   per EVAL). */
+   its own counter in the order of emit, the bytes kept the bytes carried
+   (a number beyond 32 bits too), and one append for the whole commit (Redis
+   hashes and sets up a script per EVAL). */
 static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream(void **state)
 {
     fx_t *f = *state;
-    redisReply *r = crm_store_cmd(f->store, "SET crm:{customer}:seq 41");
+    redisReply *r = crm_store_cmd(f->store, "SET crm:{customer}:seq 4294967337"); /* 2^32 + 41 */
     freeReplyObject(r);
     r = crm_store_cmd(f->store, "CONFIG RESETSTAT");
     freeReplyObject(r);
@@ -116,8 +116,8 @@ static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream
             crm_msg_clear(&m);
         }
         assert_int_equal(crm_store_commit(f->store, tx), 0);
-        /* leads 1-3 then 4-6; customers 42-43 then 44-45 */
-        uint64_t lead = 1 + 3 * (uint64_t) round, cust = 42 + 2 * (uint64_t) round;
+        /* leads 1-3 then 4-6; customers 2^32 + 42-43 then 2^32 + 44-45 */
+        uint64_t lead = 1 + 3 * (uint64_t) round, cust = (UINT64_C(1) << 32) + 42 + 2 * (uint64_t) round;
         for (size_t i = 0; i < 5; i++) {
             const crm_emit_t *e = crm_tx_emit_at(tx, i);
             uint64_t want = i % 2 == 0 ? lead++ : cust++;
@@ -141,12 +141,76 @@ static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream
         crm_tx_destroy(&tx);
     }
     assert_int_equal(crm_h_int(f->store, "GET crm:{lead}:seq"), 6);
-    assert_int_equal(crm_h_int(f->store, "GET crm:{customer}:seq"), 45);
+    assert_int_equal(crm_h_int(f->store, "GET crm:{customer}:seq"), (UINT64_C(1) << 32) + 45);
     r = crm_store_cmd(f->store, "INFO commandstats");
     assert_non_null(r);
     const char *eval = strstr(r->str, "cmdstat_eval:calls=");
     assert_non_null(eval);
     assert_int_equal(atoi(eval + strlen("cmdstat_eval:calls=")), 2); /* one a commit */
+    freeReplyObject(r);
+}
+
+/* A writer sends its frames with the numbers its last commit left next;
+   when another writer appended in between, Redis gives the frames their
+   real numbers: what is kept is what is carried, with the right number,
+   either way, and the next commit after that is numbered on from it. */
+static void test_a_commit_after_another_writer_gets_the_numbers_the_stream_gives(void **state)
+{
+    fx_t *f = *state;
+    const uint64_t want[] = {1, 2, 13, 14, 15};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (i == 2) { /* another writer took 3-12 */
+            redisReply *r = crm_store_cmd(f->store, "INCRBY crm:{lead}:seq 10");
+            freeReplyObject(r);
+        }
+        crm_tx_t *tx = crm_tx_new("test", 100000);
+        crm_msg_t m;
+        char id[16];
+        snprintf(id, sizeof id, "L%zu", i);
+        make_lead(&m, id);
+        assert_true(crm_tx_emit(tx, &m) >= 0);
+        crm_msg_clear(&m);
+        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        const crm_emit_t *e = crm_tx_emit_at(tx, 0);
+        assert_int_equal(e->seq, want[i]);
+        redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{lead}:events %llu-0 %llu-0",
+                                      (unsigned long long) want[i], (unsigned long long) want[i]);
+        assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+        const redisReply *stored = r->element[0]->element[1]->element[1];
+        assert_int_equal(stored->len, e->len);
+        assert_memory_equal(stored->str, e->frame, e->len);
+        crm_err_t err;
+        assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
+        assert_int_equal(m.seq, want[i]);
+        assert_string_equal(m.body.lead_created.lead_id, id);
+        crm_msg_clear(&m);
+        freeReplyObject(r);
+        crm_tx_destroy(&tx);
+    }
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 5);
+}
+
+/* A stream keeps about its last maxlen events (whole nodes of 100 go at
+   once), the newest always. */
+static void test_a_stream_is_trimmed_to_about_its_maxlen(void **state)
+{
+    fx_t *f = *state;
+    for (int round = 0; round < 20; round++) {
+        crm_tx_t *tx = crm_tx_new("test", 150);
+        for (int i = 0; i < 50; i++) {
+            crm_msg_t m;
+            make_lead(&m, "L1");
+            assert_true(crm_tx_emit(tx, &m) >= 0);
+            crm_msg_clear(&m);
+        }
+        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        crm_tx_destroy(&tx);
+    }
+    long long len = crm_h_int(f->store, "XLEN crm:{lead}:events");
+    assert_true(len >= 150 && len <= 250);
+    redisReply *r = crm_store_cmd(f->store, "XREVRANGE crm:{lead}:events + - COUNT 1");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    assert_string_equal(r->element[0]->element[0]->str, "1000-0");
     freeReplyObject(r);
 }
 
@@ -323,6 +387,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_numbers_events_contiguously_and_the_entry_id_is_the_number, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_of_several_streams_in_one_commit_are_numbered_per_stream, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_commit_after_another_writer_gets_the_numbers_the_stream_gives, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_stream_is_trimmed_to_about_its_maxlen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_transaction_leaves_neither_state_nor_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_due_timers_fire_once_even_with_two_claimers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_rescheduled_timer_fires_once_at_its_new_time, setup, teardown),
