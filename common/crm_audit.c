@@ -1,4 +1,5 @@
 /*  crm_audit: the data-quality rules of a customer record (crm_audit.h). */
+#include "crm_str.h"
 #include "crm_audit.h"
 
 #include <stdarg.h>
@@ -64,13 +65,13 @@ int crm_audit_mask_parse(const char *list, uint64_t *mask, char *bad, size_t bad
         }
         if (!n || n >= sizeof word) {
             if (bad)
-                snprintf(bad, badsz, "%.*s", (int) (n < 64 ? n : 64), p);
+                crm_fmt(bad, badsz, "%.*s", (int) (n < 64 ? n : 64), p);
             return -1;
         }
         p += n + (end ? 1 : 0);
         if (end && !*p) {
             if (bad)
-                snprintf(bad, badsz, "(empty)");
+                crm_fmt(bad, badsz, "(empty)");
             return -1;
         }
     }
@@ -96,12 +97,12 @@ static void s_fail(s_eval_t *e, crm_rule_t rule, const char *field, const char *
         return;
     crm_issue_t *i = &is->v[is->n++];
     i->severity = part == CRM_AUDIT_EXTENDED ? CRM_SEV_WARNING : CRM_SEV_ERROR;
-    snprintf(i->field, sizeof i->field, "%s", field);
-    snprintf(i->code, sizeof i->code, "%s", code);
-    snprintf(i->rule, sizeof i->rule, "%s", crm_rule_name(rule));
+    crm_copy(i->field, sizeof i->field, field);
+    crm_copy(i->code, sizeof i->code, code);
+    crm_copy(i->rule, sizeof i->rule, crm_rule_name(rule));
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(i->message, sizeof i->message, fmt, ap);
+    crm_vfmt(i->message, sizeof i->message, fmt, ap);
     va_end(ap);
 }
 
@@ -118,7 +119,7 @@ static void s_norm(s_eval_t *e, crm_cf_t f, const char *in)
     if (!in || !*in)
         return;
     if (crm_norm_text(in, e->text[f], sizeof e->text[f]) != 0) {
-        snprintf(e->text[f], sizeof e->text[f], "?");
+        crm_fmt(e->text[f], sizeof e->text[f], "?");
         e->unreadable[f] = true;
     }
 }
@@ -198,7 +199,7 @@ static void s_other_plan(s_eval_t *e, const char *field, const char *text)
     int cc = crm_norm_phone_calling_code(text);
     char code[16] = "another one";
     if (cc > 0)
-        snprintf(code, sizeof code, "+%d", cc);
+        crm_fmt(code, sizeof code, "+%d", cc);
     s_fail(e, CRM_RULE_phone_form, field, "other_calling_code",
            "%s is written with calling code %s, outside the +86 plan: kept as given, not checked", field, code);
 }
@@ -282,7 +283,7 @@ static const char *s_plain(const char *v, char *buf, size_t size)
     if (!v || !*v)
         return NULL;
     if (crm_norm_text(v, buf, size) != 0)
-        snprintf(buf, size, "?");
+        crm_fmt(buf, size, "?");
     return buf[0] ? buf : NULL;
 }
 

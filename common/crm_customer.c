@@ -1,4 +1,5 @@
 /*  crm_customer: the one customer store (see crm_customer.h). */
+#include "crm_str.h"
 #include "crm_customer.h"
 
 #include <stdlib.h>
@@ -24,8 +25,8 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     const char *hist[10 + 6 * CRM_CF_COUNT] = {"XADD", NULL, "*", how->ref_name, how->ref, "channel", how->channel,
                                                "ts", how->now};
     char ckey[64], hkey[80], oldnames[CRM_CF_COUNT][24], rawnames[CRM_CF_COUNT][24];
-    snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
-    snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
+    crm_fmt(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
+    crm_fmt(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
     hset[1] = ckey;
     hist[1] = hkey;
     int nh = 2, nx = 9, n = 0;
@@ -43,7 +44,9 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
     for (int i = 0; i < CRM_CF_COUNT; i++) {
         const char *nv = in->v[i];
         const char *name = crm_cf_name((crm_cf_t) i);
-        snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", name);
+        /* "<field>.raw", only where it is used (a dealer's record) */
+        if (raw_here && in->raw[i])
+            crm_join(rawnames[i], sizeof rawnames[i], name, '.', "raw");
         /* What was received, when it differs from what is kept: a value
            refused by the rules is in the history only. */
         if (raw_here && !nv && in->raw[i]) {
@@ -64,7 +67,7 @@ int crm_customer_merge(crm_tx_t *tx, const char *cid, crm_fields_t *rec, const c
             hist[nx++] = nv;
         }
         if (rec->v[i]) {
-            snprintf(oldnames[i], sizeof oldnames[i], "%s.old", name);
+            crm_join(oldnames[i], sizeof oldnames[i], name, '.', "old");
             hist[nx++] = oldnames[i];
             hist[nx++] = rec->v[i];
         }
@@ -138,8 +141,8 @@ static void s_put(const crm_issues_t *list, const char **argv, int *na, char (*k
         /* a rejecting rule of leads is a finding of a record (its data
            are kept whatever they are) */
         crm_severity_t sev = is->severity == CRM_SEV_REJECT ? CRM_SEV_ERROR : is->severity;
-        snprintf(keys[*nk], sizeof keys[0], "%s:%s", is->field, is->code);
-        snprintf(vals[*nk], sizeof vals[0], "%s|%s", crm_severity_name(sev), is->message);
+        crm_fmt(keys[*nk], sizeof keys[0], "%s:%s", is->field, is->code);
+        crm_fmt(vals[*nk], sizeof vals[0], "%s|%s", crm_severity_name(sev), is->message);
         argv[(*na)++] = keys[*nk];
         argv[(*na)++] = vals[*nk];
         (*nk)++;
@@ -171,6 +174,6 @@ static void s_write(crm_tx_t *tx, const char *key, const crm_issues_t *a, int fr
 void crm_customer_file_findings(crm_tx_t *tx, const char *cid, const crm_issues_t *issues, int first)
 {
     char fkey[96];
-    snprintf(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings:dealer", cid);
+    crm_fmt(fkey, sizeof fkey, CRM_KEY_CUST_FMT ":findings:dealer", cid);
     s_write(tx, fkey, issues, first, true, NULL, true);
 }

@@ -1,3 +1,4 @@
+#include "crm_str.h"
 #include "crm_id.h"
 
 #include "crm_proto.h"
@@ -50,12 +51,12 @@ int crm_id_check(crm_id_kind_t kind, const char *id, const char *field, char *er
         return 0;
     if (err && errsz) {
         if (!id || !*id)
-            snprintf(err, errsz, "%s: required", field);
+            crm_fmt(err, errsz, "%s: required", field);
         else if (kind == CRM_ID_NAME)
-            snprintf(err, errsz, "%s: 1 to %d letters, digits, '-' or '_' (got %zu bytes)", field,
+            crm_fmt(err, errsz, "%s: 1 to %d letters, digits, '-' or '_' (got %zu bytes)", field,
                      CRM_ID_NAME_MAX, strlen(id));
         else
-            snprintf(err, errsz, "%s: 1 to %d bytes of UTF-8 text without control characters (got %zu bytes)",
+            crm_fmt(err, errsz, "%s: 1 to %d bytes of UTF-8 text without control characters (got %zu bytes)",
                      field, CRM_ID_KEY_MAX, strlen(id));
     }
     return -1;
@@ -111,5 +112,5 @@ void crm_order_key(const char *dealer, const char *order_id, char *out, size_t s
     const char *parts[] = {order_id ? order_id : ""};
     char digest[CRM_ID_DIGEST_SZ];
     crm_id_digest(parts, 1, digest);
-    snprintf(out, size, "crm:order:%s:%.32s", dealer, digest);
+    crm_fmt(out, size, "crm:order:%s:%.32s", dealer, digest);
 }

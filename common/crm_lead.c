@@ -1,3 +1,4 @@
+#include "crm_str.h"
 #include "crm_lead.h"
 
 #include <ctype.h>
@@ -58,18 +59,26 @@ void crm_issue_add(crm_issues_t *issues, crm_severity_t severity, const char *fi
         return;
     crm_issue_t *i = &issues->v[issues->n++];
     i->severity = severity;
-    snprintf(i->field, sizeof i->field, "%s", field);
-    snprintf(i->code, sizeof i->code, "%s", code);
+    crm_fmt(i->field, sizeof i->field, "%s", field);
+    crm_fmt(i->code, sizeof i->code, "%s", code);
     i->rule[0] = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(i->message, sizeof i->message, fmt, ap);
+    crm_vfmt(i->message, sizeof i->message, fmt, ap);
     va_end(ap);
 }
 
 void crm_issue_format(const crm_issue_t *issue, char *out, size_t size)
 {
-    snprintf(out, size, "%s|%s|%s", issue->field, issue->code, issue->message);
+    if (!size)
+        return;
+    size_t n = 0;
+    out[0] = '\0';
+    crm_cat(out, size, &n, issue->field);
+    crm_cat(out, size, &n, "|");
+    crm_cat(out, size, &n, issue->code);
+    crm_cat(out, size, &n, "|");
+    crm_cat(out, size, &n, issue->message);
 }
 
 void crm_format_cst(int64_t ms, char *out, size_t size)
@@ -77,7 +86,7 @@ void crm_format_cst(int64_t ms, char *out, size_t size)
     time_t t = (time_t) ((ms + CRM_CST_OFFSET_MS) / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, size, "%04d-%02d-%02d %02d:%02d CST", tm.tm_year + 1900, tm.tm_mon + 1,
+    crm_fmt(out, size, "%04d-%02d-%02d %02d:%02d CST", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min);
 }
 
@@ -187,7 +196,7 @@ static int s_gender(const char *in, char *out, size_t size)
     const char *g = crm_lead_gender(in);
     if (!g)
         return -1;
-    snprintf(out, size, "%s", g);
+    crm_fmt(out, size, "%s", g);
     return 0;
 }
 

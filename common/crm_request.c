@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_str.h"
 #include "crm_service.h"
 #include "crm_service_private.h"
 
@@ -135,9 +136,9 @@ static void s_reply_error(crm_req_t *req, const char *field, const char *code, c
     CRM_SET_BOOL(a, reply, ok, false);
     CRM_SET_STR(a, reply, code, code);
     char line[600];
-    snprintf(line, sizeof line, "%s: %s", field, text);
+    crm_fmt(line, sizeof line, "%s: %s", field, text);
     CRM_SET_STR(a, reply, message, line);
-    snprintf(line, sizeof line, "%s|%s|%s", field, code, text);
+    crm_fmt(line, sizeof line, "%s|%s|%s", field, code, text);
     crm_strs_push(&a->body.reply.errors, line);
     a->body.reply.has.errors = true;
 }
@@ -146,7 +147,7 @@ static void s_error(crm_req_t *req, const char *field, const char *code, const c
 {
     crm_error_fn fn = req->ep->def->error ? req->ep->def->error : s_reply_error;
     if (!req->why[0])
-        snprintf(req->why, sizeof req->why, "%s|%s|%s", field, code, text);
+        crm_fmt(req->why, sizeof req->why, "%s|%s|%s", field, code, text);
     fn(req, field, code, text);
 }
 
@@ -155,7 +156,7 @@ crm_handled_t crm_req_fail(crm_req_t *req, const char *field, const char *code, 
     char text[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    crm_vfmt(text, sizeof text, fmt, ap);
     va_end(ap);
     s_error(req, field, code, text);
     req->outcome = CRM_REFUSE;
@@ -193,8 +194,8 @@ static int s_encode(crm_service_t *svc, crm_msg_t *a, const char *corr, msgpack_
         crm_new_id(a->id, sizeof a->id);
     if (!a->ts)
         a->ts = crm_now_ms();
-    snprintf(a->producer, sizeof a->producer, "%s", crm_service_name(svc));
-    snprintf(a->corr, sizeof a->corr, "%s", corr ? corr : "");
+    crm_fmt(a->producer, sizeof a->producer, "%s", crm_service_name(svc));
+    crm_fmt(a->corr, sizeof a->corr, "%s", corr ? corr : "");
     out->size = 0;
     return crm_msg_encode(a, out, NULL);
 }
@@ -205,7 +206,7 @@ static void s_answer_id(const crm_req_t *req, crm_msg_t *a)
 {
     const char *digest = req->akey[0] ? strrchr(req->akey, ':') : NULL;
     if (!a->id[0] && digest)
-        snprintf(a->id, sizeof a->id, "ans-%.24s", digest + 1);
+        crm_fmt(a->id, sizeof a->id, "ans-%.24s", digest + 1);
 }
 
 static void s_encode_answer(crm_req_t *req)
@@ -311,7 +312,7 @@ crm_handled_t crm_req_fail_text(crm_req_t *req, const char *code, const char *te
     const char *colon = strstr(text, ": ");
     char field[64] = "service";
     if (colon && (size_t) (colon - text) < sizeof field)
-        snprintf(field, sizeof field, "%.*s", (int) (colon - text), text);
+        crm_fmt(field, sizeof field, "%.*s", (int) (colon - text), text);
     return crm_req_fail(req, field, code, "%s", colon ? colon + 2 : text);
 }
 
@@ -364,7 +365,7 @@ crm_route_t *crm_req_detach(crm_req_t *req)
     }
     route->ep = req->ep;
     route->delim = req->delim;
-    snprintf(route->corr, sizeof route->corr, "%s", req->msg.id);
+    crm_fmt(route->corr, sizeof route->corr, "%s", req->msg.id);
     req->detached = true;
     return route;
 }
@@ -528,8 +529,8 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
             s_release(req);
             return -1;
         }
-        snprintf(req->peer, sizeof req->peer, "%s", peer);
-        snprintf(req->peer_key, sizeof req->peer_key, "%s", key ? key : "");
+        crm_fmt(req->peer, sizeof req->peer, "%s", peer);
+        crm_fmt(req->peer_key, sizeof req->peer_key, "%s", key ? key : "");
     }
     if (extra) {
         s_refuse_early(req, "frames", "malformed", "a request is one frame (after an optional empty delimiter)", true);
@@ -539,7 +540,7 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
     crm_err_t err;
     if (crm_msg_decode(zframe_data(req->body), zframe_size(req->body), &req->msg, &err) != 0) {
         char text[300];
-        snprintf(text, sizeof text, "%s", err.text);
+        crm_fmt(text, sizeof text, "%s", err.text);
         const char *code = err.code == CRM_E_TOOLONG ? "too_long" : err.code == CRM_E_UNKNOWN ? "unknown_type" : "malformed";
         s_refuse_early(req, err.field, code, text, true);
         s_release(req);
@@ -548,7 +549,7 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
     req->row = s_row(ep, req->msg.type);
     if (!req->row) {
         char text[160];
-        snprintf(text, sizeof text, "%s is not a request taken here", crm_type_name(req->msg.type));
+        crm_fmt(text, sizeof text, "%s is not a request taken here", crm_type_name(req->msg.type));
         s_refuse_early(req, "type", "unknown_type", text, true);
         s_release(req);
         return -1;
@@ -573,7 +574,7 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
             s_release(req);
             return -1;
         }
-        snprintf(req->key, sizeof req->key, "%s", req->msg.id);
+        crm_fmt(req->key, sizeof req->key, "%s", req->msg.id);
     }
     /* A key naming its peer ("<peer>/<key>", on an endpoint without CURVE)
        is digested as that peer's: the same request sent by the peer on a
@@ -582,14 +583,14 @@ static int s_take(crm_endpoint_t *ep, crm_req_t *req, zmsg_t *zm)
     char named[CRM_ID_NAME_MAX + 1];
     const char *slash = req->row->key_names_peer && !req->peer[0] ? strchr(req->key, '/') : NULL;
     if (slash && slash > req->key && (size_t) (slash - req->key) <= CRM_ID_NAME_MAX) {
-        snprintf(named, sizeof named, "%.*s", (int) (slash - req->key), req->key);
+        crm_fmt(named, sizeof named, "%.*s", (int) (slash - req->key), req->key);
         peer = named;
         key = slash + 1;
     }
     const char *parts[] = {crm_service_name(ep->svc), peer, req->row->keyspace ? req->row->keyspace : "request", key};
     char digest[CRM_ID_DIGEST_SZ];
     crm_id_digest(parts, 4, digest);
-    snprintf(req->akey, sizeof req->akey, CRM_KEY_ANSWER_FMT, crm_service_name(ep->svc), digest);
+    crm_fmt(req->akey, sizeof req->akey, CRM_KEY_ANSWER_FMT, crm_service_name(ep->svc), digest);
     return 0;
 }
 
@@ -830,7 +831,7 @@ static void s_write(crm_endpoint_t *ep, crm_req_t *reqs, int n)
             if (r->outcome != CRM_APPLIED || !keep || !r->out.size)
                 continue;
             char px[24];
-            snprintf(px, sizeof px, "%lld", (long long) s_keep_ms(r));
+            crm_fmt(px, sizeof px, "%lld", (long long) s_keep_ms(r));
             const char *argv[] = {"SET", r->akey, kept.data, "PX", px};
             size_t lens[] = {3, strlen(r->akey), 0, 2, strlen(px)};
             if (s_encode_kept(r, &kept) != 0) {
@@ -996,7 +997,7 @@ crm_endpoint_t *crm_service_endpoint(crm_service_t *svc, const crm_endpoint_def_
     ep->svc = svc;
     ep->def = def;
     ep->curve = curve;
-    snprintf(ep->bind, sizeof ep->bind, "%s", bind ? bind : "");
+    crm_fmt(ep->bind, sizeof ep->bind, "%s", bind ? bind : "");
     ep->bufs[0] = calloc(S_BATCH, sizeof *ep->bufs[0]);
     ep->bufs[1] = calloc(S_BATCH, sizeof *ep->bufs[1]);
     ep->later_tail = &ep->later;

@@ -1,3 +1,4 @@
+#include "crm_str.h"
 #include "crm_service.h"
 
 #include <limits.h>
@@ -130,7 +131,7 @@ void crm_service_why(crm_service_t *svc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(svc->why, sizeof svc->why, fmt, ap);
+    crm_vfmt(svc->why, sizeof svc->why, fmt, ap);
     va_end(ap);
 }
 
@@ -223,7 +224,7 @@ void crm_service_publish(crm_service_t *svc, crm_tx_t *tx)
             continue;
         }
         char topic[CRM_NAME_MAX + 2];
-        int n = snprintf(topic, sizeof topic, "%s:", e->stream);
+        int n = crm_fmt(topic, sizeof topic, "%s:", e->stream);
         if (zmq_send(sock, topic, (size_t) n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
             zmq_send(sock, e->frame, e->len, ZMQ_DONTWAIT) < 0) {
             /* The event is in Redis; subscribers will fetch it. */
@@ -253,8 +254,8 @@ int crm_service_commit_with(crm_service_t *svc, crm_tx_t *tx, void (*meanwhile)(
 static redisReply *s_reject_xadd(crm_service_t *svc, const crm_reject_t *r, crm_tx_t *tx)
 {
     char size[24], seq[24];
-    snprintf(size, sizeof size, "%zu", r->len);
-    snprintf(seq, sizeof seq, "%llu", (unsigned long long) r->seq);
+    crm_fmt(size, sizeof size, "%zu", r->len);
+    crm_fmt(seq, sizeof seq, "%llu", (unsigned long long) r->seq);
     size_t keep = r->len > CRM_FRAME_MAX ? CRM_FRAME_MAX : r->len;
     const char *argv[32] = {"XADD", CRM_KEY_REJECTS, "MAXLEN", "~", CRM_REJECTS_MAXLEN, "*",
                             "service", svc->def->name, "origin", r->origin ? r->origin : "-",
@@ -278,12 +279,12 @@ static redisReply *s_reject_xadd(crm_service_t *svc, const crm_reject_t *r, crm_
     argv[argc++] = size;
 #undef S_PAIR
     char ts[24];
-    snprintf(ts, sizeof ts, "%lld", (long long) crm_now_ms());
+    crm_fmt(ts, sizeof ts, "%lld", (long long) crm_now_ms());
     argv[argc++] = "ts";
     argv[argc++] = ts;
     char ncmds[24];
     if (r->commands_n) {
-        snprintf(ncmds, sizeof ncmds, "%zu", r->commands_n);
+        crm_fmt(ncmds, sizeof ncmds, "%zu", r->commands_n);
         argv[argc++] = "commands_n";
         argv[argc++] = ncmds;
     }
@@ -313,7 +314,7 @@ void crm_service_reject(crm_service_t *svc, const crm_reject_t *r)
         crm_error("reject.not_kept", "origin=%s reason=\"%s\"", r->origin ? r->origin : "-",
                   r->reason ? r->reason : "-");
     if (r->id_out && r->id_size)
-        snprintf(r->id_out, r->id_size, "%s", x && x->type == REDIS_REPLY_STRING ? x->str : "");
+        crm_fmt(r->id_out, r->id_size, "%s", x && x->type == REDIS_REPLY_STRING ? x->str : "");
     freeReplyObject(x);
 }
 
@@ -329,11 +330,11 @@ void crm_service_reject_partial(crm_service_t *svc, crm_tx_t *tx, const crm_reje
     char *blob = crm_tx_failed_blob(tx, except, &len);
     char why[600];
     if (left && blob)
-        snprintf(why, sizeof why, "Redis refused %zu of the %zu commands of its transaction (%s); the others were "
+        crm_fmt(why, sizeof why, "Redis refused %zu of the %zu commands of its transaction (%s); the others were "
                                   "applied; crmctl rejects retry applies those %zu again once the cause is mended",
                  left, crm_tx_size(tx), crm_store_error(svc->store), left);
     else
-        snprintf(why, sizeof why, "Redis refused part of its transaction (%s); the others were applied; %s",
+        crm_fmt(why, sizeof why, "Redis refused part of its transaction (%s); the others were applied; %s",
                  crm_store_error(svc->store),
                  left ? "what was left out could not be kept (out of memory): mend it by hand" : "only the cursor");
     r.reason = why;
@@ -429,12 +430,12 @@ static void s_reject_part(crm_service_t *svc, crm_tx_t *tx, const crm_reject_t *
     char *blob = crm_tx_failed_blob_in(tx, from, to, &len);
     char why[600];
     if (blob)
-        snprintf(why, sizeof why, "Redis refused %zu of the %d commands of its part of a batch's transaction (%s); "
+        crm_fmt(why, sizeof why, "Redis refused %zu of the %d commands of its part of a batch's transaction (%s); "
                                   "the others were applied; crmctl rejects retry applies those %zu again once the "
                                   "cause is mended",
                  left, to - from, crm_store_error(svc->store), left);
     else
-        snprintf(why, sizeof why, "Redis refused part of its transaction (%s); the others were applied; what was "
+        crm_fmt(why, sizeof why, "Redis refused part of its transaction (%s); the others were applied; what was "
                                   "left out could not be kept (out of memory): mend it by hand",
                  crm_store_error(svc->store));
     r.reason = why;
@@ -473,7 +474,7 @@ static int s_flush_batch(crm_service_t *svc)
             }
             /* what belongs to no one message (the events' appends) with the range */
             char range[64];
-            snprintf(range, sizeof range, "%llu-%llu", (unsigned long long) first, (unsigned long long) st->cursor);
+            crm_fmt(range, sizeof range, "%llu-%llu", (unsigned long long) first, (unsigned long long) st->cursor);
             crm_reject_t r = {.origin = st->name, .kind = "event", .field = "commit", .type = range};
             s_reject_part(svc, tx, &r, cursor_cmd + 1, INT_MAX);
             svc->stats.poisoned++;
@@ -518,7 +519,7 @@ static void s_failed(crm_service_t *svc, s_stream_t *st, uint64_t seq)
         st->fail_since_ms = crm_mono_ms();
     }
     st->fail_tries++;
-    snprintf(st->fail_why, sizeof st->fail_why, "%s",
+    crm_fmt(st->fail_why, sizeof st->fail_why, "%s",
              svc->why[0] ? svc->why : e == CRM_STORE_REFUSED ? crm_store_error(svc->store) : "handler asked to retry");
 }
 
@@ -606,7 +607,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
     if (s_poisoned(svc, st, msg->seq)) {
         /* Still failing after its tries while Redis answers: set it aside. */
         char why[400];
-        snprintf(why, sizeof why, "still failing after %lld tries in %lld s: %s",
+        crm_fmt(why, sizeof why, "still failing after %lld tries in %lld s: %s",
                  (long long) st->fail_tries, (long long) (crm_mono_ms() - st->fail_since_ms) / 1000,
                  st->fail_why);
         int rc = s_flush_batch(svc) == 0 ? s_set_aside(svc, st, msg, frame, len, why) : -1;
@@ -700,7 +701,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
         crm_tx_reset(tx);
         svc->stats.refused++;
         char why[400];
-        snprintf(why, sizeof why, "refused by the handler%s%s", svc->why[0] ? ": " : "", svc->why);
+        crm_fmt(why, sizeof why, "refused by the handler%s%s", svc->why[0] ? ": " : "", svc->why);
         crm_warn("handler.refused", "type=%s stream=%s seq=%llu reason=\"%s\"", crm_type_name(msg->type),
                  st->name, (unsigned long long) msg->seq, why);
         int k = s_set_aside(svc, st, msg, frame, len, why);
@@ -726,7 +727,7 @@ static int s_apply(crm_service_t *svc, s_stream_t *st, crm_msg_t *msg, const voi
                the rest was applied, what was left out is kept with the
                message, to be applied again once the cause is mended. */
             char why[400];
-            snprintf(why, sizeof why, "Redis refused its transaction: %s", crm_store_error(svc->store));
+            crm_fmt(why, sizeof why, "Redis refused its transaction: %s", crm_store_error(svc->store));
             crm_error("handler.poisoned", "type=%s stream=%s seq=%llu reason=\"%s\"",
                       crm_type_name(msg->type), st->name, (unsigned long long) msg->seq, why);
             svc->stats.poisoned++;
@@ -824,7 +825,7 @@ static int s_catch_up(crm_service_t *svc, s_stream_t *st, uint64_t upto, int bud
             return s_flush_batch(svc) != 0 ? -1 : st->cursor < upto;
     }
     char key[96];
-    snprintf(key, sizeof key, CRM_KEY_EVENTS_FMT, st->name);
+    crm_fmt(key, sizeof key, CRM_KEY_EVENTS_FMT, st->name);
     if (upto > st->cursor) {
         /* A number beyond what the stream has allocated (a peer's bad
            heartbeat or frame) is no loss: never move past the stream. */
@@ -1007,7 +1008,7 @@ static void s_on_heartbeat(crm_service_t *svc, const crm_msg_t *msg)
         if (!eq)
             continue;
         char name[CRM_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s", (int) (eq - list->v[i]), list->v[i]);
+        crm_fmt(name, sizeof name, "%.*s", (int) (eq - list->v[i]), list->v[i]);
         s_stream_t *st = s_stream(svc, name);
         uint64_t latest = strtoull(eq + 1, NULL, 10);
         if (st && !st->reload && latest > st->cursor) {
@@ -1075,7 +1076,7 @@ static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
         if (crm_msg_decode(zframe_data(body), zframe_size(body), &msg, &err) != 0) {
             svc->stats.frames_bad++;
             char why[256];
-            snprintf(why, sizeof why, "%s: %s", crm_errcode_name(err.code), err.text);
+            crm_fmt(why, sizeof why, "%s: %s", crm_errcode_name(err.code), err.text);
             crm_warn("bus.frame_refused", "field=%s code=%s reason=\"%s\" size=%zu", err.field,
                      crm_errcode_name(err.code), err.text, zframe_size(body));
             crm_service_keep_reject(svc, origin, err.field, why, zframe_data(body), zframe_size(body));
@@ -1117,7 +1118,7 @@ static int s_on_sub(zloop_t *loop, zsock_t *sock, void *arg)
 static void s_write_status(crm_service_t *svc, const char *state)
 {
     char key[96];
-    snprintf(key, sizeof key, CRM_KEY_SVC_FMT, svc->def->name);
+    crm_fmt(key, sizeof key, CRM_KEY_SVC_FMT, svc->def->name);
     redisReply *r = crm_store_cmd(
         svc->store,
         "HSET %s state %s pid %d version %s pub %s consumer %s started_ms %lld seen_ms %lld "
@@ -1163,14 +1164,14 @@ static int s_on_second(zloop_t *loop, int timer_id, void *arg)
         crm_msg_init(&hb, CRM_T_heartbeat);
         crm_new_id(hb.id, sizeof hb.id);
         hb.ts = crm_now_ms();
-        snprintf(hb.producer, sizeof hb.producer, "%s", svc->def->name);
+        crm_fmt(hb.producer, sizeof hb.producer, "%s", svc->def->name);
         hb.body.heartbeat.has.streams = true;
         CRM_SET_I64(&hb, heartbeat, uptime_ms, crm_mono_ms() - svc->started_ms);
         for (size_t i = 0; i < r->elements && i < sizeof names / sizeof names[0]; i++) {
             if (r->element[i]->type != REDIS_REPLY_STRING)
                 continue;
             char entry[96];
-            snprintf(entry, sizeof entry, "%s=%s", names[i], r->element[i]->str);
+            crm_fmt(entry, sizeof entry, "%s=%s", names[i], r->element[i]->str);
             crm_strs_push(&hb.body.heartbeat.streams, entry);
         }
         msgpack_sbuffer buf;
@@ -1311,7 +1312,7 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
             rc = crm_req_fail(req, "reject_id", "not_retryable", "%s holds commands that do not parse", id);
         } else {
             char nows[40];
-            snprintf(nows, sizeof nows, "%lld", (long long) crm_now_ms());
+            crm_fmt(nows, sizeof nows, "%lld", (long long) crm_now_ms());
             crm_tx_cmd(tx, "HSET " CRM_KEY_REJECTS_STATE " %s applied:%s", id, nows);
             crm_msg_t ev;
             crm_msg_init(&ev, CRM_T_reject_retried);
@@ -1323,7 +1324,7 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
             crm_msg_clear(&ev);
             crm_msg_t *a = crm_req_ok(req, id);
             char line[64];
-            snprintf(line, sizeof line, "commands=%d", n);
+            crm_fmt(line, sizeof line, "commands=%d", n);
             crm_strs_push(&a->body.reply.fields, line);
             a->body.reply.has.fields = true;
             crm_info("reject.applied", "reject=%s commands=%d", id, n);
@@ -1345,7 +1346,7 @@ static crm_handled_t s_on_reject_retry(crm_service_t *svc, crm_req_t *req, crm_t
             svc->why[0] = 0;
             crm_handled_t hr = h->fn(svc, &m, tx);
             char nows[40];
-            snprintf(nows, sizeof nows, "%lld", (long long) crm_now_ms());
+            crm_fmt(nows, sizeof nows, "%lld", (long long) crm_now_ms());
             crm_msg_t ev;
             crm_msg_init(&ev, CRM_T_reject_retried);
             CRM_SET_STR(&ev, reject_retried, reject_id, id);
@@ -1430,7 +1431,7 @@ static int s_add_stream(crm_service_t *svc, const char *name)
         return 0;
     if (svc->nstreams == S_MAX_STREAMS)
         return -1;
-    snprintf(svc->streams[svc->nstreams++].name, CRM_NAME_MAX, "%s", name);
+    crm_fmt(svc->streams[svc->nstreams++].name, CRM_NAME_MAX, "%s", name);
     return 0;
 }
 
@@ -1449,8 +1450,8 @@ static int s_start(crm_service_t *svc)
         return 2;
     svc->answer_ttl_ms *= 86400000LL;
     const char *consumer = crm_opt(svc->opts, "consumer");
-    snprintf(svc->consumer, sizeof svc->consumer, "%s", consumer && *consumer ? consumer : def->name);
-    snprintf(svc->cursor_key, sizeof svc->cursor_key, CRM_KEY_CURSOR_FMT, svc->consumer);
+    crm_fmt(svc->consumer, sizeof svc->consumer, "%s", consumer && *consumer ? consumer : def->name);
+    crm_fmt(svc->cursor_key, sizeof svc->cursor_key, CRM_KEY_CURSOR_FMT, svc->consumer);
     const char *drop = getenv("CRM_TEST_DROP_SEND");
     svc->drop_every = drop ? (strcmp(drop, "all") == 0 ? 1 : atol(drop)) : 0;
     const char *die = getenv("CRM_TEST_DIE_AFTER_EXEC");
@@ -1509,7 +1510,7 @@ static int s_start(crm_service_t *svc)
         zsock_set_subscribe(svc->sub, "heartbeat:");
         for (int i = 0; i < svc->nstreams; i++) {
             char topic[CRM_NAME_MAX + 2];
-            snprintf(topic, sizeof topic, "%s:", svc->streams[i].name);
+            crm_fmt(topic, sizeof topic, "%s:", svc->streams[i].name);
             zsock_set_subscribe(svc->sub, topic);
         }
         /* Cursors, then catch-up, before serving: subscribed first, so
@@ -1611,7 +1612,7 @@ int crm_service_main(const crm_service_def_t *def, int argc, char **argv)
     if (nown)
         memcpy(opts + ncommon, def->opts, (size_t) nown * sizeof *opts);
     char prog[64];
-    snprintf(prog, sizeof prog, "crm-%s", def->name);
+    crm_fmt(prog, sizeof prog, "crm-%s", def->name);
     int rc = crm_config_parse(opts, argc, argv, prog, def->summary, NULL);
     if (rc != 0) {
         free(opts);

@@ -100,7 +100,7 @@ static int s_parse_url(crm_store_t *self, const char *url)
 {
     self->port = 6379;
     if (!strncmp(url, "unix://", 7)) {
-        snprintf(self->path, sizeof self->path, "%s", url + 7);
+        crm_fmt(self->path, sizeof self->path, "%s", url + 7);
         return self->path[0] ? 0 : -1;
     }
     if (strncmp(url, "redis://", 8) != 0)
@@ -110,7 +110,7 @@ static int s_parse_url(crm_store_t *self, const char *url)
     if (at) {
         const char *colon = memchr(p, ':', (size_t) (at - p));
         const char *pw = colon ? colon + 1 : p;
-        snprintf(self->password, sizeof self->password, "%.*s", (int) (at - pw), pw);
+        crm_fmt(self->password, sizeof self->password, "%.*s", (int) (at - pw), pw);
         p = at + 1;
     }
     const char *slash = strchr(p, '/');
@@ -142,7 +142,7 @@ static int s_parse_url(crm_store_t *self, const char *url)
 static void s_drop(crm_store_t *self, const char *why)
 {
     if (self->ctx) {
-        snprintf(self->err, sizeof self->err, "%s: %s", why,
+        crm_fmt(self->err, sizeof self->err, "%s: %s", why,
                  self->ctx->errstr[0] ? self->ctx->errstr : "connection lost");
         redisFree(self->ctx);
         self->ctx = NULL;
@@ -164,7 +164,7 @@ static redisReply *s_vcommand(redisContext *c, const char *fmt, va_list ap)
     if (len < 0) {
         /* as redisvCommand says it; the caller logs errstr */
         c->err = REDIS_ERR_OTHER;
-        snprintf(c->errstr, sizeof c->errstr, "the command could not be formatted (%.40s)", fmt);
+        crm_fmt(c->errstr, sizeof c->errstr, "the command could not be formatted (%.40s)", fmt);
         return NULL;
     }
     int ok = redisAppendFormattedCommand(c, cmd, (size_t) len);
@@ -206,7 +206,7 @@ static int s_setup(crm_store_t *self)
     if (self->password[0]) {
         r = s_raw(self, "AUTH %s", self->password);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(self->err, sizeof self->err, "AUTH refused: %s", r ? r->str : "no reply");
+            crm_fmt(self->err, sizeof self->err, "AUTH refused: %s", r ? r->str : "no reply");
             freeReplyObject(r);
             return -1;
         }
@@ -215,7 +215,7 @@ static int s_setup(crm_store_t *self)
     if (self->db) {
         r = s_raw(self, "SELECT %d", self->db);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            snprintf(self->err, sizeof self->err, "SELECT %d refused", self->db);
+            crm_fmt(self->err, sizeof self->err, "SELECT %d refused", self->db);
             freeReplyObject(r);
             return -1;
         }
@@ -225,7 +225,7 @@ static int s_setup(crm_store_t *self)
         return 0;
     r = s_raw(self, "FUNCTION LOAD REPLACE %s", crm_functions_lua);
     if (!r || r->type == REDIS_REPLY_ERROR) {
-        snprintf(self->err, sizeof self->err, "FUNCTION LOAD failed (Redis 7 or later needed): %s",
+        crm_fmt(self->err, sizeof self->err, "FUNCTION LOAD failed (Redis 7 or later needed): %s",
                  r && r->str ? r->str : "no reply");
         freeReplyObject(r);
         return -1;
@@ -248,7 +248,7 @@ static int s_ensure(crm_store_t *self)
     self->ctx = self->path[0] ? redisConnectUnixWithTimeout(self->path, tv)
                               : redisConnectWithTimeout(self->host, self->port, tv);
     if (!self->ctx || self->ctx->err) {
-        snprintf(self->err, sizeof self->err, "cannot connect to Redis at %s:%d: %s",
+        crm_fmt(self->err, sizeof self->err, "cannot connect to Redis at %s:%d: %s",
                  self->path[0] ? self->path : self->host, self->port,
                  self->ctx ? self->ctx->errstr : "out of memory");
         if (self->ctx) {
@@ -338,7 +338,7 @@ static redisReply *s_checked(crm_store_t *self, redisReply *r, const char *what)
         self->last = s_classify(r->str);
         crm_error("redis.error", "command=%s reply=\"%s\" passing=%s", what,
                   crm_log_value(r->str, v, sizeof v), self->last == CRM_STORE_BUSY ? "yes" : "no");
-        snprintf(self->err, sizeof self->err, "%s: %s", what, r->str);
+        crm_fmt(self->err, sizeof self->err, "%s: %s", what, r->str);
         if (strstr(r->str, "unction not found"))
             s_drop(self, what); /* reconnect = FUNCTION LOAD again */
         freeReplyObject(r);
@@ -356,7 +356,7 @@ redisReply *crm_store_cmd(crm_store_t *self, const char *fmt, ...)
     redisReply *r = s_vcommand(self->ctx, fmt, ap);
     va_end(ap);
     char what[32];
-    snprintf(what, sizeof what, "%.*s", (int) strcspn(fmt, " "), fmt);
+    crm_fmt(what, sizeof what, "%.*s", (int) strcspn(fmt, " "), fmt);
     return s_checked(self, r, what);
 }
 
@@ -366,7 +366,7 @@ redisReply *crm_store_cmdargv(crm_store_t *self, int argc, const char **argv, co
         return NULL;
     redisReply *r = redisCommandArgv(self->ctx, argc, argv, lens);
     char what[32];
-    snprintf(what, sizeof what, "%s", argc > 0 ? argv[0] : "?");
+    crm_fmt(what, sizeof what, "%s", argc > 0 ? argv[0] : "?");
     return s_checked(self, r, what);
 }
 
@@ -407,9 +407,9 @@ void crm_new_id(char *out, size_t size)
         if (f)
             fclose(f);
         for (int i = 0; i < 8; i++)
-            snprintf(prefix + 2 * i, 3, "%02x", rnd[i]);
+            crm_fmt(prefix + 2 * i, 3, "%02x", rnd[i]);
     }
-    snprintf(out, size, "%s-%llx", prefix, ++counter);
+    crm_fmt(out, size, "%s-%llx", prefix, ++counter);
 }
 
 /* ------------------------------------------------------------------ tx */
@@ -435,8 +435,8 @@ crm_tx_t *crm_tx_new(const char *producer, long long stream_maxlen)
     crm_tx_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    snprintf(self->producer, sizeof self->producer, "%s", producer ? producer : "crm");
-    snprintf(self->maxlen, sizeof self->maxlen, "%lld", stream_maxlen > 0 ? stream_maxlen : 1000000);
+    crm_fmt(self->producer, sizeof self->producer, "%s", producer ? producer : "crm");
+    crm_fmt(self->maxlen, sizeof self->maxlen, "%lld", stream_maxlen > 0 ? stream_maxlen : 1000000);
     return self;
 }
 
@@ -816,7 +816,7 @@ static int s_encode(crm_tx_t *self, crm_msg_t *msg, msgpack_sbuffer *buf, size_t
     if (!msg->ts)
         msg->ts = crm_now_ms();
     if (!msg->producer[0])
-        snprintf(msg->producer, sizeof msg->producer, "%s", self->producer);
+        crm_fmt(msg->producer, sizeof msg->producer, "%s", self->producer);
     msgpack_sbuffer_init(buf);
     if (crm_msg_encode(msg, buf, off) != 0 || !msg->stream[0]) {
         msgpack_sbuffer_destroy(buf);
@@ -842,7 +842,7 @@ static int s_add_emit(crm_tx_t *self, const char *stream, char *frame, size_t le
     }
     crm_emit_t *e = &self->emits[self->nemits];
     memset(e, 0, sizeof *e);
-    snprintf(e->stream, sizeof e->stream, "%s", stream);
+    crm_fmt(e->stream, sizeof e->stream, "%s", stream);
     e->frame = frame;
     e->len = len;
     e->seq_off = off;
@@ -893,15 +893,15 @@ static int s_queue_appends(crm_store_t *store, crm_tx_t *self)
                 done[k] = true;
                 self->emits[k].group = groups;
             }
-        snprintf(keys[groups][0], sizeof keys[groups][0], CRM_KEY_EVENTS_FMT, stream);
-        snprintf(keys[groups][1], sizeof keys[groups][1], CRM_KEY_SEQ_FMT, stream);
+        crm_fmt(keys[groups][0], sizeof keys[groups][0], CRM_KEY_EVENTS_FMT, stream);
+        crm_fmt(keys[groups][1], sizeof keys[groups][1], CRM_KEY_SEQ_FMT, stream);
         groups++;
     }
     size_t a = 0, nn = 0;
 #define S_ARG(s) (argv[a] = (s), lens[a] = strlen(argv[a]), a++)
     S_ARG("EVAL");
     S_ARG(crm_append_lua);
-    snprintf(nums[nn], sizeof nums[nn], "%zu", 2 * groups);
+    crm_fmt(nums[nn], sizeof nums[nn], "%zu", 2 * groups);
     S_ARG(nums[nn++]);
     for (size_t g = 0; g < groups; g++) {
         S_ARG(keys[g][0]);
@@ -922,14 +922,14 @@ static int s_queue_appends(crm_store_t *store, crm_tx_t *self)
             /* sent with the number it gets if no other writer comes first */
             if (first && e->seq_off > 0 && e->seq_off + 8 <= e->len)
                 crm_frame_patch_seq(e->frame, e->seq_off, first + count);
-            snprintf(nums[nn], sizeof nums[nn], "%zu", e->seq_off);
+            crm_fmt(nums[nn], sizeof nums[nn], "%zu", e->seq_off);
             argv[a] = e->frame, lens[a++] = e->len;
             S_ARG(nums[nn++]);
             e->place = count++;
         }
-        snprintf(nums[nn], sizeof nums[nn], "%zu", count);
+        crm_fmt(nums[nn], sizeof nums[nn], "%zu", count);
         argv[at] = nums[nn], lens[at] = strlen(nums[nn++]);
-        snprintf(nums[nn], sizeof nums[nn], "%llu", (unsigned long long) first);
+        crm_fmt(nums[nn], sizeof nums[nn], "%llu", (unsigned long long) first);
         argv[at + 1] = nums[nn], lens[at + 1] = strlen(nums[nn++]);
     }
 #undef S_ARG
@@ -956,10 +956,10 @@ int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t 
     if (s_encode(self, event, &buf, &off) != 0)
         return -1;
     char zset[128], frames[140], meta[140], metav[96];
-    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
-    snprintf(frames, sizeof frames, "%s:frame", zset);
-    snprintf(meta, sizeof meta, "%s:meta", zset);
-    snprintf(metav, sizeof metav, "%s %zu", event->stream, off);
+    crm_fmt(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    crm_fmt(frames, sizeof frames, "%s:frame", zset);
+    crm_fmt(meta, sizeof meta, "%s:meta", zset);
+    crm_fmt(metav, sizeof metav, "%s %zu", event->stream, off);
     int rc = crm_tx_cmd(self, "HSET %s %s %b", frames, timer_id, buf.data, buf.size);
     msgpack_sbuffer_destroy(&buf);
     if (rc < 0 || crm_tx_cmd(self, "HSET %s %s %s", meta, timer_id, metav) < 0)
@@ -970,7 +970,7 @@ int crm_tx_timer(crm_tx_t *self, const char *set, const char *timer_id, int64_t 
 int crm_tx_timer_cancel(crm_tx_t *self, const char *set, const char *timer_id)
 {
     char zset[128];
-    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    crm_fmt(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
     if (crm_tx_cmd(self, "ZREM %s %s", zset, timer_id) < 0 ||
         crm_tx_cmd(self, "HDEL %s:frame %s", zset, timer_id) < 0)
         return -1;
@@ -982,9 +982,9 @@ int crm_tx_timer_cancel_many(crm_tx_t *self, const char *set, const char *const 
     if (n == 0)
         return 0;
     char zset[128], frames[140], meta[140];
-    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
-    snprintf(frames, sizeof frames, "%s:frame", zset);
-    snprintf(meta, sizeof meta, "%s:meta", zset);
+    crm_fmt(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    crm_fmt(frames, sizeof frames, "%s:frame", zset);
+    crm_fmt(meta, sizeof meta, "%s:meta", zset);
     const char **argv = calloc(n + 2, sizeof *argv);
     if (!argv) {
         self->failed = true;
@@ -1022,7 +1022,7 @@ int crm_tx_due_cancel_many(crm_tx_t *self, const char *set, const char *const *i
     if (n == 0)
         return 0;
     char zset[128];
-    snprintf(zset, sizeof zset, CRM_KEY_DUE_FMT, set);
+    crm_fmt(zset, sizeof zset, CRM_KEY_DUE_FMT, set);
     const char **argv = calloc(n + 2, sizeof *argv);
     if (!argv) {
         self->failed = true;
@@ -1046,14 +1046,14 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
            WATCH the caller set must not outlive this. */
         crm_error("tx.refused", "reason=\"could not build the transaction (out of memory or bad event)\"");
         s_unwatch(self);
-        snprintf(self->err, sizeof self->err, "could not build the transaction");
+        crm_fmt(self->err, sizeof self->err, "could not build the transaction");
         self->last = CRM_STORE_REFUSED;
         return -1;
     }
     if (s_queue_appends(self, tx) != 0) {
         crm_error("tx.refused", "reason=\"out of memory\"");
         s_unwatch(self);
-        snprintf(self->err, sizeof self->err, "out of memory");
+        crm_fmt(self->err, sizeof self->err, "out of memory");
         self->last = CRM_STORE_BUSY;
         return -1;
     }
@@ -1106,7 +1106,7 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
             char v[200];
             crm_error("tx.queue_error", "command=%zu reply=\"%s\"", i,
                       crm_log_value(r->str, v, sizeof v));
-            snprintf(self->err, sizeof self->err, "command %zu: %s", i, r->str);
+            crm_fmt(self->err, sizeof self->err, "command %zu: %s", i, r->str);
             if (!queued_errors++)
                 queued_kind = s_classify(r->str);
         }
@@ -1159,7 +1159,7 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
             if (tx->nfailed < tx->failed_cap)
                 tx->failed_idx[tx->nfailed++] = (int) i;
             if (rc == 0)
-                snprintf(self->err, sizeof self->err, "command %zu: %s", i, exec->element[i]->str);
+                crm_fmt(self->err, sizeof self->err, "command %zu: %s", i, exec->element[i]->str);
             /* The rest of the EXEC was applied: never retry it blindly. */
             self->last = CRM_STORE_REFUSED;
             rc = -1;
@@ -1230,7 +1230,7 @@ int crm_store_pipeline(crm_store_t *self, crm_tx_t *tx)
                       crm_log_value(r->str, v, sizeof v));
             if (rc == 0) {
                 self->last = s_classify(r->str);
-                snprintf(self->err, sizeof self->err, "pipeline %zu: %s", i, r->str);
+                crm_fmt(self->err, sizeof self->err, "pipeline %zu: %s", i, r->str);
             }
             rc = -1;
         }
@@ -1249,9 +1249,9 @@ int crm_store_claim_timers(crm_store_t *self, const char *set, int64_t now_ms, i
                            long long maxlen, crm_tx_t *out)
 {
     char zset[128], frames[140], meta[140];
-    snprintf(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
-    snprintf(frames, sizeof frames, "%s:frame", zset);
-    snprintf(meta, sizeof meta, "%s:meta", zset);
+    crm_fmt(zset, sizeof zset, CRM_KEY_TIMERS_FMT, set);
+    crm_fmt(frames, sizeof frames, "%s:frame", zset);
+    crm_fmt(meta, sizeof meta, "%s:meta", zset);
     redisReply *r = crm_store_cmd(self, "FCALL crm_claim 3 %s %s %s %lld %d %lld", zset, frames,
                                   meta, (long long) now_ms, limit, maxlen > 0 ? maxlen : 1000000);
     if (!r)
@@ -1288,7 +1288,7 @@ int crm_store_fire_due(crm_store_t *self, const char *set, int64_t now_ms, int l
     crm_msg_init(&m, CRM_T_timers_fired);
     crm_new_id(m.id, sizeof m.id);
     m.ts = now_ms;
-    snprintf(m.producer, sizeof m.producer, "%s", producer);
+    crm_fmt(m.producer, sizeof m.producer, "%s", producer);
     CRM_SET_STR(&m, timers_fired, set, set);
     CRM_SET_I64(&m, timers_fired, now, now_ms);
     m.body.timers_fired.has.timers = true;
@@ -1299,17 +1299,17 @@ int crm_store_fire_due(crm_store_t *self, const char *set, int64_t now_ms, int l
     crm_msg_clear(&m);
     if (rc != 0 || buf.size == 0 || (unsigned char) buf.data[buf.size - 1] != 0x90) {
         msgpack_sbuffer_destroy(&buf);
-        snprintf(self->err, sizeof self->err, "timers.fired does not encode with its list last");
+        crm_fmt(self->err, sizeof self->err, "timers.fired does not encode with its list last");
         self->last = CRM_STORE_REFUSED;
         return -1;
     }
     char key[160], offs[24];
-    snprintf(key, sizeof key, CRM_KEY_DUE_FMT, set);
-    snprintf(offs, sizeof offs, "%zu", off);
+    crm_fmt(key, sizeof key, CRM_KEY_DUE_FMT, set);
+    crm_fmt(offs, sizeof offs, "%zu", off);
     char now[24], lim[24], ml[24];
-    snprintf(now, sizeof now, "%lld", (long long) now_ms);
-    snprintf(lim, sizeof lim, "%d", limit > 0 && limit <= CRM_STRS_MAX ? limit : CRM_STRS_MAX);
-    snprintf(ml, sizeof ml, "%lld", maxlen > 0 ? maxlen : 1000000);
+    crm_fmt(now, sizeof now, "%lld", (long long) now_ms);
+    crm_fmt(lim, sizeof lim, "%d", limit > 0 && limit <= CRM_STRS_MAX ? limit : CRM_STRS_MAX);
+    crm_fmt(ml, sizeof ml, "%lld", maxlen > 0 ? maxlen : 1000000);
     const char *argv[] = {"FCALL", "crm_fire", "3", key, "crm:{timer}:events", "crm:{timer}:seq",
                           now, lim, ml, buf.data, offs};
     size_t lens[11];

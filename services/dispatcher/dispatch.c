@@ -45,7 +45,7 @@ static int64_t s_cst_day(int64_t ms, char *out, size_t size)
     time_t t = (time_t) (start / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, size, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+    crm_fmt(out, size, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
     return start + DAY_MS - CRM_CST_OFFSET_MS;
 }
 
@@ -289,7 +289,7 @@ void dispatch_forget(void)
 
 static void s_key(const crm_msg_t *msg, char *out, size_t size)
 {
-    snprintf(out, size, "%d|%s|%llu|%s", (int) msg->type, msg->stream, (unsigned long long) msg->seq, msg->id);
+    crm_fmt(out, size, "%d|%s|%llu|%s", (int) msg->type, msg->stream, (unsigned long long) msg->seq, msg->id);
 }
 
 static bool s_str(const redisReply *r) { return r && r->type == REDIS_REPLY_STRING; }
@@ -352,7 +352,7 @@ static void s_read2(crm_store_t *store, size_t from)
                 if (!s_level_ok(v))
                     continue;
                 char key[200];
-                snprintf(key, sizeof key, "crm:dealers:%s:%s", s_level_names[l], v);
+                crm_fmt(key, sizeof key, "crm:dealers:%s:%s", s_level_names[l], v);
                 void *have = zhashx_lookup(sets, key);
                 if (have) {
                     x[2 + l] = (int) (intptr_t) have;
@@ -364,8 +364,8 @@ static void s_read2(crm_store_t *store, size_t from)
         }
         /* each lead and each customer's findings once, too */
         char lk[96], fk[96];
-        snprintf(lk, sizeof lk, CRM_KEY_LEAD_FMT, e->lid);
-        snprintf(fk, sizeof fk, CRM_KEY_CUST_FMT ":findings", e->cid);
+        crm_fmt(lk, sizeof lk, CRM_KEY_LEAD_FMT, e->lid);
+        crm_fmt(fk, sizeof fk, CRM_KEY_CUST_FMT ":findings", e->cid);
         const char *keys[2] = {lk, fk};
         for (int j = 0; j < 2; j++) {
             void *have = zhashx_lookup(sets, keys[j]);
@@ -566,7 +566,7 @@ static void s_needs(s_misses_t *m, const s_pre_t *e, int64_t now)
 static void s_copy_err(char *out, size_t size, const redisReply *r)
 {
     if (r && r->type == REDIS_REPLY_ERROR && !*out)
-        snprintf(out, size, "%s", r->str);
+        crm_fmt(out, size, "%s", r->str);
 }
 
 /* Step 3: reads what the view lacks for `e` (and, at the start of a
@@ -790,11 +790,11 @@ static int s_check(crm_service_t *svc, const char *id, const char *day, s_cand_t
     }
     c->open = d->open;
     if (!d->has_state)
-        snprintf(c->why, sizeof c->why, "unknown dealer");
+        crm_fmt(c->why, sizeof c->why, "unknown dealer");
     else if (strcmp(d->state, "active"))
-        snprintf(c->why, sizeof c->why, "%.40s", d->state);
+        crm_fmt(c->why, sizeof c->why, "%.40s", d->state);
     else if (d->capacity > 0 && b->booked >= d->capacity)
-        snprintf(c->why, sizeof c->why, "at capacity (%lld of %lld that day)", b->booked, d->capacity);
+        crm_fmt(c->why, sizeof c->why, "at capacity (%lld of %lld that day)", b->booked, d->capacity);
     else
         c->ok = true;
     return 0;
@@ -924,7 +924,7 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
     const char *cid = e->cid;
     crm_msg_t d;
     crm_msg_init(&d, CRM_T_dealer_dispatch);
-    snprintf(d.stream, sizeof d.stream, "dealer.%s", dealer);
+    crm_fmt(d.stream, sizeof d.stream, "dealer.%s", dealer);
     CRM_SET_STR(&d, dealer_dispatch, testdrive_id, tid);
     CRM_SET_STR(&d, dealer_dispatch, dealer_id, dealer);
     CRM_SET_STR(&d, dealer_dispatch, lead_id, td->lead_id);
@@ -972,10 +972,10 @@ static crm_handled_t s_dispatch(crm_service_t *svc, crm_tx_t *tx, const char *ti
     dl->seq = dealer_seq;
     int64_t now = crm_now_ms();
     char nows[24];
-    snprintf(nows, sizeof nows, "%lld", (long long) now);
+    crm_fmt(nows, sizeof nows, "%lld", (long long) now);
     char key[96], seqs[24];
-    snprintf(key, sizeof key, CRM_KEY_TD_FMT, tid);
-    snprintf(seqs, sizeof seqs, "%lld", dealer_seq);
+    crm_fmt(key, sizeof key, CRM_KEY_TD_FMT, tid);
+    crm_fmt(seqs, sizeof seqs, "%lld", dealer_seq);
     const char *argv[2 + S_REC_MAX + 8] = {"HSET", key};
     int argc = 2;
     for (int i = 0; rec && i + 1 < nrec && argc + 2 <= 2 + S_REC_MAX; i += 2)
@@ -1061,9 +1061,9 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
     const char *reason = route.text ? route.text : "";
     int64_t now = crm_now_ms(), due = dispatch_due_ms(r->at);
     char at[24], nows[24], dues[24];
-    snprintf(at, sizeof at, "%lld", (long long) r->at);
-    snprintf(nows, sizeof nows, "%lld", (long long) now);
-    snprintf(dues, sizeof dues, "%lld", (long long) due);
+    crm_fmt(at, sizeof at, "%lld", (long long) r->at);
+    crm_fmt(nows, sizeof nows, "%lld", (long long) now);
+    crm_fmt(dues, sizeof dues, "%lld", (long long) due);
     const char *chosen = r->dealer_id && crm_id_valid(CRM_ID_NAME, r->dealer_id) ? r->dealer_id : "";
     const char *argv[] = {"HSET", NULL, "lead_id", r->lead_id, "customer_id", r->customer_id,
                           "model", r->model ? r->model : "", "at", at, "requested_ms", nows,
@@ -1072,7 +1072,7 @@ crm_handled_t dispatch_on_requested(crm_service_t *svc, const crm_msg_t *msg, cr
                           "status", routed ? "routed" : "unrouted", "dealer_id", route.dealer,
                           "due_ms", dues, "chosen", chosen};
     char key[96];
-    snprintf(key, sizeof key, CRM_KEY_TD_FMT, r->testdrive_id);
+    crm_fmt(key, sizeof key, CRM_KEY_TD_FMT, r->testdrive_id);
     argv[1] = key;
     _Static_assert(sizeof argv / sizeof argv[0] - 2 <= S_REC_MAX, "the record fits s_dispatch's HSET");
     /* dispatched at once: the record is written with the dispatch */
@@ -1185,8 +1185,8 @@ static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, 
     uint64_t end = upto - from >= DISPATCH_ACK_STEP ? from + DISPATCH_ACK_STEP - 1 : upto;
     int64_t now = crm_now_ms();
     char nows[24], key[96];
-    snprintf(nows, sizeof nows, "%lld", (long long) now);
-    snprintf(key, sizeof key, "crm:dealer:%s:seq2td", dealer);
+    crm_fmt(nows, sizeof nows, "%lld", (long long) now);
+    crm_fmt(key, sizeof key, "crm:dealer:%s:seq2td", dealer);
     const char **argv = calloc((size_t) (end - from + 3), sizeof *argv);
     char (*nums)[24] = calloc((size_t) (end - from + 1), sizeof *nums);
     if (!argv || !nums) {
@@ -1197,7 +1197,7 @@ static int64_t s_ack_step(crm_service_t *svc, crm_tx_t *tx, const char *dealer, 
     argv[1] = key;
     int argc = 2;
     for (uint64_t k = from; k <= end; k++, argc++) {
-        snprintf(nums[argc - 2], sizeof nums[0], "%llu", (unsigned long long) k);
+        crm_fmt(nums[argc - 2], sizeof nums[0], "%llu", (unsigned long long) k);
         argv[argc] = nums[argc - 2];
     }
     redisReply *tids = crm_store_cmdargv(store, argc, argv, NULL);
@@ -1360,8 +1360,8 @@ crm_handled_t dispatch_on_status(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     } else {
         int64_t now = crm_now_ms();
         char nows[24], ats[24];
-        snprintf(nows, sizeof nows, "%lld", (long long) now);
-        snprintf(ats, sizeof ats, "%lld", (long long) st->at);
+        crm_fmt(nows, sizeof nows, "%lld", (long long) now);
+        crm_fmt(ats, sizeof ats, "%lld", (long long) st->at);
         crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " status %s status_ms %s", tid, status, nows);
         if (st->has.at && !strcmp(status, "rescheduled"))
             crm_tx_cmd(tx, "HSET " CRM_KEY_TD_FMT " at %s", tid, ats);
@@ -1398,7 +1398,7 @@ static int s_text(crm_req_t *req, const char *field, const char *in, char *out, 
         crm_req_fail(req, field, "invalid", "1 to %d bytes of text", S_NAME_MAX);
         return -1;
     }
-    snprintf(out, size, "%s", buf);
+    crm_fmt(out, size, "%s", buf);
     return 0;
 }
 
@@ -1422,7 +1422,7 @@ static int s_region(crm_req_t *req, const char *given, const char *province, con
         char list[600] = "";
         size_t used = 0;
         for (size_t i = 0; i < crm_regions_count(s_regions); i++) {
-            int k = snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "", crm_regions_name(s_regions, i));
+            int k = crm_fmt(list + used, sizeof list - used, "%s%s", i ? ", " : "", crm_regions_name(s_regions, i));
             if (k > 0 && (size_t) k < sizeof list - used)
                 used += (size_t) k;
         }
@@ -1447,7 +1447,7 @@ static int s_hours(crm_req_t *req, const char *in, char *out, size_t size)
         crm_req_fail(req, "hours", "invalid", "HH:MM-HH:MM, China time, opening before closing (09:00-18:00)");
         return -1;
     }
-    snprintf(out, size, "%02d:%02d-%02d:%02d", h.open_min / 60, h.open_min % 60, h.close_min / 60, h.close_min % 60);
+    crm_fmt(out, size, "%02d:%02d-%02d:%02d", h.open_min / 60, h.open_min % 60, h.close_min / 60, h.close_min % 60);
     return 0;
 }
 
@@ -1477,8 +1477,8 @@ crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         return crm_req_fail(req, "dealer_id", "exists", "dealer %s is registered already (crmctl dealer update)",
                             b->dealer_id);
     char nows[24], caps[24];
-    snprintf(nows, sizeof nows, "%lld", (long long) crm_now_ms());
-    snprintf(caps, sizeof caps, "%lld", (long long) b->capacity);
+    crm_fmt(nows, sizeof nows, "%lld", (long long) crm_now_ms());
+    crm_fmt(caps, sizeof caps, "%lld", (long long) b->capacity);
     const char *argv[20] = {"HSET", NULL, "name", name, "region", region, "province", prov, "city", city,
                             "state", "active", "created_ms", nows};
     int argc = 14;
@@ -1489,7 +1489,7 @@ crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     if (*hours)
         argv[argc++] = "hours", argv[argc++] = hours;
     char key[96];
-    snprintf(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
+    crm_fmt(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
     argv[1] = key;
     crm_tx_cmdargv(tx, argc, argv, NULL);
     crm_tx_cmd(tx, "SADD " CRM_KEY_DEALERS " %s", b->dealer_id);
@@ -1512,13 +1512,13 @@ crm_handled_t dispatch_on_register(crm_service_t *svc, crm_req_t *req, crm_tx_t 
     crm_msg_t *a = crm_req_ok(req, b->dealer_id);
     char line[300];
 #define S_FIELD(k, v)                                                                               \
-    snprintf(line, sizeof line, "%s=%s", k, v);                                                    \
+    crm_fmt(line, sizeof line, "%s=%s", k, v);                                                    \
     crm_strs_push(&a->body.reply.fields, line);
     S_FIELD("name", name) S_FIELD("region", region) S_FIELD("province", prov) S_FIELD("city", city)
     if (b->has.capacity) {
         S_FIELD("capacity", caps)
     } else {
-        snprintf(caps, sizeof caps, "default (%lld)", (long long) dispatch_config.default_capacity);
+        crm_fmt(caps, sizeof caps, "default (%lld)", (long long) dispatch_config.default_capacity);
         S_FIELD("capacity", caps)
     }
     S_FIELD("hours", *hours ? hours : "default")
@@ -1592,7 +1592,7 @@ crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
         goto done;
     }
     char key[96], line[300];
-    snprintf(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
+    crm_fmt(key, sizeof key, CRM_KEY_DEALER_FMT, b->dealer_id);
 #define S_CHANGE(field, value, old) s_change(tx, &ev, key, field, value, old);
     S_CHANGE("name", *name ? name : NULL, crm_reply_field(h, "name"))
     S_CHANGE("address", *address ? address : NULL, crm_reply_field(h, "address"))
@@ -1617,13 +1617,13 @@ crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     if (b->has.capacity) {
         const char *old_cap = crm_reply_field(h, "capacity");
         char caps[24];
-        snprintf(caps, sizeof caps, "%lld", (long long) b->capacity);
+        crm_fmt(caps, sizeof caps, "%lld", (long long) b->capacity);
         if (b->capacity == -1 && old_cap) {
             crm_tx_cmd(tx, "HDEL %s capacity", key);
             crm_strs_push(&ev.body.dealer_updated.changes, "capacity=default");
         } else if (b->capacity >= 0 && (!old_cap || strcmp(old_cap, caps))) {
             crm_tx_cmd(tx, "HSET %s capacity %s", key, caps);
-            snprintf(line, sizeof line, "capacity=%s", caps);
+            crm_fmt(line, sizeof line, "capacity=%s", caps);
             crm_strs_push(&ev.body.dealer_updated.changes, line);
         }
     }
@@ -1634,7 +1634,7 @@ crm_handled_t dispatch_on_update(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
             crm_strs_push(&ev.body.dealer_updated.changes, "hours=default");
         } else if (*hours && (!old_hours || strcmp(old_hours, hours))) {
             crm_tx_cmd(tx, "HSET %s hours %s", key, hours);
-            snprintf(line, sizeof line, "hours=%s", hours);
+            crm_fmt(line, sizeof line, "hours=%s", hours);
             crm_strs_push(&ev.body.dealer_updated.changes, line);
         }
     }
@@ -1683,7 +1683,7 @@ crm_handled_t dispatch_on_regions(crm_service_t *svc, crm_req_t *req, crm_tx_t *
         char who[200] = "";
         size_t used = 0;
         for (size_t k = 0; k < c->elements && used < sizeof who - 1; k++)
-            used += (size_t) snprintf(who + used, sizeof who - used, "%s%s", k ? ", " : "",
+            used += (size_t) crm_fmt(who + used, sizeof who - used, "%s%s", k ? ", " : "",
                                       c->element[k]->type == REDIS_REPLY_STRING ? c->element[k]->str : "?");
         rc = crm_req_fail(req, "regions", "in_use",
                           "region %s is the region of dealer(s) %s; keep it or move them to another region first",
@@ -1836,7 +1836,7 @@ int dispatch_migrate_timers(crm_service_t *svc)
             freeReplyObject(r);
             return away ? -1 : 0;
         }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        crm_fmt(cursor, sizeof cursor, "%s", r->element[0]->str);
         const redisReply *items = r->element[1];
         const char **old = calloc(items->elements / 2 + 1, sizeof *old);
         crm_tx_t *tx = crm_tx_new("dispatcher", 0);

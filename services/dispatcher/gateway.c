@@ -6,6 +6,7 @@
  *  heartbeats, certificate changes made by hand and a pending rebind.
  *  zauth runs in its own thread (a CZMQ actor, in crm_curve).
  */
+#include "crm_str.h"
 #include "gateway.h"
 
 #include <errno.h>
@@ -62,9 +63,9 @@ static void s_error(crm_req_t *req, const char *field, const char *code, const c
     CRM_SET_BOOL(a, dealer_reply, ok, false);
     CRM_SET_STR(a, dealer_reply, code, code);
     char msg[600];
-    snprintf(msg, sizeof msg, "%s: %s", field, text);
+    crm_fmt(msg, sizeof msg, "%s: %s", field, text);
     CRM_SET_STR(a, dealer_reply, message, msg);
-    snprintf(msg, sizeof msg, "%s|%s|%s", field, code, text);
+    crm_fmt(msg, sizeof msg, "%s|%s|%s", field, code, text);
     crm_strs_push(&a->body.dealer_reply.errors, msg);
     a->body.dealer_reply.has.errors = true;
 }
@@ -74,7 +75,7 @@ static void s_error(crm_req_t *req, const char *field, const char *code, const c
 int64_t gateway_last(crm_store_t *store, const char *dealer)
 {
     char key[96];
-    snprintf(key, sizeof key, "crm:{dealer.%s}:seq", dealer);
+    crm_fmt(key, sizeof key, "crm:{dealer.%s}:seq", dealer);
     redisReply *r = crm_store_cmd(store, "GET %s", key);
     if (!r)
         return -1;
@@ -87,7 +88,7 @@ int64_t gateway_last(crm_store_t *store, const char *dealer)
 static int64_t s_first(gateway_t *gw, const char *dealer, int64_t last)
 {
     char key[96];
-    snprintf(key, sizeof key, "crm:{dealer.%s}:events", dealer);
+    crm_fmt(key, sizeof key, "crm:{dealer.%s}:events", dealer);
     redisReply *r = crm_store_cmd(gw->store, "XRANGE %s - + COUNT 1", key);
     if (!r)
         return -1;
@@ -176,7 +177,7 @@ static int s_on_xpub(zloop_t *loop, zsock_t *sock, void *arg)
     const char *dealer = crm_curve_peer(gw->curve, frame, NULL);
     char want[CRM_ID_NAME_MAX + 16] = "";
     if (dealer)
-        snprintf(want, sizeof want, "dealer.%s:", dealer);
+        crm_fmt(want, sizeof want, "dealer.%s:", dealer);
     bool own = dealer && tlen == strlen(want) && !memcmp(topic, want, tlen);
     char shown[160];
     s_topic_value(topic, tlen, shown, sizeof shown);
@@ -202,7 +203,7 @@ void gateway_push(gateway_t *gw, const char *dealer_id, const void *frame, size_
         !crm_id_valid(CRM_ID_NAME, dealer_id))
         return;
     char topic[CRM_ID_NAME_MAX + 16];
-    int n = snprintf(topic, sizeof topic, "dealer.%s:", dealer_id);
+    int n = crm_fmt(topic, sizeof topic, "dealer.%s:", dealer_id);
     void *h = zsock_resolve(gw->xpub);
     if (zmq_send(h, topic, (size_t) n, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(h, frame, len, ZMQ_DONTWAIT) < 0)
@@ -234,9 +235,9 @@ static void s_hb_flush(s_hb_t *hb)
         crm_msg_init(&m, CRM_T_heartbeat);
         crm_new_id(m.id, sizeof m.id);
         m.ts = crm_now_ms();
-        snprintf(m.producer, sizeof m.producer, "dispatcher");
+        crm_fmt(m.producer, sizeof m.producer, "dispatcher");
         char entry[96];
-        snprintf(entry, sizeof entry, "dealer.%s=%s", hb->ids[i],
+        crm_fmt(entry, sizeof entry, "dealer.%s=%s", hb->ids[i],
                  r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "0");
         crm_strs_push(&m.body.heartbeat.streams, entry);
         m.body.heartbeat.has.streams = true;
@@ -254,7 +255,7 @@ static void s_hb_add(void *arg, const char *id)
 {
     s_hb_t *hb = arg;
     hb->ids[hb->n] = id;
-    snprintf(hb->keys[hb->n], sizeof hb->keys[0], "crm:{dealer.%s}:seq", id);
+    crm_fmt(hb->keys[hb->n], sizeof hb->keys[0], "crm:{dealer.%s}:seq", id);
     if (++hb->n == S_HB_CHUNK)
         s_hb_flush(hb);
 }
@@ -335,7 +336,7 @@ static int s_replay_step(gateway_t *gw, s_replay_t *job, int budget)
         return 0;
     }
     char key[96];
-    snprintf(key, sizeof key, "crm:{dealer.%s}:events", job->dealer);
+    crm_fmt(key, sizeof key, "crm:{dealer.%s}:events", job->dealer);
     redisReply *r = crm_store_cmd(gw->store, "XRANGE %s %llu-0 %llu-0 COUNT %d", key,
                                   (unsigned long long) job->next, (unsigned long long) job->last, budget);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
@@ -355,7 +356,7 @@ static int s_replay_step(gateway_t *gw, s_replay_t *job, int budget)
         if (seq != job->next) {
             /* Trimmed while we were replaying: what is missing is gone. */
             char msg[160];
-            snprintf(msg, sizeof msg, "from: replay is possible from %llu on (%llu was trimmed)",
+            crm_fmt(msg, sizeof msg, "from: replay is possible from %llu on (%llu was trimmed)",
                      (unsigned long long) seq, (unsigned long long) job->next);
             s_replay_reply(job, false, "below_retained", msg, (int64_t) seq, (int64_t) job->last);
             finished = true;
@@ -464,8 +465,8 @@ static crm_handled_t s_on_replay(crm_service_t *svc, crm_req_t *req, crm_tx_t *t
     if (!(job->route = crm_req_detach(req)))
         return crm_req_fail(req, "service", "unavailable", "out of memory; ask again");
     job->used = true;
-    snprintf(job->dealer, sizeof job->dealer, "%s", dealer);
-    snprintf(job->key, sizeof job->key, "%s", crm_req_peer_key(req) ? crm_req_peer_key(req) : "");
+    crm_fmt(job->dealer, sizeof job->dealer, "%s", dealer);
+    crm_fmt(job->key, sizeof job->key, "%s", crm_req_peer_key(req) ? crm_req_peer_key(req) : "");
     job->next = (uint64_t) from;
     job->last = (uint64_t) last;
     job->first = (uint64_t) first;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crm_str.h"
 #include "crm_service.h"
 #include "dispatch.h"
 #include "gateway.h"
@@ -54,9 +55,9 @@ static crm_handled_t dispatcher_on_cert_issue(crm_service_t *svc, crm_req_t *req
         return rc;
     crm_msg_t *a = crm_req_answer_msg(req);
     char line[1100];
-    snprintf(line, sizeof line, "gateway_key=%s", gateway_public_key(s_gateway));
+    crm_fmt(line, sizeof line, "gateway_key=%s", gateway_public_key(s_gateway));
     crm_strs_push(&a->body.reply.fields, line);
-    snprintf(line, sizeof line, "gateway_cert=%s", crm_service_opt(svc, "server-cert"));
+    crm_fmt(line, sizeof line, "gateway_cert=%s", crm_service_opt(svc, "server-cert"));
     crm_strs_push(&a->body.reply.fields, line);
     a->body.reply.has.fields = true;
     return CRM_APPLIED;

@@ -1,6 +1,7 @@
 /*  tasks: task.opened / task.closed -> dealer.task on dealer.<D>. */
 #include <string.h>
 
+#include "crm_str.h"
 #include "tasks.h"
 
 /* 1: the dealer is in the registry; 0: it is not (logged); -1: store failure. */
@@ -23,7 +24,7 @@ static int s_dealer_known(crm_service_t *svc, const char *type, const char *task
    publish hook pushes it live on the gateway after the commit. */
 static crm_handled_t s_emit(crm_tx_t *tx, crm_msg_t *ev, const char *dealer)
 {
-    snprintf(ev->stream, sizeof ev->stream, "dealer.%s", dealer);
+    crm_fmt(ev->stream, sizeof ev->stream, "dealer.%s", dealer);
     int k = crm_tx_emit(tx, ev);
     crm_msg_clear(ev);
     return k < 0 ? CRM_RETRY : CRM_APPLIED;

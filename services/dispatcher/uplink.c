@@ -6,6 +6,7 @@
  *  makes the framework run the request again), then its writes and events
  *  into the transaction and the answer, sent after the commit.
  */
+#include "crm_str.h"
 #include "uplink.h"
 
 #include <stdarg.h>
@@ -73,26 +74,26 @@ static int s_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *err, b
     s_ids(msg, &rec, &dealer);
     char why[160];
     if (crm_id_check(CRM_ID_KEY, rec, "record_id", why, sizeof why) != 0) {
-        snprintf(err->field, sizeof err->field, "record_id");
-        snprintf(err->text, sizeof err->text, "%.150s", strchr(why, ':') ? strchr(why, ':') + 2 : why);
+        crm_fmt(err->field, sizeof err->field, "record_id");
+        crm_fmt(err->text, sizeof err->text, "%.150s", strchr(why, ':') ? strchr(why, ':') + 2 : why);
         return -1;
     }
     if (!with_dealer) {
-        snprintf(out, size, "%s", rec);
+        crm_fmt(out, size, "%s", rec);
         return 0;
     }
     if (!dealer || !*dealer) {
-        snprintf(err->field, sizeof err->field, "dealer_id");
-        snprintf(err->text, sizeof err->text, "required here: the dealer the record is for");
+        crm_fmt(err->field, sizeof err->field, "dealer_id");
+        crm_fmt(err->text, sizeof err->text, "required here: the dealer the record is for");
         err->code = CRM_E_MISSING;
         return -1;
     }
     if (!crm_id_valid(CRM_ID_NAME, dealer)) {
-        snprintf(err->field, sizeof err->field, "dealer_id");
-        snprintf(err->text, sizeof err->text, "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
+        crm_fmt(err->field, sizeof err->field, "dealer_id");
+        crm_fmt(err->text, sizeof err->text, "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
         return -1;
     }
-    snprintf(out, size, "%s/%s", dealer, rec);
+    crm_fmt(out, size, "%s/%s", dealer, rec);
     return 0;
 }
 
@@ -241,10 +242,10 @@ static crm_handled_t s_begin(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx, s
     s_ids(crm_req_msg(req), &u->record, &body_dealer);
     const char *peer = crm_req_peer(req);
     u->now = crm_now_ms();
-    snprintf(u->nows, sizeof u->nows, "%lld", (long long) u->now);
+    crm_fmt(u->nows, sizeof u->nows, "%lld", (long long) u->now);
     if (peer) {
         u->gateway = true;
-        snprintf(u->dealer, sizeof u->dealer, "%s", peer);
+        crm_fmt(u->dealer, sizeof u->dealer, "%s", peer);
         if (body_dealer && *body_dealer && strcmp(body_dealer, peer))
             return s_not_yours(u, "dealer_id", body_dealer);
         return CRM_APPLIED;
@@ -252,7 +253,7 @@ static crm_handled_t s_begin(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx, s
     /* The control endpoint: the key function checked dealer_id. */
     if (!body_dealer || !crm_id_valid(CRM_ID_NAME, body_dealer))
         return crm_req_fail(req, "dealer_id", "required", "the dealer the record is for");
-    snprintf(u->dealer, sizeof u->dealer, "%s", body_dealer);
+    crm_fmt(u->dealer, sizeof u->dealer, "%s", body_dealer);
     redisReply *e = crm_store_cmd(u->store, "EXISTS " CRM_KEY_DEALER_FMT, u->dealer);
     if (!e)
         return crm_service_failed(svc);
@@ -366,7 +367,7 @@ static crm_handled_t s_read_customer(s_up_t *u, const char *field, const char *c
 {
     if (!cid || !crm_id_valid(CRM_ID_NAME, cid))
         return crm_req_fail(u->req, field, "bad_id", "a customer id (C12) expected");
-    snprintf(u->cid, sizeof u->cid, "%s", cid);
+    crm_fmt(u->cid, sizeof u->cid, "%s", cid);
     if (u->cust != u->pre_cust)
         freeReplyObject(u->cust);
     u->cust = NULL;
@@ -437,7 +438,7 @@ static crm_handled_t s_staff(s_up_t *u, const char *field, const char *sid, int 
 /* An event with the common fields set by the caller, emitted and cleared. */
 static void s_emit(s_up_t *u, crm_msg_t *ev)
 {
-    snprintf(ev->corr, sizeof ev->corr, "%.*s", CRM_ID_MAX - 1, u->record ? u->record : "");
+    crm_fmt(ev->corr, sizeof ev->corr, "%.*s", CRM_ID_MAX - 1, u->record ? u->record : "");
     crm_tx_emit(u->tx, ev);
     crm_msg_clear(ev);
 }
@@ -460,7 +461,7 @@ static crm_handled_t s_manager(s_up_t *u, const char *sid, const char *mid)
     crm_handled_t rc = s_staff(u, "manager_id", mid, S_MANAGER | S_DIRECTOR, NULL);
     /* up the chain from the new manager: never back to the person */
     char at[CRM_ID_NAME_MAX + 1];
-    snprintf(at, sizeof at, "%s", mid);
+    crm_fmt(at, sizeof at, "%s", mid);
     for (int depth = 0; rc == CRM_APPLIED && depth < 64; depth++) {
         redisReply *r = crm_store_cmd(u->store, "HGET crm:dealer:%s:staff:%s manager_id", u->dealer, at);
         if (!r)
@@ -469,7 +470,7 @@ static crm_handled_t s_manager(s_up_t *u, const char *sid, const char *mid)
         if (up && !strcmp(r->str, sid))
             rc = crm_req_fail(u->req, "manager_id", "invalid", "%s reports to %s already (a circle)", mid, sid);
         if (up)
-            snprintf(at, sizeof at, "%s", r->str);
+            crm_fmt(at, sizeof at, "%s", r->str);
         freeReplyObject(r);
         if (!up)
             break;
@@ -587,7 +588,7 @@ static crm_handled_t s_on_staff_update(crm_service_t *svc, crm_req_t *req, crm_t
                 continue;
             crm_tx_cmd(tx, "HSET crm:dealer:%s:staff:%s %s %s", u.dealer, b->staff_id, names[i], vals[i]);
             char line[400];
-            snprintf(line, sizeof line, "%s=%s", names[i], vals[i]);
+            crm_fmt(line, sizeof line, "%s=%s", names[i], vals[i]);
             crm_strs_push(&ev.body.staff_updated.changes, line);
         }
         if (ev.body.staff_updated.changes.n) {
@@ -824,7 +825,7 @@ static crm_handled_t s_on_reassign(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         return crm_service_failed(svc);
     }
     char rid[32];
-    snprintf(rid, sizeof rid, "R%lld", n->integer);
+    crm_fmt(rid, sizeof rid, "R%lld", n->integer);
     freeReplyObject(n);
     size_t cap = 1, len = 0;
     for (size_t i = 0; i < ids->elements; i++)
@@ -846,7 +847,7 @@ static crm_handled_t s_on_reassign(crm_service_t *svc, crm_req_t *req, crm_tx_t 
         moved++;
         s_owner_r(tx, cid, u.dealer, b->to_consultant, u.dealer, b->from_consultant, "reassigned", rid);
         crm_tx_cmd(tx, "HSETNX " CRM_KEY_CUST_FMT " original_consultant %s", cid, b->from_consultant);
-        len += (size_t) snprintf(list + len, cap - len, "%s%s", len ? " " : "", cid);
+        len += (size_t) crm_fmt(list + len, cap - len, "%s%s", len ? " " : "", cid);
     }
     crm_tx_cmd(tx, "HSET crm:reassign:%s reassign_id %s dealer_id %s from_consultant %s to_consultant %s customers %s "
                    "reason %s state done created_ms %s",
@@ -993,9 +994,9 @@ static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const
     memset(idx, 0, sizeof *idx);
     char kid[300] = "crm:idx:none", kmob[300] = "crm:idx:none";
     if (f->indexable_id)
-        snprintf(kid, sizeof kid, CRM_KEY_IDX_ID_FMT, f->v[CRM_CF_id_number]);
+        crm_fmt(kid, sizeof kid, CRM_KEY_IDX_ID_FMT, f->v[CRM_CF_id_number]);
     if (f->indexable_mobile)
-        snprintf(kmob, sizeof kmob, CRM_KEY_IDX_MOBILE_FMT, f->v[CRM_CF_mobile]);
+        crm_fmt(kmob, sizeof kmob, CRM_KEY_IDX_MOBILE_FMT, f->v[CRM_CF_mobile]);
     redisReply *w = crm_store_cmd(u->store, "WATCH %s %s", kid, kmob);
     if (!w)
         return crm_service_failed(u->svc);
@@ -1008,7 +1009,7 @@ static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const
         const redisReply *e = m->element[i];
         if (e->type != REDIS_REPLY_STRING || !crm_id_valid(CRM_ID_NAME, e->str))
             continue;
-        snprintf(i == 0 ? idx->id : idx->mobile, sizeof idx->id, "%s", e->str);
+        crm_fmt(i == 0 ? idx->id : idx->mobile, sizeof idx->id, "%s", e->str);
         if (!found) {
             found = e->str;
             *match = i == 0 ? "id_number" : "mobile";
@@ -1022,7 +1023,7 @@ static crm_handled_t s_match(s_up_t *u, const crm_body_customer_file_t *b, const
     if (found) {
         rc = s_customer(u, *match, found, false);
         if (rc == CRM_APPLIED)
-            snprintf(cid, size, "%s", found);
+            crm_fmt(cid, size, "%s", found);
     }
     freeReplyObject(m);
     return rc;
@@ -1045,14 +1046,14 @@ static int s_vehicle(s_up_t *u, const char *vin, char owner[CRM_ID_NAME_MAX + 1]
         return -1;
     const char *c = crm_reply_field(h, "customer_id");
     if (c && crm_id_valid(CRM_ID_NAME, c)) {
-        snprintf(owner, CRM_ID_NAME_MAX + 1, "%s", c);
+        crm_fmt(owner, CRM_ID_NAME_MAX + 1, "%s", c);
         redisReply *d = crm_store_cmd(u->store, "HGET " CRM_KEY_CUST_FMT " dealer_id", c);
         if (!d) {
             freeReplyObject(h);
             return -1;
         }
         if (d->type == REDIS_REPLY_STRING)
-            snprintf(owner_dealer, CRM_ID_NAME_MAX + 1, "%s", d->str);
+            crm_fmt(owner_dealer, CRM_ID_NAME_MAX + 1, "%s", d->str);
         freeReplyObject(d);
     }
     if (out)
@@ -1110,7 +1111,7 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
             v.vin[0] = 0;
     }
     if (f.v[CRM_CF_plate])
-        snprintf(v.plate, sizeof v.plate, "%s", f.v[CRM_CF_plate]);
+        crm_fmt(v.plate, sizeof v.plate, "%s", f.v[CRM_CF_plate]);
     s_file_date(is, "plate_date", b->plate_date, v.plate_date);
     s_file_date(is, "sale_date", b->sale_date, v.sale_date);
     s_file_date(is, "first_service_date", b->first_service_date, v.first_service_date);
@@ -1153,9 +1154,9 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
             rc = crm_service_failed(svc);
             goto out;
         }
-        snprintf(cid, sizeof cid, "C%lld", r->integer);
+        crm_fmt(cid, sizeof cid, "C%lld", r->integer);
         freeReplyObject(r);
-        snprintf(u.cid, sizeof u.cid, "%.*s", (int) sizeof u.cid - 1, cid);
+        crm_fmt(u.cid, sizeof u.cid, "%.*s", (int) sizeof u.cid - 1, cid);
     } else {
         crm_customer_load(&rec, u.cust);
     }
@@ -1181,7 +1182,7 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
 
     /* The record: merged by the rules intake uses. */
     char channel[CRM_ID_NAME_MAX + 16];
-    snprintf(channel, sizeof channel, "dealer:%s", u.dealer);
+    crm_fmt(channel, sizeof channel, "dealer:%s", u.dealer);
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_customer_recorded);
     crm_merge_t how = {"record", u.record, channel, u.nows, created};
@@ -1207,7 +1208,7 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     /* What the file gave that no rule could read stays in the history as
        received (the record's own fields keep theirs in the merge's entry). */
     char hkey[80];
-    snprintf(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
+    crm_fmt(hkey, sizeof hkey, CRM_KEY_CUST_FMT ":history", cid);
     const char *raw[20] = {"XADD", hkey, "*", "record", u.record, "channel", channel, "ts", u.nows};
     int nr = 9;
     const char *given[] = {b->plate_date, b->sale_date, b->first_service_date, b->expected_purchase_date,
@@ -1234,7 +1235,7 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
        without a usable VIN; an unreadable one is still given) */
     char sale_given[64] = "";
     if (!v.sale_date[0] && b->sale_date && *b->sale_date)
-        snprintf(sale_given, sizeof sale_given, "%s", b->sale_date), crm_utf8_cut(sale_given);
+        crm_fmt(sale_given, sizeof sale_given, "%s", b->sale_date), crm_utf8_cut(sale_given);
     s_arg(extra, &ne, "sale_date", v.sale_date[0] ? v.sale_date : sale_given[0] ? sale_given : NULL);
     s_arg(extra, &ne, "fleet", b->has.fleet ? (b->fleet ? "1" : "0") : NULL);
     s_arg(extra, &ne, "vip", b->has.vip ? (b->vip ? "1" : "0") : NULL);
@@ -1242,7 +1243,7 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     if (ne) {
         const char *argv[2 + 24] = {"HSET"};
         char ckey[64];
-        snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
+        crm_fmt(ckey, sizeof ckey, CRM_KEY_CUST_FMT, cid);
         argv[1] = ckey;
         memcpy(argv + 2, extra, (size_t) ne * sizeof *extra);
         crm_tx_cmdargv(tx, ne + 2, argv, NULL);
@@ -1262,11 +1263,11 @@ static crm_handled_t s_on_file(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx)
     }
     if (v.vin[0]) {
         char vkey[64];
-        snprintf(vkey, sizeof vkey, "crm:veh:%s", v.vin);
+        crm_fmt(vkey, sizeof vkey, "crm:veh:%s", v.vin);
         const char *argv[40] = {"HSET", vkey, "vin", v.vin, "customer_id", cid, "dealer_id", u.dealer};
         int na = 8;
         char km[24];
-        snprintf(km, sizeof km, "%lld", (long long) b->first_service_mileage);
+        crm_fmt(km, sizeof km, "%lld", (long long) b->first_service_mileage);
         s_arg(argv, &na, "engine_number", engine);
         s_arg(argv, &na, "model", model);
         s_arg(argv, &na, "transmission", v.transmission);
@@ -1366,15 +1367,15 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
             freeReplyObject(r);
         } else {
             char fid[32], ats[24], nexts[24] = "";
-            snprintf(fid, sizeof fid, "F%lld", u.counter ? u.counter : r->integer);
+            crm_fmt(fid, sizeof fid, "F%lld", u.counter ? u.counter : r->integer);
             freeReplyObject(r);
-            snprintf(ats, sizeof ats, "%lld", (long long) at);
+            crm_fmt(ats, sizeof ats, "%lld", (long long) at);
             if (b->has.next_at)
-                snprintf(nexts, sizeof nexts, "%lld", (long long) b->next_at);
+                crm_fmt(nexts, sizeof nexts, "%lld", (long long) b->next_at);
             const char *argv[40] = {"XADD", NULL, "*", "followup_id", fid, "dealer_id", u.dealer, "record_id", u.record,
                                     "consultant_id", b->consultant_id, "at", ats, "result", b->result};
             char skey[64];
-            snprintf(skey, sizeof skey, CRM_KEY_CUST_FMT ":followups", u.cid);
+            crm_fmt(skey, sizeof skey, CRM_KEY_CUST_FMT ":followups", u.cid);
             argv[1] = skey;
             int na = 15;
             s_arg(argv, &na, "content", content);
@@ -1386,7 +1387,7 @@ static crm_handled_t s_on_followup(crm_service_t *svc, crm_req_t *req, crm_tx_t 
             crm_tx_cmdargv(tx, na, argv, NULL);
             /* The customer's current state of the plan. */
             char ckey[64];
-            snprintf(ckey, sizeof ckey, CRM_KEY_CUST_FMT, u.cid);
+            crm_fmt(ckey, sizeof ckey, CRM_KEY_CUST_FMT, u.cid);
             const char *hs[20] = {"HSET", ckey, "last_followup_ms", ats, "last_followup_id", fid, "last_result", b->result};
             na = 8;
             s_arg(hs, &na, "grade", s_grade(b->grade));
@@ -1497,7 +1498,7 @@ static crm_handled_t s_on_order(crm_service_t *svc, crm_req_t *req, crm_tx_t *tx
         crm_tx_cmd(tx, "HINCRBY " CRM_KEY_CUST_FMT " open_orders 1", u.cid);
         char price[24] = "";
         if (b->has.price)
-            snprintf(price, sizeof price, "%lld", (long long) b->price);
+            crm_fmt(price, sizeof price, "%lld", (long long) b->price);
         crm_tx_cmd(tx, "HSET %s order_id %s dealer_id %s customer_id %s model %s price %s promised_date %s "
                        "first_promised_date %s state placed consultant_id %s placed_ms %s delays 0 record_id %s",
                    u.okey, oid, u.dealer, u.cid, model, price, promised, promised,
@@ -1710,9 +1711,9 @@ static crm_handled_t s_on_service(crm_service_t *svc, crm_req_t *req, crm_tx_t *
         goto out;
     char km[24] = "", amt[24] = "";
     if (b->has.mileage)
-        snprintf(km, sizeof km, "%lld", (long long) b->mileage);
+        crm_fmt(km, sizeof km, "%lld", (long long) b->mileage);
     if (b->has.amount_fen)
-        snprintf(amt, sizeof amt, "%lld", (long long) b->amount_fen);
+        crm_fmt(amt, sizeof amt, "%lld", (long long) b->amount_fen);
     crm_tx_cmd(tx, "XADD " CRM_KEY_CUST_FMT ":service * work_order %s dealer_id %s record_id %s vin %s date %s mileage %s "
                    "work %s amount_fen %s",
                u.cid, wo, u.dealer, u.record, vin, date, km, work ? work : "", amt);
@@ -1858,10 +1859,10 @@ static crm_handled_t s_on_reactivate(crm_service_t *svc, crm_req_t *req, crm_tx_
     memset(&u, 0, sizeof u);
     u.svc = svc, u.req = req, u.tx = tx, u.store = crm_service_store(svc);
     u.now = crm_now_ms();
-    snprintf(u.nows, sizeof u.nows, "%lld", (long long) u.now);
+    crm_fmt(u.nows, sizeof u.nows, "%lld", (long long) u.now);
     if (!crm_id_valid(CRM_ID_NAME, b->dealer_id))
         return crm_req_fail(req, "dealer_id", "bad_id", "1 to %d letters, digits, '-' or '_'", CRM_ID_NAME_MAX);
-    snprintf(u.dealer, sizeof u.dealer, "%s", b->dealer_id);
+    crm_fmt(u.dealer, sizeof u.dealer, "%s", b->dealer_id);
     char *reason = NULL;
     if (s_text(&u, "reason", b->reason, S_TEXT_MAX, false, &reason) != 0)
         return CRM_REFUSE;
@@ -1900,7 +1901,7 @@ static crm_handled_t s_on_reactivate(crm_service_t *svc, crm_req_t *req, crm_tx_
         crm_msg_clear(&ev);
         /* On the dealer's own stream, numbered with its dispatches. */
         crm_msg_init(&ev, CRM_T_dealer_assigned);
-        snprintf(ev.stream, sizeof ev.stream, "dealer.%s", u.dealer);
+        crm_fmt(ev.stream, sizeof ev.stream, "dealer.%s", u.dealer);
         CRM_SET_STR(&ev, dealer_assigned, customer_id, u.cid);
         CRM_SET_STR(&ev, dealer_assigned, dealer_id, u.dealer);
         CRM_SET_STR(&ev, dealer_assigned, customer_name, s_cust_field(&u, "name"));

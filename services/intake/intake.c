@@ -10,6 +10,7 @@
  *  intake instance writing the same customer makes the framework run the
  *  batch again from its reads.
  */
+#include "crm_str.h"
 #include "intake.h"
 
 #include <stdlib.h>
@@ -74,7 +75,7 @@ void intake_error(crm_req_t *req, const char *field, const char *code, const cha
     const char *sid = m->type == CRM_T_lead_submit ? m->body.lead_submit.submission_id : NULL;
     crm_msg_t *a = s_rejected(req, sid);
     char line[600];
-    snprintf(line, sizeof line, "%s|%s|%s", field, code, text);
+    crm_fmt(line, sizeof line, "%s|%s|%s", field, code, text);
     crm_strs_push(&a->body.lead_rejected.errors, line);
 }
 
@@ -107,8 +108,8 @@ int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *e
            crmctl computes for the same lead as JSON: a form posted twice is
            one lead. */
         if (b->retry_of || crm_leadin_content_key(b, "json:", out, size) != 0) {
-            snprintf(err->field, sizeof err->field, "submission_id");
-            snprintf(err->text, sizeof err->text, "required %s",
+            crm_fmt(err->field, sizeof err->field, "submission_id");
+            crm_fmt(err->text, sizeof err->text, "required %s",
                      b->retry_of ? "with retry_of (the quarantined submission's id)" : "(the lead cannot be keyed)");
             err->code = CRM_E_MISSING;
             return -1;
@@ -116,23 +117,23 @@ int intake_submit_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t *e
         return 0;
     }
     if (crm_id_check(CRM_ID_KEY, b->submission_id, "submission_id", why, sizeof why) != 0) {
-        snprintf(err->field, sizeof err->field, "submission_id");
-        snprintf(err->text, sizeof err->text, "%s", strchr(why, ':') + 2);
+        crm_fmt(err->field, sizeof err->field, "submission_id");
+        crm_fmt(err->text, sizeof err->text, "%s", strchr(why, ':') + 2);
         return -1;
     }
     if (b->retry_of) {
         const char *q = b->retry_of;
         if (!crm_id_quarantine_valid(q)) {
-            snprintf(err->field, sizeof err->field, "retry_of");
-            snprintf(err->text, sizeof err->text, "a quarantine id (Q12) expected");
+            crm_fmt(err->field, sizeof err->field, "retry_of");
+            crm_fmt(err->text, sizeof err->text, "a quarantine id (Q12) expected");
             return -1;
         }
         /* The retry is a submission of its own: the original's answer (its
            rejection) does not stand in its way. */
-        snprintf(out, size, "%s~%s", b->submission_id, q);
+        crm_fmt(out, size, "%s~%s", b->submission_id, q);
         return 0;
     }
-    snprintf(out, size, "%s", b->submission_id);
+    crm_fmt(out, size, "%s", b->submission_id);
     return 0;
 }
 
@@ -145,14 +146,14 @@ static s_cust_t *s_cust(s_batch_t *b, const char *cid)
             return &b->custs[i];
     s_cust_t *c = &b->custs[b->ncusts++];
     memset(c, 0, sizeof *c);
-    snprintf(c->cid, sizeof c->cid, "%s", cid);
+    crm_fmt(c->cid, sizeof c->cid, "%s", cid);
     return c;
 }
 
 static const char *s_map_get(s_batch_t *b, char kind, const char *value)
 {
     char key[96];
-    snprintf(key, sizeof key, "%c:%s", kind, value);
+    crm_fmt(key, sizeof key, "%c:%s", kind, value);
     for (int i = b->nmaps - 1; i >= 0; i--)
         if (!strcmp(b->maps[i].key, key))
             return b->maps[i].cid;
@@ -162,8 +163,8 @@ static const char *s_map_get(s_batch_t *b, char kind, const char *value)
 static void s_map_set(s_batch_t *b, char kind, const char *value, const char *cid)
 {
     s_map_t *m = &b->maps[b->nmaps++];
-    snprintf(m->key, sizeof m->key, "%c:%s", kind, value);
-    snprintf(m->cid, sizeof m->cid, "%s", cid);
+    crm_fmt(m->key, sizeof m->key, "%c:%s", kind, value);
+    crm_fmt(m->cid, sizeof m->cid, "%s", cid);
 }
 
 /* Element `pos` of the MGET at `index` in a pipeline, if a string. */
@@ -200,13 +201,13 @@ static int s_read(s_batch_t *b)
         if (it->skip || it->kind == S_REJECT)
             continue;
         if (it->fields.indexable_id) {
-            snprintf(keys[i][0], sizeof keys[i][0], CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
+            crm_fmt(keys[i][0], sizeof keys[i][0], CRM_KEY_IDX_ID_FMT, it->fields.v[CRM_CF_id_number]);
             watch[nw++] = keys[i][0];
             it->r_id = ni - 1;
             ids[ni++] = keys[i][0];
         }
         if (it->fields.indexable_mobile) {
-            snprintf(keys[i][1], sizeof keys[i][1], CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
+            crm_fmt(keys[i][1], sizeof keys[i][1], CRM_KEY_IDX_MOBILE_FMT, it->fields.v[CRM_CF_mobile]);
             watch[nw++] = keys[i][1];
             it->r_mobile = nm - 1;
             mobiles[nm++] = keys[i][1];
@@ -337,8 +338,8 @@ static void s_quarantine(s_batch_t *b, crm_tx_t *tx, const char *sid, const char
 {
     long long q = b->quar_base + b->quars_used++;
     char now[24];
-    snprintf(qid, 32, "Q%lld", q);
-    snprintf(now, sizeof now, "%lld", (long long) crm_now_ms());
+    crm_fmt(qid, 32, "Q%lld", q);
+    crm_fmt(now, sizeof now, "%lld", (long long) crm_now_ms());
     crm_tx_cmd(tx, "HSET " CRM_KEY_QUARANTINE_FMT " quarantine_id %s submission_id %s channel %s "
                    "received_ms %s errors %s state open %s %b",
                qid, qid, sid, channel ? channel : "-", now, errors, doc_field, frame, len);
@@ -362,7 +363,7 @@ static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx)
         crm_issue_format(&it->issues.v[i], line, sizeof line);
         crm_strs_push(&ev.body.lead_rejected.errors, line);
         crm_strs_push(&a->body.lead_rejected.errors, line);
-        int k = snprintf(errors + used, sizeof errors - used, "%s%s", used ? "\n" : "", line);
+        int k = crm_fmt(errors + used, sizeof errors - used, "%s%s", used ? "\n" : "", line);
         if (k > 0 && (size_t) k < sizeof errors - used)
             used += (size_t) k;
     }
@@ -372,7 +373,7 @@ static void s_reject(s_batch_t *b, s_item_t *it, crm_tx_t *tx)
     s_quarantine(b, tx, it->sid, lead->channel, errors, frame, len, "frame", qid);
     CRM_SET_STR(&ev, lead_rejected, quarantine_id, qid);
     CRM_SET_STR(a, lead_rejected, quarantine_id, qid);
-    snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, it->sid);
+    crm_fmt(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, it->sid);
     crm_tx_emit(tx, &ev);
     crm_msg_clear(&ev);
     s_retried(it, tx, "rejected", NULL, qid);
@@ -415,11 +416,11 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     bool merged = cid != NULL;
     char newcid[40], lid[40];
     if (!merged) {
-        snprintf(newcid, sizeof newcid, "C%lld", b->cust_base + b->custs_used++);
+        crm_fmt(newcid, sizeof newcid, "C%lld", b->cust_base + b->custs_used++);
         cid = newcid;
     }
     long long lnum = b->lead_base + b->leads_used++;
-    snprintf(lid, sizeof lid, "L%lld", lnum);
+    crm_fmt(lid, sizeof lid, "L%lld", lnum);
     s_cust_t *c = s_cust(b, cid);
     c->loaded = true;
     cid = c->cid;
@@ -439,8 +440,8 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
 
     char tdat[24] = "", leadkey[64];
     if (lead->has.testdrive_at)
-        snprintf(tdat, sizeof tdat, "%lld", (long long) lead->testdrive_at);
-    snprintf(leadkey, sizeof leadkey, CRM_KEY_LEAD_FMT, lid);
+        crm_fmt(tdat, sizeof tdat, "%lld", (long long) lead->testdrive_at);
+    crm_fmt(leadkey, sizeof leadkey, CRM_KEY_LEAD_FMT, lid);
     const char *argv[40 + 2 * CRM_CF_COUNT] = {"HSET", leadkey};
     size_t lens[40 + 2 * CRM_CF_COUNT] = {4, strlen(leadkey)};
     int argc = 2;
@@ -463,14 +464,14 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     char rawnames[CRM_CF_COUNT][32];
     for (int i = 0; i < CRM_CF_COUNT; i++)
         if (f->raw[i]) {
-            snprintf(rawnames[i], sizeof rawnames[i], "%s.raw", crm_cf_name((crm_cf_t) i));
+            crm_fmt(rawnames[i], sizeof rawnames[i], "%s.raw", crm_cf_name((crm_cf_t) i));
             s_arg(argv, lens, &argc, rawnames[i], f->raw[i]);
         }
     crm_tx_cmdargv(tx, argc, argv, lens);
     if (merged) {
         /* the first lead is the record's own (first_lead): a list only for the later ones */
         char lkey[64];
-        snprintf(lkey, sizeof lkey, CRM_KEY_CUST_FMT ":leads", cid);
+        crm_fmt(lkey, sizeof lkey, CRM_KEY_CUST_FMT ":leads", cid);
         const char *push[] = {"RPUSH", lkey, lid};
         crm_tx_cmdargv(tx, 3, push, NULL);
     }
@@ -478,7 +479,7 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     /* Events. */
     crm_msg_t ev;
     crm_msg_init(&ev, CRM_T_lead_created);
-    snprintf(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, it->sid);
+    crm_fmt(ev.corr, sizeof ev.corr, "%.*s", CRM_ID_MAX - 1, it->sid);
     CRM_SET_STR(&ev, lead_created, lead_id, lid);
     CRM_SET_STR(&ev, lead_created, customer_id, cid);
     CRM_SET_STR(&ev, lead_created, channel, lead->channel);
@@ -506,7 +507,7 @@ static void s_accept(s_batch_t *b, s_item_t *it, crm_tx_t *tx, const char *now, 
     crm_msg_clear(&upd);
     if (lead->has.testdrive_at) {
         char tid[40];
-        snprintf(tid, sizeof tid, "T%lld", lnum);
+        crm_fmt(tid, sizeof tid, "T%lld", lnum);
         crm_msg_init(&ev, CRM_T_testdrive_requested);
         CRM_SET_STR(&ev, testdrive_requested, testdrive_id, tid);
         CRM_SET_STR(&ev, testdrive_requested, lead_id, lid);
@@ -611,7 +612,7 @@ crm_handled_t intake_on_submit(crm_service_t *svc, crm_req_t **reqs, int n, crm_
     }
     int64_t now_ms = crm_now_ms();
     char now[24];
-    snprintf(now, sizeof now, "%lld", (long long) now_ms);
+    crm_fmt(now, sizeof now, "%lld", (long long) now_ms);
     for (int i = 0; i < n; i++) {
         s_item_t *it = b.items[i];
         if (it->skip)
@@ -643,7 +644,7 @@ int intake_document_key(const crm_msg_t *msg, char *out, size_t size, crm_err_t 
     const crm_bin_t *d = &msg->body.lead_unconvertible.document;
     char hex[CRM_ID_DIGEST_SZ];
     crm_id_digest_bytes(d->v ? (const void *) d->v : "", d->n, hex);
-    snprintf(out, size, "doc:%s", hex);
+    crm_fmt(out, size, "doc:%s", hex);
     return 0;
 }
 
@@ -658,7 +659,7 @@ crm_handled_t intake_on_unconvertible(crm_service_t *svc, crm_req_t *req, crm_tx
     s_batch_t b = {.quar_base = r->integer};
     freeReplyObject(r);
     char errors[700], qid[32];
-    snprintf(errors, sizeof errors, "document|unconvertible|%s%s%s", u->filename ? u->filename : "",
+    crm_fmt(errors, sizeof errors, "document|unconvertible|%s%s%s", u->filename ? u->filename : "",
              u->filename ? ": " : "", u->reason);
     s_quarantine(&b, tx, crm_req_key(req), u->channel, errors, u->document.v, u->document.n, "document", qid);
     crm_msg_t ev;

@@ -17,6 +17,7 @@
 #include "crm_config.h"
 #include "crm_log.h"
 #include "crm_store.h"
+#include "crm_str.h"
 
 /* A fresh option table for each test: parsing fills `value` in place. */
 #define T_OPTS(name)                                                                               \
@@ -468,6 +469,57 @@ static void test_commands_are_formatted_as_hiredis_formats_them(void **state)
 }
 #undef SAME
 
+/* crm_fmt gives what snprintf gives, text and result, for every buffer
+   size from 0 to past the text: the conversions it writes itself and
+   those it hands to the C library. */
+#define S_FMT_CASE(...)                                                                            \
+    do {                                                                                           \
+        char want[256], got[256];                                                                  \
+        int wn = snprintf(want, sizeof want, __VA_ARGS__);                                         \
+        assert_true(wn >= 0 && wn < (int) sizeof want);                                            \
+        for (size_t size = 0; size <= (size_t) wn + 2; size++) {                                   \
+            char a[256], b[256];                                                                   \
+            memset(a, 'x', sizeof a), memset(b, 'x', sizeof b);                                    \
+            int an = snprintf(size ? a : NULL, size, __VA_ARGS__);                                 \
+            int bn = crm_fmt(size ? b : NULL, size, __VA_ARGS__);                                  \
+            assert_int_equal(bn, an);                                                              \
+            assert_memory_equal(b, a, sizeof a);                                                   \
+        }                                                                                          \
+        assert_int_equal(crm_fmt(got, sizeof got, __VA_ARGS__), wn);                               \
+        assert_string_equal(got, want);                                                            \
+    } while (0)
+
+static void test_fmt_writes_what_snprintf_writes(void **state)
+{
+    (void) state;
+    S_FMT_CASE("plain text");
+    S_FMT_CASE("%s", "");
+    S_FMT_CASE("crm:lead:%s", "L42");
+    S_FMT_CASE("crm:cust:{%s}:history", "C7");
+    S_FMT_CASE("%s|%s|%s", "mobile", "invalid", "手机号 不是 号码");
+    S_FMT_CASE("%.*s", 3, "abcdef");
+    S_FMT_CASE("%.*s|", 10, "ab");
+    S_FMT_CASE("ans-%.24s", "0123456789abcdef0123456789abcdef");
+    S_FMT_CASE("%8s|%2s", "ab", "abcdef");
+    S_FMT_CASE("%c:%s", 'm', "13800138000");
+    S_FMT_CASE("%3c", 'z');
+    S_FMT_CASE("100%% %d%%", 5);
+    S_FMT_CASE("C%lld", 1234567890123LL);
+    S_FMT_CASE("%lld %lld %lld", 0LL, -1LL, (long long) INT64_MIN);
+    S_FMT_CASE("%llu %llu", 0ULL, (unsigned long long) UINT64_MAX);
+    S_FMT_CASE("%d %i %u %d", INT32_MIN, -7, 4000000000U, INT32_MAX);
+    S_FMT_CASE("%ld %lu %zu %jd", -42L, 42UL, (size_t) 123456, (intmax_t) -9);
+    S_FMT_CASE("%hd %hhu %hu", (short) -300, (unsigned char) 250, (unsigned short) 65535);
+    S_FMT_CASE("%02x%02x%02x", 0, 10, 255);
+    S_FMT_CASE("%s-%llx %X %x", "p", 0xdeadbeefULL, 0xABCU, 0U);
+    S_FMT_CASE("%5d|%05d|%-5d|%+d|% d", 42, -42, 42, 42, 42);
+    S_FMT_CASE("%04d-%02d-%02d %02d:%02d CST", 2026, 12, 4, 9, 5);
+    S_FMT_CASE("%.3d|%#x|%o", 7, 255, 8);
+    S_FMT_CASE("%.2f ms p50, %g", 0.914, 1e-3);
+    S_FMT_CASE("%s %p", "at", (void *) 0x1234);
+    S_FMT_CASE("%-8s|", "left");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup(test_monotonic_clock_does_not_go_back, s_setup),
         cmocka_unit_test_setup(test_store_with_a_malformed_url_is_not_created, s_setup),
         cmocka_unit_test_setup(test_commands_are_formatted_as_hiredis_formats_them, s_setup),
+        cmocka_unit_test(test_fmt_writes_what_snprintf_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
