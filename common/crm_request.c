@@ -379,7 +379,7 @@ int crm_route_send(crm_route_t *route, const void *data, size_t len)
 int crm_route_answer(crm_route_t *route, crm_msg_t *answer)
 {
     msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
+    crm_sbuffer_init(&buf, 512);
     int rc = s_encode(route->ep->svc, answer, route->corr, &buf) == 0
                  ? crm_route_send(route, buf.data, buf.size)
                  : -1;
@@ -492,7 +492,7 @@ static void s_init(crm_endpoint_t *ep, crm_req_t *req)
     memset(req, 0, sizeof *req);
     req->ep = ep;
     req->dup_of = -1;
-    msgpack_sbuffer_init(&req->out);
+    crm_sbuffer_init(&req->out, 512);
 }
 
 /* Takes one message off the socket into `req`. 0 when it is a request to

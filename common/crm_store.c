@@ -817,7 +817,7 @@ static int s_encode(crm_tx_t *self, crm_msg_t *msg, msgpack_sbuffer *buf, size_t
         msg->ts = crm_now_ms();
     if (!msg->producer[0])
         crm_fmt(msg->producer, sizeof msg->producer, "%s", self->producer);
-    msgpack_sbuffer_init(buf);
+    crm_sbuffer_init(buf, 512);
     if (crm_msg_encode(msg, buf, off) != 0 || !msg->stream[0]) {
         msgpack_sbuffer_destroy(buf);
         self->failed = true;

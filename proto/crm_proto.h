@@ -9,6 +9,7 @@
 #define CRM_PROTO_H
 
 #include <msgpack.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,6 +153,16 @@ const char *crm_msg_field_type(crm_type_t type, const char *field);
    (if not NULL) so that the store can patch it when it allocates the
    number. Returns 0 or -1 (allocation failure). */
 int crm_msg_encode(const crm_msg_t *msg, msgpack_sbuffer *out, size_t *seq_off);
+/* msgpack_sbuffer_init with room for `cap` bytes at first (msgpack-c's own
+   first allocation is 8 KB, a slow one for the C library's allocator,
+   where an envelope takes a few hundred bytes); it grows as usual, and
+   starts empty when the allocation fails. */
+static inline void crm_sbuffer_init(msgpack_sbuffer *buf, size_t cap)
+{
+    msgpack_sbuffer_init(buf);
+    if ((buf->data = malloc(cap)))
+        buf->alloc = cap;
+}
 /* Writes `seq` big-endian at `off` in an encoded frame. */
 void crm_frame_patch_seq(void *frame, size_t off, uint64_t seq);
 
