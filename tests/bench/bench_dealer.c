@@ -127,8 +127,8 @@ int main(void)
     waitpid(crm_h_spawn("crmctl", cert, cenv, "/dev/null"), &st, 0);
     redisReply *r = crm_store_cmd(store, "HSET crm:cust:{C1} name 王先生 mobile 13812345678 city 深圳");
     freeReplyObject(r);
-    printf("autocrm dealer benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
-           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("autocrm dealer benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec%s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), crm_h_aof_hold(store));
     double yard = crm_h_redis_benchmark(&redis);
     char sh[64];
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s (same Redis, same run)\n", yard);

@@ -99,8 +99,8 @@ int main(void)
     snprintf(env[3], sizeof env[3], "CRM_LOG_LEVEL=warn");
     snprintf(env[4], sizeof env[4], "CRM_CONTROL=tcp://127.0.0.1:%d", crm_h_free_port());
     const char *envp[] = {env[0], env[1], env[2], env[3], env[4], NULL};
-    printf("autocrm intake benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec\n",
-           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("autocrm intake benchmark: %ld cores, redis-server with appendonly yes, appendfsync everysec%s\n",
+           sysconf(_SC_NPROCESSORS_ONLN), crm_h_aof_hold(store));
     double yard = crm_h_redis_benchmark(&s_redis);
     char sh[64];
     printf("yardstick   redis-benchmark -P 16 -t set: %.0f SET/s (same Redis, same run)\n", yard);

@@ -97,3 +97,14 @@ const char *crm_h_aof_note(crm_store_t *store, long long mark)
         return " [Redis did not say whether it rewrote its AOF meanwhile]";
     return now > mark ? " [Redis rewrote its AOF during this run: a fork busy on one of the cores]" : "";
 }
+
+const char *crm_h_aof_hold(crm_store_t *store)
+{
+    if (getenv("BENCH_AOF_REWRITE"))
+        return ", automatic AOF rewrites as configured (BENCH_AOF_REWRITE)";
+    redisReply *r = crm_store_cmd(store, "CONFIG SET auto-aof-rewrite-percentage 0");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok ? ", no automatic AOF rewrite (BENCH_AOF_REWRITE=1 leaves them on)"
+              : ", automatic AOF rewrites on (CONFIG SET refused)";
+}

@@ -32,5 +32,10 @@ long long crm_h_aof_mark(crm_store_t *store);
 /* "" when Redis has not rewritten its append-only file since `mark`, else
    a note saying it did: a rewrite forks and takes a core of two. */
 const char *crm_h_aof_note(crm_store_t *store, long long mark);
+/* Turns Redis's automatic AOF rewrites off for a timed run (CONFIG SET
+   auto-aof-rewrite-percentage 0) unless BENCH_AOF_REWRITE is set: where a
+   rewrite's fork fell decided a run's figure more than the code did. Returns
+   what to print on the header line. */
+const char *crm_h_aof_hold(crm_store_t *store);
 
 #endif
