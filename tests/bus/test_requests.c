@@ -402,6 +402,34 @@ static int s_events(fx_t *f, const char *stream, bool (*fn)(const crm_msg_t *m, 
     return n;
 }
 
+/* Whether every entry of a stream is numbered 1, 2, 3 ... in order and
+   carries its own number in its envelope (writers that interleave their
+   commits included). */
+static bool s_numbered_in_order(fx_t *f, const char *stream)
+{
+    redisReply *r = crm_store_cmd(f->s.store, "XRANGE crm:{%s}:events - +", stream);
+    assert_non_null(r);
+    bool ok = r->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; ok && i < r->elements; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "%zu-0", i + 1);
+        const redisReply *frame = crm_reply_field_reply(r->element[i]->element[1], "m");
+        crm_msg_t m;
+        crm_err_t err;
+        ok = !strcmp(r->element[i]->element[0]->str, want) && frame &&
+             crm_msg_decode(frame->str, frame->len, &m, &err) == 0;
+        if (ok) {
+            ok = m.seq == i + 1;
+            crm_msg_clear(&m);
+        }
+        if (!ok)
+            print_message("%s: entry %zu (%s) is not numbered %zu\n", stream, i,
+                          r->element[i]->element[0]->str, i + 1);
+    }
+    freeReplyObject(r);
+    return ok;
+}
+
 static void s_lead_msg(fx_t *f, crm_msg_t *m, const char *sid, bool testdrive)
 {
     char mobile[24];
@@ -1071,6 +1099,9 @@ test_two_intake_instances_given_the_same_500_submissions_store_500_leads_and_ans
     }
     assert_int_equal(s_count_keys(f, "crm:lead:*"), rounds * N_LOAD);
     assert_int_equal(crm_h_int(f->s.store, "XLEN crm:{lead}:events"), rounds * N_LOAD);
+    /* the two appended to the same streams, turn by turn */
+    assert_true(s_numbered_in_order(f, "lead"));
+    assert_true(s_numbered_in_order(f, "customer"));
     print_message("two intakes: %d round(s) of %d, %d conflicts, %d answers sent again after "
                   "\"unavailable\"\n",
                   rounds, N_LOAD, conflicts, resent);
