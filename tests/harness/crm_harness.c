@@ -334,10 +334,10 @@ int crm_h_cg_on(pid_t pid)
     return crm_h_callgrind() ? s_callgrind_control("-i on", pid) : -1;
 }
 
-/* The Ir of a callgrind profile part: its "summary:" line, the part's own
-   cost, else its "totals:". ("totals:" sums every part since the start:
-   a phase measured after another came out as the two together.) The
-   profile written at exit, after the last dump, has neither right. */
+/* The Ir of a callgrind profile part: its "totals:" line, the part's own
+   cost, else its "summary:". Not "summary:" first: after the first part it
+   is this part's cost less the one before (callgrind's "-i off" zeroes the
+   counters, not what the last dump saw), and below zero it wraps. */
 static long long s_cg_file_ir(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -351,7 +351,7 @@ static long long s_cg_file_ir(const char *path)
     }
     if (f)
         fclose(f);
-    return summary >= 0 ? summary : totals;
+    return totals >= 0 ? totals : summary;
 }
 
 long long crm_h_cg_ir(const char *name, pid_t pid)
