@@ -64,12 +64,16 @@
    takes (a Lua number concatenated to a string goes through "%.14g": the id
    is formatted as an integer). The stream is trimmed once a call, not at
    every XADD: an XADD with MAXLEN goes to the append-only file with three
-   more arguments, and an XTRIM that removes nothing does not go at all. */
+   more arguments, and an XTRIM that removes nothing does not go at all.
+   Redis takes at most 10,000 entries off in one approximate trim; a call
+   appends far fewer, so a stream stays at about maxlen (a lowered maxlen
+   is reached over the calls that follow). A frame without room for its
+   number at the offset (none that crm_msg_encode makes) is kept as sent. */
 const char crm_append_lua[] =
     "local a,r,f=2,{},string.format for g=1,#KEYS/2 do local n=tonumber(ARGV[a]) "
     "local s=redis.call('INCRBY',KEYS[2*g],n)-n local ok=s+1==tonumber(ARGV[a+1]) a=a+2 r[g]=s+1 "
     "local k=KEYS[2*g-1] for i=1,n do s=s+1 local m=ARGV[a] if not ok then local o=tonumber(ARGV[a+1]) "
-    "if o>0 then m=m:sub(1,o)..struct.pack('>I8',s)..m:sub(o+9) end end a=a+2 "
+    "if o>0 and o+8<=#m then m=m:sub(1,o)..struct.pack('>I8',s)..m:sub(o+9) end end a=a+2 "
     "redis.call('XADD',k,f('%d',s),'m',m) end redis.call('XTRIM',k,'MAXLEN','~',ARGV[1]) end return r";
 
 /* The library: crm_claim. */

@@ -1170,8 +1170,10 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
         r = r && r->type == REDIS_REPLY_ARRAY && e->group < r->elements ? r->element[e->group] : NULL;
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             e->seq = (uint64_t) r->integer + e->place;
-            /* Same bytes crm_append stored: patch the number in place. */
-            crm_frame_patch_seq(e->frame, e->seq_off, e->seq);
+            /* Same bytes crm_append stored: patch the number in place (where
+               crm_append_lua did; every envelope has room for it). */
+            if (e->seq_off > 0 && e->seq_off + 8 <= e->len)
+                crm_frame_patch_seq(e->frame, e->seq_off, e->seq);
             s_next_seq_set(self, e->stream, e->seq + 1);
         } else {
             e->seq = 0;

@@ -150,17 +150,40 @@ static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream
     freeReplyObject(r);
 }
 
+/* The stored entry of emit `e` is its frame, byte for byte, and decodes with
+   number `want`. */
+static void s_stored_as_carried(fx_t *f, const crm_emit_t *e, uint64_t want)
+{
+    assert_int_equal(e->seq, want);
+    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events %llu-0 %llu-0", e->stream,
+                                  (unsigned long long) want, (unsigned long long) want);
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    const redisReply *stored = r->element[0]->element[1]->element[1];
+    assert_int_equal(stored->len, e->len);
+    assert_memory_equal(stored->str, e->frame, e->len);
+    crm_msg_t m;
+    crm_err_t err;
+    assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
+    assert_int_equal(m.seq, want);
+    crm_msg_clear(&m);
+    freeReplyObject(r);
+}
+
 /* A writer sends its frames with the numbers its last commit left next;
    when another writer appended in between, Redis gives the frames their
    real numbers: what is kept is what is carried, with the right number,
-   either way, and the next commit after that is numbered on from it. */
+   either way, and the next commit after that is numbered on from it. In
+   one commit, a stream another writer touched and one it did not each get
+   theirs. */
 static void test_a_commit_after_another_writer_gets_the_numbers_the_stream_gives(void **state)
 {
     fx_t *f = *state;
-    const uint64_t want[] = {1, 2, 13, 14, 15};
-    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        if (i == 2) { /* another writer took 3-12 */
-            redisReply *r = crm_store_cmd(f->store, "INCRBY crm:{lead}:seq 10");
+    const uint64_t lead[] = {1, 2, 13, 14, 15}, cust[] = {1, 2, 3, 4, 25};
+    for (size_t i = 0; i < sizeof lead / sizeof lead[0]; i++) {
+        /* another writer takes leads 3-12 before the third commit, customers 5-24 before the fifth */
+        const char *bump = i == 2 ? "lead" : i == 4 ? "customer" : NULL;
+        if (bump) {
+            redisReply *r = crm_store_cmd(f->store, "INCRBY crm:{%s}:seq %d", bump, i == 2 ? 10 : 20);
             freeReplyObject(r);
         }
         crm_tx_t *tx = crm_tx_new("test", 100000);
@@ -170,27 +193,22 @@ static void test_a_commit_after_another_writer_gets_the_numbers_the_stream_gives
         make_lead(&m, id);
         assert_true(crm_tx_emit(tx, &m) >= 0);
         crm_msg_clear(&m);
-        assert_int_equal(crm_store_commit(f->store, tx), 0);
-        const crm_emit_t *e = crm_tx_emit_at(tx, 0);
-        assert_int_equal(e->seq, want[i]);
-        redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{lead}:events %llu-0 %llu-0",
-                                      (unsigned long long) want[i], (unsigned long long) want[i]);
-        assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
-        const redisReply *stored = r->element[0]->element[1]->element[1];
-        assert_int_equal(stored->len, e->len);
-        assert_memory_equal(stored->str, e->frame, e->len);
-        crm_err_t err;
-        assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
-        assert_int_equal(m.seq, want[i]);
-        assert_string_equal(m.body.lead_created.lead_id, id);
+        crm_msg_init(&m, CRM_T_customer_updated);
+        CRM_SET_STR(&m, customer_updated, customer_id, id);
+        crm_strs_push(&m.body.customer_updated.fields, "name");
+        m.body.customer_updated.has.fields = true;
+        assert_true(crm_tx_emit(tx, &m) >= 0);
         crm_msg_clear(&m);
-        freeReplyObject(r);
+        assert_int_equal(crm_store_commit(f->store, tx), 0);
+        s_stored_as_carried(f, crm_tx_emit_at(tx, 0), lead[i]);
+        s_stored_as_carried(f, crm_tx_emit_at(tx, 1), cust[i]);
         crm_tx_destroy(&tx);
     }
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 5);
+    assert_int_equal(crm_h_int(f->store, "XLEN crm:{customer}:events"), 5);
 }
 
-/* A stream keeps about its last maxlen events (whole nodes of 100 go at
+/* Each stream keeps about its last maxlen events (whole nodes of 100 go at
    once), the newest always. */
 static void test_a_stream_is_trimmed_to_about_its_maxlen(void **state)
 {
@@ -202,16 +220,25 @@ static void test_a_stream_is_trimmed_to_about_its_maxlen(void **state)
             make_lead(&m, "L1");
             assert_true(crm_tx_emit(tx, &m) >= 0);
             crm_msg_clear(&m);
+            crm_msg_init(&m, CRM_T_customer_updated);
+            CRM_SET_STR(&m, customer_updated, customer_id, "C1");
+            crm_strs_push(&m.body.customer_updated.fields, "name");
+            m.body.customer_updated.has.fields = true;
+            assert_true(crm_tx_emit(tx, &m) >= 0);
+            crm_msg_clear(&m);
         }
         assert_int_equal(crm_store_commit(f->store, tx), 0);
         crm_tx_destroy(&tx);
     }
-    long long len = crm_h_int(f->store, "XLEN crm:{lead}:events");
-    assert_true(len >= 150 && len <= 250);
-    redisReply *r = crm_store_cmd(f->store, "XREVRANGE crm:{lead}:events + - COUNT 1");
-    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
-    assert_string_equal(r->element[0]->element[0]->str, "1000-0");
-    freeReplyObject(r);
+    for (int k = 0; k < 2; k++) { /* every stream of the commits, not only the last */
+        const char *stream = k ? "customer" : "lead";
+        long long len = crm_h_int(f->store, "XLEN crm:{%s}:events", stream);
+        assert_true(len >= 150 && len <= 250);
+        redisReply *r = crm_store_cmd(f->store, "XREVRANGE crm:{%s}:events + - COUNT 1", stream);
+        assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+        assert_string_equal(r->element[0]->element[0]->str, "1000-0");
+        freeReplyObject(r);
+    }
 }
 
 static void test_a_failed_transaction_leaves_neither_state_nor_event(void **state)
