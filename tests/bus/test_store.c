@@ -46,6 +46,14 @@ static void make_lead(crm_msg_t *m, const char *lead)
     CRM_SET_STR(m, lead_created, channel, "website");
 }
 
+static void make_customer(crm_msg_t *m, const char *cid)
+{
+    crm_msg_init(m, CRM_T_customer_updated);
+    CRM_SET_STR(m, customer_updated, customer_id, cid);
+    crm_strs_push(&m->body.customer_updated.fields, "name");
+    m->body.customer_updated.has.fields = true;
+}
+
 static void test_commit_numbers_events_contiguously_and_the_entry_id_is_the_number(void **state)
 {
     fx_t *f = *state;
@@ -87,6 +95,29 @@ static void test_commit_numbers_events_contiguously_and_the_entry_id_is_the_numb
     crm_tx_destroy(&tx);
 }
 
+/* The stored entry of emit `e` is its frame, byte for byte, and decodes with
+   number `want` (and, for a lead or a customer event, the id `id`). */
+static void s_stored_as_carried(fx_t *f, const crm_emit_t *e, uint64_t want, const char *id)
+{
+    assert_int_equal(e->seq, want);
+    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events %llu-0 %llu-0", e->stream,
+                                  (unsigned long long) want, (unsigned long long) want);
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
+    const redisReply *stored = r->element[0]->element[1]->element[1];
+    assert_int_equal(stored->len, e->len);
+    assert_memory_equal(stored->str, e->frame, e->len);
+    crm_msg_t m;
+    crm_err_t err;
+    assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
+    assert_int_equal(m.seq, want);
+    if (m.type == CRM_T_lead_created)
+        assert_string_equal(m.body.lead_created.lead_id, id);
+    else if (m.type == CRM_T_customer_updated)
+        assert_string_equal(m.body.customer_updated.customer_id, id);
+    crm_msg_clear(&m);
+    freeReplyObject(r);
+}
+
 /* Events of several streams in one transaction: each stream numbered from
    its own counter in the order of emit, the bytes kept the bytes carried
    (a number beyond 32 bits too), and one append for the whole commit (Redis
@@ -104,14 +135,10 @@ static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream
             crm_msg_t m;
             char id[16];
             snprintf(id, sizeof id, "X%d", round * 5 + i);
-            if (i % 2 == 0) {
+            if (i % 2 == 0)
                 make_lead(&m, id);
-            } else {
-                crm_msg_init(&m, CRM_T_customer_updated);
-                CRM_SET_STR(&m, customer_updated, customer_id, id);
-                crm_strs_push(&m.body.customer_updated.fields, "name");
-                m.body.customer_updated.has.fields = true;
-            }
+            else
+                make_customer(&m, id);
             assert_true(crm_tx_emit(tx, &m) >= 0);
             crm_msg_clear(&m);
         }
@@ -119,24 +146,9 @@ static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream
         /* leads 1-3 then 4-6; customers 2^32 + 42-43 then 2^32 + 44-45 */
         uint64_t lead = 1 + 3 * (uint64_t) round, cust = (UINT64_C(1) << 32) + 42 + 2 * (uint64_t) round;
         for (size_t i = 0; i < 5; i++) {
-            const crm_emit_t *e = crm_tx_emit_at(tx, i);
-            uint64_t want = i % 2 == 0 ? lead++ : cust++;
-            assert_int_equal(e->seq, want);
-            r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events %llu-0 %llu-0", e->stream,
-                              (unsigned long long) want, (unsigned long long) want);
-            assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
-            const redisReply *stored = r->element[0]->element[1]->element[1];
-            assert_int_equal(stored->len, e->len);
-            assert_memory_equal(stored->str, e->frame, e->len);
-            crm_msg_t m;
-            crm_err_t err;
-            assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
-            assert_int_equal(m.seq, want);
             char id[16];
             snprintf(id, sizeof id, "X%d", round * 5 + (int) i);
-            assert_string_equal(i % 2 == 0 ? m.body.lead_created.lead_id : m.body.customer_updated.customer_id, id);
-            crm_msg_clear(&m);
-            freeReplyObject(r);
+            s_stored_as_carried(f, crm_tx_emit_at(tx, i), i % 2 == 0 ? lead++ : cust++, id);
         }
         crm_tx_destroy(&tx);
     }
@@ -147,25 +159,6 @@ static void test_events_of_several_streams_in_one_commit_are_numbered_per_stream
     const char *eval = strstr(r->str, "cmdstat_eval:calls=");
     assert_non_null(eval);
     assert_int_equal(atoi(eval + strlen("cmdstat_eval:calls=")), 2); /* one a commit */
-    freeReplyObject(r);
-}
-
-/* The stored entry of emit `e` is its frame, byte for byte, and decodes with
-   number `want`. */
-static void s_stored_as_carried(fx_t *f, const crm_emit_t *e, uint64_t want)
-{
-    assert_int_equal(e->seq, want);
-    redisReply *r = crm_store_cmd(f->store, "XRANGE crm:{%s}:events %llu-0 %llu-0", e->stream,
-                                  (unsigned long long) want, (unsigned long long) want);
-    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 1);
-    const redisReply *stored = r->element[0]->element[1]->element[1];
-    assert_int_equal(stored->len, e->len);
-    assert_memory_equal(stored->str, e->frame, e->len);
-    crm_msg_t m;
-    crm_err_t err;
-    assert_int_equal(crm_msg_decode(stored->str, stored->len, &m, &err), 0);
-    assert_int_equal(m.seq, want);
-    crm_msg_clear(&m);
     freeReplyObject(r);
 }
 
@@ -193,15 +186,12 @@ static void test_a_commit_after_another_writer_gets_the_numbers_the_stream_gives
         make_lead(&m, id);
         assert_true(crm_tx_emit(tx, &m) >= 0);
         crm_msg_clear(&m);
-        crm_msg_init(&m, CRM_T_customer_updated);
-        CRM_SET_STR(&m, customer_updated, customer_id, id);
-        crm_strs_push(&m.body.customer_updated.fields, "name");
-        m.body.customer_updated.has.fields = true;
+        make_customer(&m, id);
         assert_true(crm_tx_emit(tx, &m) >= 0);
         crm_msg_clear(&m);
         assert_int_equal(crm_store_commit(f->store, tx), 0);
-        s_stored_as_carried(f, crm_tx_emit_at(tx, 0), lead[i]);
-        s_stored_as_carried(f, crm_tx_emit_at(tx, 1), cust[i]);
+        s_stored_as_carried(f, crm_tx_emit_at(tx, 0), lead[i], id);
+        s_stored_as_carried(f, crm_tx_emit_at(tx, 1), cust[i], id);
         crm_tx_destroy(&tx);
     }
     assert_int_equal(crm_h_int(f->store, "XLEN crm:{lead}:events"), 5);
@@ -220,10 +210,7 @@ static void test_a_stream_is_trimmed_to_about_its_maxlen(void **state)
             make_lead(&m, "L1");
             assert_true(crm_tx_emit(tx, &m) >= 0);
             crm_msg_clear(&m);
-            crm_msg_init(&m, CRM_T_customer_updated);
-            CRM_SET_STR(&m, customer_updated, customer_id, "C1");
-            crm_strs_push(&m.body.customer_updated.fields, "name");
-            m.body.customer_updated.has.fields = true;
+            make_customer(&m, "C1");
             assert_true(crm_tx_emit(tx, &m) >= 0);
             crm_msg_clear(&m);
         }
