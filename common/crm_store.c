@@ -861,6 +861,15 @@ int crm_tx_emit(crm_tx_t *self, crm_msg_t *msg)
     return s_add_emit(self, msg->stream, buf.data, buf.size, off, -1);
 }
 
+/* Writes `seq` into the frame's seq field, where crm_append_lua patches it
+   too: a frame without room for it at its offset (none crm_msg_encode
+   makes) is kept as it is, by both. */
+static void s_patch_seq(crm_emit_t *e, uint64_t seq)
+{
+    if (e->seq_off > 0 && e->seq_off + 8 <= e->len)
+        crm_frame_patch_seq(e->frame, e->seq_off, seq);
+}
+
 /* Queues one EVAL of crm_append_lua after the caller's commands for every
    event not yet queued, grouped by stream in order of first emit; each emit
    learns the call's index, its stream's place in the reply (group) and its
@@ -920,8 +929,8 @@ static int s_queue_appends(crm_store_t *store, crm_tx_t *self)
             if (!count)
                 first = s_next_seq(store, e->stream);
             /* sent with the number it gets if no other writer comes first */
-            if (first && e->seq_off > 0 && e->seq_off + 8 <= e->len)
-                crm_frame_patch_seq(e->frame, e->seq_off, first + count);
+            if (first)
+                s_patch_seq(e, first + count);
             crm_fmt(nums[nn], sizeof nums[nn], "%zu", e->seq_off);
             argv[a] = e->frame, lens[a++] = e->len;
             S_ARG(nums[nn++]);
@@ -1170,10 +1179,8 @@ int crm_store_commit_with(crm_store_t *self, crm_tx_t *tx, void (*meanwhile)(voi
         r = r && r->type == REDIS_REPLY_ARRAY && e->group < r->elements ? r->element[e->group] : NULL;
         if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             e->seq = (uint64_t) r->integer + e->place;
-            /* Same bytes crm_append stored: patch the number in place (where
-               crm_append_lua did; every envelope has room for it). */
-            if (e->seq_off > 0 && e->seq_off + 8 <= e->len)
-                crm_frame_patch_seq(e->frame, e->seq_off, e->seq);
+            /* Same bytes crm_append stored: patch the number in place. */
+            s_patch_seq(e, e->seq);
             s_next_seq_set(self, e->stream, e->seq + 1);
         } else {
             e->seq = 0;

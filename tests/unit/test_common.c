@@ -512,6 +512,8 @@ static void test_fmt_writes_what_snprintf_writes(void **state)
     S_FMT_CASE("%hd %hhu %hu", (short) -300, (unsigned char) 250, (unsigned short) 65535);
     S_FMT_CASE("%hd %hhd %hhu %hu", 70000, 300, 300, 70000); /* beyond their types: cut as printf cuts */
     S_FMT_CASE("%.*s|%s", -1, "all of it", "x");
+    const char *volatile nul = NULL; /* glibc's own way with a null %s, precision or not */
+    S_FMT_CASE("%.3s|%s|%.*s", nul, nul, 8, nul);
     S_FMT_CASE("%.*s %.*s %5.2f", 2, "abc", 1, "xyz", 3.14159); /* the fallback after %.*s took two */
     S_FMT_CASE("%02x%02x%02x", 0, 10, 255);
     S_FMT_CASE("%s-%llx %X %x", "p", 0xdeadbeefULL, 0xABCU, 0U);
